@@ -1,0 +1,96 @@
+/* local/: the in-process tier. Sharded hash tables with an exact LRU or a
+ * W-TinyLFU policy per shard, bounded by entries and bytes, with per-entry
+ * expiry, and the immutable reference-counted sc_value.
+ *
+ * Knows nothing of Redis or events. Every function is thread-safe. Versions
+ * are opaque increasing numbers to this module: a put never replaces a held
+ * entry with a lower or equal version, and "stripe epochs" let a caller that
+ * read a value elsewhere install it only if no removal or event touched the
+ * key's stripe in between (the read-populate race).
+ */
+#ifndef SC_LOCAL_H
+#define SC_LOCAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <synccache/synccache.h>
+
+/* ---- values ---- */
+
+/* New value holding a copy of len bytes (plus a trailing NUL), refcount 1.
+ * NULL on out of memory. data may be NULL when len is 0. */
+sc_value *sc__value_new(const void *data, size_t len, uint64_t version);
+/* Adds a reference; returns v. */
+sc_value *sc__value_ref(sc_value *v);
+/* The public sc_value_data/size/version/release are defined in local/value.c. */
+
+/* ---- clock ---- */
+
+/* Monotonic milliseconds from a cheap coarse clock (a few ms resolution),
+ * used for TTLs on the hot path. */
+uint64_t sc__now_ms(void);
+
+/* ---- store ---- */
+
+typedef struct sc__local sc__local;
+
+typedef struct sc__local_config {
+    sc_local_policy policy;
+    size_t max_entries;   /* 0 = unbounded */
+    size_t max_bytes;     /* 0 = unbounded; counts key + value bytes */
+    uint64_t max_ttl_ms;  /* cap on every entry's life; 0 = none */
+    unsigned shards;      /* 0 = automatic (1 for small bounds); else a power of two <= 256 */
+} sc__local_config;
+
+typedef struct sc__local_stats {
+    uint64_t hits, misses, evictions, expirations;
+    uint64_t entries, bytes;
+} sc__local_stats;
+
+/* NULL on out of memory or a bad config. */
+sc__local *sc__local_new(const sc__local_config *cfg);
+void sc__local_free(sc__local *l); /* NULL is a no-op; held values stay valid */
+
+/* Hash of a key; pass it to the calls below so a key is hashed once. */
+uint64_t sc__local_hash(const char *key, size_t klen);
+
+/* SC_OK with *out (a new reference) or SC_NOT_FOUND (also for an expired
+ * entry, which is dropped). Counts a hit or a miss. */
+sc_status sc__local_get(sc__local *l, const char *key, size_t klen, uint64_t hash, sc_value **out);
+
+/* Like sc__local_get but counts nothing and does not touch recency or
+ * frequency (for tests and the verifier). */
+sc_status sc__local_peek(sc__local *l, const char *key, size_t klen, uint64_t hash, sc_value **out);
+
+/* The current epoch of the key's stripe. It grows whenever a remove, clear or
+ * sc__local_bump touches the stripe. */
+uint64_t sc__local_epoch(sc__local *l, uint64_t hash);
+
+/* Marks the key's stripe as touched (an event for the key arrived) without
+ * changing the entry. */
+void sc__local_bump(sc__local *l, uint64_t hash);
+
+/* Installs v under key (taking its own reference) unless:
+ *  - the key holds a version >= sc_value_version(v) and version_check is set
+ *    -> SC_ERR_CONFLICT;
+ *  - epoch_seen is not NULL and the stripe epoch moved past *epoch_seen
+ *    -> SC_ERR_CONFLICT;
+ *  - key + value alone exceed max_bytes -> SC_ERR_TOO_LARGE;
+ *  - the W-TinyLFU admission rejects it -> SC_OK, counted as an eviction.
+ * ttl_ms 0 means only max_ttl_ms applies. Evicts to respect the bounds.
+ * SC_ERR_NOMEM leaves the old entry removed (never a half state). */
+sc_status sc__local_put(sc__local *l, const char *key, size_t klen, uint64_t hash, sc_value *v,
+                        uint64_t ttl_ms, int version_check, const uint64_t *epoch_seen);
+
+/* Removes the key if its version is lower than below_version (UINT64_MAX:
+ * always) and bumps the stripe epoch either way. Returns 1 if an entry was
+ * removed, else 0. */
+int sc__local_remove(sc__local *l, const char *key, size_t klen, uint64_t hash, uint64_t below_version);
+
+/* Drops every entry and bumps every epoch. Returns how many were dropped. */
+size_t sc__local_clear(sc__local *l);
+
+void sc__local_stats(sc__local *l, sc__local_stats *out);
+
+#endif

@@ -1,0 +1,153 @@
+/* sync/: everything about the event stream. Three parts, one file each:
+ *   event.c     the event codec (msgpack and JSON, both accepted on input)
+ *   sequence.c  the apply rules: own events, duplicates, gaps
+ *   subscriber.c the libevent + hiredis async subscription: its own thread or
+ *               the caller's event_base, reconnect with capped backoff and
+ *               jitter, a periodic tick
+ *
+ * Knows nothing of the local tier or the blocking Redis pool; lib/ wires them
+ * through the callbacks below.
+ */
+#ifndef SC_SYNC_H
+#define SC_SYNC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <synccache/synccache.h>
+
+struct event_base;
+
+/* ---------------------------------------------------------------- codec --
+ * An event is a map with these fields (same names in both encodings):
+ *   format  integer, 1
+ *   action  "set" | "invalidate" | "delete" | "clear" | "heartbeat"
+ *   key     string (absent or "" for clear and heartbeat)
+ *   sender  string, the pod id
+ *   version unsigned integer: the namespace sequence of the write (for a
+ *           heartbeat: the sequence when it was sent); absent or 0 for an
+ *           event from an outside publisher
+ *   value   set only: msgpack str or bin / JSON base64 string
+ *   ttl     unsigned ms, 0 or absent = none
+ *   time    unsigned ms since the Unix epoch when published (Redis clock)
+ * msgpack is a map with string keys; JSON is an object. Unknown fields are
+ * ignored. In JSON, numbers may also be decimal strings (Redis' cjson cannot
+ * print integers above 2^53 exactly). */
+
+typedef enum sc__action {
+    SC__ACT_SET = 1,
+    SC__ACT_INVALIDATE,
+    SC__ACT_DELETE,
+    SC__ACT_CLEAR,
+    SC__ACT_HEARTBEAT
+} sc__action;
+
+typedef struct sc__event {
+    int format;
+    sc__action action;
+    const char *key;     /* NUL-terminated; "" when absent */
+    size_t key_len;
+    const char *sender;  /* NUL-terminated; "" when absent */
+    size_t sender_len;
+    uint64_t version;
+    int has_value;
+    const void *value;   /* NUL-terminated too */
+    size_t value_len;
+    uint64_t ttl_ms;
+    uint64_t time_ms;
+    void *storage_;      /* owned copy of the strings; sc__event_free frees */
+} sc__event;
+
+/* Decodes one message (msgpack when the first byte is a map marker, JSON when
+ * it starts with '{' after whitespace). Rejects with SC_ERR_TOO_LARGE a
+ * message longer than max_bytes (0 = no limit), with SC_ERR_CODEC anything
+ * malformed: wrong types, unknown action, missing key for set / invalidate /
+ * delete, a key with a NUL byte, set without value, bad base64, trailing
+ * bytes. On success the caller calls sc__event_free. On failure nothing needs
+ * freeing. Never reads past len. */
+sc_status sc__event_decode(const void *buf, size_t len, size_t max_bytes, sc__event *ev);
+void sc__event_free(sc__event *ev);
+
+/* Encodes ev (fields as above; value only for set) into a malloc'd buffer. */
+sc_status sc__event_encode(const sc__event *ev, sc_wire_format fmt, char **out, size_t *out_len);
+
+const char *sc__action_name(sc__action a);
+
+/* Base64 (RFC 4648, with padding). decode returns -1 on bad input, else the
+ * decoded length; out must hold base64_decoded_max(len) bytes. */
+size_t sc__base64_encoded_len(size_t len);
+void sc__base64_encode(const void *in, size_t len, char *out); /* writes a NUL */
+size_t sc__base64_decoded_max(size_t len);
+long long sc__base64_decode(const char *in, size_t len, void *out);
+
+/* ------------------------------------------------------------- sequence --
+ * The per-pod ordering state. Events with a version belong to the namespace
+ * sequence: each write takes the next number and events reach the channel
+ * in that order. So a pod that has applied everything up to last_seq expects
+ * exactly last_seq + 1 next. Not thread-safe: used from the sync thread only.
+ */
+typedef enum sc__verdict {
+    SC__APPLY,     /* apply it, then sc__seq_advance */
+    SC__SELF,      /* own event: do not apply, but advance */
+    SC__STALE,     /* version <= last_seq: already applied (duplicate, replay) */
+    SC__GAP,       /* events were skipped: catch up to version - 1 first */
+    SC__EXTERNAL   /* no version (outside publisher): apply without sequencing */
+} sc__verdict;
+
+typedef struct sc__seq {
+    uint64_t last_seq;      /* 0: not yet known (nothing can be judged a gap) */
+    const char *own_id;
+    size_t own_len;
+} sc__seq;
+
+void sc__seq_init(sc__seq *s, const char *own_id);
+/* Decides what to do with a decoded cache event (not a heartbeat). */
+sc__verdict sc__seq_classify(const sc__seq *s, const sc__event *ev);
+/* For a heartbeat carrying seq: 1 if events up to seq were missed. */
+int sc__seq_heartbeat_gap(const sc__seq *s, uint64_t seq);
+void sc__seq_advance(sc__seq *s, uint64_t version);
+
+/* ----------------------------------------------------------- subscriber -- */
+
+typedef struct sc__sub sc__sub;
+
+typedef struct sc__sub_callbacks {
+    /* A message on the channel. data is borrowed for the call. */
+    void (*on_message)(const char *data, size_t len, void *ud);
+    /* The SUBSCRIBE was confirmed (first time or after a reconnect). */
+    void (*on_subscribed)(void *ud);
+    /* The connection was lost or refused; a reconnect is scheduled. */
+    void (*on_lost)(const char *why, void *ud);
+    /* Every tick_ms while running, connected or not. */
+    void (*on_tick)(void *ud);
+    void *ud;
+} sc__sub_callbacks;
+
+typedef struct sc__sub_config {
+    const char *host;
+    int port;
+    const char *unix_socket;
+    const char *username;
+    const char *password;
+    unsigned timeout_ms;       /* connect timeout */
+    const char *channel;
+    struct event_base *base;   /* NULL: own base on an own thread */
+    unsigned reconnect_min_ms;
+    unsigned reconnect_max_ms;
+    unsigned tick_ms;          /* 0: no tick */
+} sc__sub_config;
+
+/* Starts connecting (asynchronously). All callbacks run on the loop thread,
+ * never before sc__sub_start returns. Strings are copied. */
+sc_status sc__sub_start(const sc__sub_config *cfg, const sc__sub_callbacks *cb, sc__sub **out, char *err,
+                        size_t errlen);
+
+/* Drops the current connection and reconnects after the backoff (for a stall
+ * found by the heartbeat). Loop thread only (call it from a callback). */
+void sc__sub_reconnect(sc__sub *s, const char *why);
+
+/* Stops the loop thread (own base) or removes every event from the caller's
+ * base, and frees. No callback runs after it returns. NULL is a no-op. */
+void sc__sub_stop(sc__sub *s);
+
+#endif
