@@ -64,13 +64,24 @@ typedef struct sc__event {
  * malformed: wrong types, unknown action, missing key for set / invalidate /
  * delete, a key with a NUL byte, set without value, bad base64, trailing
  * bytes. On success the caller calls sc__event_free. On failure nothing needs
- * freeing. Never reads past len. */
+ * freeing. Never reads past len.
+ * Also rejected: a known field given twice, format other than 1 (absent
+ * means 1), a NUL byte in sender, negative or fractional numbers, in JSON
+ * any string holding \u0000. A value on an action other than set must be
+ * well-formed but is dropped (has_value 0). ev is zeroed first, so after a
+ * failure it is a zeroed event. buf need not be NUL-terminated. */
 sc_status sc__event_decode(const void *buf, size_t len, size_t max_bytes, sc__event *ev);
 void sc__event_free(sc__event *ev);
 
-/* Encodes ev (fields as above; value only for set) into a malloc'd buffer. */
+/* Encodes ev (fields as above; value only for set) into a malloc'd buffer
+ * the caller frees with free() (JSON output is also NUL-terminated). format
+ * is always written as 1, msgpack values as bin, JSON numbers >= 2^53 as
+ * decimal strings. SC_ERR_INVALID for an event the decoder would reject
+ * (bad action, empty key where one is needed, NUL in key or sender, set
+ * without value), SC_ERR_NOMEM. */
 sc_status sc__event_encode(const sc__event *ev, sc_wire_format fmt, char **out, size_t *out_len);
 
+/* "set", "invalidate", ...; "unknown" for any other number. */
 const char *sc__action_name(sc__action a);
 
 /* Base64 (RFC 4648, with padding). decode returns -1 on bad input, else the
@@ -100,8 +111,14 @@ typedef struct sc__seq {
     size_t own_len;
 } sc__seq;
 
+/* own_id is borrowed and must outlive s; NULL means none. */
 void sc__seq_init(sc__seq *s, const char *own_id);
-/* Decides what to do with a decoded cache event (not a heartbeat). */
+/* Decides what to do with a decoded cache event (not a heartbeat), in this
+ * order: version 0 is SC__EXTERNAL; version <= last_seq is SC__STALE (own
+ * duplicates too); a known last_seq and version != last_seq + 1 is SC__GAP
+ * (own events too: skipping past them would hide the lost events); sender
+ * equal to own_id (byte compare; an empty own id matches nothing) is
+ * SC__SELF; otherwise SC__APPLY. */
 sc__verdict sc__seq_classify(const sc__seq *s, const sc__event *ev);
 /* For a heartbeat carrying seq: 1 if events up to seq were missed. */
 int sc__seq_heartbeat_gap(const sc__seq *s, uint64_t seq);
