@@ -1,0 +1,520 @@
+/* The subscription to the cache channel: one hiredis async connection that
+ * SUBSCRIBEs and hands every message to lib/, on a libevent loop that is
+ * either the caller's or one this file runs on a thread of its own. hiredis
+ * 0.14 has no reconnect and no async timeouts, so this file owns both: a
+ * deadline timer per connection attempt, and a capped exponential backoff
+ * with jitter between attempts. It also drives the periodic tick lib/ uses
+ * for heartbeats.
+ *
+ * Lifetime of a connection. hiredis frees a context by itself when the
+ * connect fails (right after onConnect with REDIS_ERR) and when an open
+ * connection breaks (right after onDisconnect). Freeing one from inside a
+ * hiredis callback is either deferred by hiredis (reply callbacks, which
+ * run under REDIS_IN_CALLBACK) or a use-after-free (onConnect: hiredis goes
+ * on using the context after it returns; onDisconnect: the context is
+ * already being freed). So this file never frees a context from inside any
+ * hiredis callback: a connection it gives up on moves from `ac` to `doomed`
+ * and is freed by reap_ev, a libevent event activated at once, which runs
+ * outside every hiredis frame. A hiredis callback for a context other than
+ * `ac` belongs to a connection that was already reported and is ignored
+ * (forgetting `doomed` when hiredis frees it first); that is what makes
+ * on_lost fire exactly once per attempt.
+ */
+#include "sync.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <event2/event.h>
+#include <event2/thread.h>
+#include <hiredis/adapters/libevent.h>
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+
+struct sc__sub {
+    char *host;
+    int port;
+    char *unix_socket;
+    char *username;
+    char *password;
+    char *channel;
+    unsigned timeout_ms;
+    unsigned backoff_min_ms;
+    unsigned backoff_max_ms;
+    sc__sub_callbacks cb;
+
+    struct event_base *base;
+    int own_base; /* base and thread are ours */
+    pthread_t thread;
+
+    struct event *connect_ev;  /* timer: the next connection attempt */
+    struct event *deadline_ev; /* timer: the attempt must be subscribed by then */
+    struct event *reap_ev;     /* activated: frees `doomed` outside hiredis */
+    struct event *tick_ev;     /* persistent timer; NULL without a tick */
+    struct event *stop_ev;     /* activated from sc__sub_stop; own thread only */
+
+    redisAsyncContext *ac;     /* the current attempt or connection, or NULL */
+    redisAsyncContext *doomed; /* given up on, waiting for reap_ev */
+    unsigned failures;         /* attempts since the last subscribe: the backoff exponent */
+    uint64_t rng;              /* jitter state */
+    char why[512];             /* on_lost text, built here so callers get one string */
+};
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (!err || errlen == 0)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+static const char *format_why(sc__sub *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static const char *format_why(sc__sub *s, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(s->why, sizeof s->why, fmt, ap);
+    va_end(ap);
+    return s->why;
+}
+
+/* Copies an optional string: 0 on success (also for NULL), -1 when out of memory. */
+static int copy_opt(char **dst, const char *src)
+{
+    *dst = NULL;
+    if (!src)
+        return 0;
+    *dst = strdup(src);
+    return *dst ? 0 : -1;
+}
+
+/* splitmix64: the jitter only has to keep pods from reconnecting in step,
+ * so a per-subscriber generator seeded from the clock and the address is
+ * enough, and unlike rand() it touches no shared state. */
+static uint64_t next_random(sc__sub *s)
+{
+    uint64_t z = (s->rng += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+static struct timeval ms_to_tv(uint64_t ms)
+{
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+    return tv;
+}
+
+/* delay_n = min(max, min * 2^n), scaled by a random factor in [0.5, 1]. */
+static void schedule_attempt(sc__sub *s)
+{
+    unsigned shift = s->failures < 32 ? s->failures : 32;
+    uint64_t d = (uint64_t)s->backoff_min_ms << shift;
+    if (d > s->backoff_max_ms)
+        d = s->backoff_max_ms;
+    d = d / 2 + next_random(s) % (d - d / 2 + 1);
+    if (s->failures < 32)
+        s->failures++;
+    struct timeval tv = ms_to_tv(d);
+    evtimer_add(s->connect_ev, &tv);
+}
+
+/* The attempt is over and `ac` no longer refers to it: report it once and
+ * schedule the next one. on_lost runs last so that a callback that looks at
+ * the subscriber finds it consistent. */
+static void report_lost(sc__sub *s, const char *why)
+{
+    event_del(s->deadline_ev);
+    schedule_attempt(s);
+    if (s->cb.on_lost)
+        s->cb.on_lost(why, s->cb.ud);
+}
+
+/* Gives up on the current context; it is freed by reap_ev, since we may be
+ * inside one of its callbacks. */
+static void give_up(sc__sub *s, const char *why)
+{
+    s->doomed = s->ac;
+    s->ac = NULL;
+    event_active(s->reap_ev, EV_TIMEOUT, 0);
+    report_lost(s, why);
+}
+
+/* Frees a given-up context. Runs only from libevent callbacks of this file
+ * or from sc__sub_stop, never inside a hiredis callback. redisAsyncFree runs
+ * the pending reply callbacks with a NULL reply and onDisconnect; all of
+ * them see a context that is not `ac` and do nothing. */
+static void reap(sc__sub *s)
+{
+    redisAsyncContext *ac = s->doomed;
+    if (ac) {
+        redisAsyncFree(ac);
+        s->doomed = NULL;
+    }
+}
+
+static void on_reap(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    reap(arg);
+}
+
+static void on_connect(const redisAsyncContext *ac, int status)
+{
+    sc__sub *s = ac->data;
+    if (status == REDIS_OK)
+        return;
+    /* hiredis frees the context when this returns. */
+    if (ac == s->doomed) {
+        s->doomed = NULL;
+    } else if (ac == s->ac) {
+        s->ac = NULL;
+        report_lost(s, format_why(s, "cannot connect to Redis: %s", ac->errstr ? ac->errstr : "unknown error"));
+    }
+}
+
+static void on_disconnect(const redisAsyncContext *ac, int status)
+{
+    sc__sub *s = ac->data;
+    /* hiredis frees the context when this returns. */
+    if (ac == s->doomed) {
+        s->doomed = NULL;
+    } else if (ac == s->ac) {
+        s->ac = NULL;
+        report_lost(s, format_why(s, "subscription connection lost: %s",
+                                  status == REDIS_OK || !ac->errstr ? "closed" : ac->errstr));
+    }
+}
+
+static void on_auth_reply(redisAsyncContext *ac, void *r, void *privdata)
+{
+    (void)privdata;
+    sc__sub *s = ac->data;
+    redisReply *reply = r;
+    if (!reply || ac != s->ac)
+        return;
+    if (reply->type == REDIS_REPLY_ERROR)
+        give_up(s, format_why(s, "AUTH failed: %s", reply->str));
+}
+
+static int is_kind(const redisReply *e, const char *kind)
+{
+    size_t n = strlen(kind);
+    return e->type == REDIS_REPLY_STRING && e->len == n && memcmp(e->str, kind, n) == 0;
+}
+
+/* Every reply on the subscription: the confirmation and then the messages.
+ * A message that arrives on a context we gave up on (after
+ * sc__sub_reconnect, in the same read) is not delivered. */
+static void on_sub_reply(redisAsyncContext *ac, void *r, void *privdata)
+{
+    (void)privdata;
+    sc__sub *s = ac->data;
+    redisReply *reply = r;
+    if (!reply || ac != s->ac || reply->type != REDIS_REPLY_ARRAY || reply->elements != 3)
+        return;
+    if (is_kind(reply->element[0], "message")) {
+        const redisReply *payload = reply->element[2];
+        if (payload->type == REDIS_REPLY_STRING && s->cb.on_message)
+            s->cb.on_message(payload->str, payload->len, s->cb.ud);
+    } else if (is_kind(reply->element[0], "subscribe")) {
+        event_del(s->deadline_ev);
+        s->failures = 0;
+        if (s->cb.on_subscribed)
+            s->cb.on_subscribed(s->cb.ud);
+    }
+}
+
+static void on_deadline(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    sc__sub *s = arg;
+    if (s->ac)
+        give_up(s, format_why(s, "no subscription confirmed by Redis within %u ms", s->timeout_ms));
+}
+
+/* Queues AUTH (when configured) and SUBSCRIBE; hiredis sends them once the
+ * connection is up, so one round trip covers both. */
+static int send_commands(sc__sub *s, redisAsyncContext *ac)
+{
+    if (s->password) {
+        const char *argv[3] = {"AUTH", s->username ? s->username : s->password, s->password};
+        int argc = s->username ? 3 : 2;
+        if (redisAsyncCommandArgv(ac, on_auth_reply, NULL, argc, argv, NULL) != REDIS_OK)
+            return -1;
+    }
+    const char *argv[2] = {"SUBSCRIBE", s->channel};
+    return redisAsyncCommandArgv(ac, on_sub_reply, NULL, 2, argv, NULL) == REDIS_OK ? 0 : -1;
+}
+
+static void on_connect_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    sc__sub *s = arg;
+    /* A connection given up on in this loop iteration may not be freed yet;
+     * free it now so that at most one context is ever in flight. */
+    reap(s);
+
+    redisAsyncContext *ac = s->unix_socket ? redisAsyncConnectUnix(s->unix_socket)
+                                           : redisAsyncConnect(s->host, s->port);
+    if (!ac) {
+        report_lost(s, "cannot connect to Redis: out of memory");
+        return;
+    }
+    /* Keepalive lets the kernel notice a peer that vanished without a FIN;
+     * the heartbeat in lib/ notices it sooner, this catches it regardless. */
+    if (!ac->err && !s->unix_socket)
+        redisEnableKeepAlive(&ac->c);
+    if (ac->err || ac->c.err) {
+        /* Failed before any callback was set or event attached: free here. */
+        format_why(s, "cannot connect to Redis: %s", ac->err ? ac->errstr : ac->c.errstr);
+        redisAsyncFree(ac);
+        report_lost(s, s->why);
+        return;
+    }
+    ac->data = s;
+    redisLibeventAttach(ac, s->base);
+    redisAsyncSetConnectCallback(ac, on_connect);
+    redisAsyncSetDisconnectCallback(ac, on_disconnect);
+    s->ac = ac;
+    struct timeval tv = ms_to_tv(s->timeout_ms);
+    evtimer_add(s->deadline_ev, &tv);
+    if (send_commands(s, ac) != 0)
+        give_up(s, "cannot queue AUTH/SUBSCRIBE: out of memory");
+}
+
+static void on_tick(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    sc__sub *s = arg;
+    s->cb.on_tick(s->cb.ud);
+}
+
+/* Drops the connection without reporting it: the subscriber is stopping. */
+static void close_connection(sc__sub *s)
+{
+    reap(s);
+    if (s->ac) {
+        s->doomed = s->ac;
+        s->ac = NULL;
+        reap(s);
+    }
+}
+
+static void on_stop(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    sc__sub *s = arg;
+    close_connection(s);
+    event_base_loopbreak(s->base);
+}
+
+static void *loop_main(void *arg)
+{
+    sc__sub *s = arg;
+    event_base_loop(s->base, EVLOOP_NO_EXIT_ON_EMPTY);
+    return NULL;
+}
+
+static void free_sub(sc__sub *s)
+{
+    struct event *evs[] = {s->connect_ev, s->deadline_ev, s->reap_ev, s->tick_ev, s->stop_ev};
+    for (size_t i = 0; i < sizeof evs / sizeof evs[0]; i++)
+        if (evs[i])
+            event_free(evs[i]);
+    if (s->own_base && s->base)
+        event_base_free(s->base);
+    free(s->host);
+    free(s->unix_socket);
+    free(s->username);
+    free(s->password);
+    free(s->channel);
+    free(s);
+}
+
+static pthread_once_t threads_once = PTHREAD_ONCE_INIT;
+static int threads_rc;
+
+static void use_pthreads(void)
+{
+    threads_rc = evthread_use_pthreads();
+}
+
+static sc_status check_config(const sc__sub_config *cfg, const sc__sub_callbacks *cb, char *err, size_t errlen)
+{
+    if (!cfg || !cb) {
+        set_err(err, errlen, "no config or callbacks");
+        return SC_ERR_INVALID;
+    }
+    if (!cfg->channel || !*cfg->channel) {
+        set_err(err, errlen, "no channel to subscribe to");
+        return SC_ERR_INVALID;
+    }
+    int tcp = !cfg->unix_socket || !*cfg->unix_socket;
+    if (tcp && (!cfg->host || !*cfg->host)) {
+        set_err(err, errlen, "neither a Redis host nor a unix socket");
+        return SC_ERR_INVALID;
+    }
+    if (tcp && (cfg->port < 1 || cfg->port > 65535)) {
+        set_err(err, errlen, "Redis port %d is not in 1..65535", cfg->port);
+        return SC_ERR_INVALID;
+    }
+    if (cfg->username && !cfg->password) {
+        set_err(err, errlen, "a Redis username needs a password");
+        return SC_ERR_INVALID;
+    }
+    if (cfg->timeout_ms < 1) {
+        set_err(err, errlen, "timeout_ms must be at least 1");
+        return SC_ERR_INVALID;
+    }
+    if (cfg->reconnect_min_ms < 1 || cfg->reconnect_max_ms < cfg->reconnect_min_ms) {
+        set_err(err, errlen, "need 1 <= reconnect_min_ms (%u) <= reconnect_max_ms (%u)", cfg->reconnect_min_ms,
+                cfg->reconnect_max_ms);
+        return SC_ERR_INVALID;
+    }
+    return SC_OK;
+}
+
+sc_status sc__sub_start(const sc__sub_config *cfg, const sc__sub_callbacks *cb, sc__sub **out, char *err,
+                        size_t errlen)
+{
+    if (!out) {
+        set_err(err, errlen, "no place for the subscriber");
+        return SC_ERR_INVALID;
+    }
+    *out = NULL;
+    sc_status st = check_config(cfg, cb, err, errlen);
+    if (st != SC_OK)
+        return st;
+
+    sc__sub *s = calloc(1, sizeof *s);
+    if (!s) {
+        set_err(err, errlen, "out of memory");
+        return SC_ERR_NOMEM;
+    }
+    s->port = cfg->port;
+    s->timeout_ms = cfg->timeout_ms;
+    s->backoff_min_ms = cfg->reconnect_min_ms;
+    s->backoff_max_ms = cfg->reconnect_max_ms;
+    s->cb = *cb;
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    s->rng = ((uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec) ^ (uint64_t)(uintptr_t)s;
+    int nomem = copy_opt(&s->channel, cfg->channel) || copy_opt(&s->username, cfg->username) ||
+                copy_opt(&s->password, cfg->password);
+    if (cfg->unix_socket && *cfg->unix_socket)
+        nomem = nomem || copy_opt(&s->unix_socket, cfg->unix_socket);
+    else
+        nomem = nomem || copy_opt(&s->host, cfg->host);
+    if (nomem) {
+        free_sub(s);
+        set_err(err, errlen, "out of memory");
+        return SC_ERR_NOMEM;
+    }
+
+    if (cfg->base) {
+        s->base = cfg->base;
+    } else {
+        /* A base that another thread can wake (event_active from
+         * sc__sub_stop) needs libevent's locking, switched on before the
+         * base is created. */
+        pthread_once(&threads_once, use_pthreads);
+        if (threads_rc != 0) {
+            free_sub(s);
+            set_err(err, errlen, "libevent: cannot enable pthreads support");
+            return SC_ERR_NOMEM;
+        }
+        s->own_base = 1;
+        s->base = event_base_new();
+        if (!s->base) {
+            free_sub(s);
+            set_err(err, errlen, "libevent: cannot create an event base");
+            return SC_ERR_NOMEM;
+        }
+    }
+
+    s->connect_ev = evtimer_new(s->base, on_connect_timer, s);
+    s->deadline_ev = evtimer_new(s->base, on_deadline, s);
+    s->reap_ev = event_new(s->base, -1, 0, on_reap, s);
+    nomem = !s->connect_ev || !s->deadline_ev || !s->reap_ev;
+    if (cfg->tick_ms && cb->on_tick) {
+        s->tick_ev = event_new(s->base, -1, EV_PERSIST, on_tick, s);
+        nomem = nomem || !s->tick_ev;
+    }
+    if (s->own_base) {
+        s->stop_ev = event_new(s->base, -1, 0, on_stop, s);
+        nomem = nomem || !s->stop_ev;
+    }
+    if (nomem) {
+        free_sub(s);
+        set_err(err, errlen, "libevent: out of memory");
+        return SC_ERR_NOMEM;
+    }
+    /* The first attempt runs from the loop, so no callback can run inside
+     * this function, and a caller's base sees nothing until it runs. */
+    struct timeval zero = {0, 0};
+    evtimer_add(s->connect_ev, &zero);
+    if (s->tick_ev) {
+        struct timeval tv = ms_to_tv(cfg->tick_ms);
+        event_add(s->tick_ev, &tv);
+    }
+
+    /* *out is written before the loop thread exists, so callbacks on that
+     * thread may read it (creating the thread orders the two). */
+    *out = s;
+    if (s->own_base) {
+        /* The loop thread takes no signals: they belong to the application,
+         * and a SIGPIPE from a write to a closed socket stays pending on the
+         * thread instead of killing the process (hiredis 0.14 writes with
+         * plain write()). */
+        sigset_t all, old;
+        sigfillset(&all);
+        pthread_sigmask(SIG_SETMASK, &all, &old);
+        int rc = pthread_create(&s->thread, NULL, loop_main, s);
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        if (rc != 0) {
+            *out = NULL;
+            free_sub(s);
+            set_err(err, errlen, "cannot start the sync thread: %s", strerror(rc));
+            return SC_ERR_NOMEM;
+        }
+        pthread_setname_np(s->thread, "sc-sync");
+    }
+    return SC_OK;
+}
+
+void sc__sub_reconnect(sc__sub *s, const char *why)
+{
+    /* Without a connection, the loss is already reported and the next
+     * attempt already scheduled. */
+    if (s && s->ac)
+        give_up(s, why ? why : "reconnect requested");
+}
+
+void sc__sub_stop(sc__sub *s)
+{
+    if (!s)
+        return;
+    if (s->own_base) {
+        event_active(s->stop_ev, EV_TIMEOUT, 0);
+        pthread_join(s->thread, NULL);
+    }
+    /* With an own base, on_stop has closed the connection on the loop
+     * thread and this does nothing, unless the loop ended on an error
+     * before on_stop could run; with the caller's base this is the close. */
+    close_connection(s);
+    free_sub(s);
+}
