@@ -96,4 +96,51 @@ typedef int (*sc__remote_log_fn)(uint64_t seq, const char *event, size_t len, vo
 sc_status sc__remote_log_range(sc__remote *r, uint64_t after, uint64_t upto, sc__remote_log_fn fn, void *ud,
                                char *err, size_t errlen);
 
+/* ------------------------------------------------ internal to remote/ --
+ * pool.c: the connection pool; scripts.c: the Lua scripts. Deadlines are
+ * absolute CLOCK_MONOTONIC milliseconds (sc__now_ms). */
+
+struct redisReply;
+typedef struct sc__pool sc__pool;
+
+int64_t sc__now_ms(void);
+/* snprintf into err (when err is not NULL and errlen > 0). */
+void sc__errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* Copies the connection settings of cfg; connects nothing yet. */
+sc_status sc__pool_create(const sc__remote_config *cfg, sc__pool **out, char *err, size_t errlen);
+void sc__pool_destroy(sc__pool *p); /* NULL is a no-op */
+const char *sc__pool_addr(const sc__pool *p); /* "host:port" or the socket path */
+
+/* Takes a free connection (waiting until deadline), connects it if needed
+ * (AUTH, SELECT) and runs one command. what names the command in messages.
+ * SC_OK with *reply (caller frees; it may be an error reply), or
+ * SC_ERR_TIMEOUT / SC_ERR_REMOTE / SC_ERR_NOMEM with *reply NULL. A pooled
+ * connection found dead (Redis restarted) is replaced and the command
+ * retried once within the same deadline. */
+sc_status sc__pool_command(sc__pool *p, int64_t deadline, unsigned timeout_ms, const char *what, int argc,
+                           const char **argv, const size_t *lens, struct redisReply **reply, char *err,
+                           size_t errlen);
+
+typedef enum sc__script_id {
+    SC__SCRIPT_GET,
+    SC__SCRIPT_SET,
+    SC__SCRIPT_DELETE,
+    SC__SCRIPT_CLEAR,
+    SC__SCRIPT_HEARTBEAT,
+    SC__SCRIPT_SEQ,
+    SC__SCRIPT_COUNT
+} sc__script_id;
+
+/* SCRIPT LOAD of every script; shas[i] gets the hex SHA1 of script i. */
+sc_status sc__scripts_load(sc__pool *p, unsigned timeout_ms, char shas[SC__SCRIPT_COUNT][41], char *err,
+                           size_t errlen);
+
+/* EVALSHA (EVAL after NOSCRIPT) of script id with args = nkeys keys then the
+ * ARGV. SC_OK with a reply that is not an error (caller frees); an error
+ * reply becomes SC_ERR_REMOTE with its text in err. */
+sc_status sc__script_run(sc__pool *p, const char shas[SC__SCRIPT_COUNT][41], sc__script_id id, int nkeys,
+                         int nargs, const char **args, const size_t *lens, int64_t deadline, unsigned timeout_ms,
+                         struct redisReply **reply, char *err, size_t errlen);
+
 #endif
