@@ -1,0 +1,187 @@
+/* The sc_cache lifecycle: open (check options, connect Redis, build the local
+ * tier, start the synchronizer and wait for the first sync), close, and the
+ * stats snapshot. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "lib/internal.h"
+
+static void cache_free(sc_cache *c)
+{
+    if (!c)
+        return;
+    /* The subscriber first: after it stops no callback touches the rest. */
+    sc__sub_stop(c->sub);
+    sc__remote_close(c->remote);
+    sc__local_free(c->local);
+    sc__flights_destroy(&c->flights);
+    pthread_mutex_destroy(&c->open_mu);
+    pthread_cond_destroy(&c->open_cv);
+    free(c->strings);
+    free(c);
+}
+
+/* Waits (own-thread mode) until the first subscription is synced. */
+static sc_status wait_first_sync(sc_cache *c)
+{
+    struct timespec deadline;
+    clock_gettime(CLOCK_MONOTONIC, &deadline);
+    /* The subscriber connects, subscribes and reads the sequence: up to a
+     * connect and two round trips, each bounded by the timeout. */
+    uint64_t ms = (uint64_t)c->opt.redis_timeout_ms * 3;
+    deadline.tv_sec += (time_t)(ms / 1000);
+    deadline.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (deadline.tv_nsec >= 1000000000L) {
+        deadline.tv_sec++;
+        deadline.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&c->open_mu);
+    int rc = 0;
+    while (c->open_state == 0 && rc != ETIMEDOUT)
+        rc = pthread_cond_timedwait(&c->open_cv, &c->open_mu, &deadline);
+    int ok = c->open_state == 1;
+    pthread_mutex_unlock(&c->open_mu);
+    return ok ? SC_OK : SC_ERR_TIMEOUT;
+}
+
+SC_EXPORT sc_status sc_open(const sc_options *o, sc_cache **out)
+{
+    char err[SC__ERRLEN];
+    if (!out)
+        return sc__fail(NULL, SC_ERR_INVALID, "sc_open: out is NULL");
+    *out = NULL;
+    if (sc__options_check(o, err, sizeof err) != SC_OK)
+        return sc__fail(NULL, SC_ERR_INVALID, "%s", err);
+
+    sc_cache *c = calloc(1, sizeof *c);
+    if (!c)
+        return sc__fail(NULL, SC_ERR_NOMEM, "sc_open: out of memory");
+    pthread_mutex_init(&c->open_mu, NULL);
+    {
+        pthread_condattr_t ca;
+        pthread_condattr_init(&ca);
+        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+        pthread_cond_init(&c->open_cv, &ca);
+        pthread_condattr_destroy(&ca);
+    }
+    sc__flights_init(&c->flights);
+    if (sc__options_copy(c, o) != SC_OK) {
+        cache_free(c);
+        return sc__fail(NULL, SC_ERR_NOMEM, "sc_open: out of memory");
+    }
+    const sc_options *opt = &c->opt;
+    sc__seq_init(&c->seq, opt->pod_id);
+
+    sc__local_config lc = {
+        .policy = opt->local_policy,
+        .max_entries = opt->local_max_entries,
+        .max_bytes = opt->local_max_bytes,
+        .max_ttl_ms = opt->local_ttl_ms,
+        .shards = opt->local_shards,
+    };
+    c->local = sc__local_new(&lc);
+    if (!c->local) {
+        cache_free(c);
+        return sc__fail(NULL, SC_ERR_NOMEM, "sc_open: cannot create the local tier");
+    }
+
+    sc__remote_config rc = {
+        .host = opt->redis_host,
+        .port = opt->redis_port,
+        .unix_socket = opt->redis_unix_socket,
+        .username = opt->redis_username,
+        .password = opt->redis_password,
+        .db = opt->redis_db,
+        .timeout_ms = opt->redis_timeout_ms,
+        .pool_size = opt->redis_pool_size,
+        .ns = opt->ns,
+        .channel = opt->channel,
+        .sender = opt->pod_id,
+        .wire_format = opt->wire_format,
+        .log_len = opt->event_log_len,
+    };
+    sc_status s = sc__remote_open(&rc, &c->remote, err, sizeof err);
+    if (s != SC_OK) {
+        cache_free(c);
+        return sc__fail(NULL, s, "sc_open: %s", err);
+    }
+
+    sc__sub_config sub = {
+        .host = opt->redis_host,
+        .port = opt->redis_port,
+        .unix_socket = opt->redis_unix_socket,
+        .username = opt->redis_username,
+        .password = opt->redis_password,
+        .timeout_ms = opt->redis_timeout_ms,
+        .channel = opt->channel,
+        .base = opt->event_base,
+        .reconnect_min_ms = opt->reconnect_min_ms,
+        .reconnect_max_ms = opt->reconnect_max_ms,
+        .tick_ms = opt->heartbeat_interval_ms,
+    };
+    sc__sub_callbacks cb;
+    sc__syncer_callbacks(c, &cb);
+    s = sc__sub_start(&sub, &cb, &c->sub, err, sizeof err);
+    if (s != SC_OK) {
+        cache_free(c);
+        return sc__fail(NULL, s, "sc_open: synchronizer: %s", err);
+    }
+    if (!opt->event_base && wait_first_sync(c) != SC_OK) {
+        cache_free(c);
+        return sc__fail(NULL, SC_ERR_TIMEOUT, "sc_open: not subscribed to %s within %u ms", opt->channel,
+                        opt->redis_timeout_ms * 3);
+    }
+    sc__log(c, SC_LOG_INFO, "pod %s open on namespace %s", opt->pod_id, opt->ns);
+    *out = c;
+    return SC_OK;
+}
+
+SC_EXPORT void sc_close(sc_cache *c)
+{
+    cache_free(c);
+}
+
+SC_EXPORT const char *sc_pod_id(const sc_cache *c)
+{
+    return c ? c->opt.pod_id : "";
+}
+
+#define LOAD(x) atomic_load_explicit(&c->x, memory_order_relaxed)
+
+SC_EXPORT void sc_stats_get(sc_cache *c, sc_stats *out)
+{
+    if (!out)
+        return;
+    memset(out, 0, sizeof *out);
+    if (!c)
+        return;
+    sc__local_stats ls;
+    sc__local_stats(c->local, &ls);
+    out->local_hits = ls.hits;
+    out->local_misses = ls.misses;
+    out->evictions = ls.evictions;
+    out->expirations = ls.expirations;
+    out->local_entries = ls.entries;
+    out->local_bytes = ls.bytes;
+    out->remote_hits = LOAD(remote_hits);
+    out->remote_misses = LOAD(remote_misses);
+    out->remote_errors = LOAD(remote_errors);
+    out->loads_shared = LOAD(loads_shared);
+    out->events_published = LOAD(events_published);
+    out->events_received = LOAD(events_received);
+    out->events_applied = LOAD(events_applied);
+    out->events_ignored_self = LOAD(events_ignored_self);
+    out->events_stale = LOAD(events_stale);
+    out->events_malformed = LOAD(events_malformed);
+    out->invalidations = LOAD(invalidations);
+    out->reconnects = LOAD(reconnects);
+    out->gaps = LOAD(gaps);
+    out->events_replayed = LOAD(events_replayed);
+    out->flushes = LOAD(flushes);
+    out->heartbeat_misses = LOAD(heartbeat_misses);
+    out->stale_served = LOAD(stale_served);
+    out->synced = (uint64_t)atomic_load(&c->synced);
+    out->last_seq = LOAD(last_seq);
+}

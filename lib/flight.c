@@ -1,0 +1,135 @@
+/* Single-flight loading: concurrent misses on one key share one Redis read.
+ * The first caller (the leader) reads Redis; the others wait on the flight's
+ * condition variable and take a reference to the same value. The table is
+ * small (a flight lives only while a read is in progress), so one mutex is
+ * enough. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/internal.h"
+
+struct sc__flight {
+    sc__flight *next;
+    uint64_t hash;
+    size_t klen;
+    int waiters;        /* followers still to take the result */
+    int done;
+    sc_status status;
+    sc_value *value;    /* the leader's reference, dropped by the last one out */
+    char err[SC__ERRLEN];
+    pthread_cond_t cv;
+    char key[];
+};
+
+void sc__flights_init(sc__flights *f)
+{
+    pthread_mutex_init(&f->mu, NULL);
+    memset(f->buckets, 0, sizeof f->buckets);
+}
+
+void sc__flights_destroy(sc__flights *f)
+{
+    pthread_mutex_destroy(&f->mu);
+}
+
+/* Reads Redis and installs the value when allowed. The leader's work. */
+static sc_status read_remote(sc_cache *c, const char *key, size_t klen, uint64_t hash, int install,
+                             sc_value **out, char *err, size_t errlen)
+{
+    /* The epoch is taken before the read: any event for the key's stripe
+     * that lands while the read is in flight blocks the install. */
+    uint64_t epoch = sc__local_epoch(c->local, hash);
+    sc__remote_item item;
+    sc_status s = sc__remote_get(c->remote, key, klen, &item, err, errlen);
+    if (s == SC_NOT_FOUND) {
+        sc__atomic_inc(&c->remote_misses);
+        return s;
+    }
+    if (s != SC_OK) {
+        sc__atomic_inc(&c->remote_errors);
+        return s;
+    }
+    sc__atomic_inc(&c->remote_hits);
+    sc_value *v = sc__value_new(item.data, item.len, item.version);
+    free(item.data);
+    if (!v) {
+        snprintf(err, errlen, "out of memory");
+        return SC_ERR_NOMEM;
+    }
+    /* Redis will expire the key; the local copy must not outlive it. A key
+     * with 0 ms left is about to go, so it is not worth keeping. */
+    if (install && item.pttl_ms != 0 &&
+        atomic_load_explicit(&c->synced, memory_order_acquire))
+        sc__local_put(c->local, key, klen, hash, v, item.pttl_ms > 0 ? (uint64_t)item.pttl_ms : 0, 1, &epoch);
+    *out = v;
+    return SC_OK;
+}
+
+sc_status sc__load(sc_cache *c, const char *key, size_t klen, uint64_t hash, int install, sc_value **out)
+{
+    sc__flights *f = &c->flights;
+    sc__flight **bucket = &f->buckets[hash % (sizeof f->buckets / sizeof f->buckets[0])];
+
+    pthread_mutex_lock(&f->mu);
+    for (sc__flight *fl = *bucket; fl; fl = fl->next) {
+        if (fl->hash != hash || fl->klen != klen || memcmp(fl->key, key, klen) != 0)
+            continue;
+        /* Follow the read in progress. */
+        fl->waiters++;
+        while (!fl->done)
+            pthread_cond_wait(&fl->cv, &f->mu);
+        sc_status s = fl->status;
+        *out = s == SC_OK ? sc__value_ref(fl->value) : NULL;
+        char err[SC__ERRLEN];
+        memcpy(err, fl->err, sizeof err);
+        int last = --fl->waiters == 0;
+        if (last) {
+            sc_value_release(fl->value);
+            pthread_cond_destroy(&fl->cv);
+            free(fl);
+        }
+        pthread_mutex_unlock(&f->mu);
+        sc__atomic_inc(&c->loads_shared);
+        return s == SC_OK || s == SC_NOT_FOUND ? s : sc__fail(c, s, "sc_get: %s", err);
+    }
+
+    sc__flight *fl = calloc(1, sizeof *fl + klen);
+    if (!fl) {
+        pthread_mutex_unlock(&f->mu);
+        return sc__fail(c, SC_ERR_NOMEM, "sc_get: out of memory");
+    }
+    fl->hash = hash;
+    fl->klen = klen;
+    memcpy(fl->key, key, klen);
+    pthread_cond_init(&fl->cv, NULL);
+    fl->next = *bucket;
+    *bucket = fl;
+    pthread_mutex_unlock(&f->mu);
+
+    sc_value *v = NULL;
+    char err[SC__ERRLEN] = "";
+    sc_status s = read_remote(c, key, klen, hash, install, &v, err, sizeof err);
+
+    pthread_mutex_lock(&f->mu);
+    for (sc__flight **p = bucket; *p; p = &(*p)->next) {
+        if (*p == fl) {
+            *p = fl->next;
+            break;
+        }
+    }
+    fl->done = 1;
+    fl->status = s;
+    memcpy(fl->err, err, sizeof err);
+    if (fl->waiters > 0) {
+        fl->value = v ? sc__value_ref(v) : NULL;
+        pthread_cond_broadcast(&fl->cv);
+    } else {
+        pthread_cond_destroy(&fl->cv);
+        free(fl);
+    }
+    pthread_mutex_unlock(&f->mu);
+
+    *out = v;
+    return s == SC_OK || s == SC_NOT_FOUND ? s : sc__fail(c, s, "sc_get: %s", err);
+}

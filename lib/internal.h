@@ -1,0 +1,86 @@
+/* lib/: the sc_cache object. This header is shared by the lib/ files only;
+ * it is the one place that sees local/, remote/ and sync/ together. */
+#ifndef SC_LIB_INTERNAL_H
+#define SC_LIB_INTERNAL_H
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+
+#include <synccache/synccache.h>
+
+#include "local/local.h"
+#include "remote/remote.h"
+#include "sync/sync.h"
+
+/* Room for an error message from any layer. */
+#define SC__ERRLEN 512
+
+typedef struct sc__flight sc__flight;
+
+/* Single-flight table: concurrent misses on one key share one Redis read. */
+typedef struct sc__flights {
+    pthread_mutex_t mu;
+    sc__flight *buckets[64];
+} sc__flights;
+
+struct sc_cache {
+    sc_options opt;            /* copy; its strings point at the owned copies below */
+    char *strings;             /* one block holding every copied option string */
+
+    sc__local *local;
+    sc__remote *remote;
+    sc__sub *sub;
+    sc__flights flights;
+
+    /* Sync state. `synced` and `proof_ms` are read by any thread; the rest
+     * belongs to the sync (loop) thread. */
+    atomic_int synced;           /* 1: stream live and caught up */
+    atomic_uint_fast64_t proof_ms; /* every event published before this time was applied */
+    atomic_uint_fast64_t last_seq; /* copy of seq.last_seq for stats */
+    sc__seq seq;
+    uint64_t hb_sent_ms;         /* send time of the outstanding own heartbeat, 0 if none */
+    uint64_t hb_next_ms;         /* when to send the next one */
+    int ever_synced;             /* a later subscribe is a reconnect */
+
+    /* sc_open waits on this until the first sync (own-thread mode). */
+    pthread_mutex_t open_mu;
+    pthread_cond_t open_cv;
+    int open_state;              /* 0 waiting, 1 synced */
+
+    /* Counters not kept by the local store. */
+    atomic_uint_fast64_t remote_hits, remote_misses, remote_errors, loads_shared;
+    atomic_uint_fast64_t events_published, events_received, events_applied;
+    atomic_uint_fast64_t events_ignored_self, events_stale, events_malformed;
+    atomic_uint_fast64_t invalidations, reconnects, gaps, events_replayed;
+    atomic_uint_fast64_t flushes, heartbeat_misses, stale_served;
+};
+
+/* errors.c: record a failure for sc_errmsg and return s. */
+sc_status sc__fail(const sc_cache *c, sc_status s, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void sc__log(const sc_cache *c, sc_log_level level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* options.c */
+sc_status sc__options_check(const sc_options *o, char *err, size_t errlen);
+/* Copies o into c->opt with owned strings and generated defaults (pod id,
+ * channel). */
+sc_status sc__options_copy(sc_cache *c, const sc_options *o);
+
+/* syncer.c: the callbacks the subscriber runs on the loop thread. */
+void sc__syncer_callbacks(sc_cache *c, sc__sub_callbacks *cb);
+/* Marks the pod unsynced now (any thread) and applies the disconnect policy. */
+void sc__syncer_lost(sc_cache *c, const char *why);
+
+/* flight.c */
+void sc__flights_init(sc__flights *f);
+void sc__flights_destroy(sc__flights *f);
+/* Reads key from Redis once for every concurrent caller; installs the value
+ * locally when allowed. Returns SC_OK with *out, SC_NOT_FOUND or an error. */
+sc_status sc__load(sc_cache *c, const char *key, size_t klen, uint64_t hash, int install, sc_value **out);
+
+static inline uint64_t sc__atomic_inc(atomic_uint_fast64_t *a)
+{
+    return atomic_fetch_add_explicit(a, 1, memory_order_relaxed) + 1;
+}
+
+#endif

@@ -1,0 +1,205 @@
+/* The data calls: get, set, set_invalidate, delete, clear.
+ *
+ * Ordering rules that keep local copies from going stale:
+ *  - a value read from Redis (get) or just written (set) is installed only if
+ *    its version is newer than the local one AND no event or removal touched
+ *    the key's stripe since before the Redis call (stripe epochs), so a read
+ *    that raced an invalidation never installs the older value;
+ *  - nothing is installed while the pod is unsynced (its event stream is down
+ *    or catching up): what it would install could not be kept current;
+ *  - a failed write drops the local copy, so no pod serves a value Redis may
+ *    not hold. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/internal.h"
+
+static sc_status check_key(const sc_cache *c, const char *key, size_t *klen, const char *call)
+{
+    if (!c)
+        return sc__fail(c, SC_ERR_INVALID, "%s: cache is NULL", call);
+    if (!key)
+        return sc__fail(c, SC_ERR_INVALID, "%s: key is NULL", call);
+    size_t n = strnlen(key, c->opt.max_key_bytes + 1);
+    if (n == 0)
+        return sc__fail(c, SC_ERR_INVALID, "%s: key is empty", call);
+    if (n > c->opt.max_key_bytes)
+        return sc__fail(c, SC_ERR_TOO_LARGE, "%s: key longer than max_key_bytes (%zu)", call,
+                        c->opt.max_key_bytes);
+    *klen = n;
+    return SC_OK;
+}
+
+static int writes_redis(const sc_cache *c)
+{
+    return c->opt.role == SC_ROLE_WRITER || c->opt.reader_can_set_to_redis;
+}
+
+static int is_synced(const sc_cache *c)
+{
+    return atomic_load_explicit(&c->synced, memory_order_acquire);
+}
+
+/* Milliseconds since the last proof that the pod had every event. */
+static uint64_t sync_age_ms(sc_cache *c)
+{
+    uint64_t proof = atomic_load_explicit(&c->proof_ms, memory_order_relaxed);
+    uint64_t now = sc__now_ms();
+    return now > proof ? now - proof : 0;
+}
+
+SC_EXPORT sc_status sc_get_ex(sc_cache *c, const char *key, sc_value **out, sc_get_info *info)
+{
+    size_t klen;
+    if (out)
+        *out = NULL;
+    sc_status s = check_key(c, key, &klen, "sc_get");
+    if (s != SC_OK)
+        return s;
+    if (!out)
+        return sc__fail(c, SC_ERR_INVALID, "sc_get: out is NULL");
+
+    uint64_t hash = sc__local_hash(key, klen);
+    int synced = is_synced(c);
+    int use_local = synced;
+    uint64_t age = 0;
+    if (!synced && c->opt.disconnect_policy == SC_DISCONNECT_STALE) {
+        age = sync_age_ms(c);
+        use_local = age <= c->opt.stale_max_ms;
+    }
+    if (use_local && sc__local_get(c->local, key, klen, hash, out) == SC_OK) {
+        if (info) {
+            info->source = SC_SOURCE_LOCAL;
+            info->stale = !synced;
+            info->sync_age_ms = synced ? 0 : age;
+        }
+        if (!synced)
+            sc__atomic_inc(&c->stale_served);
+        return SC_OK;
+    }
+    s = sc__load(c, key, klen, hash, synced, out);
+    if (info && s == SC_OK) {
+        info->source = SC_SOURCE_REMOTE;
+        info->stale = 0;
+        info->sync_age_ms = 0;
+    }
+    return s;
+}
+
+SC_EXPORT sc_status sc_get(sc_cache *c, const char *key, sc_value **out)
+{
+    return sc_get_ex(c, key, out, NULL);
+}
+
+static sc_status set_common(sc_cache *c, const char *key, const void *val, size_t len, uint64_t ttl_ms,
+                            int invalidate, const char *call)
+{
+    size_t klen;
+    sc_status s = check_key(c, key, &klen, call);
+    if (s != SC_OK)
+        return s;
+    if (!val && len)
+        return sc__fail(c, SC_ERR_INVALID, "%s: value is NULL with length %zu", call, len);
+    if (len > c->opt.max_value_bytes)
+        return sc__fail(c, SC_ERR_TOO_LARGE, "%s: value of %zu bytes exceeds max_value_bytes (%zu)", call, len,
+                        c->opt.max_value_bytes);
+    uint64_t hash = sc__local_hash(key, klen);
+
+    if (!writes_redis(c)) {
+        /* A plain reader keeps its write to itself (version 0: any event or
+         * Redis read for the key replaces it). */
+        sc_value *v = sc__value_new(val, len, 0);
+        if (!v)
+            return sc__fail(c, SC_ERR_NOMEM, "%s: out of memory", call);
+        s = sc__local_put(c->local, key, klen, hash, v, ttl_ms, 0, NULL);
+        sc_value_release(v);
+        if (s == SC_ERR_TOO_LARGE)
+            return sc__fail(c, s, "%s: value does not fit in local_max_bytes", call);
+        return s == SC_OK ? SC_OK : sc__fail(c, s, "%s: %s", call, sc_strerror(s));
+    }
+
+    uint64_t ttl = ttl_ms ? ttl_ms : c->opt.default_ttl_ms;
+    sc__remote_event_kind kind =
+        invalidate || len > c->opt.event_value_max ? SC__REMOTE_EV_INVALIDATE : SC__REMOTE_EV_SET;
+    char *b64 = NULL;
+    if (kind == SC__REMOTE_EV_SET && c->opt.wire_format == SC_WIRE_JSON) {
+        b64 = malloc(sc__base64_encoded_len(len) + 1);
+        if (!b64)
+            return sc__fail(c, SC_ERR_NOMEM, "%s: out of memory", call);
+        sc__base64_encode(val, len, b64);
+    }
+
+    uint64_t epoch = sc__local_epoch(c->local, hash);
+    uint64_t version = 0;
+    char err[SC__ERRLEN];
+    s = sc__remote_set(c->remote, key, klen, val, len, b64, ttl, kind, &version, err, sizeof err);
+    free(b64);
+    if (s != SC_OK) {
+        sc__atomic_inc(&c->remote_errors);
+        sc__local_remove(c->local, key, klen, hash, UINT64_MAX);
+        return sc__fail(c, s, "%s: %s", call, err);
+    }
+    sc__atomic_inc(&c->events_published);
+
+    sc_value *v = is_synced(c) ? sc__value_new(val, len, version) : NULL;
+    if (!v || sc__local_put(c->local, key, klen, hash, v, ttl, 1, &epoch) != SC_OK) {
+        /* Not installed (unsynced, raced an event, no memory, too big for
+         * the local bound): make sure no older copy survives. */
+        sc__local_remove(c->local, key, klen, hash, version + 1);
+    }
+    sc_value_release(v);
+    return SC_OK;
+}
+
+SC_EXPORT sc_status sc_set(sc_cache *c, const char *key, const void *val, size_t len, uint64_t ttl_ms)
+{
+    return set_common(c, key, val, len, ttl_ms, 0, "sc_set");
+}
+
+SC_EXPORT sc_status sc_set_invalidate(sc_cache *c, const char *key, const void *val, size_t len, uint64_t ttl_ms)
+{
+    return set_common(c, key, val, len, ttl_ms, 1, "sc_set_invalidate");
+}
+
+SC_EXPORT sc_status sc_delete(sc_cache *c, const char *key)
+{
+    size_t klen;
+    sc_status s = check_key(c, key, &klen, "sc_delete");
+    if (s != SC_OK)
+        return s;
+    uint64_t hash = sc__local_hash(key, klen);
+    sc__local_remove(c->local, key, klen, hash, UINT64_MAX);
+    if (!writes_redis(c))
+        return SC_OK;
+    uint64_t version;
+    char err[SC__ERRLEN];
+    s = sc__remote_delete(c->remote, key, klen, &version, err, sizeof err);
+    /* Again after Redis: a get that read the old value while the delete was
+     * in flight must not install it (the remove bumps the stripe epoch). */
+    sc__local_remove(c->local, key, klen, hash, UINT64_MAX);
+    if (s != SC_OK) {
+        sc__atomic_inc(&c->remote_errors);
+        return sc__fail(c, s, "sc_delete: %s", err);
+    }
+    sc__atomic_inc(&c->events_published);
+    return SC_OK;
+}
+
+SC_EXPORT sc_status sc_clear(sc_cache *c)
+{
+    if (!c)
+        return sc__fail(c, SC_ERR_INVALID, "sc_clear: cache is NULL");
+    sc__local_clear(c->local);
+    if (!writes_redis(c))
+        return SC_OK;
+    uint64_t version;
+    char err[SC__ERRLEN];
+    sc_status s = sc__remote_clear(c->remote, &version, err, sizeof err);
+    sc__local_clear(c->local);
+    if (s != SC_OK) {
+        sc__atomic_inc(&c->remote_errors);
+        return sc__fail(c, s, "sc_clear: %s", err);
+    }
+    sc__atomic_inc(&c->events_published);
+    return SC_OK;
+}

@@ -1,0 +1,183 @@
+/* Options: defaults, range checks with a message that names the field, and
+ * the copy the cache keeps (strings are copied, so the caller's may go away).
+ * Pod ids are generated here when the caller gives none: host, pid, a
+ * per-process counter and random bits, so no two pods ever share one. */
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "lib/internal.h"
+
+#define KIB ((size_t)1024)
+#define MIB (KIB * 1024)
+
+SC_EXPORT void sc_options_init(sc_options *o)
+{
+    if (!o)
+        return;
+    memset(o, 0, sizeof *o);
+    o->ns = "sc";
+    o->redis_host = "127.0.0.1";
+    o->redis_port = 6379;
+    o->redis_timeout_ms = 1000;
+    o->local_policy = SC_LOCAL_LFU;
+    o->role = SC_ROLE_WRITER;
+    o->wire_format = SC_WIRE_MSGPACK;
+    o->redis_pool_size = 4;
+    o->max_key_bytes = 1024;
+    o->max_value_bytes = 64 * MIB;
+    o->max_event_bytes = 1 * MIB;
+    o->event_value_max = 256 * KIB;
+    o->disconnect_policy = SC_DISCONNECT_FLUSH;
+    o->stale_max_ms = 5000;
+    o->heartbeat_interval_ms = 250;
+    o->heartbeat_timeout_ms = 1000;
+    o->reconnect_min_ms = 50;
+    o->reconnect_max_ms = 2000;
+    o->event_log_len = 10000;
+    o->log_level = SC_LOG_WARN;
+}
+
+/* The most an event adds around its key and value (field names, numbers,
+ * sender id): what event_value_max must leave free in max_event_bytes. */
+#define EVENT_OVERHEAD 512
+
+static int bad(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int bad(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+    return 1;
+}
+
+static int bad_string(const char *name, const char *s, int required, char *err, size_t errlen)
+{
+    if (!s)
+        return required ? bad(err, errlen, "option %s: required", name) : 0;
+    size_t n = strlen(s);
+    if (n == 0)
+        return bad(err, errlen, "option %s: must not be empty", name);
+    if (n > 256)
+        return bad(err, errlen, "option %s: longer than 256 bytes", name);
+    return 0;
+}
+
+sc_status sc__options_check(const sc_options *o, char *err, size_t errlen)
+{
+    int fail = 0;
+    if (!o)
+        fail = bad(err, errlen, "options: NULL");
+    else if (bad_string("pod_id", o->pod_id, 0, err, errlen) || bad_string("ns", o->ns, 1, err, errlen) ||
+             bad_string("channel", o->channel, 0, err, errlen) ||
+             bad_string("redis_unix_socket", o->redis_unix_socket, 0, err, errlen) ||
+             bad_string("redis_username", o->redis_username, 0, err, errlen))
+        fail = 1;
+    else if (!o->redis_unix_socket && bad_string("redis_host", o->redis_host, 1, err, errlen))
+        fail = 1;
+    else if (!o->redis_unix_socket && (o->redis_port < 1 || o->redis_port > 65535))
+        fail = bad(err, errlen, "option redis_port: %d is not in 1..65535", o->redis_port);
+    else if (o->redis_username && !o->redis_password)
+        fail = bad(err, errlen, "option redis_username: needs redis_password");
+    else if (o->redis_db < 0)
+        fail = bad(err, errlen, "option redis_db: %d is negative", o->redis_db);
+    else if (o->redis_timeout_ms < 1 || o->redis_timeout_ms > 600000)
+        fail = bad(err, errlen, "option redis_timeout_ms: %u is not in 1..600000", o->redis_timeout_ms);
+    else if (o->local_policy != SC_LOCAL_LRU && o->local_policy != SC_LOCAL_LFU)
+        fail = bad(err, errlen, "option local_policy: unknown value %d", (int)o->local_policy);
+    else if (o->role != SC_ROLE_WRITER && o->role != SC_ROLE_READER)
+        fail = bad(err, errlen, "option role: unknown value %d", (int)o->role);
+    else if (o->wire_format != SC_WIRE_MSGPACK && o->wire_format != SC_WIRE_JSON)
+        fail = bad(err, errlen, "option wire_format: unknown value %d", (int)o->wire_format);
+    else if (o->disconnect_policy != SC_DISCONNECT_FLUSH && o->disconnect_policy != SC_DISCONNECT_STALE &&
+             o->disconnect_policy != SC_DISCONNECT_BYPASS)
+        fail = bad(err, errlen, "option disconnect_policy: unknown value %d", (int)o->disconnect_policy);
+    else if ((unsigned)o->log_level > SC_LOG_DEBUG)
+        fail = bad(err, errlen, "option log_level: unknown value %d", (int)o->log_level);
+    else if (o->redis_pool_size < 1 || o->redis_pool_size > 64)
+        fail = bad(err, errlen, "option redis_pool_size: %u is not in 1..64", o->redis_pool_size);
+    else if (o->max_key_bytes < 1 || o->max_key_bytes > 65535)
+        fail = bad(err, errlen, "option max_key_bytes: %zu is not in 1..65535", o->max_key_bytes);
+    else if (o->max_value_bytes < 1 || o->max_value_bytes > 512 * MIB)
+        fail = bad(err, errlen, "option max_value_bytes: %zu is not in 1..536870912", o->max_value_bytes);
+    else if (o->max_event_bytes < 4 * KIB || o->max_event_bytes > 512 * MIB)
+        fail = bad(err, errlen, "option max_event_bytes: %zu is not in 4096..536870912", o->max_event_bytes);
+    else if ((o->wire_format == SC_WIRE_JSON ? sc__base64_encoded_len(o->event_value_max) : o->event_value_max) +
+                 o->max_key_bytes + EVENT_OVERHEAD >
+             o->max_event_bytes)
+        fail = bad(err, errlen,
+                   "option event_value_max: %zu does not fit in max_event_bytes %zu with a %zu-byte key "
+                   "(and base64 for JSON)",
+                   o->event_value_max, o->max_event_bytes, o->max_key_bytes);
+    else if (o->local_shards > 256 || (o->local_shards & (o->local_shards - 1)) != 0)
+        fail = bad(err, errlen, "option local_shards: %u is not 0 or a power of two <= 256", o->local_shards);
+    else if (o->heartbeat_interval_ms && o->heartbeat_timeout_ms < o->heartbeat_interval_ms)
+        fail = bad(err, errlen, "option heartbeat_timeout_ms: %u is shorter than heartbeat_interval_ms %u",
+                   o->heartbeat_timeout_ms, o->heartbeat_interval_ms);
+    else if (o->reconnect_min_ms < 1 || o->reconnect_max_ms < o->reconnect_min_ms)
+        fail = bad(err, errlen, "option reconnect_min_ms/reconnect_max_ms: need 1 <= min (%u) <= max (%u)",
+                   o->reconnect_min_ms, o->reconnect_max_ms);
+    return fail ? SC_ERR_INVALID : SC_OK;
+}
+
+static void generate_pod_id(char *buf, size_t len)
+{
+    static atomic_uint counter;
+    char host[64] = "host";
+    gethostname(host, sizeof host - 1);
+    host[sizeof host - 1] = '\0';
+    uint32_t rnd;
+    if (getrandom(&rnd, sizeof rnd, GRND_NONBLOCK) != (ssize_t)sizeof rnd) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        rnd = (uint32_t)(ts.tv_nsec ^ ts.tv_sec);
+    }
+    snprintf(buf, len, "%s-%ld-%u-%08x", host, (long)getpid(), atomic_fetch_add(&counter, 1) + 1, rnd);
+}
+
+sc_status sc__options_copy(sc_cache *c, const sc_options *o)
+{
+    char pod[128];
+    char channel[300];
+    if (!o->pod_id)
+        generate_pod_id(pod, sizeof pod);
+    if (!o->channel)
+        snprintf(channel, sizeof channel, "%s:events", o->ns);
+
+    const char *src[] = {o->pod_id ? o->pod_id : pod, o->ns, o->channel ? o->channel : channel,
+                         o->redis_host, o->redis_unix_socket, o->redis_username, o->redis_password};
+    size_t total = 0;
+    for (size_t i = 0; i < sizeof src / sizeof src[0]; i++)
+        total += src[i] ? strlen(src[i]) + 1 : 0;
+    char *block = malloc(total ? total : 1);
+    if (!block)
+        return SC_ERR_NOMEM;
+
+    const char *dst[sizeof src / sizeof src[0]];
+    char *p = block;
+    for (size_t i = 0; i < sizeof src / sizeof src[0]; i++) {
+        if (!src[i]) {
+            dst[i] = NULL;
+            continue;
+        }
+        size_t n = strlen(src[i]) + 1;
+        memcpy(p, src[i], n);
+        dst[i] = p;
+        p += n;
+    }
+    c->opt = *o;
+    c->strings = block;
+    c->opt.pod_id = dst[0];
+    c->opt.ns = dst[1];
+    c->opt.channel = dst[2];
+    c->opt.redis_host = dst[3];
+    c->opt.redis_unix_socket = dst[4];
+    c->opt.redis_username = dst[5];
+    c->opt.redis_password = dst[6];
+    return SC_OK;
+}

@@ -1,0 +1,706 @@
+/* Integration tests of the sc_cache API: several pods in one process against
+ * a private redis-server. Each test uses its own namespace. */
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <event2/event.h>
+
+#include "pods.h"
+
+sc_test_redis g_redis;
+
+#define NS(name) ("t_" name)
+
+START_TEST(open_close_and_pod_ids)
+{
+    sc_cache *a = test_pod(NS("open"), NULL);
+    sc_cache *b = test_pod(NS("open"), NULL);
+    ck_assert_str_ne(sc_pod_id(a), sc_pod_id(b));
+    ck_assert_uint_gt(strlen(sc_pod_id(a)), 0);
+    sc_stats st = test_stats(a);
+    ck_assert_uint_eq(st.synced, 1);
+    ck_assert_uint_gt(st.last_seq, 1000000000000000ULL); /* seeded from Redis time in µs */
+    sc_close(a);
+    sc_close(b);
+    sc_close(NULL);
+}
+END_TEST
+
+START_TEST(open_without_redis_fails_fast)
+{
+    sc_options o = test_options(NS("down"), NULL);
+    o.redis_port = 1; /* nothing listens there */
+    sc_cache *c = (sc_cache *)&o; /* must be reset to NULL */
+    long long t0 = test_now_ms();
+    sc_status s = sc_open(&o, &c);
+    long long took = test_now_ms() - t0;
+    ck_assert_msg(s == SC_ERR_REMOTE || s == SC_ERR_TIMEOUT, "got %s", sc_strerror(s));
+    ck_assert_ptr_null(c);
+    ck_assert_uint_gt(strlen(sc_errmsg(NULL)), 0);
+    ck_assert_msg(took < 5000, "sc_open took %lld ms", took);
+}
+END_TEST
+
+START_TEST(bad_options_are_rejected)
+{
+    sc_options o;
+    sc_cache *c;
+#define EXPECT_INVALID(stmt, word)                                                   \
+    do {                                                                             \
+        o = test_options(NS("opts"), NULL);                                          \
+        stmt;                                                                        \
+        c = NULL;                                                                    \
+        ck_assert_int_eq(sc_open(&o, &c), SC_ERR_INVALID);                          \
+        ck_assert_ptr_null(c);                                                       \
+        ck_assert_msg(strstr(sc_errmsg(NULL), word), "message '%s' lacks '%s'",      \
+                      sc_errmsg(NULL), word);                                        \
+    } while (0)
+    EXPECT_INVALID(o.redis_port = 0, "redis_port");
+    EXPECT_INVALID(o.redis_port = 70000, "redis_port");
+    EXPECT_INVALID(o.ns = "", "ns");
+    EXPECT_INVALID(o.ns = NULL, "ns");
+    EXPECT_INVALID(o.pod_id = "", "pod_id");
+    EXPECT_INVALID(o.redis_timeout_ms = 0, "redis_timeout_ms");
+    EXPECT_INVALID(o.local_policy = (sc_local_policy)7, "local_policy");
+    EXPECT_INVALID(o.role = (sc_role)9, "role");
+    EXPECT_INVALID(o.wire_format = (sc_wire_format)3, "wire_format");
+    EXPECT_INVALID(o.redis_pool_size = 0, "redis_pool_size");
+    EXPECT_INVALID(o.max_key_bytes = 100000, "max_key_bytes");
+    EXPECT_INVALID(o.local_shards = 3, "local_shards");
+    EXPECT_INVALID(o.event_value_max = o.max_event_bytes, "event_value_max");
+    EXPECT_INVALID((o.heartbeat_interval_ms = 500, o.heartbeat_timeout_ms = 100), "heartbeat_timeout_ms");
+    EXPECT_INVALID(o.redis_username = "alice", "redis_username");
+    ck_assert_int_eq(sc_open(NULL, &c), SC_ERR_INVALID);
+    o = test_options(NS("opts"), NULL);
+    ck_assert_int_eq(sc_open(&o, NULL), SC_ERR_INVALID);
+}
+END_TEST
+
+START_TEST(bad_keys_and_values)
+{
+    sc_cache *a = test_pod(NS("badkeys"), "a");
+    sc_value *v = (sc_value *)a;
+    ck_assert_int_eq(sc_get(a, NULL, &v), SC_ERR_INVALID);
+    ck_assert_ptr_null(v);
+    ck_assert_uint_gt(strlen(sc_errmsg(a)), 0);
+    ck_assert_int_eq(sc_get(a, "", &v), SC_ERR_INVALID);
+    ck_assert_int_eq(sc_get(a, "k", NULL), SC_ERR_INVALID);
+    ck_assert_int_eq(sc_get(NULL, "k", &v), SC_ERR_INVALID);
+    ck_assert_int_eq(sc_set(a, NULL, "x", 1, 0), SC_ERR_INVALID);
+    ck_assert_int_eq(sc_set(a, "", "x", 1, 0), SC_ERR_INVALID);
+    ck_assert_int_eq(sc_set(a, "k", NULL, 5, 0), SC_ERR_INVALID);
+    ck_assert_int_eq(sc_set(NULL, "k", "x", 1, 0), SC_ERR_INVALID);
+    ck_assert_int_eq(sc_delete(a, NULL), SC_ERR_INVALID);
+    ck_assert_int_eq(sc_delete(a, ""), SC_ERR_INVALID);
+    ck_assert_int_eq(sc_clear(NULL), SC_ERR_INVALID);
+
+    char *huge = malloc(5000);
+    memset(huge, 'k', 4999);
+    huge[4999] = '\0';
+    ck_assert_int_eq(sc_set(a, huge, "x", 1, 0), SC_ERR_TOO_LARGE);
+    ck_assert_msg(strstr(sc_errmsg(a), "max_key_bytes"), "%s", sc_errmsg(a));
+    ck_assert_int_eq(sc_get(a, huge, &v), SC_ERR_TOO_LARGE);
+    free(huge);
+
+    /* An empty value is a value, not a miss. */
+    ck_assert_int_eq(sc_set(a, "empty", NULL, 0, 0), SC_OK);
+    ck_assert_int_eq(sc_get(a, "empty", &v), SC_OK);
+    ck_assert_uint_eq(sc_value_size(v), 0);
+    sc_value_release(v);
+    sc_value_release(NULL);
+
+    /* A value over max_value_bytes is refused and nothing is stored. */
+    sc_close(a);
+    sc_options o = test_options(NS("badkeys"), "a2");
+    o.max_value_bytes = 100;
+    a = test_open(&o);
+    char big[101] = {0};
+    ck_assert_int_eq(sc_set(a, "big", big, sizeof big, 0), SC_ERR_TOO_LARGE);
+    char *r = test_redis_value(NS("badkeys"), "big");
+    ck_assert_str_eq(r, "<none>");
+    free(r);
+    sc_close(a);
+}
+END_TEST
+
+START_TEST(set_propagates_value_to_other_pods)
+{
+    sc_cache *a = test_pod(NS("prop"), "a");
+    sc_cache *b = test_pod(NS("prop"), "b");
+    sc_cache *c = test_pod(NS("prop"), "c");
+    ck_assert_int_eq(sc_set(a, "user:1", "alice", 5, 0), SC_OK);
+    WAIT_UNTIL(test_stats(b).events_applied >= 1 && test_stats(c).events_applied >= 1, 3000);
+
+    /* b and c hold it locally: a get is a local hit, no Redis read. */
+    sc_stats before = test_stats(b);
+    sc_value *v;
+    sc_get_info info;
+    ck_assert_int_eq(sc_get_ex(b, "user:1", &v, &info), SC_OK);
+    ck_assert_int_eq(info.source, SC_SOURCE_LOCAL);
+    ck_assert_int_eq(info.stale, 0);
+    ck_assert_mem_eq(sc_value_data(v), "alice", 5);
+    ck_assert_uint_gt(sc_value_version(v), 0);
+    uint64_t ver = sc_value_version(v);
+    sc_value_release(v);
+    sc_stats after = test_stats(b);
+    ck_assert_uint_eq(after.local_hits, before.local_hits + 1);
+    ck_assert_uint_eq(after.remote_hits, before.remote_hits);
+
+    /* The writer ignored its own event; Redis holds the same version. */
+    WAIT_UNTIL(test_stats(a).events_ignored_self >= 1, 3000);
+    ck_assert_uint_eq(test_stats(a).events_ignored_self, 1);
+    ck_assert_uint_eq(test_stats(a).events_applied, 0);
+    ck_assert_uint_eq(test_stats(a).events_published, 1);
+    redisContext *rc = sc_test_redis_connect(&g_redis);
+    redisReply *r = redisCommand(rc, "HGET %s:k:user:1 version", NS("prop"));
+    ck_assert_int_eq(r->type, REDIS_REPLY_STRING);
+    ck_assert_uint_eq(strtoull(r->str, NULL, 10), ver);
+    freeReplyObject(r);
+    redisFree(rc);
+
+    /* An update replaces it everywhere with a higher version. */
+    ck_assert_int_eq(sc_set(a, "user:1", "alice2", 6, 0), SC_OK);
+    WAIT_UNTIL(test_stats(c).events_applied >= 2, 3000);
+    ck_assert_int_eq(sc_get(c, "user:1", &v), SC_OK);
+    ck_assert_mem_eq(sc_value_data(v), "alice2", 6);
+    ck_assert_uint_gt(sc_value_version(v), ver);
+    sc_value_release(v);
+    sc_close(a);
+    sc_close(b);
+    sc_close(c);
+}
+END_TEST
+
+START_TEST(miss_reads_redis_and_fills_local)
+{
+    sc_cache *a = test_pod(NS("miss"), "a");
+    ck_assert_int_eq(sc_test_redis_cmd(&g_redis, "HSET %s:k:x value hello version 5", NS("miss")), 0);
+    sc_value *v;
+    ck_assert_int_eq(sc_get(a, "nope", &v), SC_NOT_FOUND);
+    ck_assert_ptr_null(v);
+    ck_assert_int_eq(sc_get(a, "x", &v), SC_OK);
+    ck_assert_str_eq(sc_value_data(v), "hello");
+    ck_assert_uint_eq(sc_value_version(v), 5);
+    sc_value_release(v);
+    sc_stats st = test_stats(a);
+    ck_assert_uint_eq(st.remote_hits, 1);
+    ck_assert_uint_eq(st.remote_misses, 1);
+    ck_assert_int_eq(sc_get(a, "x", &v), SC_OK);
+    sc_value_release(v);
+    ck_assert_uint_eq(test_stats(a).local_hits, 1);
+    ck_assert_uint_eq(test_stats(a).local_entries, 1);
+    sc_close(a);
+}
+END_TEST
+
+START_TEST(set_invalidate_makes_others_reread)
+{
+    sc_cache *a = test_pod(NS("inval"), "a");
+    sc_cache *b = test_pod(NS("inval"), "b");
+    ck_assert_int_eq(sc_set(a, "k", "v1", 2, 0), SC_OK);
+    WAIT_UNTIL(test_stats(b).events_applied >= 1, 3000);
+    ck_assert_uint_eq(test_stats(b).local_entries, 1);
+    ck_assert_int_eq(sc_set_invalidate(a, "k", "v2", 2, 0), SC_OK);
+    WAIT_UNTIL(test_stats(b).invalidations >= 1, 3000);
+    ck_assert_uint_eq(test_stats(b).local_entries, 0);
+    char *s = test_get(b, "k");
+    ck_assert_str_eq(s, "v2");
+    free(s);
+    ck_assert_uint_eq(test_stats(b).remote_hits, 1);
+    /* The writer keeps its own value locally. */
+    sc_stats before = test_stats(a);
+    s = test_get(a, "k");
+    ck_assert_str_eq(s, "v2");
+    free(s);
+    ck_assert_uint_eq(test_stats(a).local_hits, before.local_hits + 1);
+    sc_close(a);
+    sc_close(b);
+}
+END_TEST
+
+START_TEST(large_values_publish_invalidate)
+{
+    sc_options o = test_options(NS("large"), "a");
+    o.event_value_max = 1000;
+    sc_cache *a = test_open(&o);
+    sc_cache *b = test_pod(NS("large"), "b");
+    size_t n = 200000;
+    unsigned char *big = malloc(n);
+    for (size_t i = 0; i < n; i++)
+        big[i] = (unsigned char)(i * 7);
+    ck_assert_int_eq(sc_set(b, "big", "old", 3, 0), SC_OK);
+    WAIT_UNTIL(test_stats(a).events_applied >= 1, 3000);
+    ck_assert_int_eq(sc_set(a, "big", big, n, 0), SC_OK);
+    WAIT_UNTIL(test_stats(b).invalidations >= 1, 3000);
+    sc_value *v;
+    ck_assert_int_eq(sc_get(b, "big", &v), SC_OK);
+    ck_assert_uint_eq(sc_value_size(v), n);
+    ck_assert_mem_eq(sc_value_data(v), big, n);
+    sc_value_release(v);
+    free(big);
+    sc_close(a);
+    sc_close(b);
+}
+END_TEST
+
+START_TEST(binary_values_round_trip)
+{
+    sc_options o = test_options(NS("bin"), "json");
+    o.wire_format = SC_WIRE_JSON;
+    sc_cache *j = test_open(&o);
+    sc_cache *m = test_pod(NS("bin"), "msgpack");
+    const unsigned char val[] = {0, 1, 2, 0xff, 0xfe, 0, '"', '\\', 'z'};
+    ck_assert_int_eq(sc_set(j, "bj", val, sizeof val, 0), SC_OK);
+    ck_assert_int_eq(sc_set(m, "bm", val, sizeof val, 0), SC_OK);
+    WAIT_UNTIL(test_stats(m).events_applied >= 1 && test_stats(j).events_applied >= 1, 3000);
+    sc_cache *pods[] = {j, m};
+    const char *keys[] = {"bj", "bm"};
+    for (int p = 0; p < 2; p++) {
+        for (int k = 0; k < 2; k++) {
+            sc_value *v;
+            sc_get_info info;
+            ck_assert_int_eq(sc_get_ex(pods[p], keys[k], &v, &info), SC_OK);
+            ck_assert_int_eq(info.source, SC_SOURCE_LOCAL); /* came by event, both encodings */
+            ck_assert_uint_eq(sc_value_size(v), sizeof val);
+            ck_assert_mem_eq(sc_value_data(v), val, sizeof val);
+            sc_value_release(v);
+        }
+    }
+    sc_close(j);
+    sc_close(m);
+}
+END_TEST
+
+START_TEST(delete_and_clear)
+{
+    sc_cache *a = test_pod(NS("del"), "a");
+    sc_cache *b = test_pod(NS("del"), "b");
+    ck_assert_int_eq(sc_test_redis_cmd(&g_redis, "SET %s:other keep", NS("del")), 0);
+    ck_assert_int_eq(sc_test_redis_cmd(&g_redis, "HSET t_otherns:k:x value keep version 1"), 0);
+    for (int i = 0; i < 50; i++) {
+        char k[16];
+        snprintf(k, sizeof k, "k%d", i);
+        ck_assert_int_eq(sc_set(a, k, "v", 1, 0), SC_OK);
+    }
+    WAIT_UNTIL(test_stats(b).local_entries == 50, 3000);
+    ck_assert_int_eq(sc_delete(a, "k0"), SC_OK);
+    ck_assert_int_eq(sc_delete(a, "never-existed"), SC_OK);
+    WAIT_UNTIL(test_stats(b).local_entries == 49, 3000);
+    char *s = test_redis_value(NS("del"), "k0");
+    ck_assert_str_eq(s, "<none>");
+    free(s);
+    s = test_get(b, "k0");
+    ck_assert_str_eq(s, "<none>");
+    free(s);
+
+    ck_assert_int_eq(sc_clear(b), SC_OK);
+    WAIT_UNTIL(test_stats(a).local_entries == 0, 3000);
+    ck_assert_uint_eq(test_stats(b).local_entries, 0);
+    redisContext *rc = sc_test_redis_connect(&g_redis);
+    redisReply *r = redisCommand(rc, "KEYS %s:k:*", NS("del"));
+    ck_assert_uint_eq(r->elements, 0);
+    freeReplyObject(r);
+    /* Other keys of the namespace and other namespaces survive. */
+    r = redisCommand(rc, "EXISTS %s:other t_otherns:k:x %s:seq", NS("del"), NS("del"));
+    ck_assert_int_eq(r->integer, 3);
+    freeReplyObject(r);
+    redisFree(rc);
+    s = test_get(a, "k5");
+    ck_assert_str_eq(s, "<none>");
+    free(s);
+    sc_close(a);
+    sc_close(b);
+}
+END_TEST
+
+START_TEST(reader_policy)
+{
+    sc_options o = test_options(NS("reader"), "reader");
+    o.role = SC_ROLE_READER;
+    sc_cache *r = test_open(&o);
+    o.pod_id = "reader-writes";
+    o.reader_can_set_to_redis = 1;
+    sc_cache *rw = test_open(&o);
+    sc_cache *w = test_pod(NS("reader"), "writer");
+
+    /* A plain reader's set stays local: no Redis write, no event. */
+    ck_assert_int_eq(sc_set(r, "k", "local", 5, 0), SC_OK);
+    char *s = test_get(r, "k");
+    ck_assert_str_eq(s, "local");
+    free(s);
+    s = test_redis_value(NS("reader"), "k");
+    ck_assert_str_eq(s, "<none>");
+    free(s);
+    ck_assert_uint_eq(test_stats(r).events_published, 0);
+    s = test_get(w, "k");
+    ck_assert_str_eq(s, "<none>");
+    free(s);
+
+    /* reader_can_set_to_redis behaves as a writer. */
+    ck_assert_int_eq(sc_set(rw, "k2", "shared", 6, 0), SC_OK);
+    s = test_redis_value(NS("reader"), "k2");
+    ck_assert_str_eq(s, "shared");
+    free(s);
+    WAIT_UNTIL(test_stats(w).events_applied >= 1, 3000);
+    s = test_get(w, "k2");
+    ck_assert_str_eq(s, "shared");
+    free(s);
+
+    /* Readers still apply writers' events (the local-only value is replaced). */
+    ck_assert_int_eq(sc_set(w, "k", "fromwriter", 10, 0), SC_OK);
+    WAIT_UNTIL(test_stats(r).events_applied >= 2, 3000);
+    s = test_get(r, "k");
+    ck_assert_str_eq(s, "fromwriter");
+    free(s);
+    sc_close(r);
+    sc_close(rw);
+    sc_close(w);
+}
+END_TEST
+
+static void publish_raw(const char *channel, const void *data, size_t len)
+{
+    redisContext *rc = sc_test_redis_connect(&g_redis);
+    redisReply *r = redisCommand(rc, "PUBLISH %s %b", channel, data, len);
+    ck_assert_ptr_nonnull(r);
+    freeReplyObject(r);
+    redisFree(rc);
+}
+
+START_TEST(malformed_events_are_counted_and_dropped)
+{
+    sc_cache *a = test_pod(NS("bad"), "a");
+    sc_cache *b = test_pod(NS("bad"), "b");
+    const char *junk[] = {"", "hello", "{", "{\"action\":\"explode\",\"key\":\"k\"}", "\x85\xa1", "[1,2,3]",
+                          "{\"action\":\"set\",\"key\":\"k\",\"value\":\"!!notbase64\"}"};
+    size_t n = sizeof junk / sizeof junk[0];
+    for (size_t i = 0; i < n; i++)
+        publish_raw(NS("bad") ":events", junk[i], strlen(junk[i]));
+    WAIT_UNTIL(test_stats(b).events_malformed >= n, 3000);
+    ck_assert_uint_eq(test_stats(b).events_malformed, n);
+    ck_assert_uint_eq(test_stats(b).events_received, n);
+    /* Sync keeps working afterwards. */
+    ck_assert_int_eq(sc_set(a, "after", "ok", 2, 0), SC_OK);
+    WAIT_UNTIL(test_stats(b).events_applied >= 1, 3000);
+    char *s = test_get(b, "after");
+    ck_assert_str_eq(s, "ok");
+    free(s);
+    ck_assert_uint_eq(test_stats(b).synced, 1);
+    sc_close(a);
+    sc_close(b);
+}
+END_TEST
+
+START_TEST(json_invalidate_from_any_publisher)
+{
+    sc_cache *a = test_pod(NS("json"), "a");
+    sc_cache *b = test_pod(NS("json"), "b");
+    ck_assert_int_eq(sc_set(a, "k", "v", 1, 0), SC_OK);
+    WAIT_UNTIL(test_stats(b).local_entries == 1, 3000);
+    const char *ev = "{\"action\":\"invalidate\",\"key\":\"k\",\"sender\":\"svc\"}";
+    publish_raw(NS("json") ":events", ev, strlen(ev));
+    WAIT_UNTIL(test_stats(b).local_entries == 0 && test_stats(a).local_entries == 0, 3000);
+    ck_assert_uint_eq(test_stats(b).local_entries, 0);
+    ck_assert_uint_eq(test_stats(a).local_entries, 0);
+    /* Redis still has it; the next get reads it. */
+    char *s = test_get(b, "k");
+    ck_assert_str_eq(s, "v");
+    free(s);
+    ck_assert_uint_eq(test_stats(b).remote_hits, 1);
+    /* A JSON clear from outside empties every pod's local tier. */
+    ev = "{\"action\":\"clear\",\"sender\":\"ops\"}";
+    publish_raw(NS("json") ":events", ev, strlen(ev));
+    WAIT_UNTIL(test_stats(b).local_entries == 0, 3000);
+    ck_assert_uint_eq(test_stats(b).local_entries, 0);
+    sc_close(a);
+    sc_close(b);
+}
+END_TEST
+
+START_TEST(replayed_old_events_are_stale)
+{
+    sc_cache *a = test_pod(NS("stale"), "a");
+    sc_cache *b = test_pod(NS("stale"), "b");
+    ck_assert_int_eq(sc_set(a, "k", "old", 3, 0), SC_OK);
+    ck_assert_int_eq(sc_set(a, "k", "new", 3, 0), SC_OK);
+    WAIT_UNTIL(test_stats(b).events_applied >= 2, 3000);
+    /* Re-publish every logged event (a duplicate delivery of old writes). */
+    redisContext *rc = sc_test_redis_connect(&g_redis);
+    redisReply *r = redisCommand(rc, "XRANGE %s:log - +", NS("stale"));
+    ck_assert_uint_eq(r->elements, 2);
+    for (size_t i = 0; i < r->elements; i++) {
+        redisReply *fields = r->element[i]->element[1];
+        publish_raw(NS("stale") ":events", fields->element[1]->str, fields->element[1]->len);
+    }
+    freeReplyObject(r);
+    redisFree(rc);
+    WAIT_UNTIL(test_stats(b).events_stale >= 2, 3000);
+    ck_assert_uint_eq(test_stats(b).events_stale, 2);
+    char *s = test_get(b, "k");
+    ck_assert_str_eq(s, "new");
+    free(s);
+    sc_close(a);
+    sc_close(b);
+}
+END_TEST
+
+START_TEST(ttl_applies_in_redis_and_locally)
+{
+    sc_cache *a = test_pod(NS("ttl"), "a");
+    sc_cache *b = test_pod(NS("ttl"), "b");
+    ck_assert_int_eq(sc_set(a, "short", "v", 1, 300), SC_OK);
+    redisContext *rc = sc_test_redis_connect(&g_redis);
+    redisReply *r = redisCommand(rc, "PTTL %s:k:short", NS("ttl"));
+    ck_assert_int_gt(r->integer, 0);
+    ck_assert_int_le(r->integer, 300);
+    freeReplyObject(r);
+    redisFree(rc);
+    WAIT_UNTIL(test_stats(b).events_applied >= 1, 3000);
+    char *s = test_get(b, "short");
+    ck_assert_str_eq(s, "v");
+    free(s);
+    test_sleep_ms(450);
+    s = test_get(b, "short");
+    ck_assert_str_eq(s, "<none>");
+    free(s);
+    s = test_get(a, "short");
+    ck_assert_str_eq(s, "<none>");
+    free(s);
+
+    /* default_ttl_ms applies when a set passes 0. */
+    sc_options o = test_options(NS("ttl"), "c");
+    o.default_ttl_ms = 60000;
+    sc_cache *c = test_open(&o);
+    ck_assert_int_eq(sc_set(c, "dflt", "v", 1, 0), SC_OK);
+    rc = sc_test_redis_connect(&g_redis);
+    r = redisCommand(rc, "PTTL %s:k:dflt", NS("ttl"));
+    ck_assert_int_gt(r->integer, 50000);
+    freeReplyObject(r);
+    redisFree(rc);
+    sc_close(a);
+    sc_close(b);
+    sc_close(c);
+}
+END_TEST
+
+typedef struct writer_arg {
+    sc_cache *pod;
+    int id;
+    int rounds;
+} writer_arg;
+
+static void *writer_main(void *p)
+{
+    writer_arg *w = p;
+    char val[32];
+    for (int i = 0; i < w->rounds; i++) {
+        snprintf(val, sizeof val, "w%d-%d", w->id, i);
+        ck_assert_int_eq(sc_set(w->pod, "hot", val, strlen(val), 0), SC_OK);
+    }
+    return NULL;
+}
+
+START_TEST(concurrent_writers_converge)
+{
+    enum { PODS = 3, THREADS = 6 };
+    sc_cache *pods[PODS];
+    char id[8];
+    for (int i = 0; i < PODS; i++) {
+        snprintf(id, sizeof id, "p%d", i);
+        pods[i] = test_pod(NS("race"), id);
+    }
+    pthread_t t[THREADS];
+    writer_arg args[THREADS];
+    for (int i = 0; i < THREADS; i++) {
+        args[i] = (writer_arg){pods[i % PODS], i, 300};
+        pthread_create(&t[i], NULL, writer_main, &args[i]);
+    }
+    for (int i = 0; i < THREADS; i++)
+        pthread_join(t[i], NULL);
+    char *want = test_redis_value(NS("race"), "hot");
+    for (int i = 0; i < PODS; i++) {
+        /* Every pod has applied everything once its sequence reaches Redis'. */
+        WAIT_UNTIL(test_stats(pods[i]).last_seq == test_stats(pods[0]).last_seq, 3000);
+    }
+    test_sleep_ms(50);
+    for (int i = 0; i < PODS; i++) {
+        char *got = test_get(pods[i], "hot");
+        ck_assert_msg(strcmp(got, want) == 0, "pod %d holds %s, Redis %s", i, got, want);
+        free(got);
+    }
+    free(want);
+    for (int i = 0; i < PODS; i++)
+        sc_close(pods[i]);
+}
+END_TEST
+
+typedef struct getter_arg {
+    sc_cache *pod;
+    atomic_int *go;
+    sc_status status;
+    char got[16];
+} getter_arg;
+
+static void *getter_main(void *p)
+{
+    getter_arg *g = p;
+    while (!atomic_load(g->go))
+        ;
+    sc_value *v = NULL;
+    g->status = sc_get(g->pod, "sf", &v);
+    if (v) {
+        snprintf(g->got, sizeof g->got, "%s", (const char *)sc_value_data(v));
+        sc_value_release(v);
+    }
+    return NULL;
+}
+
+START_TEST(concurrent_misses_share_one_read)
+{
+    enum { N = 8 };
+    sc_cache *a = test_pod(NS("sf"), "a");
+    ck_assert_int_eq(sc_test_redis_cmd(&g_redis, "HSET %s:k:sf value shared version 7", NS("sf")), 0);
+    /* Hold Redis still so every getter arrives while the first read waits. */
+    ck_assert_int_eq(sc_test_redis_cmd(&g_redis, "CLIENT PAUSE 400 ALL"), 0);
+    atomic_int go = 0;
+    pthread_t t[N];
+    getter_arg args[N];
+    for (int i = 0; i < N; i++) {
+        args[i] = (getter_arg){a, &go, SC_ERR_INVALID, ""};
+        pthread_create(&t[i], NULL, getter_main, &args[i]);
+    }
+    atomic_store(&go, 1);
+    for (int i = 0; i < N; i++)
+        pthread_join(t[i], NULL);
+    for (int i = 0; i < N; i++) {
+        ck_assert_int_eq(args[i].status, SC_OK);
+        ck_assert_str_eq(args[i].got, "shared");
+    }
+    sc_stats st = test_stats(a);
+    ck_assert_uint_eq(st.remote_hits + st.local_hits, N);
+    ck_assert_uint_ge(st.loads_shared, 1);
+    ck_assert_uint_eq(st.remote_hits + st.loads_shared + st.local_hits, N);
+    ck_assert_uint_lt(st.remote_hits, N);
+    sc_close(a);
+}
+END_TEST
+
+/* A get on one pod racing a set on another, many rounds: whatever the
+ * interleaving, once the set's event is applied the reader holds the new
+ * value, never the old one (the read-populate race). */
+START_TEST(get_racing_set_never_installs_old_value)
+{
+    sc_cache *w = test_pod(NS("rp"), "w");
+    sc_cache *r = test_pod(NS("rp"), "r");
+    for (int round = 0; round < 300; round++) {
+        char key[32], val[32];
+        snprintf(key, sizeof key, "k%d", round % 7);
+        snprintf(val, sizeof val, "v%d", round);
+        sc_delete(r, key); /* force the next get to read Redis */
+        WAIT_UNTIL(test_stats(w).last_seq == test_stats(r).last_seq, 2000);
+        sc_value *v = NULL;
+        sc_status gs = SC_OK;
+        /* Interleave: the get and the set are issued back to back from two
+         * pods; their Redis round trips overlap with the event delivery. */
+        if (round % 2) {
+            gs = sc_get(r, key, &v);
+            ck_assert_int_eq(sc_set(w, key, val, strlen(val), 0), SC_OK);
+        } else {
+            ck_assert_int_eq(sc_set(w, key, val, strlen(val), 0), SC_OK);
+            gs = sc_get(r, key, &v);
+        }
+        ck_assert(gs == SC_OK || gs == SC_NOT_FOUND);
+        sc_value_release(v);
+        WAIT_UNTIL(test_stats(r).last_seq == test_stats(w).last_seq, 2000);
+        char *got = test_get(r, key);
+        ck_assert_msg(strcmp(got, val) == 0, "round %d: reader holds %s, wrote %s", round, got, val);
+        free(got);
+    }
+    sc_close(w);
+    sc_close(r);
+}
+END_TEST
+
+START_TEST(values_outlive_close)
+{
+    sc_cache *a = test_pod(NS("life"), "a");
+    ck_assert_int_eq(sc_set(a, "k", "kept", 4, 0), SC_OK);
+    sc_value *v;
+    ck_assert_int_eq(sc_get(a, "k", &v), SC_OK);
+    sc_close(a);
+    ck_assert_str_eq(sc_value_data(v), "kept");
+    sc_value_release(v);
+}
+END_TEST
+
+/* The application runs the loop: the pod starts unsynced, reads go to Redis,
+ * and it syncs once the loop runs. */
+START_TEST(caller_event_base)
+{
+    struct event_base *base = event_base_new();
+    sc_options o = test_options(NS("base"), "looped");
+    o.event_base = base;
+    sc_cache *l = test_open(&o);
+    sc_cache *a = test_pod(NS("base"), "a");
+    ck_assert_uint_eq(test_stats(l).synced, 0);
+    long long deadline = test_now_ms() + 3000;
+    while (!test_stats(l).synced && test_now_ms() < deadline)
+        event_base_loop(base, EVLOOP_NONBLOCK);
+    ck_assert_uint_eq(test_stats(l).synced, 1);
+    ck_assert_int_eq(sc_set(a, "k", "v", 1, 0), SC_OK);
+    deadline = test_now_ms() + 3000;
+    while (test_stats(l).events_applied < 1 && test_now_ms() < deadline)
+        event_base_loop(base, EVLOOP_NONBLOCK);
+    sc_get_info info;
+    sc_value *v;
+    ck_assert_int_eq(sc_get_ex(l, "k", &v, &info), SC_OK);
+    ck_assert_int_eq(info.source, SC_SOURCE_LOCAL);
+    sc_value_release(v);
+    sc_close(l);
+    sc_close(a);
+    event_base_free(base);
+}
+END_TEST
+
+START_TEST(strerror_covers_every_status)
+{
+    for (int s = SC_OK; s <= SC_ERR_CODEC; s++)
+        ck_assert_uint_gt(strlen(sc_strerror((sc_status)s)), 0);
+    ck_assert_str_eq(sc_strerror((sc_status)999), "unknown status");
+}
+END_TEST
+
+static Suite *cache_suite(void)
+{
+    Suite *s = suite_create("cache");
+    TCase *tc = tcase_create("core");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, open_close_and_pod_ids);
+    tcase_add_test(tc, open_without_redis_fails_fast);
+    tcase_add_test(tc, bad_options_are_rejected);
+    tcase_add_test(tc, bad_keys_and_values);
+    tcase_add_test(tc, set_propagates_value_to_other_pods);
+    tcase_add_test(tc, miss_reads_redis_and_fills_local);
+    tcase_add_test(tc, set_invalidate_makes_others_reread);
+    tcase_add_test(tc, large_values_publish_invalidate);
+    tcase_add_test(tc, binary_values_round_trip);
+    tcase_add_test(tc, delete_and_clear);
+    tcase_add_test(tc, reader_policy);
+    tcase_add_test(tc, malformed_events_are_counted_and_dropped);
+    tcase_add_test(tc, json_invalidate_from_any_publisher);
+    tcase_add_test(tc, replayed_old_events_are_stale);
+    tcase_add_test(tc, ttl_applies_in_redis_and_locally);
+    tcase_add_test(tc, concurrent_writers_converge);
+    tcase_add_test(tc, concurrent_misses_share_one_read);
+    tcase_add_test(tc, get_racing_set_never_installs_old_value);
+    tcase_add_test(tc, values_outlive_close);
+    tcase_add_test(tc, caller_event_base);
+    tcase_add_test(tc, strerror_covers_every_status);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    return test_run_suite(cache_suite(), NULL);
+}

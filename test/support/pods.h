@@ -1,0 +1,117 @@
+/* Helpers for integration tests that run several pods in one process against
+ * the private Redis of test/support/redis_server.h. Header-only: each test
+ * program includes it once. */
+#ifndef SC_TEST_PODS_H
+#define SC_TEST_PODS_H
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <check.h>
+#include <synccache/synccache.h>
+
+#include "redis_server.h"
+
+/* The server every test in the program shares (started in main). */
+extern sc_test_redis g_redis;
+
+static inline void test_sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static inline long long test_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Options for a pod on g_redis in namespace ns with pod id id (NULL: generated). */
+static inline sc_options test_options(const char *ns, const char *id)
+{
+    sc_options o;
+    sc_options_init(&o);
+    o.ns = ns;
+    o.pod_id = id;
+    o.redis_port = g_redis.port;
+    o.redis_timeout_ms = 1000;
+    return o;
+}
+
+static inline sc_cache *test_open(const sc_options *o)
+{
+    sc_cache *c = NULL;
+    sc_status s = sc_open(o, &c);
+    ck_assert_msg(s == SC_OK, "sc_open: %s: %s", sc_strerror(s), sc_errmsg(NULL));
+    return c;
+}
+
+static inline sc_cache *test_pod(const char *ns, const char *id)
+{
+    sc_options o = test_options(ns, id);
+    return test_open(&o);
+}
+
+/* The value of key on c as a malloc'd string ("<none>" when missing,
+ * "<error>" on error). Caller frees. */
+static inline char *test_get(sc_cache *c, const char *key)
+{
+    sc_value *v = NULL;
+    sc_status s = sc_get(c, key, &v);
+    if (s == SC_NOT_FOUND)
+        return strdup("<none>");
+    if (s != SC_OK)
+        return strdup("<error>");
+    char *out = malloc(sc_value_size(v) + 1);
+    memcpy(out, sc_value_data(v), sc_value_size(v));
+    out[sc_value_size(v)] = '\0';
+    sc_value_release(v);
+    return out;
+}
+
+/* The value of <ns>:k:<key> in Redis, read with plain commands ("<none>"). */
+static inline char *test_redis_value(const char *ns, const char *key)
+{
+    redisContext *rc = sc_test_redis_connect(&g_redis);
+    ck_assert_ptr_nonnull(rc);
+    redisReply *r = redisCommand(rc, "HGET %s:k:%s value", ns, key);
+    ck_assert_ptr_nonnull(r);
+    char *out = r->type == REDIS_REPLY_STRING ? strndup(r->str, r->len) : strdup("<none>");
+    freeReplyObject(r);
+    redisFree(rc);
+    return out;
+}
+
+/* Polls cond (an expression) every 5 ms for up to ms milliseconds. */
+#define WAIT_UNTIL(cond, ms)                                               \
+    do {                                                                   \
+        long long wait_deadline_ = test_now_ms() + (ms);                   \
+        while (!(cond) && test_now_ms() < wait_deadline_)                  \
+            test_sleep_ms(5);                                              \
+    } while (0)
+
+static inline sc_stats test_stats(sc_cache *c)
+{
+    sc_stats st;
+    sc_stats_get(c, &st);
+    return st;
+}
+
+/* Runs the suite in fork mode against a private Redis; returns the exit code. */
+static inline int test_run_suite(Suite *s, const char *redis_extra)
+{
+    if (sc_test_redis_start(&g_redis, redis_extra) != 0)
+        return 1;
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    sc_test_redis_stop(&g_redis);
+    return failed ? 1 : 0;
+}
+
+#endif
