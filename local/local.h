@@ -91,6 +91,48 @@ int sc__local_remove(sc__local *l, const char *key, size_t klen, uint64_t hash, 
 /* Drops every entry and bumps every epoch. Returns how many were dropped. */
 size_t sc__local_clear(sc__local *l);
 
-void sc__local_stats(sc__local *l, sc__local_stats *out);
+/* A typedef and a function cannot share the name sc__local_stats in C, so
+ * the function is sc__local_stats_get and the function-like macro keeps the
+ * call form sc__local_stats(l, &out) working (the macro only expands when
+ * the name is followed by a parenthesis, so the type name is untouched). */
+void sc__local_stats_get(sc__local *l, sc__local_stats *out);
+#define sc__local_stats(l, out) sc__local_stats_get((l), (out))
+
+/* ---- private to local/ (lib/ uses only the calls above) ---- */
+
+#include <stdatomic.h>
+
+/* The value header. A value the store holds also carries its key right after
+ * the NUL that ends the bytes (klen > 0) and its expiry, so a store entry is
+ * this one allocation plus 16 bytes of list node and a hash-table slot. */
+struct sc_value {
+    _Atomic uint32_t refs;
+    uint32_t klen;    /* key bytes after data[len + 1]; 0 outside a store */
+    uint64_t len;
+    uint64_t version;
+    uint64_t expire;  /* sc__now_ms() deadline; 0 = none; set before sharing */
+    char data[];      /* len bytes, NUL, then klen key bytes */
+};
+
+/* A value with room for len bytes (NUL written) plus extra bytes after the
+ * NUL, refcount 1, every other field 0. NULL on out of memory. */
+sc_value *sc__value_alloc(size_t len, size_t extra);
+
+/* Count-min sketch with 4-bit counters (Caffeine's FrequencySketch layout:
+ * the four counters of a key sit in one 64-byte block), halved after
+ * 10 x capacity increments so old popularity fades. Not thread-safe. */
+typedef struct sc__sketch {
+    uint64_t *table;
+    uint64_t block_mask; /* number of 8-word blocks - 1 */
+    uint64_t size, sample;
+    size_t capacity;
+} sc__sketch;
+
+/* Sizes the sketch for capacity entries, dropping what it counted. On out of
+ * memory keeps the old table and returns -1; 0 on success. */
+int sc__sketch_resize(sc__sketch *s, size_t capacity);
+void sc__sketch_free(sc__sketch *s);
+void sc__sketch_increment(sc__sketch *s, uint64_t hash);
+unsigned sc__sketch_frequency(const sc__sketch *s, uint64_t hash);
 
 #endif

@@ -1,0 +1,112 @@
+/* local/sketch.c: the frequency sketch behind W-TinyLFU admission.
+ *
+ * A count-min sketch of 4-bit counters, laid out like Caffeine's
+ * FrequencySketch: 16 counters per 64-bit word, and the four counters of one
+ * key all inside one 64-byte block so an increment touches one cache line.
+ * Four bits are enough because admission only compares "how popular lately";
+ * after 10 x capacity increments every counter is halved, which both keeps
+ * them from saturating and lets yesterday's hot keys age out.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "local/local.h"
+
+#define ONE_MASK 0x1111111111111111ull
+#define RESET_MASK 0x7777777777777777ull
+
+int sc__sketch_resize(sc__sketch *s, size_t capacity)
+{
+    /* One word (16 counters) per expected entry, at least one block; the
+     * width bound keeps the product below any size_t overflow. */
+    size_t words = 8;
+    if (capacity > ((size_t)1 << 30))
+        capacity = (size_t)1 << 30;
+    while (words < capacity)
+        words <<= 1;
+    uint64_t *t = calloc(words, sizeof *t);
+    if (!t)
+        return -1;
+    free(s->table);
+    s->table = t;
+    s->block_mask = (words >> 3) - 1;
+    s->size = 0;
+    s->sample = 10 * (uint64_t)(capacity ? capacity : 1);
+    s->capacity = capacity;
+    return 0;
+}
+
+void sc__sketch_free(sc__sketch *s)
+{
+    free(s->table);
+    memset(s, 0, sizeof *s);
+}
+
+/* The block comes from the high half of a remix of the key hash and the
+ * four counter positions from the low half, so they are independent of each
+ * other and of the bits the store uses for shards and table slots. */
+static inline uint64_t block_of(const sc__sketch *s, uint64_t h)
+{
+    return ((h >> 32) & s->block_mask) << 3;
+}
+
+static inline uint64_t remix(uint64_t hash)
+{
+    hash ^= hash >> 31;
+    hash *= 0x7fb5d329728ea185ull;
+    hash ^= hash >> 27;
+    hash *= 0x81dadef4bc2dd44dull;
+    return hash ^ (hash >> 33);
+}
+
+static void reset(sc__sketch *s)
+{
+    uint64_t odd = 0;
+    size_t words = (size_t)(s->block_mask + 1) << 3;
+    for (size_t i = 0; i < words; i++) {
+        odd += (uint64_t)__builtin_popcountll(s->table[i] & ONE_MASK);
+        s->table[i] = (s->table[i] >> 1) & RESET_MASK;
+    }
+    /* Halving drops half a count from every odd counter; a key has four. */
+    s->size = (s->size - (odd >> 2)) >> 1;
+}
+
+void sc__sketch_increment(sc__sketch *s, uint64_t hash)
+{
+    if (!s->table)
+        return;
+    uint64_t h = remix(hash);
+    uint64_t block = block_of(s, h);
+    uint32_t c = (uint32_t)h;
+    int added = 0;
+    for (unsigned i = 0; i < 4; i++) {
+        uint32_t x = c >> (i << 3);
+        unsigned index = (x >> 1) & 15;
+        uint64_t *w = &s->table[block + (x & 1) + (i << 1)];
+        uint64_t mask = 0xfull << (index << 2);
+        if ((*w & mask) != mask) {
+            *w += 1ull << (index << 2);
+            added = 1;
+        }
+    }
+    if (added && ++s->size >= s->sample)
+        reset(s);
+}
+
+unsigned sc__sketch_frequency(const sc__sketch *s, uint64_t hash)
+{
+    if (!s->table)
+        return 0;
+    uint64_t h = remix(hash);
+    uint64_t block = block_of(s, h);
+    uint32_t c = (uint32_t)h;
+    unsigned freq = 15;
+    for (unsigned i = 0; i < 4; i++) {
+        uint32_t x = c >> (i << 3);
+        unsigned index = (x >> 1) & 15;
+        unsigned v = (unsigned)(s->table[block + (x & 1) + (i << 1)] >> (index << 2)) & 15;
+        if (v < freq)
+            freq = v;
+    }
+    return freq;
+}

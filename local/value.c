@@ -1,0 +1,78 @@
+/* local/value.c: the immutable, reference-counted sc_value.
+ *
+ * A value is one allocation: a small header, the bytes, a NUL so text values
+ * can be used as C strings, and, when the local store created it, the key
+ * right after that NUL. Keeping the key and the store's per-entry fields in
+ * the value's own allocation is what keeps the local tier near one malloc per
+ * entry; a value handed out by sc__local_get stays valid after the store drops
+ * it because the allocation is only freed with its last reference.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "local/local.h"
+
+sc_value *sc__value_alloc(size_t len, size_t extra)
+{
+    /* Refuse sizes whose total would wrap around. */
+    if (len > SIZE_MAX - sizeof(sc_value) - 1 - extra)
+        return NULL;
+    sc_value *v = malloc(sizeof(sc_value) + len + 1 + extra);
+    if (!v)
+        return NULL;
+    atomic_init(&v->refs, 1);
+    v->klen = 0;
+    v->len = len;
+    v->version = 0;
+    v->expire = 0;
+    v->data[len] = '\0';
+    return v;
+}
+
+sc_value *sc__value_new(const void *data, size_t len, uint64_t version)
+{
+    if (len && !data)
+        return NULL;
+    sc_value *v = sc__value_alloc(len, 0);
+    if (!v)
+        return NULL;
+    if (len)
+        memcpy(v->data, data, len);
+    v->version = version;
+    return v;
+}
+
+sc_value *sc__value_ref(sc_value *v)
+{
+    /* Taking a reference needs no ordering: the caller already holds one, so
+     * the value cannot be freed concurrently. */
+    atomic_fetch_add_explicit(&v->refs, 1, memory_order_relaxed);
+    return v;
+}
+
+SC_EXPORT const void *sc_value_data(const sc_value *v)
+{
+    return v ? v->data : NULL;
+}
+
+SC_EXPORT size_t sc_value_size(const sc_value *v)
+{
+    return v ? v->len : 0;
+}
+
+SC_EXPORT uint64_t sc_value_version(const sc_value *v)
+{
+    return v ? v->version : 0;
+}
+
+SC_EXPORT void sc_value_release(sc_value *v)
+{
+    if (!v)
+        return;
+    /* Release on the decrement and acquire before the free, so every other
+     * holder's reads of the bytes happen before the memory is reused. */
+    if (atomic_fetch_sub_explicit(&v->refs, 1, memory_order_release) == 1) {
+        atomic_thread_fence(memory_order_acquire);
+        free(v);
+    }
+}
