@@ -36,31 +36,32 @@ void sc__syncer_lost(sc_cache *c, const char *why)
         flush_local(c, "disconnect policy flush");
 }
 
-/* Applies one decoded cache event to the local tier. Returns 1 if the local
- * tier changed. */
-static int apply_event(sc_cache *c, const sc__event *ev)
+/* Applies one decoded cache event to the local tier and tells the event
+ * hook. Returns 1 if the local tier changed. */
+static int apply_event(sc_cache *c, const sc__event *ev, int replayed)
 {
     uint64_t hash = ev->key_len ? sc__local_hash(ev->key, ev->key_len) : 0;
+    sc_value *v = NULL;
+    int changed = 0;
     switch (ev->action) {
     case SC__ACT_SET:
         if (ev->version) {
             /* Touch the stripe first, so a Redis read racing this event
              * cannot install its (older) value afterwards. */
             sc__local_bump(c->local, hash);
-            sc_value *v = sc__value_new(ev->value, ev->value_len, ev->version);
-            if (!v) {
-                sc__local_remove(c->local, ev->key, ev->key_len, hash, UINT64_MAX);
-                return 1;
-            }
-            sc_status s = sc__local_put(c->local, ev->key, ev->key_len, hash, v, ev->ttl_ms, 1, NULL);
-            sc_value_release(v);
+            v = sc__value_new(ev->value, ev->value_len, ev->version);
+            sc_status s = v ? sc__local_put(c->local, ev->key, ev->key_len, hash, v, ev->ttl_ms, 1, NULL)
+                            : SC_ERR_NOMEM;
             if (s == SC_ERR_CONFLICT) {
                 sc__atomic_inc(&c->events_stale);
-                return 0;
+            } else {
+                /* Too big for the local bound or no memory: no copy at all
+                 * rather than an old one. */
+                if (s != SC_OK)
+                    sc__local_remove(c->local, ev->key, ev->key_len, hash, UINT64_MAX);
+                changed = 1;
             }
-            if (s != SC_OK) /* too big for the local bound: no copy at all */
-                sc__local_remove(c->local, ev->key, ev->key_len, hash, UINT64_MAX);
-            return 1;
+            break;
         }
         /* A set without a version comes from an outside publisher; with no
          * way to order it, the safe reading is "the key changed": drop the
@@ -68,17 +69,33 @@ static int apply_event(sc_cache *c, const sc__event *ev)
         /* fall through */
     case SC__ACT_INVALIDATE:
     case SC__ACT_DELETE:
-        if (sc__local_remove(c->local, ev->key, ev->key_len, hash, ev->version ? ev->version : UINT64_MAX)) {
+        changed = sc__local_remove(c->local, ev->key, ev->key_len, hash, ev->version ? ev->version : UINT64_MAX);
+        if (changed)
             sc__atomic_inc(&c->invalidations);
-            return 1;
-        }
-        return 0;
+        break;
     case SC__ACT_CLEAR:
-        return sc__local_clear(c->local) > 0;
+        changed = sc__local_clear(c->local) > 0;
+        break;
     case SC__ACT_HEARTBEAT:
         break;
     }
-    return 0;
+    if (changed)
+        sc__atomic_inc(&c->events_applied);
+    if (c->opt.on_event) {
+        sc_event_info info = {
+            .action = sc__action_name(ev->action),
+            .key = ev->key,
+            .sender = ev->sender,
+            .version = ev->version,
+            .publish_time_ms = ev->time_ms,
+            .value = v,
+            .applied = changed,
+            .replayed = replayed,
+        };
+        c->opt.on_event(&info, c->opt.on_event_ud);
+    }
+    sc_value_release(v);
+    return changed;
 }
 
 typedef struct replay {
@@ -95,8 +112,7 @@ static int replay_one(uint64_t seq, const char *data, size_t len, void *ud)
         r->broken = 1;
         return 1;
     }
-    if (apply_event(r->c, &ev))
-        sc__atomic_inc(&r->c->events_applied);
+    apply_event(r->c, &ev, 1);
     sc__event_free(&ev);
     sc__atomic_inc(&r->c->events_replayed);
     r->c->seq.last_seq = seq;
@@ -175,8 +191,7 @@ static void on_message(const char *data, size_t len, void *ud)
     sc__atomic_inc(&c->events_received);
     switch (sc__seq_classify(&c->seq, &ev)) {
     case SC__EXTERNAL:
-        if (apply_event(c, &ev))
-            sc__atomic_inc(&c->events_applied);
+        apply_event(c, &ev, 0);
         break;
     case SC__SELF:
         sc__atomic_inc(&c->events_ignored_self);
@@ -194,16 +209,14 @@ static void on_message(const char *data, size_t len, void *ud)
             break;
         }
         /* The missed events are in; this one is next (and may be ours). */
-        if (sc__seq_classify(&c->seq, &ev) == SC__SELF) {
+        if (sc__seq_classify(&c->seq, &ev) == SC__SELF)
             sc__atomic_inc(&c->events_ignored_self);
-        } else if (apply_event(c, &ev)) {
-            sc__atomic_inc(&c->events_applied);
-        }
+        else
+            apply_event(c, &ev, 0);
         sc__seq_advance(&c->seq, ev.version);
         break;
     case SC__APPLY:
-        if (apply_event(c, &ev))
-            sc__atomic_inc(&c->events_applied);
+        apply_event(c, &ev, 0);
         sc__seq_advance(&c->seq, ev.version);
         break;
     }

@@ -85,6 +85,24 @@ typedef enum sc_log_level {
  * duration of the call. Must not call back into the cache. */
 typedef void (*sc_log_fn)(sc_log_level level, const char *msg, void *ud);
 
+/* What the event hook sees: one event from another pod (or an outside
+ * publisher) after the pod handled it. Everything is borrowed for the call. */
+typedef struct sc_event_info {
+    const char *action;      /* "set", "invalidate", "delete" or "clear" */
+    const char *key;         /* "" for clear */
+    const char *sender;      /* the publishing pod's id */
+    uint64_t version;        /* namespace sequence; 0 from outside publishers */
+    uint64_t publish_time_ms;/* Redis clock, ms since the Unix epoch */
+    const sc_value *value;   /* set only (else NULL); take a reference with
+                                sc_value_ref to keep it */
+    int applied;             /* 1 if the local tier changed */
+    int replayed;            /* 1 if it came from the event log (catch-up) */
+} sc_event_info;
+
+/* Called on the sync thread after each event from another pod was handled.
+ * Must be quick and must not call back into the cache. */
+typedef void (*sc_event_fn)(const sc_event_info *ev, void *ud);
+
 typedef struct sc_options {
     const char *pod_id;            /* NULL: generated, unique per process */
     const char *ns;                /* namespace: prefixes every Redis key; default "sc" */
@@ -127,6 +145,10 @@ typedef struct sc_options {
     unsigned reconnect_max_ms;     /* backoff cap; default 2000 */
     size_t event_log_len;          /* events kept in Redis for catch-up;
                                       default 10000, 0 disables the log */
+
+    /* --- hooks --- */
+    sc_event_fn on_event;          /* NULL: none */
+    void *on_event_ud;             /* passed to on_event */
 
     /* --- logging --- */
     sc_log_fn log_fn;              /* NULL: no logging */
@@ -212,6 +234,8 @@ SC_EXPORT const void *sc_value_data(const sc_value *v);
 SC_EXPORT size_t sc_value_size(const sc_value *v);
 /* The Redis version of this value (0 for a reader's local-only set). */
 SC_EXPORT uint64_t sc_value_version(const sc_value *v);
+/* Adds a reference (for values borrowed from the event hook); returns v. */
+SC_EXPORT sc_value *sc_value_ref(const sc_value *v);
 /* Drops one reference. NULL is a no-op. */
 SC_EXPORT void sc_value_release(sc_value *v);
 

@@ -1,0 +1,506 @@
+/* Consistency under faults: a killed subscription, a Redis restart, a
+ * subscriber dropped for output-buffer overflow, a paused Redis, forged gaps
+ * and oversized events, and gets racing sets. In every case, once the fault
+ * ends, every pod's value for every key equals Redis'.
+ *
+ * Each test also prints the staleness window it observed (how long after a
+ * write a pod could still serve the old value); README quotes these. Tests
+ * that restart or reconfigure Redis start their own server, because in fork
+ * mode a restart in one test would not be seen by the next. */
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "pods.h"
+
+sc_test_redis g_redis;
+
+#define NS(name) "f_" name
+#define KEYS 40
+
+static sc_cache *pod_on(const sc_test_redis *r, const char *ns, const char *id, sc_disconnect_policy p,
+                        unsigned reconnect_min_ms)
+{
+    sc_options o = test_options(ns, id);
+    o.redis_port = r->port;
+    o.redis_timeout_ms = 400;
+    o.disconnect_policy = p;
+    o.heartbeat_interval_ms = 100;
+    o.heartbeat_timeout_ms = 400;
+    o.reconnect_min_ms = reconnect_min_ms;
+    o.reconnect_max_ms = reconnect_min_ms * 4;
+    return test_open(&o);
+}
+
+static void write_all(sc_cache *c, const char *tag)
+{
+    for (int i = 0; i < KEYS; i++) {
+        char k[16], v[32];
+        snprintf(k, sizeof k, "k%d", i);
+        snprintf(v, sizeof v, "%s-%d", tag, i);
+        ck_assert_int_eq(sc_set(c, k, v, strlen(v), 0), SC_OK);
+    }
+}
+
+/* Every key on every pod equals Redis (read with plain commands). */
+static void assert_converged(const sc_test_redis *r, const char *ns, sc_cache **pods, int n)
+{
+    redisContext *rc = sc_test_redis_connect(r);
+    ck_assert_ptr_nonnull(rc);
+    for (int i = 0; i < KEYS; i++) {
+        char k[16];
+        snprintf(k, sizeof k, "k%d", i);
+        redisReply *rep = redisCommand(rc, "HGET %s:k:%s value", ns, k);
+        ck_assert_ptr_nonnull(rep);
+        char *want = rep->type == REDIS_REPLY_STRING ? strndup(rep->str, rep->len) : strdup("<none>");
+        freeReplyObject(rep);
+        for (int p = 0; p < n; p++) {
+            char *got = test_get(pods[p], k);
+            ck_assert_msg(strcmp(got, want) == 0, "pod %s key %s: holds %s, Redis %s", sc_pod_id(pods[p]), k,
+                          got, want);
+            free(got);
+        }
+        free(want);
+    }
+    redisFree(rc);
+}
+
+static int synced(sc_cache *c)
+{
+    return test_stats(c).synced == 1;
+}
+
+/* Polls a get on c until it returns want; returns the ms it took (-1: never). */
+static long long time_until_value(sc_cache *c, const char *key, const char *want, long long limit_ms)
+{
+    long long t0 = test_now_ms();
+    while (test_now_ms() - t0 < limit_ms) {
+        char *got = test_get(c, key);
+        int ok = strcmp(got, want) == 0;
+        free(got);
+        if (ok)
+            return test_now_ms() - t0;
+        test_sleep_ms(1);
+    }
+    return -1;
+}
+
+static void kill_pubsub(const sc_test_redis *r)
+{
+    ck_assert_int_eq(sc_test_redis_cmd(r, "CLIENT KILL TYPE pubsub"), 0);
+}
+
+/* The subscription is killed while another pod writes; each disconnect
+ * policy recovers: flush drops and rereads, bypass and stale catch up from
+ * the event log. */
+static void kill_subscription_case(sc_disconnect_policy policy, const char *ns)
+{
+    sc_cache *w = pod_on(&g_redis, ns, "writer", SC_DISCONNECT_FLUSH, 50);
+    /* A long first backoff keeps r disconnected while w writes. */
+    sc_cache *r = pod_on(&g_redis, ns, "reader", policy, 400);
+    write_all(w, "v1");
+    WAIT_UNTIL(test_stats(r).local_entries == KEYS, 3000);
+    ck_assert_uint_eq(test_stats(r).local_entries, KEYS);
+
+    kill_pubsub(&g_redis);
+    WAIT_UNTIL(!synced(r), 2000);
+    ck_assert(!synced(r));
+    write_all(w, "v2");
+    long long window = time_until_value(r, "k7", "v2-7", 5000);
+    WAIT_UNTIL(synced(r) && synced(w), 5000);
+    ck_assert(synced(r));
+    sc_stats st = test_stats(r);
+    ck_assert_uint_ge(st.reconnects, 1);
+    if (policy == SC_DISCONNECT_FLUSH)
+        ck_assert_uint_ge(st.flushes, 1);
+    else
+        ck_assert_uint_ge(st.events_replayed, KEYS); /* the writes it missed, from the log */
+    sc_cache *pods[] = {w, r};
+    assert_converged(&g_redis, ns, pods, 2);
+    printf("staleness window, subscription killed, policy %d: %lld ms after the write\n", (int)policy, window);
+    sc_close(w);
+    sc_close(r);
+}
+
+START_TEST(kill_subscription_flush)
+{
+    kill_subscription_case(SC_DISCONNECT_FLUSH, NS("kill_flush"));
+}
+END_TEST
+
+START_TEST(kill_subscription_bypass)
+{
+    kill_subscription_case(SC_DISCONNECT_BYPASS, NS("kill_bypass"));
+}
+END_TEST
+
+START_TEST(kill_subscription_stale)
+{
+    kill_subscription_case(SC_DISCONNECT_STALE, NS("kill_stale"));
+}
+END_TEST
+
+/* SC_DISCONNECT_STALE serves local copies, flagged, while the last proof of
+ * sync is young enough; then it reads Redis. SC_DISCONNECT_BYPASS never
+ * serves local copies while unsynced. */
+START_TEST(stale_and_bypass_reads_while_disconnected)
+{
+    sc_options o = test_options(NS("stalepol"), "stale");
+    o.disconnect_policy = SC_DISCONNECT_STALE;
+    o.stale_max_ms = 600;
+    o.heartbeat_interval_ms = 100;
+    o.heartbeat_timeout_ms = 400;
+    o.reconnect_min_ms = 1500; /* stay disconnected long enough to look */
+    o.reconnect_max_ms = 1500;
+    sc_cache *s = test_open(&o);
+    o.pod_id = "bypass";
+    o.disconnect_policy = SC_DISCONNECT_BYPASS;
+    sc_cache *b = test_open(&o);
+    ck_assert_int_eq(sc_set(s, "k", "v", 1, 0), SC_OK);
+    WAIT_UNTIL(test_stats(b).local_entries == 1, 3000);
+    kill_pubsub(&g_redis);
+    WAIT_UNTIL(!synced(s) && !synced(b), 2000);
+
+    sc_value *v;
+    sc_get_info info;
+    ck_assert_int_eq(sc_get_ex(s, "k", &v, &info), SC_OK);
+    ck_assert_int_eq(info.source, SC_SOURCE_LOCAL);
+    ck_assert_int_eq(info.stale, 1);
+    ck_assert_uint_le(info.sync_age_ms, 600);
+    sc_value_release(v);
+    ck_assert_uint_ge(test_stats(s).stale_served, 1);
+
+    ck_assert_int_eq(sc_get_ex(b, "k", &v, &info), SC_OK);
+    ck_assert_int_eq(info.source, SC_SOURCE_REMOTE);
+    sc_value_release(v);
+    ck_assert_uint_eq(test_stats(b).local_entries, 1); /* kept for catch-up */
+
+    /* Past stale_max_ms the stale pod reads Redis too. */
+    test_sleep_ms(700);
+    if (!synced(s)) {
+        ck_assert_int_eq(sc_get_ex(s, "k", &v, &info), SC_OK);
+        ck_assert_int_eq(info.source, SC_SOURCE_REMOTE);
+        sc_value_release(v);
+    }
+    WAIT_UNTIL(synced(s) && synced(b), 5000);
+    ck_assert(synced(s) && synced(b));
+    sc_close(s);
+    sc_close(b);
+}
+END_TEST
+
+/* Redis dies and comes back empty on the same port while pods hold data. */
+static void restart_case(sc_disconnect_policy policy)
+{
+    sc_test_redis r;
+    ck_assert_int_eq(sc_test_redis_start(&r, NULL), 0);
+    sc_cache *a = pod_on(&r, NS("restart"), "a", policy, 50);
+    sc_cache *b = pod_on(&r, NS("restart"), "b", policy, 50);
+    write_all(a, "before");
+    WAIT_UNTIL(test_stats(b).local_entries == KEYS, 3000);
+    uint64_t seq_before = test_stats(a).last_seq;
+
+    ck_assert_int_eq(sc_test_redis_restart(&r), 0);
+    /* While it was down or just back, nothing old may be served. */
+    WAIT_UNTIL(synced(a) && synced(b) && test_stats(b).reconnects >= 1, 8000);
+    ck_assert(synced(a) && synced(b));
+    sc_cache *pods[] = {a, b};
+    assert_converged(&r, NS("restart"), pods, 2); /* all "<none>": Redis lost them */
+
+    /* Versions keep growing across the restart, and writes sync again. */
+    ck_assert_int_eq(sc_set(a, "k1", "after", 5, 0), SC_OK);
+    WAIT_UNTIL(test_stats(b).last_seq == test_stats(a).last_seq, 3000);
+    ck_assert_uint_gt(test_stats(a).last_seq, seq_before);
+    char *s = test_get(b, "k1");
+    ck_assert_str_eq(s, "after");
+    free(s);
+    assert_converged(&r, NS("restart"), pods, 2);
+    sc_close(a);
+    sc_close(b);
+    sc_test_redis_stop(&r);
+}
+
+START_TEST(redis_restart_flush)
+{
+    restart_case(SC_DISCONNECT_FLUSH);
+}
+END_TEST
+
+START_TEST(redis_restart_bypass)
+{
+    restart_case(SC_DISCONNECT_BYPASS);
+}
+END_TEST
+
+/* Redis drops a subscriber whose output buffer overflows; a burst with
+ * events larger than the limit forces it mid-burst. */
+START_TEST(output_buffer_overflow)
+{
+    sc_test_redis r;
+    ck_assert_int_eq(sc_test_redis_start(&r, NULL), 0);
+    sc_cache *w = pod_on(&r, NS("obuf"), "w", SC_DISCONNECT_BYPASS, 20);
+    sc_cache *rd = pod_on(&r, NS("obuf"), "r", SC_DISCONNECT_BYPASS, 20);
+    write_all(w, "small");
+    WAIT_UNTIL(test_stats(rd).local_entries == KEYS, 3000);
+    ck_assert_int_eq(sc_test_redis_cmd(&r, "CONFIG SET client-output-buffer-limit %s", "pubsub 8kb 0 0"), 0);
+    size_t n = 20000;
+    char *big = malloc(n);
+    for (int round = 0; round < 3; round++) {
+        for (int i = 0; i < KEYS; i++) {
+            char k[16];
+            snprintf(k, sizeof k, "k%d", i);
+            memset(big, 'a' + (i + round) % 26, n);
+            snprintf(big, 32, "r%d-%d:", round, i);
+            /* Mix small and large events so some get through between drops. */
+            size_t len = i % 3 == 0 ? n : 40;
+            ck_assert_int_eq(sc_set(w, k, big, len, 0), SC_OK);
+        }
+    }
+    free(big);
+    ck_assert_int_eq(sc_test_redis_cmd(&r, "CONFIG SET client-output-buffer-limit %s", "pubsub 32mb 8mb 60"), 0);
+    WAIT_UNTIL(test_stats(rd).reconnects >= 1 && synced(rd) && test_stats(rd).last_seq == test_stats(w).last_seq,
+               8000);
+    sc_stats st = test_stats(rd);
+    ck_assert_uint_ge(st.reconnects, 1);
+    ck_assert(synced(rd));
+    sc_cache *pods[] = {w, rd};
+    assert_converged(&r, NS("obuf"), pods, 2);
+    sc_close(w);
+    sc_close(rd);
+    sc_test_redis_stop(&r);
+}
+END_TEST
+
+/* CLIENT PAUSE longer than the timeout: calls fail within the timeout plus a
+ * margin instead of hanging, heartbeats notice, and the pods recover. */
+START_TEST(client_pause_longer_than_timeout)
+{
+    sc_cache *a = pod_on(&g_redis, NS("pause"), "a", SC_DISCONNECT_FLUSH, 50);
+    sc_cache *b = pod_on(&g_redis, NS("pause"), "b", SC_DISCONNECT_FLUSH, 50);
+    write_all(a, "v1");
+    WAIT_UNTIL(test_stats(b).local_entries == KEYS, 3000);
+    ck_assert_int_eq(sc_test_redis_cmd(&g_redis, "CLIENT PAUSE 2000 ALL"), 0);
+    long long t0 = test_now_ms();
+    sc_status s = sc_set(a, "k1", "during", 6, 0);
+    long long took = test_now_ms() - t0;
+    ck_assert_msg(s == SC_ERR_TIMEOUT || s == SC_ERR_REMOTE, "got %s", sc_strerror(s));
+    ck_assert_uint_gt(strlen(sc_errmsg(a)), 0);
+    /* A bound that catches a hang, not a performance target. */
+    ck_assert_msg(took < 400 * 3, "sc_set took %lld ms with a 400 ms timeout", took);
+    WAIT_UNTIL(!synced(b), 3000);
+    ck_assert_uint_ge(test_stats(b).heartbeat_misses, 1);
+    sc_value *v;
+    t0 = test_now_ms();
+    s = sc_get(b, "k2", &v); /* flushed: must go to the paused Redis */
+    took = test_now_ms() - t0;
+    if (s == SC_OK) /* the pause already ended on a slow machine */
+        sc_value_release(v);
+    else
+        ck_assert_msg(s == SC_ERR_TIMEOUT || s == SC_ERR_REMOTE, "got %s", sc_strerror(s));
+    ck_assert_msg(took < 400 * 3, "sc_get took %lld ms with a 400 ms timeout", took);
+
+    WAIT_UNTIL(synced(a) && synced(b), 8000);
+    ck_assert(synced(a) && synced(b));
+    write_all(a, "v2");
+    WAIT_UNTIL(test_stats(b).last_seq == test_stats(a).last_seq, 3000);
+    sc_cache *pods[] = {a, b};
+    assert_converged(&g_redis, NS("pause"), pods, 2);
+    sc_close(a);
+    sc_close(b);
+}
+END_TEST
+
+/* A write that bypassed the channel (the counter moved without an event):
+ * the next heartbeat exposes the gap; the log cannot cover it, so the pod
+ * flushes rather than keep what may be stale. */
+START_TEST(heartbeat_exposes_silent_gap)
+{
+    sc_cache *a = pod_on(&g_redis, NS("hbgap"), "a", SC_DISCONNECT_BYPASS, 50);
+    write_all(a, "v1");
+    ck_assert_uint_eq(test_stats(a).local_entries, KEYS);
+    ck_assert_int_eq(sc_test_redis_cmd(&g_redis, "INCR %s:seq", NS("hbgap")), 0);
+    ck_assert_int_eq(sc_test_redis_cmd(&g_redis, "HSET %s:k:k3 value silent version 1", NS("hbgap")), 0);
+    WAIT_UNTIL(test_stats(a).gaps >= 1, 3000);
+    sc_stats st = test_stats(a);
+    ck_assert_uint_ge(st.gaps, 1);
+    ck_assert_uint_ge(st.flushes, 1);
+    char *s = test_get(a, "k3");
+    ck_assert_str_eq(s, "silent");
+    free(s);
+    sc_close(a);
+}
+END_TEST
+
+/* A forged event that skips sequence numbers is a gap: the pod catches up
+ * from the log (which lacks them) and flushes. */
+START_TEST(event_gap_is_detected)
+{
+    sc_cache *a = pod_on(&g_redis, NS("gap"), "a", SC_DISCONNECT_BYPASS, 50);
+    sc_cache *b = pod_on(&g_redis, NS("gap"), "b", SC_DISCONNECT_BYPASS, 50);
+    write_all(a, "v1");
+    WAIT_UNTIL(test_stats(b).local_entries == KEYS, 3000);
+    char ev[256];
+    snprintf(ev, sizeof ev, "{\"action\":\"invalidate\",\"key\":\"k0\",\"sender\":\"x\",\"version\":%llu}",
+             (unsigned long long)test_stats(b).last_seq + 5);
+    ck_assert_int_eq(sc_test_redis_cmd(&g_redis, "PUBLISH %s:events %s", NS("gap"), ev), 0);
+    WAIT_UNTIL(test_stats(b).gaps >= 1, 3000);
+    ck_assert_uint_ge(test_stats(b).gaps, 1);
+    ck_assert_uint_ge(test_stats(b).flushes, 1);
+    sc_cache *pods[] = {a, b};
+    assert_converged(&g_redis, NS("gap"), pods, 2);
+    sc_close(a);
+    sc_close(b);
+}
+END_TEST
+
+/* An event over max_event_bytes is rejected; the pod cannot know what it
+ * said, so the sequence gap it leaves makes the pod catch up or flush. */
+START_TEST(oversized_event_rejected_and_recovered)
+{
+    sc_cache *w = pod_on(&g_redis, NS("big"), "w", SC_DISCONNECT_BYPASS, 50);
+    sc_options o = test_options(NS("big"), "small");
+    o.max_event_bytes = 4096;
+    o.event_value_max = 1024;
+    o.heartbeat_interval_ms = 100;
+    o.heartbeat_timeout_ms = 400;
+    sc_cache *r = test_open(&o);
+    write_all(w, "v1");
+    WAIT_UNTIL(test_stats(r).local_entries == KEYS, 3000);
+    char big[10000];
+    memset(big, 'x', sizeof big);
+    ck_assert_int_eq(sc_set(w, "k5", big, sizeof big, 0), SC_OK);
+    WAIT_UNTIL(test_stats(r).events_malformed >= 1 && test_stats(r).last_seq == test_stats(w).last_seq, 3000);
+    ck_assert_uint_ge(test_stats(r).events_malformed, 1);
+    ck_assert_uint_ge(test_stats(r).gaps, 1);
+    sc_value *v;
+    ck_assert_int_eq(sc_get(r, "k5", &v), SC_OK);
+    ck_assert_uint_eq(sc_value_size(v), sizeof big);
+    sc_value_release(v);
+    sc_cache *pods[] = {w, r};
+    assert_converged(&g_redis, NS("big"), pods, 2);
+    sc_close(w);
+    sc_close(r);
+}
+END_TEST
+
+/* A late (replayed) set event never resurrects a deleted key. */
+START_TEST(late_set_never_resurrects_deleted_key)
+{
+    sc_cache *a = pod_on(&g_redis, NS("late"), "a", SC_DISCONNECT_BYPASS, 50);
+    sc_cache *b = pod_on(&g_redis, NS("late"), "b", SC_DISCONNECT_BYPASS, 50);
+    ck_assert_int_eq(sc_set(a, "k", "v", 1, 0), SC_OK);
+    ck_assert_int_eq(sc_delete(a, "k"), SC_OK);
+    WAIT_UNTIL(test_stats(b).last_seq == test_stats(a).last_seq, 3000);
+    redisContext *rc = sc_test_redis_connect(&g_redis);
+    redisReply *rep = redisCommand(rc, "XRANGE %s:log - + COUNT 1", NS("late"));
+    ck_assert_uint_eq(rep->elements, 1);
+    redisReply *payload = rep->element[0]->element[1]->element[1];
+    ck_assert_int_eq(sc_test_redis_cmd(&g_redis, "PUBLISH %s:events %b", NS("late"), payload->str, payload->len), 0);
+    freeReplyObject(rep);
+    redisFree(rc);
+    WAIT_UNTIL(test_stats(b).events_stale >= 1, 3000);
+    ck_assert_uint_ge(test_stats(b).events_stale, 1);
+    ck_assert_uint_eq(test_stats(b).local_entries, 0);
+    char *s = test_get(b, "k");
+    ck_assert_str_eq(s, "<none>");
+    free(s);
+    sc_close(a);
+    sc_close(b);
+}
+END_TEST
+
+typedef struct racer {
+    sc_cache *pod;
+    atomic_int *stop;
+    int backwards; /* reads that returned an older version than an earlier read */
+    int reads;
+} racer;
+
+static void *setter_main(void *p)
+{
+    racer *r = p;
+    char v[32];
+    for (int i = 0; !atomic_load(r->stop); i++) {
+        snprintf(v, sizeof v, "v%d", i);
+        ck_assert_int_eq(sc_set(r->pod, i % 2 ? "a" : "b", v, strlen(v), 0), SC_OK);
+    }
+    return NULL;
+}
+
+static void *getter_main(void *p)
+{
+    racer *r = p;
+    uint64_t last[2] = {0, 0};
+    while (!atomic_load(r->stop)) {
+        for (int k = 0; k < 2; k++) {
+            sc_value *v;
+            if (sc_get(r->pod, k ? "a" : "b", &v) == SC_OK) {
+                if (sc_value_version(v) < last[k])
+                    r->backwards++;
+                last[k] = sc_value_version(v);
+                sc_value_release(v);
+                r->reads++;
+            }
+        }
+    }
+    return NULL;
+}
+
+/* Many rounds of gets on one pod racing sets on another: reads never go
+ * backwards, and the reader ends equal to Redis. */
+START_TEST(gets_racing_sets_many_rounds)
+{
+    sc_cache *w = pod_on(&g_redis, NS("race"), "w", SC_DISCONNECT_FLUSH, 50);
+    sc_options o = test_options(NS("race"), "r");
+    o.local_max_entries = 1; /* constant eviction: many reads go to Redis */
+    sc_cache *rd = test_open(&o);
+    atomic_int stop = 0;
+    racer setter = {w, &stop, 0, 0}, getter = {rd, &stop, 0, 0};
+    pthread_t ts, tg;
+    pthread_create(&ts, NULL, setter_main, &setter);
+    pthread_create(&tg, NULL, getter_main, &getter);
+    test_sleep_ms(2000);
+    atomic_store(&stop, 1);
+    pthread_join(ts, NULL);
+    pthread_join(tg, NULL);
+    ck_assert_int_gt(getter.reads, 100);
+    ck_assert_int_eq(getter.backwards, 0);
+    WAIT_UNTIL(test_stats(rd).last_seq == test_stats(w).last_seq, 3000);
+    const char *keys[] = {"a", "b"};
+    for (int k = 0; k < 2; k++) {
+        char *want = test_redis_value(NS("race"), keys[k]);
+        char *got = test_get(rd, keys[k]);
+        ck_assert_msg(strcmp(got, want) == 0, "key %s: reader %s, Redis %s", keys[k], got, want);
+        free(got);
+        free(want);
+    }
+    sc_close(w);
+    sc_close(rd);
+}
+END_TEST
+
+static Suite *faults_suite(void)
+{
+    Suite *s = suite_create("faults");
+    TCase *tc = tcase_create("faults");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, kill_subscription_flush);
+    tcase_add_test(tc, kill_subscription_bypass);
+    tcase_add_test(tc, kill_subscription_stale);
+    tcase_add_test(tc, stale_and_bypass_reads_while_disconnected);
+    tcase_add_test(tc, redis_restart_flush);
+    tcase_add_test(tc, redis_restart_bypass);
+    tcase_add_test(tc, output_buffer_overflow);
+    tcase_add_test(tc, client_pause_longer_than_timeout);
+    tcase_add_test(tc, heartbeat_exposes_silent_gap);
+    tcase_add_test(tc, event_gap_is_detected);
+    tcase_add_test(tc, oversized_event_rejected_and_recovered);
+    tcase_add_test(tc, late_set_never_resurrects_deleted_key);
+    tcase_add_test(tc, gets_racing_sets_many_rounds);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    return test_run_suite(faults_suite(), NULL);
+}
