@@ -42,14 +42,14 @@ struct sc__pool {
     slot *slots;
 };
 
-int64_t sc__now_ms(void)
+int64_t sc__remote_now_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-void sc__errf(char *err, size_t errlen, const char *fmt, ...)
+void sc__remote_errf(char *err, size_t errlen, const char *fmt, ...)
 {
     if (!err || errlen == 0)
         return;
@@ -74,7 +74,7 @@ sc_status sc__pool_create(const sc__remote_config *cfg, sc__pool **out, char *er
     *out = NULL;
     sc__pool *p = calloc(1, sizeof *p);
     if (!p) {
-        sc__errf(err, errlen, "out of memory");
+        sc__remote_errf(err, errlen, "out of memory");
         return SC_ERR_NOMEM;
     }
     p->port = cfg->port;
@@ -88,7 +88,7 @@ sc_status sc__pool_create(const sc__remote_config *cfg, sc__pool **out, char *er
     if (!p->host || (cfg->unix_socket && !p->unix_socket) || (cfg->username && !p->username) ||
         (cfg->password && !p->password) || !p->slots) {
         sc__pool_destroy(p);
-        sc__errf(err, errlen, "out of memory");
+        sc__remote_errf(err, errlen, "out of memory");
         return SC_ERR_NOMEM;
     }
     if (p->unix_socket)
@@ -129,7 +129,7 @@ void sc__pool_destroy(sc__pool *p)
 
 static struct timeval remaining_tv(int64_t deadline)
 {
-    int64_t left = deadline - sc__now_ms();
+    int64_t left = deadline - sc__remote_now_ms();
     if (left < 1)
         left = 1; /* hiredis reads 0 as "no timeout" */
     struct timeval tv = {(time_t)(left / 1000), (suseconds_t)((left % 1000) * 1000)};
@@ -158,7 +158,7 @@ static sc_status acquire(sc__pool *p, int64_t deadline, unsigned timeout_ms, con
         }
         if (pthread_cond_timedwait(&p->cv, &p->mu, &ts) == ETIMEDOUT) {
             pthread_mutex_unlock(&p->mu);
-            sc__errf(err, errlen, "redis %s: timeout after %u ms waiting for a free connection (%s)", p->addr,
+            sc__remote_errf(err, errlen, "redis %s: timeout after %u ms waiting for a free connection (%s)", p->addr,
                      timeout_ms, what);
             return SC_ERR_TIMEOUT;
         }
@@ -185,7 +185,7 @@ static int is_timeout(const redisContext *c, int saved_errno, int64_t deadline)
     if (c->err != REDIS_ERR_IO)
         return 0;
     return saved_errno == EAGAIN || saved_errno == EWOULDBLOCK || saved_errno == ETIMEDOUT ||
-           sc__now_ms() >= deadline;
+           sc__remote_now_ms() >= deadline;
 }
 
 /* Redis went away under an idle connection (restart, idle kill): the command
@@ -234,7 +234,7 @@ static sc_status run(sc__pool *p, slot *s, int argc, const char **argv, const si
 {
     *stale = 0;
     if (redisSetTimeout(s->ctx, remaining_tv(deadline)) != REDIS_OK) {
-        sc__errf(err, errlen, "redis %s: cannot set the socket timeout: %s", p->addr, s->ctx->errstr);
+        sc__remote_errf(err, errlen, "redis %s: cannot set the socket timeout: %s", p->addr, s->ctx->errstr);
         redisFree(s->ctx);
         s->ctx = NULL;
         return SC_ERR_REMOTE;
@@ -246,10 +246,10 @@ static sc_status run(sc__pool *p, slot *s, int argc, const char **argv, const si
 
     sc_status st;
     if (is_timeout(s->ctx, saved_errno, deadline)) {
-        sc__errf(err, errlen, "redis %s: timeout after %u ms on %s", p->addr, timeout_ms, what);
+        sc__remote_errf(err, errlen, "redis %s: timeout after %u ms on %s", p->addr, timeout_ms, what);
         st = SC_ERR_TIMEOUT;
     } else {
-        sc__errf(err, errlen, "redis %s: %s on %s", p->addr,
+        sc__remote_errf(err, errlen, "redis %s: %s on %s", p->addr,
                  s->ctx->errstr[0] ? s->ctx->errstr : "I/O error", what);
         *stale = is_stale_connection(s->ctx, saved_errno);
         st = s->ctx->err == REDIS_ERR_OOM ? SC_ERR_NOMEM : SC_ERR_REMOTE;
@@ -269,7 +269,7 @@ static sc_status setup_command(sc__pool *p, slot *s, int argc, const char **argv
     if (st != SC_OK)
         return st;
     if (reply->type == REDIS_REPLY_ERROR) {
-        sc__errf(err, errlen, "redis %s: %s failed: %.*s", p->addr, argv[0], (int)reply->len, reply->str);
+        sc__remote_errf(err, errlen, "redis %s: %s failed: %.*s", p->addr, argv[0], (int)reply->len, reply->str);
         freeReplyObject(reply);
         redisFree(s->ctx);
         s->ctx = NULL;
@@ -282,8 +282,8 @@ static sc_status setup_command(sc__pool *p, slot *s, int argc, const char **argv
 static sc_status connect_slot(sc__pool *p, slot *s, int64_t deadline, unsigned timeout_ms, char *err,
                               size_t errlen)
 {
-    if (sc__now_ms() >= deadline) {
-        sc__errf(err, errlen, "redis %s: timeout after %u ms before connecting", p->addr, timeout_ms);
+    if (sc__remote_now_ms() >= deadline) {
+        sc__remote_errf(err, errlen, "redis %s: timeout after %u ms before connecting", p->addr, timeout_ms);
         return SC_ERR_TIMEOUT;
     }
     struct timeval tv = remaining_tv(deadline);
@@ -292,15 +292,15 @@ static sc_status connect_slot(sc__pool *p, slot *s, int64_t deadline, unsigned t
                                      : redisConnectWithTimeout(p->host, p->port, tv);
     int saved_errno = errno;
     if (!c) {
-        sc__errf(err, errlen, "redis %s: out of memory while connecting", p->addr);
+        sc__remote_errf(err, errlen, "redis %s: out of memory while connecting", p->addr);
         return SC_ERR_NOMEM;
     }
     if (c->err) {
         sc_status st = is_timeout(c, saved_errno, deadline) ? SC_ERR_TIMEOUT : SC_ERR_REMOTE;
         if (st == SC_ERR_TIMEOUT)
-            sc__errf(err, errlen, "redis %s: timeout after %u ms while connecting", p->addr, timeout_ms);
+            sc__remote_errf(err, errlen, "redis %s: timeout after %u ms while connecting", p->addr, timeout_ms);
         else
-            sc__errf(err, errlen, "redis %s: cannot connect: %s", p->addr, c->errstr);
+            sc__remote_errf(err, errlen, "redis %s: cannot connect: %s", p->addr, c->errstr);
         redisFree(c);
         return st;
     }

@@ -95,12 +95,12 @@ sc_status sc__remote_open(const sc__remote_config *cfg, sc__remote **out, char *
     if (!cfg || !cfg->ns || !*cfg->ns || cfg->timeout_ms == 0 || cfg->pool_size == 0 ||
         (!cfg->unix_socket && (cfg->port <= 0 || cfg->port > 65535)) || cfg->db < 0 ||
         (cfg->wire_format != SC_WIRE_MSGPACK && cfg->wire_format != SC_WIRE_JSON)) {
-        sc__errf(err, errlen, "invalid Redis configuration (namespace, port, db, timeout or pool size)");
+        sc__remote_errf(err, errlen, "invalid Redis configuration (namespace, port, db, timeout or pool size)");
         return SC_ERR_INVALID;
     }
     sc__remote *r = calloc(1, sizeof *r);
     if (!r) {
-        sc__errf(err, errlen, "out of memory");
+        sc__remote_errf(err, errlen, "out of memory");
         return SC_ERR_NOMEM;
     }
     r->timeout_ms = cfg->timeout_ms;
@@ -115,7 +115,7 @@ sc_status sc__remote_open(const sc__remote_config *cfg, sc__remote **out, char *
     snprintf(r->log_len, sizeof r->log_len, "%zu", cfg->log_len);
     if (!r->ns || !r->channel || !r->sender || !r->seq_key || !r->log_key || !r->scan_pattern) {
         sc__remote_close(r);
-        sc__errf(err, errlen, "out of memory");
+        sc__remote_errf(err, errlen, "out of memory");
         return SC_ERR_NOMEM;
     }
     /* The first SCRIPT LOAD connects the first slot: it proves that Redis is
@@ -165,7 +165,7 @@ static sc_status version_reply(const sc__remote *r, redisReply *reply, const cha
 {
     uint64_t v;
     if (reply->type != REDIS_REPLY_STRING || parse_u64(reply->str, reply->len, &v) != 0) {
-        sc__errf(err, errlen, "redis %s: %s script returned no valid version", sc__pool_addr(r->pool), what);
+        sc__remote_errf(err, errlen, "redis %s: %s script returned no valid version", sc__pool_addr(r->pool), what);
         freeReplyObject(reply);
         return SC_ERR_REMOTE;
     }
@@ -179,11 +179,11 @@ sc_status sc__remote_get(sc__remote *r, const char *key, size_t klen, sc__remote
                          size_t errlen)
 {
     memset(item, 0, sizeof *item);
-    int64_t deadline = sc__now_ms() + r->timeout_ms;
+    int64_t deadline = sc__remote_now_ms() + r->timeout_ms;
     size_t vklen;
     char *vk = value_key(r, key, klen, &vklen);
     if (!vk) {
-        sc__errf(err, errlen, "out of memory");
+        sc__remote_errf(err, errlen, "out of memory");
         return SC_ERR_NOMEM;
     }
     const char *args[1] = {vk};
@@ -200,12 +200,12 @@ sc_status sc__remote_get(sc__remote *r, const char *key, size_t klen, sc__remote
     }
     if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 3 || reply->element[0]->type != REDIS_REPLY_STRING ||
         reply->element[1]->type != REDIS_REPLY_STRING || reply->element[2]->type != REDIS_REPLY_INTEGER) {
-        sc__errf(err, errlen, "redis %s: get script returned an unexpected reply", sc__pool_addr(r->pool));
+        sc__remote_errf(err, errlen, "redis %s: get script returned an unexpected reply", sc__pool_addr(r->pool));
         freeReplyObject(reply);
         return SC_ERR_REMOTE;
     }
     if (parse_u64(reply->element[1]->str, reply->element[1]->len, &item->version) != 0) {
-        sc__errf(err, errlen, "redis %s: %.*s:k:%.*s has no valid version field", sc__pool_addr(r->pool),
+        sc__remote_errf(err, errlen, "redis %s: %.*s:k:%.*s has no valid version field", sc__pool_addr(r->pool),
                  (int)r->ns_len, r->ns, (int)klen, key);
         freeReplyObject(reply);
         return SC_ERR_REMOTE;
@@ -214,7 +214,7 @@ sc_status sc__remote_get(sc__remote *r, const char *key, size_t klen, sc__remote
     item->data = malloc(val->len + 1);
     if (!item->data) {
         freeReplyObject(reply);
-        sc__errf(err, errlen, "out of memory");
+        sc__remote_errf(err, errlen, "out of memory");
         return SC_ERR_NOMEM;
     }
     memcpy(item->data, val->str, val->len);
@@ -233,18 +233,18 @@ sc_status sc__remote_set(sc__remote *r, const char *key, size_t klen, const void
     int json_value = kind == SC__REMOTE_EV_SET && r->fmt[0] == 'j';
     if ((kind != SC__REMOTE_EV_SET && kind != SC__REMOTE_EV_INVALIDATE) || (json_value && !value_b64) ||
         (len && !val)) {
-        sc__errf(err, errlen, "invalid set arguments (kind, value, or missing base64 value for JSON)");
+        sc__remote_errf(err, errlen, "invalid set arguments (kind, value, or missing base64 value for JSON)");
         return SC_ERR_INVALID;
     }
     if (ttl_ms > MAX_TTL_MS) {
-        sc__errf(err, errlen, "TTL of %" PRIu64 " ms is too large (at most 2^53)", ttl_ms);
+        sc__remote_errf(err, errlen, "TTL of %" PRIu64 " ms is too large (at most 2^53)", ttl_ms);
         return SC_ERR_INVALID;
     }
-    int64_t deadline = sc__now_ms() + r->timeout_ms;
+    int64_t deadline = sc__remote_now_ms() + r->timeout_ms;
     size_t vklen;
     char *vk = value_key(r, key, klen, &vklen);
     if (!vk) {
-        sc__errf(err, errlen, "out of memory");
+        sc__remote_errf(err, errlen, "out of memory");
         return SC_ERR_NOMEM;
     }
     char ttl[24];
@@ -271,11 +271,11 @@ sc_status sc__remote_set(sc__remote *r, const char *key, size_t klen, const void
 sc_status sc__remote_delete(sc__remote *r, const char *key, size_t klen, uint64_t *version_out, char *err,
                             size_t errlen)
 {
-    int64_t deadline = sc__now_ms() + r->timeout_ms;
+    int64_t deadline = sc__remote_now_ms() + r->timeout_ms;
     size_t vklen;
     char *vk = value_key(r, key, klen, &vklen);
     if (!vk) {
-        sc__errf(err, errlen, "out of memory");
+        sc__remote_errf(err, errlen, "out of memory");
         return SC_ERR_NOMEM;
     }
     const char *args[8] = {vk, r->seq_key, r->log_key, key, r->sender, r->channel, r->fmt, r->log_len};
@@ -299,13 +299,13 @@ static sc_status clear_batch(sc__remote *r, char cursor[32], char *err, size_t e
 {
     const char *scan[6] = {"SCAN", cursor, "MATCH", r->scan_pattern, "COUNT", BATCH_STR};
     redisReply *reply;
-    sc_status st = sc__pool_command(r->pool, sc__now_ms() + r->timeout_ms, r->timeout_ms, "SCAN", 6, scan, NULL,
+    sc_status st = sc__pool_command(r->pool, sc__remote_now_ms() + r->timeout_ms, r->timeout_ms, "SCAN", 6, scan, NULL,
                                     &reply, err, errlen);
     if (st != SC_OK)
         return st;
     if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 || reply->element[0]->type != REDIS_REPLY_STRING ||
         reply->element[0]->len >= 32 || reply->element[1]->type != REDIS_REPLY_ARRAY) {
-        sc__errf(err, errlen, "redis %s: SCAN failed: %s", sc__pool_addr(r->pool),
+        sc__remote_errf(err, errlen, "redis %s: SCAN failed: %s", sc__pool_addr(r->pool),
                  reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply");
         freeReplyObject(reply);
         return SC_ERR_REMOTE;
@@ -322,7 +322,7 @@ static sc_status clear_batch(sc__remote *r, char cursor[32], char *err, size_t e
             free(argv);
             free(lens);
             freeReplyObject(reply);
-            sc__errf(err, errlen, "out of memory");
+            sc__remote_errf(err, errlen, "out of memory");
             return SC_ERR_NOMEM;
         }
         argv[0] = "UNLINK";
@@ -332,13 +332,13 @@ static sc_status clear_batch(sc__remote *r, char cursor[32], char *err, size_t e
             lens[i + 1] = keys->element[i]->len;
         }
         redisReply *unlinked;
-        st = sc__pool_command(r->pool, sc__now_ms() + r->timeout_ms, r->timeout_ms, "UNLINK", (int)argc, argv,
+        st = sc__pool_command(r->pool, sc__remote_now_ms() + r->timeout_ms, r->timeout_ms, "UNLINK", (int)argc, argv,
                               lens, &unlinked, err, errlen);
         free(argv);
         free(lens);
         if (st == SC_OK) {
             if (unlinked->type == REDIS_REPLY_ERROR) {
-                sc__errf(err, errlen, "redis %s: UNLINK failed: %s", sc__pool_addr(r->pool), unlinked->str);
+                sc__remote_errf(err, errlen, "redis %s: UNLINK failed: %s", sc__pool_addr(r->pool), unlinked->str);
                 st = SC_ERR_REMOTE;
             }
             freeReplyObject(unlinked);
@@ -363,7 +363,7 @@ sc_status sc__remote_clear(sc__remote *r, uint64_t *version_out, char *err, size
         lens[i] = strlen(args[i]);
     redisReply *reply;
     sc_status st = sc__script_run(r->pool, (const char(*)[41])r->shas, SC__SCRIPT_CLEAR, 2, 6, args, lens,
-                                  sc__now_ms() + r->timeout_ms, r->timeout_ms, &reply, err, errlen);
+                                  sc__remote_now_ms() + r->timeout_ms, r->timeout_ms, &reply, err, errlen);
     if (st != SC_OK)
         return st;
     return version_reply(r, reply, "clear", version_out, err, errlen);
@@ -375,7 +375,7 @@ sc_status sc__remote_seq(sc__remote *r, uint64_t *seq_out, char *err, size_t err
     size_t lens[2] = {strlen(r->seq_key), strlen(r->log_key)};
     redisReply *reply;
     sc_status st = sc__script_run(r->pool, (const char(*)[41])r->shas, SC__SCRIPT_SEQ, 2, 2, args, lens,
-                                  sc__now_ms() + r->timeout_ms, r->timeout_ms, &reply, err, errlen);
+                                  sc__remote_now_ms() + r->timeout_ms, r->timeout_ms, &reply, err, errlen);
     if (st != SC_OK)
         return st;
     return version_reply(r, reply, "seq", seq_out, err, errlen);
@@ -389,7 +389,7 @@ sc_status sc__remote_heartbeat(sc__remote *r, char *err, size_t errlen)
         lens[i] = strlen(args[i]);
     redisReply *reply;
     sc_status st = sc__script_run(r->pool, (const char(*)[41])r->shas, SC__SCRIPT_HEARTBEAT, 2, 5, args, lens,
-                                  sc__now_ms() + r->timeout_ms, r->timeout_ms, &reply, err, errlen);
+                                  sc__remote_now_ms() + r->timeout_ms, r->timeout_ms, &reply, err, errlen);
     if (st != SC_OK)
         return st;
     return version_reply(r, reply, "heartbeat", NULL, err, errlen);
@@ -431,12 +431,12 @@ sc_status sc__remote_log_range(sc__remote *r, uint64_t after, uint64_t upto, sc_
         redisReply *reply;
         /* The connection goes back to the pool before fn runs, so fn may use
          * the Redis tier itself. */
-        sc_status st = sc__pool_command(r->pool, sc__now_ms() + r->timeout_ms, r->timeout_ms, "XRANGE", 6, argv,
+        sc_status st = sc__pool_command(r->pool, sc__remote_now_ms() + r->timeout_ms, r->timeout_ms, "XRANGE", 6, argv,
                                         NULL, &reply, err, errlen);
         if (st != SC_OK)
             return st;
         if (reply->type != REDIS_REPLY_ARRAY) {
-            sc__errf(err, errlen, "redis %s: XRANGE failed: %s", sc__pool_addr(r->pool),
+            sc__remote_errf(err, errlen, "redis %s: XRANGE failed: %s", sc__pool_addr(r->pool),
                      reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply");
             freeReplyObject(reply);
             return SC_ERR_REMOTE;
@@ -450,7 +450,7 @@ sc_status sc__remote_log_range(sc__remote *r, uint64_t after, uint64_t upto, sc_
             const redisReply *ev = entry_event(entry);
             uint64_t seq;
             if (!ev || entry_seq(entry->element[0], &seq) != 0) {
-                sc__errf(err, errlen, "redis %s: malformed entry in %s", sc__pool_addr(r->pool), r->log_key);
+                sc__remote_errf(err, errlen, "redis %s: malformed entry in %s", sc__pool_addr(r->pool), r->log_key);
                 freeReplyObject(reply);
                 return SC_ERR_REMOTE;
             }

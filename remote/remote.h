@@ -98,14 +98,14 @@ sc_status sc__remote_log_range(sc__remote *r, uint64_t after, uint64_t upto, sc_
 
 /* ------------------------------------------------ internal to remote/ --
  * pool.c: the connection pool; scripts.c: the Lua scripts. Deadlines are
- * absolute CLOCK_MONOTONIC milliseconds (sc__now_ms). */
+ * absolute CLOCK_MONOTONIC milliseconds (sc__remote_now_ms). */
 
 struct redisReply;
 typedef struct sc__pool sc__pool;
 
-int64_t sc__now_ms(void);
+int64_t sc__remote_now_ms(void);
 /* snprintf into err (when err is not NULL and errlen > 0). */
-void sc__errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void sc__remote_errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* Copies the connection settings of cfg; connects nothing yet. */
 sc_status sc__pool_create(const sc__remote_config *cfg, sc__pool **out, char *err, size_t errlen);

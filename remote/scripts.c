@@ -147,12 +147,12 @@ sc_status sc__scripts_load(sc__pool *p, unsigned timeout_ms, char shas[SC__SCRIP
         const char *argv[3] = {"SCRIPT", "LOAD", scripts[i].src};
         size_t lens[3] = {6, 4, scripts[i].len};
         redisReply *reply;
-        sc_status st = sc__pool_command(p, sc__now_ms() + timeout_ms, timeout_ms, "SCRIPT LOAD", 3, argv, lens,
+        sc_status st = sc__pool_command(p, sc__remote_now_ms() + timeout_ms, timeout_ms, "SCRIPT LOAD", 3, argv, lens,
                                         &reply, err, errlen);
         if (st != SC_OK)
             return st;
         if (reply->type != REDIS_REPLY_STRING || reply->len != 40) {
-            sc__errf(err, errlen, "redis %s: SCRIPT LOAD %s failed: %.*s", sc__pool_addr(p), scripts[i].name,
+            sc__remote_errf(err, errlen, "redis %s: SCRIPT LOAD %s failed: %.*s", sc__pool_addr(p), scripts[i].name,
                      reply->type == REDIS_REPLY_ERROR ? (int)reply->len : 18,
                      reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply");
             freeReplyObject(reply);
@@ -176,7 +176,7 @@ sc_status sc__script_run(sc__pool *p, const char shas[SC__SCRIPT_COUNT][41], sc_
     if (!argv || !argl) {
         free(argv);
         free(argl);
-        sc__errf(err, errlen, "out of memory");
+        sc__remote_errf(err, errlen, "out of memory");
         return SC_ERR_NOMEM;
     }
     char numkeys[16];
@@ -206,7 +206,7 @@ sc_status sc__script_run(sc__pool *p, const char shas[SC__SCRIPT_COUNT][41], sc_
     free(argv);
     free(argl);
     if (st == SC_OK && (*reply)->type == REDIS_REPLY_ERROR) {
-        sc__errf(err, errlen, "redis %s: %s script failed: %.*s", sc__pool_addr(p), scripts[id].name,
+        sc__remote_errf(err, errlen, "redis %s: %s script failed: %.*s", sc__pool_addr(p), scripts[id].name,
                  (int)(*reply)->len, (*reply)->str);
         freeReplyObject(*reply);
         *reply = NULL;
