@@ -51,6 +51,7 @@ static sc_status read_remote(sc_cache *c, const char *key, size_t klen, uint64_t
         return s;
     }
     sc__atomic_inc(&c->remote_hits);
+    sc__atomic_max(&c->seen_hw, item.version);
     sc_value *v = sc__value_new(item.data, item.len, item.version);
     free(item.data);
     if (!v) {

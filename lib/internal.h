@@ -48,6 +48,11 @@ struct sc_cache {
     pthread_cond_t open_cv;
     int open_state;              /* 0 waiting, 1 synced */
 
+    /* The highest version this pod served or wrote outside the event stream
+     * (Redis reads, own writes). A set event older than it may be older than
+     * something a caller already saw, so it only invalidates. */
+    atomic_uint_fast64_t seen_hw;
+
     /* Counters not kept by the local store. */
     atomic_uint_fast64_t remote_hits, remote_misses, remote_errors, loads_shared;
     atomic_uint_fast64_t events_published, events_received, events_applied;
@@ -81,6 +86,13 @@ sc_status sc__load(sc_cache *c, const char *key, size_t klen, uint64_t hash, int
 static inline uint64_t sc__atomic_inc(atomic_uint_fast64_t *a)
 {
     return atomic_fetch_add_explicit(a, 1, memory_order_relaxed) + 1;
+}
+
+static inline void sc__atomic_max(atomic_uint_fast64_t *a, uint64_t v)
+{
+    uint64_t cur = atomic_load_explicit(a, memory_order_relaxed);
+    while (cur < v && !atomic_compare_exchange_weak_explicit(a, &cur, v, memory_order_relaxed, memory_order_relaxed))
+        ;
 }
 
 #endif

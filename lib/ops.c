@@ -140,6 +140,7 @@ static sc_status set_common(sc_cache *c, const char *key, const void *val, size_
         return sc__fail(c, s, "%s: %s", call, err);
     }
     sc__atomic_inc(&c->events_published);
+    sc__atomic_max(&c->seen_hw, version);
 
     sc_value *v = is_synced(c) ? sc__value_new(val, len, version) : NULL;
     if (!v || sc__local_put(c->local, key, klen, hash, v, ttl, 1, &epoch) != SC_OK) {

@@ -50,17 +50,24 @@ static int apply_event(sc_cache *c, const sc__event *ev, int replayed)
              * cannot install its (older) value afterwards. */
             sc__local_bump(c->local, hash);
             v = sc__value_new(ev->value, ev->value_len, ev->version);
-            sc_status s = v ? sc__local_put(c->local, ev->key, ev->key_len, hash, v, ev->ttl_ms, 1, NULL)
-                            : SC_ERR_NOMEM;
-            if (s == SC_ERR_CONFLICT) {
-                sc__atomic_inc(&c->events_stale);
-            } else {
-                /* Too big for the local bound or no memory: no copy at all
-                 * rather than an old one. */
-                if (s != SC_OK)
-                    sc__local_remove(c->local, ev->key, ev->key_len, hash, UINT64_MAX);
-                changed = 1;
+            if (v && ev->version >= atomic_load_explicit(&c->seen_hw, memory_order_relaxed)) {
+                sc_status s = sc__local_put(c->local, ev->key, ev->key_len, hash, v, ev->ttl_ms, 1, NULL);
+                if (s == SC_ERR_CONFLICT) {
+                    sc__atomic_inc(&c->events_stale);
+                } else {
+                    /* Too big for the local bound: no copy rather than an
+                     * old one. */
+                    if (s != SC_OK)
+                        sc__local_remove(c->local, ev->key, ev->key_len, hash, UINT64_MAX);
+                    changed = 1;
+                }
+                break;
             }
+            /* This pod already served or wrote a newer version of some key
+             * (possibly this one, since evicted): installing this older
+             * value could move a caller's view backwards. Drop older
+             * copies instead; the next get reads Redis. */
+            changed = sc__local_remove(c->local, ev->key, ev->key_len, hash, ev->version);
             break;
         }
         /* A set without a version comes from an outside publisher; with no

@@ -9,7 +9,7 @@
 
 sc_test_redis g_redis;
 
-#define NS(name) ("t_" name)
+#define NS(name) "t_" name
 
 START_TEST(open_close_and_pod_ids)
 {
@@ -577,7 +577,6 @@ START_TEST(concurrent_misses_share_one_read)
         ck_assert_str_eq(args[i].got, "shared");
     }
     sc_stats st = test_stats(a);
-    ck_assert_uint_eq(st.remote_hits + st.local_hits, N);
     ck_assert_uint_ge(st.loads_shared, 1);
     ck_assert_uint_eq(st.remote_hits + st.loads_shared + st.local_hits, N);
     ck_assert_uint_lt(st.remote_hits, N);

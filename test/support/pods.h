@@ -30,6 +30,13 @@ static inline long long test_now_ms(void)
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* With SC_TEST_LOG set, pods log to stderr (debugging a failing test). */
+static inline void test_log(sc_log_level level, const char *msg, void *ud)
+{
+    (void)ud;
+    fprintf(stderr, "[%lld %d] %s\n", test_now_ms() % 100000, (int)level, msg);
+}
+
 /* Options for a pod on g_redis in namespace ns with pod id id (NULL: generated). */
 static inline sc_options test_options(const char *ns, const char *id)
 {
@@ -39,6 +46,10 @@ static inline sc_options test_options(const char *ns, const char *id)
     o.pod_id = id;
     o.redis_port = g_redis.port;
     o.redis_timeout_ms = 1000;
+    if (getenv("SC_TEST_LOG")) {
+        o.log_fn = test_log;
+        o.log_level = SC_LOG_DEBUG;
+    }
     return o;
 }
 
