@@ -715,7 +715,7 @@ sc_status sc__local_put(sc__local *l, const char *key, size_t klen, uint64_t has
         if (s->lfu) {
             /* A byte-bounded shard learns its entry count as it fills; keep
              * the sketch at least that wide. */
-            if (s->count > s->sketch.capacity)
+            if (!s->max_n && s->count > s->sketch.capacity)
                 sc__sketch_resize(&s->sketch, (size_t)s->count * 2);
             sc__sketch_increment(&s->sketch, hash);
         }
