@@ -1,0 +1,156 @@
+/* podsim: a simulator that runs several synccache pods as separate processes
+ * against one Redis, injects faults, measures how fast writes propagate and
+ * whether any pod serves stale data, and writes a self-contained HTML report.
+ *
+ * This header is what the three parts share: the options (podsim.c parses
+ * them before forking), the record a pod sends its parent once a second and
+ * at the end (podsim_pod.c writes it, podsim.c reads it), the delay
+ * histogram, and the run summary the report writer draws (podsim_report.c).
+ */
+#ifndef PODSIM_H
+#define PODSIM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <hiredis/hiredis.h>
+#include <synccache/synccache.h>
+
+#define PS_MAX_PODS 64
+#define PS_MAX_FAULTS 256
+
+typedef struct ps_config {
+    int pods;
+    int readers;
+    unsigned keys;
+    double zipf;
+    double write_ratio;
+    size_t value_min, value_max;
+    unsigned duration_s;
+    sc_local_policy policy;
+    size_t local_size;
+    unsigned rate;             /* ops/s per pod; 0 = unlimited */
+    const char *report_path;
+    const char *log_path;      /* library log lines of every pod; NULL = none */
+    uint64_t seed;
+    int quiet;
+    unsigned kill_sub_every_s; /* 0 = off */
+    int restart_at_s;          /* -1 = off */
+    int pause_at_s;            /* -1 = off */
+    unsigned pause_ms;
+    double verify_ratio;       /* share of reads checked against Redis */
+    unsigned quiesce_s;        /* bound on the end-of-run catch-up */
+    char redis_host[256];
+    int redis_port;
+    int private_redis;         /* 1: podsim started the server itself */
+    char ns[96];
+} ps_config;
+
+/* Propagation delays in microseconds, log-linear buckets: exact below 16 µs,
+ * then 8 buckets per power of two (about 12% wide), up to ~2^36 µs. */
+#define PS_HIST_LINEAR 16
+#define PS_HIST_SUB 8
+#define PS_HIST_BUCKETS (PS_HIST_LINEAR + 32 * PS_HIST_SUB)
+
+unsigned ps_hist_bucket(uint64_t us);
+/* The µs value a bucket stands for (its midpoint). */
+double ps_hist_value(unsigned bucket);
+/* The q-quantile (0..1) of a histogram in µs; 0 when it is empty. */
+double ps_hist_quantile(const uint64_t *hist, double q);
+
+typedef enum ps_record_kind {
+    PS_REC_READY = 1, /* the pod opened its cache */
+    PS_REC_SECOND,    /* one second of the run */
+    PS_REC_STOPPED,   /* the workload stopped (counters cover up to now) */
+    PS_REC_FINAL,     /* quiesce and end check done; the pod exits */
+    PS_REC_FAILED     /* the pod could not open its cache; msg says why */
+} ps_record_kind;
+
+typedef enum ps_phase { PS_PHASE_RUN, PS_PHASE_QUIESCE } ps_phase;
+
+/* Sent over a pipe in one write (smaller than PIPE_BUF, so never torn).
+ * Counters named *_delta cover the last interval; the others are the
+ * library's cumulative sc_stats values. */
+typedef struct ps_record {
+    uint32_t kind;
+    uint32_t pod;
+    uint32_t second;           /* PS_REC_SECOND: 1-based second of the run */
+    uint32_t phase;
+    uint64_t ops_delta, gets_delta, sets_delta, errors_delta;
+    uint64_t local_hits_delta, local_misses_delta, remote_hits_delta;
+    uint64_t events_applied_delta;
+    uint64_t verified_delta, stale_reads_delta;
+    uint64_t synced, reconnects, gaps, flushes, heartbeat_misses, replayed, last_seq;
+    uint64_t local_entries;
+    /* PS_REC_FINAL only */
+    uint64_t quiesce_ms;
+    uint32_t quiesced;         /* 1: caught up with Redis' sequence in time */
+    uint32_t end_checked;      /* local entries compared with Redis */
+    uint32_t end_stale;        /* of those, older than Redis */
+    uint32_t end_unreadable;   /* keys the check could not read */
+    uint64_t entries_before_check;
+    char msg[160];             /* PS_REC_FAILED / FINAL: detail or first stale key */
+    uint32_t hist[PS_HIST_BUCKETS];
+} ps_record;
+
+/* Commands the parent writes to a pod's control pipe, one byte each. */
+#define PS_CMD_GO 'G'      /* start the workload */
+#define PS_CMD_STOP 'S'    /* stop the workload, report PS_REC_STOPPED */
+#define PS_CMD_FINISH 'F'  /* quiesce, check, report PS_REC_FINAL, exit */
+
+/* Runs pod `index` in the calling (forked) process; never returns. */
+void ps_pod_main(const ps_config *cfg, int index, int ctrl_fd, int report_fd);
+
+/* A blocking hiredis connection with a 1 s timeout for connect and commands,
+ * or NULL. Caller frees. */
+redisContext *ps_redis_connect(const ps_config *cfg);
+
+uint64_t ps_now_mono_us(void);
+uint64_t ps_now_real_us(void);
+
+/* ---- what the run produced, for the summary and the report ---- */
+
+typedef struct ps_fault {
+    double at_s;               /* seconds since the workload started */
+    char what[120];
+} ps_fault;
+
+/* One second of the run, all pods together plus each pod's own numbers. */
+typedef struct ps_second {
+    uint64_t ops, gets, local_hits, local_misses, errors, stale_reads, applied;
+    uint64_t pod_ops[PS_MAX_PODS];
+    double pod_hit[PS_MAX_PODS]; /* -1: no gets that second */
+    double p50_us, p99_us;       /* -1: no delays measured that second */
+    int phase;
+} ps_second;
+
+typedef struct ps_pod_summary {
+    int role_reader;
+    int alive;                 /* 0 once its pipe closed */
+    int exit_status;           /* as from waitpid; -1 unknown */
+    uint64_t ops, gets, sets, errors, local_hits, local_misses, remote_hits;
+    uint64_t applied, verified, stale_reads;
+    uint64_t reconnects, gaps, flushes, heartbeat_misses, replayed, synced, last_seq;
+    uint64_t hist[PS_HIST_BUCKETS];
+    int final_seen;
+    ps_record final;
+} ps_pod_summary;
+
+typedef struct ps_run {
+    const ps_config *cfg;
+    ps_second *seconds;
+    size_t nseconds, cap_seconds;
+    ps_fault faults[PS_MAX_FAULTS];
+    size_t nfaults;
+    ps_pod_summary pod[PS_MAX_PODS];
+    double elapsed_s;          /* workload seconds that actually ran */
+    int interrupted;
+    uint64_t redis_seq;        /* <ns>:seq at the end (0 unknown) */
+} ps_run;
+
+/* Prints the end-of-run table to stdout. */
+void ps_print_summary(const ps_run *run);
+/* Writes the HTML report; returns 0 or -1 (errno set). */
+int ps_write_report(const ps_run *run, const char *path);
+
+#endif

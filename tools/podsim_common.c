@@ -1,0 +1,75 @@
+/* Small pieces both sides of podsim use: clocks, the propagation-delay
+ * histogram and the raw Redis connection the verifier and the fault
+ * injector talk through (deliberately not the library's, so they see Redis
+ * as any other client would). */
+#include "podsim.h"
+
+#include <math.h>
+#include <time.h>
+
+uint64_t ps_now_mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+uint64_t ps_now_real_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+unsigned ps_hist_bucket(uint64_t us)
+{
+    if (us < PS_HIST_LINEAR)
+        return (unsigned)us;
+    unsigned e = 63u - (unsigned)__builtin_clzll(us); /* >= 4 */
+    unsigned sub = (unsigned)(us >> (e - 3)) & (PS_HIST_SUB - 1);
+    unsigned b = PS_HIST_LINEAR + (e - 4) * PS_HIST_SUB + sub;
+    return b < PS_HIST_BUCKETS ? b : PS_HIST_BUCKETS - 1;
+}
+
+double ps_hist_value(unsigned bucket)
+{
+    if (bucket < PS_HIST_LINEAR)
+        return bucket;
+    unsigned e = (bucket - PS_HIST_LINEAR) / PS_HIST_SUB + 4;
+    unsigned sub = (bucket - PS_HIST_LINEAR) % PS_HIST_SUB;
+    double width = ldexp(1.0, (int)e - 3);
+    return ldexp(1.0, (int)e) + (sub + 0.5) * width;
+}
+
+double ps_hist_quantile(const uint64_t *hist, double q)
+{
+    uint64_t total = 0;
+    for (unsigned i = 0; i < PS_HIST_BUCKETS; i++)
+        total += hist[i];
+    if (total == 0)
+        return 0;
+    /* The smallest bucket whose cumulative count reaches ceil(q * total). */
+    uint64_t rank = (uint64_t)ceil(q * (double)total);
+    if (rank == 0)
+        rank = 1;
+    uint64_t seen = 0;
+    for (unsigned i = 0; i < PS_HIST_BUCKETS; i++) {
+        seen += hist[i];
+        if (seen >= rank)
+            return ps_hist_value(i);
+    }
+    return ps_hist_value(PS_HIST_BUCKETS - 1);
+}
+
+redisContext *ps_redis_connect(const ps_config *cfg)
+{
+    struct timeval tv = {1, 0};
+    redisContext *c = redisConnectWithTimeout(cfg->redis_host, cfg->redis_port, tv);
+    if (c && c->err) {
+        redisFree(c);
+        return NULL;
+    }
+    if (c)
+        redisSetTimeout(c, tv);
+    return c;
+}
