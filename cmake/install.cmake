@@ -25,5 +25,7 @@ if(BUILD_SHARED_LIBS)
 else()
   set(SC_PC_CFLAGS "-DSC_STATIC")
 endif()
+# From <prefix>/<libdir>/pkgconfig back up to <prefix>.
+file(RELATIVE_PATH SC_PC_UP "/p/${CMAKE_INSTALL_LIBDIR}/pkgconfig" "/p")
 configure_file(cmake/synccache.pc.in ${PROJECT_BINARY_DIR}/synccache.pc @ONLY)
 install(FILES ${PROJECT_BINARY_DIR}/synccache.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
