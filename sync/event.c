@@ -659,8 +659,9 @@ static sc_status encode_msgpack(const sc__event *ev, char **out, size_t *out_len
 
 /* JSON is written by hand into a buffer sized for the worst case up front:
  * cJSON would need NUL-terminated strings and print integers through a
- * double. Strings are escaped as Redis' cjson does: quote, backslash and
- * control characters; other bytes pass through as they are. */
+ * double. Only what JSON requires is escaped (quote, backslash, and control
+ * characters as \u00XX); other bytes pass through as they are, as Redis'
+ * cjson does, so a key that is not UTF-8 still round-trips. */
 static size_t json_escaped_max(size_t len)
 {
     return len * 6 + 2; /* "\u00XX" per byte, plus the quotes */
@@ -684,12 +685,6 @@ static char *json_put_str(char *o, const char *s, size_t len)
         if (c == '"' || c == '\\') {
             *o++ = '\\';
             *o++ = (char)c;
-        } else if (c == '\n') {
-            o = json_put_raw(o, "\\n");
-        } else if (c == '\r') {
-            o = json_put_raw(o, "\\r");
-        } else if (c == '\t') {
-            o = json_put_raw(o, "\\t");
         } else if (c < 0x20) {
             o = json_put_raw(o, "\\u00");
             *o++ = hex[c >> 4];

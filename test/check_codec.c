@@ -236,6 +236,10 @@ START_TEST(base64_rejects_bad_input)
 
     for (i = 0; i < sizeof bad / sizeof bad[0]; i++)
         ck_assert_msg(sc__base64_decode(bad[i], strlen(bad[i]), out) == -1, "accepted %s", bad[i]);
+    /* Only len bytes are read: a valid prefix decodes, a cut one fails. */
+    ck_assert_int_eq(sc__base64_decode("Zm9vYmFy", 4, out), 3);
+    ck_assert_int_eq(sc__base64_decode("Zm9vYmFy", 6, out), -1);
+    ck_assert_int_eq(sc__base64_decode("Zm9vYmFy", 7, out), -1);
     /* A NUL inside the given length is just another bad character. */
     ck_assert_int_eq(sc__base64_decode("Zm\0v", 4, out), -1);
 }
