@@ -1,0 +1,565 @@
+/* test/check_local.c: the local store (local/), no Redis needed.
+ *
+ * Covers exact LRU order, W-TinyLFU scan resistance against LRU, entry and
+ * byte bounds, oversize items, TTLs and the max-TTL cap, version checks,
+ * stripe epochs, remove below a version, value lifetime after eviction and
+ * clear, bad arguments, and a multi-threaded stress whose end state is
+ * checked against the store's own counters (run it under TSan too).
+ */
+#include <check.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "local/local.h"
+
+static sc__local *mk(sc_local_policy p, size_t max_n, size_t max_b, uint64_t max_ttl, unsigned shards)
+{
+    sc__local_config cfg = {.policy = p, .max_entries = max_n, .max_bytes = max_b,
+                            .max_ttl_ms = max_ttl, .shards = shards};
+    sc__local *l = sc__local_new(&cfg);
+    ck_assert_ptr_nonnull(l);
+    return l;
+}
+
+static sc_status put(sc__local *l, const char *k, const char *val, uint64_t version, uint64_t ttl,
+                     int vcheck, const uint64_t *epoch)
+{
+    sc_value *v = sc__value_new(val, strlen(val), version);
+    ck_assert_ptr_nonnull(v);
+    sc_status s = sc__local_put(l, k, strlen(k), sc__local_hash(k, strlen(k)), v, ttl, vcheck, epoch);
+    sc_value_release(v);
+    return s;
+}
+
+static int has(sc__local *l, const char *k)
+{
+    sc_value *v;
+    if (sc__local_peek(l, k, strlen(k), sc__local_hash(k, strlen(k)), &v) != SC_OK)
+        return 0;
+    sc_value_release(v);
+    return 1;
+}
+
+static int get(sc__local *l, const char *k)
+{
+    sc_value *v;
+    if (sc__local_get(l, k, strlen(k), sc__local_hash(k, strlen(k)), &v) != SC_OK)
+        return 0;
+    sc_value_release(v);
+    return 1;
+}
+
+static uint64_t epoch_of(sc__local *l, const char *k)
+{
+    return sc__local_epoch(l, sc__local_hash(k, strlen(k)));
+}
+
+static void sleep_ms(unsigned ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0)
+        ;
+}
+
+START_TEST(test_value)
+{
+    sc_value *v = sc__value_new("abc", 3, 7);
+    ck_assert_ptr_nonnull(v);
+    ck_assert_uint_eq(sc_value_size(v), 3);
+    ck_assert_uint_eq(sc_value_version(v), 7);
+    ck_assert_str_eq((const char *)sc_value_data(v), "abc"); /* NUL after data */
+    ck_assert_ptr_eq(sc__value_ref(v), v);
+    sc_value_release(v);
+    ck_assert_uint_eq(((const char *)sc_value_data(v))[1], 'b');
+    sc_value_release(v);
+    sc_value *e = sc__value_new(NULL, 0, 0);
+    ck_assert_ptr_nonnull(e);
+    ck_assert_uint_eq(((const char *)sc_value_data(e))[0], 0);
+    sc_value_release(e);
+    sc_value_release(NULL);
+    ck_assert_ptr_null(sc__value_new(NULL, 5, 0));
+}
+END_TEST
+
+START_TEST(test_lru_exact)
+{
+    sc__local *l = mk(SC_LOCAL_LRU, 3, 0, 0, 1);
+    ck_assert_int_eq(put(l, "a", "1", 0, 0, 0, NULL), SC_OK);
+    ck_assert_int_eq(put(l, "b", "2", 0, 0, 0, NULL), SC_OK);
+    ck_assert_int_eq(put(l, "c", "3", 0, 0, 0, NULL), SC_OK);
+    ck_assert(get(l, "a"));                                    /* order b c a */
+    ck_assert_int_eq(put(l, "d", "4", 0, 0, 0, NULL), SC_OK);  /* evicts b */
+    ck_assert(!has(l, "b"));
+    ck_assert(has(l, "a") && has(l, "c") && has(l, "d"));
+    ck_assert(has(l, "c"));                                    /* peek: no recency */
+    ck_assert(get(l, "c"));                                    /* order a d c */
+    ck_assert_int_eq(put(l, "a", "1b", 0, 0, 0, NULL), SC_OK); /* update refreshes: d c a */
+    ck_assert_int_eq(put(l, "e", "5", 0, 0, 0, NULL), SC_OK);  /* evicts d */
+    ck_assert(!has(l, "d"));
+    ck_assert(has(l, "a") && has(l, "c") && has(l, "e"));
+    ck_assert_int_eq(put(l, "f", "6", 0, 0, 0, NULL), SC_OK);  /* evicts c */
+    ck_assert(!has(l, "c"));
+    sc__local_stats st;
+    sc__local_stats(l, &st);
+    ck_assert_uint_eq(st.evictions, 3);
+    ck_assert_uint_eq(st.entries, 3);
+    ck_assert_uint_eq(st.hits, 2);
+    ck_assert_uint_eq(st.misses, 0);
+    ck_assert_uint_eq(st.bytes, 1 + 2 + 1 + 1 + 1 + 1);
+    ck_assert(!get(l, "zz"));
+    sc__local_stats(l, &st);
+    ck_assert_uint_eq(st.misses, 1);
+    sc__local_free(l);
+}
+END_TEST
+
+/* A small hot set mixed with a long stream of keys used once: LRU lets the
+ * stream flush the hot keys, W-TinyLFU keeps them. */
+static double scan_workload(sc_local_policy p)
+{
+    sc__local *l = mk(p, 100, 0, 0, 1);
+    unsigned long hits = 0, n = 0, scan = 1000000, rnd = 12345;
+    char k[32];
+    for (int i = 0; i < 40000; i++) {
+        if (i % 4 == 0) {
+            rnd = rnd * 6364136223846793005ul + 1442695040888963407ul;
+            snprintf(k, sizeof k, "hot%lu", (rnd >> 33) % 50);
+        } else {
+            snprintf(k, sizeof k, "scan%lu", scan++);
+        }
+        n++;
+        if (get(l, k))
+            hits++;
+        else
+            ck_assert_int_eq(put(l, k, "v", 0, 0, 0, NULL), SC_OK);
+    }
+    sc__local_free(l);
+    return 100.0 * (double)hits / (double)n;
+}
+
+START_TEST(test_lfu_scan_resistance)
+{
+    double lru = scan_workload(SC_LOCAL_LRU), lfu = scan_workload(SC_LOCAL_LFU);
+    /* The hot quarter of the requests is what can hit at all: LFU should
+     * catch nearly all of it, LRU little. */
+    ck_assert_msg(lfu > lru + 10.0, "lfu %.2f%% lru %.2f%%", lfu, lru);
+    ck_assert_msg(lfu > 20.0, "lfu %.2f%%", lfu);
+}
+END_TEST
+
+START_TEST(test_entry_bound)
+{
+    sc_local_policy p = _i ? SC_LOCAL_LFU : SC_LOCAL_LRU;
+    sc__local *l = mk(p, 100, 0, 0, 1);
+    char k[32];
+    for (int i = 0; i < 1000; i++) {
+        snprintf(k, sizeof k, "k%d", i);
+        ck_assert_int_eq(put(l, k, "value", 0, 0, 0, NULL), SC_OK);
+    }
+    sc__local_stats st;
+    sc__local_stats(l, &st);
+    ck_assert_uint_eq(st.entries, 100);
+    ck_assert_uint_eq(st.evictions, 900); /* admission rejections included */
+    int present = 0;
+    for (int i = 0; i < 1000; i++) {
+        snprintf(k, sizeof k, "k%d", i);
+        present += has(l, k);
+    }
+    ck_assert_int_eq(present, 100);
+    sc__local_free(l);
+
+    /* Sharded: the bound still holds in total. */
+    l = mk(p, 4096, 0, 0, 0);
+    for (int i = 0; i < 20000; i++) {
+        snprintf(k, sizeof k, "k%d", i);
+        ck_assert_int_eq(put(l, k, "value", 0, 0, 0, NULL), SC_OK);
+    }
+    sc__local_stats(l, &st);
+    ck_assert_uint_le(st.entries, 4096);
+    ck_assert_uint_ge(st.entries, 4096 * 9 / 10);
+    ck_assert_uint_eq(st.entries + st.evictions, 20000);
+    sc__local_free(l);
+}
+END_TEST
+
+START_TEST(test_byte_bound)
+{
+    sc_local_policy p = _i ? SC_LOCAL_LFU : SC_LOCAL_LRU;
+    sc__local *l = mk(p, 0, 1000, 0, 1);
+    char k[32], val[97];
+    memset(val, 'x', 96);
+    val[96] = 0;
+    for (int i = 0; i < 500; i++) {
+        snprintf(k, sizeof k, "k%03d", i); /* 4 + 96 = 100 bytes */
+        ck_assert_int_eq(put(l, k, val, 0, 0, 0, NULL), SC_OK);
+        sc__local_stats st;
+        sc__local_stats(l, &st);
+        ck_assert_uint_le(st.bytes, 1000);
+        ck_assert_uint_eq(st.bytes, st.entries * 100);
+    }
+    sc__local_stats st;
+    sc__local_stats(l, &st);
+    ck_assert_uint_eq(st.entries, 10);
+    ck_assert_uint_eq(st.evictions, 490);
+    /* A bigger value for a held key grows the bytes and still respects them. */
+    char big[501];
+    memset(big, 'y', 500);
+    big[500] = 0;
+    ck_assert_int_eq(put(l, "k499", big, 0, 0, 0, NULL), SC_OK);
+    sc__local_stats(l, &st);
+    ck_assert_uint_le(st.bytes, 1000);
+    sc__local_free(l);
+}
+END_TEST
+
+START_TEST(test_too_large)
+{
+    sc__local *l = mk(SC_LOCAL_LFU, 0, 100, 0, 1);
+    char val[101];
+    memset(val, 'x', 100);
+    val[100] = 0;
+    ck_assert_int_eq(put(l, "k", val, 0, 0, 0, NULL), SC_ERR_TOO_LARGE); /* 101 bytes */
+    ck_assert(!has(l, "k"));
+    val[99] = 0;
+    ck_assert_int_eq(put(l, "k", val, 0, 0, 0, NULL), SC_OK); /* exactly 100 */
+    ck_assert(has(l, "k"));
+    sc__local_stats st;
+    sc__local_stats(l, &st);
+    ck_assert_uint_eq(st.bytes, 100);
+    sc__local_free(l);
+}
+END_TEST
+
+START_TEST(test_ttl)
+{
+    sc__local *l = mk(_i ? SC_LOCAL_LFU : SC_LOCAL_LRU, 100, 0, 0, 1);
+    ck_assert_int_eq(put(l, "short", "1", 0, 30, 0, NULL), SC_OK);
+    ck_assert_int_eq(put(l, "long", "2", 0, 60000, 0, NULL), SC_OK);
+    ck_assert_int_eq(put(l, "none", "3", 0, 0, 0, NULL), SC_OK);
+    ck_assert(get(l, "short"));
+    sleep_ms(80);
+    ck_assert(!get(l, "short"));
+    ck_assert(!has(l, "short"));
+    ck_assert(get(l, "long"));
+    ck_assert(get(l, "none"));
+    sc__local_stats st;
+    sc__local_stats(l, &st);
+    ck_assert_uint_eq(st.expirations, 1);
+    ck_assert_uint_eq(st.entries, 2);
+    /* An expired entry never blocks a versioned put. */
+    ck_assert_int_eq(put(l, "v", "1", 9, 30, 1, NULL), SC_OK);
+    sleep_ms(80);
+    ck_assert_int_eq(put(l, "v", "2", 3, 0, 1, NULL), SC_OK);
+    sc__local_free(l);
+}
+END_TEST
+
+START_TEST(test_max_ttl)
+{
+    sc__local *l = mk(SC_LOCAL_LFU, 100, 0, 30, 1);
+    ck_assert_int_eq(put(l, "a", "1", 0, 0, 0, NULL), SC_OK);     /* no ttl: cap applies */
+    ck_assert_int_eq(put(l, "b", "2", 0, 60000, 0, NULL), SC_OK); /* longer: capped */
+    ck_assert(has(l, "a") && has(l, "b"));
+    sleep_ms(80);
+    ck_assert(!get(l, "a"));
+    ck_assert(!get(l, "b"));
+    sc__local_stats st;
+    sc__local_stats(l, &st);
+    ck_assert_uint_eq(st.expirations, 2);
+    ck_assert_uint_eq(st.entries, 0);
+    sc__local_free(l);
+}
+END_TEST
+
+START_TEST(test_versions)
+{
+    sc__local *l = mk(SC_LOCAL_LFU, 100, 0, 0, 1);
+    ck_assert_int_eq(put(l, "k", "five", 5, 0, 1, NULL), SC_OK);
+    ck_assert_int_eq(put(l, "k", "five again", 5, 0, 1, NULL), SC_ERR_CONFLICT);
+    ck_assert_int_eq(put(l, "k", "four", 4, 0, 1, NULL), SC_ERR_CONFLICT);
+    sc_value *v;
+    ck_assert_int_eq(sc__local_peek(l, "k", 1, sc__local_hash("k", 1), &v), SC_OK);
+    ck_assert_str_eq((const char *)sc_value_data(v), "five");
+    ck_assert_uint_eq(sc_value_version(v), 5);
+    sc_value_release(v);
+    ck_assert_int_eq(put(l, "k", "six", 6, 0, 1, NULL), SC_OK);
+    ck_assert_int_eq(put(l, "k", "one", 1, 0, 0, NULL), SC_OK); /* unchecked replaces */
+    ck_assert_int_eq(sc__local_peek(l, "k", 1, sc__local_hash("k", 1), &v), SC_OK);
+    ck_assert_str_eq((const char *)sc_value_data(v), "one");
+    sc_value_release(v);
+    sc__local_free(l);
+}
+END_TEST
+
+START_TEST(test_epochs)
+{
+    sc__local *l = mk(SC_LOCAL_LRU, 100, 0, 0, 4);
+    uint64_t e = epoch_of(l, "k");
+    ck_assert_int_eq(put(l, "k", "1", 1, 0, 1, &e), SC_OK); /* unchanged: installs */
+
+    e = epoch_of(l, "k");
+    ck_assert_int_eq(sc__local_remove(l, "k", 1, sc__local_hash("k", 1), UINT64_MAX), 1);
+    ck_assert_int_eq(put(l, "k", "2", 2, 0, 1, &e), SC_ERR_CONFLICT);
+    ck_assert(!has(l, "k"));
+
+    e = epoch_of(l, "k");
+    sc__local_bump(l, sc__local_hash("k", 1));
+    ck_assert_uint_gt(epoch_of(l, "k"), e);
+    ck_assert_int_eq(put(l, "k", "3", 3, 0, 1, &e), SC_ERR_CONFLICT);
+
+    e = epoch_of(l, "k");
+    ck_assert_int_eq(put(l, "other", "x", 0, 0, 0, NULL), SC_OK);
+    ck_assert_uint_eq(sc__local_clear(l), 1);
+    ck_assert_int_eq(put(l, "k", "4", 4, 0, 1, &e), SC_ERR_CONFLICT);
+    /* Removing a missing key still moves the epoch. */
+    e = epoch_of(l, "k");
+    ck_assert_int_eq(sc__local_remove(l, "k", 1, sc__local_hash("k", 1), UINT64_MAX), 0);
+    ck_assert_int_eq(put(l, "k", "5", 5, 0, 1, &e), SC_ERR_CONFLICT);
+
+    e = epoch_of(l, "k");
+    ck_assert_int_eq(put(l, "k", "6", 6, 0, 1, &e), SC_OK);
+    ck_assert(has(l, "k"));
+    sc__local_free(l);
+}
+END_TEST
+
+START_TEST(test_remove_below)
+{
+    sc__local *l = mk(SC_LOCAL_LFU, 100, 0, 0, 1);
+    uint64_t h = sc__local_hash("k", 1);
+    ck_assert_int_eq(put(l, "k", "v", 5, 0, 0, NULL), SC_OK);
+    uint64_t e = epoch_of(l, "k");
+    ck_assert_int_eq(sc__local_remove(l, "k", 1, h, 5), 0);
+    ck_assert(has(l, "k"));
+    ck_assert_uint_gt(epoch_of(l, "k"), e);
+    ck_assert_int_eq(sc__local_remove(l, "k", 1, h, 6), 1);
+    ck_assert(!has(l, "k"));
+    ck_assert_int_eq(sc__local_remove(l, "k", 1, h, 6), 0);
+    sc__local_stats st;
+    sc__local_stats(l, &st);
+    ck_assert_uint_eq(st.entries, 0);
+    ck_assert_uint_eq(st.bytes, 0);
+    ck_assert_uint_eq(st.evictions, 0);
+    sc__local_free(l);
+}
+END_TEST
+
+START_TEST(test_held_values_survive)
+{
+    sc__local *l = mk(SC_LOCAL_LFU, 10, 0, 0, 1);
+    ck_assert_int_eq(put(l, "keep", "payload", 1, 0, 0, NULL), SC_OK);
+    sc_value *v;
+    ck_assert_int_eq(sc__local_get(l, "keep", 4, sc__local_hash("keep", 4), &v), SC_OK);
+    char k[32];
+    for (int i = 0; i < 1000; i++) {
+        snprintf(k, sizeof k, "k%d", i);
+        ck_assert_int_eq(put(l, k, "fill", 0, 0, 0, NULL), SC_OK);
+        ck_assert(get(l, k));
+    }
+    ck_assert(!has(l, "keep"));
+    ck_assert_str_eq((const char *)sc_value_data(v), "payload");
+    sc_value *w;
+    ck_assert_int_eq(sc__local_get(l, "k999", 4, sc__local_hash("k999", 4), &w), SC_OK);
+    sc__local_clear(l);
+    ck_assert_str_eq((const char *)sc_value_data(w), "fill");
+    sc__local_free(l);
+    ck_assert_str_eq((const char *)sc_value_data(v), "payload");
+    ck_assert_uint_eq(sc_value_version(v), 1);
+    sc_value_release(v);
+    sc_value_release(w);
+}
+END_TEST
+
+START_TEST(test_clear_and_reuse)
+{
+    sc__local *l = mk(_i ? SC_LOCAL_LFU : SC_LOCAL_LRU, 50, 0, 0, 1);
+    char k[32];
+    for (int round = 0; round < 3; round++) {
+        for (int i = 0; i < 200; i++) {
+            snprintf(k, sizeof k, "r%d-%d", round, i);
+            ck_assert_int_eq(put(l, k, "v", 0, 0, 0, NULL), SC_OK);
+        }
+        ck_assert_uint_eq(sc__local_clear(l), 50);
+        sc__local_stats st;
+        sc__local_stats(l, &st);
+        ck_assert_uint_eq(st.entries, 0);
+        ck_assert_uint_eq(st.bytes, 0);
+        ck_assert(!has(l, k));
+    }
+    sc__local_free(l);
+}
+END_TEST
+
+START_TEST(test_bad_input)
+{
+    sc__local_config bad = {.policy = SC_LOCAL_LRU, .shards = 3};
+    ck_assert_ptr_null(sc__local_new(&bad));
+    bad.shards = 512;
+    ck_assert_ptr_null(sc__local_new(&bad));
+    bad.shards = 0;
+    bad.policy = (sc_local_policy)7;
+    ck_assert_ptr_null(sc__local_new(&bad));
+    ck_assert_ptr_null(sc__local_new(NULL));
+    sc__local_free(NULL);
+
+    sc__local *l = mk(SC_LOCAL_LFU, 10, 0, 0, 1);
+    sc_value *v = sc__value_new("x", 1, 0), *out = NULL;
+    ck_assert_int_eq(sc__local_put(NULL, "k", 1, 0, v, 0, 0, NULL), SC_ERR_INVALID);
+    ck_assert_int_eq(sc__local_put(l, NULL, 1, 0, v, 0, 0, NULL), SC_ERR_INVALID);
+    ck_assert_int_eq(sc__local_put(l, "k", 1, 0, NULL, 0, 0, NULL), SC_ERR_INVALID);
+    ck_assert_int_ne(sc__local_get(NULL, "k", 1, 0, &out), SC_OK);
+    ck_assert_int_ne(sc__local_get(l, "k", 1, 0, NULL), SC_OK);
+    ck_assert_int_ne(sc__local_get(l, NULL, 1, 0, &out), SC_OK);
+    ck_assert_int_eq(sc__local_remove(NULL, "k", 1, 0, UINT64_MAX), 0);
+    ck_assert_uint_eq(sc__local_clear(NULL), 0);
+    sc__local_bump(NULL, 0);
+    /* A hash that is not sc__local_hash(key) must not corrupt the store. */
+    for (uint64_t h = 0; h < 100; h++) {
+        char k[16];
+        snprintf(k, sizeof k, "w%u", (unsigned)h);
+        ck_assert_int_eq(sc__local_put(l, k, strlen(k), h * 0x9e3779b97f4a7c15ull, v, 0, 0, NULL), SC_OK);
+    }
+    sc__local_stats st;
+    sc__local_stats(l, &st);
+    ck_assert_uint_eq(st.entries, 10);
+    /* The empty key and binary keys are keys like any other. */
+    ck_assert_int_eq(sc__local_put(l, "", 0, sc__local_hash("", 0), v, 0, 0, NULL), SC_OK);
+    ck_assert_int_eq(sc__local_put(l, "a\0b", 3, sc__local_hash("a\0b", 3), v, 0, 0, NULL), SC_OK);
+    ck_assert_int_eq(sc__local_peek(l, "a\0b", 3, sc__local_hash("a\0b", 3), &out), SC_OK);
+    sc_value_release(out);
+    ck_assert_int_eq(sc__local_peek(l, "a\0c", 3, sc__local_hash("a\0c", 3), &out), SC_NOT_FOUND);
+    sc_value_release(v);
+    sc__local_free(l);
+}
+END_TEST
+
+/* ---- multi-threaded stress ---- */
+
+#define NKEYS 300
+#define NTHREADS 4
+
+struct stress {
+    sc__local *l;
+    unsigned seed;
+    unsigned long bad;
+};
+
+/* Every value spells its key and version, so a reader can tell a torn or
+ * misfiled value from a good one. */
+static void *stress_thread(void *arg)
+{
+    struct stress *st = arg;
+    unsigned long r = st->seed;
+    char k[32], val[64];
+    for (int i = 0; i < 30000; i++) {
+        r = r * 6364136223846793005ul + 1442695040888963407ul;
+        unsigned key = (unsigned)((r >> 33) % NKEYS), op = (unsigned)((r >> 20) % 16);
+        size_t kl = (size_t)snprintf(k, sizeof k, "key%u", key);
+        uint64_t h = sc__local_hash(k, kl);
+        sc_value *v;
+        if (op < 8) {
+            if (sc__local_get(st->l, k, kl, h, &v) == SC_OK) {
+                char want[64];
+                snprintf(want, sizeof want, "%s:%llu", k, (unsigned long long)sc_value_version(v));
+                if (strncmp((const char *)sc_value_data(v), want, strlen(want)) != 0)
+                    st->bad++;
+                sc_value_release(v);
+            }
+        } else if (op < 13) {
+            uint64_t ver = (r >> 8) & 0xffff;
+            int n = snprintf(val, sizeof val, "%s:%llu:%.*s", k, (unsigned long long)ver,
+                             (int)(r % 20), "....................");
+            uint64_t e = sc__local_epoch(st->l, h);
+            v = sc__value_new(val, (size_t)n, ver);
+            if (!v)
+                st->bad++;
+            sc_status s = sc__local_put(st->l, k, kl, h, v, 0, op & 1, op == 12 ? &e : NULL);
+            if (s != SC_OK && s != SC_ERR_CONFLICT)
+                st->bad++;
+            sc_value_release(v);
+        } else if (op == 13) {
+            sc__local_remove(st->l, k, kl, h, (r >> 8) & 0xffff);
+        } else if (op == 14) {
+            sc__local_bump(st->l, h);
+        } else if (i % 97 == 0) {
+            sc__local_clear(st->l);
+        } else {
+            sc__local_stats s;
+            sc__local_stats(st->l, &s);
+        }
+    }
+    return NULL;
+}
+
+START_TEST(test_stress)
+{
+    sc_local_policy p = _i ? SC_LOCAL_LFU : SC_LOCAL_LRU;
+    sc__local *l = mk(p, 128, 4000, 0, 4);
+    pthread_t t[NTHREADS];
+    struct stress st[NTHREADS];
+    for (unsigned i = 0; i < NTHREADS; i++) {
+        st[i] = (struct stress){.l = l, .seed = 1000 + i};
+        ck_assert_int_eq(pthread_create(&t[i], NULL, stress_thread, &st[i]), 0);
+    }
+    for (unsigned i = 0; i < NTHREADS; i++) {
+        ck_assert_int_eq(pthread_join(t[i], NULL), 0);
+        ck_assert_uint_eq(st[i].bad, 0);
+    }
+    sc__local_stats s;
+    sc__local_stats(l, &s);
+    uint64_t entries = 0, bytes = 0;
+    char k[32];
+    for (unsigned key = 0; key < NKEYS; key++) {
+        size_t kl = (size_t)snprintf(k, sizeof k, "key%u", key);
+        sc_value *v;
+        if (sc__local_peek(l, k, kl, sc__local_hash(k, kl), &v) == SC_OK) {
+            entries++;
+            bytes += kl + sc_value_size(v);
+            sc_value_release(v);
+        }
+    }
+    ck_assert_uint_eq(s.entries, entries);
+    ck_assert_uint_eq(s.bytes, bytes);
+    ck_assert_uint_le(s.entries, 128);
+    ck_assert_uint_le(s.bytes, 4000);
+    ck_assert_uint_gt(s.hits, 0);
+    ck_assert_uint_gt(s.evictions, 0);
+    sc__local_free(l);
+}
+END_TEST
+
+static Suite *local_suite(void)
+{
+    Suite *s = suite_create("local");
+    TCase *tc = tcase_create("store");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_value);
+    tcase_add_test(tc, test_lru_exact);
+    tcase_add_test(tc, test_lfu_scan_resistance);
+    tcase_add_loop_test(tc, test_entry_bound, 0, 2);
+    tcase_add_loop_test(tc, test_byte_bound, 0, 2);
+    tcase_add_test(tc, test_too_large);
+    tcase_add_loop_test(tc, test_ttl, 0, 2);
+    tcase_add_test(tc, test_max_ttl);
+    tcase_add_test(tc, test_versions);
+    tcase_add_test(tc, test_epochs);
+    tcase_add_test(tc, test_remove_below);
+    tcase_add_test(tc, test_held_values_survive);
+    tcase_add_loop_test(tc, test_clear_and_reuse, 0, 2);
+    tcase_add_test(tc, test_bad_input);
+    tcase_add_loop_test(tc, test_stress, 0, 2);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(local_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
