@@ -77,6 +77,13 @@ sc_status sc__pool_create(const sc__remote_config *cfg, sc__pool **out, char *er
         sc__remote_errf(err, errlen, "out of memory");
         return SC_ERR_NOMEM;
     }
+    /* Deadlines are monotonic, so the condition variable must be too. */
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&p->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    pthread_mutex_init(&p->mu, NULL);
     p->port = cfg->port;
     p->db = cfg->db;
     p->size = cfg->pool_size;
@@ -96,13 +103,6 @@ sc_status sc__pool_create(const sc__remote_config *cfg, sc__pool **out, char *er
     else
         snprintf(p->addr, sizeof p->addr, "%s:%d", p->host, p->port);
 
-    /* Deadlines are monotonic, so the condition variable must be too. */
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&p->cv, &ca);
-    pthread_condattr_destroy(&ca);
-    pthread_mutex_init(&p->mu, NULL);
     *out = p;
     return SC_OK;
 }
@@ -111,14 +111,11 @@ void sc__pool_destroy(sc__pool *p)
 {
     if (!p)
         return;
-    if (p->slots) {
-        for (unsigned i = 0; i < p->size; i++)
-            if (p->slots[i].ctx)
-                redisFree(p->slots[i].ctx);
-        /* The mutex and condvar exist exactly when the slots do. */
-        pthread_cond_destroy(&p->cv);
-        pthread_mutex_destroy(&p->mu);
-    }
+    for (unsigned i = 0; p->slots && i < p->size; i++)
+        if (p->slots[i].ctx)
+            redisFree(p->slots[i].ctx);
+    pthread_cond_destroy(&p->cv);
+    pthread_mutex_destroy(&p->mu);
     free(p->slots);
     free(p->host);
     free(p->unix_socket);

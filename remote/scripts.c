@@ -152,8 +152,7 @@ sc_status sc__scripts_load(sc__pool *p, unsigned timeout_ms, char shas[SC__SCRIP
         if (st != SC_OK)
             return st;
         if (reply->type != REDIS_REPLY_STRING || reply->len != 40) {
-            sc__remote_errf(err, errlen, "redis %s: SCRIPT LOAD %s failed: %.*s", sc__pool_addr(p), scripts[i].name,
-                     reply->type == REDIS_REPLY_ERROR ? (int)reply->len : 18,
+            sc__remote_errf(err, errlen, "redis %s: SCRIPT LOAD %s failed: %s", sc__pool_addr(p), scripts[i].name,
                      reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply");
             freeReplyObject(reply);
             return SC_ERR_REMOTE;

@@ -960,7 +960,17 @@ START_TEST(test_redis_down)
     sc__remote *r = open_cfg(&c);
     sc_test_redis_kill(&own);
 
+    /* A large write to the dead connection meets EPIPE: it must fail, not
+     * kill the process with SIGPIPE. */
     char err[256] = "";
+    size_t big = 8u << 20;
+    char *val = calloc(1, big);
+    uint64_t v;
+    ck_assert_int_eq(sc__remote_set(r, "k", 1, val, big, NULL, 0, SC__REMOTE_EV_SET, &v, err, sizeof err),
+                     SC_ERR_REMOTE);
+    free(val);
+    ck_assert_msg(strstr(err, "127.0.0.1:") != NULL, "%s", err);
+
     sc__remote_item it;
     ck_assert_int_eq(sc__remote_get(r, "k", 1, &it, err, sizeof err), SC_ERR_REMOTE);
     ck_assert_msg(strstr(err, "refused") != NULL, "%s", err);
