@@ -31,7 +31,7 @@ typedef struct child {
     size_t have;               /* bytes of a partial record in buf */
     ps_record buf;
     ps_record last;            /* the latest PS_REC_SECOND */
-    int ready, stopped, failed;
+    int ready, prefilled, stopped, failed;
 } child;
 
 typedef struct sim {
@@ -72,6 +72,7 @@ static void usage(FILE *f)
             "  --report FILE          HTML report, default podsim-report.html\n"
             "  --log FILE             append every pod's library log (info level) to FILE\n"
             "  --seed N               workload seed, default 1\n"
+            "  --no-prefill           start with an empty Redis instead of writing every key first\n"
             "  --quiet                one line per second instead of the live view\n"
             "  --redis HOST:PORT      use this Redis instead of a private one\n"
             "  --fault-kill-sub SEC   every SEC s: CLIENT KILL TYPE pubsub\n"
@@ -105,14 +106,15 @@ static int parse_args(int argc, char **argv, ps_config *c)
 {
     enum {
         O_PODS = 256, O_READERS, O_KEYS, O_ZIPF, O_WRATIO, O_VMIN, O_VMAX, O_DUR, O_POLICY, O_LOCAL,
-        O_RATE, O_VERIFY, O_REPORT, O_LOG, O_SEED, O_QUIET, O_REDIS, O_KILLSUB, O_RESTART, O_PAUSE, O_HELP
+        O_RATE, O_VERIFY, O_REPORT, O_LOG, O_SEED, O_NOPREFILL, O_QUIET, O_REDIS, O_KILLSUB, O_RESTART, O_PAUSE, O_HELP
     };
     static const struct option opts[] = {
         {"pods", 1, 0, O_PODS}, {"readers", 1, 0, O_READERS}, {"keys", 1, 0, O_KEYS},
         {"zipf", 1, 0, O_ZIPF}, {"write-ratio", 1, 0, O_WRATIO}, {"value-min", 1, 0, O_VMIN},
         {"value-max", 1, 0, O_VMAX}, {"duration", 1, 0, O_DUR}, {"policy", 1, 0, O_POLICY},
         {"local-size", 1, 0, O_LOCAL}, {"rate", 1, 0, O_RATE}, {"verify-ratio", 1, 0, O_VERIFY},
-        {"report", 1, 0, O_REPORT}, {"log", 1, 0, O_LOG}, {"seed", 1, 0, O_SEED}, {"quiet", 0, 0, O_QUIET},
+        {"report", 1, 0, O_REPORT}, {"log", 1, 0, O_LOG}, {"seed", 1, 0, O_SEED},
+        {"no-prefill", 0, 0, O_NOPREFILL}, {"quiet", 0, 0, O_QUIET},
         {"redis", 1, 0, O_REDIS}, {"fault-kill-sub", 1, 0, O_KILLSUB},
         {"fault-restart-redis", 1, 0, O_RESTART}, {"fault-pause-redis", 1, 0, O_PAUSE},
         {"help", 0, 0, O_HELP}, {0, 0, 0, 0}};
@@ -136,6 +138,7 @@ static int parse_args(int argc, char **argv, ps_config *c)
     c->pause_at_s = -1;
     c->quiesce_s = 10;
     c->private_redis = 1;
+    c->prefill = 1;
 
     int o;
     unsigned long long u;
@@ -164,6 +167,7 @@ static int parse_args(int argc, char **argv, ps_config *c)
         case O_REPORT: c->report_path = optarg; break;
         case O_LOG: c->log_path = optarg; break;
         case O_SEED: bad = parse_uint(optarg, UINT64_MAX, &u); c->seed = u; break;
+        case O_NOPREFILL: c->prefill = 0; break;
         case O_QUIET: c->quiet = 1; break;
         case O_REDIS: {
             const char *colon = strrchr(optarg, ':');
@@ -267,6 +271,11 @@ static void absorb(sim *s, child *k, const ps_record *r)
     ps_pod_summary *ps = &s->run.pod[r->pod];
     switch (r->kind) {
     case PS_REC_READY: k->ready = 1; return;
+    case PS_REC_PREFILLED:
+        k->prefilled = 1;
+        if (r->msg[0])
+            fprintf(stderr, "podsim: prefill: %s\n", r->msg);
+        return;
     case PS_REC_FAILED:
         k->failed = 1;
         fprintf(stderr, "podsim: pod-%u: %s\n", r->pod + 1, r->msg);
@@ -535,6 +544,7 @@ static int all(const sim *s, int (*pred)(const child *))
 }
 
 static int is_ready(const child *k) { return k->ready || k->failed; }
+static int is_prefilled(const child *k) { return k->prefilled; }
 static int is_stopped(const child *k) { return k->stopped; }
 static int never(const child *k) { (void)k; return 0; }
 
@@ -668,34 +678,43 @@ static int run(sim *s)
         }
     }
 
+    /* Pod 1 is a writer whenever there is one (readers come last). */
+    if (cfg->prefill && cfg->readers < cfg->pods) {
+        uint64_t t1 = ps_now_mono_us();
+        send_cmd(&s->kids[0], PS_CMD_PREFILL);
+        /* Only pod 1 takes part: the others count as done. */
+        for (int i = 1; i < cfg->pods; i++)
+            s->kids[i].prefilled = 1;
+        wait_all(s, is_prefilled, 600);
+        if (g_interrupted || !s->kids[0].prefilled)
+            return -1;
+        s->run.prefill_s = (double)(ps_now_mono_us() - t1) / 1e6;
+        if (!s->live)
+            printf("prefilled %u keys through pod-1 in %.2f s\n", cfg->keys, s->run.prefill_s);
+    }
+
     fault_plan fp = {cfg->kill_sub_every_s, 0, 0};
     s->t0 = ps_now_mono_us();
     for (int i = 0; i < cfg->pods; i++)
         send_cmd(&s->kids[i], PS_CMD_GO);
 
-    uint64_t end = s->t0 + (uint64_t)cfg->duration_s * 1000000;
+    /* The pods stop on their own after the duration; a pod stuck in a call
+     * gets a few seconds more before the run goes on without it. */
+    uint64_t give_up = s->t0 + (uint64_t)(cfg->duration_s + 10) * 1000000;
     uint64_t next_draw = s->t0 + 1000000;
     /* Records for second N arrive just after the pods' second N ends; drawing
      * 150 ms later shows every pod's second N side by side. */
     const uint64_t draw_lag = 150000;
-    for (;;) {
-        uint64_t now = ps_now_mono_us();
-        if (g_interrupted || now >= end)
-            break;
-        run_faults(s, &fp);
-        if (now >= next_draw + draw_lag) {
+    while (!g_interrupted && !all(s, is_stopped) && ps_now_mono_us() < give_up) {
+        if (elapsed_s(s) < cfg->duration_s)
+            run_faults(s, &fp);
+        if (ps_now_mono_us() >= next_draw + draw_lag && elapsed_s(s) < cfg->duration_s) {
             draw(s, "running");
             next_draw += 1000000;
         }
         pump(s, 50);
     }
-    s->run.elapsed_s = elapsed_s(s);
-    if (g_interrupted)
-        return 0;
-
-    for (int i = 0; i < cfg->pods; i++)
-        send_cmd(&s->kids[i], PS_CMD_STOP);
-    wait_all(s, is_stopped, 10);
+    s->run.elapsed_s = elapsed_s(s) < cfg->duration_s ? elapsed_s(s) : cfg->duration_s;
     if (g_interrupted)
         return 0;
     draw(s, "stopped");
@@ -754,6 +773,7 @@ int main(int argc, char **argv)
         terminate_pods(&s);
     reap_pods(&s, 5);
     s.run.interrupted = g_interrupted;
+    s.run.ansi = isatty(STDOUT_FILENO);
     s.run.redis_seq = read_seq(&s);
     if (cfg->private_redis)
         sc_test_redis_stop(&s.redis);

@@ -34,6 +34,7 @@ typedef struct ps_config {
     const char *log_path;      /* library log lines of every pod; NULL = none */
     uint64_t seed;
     int quiet;
+    int prefill;               /* write every key before the workload */
     unsigned kill_sub_every_s; /* 0 = off */
     int restart_at_s;          /* -1 = off */
     int pause_at_s;            /* -1 = off */
@@ -61,12 +62,11 @@ double ps_hist_quantile(const uint64_t *hist, double q);
 typedef enum ps_record_kind {
     PS_REC_READY = 1, /* the pod opened its cache */
     PS_REC_SECOND,    /* one second of the run */
-    PS_REC_STOPPED,   /* the workload stopped (counters cover up to now) */
+    PS_REC_PREFILLED, /* the prefill is done */
+    PS_REC_STOPPED,   /* the workload ran its duration (counters up to now) */
     PS_REC_FINAL,     /* quiesce and end check done; the pod exits */
     PS_REC_FAILED     /* the pod could not open its cache; msg says why */
 } ps_record_kind;
-
-typedef enum ps_phase { PS_PHASE_RUN, PS_PHASE_QUIESCE } ps_phase;
 
 /* Sent over a pipe in one write (smaller than PIPE_BUF, so never torn).
  * Counters named *_delta cover the last interval; the others are the
@@ -75,7 +75,7 @@ typedef struct ps_record {
     uint32_t kind;
     uint32_t pod;
     uint32_t second;           /* PS_REC_SECOND: 1-based second of the run */
-    uint32_t phase;
+    uint32_t prefilled;        /* PS_REC_PREFILLED: keys written */
     uint64_t ops_delta, gets_delta, sets_delta, errors_delta;
     uint64_t local_hits_delta, local_misses_delta, remote_hits_delta;
     uint64_t events_applied_delta;
@@ -94,8 +94,9 @@ typedef struct ps_record {
 } ps_record;
 
 /* Commands the parent writes to a pod's control pipe, one byte each. */
-#define PS_CMD_GO 'G'      /* start the workload */
-#define PS_CMD_STOP 'S'    /* stop the workload, report PS_REC_STOPPED */
+#define PS_CMD_PREFILL 'P' /* write every key once, report PS_REC_PREFILLED */
+#define PS_CMD_GO 'G'      /* run the workload for the duration, then report
+                              PS_REC_STOPPED */
 #define PS_CMD_FINISH 'F'  /* quiesce, check, report PS_REC_FINAL, exit */
 
 /* Runs pod `index` in the calling (forked) process; never returns. */
@@ -121,7 +122,6 @@ typedef struct ps_second {
     uint64_t pod_ops[PS_MAX_PODS];
     double pod_hit[PS_MAX_PODS]; /* -1: no gets that second */
     double p50_us, p99_us;       /* -1: no delays measured that second */
-    int phase;
 } ps_second;
 
 typedef struct ps_pod_summary {
@@ -145,6 +145,8 @@ typedef struct ps_run {
     ps_pod_summary pod[PS_MAX_PODS];
     double elapsed_s;          /* workload seconds that actually ran */
     int interrupted;
+    int ansi;                  /* stdout is a terminal: bold headings */
+    double prefill_s;          /* how long the prefill took (0: none) */
     uint64_t redis_seq;        /* <ns>:seq at the end (0 unknown) */
 } ps_run;
 

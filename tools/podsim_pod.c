@@ -254,24 +254,47 @@ static int redis_seq(pod *p, uint64_t *seq)
     return rc;
 }
 
-static void do_write(pod *p, const char *key)
+/* Returns the sc_set status; counts nothing (the caller decides). */
+static sc_status write_value(pod *p, const char *key)
 {
     const ps_config *cfg = p->cfg;
     size_t len = cfg->value_min;
     if (cfg->value_max > cfg->value_min)
         len += rng_next(p) % (cfg->value_max - cfg->value_min + 1);
     /* Write time first (what the hook parses), then the writer, then
-     * filler, so a value read with redis-cli explains itself. */
-    int n = snprintf(p->valbuf, cfg->value_max + 1, "%016" PRIu64 ":%s:", ps_now_real_us(), p->id);
-    if (n < 0)
-        return;
-    if ((size_t)n < len)
-        memset(p->valbuf + n, 'x', len - (size_t)n);
-    else
-        len = (size_t)n;
+     * filler, so a value read with redis-cli explains itself. The prefix is
+     * at most 24 bytes ("pod-64"), and --value-min is at least that. */
+    size_t n = (size_t)snprintf(p->valbuf, cfg->value_max + 1, "%016" PRIu64 ":%s:", ps_now_real_us(), p->id);
+    memset(p->valbuf + n, 'x', len - n);
+    return sc_set(p->cache, key, p->valbuf, len, 0);
+}
+
+static void do_write(pod *p, const char *key)
+{
     p->sets++;
-    if (sc_set(p->cache, key, p->valbuf, len, 0) != SC_OK)
+    if (write_value(p, key) != SC_OK)
         p->errors++;
+}
+
+/* Every key once, as a service's cache-aside loads would have filled Redis
+ * long before: without it the first seconds mostly read keys nobody wrote. */
+static void prefill(pod *p)
+{
+    ps_record r;
+    memset(&r, 0, sizeof r);
+    r.kind = PS_REC_PREFILLED;
+    uint32_t failed = 0;
+    for (unsigned rank = 0; rank < p->cfg->keys && !g_term; rank++) {
+        char key[32];
+        key_name(key, sizeof key, rank);
+        if (write_value(p, key) == SC_OK)
+            r.prefilled++;
+        else
+            failed++;
+    }
+    if (failed)
+        snprintf(r.msg, sizeof r.msg, "%u sets failed", failed);
+    send_record(p, &r);
 }
 
 static void do_read(pod *p, const char *key)
@@ -331,7 +354,9 @@ static int wait_cmd(pod *p, uint64_t timeout_us)
     return -1;
 }
 
-/* The workload until PS_CMD_STOP, SIGTERM or a vanished parent. */
+/* The workload for the configured duration, until SIGTERM or until the
+ * parent goes away. The pod keeps time itself so that every pod's last
+ * second is a whole one. */
 static void run_workload(pod *p)
 {
     const uint64_t start = ps_now_mono_us();
@@ -344,14 +369,15 @@ static void run_workload(pod *p)
 
     while (!g_term) {
         uint64_t now = ps_now_mono_us();
-        while (now >= next_second) {
+        while (now >= next_second && second <= p->cfg->duration_s) {
             ps_record r;
             take_interval(p, &r, PS_REC_SECOND);
             r.second = second++;
-            r.phase = PS_PHASE_RUN;
             send_record(p, &r);
             next_second += 1000000;
         }
+        if (second > p->cfg->duration_s)
+            break;
         int cmd = 0;
         if (interval_ns) {
             uint64_t due = next_op_ns / 1000;
@@ -372,7 +398,7 @@ static void run_workload(pod *p)
             since_poll = 0;
             cmd = wait_cmd(p, 0);
         }
-        if (cmd == PS_CMD_STOP || cmd < 0)
+        if (cmd < 0)
             break;
         if (cmd == 0)
             do_op(p);
@@ -512,9 +538,14 @@ void ps_pod_main(const ps_config *cfg, int index, int ctrl_fd, int report_fd)
     send_record(&p, &r);
 
     int cmd = 0;
-    while (!g_term && cmd == 0)
+    while (!g_term && (cmd == 0 || cmd == PS_CMD_PREFILL)) {
+        if (cmd == PS_CMD_PREFILL)
+            prefill(&p);
         cmd = wait_cmd(&p, 200000);
+    }
     if (cmd == PS_CMD_GO) {
+        /* The prefill and its events are not part of the first second. */
+        take_interval(&p, &r, PS_REC_SECOND);
         run_workload(&p);
         take_interval(&p, &r, PS_REC_STOPPED);
         send_record(&p, &r);

@@ -172,10 +172,9 @@ void ps_print_summary(const ps_run *run)
 {
     const ps_config *cfg = run->cfg;
     double secs = run->elapsed_s;
-    printf("\n\033[1m");
-    printf("podsim summary: %.1f s of workload%s, %d pods, Redis sequence %" PRIu64 "\n", secs,
-           run->interrupted ? " (interrupted)" : "", cfg->pods, run->redis_seq);
-    printf("\033[0m");
+    printf("\n%spodsim summary: %.1f s of workload%s, %d pods, Redis sequence %" PRIu64 "%s\n",
+           run->ansi ? "\033[1m" : "", secs, run->interrupted ? " (interrupted)" : "", cfg->pods, run->redis_seq,
+           run->ansi ? "\033[0m" : "");
     printf("%-7s %-6s %9s %7s %6s %8s %6s %8s %8s %8s %11s %15s %12s %5s %5s %5s\n", "pod", "role", "ops", "ops/s",
            "hit%", "rem.hits", "errs", "prop p50", "p99", "p999", "stale rd", "end stale/chk", "quiesced",
            "recon", "gaps", "flush");
@@ -226,6 +225,15 @@ typedef struct series {
 
 enum { CW = 900, CH = 260, ML = 64, MR = 16, MT = 30, MB = 34 };
 
+/* "100 us", "1 ms", "10 s" for the decade 10^e µs. */
+static void decade_label(char *buf, size_t len, double e)
+{
+    int d = (int)lround(e);
+    const char *unit = d < 3 ? "us" : d < 6 ? "ms" : "s";
+    int shift = d < 3 ? 0 : d < 6 ? 3 : 6;
+    snprintf(buf, len, "%g %s", pow(10, d - shift), unit);
+}
+
 static double nice_step(double span)
 {
     double raw = span / 5, mag = pow(10, floor(log10(raw)));
@@ -269,9 +277,9 @@ static void chart(FILE *f, const ps_run *run, const char *title, const series *s
 #define X(t) (ML + (t) / xmax * pw)
 #define Y(v) (MT + ph - ((log_us ? log10(v) : (v)) - ymin) / (ymax - ymin) * ph)
 
-    fprintf(f, "<svg xmlns='http://www.w3.org/2000/svg' width='%d' height='%d' viewBox='0 0 %d %d' class='chart'>\n",
+    fprintf(f, "<svg xmlns='http://www.w3.org/2000/svg' width='%d' height='%d' viewBox='0 0 %d %d' font-family='sans-serif' style='display:block;margin:8px 0 4px;border:1px solid #eee'>\n",
             CW, CH, CW, CH);
-    fprintf(f, "<text x='%d' y='18' class='title'>", ML);
+    fprintf(f, "<text x='%d' y='18' font-size='14' font-weight='600'>", ML);
     html_text(f, title);
     fprintf(f, "</text>\n");
     /* Grid and y labels. */
@@ -279,29 +287,29 @@ static void chart(FILE *f, const ps_run *run, const char *title, const series *s
         double y = MT + ph - (v - ymin) / (ymax - ymin) * ph;
         char lab[32];
         if (log_us)
-            fmt_us(lab, sizeof lab, pow(10, v));
+            decade_label(lab, sizeof lab, v);
         else if (v >= 1e6)
             snprintf(lab, sizeof lab, "%.1fM%s", v / 1e6, unit);
         else if (v >= 1e4)
             snprintf(lab, sizeof lab, "%.0fk%s", v / 1e3, unit);
         else
             snprintf(lab, sizeof lab, "%g%s", v, unit);
-        fprintf(f, "<line x1='%d' y1='%.1f' x2='%d' y2='%.1f' class='grid'/>", ML, y, CW - MR, y);
-        fprintf(f, "<text x='%d' y='%.1f' class='ylab'>%s</text>\n", ML - 6, y + 4, lab);
+        fprintf(f, "<line x1='%d' y1='%.1f' x2='%d' y2='%.1f' stroke='#eee'/>", ML, y, CW - MR, y);
+        fprintf(f, "<text x='%d' y='%.1f' font-size='11' text-anchor='end' fill='#555'>%s</text>\n", ML - 6, y + 4, lab);
     }
     double xstep = nice_step(xmax);
     if (xstep < 1)
         xstep = 1;
     for (double t = 0; t <= xmax + 1e-9; t += xstep)
-        fprintf(f, "<text x='%.1f' y='%d' class='xlab'>%gs</text>", X(t), CH - MB + 16, t);
-    fprintf(f, "<line x1='%d' y1='%d' x2='%d' y2='%d' class='axis'/>\n", ML, MT + (int)ph, CW - MR, MT + (int)ph);
+        fprintf(f, "<text x='%.1f' y='%d' font-size='11' text-anchor='middle' fill='#555'>%gs</text>", X(t), CH - MB + 16, t);
+    fprintf(f, "<line x1='%d' y1='%d' x2='%d' y2='%d' stroke='#999'/>\n", ML, MT + (int)ph, CW - MR, MT + (int)ph);
 
     /* Faults under the data so the lines stay readable. */
     for (size_t i = 0; i < run->nfaults; i++) {
         double x = X(run->faults[i].at_s);
-        fprintf(f, "<line x1='%.1f' y1='%d' x2='%.1f' y2='%.1f' class='fault'><title>", x, MT, x, MT + ph);
+        fprintf(f, "<line x1='%.1f' y1='%d' x2='%.1f' y2='%.1f' stroke='#c62828' stroke-dasharray='4 3' stroke-width='1.5'><title>", x, MT, x, MT + ph);
         html_text(f, run->faults[i].what);
-        fprintf(f, "</title></line><text x='%.1f' y='%d' class='flab'>F%zu</text>\n", x + 3, MT + 10, i + 1);
+        fprintf(f, "</title></line><text x='%.1f' y='%d' font-size='11' fill='#c62828'>F%zu</text>\n", x + 3, MT + 10, i + 1);
     }
 
     /* A point sits at the end of the second it measured; gaps break lines. */
@@ -324,12 +332,14 @@ static void chart(FILE *f, const ps_run *run, const char *title, const series *s
         if (open)
             fprintf(f, "'/>\n");
     }
-    /* Legend. */
-    double lx = ML + 220;
+    /* Legend, right-aligned so a long title keeps its room. */
+    double lx = CW - MR;
+    for (int s = 0; s < nser; s++)
+        lx -= 30 + 7.0 * (double)strlen(ser[s].name);
     for (int s = 0; s < nser; s++) {
         fprintf(f, "<line x1='%.0f' y1='14' x2='%.0f' y2='14' stroke='%s' stroke-width='%.1f'/>", lx, lx + 18,
                 ser[s].color, ser[s].width < 2 ? 2 : ser[s].width);
-        fprintf(f, "<text x='%.0f' y='18' class='leg'>", lx + 22);
+        fprintf(f, "<text x='%.0f' y='18' font-size='12'>", lx + 22);
         html_text(f, ser[s].name);
         fprintf(f, "</text>\n");
         lx += 30 + 7.0 * (double)strlen(ser[s].name);
@@ -457,11 +467,6 @@ int ps_write_report(const ps_run *run, const char *path)
                "text-align:right}th{background:#f4f4f4}td:nth-child(-n+2){text-align:left}\n"
                "td:last-child{text-align:left;color:#c62828}tr.total td{font-weight:bold;background:#fafafa}\n"
                "td.warn{background:#fff4d6}td.bad{background:#ffd6d6}\n"
-               "svg.chart{display:block;margin:8px 0 4px;background:#fff;border:1px solid #eee}\n"
-               ".title{font-weight:600;font-size:14px}.ylab{font-size:11px;text-anchor:end;fill:#555}\n"
-               ".xlab{font-size:11px;text-anchor:middle;fill:#555}.leg{font-size:12px}\n"
-               ".grid{stroke:#eee}.axis{stroke:#999}.fault{stroke:#c62828;stroke-dasharray:4 3;stroke-width:1.5}\n"
-               ".flab{font-size:11px;fill:#c62828}\n"
                "</style></head><body>\n");
     fprintf(f, "<h1>podsim report <span class='%s'>%s</span></h1>\n", ok ? "pass" : "fail",
             run->interrupted ? "INTERRUPTED" : ok ? "PASS" : "FAIL");
@@ -470,7 +475,10 @@ int ps_write_report(const ps_run *run, const char *path)
     html_text(f, cfg->redis_host);
     fprintf(f, ":%d%s &middot; namespace ", cfg->redis_port, cfg->private_redis ? " (private, started by podsim)" : "");
     html_text(f, cfg->ns);
-    fprintf(f, " &middot; final sequence %" PRIu64 "</p>\n", run->redis_seq);
+    fprintf(f, " &middot; final sequence %" PRIu64, run->redis_seq);
+    if (run->prefill_s > 0)
+        fprintf(f, " &middot; %u keys prefilled in %.2f s before the workload", cfg->keys, run->prefill_s);
+    fprintf(f, "</p>\n");
     fprintf(f, "<p class='meta'>%d pods (%d readers) &middot; %u keys, zipf %.2f &middot; writes %.1f%% of a writer's ops"
                " &middot; values %zu&ndash;%zu B &middot; local tier %s, %zu entries &middot; rate %u ops/s per pod%s"
                " &middot; %.1f%% of reads verified &middot; seed %" PRIu64 "</p>\n",
