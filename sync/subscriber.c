@@ -62,7 +62,8 @@ struct sc__sub {
     redisAsyncContext *doomed; /* given up on, waiting for reap_ev */
     unsigned failures;         /* attempts since the last subscribe: the backoff exponent */
     uint64_t rng;              /* jitter state */
-    char why[512];             /* on_lost text, built here so callers get one string */
+    char where[300];           /* "host:port" or the socket path, for messages */
+    char why[600];             /* on_lost text, built here so callers get one string */
 };
 
 static void set_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -178,7 +179,8 @@ static void on_connect(const redisAsyncContext *ac, int status)
         s->doomed = NULL;
     } else if (ac == s->ac) {
         s->ac = NULL;
-        report_lost(s, format_why(s, "cannot connect to Redis: %s", ac->errstr ? ac->errstr : "unknown error"));
+        report_lost(s, format_why(s, "cannot connect to Redis at %s: %s", s->where,
+                                  ac->errstr ? ac->errstr : "unknown error"));
     }
 }
 
@@ -190,7 +192,7 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
         s->doomed = NULL;
     } else if (ac == s->ac) {
         s->ac = NULL;
-        report_lost(s, format_why(s, "subscription connection lost: %s",
+        report_lost(s, format_why(s, "subscription connection to %s lost: %s", s->where,
                                   status == REDIS_OK || !ac->errstr ? "closed" : ac->errstr));
     }
 }
@@ -203,7 +205,7 @@ static void on_auth_reply(redisAsyncContext *ac, void *r, void *privdata)
     if (!reply || ac != s->ac)
         return;
     if (reply->type == REDIS_REPLY_ERROR)
-        give_up(s, format_why(s, "AUTH failed: %s", reply->str));
+        give_up(s, format_why(s, "AUTH to %s failed: %s", s->where, reply->str));
 }
 
 static int is_kind(const redisReply *e, const char *kind)
@@ -240,7 +242,7 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
     (void)what;
     sc__sub *s = arg;
     if (s->ac)
-        give_up(s, format_why(s, "no subscription confirmed by Redis within %u ms", s->timeout_ms));
+        give_up(s, format_why(s, "no subscription confirmed by Redis at %s within %u ms", s->where, s->timeout_ms));
 }
 
 /* Queues AUTH (when configured) and SUBSCRIBE; hiredis sends them once the
@@ -278,7 +280,7 @@ static void on_connect_timer(evutil_socket_t fd, short what, void *arg)
         redisEnableKeepAlive(&ac->c);
     if (ac->err || ac->c.err) {
         /* Failed before any callback was set or event attached: free here. */
-        format_why(s, "cannot connect to Redis: %s", ac->err ? ac->errstr : ac->c.errstr);
+        format_why(s, "cannot connect to Redis at %s: %s", s->where, ac->err ? ac->errstr : ac->c.errstr);
         redisAsyncFree(ac);
         report_lost(s, s->why);
         return;
@@ -424,6 +426,10 @@ sc_status sc__sub_start(const sc__sub_config *cfg, const sc__sub_callbacks *cb, 
         set_err(err, errlen, "out of memory");
         return SC_ERR_NOMEM;
     }
+    if (s->unix_socket)
+        snprintf(s->where, sizeof s->where, "%s", s->unix_socket);
+    else
+        snprintf(s->where, sizeof s->where, "%s:%d", s->host, s->port);
 
     if (cfg->base) {
         s->base = cfg->base;
