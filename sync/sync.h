@@ -124,7 +124,15 @@ sc__verdict sc__seq_classify(const sc__seq *s, const sc__event *ev);
 int sc__seq_heartbeat_gap(const sc__seq *s, uint64_t seq);
 void sc__seq_advance(sc__seq *s, uint64_t version);
 
-/* ----------------------------------------------------------- subscriber -- */
+/* ----------------------------------------------------------- subscriber --
+ * Threads. With cfg->base == NULL the subscriber runs its own event_base on
+ * its own thread; every callback runs there, and that thread blocks every
+ * signal (so a SIGPIPE from a write to a closed socket cannot kill the
+ * process). With a caller's base, the callbacks run on the thread that runs
+ * that base, and sc__sub_start / sc__sub_stop must be called on that thread
+ * or while the base is not running; SIGPIPE is then the application's to
+ * ignore, as with any hiredis use. In both modes: never call sc__sub_stop
+ * from inside one of the callbacks below. */
 
 typedef struct sc__sub sc__sub;
 
@@ -133,7 +141,10 @@ typedef struct sc__sub_callbacks {
     void (*on_message)(const char *data, size_t len, void *ud);
     /* The SUBSCRIBE was confirmed (first time or after a reconnect). */
     void (*on_subscribed)(void *ud);
-    /* The connection was lost or refused; a reconnect is scheduled. */
+    /* The connection was lost or refused; a reconnect is scheduled. Exactly
+     * once per connection attempt (refused, failed AUTH, no subscribe
+     * confirmation within timeout_ms, dropped, sc__sub_reconnect). why is
+     * borrowed for the call. */
     void (*on_lost)(const char *why, void *ud);
     /* Every tick_ms while running, connected or not. */
     void (*on_tick)(void *ud);
@@ -146,25 +157,35 @@ typedef struct sc__sub_config {
     const char *unix_socket;
     const char *username;
     const char *password;
-    unsigned timeout_ms;       /* connect timeout */
+    unsigned timeout_ms;       /* connect timeout: connect + AUTH + SUBSCRIBE; >= 1 */
     const char *channel;
     struct event_base *base;   /* NULL: own base on an own thread */
-    unsigned reconnect_min_ms;
-    unsigned reconnect_max_ms;
+    unsigned reconnect_min_ms; /* delay n = min(max, min * 2^n) * [0.5, 1], */
+    unsigned reconnect_max_ms; /* n resets on subscribe; 1 <= min <= max */
     unsigned tick_ms;          /* 0: no tick */
 } sc__sub_config;
 
 /* Starts connecting (asynchronously). All callbacks run on the loop thread,
- * never before sc__sub_start returns. Strings are copied. */
+ * never before sc__sub_start returns (*out is set before the own thread
+ * starts, so callbacks may read it). Strings are copied. username needs a
+ * password; with a password the connection sends AUTH first. Returns
+ * SC_ERR_INVALID for a bad config (no channel, neither host and port nor
+ * unix_socket, ranges above) and SC_ERR_NOMEM, with a message in err (may be
+ * NULL) and *out set to NULL; no callback runs then. An unreachable Redis is
+ * not an error here: it becomes on_lost and retries. */
 sc_status sc__sub_start(const sc__sub_config *cfg, const sc__sub_callbacks *cb, sc__sub **out, char *err,
                         size_t errlen);
 
 /* Drops the current connection and reconnects after the backoff (for a stall
- * found by the heartbeat). Loop thread only (call it from a callback). */
+ * found by the heartbeat). Loop thread only (call it from a callback).
+ * on_lost(why) runs before it returns; messages the dropped connection had
+ * already read are not delivered. Without a connection (already lost and
+ * waiting to retry) it does nothing. */
 void sc__sub_reconnect(sc__sub *s, const char *why);
 
 /* Stops the loop thread (own base) or removes every event from the caller's
- * base, and frees. No callback runs after it returns. NULL is a no-op. */
+ * base, and frees. No callback runs after it returns, and it calls none
+ * (no on_lost for the connection it closes). NULL is a no-op. */
 void sc__sub_stop(sc__sub *s);
 
 #endif
