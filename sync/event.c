@@ -104,6 +104,16 @@ static int mark_seen(raw_event *r, enum field_id f)
     return 1;
 }
 
+static int has_field(const raw_event *r, enum field_id f)
+{
+    return (r->seen >> f) & 1;
+}
+
+static int has_nul(const raw_str *s)
+{
+    return s->len && memchr(s->p, '\0', s->len);
+}
+
 static int is_numeric_field(enum field_id f)
 {
     return f == F_FORMAT || f == F_VERSION || f == F_TTL || f == F_TIME;
@@ -127,14 +137,13 @@ static sc_status finish_event(const raw_event *r, sc__event *ev)
 {
     sc__action action = 0;
     const raw_str *key = &r->str[F_KEY], *sender = &r->str[F_SENDER], *value = &r->str[F_VALUE];
-    int have_value = (r->seen >> F_VALUE) & 1;
     size_t value_room, total;
     char *mem;
     int a;
 
-    if (((r->seen >> F_FORMAT) & 1) && r->num[F_FORMAT] != 1)
+    if (has_field(r, F_FORMAT) && r->num[F_FORMAT] != 1)
         return SC_ERR_CODEC;
-    if (!((r->seen >> F_ACTION) & 1))
+    if (!has_field(r, F_ACTION))
         return SC_ERR_CODEC;
     for (a = SC__ACT_SET; a <= SC__ACT_HEARTBEAT; a++)
         if (strlen(action_names[a]) == r->str[F_ACTION].len &&
@@ -144,9 +153,9 @@ static sc_status finish_event(const raw_event *r, sc__event *ev)
         return SC_ERR_CODEC;
     if (action_needs_key(action) && key->len == 0)
         return SC_ERR_CODEC;
-    if (memchr(key->p ? key->p : "", '\0', key->len) || memchr(sender->p ? sender->p : "", '\0', sender->len))
+    if (has_nul(key) || has_nul(sender))
         return SC_ERR_CODEC;
-    if (action == SC__ACT_SET && !have_value)
+    if (action == SC__ACT_SET && !has_field(r, F_VALUE))
         return SC_ERR_CODEC;
 
     /* All three lengths are bounded by the input's size, so the sum cannot
