@@ -79,7 +79,8 @@ sc_status sc__remote_delete(sc__remote *r, const char *key, size_t klen, uint64_
 
 /* SCAN MATCH <ns>:k:* in batches with UNLINK per batch (never one command
  * over the whole namespace), then one script: INCR, log and publish a clear
- * event. */
+ * event. Each round trip (SCAN, UNLINK, the script) gets its own timeout_ms:
+ * the whole call grows with the namespace. */
 sc_status sc__remote_clear(sc__remote *r, uint64_t *version_out, char *err, size_t errlen);
 
 /* Seeds <ns>:seq when absent and returns its value. */
@@ -91,7 +92,9 @@ sc_status sc__remote_heartbeat(sc__remote *r, char *err, size_t errlen);
 
 /* Calls fn for each log entry with after < seq <= upto, in order, reading in
  * batches. fn returns 0 to go on, nonzero to stop. SC_OK when the walk ended
- * (the caller checks that the sequence numbers were contiguous). */
+ * (the caller checks that the sequence numbers were contiguous). Each
+ * XRANGE page gets its own timeout_ms; fn runs with no connection held, so
+ * it may call into the Redis tier. */
 typedef int (*sc__remote_log_fn)(uint64_t seq, const char *event, size_t len, void *ud);
 sc_status sc__remote_log_range(sc__remote *r, uint64_t after, uint64_t upto, sc__remote_log_fn fn, void *ud,
                                char *err, size_t errlen);
