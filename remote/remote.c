@@ -253,12 +253,11 @@ sc_status sc__remote_set(sc__remote *r, const char *key, size_t klen, const void
     const char *b64 = json_value ? value_b64 : "";
     const char *args[12] = {vk, r->seq_key, r->log_key, key, len ? val : "", ttl, action, r->sender,
                             r->channel, r->fmt, r->log_len, b64};
+    /* The key, its Redis name and the value are binary: their lengths are
+     * known; the rest are C strings. */
     size_t lens[12];
     for (int i = 0; i < 12; i++)
-        lens[i] = strlen(args[i]);
-    lens[0] = vklen;
-    lens[3] = klen;
-    lens[4] = len;
+        lens[i] = i == 0 ? vklen : i == 3 ? klen : i == 4 ? len : strlen(args[i]);
     redisReply *reply;
     sc_status st = sc__script_run(r->pool, (const char(*)[41])r->shas, SC__SCRIPT_SET, 3, 12, args, lens,
                                   deadline, r->timeout_ms, &reply, err, errlen);
