@@ -465,7 +465,7 @@ static void draw(sim *s, const char *phase)
 {
     const ps_config *cfg = &s->cfg;
     uint64_t total_h[PS_HIST_BUCKETS] = {0}, h[PS_HIST_BUCKETS];
-    uint64_t ops = 0, hits = 0, lookups = 0, applied = 0, stale = 0, errs = 0;
+    uint64_t ops = 0, hits = 0, lookups = 0, remote = 0, applied = 0, stale = 0, errs = 0;
     uint64_t rec = 0, gaps = 0, flushes = 0, synced = 0;
     double t = elapsed_s(s);
 
@@ -474,6 +474,7 @@ static void draw(sim *s, const char *phase)
         ops += r->ops_delta;
         hits += r->local_hits_delta;
         lookups += r->local_hits_delta + r->local_misses_delta;
+        remote += r->remote_hits_delta;
         applied += r->events_applied_delta;
         errs += r->errors_delta;
         stale += s->run.pod[i].stale_reads;
@@ -501,9 +502,14 @@ static void draw(sim *s, const char *phase)
     printf("\033[H\033[J");
     printf("\033[1mpodsim\033[0m  %s  t=%.0f/%u s  redis %s:%d%s  ns %s\n", phase, t, cfg->duration_s,
            cfg->redis_host, cfg->redis_port, cfg->private_redis ? " (private)" : "", cfg->ns);
+    char rate[32];
+    if (cfg->rate)
+        snprintf(rate, sizeof rate, "%u/s per pod", cfg->rate);
+    else
+        snprintf(rate, sizeof rate, "unlimited");
     printf("%d pods (%d readers)  keys %u zipf %.2f  writes %.0f%%  %s %zu entries  rate %s\n\n", cfg->pods,
            cfg->readers, cfg->keys, cfg->zipf, cfg->write_ratio * 100, cfg->policy == SC_LOCAL_LRU ? "LRU" : "LFU",
-           cfg->local_size, cfg->rate ? "limited" : "unlimited");
+           cfg->local_size, rate);
     printf("\033[4m%-7s %-6s %8s %6s %7s %7s %8s %8s %6s %5s %5s %5s %5s %5s\033[0m\n", "pod", "role", "ops/s",
            "hit%", "rem/s", "ev/s", "p50", "p99", "errs", "stale", "sync", "recon", "gaps", "flush");
     for (int i = 0; i < cfg->pods; i++) {
@@ -521,11 +527,11 @@ static void draw(sim *s, const char *phase)
                r->events_applied_delta, a, b, r->errors_delta, ps->stale_reads, r->synced ? "yes" : "\033[31mno\033[0m",
                r->reconnects, r->gaps, r->flushes, ps->alive ? "" : "  (exited)");
     }
-    printf("\033[1m%-7s %-6s %8" PRIu64 " %6.1f %7s %7" PRIu64 " %8s %8s %6" PRIu64 " %5" PRIu64 " %2" PRIu64
+    printf("\033[1m%-7s %-6s %8" PRIu64 " %6.1f %7" PRIu64 " %7" PRIu64 " %8s %8s %6" PRIu64 " %5" PRIu64 " %2" PRIu64
            "/%-2d %5" PRIu64 " %5" PRIu64 " %5" PRIu64 "\033[0m\n",
-           "total", "", ops, lookups ? 100.0 * (double)hits / (double)lookups : 0.0, "", applied, p50, p99, errs,
+           "total", "", ops, lookups ? 100.0 * (double)hits / (double)lookups : 0.0, remote, applied, p50, p99, errs,
            stale, synced, cfg->pods, rec, gaps, flushes);
-    printf("\nfaults:%s\n", s->run.nfaults ? "" : " none yet");
+    printf("\nfaults:%s\n", s->run.nfaults ? "" : " none");
     size_t from = s->run.nfaults > 6 ? s->run.nfaults - 6 : 0;
     for (size_t i = from; i < s->run.nfaults; i++)
         printf("  [%6.2f s] %s\n", s->run.faults[i].at_s, s->run.faults[i].what);
