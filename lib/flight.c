@@ -60,9 +60,15 @@ static sc_status read_remote(sc_cache *c, const char *key, size_t klen, uint64_t
     }
     /* Redis will expire the key; the local copy must not outlive it. A key
      * with 0 ms left is about to go, so it is not worth keeping. */
-    if (install && item.pttl_ms != 0 &&
-        atomic_load_explicit(&c->synced, memory_order_acquire))
-        sc__local_put(c->local, key, klen, hash, v, item.pttl_ms > 0 ? (uint64_t)item.pttl_ms : 0, 1, &epoch);
+    int installed = install && item.pttl_ms != 0 && atomic_load_explicit(&c->synced, memory_order_acquire) &&
+                    sc__local_put(c->local, key, klen, hash, v, item.pttl_ms > 0 ? (uint64_t)item.pttl_ms : 0,
+                                  1, &epoch) == SC_OK;
+    /* Not installed: an event older than this value may have been installed
+     * while the read was in flight; the caller is about to see the newer
+     * one, so the older copy must go (the removal also bumps the stripe,
+     * which stops an event put that checked seen_hw before it moved). */
+    if (!installed)
+        sc__local_remove(c->local, key, klen, hash, item.version);
     *out = v;
     return SC_OK;
 }

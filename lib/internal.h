@@ -91,7 +91,7 @@ static inline uint64_t sc__atomic_inc(atomic_uint_fast64_t *a)
 static inline void sc__atomic_max(atomic_uint_fast64_t *a, uint64_t v)
 {
     uint64_t cur = atomic_load_explicit(a, memory_order_relaxed);
-    while (cur < v && !atomic_compare_exchange_weak_explicit(a, &cur, v, memory_order_relaxed, memory_order_relaxed))
+    while (cur < v && !atomic_compare_exchange_weak_explicit(a, &cur, v, memory_order_release, memory_order_relaxed))
         ;
 }
 

@@ -49,9 +49,13 @@ static int apply_event(sc_cache *c, const sc__event *ev, int replayed)
             /* Touch the stripe first, so a Redis read racing this event
              * cannot install its (older) value afterwards. */
             sc__local_bump(c->local, hash);
+            /* The epoch is read before seen_hw: a Redis read that raises
+             * seen_hw past this event and then removes older copies either
+             * is seen here, or bumps the stripe and so refuses the put. */
+            uint64_t epoch = sc__local_epoch(c->local, hash);
             v = sc__value_new(ev->value, ev->value_len, ev->version);
-            if (v && ev->version >= atomic_load_explicit(&c->seen_hw, memory_order_relaxed)) {
-                sc_status s = sc__local_put(c->local, ev->key, ev->key_len, hash, v, ev->ttl_ms, 1, NULL);
+            if (v && ev->version >= atomic_load_explicit(&c->seen_hw, memory_order_acquire)) {
+                sc_status s = sc__local_put(c->local, ev->key, ev->key_len, hash, v, ev->ttl_ms, 1, &epoch);
                 if (s == SC_ERR_CONFLICT) {
                     sc__atomic_inc(&c->events_stale);
                 } else {
