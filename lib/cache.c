@@ -129,9 +129,11 @@ SC_EXPORT sc_status sc_open(const sc_options *o, sc_cache **out)
         return sc__fail(NULL, s, "sc_open: synchronizer: %s", err);
     }
     if (!opt->event_base && wait_first_sync(c) != SC_OK) {
+        /* The message first: it reads options that cache_free releases. */
+        sc__fail(NULL, SC_ERR_TIMEOUT, "sc_open: not subscribed to %s within %u ms", opt->channel,
+                 opt->redis_timeout_ms * 3);
         cache_free(c);
-        return sc__fail(NULL, SC_ERR_TIMEOUT, "sc_open: not subscribed to %s within %u ms", opt->channel,
-                        opt->redis_timeout_ms * 3);
+        return SC_ERR_TIMEOUT;
     }
     sc__log(c, SC_LOG_INFO, "pod %s open on namespace %s", opt->pod_id, opt->ns);
     *out = c;

@@ -50,7 +50,7 @@ static uint64_t sync_age_ms(sc_cache *c)
 
 SC_EXPORT sc_status sc_get_ex(sc_cache *c, const char *key, sc_value **out, sc_get_info *info)
 {
-    size_t klen;
+    size_t klen = 0;
     if (out)
         *out = NULL;
     sc_status s = check_key(c, key, &klen, "sc_get");
@@ -94,7 +94,7 @@ SC_EXPORT sc_status sc_get(sc_cache *c, const char *key, sc_value **out)
 static sc_status set_common(sc_cache *c, const char *key, const void *val, size_t len, uint64_t ttl_ms,
                             int invalidate, const char *call)
 {
-    size_t klen;
+    size_t klen = 0;
     sc_status s = check_key(c, key, &klen, call);
     if (s != SC_OK)
         return s;
@@ -164,7 +164,7 @@ SC_EXPORT sc_status sc_set_invalidate(sc_cache *c, const char *key, const void *
 
 SC_EXPORT sc_status sc_delete(sc_cache *c, const char *key)
 {
-    size_t klen;
+    size_t klen = 0;
     sc_status s = check_key(c, key, &klen, "sc_delete");
     if (s != SC_OK)
         return s;
