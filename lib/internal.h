@@ -48,10 +48,12 @@ struct sc_cache {
     pthread_cond_t open_cv;
     int open_state;              /* 0 waiting, 1 synced */
 
-    /* The highest version this pod served or wrote outside the event stream
-     * (Redis reads, own writes). A set event older than it may be older than
-     * something a caller already saw, so it only invalidates. */
-    atomic_uint_fast64_t seen_hw;
+    /* Per stripe of keys, the highest version this pod served or wrote
+     * outside the event stream (Redis reads, own writes). A set event older
+     * than its stripe's mark may be older than something a caller already
+     * saw for that key, so it only invalidates. Striped so one key's traffic
+     * does not turn every other key's events into invalidations. */
+    atomic_uint_fast64_t seen_hw[4096];
 
     /* Counters not kept by the local store. */
     atomic_uint_fast64_t remote_hits, remote_misses, remote_errors, loads_shared;
@@ -86,6 +88,11 @@ sc_status sc__load(sc_cache *c, const char *key, size_t klen, uint64_t hash, int
 static inline uint64_t sc__atomic_inc(atomic_uint_fast64_t *a)
 {
     return atomic_fetch_add_explicit(a, 1, memory_order_relaxed) + 1;
+}
+
+static inline atomic_uint_fast64_t *sc__seen_hw(sc_cache *c, uint64_t hash)
+{
+    return &c->seen_hw[(hash >> 20) & 4095];
 }
 
 static inline void sc__atomic_max(atomic_uint_fast64_t *a, uint64_t v)

@@ -91,6 +91,19 @@ SC_EXPORT sc_status sc_get(sc_cache *c, const char *key, sc_value **out)
     return sc_get_ex(c, key, out, NULL);
 }
 
+SC_EXPORT sc_status sc_peek(sc_cache *c, const char *key, sc_value **out)
+{
+    size_t klen = 0;
+    if (out)
+        *out = NULL;
+    sc_status s = check_key(c, key, &klen, "sc_peek");
+    if (s != SC_OK)
+        return s;
+    if (!out)
+        return sc__fail(c, SC_ERR_INVALID, "sc_peek: out is NULL");
+    return sc__local_peek(c->local, key, klen, sc__local_hash(key, klen), out);
+}
+
 static sc_status set_common(sc_cache *c, const char *key, const void *val, size_t len, uint64_t ttl_ms,
                             int invalidate, const char *call)
 {
@@ -140,7 +153,7 @@ static sc_status set_common(sc_cache *c, const char *key, const void *val, size_
         return sc__fail(c, s, "%s: %s", call, err);
     }
     sc__atomic_inc(&c->events_published);
-    sc__atomic_max(&c->seen_hw, version);
+    sc__atomic_max(sc__seen_hw(c, hash), version);
 
     sc_value *v = is_synced(c) ? sc__value_new(val, len, version) : NULL;
     if (!v || sc__local_put(c->local, key, klen, hash, v, ttl, 1, &epoch) != SC_OK) {

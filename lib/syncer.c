@@ -54,7 +54,7 @@ static int apply_event(sc_cache *c, const sc__event *ev, int replayed)
              * is seen here, or bumps the stripe and so refuses the put. */
             uint64_t epoch = sc__local_epoch(c->local, hash);
             v = sc__value_new(ev->value, ev->value_len, ev->version);
-            if (v && ev->version >= atomic_load_explicit(&c->seen_hw, memory_order_acquire)) {
+            if (v && ev->version >= atomic_load_explicit(sc__seen_hw(c, hash), memory_order_acquire)) {
                 sc_status s = sc__local_put(c->local, ev->key, ev->key_len, hash, v, ev->ttl_ms, 1, &epoch);
                 if (s == SC_ERR_CONFLICT) {
                     sc__atomic_inc(&c->events_stale);

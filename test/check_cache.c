@@ -185,6 +185,13 @@ START_TEST(miss_reads_redis_and_fills_local)
     sc_stats st = test_stats(a);
     ck_assert_uint_eq(st.remote_hits, 1);
     ck_assert_uint_eq(st.remote_misses, 1);
+    /* sc_peek sees only the local tier and counts nothing. */
+    ck_assert_int_eq(sc_peek(a, "x", &v), SC_OK);
+    ck_assert_uint_eq(sc_value_version(v), 5);
+    sc_value_release(v);
+    ck_assert_int_eq(sc_peek(a, "nope", &v), SC_NOT_FOUND);
+    ck_assert_int_eq(sc_peek(a, "", &v), SC_ERR_INVALID);
+    ck_assert_uint_eq(test_stats(a).local_hits, 0);
     ck_assert_int_eq(sc_get(a, "x", &v), SC_OK);
     sc_value_release(v);
     ck_assert_uint_eq(test_stats(a).local_hits, 1);

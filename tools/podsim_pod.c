@@ -428,9 +428,8 @@ static int quiesce(pod *p, uint64_t *waited_ms)
     return ok;
 }
 
-/* Compares every local entry the check reaches with Redis. Keys go hottest
- * first: a miss here loads the key and may evict an entry not yet checked,
- * and the hot keys are the ones most likely held. */
+/* Compares every local entry with Redis. sc_peek looks at the local tier
+ * without loading or evicting anything, so every entry held is checked. */
 static void end_check(pod *p, ps_record *r)
 {
     sc_stats st;
@@ -440,24 +439,17 @@ static void end_check(pod *p, ps_record *r)
         char key[32];
         key_name(key, sizeof key, rank);
         sc_value *v = NULL;
-        sc_get_info info;
-        sc_status s = sc_get_ex(p->cache, key, &v, &info);
-        if (s != SC_OK) {
-            if (s != SC_NOT_FOUND)
-                r->end_unreadable++;
+        if (sc_peek(p->cache, key, &v) != SC_OK)
             continue;
-        }
-        if (info.source == SC_SOURCE_LOCAL) {
-            uint64_t in_redis = 0;
-            if (redis_version(p, key, &in_redis) != 0) {
-                r->end_unreadable++;
-            } else {
-                r->end_checked++;
-                if (sc_value_version(v) != in_redis) {
-                    if (r->end_stale++ == 0)
-                        snprintf(r->msg, sizeof r->msg, "%s: local version %" PRIu64 ", Redis %" PRIu64, key,
-                                 sc_value_version(v), in_redis);
-                }
+        uint64_t in_redis = 0;
+        if (redis_version(p, key, &in_redis) != 0) {
+            r->end_unreadable++;
+        } else {
+            r->end_checked++;
+            if (sc_value_version(v) != in_redis) {
+                if (r->end_stale++ == 0)
+                    snprintf(r->msg, sizeof r->msg, "%s: local version %" PRIu64 ", Redis %" PRIu64, key,
+                             sc_value_version(v), in_redis);
             }
         }
         sc_value_release(v);

@@ -192,6 +192,12 @@ SC_EXPORT const char *sc_pod_id(const sc_cache *c);
  * *out is NULL), or an error with *out NULL. */
 SC_EXPORT sc_status sc_get(sc_cache *c, const char *key, sc_value **out);
 
+/* Looks at the local tier only: no Redis read, and recency, frequency and
+ * stats are left alone (for verifiers and debugging). SC_OK with *out
+ * (caller releases it), SC_NOT_FOUND, or SC_ERR_INVALID / SC_ERR_TOO_LARGE
+ * for a bad key. */
+SC_EXPORT sc_status sc_peek(sc_cache *c, const char *key, sc_value **out);
+
 typedef enum sc_source { SC_SOURCE_LOCAL, SC_SOURCE_REMOTE } sc_source;
 
 typedef struct sc_get_info {
