@@ -200,6 +200,10 @@ static void restart_case(sc_disconnect_policy policy)
     uint64_t seq_before = test_stats(a).last_seq;
 
     ck_assert_int_eq(sc_test_redis_restart(&r), 0);
+    /* The restart lost every key: how long b could still serve one. */
+    long long window = time_until_value(b, "k1", "<none>", 5000);
+    printf("staleness window, Redis restarted (data lost), policy %d: %lld ms after it came back\n", (int)policy,
+           window);
     /* While it was down or just back, nothing old may be served. */
     WAIT_UNTIL(synced(a) && synced(b) && test_stats(b).reconnects >= 1, 8000);
     ck_assert(synced(a) && synced(b));
@@ -257,6 +261,11 @@ START_TEST(output_buffer_overflow)
     }
     free(big);
     ck_assert_int_eq(sc_test_redis_cmd(&r, "CONFIG SET client-output-buffer-limit %s", "pubsub 32mb 8mb 60"), 0);
+    /* k0 was last written with a large (dropping) event. */
+    char *want = test_redis_value_on(&r, NS("obuf"), "k0");
+    long long window = time_until_value(rd, "k0", want, 5000);
+    free(want);
+    printf("staleness window, subscriber dropped for output-buffer overflow: %lld ms after the burst\n", window);
     WAIT_UNTIL(test_stats(rd).reconnects >= 1 && synced(rd) && test_stats(rd).last_seq == test_stats(w).last_seq,
                8000);
     sc_stats st = test_stats(rd);
@@ -300,6 +309,8 @@ START_TEST(client_pause_longer_than_timeout)
 
     WAIT_UNTIL(synced(a) && synced(b), 8000);
     ck_assert(synced(a) && synced(b));
+    printf("pause: b unsynced after %u heartbeat miss(es), resynced %lld ms after the pause began\n",
+           (unsigned)test_stats(b).heartbeat_misses, test_now_ms() - t0);
     write_all(a, "v2");
     WAIT_UNTIL(test_stats(b).last_seq == test_stats(a).last_seq, 3000);
     sc_cache *pods[] = {a, b};

@@ -84,17 +84,23 @@ static inline char *test_get(sc_cache *c, const char *key)
     return out;
 }
 
-/* The value of <ns>:k:<key> in Redis, read with plain commands ("<none>"). */
-static inline char *test_redis_value(const char *ns, const char *key)
+/* The value of <ns>:k:<key> in Redis r, read with plain commands
+ * ("<none>"). Caller frees. */
+static inline char *test_redis_value_on(const sc_test_redis *r, const char *ns, const char *key)
 {
-    redisContext *rc = sc_test_redis_connect(&g_redis);
+    redisContext *rc = sc_test_redis_connect(r);
     ck_assert_ptr_nonnull(rc);
-    redisReply *r = redisCommand(rc, "HGET %s:k:%s value", ns, key);
-    ck_assert_ptr_nonnull(r);
-    char *out = r->type == REDIS_REPLY_STRING ? strndup(r->str, r->len) : strdup("<none>");
-    freeReplyObject(r);
+    redisReply *rep = redisCommand(rc, "HGET %s:k:%s value", ns, key);
+    ck_assert_ptr_nonnull(rep);
+    char *out = rep->type == REDIS_REPLY_STRING ? strndup(rep->str, rep->len) : strdup("<none>");
+    freeReplyObject(rep);
     redisFree(rc);
     return out;
+}
+
+static inline char *test_redis_value(const char *ns, const char *key)
+{
+    return test_redis_value_on(&g_redis, ns, key);
 }
 
 /* Polls cond (an expression) every 5 ms for up to ms milliseconds. */
