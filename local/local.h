@@ -102,21 +102,28 @@ void sc__local_stats_get(sc__local *l, sc__local_stats *out);
 
 #include <stdatomic.h>
 
-/* The value header. A value the store holds also carries its key right after
- * the NUL that ends the bytes (klen > 0) and its expiry, so a store entry is
- * this one allocation plus 16 bytes of list node and a hash-table slot. */
+/* The value header. A value the store holds also carries its key (first,
+ * so the key compare of a lookup shares the header's cache line) and its
+ * expiry, so a store entry is this one allocation plus 16 bytes of list node
+ * and a hash-table slot. */
 struct sc_value {
     _Atomic uint32_t refs;
-    uint32_t klen;    /* key bytes after data[len + 1]; 0 outside a store */
+    uint32_t klen;    /* key bytes at data[0]; 0 outside a store */
     uint64_t len;
     uint64_t version;
     uint64_t expire;  /* sc__now_ms() deadline; 0 = none; set before sharing */
-    char data[];      /* len bytes, NUL, then klen key bytes */
+    char data[];      /* klen key bytes, then len value bytes, then NUL */
 };
 
-/* A value with room for len bytes (NUL written) plus extra bytes after the
- * NUL, refcount 1, every other field 0. NULL on out of memory. */
-sc_value *sc__value_alloc(size_t len, size_t extra);
+static inline char *sc__value_bytes(const sc_value *v)
+{
+    return (char *)v->data + v->klen;
+}
+
+/* A value with room for a klen-byte key followed by len bytes (NUL
+ * written), refcount 1, klen set, every other field 0. NULL on out of
+ * memory. */
+sc_value *sc__value_alloc(size_t len, size_t klen);
 
 /* Count-min sketch with 4-bit counters (Caffeine's FrequencySketch layout:
  * the four counters of a key sit in one 64-byte block), halved after

@@ -136,7 +136,7 @@ static inline _Atomic uint64_t *stripe_of(sc__local *l, uint64_t hash)
 
 static inline const char *key_of(const sc_value *v)
 {
-    return v->data + v->len + 1;
+    return v->data;
 }
 
 static inline uint64_t weight_of(const sc_value *v)
@@ -662,10 +662,9 @@ sc_status sc__local_put(sc__local *l, const char *key, size_t klen, uint64_t has
      * entry, made outside the lock. */
     sc_value *e = sc__value_alloc(v->len, klen);
     if (e) {
-        memcpy(e->data, v->data, v->len);
         if (klen)
-            memcpy(e->data + v->len + 1, key, klen);
-        e->klen = (uint32_t)klen;
+            memcpy(e->data, key, klen);
+        memcpy(sc__value_bytes(e), sc__value_bytes(v), v->len);
         e->version = v->version;
         if (ttl_ms) {
             uint64_t now = sc__now_ms();

@@ -1,8 +1,8 @@
 /* local/value.c: the immutable, reference-counted sc_value.
  *
- * A value is one allocation: a small header, the bytes, a NUL so text values
- * can be used as C strings, and, when the local store created it, the key
- * right after that NUL. Keeping the key and the store's per-entry fields in
+ * A value is one allocation: a small header, the key when the local store
+ * created it (first, so a lookup's key compare reads the header's cache
+ * line), the bytes, and a NUL so text values can be used as C strings. Keeping the key and the store's per-entry fields in
  * the value's own allocation is what keeps the local tier near one malloc per
  * entry; a value handed out by sc__local_get stays valid after the store drops
  * it because the allocation is only freed with its last reference.
@@ -12,20 +12,20 @@
 
 #include "local/local.h"
 
-sc_value *sc__value_alloc(size_t len, size_t extra)
+sc_value *sc__value_alloc(size_t len, size_t klen)
 {
     /* Refuse sizes whose total would wrap around. */
-    if (len > SIZE_MAX - sizeof(sc_value) - 1 - extra)
+    if (klen > UINT32_MAX || len > SIZE_MAX - sizeof(sc_value) - 1 - klen)
         return NULL;
-    sc_value *v = malloc(sizeof(sc_value) + len + 1 + extra);
+    sc_value *v = malloc(sizeof(sc_value) + klen + len + 1);
     if (!v)
         return NULL;
     atomic_init(&v->refs, 1);
-    v->klen = 0;
+    v->klen = (uint32_t)klen;
     v->len = len;
     v->version = 0;
     v->expire = 0;
-    v->data[len] = '\0';
+    v->data[klen + len] = '\0';
     return v;
 }
 
@@ -37,7 +37,7 @@ sc_value *sc__value_new(const void *data, size_t len, uint64_t version)
     if (!v)
         return NULL;
     if (len)
-        memcpy(v->data, data, len);
+        memcpy(sc__value_bytes(v), data, len);
     v->version = version;
     return v;
 }
@@ -52,7 +52,7 @@ sc_value *sc__value_ref(sc_value *v)
 
 SC_EXPORT const void *sc_value_data(const sc_value *v)
 {
-    return v ? v->data : NULL;
+    return v ? sc__value_bytes(v) : NULL;
 }
 
 SC_EXPORT size_t sc_value_size(const sc_value *v)
