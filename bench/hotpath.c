@@ -33,6 +33,7 @@
 #include <hiredis/hiredis.h>
 #include <synccache/synccache.h>
 
+#include "bench_util.h"
 #include "local/local.h"
 #include "redis_server.h"
 
@@ -40,7 +41,6 @@
 #define KEY_STRIDE 16 /* "key:%07d" is 11 bytes + NUL; fixed stride keeps keys in one flat array */
 #define VALUE_LEN 100
 #define REMOTE_KEYS 10000
-#define MAX_RUNS 64
 #define ROUNDS 20
 
 static sc_test_redis g_redis;
@@ -65,19 +65,6 @@ static void die(const char *what, const char *detail)
     exit(1);
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(const double *v, int n)
-{
-    double s[MAX_RUNS];
-    memcpy(s, v, (size_t)n * sizeof *s);
-    qsort(s, (size_t)n, sizeof *s, cmp_double);
-    return n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
-}
 
 /* xorshift64*: a few cycles per key pick, so the loop measures the cache,
  * not the generator. */

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench/bench_util.h"
 #include "local/local.h"
 
 #define OPS_PER_ROUND 1000000ul
@@ -86,12 +87,6 @@ static void *run(void *arg)
     return NULL;
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 /* Median over rounds of the slowest thread's time: aggregate throughput. */
 static double median_round(struct worker *w, unsigned threads, unsigned rounds)
 {
@@ -100,8 +95,7 @@ static double median_round(struct worker *w, unsigned threads, unsigned rounds)
         for (unsigned t = 0; t < threads; t++)
             if (w[t].secs[r] > m[r])
                 m[r] = w[t].secs[r];
-    qsort(m, rounds, sizeof *m, cmp_double);
-    double med = m[rounds / 2];
+    double med = median(m, (int)rounds);
     free(m);
     return med;
 }
@@ -128,7 +122,7 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    if (!nkeys || !threads || !rounds)
+    if (!nkeys || !threads || !rounds || rounds > MAX_RUNS)
         return 2;
 
     char *val = calloc(1, vsize + 1);

@@ -31,11 +31,11 @@
 
 #include <synccache/synccache.h>
 
+#include "bench_util.h"
 #include "redis_server.h"
 
 #define VALUE_LEN 16
 #define KEY_LEN 11
-#define MAX_RUNS 64
 
 static sc_test_redis g_redis;
 
@@ -121,17 +121,6 @@ static int run_child(sc_local_policy policy, size_t bound, size_t entries, sampl
     return n == (ssize_t)sizeof *out && WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
 
 int main(int argc, char **argv)
 {

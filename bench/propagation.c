@@ -26,10 +26,10 @@
 #include <hiredis/hiredis.h>
 #include <synccache/synccache.h>
 
+#include "bench_util.h"
 #include "redis_server.h"
 
 #define MAX_PODS 32
-#define MAX_RUNS 64
 #define VALUE_LEN 100
 #define KEYS 1000
 #define RAW_CHANNEL "rawprop:events"
@@ -56,19 +56,6 @@ static int cmp_u64(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(const double *v, int n)
-{
-    double s[MAX_RUNS];
-    memcpy(s, v, (size_t)n * sizeof *s);
-    qsort(s, (size_t)n, sizeof *s, cmp_double);
-    return n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
-}
 
 /* One receiving end (a pod's hook or a raw subscriber thread). recv[i] is
  * written by that end's thread before the release increment of count, so

@@ -3,6 +3,7 @@
  * injector talk through (deliberately not the library's, so they see Redis
  * as any other client would). */
 #include "podsim.h"
+#include "redis_server.h"
 
 #include <math.h>
 #include <time.h>
@@ -63,13 +64,5 @@ double ps_hist_quantile(const uint64_t *hist, double q)
 
 redisContext *ps_redis_connect(const ps_config *cfg)
 {
-    struct timeval tv = {1, 0};
-    redisContext *c = redisConnectWithTimeout(cfg->redis_host, cfg->redis_port, tv);
-    if (c && c->err) {
-        redisFree(c);
-        return NULL;
-    }
-    if (c)
-        redisSetTimeout(c, tv);
-    return c;
+    return sc_test_redis_connect_addr(cfg->redis_host, cfg->redis_port);
 }

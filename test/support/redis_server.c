@@ -202,8 +202,13 @@ int sc_test_redis_restart(sc_test_redis *r)
 
 redisContext *sc_test_redis_connect(const sc_test_redis *r)
 {
+    return sc_test_redis_connect_addr("127.0.0.1", r->port);
+}
+
+redisContext *sc_test_redis_connect_addr(const char *host, int port)
+{
     struct timeval tv = {1, 0};
-    redisContext *c = redisConnectWithTimeout("127.0.0.1", r->port, tv);
+    redisContext *c = redisConnectWithTimeout(host, port, tv);
     if (c && c->err) {
         redisFree(c);
         return NULL;

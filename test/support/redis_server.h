@@ -40,6 +40,9 @@ int sc_test_redis_start_again(sc_test_redis *r);
 /* A new blocking connection (1 s timeout), or NULL. Caller frees. */
 redisContext *sc_test_redis_connect(const sc_test_redis *r);
 
+/* The same for any Redis (tools given an address). */
+redisContext *sc_test_redis_connect_addr(const char *host, int port);
+
 /* Runs one command on a fresh connection and returns 0 if Redis answered
  * without an error reply. */
 int sc_test_redis_cmd(const sc_test_redis *r, const char *fmt, ...);
