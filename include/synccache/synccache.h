@@ -161,8 +161,9 @@ typedef struct sc_options {
 SC_EXPORT void sc_options_init(sc_options *o);
 
 /* Connects to Redis, checks the options and starts the synchronizer. With
- * event_base == NULL it waits (up to redis_timeout_ms) until the pod is
- * subscribed, so no event published after sc_open returns is missed. With a
+ * event_base == NULL it waits (up to 3 x redis_timeout_ms: connect,
+ * subscribe, read the sequence) until the pod is subscribed, so no event
+ * published after sc_open returns is missed. With a
  * caller's event_base the pod starts unsynced (gets read Redis directly) and
  * syncs once the caller runs the loop.
  * Strings in *o are copied; o may be freed afterwards.
