@@ -109,6 +109,11 @@ static int apply_event(sc_cache *c, const sc__event *ev, int replayed)
     return changed;
 }
 
+static int is_own(const sc_cache *c, const sc__event *ev)
+{
+    return ev->sender_len == strlen(c->opt.pod_id) && memcmp(ev->sender, c->opt.pod_id, ev->sender_len) == 0;
+}
+
 typedef struct replay {
     sc_cache *c;
     uint64_t expect;
@@ -123,7 +128,12 @@ static int replay_one(uint64_t seq, const char *data, size_t len, void *ud)
         r->broken = 1;
         return 1;
     }
-    apply_event(r->c, &ev, 1);
+    /* Own writes were applied (or dropped) locally when they were made, as
+     * on the live stream. */
+    if (is_own(r->c, &ev))
+        sc__atomic_inc(&r->c->events_ignored_self);
+    else
+        apply_event(r->c, &ev, 1);
     sc__event_free(&ev);
     sc__atomic_inc(&r->c->events_replayed);
     r->c->seq.last_seq = seq;
@@ -166,8 +176,7 @@ static void drop_stream(sc_cache *c, const char *why)
 
 static void on_heartbeat(sc_cache *c, const sc__event *ev)
 {
-    if (ev->sender_len == strlen(c->opt.pod_id) && memcmp(ev->sender, c->opt.pod_id, ev->sender_len) == 0 &&
-        c->hb_sent_ms) {
+    if (is_own(c, ev) && c->hb_sent_ms) {
         /* Our own heartbeat is back: everything published before we sent it
          * has been delivered and applied. */
         atomic_store_explicit(&c->proof_ms, c->hb_sent_ms, memory_order_relaxed);
