@@ -52,7 +52,7 @@ static sc_status read_remote(sc_cache *c, const char *key, size_t klen, uint64_t
     }
     sc__atomic_inc(&c->remote_hits);
     sc__atomic_max(sc__seen_hw(c, hash), item.version);
-    sc_value *v = sc__value_new(item.data, item.len, item.version);
+    sc_value *v = sc__value_new_keyed(key, klen, item.data, item.len, item.version);
     free(item.data);
     if (!v) {
         snprintf(err, errlen, "out of memory");

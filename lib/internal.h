@@ -75,9 +75,6 @@ sc_status sc__options_copy(sc_cache *c, const sc_options *o);
 
 /* syncer.c: the callbacks the subscriber runs on the loop thread. */
 void sc__syncer_callbacks(sc_cache *c, sc__sub_callbacks *cb);
-/* Marks the pod unsynced and applies the disconnect policy. Loop thread
- * only (it resets the heartbeat state). */
-void sc__syncer_lost(sc_cache *c, const char *why);
 
 /* flight.c */
 void sc__flights_init(sc__flights *f);

@@ -121,7 +121,7 @@ static sc_status set_common(sc_cache *c, const char *key, const void *val, size_
     if (!writes_redis(c)) {
         /* A plain reader keeps its write to itself (version 0: any event or
          * Redis read for the key replaces it). */
-        sc_value *v = sc__value_new(val, len, 0);
+        sc_value *v = sc__value_new_keyed(key, klen, val, len, 0);
         if (!v)
             return sc__fail(c, SC_ERR_NOMEM, "%s: out of memory", call);
         s = sc__local_put(c->local, key, klen, hash, v, ttl_ms, 0, NULL);
@@ -155,7 +155,7 @@ static sc_status set_common(sc_cache *c, const char *key, const void *val, size_
     sc__atomic_inc(&c->events_published);
     sc__atomic_max(sc__seen_hw(c, hash), version);
 
-    sc_value *v = is_synced(c) ? sc__value_new(val, len, version) : NULL;
+    sc_value *v = is_synced(c) ? sc__value_new_keyed(key, klen, val, len, version) : NULL;
     if (!v || sc__local_put(c->local, key, klen, hash, v, ttl, 1, &epoch) != SC_OK) {
         /* Not installed (unsynced, raced an event, no memory, too big for
          * the local bound): make sure no older copy survives. */

@@ -26,7 +26,9 @@ static void flush_local(sc_cache *c, const char *why)
     sc__log(c, SC_LOG_WARN, "pod %s: local tier flushed (%zu entries): %s", c->opt.pod_id, n, why);
 }
 
-void sc__syncer_lost(sc_cache *c, const char *why)
+/* Marks the pod unsynced and applies the disconnect policy. Loop thread
+ * only (it resets the heartbeat state). */
+static void syncer_lost(sc_cache *c, const char *why)
 {
     int was = atomic_exchange(&c->synced, 0);
     c->hb_sent_ms = 0;
@@ -53,7 +55,7 @@ static int apply_event(sc_cache *c, const sc__event *ev, int replayed)
              * seen_hw past this event and then removes older copies either
              * is seen here, or bumps the stripe and so refuses the put. */
             uint64_t epoch = sc__local_epoch(c->local, hash);
-            v = sc__value_new(ev->value, ev->value_len, ev->version);
+            v = sc__value_new_keyed(ev->key, ev->key_len, ev->value, ev->value_len, ev->version);
             if (v && ev->version >= atomic_load_explicit(sc__seen_hw(c, hash), memory_order_acquire)) {
                 sc_status s = sc__local_put(c->local, ev->key, ev->key_len, hash, v, ev->ttl_ms, 1, &epoch);
                 if (s == SC_ERR_CONFLICT) {
@@ -170,7 +172,7 @@ static int catch_up(sc_cache *c, uint64_t upto)
 
 static void drop_stream(sc_cache *c, const char *why)
 {
-    sc__syncer_lost(c, why);
+    syncer_lost(c, why);
     sc__sub_reconnect(c->sub, why);
 }
 
@@ -288,7 +290,7 @@ static void on_subscribed(void *ud)
 
 static void on_lost(const char *why, void *ud)
 {
-    sc__syncer_lost(ud, why);
+    syncer_lost(ud, why);
 }
 
 static void on_tick(void *ud)

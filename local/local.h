@@ -21,6 +21,9 @@
 /* New value holding a copy of len bytes (plus a trailing NUL), refcount 1.
  * NULL on out of memory. data may be NULL when len is 0. */
 sc_value *sc__value_new(const void *data, size_t len, uint64_t version);
+/* Like sc__value_new, but the allocation also carries key: a store put of
+ * such a value under that same key keeps v itself instead of copying it. */
+sc_value *sc__value_new_keyed(const char *key, size_t klen, const void *data, size_t len, uint64_t version);
 /* Adds a reference; returns v. */
 sc_value *sc__value_ref(sc_value *v);
 /* The public sc_value_data/size/version/release are defined in local/value.c. */
@@ -71,7 +74,10 @@ uint64_t sc__local_epoch(sc__local *l, uint64_t hash);
  * changing the entry. */
 void sc__local_bump(sc__local *l, uint64_t hash);
 
-/* Installs v under key (taking its own reference) unless:
+/* Installs v under key unless the conditions below refuse it. A value made
+ * by sc__value_new_keyed for this key is kept as it is (the store takes a
+ * reference and sets its expiry under the shard lock); any other is copied
+ * into a keyed allocation of the store's own. Refused when:
  *  - the key holds a version >= sc_value_version(v) and version_check is set
  *    -> SC_ERR_CONFLICT;
  *  - epoch_seen is not NULL and the stripe epoch moved past *epoch_seen

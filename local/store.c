@@ -658,18 +658,25 @@ sc_status sc__local_put(sc__local *l, const char *key, size_t klen, uint64_t has
     if (l->max_ttl && (!ttl_ms || ttl_ms > l->max_ttl))
         ttl_ms = l->max_ttl;
 
-    /* Copy into an allocation of our own that carries the key: one malloc per
-     * entry, made outside the lock. */
-    sc_value *e = sc__value_alloc(v->len, klen);
-    if (e) {
-        if (klen)
-            memcpy(e->data, key, klen);
-        memcpy(sc__value_bytes(e), sc__value_bytes(v), v->len);
-        e->version = v->version;
-        if (ttl_ms) {
-            uint64_t now = sc__now_ms();
-            e->expire = ttl_ms > UINT64_MAX - now ? UINT64_MAX : now + ttl_ms;
+    /* An entry is one allocation that carries its key. A value built with
+     * this key already is that allocation and is kept as it is; any other is
+     * copied (outside the lock). */
+    sc_value *e;
+    if (v->klen == klen && (klen == 0 || memcmp(v->data, key, klen) == 0)) {
+        e = sc__value_ref(v);
+    } else {
+        e = sc__value_alloc(v->len, klen);
+        if (e) {
+            if (klen)
+                memcpy(e->data, key, klen);
+            memcpy(sc__value_bytes(e), sc__value_bytes(v), v->len);
+            e->version = v->version;
         }
+    }
+    uint64_t expire = 0;
+    if (ttl_ms) {
+        uint64_t now = sc__now_ms();
+        expire = ttl_ms > UINT64_MAX - now ? UINT64_MAX : now + ttl_ms;
     }
 
     pthread_mutex_lock(&s->mu);
@@ -701,6 +708,10 @@ sc_status sc__local_put(sc__local *l, const char *key, size_t klen, uint64_t has
         unsigned q = queue_of(n);
         s->qb[q] += w - weight_of(old);
         s->bytes += w - weight_of(old);
+        /* Written only once the put commits, and under the lock: a kept
+         * value may be the very one this key holds, whose expiry lookups
+         * read under this lock. */
+        e->expire = expire;
         n->v = e;
         touch(s, idx, hash);
         sc_value_release(old);
@@ -710,6 +721,7 @@ sc_status sc__local_put(sc__local *l, const char *key, size_t klen, uint64_t has
             sc_value_release(e);
             return SC_ERR_NOMEM;
         }
+        e->expire = expire;
         insert(s, hash, e);
         if (s->lfu) {
             /* A byte-bounded shard learns its entry count as it fills; keep

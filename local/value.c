@@ -29,17 +29,24 @@ sc_value *sc__value_alloc(size_t len, size_t klen)
     return v;
 }
 
-sc_value *sc__value_new(const void *data, size_t len, uint64_t version)
+sc_value *sc__value_new_keyed(const char *key, size_t klen, const void *data, size_t len, uint64_t version)
 {
-    if (len && !data)
+    if ((len && !data) || (klen && !key))
         return NULL;
-    sc_value *v = sc__value_alloc(len, 0);
+    sc_value *v = sc__value_alloc(len, klen);
     if (!v)
         return NULL;
+    if (klen)
+        memcpy(v->data, key, klen);
     if (len)
         memcpy(sc__value_bytes(v), data, len);
     v->version = version;
     return v;
+}
+
+sc_value *sc__value_new(const void *data, size_t len, uint64_t version)
+{
+    return sc__value_new_keyed(NULL, 0, data, len, version);
 }
 
 sc_value *sc__value_ref(sc_value *v)

@@ -175,6 +175,30 @@ static sc_status version_reply(const sc__remote *r, redisReply *reply, const cha
     return SC_OK;
 }
 
+/* lens[i] for an argument that is a C string: script() measures it. */
+#define CSTR SIZE_MAX
+
+/* Runs one of the loaded scripts; the binary arguments carry their lengths,
+ * the rest are CSTR. */
+static sc_status script(sc__remote *r, sc__script_id id, int nkeys, int argc, const char **args, size_t *lens,
+                        int64_t deadline, redisReply **reply, char *err, size_t errlen)
+{
+    for (int i = 0; i < argc; i++)
+        if (lens[i] == CSTR)
+            lens[i] = strlen(args[i]);
+    return sc__script_run(r->pool, (const char(*)[41])r->shas, id, nkeys, argc, args, lens, deadline, r->timeout_ms,
+                          reply, err, errlen);
+}
+
+/* A script whose reply is a version (or sequence number). */
+static sc_status versioned(sc__remote *r, sc__script_id id, int nkeys, int argc, const char **args, size_t *lens,
+                           int64_t deadline, const char *what, uint64_t *out, char *err, size_t errlen)
+{
+    redisReply *reply;
+    sc_status st = script(r, id, nkeys, argc, args, lens, deadline, &reply, err, errlen);
+    return st != SC_OK ? st : version_reply(r, reply, what, out, err, errlen);
+}
+
 sc_status sc__remote_get(sc__remote *r, const char *key, size_t klen, sc__remote_item *item, char *err,
                          size_t errlen)
 {
@@ -189,8 +213,7 @@ sc_status sc__remote_get(sc__remote *r, const char *key, size_t klen, sc__remote
     const char *args[1] = {vk};
     size_t lens[1] = {vklen};
     redisReply *reply;
-    sc_status st = sc__script_run(r->pool, (const char(*)[41])r->shas, SC__SCRIPT_GET, 1, 1, args, lens, deadline,
-                                  r->timeout_ms, &reply, err, errlen);
+    sc_status st = script(r, SC__SCRIPT_GET, 1, 1, args, lens, deadline, &reply, err, errlen);
     free(vk);
     if (st != SC_OK)
         return st;
@@ -253,18 +276,11 @@ sc_status sc__remote_set(sc__remote *r, const char *key, size_t klen, const void
     const char *b64 = json_value ? value_b64 : "";
     const char *args[12] = {vk, r->seq_key, r->log_key, key, len ? val : "", ttl, action, r->sender,
                             r->channel, r->fmt, r->log_len, b64};
-    /* The key, its Redis name and the value are binary: their lengths are
-     * known; the rest are C strings. */
-    size_t lens[12];
-    for (int i = 0; i < 12; i++)
-        lens[i] = i == 0 ? vklen : i == 3 ? klen : i == 4 ? len : strlen(args[i]);
-    redisReply *reply;
-    sc_status st = sc__script_run(r->pool, (const char(*)[41])r->shas, SC__SCRIPT_SET, 3, 12, args, lens,
-                                  deadline, r->timeout_ms, &reply, err, errlen);
+    /* The key, its Redis name and the value are binary. */
+    size_t lens[12] = {vklen, CSTR, CSTR, klen, len, CSTR, CSTR, CSTR, CSTR, CSTR, CSTR, CSTR};
+    sc_status st = versioned(r, SC__SCRIPT_SET, 3, 12, args, lens, deadline, "set", version_out, err, errlen);
     free(vk);
-    if (st != SC_OK)
-        return st;
-    return version_reply(r, reply, "set", version_out, err, errlen);
+    return st;
 }
 
 sc_status sc__remote_delete(sc__remote *r, const char *key, size_t klen, uint64_t *version_out, char *err,
@@ -278,18 +294,10 @@ sc_status sc__remote_delete(sc__remote *r, const char *key, size_t klen, uint64_
         return SC_ERR_NOMEM;
     }
     const char *args[8] = {vk, r->seq_key, r->log_key, key, r->sender, r->channel, r->fmt, r->log_len};
-    size_t lens[8];
-    for (int i = 0; i < 8; i++)
-        lens[i] = strlen(args[i]);
-    lens[0] = vklen;
-    lens[3] = klen;
-    redisReply *reply;
-    sc_status st = sc__script_run(r->pool, (const char(*)[41])r->shas, SC__SCRIPT_DELETE, 3, 8, args, lens,
-                                  deadline, r->timeout_ms, &reply, err, errlen);
+    size_t lens[8] = {vklen, CSTR, CSTR, klen, CSTR, CSTR, CSTR, CSTR};
+    sc_status st = versioned(r, SC__SCRIPT_DELETE, 3, 8, args, lens, deadline, "delete", version_out, err, errlen);
     free(vk);
-    if (st != SC_OK)
-        return st;
-    return version_reply(r, reply, "delete", version_out, err, errlen);
+    return st;
 }
 
 /* One SCAN step: *cursor is updated in place; the batch of matching keys is
@@ -357,41 +365,25 @@ sc_status sc__remote_clear(sc__remote *r, uint64_t *version_out, char *err, size
     } while (strcmp(cursor, "0") != 0);
 
     const char *args[6] = {r->seq_key, r->log_key, r->sender, r->channel, r->fmt, r->log_len};
-    size_t lens[6];
-    for (int i = 0; i < 6; i++)
-        lens[i] = strlen(args[i]);
-    redisReply *reply;
-    sc_status st = sc__script_run(r->pool, (const char(*)[41])r->shas, SC__SCRIPT_CLEAR, 2, 6, args, lens,
-                                  sc__remote_now_ms() + r->timeout_ms, r->timeout_ms, &reply, err, errlen);
-    if (st != SC_OK)
-        return st;
-    return version_reply(r, reply, "clear", version_out, err, errlen);
+    size_t lens[6] = {CSTR, CSTR, CSTR, CSTR, CSTR, CSTR};
+    return versioned(r, SC__SCRIPT_CLEAR, 2, 6, args, lens, sc__remote_now_ms() + r->timeout_ms, "clear",
+                     version_out, err, errlen);
 }
 
 sc_status sc__remote_seq(sc__remote *r, uint64_t *seq_out, char *err, size_t errlen)
 {
     const char *args[2] = {r->seq_key, r->log_key};
-    size_t lens[2] = {strlen(r->seq_key), strlen(r->log_key)};
-    redisReply *reply;
-    sc_status st = sc__script_run(r->pool, (const char(*)[41])r->shas, SC__SCRIPT_SEQ, 2, 2, args, lens,
-                                  sc__remote_now_ms() + r->timeout_ms, r->timeout_ms, &reply, err, errlen);
-    if (st != SC_OK)
-        return st;
-    return version_reply(r, reply, "seq", seq_out, err, errlen);
+    size_t lens[2] = {CSTR, CSTR};
+    return versioned(r, SC__SCRIPT_SEQ, 2, 2, args, lens, sc__remote_now_ms() + r->timeout_ms, "seq", seq_out, err,
+                     errlen);
 }
 
 sc_status sc__remote_heartbeat(sc__remote *r, char *err, size_t errlen)
 {
     const char *args[5] = {r->seq_key, r->log_key, r->sender, r->channel, r->fmt};
-    size_t lens[5];
-    for (int i = 0; i < 5; i++)
-        lens[i] = strlen(args[i]);
-    redisReply *reply;
-    sc_status st = sc__script_run(r->pool, (const char(*)[41])r->shas, SC__SCRIPT_HEARTBEAT, 2, 5, args, lens,
-                                  sc__remote_now_ms() + r->timeout_ms, r->timeout_ms, &reply, err, errlen);
-    if (st != SC_OK)
-        return st;
-    return version_reply(r, reply, "heartbeat", NULL, err, errlen);
+    size_t lens[5] = {CSTR, CSTR, CSTR, CSTR, CSTR};
+    return versioned(r, SC__SCRIPT_HEARTBEAT, 2, 5, args, lens, sc__remote_now_ms() + r->timeout_ms, "heartbeat",
+                     NULL, err, errlen);
 }
 
 /* The sequence number of a log entry id "<seq>-0". */

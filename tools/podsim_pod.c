@@ -15,6 +15,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -212,46 +213,39 @@ static void raw_drop(pod *p)
 
 /* The version Redis holds for key (0: no such key). Returns 0, or -1 when
  * Redis could not be asked. */
-static int redis_version(pod *p, const char *key, uint64_t *version)
+/* Runs a command whose reply is a decimal string or nil (read as 0). */
+static int redis_uint(pod *p, uint64_t *out, const char *fmt, ...)
 {
     redisContext *c = raw_conn(p);
     if (!c)
         return -1;
-    redisReply *r = redisCommand(c, "HGET %s:k:%s version", p->cfg->ns, key);
+    va_list ap;
+    va_start(ap, fmt);
+    redisReply *r = redisvCommand(c, fmt, ap);
+    va_end(ap);
     if (!r) {
         raw_drop(p);
         return -1;
     }
     int rc = 0;
     if (r->type == REDIS_REPLY_STRING)
-        *version = strtoull(r->str, NULL, 10);
+        *out = strtoull(r->str, NULL, 10);
     else if (r->type == REDIS_REPLY_NIL)
-        *version = 0;
+        *out = 0;
     else
         rc = -1;
     freeReplyObject(r);
     return rc;
 }
 
+static int redis_version(pod *p, const char *key, uint64_t *version)
+{
+    return redis_uint(p, version, "HGET %s:k:%s version", p->cfg->ns, key);
+}
+
 static int redis_seq(pod *p, uint64_t *seq)
 {
-    redisContext *c = raw_conn(p);
-    if (!c)
-        return -1;
-    redisReply *r = redisCommand(c, "GET %s:seq", p->cfg->ns);
-    if (!r) {
-        raw_drop(p);
-        return -1;
-    }
-    int rc = 0;
-    if (r->type == REDIS_REPLY_STRING)
-        *seq = strtoull(r->str, NULL, 10);
-    else if (r->type == REDIS_REPLY_NIL)
-        *seq = 0;
-    else
-        rc = -1;
-    freeReplyObject(r);
-    return rc;
+    return redis_uint(p, seq, "GET %s:seq", p->cfg->ns);
 }
 
 /* Returns the sc_set status; counts nothing (the caller decides). */
