@@ -35,7 +35,7 @@ static int access_key(struct replay *r, uint64_t key)
         sc_value_release(v);
         return 0;
     }
-    sc_status s = sc__local_put(r->store, k, sizeof k, h, r->empty, 0, 0, NULL);
+    sc_status s = sc__local_put(r->store, k, sizeof k, h, r->empty, 0, 0, SC__PUT_FORCE);
     if (s != SC_OK) {
         fprintf(stderr, "hitratio: put failed (status %d)\n", (int)s);
         return -1;

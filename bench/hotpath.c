@@ -239,7 +239,7 @@ static void bench_local(sc_local_policy policy, size_t nkeys, int runs, long ops
         die("store", "out of memory");
     for (size_t i = 0; i < nkeys; i++) {
         const char *k = g_keys + i * KEY_STRIDE;
-        if (sc__local_put(store, k, KEY_LEN, sc__local_hash(k, KEY_LEN), v, 0, 0, NULL) != SC_OK)
+        if (sc__local_put(store, k, KEY_LEN, sc__local_hash(k, KEY_LEN), v, 0, 0, SC__PUT_FORCE) != SC_OK)
             die("store", "put failed");
     }
     sc_value_release(v);

@@ -142,7 +142,7 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < nkeys; i++) {
         size_t kl = make_key(k, i);
         sc_value *v = sc__value_new(val, vsize, 1);
-        if (!v || sc__local_put(l, k, kl, sc__local_hash(k, kl), v, 0, 0, NULL) != SC_OK)
+        if (!v || sc__local_put(l, k, kl, sc__local_hash(k, kl), v, 0, 0, SC__PUT_FORCE) != SC_OK)
             return 1;
         sc_value_release(v);
         payload += kl + vsize;

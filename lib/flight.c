@@ -39,7 +39,6 @@ static sc_status read_remote(sc_cache *c, const char *key, size_t klen, uint64_t
 {
     /* The epoch is taken before the read: any event for the key's stripe
      * that lands while the read is in flight blocks the install. */
-    uint64_t epoch = sc__local_epoch(c->local, hash);
     sc__remote_item item;
     sc_status s = sc__remote_get(c->remote, key, klen, &item, err, errlen);
     if (s == SC_NOT_FOUND) {
@@ -62,13 +61,13 @@ static sc_status read_remote(sc_cache *c, const char *key, size_t klen, uint64_t
      * with 0 ms left is about to go, so it is not worth keeping. */
     int installed = install && item.pttl_ms != 0 && atomic_load_explicit(&c->synced, memory_order_acquire) &&
                     sc__local_put(c->local, key, klen, hash, v, item.pttl_ms > 0 ? (uint64_t)item.pttl_ms : 0,
-                                  1, &epoch) == SC_OK;
+                                  item.version, 0) == SC_OK;
     /* Not installed: an event older than this value may have been installed
      * while the read was in flight; the caller is about to see the newer
      * one, so the older copy must go (the removal also bumps the stripe,
      * which stops an event put that checked seen_hw before it moved). */
     if (!installed)
-        sc__local_remove(c->local, key, klen, hash, item.version);
+        sc__local_remove(c->local, key, klen, hash, item.version, item.version);
     *out = v;
     return SC_OK;
 }

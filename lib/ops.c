@@ -124,7 +124,7 @@ static sc_status set_common(sc_cache *c, const char *key, const void *val, size_
         sc_value *v = sc__value_new_keyed(key, klen, val, len, 0);
         if (!v)
             return sc__fail(c, SC_ERR_NOMEM, "%s: out of memory", call);
-        s = sc__local_put(c->local, key, klen, hash, v, ttl_ms, 0, NULL);
+        s = sc__local_put(c->local, key, klen, hash, v, ttl_ms, 0, SC__PUT_FORCE);
         sc_value_release(v);
         if (s == SC_ERR_TOO_LARGE)
             return sc__fail(c, s, "%s: value does not fit in local_max_bytes", call);
@@ -142,24 +142,23 @@ static sc_status set_common(sc_cache *c, const char *key, const void *val, size_
         sc__base64_encode(val, len, b64);
     }
 
-    uint64_t epoch = sc__local_epoch(c->local, hash);
     uint64_t version = 0;
     char err[SC__ERRLEN];
     s = sc__remote_set(c->remote, key, klen, val, len, b64, ttl, kind, &version, err, sizeof err);
     free(b64);
     if (s != SC_OK) {
         sc__atomic_inc(&c->remote_errors);
-        sc__local_remove(c->local, key, klen, hash, UINT64_MAX);
+        sc__local_remove(c->local, key, klen, hash, UINT64_MAX, 0);
         return sc__fail(c, s, "%s: %s", call, err);
     }
     sc__atomic_inc(&c->events_published);
     sc__atomic_max(sc__seen_hw(c, hash), version);
 
     sc_value *v = is_synced(c) ? sc__value_new_keyed(key, klen, val, len, version) : NULL;
-    if (!v || sc__local_put(c->local, key, klen, hash, v, ttl, 1, &epoch) != SC_OK) {
+    if (!v || sc__local_put(c->local, key, klen, hash, v, ttl, version, 0) != SC_OK) {
         /* Not installed (unsynced, raced an event, no memory, too big for
          * the local bound): make sure no older copy survives. */
-        sc__local_remove(c->local, key, klen, hash, version + 1);
+        sc__local_remove(c->local, key, klen, hash, version + 1, version);
     }
     sc_value_release(v);
     return SC_OK;
@@ -182,7 +181,7 @@ SC_EXPORT sc_status sc_delete(sc_cache *c, const char *key)
     if (s != SC_OK)
         return s;
     uint64_t hash = sc__local_hash(key, klen);
-    sc__local_remove(c->local, key, klen, hash, UINT64_MAX);
+    sc__local_remove(c->local, key, klen, hash, UINT64_MAX, 0);
     if (!writes_redis(c))
         return SC_OK;
     uint64_t version;
@@ -190,7 +189,7 @@ SC_EXPORT sc_status sc_delete(sc_cache *c, const char *key)
     s = sc__remote_delete(c->remote, key, klen, &version, err, sizeof err);
     /* Again after Redis: a get that read the old value while the delete was
      * in flight must not install it (the remove bumps the stripe epoch). */
-    sc__local_remove(c->local, key, klen, hash, UINT64_MAX);
+    sc__local_remove(c->local, key, klen, hash, UINT64_MAX, 0);
     if (s != SC_OK) {
         sc__atomic_inc(&c->remote_errors);
         return sc__fail(c, s, "sc_delete: %s", err);
@@ -203,13 +202,13 @@ SC_EXPORT sc_status sc_clear(sc_cache *c)
 {
     if (!c)
         return sc__fail(c, SC_ERR_INVALID, "sc_clear: cache is NULL");
-    sc__local_clear(c->local);
+    sc__local_clear(c->local, 0);
     if (!writes_redis(c))
         return SC_OK;
     uint64_t version;
     char err[SC__ERRLEN];
     sc_status s = sc__remote_clear(c->remote, &version, err, sizeof err);
-    sc__local_clear(c->local);
+    sc__local_clear(c->local, 0);
     if (s != SC_OK) {
         sc__atomic_inc(&c->remote_errors);
         return sc__fail(c, s, "sc_clear: %s", err);

@@ -21,7 +21,7 @@ static void publish_seq(sc_cache *c)
 
 static void flush_local(sc_cache *c, const char *why)
 {
-    size_t n = sc__local_clear(c->local);
+    size_t n = sc__local_clear(c->local, 0);
     sc__atomic_inc(&c->flushes);
     sc__log(c, SC_LOG_WARN, "pod %s: local tier flushed (%zu entries): %s", c->opt.pod_id, n, why);
 }
@@ -50,21 +50,19 @@ static int apply_event(sc_cache *c, const sc__event *ev, int replayed)
         if (ev->version) {
             /* Touch the stripe first, so a Redis read racing this event
              * cannot install its (older) value afterwards. */
-            sc__local_bump(c->local, hash);
             /* The epoch is read before seen_hw: a Redis read that raises
              * seen_hw past this event and then removes older copies either
              * is seen here, or bumps the stripe and so refuses the put. */
-            uint64_t epoch = sc__local_epoch(c->local, hash);
             v = sc__value_new_keyed(ev->key, ev->key_len, ev->value, ev->value_len, ev->version);
             if (v && ev->version >= atomic_load_explicit(sc__seen_hw(c, hash), memory_order_acquire)) {
-                sc_status s = sc__local_put(c->local, ev->key, ev->key_len, hash, v, ev->ttl_ms, 1, &epoch);
+                sc_status s = sc__local_put(c->local, ev->key, ev->key_len, hash, v, ev->ttl_ms, ev->version, 0);
                 if (s == SC_ERR_CONFLICT) {
                     sc__atomic_inc(&c->events_stale);
                 } else {
                     /* Too big for the local bound: no copy rather than an
                      * old one. */
                     if (s != SC_OK)
-                        sc__local_remove(c->local, ev->key, ev->key_len, hash, UINT64_MAX);
+                        sc__local_remove(c->local, ev->key, ev->key_len, hash, UINT64_MAX, ev->version);
                     changed = 1;
                 }
                 break;
@@ -73,7 +71,7 @@ static int apply_event(sc_cache *c, const sc__event *ev, int replayed)
              * (possibly this one, since evicted): installing this older
              * value could move a caller's view backwards. Drop older
              * copies instead; the next get reads Redis. */
-            changed = sc__local_remove(c->local, ev->key, ev->key_len, hash, ev->version);
+            changed = sc__local_remove(c->local, ev->key, ev->key_len, hash, ev->version, ev->version);
             break;
         }
         /* A set without a version comes from an outside publisher; with no
@@ -82,12 +80,12 @@ static int apply_event(sc_cache *c, const sc__event *ev, int replayed)
         /* fall through */
     case SC__ACT_INVALIDATE:
     case SC__ACT_DELETE:
-        changed = sc__local_remove(c->local, ev->key, ev->key_len, hash, ev->version ? ev->version : UINT64_MAX);
+        changed = sc__local_remove(c->local, ev->key, ev->key_len, hash, ev->version ? ev->version : UINT64_MAX, ev->version);
         if (changed)
             sc__atomic_inc(&c->invalidations);
         break;
     case SC__ACT_CLEAR:
-        changed = sc__local_clear(c->local) > 0;
+        changed = sc__local_clear(c->local, 0) > 0;
         break;
     case SC__ACT_HEARTBEAT:
         break;

@@ -3,10 +3,14 @@
  * expiry, and the immutable reference-counted sc_value.
  *
  * Knows nothing of Redis or events. Every function is thread-safe. Versions
- * are opaque increasing numbers to this module: a put never replaces a held
- * entry with a lower or equal version, and "stripe epochs" let a caller that
- * read a value elsewhere install it only if no removal or event touched the
- * key's stripe in between (the read-populate race).
+ * are opaque increasing numbers to this module, and one rule orders every
+ * install: each key has a version floor (the higher of its stripe's floor and
+ * the store-wide floor); a put says up to which version its value is known
+ * current ("known") and is refused when known is below the floor, or when the
+ * key already holds a version >= the new one. Floors only rise: a remove
+ * raises its stripe's floor to the version the caller names, every entry that
+ * leaves the store (eviction, expiry, admission refusal, clear) raises it to
+ * its own version, and a clear raises the store-wide floor.
  */
 #ifndef SC_LOCAL_H
 #define SC_LOCAL_H
@@ -66,36 +70,38 @@ sc_status sc__local_get(sc__local *l, const char *key, size_t klen, uint64_t has
  * frequency (for tests and the verifier). */
 sc_status sc__local_peek(sc__local *l, const char *key, size_t klen, uint64_t hash, sc_value **out);
 
-/* The current epoch of the key's stripe. It grows whenever a remove, clear or
- * sc__local_bump touches the stripe. */
-uint64_t sc__local_epoch(sc__local *l, uint64_t hash);
+/* The key's floor: the higher of its stripe's floor and the store-wide one. */
+uint64_t sc__local_floor(sc__local *l, uint64_t hash);
 
-/* Marks the key's stripe as touched (an event for the key arrived) without
- * changing the entry. */
-void sc__local_bump(sc__local *l, uint64_t hash);
+/* sc__local_put flags. */
+#define SC__PUT_FORCE 1u /* replace whatever the key holds; floors ignored (a
+                            reader's local-only write, version 0) */
 
 /* Installs v under key unless the conditions below refuse it. A value made
  * by sc__value_new_keyed for this key is kept as it is (the store takes a
  * reference and sets its expiry under the shard lock); any other is copied
- * into a keyed allocation of the store's own. Refused when:
- *  - the key holds a version >= sc_value_version(v) and version_check is set
- *    -> SC_ERR_CONFLICT;
- *  - epoch_seen is not NULL and the stripe epoch moved past *epoch_seen
- *    -> SC_ERR_CONFLICT;
+ * into a keyed allocation of the store's own. Refused when (unless FORCE):
+ *  - known < the key's floor -> SC_ERR_CONFLICT;
+ *  - the key holds a version >= sc_value_version(v) -> SC_ERR_CONFLICT;
  *  - key + value alone exceed max_bytes -> SC_ERR_TOO_LARGE;
- *  - the W-TinyLFU admission rejects it -> SC_OK, counted as an eviction.
+ *  - the W-TinyLFU admission rejects it -> SC_OK, counted as an eviction
+ *    (and the floor rises to its version, as for any entry that leaves).
+ * The floor check and the install happen under one lock, so a remove that
+ * raises the floor is ordered entirely before or after the put.
  * ttl_ms 0 means only max_ttl_ms applies. Evicts to respect the bounds.
  * SC_ERR_NOMEM leaves the old entry removed (never a half state). */
 sc_status sc__local_put(sc__local *l, const char *key, size_t klen, uint64_t hash, sc_value *v,
-                        uint64_t ttl_ms, int version_check, const uint64_t *epoch_seen);
+                        uint64_t ttl_ms, uint64_t known, unsigned flags);
 
 /* Removes the key if its version is lower than below_version (UINT64_MAX:
- * always) and bumps the stripe epoch either way. Returns 1 if an entry was
- * removed, else 0. */
-int sc__local_remove(sc__local *l, const char *key, size_t klen, uint64_t hash, uint64_t below_version);
+ * always) and raises the key's stripe floor to floor, atomically. Returns 1
+ * if an entry was removed, else 0. */
+int sc__local_remove(sc__local *l, const char *key, size_t klen, uint64_t hash, uint64_t below_version,
+                     uint64_t floor);
 
-/* Drops every entry and bumps every epoch. Returns how many were dropped. */
-size_t sc__local_clear(sc__local *l);
+/* Drops every entry and raises the store-wide floor to floor (and to every
+ * dropped version). Returns how many were dropped. */
+size_t sc__local_clear(sc__local *l, uint64_t floor);
 
 /* A typedef and a function cannot share the name sc__local_stats in C, so
  * the function is sc__local_stats_get and the function-like macro keeps the

@@ -18,10 +18,14 @@
  * requested more often. A store with no bound never evicts, so both policies
  * then reduce to one list.
  *
- * Stripe epochs are a fixed array of counters indexed by hash bits that the
- * shard index does not use, so they mean the same thing whatever the shard
- * count; they let a caller detect that a key was touched between reading a
- * value elsewhere and installing it.
+ * Version floors live in a fixed array of stripes indexed by hash bits that
+ * the shard index does not use, so they mean the same thing whatever the
+ * shard count, plus one store-wide floor. A stripe floor is raised under the
+ * lock of the shard of the key that raises it, and a put compares the floor
+ * under its own shard lock: for one key both are the same lock, so a put and
+ * a remove of that key are ordered. Keys sharing a stripe only make each
+ * other's installs more conservative (a refused install costs a Redis read,
+ * never correctness); 16384 stripes keep that rare.
  */
 #include <pthread.h>
 #include <stdlib.h>
@@ -30,7 +34,7 @@
 
 #include "local/local.h"
 
-#define STRIPES 4096u
+#define STRIPES 16384u
 
 /* List sentinels live at fixed node indices; LRU uses only the first. */
 enum { Q_WINDOW = 0, Q_PROBATION = 1, Q_PROTECTED = 2, NSENTINELS = 3 };
@@ -55,6 +59,7 @@ struct node {
 
 struct shard {
     pthread_mutex_t mu;
+    _Atomic uint64_t *floors; /* the store's stripe floors */
     struct node *nodes;
     uint64_t *slots;
     uint32_t ncap, nused, nfree; /* nfree: head of the free list, 0 = none */
@@ -73,7 +78,8 @@ struct sc__local {
     struct shard *shards;
     unsigned nshards;
     uint64_t max_ttl;
-    _Atomic uint64_t epochs[STRIPES];
+    _Atomic uint64_t global_floor;
+    _Atomic uint64_t floors[STRIPES];
 };
 
 /* ---- hashing ---- */
@@ -131,7 +137,14 @@ static inline struct shard *shard_of(sc__local *l, uint64_t hash)
 
 static inline _Atomic uint64_t *stripe_of(sc__local *l, uint64_t hash)
 {
-    return &l->epochs[(hash >> 32) & (STRIPES - 1)];
+    return &l->floors[(hash >> 32) & (STRIPES - 1)];
+}
+
+static inline void raise_to(_Atomic uint64_t *a, uint64_t v)
+{
+    uint64_t cur = atomic_load_explicit(a, memory_order_relaxed);
+    while (cur < v && !atomic_compare_exchange_weak_explicit(a, &cur, v, memory_order_acq_rel, memory_order_relaxed))
+        ;
 }
 
 static inline const char *key_of(const sc_value *v)
@@ -318,10 +331,16 @@ static int reserve(struct shard *s)
 
 /* ---- entries ---- */
 
+/* Every entry that leaves the store (other than by being replaced with a
+ * newer version) raises its stripe's floor to its version: the pod may have
+ * served that version, so nothing older may come back for the key, even
+ * after the entry is gone (a late event, a slow Redis read). */
 static void drop(struct shard *s, uint32_t idx, uint32_t pos)
 {
     struct node *n = &s->nodes[idx];
     sc_value *v = n->v;
+    if (v->version)
+        raise_to(&s->floors[(sc__local_hash(key_of(v), v->klen) >> 32) & (STRIPES - 1)], v->version);
     unsigned q = queue_of(n);
     uint64_t w = weight_of(v);
     unlink_node(s->nodes, idx);
@@ -560,8 +579,9 @@ sc__local *sc__local_new(const sc__local_config *cfg)
     }
     l->nshards = n;
     l->max_ttl = cfg->max_ttl_ms;
+    atomic_init(&l->global_floor, 0);
     for (unsigned i = 0; i < STRIPES; i++)
-        atomic_init(&l->epochs[i], 0);
+        atomic_init(&l->floors[i], 0);
     for (unsigned i = 0; i < n; i++) {
         if (shard_init(&l->shards[i], cfg, n, i) != 0) {
             while (i--)
@@ -570,6 +590,7 @@ sc__local *sc__local_new(const sc__local_config *cfg)
             free(l);
             return NULL;
         }
+        l->shards[i].floors = l->floors;
     }
     return l;
 }
@@ -626,15 +647,16 @@ sc_status sc__local_peek(sc__local *l, const char *key, size_t klen, uint64_t ha
     return lookup(l, key, klen, hash, out, 0);
 }
 
-uint64_t sc__local_epoch(sc__local *l, uint64_t hash)
+static inline uint64_t floor_of(sc__local *l, uint64_t hash)
 {
-    return l ? atomic_load_explicit(stripe_of(l, hash), memory_order_acquire) : 0;
+    uint64_t a = atomic_load_explicit(stripe_of(l, hash), memory_order_acquire);
+    uint64_t b = atomic_load_explicit(&l->global_floor, memory_order_acquire);
+    return a > b ? a : b;
 }
 
-void sc__local_bump(sc__local *l, uint64_t hash)
+uint64_t sc__local_floor(sc__local *l, uint64_t hash)
 {
-    if (l)
-        atomic_fetch_add_explicit(stripe_of(l, hash), 1, memory_order_acq_rel);
+    return l ? floor_of(l, hash) : 0;
 }
 
 /* Out of memory while replacing: drop the old entry so the key never keeps
@@ -647,8 +669,9 @@ static void drop_key(struct shard *s, const char *key, size_t klen, uint64_t has
 }
 
 sc_status sc__local_put(sc__local *l, const char *key, size_t klen, uint64_t hash, sc_value *v,
-                        uint64_t ttl_ms, int version_check, const uint64_t *epoch_seen)
+                        uint64_t ttl_ms, uint64_t known, unsigned flags)
 {
+    int force = (flags & SC__PUT_FORCE) != 0;
     if (!l || !v || (!key && klen))
         return SC_ERR_INVALID;
     struct shard *s = shard_of(l, hash);
@@ -685,8 +708,7 @@ sc_status sc__local_put(sc__local *l, const char *key, size_t klen, uint64_t has
         pthread_mutex_unlock(&s->mu);
         return SC_ERR_NOMEM;
     }
-    if (epoch_seen &&
-        atomic_load_explicit(stripe_of(l, hash), memory_order_acquire) != *epoch_seen) {
+    if (!force && known < floor_of(l, hash)) {
         pthread_mutex_unlock(&s->mu);
         sc_value_release(e);
         return SC_ERR_CONFLICT;
@@ -700,7 +722,7 @@ sc_status sc__local_put(sc__local *l, const char *key, size_t klen, uint64_t has
     if (idx) {
         struct node *n = &s->nodes[idx];
         sc_value *old = n->v;
-        if (version_check && old->version >= e->version) {
+        if (!force && old->version >= e->version) {
             pthread_mutex_unlock(&s->mu);
             sc_value_release(e);
             return SC_ERR_CONFLICT;
@@ -736,7 +758,8 @@ sc_status sc__local_put(sc__local *l, const char *key, size_t klen, uint64_t has
     return SC_OK;
 }
 
-int sc__local_remove(sc__local *l, const char *key, size_t klen, uint64_t hash, uint64_t below_version)
+int sc__local_remove(sc__local *l, const char *key, size_t klen, uint64_t hash, uint64_t below_version,
+                     uint64_t floor)
 {
     if (!l || (!key && klen))
         return 0;
@@ -748,28 +771,35 @@ int sc__local_remove(sc__local *l, const char *key, size_t klen, uint64_t hash, 
         drop(s, idx, pos);
         removed = 1;
     }
-    /* Bumped under the shard lock, so a put that checks the epoch under the
-     * same lock is ordered entirely before or after this removal. */
-    atomic_fetch_add_explicit(stripe_of(l, hash), 1, memory_order_acq_rel);
+    /* Raised under the shard lock, so a put of this key, which checks the
+     * floor under the same lock, is ordered entirely before or after. */
+    raise_to(stripe_of(l, hash), floor);
     pthread_mutex_unlock(&s->mu);
     return removed;
 }
 
-size_t sc__local_clear(sc__local *l)
+size_t sc__local_clear(sc__local *l, uint64_t floor)
 {
     if (!l)
         return 0;
-    /* Epochs first: a put that still sees an old epoch must have installed
-     * before its shard is emptied below, so it is dropped with the rest. */
-    for (unsigned i = 0; i < STRIPES; i++)
-        atomic_fetch_add_explicit(&l->epochs[i], 1, memory_order_acq_rel);
+    /* The floor first: a put that still saw the old floor must have
+     * installed before its shard is emptied below, so it goes with the
+     * rest. */
+    raise_to(&l->global_floor, floor);
     size_t dropped = 0;
     for (unsigned k = 0; k < l->nshards; k++) {
         struct shard *s = &l->shards[k];
         pthread_mutex_lock(&s->mu);
-        for (uint32_t i = NSENTINELS; i < s->nused; i++)
-            if (s->nodes[i].v)
-                sc_value_release(s->nodes[i].v);
+        for (uint32_t i = NSENTINELS; i < s->nused; i++) {
+            sc_value *v = s->nodes[i].v;
+            if (!v)
+                continue;
+            /* Under the shard lock, as in drop(): what was dropped may have
+             * been served, so nothing older may return for its key. */
+            if (v->version)
+                raise_to(stripe_of(l, sc__local_hash(key_of(v), v->klen)), v->version);
+            sc_value_release(v);
+        }
         dropped += s->count;
         for (uint32_t q = 0; q < NSENTINELS; q++) {
             s->nodes[q].prev = q;

@@ -2,7 +2,7 @@
  *
  * Covers exact LRU order, W-TinyLFU scan resistance against LRU, entry and
  * byte bounds, oversize items, TTLs and the max-TTL cap, version checks,
- * stripe epochs, remove below a version, value lifetime after eviction and
+ * version floors, remove below a version, value lifetime after eviction and
  * clear, bad arguments, and a multi-threaded stress whose end state is
  * checked against the store's own counters (run it under TSan too).
  */
@@ -24,12 +24,15 @@ static sc__local *mk(sc_local_policy p, size_t max_n, size_t max_b, uint64_t max
     return l;
 }
 
+/* vcheck 0: a forced put (no version or floor check); 1: an ordered put
+ * whose value is known current up to its own version. */
 static sc_status put(sc__local *l, const char *k, const char *val, uint64_t version, uint64_t ttl,
-                     int vcheck, const uint64_t *epoch)
+                     int vcheck)
 {
     sc_value *v = sc__value_new(val, strlen(val), version);
     ck_assert_ptr_nonnull(v);
-    sc_status s = sc__local_put(l, k, strlen(k), sc__local_hash(k, strlen(k)), v, ttl, vcheck, epoch);
+    sc_status s = sc__local_put(l, k, strlen(k), sc__local_hash(k, strlen(k)), v, ttl, version,
+                                vcheck ? 0 : SC__PUT_FORCE);
     sc_value_release(v);
     return s;
 }
@@ -52,9 +55,9 @@ static int get(sc__local *l, const char *k)
     return 1;
 }
 
-static uint64_t epoch_of(sc__local *l, const char *k)
+static uint64_t floor_of(sc__local *l, const char *k)
 {
-    return sc__local_epoch(l, sc__local_hash(k, strlen(k)));
+    return sc__local_floor(l, sc__local_hash(k, strlen(k)));
 }
 
 static void sleep_ms(unsigned ms)
@@ -87,20 +90,20 @@ END_TEST
 START_TEST(test_lru_exact)
 {
     sc__local *l = mk(SC_LOCAL_LRU, 3, 0, 0, 1);
-    ck_assert_int_eq(put(l, "a", "1", 0, 0, 0, NULL), SC_OK);
-    ck_assert_int_eq(put(l, "b", "2", 0, 0, 0, NULL), SC_OK);
-    ck_assert_int_eq(put(l, "c", "3", 0, 0, 0, NULL), SC_OK);
+    ck_assert_int_eq(put(l, "a", "1", 0, 0, 0), SC_OK);
+    ck_assert_int_eq(put(l, "b", "2", 0, 0, 0), SC_OK);
+    ck_assert_int_eq(put(l, "c", "3", 0, 0, 0), SC_OK);
     ck_assert(get(l, "a"));                                    /* order b c a */
-    ck_assert_int_eq(put(l, "d", "4", 0, 0, 0, NULL), SC_OK);  /* evicts b */
+    ck_assert_int_eq(put(l, "d", "4", 0, 0, 0), SC_OK);  /* evicts b */
     ck_assert(!has(l, "b"));
     ck_assert(has(l, "a") && has(l, "c") && has(l, "d"));
     ck_assert(has(l, "c"));                                    /* peek: no recency */
     ck_assert(get(l, "c"));                                    /* order a d c */
-    ck_assert_int_eq(put(l, "a", "1b", 0, 0, 0, NULL), SC_OK); /* update refreshes: d c a */
-    ck_assert_int_eq(put(l, "e", "5", 0, 0, 0, NULL), SC_OK);  /* evicts d */
+    ck_assert_int_eq(put(l, "a", "1b", 0, 0, 0), SC_OK); /* update refreshes: d c a */
+    ck_assert_int_eq(put(l, "e", "5", 0, 0, 0), SC_OK);  /* evicts d */
     ck_assert(!has(l, "d"));
     ck_assert(has(l, "a") && has(l, "c") && has(l, "e"));
-    ck_assert_int_eq(put(l, "f", "6", 0, 0, 0, NULL), SC_OK);  /* evicts c */
+    ck_assert_int_eq(put(l, "f", "6", 0, 0, 0), SC_OK);  /* evicts c */
     ck_assert(!has(l, "c"));
     sc__local_stats st;
     sc__local_stats(l, &st);
@@ -134,7 +137,7 @@ static double scan_workload(sc_local_policy p)
         if (get(l, k))
             hits++;
         else
-            ck_assert_int_eq(put(l, k, "v", 0, 0, 0, NULL), SC_OK);
+            ck_assert_int_eq(put(l, k, "v", 0, 0, 0), SC_OK);
     }
     sc__local_free(l);
     return 100.0 * (double)hits / (double)n;
@@ -157,7 +160,7 @@ START_TEST(test_entry_bound)
     char k[32];
     for (int i = 0; i < 1000; i++) {
         snprintf(k, sizeof k, "k%d", i);
-        ck_assert_int_eq(put(l, k, "value", 0, 0, 0, NULL), SC_OK);
+        ck_assert_int_eq(put(l, k, "value", 0, 0, 0), SC_OK);
     }
     sc__local_stats st;
     sc__local_stats(l, &st);
@@ -175,7 +178,7 @@ START_TEST(test_entry_bound)
     l = mk(p, 4096, 0, 0, 0);
     for (int i = 0; i < 20000; i++) {
         snprintf(k, sizeof k, "k%d", i);
-        ck_assert_int_eq(put(l, k, "value", 0, 0, 0, NULL), SC_OK);
+        ck_assert_int_eq(put(l, k, "value", 0, 0, 0), SC_OK);
     }
     sc__local_stats(l, &st);
     ck_assert_uint_le(st.entries, 4096);
@@ -194,7 +197,7 @@ START_TEST(test_byte_bound)
     val[96] = 0;
     for (int i = 0; i < 500; i++) {
         snprintf(k, sizeof k, "k%03d", i); /* 4 + 96 = 100 bytes */
-        ck_assert_int_eq(put(l, k, val, 0, 0, 0, NULL), SC_OK);
+        ck_assert_int_eq(put(l, k, val, 0, 0, 0), SC_OK);
         sc__local_stats st;
         sc__local_stats(l, &st);
         ck_assert_uint_le(st.bytes, 1000);
@@ -208,7 +211,7 @@ START_TEST(test_byte_bound)
     char big[501];
     memset(big, 'y', 500);
     big[500] = 0;
-    ck_assert_int_eq(put(l, "k499", big, 0, 0, 0, NULL), SC_OK);
+    ck_assert_int_eq(put(l, "k499", big, 0, 0, 0), SC_OK);
     sc__local_stats(l, &st);
     ck_assert_uint_le(st.bytes, 1000);
     sc__local_free(l);
@@ -221,10 +224,10 @@ START_TEST(test_too_large)
     char val[101];
     memset(val, 'x', 100);
     val[100] = 0;
-    ck_assert_int_eq(put(l, "k", val, 0, 0, 0, NULL), SC_ERR_TOO_LARGE); /* 101 bytes */
+    ck_assert_int_eq(put(l, "k", val, 0, 0, 0), SC_ERR_TOO_LARGE); /* 101 bytes */
     ck_assert(!has(l, "k"));
     val[99] = 0;
-    ck_assert_int_eq(put(l, "k", val, 0, 0, 0, NULL), SC_OK); /* exactly 100 */
+    ck_assert_int_eq(put(l, "k", val, 0, 0, 0), SC_OK); /* exactly 100 */
     ck_assert(has(l, "k"));
     sc__local_stats st;
     sc__local_stats(l, &st);
@@ -236,9 +239,9 @@ END_TEST
 START_TEST(test_ttl)
 {
     sc__local *l = mk(_i ? SC_LOCAL_LFU : SC_LOCAL_LRU, 100, 0, 0, 1);
-    ck_assert_int_eq(put(l, "short", "1", 0, 30, 0, NULL), SC_OK);
-    ck_assert_int_eq(put(l, "long", "2", 0, 60000, 0, NULL), SC_OK);
-    ck_assert_int_eq(put(l, "none", "3", 0, 0, 0, NULL), SC_OK);
+    ck_assert_int_eq(put(l, "short", "1", 0, 30, 0), SC_OK);
+    ck_assert_int_eq(put(l, "long", "2", 0, 60000, 0), SC_OK);
+    ck_assert_int_eq(put(l, "none", "3", 0, 0, 0), SC_OK);
     ck_assert(get(l, "short"));
     sleep_ms(80);
     ck_assert(!get(l, "short"));
@@ -250,9 +253,9 @@ START_TEST(test_ttl)
     ck_assert_uint_eq(st.expirations, 1);
     ck_assert_uint_eq(st.entries, 2);
     /* An expired entry never blocks a versioned put. */
-    ck_assert_int_eq(put(l, "v", "1", 9, 30, 1, NULL), SC_OK);
+    ck_assert_int_eq(put(l, "v", "1", 9, 30, 1), SC_OK);
     sleep_ms(80);
-    ck_assert_int_eq(put(l, "v", "2", 3, 0, 1, NULL), SC_OK);
+    ck_assert_int_eq(put(l, "v", "2", 3, 0, 1), SC_OK);
     sc__local_free(l);
 }
 END_TEST
@@ -260,8 +263,8 @@ END_TEST
 START_TEST(test_max_ttl)
 {
     sc__local *l = mk(SC_LOCAL_LFU, 100, 0, 30, 1);
-    ck_assert_int_eq(put(l, "a", "1", 0, 0, 0, NULL), SC_OK);     /* no ttl: cap applies */
-    ck_assert_int_eq(put(l, "b", "2", 0, 60000, 0, NULL), SC_OK); /* longer: capped */
+    ck_assert_int_eq(put(l, "a", "1", 0, 0, 0), SC_OK);     /* no ttl: cap applies */
+    ck_assert_int_eq(put(l, "b", "2", 0, 60000, 0), SC_OK); /* longer: capped */
     ck_assert(has(l, "a") && has(l, "b"));
     sleep_ms(80);
     ck_assert(!get(l, "a"));
@@ -277,16 +280,16 @@ END_TEST
 START_TEST(test_versions)
 {
     sc__local *l = mk(SC_LOCAL_LFU, 100, 0, 0, 1);
-    ck_assert_int_eq(put(l, "k", "five", 5, 0, 1, NULL), SC_OK);
-    ck_assert_int_eq(put(l, "k", "five again", 5, 0, 1, NULL), SC_ERR_CONFLICT);
-    ck_assert_int_eq(put(l, "k", "four", 4, 0, 1, NULL), SC_ERR_CONFLICT);
+    ck_assert_int_eq(put(l, "k", "five", 5, 0, 1), SC_OK);
+    ck_assert_int_eq(put(l, "k", "five again", 5, 0, 1), SC_ERR_CONFLICT);
+    ck_assert_int_eq(put(l, "k", "four", 4, 0, 1), SC_ERR_CONFLICT);
     sc_value *v;
     ck_assert_int_eq(sc__local_peek(l, "k", 1, sc__local_hash("k", 1), &v), SC_OK);
     ck_assert_str_eq((const char *)sc_value_data(v), "five");
     ck_assert_uint_eq(sc_value_version(v), 5);
     sc_value_release(v);
-    ck_assert_int_eq(put(l, "k", "six", 6, 0, 1, NULL), SC_OK);
-    ck_assert_int_eq(put(l, "k", "one", 1, 0, 0, NULL), SC_OK); /* unchecked replaces */
+    ck_assert_int_eq(put(l, "k", "six", 6, 0, 1), SC_OK);
+    ck_assert_int_eq(put(l, "k", "one", 1, 0, 0), SC_OK); /* unchecked replaces */
     ck_assert_int_eq(sc__local_peek(l, "k", 1, sc__local_hash("k", 1), &v), SC_OK);
     ck_assert_str_eq((const char *)sc_value_data(v), "one");
     sc_value_release(v);
@@ -294,34 +297,64 @@ START_TEST(test_versions)
 }
 END_TEST
 
-START_TEST(test_epochs)
+START_TEST(test_floors)
 {
     sc__local *l = mk(SC_LOCAL_LRU, 100, 0, 0, 4);
-    uint64_t e = epoch_of(l, "k");
-    ck_assert_int_eq(put(l, "k", "1", 1, 0, 1, &e), SC_OK); /* unchanged: installs */
+    uint64_t h = sc__local_hash("k", 1);
+    ck_assert_uint_eq(floor_of(l, "k"), 0);
+    ck_assert_int_eq(put(l, "k", "1", 1, 0, 1), SC_OK);
 
-    e = epoch_of(l, "k");
-    ck_assert_int_eq(sc__local_remove(l, "k", 1, sc__local_hash("k", 1), UINT64_MAX), 1);
-    ck_assert_int_eq(put(l, "k", "2", 2, 0, 1, &e), SC_ERR_CONFLICT);
+    /* A remove raises the floor: a value known current only up to a lower
+     * version (a Redis read that raced it, a late event) is refused. */
+    ck_assert_int_eq(sc__local_remove(l, "k", 1, h, UINT64_MAX, 10), 1);
+    ck_assert_uint_eq(floor_of(l, "k"), 10);
+    ck_assert_int_eq(put(l, "k", "2", 2, 0, 1), SC_ERR_CONFLICT);
     ck_assert(!has(l, "k"));
-
-    e = epoch_of(l, "k");
-    sc__local_bump(l, sc__local_hash("k", 1));
-    ck_assert_uint_gt(epoch_of(l, "k"), e);
-    ck_assert_int_eq(put(l, "k", "3", 3, 0, 1, &e), SC_ERR_CONFLICT);
-
-    e = epoch_of(l, "k");
-    ck_assert_int_eq(put(l, "other", "x", 0, 0, 0, NULL), SC_OK);
-    ck_assert_uint_eq(sc__local_clear(l), 1);
-    ck_assert_int_eq(put(l, "k", "4", 4, 0, 1, &e), SC_ERR_CONFLICT);
-    /* Removing a missing key still moves the epoch. */
-    e = epoch_of(l, "k");
-    ck_assert_int_eq(sc__local_remove(l, "k", 1, sc__local_hash("k", 1), UINT64_MAX), 0);
-    ck_assert_int_eq(put(l, "k", "5", 5, 0, 1, &e), SC_ERR_CONFLICT);
-
-    e = epoch_of(l, "k");
-    ck_assert_int_eq(put(l, "k", "6", 6, 0, 1, &e), SC_OK);
+    /* Known current at 10 (a read that saw the counter at 10): fine, even
+     * though the value itself is older. */
+    sc_value *v = sc__value_new("3", 1, 3);
+    ck_assert_int_eq(sc__local_put(l, "k", 1, h, v, 0, 10, 0), SC_OK);
+    sc_value_release(v);
+    /* Floors never go down. */
+    ck_assert_int_eq(sc__local_remove(l, "k", 1, h, 0, 4), 0);
+    ck_assert_uint_eq(floor_of(l, "k"), 10);
     ck_assert(has(l, "k"));
+
+    /* Removing a missing key still raises the floor. */
+    ck_assert_int_eq(sc__local_remove(l, "gone", 4, sc__local_hash("gone", 4), UINT64_MAX, 20), 0);
+    ck_assert_uint_eq(floor_of(l, "gone"), 20);
+    ck_assert_int_eq(put(l, "gone", "x", 19, 0, 1), SC_ERR_CONFLICT);
+    ck_assert_int_eq(put(l, "gone", "x", 20, 0, 1), SC_OK);
+
+    /* A clear raises the store-wide floor, and to every dropped version. */
+    ck_assert_int_eq(put(l, "other", "x", 30, 0, 1), SC_OK);
+    ck_assert_uint_eq(sc__local_clear(l, 25), 3);
+    ck_assert_uint_eq(floor_of(l, "k"), 25);
+    ck_assert_uint_ge(floor_of(l, "other"), 30);
+    ck_assert_int_eq(put(l, "k", "4", 24, 0, 1), SC_ERR_CONFLICT);
+    ck_assert_int_eq(put(l, "k", "5", 26, 0, 1), SC_OK);
+    /* A forced put ignores floors (a reader's local-only write). */
+    ck_assert_int_eq(put(l, "other", "y", 0, 0, 0), SC_OK);
+    sc__local_free(l);
+}
+END_TEST
+
+START_TEST(test_leaving_raises_floor)
+{
+    /* An evicted or expired entry may have been served: nothing older may
+     * come back for its key afterwards. */
+    sc__local *l = mk(SC_LOCAL_LRU, 2, 0, 0, 1);
+    ck_assert_int_eq(put(l, "a", "1", 7, 0, 1), SC_OK);
+    ck_assert_int_eq(put(l, "b", "1", 8, 0, 1), SC_OK);
+    ck_assert_int_eq(put(l, "c", "1", 9, 0, 1), SC_OK); /* evicts a */
+    ck_assert(!has(l, "a"));
+    ck_assert_uint_ge(floor_of(l, "a"), 7);
+    ck_assert_int_eq(put(l, "a", "old", 6, 0, 1), SC_ERR_CONFLICT);
+    ck_assert_int_eq(put(l, "e", "1", 5, 20, 1), SC_OK);
+    sleep_ms(60);
+    ck_assert(!has(l, "e")); /* expired */
+    ck_assert_uint_ge(floor_of(l, "e"), 5);
+    ck_assert_int_eq(put(l, "e", "old", 4, 0, 1), SC_ERR_CONFLICT);
     sc__local_free(l);
 }
 END_TEST
@@ -330,14 +363,13 @@ START_TEST(test_remove_below)
 {
     sc__local *l = mk(SC_LOCAL_LFU, 100, 0, 0, 1);
     uint64_t h = sc__local_hash("k", 1);
-    ck_assert_int_eq(put(l, "k", "v", 5, 0, 0, NULL), SC_OK);
-    uint64_t e = epoch_of(l, "k");
-    ck_assert_int_eq(sc__local_remove(l, "k", 1, h, 5), 0);
+    ck_assert_int_eq(put(l, "k", "v", 5, 0, 0), SC_OK);
+    ck_assert_int_eq(sc__local_remove(l, "k", 1, h, 5, 5), 0);
     ck_assert(has(l, "k"));
-    ck_assert_uint_gt(epoch_of(l, "k"), e);
-    ck_assert_int_eq(sc__local_remove(l, "k", 1, h, 6), 1);
+    ck_assert_uint_eq(floor_of(l, "k"), 5);
+    ck_assert_int_eq(sc__local_remove(l, "k", 1, h, 6, 6), 1);
     ck_assert(!has(l, "k"));
-    ck_assert_int_eq(sc__local_remove(l, "k", 1, h, 6), 0);
+    ck_assert_int_eq(sc__local_remove(l, "k", 1, h, 6, 6), 0);
     sc__local_stats st;
     sc__local_stats(l, &st);
     ck_assert_uint_eq(st.entries, 0);
@@ -350,20 +382,20 @@ END_TEST
 START_TEST(test_held_values_survive)
 {
     sc__local *l = mk(SC_LOCAL_LFU, 10, 0, 0, 1);
-    ck_assert_int_eq(put(l, "keep", "payload", 1, 0, 0, NULL), SC_OK);
+    ck_assert_int_eq(put(l, "keep", "payload", 1, 0, 0), SC_OK);
     sc_value *v;
     ck_assert_int_eq(sc__local_get(l, "keep", 4, sc__local_hash("keep", 4), &v), SC_OK);
     char k[32];
     for (int i = 0; i < 1000; i++) {
         snprintf(k, sizeof k, "k%d", i);
-        ck_assert_int_eq(put(l, k, "fill", 0, 0, 0, NULL), SC_OK);
+        ck_assert_int_eq(put(l, k, "fill", 0, 0, 0), SC_OK);
         ck_assert(get(l, k));
     }
     ck_assert(!has(l, "keep"));
     ck_assert_str_eq((const char *)sc_value_data(v), "payload");
     sc_value *w;
     ck_assert_int_eq(sc__local_get(l, "k999", 4, sc__local_hash("k999", 4), &w), SC_OK);
-    sc__local_clear(l);
+    sc__local_clear(l, 0);
     ck_assert_str_eq((const char *)sc_value_data(w), "fill");
     sc__local_free(l);
     ck_assert_str_eq((const char *)sc_value_data(v), "payload");
@@ -380,9 +412,9 @@ START_TEST(test_clear_and_reuse)
     for (int round = 0; round < 3; round++) {
         for (int i = 0; i < 200; i++) {
             snprintf(k, sizeof k, "r%d-%d", round, i);
-            ck_assert_int_eq(put(l, k, "v", 0, 0, 0, NULL), SC_OK);
+            ck_assert_int_eq(put(l, k, "v", 0, 0, 0), SC_OK);
         }
-        ck_assert_uint_eq(sc__local_clear(l), 50);
+        ck_assert_uint_eq(sc__local_clear(l, 0), 50);
         sc__local_stats st;
         sc__local_stats(l, &st);
         ck_assert_uint_eq(st.entries, 0);
@@ -407,27 +439,26 @@ START_TEST(test_bad_input)
 
     sc__local *l = mk(SC_LOCAL_LFU, 10, 0, 0, 1);
     sc_value *v = sc__value_new("x", 1, 0), *out = NULL;
-    ck_assert_int_eq(sc__local_put(NULL, "k", 1, 0, v, 0, 0, NULL), SC_ERR_INVALID);
-    ck_assert_int_eq(sc__local_put(l, NULL, 1, 0, v, 0, 0, NULL), SC_ERR_INVALID);
-    ck_assert_int_eq(sc__local_put(l, "k", 1, 0, NULL, 0, 0, NULL), SC_ERR_INVALID);
+    ck_assert_int_eq(sc__local_put(NULL, "k", 1, 0, v, 0, 0, 0), SC_ERR_INVALID);
+    ck_assert_int_eq(sc__local_put(l, NULL, 1, 0, v, 0, 0, 0), SC_ERR_INVALID);
+    ck_assert_int_eq(sc__local_put(l, "k", 1, 0, NULL, 0, 0, 0), SC_ERR_INVALID);
     ck_assert_int_ne(sc__local_get(NULL, "k", 1, 0, &out), SC_OK);
     ck_assert_int_ne(sc__local_get(l, "k", 1, 0, NULL), SC_OK);
     ck_assert_int_ne(sc__local_get(l, NULL, 1, 0, &out), SC_OK);
-    ck_assert_int_eq(sc__local_remove(NULL, "k", 1, 0, UINT64_MAX), 0);
-    ck_assert_uint_eq(sc__local_clear(NULL), 0);
-    sc__local_bump(NULL, 0);
+    ck_assert_int_eq(sc__local_remove(NULL, "k", 1, 0, UINT64_MAX, 0), 0);
+    ck_assert_uint_eq(sc__local_clear(NULL, 0), 0);
     /* A hash that is not sc__local_hash(key) must not corrupt the store. */
     for (uint64_t h = 0; h < 100; h++) {
         char k[16];
         snprintf(k, sizeof k, "w%u", (unsigned)h);
-        ck_assert_int_eq(sc__local_put(l, k, strlen(k), h * 0x9e3779b97f4a7c15ull, v, 0, 0, NULL), SC_OK);
+        ck_assert_int_eq(sc__local_put(l, k, strlen(k), h * 0x9e3779b97f4a7c15ull, v, 0, 0, SC__PUT_FORCE), SC_OK);
     }
     sc__local_stats st;
     sc__local_stats(l, &st);
     ck_assert_uint_eq(st.entries, 10);
     /* The empty key and binary keys are keys like any other. */
-    ck_assert_int_eq(sc__local_put(l, "", 0, sc__local_hash("", 0), v, 0, 0, NULL), SC_OK);
-    ck_assert_int_eq(sc__local_put(l, "a\0b", 3, sc__local_hash("a\0b", 3), v, 0, 0, NULL), SC_OK);
+    ck_assert_int_eq(sc__local_put(l, "", 0, sc__local_hash("", 0), v, 0, 0, SC__PUT_FORCE), SC_OK);
+    ck_assert_int_eq(sc__local_put(l, "a\0b", 3, sc__local_hash("a\0b", 3), v, 0, 0, SC__PUT_FORCE), SC_OK);
     ck_assert_int_eq(sc__local_peek(l, "a\0b", 3, sc__local_hash("a\0b", 3), &out), SC_OK);
     sc_value_release(out);
     ck_assert_int_eq(sc__local_peek(l, "a\0c", 3, sc__local_hash("a\0c", 3), &out), SC_NOT_FOUND);
@@ -472,20 +503,20 @@ static void *stress_thread(void *arg)
             uint64_t ver = (r >> 8) & 0xffff;
             int n = snprintf(val, sizeof val, "%s:%llu:%.*s", k, (unsigned long long)ver,
                              (int)(r % 20), "....................");
-            uint64_t e = sc__local_epoch(st->l, h);
             v = sc__value_new(val, (size_t)n, ver);
             if (!v)
                 st->bad++;
-            sc_status s = sc__local_put(st->l, k, kl, h, v, 0, op & 1, op == 12 ? &e : NULL);
+            sc_status s = sc__local_put(st->l, k, kl, h, v, 0, op == 12 ? ver : UINT64_MAX,
+                                        op & 1 ? 0 : SC__PUT_FORCE);
             if (s != SC_OK && s != SC_ERR_CONFLICT)
                 st->bad++;
             sc_value_release(v);
         } else if (op == 13) {
-            sc__local_remove(st->l, k, kl, h, (r >> 8) & 0xffff);
+            sc__local_remove(st->l, k, kl, h, (r >> 8) & 0xffff, (r >> 8) & 0xffff);
         } else if (op == 14) {
-            sc__local_bump(st->l, h);
+            sc__local_remove(st->l, k, kl, h, 0, (r >> 8) & 0xffff);
         } else if (i % 97 == 0) {
-            sc__local_clear(st->l);
+            sc__local_clear(st->l, 0);
         } else {
             sc__local_stats s;
             sc__local_stats(st->l, &s);
@@ -545,7 +576,8 @@ static Suite *local_suite(void)
     tcase_add_loop_test(tc, test_ttl, 0, 2);
     tcase_add_test(tc, test_max_ttl);
     tcase_add_test(tc, test_versions);
-    tcase_add_test(tc, test_epochs);
+    tcase_add_test(tc, test_floors);
+    tcase_add_test(tc, test_leaving_raises_floor);
     tcase_add_test(tc, test_remove_below);
     tcase_add_test(tc, test_held_values_survive);
     tcase_add_loop_test(tc, test_clear_and_reuse, 0, 2);
