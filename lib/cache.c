@@ -2,9 +2,12 @@
  * tier, start the synchronizer and wait for the first sync), close, and the
  * stats snapshot. */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "lib/internal.h"
 
@@ -17,6 +20,7 @@ static void cache_free(sc_cache *c)
     sc__remote_close(c->remote);
     sc__local_free(c->local);
     sc__flights_destroy(&c->flights);
+    free((char *)c->hb_event.buf);
     pthread_mutex_destroy(&c->open_mu);
     pthread_cond_destroy(&c->open_cv);
     free(c->strings);
@@ -41,9 +45,22 @@ static sc_status wait_first_sync(sc_cache *c)
     int rc = 0;
     while (c->open_state == 0 && rc != ETIMEDOUT)
         rc = pthread_cond_timedwait(&c->open_cv, &c->open_mu, &deadline);
-    int ok = c->open_state == 1;
+    int state = c->open_state;
     pthread_mutex_unlock(&c->open_mu);
-    return ok ? SC_OK : SC_ERR_TIMEOUT;
+    return state == 1 ? SC_OK : state < 0 ? SC_ERR_REMOTE : SC_ERR_TIMEOUT;
+}
+
+/* 16 hex digits from the kernel's random source (the clock and the pid if
+ * that fails): what tells this process's events from every other's. */
+static void new_instance_id(char out[17])
+{
+    uint64_t r;
+    if (getrandom(&r, sizeof r, GRND_NONBLOCK) != (ssize_t)sizeof r) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        r = ((uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec) ^ ((uint64_t)getpid() << 40);
+    }
+    snprintf(out, 17, "%016llx", (unsigned long long)r);
 }
 
 SC_EXPORT sc_status sc_open(const sc_options *o, sc_cache **out)
@@ -72,7 +89,12 @@ SC_EXPORT sc_status sc_open(const sc_options *o, sc_cache **out)
         return sc__fail(NULL, SC_ERR_NOMEM, "sc_open: out of memory");
     }
     const sc_options *opt = &c->opt;
-    sc__seq_init(&c->seq, opt->pod_id);
+    new_instance_id(c->inst);
+    sc__seq_init(&c->seq, opt->ns, opt->pod_id, c->inst);
+    if (sc__own_event(c, SC__ACT_HEARTBEAT, NULL, 0, NULL, 0, 0, &c->hb_event) != SC_OK) {
+        cache_free(c);
+        return sc__fail(NULL, SC_ERR_NOMEM, "sc_open: out of memory");
+    }
 
     sc__local_config lc = {
         .policy = opt->local_policy,
@@ -98,7 +120,6 @@ SC_EXPORT sc_status sc_open(const sc_options *o, sc_cache **out)
         .pool_size = opt->redis_pool_size,
         .ns = opt->ns,
         .channel = opt->channel,
-        .sender = opt->pod_id,
         .wire_format = opt->wire_format,
         .log_len = opt->event_log_len,
     };
@@ -107,6 +128,17 @@ SC_EXPORT sc_status sc_open(const sc_options *o, sc_cache **out)
         cache_free(c);
         return sc__fail(NULL, s, "sc_open: %s", err);
     }
+    /* Loading the scripts proved that they may run; one heartbeat proves
+     * that this user may write the namespace's counter and publish on the
+     * channel, so a missing permission fails here, with Redis' words, and
+     * not later as a write that half happened. */
+    sc__remote_state st;
+    s = sc__remote_heartbeat(c->remote, &c->hb_event, &st, err, sizeof err);
+    if (s != SC_OK) {
+        cache_free(c);
+        return sc__fail(NULL, s, "sc_open: %s", err);
+    }
+    sc__redis_clock_seen(c, st.time_ms);
 
     sc__sub_config sub = {
         .host = opt->redis_host,
@@ -128,12 +160,17 @@ SC_EXPORT sc_status sc_open(const sc_options *o, sc_cache **out)
         cache_free(c);
         return sc__fail(NULL, s, "sc_open: synchronizer: %s", err);
     }
-    if (!opt->event_base && wait_first_sync(c) != SC_OK) {
+    if (!opt->event_base && (s = wait_first_sync(c)) != SC_OK) {
         /* The message first: it reads options that cache_free releases. */
-        sc__fail(NULL, SC_ERR_TIMEOUT, "sc_open: not subscribed to %s within %u ms", opt->channel,
-                 opt->redis_timeout_ms * 3);
+        pthread_mutex_lock(&c->open_mu);
+        if (s == SC_ERR_REMOTE)
+            sc__fail(NULL, s, "sc_open: cannot subscribe to %s: %s", opt->channel, c->open_why);
+        else
+            sc__fail(NULL, s, "sc_open: not subscribed to %s within %u ms%s%s", opt->channel,
+                     opt->redis_timeout_ms * 3, c->open_why[0] ? ": " : "", c->open_why);
+        pthread_mutex_unlock(&c->open_mu);
         cache_free(c);
-        return SC_ERR_TIMEOUT;
+        return s;
     }
     sc__log(c, SC_LOG_INFO, "pod %s open on namespace %s", opt->pod_id, opt->ns);
     *out = c;
@@ -192,4 +229,9 @@ SC_EXPORT void sc_stats_get(sc_cache *c, sc_stats *out)
     out->stale_served = LOAD(stale_served);
     out->synced = (uint64_t)atomic_load(&c->synced);
     out->last_seq = LOAD(last_seq);
+    out->events_foreign = LOAD(events_foreign);
+    out->events_forged = LOAD(events_forged);
+    out->duplicate_pod_ids = LOAD(duplicate_pod_ids);
+    out->epoch_changes = LOAD(epoch_changes);
+    out->publish_failures = LOAD(publish_failures);
 }

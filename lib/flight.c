@@ -33,16 +33,22 @@ void sc__flights_destroy(sc__flights *f)
     pthread_mutex_destroy(&f->mu);
 }
 
-/* Reads Redis and installs the value when allowed. The leader's work. */
+/* Reads Redis and installs the value when allowed. The leader's work.
+ * The read also returns the namespace counter at the moment it ran: the
+ * value is known current up to there, and the local tier refuses it if an
+ * event or removal since raised the key's floor above that (the
+ * read-populate race). Whatever is not installed still raises the floor to
+ * what the caller is about to see, so nothing older can come back. */
 static sc_status read_remote(sc_cache *c, const char *key, size_t klen, uint64_t hash, int install,
                              sc_value **out, char *err, size_t errlen)
 {
-    /* The epoch is taken before the read: any event for the key's stripe
-     * that lands while the read is in flight blocks the install. */
     sc__remote_item item;
     sc_status s = sc__remote_get(c->remote, key, klen, &item, err, errlen);
     if (s == SC_NOT_FOUND) {
         sc__atomic_inc(&c->remote_misses);
+        sc__verified(c, item.known);
+        /* Absent at item.known: any copy up to that version is stale. */
+        sc__local_remove(c->local, key, klen, hash, item.known + 1, item.known);
         return s;
     }
     if (s != SC_OK) {
@@ -50,7 +56,7 @@ static sc_status read_remote(sc_cache *c, const char *key, size_t klen, uint64_t
         return s;
     }
     sc__atomic_inc(&c->remote_hits);
-    sc__atomic_max(sc__seen_hw(c, hash), item.version);
+    sc__verified(c, item.known);
     sc_value *v = sc__value_new_keyed(key, klen, item.data, item.len, item.version);
     free(item.data);
     if (!v) {
@@ -61,11 +67,7 @@ static sc_status read_remote(sc_cache *c, const char *key, size_t klen, uint64_t
      * with 0 ms left is about to go, so it is not worth keeping. */
     int installed = install && item.pttl_ms != 0 && atomic_load_explicit(&c->synced, memory_order_acquire) &&
                     sc__local_put(c->local, key, klen, hash, v, item.pttl_ms > 0 ? (uint64_t)item.pttl_ms : 0,
-                                  item.version, 0) == SC_OK;
-    /* Not installed: an event older than this value may have been installed
-     * while the read was in flight; the caller is about to see the newer
-     * one, so the older copy must go (the removal also bumps the stripe,
-     * which stops an event put that checked seen_hw before it moved). */
+                                  item.known, 0) == SC_OK;
     if (!installed)
         sc__local_remove(c->local, key, klen, hash, item.version, item.version);
     *out = v;

@@ -33,27 +33,29 @@ struct sc_cache {
     sc__sub *sub;
     sc__flights flights;
 
-    /* Sync state. `synced` and `proof_ms` are read by any thread; the rest
-     * belongs to the sync (loop) thread. */
+    char inst[17];               /* this process's instance id: 16 hex, random per open */
+    sc__remote_event hb_event;   /* the heartbeat template (owned) */
+
+    /* Sync state. `synced`, `proof_ms`, `verified` and `redis_offset_ms` are
+     * used by any thread; the rest belongs to the sync (loop) thread. */
     atomic_int synced;           /* 1: stream live and caught up */
     atomic_uint_fast64_t proof_ms; /* every event published before this time was applied */
     atomic_uint_fast64_t last_seq; /* copy of seq.last_seq for stats */
+    atomic_uint_fast64_t verified; /* highest counter value read from Redis (or
+                                      returned by an own write): versions up
+                                      to it are real */
+    _Atomic int64_t redis_offset_ms; /* Redis clock minus this host's realtime clock */
     sc__seq seq;
     uint64_t hb_sent_ms;         /* send time of the outstanding own heartbeat, 0 if none */
     uint64_t hb_next_ms;         /* when to send the next one */
     int ever_synced;             /* a later subscribe is a reconnect */
+    atomic_int dup_warned;       /* the duplicate pod id warning was logged */
 
     /* sc_open waits on this until the first sync (own-thread mode). */
     pthread_mutex_t open_mu;
     pthread_cond_t open_cv;
-    int open_state;              /* 0 waiting, 1 synced */
-
-    /* Per stripe of keys, the highest version this pod served or wrote
-     * outside the event stream (Redis reads, own writes). A set event older
-     * than its stripe's mark may be older than something a caller already
-     * saw for that key, so it only invalidates. Striped so one key's traffic
-     * does not turn every other key's events into invalidations. */
-    atomic_uint_fast64_t seen_hw[4096];
+    int open_state;              /* 0 waiting, 1 synced, -1 refused (open_why) */
+    char open_why[SC__ERRLEN];   /* the last reason the subscription failed */
 
     /* Counters not kept by the local store. */
     atomic_uint_fast64_t remote_hits, remote_misses, remote_errors, loads_shared;
@@ -61,6 +63,7 @@ struct sc_cache {
     atomic_uint_fast64_t events_ignored_self, events_stale, events_malformed;
     atomic_uint_fast64_t invalidations, reconnects, gaps, events_replayed;
     atomic_uint_fast64_t flushes, heartbeat_misses, stale_served;
+    atomic_uint_fast64_t events_foreign, events_forged, duplicate_pod_ids, epoch_changes, publish_failures;
 };
 
 /* errors.c: record a failure for sc_errmsg and return s. */
@@ -76,6 +79,21 @@ sc_status sc__options_copy(sc_cache *c, const sc_options *o);
 /* syncer.c: the callbacks the subscriber runs on the loop thread. */
 void sc__syncer_callbacks(sc_cache *c, sc__sub_callbacks *cb);
 
+/* events.c: the template of an event this pod publishes (version, time and
+ * epoch are spliced in by the script). The caller frees t->buf. */
+sc_status sc__own_event(const sc_cache *c, sc__action action, const char *key, size_t klen, const void *val,
+                        size_t len, uint64_t ttl_ms, sc__remote_event *t);
+/* This host's estimate of the Redis clock in ms since the Unix epoch. */
+uint64_t sc__redis_now_ms(const sc_cache *c);
+/* Records a Redis clock reading taken around now. */
+void sc__redis_clock_seen(sc_cache *c, uint64_t redis_ms);
+/* How long a value written at write_ms (Redis clock) with ttl_ms has left:
+ * ttl_ms when either is 0 (no TTL, or an outside publisher's event), 0 when
+ * it has expired, else the rest. The caller treats "expired" separately. */
+int sc__ttl_left(const sc_cache *c, uint64_t ttl_ms, uint64_t write_ms, uint64_t *left);
+/* Raises verified to v. */
+void sc__verified(sc_cache *c, uint64_t v);
+
 /* flight.c */
 void sc__flights_init(sc__flights *f);
 void sc__flights_destroy(sc__flights *f);
@@ -83,14 +101,13 @@ void sc__flights_destroy(sc__flights *f);
  * locally when allowed. Returns SC_OK with *out, SC_NOT_FOUND or an error. */
 sc_status sc__load(sc_cache *c, const char *key, size_t klen, uint64_t hash, int install, sc_value **out);
 
+/* ops.c: the pod's own write reached Redis with this result: count it, note
+ * a failed PUBLISH, and raise verified. */
+void sc__wrote(sc_cache *c, const sc__remote_result *res, const char *call);
+
 static inline uint64_t sc__atomic_inc(atomic_uint_fast64_t *a)
 {
     return atomic_fetch_add_explicit(a, 1, memory_order_relaxed) + 1;
-}
-
-static inline atomic_uint_fast64_t *sc__seen_hw(sc_cache *c, uint64_t hash)
-{
-    return &c->seen_hw[(hash >> 20) & 4095];
 }
 
 static inline void sc__atomic_max(atomic_uint_fast64_t *a, uint64_t v)

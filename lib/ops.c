@@ -1,14 +1,20 @@
 /* The data calls: get, set, set_invalidate, delete, clear.
  *
- * Ordering rules that keep local copies from going stale:
- *  - a value read from Redis (get) or just written (set) is installed only if
- *    its version is newer than the local one AND no event or removal touched
- *    the key's stripe since before the Redis call (stripe epochs), so a read
- *    that raced an invalidation never installs the older value;
- *  - nothing is installed while the pod is unsynced (its event stream is down
- *    or catching up): what it would install could not be kept current;
+ * One rule orders every install (docs/protocol.md, rule 6; local/local.h):
+ * a value goes into the local tier only with the version up to which it is
+ * known current, and the local tier refuses it below the key's floor. Here
+ * that means:
+ *  - an own write installs its value with its own version, and only while
+ *    the pod is synced (otherwise events it would need to keep the copy
+ *    current may be missing);
+ *  - a delete or clear raises the floor to its version, so an older set
+ *    still in flight from another pod is never installed afterwards;
  *  - a failed write drops the local copy, so no pod serves a value Redis may
- *    not hold. */
+ *    not hold (if the write did happen, its own event removes anything older
+ *    when it comes back).
+ * A write whose PUBLISH was refused is still a write: it is in Redis and in
+ * the log, SC_OK is returned, and pods catch it from the log at the next
+ * heartbeat. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -46,6 +52,25 @@ static uint64_t sync_age_ms(sc_cache *c)
     uint64_t proof = atomic_load_explicit(&c->proof_ms, memory_order_relaxed);
     uint64_t now = sc__now_ms();
     return now > proof ? now - proof : 0;
+}
+
+void sc__wrote(sc_cache *c, const sc__remote_result *res, const char *call)
+{
+    sc__verified(c, res->version);
+    sc__atomic_inc(&c->events_published);
+    if (!res->published) {
+        sc__atomic_inc(&c->publish_failures);
+        sc__log(c, SC_LOG_WARN,
+                "pod %s: %s: version %llu is stored and logged, but PUBLISH failed (pods will read it from "
+                "the log): %s",
+                c->opt.pod_id, call, (unsigned long long)res->version, res->publish_error);
+    }
+}
+
+static sc_status remote_failed(sc_cache *c, sc_status s, const char *call, const char *err)
+{
+    sc__atomic_inc(&c->remote_errors);
+    return sc__fail(c, s, "%s: %s", call, err);
 }
 
 SC_EXPORT sc_status sc_get_ex(sc_cache *c, const char *key, sc_value **out, sc_get_info *info)
@@ -132,33 +157,26 @@ static sc_status set_common(sc_cache *c, const char *key, const void *val, size_
     }
 
     uint64_t ttl = ttl_ms ? ttl_ms : c->opt.default_ttl_ms;
-    sc__remote_event_kind kind =
-        invalidate || len > c->opt.event_value_max ? SC__REMOTE_EV_INVALIDATE : SC__REMOTE_EV_SET;
-    char *b64 = NULL;
-    if (kind == SC__REMOTE_EV_SET && c->opt.wire_format == SC_WIRE_JSON) {
-        b64 = malloc(sc__base64_encoded_len(len) + 1);
-        if (!b64)
-            return sc__fail(c, SC_ERR_NOMEM, "%s: out of memory", call);
-        sc__base64_encode(val, len, b64);
-    }
-
-    uint64_t version = 0;
+    int carry = !invalidate && len <= c->opt.event_value_max;
+    sc__remote_event ev;
+    s = sc__own_event(c, carry ? SC__ACT_SET : SC__ACT_INVALIDATE, key, klen, val, len, ttl, &ev);
+    if (s != SC_OK)
+        return sc__fail(c, s, "%s: cannot encode the event: %s", call, sc_strerror(s));
+    sc__remote_result res;
     char err[SC__ERRLEN];
-    s = sc__remote_set(c->remote, key, klen, val, len, b64, ttl, kind, &version, err, sizeof err);
-    free(b64);
+    s = sc__remote_set(c->remote, key, klen, val, len, ttl, &ev, &res, err, sizeof err);
+    free((char *)ev.buf);
     if (s != SC_OK) {
-        sc__atomic_inc(&c->remote_errors);
         sc__local_remove(c->local, key, klen, hash, UINT64_MAX, 0);
-        return sc__fail(c, s, "%s: %s", call, err);
+        return remote_failed(c, s, call, err);
     }
-    sc__atomic_inc(&c->events_published);
-    sc__atomic_max(sc__seen_hw(c, hash), version);
+    sc__wrote(c, &res, call);
 
-    sc_value *v = is_synced(c) ? sc__value_new_keyed(key, klen, val, len, version) : NULL;
-    if (!v || sc__local_put(c->local, key, klen, hash, v, ttl, version, 0) != SC_OK) {
-        /* Not installed (unsynced, raced an event, no memory, too big for
-         * the local bound): make sure no older copy survives. */
-        sc__local_remove(c->local, key, klen, hash, version + 1, version);
+    sc_value *v = is_synced(c) ? sc__value_new_keyed(key, klen, val, len, res.version) : NULL;
+    if (!v || sc__local_put(c->local, key, klen, hash, v, ttl, res.version, 0) != SC_OK) {
+        /* Not installed (unsynced, a newer version or floor is there, no
+         * memory, too big for the local bound): no older copy may stay. */
+        sc__local_remove(c->local, key, klen, hash, res.version, res.version);
     }
     sc_value_release(v);
     return SC_OK;
@@ -181,20 +199,25 @@ SC_EXPORT sc_status sc_delete(sc_cache *c, const char *key)
     if (s != SC_OK)
         return s;
     uint64_t hash = sc__local_hash(key, klen);
+    /* Stop serving the key at once; the floor follows once the delete has
+     * its version. */
     sc__local_remove(c->local, key, klen, hash, UINT64_MAX, 0);
     if (!writes_redis(c))
         return SC_OK;
-    uint64_t version;
+    sc__remote_event ev;
+    s = sc__own_event(c, SC__ACT_DELETE, key, klen, NULL, 0, 0, &ev);
+    if (s != SC_OK)
+        return sc__fail(c, s, "sc_delete: cannot encode the event: %s", sc_strerror(s));
+    sc__remote_result res;
     char err[SC__ERRLEN];
-    s = sc__remote_delete(c->remote, key, klen, &version, err, sizeof err);
-    /* Again after Redis: a get that read the old value while the delete was
-     * in flight must not install it (the remove bumps the stripe epoch). */
-    sc__local_remove(c->local, key, klen, hash, UINT64_MAX, 0);
-    if (s != SC_OK) {
-        sc__atomic_inc(&c->remote_errors);
-        return sc__fail(c, s, "sc_delete: %s", err);
-    }
-    sc__atomic_inc(&c->events_published);
+    s = sc__remote_delete(c->remote, key, klen, c->opt.tombstone_ttl_ms, &ev, &res, err, sizeof err);
+    free((char *)ev.buf);
+    if (s != SC_OK)
+        return remote_failed(c, s, "sc_delete", err);
+    sc__wrote(c, &res, "sc_delete");
+    /* Nothing older than the delete may be installed from now on: not a
+     * Redis read that was in flight, not another pod's older set. */
+    sc__local_remove(c->local, key, klen, hash, res.version, res.version);
     return SC_OK;
 }
 
@@ -205,14 +228,17 @@ SC_EXPORT sc_status sc_clear(sc_cache *c)
     sc__local_clear(c->local, 0);
     if (!writes_redis(c))
         return SC_OK;
-    uint64_t version;
+    sc__remote_event ev;
+    sc_status s = sc__own_event(c, SC__ACT_CLEAR, NULL, 0, NULL, 0, 0, &ev);
+    if (s != SC_OK)
+        return sc__fail(c, s, "sc_clear: cannot encode the event: %s", sc_strerror(s));
+    sc__remote_result res;
     char err[SC__ERRLEN];
-    sc_status s = sc__remote_clear(c->remote, &version, err, sizeof err);
-    sc__local_clear(c->local, 0);
-    if (s != SC_OK) {
-        sc__atomic_inc(&c->remote_errors);
-        return sc__fail(c, s, "sc_clear: %s", err);
-    }
-    sc__atomic_inc(&c->events_published);
+    s = sc__remote_clear(c->remote, &ev, &res, err, sizeof err);
+    free((char *)ev.buf);
+    if (s != SC_OK)
+        return remote_failed(c, s, "sc_clear", err);
+    sc__wrote(c, &res, "sc_clear");
+    sc__local_clear(c->local, res.version);
     return SC_OK;
 }

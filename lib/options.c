@@ -32,13 +32,14 @@ SC_EXPORT void sc_options_init(sc_options *o)
     o->max_value_bytes = 64 * MIB;
     o->max_event_bytes = 1 * MIB;
     o->event_value_max = 256 * KIB;
-    o->disconnect_policy = SC_DISCONNECT_FLUSH;
+    o->disconnect_policy = SC_DISCONNECT_BYPASS;
     o->stale_max_ms = 5000;
     o->heartbeat_interval_ms = 250;
     o->heartbeat_timeout_ms = 1000;
     o->reconnect_min_ms = 50;
     o->reconnect_max_ms = 2000;
     o->event_log_len = 10000;
+    o->tombstone_ttl_ms = 86400000;
     o->log_level = SC_LOG_WARN;
 }
 
@@ -80,6 +81,11 @@ sc_status sc__options_check(const sc_options *o, char *err, size_t errlen)
         fail = 1;
     else if (!o->redis_unix_socket && bad_string("redis_host", o->redis_host, 1, err, errlen))
         fail = 1;
+    else if (!sc__remote_ns_valid(o->ns))
+        fail = bad(err, errlen,
+                   "option ns: \"%s\" may not hold '{', '}' or control characters (the namespace is a Redis "
+                   "hash tag: {ns})",
+                   o->ns);
     else if (!o->redis_unix_socket && (o->redis_port < 1 || o->redis_port > 65535))
         fail = bad(err, errlen, "option redis_port: %d is not in 1..65535", o->redis_port);
     else if (o->redis_username && !o->redis_password)
@@ -147,7 +153,7 @@ sc_status sc__options_copy(sc_cache *c, const sc_options *o)
     if (!o->pod_id)
         generate_pod_id(pod, sizeof pod);
     if (!o->channel)
-        snprintf(channel, sizeof channel, "%s:events", o->ns);
+        snprintf(channel, sizeof channel, "{%s}:events", o->ns);
 
     const char *src[] = {o->pod_id ? o->pod_id : pod, o->ns, o->channel ? o->channel : channel,
                          o->redis_host, o->redis_unix_socket, o->redis_username, o->redis_password};

@@ -1,15 +1,28 @@
 /* The synchronizer's brain: what the pod does with each message on the
  * channel, on (re)subscription, on loss and on every tick. All of it runs on
  * the loop thread (the subscriber's callbacks), so the sequence state needs
- * no lock; only `synced`, `proof_ms` and the counters are shared.
+ * no lock; only `synced`, `proof_ms`, `verified` and the counters are shared.
+ * The rules are those of docs/protocol.md:
  *
- * The namespace sequence makes loss visible: every write takes the next
- * number and events reach the channel in that order, so a pod that applied
- * everything up to N expects N + 1. A jump is a gap; a heartbeat carries the
- * sequence at the time it was sent, which exposes a gap even when nothing
- * follows the lost event. A gap, and every re-subscription, is closed from
- * the event log in Redis; when the log no longer covers it (trimmed, or Redis
- * restarted and lost it) the local tier is flushed instead. */
+ *  - events of other namespaces are counted and ignored; the pod's own
+ *    events (its instance id) never install anything but still remove older
+ *    copies, so an own write whose reply was lost cannot leave one behind;
+ *  - no sequence number from the channel is believed on its own: a version
+ *    above the highest counter the pod has seen in Redis makes it read the
+ *    counter first, and a version Redis has not reached is forged (dropped,
+ *    changes nothing); two different events for one version flush the tier;
+ *  - a gap, and every resubscription, is closed from the event log in Redis
+ *    (the log's copies, not the channel's); when the log cannot cover it, or
+ *    Redis' history is no longer the one the pod followed (new epoch, counter
+ *    behind, a different event at the pod's last sequence), the pod flushes
+ *    with a floor at the counter it resynchronised at, so no Redis read that
+ *    was in flight before can install an older value afterwards.
+ * Every install, whatever its path, goes through the local tier's version
+ * floors (local/local.h); this file decides only which floor each event
+ * raises.
+ */
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "lib/internal.h"
@@ -19,9 +32,9 @@ static void publish_seq(sc_cache *c)
     atomic_store_explicit(&c->last_seq, c->seq.last_seq, memory_order_relaxed);
 }
 
-static void flush_local(sc_cache *c, const char *why)
+static void flush_local(sc_cache *c, uint64_t floor, const char *why)
 {
-    size_t n = sc__local_clear(c->local, 0);
+    size_t n = sc__local_clear(c->local, floor);
     sc__atomic_inc(&c->flushes);
     sc__log(c, SC_LOG_WARN, "pod %s: local tier flushed (%zu entries): %s", c->opt.pod_id, n, why);
 }
@@ -35,60 +48,72 @@ static void syncer_lost(sc_cache *c, const char *why)
     if (was)
         sc__log(c, SC_LOG_WARN, "pod %s: event stream lost: %s", c->opt.pod_id, why);
     if (was && c->opt.disconnect_policy == SC_DISCONNECT_FLUSH)
-        flush_local(c, "disconnect policy flush");
+        flush_local(c, 0, "disconnect policy flush");
 }
 
-/* Applies one decoded cache event to the local tier and tells the event
- * hook. Returns 1 if the local tier changed. */
-static int apply_event(sc_cache *c, const sc__event *ev, int replayed)
+static void drop_stream(sc_cache *c, const char *why)
+{
+    syncer_lost(c, why);
+    sc__sub_reconnect(c->sub, why);
+}
+
+/* Applies one event to the local tier and tells the event hook. own: this
+ * process sent it. Returns 1 if the local tier changed. */
+static int apply_event(sc_cache *c, const sc__event *ev, int replayed, int own)
 {
     uint64_t hash = ev->key_len ? sc__local_hash(ev->key, ev->key_len) : 0;
+    int external = ev->version == 0;
+    /* An outside publisher's event has no version: it is ordered after
+     * everything the pod has applied so far. */
+    uint64_t floor = external ? c->seq.last_seq : ev->version;
+    uint64_t below = external ? UINT64_MAX : ev->version;
     sc_value *v = NULL;
     int changed = 0;
     switch (ev->action) {
     case SC__ACT_SET:
-        if (ev->version) {
-            /* Touch the stripe first, so a Redis read racing this event
-             * cannot install its (older) value afterwards. */
-            /* The epoch is read before seen_hw: a Redis read that raises
-             * seen_hw past this event and then removes older copies either
-             * is seen here, or bumps the stripe and so refuses the put. */
-            v = sc__value_new_keyed(ev->key, ev->key_len, ev->value, ev->value_len, ev->version);
-            if (v && ev->version >= atomic_load_explicit(sc__seen_hw(c, hash), memory_order_acquire)) {
-                sc_status s = sc__local_put(c->local, ev->key, ev->key_len, hash, v, ev->ttl_ms, ev->version, 0);
-                if (s == SC_ERR_CONFLICT) {
-                    sc__atomic_inc(&c->events_stale);
-                } else {
-                    /* Too big for the local bound: no copy rather than an
-                     * old one. */
-                    if (s != SC_OK)
-                        sc__local_remove(c->local, ev->key, ev->key_len, hash, UINT64_MAX, ev->version);
-                    changed = 1;
-                }
+        if (!own && !external) {
+            uint64_t left;
+            if (!sc__ttl_left(c, ev->ttl_ms, ev->time_ms, &left)) {
+                /* Expired in Redis already (a late or replayed event). */
+                changed = sc__local_remove(c->local, ev->key, ev->key_len, hash, ev->version + 1, floor);
                 break;
             }
-            /* This pod already served or wrote a newer version of some key
-             * (possibly this one, since evicted): installing this older
-             * value could move a caller's view backwards. Drop older
-             * copies instead; the next get reads Redis. */
-            changed = sc__local_remove(c->local, ev->key, ev->key_len, hash, ev->version, ev->version);
+            v = sc__value_new_keyed(ev->key, ev->key_len, ev->value, ev->value_len, ev->version);
+            sc_status s = v ? sc__local_put(c->local, ev->key, ev->key_len, hash, v, left, ev->version, 0)
+                            : SC_ERR_NOMEM;
+            if (s == SC_OK) {
+                changed = 1;
+                break;
+            }
+            if (s == SC_ERR_CONFLICT)
+                sc__atomic_inc(&c->events_stale);
+            /* Not installed (the key holds this or a newer version, a floor
+             * is above it, too big, no memory): no older copy may stay. */
+            changed = sc__local_remove(c->local, ev->key, ev->key_len, hash, ev->version, floor);
             break;
         }
-        /* A set without a version comes from an outside publisher; with no
-         * way to order it, the safe reading is "the key changed": drop the
-         * copy and let the next get read Redis. */
+        /* An own set is already in the local tier (or deliberately not);
+         * an outside set cannot be ordered: both only remove. */
         /* fall through */
     case SC__ACT_INVALIDATE:
     case SC__ACT_DELETE:
-        changed = sc__local_remove(c->local, ev->key, ev->key_len, hash, ev->version ? ev->version : UINT64_MAX, ev->version);
+        changed = sc__local_remove(c->local, ev->key, ev->key_len, hash, below, floor);
         if (changed)
             sc__atomic_inc(&c->invalidations);
         break;
     case SC__ACT_CLEAR:
-        changed = sc__local_clear(c->local, 0) > 0;
+        changed = sc__local_clear(c->local, floor) > 0;
+        /* A clear starts a new epoch (remote/lua/clear.lua): follow it. */
+        if (!external && ev->epoch_len == sizeof c->seq.epoch - 1)
+            memcpy(c->seq.epoch, ev->epoch, sizeof c->seq.epoch);
         break;
     case SC__ACT_HEARTBEAT:
         break;
+    }
+    if (own) {
+        sc__atomic_inc(&c->events_ignored_self);
+        sc_value_release(v);
+        return changed;
     }
     if (changed)
         sc__atomic_inc(&c->events_applied);
@@ -109,9 +134,63 @@ static int apply_event(sc_cache *c, const sc__event *ev, int replayed)
     return changed;
 }
 
-static int is_own(const sc_cache *c, const sc__event *ev)
+/* Reads the log's event at seq (the one the pod's history now ends with)
+ * and starts over there: a flush with a floor at seq, so nothing read from
+ * Redis before this moment installs. */
+static void restart_at(sc_cache *c, const sc__remote_state *st, const char *why)
 {
-    return ev->sender_len == strlen(c->opt.pod_id) && memcmp(ev->sender, c->opt.pod_id, ev->sender_len) == 0;
+    flush_local(c, st->counter, why);
+    uint64_t digest = 0;
+    sc__remote_state top;
+    char err[SC__ERRLEN];
+    if (sc__remote_sync_state(c->remote, st->counter, &top, err, sizeof err) == SC_OK) {
+        if (top.event_at && top.counter == st->counter)
+            digest = sc__seq_digest(top.event_at, top.event_at_len);
+        free(top.event_at);
+    }
+    sc__seq_reset(&c->seq, st->counter, digest, st->epoch);
+    publish_seq(c);
+}
+
+/* A namespace state read from Redis: remember the counter and the clock;
+ * a new epoch means a new history. Returns 1 when the pod restarted. */
+static int state_seen(sc_cache *c, const sc__remote_state *st)
+{
+    sc__verified(c, st->counter);
+    sc__redis_clock_seen(c, st->time_ms);
+    if (c->seq.epoch[0] && strcmp(c->seq.epoch, st->epoch) != 0) {
+        sc__atomic_inc(&c->epoch_changes);
+        restart_at(c, st, "the namespace epoch changed (Redis lost or rewrote its history, or a clear)");
+        return 1;
+    }
+    return 0;
+}
+
+typedef enum belief { BELIEVED, FORGED, RESTARTED, UNKNOWN } belief;
+
+/* Whether Redis' counter has reached version (docs/protocol.md, rule 3). */
+static belief believe(sc_cache *c, uint64_t version)
+{
+    if (version <= atomic_load_explicit(&c->verified, memory_order_acquire))
+        return BELIEVED;
+    sc__remote_state st;
+    char err[SC__ERRLEN];
+    if (sc__remote_sync_state(c->remote, c->seq.last_seq, &st, err, sizeof err) != SC_OK) {
+        sc__atomic_inc(&c->remote_errors);
+        sc__log(c, SC_LOG_WARN, "pod %s: cannot check a sequence number with Redis: %s", c->opt.pod_id, err);
+        return UNKNOWN;
+    }
+    free(st.event_at);
+    if (state_seen(c, &st))
+        return RESTARTED;
+    return version <= st.counter ? BELIEVED : FORGED;
+}
+
+static void forged(sc_cache *c, const sc__event *ev, const char *what)
+{
+    sc__atomic_inc(&c->events_forged);
+    sc__log(c, SC_LOG_WARN, "pod %s: dropped a forged %s (%s, version %llu, sender \"%s\")", c->opt.pod_id,
+            sc__action_name(ev->action), what, (unsigned long long)ev->version, ev->sender);
 }
 
 typedef struct replay {
@@ -123,20 +202,16 @@ typedef struct replay {
 static int replay_one(uint64_t seq, const char *data, size_t len, void *ud)
 {
     replay *r = ud;
+    sc_cache *c = r->c;
     sc__event ev;
-    if (seq != r->expect || sc__event_decode(data, len, r->c->opt.max_event_bytes, &ev) != SC_OK) {
+    if (seq != r->expect || sc__event_decode(data, len, c->opt.max_event_bytes, &ev) != SC_OK) {
         r->broken = 1;
         return 1;
     }
-    /* Own writes were applied (or dropped) locally when they were made, as
-     * on the live stream. */
-    if (is_own(r->c, &ev))
-        sc__atomic_inc(&r->c->events_ignored_self);
-    else
-        apply_event(r->c, &ev, 1);
+    apply_event(c, &ev, 1, sc__seq_own(&c->seq, &ev));
     sc__event_free(&ev);
-    sc__atomic_inc(&r->c->events_replayed);
-    r->c->seq.last_seq = seq;
+    sc__atomic_inc(&c->events_replayed);
+    sc__seq_record(&c->seq, seq, sc__seq_digest(data, len));
     r->expect = seq + 1;
     return 0;
 }
@@ -151,44 +226,122 @@ static int catch_up(sc_cache *c, uint64_t upto)
     replay r = {c, c->seq.last_seq + 1, 0};
     char err[SC__ERRLEN];
     sc_status s = sc__remote_log_range(c->remote, c->seq.last_seq, upto, replay_one, &r, err, sizeof err);
+    publish_seq(c);
     if (s != SC_OK) {
         sc__atomic_inc(&c->remote_errors);
         sc__log(c, SC_LOG_WARN, "pod %s: catch-up read failed: %s", c->opt.pod_id, err);
-        publish_seq(c);
         return -1;
     }
     if (r.broken || r.expect != upto + 1) {
-        flush_local(c, "the event log does not cover the missed events");
-        c->seq.last_seq = upto;
+        flush_local(c, upto, "the event log does not cover the missed events");
+        sc__seq_reset(&c->seq, upto, 0, NULL);
+        publish_seq(c);
     } else {
         sc__log(c, SC_LOG_INFO, "pod %s: caught up to %llu from the event log", c->opt.pod_id,
                 (unsigned long long)upto);
     }
-    publish_seq(c);
     return 0;
 }
 
-static void drop_stream(sc_cache *c, const char *why)
+/* A version ahead of the pod (a gap, or a heartbeat): believed, then closed
+ * from the log. Returns 0, or -1 when the stream must be dropped. */
+static int close_gap(sc_cache *c, const sc__event *ev)
 {
-    syncer_lost(c, why);
-    sc__sub_reconnect(c->sub, why);
+    switch (believe(c, ev->version)) {
+    case FORGED:
+        forged(c, ev, "its sequence number is ahead of Redis");
+        return 0;
+    case RESTARTED:
+        return 0;
+    case UNKNOWN:
+        return -1;
+    case BELIEVED:
+        break;
+    }
+    sc__atomic_inc(&c->gaps);
+    sc__log(c, SC_LOG_WARN, "pod %s: events up to %llu announced, applied only %llu", c->opt.pod_id,
+            (unsigned long long)ev->version, (unsigned long long)c->seq.last_seq);
+    return catch_up(c, ev->version);
 }
 
 static void on_heartbeat(sc_cache *c, const sc__event *ev)
 {
-    if (is_own(c, ev) && c->hb_sent_ms) {
+    if (sc__seq_own(&c->seq, ev) && c->hb_sent_ms) {
         /* Our own heartbeat is back: everything published before we sent it
          * has been delivered and applied. */
         atomic_store_explicit(&c->proof_ms, c->hb_sent_ms, memory_order_relaxed);
         c->hb_sent_ms = 0;
     }
-    if (sc__seq_heartbeat_gap(&c->seq, ev->version)) {
-        sc__atomic_inc(&c->gaps);
-        sc__log(c, SC_LOG_WARN, "pod %s: heartbeat shows events up to %llu, applied only %llu", c->opt.pod_id,
-                (unsigned long long)ev->version, (unsigned long long)c->seq.last_seq);
-        if (catch_up(c, ev->version) < 0)
-            drop_stream(c, "catch-up failed");
+    if (ev->epoch_len && c->seq.epoch[0] && strcmp(ev->epoch, c->seq.epoch) != 0) {
+        /* Either Redis started a new history or someone is lying: ask. */
+        sc__remote_state st;
+        char err[SC__ERRLEN];
+        if (sc__remote_sync_state(c->remote, c->seq.last_seq, &st, err, sizeof err) != SC_OK) {
+            sc__atomic_inc(&c->remote_errors);
+            drop_stream(c, err);
+            return;
+        }
+        free(st.event_at);
+        if (!state_seen(c, &st))
+            forged(c, ev, "its epoch is not the namespace's");
+        return;
     }
+    if (ev->version > c->seq.last_seq && c->seq.last_seq && close_gap(c, ev) < 0)
+        drop_stream(c, "catch-up failed");
+}
+
+static void handle_event(sc_cache *c, const sc__event *ev, uint64_t digest)
+{
+    int own = sc__seq_own(&c->seq, ev);
+    if (!own && sc__seq_same_pod_id(&c->seq, ev)) {
+        sc__atomic_inc(&c->duplicate_pod_ids);
+        if (!atomic_exchange(&c->dup_warned, 1))
+            sc__log(c, SC_LOG_WARN,
+                    "pod %s: another process publishes with this pod id (instance %s); pod ids should be "
+                    "unique, but events are told apart by instance id",
+                    c->opt.pod_id, ev->inst);
+    }
+    switch (sc__seq_classify(&c->seq, ev->version)) {
+    case SC__EXTERNAL:
+        apply_event(c, ev, 0, own);
+        return;
+    case SC__STALE:
+        if (sc__seq_conflict(&c->seq, ev->version, digest)) {
+            /* Two different events claim one version: one was forged, and
+             * the pod cannot tell which keys the other touched. */
+            forged(c, ev, "another event already holds its sequence number");
+            flush_local(c, c->seq.last_seq, "two different events claimed one sequence number");
+        } else {
+            sc__atomic_inc(&c->events_stale);
+        }
+        return;
+    case SC__GAP:
+        if (close_gap(c, ev) < 0) {
+            drop_stream(c, "catch-up failed");
+            return;
+        }
+        /* The log's copy of this event was applied (or the pod flushed);
+         * a channel copy that differs from it was forged. */
+        if (c->seq.last_seq >= ev->version && sc__seq_conflict(&c->seq, ev->version, digest))
+            forged(c, ev, "it differs from the log's event of that sequence number");
+        return;
+    case SC__NEXT:
+        break;
+    }
+    switch (believe(c, ev->version)) {
+    case FORGED:
+        forged(c, ev, "its sequence number is ahead of Redis");
+        return;
+    case RESTARTED:
+        return;
+    case UNKNOWN:
+        drop_stream(c, "cannot check a sequence number with Redis");
+        return;
+    case BELIEVED:
+        break;
+    }
+    apply_event(c, ev, 0, own);
+    sc__seq_record(&c->seq, ev->version, digest);
 }
 
 static void on_message(const char *data, size_t len, void *ud)
@@ -203,73 +356,69 @@ static void on_message(const char *data, size_t len, void *ud)
                 s == SC_ERR_TOO_LARGE ? "too large" : "malformed", len);
         return;
     }
-    if (ev.action == SC__ACT_HEARTBEAT) {
+    if (sc__seq_foreign(&c->seq, &ev)) {
+        sc__atomic_inc(&c->events_foreign);
+    } else if (ev.action == SC__ACT_HEARTBEAT) {
         on_heartbeat(c, &ev);
-        sc__event_free(&ev);
-        return;
-    }
-    sc__atomic_inc(&c->events_received);
-    switch (sc__seq_classify(&c->seq, &ev)) {
-    case SC__EXTERNAL:
-        apply_event(c, &ev, 0);
-        break;
-    case SC__SELF:
-        sc__atomic_inc(&c->events_ignored_self);
-        sc__seq_advance(&c->seq, ev.version);
-        break;
-    case SC__STALE:
-        sc__atomic_inc(&c->events_stale);
-        break;
-    case SC__GAP:
-        sc__atomic_inc(&c->gaps);
-        sc__log(c, SC_LOG_WARN, "pod %s: gap before event %llu (applied up to %llu)", c->opt.pod_id,
-                (unsigned long long)ev.version, (unsigned long long)c->seq.last_seq);
-        if (catch_up(c, ev.version - 1) < 0) {
-            drop_stream(c, "catch-up failed");
-            break;
-        }
-        /* The missed events are in; this one is next (and may be ours). */
-        if (sc__seq_classify(&c->seq, &ev) == SC__SELF)
-            sc__atomic_inc(&c->events_ignored_self);
-        else
-            apply_event(c, &ev, 0);
-        sc__seq_advance(&c->seq, ev.version);
-        break;
-    case SC__APPLY:
-        apply_event(c, &ev, 0);
-        sc__seq_advance(&c->seq, ev.version);
-        break;
+    } else {
+        sc__atomic_inc(&c->events_received);
+        handle_event(c, &ev, sc__seq_digest(data, len));
     }
     publish_seq(c);
     sc__event_free(&ev);
 }
 
+/* Why the pod's history cannot continue from Redis' (NULL: it can). */
+static const char *diverged(const sc_cache *c, const sc__remote_state *st)
+{
+    if (strcmp(st->epoch, c->seq.epoch) != 0)
+        return "the namespace epoch changed (Redis lost or rewrote its history, or a clear)";
+    if (st->counter < c->seq.last_seq)
+        return "the namespace counter went back (Redis lost writes)";
+    if (c->seq.last_digest && st->event_at &&
+        sc__seq_digest(st->event_at, st->event_at_len) != c->seq.last_digest)
+        return "the log holds another event at the pod's last sequence (Redis was rolled back)";
+    if (c->seq.last_digest && !st->event_at && st->counter > c->seq.last_seq)
+        return "the log no longer holds the pod's last event";
+    return NULL;
+}
+
 static void on_subscribed(void *ud)
 {
     sc_cache *c = ud;
-    uint64_t cur;
+    sc__remote_state st;
     char err[SC__ERRLEN];
-    sc_status s = sc__remote_seq(c->remote, &cur, err, sizeof err);
+    sc_status s = sc__remote_sync_state(c->remote, c->ever_synced ? c->seq.last_seq : 0, &st, err, sizeof err);
     if (s != SC_OK) {
         sc__atomic_inc(&c->remote_errors);
         drop_stream(c, err);
         return;
     }
-    if (!c->ever_synced || c->seq.last_seq == 0) {
-        c->seq.last_seq = cur;
-    } else if (cur < c->seq.last_seq) {
-        /* The counter went back: Redis lost its data (a restart without
-         * persistence). Nothing local can be trusted. */
-        flush_local(c, "the namespace sequence went backwards (Redis lost its data)");
-        c->seq.last_seq = cur;
-    } else if (c->opt.disconnect_policy == SC_DISCONNECT_FLUSH) {
-        /* Flushed when the stream was lost and nothing was installed since:
-         * there is nothing to bring up to date. */
-        c->seq.last_seq = cur;
-    } else if (catch_up(c, cur) < 0) {
-        drop_stream(c, "catch-up failed");
-        return;
+    sc__verified(c, st.counter);
+    sc__redis_clock_seen(c, st.time_ms);
+    if (!c->ever_synced) {
+        sc__seq_reset(&c->seq, st.counter, st.event_at ? sc__seq_digest(st.event_at, st.event_at_len) : 0,
+                      st.epoch);
+    } else {
+        const char *why = diverged(c, &st);
+        if (why) {
+            if (strcmp(st.epoch, c->seq.epoch) != 0)
+                sc__atomic_inc(&c->epoch_changes);
+            restart_at(c, &st, why);
+        } else if (c->opt.disconnect_policy == SC_DISCONNECT_FLUSH) {
+            /* Flushed when the stream was lost; the floor stops a Redis read
+             * that began before the loss from installing now. */
+            sc__local_clear(c->local, st.counter);
+            sc__seq_reset(&c->seq, st.counter, 0, st.epoch);
+            if (st.counter == c->seq.last_seq && st.event_at)
+                c->seq.last_digest = sc__seq_digest(st.event_at, st.event_at_len);
+        } else if (catch_up(c, st.counter) < 0) {
+            free(st.event_at);
+            drop_stream(c, "catch-up failed");
+            return;
+        }
     }
+    free(st.event_at);
     publish_seq(c);
     if (c->ever_synced)
         sc__atomic_inc(&c->reconnects);
@@ -278,7 +427,7 @@ static void on_subscribed(void *ud)
     c->hb_next_ms = 0;
     atomic_store_explicit(&c->proof_ms, sc__now_ms(), memory_order_relaxed);
     atomic_store_explicit(&c->synced, 1, memory_order_release);
-    sc__log(c, SC_LOG_INFO, "pod %s: synced at sequence %llu", c->opt.pod_id, (unsigned long long)cur);
+    sc__log(c, SC_LOG_INFO, "pod %s: synced at sequence %llu", c->opt.pod_id, (unsigned long long)st.counter);
 
     pthread_mutex_lock(&c->open_mu);
     c->open_state = 1;
@@ -288,7 +437,19 @@ static void on_subscribed(void *ud)
 
 static void on_lost(const char *why, void *ud)
 {
-    syncer_lost(ud, why);
+    sc_cache *c = ud;
+    syncer_lost(c, why);
+    /* Until the first sync, sc_open waits: tell it why, and give up at once
+     * when Redis refused (a permission is missing; retrying cannot help). */
+    pthread_mutex_lock(&c->open_mu);
+    if (c->open_state == 0) {
+        snprintf(c->open_why, sizeof c->open_why, "%s", why);
+        if (strstr(why, "NOPERM") || strstr(why, "no permissions")) {
+            c->open_state = -1;
+            pthread_cond_broadcast(&c->open_cv);
+        }
+    }
+    pthread_mutex_unlock(&c->open_mu);
 }
 
 static void on_tick(void *ud)
@@ -307,7 +468,8 @@ static void on_tick(void *ud)
     if (now < c->hb_next_ms)
         return;
     char err[SC__ERRLEN];
-    if (sc__remote_heartbeat(c->remote, err, sizeof err) != SC_OK) {
+    sc__remote_state st;
+    if (sc__remote_heartbeat(c->remote, &c->hb_event, &st, err, sizeof err) != SC_OK) {
         sc__atomic_inc(&c->heartbeat_misses);
         sc__atomic_inc(&c->remote_errors);
         drop_stream(c, err);
@@ -316,6 +478,7 @@ static void on_tick(void *ud)
     /* The proof a returning heartbeat gives dates from before it was sent. */
     c->hb_sent_ms = now;
     c->hb_next_ms = now + c->opt.heartbeat_interval_ms;
+    state_seen(c, &st);
 }
 
 void sc__syncer_callbacks(sc_cache *c, sc__sub_callbacks *cb)

@@ -30,23 +30,28 @@ struct sc__remote {
     unsigned timeout_ms;
     char *ns;
     size_t ns_len;
+    char *prefix;        /* "{ns}:k:" */
+    size_t prefix_len;
     char *channel;
-    char *sender;
     char *seq_key;
+    char *meta_key;
     char *log_key;
-    char *scan_pattern;  /* "<ns with glob characters escaped>:k:*" */
-    const char *fmt;     /* "msgpack" or "json", as the scripts expect */
+    char *scan_pattern;  /* "{<ns with glob characters escaped>}:k:*" */
+    const char *fmt;     /* "m" or "j", as the scripts expect */
     char log_len[24];    /* decimal; "0" disables the log */
     char shas[SC__SCRIPT_COUNT][41];
 };
 
-static char *concat(const char *a, const char *b)
+/* "{ns}" followed by suffix. */
+static char *tagged(const char *ns, const char *suffix)
 {
-    size_t la = strlen(a), lb = strlen(b);
-    char *s = malloc(la + lb + 1);
+    size_t ln = strlen(ns), ls = strlen(suffix);
+    char *s = malloc(ln + ls + 3);
     if (s) {
-        memcpy(s, a, la);
-        memcpy(s + la, b, lb + 1);
+        s[0] = '{';
+        memcpy(s + 1, ns, ln);
+        s[ln + 1] = '}';
+        memcpy(s + ln + 2, suffix, ls + 1);
     }
     return s;
 }
@@ -56,16 +61,17 @@ static char *concat(const char *a, const char *b)
 static char *glob_pattern(const char *ns)
 {
     size_t n = strlen(ns);
-    char *s = malloc(2 * n + sizeof ":k:*");
+    char *s = malloc(2 * n + sizeof "{}:k:*");
     if (!s)
         return NULL;
     char *w = s;
+    *w++ = '{';
     for (const char *c = ns; *c; c++) {
         if (strchr("*?[]\\", *c))
             *w++ = '\\';
         *w++ = *c;
     }
-    memcpy(w, ":k:*", sizeof ":k:*");
+    memcpy(w, "}:k:*", sizeof "}:k:*");
     return s;
 }
 
@@ -89,10 +95,20 @@ static int parse_u64(const char *s, size_t len, uint64_t *out)
     return 0;
 }
 
+int sc__remote_ns_valid(const char *ns)
+{
+    if (!ns || !*ns || strlen(ns) > 256)
+        return 0;
+    for (const unsigned char *c = (const unsigned char *)ns; *c; c++)
+        if (*c == '{' || *c == '}' || *c < 0x20 || *c == 0x7f)
+            return 0;
+    return 1;
+}
+
 sc_status sc__remote_open(const sc__remote_config *cfg, sc__remote **out, char *err, size_t errlen)
 {
     *out = NULL;
-    if (!cfg || !cfg->ns || !*cfg->ns || cfg->timeout_ms == 0 || cfg->pool_size == 0 ||
+    if (!cfg || !sc__remote_ns_valid(cfg->ns) || cfg->timeout_ms == 0 || cfg->pool_size == 0 ||
         (!cfg->unix_socket && (cfg->port <= 0 || cfg->port > 65535)) || cfg->db < 0 ||
         (cfg->wire_format != SC_WIRE_MSGPACK && cfg->wire_format != SC_WIRE_JSON)) {
         sc__remote_errf(err, errlen, "invalid Redis configuration (namespace, port, db, timeout or pool size)");
@@ -106,14 +122,16 @@ sc_status sc__remote_open(const sc__remote_config *cfg, sc__remote **out, char *
     r->timeout_ms = cfg->timeout_ms;
     r->ns = strdup(cfg->ns);
     r->ns_len = strlen(cfg->ns);
-    r->channel = cfg->channel ? strdup(cfg->channel) : concat(cfg->ns, ":events");
-    r->sender = strdup(cfg->sender ? cfg->sender : "");
-    r->seq_key = concat(cfg->ns, ":seq");
-    r->log_key = concat(cfg->ns, ":log");
+    r->prefix = tagged(cfg->ns, ":k:");
+    r->prefix_len = r->ns_len + 5;
+    r->channel = cfg->channel ? strdup(cfg->channel) : tagged(cfg->ns, ":events");
+    r->seq_key = tagged(cfg->ns, ":seq");
+    r->meta_key = tagged(cfg->ns, ":meta");
+    r->log_key = tagged(cfg->ns, ":log");
     r->scan_pattern = glob_pattern(cfg->ns);
-    r->fmt = cfg->wire_format == SC_WIRE_JSON ? "json" : "msgpack";
+    r->fmt = cfg->wire_format == SC_WIRE_JSON ? "j" : "m";
     snprintf(r->log_len, sizeof r->log_len, "%zu", cfg->log_len);
-    if (!r->ns || !r->channel || !r->sender || !r->seq_key || !r->log_key || !r->scan_pattern) {
+    if (!r->ns || !r->prefix || !r->channel || !r->seq_key || !r->meta_key || !r->log_key || !r->scan_pattern) {
         sc__remote_close(r);
         sc__remote_errf(err, errlen, "out of memory");
         return SC_ERR_NOMEM;
@@ -137,42 +155,29 @@ void sc__remote_close(sc__remote *r)
         return;
     sc__pool_destroy(r->pool);
     free(r->ns);
+    free(r->prefix);
     free(r->channel);
-    free(r->sender);
     free(r->seq_key);
+    free(r->meta_key);
     free(r->log_key);
     free(r->scan_pattern);
     free(r);
 }
 
-/* "<ns>:k:<key>" (the key may hold any byte). */
-static char *value_key(const sc__remote *r, const char *key, size_t klen, size_t *len)
+/* "{ns}:k:<key>" (the key may hold any byte) into buf when it fits, else a
+ * malloc'd string; *heap says which. NULL on out of memory. */
+static char *value_key(const sc__remote *r, const char *key, size_t klen, char *buf, size_t cap, size_t *len,
+                       int *heap)
 {
-    *len = r->ns_len + 3 + klen;
-    char *s = malloc(*len + 1);
+    *len = r->prefix_len + klen;
+    *heap = *len + 1 > cap;
+    char *s = *heap ? malloc(*len + 1) : buf;
     if (s) {
-        memcpy(s, r->ns, r->ns_len);
-        memcpy(s + r->ns_len, ":k:", 3);
-        memcpy(s + r->ns_len + 3, key, klen);
+        memcpy(s, r->prefix, r->prefix_len);
+        memcpy(s + r->prefix_len, key, klen);
         s[*len] = '\0';
     }
     return s;
-}
-
-/* A script that returns a version as a decimal bulk string. */
-static sc_status version_reply(const sc__remote *r, redisReply *reply, const char *what, uint64_t *out,
-                               char *err, size_t errlen)
-{
-    uint64_t v;
-    if (reply->type != REDIS_REPLY_STRING || parse_u64(reply->str, reply->len, &v) != 0) {
-        sc__remote_errf(err, errlen, "redis %s: %s script returned no valid version", sc__pool_addr(r->pool), what);
-        freeReplyObject(reply);
-        return SC_ERR_REMOTE;
-    }
-    freeReplyObject(reply);
-    if (out)
-        *out = v;
-    return SC_OK;
 }
 
 /* lens[i] for an argument that is a C string: script() measures it. */
@@ -190,13 +195,51 @@ static sc_status script(sc__remote *r, sc__script_id id, int nkeys, int argc, co
                           reply, err, errlen);
 }
 
-/* A script whose reply is a version (or sequence number). */
-static sc_status versioned(sc__remote *r, sc__script_id id, int nkeys, int argc, const char **args, size_t *lens,
-                           int64_t deadline, const char *what, uint64_t *out, char *err, size_t errlen)
+static sc_status bad_reply(const sc__remote *r, redisReply *reply, const char *what, char *err, size_t errlen)
 {
-    redisReply *reply;
-    sc_status st = script(r, id, nkeys, argc, args, lens, deadline, &reply, err, errlen);
-    return st != SC_OK ? st : version_reply(r, reply, what, out, err, errlen);
+    sc__remote_errf(err, errlen, "redis %s: %s script returned an unexpected reply", sc__pool_addr(r->pool), what);
+    freeReplyObject(reply);
+    return SC_ERR_REMOTE;
+}
+
+static int reply_u64(const redisReply *e, uint64_t *out)
+{
+    return e->type == REDIS_REPLY_STRING && parse_u64(e->str, e->len, out) == 0;
+}
+
+/* A write script's reply {version, 1 | publish error}. */
+static sc_status write_reply(const sc__remote *r, redisReply *reply, const char *what, sc__remote_result *res,
+                             char *err, size_t errlen)
+{
+    memset(res, 0, sizeof *res);
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 || !reply_u64(reply->element[0], &res->version))
+        return bad_reply(r, reply, what, err, errlen);
+    const redisReply *pub = reply->element[1];
+    res->published = pub->type == REDIS_REPLY_INTEGER && pub->integer == 1;
+    if (!res->published)
+        snprintf(res->publish_error, sizeof res->publish_error, "%s%.*s",
+                 pub->type == REDIS_REPLY_STRING ? sc__remote_explain(pub->str) : "",
+                 pub->type == REDIS_REPLY_STRING ? (int)pub->len : 0, pub->type == REDIS_REPLY_STRING ? pub->str : "");
+    freeReplyObject(reply);
+    return SC_OK;
+}
+
+/* The four template parts around the three holes of ev, into args/lens. */
+static void event_parts(const sc__remote_event *ev, const char **args, size_t *lens)
+{
+    size_t from = 0;
+    for (int i = 0; i < 3; i++) {
+        args[i] = ev->buf + from;
+        lens[i] = ev->cut[i] - from;
+        from = ev->cut[i];
+    }
+    args[3] = ev->buf + from;
+    lens[3] = ev->len - from;
+}
+
+static int event_ok(const sc__remote_event *ev)
+{
+    return ev && ev->buf && ev->cut[0] <= ev->cut[1] && ev->cut[1] <= ev->cut[2] && ev->cut[2] <= ev->len;
 }
 
 sc_status sc__remote_get(sc__remote *r, const char *key, size_t klen, sc__remote_item *item, char *err,
@@ -204,36 +247,37 @@ sc_status sc__remote_get(sc__remote *r, const char *key, size_t klen, sc__remote
 {
     memset(item, 0, sizeof *item);
     int64_t deadline = sc__remote_now_ms() + r->timeout_ms;
+    char kbuf[256];
     size_t vklen;
-    char *vk = value_key(r, key, klen, &vklen);
+    int heap;
+    char *vk = value_key(r, key, klen, kbuf, sizeof kbuf, &vklen, &heap);
     if (!vk) {
         sc__remote_errf(err, errlen, "out of memory");
         return SC_ERR_NOMEM;
     }
-    const char *args[1] = {vk};
-    size_t lens[1] = {vklen};
+    const char *args[3] = {vk, r->seq_key, r->meta_key};
+    size_t lens[3] = {vklen, CSTR, CSTR};
     redisReply *reply;
-    sc_status st = script(r, SC__SCRIPT_GET, 1, 1, args, lens, deadline, &reply, err, errlen);
-    free(vk);
+    sc_status st = script(r, SC__SCRIPT_GET, 3, 3, args, lens, deadline, &reply, err, errlen);
+    if (heap)
+        free(vk);
     if (st != SC_OK)
         return st;
-    if (reply->type == REDIS_REPLY_NIL) {
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 4 || !reply_u64(reply->element[3], &item->known))
+        return bad_reply(r, reply, "get", err, errlen);
+    redisReply *val = reply->element[0];
+    if (val->type == REDIS_REPLY_NIL) {
         freeReplyObject(reply);
         return SC_NOT_FOUND;
     }
-    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 3 || reply->element[0]->type != REDIS_REPLY_STRING ||
-        reply->element[1]->type != REDIS_REPLY_STRING || reply->element[2]->type != REDIS_REPLY_INTEGER) {
-        sc__remote_errf(err, errlen, "redis %s: get script returned an unexpected reply", sc__pool_addr(r->pool));
+    if (val->type != REDIS_REPLY_STRING || reply->element[2]->type != REDIS_REPLY_INTEGER)
+        return bad_reply(r, reply, "get", err, errlen);
+    if (!reply_u64(reply->element[1], &item->version)) {
+        sc__remote_errf(err, errlen, "redis %s: %s%.*s has no valid version field", sc__pool_addr(r->pool), r->prefix,
+                        (int)klen, key);
         freeReplyObject(reply);
         return SC_ERR_REMOTE;
     }
-    if (parse_u64(reply->element[1]->str, reply->element[1]->len, &item->version) != 0) {
-        sc__remote_errf(err, errlen, "redis %s: %.*s:k:%.*s has no valid version field", sc__pool_addr(r->pool),
-                 (int)r->ns_len, r->ns, (int)klen, key);
-        freeReplyObject(reply);
-        return SC_ERR_REMOTE;
-    }
-    redisReply *val = reply->element[0];
     item->data = malloc(val->len + 1);
     if (!item->data) {
         freeReplyObject(reply);
@@ -249,14 +293,11 @@ sc_status sc__remote_get(sc__remote *r, const char *key, size_t klen, sc__remote
     return SC_OK;
 }
 
-sc_status sc__remote_set(sc__remote *r, const char *key, size_t klen, const void *val, size_t len,
-                         const char *value_b64, uint64_t ttl_ms, sc__remote_event_kind kind,
-                         uint64_t *version_out, char *err, size_t errlen)
+sc_status sc__remote_set(sc__remote *r, const char *key, size_t klen, const void *val, size_t len, uint64_t ttl_ms,
+                         const sc__remote_event *ev, sc__remote_result *res, char *err, size_t errlen)
 {
-    int json_value = kind == SC__REMOTE_EV_SET && r->fmt[0] == 'j';
-    if ((kind != SC__REMOTE_EV_SET && kind != SC__REMOTE_EV_INVALIDATE) || (json_value && !value_b64) ||
-        (len && !val)) {
-        sc__remote_errf(err, errlen, "invalid set arguments (kind, value, or missing base64 value for JSON)");
+    if ((len && !val) || !event_ok(ev)) {
+        sc__remote_errf(err, errlen, "invalid set arguments (value or event)");
         return SC_ERR_INVALID;
     }
     if (ttl_ms > MAX_TTL_MS) {
@@ -264,45 +305,58 @@ sc_status sc__remote_set(sc__remote *r, const char *key, size_t klen, const void
         return SC_ERR_INVALID;
     }
     int64_t deadline = sc__remote_now_ms() + r->timeout_ms;
+    char kbuf[256];
     size_t vklen;
-    char *vk = value_key(r, key, klen, &vklen);
+    int heap;
+    char *vk = value_key(r, key, klen, kbuf, sizeof kbuf, &vklen, &heap);
     if (!vk) {
         sc__remote_errf(err, errlen, "out of memory");
         return SC_ERR_NOMEM;
     }
     char ttl[24];
     snprintf(ttl, sizeof ttl, "%" PRIu64, ttl_ms);
-    const char *action = kind == SC__REMOTE_EV_SET ? "set" : "invalidate";
-    const char *b64 = json_value ? value_b64 : "";
-    const char *args[12] = {vk, r->seq_key, r->log_key, key, len ? val : "", ttl, action, r->sender,
-                            r->channel, r->fmt, r->log_len, b64};
-    /* The key, its Redis name and the value are binary. */
-    size_t lens[12] = {vklen, CSTR, CSTR, klen, len, CSTR, CSTR, CSTR, CSTR, CSTR, CSTR, CSTR};
-    sc_status st = versioned(r, SC__SCRIPT_SET, 3, 12, args, lens, deadline, "set", version_out, err, errlen);
-    free(vk);
-    return st;
+    const char *args[13] = {vk, r->seq_key, r->meta_key, r->log_key, len ? val : "", ttl, r->fmt, r->log_len,
+                            r->channel};
+    size_t lens[13] = {vklen, CSTR, CSTR, CSTR, len, CSTR, CSTR, CSTR, CSTR};
+    event_parts(ev, args + 9, lens + 9);
+    redisReply *reply;
+    sc_status st = script(r, SC__SCRIPT_SET, 4, 13, args, lens, deadline, &reply, err, errlen);
+    if (heap)
+        free(vk);
+    return st != SC_OK ? st : write_reply(r, reply, "set", res, err, errlen);
 }
 
-sc_status sc__remote_delete(sc__remote *r, const char *key, size_t klen, uint64_t *version_out, char *err,
-                            size_t errlen)
+sc_status sc__remote_delete(sc__remote *r, const char *key, size_t klen, uint64_t tombstone_ttl_ms,
+                            const sc__remote_event *ev, sc__remote_result *res, char *err, size_t errlen)
 {
+    if (!event_ok(ev)) {
+        sc__remote_errf(err, errlen, "invalid delete arguments (event)");
+        return SC_ERR_INVALID;
+    }
     int64_t deadline = sc__remote_now_ms() + r->timeout_ms;
+    char kbuf[256];
     size_t vklen;
-    char *vk = value_key(r, key, klen, &vklen);
+    int heap;
+    char *vk = value_key(r, key, klen, kbuf, sizeof kbuf, &vklen, &heap);
     if (!vk) {
         sc__remote_errf(err, errlen, "out of memory");
         return SC_ERR_NOMEM;
     }
-    const char *args[8] = {vk, r->seq_key, r->log_key, key, r->sender, r->channel, r->fmt, r->log_len};
-    size_t lens[8] = {vklen, CSTR, CSTR, klen, CSTR, CSTR, CSTR, CSTR};
-    sc_status st = versioned(r, SC__SCRIPT_DELETE, 3, 8, args, lens, deadline, "delete", version_out, err, errlen);
-    free(vk);
-    return st;
+    char tomb[24];
+    snprintf(tomb, sizeof tomb, "%" PRIu64, tombstone_ttl_ms);
+    const char *args[12] = {vk, r->seq_key, r->meta_key, r->log_key, tomb, r->fmt, r->log_len, r->channel};
+    size_t lens[12] = {vklen, CSTR, CSTR, CSTR, CSTR, CSTR, CSTR, CSTR};
+    event_parts(ev, args + 8, lens + 8);
+    redisReply *reply;
+    sc_status st = script(r, SC__SCRIPT_DELETE, 4, 12, args, lens, deadline, &reply, err, errlen);
+    if (heap)
+        free(vk);
+    return st != SC_OK ? st : write_reply(r, reply, "delete", res, err, errlen);
 }
 
-/* One SCAN step: *cursor is updated in place; the batch of matching keys is
- * unlinked with one UNLINK. */
-static sc_status clear_batch(sc__remote *r, char cursor[32], char *err, size_t errlen)
+/* One SCAN step: *cursor is updated in place; the batch of matching keys
+ * goes to the clear_batch script, which unlinks those below the floor. */
+static sc_status clear_batch(sc__remote *r, char cursor[32], const char *floor, char *err, size_t errlen)
 {
     const char *scan[6] = {"SCAN", cursor, "MATCH", r->scan_pattern, "COUNT", BATCH_STR};
     redisReply *reply;
@@ -313,7 +367,7 @@ static sc_status clear_batch(sc__remote *r, char cursor[32], char *err, size_t e
     if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 || reply->element[0]->type != REDIS_REPLY_STRING ||
         reply->element[0]->len >= 32 || reply->element[1]->type != REDIS_REPLY_ARRAY) {
         sc__remote_errf(err, errlen, "redis %s: SCAN failed: %s", sc__pool_addr(r->pool),
-                 reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply");
+                        reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply");
         freeReplyObject(reply);
         return SC_ERR_REMOTE;
     }
@@ -332,58 +386,105 @@ static sc_status clear_batch(sc__remote *r, char cursor[32], char *err, size_t e
             sc__remote_errf(err, errlen, "out of memory");
             return SC_ERR_NOMEM;
         }
-        argv[0] = "UNLINK";
-        lens[0] = 6;
         for (size_t i = 0; i < keys->elements; i++) {
-            argv[i + 1] = keys->element[i]->str;
-            lens[i + 1] = keys->element[i]->len;
+            argv[i] = keys->element[i]->str;
+            lens[i] = keys->element[i]->len;
         }
-        redisReply *unlinked;
-        st = sc__pool_command(r->pool, sc__remote_now_ms() + r->timeout_ms, r->timeout_ms, "UNLINK", (int)argc, argv,
-                              lens, &unlinked, err, errlen);
+        argv[keys->elements] = floor;
+        lens[keys->elements] = CSTR;
+        redisReply *done;
+        st = script(r, SC__SCRIPT_CLEAR_BATCH, (int)keys->elements, (int)argc, argv, lens,
+                    sc__remote_now_ms() + r->timeout_ms, &done, err, errlen);
         free(argv);
         free(lens);
-        if (st == SC_OK) {
-            if (unlinked->type == REDIS_REPLY_ERROR) {
-                sc__remote_errf(err, errlen, "redis %s: UNLINK failed: %s", sc__pool_addr(r->pool), unlinked->str);
-                st = SC_ERR_REMOTE;
-            }
-            freeReplyObject(unlinked);
-        }
+        if (st == SC_OK)
+            freeReplyObject(done);
     }
     freeReplyObject(reply);
     return st;
 }
 
-sc_status sc__remote_clear(sc__remote *r, uint64_t *version_out, char *err, size_t errlen)
+sc_status sc__remote_clear(sc__remote *r, const sc__remote_event *ev, sc__remote_result *res, char *err,
+                           size_t errlen)
 {
-    char cursor[32] = "0";
+    if (!event_ok(ev)) {
+        sc__remote_errf(err, errlen, "invalid clear arguments (event)");
+        return SC_ERR_INVALID;
+    }
+    const char *args[10] = {r->seq_key, r->meta_key, r->log_key, r->fmt, r->log_len, r->channel};
+    size_t lens[10] = {CSTR, CSTR, CSTR, CSTR, CSTR, CSTR};
+    event_parts(ev, args + 6, lens + 6);
+    redisReply *reply;
+    sc_status st = script(r, SC__SCRIPT_CLEAR, 3, 10, args, lens, sc__remote_now_ms() + r->timeout_ms, &reply, err,
+                          errlen);
+    if (st == SC_OK)
+        st = write_reply(r, reply, "clear", res, err, errlen);
+    if (st != SC_OK)
+        return st;
+    /* The clear has happened; what follows only frees memory. */
+    char floor[24], cursor[32] = "0", ignored[8];
+    snprintf(floor, sizeof floor, "%" PRIu64, res->version);
     do {
-        sc_status st = clear_batch(r, cursor, err, errlen);
-        if (st != SC_OK)
-            return st;
+        if (clear_batch(r, cursor, floor, ignored, sizeof ignored) != SC_OK)
+            break;
     } while (strcmp(cursor, "0") != 0);
-
-    const char *args[6] = {r->seq_key, r->log_key, r->sender, r->channel, r->fmt, r->log_len};
-    size_t lens[6] = {CSTR, CSTR, CSTR, CSTR, CSTR, CSTR};
-    return versioned(r, SC__SCRIPT_CLEAR, 2, 6, args, lens, sc__remote_now_ms() + r->timeout_ms, "clear",
-                     version_out, err, errlen);
+    return SC_OK;
 }
 
-sc_status sc__remote_seq(sc__remote *r, uint64_t *seq_out, char *err, size_t errlen)
+/* {counter, epoch, time_ms, ...} shared by the sync and heartbeat replies. */
+static sc_status state_reply(const sc__remote *r, redisReply *reply, size_t n, const char *what,
+                             sc__remote_state *st, char *err, size_t errlen)
 {
-    const char *args[2] = {r->seq_key, r->log_key};
-    size_t lens[2] = {CSTR, CSTR};
-    return versioned(r, SC__SCRIPT_SEQ, 2, 2, args, lens, sc__remote_now_ms() + r->timeout_ms, "seq", seq_out, err,
-                     errlen);
+    memset(st, 0, sizeof *st);
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != n || !reply_u64(reply->element[0], &st->counter) ||
+        reply->element[1]->type != REDIS_REPLY_STRING || reply->element[1]->len != 16 ||
+        !reply_u64(reply->element[2], &st->time_ms))
+        return bad_reply(r, reply, what, err, errlen);
+    memcpy(st->epoch, reply->element[1]->str, 16);
+    st->epoch[16] = '\0';
+    if (n == 4 && reply->element[3]->type == REDIS_REPLY_STRING) {
+        st->event_at = malloc(reply->element[3]->len + 1);
+        if (!st->event_at) {
+            freeReplyObject(reply);
+            sc__remote_errf(err, errlen, "out of memory");
+            return SC_ERR_NOMEM;
+        }
+        memcpy(st->event_at, reply->element[3]->str, reply->element[3]->len);
+        st->event_at[reply->element[3]->len] = '\0';
+        st->event_at_len = reply->element[3]->len;
+    }
+    freeReplyObject(reply);
+    return SC_OK;
 }
 
-sc_status sc__remote_heartbeat(sc__remote *r, char *err, size_t errlen)
+sc_status sc__remote_sync_state(sc__remote *r, uint64_t at, sc__remote_state *st, char *err, size_t errlen)
 {
-    const char *args[5] = {r->seq_key, r->log_key, r->sender, r->channel, r->fmt};
-    size_t lens[5] = {CSTR, CSTR, CSTR, CSTR, CSTR};
-    return versioned(r, SC__SCRIPT_HEARTBEAT, 2, 5, args, lens, sc__remote_now_ms() + r->timeout_ms, "heartbeat",
-                     NULL, err, errlen);
+    char seq[24];
+    snprintf(seq, sizeof seq, "%" PRIu64, at);
+    const char *args[4] = {r->seq_key, r->meta_key, r->log_key, seq};
+    size_t lens[4] = {CSTR, CSTR, CSTR, CSTR};
+    redisReply *reply;
+    memset(st, 0, sizeof *st);
+    sc_status s = script(r, SC__SCRIPT_SYNC, 3, 4, args, lens, sc__remote_now_ms() + r->timeout_ms, &reply, err,
+                         errlen);
+    return s != SC_OK ? s : state_reply(r, reply, 4, "sync", st, err, errlen);
+}
+
+sc_status sc__remote_heartbeat(sc__remote *r, const sc__remote_event *ev, sc__remote_state *st, char *err,
+                               size_t errlen)
+{
+    memset(st, 0, sizeof *st);
+    if (!event_ok(ev)) {
+        sc__remote_errf(err, errlen, "invalid heartbeat arguments (event)");
+        return SC_ERR_INVALID;
+    }
+    const char *args[9] = {r->seq_key, r->meta_key, r->log_key, r->fmt, r->channel};
+    size_t lens[9] = {CSTR, CSTR, CSTR, CSTR, CSTR};
+    event_parts(ev, args + 5, lens + 5);
+    redisReply *reply;
+    sc_status s = script(r, SC__SCRIPT_HEARTBEAT, 3, 9, args, lens, sc__remote_now_ms() + r->timeout_ms, &reply, err,
+                         errlen);
+    return s != SC_OK ? s : state_reply(r, reply, 3, "heartbeat", st, err, errlen);
 }
 
 /* The sequence number of a log entry id "<seq>-0". */

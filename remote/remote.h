@@ -1,21 +1,27 @@
 /* remote/: the Redis tier. A small pool of blocking hiredis connections (one
- * caller per connection at a time), the Lua scripts that write a value, its
- * version, the event log entry and the event in one step, and the key layout.
+ * caller per connection at a time), the Lua scripts (one .lua file each in remote/lua) that
+ * write a value, its version, the event log entry and the event in one step,
+ * and the key layout.
  *
- * Knows nothing of the local tier or of event decoding: events are built by
- * the Lua scripts (cmsgpack / cjson inside Redis) because the version is only
- * known there. Every function is thread-safe. Every call fails within about
- * timeout_ms (connect + command share one deadline) with SC_ERR_REMOTE or
- * SC_ERR_TIMEOUT and a message in err.
+ * Knows nothing of the local tier or of event decoding: the caller encodes
+ * each event as a template (the bytes around version, time and epoch, which
+ * only the script knows) and the script splices those in. Every function is
+ * thread-safe. Every call fails within about timeout_ms (connect + command
+ * share one deadline) with SC_ERR_REMOTE or SC_ERR_TIMEOUT and a message in
+ * err; a Redis out of memory or an ACL refusal is named as such in err.
  *
- * Key layout (ns = namespace):
- *   <ns>:k:<key>  hash  value=<bytes> version=<decimal>   (PEXPIRE for TTLs)
- *   <ns>:seq      string counter: the namespace sequence = version source.
- *                 Seeded from Redis TIME in microseconds when absent, so
- *                 versions keep growing across a Redis restart that lost it.
- *   <ns>:log      stream, entry id "<seq>-0", field "e" = the encoded event,
+ * Key layout (docs/protocol.md): every key carries the hash tag {ns}, so a
+ * namespace is one hash slot and every script is single-slot.
+ *   {ns}:k:<key>  hash  value=<bytes> version=<decimal>; a tombstone has only
+ *                 version (PEXPIRE for TTLs)
+ *   {ns}:seq      string counter: the namespace sequence = version source,
+ *                 seeded from Redis TIME in microseconds when absent
+ *   {ns}:meta     hash  epoch=<16 hex> floor=<version of the last clear>
+ *   {ns}:log      stream, entry id "<seq>-0", field "e" = the encoded event,
  *                 capped with MAXLEN ~ log_len
- *   channel       default "<ns>:events"
+ *   channel       default "{ns}:events"
+ * A namespace must not hold '{' or '}' (sc__remote_open refuses it), which
+ * makes the layout injective.
  */
 #ifndef SC_REMOTE_H
 #define SC_REMOTE_H
@@ -36,12 +42,15 @@ typedef struct sc__remote_config {
     int db;
     unsigned timeout_ms;
     unsigned pool_size;
-    const char *ns;
+    const char *ns;            /* no '{' or '}' */
     const char *channel;
-    const char *sender;        /* pod id written into events */
     sc_wire_format wire_format;
     size_t log_len;            /* 0: no event log */
 } sc__remote_config;
+
+/* Whether ns can name a namespace in the key layout: 1..256 bytes, no '{',
+ * '}' or control byte. */
+int sc__remote_ns_valid(const char *ns);
 
 /* Connects one connection (proving Redis is there), loads the scripts.
  * Strings are copied. */
@@ -53,42 +62,69 @@ typedef struct sc__remote_item {
     size_t len;
     uint64_t version;
     int64_t pttl_ms;   /* -1: no TTL */
+    uint64_t known;    /* the namespace counter when the read ran: the value
+                          (or its absence) is known current up to it */
 } sc__remote_item;
 
-/* Value, version and remaining TTL in one round trip. SC_OK (caller frees
- * item->data), SC_NOT_FOUND, or an error. */
+/* Value, version, remaining TTL and the counter in one round trip. SC_OK
+ * (caller frees item->data), SC_NOT_FOUND (item->known is set), or an error.
+ * A tombstone or a key below the namespace's clear floor is not found. */
 sc_status sc__remote_get(sc__remote *r, const char *key, size_t klen, sc__remote_item *item, char *err,
                          size_t errlen);
 
-typedef enum sc__remote_event_kind {
-    SC__REMOTE_EV_SET,        /* the event carries the value */
-    SC__REMOTE_EV_INVALIDATE  /* the event carries no value */
-} sc__remote_event_kind;
+/* An encoded event with holes for version, time and epoch (the bytes of
+ * sync/'s sc__event_template). */
+typedef struct sc__remote_event {
+    const char *buf;
+    size_t len;
+    size_t cut[3];
+} sc__remote_event;
 
-/* One script: seed/INCR <ns>:seq -> v, HSET value+version, PEXPIRE ttl_ms (or
- * PERSIST when 0), XADD the event to the log, PUBLISH it. *version_out = v.
- * With SC_WIRE_JSON and kind SET, value_b64 is the value in base64 (the
- * caller encodes it; Redis' Lua has no base64); otherwise it is ignored. */
-sc_status sc__remote_set(sc__remote *r, const char *key, size_t klen, const void *val, size_t len,
-                         const char *value_b64, uint64_t ttl_ms, sc__remote_event_kind kind,
-                         uint64_t *version_out, char *err, size_t errlen);
+/* What a write did. */
+typedef struct sc__remote_result {
+    uint64_t version;
+    int published;             /* 0: stored and logged, but PUBLISH failed */
+    char publish_error[128];   /* why, when published is 0 */
+} sc__remote_result;
 
-/* One script: INCR, DEL the key, log and publish a delete event. */
-sc_status sc__remote_delete(sc__remote *r, const char *key, size_t klen, uint64_t *version_out, char *err,
-                            size_t errlen);
+/* One script: the next version, HSET value+version, PEXPIRE ttl_ms (or
+ * PERSIST when 0), the log entry and the event. */
+sc_status sc__remote_set(sc__remote *r, const char *key, size_t klen, const void *val, size_t len, uint64_t ttl_ms,
+                         const sc__remote_event *ev, sc__remote_result *res, char *err, size_t errlen);
 
-/* SCAN MATCH <ns>:k:* in batches with UNLINK per batch (never one command
- * over the whole namespace), then one script: INCR, log and publish a clear
- * event. Each round trip (SCAN, UNLINK, the script) gets its own timeout_ms:
- * the whole call grows with the namespace. */
-sc_status sc__remote_clear(sc__remote *r, uint64_t *version_out, char *err, size_t errlen);
+/* One script: the next version, the key deleted (a tombstone holding the
+ * version for tombstone_ttl_ms when not 0), the log entry and the event. */
+sc_status sc__remote_delete(sc__remote *r, const char *key, size_t klen, uint64_t tombstone_ttl_ms,
+                            const sc__remote_event *ev, sc__remote_result *res, char *err, size_t errlen);
 
-/* Seeds <ns>:seq when absent and returns its value. */
-sc_status sc__remote_seq(sc__remote *r, uint64_t *seq_out, char *err, size_t errlen);
+/* One script first: the next version becomes the namespace floor (every key
+ * below it is absent from then on), a new epoch, the log entry and the
+ * event. Then SCAN MATCH {ns}:k:* in batches, each batch unlinking its keys
+ * below the floor. If only the collection fails, the clear has happened: SC_OK
+ * (res filled) and the next clear collects the rest. Each round trip gets
+ * its own timeout_ms. */
+sc_status sc__remote_clear(sc__remote *r, const sc__remote_event *ev, sc__remote_result *res, char *err,
+                           size_t errlen);
 
-/* Publishes a heartbeat event whose version is the current <ns>:seq (read in
- * the same script, so every event up to it was published before it). */
-sc_status sc__remote_heartbeat(sc__remote *r, char *err, size_t errlen);
+/* The namespace as a pod sees it when it (re)joins. */
+typedef struct sc__remote_state {
+    uint64_t counter;
+    char epoch[17];
+    uint64_t time_ms;          /* Redis clock */
+    char *event_at;            /* the log's event at the asked sequence (malloc'd, caller frees) or NULL */
+    size_t event_at_len;
+} sc__remote_state;
+
+/* Counter and epoch (seeded when absent), the Redis clock, and the log's
+ * event at sequence `at` (0: none asked). */
+sc_status sc__remote_sync_state(sc__remote *r, uint64_t at, sc__remote_state *st, char *err, size_t errlen);
+
+/* Publishes a heartbeat from the template ev whose version, time and epoch
+ * are the current counter, Redis clock and epoch (read in the same script, so
+ * every event up to the counter was published before it). st gets them
+ * (event_at is NULL). */
+sc_status sc__remote_heartbeat(sc__remote *r, const sc__remote_event *ev, sc__remote_state *st, char *err,
+                               size_t errlen);
 
 /* Calls fn for each log entry with after < seq <= upto, in order, reading in
  * batches. fn returns 0 to go on, nonzero to stop. SC_OK when the walk ended
@@ -130,10 +166,15 @@ typedef enum sc__script_id {
     SC__SCRIPT_SET,
     SC__SCRIPT_DELETE,
     SC__SCRIPT_CLEAR,
+    SC__SCRIPT_CLEAR_BATCH,
     SC__SCRIPT_HEARTBEAT,
-    SC__SCRIPT_SEQ,
+    SC__SCRIPT_SYNC,
     SC__SCRIPT_COUNT
 } sc__script_id;
+
+/* "Redis is out of memory ...: " for an OOM error reply, "permission denied
+ * by the Redis ACL: " for NOPERM, ... or "" (a prefix for messages). */
+const char *sc__remote_explain(const char *reply);
 
 /* SCRIPT LOAD of every script; shas[i] gets the hex SHA1 of script i. */
 sc_status sc__scripts_load(sc__pool *p, unsigned timeout_ms, char shas[SC__SCRIPT_COUNT][41], char *err,

@@ -64,11 +64,14 @@ static int action_needs_key(sc__action a)
 
 /* ------------------------------------------------------------ raw fields -- */
 
-enum field_id { F_FORMAT, F_ACTION, F_KEY, F_SENDER, F_VERSION, F_VALUE, F_TTL, F_TIME, F_COUNT };
+enum field_id {
+    F_FORMAT, F_ACTION, F_KEY, F_SENDER, F_VERSION, F_VALUE, F_TTL, F_TIME, F_NS, F_INST, F_EPOCH, F_COUNT
+};
 
 static const char *const field_names[F_COUNT] = {
     [F_FORMAT] = "format", [F_ACTION] = "action", [F_KEY] = "key",  [F_SENDER] = "sender",
     [F_VERSION] = "version", [F_VALUE] = "value", [F_TTL] = "ttl", [F_TIME] = "time",
+    [F_NS] = "ns", [F_INST] = "inst", [F_EPOCH] = "epoch",
 };
 
 /* Returns the field a map key names, or F_COUNT for an unknown one. */
@@ -91,7 +94,7 @@ typedef struct raw_str {
 typedef struct raw_event {
     unsigned seen; /* bit per field_id */
     uint64_t num[F_COUNT]; /* format, version, ttl, time */
-    raw_str str[F_COUNT];  /* action, key, sender, value */
+    raw_str str[F_COUNT];  /* action, key, sender, value, ns, inst, epoch */
     int value_is_base64;
 } raw_event;
 
@@ -141,6 +144,7 @@ static sc_status finish_event(const raw_event *r, sc__event *ev)
     char *mem;
     int a;
 
+
     if (has_field(r, F_FORMAT) && r->num[F_FORMAT] != 1)
         return SC_ERR_CODEC;
     if (!has_field(r, F_ACTION))
@@ -153,27 +157,37 @@ static sc_status finish_event(const raw_event *r, sc__event *ev)
         return SC_ERR_CODEC;
     if (action_needs_key(action) && key->len == 0)
         return SC_ERR_CODEC;
-    if (has_nul(key) || has_nul(sender))
+    if (has_nul(key) || has_nul(sender) || has_nul(&r->str[F_NS]) || has_nul(&r->str[F_INST]) ||
+        has_nul(&r->str[F_EPOCH]))
         return SC_ERR_CODEC;
     if (action == SC__ACT_SET && !has_field(r, F_VALUE))
         return SC_ERR_CODEC;
 
-    /* All three lengths are bounded by the input's size, so the sum cannot
-     * overflow and the allocation is never larger than the message. */
+    /* Every length is bounded by the input's size, so the sum cannot
+     * overflow and the allocation is never larger than the message plus the
+     * terminators. The strings are laid out one after another, each with
+     * its NUL: key, sender, ns, inst, epoch, then the value. */
+    static const enum field_id strs[] = {F_KEY, F_SENDER, F_NS, F_INST, F_EPOCH};
+    const char *copies[5];
     value_room = r->value_is_base64 ? sc__base64_decoded_max(value->len) : value->len;
-    total = key->len + sender->len + value_room + 3;
+    total = value_room + 1;
+    for (size_t i = 0; i < 5; i++)
+        total += r->str[strs[i]].len + 1;
     mem = malloc(total);
     if (!mem)
         return SC_ERR_NOMEM;
 
-    char *k = mem, *s = k + key->len + 1, *v = s + sender->len + 1;
+    char *w = mem;
+    for (size_t i = 0; i < 5; i++) {
+        const raw_str *f = &r->str[strs[i]];
+        if (f->len)
+            memcpy(w, f->p, f->len);
+        w[f->len] = '\0';
+        copies[i] = w;
+        w += f->len + 1;
+    }
+    char *v = w;
     size_t vlen = value->len;
-    if (key->len)
-        memcpy(k, key->p, key->len);
-    k[key->len] = '\0';
-    if (sender->len)
-        memcpy(s, sender->p, sender->len);
-    s[sender->len] = '\0';
     if (r->value_is_base64) {
         long long n = sc__base64_decode(value->p, value->len, v);
         if (n < 0) {
@@ -188,10 +202,17 @@ static sc_status finish_event(const raw_event *r, sc__event *ev)
 
     ev->format = 1;
     ev->action = action;
-    ev->key = k;
+    ev->key = copies[0];
     ev->key_len = key->len;
-    ev->sender = s;
+    ev->sender = copies[1];
     ev->sender_len = sender->len;
+    ev->has_ns = has_field(r, F_NS);
+    ev->ns = copies[2];
+    ev->ns_len = r->str[F_NS].len;
+    ev->inst = copies[3];
+    ev->inst_len = r->str[F_INST].len;
+    ev->epoch = copies[4];
+    ev->epoch_len = r->str[F_EPOCH].len;
     ev->version = r->num[F_VERSION];
     ev->has_value = action == SC__ACT_SET;
     ev->value = ev->has_value ? v : NULL;
@@ -634,29 +655,69 @@ static int mp_put_str_field(msgpack_packer *pk, const char *name, const char *s,
     return mp_put_str(pk, name, strlen(name)) || mp_put_str(pk, s, len);
 }
 
-static sc_status encode_msgpack(const sc__event *ev, char **out, size_t *out_len)
+/* The three values only the Redis script knows (version, time, epoch) are
+ * written at fixed places, so the encoder can also produce a template: the
+ * event without those values and the offsets where they go (the write script
+ * splices them in; see remote/). In msgpack the two numbers are always
+ * uint64 (0xcf and 8 bytes) and the epoch a str; in JSON they are decimal
+ * and a string. */
+typedef struct cuts {
+    size_t at[3], len[3];
+} cuts;
+
+static int mp_raw(msgpack_sbuffer *sb, const void *p, size_t n)
+{
+    return msgpack_sbuffer_write(sb, p, n);
+}
+
+static int mp_put_u64_fixed(msgpack_sbuffer *sb, msgpack_packer *pk, const char *name, uint64_t v, cuts *c,
+                            int i)
+{
+    unsigned char b[9];
+    b[0] = 0xcf;
+    for (int k = 0; k < 8; k++)
+        b[1 + k] = (unsigned char)(v >> (56 - 8 * k));
+    if (mp_put_str(pk, name, strlen(name)) || mp_raw(sb, b, 1))
+        return -1;
+    c->at[i] = sb->size;
+    c->len[i] = 8;
+    return mp_raw(sb, b + 1, 8);
+}
+
+static sc_status encode_msgpack(const sc__event *ev, char **out, size_t *out_len, cuts *c)
 {
     msgpack_sbuffer sb;
     msgpack_packer pk;
     const char *action = action_names[ev->action];
     int set = ev->action == SC__ACT_SET;
+    int with_ns = ev->ns_len || ev->has_ns, with_inst = ev->inst_len > 0;
     int err;
 
     /* msgpack str, bin and map lengths are 32-bit. */
-    if (ev->key_len > UINT32_MAX || ev->sender_len > UINT32_MAX || (set && ev->value_len > UINT32_MAX))
+    if (ev->key_len > UINT32_MAX || ev->sender_len > UINT32_MAX || ev->ns_len > UINT32_MAX ||
+        ev->inst_len > UINT32_MAX || ev->epoch_len > UINT32_MAX || (set && ev->value_len > UINT32_MAX))
         return SC_ERR_TOO_LARGE;
     msgpack_sbuffer_init(&sb);
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    err = msgpack_pack_map(&pk, set ? 8 : 7) || mp_put_uint_field(&pk, "format", 1) ||
+    err = msgpack_pack_map(&pk, (size_t)(8 + set + with_ns + with_inst)) || mp_put_uint_field(&pk, "format", 1) ||
           mp_put_str_field(&pk, "action", action, strlen(action)) ||
+          (with_ns && mp_put_str_field(&pk, "ns", ev->ns, ev->ns_len)) ||
           mp_put_str_field(&pk, "key", ev->key, ev->key_len) ||
           mp_put_str_field(&pk, "sender", ev->sender, ev->sender_len) ||
-          mp_put_uint_field(&pk, "version", ev->version);
+          (with_inst && mp_put_str_field(&pk, "inst", ev->inst, ev->inst_len));
     /* The value goes as bin, not str: values are arbitrary bytes. */
     if (!err && set)
         err = mp_put_str(&pk, "value", 5) || msgpack_pack_bin(&pk, ev->value_len) ||
               (ev->value_len && msgpack_pack_bin_body(&pk, ev->value, ev->value_len));
-    err = err || mp_put_uint_field(&pk, "ttl", ev->ttl_ms) || mp_put_uint_field(&pk, "time", ev->time_ms);
+    err = err || mp_put_uint_field(&pk, "ttl", ev->ttl_ms) ||
+          mp_put_u64_fixed(&sb, &pk, "version", ev->version, c, 0) ||
+          mp_put_u64_fixed(&sb, &pk, "time", ev->time_ms, c, 1) || mp_put_str(&pk, "epoch", 5) ||
+          msgpack_pack_str(&pk, ev->epoch_len);
+    if (!err) {
+        c->at[2] = sb.size;
+        c->len[2] = ev->epoch_len;
+        err = ev->epoch_len && msgpack_pack_str_body(&pk, ev->epoch, ev->epoch_len);
+    }
     if (err) {
         msgpack_sbuffer_destroy(&sb);
         return SC_ERR_NOMEM;
@@ -713,29 +774,38 @@ static char *json_put_uint(char *o, uint64_t v)
     return o + n;
 }
 
-static sc_status encode_json(const sc__event *ev, char **out, size_t *out_len)
+static sc_status encode_json(const sc__event *ev, char **out, size_t *out_len, cuts *c)
 {
     int set = ev->action == SC__ACT_SET;
     size_t b64 = set ? sc__base64_encoded_len(ev->value_len) : 0;
     size_t cap;
     char *buf, *o;
 
-    if (ev->key_len > SIZE_MAX / 8 || ev->sender_len > SIZE_MAX / 8 || (set && ev->value_len > SIZE_MAX / 4))
+    if (ev->key_len > SIZE_MAX / 8 || ev->sender_len > SIZE_MAX / 8 || ev->ns_len > SIZE_MAX / 8 ||
+        ev->inst_len > SIZE_MAX / 8 || ev->epoch_len > SIZE_MAX / 8 || (set && ev->value_len > SIZE_MAX / 4))
         return SC_ERR_TOO_LARGE;
-    /* Field names and punctuation stay under 128 bytes; three numbers take
+    /* Field names and punctuation stay under 160 bytes; three numbers take
      * at most 22 bytes each (20 digits and quotes). */
-    cap = 128 + 3 * 22 + json_escaped_max(ev->key_len) + json_escaped_max(ev->sender_len) + b64 + 3;
+    cap = 160 + 3 * 22 + json_escaped_max(ev->key_len) + json_escaped_max(ev->sender_len) +
+          json_escaped_max(ev->ns_len) + json_escaped_max(ev->inst_len) + json_escaped_max(ev->epoch_len) + b64 + 3;
     buf = malloc(cap);
     if (!buf)
         return SC_ERR_NOMEM;
     o = json_put_raw(buf, "{\"format\":1,\"action\":\"");
     o = json_put_raw(o, action_names[ev->action]);
-    o = json_put_raw(o, "\",\"key\":");
+    o = json_put_raw(o, "\"");
+    if (ev->ns_len || ev->has_ns) {
+        o = json_put_raw(o, ",\"ns\":");
+        o = json_put_str(o, ev->ns, ev->ns_len);
+    }
+    o = json_put_raw(o, ",\"key\":");
     o = json_put_str(o, ev->key, ev->key_len);
     o = json_put_raw(o, ",\"sender\":");
     o = json_put_str(o, ev->sender, ev->sender_len);
-    o = json_put_raw(o, ",\"version\":");
-    o = json_put_uint(o, ev->version);
+    if (ev->inst_len) {
+        o = json_put_raw(o, ",\"inst\":");
+        o = json_put_str(o, ev->inst, ev->inst_len);
+    }
     if (set) {
         o = json_put_raw(o, ",\"value\":\"");
         sc__base64_encode(ev->value, ev->value_len, o);
@@ -744,8 +814,18 @@ static sc_status encode_json(const sc__event *ev, char **out, size_t *out_len)
     }
     o = json_put_raw(o, ",\"ttl\":");
     o = json_put_uint(o, ev->ttl_ms);
+    o = json_put_raw(o, ",\"version\":");
+    c->at[0] = (size_t)(o - buf);
+    o = json_put_uint(o, ev->version);
+    c->len[0] = (size_t)(o - buf) - c->at[0];
     o = json_put_raw(o, ",\"time\":");
+    c->at[1] = (size_t)(o - buf);
     o = json_put_uint(o, ev->time_ms);
+    c->len[1] = (size_t)(o - buf) - c->at[1];
+    o = json_put_raw(o, ",\"epoch\":");
+    c->at[2] = (size_t)(o - buf) + 1;
+    o = json_put_str(o, ev->epoch, ev->epoch_len);
+    c->len[2] = (size_t)(o - buf) - 1 - c->at[2];
     *o++ = '}';
     *o = '\0';
     *out_len = (size_t)(o - buf);
@@ -753,7 +833,7 @@ static sc_status encode_json(const sc__event *ev, char **out, size_t *out_len)
     return SC_OK;
 }
 
-sc_status sc__event_encode(const sc__event *ev, sc_wire_format fmt, char **out, size_t *out_len)
+static sc_status encode(const sc__event *ev, sc_wire_format fmt, char **out, size_t *out_len, cuts *c)
 {
     sc_status st;
 
@@ -762,5 +842,44 @@ sc_status sc__event_encode(const sc__event *ev, sc_wire_format fmt, char **out, 
     st = check_encodable(ev);
     if (st != SC_OK)
         return st;
-    return fmt == SC_WIRE_MSGPACK ? encode_msgpack(ev, out, out_len) : encode_json(ev, out, out_len);
+    return fmt == SC_WIRE_MSGPACK ? encode_msgpack(ev, out, out_len, c) : encode_json(ev, out, out_len, c);
+}
+
+sc_status sc__event_encode(const sc__event *ev, sc_wire_format fmt, char **out, size_t *out_len)
+{
+    cuts c;
+    return encode(ev, fmt, out, out_len, &c);
+}
+
+sc_status sc__event_encode_template(const sc__event *ev, sc_wire_format fmt, sc__event_template *t)
+{
+    sc__event e;
+    cuts c;
+    char *buf;
+    size_t len;
+
+    if (!ev || !t)
+        return SC_ERR_INVALID;
+    /* Placeholders of the right width (the msgpack str header depends on
+     * the epoch's length), cut out again below. */
+    e = *ev;
+    e.epoch = "0000000000000000";
+    e.epoch_len = 16;
+    e.version = 0;
+    e.time_ms = 0;
+    sc_status st = encode(&e, fmt, &buf, &len, &c);
+    if (st != SC_OK)
+        return st;
+    size_t w = 0, from = 0;
+    for (int i = 0; i < 3; i++) {
+        memmove(buf + w, buf + from, c.at[i] - from);
+        w += c.at[i] - from;
+        t->cut[i] = w;
+        from = c.at[i] + c.len[i];
+    }
+    memmove(buf + w, buf + from, len - from);
+    w += len - from;
+    t->buf = buf;
+    t->len = w;
+    return SC_OK;
 }

@@ -22,14 +22,19 @@ struct event_base;
  * An event is a map with these fields (same names in both encodings):
  *   format  integer, 1
  *   action  "set" | "invalidate" | "delete" | "clear" | "heartbeat"
+ *   ns      string: the namespace; absent = every namespace on the channel
  *   key     string (absent or "" for clear and heartbeat)
- *   sender  string, the pod id
+ *   sender  string, the pod id (a label; replicas may share one)
+ *   inst    string, the sending process's instance id (random per open)
+ *   value   set only: msgpack str or bin / JSON base64 string
+ *   ttl     unsigned ms counted from time, 0 or absent = none
  *   version unsigned integer: the namespace sequence of the write (for a
  *           heartbeat: the sequence when it was sent); absent or 0 for an
  *           event from an outside publisher
- *   value   set only: msgpack str or bin / JSON base64 string
- *   ttl     unsigned ms, 0 or absent = none
  *   time    unsigned ms since the Unix epoch when published (Redis clock)
+ *   epoch   string: the namespace epoch when published (docs/protocol.md)
+ * The encoder writes them in this order, version and time as msgpack uint64
+ * (0xcf) so a template can leave room for them (sc__event_encode_template).
  * msgpack is a map with string keys; JSON is an object. Unknown fields are
  * ignored. In JSON, numbers may also be decimal strings (Redis' cjson cannot
  * print integers above 2^53 exactly). */
@@ -49,6 +54,13 @@ typedef struct sc__event {
     size_t key_len;
     const char *sender;  /* NUL-terminated; "" when absent */
     size_t sender_len;
+    int has_ns;          /* 0: meant for every namespace on the channel */
+    const char *ns;      /* NUL-terminated; "" when absent */
+    size_t ns_len;
+    const char *inst;    /* NUL-terminated; "" when absent */
+    size_t inst_len;
+    const char *epoch;   /* NUL-terminated; "" when absent */
+    size_t epoch_len;
     uint64_t version;
     int has_value;
     const void *value;   /* NUL-terminated too */
@@ -81,6 +93,20 @@ void sc__event_free(sc__event *ev);
  * without value), SC_ERR_NOMEM. */
 sc_status sc__event_encode(const sc__event *ev, sc_wire_format fmt, char **out, size_t *out_len);
 
+/* An encoded event with three holes, for the Redis scripts: the bytes of
+ * sc__event_encode with the version, time and epoch values left out; cut[i]
+ * is where value i goes (cut[0] <= cut[1] <= cut[2] <= len). In msgpack the
+ * version and time each take 8 big-endian bytes and the epoch its raw bytes
+ * (the str header before cut[2] is for a 16-byte epoch); in JSON the numbers
+ * are decimal and the epoch goes between its quotes. buf is malloc'd. */
+typedef struct sc__event_template {
+    char *buf;
+    size_t len;
+    size_t cut[3];
+} sc__event_template;
+/* ev's version, time and epoch are ignored (a 16-byte epoch is assumed). */
+sc_status sc__event_encode_template(const sc__event *ev, sc_wire_format fmt, sc__event_template *t);
+
 /* "set", "invalidate", ...; "unknown" for any other number. */
 const char *sc__action_name(sc__action a);
 
@@ -92,37 +118,54 @@ size_t sc__base64_decoded_max(size_t len);
 long long sc__base64_decode(const char *in, size_t len, void *out);
 
 /* ------------------------------------------------------------- sequence --
- * The per-pod ordering state. Events with a version belong to the namespace
- * sequence: each write takes the next number and events reach the channel
- * in that order. So a pod that has applied everything up to last_seq expects
- * exactly last_seq + 1 next. Not thread-safe: used from the sync thread only.
- */
+ * The per-pod ordering state (docs/protocol.md). Events with a version
+ * belong to the namespace sequence: each write takes the next number and
+ * events reach the channel in that order, so a pod that has applied
+ * everything up to last_seq expects exactly last_seq + 1 next. The state also
+ * remembers the digest of the recent events it applied, so a second,
+ * different event claiming a version already applied is noticed (one of the
+ * two is forged), and the digest of the event at last_seq, so a pod can tell
+ * on resubscription whether Redis' history still contains it. Not
+ * thread-safe: used from the sync thread only. */
 typedef enum sc__verdict {
-    SC__APPLY,     /* apply it, then sc__seq_advance */
-    SC__SELF,      /* own event: do not apply, but advance */
-    SC__STALE,     /* version <= last_seq: already applied (duplicate, replay) */
-    SC__GAP,       /* events were skipped: catch up to version - 1 first */
-    SC__EXTERNAL   /* no version (outside publisher): apply without sequencing */
+    SC__NEXT,      /* version == last_seq + 1 (or last_seq unknown): apply */
+    SC__STALE,     /* version <= last_seq: a duplicate or a replay */
+    SC__GAP,       /* events were skipped: catch up to version first */
+    SC__EXTERNAL   /* no version (outside publisher): removals only */
 } sc__verdict;
 
+#define SC__SEQ_RECENT 256
+
 typedef struct sc__seq {
-    uint64_t last_seq;      /* 0: not yet known (nothing can be judged a gap) */
-    const char *own_id;
-    size_t own_len;
+    uint64_t last_seq;      /* 0: not yet known */
+    uint64_t last_digest;   /* digest of the event applied at last_seq; 0: unknown */
+    char epoch[17];         /* the epoch of this history; "" before the first sync */
+    const char *ns, *pod_id, *inst; /* borrowed */
+    size_t ns_len, pod_len, inst_len;
+    struct sc__seq_recent {
+        uint64_t version, digest;
+    } recent[SC__SEQ_RECENT];
 } sc__seq;
 
-/* own_id is borrowed and must outlive s; NULL means none. */
-void sc__seq_init(sc__seq *s, const char *own_id);
-/* Decides what to do with a decoded cache event (not a heartbeat), in this
- * order: version 0 is SC__EXTERNAL; version <= last_seq is SC__STALE (own
- * duplicates too); a known last_seq and version != last_seq + 1 is SC__GAP
- * (own events too: skipping past them would hide the lost events); sender
- * equal to own_id (byte compare; an empty own id matches nothing) is
- * SC__SELF; otherwise SC__APPLY. */
-sc__verdict sc__seq_classify(const sc__seq *s, const sc__event *ev);
-/* For a heartbeat carrying seq: 1 if events up to seq were missed. */
-int sc__seq_heartbeat_gap(const sc__seq *s, uint64_t seq);
-void sc__seq_advance(sc__seq *s, uint64_t version);
+/* The strings are borrowed and must outlive s. */
+void sc__seq_init(sc__seq *s, const char *ns, const char *pod_id, const char *inst);
+/* 64-bit digest (FNV-1a) of an event's bytes; never 0. */
+uint64_t sc__seq_digest(const void *data, size_t len);
+/* An event that names another namespace (one without ns is for every one). */
+int sc__seq_foreign(const sc__seq *s, const sc__event *ev);
+/* An event this very process sent (its instance id). */
+int sc__seq_own(const sc__seq *s, const sc__event *ev);
+/* An event from another process that uses this pod's id. */
+int sc__seq_same_pod_id(const sc__seq *s, const sc__event *ev);
+sc__verdict sc__seq_classify(const sc__seq *s, uint64_t version);
+/* 1 when an event with this version but another digest was applied
+ * recently: two different events claim one version. */
+int sc__seq_conflict(const sc__seq *s, uint64_t version, uint64_t digest);
+/* The event at version (digest) was handled: last_seq moves to it. */
+void sc__seq_record(sc__seq *s, uint64_t version, uint64_t digest);
+/* A new starting point (first sync, flush): nothing before seq is known;
+ * digest is that of the log's event at seq (0: unknown). */
+void sc__seq_reset(sc__seq *s, uint64_t seq, uint64_t digest, const char *epoch);
 
 /* ----------------------------------------------------------- subscriber --
  * Threads. With cfg->base == NULL the subscriber runs its own event_base on

@@ -152,7 +152,7 @@ START_TEST(set_propagates_value_to_other_pods)
     ck_assert_uint_eq(test_stats(a).events_applied, 0);
     ck_assert_uint_eq(test_stats(a).events_published, 1);
     redisContext *rc = sc_test_redis_connect(&g_redis);
-    redisReply *r = redisCommand(rc, "HGET %s:k:user:1 version", NS("prop"));
+    redisReply *r = redisCommand(rc, "HGET {%s}:k:user:1 version", NS("prop"));
     ck_assert_int_eq(r->type, REDIS_REPLY_STRING);
     ck_assert_uint_eq(strtoull(r->str, NULL, 10), ver);
     freeReplyObject(r);
@@ -174,7 +174,7 @@ END_TEST
 START_TEST(miss_reads_redis_and_fills_local)
 {
     sc_cache *a = test_pod(NS("miss"), "a");
-    ck_assert_int_eq(sc_test_redis_cmd(&g_redis, "HSET %s:k:x value hello version 5", NS("miss")), 0);
+    ck_assert_int_eq(sc_test_redis_cmd(&g_redis, "HSET {%s}:k:x value hello version 5", NS("miss")), 0);
     sc_value *v;
     ck_assert_int_eq(sc_get(a, "nope", &v), SC_NOT_FOUND);
     ck_assert_ptr_null(v);
@@ -282,8 +282,8 @@ START_TEST(delete_and_clear)
 {
     sc_cache *a = test_pod(NS("del"), "a");
     sc_cache *b = test_pod(NS("del"), "b");
-    ck_assert_int_eq(sc_test_redis_cmd(&g_redis, "SET %s:other keep", NS("del")), 0);
-    ck_assert_int_eq(sc_test_redis_cmd(&g_redis, "HSET t_otherns:k:x value keep version 1"), 0);
+    ck_assert_int_eq(sc_test_redis_cmd(&g_redis, "SET {%s}:other keep", NS("del")), 0);
+    ck_assert_int_eq(sc_test_redis_cmd(&g_redis, "HSET {t_otherns}:k:x value keep version 1"), 0);
     for (int i = 0; i < 50; i++) {
         char k[16];
         snprintf(k, sizeof k, "k%d", i);
@@ -304,11 +304,11 @@ START_TEST(delete_and_clear)
     WAIT_UNTIL(test_stats(a).local_entries == 0, 3000);
     ck_assert_uint_eq(test_stats(b).local_entries, 0);
     redisContext *rc = sc_test_redis_connect(&g_redis);
-    redisReply *r = redisCommand(rc, "KEYS %s:k:*", NS("del"));
+    redisReply *r = redisCommand(rc, "KEYS {%s}:k:*", NS("del"));
     ck_assert_uint_eq(r->elements, 0);
     freeReplyObject(r);
     /* Other keys of the namespace and other namespaces survive. */
-    r = redisCommand(rc, "EXISTS %s:other t_otherns:k:x %s:seq", NS("del"), NS("del"));
+    r = redisCommand(rc, "EXISTS {%s}:other {t_otherns}:k:x {%s}:seq", NS("del"), NS("del"));
     ck_assert_int_eq(r->integer, 3);
     freeReplyObject(r);
     redisFree(rc);
@@ -382,7 +382,7 @@ START_TEST(malformed_events_are_counted_and_dropped)
                           "{\"action\":\"set\",\"key\":\"k\",\"value\":\"!!notbase64\"}"};
     size_t n = sizeof junk / sizeof junk[0];
     for (size_t i = 0; i < n; i++)
-        publish_raw(NS("bad") ":events", junk[i], strlen(junk[i]));
+        publish_raw("{" NS("bad") "}:events", junk[i], strlen(junk[i]));
     WAIT_UNTIL(test_stats(b).events_malformed >= n, 3000);
     ck_assert_uint_eq(test_stats(b).events_malformed, n);
     ck_assert_uint_eq(test_stats(b).events_received, n);
@@ -405,7 +405,7 @@ START_TEST(json_invalidate_from_any_publisher)
     ck_assert_int_eq(sc_set(a, "k", "v", 1, 0), SC_OK);
     WAIT_UNTIL(test_stats(b).local_entries == 1, 3000);
     const char *ev = "{\"action\":\"invalidate\",\"key\":\"k\",\"sender\":\"svc\"}";
-    publish_raw(NS("json") ":events", ev, strlen(ev));
+    publish_raw("{" NS("json") "}:events", ev, strlen(ev));
     WAIT_UNTIL(test_stats(b).local_entries == 0 && test_stats(a).local_entries == 0, 3000);
     ck_assert_uint_eq(test_stats(b).local_entries, 0);
     ck_assert_uint_eq(test_stats(a).local_entries, 0);
@@ -416,7 +416,7 @@ START_TEST(json_invalidate_from_any_publisher)
     ck_assert_uint_eq(test_stats(b).remote_hits, 1);
     /* A JSON clear from outside empties every pod's local tier. */
     ev = "{\"action\":\"clear\",\"sender\":\"ops\"}";
-    publish_raw(NS("json") ":events", ev, strlen(ev));
+    publish_raw("{" NS("json") "}:events", ev, strlen(ev));
     WAIT_UNTIL(test_stats(b).local_entries == 0, 3000);
     ck_assert_uint_eq(test_stats(b).local_entries, 0);
     sc_close(a);
@@ -433,11 +433,11 @@ START_TEST(replayed_old_events_are_stale)
     WAIT_UNTIL(test_stats(b).events_applied >= 2, 3000);
     /* Re-publish every logged event (a duplicate delivery of old writes). */
     redisContext *rc = sc_test_redis_connect(&g_redis);
-    redisReply *r = redisCommand(rc, "XRANGE %s:log - +", NS("stale"));
+    redisReply *r = redisCommand(rc, "XRANGE {%s}:log - +", NS("stale"));
     ck_assert_uint_eq(r->elements, 2);
     for (size_t i = 0; i < r->elements; i++) {
         redisReply *fields = r->element[i]->element[1];
-        publish_raw(NS("stale") ":events", fields->element[1]->str, fields->element[1]->len);
+        publish_raw("{" NS("stale") "}:events", fields->element[1]->str, fields->element[1]->len);
     }
     freeReplyObject(r);
     redisFree(rc);
@@ -457,7 +457,7 @@ START_TEST(ttl_applies_in_redis_and_locally)
     sc_cache *b = test_pod(NS("ttl"), "b");
     ck_assert_int_eq(sc_set(a, "short", "v", 1, 300), SC_OK);
     redisContext *rc = sc_test_redis_connect(&g_redis);
-    redisReply *r = redisCommand(rc, "PTTL %s:k:short", NS("ttl"));
+    redisReply *r = redisCommand(rc, "PTTL {%s}:k:short", NS("ttl"));
     ck_assert_int_gt(r->integer, 0);
     ck_assert_int_le(r->integer, 300);
     freeReplyObject(r);
@@ -480,7 +480,7 @@ START_TEST(ttl_applies_in_redis_and_locally)
     sc_cache *c = test_open(&o);
     ck_assert_int_eq(sc_set(c, "dflt", "v", 1, 0), SC_OK);
     rc = sc_test_redis_connect(&g_redis);
-    r = redisCommand(rc, "PTTL %s:k:dflt", NS("ttl"));
+    r = redisCommand(rc, "PTTL {%s}:k:dflt", NS("ttl"));
     ck_assert_int_gt(r->integer, 50000);
     freeReplyObject(r);
     redisFree(rc);
@@ -566,7 +566,7 @@ START_TEST(concurrent_misses_share_one_read)
 {
     enum { N = 8 };
     sc_cache *a = test_pod(NS("sf"), "a");
-    ck_assert_int_eq(sc_test_redis_cmd(&g_redis, "HSET %s:k:sf value shared version 7", NS("sf")), 0);
+    ck_assert_int_eq(sc_test_redis_cmd(&g_redis, "HSET {%s}:k:sf value shared version 7", NS("sf")), 0);
     /* Hold Redis still so every getter arrives while the first read waits. */
     ck_assert_int_eq(sc_test_redis_cmd(&g_redis, "CLIENT PAUSE 400 ALL"), 0);
     atomic_int go = 0;

@@ -354,12 +354,12 @@ START_TEST(encoding_shape)
     ev.value = "\x00\xff";
     ev.value_len = 2;
     s = round_trip(&ev, SC_WIRE_JSON, &len);
-    ck_assert_str_eq(s, "{\"format\":1,\"action\":\"set\",\"key\":\"k\",\"sender\":\"p\",\"version\":5,"
-                        "\"value\":\"AP8=\",\"ttl\":0,\"time\":0}");
+    ck_assert_str_eq(s, "{\"format\":1,\"action\":\"set\",\"key\":\"k\",\"sender\":\"p\","
+                        "\"value\":\"AP8=\",\"ttl\":0,\"version\":5,\"time\":0,\"epoch\":\"\"}");
     free(s);
-    /* msgpack: a fixmap of 8 whose value travels as bin 8. */
+    /* msgpack: a fixmap of 9 whose value travels as bin 8. */
     s = round_trip(&ev, SC_WIRE_MSGPACK, &len);
-    ck_assert_uint_eq((unsigned char)s[0], 0x88);
+    ck_assert_uint_eq((unsigned char)s[0], 0x89);
     ck_assert_ptr_nonnull(memmem(s, len, "\xa5value\xc4\x02\x00\xff", 9));
     free(s);
     /* Only set carries a value, whatever the event holds. */
@@ -368,9 +368,83 @@ START_TEST(encoding_shape)
     ck_assert_ptr_null(strstr(s, "value"));
     free(s);
     s = round_trip(&ev, SC_WIRE_MSGPACK, &len);
-    ck_assert_uint_eq((unsigned char)s[0], 0x87);
+    ck_assert_uint_eq((unsigned char)s[0], 0x88);
     ck_assert_ptr_null(memmem(s, len, "value", 5));
     free(s);
+}
+END_TEST
+
+/* Namespace, instance and epoch survive both encodings; a template with the
+ * version, time and epoch spliced in (as the write script does) decodes to
+ * the full event. */
+START_TEST(namespaced_fields_and_template)
+{
+    sc__event ev = make_event(SC__ACT_SET, "k", "p", 0);
+    ev.has_value = 1;
+    ev.value = "xyz";
+    ev.value_len = 3;
+    ev.ns = "users";
+    ev.ns_len = 5;
+    ev.inst = "00112233aabbccdd";
+    ev.inst_len = 16;
+    ev.ttl_ms = 700;
+    for (int f = 0; f < 2; f++) {
+        sc_wire_format fmt = f ? SC_WIRE_JSON : SC_WIRE_MSGPACK;
+        sc__event_template t;
+        ck_assert_int_eq(sc__event_encode_template(&ev, fmt, &t), SC_OK);
+        ck_assert(t.cut[0] <= t.cut[1] && t.cut[1] <= t.cut[2] && t.cut[2] <= t.len);
+        char num1[24], num2[24];
+        size_t n1, n2;
+        if (fmt == SC_WIRE_MSGPACK) {
+            uint64_t a = 1234567890123ull, b = 1764000000123ull;
+            for (int k = 0; k < 8; k++) {
+                num1[k] = (char)(a >> (56 - 8 * k));
+                num2[k] = (char)(b >> (56 - 8 * k));
+            }
+            n1 = n2 = 8;
+        } else {
+            n1 = (size_t)snprintf(num1, sizeof num1, "1234567890123");
+            n2 = (size_t)snprintf(num2, sizeof num2, "1764000000123");
+        }
+        const char *epoch = "0123456789abcdef";
+        char *buf = malloc(t.len + 64);
+        size_t w = 0;
+        memcpy(buf + w, t.buf, t.cut[0]);
+        w += t.cut[0];
+        memcpy(buf + w, num1, n1);
+        w += n1;
+        memcpy(buf + w, t.buf + t.cut[0], t.cut[1] - t.cut[0]);
+        w += t.cut[1] - t.cut[0];
+        memcpy(buf + w, num2, n2);
+        w += n2;
+        memcpy(buf + w, t.buf + t.cut[1], t.cut[2] - t.cut[1]);
+        w += t.cut[2] - t.cut[1];
+        memcpy(buf + w, epoch, 16);
+        w += 16;
+        memcpy(buf + w, t.buf + t.cut[2], t.len - t.cut[2]);
+        w += t.len - t.cut[2];
+        sc__event back;
+        ck_assert_int_eq(sc__event_decode(buf, w, 0, &back), SC_OK);
+        ck_assert_uint_eq(back.version, 1234567890123ull);
+        ck_assert_uint_eq(back.time_ms, 1764000000123ull);
+        ck_assert_str_eq(back.epoch, epoch);
+        ck_assert_str_eq(back.ns, "users");
+        ck_assert_int_eq(back.has_ns, 1);
+        ck_assert_str_eq(back.inst, "00112233aabbccdd");
+        ck_assert_str_eq(back.key, "k");
+        ck_assert_uint_eq(back.ttl_ms, 700);
+        ck_assert_mem_eq(back.value, "xyz", 3);
+        sc__event_free(&back);
+        free(buf);
+        free(t.buf);
+    }
+    /* Without ns the event is meant for every namespace. */
+    sc__event out;
+    ck_assert_int_eq(decode_str("{\"action\":\"invalidate\",\"key\":\"k\"}", &out), SC_OK);
+    ck_assert_int_eq(out.has_ns, 0);
+    sc__event_free(&out);
+    ck_assert_int_eq(decode_str("{\"action\":\"invalidate\",\"key\":\"k\",\"ns\":\"a\\u0000b\"}", &out),
+                     SC_ERR_CODEC);
 }
 END_TEST
 
@@ -1058,6 +1132,7 @@ static Suite *codec_suite(void)
     tcase_add_test(rt, round_trip_large_numbers);
     tcase_add_test(rt, json_numbers_switch_to_strings_at_2_53);
     tcase_add_test(rt, encoding_shape);
+    tcase_add_test(rt, namespaced_fields_and_template);
     tcase_add_test(rt, encoder_rejects_what_decoder_would);
     tcase_add_test(rt, action_names);
     tcase_add_test(rt, free_is_safe_on_zeroed_event);

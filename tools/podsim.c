@@ -658,7 +658,7 @@ static uint64_t read_seq(const sim *s)
     if (!c)
         return 0;
     uint64_t seq = 0;
-    redisReply *r = redisCommand(c, "GET %s:seq", s->cfg.ns);
+    redisReply *r = redisCommand(c, "GET {%s}:seq", s->cfg.ns);
     if (r && r->type == REDIS_REPLY_STRING)
         seq = strtoull(r->str, NULL, 10);
     if (r)

@@ -240,12 +240,12 @@ static int redis_uint(pod *p, uint64_t *out, const char *fmt, ...)
 
 static int redis_version(pod *p, const char *key, uint64_t *version)
 {
-    return redis_uint(p, version, "HGET %s:k:%s version", p->cfg->ns, key);
+    return redis_uint(p, version, "HGET {%s}:k:%s version", p->cfg->ns, key);
 }
 
 static int redis_seq(pod *p, uint64_t *seq)
 {
-    return redis_uint(p, seq, "GET %s:seq", p->cfg->ns);
+    return redis_uint(p, seq, "GET {%s}:seq", p->cfg->ns);
 }
 
 /* Returns the sc_set status; counts nothing (the caller decides). */

@@ -45,7 +45,7 @@ typedef struct sc_value sc_value; /* opaque, immutable, reference-counted */
     X(SC_NOT_FOUND, "key not found")                                        \
     X(SC_ERR_INVALID, "invalid argument or option")                         \
     X(SC_ERR_NOMEM, "out of memory")                                        \
-    X(SC_ERR_REMOTE, "Redis unreachable, I/O or protocol error")            \
+    X(SC_ERR_REMOTE, "Redis error: unreachable, refused the command (see sc_errmsg) or protocol error") \
     X(SC_ERR_TIMEOUT, "timed out")                                          \
     X(SC_ERR_CLOSED, "cache is closed")                                     \
     X(SC_ERR_CONFLICT, "versioned write lost to a newer version")           \
@@ -65,13 +65,17 @@ typedef enum sc_local_policy { SC_LOCAL_LRU, SC_LOCAL_LFU } sc_local_policy;
 typedef enum sc_role { SC_ROLE_WRITER, SC_ROLE_READER } sc_role;
 typedef enum sc_wire_format { SC_WIRE_MSGPACK, SC_WIRE_JSON } sc_wire_format;
 
-/* What a pod serves while its event stream is down (not yet re-synced). */
+/* What a pod serves while its event stream is down (not yet re-synced). In
+ * every policy, on resubscription the pod replays the events it missed from
+ * the log in Redis and flushes only what that cannot prove current
+ * (docs/protocol.md). */
 typedef enum sc_disconnect_policy {
-    SC_DISCONNECT_FLUSH,  /* drop the local tier; gets read Redis directly */
+    SC_DISCONNECT_FLUSH,  /* drop the local tier at once; gets read Redis */
     SC_DISCONNECT_STALE,  /* serve local copies while the last proof of sync
                              is at most stale_max_ms old, flagged stale */
-    SC_DISCONNECT_BYPASS  /* keep the local tier but read Redis directly
-                             until re-synced, then catch up */
+    SC_DISCONNECT_BYPASS  /* the default: keep the local tier but read Redis
+                             until re-synced, then replay the log, so the
+                             cache stays warm across a drop */
 } sc_disconnect_policy;
 
 typedef enum sc_log_level {
@@ -105,8 +109,11 @@ typedef void (*sc_event_fn)(const sc_event_info *ev, void *ud);
 
 typedef struct sc_options {
     const char *pod_id;            /* NULL: generated, unique per process */
-    const char *ns;                /* namespace: prefixes every Redis key; default "sc" */
-    const char *channel;           /* NULL: derived from ns ("<ns>:events") */
+    const char *ns;                /* namespace: every Redis key is "{ns}:..." (one
+                                      hash slot); default "sc"; no '{', '}' or
+                                      control characters, at most 256 bytes */
+    const char *channel;           /* NULL: derived from ns ("{ns}:events");
+                                      namespaces may share one */
     const char *redis_host;        /* default "127.0.0.1" */
     int redis_port;                /* default 6379 */
     const char *redis_unix_socket; /* when set, used instead of host/port */
@@ -136,7 +143,7 @@ typedef struct sc_options {
     unsigned local_shards;         /* 0 = automatic; else a power of two <= 256 */
 
     /* --- consistency under faults --- */
-    sc_disconnect_policy disconnect_policy; /* default SC_DISCONNECT_FLUSH */
+    sc_disconnect_policy disconnect_policy; /* default SC_DISCONNECT_BYPASS */
     uint64_t stale_max_ms;         /* SC_DISCONNECT_STALE bound; default 5000 */
     unsigned heartbeat_interval_ms;/* default 250; 0 disables heartbeats */
     unsigned heartbeat_timeout_ms; /* own heartbeat not back after this: the
@@ -144,7 +151,11 @@ typedef struct sc_options {
     unsigned reconnect_min_ms;     /* first backoff step; default 50 */
     unsigned reconnect_max_ms;     /* backoff cap; default 2000 */
     size_t event_log_len;          /* events kept in Redis for catch-up;
-                                      default 10000, 0 disables the log */
+                                      default 10000, 0 disables the log (then
+                                      every lost event means a flush) */
+    uint64_t tombstone_ttl_ms;     /* how long a delete is remembered in Redis
+                                      (a tombstone holding its version);
+                                      default 86400000 (1 day), 0: not at all */
 
     /* --- hooks --- */
     sc_event_fn on_event;          /* NULL: none */
@@ -265,6 +276,15 @@ typedef struct sc_stats {
     uint64_t stale_served;         /* gets answered by SC_DISCONNECT_STALE */
     uint64_t synced;               /* 1 while the event stream is live and caught up */
     uint64_t last_seq;             /* highest namespace sequence applied */
+    uint64_t events_foreign;       /* events of other namespaces on the channel, ignored */
+    uint64_t events_forged;        /* events claiming a sequence Redis had not reached,
+                                      or a second different event for one sequence:
+                                      dropped (their keys dropped locally) */
+    uint64_t duplicate_pod_ids;    /* events from another process using this pod id */
+    uint64_t epoch_changes;        /* the namespace history restarted (counter lost,
+                                      rollback, clear) */
+    uint64_t publish_failures;     /* writes stored and logged whose PUBLISH failed
+                                      (pods catch them from the log) */
 } sc_stats;
 
 /* A consistent-enough snapshot of the counters (each read atomically). */

@@ -90,7 +90,7 @@ static inline char *test_redis_value_on(const sc_test_redis *r, const char *ns, 
 {
     redisContext *rc = sc_test_redis_connect(r);
     ck_assert_ptr_nonnull(rc);
-    redisReply *rep = redisCommand(rc, "HGET %s:k:%s value", ns, key);
+    redisReply *rep = redisCommand(rc, "HGET {%s}:k:%s value", ns, key);
     ck_assert_ptr_nonnull(rep);
     char *out = rep->type == REDIS_REPLY_STRING ? strndup(rep->str, rep->len) : strdup("<none>");
     freeReplyObject(rep);

@@ -1,0 +1,11 @@
+#!lua
+-- Publishes a heartbeat carrying the current counter and epoch (read in the
+-- same step, so every event up to that counter was published before it).
+-- No version is taken and nothing is logged.
+-- KEYS: seq, meta, log
+-- ARGV: fmt, channel, p0, p1, p2, p3
+-- Returns {counter, epoch, redis time in ms}.
+local v, e = current(KEYS[1], KEYS[2], KEYS[3])
+local t = now_ms()
+redis.call('PUBLISH', ARGV[2], ARGV[3] .. num(ARGV[1], v) .. ARGV[4] .. num(ARGV[1], t) .. ARGV[5] .. e .. ARGV[6])
+return {string.format('%d', v), e, string.format('%d', t)}

@@ -1,0 +1,98 @@
+-- Shared helpers, inserted after each script's first line at build time.
+--
+-- Lua in Redis has only doubles. Numbers leave a script through
+-- string.format('%d', n) (tostring would print 1.7e+15); versions stay below
+-- 2^53, so doubles hold them exactly.
+
+-- A new namespace epoch: 16 hex digits from the Redis clock in us and the
+-- counter, so two epochs made in one microsecond still differ.
+local function new_epoch(v)
+  local t = redis.call('TIME')
+  local us = tonumber(t[1]) * 1000000 + tonumber(t[2])
+  return string.format('%013x%03x', us, v % 4096)
+end
+
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+-- The counter's starting point when it is absent: the Redis clock in us, and
+-- never below the log's last id (XADD needs ever-growing ids). A counter that
+-- starts again starts a new history, hence a new epoch.
+local function seed(seq, meta, log)
+  local t = redis.call('TIME')
+  local s = tonumber(t[1]) * 1000000 + tonumber(t[2])
+  local top = redis.call('XREVRANGE', log, '+', '-', 'COUNT', 1)
+  if top[1] then
+    local last = tonumber(string.match(top[1][1], '^(%d+)-'))
+    if last and last > s then s = last end
+  end
+  redis.call('SET', seq, string.format('%d', s))
+  redis.call('HSET', meta, 'epoch', new_epoch(s))
+  return s
+end
+
+-- The current counter and epoch, seeding them when absent.
+local function current(seq, meta, log)
+  local v = redis.call('GET', seq)
+  if not v then return seed(seq, meta, log), redis.call('HGET', meta, 'epoch') end
+  local e = redis.call('HGET', meta, 'epoch')
+  if not e then
+    e = new_epoch(tonumber(v))
+    redis.call('HSET', meta, 'epoch', e)
+  end
+  return tonumber(v), e
+end
+
+-- Takes the next version: INCR, seeding only when INCR found no counter.
+local function take(seq, meta, log)
+  local v = redis.call('INCR', seq)
+  if v == 1 then
+    redis.call('DEL', seq)
+    v = seed(seq, meta, log) + 1
+    redis.call('SET', seq, string.format('%d', v))
+  end
+  local e = redis.call('HGET', meta, 'epoch')
+  if not e then
+    e = new_epoch(v)
+    redis.call('HSET', meta, 'epoch', e)
+  end
+  return v, e
+end
+
+-- A number as the event template expects it: 8 big-endian bytes for
+-- msgpack ('m'), decimal for JSON ('j').
+local function num(fmt, n)
+  if fmt == 'j' then return string.format('%d', n) end
+  local b = {}
+  for i = 8, 1, -1 do
+    b[i] = n % 256
+    n = math.floor(n / 256)
+  end
+  return string.char(b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8])
+end
+
+-- The event from the caller's template (parts p0..p3 around version, time
+-- and epoch), appended to the log unless it is off, then published. The
+-- publish runs last and under pcall: the write is already in Redis and in
+-- the log, so a refused PUBLISH must not turn into a reported failure; pods
+-- find the event in the log when a heartbeat shows the sequence moved.
+-- Returns 1 when published, else the error text.
+local function emit(fmt, p0, p1, p2, p3, v, e, log, log_len, channel)
+  local ev = p0 .. num(fmt, v) .. p1 .. num(fmt, now_ms()) .. p2 .. e .. p3
+  if log_len ~= '0' then
+    redis.call('XADD', log, 'MAXLEN', '~', log_len, string.format('%d', v) .. '-0', 'e', ev)
+  end
+  local ok = redis.pcall('PUBLISH', channel, ev)
+  if type(ok) == 'table' and ok.err then return ok.err end
+  return 1
+end
+
+local function check_hash(key)
+  local ty = redis.call('TYPE', key).ok
+  if ty ~= 'none' and ty ~= 'hash' then
+    return redis.error_reply('WRONGTYPE ' .. key .. ' is a ' .. ty .. ', not a synccache hash')
+  end
+  return nil
+end
