@@ -33,45 +33,47 @@ void sc__flights_destroy(sc__flights *f)
     pthread_mutex_destroy(&f->mu);
 }
 
-/* Reads Redis and installs the value when allowed. The leader's work.
- * The read also returns the namespace counter at the moment it ran: the
- * value is known current up to there, and the local tier refuses it if an
- * event or removal since raised the key's floor above that (the
- * read-populate race). Whatever is not installed still raises the floor to
- * what the caller is about to see, so nothing older can come back. */
+sc_status sc__install_read(sc_cache *c, const char *key, size_t klen, uint64_t hash, sc__remote_item *item,
+                           int found, int install, sc_value **out)
+{
+    sc__verified(c, item->known);
+    if (!found) {
+        sc__atomic_inc(&c->remote_misses);
+        /* Absent at item->known: any copy up to that version is stale. */
+        sc__local_remove(c->local, key, klen, hash, item->known + 1, item->known);
+        return SC_NOT_FOUND;
+    }
+    sc__atomic_inc(&c->remote_hits);
+    sc_value *v = sc__value_new_keyed(key, klen, item->data, item->len, item->version);
+    free(item->data);
+    item->data = NULL;
+    if (!v)
+        return SC_ERR_NOMEM;
+    /* Redis will expire the key; the local copy must not outlive it. A key
+     * with 0 ms left is about to go, so it is not worth keeping. */
+    int installed = install && item->pttl_ms != 0 && atomic_load_explicit(&c->synced, memory_order_acquire) &&
+                    sc__local_put(c->local, key, klen, hash, v, item->pttl_ms > 0 ? (uint64_t)item->pttl_ms : 0,
+                                  item->known, 0) == SC_OK;
+    if (!installed)
+        sc__local_remove(c->local, key, klen, hash, item->version, item->version);
+    *out = v;
+    return SC_OK;
+}
+
+/* Reads Redis and installs the value when allowed. The leader's work. */
 static sc_status read_remote(sc_cache *c, const char *key, size_t klen, uint64_t hash, int install,
                              sc_value **out, char *err, size_t errlen)
 {
     sc__remote_item item;
     sc_status s = sc__remote_get(c->remote, key, klen, &item, err, errlen);
-    if (s == SC_NOT_FOUND) {
-        sc__atomic_inc(&c->remote_misses);
-        sc__verified(c, item.known);
-        /* Absent at item.known: any copy up to that version is stale. */
-        sc__local_remove(c->local, key, klen, hash, item.known + 1, item.known);
-        return s;
-    }
-    if (s != SC_OK) {
+    if (s != SC_OK && s != SC_NOT_FOUND) {
         sc__atomic_inc(&c->remote_errors);
         return s;
     }
-    sc__atomic_inc(&c->remote_hits);
-    sc__verified(c, item.known);
-    sc_value *v = sc__value_new_keyed(key, klen, item.data, item.len, item.version);
-    free(item.data);
-    if (!v) {
+    s = sc__install_read(c, key, klen, hash, &item, s == SC_OK, install, out);
+    if (s == SC_ERR_NOMEM)
         snprintf(err, errlen, "out of memory");
-        return SC_ERR_NOMEM;
-    }
-    /* Redis will expire the key; the local copy must not outlive it. A key
-     * with 0 ms left is about to go, so it is not worth keeping. */
-    int installed = install && item.pttl_ms != 0 && atomic_load_explicit(&c->synced, memory_order_acquire) &&
-                    sc__local_put(c->local, key, klen, hash, v, item.pttl_ms > 0 ? (uint64_t)item.pttl_ms : 0,
-                                  item.known, 0) == SC_OK;
-    if (!installed)
-        sc__local_remove(c->local, key, klen, hash, item.version, item.version);
-    *out = v;
-    return SC_OK;
+    return s;
 }
 
 sc_status sc__load(sc_cache *c, const char *key, size_t klen, uint64_t hash, int install, sc_value **out)

@@ -101,6 +101,19 @@ void sc__flights_destroy(sc__flights *f);
  * locally when allowed. Returns SC_OK with *out, SC_NOT_FOUND or an error. */
 sc_status sc__load(sc_cache *c, const char *key, size_t klen, uint64_t hash, int install, sc_value **out);
 
+/* A value (found) or its absence read from Redis with the counter
+ * item->known, as the read-populate rule wants it: installed when install is
+ * set, the pod is synced and no floor is above known; otherwise older copies
+ * go and the floor rises to what the caller is about to see (the value read
+ * is known current up to item->known, which is what orders it against
+ * events). Takes item->data. SC_OK with *out, SC_NOT_FOUND, SC_ERR_NOMEM. */
+sc_status sc__install_read(sc_cache *c, const char *key, size_t klen, uint64_t hash, sc__remote_item *item,
+                           int found, int install, sc_value **out);
+
+/* ops.c: checks a key argument (NULL, empty, too long) and measures it;
+ * the failure is recorded for sc_errmsg under the name call. */
+sc_status sc__check_key(const sc_cache *c, const char *key, size_t *klen, const char *call);
+
 /* ops.c: the pod's own write reached Redis with this result: count it, note
  * a failed PUBLISH, and raise verified. */
 void sc__wrote(sc_cache *c, const sc__remote_result *res, const char *call);

@@ -20,7 +20,7 @@
 
 #include "lib/internal.h"
 
-static sc_status check_key(const sc_cache *c, const char *key, size_t *klen, const char *call)
+sc_status sc__check_key(const sc_cache *c, const char *key, size_t *klen, const char *call)
 {
     if (!c)
         return sc__fail(c, SC_ERR_INVALID, "%s: cache is NULL", call);
@@ -78,7 +78,7 @@ SC_EXPORT sc_status sc_get_ex(sc_cache *c, const char *key, sc_value **out, sc_g
     size_t klen = 0;
     if (out)
         *out = NULL;
-    sc_status s = check_key(c, key, &klen, "sc_get");
+    sc_status s = sc__check_key(c, key, &klen, "sc_get");
     if (s != SC_OK)
         return s;
     if (!out)
@@ -121,7 +121,7 @@ SC_EXPORT sc_status sc_peek(sc_cache *c, const char *key, sc_value **out)
     size_t klen = 0;
     if (out)
         *out = NULL;
-    sc_status s = check_key(c, key, &klen, "sc_peek");
+    sc_status s = sc__check_key(c, key, &klen, "sc_peek");
     if (s != SC_OK)
         return s;
     if (!out)
@@ -129,11 +129,12 @@ SC_EXPORT sc_status sc_peek(sc_cache *c, const char *key, sc_value **out)
     return sc__local_peek(c->local, key, klen, sc__local_hash(key, klen), out);
 }
 
+/* expected: NULL, or the version the key must still have (compare-and-set). */
 static sc_status set_common(sc_cache *c, const char *key, const void *val, size_t len, uint64_t ttl_ms,
-                            int invalidate, const char *call)
+                            int invalidate, const uint64_t *expected, const char *call)
 {
     size_t klen = 0;
-    sc_status s = check_key(c, key, &klen, call);
+    sc_status s = sc__check_key(c, key, &klen, call);
     if (s != SC_OK)
         return s;
     if (!val && len)
@@ -143,6 +144,9 @@ static sc_status set_common(sc_cache *c, const char *key, const void *val, size_
                         c->opt.max_value_bytes);
     uint64_t hash = sc__local_hash(key, klen);
 
+    if (!writes_redis(c) && expected)
+        return sc__fail(c, SC_ERR_INVALID, "%s: a reader pod cannot write Redis (set reader_can_set_to_redis)",
+                        call);
     if (!writes_redis(c)) {
         /* A plain reader keeps its write to itself (version 0: any event or
          * Redis read for the key replaces it). */
@@ -164,8 +168,16 @@ static sc_status set_common(sc_cache *c, const char *key, const void *val, size_
         return sc__fail(c, s, "%s: cannot encode the event: %s", call, sc_strerror(s));
     sc__remote_result res;
     char err[SC__ERRLEN];
-    s = sc__remote_set(c->remote, key, klen, val, len, ttl, &ev, &res, err, sizeof err);
+    s = expected ? sc__remote_set_if(c->remote, key, klen, val, len, ttl, *expected, &ev, &res, err, sizeof err)
+                 : sc__remote_set(c->remote, key, klen, val, len, ttl, &ev, &res, err, sizeof err);
     free((char *)ev.buf);
+    if (s == SC_ERR_CONFLICT) {
+        /* Nothing was written; the local copy may be older than the version
+         * that won, so it goes (and nothing older may come back). */
+        sc__verified(c, res.version);
+        sc__local_remove(c->local, key, klen, hash, res.version, res.version);
+        return sc__fail(c, s, "%s: %s", call, err);
+    }
     if (s != SC_OK) {
         sc__local_remove(c->local, key, klen, hash, UINT64_MAX, 0);
         return remote_failed(c, s, call, err);
@@ -184,18 +196,24 @@ static sc_status set_common(sc_cache *c, const char *key, const void *val, size_
 
 SC_EXPORT sc_status sc_set(sc_cache *c, const char *key, const void *val, size_t len, uint64_t ttl_ms)
 {
-    return set_common(c, key, val, len, ttl_ms, 0, "sc_set");
+    return set_common(c, key, val, len, ttl_ms, 0, NULL, "sc_set");
+}
+
+SC_EXPORT sc_status sc_set_if_version(sc_cache *c, const char *key, const void *val, size_t len, uint64_t ttl_ms,
+                                      uint64_t expected)
+{
+    return set_common(c, key, val, len, ttl_ms, 0, &expected, "sc_set_if_version");
 }
 
 SC_EXPORT sc_status sc_set_invalidate(sc_cache *c, const char *key, const void *val, size_t len, uint64_t ttl_ms)
 {
-    return set_common(c, key, val, len, ttl_ms, 1, "sc_set_invalidate");
+    return set_common(c, key, val, len, ttl_ms, 1, NULL, "sc_set_invalidate");
 }
 
 SC_EXPORT sc_status sc_delete(sc_cache *c, const char *key)
 {
     size_t klen = 0;
-    sc_status s = check_key(c, key, &klen, "sc_delete");
+    sc_status s = sc__check_key(c, key, &klen, "sc_delete");
     if (s != SC_OK)
         return s;
     uint64_t hash = sc__local_hash(key, klen);

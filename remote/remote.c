@@ -293,8 +293,9 @@ sc_status sc__remote_get(sc__remote *r, const char *key, size_t klen, sc__remote
     return SC_OK;
 }
 
-sc_status sc__remote_set(sc__remote *r, const char *key, size_t klen, const void *val, size_t len, uint64_t ttl_ms,
-                         const sc__remote_event *ev, sc__remote_result *res, char *err, size_t errlen)
+static sc_status set_script(sc__remote *r, const char *key, size_t klen, const void *val, size_t len,
+                            uint64_t ttl_ms, const uint64_t *expected, const sc__remote_event *ev,
+                            sc__remote_result *res, char *err, size_t errlen)
 {
     if ((len && !val) || !event_ok(ev)) {
         sc__remote_errf(err, errlen, "invalid set arguments (value or event)");
@@ -313,17 +314,153 @@ sc_status sc__remote_set(sc__remote *r, const char *key, size_t klen, const void
         sc__remote_errf(err, errlen, "out of memory");
         return SC_ERR_NOMEM;
     }
-    char ttl[24];
+    char ttl[24], want[24] = "";
     snprintf(ttl, sizeof ttl, "%" PRIu64, ttl_ms);
-    const char *args[13] = {vk, r->seq_key, r->meta_key, r->log_key, len ? val : "", ttl, r->fmt, r->log_len,
+    if (expected)
+        snprintf(want, sizeof want, "%" PRIu64, *expected);
+    const char *args[14] = {vk, r->seq_key, r->meta_key, r->log_key, len ? val : "", ttl, r->fmt, r->log_len,
                             r->channel};
-    size_t lens[13] = {vklen, CSTR, CSTR, CSTR, len, CSTR, CSTR, CSTR, CSTR};
+    size_t lens[14] = {vklen, CSTR, CSTR, CSTR, len, CSTR, CSTR, CSTR, CSTR};
     event_parts(ev, args + 9, lens + 9);
+    args[13] = want;
+    lens[13] = CSTR;
     redisReply *reply;
-    sc_status st = script(r, SC__SCRIPT_SET, 4, 13, args, lens, deadline, &reply, err, errlen);
+    sc_status st = script(r, SC__SCRIPT_SET, 4, 14, args, lens, deadline, &reply, err, errlen);
     if (heap)
         free(vk);
-    return st != SC_OK ? st : write_reply(r, reply, "set", res, err, errlen);
+    if (st != SC_OK)
+        return st;
+    if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 2 && reply->element[0]->type == REDIS_REPLY_STRING &&
+        strcmp(reply->element[0]->str, "conflict") == 0) {
+        memset(res, 0, sizeof *res);
+        if (!reply_u64(reply->element[1], &res->version))
+            return bad_reply(r, reply, "set", err, errlen);
+        freeReplyObject(reply);
+        sc__remote_errf(err, errlen, "the key's version is %" PRIu64 ", not the expected %" PRIu64, res->version,
+                        *expected);
+        return SC_ERR_CONFLICT;
+    }
+    return write_reply(r, reply, "set", res, err, errlen);
+}
+
+sc_status sc__remote_set(sc__remote *r, const char *key, size_t klen, const void *val, size_t len, uint64_t ttl_ms,
+                         const sc__remote_event *ev, sc__remote_result *res, char *err, size_t errlen)
+{
+    return set_script(r, key, klen, val, len, ttl_ms, NULL, ev, res, err, errlen);
+}
+
+sc_status sc__remote_set_if(sc__remote *r, const char *key, size_t klen, const void *val, size_t len,
+                            uint64_t ttl_ms, uint64_t expected, const sc__remote_event *ev, sc__remote_result *res,
+                            char *err, size_t errlen)
+{
+    return set_script(r, key, klen, val, len, ttl_ms, &expected, ev, res, err, errlen);
+}
+
+sc_status sc__remote_version(sc__remote *r, const char *key, size_t klen, uint64_t *version, char *err,
+                             size_t errlen)
+{
+    char kbuf[256];
+    size_t vklen;
+    int heap;
+    char *vk = value_key(r, key, klen, kbuf, sizeof kbuf, &vklen, &heap);
+    if (!vk) {
+        sc__remote_errf(err, errlen, "out of memory");
+        return SC_ERR_NOMEM;
+    }
+    const char *args[2] = {vk, r->meta_key};
+    size_t lens[2] = {vklen, CSTR};
+    redisReply *reply;
+    sc_status st = script(r, SC__SCRIPT_VERSION, 2, 2, args, lens, sc__remote_now_ms() + r->timeout_ms, &reply, err,
+                          errlen);
+    if (heap)
+        free(vk);
+    if (st != SC_OK)
+        return st;
+    if (!reply_u64(reply, version))
+        return bad_reply(r, reply, "version", err, errlen);
+    freeReplyObject(reply);
+    return SC_OK;
+}
+
+sc_status sc__remote_get_many(sc__remote *r, const char *const *keys, const size_t *klens, size_t n,
+                              sc__remote_item *items, uint64_t *known, char *err, size_t errlen)
+{
+    memset(items, 0, n * sizeof *items);
+    if (n > INT32_MAX - 2) {
+        sc__remote_errf(err, errlen, "too many keys");
+        return SC_ERR_INVALID;
+    }
+    size_t argc = n + 2;
+    const char **args = malloc(argc * sizeof *args);
+    size_t *lens = malloc(argc * sizeof *lens);
+    char **owned = calloc(n ? n : 1, sizeof *owned);
+    sc_status st = SC_ERR_NOMEM;
+    redisReply *reply = NULL;
+    if (!args || !lens || !owned)
+        goto out;
+    args[0] = r->seq_key;
+    lens[0] = CSTR;
+    args[1] = r->meta_key;
+    lens[1] = CSTR;
+    for (size_t i = 0; i < n; i++) {
+        int heap;
+        owned[i] = value_key(r, keys[i], klens[i], NULL, 0, &lens[i + 2], &heap);
+        if (!owned[i])
+            goto out;
+        args[i + 2] = owned[i];
+    }
+    st = script(r, SC__SCRIPT_GET_MANY, (int)argc, (int)argc, args, lens, sc__remote_now_ms() + r->timeout_ms,
+                &reply, err, errlen);
+    if (st != SC_OK)
+        goto out;
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != n + 1 || !reply_u64(reply->element[0], known)) {
+        st = bad_reply(r, reply, "get_many", err, errlen);
+        reply = NULL;
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const redisReply *e = reply->element[i + 1];
+        if (e->type != REDIS_REPLY_ARRAY || e->elements != 3) {
+            st = bad_reply(r, reply, "get_many", err, errlen);
+            reply = NULL;
+            goto out;
+        }
+        if (e->element[0]->type != REDIS_REPLY_STRING)
+            continue; /* absent: data stays NULL */
+        if (!reply_u64(e->element[1], &items[i].version) || e->element[2]->type != REDIS_REPLY_INTEGER) {
+            st = bad_reply(r, reply, "get_many", err, errlen);
+            reply = NULL;
+            goto out;
+        }
+        items[i].data = malloc(e->element[0]->len + 1);
+        if (!items[i].data) {
+            st = SC_ERR_NOMEM;
+            goto out;
+        }
+        memcpy(items[i].data, e->element[0]->str, e->element[0]->len);
+        items[i].data[e->element[0]->len] = '\0';
+        items[i].len = e->element[0]->len;
+        items[i].pttl_ms = e->element[2]->integer < 0 ? -1 : e->element[2]->integer;
+        items[i].known = *known;
+    }
+    st = SC_OK;
+out:
+    if (st == SC_ERR_NOMEM)
+        sc__remote_errf(err, errlen, "out of memory");
+    if (st != SC_OK)
+        for (size_t i = 0; i < n; i++) {
+            free(items[i].data);
+            items[i].data = NULL;
+        }
+    if (reply)
+        freeReplyObject(reply);
+    if (owned)
+        for (size_t i = 0; i < n; i++)
+            free(owned[i]);
+    free(owned);
+    free(args);
+    free(lens);
+    return st;
 }
 
 sc_status sc__remote_delete(sc__remote *r, const char *key, size_t klen, uint64_t tombstone_ttl_ms,

@@ -92,6 +92,26 @@ typedef struct sc__remote_result {
 sc_status sc__remote_set(sc__remote *r, const char *key, size_t klen, const void *val, size_t len, uint64_t ttl_ms,
                          const sc__remote_event *ev, sc__remote_result *res, char *err, size_t errlen);
 
+/* sc__remote_set only if the key's version (sc__remote_version) is still
+ * expected, checked in the same script; else SC_ERR_CONFLICT with
+ * res->version = the current version, nothing written or published. */
+sc_status sc__remote_set_if(sc__remote *r, const char *key, size_t klen, const void *val, size_t len,
+                            uint64_t ttl_ms, uint64_t expected, const sc__remote_event *ev, sc__remote_result *res,
+                            char *err, size_t errlen);
+
+/* The key's version for compare-and-set: its version (a tombstone's too),
+ * never below the namespace's clear floor; 0 for a key with no remembered
+ * history. One round trip. */
+sc_status sc__remote_version(sc__remote *r, const char *key, size_t klen, uint64_t *version, char *err,
+                             size_t errlen);
+
+/* Reads n keys in one round trip: items[i].data is NULL for a key that is
+ * absent (tombstone, below the clear floor, missing); *known is the counter
+ * when the read ran (also in every found item). On SC_OK the caller frees
+ * every items[i].data. */
+sc_status sc__remote_get_many(sc__remote *r, const char *const *keys, const size_t *klens, size_t n,
+                              sc__remote_item *items, uint64_t *known, char *err, size_t errlen);
+
 /* One script: the next version, the key deleted (a tombstone holding the
  * version for tombstone_ttl_ms when not 0), the log entry and the event. */
 sc_status sc__remote_delete(sc__remote *r, const char *key, size_t klen, uint64_t tombstone_ttl_ms,
@@ -169,6 +189,8 @@ typedef enum sc__script_id {
     SC__SCRIPT_CLEAR_BATCH,
     SC__SCRIPT_HEARTBEAT,
     SC__SCRIPT_SYNC,
+    SC__SCRIPT_VERSION,
+    SC__SCRIPT_GET_MANY,
     SC__SCRIPT_COUNT
 } sc__script_id;
 

@@ -29,6 +29,8 @@ LUA(clear)
 LUA(clear_batch)
 LUA(heartbeat)
 LUA(sync)
+LUA(version)
+LUA(get_many)
 #undef LUA
 
 static const struct {
@@ -43,6 +45,8 @@ static const struct {
     [SC__SCRIPT_CLEAR_BATCH] = {"clear_batch", sc__lua_clear_batch, &sc__lua_clear_batch_len},
     [SC__SCRIPT_HEARTBEAT] = {"heartbeat", sc__lua_heartbeat, &sc__lua_heartbeat_len},
     [SC__SCRIPT_SYNC] = {"sync", sc__lua_sync, &sc__lua_sync_len},
+    [SC__SCRIPT_VERSION] = {"version", sc__lua_version, &sc__lua_version_len},
+    [SC__SCRIPT_GET_MANY] = {"get_many", sc__lua_get_many, &sc__lua_get_many_len},
 };
 
 /* A plain-words reading of an error reply, so a full Redis or a missing

@@ -245,6 +245,37 @@ SC_EXPORT sc_status sc_delete(sc_cache *c, const char *key);
  * may survive it. A plain reader clears only its local tier. */
 SC_EXPORT sc_status sc_clear(sc_cache *c);
 
+/* ---- versions (compare-and-set without ABA) ----
+ * Every key has a number in Redis that changes whenever the key is written,
+ * deleted, tagged deleted or its namespace cleared: its version, kept by a
+ * delete as a tombstone for tombstone_ttl_ms, and never below the version of
+ * the namespace's last clear. It is 0 only for a key with no remembered
+ * history. Retention window: once a delete's tombstone expires, the number
+ * of a deleted key falls back to the clear floor (or 0), so a snapshot older
+ * than tombstone_ttl_ms may match again; choose tombstone_ttl_ms longer than
+ * any snapshot-to-write interval (cascache's GenRetention). */
+
+/* The key's number, read from Redis (one round trip, never the local tier).
+ * SC_OK with *version, SC_ERR_INVALID / SC_ERR_TOO_LARGE for a bad key,
+ * SC_ERR_REMOTE / SC_ERR_TIMEOUT. */
+SC_EXPORT sc_status sc_version_of(sc_cache *c, const char *key, uint64_t *version);
+
+/* sc_set (version, event, local tier), but only if the key's number still
+ * equals expected; the check and the write are one script. SC_ERR_CONFLICT
+ * when it does not: nothing written or published, and the pod's copy of the
+ * key is dropped if it was older than the winning version. A plain reader
+ * (no reader_can_set_to_redis) gets SC_ERR_INVALID: it cannot write Redis. */
+SC_EXPORT sc_status sc_set_if_version(sc_cache *c, const char *key, const void *val, size_t len, uint64_t ttl_ms,
+                                      uint64_t expected);
+
+/* Reads n keys: the local tier first, then ONE Redis round trip for all the
+ * misses (a key given twice is read once). out[i] gets a reference (caller
+ * releases) or NULL for a key not found; values read from Redis are
+ * installed under the same rules as sc_get. SC_OK, or an error with every
+ * out[i] NULL: SC_ERR_INVALID (a NULL, empty or too long key; n above 2^20),
+ * SC_ERR_REMOTE / SC_ERR_TIMEOUT, SC_ERR_NOMEM. */
+SC_EXPORT sc_status sc_get_many(sc_cache *c, const char *const *keys, size_t n, sc_value **out);
+
 /* Borrowed view of the bytes; valid while the caller holds v. A NUL byte
  * follows the data (not counted in the size) so text values can be used as
  * C strings. */

@@ -96,3 +96,13 @@ local function check_hash(key)
   end
   return nil
 end
+
+-- The number compare-and-set compares: the key's version (a tombstone's
+-- too), never below the namespace's clear floor; 0 only for a key with no
+-- remembered history. It changes on every write, delete, tag and clear.
+local function key_version(key, meta)
+  local v = tonumber(redis.call('HGET', key, 'version') or '0') or 0
+  local floor = tonumber(redis.call('HGET', meta, 'floor') or '0') or 0
+  if floor > v then return floor end
+  return v
+end

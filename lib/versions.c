@@ -1,0 +1,156 @@
+/* Versions applications can build on (cascache without its ABA): the key's
+ * version read from Redis, and batch reads. sc_set_if_version lives with the
+ * other writes in ops.c.
+ *
+ * The number sc_version_of returns changes whenever the key is written,
+ * deleted (a tombstone keeps the delete's version for tombstone_ttl_ms) or
+ * its namespace cleared (the clear's version is a floor under every key), so
+ * "snapshot, read the source, set if unchanged" never overwrites a newer
+ * write, and a key that was absent, written and deleted does not match its
+ * first snapshot. The retention window: once a tombstone expires the key's
+ * number is 0 again (or the clear floor), so a snapshot older than
+ * tombstone_ttl_ms of a deleted key may match again (cascache's GenRetention).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/internal.h"
+
+/* Most keys one sc_get_many takes: one script's argument list. */
+#define GET_MANY_MAX ((size_t)1 << 20)
+
+SC_EXPORT sc_status sc_version_of(sc_cache *c, const char *key, uint64_t *version)
+{
+    size_t klen = 0;
+    if (version)
+        *version = 0;
+    sc_status s = sc__check_key(c, key, &klen, "sc_version_of");
+    if (s != SC_OK)
+        return s;
+    if (!version)
+        return sc__fail(c, SC_ERR_INVALID, "sc_version_of: version is NULL");
+    char err[SC__ERRLEN];
+    s = sc__remote_version(c->remote, key, klen, version, err, sizeof err);
+    if (s != SC_OK) {
+        sc__atomic_inc(&c->remote_errors);
+        return sc__fail(c, s, "sc_version_of: %s", err);
+    }
+    return SC_OK;
+}
+
+typedef struct miss {
+    uint64_t hash;
+    const char *key;
+    size_t klen;
+    size_t index; /* into keys and out */
+} miss;
+
+static int miss_cmp(const void *a, const void *b)
+{
+    const miss *x = a, *y = b;
+    if (x->hash != y->hash)
+        return x->hash < y->hash ? -1 : 1;
+    if (x->klen != y->klen)
+        return x->klen < y->klen ? -1 : 1;
+    int d = memcmp(x->key, y->key, x->klen);
+    if (d)
+        return d;
+    return x->index < y->index ? -1 : x->index > y->index;
+}
+
+SC_EXPORT sc_status sc_get_many(sc_cache *c, const char *const *keys, size_t n, sc_value **out)
+{
+    if (out)
+        for (size_t i = 0; i < n && i < GET_MANY_MAX; i++)
+            out[i] = NULL;
+    if (!c)
+        return sc__fail(c, SC_ERR_INVALID, "sc_get_many: cache is NULL");
+    if (n == 0)
+        return SC_OK;
+    if (!keys || !out)
+        return sc__fail(c, SC_ERR_INVALID, "sc_get_many: %s is NULL", keys ? "out" : "keys");
+    if (n > GET_MANY_MAX)
+        return sc__fail(c, SC_ERR_INVALID, "sc_get_many: %zu keys (at most %zu per call)", n, GET_MANY_MAX);
+
+    miss *m = malloc(n * sizeof *m);
+    if (!m)
+        return sc__fail(c, SC_ERR_NOMEM, "sc_get_many: out of memory");
+    int synced = atomic_load_explicit(&c->synced, memory_order_acquire);
+    size_t nm = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t klen;
+        sc_status s = sc__check_key(c, keys[i], &klen, "sc_get_many");
+        if (s != SC_OK) {
+            for (size_t j = 0; j < i; j++) {
+                sc_value_release(out[j]);
+                out[j] = NULL;
+            }
+            free(m);
+            return s;
+        }
+        uint64_t hash = sc__local_hash(keys[i], klen);
+        if (synced && sc__local_get(c->local, keys[i], klen, hash, &out[i]) == SC_OK)
+            continue;
+        m[nm++] = (miss){hash, keys[i], klen, i};
+    }
+    if (nm == 0) {
+        free(m);
+        return SC_OK;
+    }
+
+    /* Duplicates are read once: sort the misses so equal keys sit side by
+     * side, and keep the first of each run. */
+    qsort(m, nm, sizeof *m, miss_cmp);
+    size_t nu = 0;
+    const char **uk = malloc(nm * sizeof *uk);
+    size_t *ul = malloc(nm * sizeof *ul);
+    size_t *first = malloc(nm * sizeof *first); /* run start in m of each unique key */
+    sc__remote_item *items = calloc(nm, sizeof *items);
+    sc_status s = SC_ERR_NOMEM;
+    char err[SC__ERRLEN] = "out of memory";
+    if (!uk || !ul || !first || !items)
+        goto out;
+    for (size_t i = 0; i < nm; i++) {
+        if (i > 0 && m[i].hash == m[i - 1].hash && m[i].klen == m[i - 1].klen &&
+            memcmp(m[i].key, m[i - 1].key, m[i].klen) == 0)
+            continue;
+        first[nu] = i;
+        uk[nu] = m[i].key;
+        ul[nu] = m[i].klen;
+        nu++;
+    }
+    uint64_t known;
+    s = sc__remote_get_many(c->remote, uk, ul, nu, items, &known, err, sizeof err);
+    if (s != SC_OK) {
+        sc__atomic_inc(&c->remote_errors);
+        goto out;
+    }
+    for (size_t u = 0; u < nu; u++) {
+        size_t at = first[u];
+        size_t end = u + 1 < nu ? first[u + 1] : nm;
+        sc_value *v = NULL;
+        sc_status r = sc__install_read(c, uk[u], ul[u], m[at].hash, &items[u], items[u].data != NULL, synced, &v);
+        if (r == SC_ERR_NOMEM) {
+            s = r;
+            for (size_t k = u + 1; k < nu; k++)
+                free(items[k].data);
+            goto out;
+        }
+        for (size_t k = at; k < end; k++)
+            out[m[k].index] = v ? sc_value_ref(v) : NULL;
+        sc_value_release(v);
+    }
+    s = SC_OK;
+out:
+    if (s != SC_OK)
+        for (size_t i = 0; i < n; i++) {
+            sc_value_release(out[i]);
+            out[i] = NULL;
+        }
+    free(uk);
+    free(ul);
+    free(first);
+    free(items);
+    free(m);
+    return s == SC_OK ? SC_OK : sc__fail(c, s, "sc_get_many: %s", err);
+}

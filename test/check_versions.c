@@ -1,0 +1,335 @@
+/* Versions and compare-and-set (issue 9) against a private redis-server:
+ * snapshots, conflicts, no ABA across delete and clear, tombstone expiry,
+ * the classic lost-update race between pods and threads, and sc_get_many.
+ */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "support/pods.h"
+
+sc_test_redis g_redis;
+
+#define NS(name) "v_" name
+
+static uint64_t version_of(sc_cache *c, const char *key)
+{
+    uint64_t v = 12345;
+    sc_status s = sc_version_of(c, key, &v);
+    ck_assert_msg(s == SC_OK, "sc_version_of: %s", sc_errmsg(c));
+    return v;
+}
+
+START_TEST(snapshot_set_conflict)
+{
+    sc_cache *a = test_pod(NS("cas"), "a");
+    sc_cache *b = test_pod(NS("cas"), "b");
+    ck_assert_uint_eq(version_of(a, "k"), 0); /* no history */
+    /* "Set if absent": expected 0. */
+    ck_assert_int_eq(sc_set_if_version(a, "k", "one", 3, 0, 0), SC_OK);
+    uint64_t v1 = version_of(a, "k");
+    ck_assert_uint_gt(v1, 0);
+    sc_value *v;
+    ck_assert_int_eq(sc_get(a, "k", &v), SC_OK);
+    ck_assert_uint_eq(sc_value_version(v), v1);
+    sc_value_release(v);
+    /* A second "set if absent" loses. */
+    ck_assert_int_eq(sc_set_if_version(b, "k", "two", 3, 0, 0), SC_ERR_CONFLICT);
+    ck_assert_ptr_nonnull(strstr(sc_errmsg(b), "version"));
+    /* The right snapshot wins, and the write is a real write: version,
+     * event, the other pod sees it. */
+    ck_assert_int_eq(sc_set_if_version(b, "k", "two", 3, 0, v1), SC_OK);
+    uint64_t v2 = version_of(b, "k");
+    ck_assert_uint_gt(v2, v1);
+    WAIT_UNTIL(sc_peek(a, "k", &v) == SC_OK && (sc_value_release(v), sc_value_version(v) == v2), 3000);
+    char *s = test_get(a, "k");
+    ck_assert_str_eq(s, "two");
+    free(s);
+    /* A stale snapshot loses, publishes nothing, writes nothing. */
+    uint64_t published = test_stats(a).events_published;
+    ck_assert_int_eq(sc_set_if_version(a, "k", "three", 5, 0, v1), SC_ERR_CONFLICT);
+    ck_assert_uint_eq(test_stats(a).events_published, published);
+    s = test_redis_value(NS("cas"), "k");
+    ck_assert_str_eq(s, "two");
+    free(s);
+    ck_assert_uint_eq(version_of(a, "k"), v2);
+    s = test_get(a, "k");
+    ck_assert_str_eq(s, "two");
+    free(s);
+    sc_close(a);
+    sc_close(b);
+}
+END_TEST
+
+START_TEST(no_aba_across_delete_and_clear)
+{
+    sc_cache *a = test_pod(NS("aba"), "a");
+    /* absent -> written -> deleted: the first snapshot (0) never matches. */
+    uint64_t snap = version_of(a, "k");
+    ck_assert_uint_eq(snap, 0);
+    ck_assert_int_eq(sc_set(a, "k", "x", 1, 0), SC_OK);
+    ck_assert_int_eq(sc_delete(a, "k"), SC_OK);
+    uint64_t tomb = version_of(a, "k");
+    ck_assert_uint_gt(tomb, snap);
+    ck_assert_int_eq(sc_set_if_version(a, "k", "y", 1, 0, snap), SC_ERR_CONFLICT);
+    /* A tombstone is not a value for any call. */
+    char *s = test_get(a, "k");
+    ck_assert_str_eq(s, "<none>");
+    free(s);
+    /* ... but its version is the one to expect. */
+    ck_assert_int_eq(sc_set_if_version(a, "k", "y", 1, 0, tomb), SC_OK);
+
+    /* A clear moves every key's number, present or never written. */
+    uint64_t before = version_of(a, "k"), never = version_of(a, "never");
+    ck_assert_int_eq(sc_clear(a), SC_OK);
+    ck_assert_uint_gt(version_of(a, "k"), before);
+    ck_assert_uint_gt(version_of(a, "never"), never);
+    ck_assert_int_eq(sc_set_if_version(a, "k", "z", 1, 0, before), SC_ERR_CONFLICT);
+    ck_assert_int_eq(sc_set_if_version(a, "never", "z", 1, 0, never), SC_ERR_CONFLICT);
+    ck_assert_int_eq(sc_set_if_version(a, "never", "z", 1, 0, version_of(a, "never")), SC_OK);
+    sc_close(a);
+}
+END_TEST
+
+START_TEST(tombstone_expires)
+{
+    sc_options o = test_options(NS("tomb"), "a");
+    o.tombstone_ttl_ms = 200;
+    sc_cache *a = test_open(&o);
+    ck_assert_int_eq(sc_set(a, "k", "x", 1, 0), SC_OK);
+    ck_assert_int_eq(sc_delete(a, "k"), SC_OK);
+    ck_assert_uint_gt(version_of(a, "k"), 0);
+    redisContext *rc = sc_test_redis_connect(&g_redis);
+    redisReply *r = redisCommand(rc, "HGETALL {%s}:k:k", NS("tomb"));
+    ck_assert_uint_eq(r->elements, 2); /* version only */
+    freeReplyObject(r);
+    WAIT_UNTIL(version_of(a, "k") == 0, 3000);
+    ck_assert_uint_eq(version_of(a, "k"), 0);
+    r = redisCommand(rc, "EXISTS {%s}:k:k", NS("tomb"));
+    ck_assert_int_eq(r->integer, 0);
+    freeReplyObject(r);
+    redisFree(rc);
+    /* tombstone_ttl_ms 0: a delete keeps nothing. */
+    o = test_options(NS("tomb0"), "a");
+    o.tombstone_ttl_ms = 0;
+    sc_cache *b = test_open(&o);
+    ck_assert_int_eq(sc_set(b, "k", "x", 1, 0), SC_OK);
+    ck_assert_int_eq(sc_delete(b, "k"), SC_OK);
+    ck_assert_uint_eq(version_of(b, "k"), 0);
+    sc_close(a);
+    sc_close(b);
+}
+END_TEST
+
+/* The classic lost update: two pods, four threads each, incrementing one
+ * counter with get + sc_set_if_version + retry. */
+#define INCREMENTS 100
+
+typedef struct incr_arg {
+    sc_cache *c;
+    int conflicts;
+    int errors;
+} incr_arg;
+
+static void *incrementer(void *p)
+{
+    incr_arg *a = p;
+    for (int i = 0; i < INCREMENTS; i++) {
+        for (;;) {
+            sc_value *v = NULL;
+            long n = 0;
+            uint64_t expected = 0;
+            sc_status s = sc_get(a->c, "counter", &v);
+            if (s == SC_OK) {
+                n = strtol(sc_value_data(v), NULL, 10);
+                expected = sc_value_version(v);
+                sc_value_release(v);
+            } else if (s == SC_NOT_FOUND) {
+                /* Never written: its number is 0. (Asking sc_version_of
+                 * here would pair the absent value with a later version.) */
+                expected = 0;
+            } else {
+                a->errors++;
+                continue;
+            }
+            char buf[32];
+            int len = snprintf(buf, sizeof buf, "%ld", n + 1);
+            s = sc_set_if_version(a->c, "counter", buf, (size_t)len, 0, expected);
+            if (s == SC_OK)
+                break;
+            if (s == SC_ERR_CONFLICT)
+                a->conflicts++;
+            else
+                a->errors++;
+        }
+    }
+    return NULL;
+}
+
+START_TEST(lost_update_never_happens)
+{
+    sc_cache *pods[2] = {test_pod(NS("lost"), "a"), test_pod(NS("lost"), "b")};
+    pthread_t t[8];
+    incr_arg args[8];
+    for (int i = 0; i < 8; i++) {
+        args[i] = (incr_arg){pods[i % 2], 0, 0};
+        pthread_create(&t[i], NULL, incrementer, &args[i]);
+    }
+    int conflicts = 0;
+    for (int i = 0; i < 8; i++) {
+        pthread_join(t[i], NULL);
+        conflicts += args[i].conflicts;
+        ck_assert_int_eq(args[i].errors, 0);
+    }
+    char *s = test_redis_value(NS("lost"), "counter");
+    ck_assert_int_eq(atoi(s), 8 * INCREMENTS);
+    free(s);
+    ck_assert_int_gt(conflicts, 0);
+    sc_close(pods[0]);
+    sc_close(pods[1]);
+}
+END_TEST
+
+START_TEST(get_many_mixed)
+{
+    sc_cache *a = test_pod(NS("many"), "a");
+    sc_cache *b = test_pod(NS("many"), "b");
+    ck_assert_int_eq(sc_set(a, "local", "L", 1, 0), SC_OK);       /* a holds it locally */
+    ck_assert_int_eq(sc_set(b, "remote", "R", 1, 0), SC_OK);      /* a reads it from Redis */
+    ck_assert_int_eq(sc_set(a, "gone", "G", 1, 0), SC_OK);
+    ck_assert_int_eq(sc_delete(a, "gone"), SC_OK);                /* tombstone */
+    WAIT_UNTIL(test_stats(a).last_seq == test_stats(b).last_seq, 3000);
+    sc_value *v;
+    if (sc_peek(a, "remote", &v) == SC_OK) { /* the event may have installed it; make it a miss */
+        sc_value_release(v);
+        ck_assert_int_eq(sc_set(b, "remote", "R", 1, 0), SC_OK);
+        ck_assert_int_eq(sc_set_invalidate(b, "remote", "R", 1, 0), SC_OK);
+        WAIT_UNTIL(sc_peek(a, "remote", &v) == SC_NOT_FOUND, 3000);
+    }
+    const char *keys[] = {"local", "remote", "missing", "gone", "remote", "local"};
+    sc_value *out[6];
+    uint64_t hits = test_stats(a).local_hits, rhits = test_stats(a).remote_hits;
+    ck_assert_int_eq(sc_get_many(a, keys, 6, out), SC_OK);
+    ck_assert_ptr_nonnull(out[0]);
+    ck_assert_str_eq(sc_value_data(out[0]), "L");
+    ck_assert_ptr_nonnull(out[1]);
+    ck_assert_str_eq(sc_value_data(out[1]), "R");
+    ck_assert_ptr_null(out[2]);
+    ck_assert_ptr_null(out[3]);
+    ck_assert_ptr_nonnull(out[4]);
+    ck_assert_str_eq(sc_value_data(out[4]), "R");
+    ck_assert_ptr_nonnull(out[5]);
+    ck_assert_uint_eq(test_stats(a).local_hits - hits, 2);
+    ck_assert_uint_eq(test_stats(a).remote_hits - rhits, 1); /* "remote" read once */
+    for (int i = 0; i < 6; i++)
+        sc_value_release(out[i]);
+    /* The Redis read was installed like sc_get's. */
+    ck_assert_int_eq(sc_peek(a, "remote", &v), SC_OK);
+    sc_value_release(v);
+    /* One key. */
+    ck_assert_int_eq(sc_get_many(a, keys + 1, 1, out), SC_OK);
+    ck_assert_str_eq(sc_value_data(out[0]), "R");
+    sc_value_release(out[0]);
+    sc_close(a);
+    sc_close(b);
+}
+END_TEST
+
+START_TEST(get_many_ten_thousand)
+{
+    sc_cache *a = test_pod(NS("big"), "a");
+    sc_options o = test_options(NS("big"), "b");
+    o.local_max_entries = 20000;
+    sc_cache *b = test_open(&o);
+    enum { N = 10000 };
+    static char names[N][16];
+    static const char *keys[N];
+    for (int i = 0; i < N; i++) {
+        snprintf(names[i], sizeof names[i], "k%d", i);
+        keys[i] = names[i];
+        if (i % 2 == 0)
+            ck_assert_int_eq(sc_set_invalidate(a, keys[i], names[i], strlen(names[i]), 0), SC_OK);
+    }
+    WAIT_UNTIL(test_stats(b).last_seq == test_stats(a).last_seq, 5000);
+    static sc_value *out[N];
+    uint64_t rhits = test_stats(b).remote_hits, rmiss = test_stats(b).remote_misses;
+    ck_assert_int_eq(sc_get_many(b, keys, N, out), SC_OK);
+    for (int i = 0; i < N; i++) {
+        if (i % 2 == 0) {
+            ck_assert_ptr_nonnull(out[i]);
+            ck_assert_str_eq(sc_value_data(out[i]), names[i]);
+        } else {
+            ck_assert_ptr_null(out[i]);
+        }
+        sc_value_release(out[i]);
+    }
+    ck_assert_uint_eq(test_stats(b).remote_hits - rhits, N / 2);
+    ck_assert_uint_eq(test_stats(b).remote_misses - rmiss, N / 2);
+    /* All installed: a second call is all local. */
+    uint64_t hits = test_stats(b).local_hits;
+    ck_assert_int_eq(sc_get_many(b, keys, N, out), SC_OK);
+    ck_assert_uint_eq(test_stats(b).local_hits - hits, N / 2);
+    for (int i = 0; i < N; i++)
+        sc_value_release(out[i]);
+    sc_close(a);
+    sc_close(b);
+}
+END_TEST
+
+START_TEST(bad_input)
+{
+    sc_cache *a = test_pod(NS("bad"), "a");
+    uint64_t v;
+    ck_assert_int_eq(sc_version_of(NULL, "k", &v), SC_ERR_INVALID);
+    ck_assert_int_eq(sc_version_of(a, NULL, &v), SC_ERR_INVALID);
+    ck_assert_int_eq(sc_version_of(a, "", &v), SC_ERR_INVALID);
+    ck_assert_int_eq(sc_version_of(a, "k", NULL), SC_ERR_INVALID);
+    char big[2000];
+    memset(big, 'x', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    ck_assert_int_eq(sc_version_of(a, big, &v), SC_ERR_TOO_LARGE);
+    ck_assert_int_eq(sc_set_if_version(a, NULL, "x", 1, 0, 0), SC_ERR_INVALID);
+    ck_assert_int_eq(sc_set_if_version(a, "k", NULL, 1, 0, 0), SC_ERR_INVALID);
+    sc_value *out[3] = {(sc_value *)1, (sc_value *)1, (sc_value *)1};
+    const char *keys[] = {"a", NULL, "c"};
+    ck_assert_int_eq(sc_get_many(a, keys, 3, out), SC_ERR_INVALID);
+    ck_assert_ptr_null(out[0]);
+    ck_assert_ptr_null(out[2]);
+    ck_assert_int_eq(sc_get_many(a, NULL, 3, out), SC_ERR_INVALID);
+    ck_assert_int_eq(sc_get_many(a, keys, 0, out), SC_OK);
+    ck_assert_int_eq(sc_get_many(NULL, keys, 1, out), SC_ERR_INVALID);
+
+    /* A plain reader cannot write Redis, so it cannot compare-and-set. */
+    sc_options o = test_options(NS("bad"), "r");
+    o.role = SC_ROLE_READER;
+    sc_cache *r = test_open(&o);
+    ck_assert_int_eq(sc_set_if_version(r, "k", "x", 1, 0, 0), SC_ERR_INVALID);
+    ck_assert_ptr_nonnull(strstr(sc_errmsg(r), "reader"));
+    char *s = test_redis_value(NS("bad"), "k");
+    ck_assert_str_eq(s, "<none>");
+    free(s);
+    sc_close(r);
+    sc_close(a);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("versions");
+    TCase *tc = tcase_create("cas");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, snapshot_set_conflict);
+    tcase_add_test(tc, no_aba_across_delete_and_clear);
+    tcase_add_test(tc, tombstone_expires);
+    tcase_add_test(tc, lost_update_never_happens);
+    tcase_add_test(tc, get_many_mixed);
+    tcase_add_test(tc, get_many_ten_thousand);
+    tcase_add_test(tc, bad_input);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    return test_run_suite(suite(), NULL);
+}
