@@ -407,11 +407,13 @@ static void on_subscribed(void *ud)
             restart_at(c, &st, why);
         } else if (c->opt.disconnect_policy == SC_DISCONNECT_FLUSH) {
             /* Flushed when the stream was lost; the floor stops a Redis read
-             * that began before the loss from installing now. */
+             * that began before the loss from installing now. The event at
+             * the old last sequence is the new one when nothing happened. */
+            uint64_t digest = st.counter == c->seq.last_seq && st.event_at
+                                  ? sc__seq_digest(st.event_at, st.event_at_len)
+                                  : 0;
             sc__local_clear(c->local, st.counter);
-            sc__seq_reset(&c->seq, st.counter, 0, st.epoch);
-            if (st.counter == c->seq.last_seq && st.event_at)
-                c->seq.last_digest = sc__seq_digest(st.event_at, st.event_at_len);
+            sc__seq_reset(&c->seq, st.counter, digest, st.epoch);
         } else if (catch_up(c, st.counter) < 0) {
             free(st.event_at);
             drop_stream(c, "catch-up failed");

@@ -55,7 +55,9 @@ const char *sc__remote_explain(const char *reply)
 {
     if (strncmp(reply, "OOM", 3) == 0 || strstr(reply, "OOM command not allowed"))
         return "Redis is out of memory (maxmemory reached; nothing was written): ";
-    if (strncmp(reply, "NOPERM", 6) == 0 || strstr(reply, "NOPERM") || strstr(reply, "no permissions"))
+    /* Outside a script Redis says NOPERM; inside one, "The user executing
+     * the script can't ...". */
+    if (strstr(reply, "NOPERM") || strstr(reply, "no permissions") || strstr(reply, "user executing the script can't"))
         return "permission denied by the Redis ACL: ";
     if (strncmp(reply, "READONLY", 8) == 0)
         return "Redis is a read-only replica: ";

@@ -222,7 +222,14 @@ static void on_sub_reply(redisAsyncContext *ac, void *r, void *privdata)
     (void)privdata;
     sc__sub *s = ac->data;
     redisReply *reply = r;
-    if (!reply || ac != s->ac || reply->type != REDIS_REPLY_ARRAY || reply->elements != 3)
+    if (!reply || ac != s->ac)
+        return;
+    if (reply->type == REDIS_REPLY_ERROR) {
+        /* Refused (an ACL without this channel): say so in Redis' words. */
+        give_up(s, format_why(s, "SUBSCRIBE %s at %s refused: %s", s->channel, s->where, reply->str));
+        return;
+    }
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 3)
         return;
     if (is_kind(reply->element[0], "message")) {
         const redisReply *payload = reply->element[2];
