@@ -66,6 +66,7 @@ static void usage(FILE *f)
             "  --value-max B          largest value in bytes, default 512\n"
             "  --duration SEC         workload length, default 20\n"
             "  --policy lru|lfu       local tier policy, default lfu\n"
+            "  --disconnect bypass|flush|stale  disconnect policy, default bypass\n"
             "  --local-size N         local entries per pod, default 5000\n"
             "  --rate OPS             ops/s per pod, default 2000 (0 = as fast as possible)\n"
             "  --verify-ratio F       share of reads checked against Redis, default 0.02\n"
@@ -106,7 +107,8 @@ static int parse_args(int argc, char **argv, ps_config *c)
 {
     enum {
         O_PODS = 256, O_READERS, O_KEYS, O_ZIPF, O_WRATIO, O_VMIN, O_VMAX, O_DUR, O_POLICY, O_LOCAL,
-        O_RATE, O_VERIFY, O_REPORT, O_LOG, O_SEED, O_NOPREFILL, O_QUIET, O_REDIS, O_KILLSUB, O_RESTART, O_PAUSE, O_HELP
+        O_RATE, O_VERIFY, O_REPORT, O_LOG, O_SEED, O_NOPREFILL, O_QUIET, O_REDIS, O_KILLSUB, O_RESTART, O_PAUSE, O_HELP,
+        O_DISCONNECT
     };
     static const struct option opts[] = {
         {"pods", 1, 0, O_PODS}, {"readers", 1, 0, O_READERS}, {"keys", 1, 0, O_KEYS},
@@ -117,7 +119,7 @@ static int parse_args(int argc, char **argv, ps_config *c)
         {"no-prefill", 0, 0, O_NOPREFILL}, {"quiet", 0, 0, O_QUIET},
         {"redis", 1, 0, O_REDIS}, {"fault-kill-sub", 1, 0, O_KILLSUB},
         {"fault-restart-redis", 1, 0, O_RESTART}, {"fault-pause-redis", 1, 0, O_PAUSE},
-        {"help", 0, 0, O_HELP}, {0, 0, 0, 0}};
+        {"disconnect", 1, 0, O_DISCONNECT}, {"help", 0, 0, O_HELP}, {0, 0, 0, 0}};
 
     memset(c, 0, sizeof *c);
     c->pods = 4;
@@ -129,6 +131,7 @@ static int parse_args(int argc, char **argv, ps_config *c)
     c->value_max = 512;
     c->duration_s = 20;
     c->policy = SC_LOCAL_LFU;
+    c->disconnect = SC_DISCONNECT_BYPASS;
     c->local_size = 5000;
     c->rate = 2000;
     c->verify_ratio = 0.02;
@@ -158,6 +161,16 @@ static int parse_args(int argc, char **argv, ps_config *c)
                 c->policy = SC_LOCAL_LRU;
             else if (strcmp(optarg, "lfu") == 0)
                 c->policy = SC_LOCAL_LFU;
+            else
+                bad = 1;
+            break;
+        case O_DISCONNECT:
+            if (strcmp(optarg, "bypass") == 0)
+                c->disconnect = SC_DISCONNECT_BYPASS;
+            else if (strcmp(optarg, "flush") == 0)
+                c->disconnect = SC_DISCONNECT_FLUSH;
+            else if (strcmp(optarg, "stale") == 0)
+                c->disconnect = SC_DISCONNECT_STALE;
             else
                 bad = 1;
             break;

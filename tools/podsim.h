@@ -28,6 +28,7 @@ typedef struct ps_config {
     size_t value_min, value_max;
     unsigned duration_s;
     sc_local_policy policy;
+    sc_disconnect_policy disconnect;
     size_t local_size;
     unsigned rate;             /* ops/s per pod; 0 = unlimited */
     const char *report_path;

@@ -168,6 +168,55 @@ static void print_row(const row *r, double secs)
         printf("        ^ %s\n", r->note);
 }
 
+/* The local hit ratio of the seconds [from, to) (1-based), all pods
+ * together; -1 when no get was made then. */
+static double window_hit(const ps_run *run, size_t from, size_t to, uint64_t *stale)
+{
+    uint64_t hits = 0, lookups = 0;
+    for (size_t k = from; k < to && k <= run->nseconds; k++) {
+        if (k == 0)
+            continue;
+        const ps_second *sec = &run->seconds[k - 1];
+        hits += sec->local_hits;
+        lookups += sec->local_hits + sec->local_misses;
+        if (stale)
+            *stale += sec->stale_reads;
+    }
+    return lookups ? 100.0 * (double)hits / (double)lookups : -1;
+}
+
+/* What one fault cost: the hit ratio over the 3 s before it, the lowest
+ * one-second hit ratio in the 5 s after, how long until a second was back
+ * within 2 points of before, and the stale reads sampled in those 5 s. */
+static void print_fault_impact(const ps_run *run, const ps_fault *f)
+{
+    size_t k = (size_t)f->at_s + 1; /* the second the fault fell in */
+    double before = window_hit(run, k > 3 ? k - 3 : 1, k, NULL);
+    double lowest = 101;
+    double back_s = -1;
+    uint64_t stale = 0;
+    for (size_t s = k; s < k + 5 && s <= run->nseconds; s++) {
+        double h = window_hit(run, s, s + 1, &stale);
+        if (h < 0)
+            continue;
+        if (h < lowest)
+            lowest = h;
+        if (back_s < 0 && before >= 0 && h >= before - 2.0)
+            back_s = (double)s - f->at_s;
+    }
+    if (before < 0 || lowest > 100) {
+        printf("  fault at %6.2f s: not enough seconds around it to measure\n", f->at_s);
+        return;
+    }
+    printf("  fault at %6.2f s: hit ratio %.1f%% before, lowest %.1f%% after (dip %.1f points), ", f->at_s, before,
+           lowest, before > lowest ? before - lowest : 0.0);
+    if (back_s >= 0)
+        printf("within 2 points again by %.1f s after; ", back_s);
+    else
+        printf("not back within 2 points in 5 s; ");
+    printf("%" PRIu64 " stale reads sampled in the 5 s after\n", stale);
+}
+
 void ps_print_summary(const ps_run *run)
 {
     const ps_config *cfg = run->cfg;
@@ -190,6 +239,10 @@ void ps_print_summary(const ps_run *run)
            "end stale/chk = local entries older than Redis after quiescing / entries compared / entries held.\n");
     for (size_t i = 0; i < run->nfaults; i++)
         printf("fault at %6.2f s: %s\n", run->faults[i].at_s, run->faults[i].what);
+    if (run->nfaults)
+        printf("what each fault cost (all pods, one-second buckets):\n");
+    for (size_t i = 0; i < run->nfaults; i++)
+        print_fault_impact(run, &run->faults[i]);
     if (run->interrupted)
         printf("RESULT: interrupted; the end check did not run\n");
     else if (verdict_ok(run, &t))
