@@ -975,10 +975,11 @@ START_TEST(ttl_counts_from_the_write)
     ck_assert_int_eq(sc_set(a, "t", "v", 1, 1500), SC_OK);
     WAIT_UNTIL(peek_is(b, "t", "v"), 1000);
     ck_assert_msg(peek_is(b, "t", "v"), "b did not get the set from its event");
-    /* The late pod catches up from the log 0.5..1 s after the write. */
-    WAIT_UNTIL(quiet_on(&g_redis, ns, all, 3), 1400);
-    ck_assert_msg(synced(late), "the late pod did not re-subscribe in time");
+    /* The late pod catches up from the log 0.5..1 s after the write (on a
+     * slow machine it may be later: then it must simply not install it). */
+    WAIT_UNTIL(quiet_on(&g_redis, ns, all, 3), 1700);
     int late_held = peek_is(late, "t", "v");
+    int late_synced = synced(late);
     long long caught_up = test_now_ms() - t_write;
 
     long long wait = t_write + 1850 - test_now_ms();
@@ -995,9 +996,15 @@ START_TEST(ttl_counts_from_the_write)
         free(held);
     }
     ck_assert_msg(rp.count == 0,
-                  "1.85 s after a write with a 1.5 s TTL (Redis expired it): %s(the late pod caught up %lld ms "
-                  "after the write%s)",
-                  rp.text, caught_up, late_held ? " and installed it" : "");
+                  "1.85 s after a write with a 1.5 s TTL (Redis expired it): %s(%lld ms after the write the "
+                  "late pod was %s%s)",
+                  rp.text, caught_up, late_synced ? "synced" : "not synced yet",
+                  late_held ? " and held it" : "");
+    /* And never after, once every pod has caught up. */
+    WAIT_UNTIL(quiet_on(&g_redis, ns, all, 3), 3000);
+    for (int i = 0; i < 3; i++)
+        ck_assert_msg(peek_is(all[i], "t", "<none>"), "pod %s holds t=%s after Redis expired it",
+                      sc_pod_id(all[i]), peek_str(all[i], "t"));
     sc_close(a);
     sc_close(b);
     sc_close(late);
@@ -1092,23 +1099,29 @@ START_TEST(oom_is_reported_as_oom)
     rep = rcmd(rc, "CONFIG SET maxmemory %llu", limit);
     ck_assert_int_ne(rep->type, REDIS_REPLY_ERROR);
     freeReplyObject(rep);
-    /* Fill with ever smaller values: a big SET's own query buffer can be
-     * what crosses the limit, and it is freed afterwards. Full means even a
-     * tiny SET is refused. */
+    /* Fill it up; then, since what is used moves with every client's
+     * buffers, put the limit a little below the filled level so that Redis
+     * stays full for what follows. */
     char fill[8192];
     memset(fill, 'f', sizeof fill);
-    int n = 0, full = 0;
-    for (size_t size = sizeof fill; size >= 16 && !full; size /= 4) {
-        for (int oom = 0; n < 100000 && !oom; n++) {
-            rep = rcmd(rc, "SET fill:%d %b", n, fill, size);
-            oom = rep->type == REDIS_REPLY_ERROR && strstr(rep->str, "OOM");
-            freeReplyObject(rep);
-        }
-        rep = rcmd(rc, "SET probe x");
+    int full = 0;
+    for (int i = 0; i < 100000 && !full; i++) {
+        rep = rcmd(rc, "SET fill:%d %b", i, fill, sizeof fill);
         full = rep->type == REDIS_REPLY_ERROR && strstr(rep->str, "OOM");
         freeReplyObject(rep);
     }
     ck_assert_msg(full, "could not fill Redis up to maxmemory");
+    rep = rcmd(rc, "INFO memory");
+    um = strstr(rep->str, "used_memory:");
+    ck_assert_ptr_nonnull(um);
+    used = strtoull(um + strlen("used_memory:"), NULL, 10);
+    freeReplyObject(rep);
+    freeReplyObject(rcmd(rc, "CONFIG SET maxmemory %llu", used - 128 * 1024));
+    rep = rcmd(rc, "SET probe x");
+    ck_assert_msg(rep->type == REDIS_REPLY_ERROR && strstr(rep->str, "OOM"), "Redis is not full: SET gives %s",
+                  rep->type == REDIS_REPLY_ERROR ? rep->str : "success");
+    freeReplyObject(rep);
+    uint64_t seq = redis_seq(&r, ns);
     sc_status s = sc_set(a, "k", "v", 1, 0);
     char msg[512];
     snprintf(msg, sizeof msg, "%s", sc_errmsg(a));
@@ -1120,6 +1133,8 @@ START_TEST(oom_is_reported_as_oom)
     char *t = truth_on(&r, ns, "k");
     ck_assert_msg(strcmp(t, "<none>") == 0, "sc_set failed but Redis holds k=%s", t);
     free(t);
+    ck_assert_msg(redis_seq(&r, ns) == seq, "sc_set failed but took a version (%" PRIu64 " -> %" PRIu64 ")", seq,
+                  redis_seq(&r, ns));
     redisFree(rc);
     sc_close(a);
     sc_test_redis_stop(&r);
