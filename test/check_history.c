@@ -1059,6 +1059,42 @@ static void analyse(const hconf *cf, hist *hs, int nh, const faulter *f, vlist *
     free(wr);
 }
 
+/* SC_HISTORY_DUMP=<file>: every operation as text, by start time (for
+ * reading a failure). */
+static int cmp_rec_ts(const void *a, const void *b)
+{
+    const hrec *x = *(const hrec *const *)a, *y = *(const hrec *const *)b;
+    return x->ts < y->ts ? -1 : x->ts > y->ts;
+}
+
+static void dump_history(const hconf *cf, hist *hs, int nh, const faulter *f)
+{
+    static const char *const ops[] = {"get", "set", "setinv", "delete", "clear"};
+    const char *path = getenv("SC_HISTORY_DUMP");
+    if (!path || !*path)
+        return;
+    FILE *fp = fopen(path, "w");
+    if (!fp)
+        return;
+    size_t n = 0;
+    for (int i = 0; i < nh; i++)
+        n += hs[i].n;
+    const hrec **all = malloc((n + 1) * sizeof *all);
+    n = 0;
+    for (int i = 0; i < nh; i++)
+        for (size_t j = 0; j < hs[i].n; j++)
+            all[n++] = &hs[i].r[j];
+    qsort(all, n, sizeof *all, cmp_rec_ts);
+    fprintf(fp, "# seed %" PRIu64 ", ms from the start of the faulty phase\n%s", cf->seed, f->log ? f->log : "");
+    for (size_t i = 0; i < n; i++) {
+        const hrec *r = all[i];
+        fprintf(fp, "%10.3f %10.3f pod %d t%d %-6s k%-2d %-10s %-24s %" PRIu64 "\n", rel_ms(f, r->ts), rel_ms(f, r->te),
+                r->pod, r->thr, ops[r->op], r->key, sc_strerror((sc_status)r->status), r->val, r->version);
+    }
+    free(all);
+    fclose(fp);
+}
+
 /* ------------------------------------------------------------------ setup */
 
 static unsigned g_force_faults; /* with g_force_faults_set */
@@ -1381,6 +1417,7 @@ static void run_seed(uint64_t seed)
     sc_test_redis_stop(&r);
     stats_out so = {0};
     analyse(&cf, hs, nh, f, &V, &so);
+    dump_history(&cf, hs, nh, f);
     char fc[256] = "";
     size_t o = 0;
     for (int k = 0; k < F_NKINDS; k++)
@@ -1429,6 +1466,99 @@ START_TEST(history)
 }
 END_TEST
 
+/* The offline checks on hand-made histories: each violation they must
+ * find, and the look-alikes they must not report. */
+static hrec mk(int op, int pod, int thr, int key, double ts_ms, double te_ms, int status, const char *val,
+               uint64_t version)
+{
+    hrec r;
+    memset(&r, 0, sizeof r);
+    r.op = (uint8_t)op;
+    r.pod = (uint8_t)pod;
+    r.thr = (uint8_t)thr;
+    r.key = (uint8_t)key;
+    r.ts = (uint64_t)(ts_ms * 1e6) + 1000000000ull;
+    r.te = (uint64_t)(te_ms * 1e6) + 1000000000ull;
+    r.status = status;
+    snprintf(r.val, sizeof r.val, "%s", val ? val : "");
+    r.version = version;
+    return r;
+}
+
+static size_t kind_count(const vlist *v, const char *name)
+{
+    for (int i = 0; i < v->nkinds; i++)
+        if (strcmp(v->k[i].name, name) == 0)
+            return v->k[i].count;
+    return 0;
+}
+
+START_TEST(checker_selftest)
+{
+    hconf cf;
+    memset(&cf, 0, sizeof cf);
+    cf.seed = 1;
+    cf.nkeys = 16;
+    snprintf(cf.ns[0], sizeof cf.ns[0], "h1");
+    snprintf(cf.ns[1], sizeof cf.ns[1], "h1x");
+    cf.npods = 2;
+    cf.nforeign = 1;
+    faulter f;
+    memset(&f, 0, sizeof f);
+    f.t0 = 1000000000ull;
+    /* A restart window from 100 to 110 ms (+ grace). */
+    f.win[f.nwin++] = (fwin){f.t0 + 100000000ull, f.t0 + 110000000ull, F_RESTART};
+    hist h[4] = {{0}};
+    hrec r;
+    /* pod 0 thread 0 */
+    r = mk(OP_SET, 0, 0, 0, 0, 1, SC_OK, "n0.p0.t0.c1", 10); hist_push(&h[0], &r);
+    r = mk(OP_GET, 0, 0, 0, 2, 3, SC_OK, "n0.p0.t0.c1", 10); hist_push(&h[0], &r);    /* ryw ok */
+    r = mk(OP_SET, 0, 0, 1, 4, 5, SC_OK, "n0.p0.t0.c2", 20); hist_push(&h[0], &r);
+    r = mk(OP_GET, 0, 0, 1, 6, 7, SC_OK, "n0.p1.t0.c1", 19); hist_push(&h[0], &r);    /* ryw VIOLATION */
+    r = mk(OP_SET, 0, 0, 2, 8, 9, SC_OK, "n0.p0.t0.c3", 30); hist_push(&h[0], &r);
+    r = mk(OP_GET, 0, 0, 2, 10, 11, SC_NOT_FOUND, NULL, 0); hist_push(&h[0], &r);     /* ryw VIOLATION: no delete */
+    r = mk(OP_SET, 0, 0, 3, 12, 13, SC_OK, "n0.p0.t0.c4", 40); hist_push(&h[0], &r);
+    r = mk(OP_GET, 0, 0, 3, 14, 15, SC_NOT_FOUND, NULL, 0); hist_push(&h[0], &r);     /* excused by pod 1's delete */
+    r = mk(OP_SET, 0, 0, 4, 16, 17, SC_OK, "n0.p0.t0.c5", 0); hist_push(&h[0], &r);   /* version never seen */
+    r = mk(OP_GET, 0, 0, 4, 18, 19, SC_OK, "n0.p1.t0.c2", 1); hist_push(&h[0], &r);   /* unknown: not checked */
+    r = mk(OP_SET, 0, 0, 5, 20, 21, SC_OK, "n0.p0.t0.c6", 60); hist_push(&h[0], &r);
+    r = mk(OP_GET, 0, 0, 5, 22, 23, SC_OK, "FORGED.1", 59); hist_push(&h[0], &r);     /* forged: left out */
+    /* monotonic on key 6: 50 then 45 (violation); 45 overlapping 50 is fine */
+    r = mk(OP_GET, 0, 0, 6, 30, 31, SC_OK, "n0.p1.t0.c3", 50); hist_push(&h[0], &r);
+    r = mk(OP_GET, 0, 0, 6, 32, 33, SC_OK, "n0.p1.t0.c4", 45); hist_push(&h[0], &r);  /* mono VIOLATION */
+    /* across the restart window: 70 before, 65 after the grace: no violation */
+    r = mk(OP_GET, 0, 0, 7, 90, 91, SC_OK, "n0.p1.t0.c5", 70); hist_push(&h[0], &r);
+    r = mk(OP_GET, 0, 0, 7, 2000, 2001, SC_OK, "n0.p1.t0.c6", 65); hist_push(&h[0], &r);
+    /* pod 0 thread 1 */
+    r = mk(OP_GET, 0, 1, 6, 30.5, 34, SC_OK, "n0.p1.t0.c4", 45); hist_push(&h[1], &r); /* overlaps: fine */
+    r = mk(OP_GET, 0, 1, 6, 35, 36, SC_OK, "n0.p1.t0.c3", 50); hist_push(&h[1], &r);
+    r = mk(OP_GET, 0, 1, 8, 37, 38, SC_OK, "n1.p2.t0.c1", 5); hist_push(&h[1], &r);   /* foreign VIOLATION */
+    r = mk(OP_GET, 0, 1, 8, 39, 40, SC_OK, "n0.p9.t0.c1", 5); hist_push(&h[1], &r);   /* never written: VIOLATION */
+    /* pod 1 thread 0: the writes the gets above saw */
+    r = mk(OP_SET, 1, 0, 1, 0, 1, SC_OK, "n0.p1.t0.c1", 0); hist_push(&h[2], &r);
+    r = mk(OP_SET, 1, 0, 4, 0, 1, SC_OK, "n0.p1.t0.c2", 0); hist_push(&h[2], &r);
+    r = mk(OP_SET, 1, 0, 6, 0, 1, SC_OK, "n0.p1.t0.c3", 0); hist_push(&h[2], &r);
+    r = mk(OP_SET, 1, 0, 6, 0, 1, SC_OK, "n0.p1.t0.c4", 0); hist_push(&h[2], &r);
+    r = mk(OP_SET, 1, 0, 7, 0, 1, SC_OK, "n0.p1.t0.c5", 0); hist_push(&h[2], &r);
+    r = mk(OP_SET, 1, 0, 7, 0, 1, SC_OK, "n0.p1.t0.c6", 0); hist_push(&h[2], &r);
+    r = mk(OP_DEL, 1, 0, 3, 12.5, 14.5, SC_ERR_TIMEOUT, NULL, 0); hist_push(&h[2], &r);
+    /* pod 2 (namespace 1) */
+    r = mk(OP_SET, 2, 0, 8, 0, 1, SC_OK, "n1.p2.t0.c1", 0); hist_push(&h[3], &r);
+    vlist V = {0};
+    stats_out so = {0};
+    analyse(&cf, h, 4, &f, &V, &so);
+    VLIST_EACH(&V, m, printf("selftest found: %s\n", m));
+    ck_assert_uint_eq(kind_count(&V, "read-your-writes"), 2);
+    ck_assert_uint_eq(kind_count(&V, "monotonic reads"), 1);
+    ck_assert_uint_eq(kind_count(&V, "foreign value"), 2);
+    ck_assert_uint_eq(V.total, 5);
+    ck_assert_uint_eq(so.ryw_unknown, 1);
+    vlist_free(&V);
+    for (int i = 0; i < 4; i++)
+        free(h[i].r);
+}
+END_TEST
+
 static void parse_env(void)
 {
     const char *m = getenv("SC_HISTORY_MODE");
@@ -1468,6 +1598,9 @@ static void parse_env(void)
         for (char *w = strtok_r(copy, ",", &save); w; w = strtok_r(NULL, ",", &save))
             g_seeds[g_nseeds++] = strtoull(w, NULL, 10);
         free(copy);
+    } else if (list && strcmp(list, "0") == 0) {
+        g_nseeds = 0; /* the self-test only */
+        g_seeds = defaults;
     } else if (list && atoi(list) > 0) {
         g_nseeds = atoi(list);
         g_seeds = malloc((size_t)g_nseeds * sizeof *g_seeds);
@@ -1488,6 +1621,7 @@ int main(void)
     /* Per seed: the faulty phase, opening, quiescence and a failing
      * convergence poll, with a wide margin for a loaded machine. */
     tcase_set_timeout(tc, (double)g_run_ms / 1000.0 + 90);
+    tcase_add_test(tc, checker_selftest);
     tcase_add_loop_test(tc, history, 0, g_nseeds);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
