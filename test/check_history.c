@@ -1398,9 +1398,16 @@ static void run_seed(uint64_t seed)
     make_conf(&cf, seed);
     char desc[1024];
     describe(&cf, desc, sizeof desc);
-    char repro[256];
-    snprintf(repro, sizeof repro, "SC_HISTORY_SEED=%" PRIu64 "%s%s ./build/test/check_history", seed,
-             g_force_mode >= 0 ? " SC_HISTORY_MODE=" : "", g_force_mode >= 0 ? mode_names[g_force_mode] : "");
+    /* The seed alone fixes the run's shape; the forced settings go along. */
+    char repro[512];
+    size_t ro = (size_t)snprintf(repro, sizeof repro, "SC_HISTORY_SEED=%" PRIu64, seed);
+    if (g_force_mode >= 0)
+        ro += (size_t)snprintf(repro + ro, sizeof repro - ro, " SC_HISTORY_MODE=%s", mode_names[g_force_mode]);
+    if (getenv("SC_HISTORY_FAULTS") && *getenv("SC_HISTORY_FAULTS"))
+        ro += (size_t)snprintf(repro + ro, sizeof repro - ro, " SC_HISTORY_FAULTS=%s", getenv("SC_HISTORY_FAULTS"));
+    if (getenv("SC_HISTORY_SECONDS") && *getenv("SC_HISTORY_SECONDS"))
+        ro += (size_t)snprintf(repro + ro, sizeof repro - ro, " SC_HISTORY_SECONDS=%s", getenv("SC_HISTORY_SECONDS"));
+    snprintf(repro + ro, sizeof repro - ro, " ./build/test/check_history");
     sc_test_redis r;
     ck_assert_msg(sc_test_redis_start(&r, NULL) == 0, "seed %" PRIu64 ": cannot start redis-server", seed);
     faulter *f = calloc(1, sizeof *f);
