@@ -1108,13 +1108,11 @@ static void make_conf(hconf *cf, uint64_t seed)
     uint64_t rng = seed * 0x2545f4914f6cdd1dull + 17;
     cf->seed = seed;
     cf->mode = g_force_mode >= 0 ? g_force_mode : (seed % 3 == 0 ? MODE_PROCS : MODE_THREADS);
-    if (g_force_faults_set) {
+    for (int k = 0; k < F_NKINDS; k++)
+        if (rnd_below(&rng, 100) < 55)
+            cf->faults |= 1u << k;
+    if (g_force_faults_set) /* after the draws, so the rest of the shape stays the seed's */
         cf->faults = g_force_faults;
-    } else {
-        for (int k = 0; k < F_NKINDS; k++)
-            if (rnd_below(&rng, 100) < 55)
-                cf->faults |= 1u << k;
-    }
     cf->npods = 3 + (int)rnd_below(&rng, 2);
     cf->nforeign = (cf->faults & (1u << F_FOREIGN)) ? 1 + (int)rnd_below(&rng, 2) : 0;
     for (int p = 0; p < total_pods(cf); p++) {
