@@ -21,31 +21,41 @@
  * through files in a temp dir), in mode "threads" all pods share this one.
  *
  * Then quiescence: writers and faults stop, Redis is up and unpaused, every
- * pod must report synced, a settle time passes. The checks:
+ * pod must report synced within 10 s, a settle time passes (20 heartbeats).
+ * The checks:
  *   (a) convergence: for every pod and key, sc_peek is NOT_FOUND or equals
- *       Redis (value and version, read by truth_get(), the one place that
- *       knows the key layout); then a sc_get equals Redis too;
+ *       Redis (value and version, read by truth_get(); rkey() is the one
+ *       place that knows the key layout), polled for 3 s; then a sc_get
+ *       equals Redis too;
  *   (b) monotonic reads: per pod and key, a get that started after another
- *       get of the same pod completed returns a version >= that one;
+ *       get of the same pod completed returns a version >= that one (gets
+ *       that found nothing are not compared);
  *   (c) read-your-writes: a thread's next get of a key after its sc_set of
  *       that key returned SC_OK returns its own value or a value whose
  *       version is greater than its write's (learned from any observation of
- *       the unique value; unknown: not checked), and is not NOT_FOUND unless
- *       some delete or clear of the key could have come after the write;
+ *       the unique value, or from sc_peek right after the write; unknown:
+ *       not checked), and is not NOT_FOUND unless some delete or clear of the
+ *       key (by anyone, whatever it returned) could have come after the write;
  *   (d) every value a get returns was written to that namespace (or is a
- *       forged one: see below).
- * Values from forged set events are left out of (b) and (c): the protocol
- * lets a pod hold one briefly (a forged set whose version Redis has already
- * reached is only caught when the real event at that version arrives), but
- * (a) still requires that none survives quiescence.
+ *       forged one); a value that was not is reported once, and left out of
+ *       (b) and (c).
+ * Restarts and rollbacks legitimately move Redis back (data lost, versions
+ * reused): (b) and (c) never compare reads across one (see era()). Values
+ * from forged set events are left out of (b) and (c): the protocol lets a
+ * pod hold one briefly (a forged set whose version Redis has already reached
+ * is only caught when the real event at that version arrives), but (a)
+ * still requires that none survives quiescence. The test checker_selftest
+ * runs the offline checks on hand-made histories.
  *
  * Running: the default ctest run does a fixed list of seeds (about a minute).
  *   SC_HISTORY_SEED=S          one seed (the reproducer printed on failure)
- *   SC_HISTORY_SEEDS=N         seeds 1..N;  =a,b,c  those;  =random:N  N new ones
+ *   SC_HISTORY_SEEDS=N         seeds 1..N;  =a,b,c  those;  =random:N  N new
+ *                              ones;  =0  the self-test only
  *   SC_HISTORY_SECONDS=x       length of the faulty phase per seed (default 3)
  *   SC_HISTORY_MODE=threads|procs   force the mode (default: by seed, every
  *                              third seed runs processes)
  *   SC_HISTORY_FAULTS=a,b|none|all  force the faults (default: by seed)
+ *   SC_HISTORY_DUMP=file       write the whole history, by start time
  *   SC_TEST_LOG=1              pods log to stderr
  */
 #include <errno.h>
@@ -673,12 +683,6 @@ static void fault_forged(faulter *f)
     redisFree(rc);
 }
 
-static void fault_sleep(faulter *f, unsigned ms)
-{
-    (void)f;
-    test_sleep_ms(ms);
-}
-
 /* Brings Redis back after a kill: empty (dump removed) or from the dump. */
 static void redis_back(faulter *f, int keep_dump)
 {
@@ -728,7 +732,7 @@ static void fault_once(faulter *f, int kind)
         }
         unsigned ms = 50 + rnd_below(&f->rng, 300);
         flog(f, "rollback: SAVE done, %u ms of writes to lose", ms);
-        fault_sleep(f, ms);
+        test_sleep_ms(ms);
         sc_test_redis_kill(f->r);
         redis_back(f, 1);
         add_window(f, s, kind);
@@ -740,11 +744,11 @@ static void fault_once(faulter *f, int kind)
         if (rnd_below(&f->rng, 2)) {
             fcmd(f, "CLIENT PAUSE %u ALL", ms);
             flog(f, "pause: CLIENT PAUSE %u ALL", ms);
-            fault_sleep(f, ms + 20);
+            test_sleep_ms(ms + 20);
         } else {
             flog(f, "pause: SIGSTOP the server for %u ms", ms);
             kill(f->r->pid, SIGSTOP);
-            fault_sleep(f, ms);
+            test_sleep_ms(ms);
             kill(f->r->pid, SIGCONT);
         }
         break;
