@@ -1596,7 +1596,7 @@ static void parse_env(void)
                     g_force_faults |= 1u << k;
         free(copy);
     }
-    static uint64_t defaults[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10};
+    static uint64_t defaults[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12};
     const char *one = getenv("SC_HISTORY_SEED");
     const char *list = getenv("SC_HISTORY_SEEDS");
     if (one && *one) {
