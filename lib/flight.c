@@ -2,7 +2,16 @@
  * The first caller (the leader) reads Redis; the others wait on the flight's
  * condition variable and take a reference to the same value. The table is
  * small (a flight lives only while a read is in progress), so one mutex is
- * enough. */
+ * enough.
+ *
+ * A shared read may have begun before something the caller must not go back
+ * from: the pod's own write that completed before this caller's get began, or
+ * a newer version the pod already served and then dropped. Both leave a
+ * trace in the local tier: a newer entry, or a floor above the counter the
+ * read saw. So before a read's result is served it is checked against them
+ * (sc__load): a newer local entry is served instead, and a read below the
+ * floor is read again (a fresh read sees a counter at or above every floor,
+ * because floors only ever rise to versions Redis has handed out). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +25,7 @@ struct sc__flight {
     int waiters;        /* followers still to take the result */
     int done;
     sc_status status;
+    uint64_t known;     /* the counter when the read ran */
     sc_value *value;    /* the leader's reference, dropped by the last one out */
     char err[SC__ERRLEN];
     pthread_cond_t cv;
@@ -62,7 +72,7 @@ sc_status sc__install_read(sc_cache *c, const char *key, size_t klen, uint64_t h
 
 /* Reads Redis and installs the value when allowed. The leader's work. */
 static sc_status read_remote(sc_cache *c, const char *key, size_t klen, uint64_t hash, int install,
-                             sc_value **out, char *err, size_t errlen)
+                             sc_value **out, uint64_t *known, char *err, size_t errlen)
 {
     sc__remote_item item;
     sc_status s = sc__remote_get(c->remote, key, klen, &item, err, errlen);
@@ -70,13 +80,16 @@ static sc_status read_remote(sc_cache *c, const char *key, size_t klen, uint64_t
         sc__atomic_inc(&c->remote_errors);
         return s;
     }
+    *known = item.known;
     s = sc__install_read(c, key, klen, hash, &item, s == SC_OK, install, out);
     if (s == SC_ERR_NOMEM)
         snprintf(err, errlen, "out of memory");
     return s;
 }
 
-sc_status sc__load(sc_cache *c, const char *key, size_t klen, uint64_t hash, int install, sc_value **out)
+/* One shared read: joins the flight in progress or leads a new one. */
+static sc_status load_once(sc_cache *c, const char *key, size_t klen, uint64_t hash, int install, sc_value **out,
+                           uint64_t *known)
 {
     sc__flights *f = &c->flights;
     sc__flight **bucket = &f->buckets[hash % (sizeof f->buckets / sizeof f->buckets[0])];
@@ -91,6 +104,7 @@ sc_status sc__load(sc_cache *c, const char *key, size_t klen, uint64_t hash, int
             pthread_cond_wait(&fl->cv, &f->mu);
         sc_status s = fl->status;
         *out = s == SC_OK ? sc__value_ref(fl->value) : NULL;
+        *known = fl->known;
         char err[SC__ERRLEN];
         memcpy(err, fl->err, sizeof err);
         int last = --fl->waiters == 0;
@@ -119,7 +133,8 @@ sc_status sc__load(sc_cache *c, const char *key, size_t klen, uint64_t hash, int
 
     sc_value *v = NULL;
     char err[SC__ERRLEN] = "";
-    sc_status s = read_remote(c, key, klen, hash, install, &v, err, sizeof err);
+    *known = 0;
+    sc_status s = read_remote(c, key, klen, hash, install, &v, known, err, sizeof err);
 
     pthread_mutex_lock(&f->mu);
     for (sc__flight **p = bucket; *p; p = &(*p)->next) {
@@ -130,6 +145,7 @@ sc_status sc__load(sc_cache *c, const char *key, size_t klen, uint64_t hash, int
     }
     fl->done = 1;
     fl->status = s;
+    fl->known = *known;
     memcpy(fl->err, err, sizeof err);
     if (fl->waiters > 0) {
         fl->value = v ? sc__value_ref(v) : NULL;
@@ -142,4 +158,44 @@ sc_status sc__load(sc_cache *c, const char *key, size_t klen, uint64_t hash, int
 
     *out = v;
     return s == SC_OK || s == SC_NOT_FOUND ? s : sc__fail(c, s, "sc_get: %s", err);
+}
+
+/* Reads beyond the first that a result below the key's floor may cost. Each
+ * fresh read sees the counter as it is, which is at or above every floor at
+ * that moment, so one more is nearly always enough; the bound only stops a
+ * key rewritten faster than it can be read from spinning. */
+#define MAX_REREADS 8
+
+int sc__settle_read(sc_cache *c, const char *key, size_t klen, uint64_t hash, uint64_t known, sc_value **v)
+{
+    if (sc__local_floor(c->local, hash) > known)
+        return -1;
+    /* The pod's own completed write, or an event applied while the read was
+     * in flight, may hold something newer than the read. */
+    sc_value *local = NULL;
+    if (sc__local_peek(c->local, key, klen, hash, &local) == SC_OK &&
+        (!*v || sc_value_version(local) > sc_value_version(*v))) {
+        sc_value_release(*v);
+        *v = local;
+        return 0;
+    }
+    sc_value_release(local);
+    return 0;
+}
+
+sc_status sc__load(sc_cache *c, const char *key, size_t klen, uint64_t hash, int install, sc_value **out)
+{
+    for (int attempt = 0;; attempt++) {
+        uint64_t known = 0;
+        sc_value *v = NULL;
+        sc_status s = load_once(c, key, klen, hash, install, &v, &known);
+        if (s != SC_OK && s != SC_NOT_FOUND)
+            return s;
+        if (sc__settle_read(c, key, klen, hash, known, &v) < 0 && attempt < MAX_REREADS) {
+            sc_value_release(v);
+            continue;
+        }
+        *out = v;
+        return v ? SC_OK : SC_NOT_FOUND;
+    }
 }

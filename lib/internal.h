@@ -110,6 +110,13 @@ sc_status sc__load(sc_cache *c, const char *key, size_t klen, uint64_t hash, int
 sc_status sc__install_read(sc_cache *c, const char *key, size_t klen, uint64_t hash, sc__remote_item *item,
                            int found, int install, sc_value **out);
 
+/* Before a value (or NULL: not found) read from Redis with the counter
+ * `known` is served: -1 when the key's floor has risen above known (the
+ * read is older than something the pod already served or removed: read
+ * again); else 0, with *v replaced by the local entry when that is newer
+ * (the pod's own completed write, an event applied meanwhile). */
+int sc__settle_read(sc_cache *c, const char *key, size_t klen, uint64_t hash, uint64_t known, sc_value **v);
+
 /* ops.c: checks a key argument (NULL, empty, too long) and measures it;
  * the failure is recorded for sc_errmsg under the name call. */
 sc_status sc__check_key(const sc_cache *c, const char *key, size_t *klen, const char *call);

@@ -11,6 +11,7 @@
  * number is 0 again (or the clear floor), so a snapshot older than
  * tombstone_ttl_ms of a deleted key may match again (cascache's GenRetention).
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -130,6 +131,20 @@ SC_EXPORT sc_status sc_get_many(sc_cache *c, const char *const *keys, size_t n, 
         size_t end = u + 1 < nu ? first[u + 1] : nm;
         sc_value *v = NULL;
         sc_status r = sc__install_read(c, uk[u], ul[u], m[at].hash, &items[u], items[u].data != NULL, synced, &v);
+        /* As for sc_get: never serve a read older than what the pod already
+         * served or wrote (a rare second read, one key at a time). */
+        if (r != SC_ERR_NOMEM && sc__settle_read(c, uk[u], ul[u], m[at].hash, known, &v) < 0) {
+            sc_value_release(v);
+            v = NULL;
+            r = sc__load(c, uk[u], ul[u], m[at].hash, synced, &v);
+            if (r != SC_OK && r != SC_NOT_FOUND) {
+                s = r;
+                snprintf(err, sizeof err, "%s", sc_errmsg(c));
+                for (size_t k = u + 1; k < nu; k++)
+                    free(items[k].data);
+                goto out;
+            }
+        }
         if (r == SC_ERR_NOMEM) {
             s = r;
             for (size_t k = u + 1; k < nu; k++)
