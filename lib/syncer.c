@@ -122,10 +122,10 @@ static int apply_event(sc_cache *c, const sc__event *ev, int replayed, int own)
         sc_value_release(v);
         return changed;
     }
-    if (changed)
-        sc__atomic_inc(&c->events_applied);
     if (!external && ev->time_ms && ev->action != SC__ACT_HEARTBEAT)
         sc__metrics_propagated(c, ev->time_ms);
+    if (changed)
+        sc__atomic_inc(&c->events_applied);
     if (c->opt.on_event) {
         sc_event_info info = {
             .action = sc__action_name(ev->action),
