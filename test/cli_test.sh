@@ -118,7 +118,7 @@ done
 # Two pods, one per encoding, write; a third stays up for stats.
 run "pod msgpack" 0 "$POD" "$PORT" "$NS" pod-m msgpack 0 user:1 alice gone x gone -
 run "pod json" 0 "$POD" "$PORT" "$NS" pod-j json 0 user:2 "$(printf 'b"o\nb')"
-"$POD" "$PORT" "$NS" pod-live json 20 >"$DIR/live.out" 2>&1 &
+"$POD" "$PORT" "$NS" pod-live json 120 >"$DIR/live.out" 2>&1 &
 LIVE_PID=$!
 BG_PIDS+=("$LIVE_PID")
 for i in $(seq 1 100); do
@@ -205,6 +205,8 @@ has stats "$OUT" '^clear floor +none'
 has stats "$OUT" "^event log +$LOGLEN entries, first [0-9]+-0, last $COUNTER-0"
 has stats "$OUT" '^live pods +1 '
 has stats "$OUT" '^  sender "pod-live"  inst [0-9a-f]{16} '
+kill "$LIVE_PID" 2>/dev/null
+wait "$LIVE_PID" 2>/dev/null
 
 # ---- clear: through the library (floor, epoch, event) ----
 run clear 0 "${C[@]}" clear "$NS"
