@@ -25,9 +25,8 @@
  * labels (written out, so no float formatting can make "0.001" read as
  * "0.0010000000000000002"). */
 static const uint64_t hist_bound_ns[SC__HIST_BOUNDS] = {
-    100000ull,    250000ull,    500000ull,     1000000ull,    2500000ull,    5000000ull,
-    10000000ull,  25000000ull,  50000000ull,   100000000ull,  250000000ull,  500000000ull,
-    1000000000ull, 2500000000ull, 5000000000ull, 10000000000ull,
+    100000ull,   250000ull,    500000ull,    1000000ull,   2500000ull,    5000000ull,    10000000ull,   25000000ull,
+    50000000ull, 100000000ull, 250000000ull, 500000000ull, 1000000000ull, 2500000000ull, 5000000000ull, 10000000000ull,
 };
 static const char *const hist_le[SC__HIST_BOUNDS] = {
     "0.0001", "0.00025", "0.0005", "0.001", "0.0025", "0.005", "0.01", "0.025",
@@ -178,14 +177,20 @@ static void put_histogram(writer *w, const sc_cache *c, const char *name, const 
 /* ------------------------------------------------------------- families -- */
 
 typedef struct family {
-    const char *name;   /* the full metric name */
-    int gauge;          /* 0: counter */
-    size_t offset;      /* of the uint64_t in sc_stats */
+    const char *name; /* the full metric name */
+    int gauge;        /* 0: counter */
+    size_t offset;    /* of the uint64_t in sc_stats */
     const char *help;
 } family;
 
-#define COUNTER(field, help) {"synccache_" #field "_total", 0, offsetof(sc_stats, field), help}
-#define GAUGE(field, help) {"synccache_" #field, 1, offsetof(sc_stats, field), help}
+#define COUNTER(field, help)                                                                                           \
+    {                                                                                                                  \
+        "synccache_" #field "_total", 0, offsetof(sc_stats, field), help                                               \
+    }
+#define GAUGE(field, help)                                                                                             \
+    {                                                                                                                  \
+        "synccache_" #field, 1, offsetof(sc_stats, field), help                                                        \
+    }
 
 /* Every field of sc_stats, in its order. */
 static const family families[] = {
@@ -215,7 +220,8 @@ static const family families[] = {
     GAUGE(synced, "1 while the event stream is live and caught up, else 0."),
     GAUGE(last_seq, "Highest namespace sequence number applied."),
     COUNTER(events_foreign, "Events of other namespaces on the channel (ignored)."),
-    COUNTER(events_forged, "Events claiming a sequence number Redis had not reached, or a second event for one (dropped)."),
+    COUNTER(events_forged,
+            "Events claiming a sequence number Redis had not reached, or a second event for one (dropped)."),
     COUNTER(duplicate_pod_ids, "Events from another process using this pod id."),
     COUNTER(epoch_changes, "Times the namespace history restarted (counter lost, rollback, clear)."),
     COUNTER(publish_failures, "Writes stored and logged whose PUBLISH failed (pods catch them from the log)."),

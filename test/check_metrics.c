@@ -65,15 +65,21 @@ typedef struct field {
     int gauge;
 } field;
 
-#define C(f) {#f, offsetof(sc_stats, f), 0}
-#define G(f) {#f, offsetof(sc_stats, f), 1}
+#define C(f)                                                                                                           \
+    {                                                                                                                  \
+#f, offsetof(sc_stats, f), 0                                                                                   \
+    }
+#define G(f)                                                                                                           \
+    {                                                                                                                  \
+#f, offsetof(sc_stats, f), 1                                                                                   \
+    }
 static const field fields[] = {
-    C(local_hits),        C(local_misses),    C(remote_hits),      C(remote_misses),  C(events_published),
-    C(events_received),   C(events_applied),  C(events_ignored_self), C(events_stale), C(events_malformed),
-    C(invalidations),     C(evictions),       G(local_entries),    G(local_bytes),    C(remote_errors),
-    C(loads_shared),      C(expirations),     C(reconnects),       C(gaps),           C(events_replayed),
-    C(flushes),           C(heartbeat_misses), C(stale_served),    G(synced),         G(last_seq),
-    C(events_foreign),    C(events_forged),   C(duplicate_pod_ids), C(epoch_changes), C(publish_failures),
+    C(local_hits),      C(local_misses),     C(remote_hits),         C(remote_misses), C(events_published),
+    C(events_received), C(events_applied),   C(events_ignored_self), C(events_stale),  C(events_malformed),
+    C(invalidations),   C(evictions),        G(local_entries),       G(local_bytes),   C(remote_errors),
+    C(loads_shared),    C(expirations),      C(reconnects),          C(gaps),          C(events_replayed),
+    C(flushes),         C(heartbeat_misses), C(stale_served),        G(synced),        G(last_seq),
+    C(events_foreign),  C(events_forged),    C(duplicate_pod_ids),   C(epoch_changes), C(publish_failures),
 };
 #define NFIELDS (sizeof fields / sizeof fields[0])
 
@@ -104,9 +110,8 @@ static uint64_t check_histogram(const char *text, const char *name, const char *
     ck_assert_msg(has_line(text, line), "missing %s", line);
     snprintf(line, sizeof line, "# HELP %s ", name);
     ck_assert_msg(strstr(text, line) != NULL, "missing %s", line);
-    static const char *const le[] = {"0.0001", "0.00025", "0.0005", "0.001", "0.0025", "0.005",
-                                     "0.01",   "0.025",   "0.05",   "0.1",   "0.25",   "0.5",
-                                     "1",      "2.5",     "5",      "10",    "+Inf"};
+    static const char *const le[] = {"0.0001", "0.00025", "0.0005", "0.001", "0.0025", "0.005", "0.01", "0.025", "0.05",
+                                     "0.1",    "0.25",    "0.5",    "1",     "2.5",    "5",     "10",   "+Inf"};
     double prev = 0;
     for (size_t i = 0; i < sizeof le / sizeof le[0]; i++) {
         snprintf(line, sizeof line, "%s_bucket{%s,le=\"%s\"}", name, labels, le[i]);
@@ -514,11 +519,11 @@ static int local_has(sc_cache *c, const char *key)
     return 1;
 }
 
-#define ASSERT_PEEK(c, key, want)                                                                          \
-    do {                                                                                                   \
-        char *got_ = peek((c), (key), NULL);                                                               \
-        ck_assert_msg(strcmp(got_, (want)) == 0, "local %s: %s, want %s", (key), got_, (want));            \
-        free(got_);                                                                                        \
+#define ASSERT_PEEK(c, key, want)                                                                                      \
+    do {                                                                                                               \
+        char *got_ = peek((c), (key), NULL);                                                                           \
+        ck_assert_msg(strcmp(got_, (want)) == 0, "local %s: %s, want %s", (key), got_, (want));                        \
+        free(got_);                                                                                                    \
     } while (0)
 
 START_TEST(transform_set_events)

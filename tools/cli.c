@@ -47,11 +47,11 @@ typedef struct cli {
     unsigned timeout_ms;
     const char *channel_opt;
     /* command options */
-    int raw;            /* get: the value's bytes only */
-    long count;         /* tail: stop after this many lines (0: never) */
-    double seconds;     /* tail: stop after this long (0: never); stats: how long to listen */
-    int heartbeats;     /* tail: show heartbeats too */
-    int all_ns;         /* tail: every namespace on the channel */
+    int raw;        /* get: the value's bytes only */
+    long count;     /* tail: stop after this many lines (0: never) */
+    double seconds; /* tail: stop after this long (0: never); stats: how long to listen */
+    int heartbeats; /* tail: show heartbeats too */
+    int all_ns;     /* tail: every namespace on the channel */
     /* derived */
     char addr[300];
     char channel[300];
@@ -81,7 +81,7 @@ static void die(int code, const char *fmt, ...)
 
 typedef struct command {
     const char *name;
-    int nargs;          /* after the command name */
+    int nargs; /* after the command name */
     const char *args;
     const char *summary;
     const char *help;
@@ -218,8 +218,7 @@ static redisReply *command_or_die(redisContext *c, const cli *o, const char *fmt
         die(EXIT_REDIS, "Redis at %s: %s", o->addr, c->errstr[0] ? c->errstr : "no reply");
     if (r->type == REDIS_REPLY_ERROR) {
         if (strncmp(r->str, "NOAUTH", 6) == 0)
-            die(EXIT_REDIS, "Redis at %s needs a login: give --pass (and --user for an ACL user): %s", o->addr,
-                r->str);
+            die(EXIT_REDIS, "Redis at %s needs a login: give --pass (and --user for an ACL user): %s", o->addr, r->str);
         if (strncmp(r->str, "NOPERM", 6) == 0)
             die(EXIT_REDIS, "Redis at %s: permission denied by the ACL: %s", o->addr, r->str);
         die(EXIT_REDIS, "Redis at %s refused a command: %s", o->addr, r->str);
@@ -232,17 +231,15 @@ static redisReply *command_or_die(redisContext *c, const cli *o, const char *fmt
 static redisContext *connect_or_die(const cli *o)
 {
     struct timeval tv = {(time_t)(o->timeout_ms / 1000), (suseconds_t)(o->timeout_ms % 1000) * 1000};
-    redisContext *c = o->sock ? redisConnectUnixWithTimeout(o->sock, tv)
-                              : redisConnectWithTimeout(o->host, o->port, tv);
+    redisContext *c =
+        o->sock ? redisConnectUnixWithTimeout(o->sock, tv) : redisConnectWithTimeout(o->host, o->port, tv);
     if (!c)
         die(EXIT_REDIS, "cannot connect to Redis at %s: out of memory", o->addr);
     if (c->err)
-        die(EXIT_REDIS, "cannot connect to Redis at %s: %s (is Redis running there? see -h/-p/-s)", o->addr,
-            c->errstr);
+        die(EXIT_REDIS, "cannot connect to Redis at %s: %s (is Redis running there? see -h/-p/-s)", o->addr, c->errstr);
     redisSetTimeout(c, tv);
     if (o->pass) {
-        redisReply *r = o->user ? redisCommand(c, "AUTH %s %s", o->user, o->pass)
-                                : redisCommand(c, "AUTH %s", o->pass);
+        redisReply *r = o->user ? redisCommand(c, "AUTH %s %s", o->user, o->pass) : redisCommand(c, "AUTH %s", o->pass);
         if (!r)
             die(EXIT_REDIS, "Redis at %s: login failed: %s", o->addr, c->errstr);
         if (r->type == REDIS_REPLY_ERROR)
@@ -357,8 +354,8 @@ static int run_stats(cli *o, char **args)
         redisReply *last = command_or_die(c, o, "XREVRANGE {%s}:log + - COUNT 1", ns);
         const char *fid = first->elements ? first->element[0]->element[0]->str : "?";
         const char *lid = last->elements ? last->element[0]->element[0]->str : "?";
-        printf("event log      %lld entries, first %s, last %s (catch-up reaches back to the first)\n", loglen,
-               fid, lid);
+        printf("event log      %lld entries, first %s, last %s (catch-up reaches back to the first)\n", loglen, fid,
+               lid);
         freeReplyObject(first);
         freeReplyObject(last);
     } else {
@@ -782,37 +779,51 @@ int main(int argc, char **argv)
     }
     enum { O_USER = 256, O_PASS, O_DB, O_CHANNEL, O_TIMEOUT, O_HELP, O_RAW, O_COUNT, O_SECONDS, O_HB, O_ALL };
     static const struct option opts[] = {
-        {"host", 1, 0, 'h'},          {"port", 1, 0, 'p'},        {"socket", 1, 0, 's'},
-        {"user", 1, 0, O_USER},       {"pass", 1, 0, O_PASS},     {"db", 1, 0, O_DB},
+        {"host", 1, 0, 'h'},          {"port", 1, 0, 'p'},          {"socket", 1, 0, 's'},
+        {"user", 1, 0, O_USER},       {"pass", 1, 0, O_PASS},       {"db", 1, 0, O_DB},
         {"channel", 1, 0, O_CHANNEL}, {"timeout", 1, 0, O_TIMEOUT}, {"help", 0, 0, O_HELP},
-        {"raw", 0, 0, O_RAW},         {"count", 1, 0, O_COUNT},   {"seconds", 1, 0, O_SECONDS},
-        {"heartbeats", 0, 0, O_HB},   {"all", 0, 0, O_ALL},       {0, 0, 0, 0}};
+        {"raw", 0, 0, O_RAW},         {"count", 1, 0, O_COUNT},     {"seconds", 1, 0, O_SECONDS},
+        {"heartbeats", 0, 0, O_HB},   {"all", 0, 0, O_ALL},         {0, 0, 0, 0}};
     int help = 0, opt;
     long long v;
     while ((opt = getopt_long(argc, argv, "h:p:s:", opts, NULL)) != -1) {
         switch (opt) {
-        case 'h': o.host = optarg; break;
+        case 'h':
+            o.host = optarg;
+            break;
         case 'p':
             if (parse_int(optarg, 1, 65535, &v))
                 die(EXIT_USAGE, "bad port %s (1..65535)", optarg);
             o.port = (int)v;
             break;
-        case 's': o.sock = optarg; break;
-        case O_USER: o.user = optarg; break;
-        case O_PASS: o.pass = optarg; break;
+        case 's':
+            o.sock = optarg;
+            break;
+        case O_USER:
+            o.user = optarg;
+            break;
+        case O_PASS:
+            o.pass = optarg;
+            break;
         case O_DB:
             if (parse_int(optarg, 0, 1 << 20, &v))
                 die(EXIT_USAGE, "bad database number %s", optarg);
             o.db = (int)v;
             break;
-        case O_CHANNEL: o.channel_opt = optarg; break;
+        case O_CHANNEL:
+            o.channel_opt = optarg;
+            break;
         case O_TIMEOUT:
             if (parse_int(optarg, 1, 3600000, &v))
                 die(EXIT_USAGE, "bad timeout %s (1..3600000 ms)", optarg);
             o.timeout_ms = (unsigned)v;
             break;
-        case O_HELP: help = 1; break;
-        case O_RAW: o.raw = 1; break;
+        case O_HELP:
+            help = 1;
+            break;
+        case O_RAW:
+            o.raw = 1;
+            break;
         case O_COUNT:
             if (parse_int(optarg, 1, 1000000000, &v))
                 die(EXIT_USAGE, "bad count %s", optarg);
@@ -825,9 +836,15 @@ int main(int argc, char **argv)
                 die(EXIT_USAGE, "bad --seconds %s", optarg);
             break;
         }
-        case O_HB: o.heartbeats = 1; break;
-        case O_ALL: o.all_ns = 1; break;
-        default: fprintf(stderr, "synccache-cli: see synccache-cli --help\n"); return EXIT_USAGE;
+        case O_HB:
+            o.heartbeats = 1;
+            break;
+        case O_ALL:
+            o.all_ns = 1;
+            break;
+        default:
+            fprintf(stderr, "synccache-cli: see synccache-cli --help\n");
+            return EXIT_USAGE;
         }
     }
     char **rest = argv + optind;

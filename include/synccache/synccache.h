@@ -345,14 +345,17 @@ SC_EXPORT void sc_stats_get(sc_cache *c, sc_stats *out);
 /* Prometheus text exposition format 0.0.4 of every field of sc_stats
  * (counters as "synccache_<field>_total"; local_entries, local_bytes, synced
  * and last_seq as gauges), with # HELP and # TYPE for each family and the
- * labels ns and pod, plus histograms in seconds: synccache_remote_get_duration_seconds
- * (one Redis read of a get), synccache_remote_set_duration_seconds (the write script of
- * a set) and synccache_propagation_delay_seconds (an event's Redis publish
- * time to its apply on this pod, on this pod's estimate of the Redis clock).
+ * labels ns and pod (values escaped), plus three histograms in seconds:
+ *   synccache_remote_get_duration_seconds  the Redis read of a get;
+ *   synccache_remote_set_duration_seconds  the write script of a set;
+ *   synccache_propagation_delay_seconds    an event's Redis publish time to
+ *                                          its apply on this pod (on this
+ *                                          pod's estimate of the Redis clock).
  * Like snprintf: writes at most cap bytes including the terminating NUL
  * (buf may be NULL when cap is 0) and returns the length the whole text
- * needs, without the NUL; a return >= cap means it was cut. Thread-safe; each
- * number is read atomically (the text is not one snapshot). */
+ * needs, without the NUL; a return >= cap means it was cut. Nothing to free.
+ * Thread-safe and lock-free; each number is read atomically (the text is not
+ * one snapshot). A NULL cache gives "" (returns 0). */
 SC_EXPORT size_t sc_metrics_text(sc_cache *c, char *buf, size_t cap);
 
 #ifdef __cplusplus
