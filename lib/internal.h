@@ -149,7 +149,8 @@ void sc__metrics_propagated(sc_cache *c, uint64_t time_ms);
  * reference the caller releases: in itself (no hook, or it said 0), a new
  * value with the hook's bytes and in's version (1), or NULL (-1: store
  * nothing, and the caller removes older copies as for any refused install).
- * SC_ERR_NOMEM with *keep NULL. */
+ * SC_ERR_NOMEM with *keep NULL. Values a loader produced (sc_fetch) are
+ * meant to pass here too before their install (issue 14 lists them). */
 sc_status sc__transform(sc_cache *c, const char *key, size_t klen, sc_value *in, sc_value **keep);
 
 static inline uint64_t sc__atomic_inc(atomic_uint_fast64_t *a)
