@@ -59,13 +59,28 @@ sc_status sc__install_read(sc_cache *c, const char *key, size_t klen, uint64_t h
     item->data = NULL;
     if (!v)
         return SC_ERR_NOMEM;
+    /* The on_set_local hook says what the local tier stores, and the caller
+     * gets that same value (as a later hit would), or the value as read when
+     * the hook keeps nothing. It runs even when the value will not be kept,
+     * so what a get returns does not depend on the sync state. */
+    sc_value *keep = NULL;
+    if (sc__transform(c, key, klen, v, &keep) != SC_OK) {
+        sc_value_release(v);
+        sc__local_remove(c->local, key, klen, hash, item->version, item->version);
+        return SC_ERR_NOMEM;
+    }
     /* Redis will expire the key; the local copy must not outlive it. A key
      * with 0 ms left is about to go, so it is not worth keeping. */
-    int installed = install && item->pttl_ms != 0 && atomic_load_explicit(&c->synced, memory_order_acquire) &&
-                    sc__local_put(c->local, key, klen, hash, v, item->pttl_ms > 0 ? (uint64_t)item->pttl_ms : 0,
-                                  item->known, 0) == SC_OK;
+    int installed = keep && install && item->pttl_ms != 0 &&
+                    atomic_load_explicit(&c->synced, memory_order_acquire) &&
+                    sc__local_put(c->local, key, klen, hash, keep,
+                                  item->pttl_ms > 0 ? (uint64_t)item->pttl_ms : 0, item->known, 0) == SC_OK;
     if (!installed)
         sc__local_remove(c->local, key, klen, hash, item->version, item->version);
+    if (keep) {
+        sc_value_release(v);
+        v = keep;
+    }
     *out = v;
     return SC_OK;
 }
@@ -75,7 +90,9 @@ static sc_status read_remote(sc_cache *c, const char *key, size_t klen, uint64_t
                              sc_value **out, uint64_t *known, char *err, size_t errlen)
 {
     sc__remote_item item;
+    uint64_t t0 = sc__mono_ns();
     sc_status s = sc__remote_get(c->remote, key, klen, &item, err, errlen);
+    sc__hist_since(&c->hist_get, t0);
     if (s != SC_OK && s != SC_NOT_FOUND) {
         sc__atomic_inc(&c->remote_errors);
         return s;

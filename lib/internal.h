@@ -18,6 +18,16 @@
 
 typedef struct sc__flight sc__flight;
 
+/* metrics.c: a lock-free histogram of durations with fixed buckets (the
+ * upper bounds, in seconds, are those sc_metrics_text prints: 100 us to
+ * 10 s). Each observation is two relaxed atomic adds; readers add the
+ * buckets up, so the count always equals the sum of the buckets. */
+#define SC__HIST_BOUNDS 16
+typedef struct sc__hist {
+    atomic_uint_fast64_t bucket[SC__HIST_BOUNDS + 1]; /* last: above every bound (+Inf) */
+    atomic_uint_fast64_t sum_ns;
+} sc__hist;
+
 /* Single-flight table: concurrent misses on one key share one Redis read. */
 typedef struct sc__flights {
     pthread_mutex_t mu;
@@ -64,6 +74,11 @@ struct sc_cache {
     atomic_uint_fast64_t invalidations, reconnects, gaps, events_replayed;
     atomic_uint_fast64_t flushes, heartbeat_misses, stale_served;
     atomic_uint_fast64_t events_foreign, events_forged, duplicate_pod_ids, epoch_changes, publish_failures;
+
+    /* Histograms for sc_metrics_text (metrics.c). */
+    sc__hist hist_get;           /* the Redis read of a get (flight.c) */
+    sc__hist hist_set;           /* the write script of a set (ops.c) */
+    sc__hist hist_prop;          /* publish (Redis time) to applied (syncer.c) */
 };
 
 /* errors.c: record a failure for sc_errmsg and return s. */
@@ -124,6 +139,26 @@ sc_status sc__check_key(const sc_cache *c, const char *key, size_t *klen, const 
 /* ops.c: the pod's own write reached Redis with this result: count it, note
  * a failed PUBLISH, and raise verified. */
 void sc__wrote(sc_cache *c, const sc__remote_result *res, const char *call);
+
+/* metrics.c: monotonic nanoseconds (for timing Redis calls), and one
+ * observation of a duration. */
+uint64_t sc__mono_ns(void);
+void sc__hist_observe(sc__hist *h, uint64_t ns);
+/* The time since start (a sc__mono_ns reading) goes into h. */
+void sc__hist_since(sc__hist *h, uint64_t start);
+/* An event published at time_ms (Redis clock) was applied now. */
+void sc__metrics_propagated(sc_cache *c, uint64_t time_ms);
+
+/* transform.c: the on_set_local hook, the one place every value from outside
+ * the calling thread's own write passes before the local tier (a Redis read,
+ * another pod's set event, a replayed event). in is the value as received
+ * for key. SC_OK with *keep: what the local tier should store, a new
+ * reference the caller releases: in itself (no hook, or it said 0), a new
+ * value with the hook's bytes and in's version (1), or NULL (-1: store
+ * nothing, and the caller removes older copies as for any refused install).
+ * SC_ERR_NOMEM with *keep NULL. Values a loader produced (sc_fetch) are
+ * meant to pass here too before their install (issue 14 lists them). */
+sc_status sc__transform(sc_cache *c, const char *key, size_t klen, sc_value *in, sc_value **keep);
 
 static inline uint64_t sc__atomic_inc(atomic_uint_fast64_t *a)
 {

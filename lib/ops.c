@@ -168,8 +168,10 @@ static sc_status set_common(sc_cache *c, const char *key, const void *val, size_
         return sc__fail(c, s, "%s: cannot encode the event: %s", call, sc_strerror(s));
     sc__remote_result res;
     char err[SC__ERRLEN];
+    uint64_t t0 = sc__mono_ns();
     s = expected ? sc__remote_set_if(c->remote, key, klen, val, len, ttl, *expected, &ev, &res, err, sizeof err)
                  : sc__remote_set(c->remote, key, klen, val, len, ttl, &ev, &res, err, sizeof err);
+    sc__hist_since(&c->hist_set, t0);
     free((char *)ev.buf);
     if (s == SC_ERR_CONFLICT) {
         /* Nothing was written; the local copy may be older than the version

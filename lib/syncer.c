@@ -79,8 +79,15 @@ static int apply_event(sc_cache *c, const sc__event *ev, int replayed, int own)
                 break;
             }
             v = sc__value_new_keyed(ev->key, ev->key_len, ev->value, ev->value_len, ev->version);
-            sc_status s = v ? sc__local_put(c->local, ev->key, ev->key_len, hash, v, left, ev->version, 0)
-                            : SC_ERR_NOMEM;
+            /* The on_set_local hook picks what is stored (NULL: nothing,
+             * which is then a refused install); v stays the value as
+             * carried, for the event hook. */
+            sc_value *keep = NULL;
+            sc_status s = v ? sc__transform(c, ev->key, ev->key_len, v, &keep) : SC_ERR_NOMEM;
+            if (s == SC_OK)
+                s = keep ? sc__local_put(c->local, ev->key, ev->key_len, hash, keep, left, ev->version, 0)
+                         : SC_NOT_FOUND;
+            sc_value_release(keep);
             if (s == SC_OK) {
                 changed = 1;
                 break;
@@ -115,6 +122,8 @@ static int apply_event(sc_cache *c, const sc__event *ev, int replayed, int own)
         sc_value_release(v);
         return changed;
     }
+    if (!external && ev->time_ms && ev->action != SC__ACT_HEARTBEAT)
+        sc__metrics_propagated(c, ev->time_ms);
     if (changed)
         sc__atomic_inc(&c->events_applied);
     if (c->opt.on_event) {

@@ -78,7 +78,9 @@ static void usage(FILE *f)
             "  --redis HOST:PORT      use this Redis instead of a private one\n"
             "  --fault-kill-sub SEC   every SEC s: CLIENT KILL TYPE pubsub\n"
             "  --fault-restart-redis AT  at second AT restart the private Redis (data lost)\n"
-            "  --fault-pause-redis AT:MS at second AT: CLIENT PAUSE MS ALL\n");
+            "  --fault-pause-redis AT:MS at second AT: CLIENT PAUSE MS ALL\n"
+            "  --metrics-port N       pod-1 serves its Prometheus metrics (sc_metrics_text) on\n"
+            "                         http://127.0.0.1:N/metrics while it runs\n");
 }
 
 static int parse_uint(const char *s, unsigned long long max, unsigned long long *out)
@@ -108,7 +110,7 @@ static int parse_args(int argc, char **argv, ps_config *c)
     enum {
         O_PODS = 256, O_READERS, O_KEYS, O_ZIPF, O_WRATIO, O_VMIN, O_VMAX, O_DUR, O_POLICY, O_LOCAL,
         O_RATE, O_VERIFY, O_REPORT, O_LOG, O_SEED, O_NOPREFILL, O_QUIET, O_REDIS, O_KILLSUB, O_RESTART, O_PAUSE, O_HELP,
-        O_DISCONNECT
+        O_DISCONNECT, O_METRICS
     };
     static const struct option opts[] = {
         {"pods", 1, 0, O_PODS}, {"readers", 1, 0, O_READERS}, {"keys", 1, 0, O_KEYS},
@@ -119,7 +121,8 @@ static int parse_args(int argc, char **argv, ps_config *c)
         {"no-prefill", 0, 0, O_NOPREFILL}, {"quiet", 0, 0, O_QUIET},
         {"redis", 1, 0, O_REDIS}, {"fault-kill-sub", 1, 0, O_KILLSUB},
         {"fault-restart-redis", 1, 0, O_RESTART}, {"fault-pause-redis", 1, 0, O_PAUSE},
-        {"disconnect", 1, 0, O_DISCONNECT}, {"help", 0, 0, O_HELP}, {0, 0, 0, 0}};
+        {"help", 0, 0, O_HELP}, {"disconnect", 1, 0, O_DISCONNECT}, {"metrics-port", 1, 0, O_METRICS},
+        {0, 0, 0, 0}};
 
     memset(c, 0, sizeof *c);
     c->pods = 4;
@@ -142,6 +145,7 @@ static int parse_args(int argc, char **argv, ps_config *c)
     c->quiesce_s = 10;
     c->private_redis = 1;
     c->prefill = 1;
+    c->metrics_fd = -1;
 
     int o;
     unsigned long long u;
@@ -209,6 +213,7 @@ static int parse_args(int argc, char **argv, ps_config *c)
             c->pause_ms = (unsigned)ms;
             break;
         }
+        case O_METRICS: bad = parse_uint(optarg, 65535, &u) || u == 0; c->metrics_port = (int)u; break;
         case O_HELP: usage(stdout); exit(0);
         default: usage(stderr); return -1;
         }
@@ -611,6 +616,11 @@ static int spawn_pods(sim *s)
         s->run.pod[i].exit_status = -1;
         s->run.pod[i].role_reader = i >= s->cfg.pods - s->cfg.readers;
     }
+    /* Pod 1 serves the metrics socket; the parent needs it no more. */
+    if (s->cfg.metrics_fd >= 0) {
+        close(s->cfg.metrics_fd);
+        s->cfg.metrics_fd = -1;
+    }
     return 0;
 }
 
@@ -773,6 +783,18 @@ int main(int argc, char **argv)
         /* A shared Redis may hold earlier runs: a fresh namespace keeps
          * their keys and sequence out of this one. */
         snprintf(cfg->ns, sizeof cfg->ns, "podsim-%ld-%d", (long)time(NULL), (int)getpid());
+    }
+
+    if (cfg->metrics_port) {
+        char err[160];
+        cfg->metrics_fd = ps_metrics_listen(cfg->metrics_port, err, sizeof err);
+        if (cfg->metrics_fd < 0) {
+            fprintf(stderr, "podsim: --metrics-port: %s\n", err);
+            if (cfg->private_redis)
+                sc_test_redis_stop(&s.redis);
+            return 1;
+        }
+        printf("podsim: pod-1's metrics on http://127.0.0.1:%d/metrics\n", cfg->metrics_port);
     }
 
     signal(SIGPIPE, SIG_IGN);

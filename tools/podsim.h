@@ -46,6 +46,8 @@ typedef struct ps_config {
     int redis_port;
     int private_redis;         /* 1: podsim started the server itself */
     char ns[96];
+    int metrics_port;          /* --metrics-port; 0 = off */
+    int metrics_fd;            /* its listening socket (bound before the fork), -1 = none */
 } ps_config;
 
 /* Propagation delays in microseconds, log-linear buckets: exact below 16 µs,
@@ -99,6 +101,14 @@ typedef struct ps_record {
 #define PS_CMD_GO 'G'      /* run the workload for the duration, then report
                               PS_REC_STOPPED */
 #define PS_CMD_FINISH 'F'  /* quiesce, check, report PS_REC_FINAL, exit */
+
+/* podsim_metrics.c: --metrics-port. The parent binds 127.0.0.1:port
+ * (returns the socket, or -1 with a message in err); pod 1 serves its
+ * sc_metrics_text on GET /metrics from a thread until ps_metrics_stop,
+ * which must run before sc_close. */
+int ps_metrics_listen(int port, char *err, size_t errlen);
+int ps_metrics_start(int fd, sc_cache *cache);
+void ps_metrics_stop(void);
 
 /* Runs pod `index` in the calling (forked) process; never returns. */
 void ps_pod_main(const ps_config *cfg, int index, int ctrl_fd, int report_fd);

@@ -517,6 +517,8 @@ void ps_pod_main(const ps_config *cfg, int index, int ctrl_fd, int report_fd)
     }
     if (open_cache(&p) != 0)
         _exit(1);
+    if (cfg->metrics_fd >= 0 && (index != 0 || ps_metrics_start(cfg->metrics_fd, p.cache) != 0))
+        close(cfg->metrics_fd);
     sc_stats_get(p.cache, &p.prev);
 
     ps_record r;
@@ -550,6 +552,7 @@ void ps_pod_main(const ps_config *cfg, int index, int ctrl_fd, int report_fd)
             send_record(&p, &fin);
         }
     }
+    ps_metrics_stop();
     sc_close(p.cache);
     redisFree(p.raw);
     _exit(g_term ? 2 : 0);

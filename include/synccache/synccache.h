@@ -107,6 +107,25 @@ typedef struct sc_event_info {
  * Must be quick and must not call back into the cache. */
 typedef void (*sc_event_fn)(const sc_event_info *ev, void *ud);
 
+/* Transform hook (the Go original's OnSetLocalCache): called for every value
+ * that enters the local tier from outside the calling thread's own write:
+ * another pod's set event, a replayed event (catch-up from the log), a Redis
+ * read (sc_get, sc_get_many). Never for the pod's own sc_set. key, val (len
+ * bytes) and version are borrowed for the call; *out starts NULL.
+ * Return 1 with *out (malloc'd, out_len bytes; the cache frees it) to store
+ * those bytes instead (same key and version), 0 to store the value as
+ * received, -1 to keep nothing locally (the next get reads Redis again). Any
+ * other return, or 1 with *out NULL and *out_len > 0, keeps nothing.
+ * A Redis read hands its caller what the local tier stores: with 1 the first
+ * sc_get already returns the transformed bytes (so a hit and a miss return
+ * the same thing), with 0 or -1 the bytes as read. For that reason the hook
+ * also runs on reads that are not kept (the pod is not synced, the key is
+ * about to expire). Event hooks (on_event) still see the value as carried.
+ * Runs on the sync thread (events) or on the thread whose get read Redis;
+ * must be thread-safe, quick, and must not call back into the cache. */
+typedef int (*sc_transform_fn)(const char *key, const void *val, size_t len, uint64_t version, void **out,
+                               size_t *out_len, void *ud);
+
 typedef struct sc_options {
     const char *pod_id;            /* NULL: generated, unique per process */
     const char *ns;                /* namespace: every Redis key is "{ns}:..." (one
@@ -160,6 +179,8 @@ typedef struct sc_options {
     /* --- hooks --- */
     sc_event_fn on_event;          /* NULL: none */
     void *on_event_ud;             /* passed to on_event */
+    sc_transform_fn on_set_local;  /* NULL: none (see sc_transform_fn) */
+    void *on_set_local_ud;         /* passed to on_set_local */
 
     /* --- logging --- */
     sc_log_fn log_fn;              /* NULL: no logging */
@@ -320,6 +341,22 @@ typedef struct sc_stats {
 
 /* A consistent-enough snapshot of the counters (each read atomically). */
 SC_EXPORT void sc_stats_get(sc_cache *c, sc_stats *out);
+
+/* Prometheus text exposition format 0.0.4 of every field of sc_stats
+ * (counters as "synccache_<field>_total"; local_entries, local_bytes, synced
+ * and last_seq as gauges), with # HELP and # TYPE for each family and the
+ * labels ns and pod (values escaped), plus three histograms in seconds:
+ *   synccache_remote_get_duration_seconds  the Redis read of a get;
+ *   synccache_remote_set_duration_seconds  the write script of a set;
+ *   synccache_propagation_delay_seconds    an event's Redis publish time to
+ *                                          its apply on this pod (on this
+ *                                          pod's estimate of the Redis clock).
+ * Like snprintf: writes at most cap bytes including the terminating NUL
+ * (buf may be NULL when cap is 0) and returns the length the whole text
+ * needs, without the NUL; a return >= cap means it was cut. Nothing to free.
+ * Thread-safe and lock-free; each number is read atomically (the text is not
+ * one snapshot). A NULL cache gives "" (returns 0). */
+SC_EXPORT size_t sc_metrics_text(sc_cache *c, char *buf, size_t cap);
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,259 @@
+/* Metrics: the fixed-bucket histograms the data paths feed, and
+ * sc_metrics_text, which prints them with every field of sc_stats in the
+ * Prometheus text exposition format 0.0.4.
+ *
+ * A histogram is an array of atomic counters, one per bucket, and the sum of
+ * every observation in nanoseconds: observing is two relaxed adds and no
+ * lock, so it can sit on the get and set paths. The printer turns the
+ * per-bucket counts into Prometheus' cumulative ones and takes _count as their
+ * total, so a scrape is always self-consistent (cumulative buckets never
+ * decrease, and the +Inf bucket equals _count) even while observations land.
+ *
+ * The text is written like snprintf: a small writer keeps counting past the
+ * end of the buffer, so one call with cap 0 measures and a second one fills.
+ */
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "lib/internal.h"
+
+/* Upper bounds in nanoseconds, and the same bounds as Prometheus `le`
+ * labels (written out, so no float formatting can make "0.001" read as
+ * "0.0010000000000000002"). */
+static const uint64_t hist_bound_ns[SC__HIST_BOUNDS] = {
+    100000ull,   250000ull,    500000ull,    1000000ull,   2500000ull,    5000000ull,    10000000ull,   25000000ull,
+    50000000ull, 100000000ull, 250000000ull, 500000000ull, 1000000000ull, 2500000000ull, 5000000000ull, 10000000000ull,
+};
+static const char *const hist_le[SC__HIST_BOUNDS] = {
+    "0.0001", "0.00025", "0.0005", "0.001", "0.0025", "0.005", "0.01", "0.025",
+    "0.05",   "0.1",     "0.25",   "0.5",   "1",      "2.5",   "5",    "10",
+};
+
+uint64_t sc__mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+void sc__hist_observe(sc__hist *h, uint64_t ns)
+{
+    size_t i = 0;
+    while (i < SC__HIST_BOUNDS && ns > hist_bound_ns[i])
+        i++;
+    atomic_fetch_add_explicit(&h->bucket[i], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&h->sum_ns, ns, memory_order_relaxed);
+}
+
+void sc__hist_since(sc__hist *h, uint64_t start)
+{
+    uint64_t now = sc__mono_ns();
+    sc__hist_observe(h, now > start ? now - start : 0);
+}
+
+void sc__metrics_propagated(sc_cache *c, uint64_t time_ms)
+{
+    /* Both ends are on the Redis clock (the event's time was taken by the
+     * write script, now is this pod's estimate of it), so hosts with skewed
+     * clocks still measure the real delay, to within the millisecond
+     * resolution of the event time and one round trip of the estimate. A
+     * negative result is estimate error, counted as 0. */
+    uint64_t now = sc__redis_now_ms(c);
+    sc__hist_observe(&c->hist_prop, now > time_ms ? (now - time_ms) * 1000000ull : 0);
+}
+
+/* ------------------------------------------------------------- writer -- */
+
+typedef struct writer {
+    char *buf;
+    size_t cap;
+    size_t len; /* what the whole text needs so far; may exceed cap */
+} writer;
+
+static void put(writer *w, const char *s, size_t n)
+{
+    if (w->len < w->cap) {
+        /* Keep the last byte of the buffer for the NUL. */
+        size_t room = w->cap - 1 - w->len;
+        memcpy(w->buf + w->len, s, n < room ? n : room);
+    }
+    w->len += n;
+}
+
+static void puts_(writer *w, const char *s)
+{
+    put(w, s, strlen(s));
+}
+
+static void putf(writer *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void putf(writer *w, const char *fmt, ...)
+{
+    char tmp[128];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
+    va_end(ap);
+    if (n > 0)
+        put(w, tmp, (size_t)n < sizeof tmp ? (size_t)n : sizeof tmp - 1);
+}
+
+/* A label value as the format wants it: backslash, double quote and line
+ * feed escaped; every other byte as it is (pod ids and namespaces are
+ * UTF-8 by convention, and Prometheus takes label values as UTF-8). */
+static void put_label_value(writer *w, const char *s)
+{
+    for (; *s; s++) {
+        if (*s == '\\')
+            puts_(w, "\\\\");
+        else if (*s == '"')
+            puts_(w, "\\\"");
+        else if (*s == '\n')
+            puts_(w, "\\n");
+        else
+            put(w, s, 1);
+    }
+}
+
+/* `{ns="...",pod="..."` without the closing brace, so a histogram can add
+ * its le label. */
+static void put_labels_open(writer *w, const sc_cache *c)
+{
+    puts_(w, "{ns=\"");
+    put_label_value(w, c->opt.ns);
+    puts_(w, "\",pod=\"");
+    put_label_value(w, c->opt.pod_id);
+    puts_(w, "\"");
+}
+
+static void put_family_head(writer *w, const char *name, const char *type, const char *help)
+{
+    /* HELP texts are constants below: no backslash or line feed to escape. */
+    putf(w, "# HELP %s ", name);
+    puts_(w, help);
+    putf(w, "\n# TYPE %s %s\n", name, type);
+}
+
+static void put_sample(writer *w, const sc_cache *c, const char *name, uint64_t v)
+{
+    puts_(w, name);
+    put_labels_open(w, c);
+    putf(w, "} %" PRIu64 "\n", v);
+}
+
+/* Nanoseconds as decimal seconds, exactly (no rounding through a double). */
+static void put_seconds(writer *w, uint64_t ns)
+{
+    putf(w, "%" PRIu64 ".%09" PRIu64, ns / UINT64_C(1000000000), ns % UINT64_C(1000000000));
+}
+
+static void put_histogram(writer *w, const sc_cache *c, const char *name, const char *help, const sc__hist *h)
+{
+    uint64_t counts[SC__HIST_BOUNDS + 1];
+    for (size_t i = 0; i <= SC__HIST_BOUNDS; i++)
+        counts[i] = atomic_load_explicit(&h->bucket[i], memory_order_relaxed);
+    uint64_t sum_ns = atomic_load_explicit(&h->sum_ns, memory_order_relaxed);
+
+    put_family_head(w, name, "histogram", help);
+    uint64_t cum = 0;
+    for (size_t i = 0; i <= SC__HIST_BOUNDS; i++) {
+        cum += counts[i];
+        putf(w, "%s_bucket", name);
+        put_labels_open(w, c);
+        putf(w, ",le=\"%s\"} %" PRIu64 "\n", i < SC__HIST_BOUNDS ? hist_le[i] : "+Inf", cum);
+    }
+    putf(w, "%s_sum", name);
+    put_labels_open(w, c);
+    puts_(w, "} ");
+    put_seconds(w, sum_ns);
+    putf(w, "\n%s_count", name);
+    put_labels_open(w, c);
+    putf(w, "} %" PRIu64 "\n", cum);
+}
+
+/* ------------------------------------------------------------- families -- */
+
+typedef struct family {
+    const char *name; /* the full metric name */
+    int gauge;        /* 0: counter */
+    size_t offset;    /* of the uint64_t in sc_stats */
+    const char *help;
+} family;
+
+#define COUNTER(field, help)                                                                                           \
+    {                                                                                                                  \
+        "synccache_" #field "_total", 0, offsetof(sc_stats, field), help                                               \
+    }
+#define GAUGE(field, help)                                                                                             \
+    {                                                                                                                  \
+        "synccache_" #field, 1, offsetof(sc_stats, field), help                                                        \
+    }
+
+/* Every field of sc_stats, in its order. */
+static const family families[] = {
+    COUNTER(local_hits, "Gets answered by the local tier."),
+    COUNTER(local_misses, "Gets the local tier could not answer."),
+    COUNTER(remote_hits, "Redis reads that found the key."),
+    COUNTER(remote_misses, "Redis reads that did not find the key (absent, tombstone or below the clear floor)."),
+    COUNTER(events_published, "Writes this pod stored in Redis with an event (set, invalidate, delete, clear)."),
+    COUNTER(events_received, "Cache events read from the channel (own, stale and malformed included; heartbeats not)."),
+    COUNTER(events_applied, "Events from other pods that changed the local tier."),
+    COUNTER(events_ignored_self, "Own events seen on the channel or in the log (never installed)."),
+    COUNTER(events_stale, "Events older than what the pod already held."),
+    COUNTER(events_malformed, "Messages on the channel that could not be decoded (dropped)."),
+    COUNTER(invalidations, "Local entries removed by invalidate or delete events."),
+    COUNTER(evictions, "Entries that left the local tier to respect a bound (admission refusals included)."),
+    GAUGE(local_entries, "Entries in the local tier."),
+    GAUGE(local_bytes, "Bytes (key + value) in the local tier."),
+    COUNTER(remote_errors, "Redis calls that failed (timeouts included)."),
+    COUNTER(loads_shared, "Gets that waited for another thread's Redis read of the same key."),
+    COUNTER(expirations, "Local copies dropped because their TTL passed."),
+    COUNTER(reconnects, "Times the event stream was re-established after a loss."),
+    COUNTER(gaps, "Sequence gaps detected on the channel."),
+    COUNTER(events_replayed, "Events applied from the Redis event log (catch-up)."),
+    COUNTER(flushes, "Times the local tier was dropped because catch-up was impossible (or by the flush policy)."),
+    COUNTER(heartbeat_misses, "Own heartbeats that did not come back in time."),
+    COUNTER(stale_served, "Gets answered from the local tier while unsynced (stale disconnect policy)."),
+    GAUGE(synced, "1 while the event stream is live and caught up, else 0."),
+    GAUGE(last_seq, "Highest namespace sequence number applied."),
+    COUNTER(events_foreign, "Events of other namespaces on the channel (ignored)."),
+    COUNTER(events_forged,
+            "Events claiming a sequence number Redis had not reached, or a second event for one (dropped)."),
+    COUNTER(duplicate_pod_ids, "Events from another process using this pod id."),
+    COUNTER(epoch_changes, "Times the namespace history restarted (counter lost, rollback, clear)."),
+    COUNTER(publish_failures, "Writes stored and logged whose PUBLISH failed (pods catch them from the log)."),
+};
+
+SC_EXPORT size_t sc_metrics_text(sc_cache *c, char *buf, size_t cap)
+{
+    writer w = {buf, buf ? cap : 0, 0};
+    if (c) {
+        sc_stats st;
+        sc_stats_get(c, &st);
+        for (size_t i = 0; i < sizeof families / sizeof families[0]; i++) {
+            const family *f = &families[i];
+            uint64_t v;
+            memcpy(&v, (const char *)&st + f->offset, sizeof v);
+            put_family_head(&w, f->name, f->gauge ? "gauge" : "counter", f->help);
+            put_sample(&w, c, f->name, v);
+        }
+        /* Hook for the load statistics (lib/fetch.c): once sc_load_stats_get
+         * exists, print its SC_WINDOW_TOTAL numbers here, as counters
+         * synccache_load_{hits,misses,errors,manual_misses}_total and
+         * synccache_load_{hit,miss}_seconds_total (hit_ns / miss_ns through
+         * put_seconds); the rates and averages are derived by the scraper. */
+        put_histogram(&w, c, "synccache_remote_get_duration_seconds",
+                      "Time of the Redis read behind a local miss (one round trip, errors included).", &c->hist_get);
+        put_histogram(&w, c, "synccache_remote_set_duration_seconds",
+                      "Time of the Redis write script of a set (store, version, log, publish).", &c->hist_set);
+        put_histogram(&w, c, "synccache_propagation_delay_seconds",
+                      "Delay from an event's publish time (Redis clock) to its apply on this pod, replays included.",
+                      &c->hist_prop);
+    }
+    if (cap > 0 && buf)
+        buf[w.len < cap ? w.len : cap - 1] = '\0';
+    return w.len;
+}
