@@ -64,6 +64,8 @@ struct sc_cache {
     atomic_uint_fast64_t invalidations, reconnects, gaps, events_replayed;
     atomic_uint_fast64_t flushes, heartbeat_misses, stale_served;
     atomic_uint_fast64_t events_foreign, events_forged, duplicate_pod_ids, epoch_changes, publish_failures;
+
+    struct sc__behind *behind;   /* write-behind state (behind.c) */
 };
 
 /* errors.c: record a failure for sc_errmsg and return s. */
@@ -117,6 +119,19 @@ sc_status sc__check_key(const sc_cache *c, const char *key, size_t *klen, const 
 /* ops.c: the pod's own write reached Redis with this result: count it, note
  * a failed PUBLISH, and raise verified. */
 void sc__wrote(sc_cache *c, const sc__remote_result *res, const char *call);
+
+/* ops.c, for behind.c: sc_set / sc_delete whose script also queues the
+ * write (a plain reader gets SC_ERR_INVALID). */
+sc_status sc__set_behind(sc_cache *c, const char *key, const void *val, size_t len, uint64_t ttl_ms);
+sc_status sc__delete_behind(sc_cache *c, const char *key);
+
+/* behind.c: write-behind. The option check (called by sc__options_check);
+ * start (after the pod synced: the saver thread when there is a save_fn);
+ * stop (first thing in close; bounded as sc_close says); the stats. */
+sc_status sc__behind_options_check(const sc_options *o, char *err, size_t errlen);
+sc_status sc__behind_start(sc_cache *c, char *err, size_t errlen);
+void sc__behind_stop(sc_cache *c);
+void sc__behind_stats(sc_cache *c, sc_stats *out);
 
 static inline uint64_t sc__atomic_inc(atomic_uint_fast64_t *a)
 {
