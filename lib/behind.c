@@ -323,13 +323,16 @@ static int pause_for(sc__behind *b, uint64_t ms)
     return stop;
 }
 
+/* writeback_interval_ms doubled per failure in a row, at most
+ * BACKOFF_CAP_MS (or the interval itself when that is longer). */
 static uint64_t backoff_ms(const sc_cache *c, unsigned failures)
 {
-    uint64_t ms = c->opt.writeback_interval_ms;
+    uint64_t base = c->opt.writeback_interval_ms, ms = base;
     for (unsigned i = 1; i < failures && ms < BACKOFF_CAP_MS; i++)
         ms *= 2;
-    return ms < BACKOFF_CAP_MS ? ms : (c->opt.writeback_interval_ms > BACKOFF_CAP_MS ? c->opt.writeback_interval_ms
-                                                                                     : BACKOFF_CAP_MS);
+    if (ms > BACKOFF_CAP_MS)
+        ms = BACKOFF_CAP_MS;
+    return ms > base ? ms : base;
 }
 
 static void *saver_main(void *arg)
@@ -343,9 +346,10 @@ static void *saver_main(void *arg)
     char err[SC__ERRLEN];
 
     for (;;) {
+        /* A kick that came during this cycle is left set: pause_for then
+         * returns at once and the next cycle runs without waiting. */
         pthread_mutex_lock(&b->mu);
         int stop = b->stop;
-        b->kick = 0;
         pthread_mutex_unlock(&b->mu);
         if (stop)
             break;
