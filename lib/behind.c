@@ -441,6 +441,7 @@ sc_status sc__behind_start(sc_cache *c, char *err, size_t errlen)
         snprintf(err, errlen, "cannot start the saver thread");
         return SC_ERR_NOMEM;
     }
+    pthread_setname_np(b->thread, "sc-behind");
     b->running = 1;
     return SC_OK;
 }

@@ -669,6 +669,45 @@ START_TEST(delete_after_set_ends_deleted)
 }
 END_TEST
 
+START_TEST(saver_rides_out_a_redis_restart)
+{
+    char path[512];
+    db_path("restart", path, sizeof path);
+    store s;
+    store_init(&s, path);
+    /* A Redis of its own: the restart must not take the suite's server. */
+    sc_test_redis own;
+    ck_assert_int_eq(sc_test_redis_start(&own, NULL), 0);
+    sc_options o = test_options(NS("restart"), "writer");
+    o.redis_port = own.port;
+    sc_cache *a = test_open(&o);
+    o = test_options(NS("restart"), "saver");
+    o.redis_port = own.port;
+    o.save_fn = store_save;
+    o.save_ud = &s;
+    o.writeback_interval_ms = 20;
+    sc_cache *b = test_open(&o);
+    set_behind_ok(a, "before", "1");
+    flush_ok(a, 10000);
+    /* No persistence: the queue and its group are gone with everything else. */
+    ck_assert_int_eq(sc_test_redis_restart(&own), 0);
+    sc_status st = SC_ERR_REMOTE;
+    for (int i = 0; i < 100 && st != SC_OK; i++) {
+        st = sc_set_behind(a, "after", "2", 1, 0);
+        if (st != SC_OK)
+            test_sleep_ms(50);
+    }
+    ck_assert_msg(st == SC_OK, "sc_set_behind after the restart: %s", sc_errmsg(a));
+    flush_ok(a, 20000); /* the saver's backoff is short; the group is made again */
+    expect_row(path, "before", "1");
+    expect_row(path, "after", "2");
+    sc_close(b);
+    sc_close(a);
+    store_close(&s);
+    sc_test_redis_stop(&own);
+}
+END_TEST
+
 static sc_status never_called(const sc_dirty *items, size_t n, void *ud)
 {
     (void)items;
@@ -766,6 +805,7 @@ static Suite *behind_suite(void)
     tcase_add_test(tc, close_abandons_a_save_that_outlives_claim_ms);
     tcase_add_test(tc, close_hands_back_unsaved_entries);
     tcase_add_test(tc, delete_after_set_ends_deleted);
+    tcase_add_test(tc, saver_rides_out_a_redis_restart);
     tcase_add_test(tc, bad_input);
     suite_add_tcase(s, tc);
     return s;

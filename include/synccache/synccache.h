@@ -126,7 +126,8 @@ typedef struct sc_dirty {
  * at a time per pod (pods of one process call theirs concurrently). Saves
  * are at least once: a write may be offered again (after a takeover, or a
  * save whose acknowledgement was lost), possibly after a newer write of the
- * key was saved, which is what the version is for. Must not call sc_close. */
+ * key was saved, which is what the version is for. Must not call back into
+ * the cache (sc_close may have returned while a hung call still runs). */
 typedef sc_status (*sc_save_fn)(const sc_dirty *items, size_t n, void *ud);
 
 typedef struct sc_options {
