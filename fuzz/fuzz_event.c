@@ -19,7 +19,10 @@ static void same_or_die(const sc__event *a, const sc__event *b)
         memcmp(a->key, b->key, a->key_len + 1) != 0 || a->sender_len != b->sender_len ||
         memcmp(a->sender, b->sender, a->sender_len + 1) != 0 || a->version != b->version ||
         a->has_value != b->has_value || a->value_len != b->value_len || a->ttl_ms != b->ttl_ms ||
-        a->time_ms != b->time_ms)
+        a->time_ms != b->time_ms || a->has_ns != b->has_ns || a->ns_len != b->ns_len ||
+        memcmp(a->ns, b->ns, a->ns_len + 1) != 0 || a->inst_len != b->inst_len ||
+        memcmp(a->inst, b->inst, a->inst_len + 1) != 0 || a->epoch_len != b->epoch_len ||
+        memcmp(a->epoch, b->epoch, a->epoch_len + 1) != 0)
         abort();
     if (a->has_value && memcmp(a->value, b->value, a->value_len + 1) != 0)
         abort();

@@ -70,7 +70,7 @@ const char *sc__remote_explain(const char *reply)
     /* Outside a script Redis says NOPERM; inside one, "The user executing
      * the script can't ...". */
     if (strstr(reply, "NOPERM") || strstr(reply, "no permissions") || strstr(reply, "user executing the script can't"))
-        return "permission denied by the Redis ACL: ";
+        return "permission denied by the Redis ACL (NOPERM): ";
     if (strncmp(reply, "READONLY", 8) == 0)
         return "Redis is a read-only replica: ";
     return "";

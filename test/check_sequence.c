@@ -419,7 +419,7 @@ START_TEST(a_stream_of_events)
      * publisher, a duplicate pod id and a loss -- in the order the syncer
      * asks the questions (docs/protocol.md rules 1-4). */
     sc__seq s = seq_at(0);
-    enum { APPLY, OWN, DROP_FOREIGN, DROP_STALE, FORGED, EXTERNAL, GAP } want;
+    enum { APPLY, OWN, DROP_FOREIGN, DROP_STALE, FORGED, EXTERNAL, GAP };
     struct {
         const char *ns, *sender, *inst, *body;
         uint64_t version;
@@ -428,8 +428,8 @@ START_TEST(a_stream_of_events)
         {NS, "a", "aaaaaaaaaaaaaaaa", "one", 40, APPLY, 0},
         {NS, "a", "aaaaaaaaaaaaaaaa", "two", 41, APPLY, 0},
         {NS, POD, INST, "mine", 42, OWN, 0},
-        {NS, "b", "bbbbbbbbbbbbbbbb", "two", 41, DROP_STALE, 0},         /* a replay of 41 */
-        {NS, "b", "bbbbbbbbbbbbbbbb", "other", 41, FORGED, 0},           /* another event as 41 */
+        {NS, "b", "bbbbbbbbbbbbbbbb", "two", 41, DROP_STALE, 0},        /* a replay of 41 */
+        {NS, "b", "bbbbbbbbbbbbbbbb", "other", 41, FORGED, 0},          /* another event as 41 */
         {"billing", "c", "cccccccccccccccc", "x", 43, DROP_FOREIGN, 0}, /* never touches the sequence */
         {NULL, "svc", "", "inval", 0, EXTERNAL, 0},
         {NS, POD, "dddddddddddddddd", "dup", 43, APPLY, 1},
@@ -437,7 +437,6 @@ START_TEST(a_stream_of_events)
     };
     size_t i;
 
-    (void)want;
     for (i = 0; i < sizeof stream / sizeof stream[0]; i++) {
         sc__event ev = ev_full(stream[i].ns, stream[i].sender, stream[i].inst, stream[i].version);
         uint64_t d = sc__seq_digest(stream[i].body, strlen(stream[i].body));

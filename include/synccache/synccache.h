@@ -45,7 +45,7 @@ typedef struct sc_value sc_value; /* opaque, immutable, reference-counted */
     X(SC_NOT_FOUND, "key not found")                                        \
     X(SC_ERR_INVALID, "invalid argument or option")                         \
     X(SC_ERR_NOMEM, "out of memory")                                        \
-    X(SC_ERR_REMOTE, "Redis error: unreachable, refused the command (see sc_errmsg) or protocol error") \
+    X(SC_ERR_REMOTE, "Redis call failed: connection, refusal or protocol (see sc_errmsg)") \
     X(SC_ERR_TIMEOUT, "timed out")                                          \
     X(SC_ERR_CLOSED, "cache is closed")                                     \
     X(SC_ERR_CONFLICT, "versioned write lost to a newer version")           \

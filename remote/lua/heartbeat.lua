@@ -1,4 +1,6 @@
-#!lua
+#!lua flags=allow-oom
+-- (allow-oom: it writes only when seeding a missing counter, and a pod must
+-- be able to resynchronise and prove it is in sync while Redis is full.)
 -- Publishes a heartbeat carrying the current counter and epoch (read in the
 -- same step, so every event up to that counter was published before it).
 -- No version is taken and nothing is logged.

@@ -18,11 +18,14 @@ local function now_ms()
 end
 
 -- The counter's starting point when it is absent: the Redis clock in us, and
--- never below the log's last id (XADD needs ever-growing ids). A counter that
--- starts again starts a new history, hence a new epoch.
+-- never below the log's last id (XADD needs ever-growing ids) nor the clear
+-- floor (a version below it would be absent as soon as written). A counter
+-- that starts again starts a new history, hence a new epoch.
 local function seed(seq, meta, log)
   local t = redis.call('TIME')
   local s = tonumber(t[1]) * 1000000 + tonumber(t[2])
+  local floor = tonumber(redis.call('HGET', meta, 'floor') or '0') or 0
+  if floor > s then s = floor end
   local top = redis.call('XREVRANGE', log, '+', '-', 'COUNT', 1)
   if top[1] then
     local last = tonumber(string.match(top[1][1], '^(%d+)-'))

@@ -1,4 +1,6 @@
-#!lua
+#!lua flags=allow-oom
+-- (allow-oom: it writes only when seeding a missing counter, and a pod must
+-- be able to resynchronise and prove it is in sync while Redis is full.)
 -- What a pod needs to (re)join the stream: the counter and epoch (seeded when
 -- absent), the Redis clock, and the log's copy of the event at the pod's last
 -- sequence, so the pod can tell whether its history is still Redis' history
