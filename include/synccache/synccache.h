@@ -336,7 +336,8 @@ SC_EXPORT sc_status sc_get_many(sc_cache *c, const char *const *keys, size_t n, 
  * pod crash loses nothing; what a Redis crash loses depends on its
  * persistence (README, "Write-behind"). Before anything else a pod reads the
  * entries that are its own and unacknowledged, then those to take over,
- * then new ones. */
+ * then new ones. Only the _behind calls reach the store: an sc_set,
+ * sc_delete or sc_clear of the same keys changes the cache, not the store. */
 
 /* sc_set plus an entry in the write-behind queue, in the same Redis script:
  * when it returns SC_OK the value is in Redis (every pod sees it as after
