@@ -669,6 +669,87 @@ START_TEST(delete_after_set_ends_deleted)
 }
 END_TEST
 
+typedef struct writer_arg {
+    sc_cache *c;
+    int id;
+} writer_arg;
+
+static void *writer_main(void *p)
+{
+    writer_arg *w = p;
+    char key[32], val[48];
+    for (int i = 0; i < 500; i++) {
+        snprintf(key, sizeof key, "c%d", (i * 7 + w->id) % 50);
+        if (i % 10 == 9) {
+            ck_assert_int_eq(sc_delete_behind(w->c, key), SC_OK);
+        } else {
+            snprintf(val, sizeof val, "w%d-%d", w->id, i);
+            ck_assert_int_eq(sc_set_behind(w->c, key, val, strlen(val), 0), SC_OK);
+        }
+    }
+    return NULL;
+}
+
+/* Two writer pods on threads, two saver pods with small batches: every key
+ * of the database ends with exactly Redis' value and version. */
+START_TEST(concurrent_writers_and_savers_database_equals_redis)
+{
+    char path[512];
+    db_path("concurrent", path, sizeof path);
+    store s1, s2;
+    store_init(&s1, path);
+    store_init(&s2, path);
+    sqlite3_busy_timeout(s1.db, 2000);
+    sqlite3_busy_timeout(s2.db, 2000);
+    sc_cache *w[2] = {test_pod(NS("concurrent"), "w1"), test_pod(NS("concurrent"), "w2")};
+    sc_cache *sv[2];
+    store *st[2] = {&s1, &s2};
+    for (int i = 0; i < 2; i++) {
+        sc_options o = test_options(NS("concurrent"), i ? "s2" : "s1");
+        o.save_fn = store_save;
+        o.save_ud = st[i];
+        o.writeback_interval_ms = 10;
+        o.writeback_batch = 16;
+        sv[i] = test_open(&o);
+    }
+    pthread_t t[2];
+    writer_arg args[2] = {{w[0], 0}, {w[1], 1}};
+    for (int i = 0; i < 2; i++)
+        ck_assert_int_eq(pthread_create(&t[i], NULL, writer_main, &args[i]), 0);
+    for (int i = 0; i < 2; i++)
+        pthread_join(t[i], NULL);
+    flush_ok(w[0], 30000);
+
+    redisContext *rc = sc_test_redis_connect(&g_redis);
+    ck_assert_ptr_nonnull(rc);
+    for (int k = 0; k < 50; k++) {
+        char key[32];
+        snprintf(key, sizeof key, "c%d", k);
+        redisReply *r = redisCommand(rc, "HMGET {%s}:k:%s value version", NS("concurrent"), key);
+        ck_assert(r && r->type == REDIS_REPLY_ARRAY && r->elements == 2);
+        ck_assert_int_eq(r->element[1]->type, REDIS_REPLY_STRING); /* a value or a tombstone */
+        uint64_t dv;
+        char *got = db_get(path, key, &dv);
+        const char *want = r->element[0]->type == REDIS_REPLY_STRING ? r->element[0]->str : "<deleted>";
+        ck_assert_msg(strcmp(got, want) == 0, "%s: database '%s', Redis '%s'", key, got, want);
+        ck_assert_uint_eq(dv, strtoull(r->element[1]->str, NULL, 10));
+        free(got);
+        freeReplyObject(r);
+    }
+    redisFree(rc);
+    ck_assert_uint_eq(test_stats(sv[0]).behind_saved + test_stats(sv[1]).behind_saved, 1000);
+    ck_assert_uint_eq(test_stats(w[0]).behind_queued + test_stats(w[1]).behind_queued, 1000);
+    printf("concurrent: saver 1 saved %d items in %d calls, saver 2 %d in %d\n", atomic_load(&s1.saved_items),
+           atomic_load(&s1.calls), atomic_load(&s2.saved_items), atomic_load(&s2.calls));
+    for (int i = 0; i < 2; i++) {
+        sc_close(sv[i]);
+        sc_close(w[i]);
+    }
+    store_close(&s1);
+    store_close(&s2);
+}
+END_TEST
+
 START_TEST(saver_rides_out_a_redis_restart)
 {
     char path[512];
@@ -805,6 +886,7 @@ static Suite *behind_suite(void)
     tcase_add_test(tc, close_abandons_a_save_that_outlives_claim_ms);
     tcase_add_test(tc, close_hands_back_unsaved_entries);
     tcase_add_test(tc, delete_after_set_ends_deleted);
+    tcase_add_test(tc, concurrent_writers_and_savers_database_equals_redis);
     tcase_add_test(tc, saver_rides_out_a_redis_restart);
     tcase_add_test(tc, bad_input);
     suite_add_tcase(s, tc);
