@@ -392,8 +392,10 @@ static void *saver_main(void *arg)
         }
         sc__wb_batch_free(&batch);
 
+        /* The gauges, at most every interval (also while a backlog keeps
+         * every batch full). */
         uint64_t at = atomic_load_explicit(&b->state_at, memory_order_relaxed);
-        if (wait > 0 && (at == 0 || mono_ms() - at >= c->opt.writeback_interval_ms)) {
+        if (at == 0 || mono_ms() - at >= c->opt.writeback_interval_ms) {
             sc__wb_state st;
             if (sc__remote_wb_state(c->remote, &st, err, sizeof err) == SC_OK)
                 gauges(b, &st);
