@@ -309,6 +309,14 @@ static void destroy(sc__behind *b)
     free(b);
 }
 
+static int stopping(sc__behind *b)
+{
+    pthread_mutex_lock(&b->mu);
+    int stop = b->stop;
+    pthread_mutex_unlock(&b->mu);
+    return stop;
+}
+
 /* Waits up to ms, or until stop or kick. Returns 1 when stopping. */
 static int pause_for(sc__behind *b, uint64_t ms)
 {
@@ -348,10 +356,7 @@ static void *saver_main(void *arg)
     for (;;) {
         /* A kick that came during this cycle is left set: pause_for then
          * returns at once and the next cycle runs without waiting. */
-        pthread_mutex_lock(&b->mu);
-        int stop = b->stop;
-        pthread_mutex_unlock(&b->mu);
-        if (stop)
+        if (stopping(b))
             break;
 
         sc__wb_batch batch;
@@ -395,7 +400,7 @@ static void *saver_main(void *arg)
         /* The gauges, at most every interval (also while a backlog keeps
          * every batch full). */
         uint64_t at = atomic_load_explicit(&b->state_at, memory_order_relaxed);
-        if (at == 0 || mono_ms() - at >= c->opt.writeback_interval_ms) {
+        if ((at == 0 || mono_ms() - at >= c->opt.writeback_interval_ms) && !stopping(b)) {
             sc__wb_state st;
             if (sc__remote_wb_state(c->remote, &st, err, sizeof err) == SC_OK)
                 gauges(b, &st);
