@@ -15,6 +15,8 @@ static void cache_free(sc_cache *c)
 {
     if (!c)
         return;
+    /* The saver first: it uses the Redis tier until it stops. */
+    sc__behind_stop(c);
     /* The subscriber first: after it stops no callback touches the rest. */
     sc__sub_stop(c->sub);
     sc__remote_close(c->remote);
@@ -172,6 +174,10 @@ SC_EXPORT sc_status sc_open(const sc_options *o, sc_cache **out)
         cache_free(c);
         return s;
     }
+    if ((s = sc__behind_start(c, err, sizeof err)) != SC_OK) {
+        cache_free(c);
+        return sc__fail(NULL, s, "sc_open: write-behind: %s", err);
+    }
     sc__log(c, SC_LOG_INFO, "pod %s open on namespace %s", opt->pod_id, opt->ns);
     *out = c;
     return SC_OK;
@@ -234,4 +240,5 @@ SC_EXPORT void sc_stats_get(sc_cache *c, sc_stats *out)
     out->duplicate_pod_ids = LOAD(duplicate_pod_ids);
     out->epoch_changes = LOAD(epoch_changes);
     out->publish_failures = LOAD(publish_failures);
+    sc__behind_stats(c, out);
 }

@@ -79,6 +79,7 @@ struct sc_cache {
     sc__hist hist_get;           /* the Redis read of a get (flight.c) */
     sc__hist hist_set;           /* the write script of a set (ops.c) */
     sc__hist hist_prop;          /* publish (Redis time) to applied (syncer.c) */
+    struct sc__behind *behind;   /* write-behind state (behind.c) */
 };
 
 /* errors.c: record a failure for sc_errmsg and return s. */
@@ -159,6 +160,19 @@ void sc__metrics_propagated(sc_cache *c, uint64_t time_ms);
  * SC_ERR_NOMEM with *keep NULL. Values a loader produced (sc_fetch) are
  * meant to pass here too before their install (issue 14 lists them). */
 sc_status sc__transform(sc_cache *c, const char *key, size_t klen, sc_value *in, sc_value **keep);
+
+/* ops.c, for behind.c: sc_set / sc_delete whose script also queues the
+ * write (a plain reader gets SC_ERR_INVALID). */
+sc_status sc__set_behind(sc_cache *c, const char *key, const void *val, size_t len, uint64_t ttl_ms);
+sc_status sc__delete_behind(sc_cache *c, const char *key);
+
+/* behind.c: write-behind. The option check (called by sc__options_check);
+ * start (after the pod synced: the saver thread when there is a save_fn);
+ * stop (first thing in close; bounded as sc_close says); the stats. */
+sc_status sc__behind_options_check(const sc_options *o, char *err, size_t errlen);
+sc_status sc__behind_start(sc_cache *c, char *err, size_t errlen);
+void sc__behind_stop(sc_cache *c);
+void sc__behind_stats(sc_cache *c, sc_stats *out);
 
 static inline uint64_t sc__atomic_inc(atomic_uint_fast64_t *a)
 {

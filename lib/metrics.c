@@ -225,6 +225,11 @@ static const family families[] = {
     COUNTER(duplicate_pod_ids, "Events from another process using this pod id."),
     COUNTER(epoch_changes, "Times the namespace history restarted (counter lost, rollback, clear)."),
     COUNTER(publish_failures, "Writes stored and logged whose PUBLISH failed (pods catch them from the log)."),
+    COUNTER(behind_queued, "Writes this pod queued for write-behind (sc_set_behind, sc_delete_behind)."),
+    COUNTER(behind_saved, "Queued writes this pod's save_fn saved."),
+    COUNTER(behind_save_failures, "save_fn calls that did not return SC_OK (the batch is retried)."),
+    GAUGE(behind_pending, "Writes in the namespace's write-behind queue that no pod has saved yet."),
+    GAUGE(behind_oldest_ms, "Age in ms of the oldest unsaved write in the write-behind queue."),
 };
 
 SC_EXPORT size_t sc_metrics_text(sc_cache *c, char *buf, size_t cap)

@@ -129,9 +129,10 @@ SC_EXPORT sc_status sc_peek(sc_cache *c, const char *key, sc_value **out)
     return sc__local_peek(c->local, key, klen, sc__local_hash(key, klen), out);
 }
 
-/* expected: NULL, or the version the key must still have (compare-and-set). */
+/* expected: NULL, or the version the key must still have (compare-and-set).
+ * behind: the same script also queues the write for the store (behind.c). */
 static sc_status set_common(sc_cache *c, const char *key, const void *val, size_t len, uint64_t ttl_ms,
-                            int invalidate, const uint64_t *expected, const char *call)
+                            int invalidate, const uint64_t *expected, int behind, const char *call)
 {
     size_t klen = 0;
     sc_status s = sc__check_key(c, key, &klen, call);
@@ -144,7 +145,7 @@ static sc_status set_common(sc_cache *c, const char *key, const void *val, size_
                         c->opt.max_value_bytes);
     uint64_t hash = sc__local_hash(key, klen);
 
-    if (!writes_redis(c) && expected)
+    if (!writes_redis(c) && (expected || behind))
         return sc__fail(c, SC_ERR_INVALID, "%s: a reader pod cannot write Redis (set reader_can_set_to_redis)",
                         call);
     if (!writes_redis(c)) {
@@ -170,6 +171,7 @@ static sc_status set_common(sc_cache *c, const char *key, const void *val, size_
     char err[SC__ERRLEN];
     uint64_t t0 = sc__mono_ns();
     s = expected ? sc__remote_set_if(c->remote, key, klen, val, len, ttl, *expected, &ev, &res, err, sizeof err)
+        : behind ? sc__remote_set_behind(c->remote, key, klen, val, len, ttl, &ev, &res, err, sizeof err)
                  : sc__remote_set(c->remote, key, klen, val, len, ttl, &ev, &res, err, sizeof err);
     sc__hist_since(&c->hist_set, t0);
     free((char *)ev.buf);
@@ -198,26 +200,34 @@ static sc_status set_common(sc_cache *c, const char *key, const void *val, size_
 
 SC_EXPORT sc_status sc_set(sc_cache *c, const char *key, const void *val, size_t len, uint64_t ttl_ms)
 {
-    return set_common(c, key, val, len, ttl_ms, 0, NULL, "sc_set");
+    return set_common(c, key, val, len, ttl_ms, 0, NULL, 0, "sc_set");
 }
 
 SC_EXPORT sc_status sc_set_if_version(sc_cache *c, const char *key, const void *val, size_t len, uint64_t ttl_ms,
                                       uint64_t expected)
 {
-    return set_common(c, key, val, len, ttl_ms, 0, &expected, "sc_set_if_version");
+    return set_common(c, key, val, len, ttl_ms, 0, &expected, 0, "sc_set_if_version");
 }
 
 SC_EXPORT sc_status sc_set_invalidate(sc_cache *c, const char *key, const void *val, size_t len, uint64_t ttl_ms)
 {
-    return set_common(c, key, val, len, ttl_ms, 1, NULL, "sc_set_invalidate");
+    return set_common(c, key, val, len, ttl_ms, 1, NULL, 0, "sc_set_invalidate");
 }
 
-SC_EXPORT sc_status sc_delete(sc_cache *c, const char *key)
+sc_status sc__set_behind(sc_cache *c, const char *key, const void *val, size_t len, uint64_t ttl_ms)
+{
+    return set_common(c, key, val, len, ttl_ms, 0, NULL, 1, "sc_set_behind");
+}
+
+static sc_status delete_common(sc_cache *c, const char *key, int behind, const char *call)
 {
     size_t klen = 0;
-    sc_status s = sc__check_key(c, key, &klen, "sc_delete");
+    sc_status s = sc__check_key(c, key, &klen, call);
     if (s != SC_OK)
         return s;
+    if (behind && !writes_redis(c))
+        return sc__fail(c, SC_ERR_INVALID, "%s: a reader pod cannot write Redis (set reader_can_set_to_redis)",
+                        call);
     uint64_t hash = sc__local_hash(key, klen);
     /* Stop serving the key at once; the floor follows once the delete has
      * its version. */
@@ -227,18 +237,29 @@ SC_EXPORT sc_status sc_delete(sc_cache *c, const char *key)
     sc__remote_event ev;
     s = sc__own_event(c, SC__ACT_DELETE, key, klen, NULL, 0, 0, &ev);
     if (s != SC_OK)
-        return sc__fail(c, s, "sc_delete: cannot encode the event: %s", sc_strerror(s));
+        return sc__fail(c, s, "%s: cannot encode the event: %s", call, sc_strerror(s));
     sc__remote_result res;
     char err[SC__ERRLEN];
-    s = sc__remote_delete(c->remote, key, klen, c->opt.tombstone_ttl_ms, &ev, &res, err, sizeof err);
+    s = behind ? sc__remote_delete_behind(c->remote, key, klen, c->opt.tombstone_ttl_ms, &ev, &res, err, sizeof err)
+               : sc__remote_delete(c->remote, key, klen, c->opt.tombstone_ttl_ms, &ev, &res, err, sizeof err);
     free((char *)ev.buf);
     if (s != SC_OK)
-        return remote_failed(c, s, "sc_delete", err);
-    sc__wrote(c, &res, "sc_delete");
+        return remote_failed(c, s, call, err);
+    sc__wrote(c, &res, call);
     /* Nothing older than the delete may be installed from now on: not a
      * Redis read that was in flight, not another pod's older set. */
     sc__local_remove(c->local, key, klen, hash, res.version, res.version);
     return SC_OK;
+}
+
+SC_EXPORT sc_status sc_delete(sc_cache *c, const char *key)
+{
+    return delete_common(c, key, 0, "sc_delete");
+}
+
+sc_status sc__delete_behind(sc_cache *c, const char *key)
+{
+    return delete_common(c, key, 1, "sc_delete_behind");
 }
 
 SC_EXPORT sc_status sc_clear(sc_cache *c)

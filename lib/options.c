@@ -41,6 +41,9 @@ SC_EXPORT void sc_options_init(sc_options *o)
     o->event_log_len = 10000;
     o->tombstone_ttl_ms = 86400000;
     o->log_level = SC_LOG_WARN;
+    o->writeback_interval_ms = 1000;
+    o->writeback_batch = 256;
+    o->writeback_claim_ms = 30000;
 }
 
 /* The most an event adds around its key and value (field names, numbers,
@@ -128,6 +131,8 @@ sc_status sc__options_check(const sc_options *o, char *err, size_t errlen)
     else if (o->reconnect_min_ms < 1 || o->reconnect_max_ms < o->reconnect_min_ms)
         fail = bad(err, errlen, "option reconnect_min_ms/reconnect_max_ms: need 1 <= min (%u) <= max (%u)",
                    o->reconnect_min_ms, o->reconnect_max_ms);
+    if (!fail && sc__behind_options_check(o, err, errlen) != SC_OK)
+        fail = 1;
     return fail ? SC_ERR_INVALID : SC_OK;
 }
 

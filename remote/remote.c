@@ -696,3 +696,47 @@ sc_status sc__remote_log_range(sc__remote *r, uint64_t after, uint64_t upto, sc_
     }
     return SC_OK;
 }
+
+/* ------------------------------------------------------------------------
+ * What remote/behind.c (the write-behind queue) builds its calls from: the
+ * same key layout, script runner, event parts and write reply as the calls
+ * above, so the two kinds of write cannot drift apart. */
+
+void sc__remote_parts_get(const sc__remote *r, sc__remote_parts *out)
+{
+    out->pool = r->pool;
+    out->timeout_ms = r->timeout_ms;
+    out->ns = r->ns;
+    out->seq_key = r->seq_key;
+    out->meta_key = r->meta_key;
+    out->log_key = r->log_key;
+    out->channel = r->channel;
+    out->fmt = r->fmt;
+    out->log_len = r->log_len;
+}
+
+char *sc__remote_value_key(const sc__remote *r, const char *key, size_t klen, char *buf, size_t cap, size_t *len,
+                           int *heap)
+{
+    return value_key(r, key, klen, buf, cap, len, heap);
+}
+
+sc_status sc__remote_script(sc__remote *r, sc__script_id id, int nkeys, int argc, const char **args, size_t *lens,
+                            int64_t deadline, redisReply **reply, char *err, size_t errlen)
+{
+    return script(r, id, nkeys, argc, args, lens, deadline, reply, err, errlen);
+}
+
+sc_status sc__remote_write_reply(const sc__remote *r, redisReply *reply, const char *what, sc__remote_result *res,
+                                 char *err, size_t errlen)
+{
+    return write_reply(r, reply, what, res, err, errlen);
+}
+
+int sc__remote_event_split(const sc__remote_event *ev, const char **args, size_t *lens)
+{
+    if (!event_ok(ev))
+        return -1;
+    event_parts(ev, args, lens);
+    return 0;
+}

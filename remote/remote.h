@@ -155,6 +155,93 @@ typedef int (*sc__remote_log_fn)(uint64_t seq, const char *event, size_t len, vo
 sc_status sc__remote_log_range(sc__remote *r, uint64_t after, uint64_t upto, sc__remote_log_fn fn, void *ud,
                                char *err, size_t errlen);
 
+/* ------------------------------------------ write-behind (behind.c) --
+ * The namespace's write-behind queue {ns}:wb: a stream whose entries have
+ * the fields k (the key), v (the version of the write, decimal) and x (the
+ * value; absent for a delete), read by one consumer group, "synccache".
+ * The write scripts below append to it in the same step as the write; a
+ * consumer takes batches, acknowledges what it saved, and the queue is
+ * trimmed of acknowledged entries only. The queue is never capped. */
+
+#define SC__WB_GROUP "synccache"
+
+/* sc__remote_set plus the queue entry, in the same script. */
+sc_status sc__remote_set_behind(sc__remote *r, const char *key, size_t klen, const void *val, size_t len,
+                                uint64_t ttl_ms, const sc__remote_event *ev, sc__remote_result *res, char *err,
+                                size_t errlen);
+
+/* sc__remote_delete plus the queue entry (a delete), in the same script. */
+sc_status sc__remote_delete_behind(sc__remote *r, const char *key, size_t klen, uint64_t tombstone_ttl_ms,
+                                   const sc__remote_event *ev, sc__remote_result *res, char *err, size_t errlen);
+
+/* A stream entry id "<ms>-<seq>". */
+typedef struct sc__wb_id {
+    uint64_t ms, seq;
+} sc__wb_id;
+
+/* <0, 0, >0 as a is below, equal to or above b. */
+int sc__wb_id_cmp(sc__wb_id a, sc__wb_id b);
+
+typedef struct sc__wb_entry {
+    sc__wb_id id;
+    const char *idstr;         /* the id as Redis wrote it (NUL-terminated) */
+    const char *key;           /* NUL-terminated; NULL: no write (the entry was
+                                  trimmed, or not written by synccache) */
+    size_t klen;
+    const char *value;         /* NULL: a delete */
+    size_t len;
+    uint64_t version;
+} sc__wb_entry;
+
+typedef enum sc__wb_source {
+    SC__WB_MINE,     /* the consumer's own unacknowledged entries */
+    SC__WB_CLAIMED,  /* taken over from an idle consumer */
+    SC__WB_NEW       /* never delivered before */
+} sc__wb_source;
+
+/* A batch taken from the queue; the entries point into reply. */
+typedef struct sc__wb_batch {
+    sc__wb_entry *e;
+    size_t n;
+    sc__wb_source source;
+    struct redisReply *reply;
+} sc__wb_batch;
+
+/* One take (one script, one round trip): with mine, the consumer's own
+ * unacknowledged entries if it has any; else up to count entries idle for
+ * min_idle_ms under other consumers (cursor: the XAUTOCLAIM cursor, "0-0" to
+ * start, updated in place); else up to count new ones. Creates the group at
+ * the start of the queue when it is missing. SC_OK with *b (possibly empty;
+ * free with sc__wb_batch_free) or an error. */
+sc_status sc__remote_wb_take(sc__remote *r, const char *consumer, unsigned count, unsigned min_idle_ms, int mine,
+                             char cursor[64], sc__wb_batch *b, char *err, size_t errlen);
+void sc__wb_batch_free(sc__wb_batch *b); /* NULL or empty: no-op */
+
+/* Acknowledges the n entries (XACK) and trims the queue below the oldest
+ * entry still pending (or up to the last delivered when none is). */
+sc_status sc__remote_wb_ack(sc__remote *r, const sc__wb_entry *e, size_t n, char *err, size_t errlen);
+
+typedef struct sc__wb_state {
+    sc__wb_id last;        /* last id ever queued (0-0: none) */
+    sc__wb_id delivered;   /* last id delivered to the group (0-0: none) */
+    int has_group;
+    uint64_t pending;      /* delivered, not acknowledged */
+    int has_pmin;
+    sc__wb_id pmin;        /* oldest pending */
+    int has_oldest;
+    sc__wb_id oldest;      /* oldest unsaved entry (its ms is Redis time) */
+    uint64_t unsaved;      /* pending + not yet delivered */
+    uint64_t now_ms;       /* Redis clock */
+} sc__wb_state;
+
+/* The queue's state in one read-only script. */
+sc_status sc__remote_wb_state(sc__remote *r, sc__wb_state *st, char *err, size_t errlen);
+
+/* Hands the consumer's unacknowledged entries back (any pod's next take
+ * claims them at once) and removes the consumer when it holds none.
+ * *handed gets the number handed back. */
+sc_status sc__remote_wb_release(sc__remote *r, const char *consumer, uint64_t *handed, char *err, size_t errlen);
+
 /* ------------------------------------------------ internal to remote/ --
  * pool.c: the connection pool; scripts.c: the Lua scripts. Deadlines are
  * absolute CLOCK_MONOTONIC milliseconds (sc__remote_now_ms). */
@@ -191,6 +278,12 @@ typedef enum sc__script_id {
     SC__SCRIPT_SYNC,
     SC__SCRIPT_VERSION,
     SC__SCRIPT_GET_MANY,
+    SC__SCRIPT_SET_BEHIND,
+    SC__SCRIPT_DELETE_BEHIND,
+    SC__SCRIPT_WB_TAKE,
+    SC__SCRIPT_WB_ACK,
+    SC__SCRIPT_WB_STATE,
+    SC__SCRIPT_WB_RELEASE,
     SC__SCRIPT_COUNT
 } sc__script_id;
 
@@ -208,5 +301,24 @@ sc_status sc__scripts_load(sc__pool *p, unsigned timeout_ms, char shas[SC__SCRIP
 sc_status sc__script_run(sc__pool *p, const char shas[SC__SCRIPT_COUNT][41], sc__script_id id, int nkeys,
                          int nargs, const char **args, const size_t *lens, int64_t deadline, unsigned timeout_ms,
                          struct redisReply **reply, char *err, size_t errlen);
+
+/* remote.c, for behind.c: the parts of an open remote, and the helpers the
+ * set and delete calls use (lens[i] == SIZE_MAX: args[i] is a C string). */
+typedef struct sc__remote_parts {
+    sc__pool *pool;
+    unsigned timeout_ms;
+    const char *ns, *seq_key, *meta_key, *log_key, *channel, *fmt, *log_len;
+} sc__remote_parts;
+void sc__remote_parts_get(const sc__remote *r, sc__remote_parts *out);
+/* "{ns}:k:<key>" into buf when it fits, else malloc'd (*heap = 1). */
+char *sc__remote_value_key(const sc__remote *r, const char *key, size_t klen, char *buf, size_t cap, size_t *len,
+                           int *heap);
+sc_status sc__remote_script(sc__remote *r, sc__script_id id, int nkeys, int argc, const char **args, size_t *lens,
+                            int64_t deadline, struct redisReply **reply, char *err, size_t errlen);
+/* Parses (and frees) a write script's reply {version, 1 | publish error}. */
+sc_status sc__remote_write_reply(const sc__remote *r, struct redisReply *reply, const char *what,
+                                 sc__remote_result *res, char *err, size_t errlen);
+/* The four parts of an event template into args/lens; -1 if ev is malformed. */
+int sc__remote_event_split(const sc__remote_event *ev, const char **args, size_t *lens);
 
 #endif

@@ -31,6 +31,12 @@ LUA(heartbeat)
 LUA(sync)
 LUA(version)
 LUA(get_many)
+LUA(set_behind)
+LUA(delete_behind)
+LUA(wb_take)
+LUA(wb_ack)
+LUA(wb_state)
+LUA(wb_release)
 #undef LUA
 
 static const struct {
@@ -47,6 +53,12 @@ static const struct {
     [SC__SCRIPT_SYNC] = {"sync", sc__lua_sync, &sc__lua_sync_len},
     [SC__SCRIPT_VERSION] = {"version", sc__lua_version, &sc__lua_version_len},
     [SC__SCRIPT_GET_MANY] = {"get_many", sc__lua_get_many, &sc__lua_get_many_len},
+    [SC__SCRIPT_SET_BEHIND] = {"set_behind", sc__lua_set_behind, &sc__lua_set_behind_len},
+    [SC__SCRIPT_DELETE_BEHIND] = {"delete_behind", sc__lua_delete_behind, &sc__lua_delete_behind_len},
+    [SC__SCRIPT_WB_TAKE] = {"wb_take", sc__lua_wb_take, &sc__lua_wb_take_len},
+    [SC__SCRIPT_WB_ACK] = {"wb_ack", sc__lua_wb_ack, &sc__lua_wb_ack_len},
+    [SC__SCRIPT_WB_STATE] = {"wb_state", sc__lua_wb_state, &sc__lua_wb_state_len},
+    [SC__SCRIPT_WB_RELEASE] = {"wb_release", sc__lua_wb_release, &sc__lua_wb_release_len},
 };
 
 /* A plain-words reading of an error reply, so a full Redis or a missing

@@ -80,6 +80,7 @@ static const field fields[] = {
     C(loads_shared),    C(expirations),      C(reconnects),          C(gaps),          C(events_replayed),
     C(flushes),         C(heartbeat_misses), C(stale_served),        G(synced),        G(last_seq),
     C(events_foreign),  C(events_forged),    C(duplicate_pod_ids),   C(epoch_changes), C(publish_failures),
+    C(behind_queued),   C(behind_saved),     C(behind_save_failures), G(behind_pending), G(behind_oldest_ms),
 };
 #define NFIELDS (sizeof fields / sizeof fields[0])
 

@@ -80,7 +80,9 @@ static void usage(FILE *f)
             "  --fault-restart-redis AT  at second AT restart the private Redis (data lost)\n"
             "  --fault-pause-redis AT:MS at second AT: CLIENT PAUSE MS ALL\n"
             "  --metrics-port N       pod-1 serves its Prometheus metrics (sc_metrics_text) on\n"
-            "                         http://127.0.0.1:N/metrics while it runs\n");
+            "                         http://127.0.0.1:N/metrics while it runs\n"
+            "  --write-behind DB_FILE writers use sc_set_behind; every pod saves the queue into this\n"
+            "                         SQLite file; the end check compares it with Redis for every key\n");
 }
 
 static int parse_uint(const char *s, unsigned long long max, unsigned long long *out)
@@ -110,7 +112,7 @@ static int parse_args(int argc, char **argv, ps_config *c)
     enum {
         O_PODS = 256, O_READERS, O_KEYS, O_ZIPF, O_WRATIO, O_VMIN, O_VMAX, O_DUR, O_POLICY, O_LOCAL,
         O_RATE, O_VERIFY, O_REPORT, O_LOG, O_SEED, O_NOPREFILL, O_QUIET, O_REDIS, O_KILLSUB, O_RESTART, O_PAUSE, O_HELP,
-        O_DISCONNECT, O_METRICS
+        O_DISCONNECT, O_METRICS, O_WB
     };
     static const struct option opts[] = {
         {"pods", 1, 0, O_PODS}, {"readers", 1, 0, O_READERS}, {"keys", 1, 0, O_KEYS},
@@ -122,6 +124,7 @@ static int parse_args(int argc, char **argv, ps_config *c)
         {"redis", 1, 0, O_REDIS}, {"fault-kill-sub", 1, 0, O_KILLSUB},
         {"fault-restart-redis", 1, 0, O_RESTART}, {"fault-pause-redis", 1, 0, O_PAUSE},
         {"help", 0, 0, O_HELP}, {"disconnect", 1, 0, O_DISCONNECT}, {"metrics-port", 1, 0, O_METRICS},
+        {"write-behind", 1, 0, O_WB},
         {0, 0, 0, 0}};
 
     memset(c, 0, sizeof *c);
@@ -214,6 +217,13 @@ static int parse_args(int argc, char **argv, ps_config *c)
             break;
         }
         case O_METRICS: bad = parse_uint(optarg, 65535, &u) || u == 0; c->metrics_port = (int)u; break;
+        case O_WB:
+            c->write_behind_db = optarg;
+            if (!ps_wb_available()) {
+                fprintf(stderr, "podsim: --write-behind: podsim was built without SQLite (libsqlite3-dev)\n");
+                return -1;
+            }
+            break;
         case O_HELP: usage(stdout); exit(0);
         default: usage(stderr); return -1;
         }
@@ -299,7 +309,11 @@ static void absorb(sim *s, child *k, const ps_record *r)
         fprintf(stderr, "podsim: pod-%u: %s\n", r->pod + 1, r->msg);
         return;
     case PS_REC_STOPPED: k->stopped = 1; break;
-    case PS_REC_FINAL: ps->final_seen = 1; ps->final = *r; break;
+    case PS_REC_FINAL:
+        ps->final_seen = 1;
+        ps->final = *r;
+        s->run.wb_flushed |= r->behind_flushed != 0;
+        break;
     case PS_REC_SECOND: k->last = *r; break;
     default: return;
     }
@@ -313,6 +327,7 @@ static void absorb(sim *s, child *k, const ps_record *r)
     ps->applied += r->events_applied_delta;
     ps->verified += r->verified_delta;
     ps->stale_reads += r->stale_reads_delta;
+    s->run.wb_saved += r->behind_saved_delta;
     ps->reconnects = r->reconnects;
     ps->gaps = r->gaps;
     ps->flushes = r->flushes;
@@ -334,6 +349,9 @@ static void absorb(sim *s, child *k, const ps_record *r)
     sec->stale_reads += r->stale_reads_delta;
     sec->applied += r->events_applied_delta;
     sec->pod_ops[r->pod] = r->ops_delta;
+    sec->wb_saved += r->behind_saved_delta;
+    if (r->behind_pending > sec->wb_pending)
+        sec->wb_pending = r->behind_pending;
     uint64_t lookups = r->local_hits_delta + r->local_misses_delta;
     sec->pod_hit[r->pod] = lookups ? 100.0 * (double)r->local_hits_delta / (double)lookups : -1;
     for (unsigned i = 0; i < PS_HIST_BUCKETS; i++)
@@ -485,6 +503,7 @@ static void draw(sim *s, const char *phase)
     uint64_t total_h[PS_HIST_BUCKETS] = {0}, h[PS_HIST_BUCKETS];
     uint64_t ops = 0, hits = 0, lookups = 0, remote = 0, applied = 0, stale = 0, errs = 0;
     uint64_t rec = 0, gaps = 0, flushes = 0, synced = 0;
+    uint64_t wbq = 0, wbsaved = 0, wbfail = 0;
     double t = elapsed_s(s);
 
     for (int i = 0; i < cfg->pods; i++) {
@@ -500,19 +519,25 @@ static void draw(sim *s, const char *phase)
         gaps += r->gaps;
         flushes += r->flushes;
         synced += r->synced;
+        wbq = r->behind_pending > wbq ? r->behind_pending : wbq;
+        wbsaved += r->behind_saved_delta;
+        wbfail += r->behind_failures;
         for (unsigned b = 0; b < PS_HIST_BUCKETS; b++)
             total_h[b] += r->hist[b];
     }
     char p50[16], p99[16];
     fmt_us(p50, sizeof p50, ps_hist_quantile(total_h, 0.50));
     fmt_us(p99, sizeof p99, ps_hist_quantile(total_h, 0.99));
+    char wb[96] = "";
+    if (cfg->write_behind_db)
+        snprintf(wb, sizeof wb, " wb_queue=%" PRIu64 " wb_saved/s=%" PRIu64 " wb_fail=%" PRIu64, wbq, wbsaved, wbfail);
 
     if (!s->live) {
         printf("t=%5.1fs %-8s ops/s=%-7" PRIu64 " hit=%5.1f%% ev/s=%-6" PRIu64 " p50=%-7s p99=%-7s err=%" PRIu64
                " stale_reads=%" PRIu64 " synced=%" PRIu64 "/%d reconn=%" PRIu64 " gaps=%" PRIu64 " flush=%" PRIu64
-               "\n",
+               "%s\n",
                t, phase, ops, lookups ? 100.0 * (double)hits / (double)lookups : 0.0, applied, p50, p99, errs,
-               stale, synced, cfg->pods, rec, gaps, flushes);
+               stale, synced, cfg->pods, rec, gaps, flushes, wb);
         fflush(stdout);
         return;
     }
@@ -549,6 +574,9 @@ static void draw(sim *s, const char *phase)
            "/%-2d %5" PRIu64 " %5" PRIu64 " %5" PRIu64 "\033[0m\n",
            "total", "", ops, lookups ? 100.0 * (double)hits / (double)lookups : 0.0, remote, applied, p50, p99, errs,
            stale, synced, cfg->pods, rec, gaps, flushes);
+    if (cfg->write_behind_db)
+        printf("\nwrite-behind into %s: queue %" PRIu64 " writes, saved %" PRIu64 "/s, failed saves %" PRIu64 "\n",
+               cfg->write_behind_db, wbq, wbsaved, wbfail);
     printf("\nfaults:%s\n", s->run.nfaults ? "" : " none");
     size_t from = s->run.nfaults > 6 ? s->run.nfaults - 6 : 0;
     for (size_t i = from; i < s->run.nfaults; i++)
@@ -816,6 +844,8 @@ int main(int argc, char **argv)
     s.run.interrupted = g_interrupted;
     s.run.ansi = isatty(STDOUT_FILENO);
     s.run.redis_seq = read_seq(&s);
+    if (cfg->write_behind_db && rc == 0 && !g_interrupted)
+        ps_wb_end_check(cfg, &s.run);
     if (cfg->private_redis)
         sc_test_redis_stop(&s.redis);
     if (rc != 0)
@@ -838,5 +868,7 @@ int main(int argc, char **argv)
         if (p->exit_status != 0)
             failed = 1;
     }
+    if (cfg->write_behind_db && (s.run.wb_mismatch || !s.run.wb_flushed))
+        failed = 1;
     return failed;
 }

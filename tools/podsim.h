@@ -48,6 +48,8 @@ typedef struct ps_config {
     char ns[96];
     int metrics_port;          /* --metrics-port; 0 = off */
     int metrics_fd;            /* its listening socket (bound before the fork), -1 = none */
+    const char *write_behind_db; /* --write-behind: SQLite file every pod saves
+                                    into; writers use sc_set_behind. NULL: off */
 } ps_config;
 
 /* Propagation delays in microseconds, log-linear buckets: exact below 16 µs,
@@ -85,6 +87,7 @@ typedef struct ps_record {
     uint64_t verified_delta, stale_reads_delta;
     uint64_t synced, reconnects, gaps, flushes, heartbeat_misses, replayed, last_seq;
     uint64_t local_entries;
+    uint64_t behind_pending, behind_saved_delta, behind_failures; /* --write-behind */
     /* PS_REC_FINAL only */
     uint64_t quiesce_ms;
     uint32_t quiesced;         /* 1: caught up with Redis' sequence in time */
@@ -92,6 +95,7 @@ typedef struct ps_record {
     uint32_t end_stale;        /* of those, older than Redis */
     uint32_t end_unreadable;   /* keys the check could not read */
     uint64_t entries_before_check;
+    uint32_t behind_flushed;   /* --write-behind: sc_flush_behind said SC_OK */
     char msg[160];             /* PS_REC_FAILED / FINAL: detail or first stale key */
     uint32_t hist[PS_HIST_BUCKETS];
 } ps_record;
@@ -133,6 +137,8 @@ typedef struct ps_second {
     uint64_t pod_ops[PS_MAX_PODS];
     double pod_hit[PS_MAX_PODS]; /* -1: no gets that second */
     double p50_us, p99_us;       /* -1: no delays measured that second */
+    uint64_t wb_pending, wb_saved; /* --write-behind: queue depth (highest a pod
+                                      saw), writes saved that second */
 } ps_second;
 
 typedef struct ps_pod_summary {
@@ -159,11 +165,24 @@ typedef struct ps_run {
     int ansi;                  /* stdout is a terminal: bold headings */
     double prefill_s;          /* how long the prefill took (0: none) */
     uint64_t redis_seq;        /* <ns>:seq at the end (0 unknown) */
+    /* --write-behind: the database compared with Redis for every key */
+    int wb_checked;
+    uint64_t wb_keys, wb_equal, wb_mismatch, wb_redis_missing, wb_saved, wb_failures;
+    int wb_flushed;            /* some pod's sc_flush_behind said SC_OK */
+    char wb_note[200];         /* the first mismatch */
 } ps_run;
 
 /* Prints the end-of-run table to stdout. */
 void ps_print_summary(const ps_run *run);
 /* Writes the HTML report; returns 0 or -1 (errno set). */
 int ps_write_report(const ps_run *run, const char *path);
+
+/* podsim_behind.c: --write-behind (SQLite). */
+int ps_wb_available(void);
+void *ps_wb_open(const char *path, char *err, size_t errlen); /* a connection, or NULL */
+void ps_wb_close(void *db);
+sc_status ps_wb_save(const sc_dirty *items, size_t n, void *ud); /* the pods' save_fn */
+/* After every pod finished: the database against Redis, key by key. */
+void ps_wb_end_check(const ps_config *cfg, ps_run *run);
 
 #endif

@@ -40,6 +40,7 @@ typedef struct pod {
     /* This interval's counters, main thread only. */
     uint64_t ops, gets, sets, errors, verified, stale_reads;
     sc_stats prev;             /* library counters at the last report */
+    void *wb_db;               /* --write-behind: this pod's SQLite connection */
 } pod;
 
 static volatile sig_atomic_t g_term;
@@ -183,6 +184,9 @@ static void take_interval(pod *p, ps_record *r, ps_record_kind kind)
     r->replayed = st.events_replayed;
     r->last_seq = st.last_seq;
     r->local_entries = st.local_entries;
+    r->behind_pending = st.behind_pending;
+    r->behind_saved_delta = st.behind_saved - p->prev.behind_saved;
+    r->behind_failures = st.behind_save_failures;
     for (unsigned i = 0; i < PS_HIST_BUCKETS; i++)
         r->hist[i] = atomic_exchange_explicit(&p->hist[i], 0, memory_order_relaxed);
     p->prev = st;
@@ -260,6 +264,8 @@ static sc_status write_value(pod *p, const char *key)
      * at most 24 bytes ("pod-64"), and --value-min is at least that. */
     size_t n = (size_t)snprintf(p->valbuf, cfg->value_max + 1, "%016" PRIu64 ":%s:", ps_now_real_us(), p->id);
     memset(p->valbuf + n, 'x', len - n);
+    if (cfg->write_behind_db && !p->reader)
+        return sc_set_behind(p->cache, key, p->valbuf, len, 0);
     return sc_set(p->cache, key, p->valbuf, len, 0);
 }
 
@@ -466,6 +472,17 @@ static int open_cache(pod *p)
     o.max_value_bytes = cfg->value_max + 1;
     o.on_event = on_event;
     o.on_event_ud = p;
+    if (cfg->write_behind_db) {
+        /* Every pod saves the queue, readers too: any pod may. */
+        char err[200];
+        if (!(p->wb_db = ps_wb_open(cfg->write_behind_db, err, sizeof err))) {
+            send_failure(p, "%s", err);
+            return -1;
+        }
+        o.save_fn = ps_wb_save;
+        o.save_ud = p->wb_db;
+        o.writeback_interval_ms = 100;
+    }
     if (p->log) {
         o.log_fn = on_log;
         o.log_ud = p;
@@ -544,16 +561,21 @@ void ps_pod_main(const ps_config *cfg, int index, int ctrl_fd, int report_fd)
         if (cmd == PS_CMD_FINISH) {
             uint64_t waited = 0;
             int ok = quiesce(&p, &waited);
+            /* Every write is queued by now (the workload stopped): wait
+             * until some pod saved them all. */
+            uint32_t flushed = cfg->write_behind_db && sc_flush_behind(p.cache, cfg->quiesce_s * 1000u) == SC_OK;
             ps_record fin;
             take_interval(&p, &fin, PS_REC_FINAL);
             fin.quiesced = (uint32_t)ok;
             fin.quiesce_ms = waited;
+            fin.behind_flushed = flushed;
             end_check(&p, &fin);
             send_record(&p, &fin);
         }
     }
     ps_metrics_stop();
     sc_close(p.cache);
+    ps_wb_close(p.wb_db); /* after sc_close: save_fn may run until then */
     redisFree(p.raw);
     _exit(g_term ? 2 : 0);
 }

@@ -135,6 +135,8 @@ static int verdict_ok(const ps_run *run, const row *t)
 {
     if (run->interrupted || t->end_stale || t->quiesced != 1)
         return 0;
+    if (run->cfg->write_behind_db && (!run->wb_checked || run->wb_mismatch || !run->wb_flushed))
+        return 0;
     for (int i = 0; i < run->cfg->pods; i++)
         if (!run->pod[i].final_seen || run->pod[i].exit_status != 0)
             return 0;
@@ -243,6 +245,16 @@ void ps_print_summary(const ps_run *run)
         printf("what each fault cost (all pods, one-second buckets):\n");
     for (size_t i = 0; i < run->nfaults; i++)
         print_fault_impact(run, &run->faults[i]);
+    if (cfg->write_behind_db && run->wb_checked) {
+        uint64_t failures = 0;
+        for (int i = 0; i < cfg->pods; i++)
+            failures += run->pod[i].final.behind_failures;
+        printf("write-behind into %s: %" PRIu64 " writes saved during the run, %" PRIu64 " failed saves, queue %s; "
+               "database vs Redis: %" PRIu64 " of %" PRIu64 " keys equal, %" PRIu64 " differ%s%s\n",
+               cfg->write_behind_db, run->wb_saved, failures, run->wb_flushed ? "flushed" : "NOT flushed",
+               run->wb_equal, run->wb_keys,
+               run->wb_mismatch, run->wb_note[0] ? ": " : "", run->wb_note);
+    }
     if (run->interrupted)
         printf("RESULT: interrupted; the end check did not run\n");
     else if (verdict_ok(run, &t))
@@ -466,6 +478,17 @@ static void charts(FILE *f, const ps_run *run)
     ser[0] = (series){"p50", "#4e79a7", 2.0, p50};
     ser[1] = (series){"p99", "#e15759", 2.0, p99};
     chart(f, run, "Propagation delay: write to applied on another pod (log scale)", ser, 2, 1, 0, "");
+
+    if (run->cfg->write_behind_db) {
+        double *depth = buf, *saved = buf + n;
+        for (size_t i = 0; i < run->nseconds; i++) {
+            depth[i] = (double)run->seconds[i].wb_pending;
+            saved[i] = (double)run->seconds[i].wb_saved;
+        }
+        ser[0] = (series){"queue depth (writes not yet saved)", "#e15759", 2.0, depth};
+        ser[1] = (series){"writes saved per second", "#59a14f", 2.0, saved};
+        chart(f, run, "Write-behind: queue depth and save rate", ser, 2, 0, 0, "");
+    }
     free(buf);
     free(ser);
     free(names);
@@ -568,6 +591,27 @@ int ps_write_report(const ps_run *run, const char *path)
                "failing. End check: after the workload stopped and every pod caught up with Redis' sequence, each "
                "local entry compared with Redis' version; any difference fails the run. Entries a pod evicted while "
                "the check loaded keys it did not hold are not compared (see checked / held).</p>\n");
+    if (cfg->write_behind_db && run->wb_checked) {
+        uint64_t failures = 0;
+        for (int i = 0; i < cfg->pods; i++)
+            failures += run->pod[i].final.behind_failures;
+        fprintf(f, "<h2>Write-behind</h2>\n<p>Writers used <code>sc_set_behind</code>; every pod saved the queue "
+                   "into the SQLite file ");
+        html_text(f, cfg->write_behind_db);
+        fprintf(f, " (versioned upsert, one transaction per batch). %" PRIu64 " writes saved during the run, %" PRIu64
+                   " failed saves; queue %s at the end. <b>Database vs Redis, every key: %" PRIu64 " of %" PRIu64
+                   " equal, <span class='%s'>%" PRIu64 " differ</span></b>",
+                run->wb_saved, failures, run->wb_flushed ? "flushed" : "NOT flushed", run->wb_equal, run->wb_keys,
+                run->wb_mismatch ? "fail" : "pass", run->wb_mismatch);
+        if (run->wb_redis_missing)
+            fprintf(f, "; %" PRIu64 " keys in the database are gone from Redis (a Redis restart loses data; the "
+                       "store keeps it)", run->wb_redis_missing);
+        if (run->wb_note[0]) {
+            fprintf(f, " &mdash; first difference: ");
+            html_text(f, run->wb_note);
+        }
+        fprintf(f, ".</p>\n");
+    }
     fprintf(f, "</body></html>\n");
     return fclose(f) == 0 ? 0 : -1;
 }

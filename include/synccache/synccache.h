@@ -126,6 +126,29 @@ typedef void (*sc_event_fn)(const sc_event_info *ev, void *ud);
 typedef int (*sc_transform_fn)(const char *key, const void *val, size_t len, uint64_t version, void **out,
                                size_t *out_len, void *ud);
 
+/* Write-behind: one write a durable store is asked to save (see
+ * sc_set_behind). Everything is borrowed for the duration of the save call. */
+typedef struct sc_dirty {
+    const char *key;      /* NUL-terminated */
+    const void *value;    /* NULL: the key was deleted */
+    size_t len;
+    uint64_t version;     /* Redis version of this write; a store keeps the
+                             highest it has seen per key and refuses older
+                             ones (UPDATE ... WHERE version < ?), and keeps
+                             a delete as a tombstone row with its version */
+} sc_dirty;
+
+/* Saves a batch to the durable store as one transaction. SC_OK: all saved.
+ * Anything else: nothing counts as saved; the batch is retried later, by
+ * this pod or another. Items hold one write per key (the newest of the
+ * batch), in version order. Runs on the pod's write-behind thread, one call
+ * at a time per pod (pods of one process call theirs concurrently). Saves
+ * are at least once: a write may be offered again (after a takeover, or a
+ * save whose acknowledgement was lost), possibly after a newer write of the
+ * key was saved, which is what the version is for. Must not call back into
+ * the cache (sc_close may have returned while a hung call still runs). */
+typedef sc_status (*sc_save_fn)(const sc_dirty *items, size_t n, void *ud);
+
 typedef struct sc_options {
     const char *pod_id;            /* NULL: generated, unique per process */
     const char *ns;                /* namespace: every Redis key is "{ns}:..." (one
@@ -186,6 +209,21 @@ typedef struct sc_options {
     sc_log_fn log_fn;              /* NULL: no logging */
     void *log_ud;                  /* passed to log_fn */
     sc_log_level log_level;        /* most verbose level passed; default WARN */
+
+    /* --- write-behind (sc_set_behind) --- */
+    sc_save_fn save_fn;            /* NULL: this pod saves nothing (it may
+                                      still queue writes for others) */
+    void *save_ud;                 /* passed to save_fn; must outlive it (see
+                                      sc_close) */
+    unsigned writeback_interval_ms;/* how often the queue is read when the
+                                      last batch was not full; default 1000,
+                                      1..3600000 */
+    unsigned writeback_batch;      /* most queue entries per save call;
+                                      default 256, 1..10000 */
+    unsigned writeback_claim_ms;   /* a batch taken and not acknowledged for
+                                      this long (its pod died, hung or is
+                                      retrying too slowly) is taken over by
+                                      another pod; default 30000, 1..86400000 */
 } sc_options;
 
 /* Fills every field with its default. Always call before setting fields, so
@@ -212,7 +250,15 @@ SC_EXPORT const char *sc_errmsg(const sc_cache *c);
 /* Stops the synchronizer, closes connections and frees the cache. Values the
  * caller still holds stay valid until released. NULL is a no-op. With a
  * caller's event_base, call it from the loop's thread or while the loop is not
- * running. No other call may be in progress on c. */
+ * running. No other call may be in progress on c.
+ * Write-behind: a pod with a save_fn first stops taking batches, waits for
+ * the save in progress (at most writeback_claim_ms), acknowledges it and
+ * hands what it took but did not save back to the other pods (any pod's next
+ * take claims it at once): at most writeback_claim_ms + 3 x redis_timeout_ms
+ * in all. A save_fn still running after writeback_claim_ms is left to
+ * finish on its own (detached) thread, which then exits without touching
+ * the cache; its batch is taken over by another pod. save_fn and save_ud
+ * must stay valid until that call returns. */
 SC_EXPORT void sc_close(sc_cache *c);
 
 /* The pod id in use (generated when the options left it NULL). Borrowed;
@@ -297,6 +343,46 @@ SC_EXPORT sc_status sc_set_if_version(sc_cache *c, const char *key, const void *
  * SC_ERR_REMOTE / SC_ERR_TIMEOUT, SC_ERR_NOMEM. */
 SC_EXPORT sc_status sc_get_many(sc_cache *c, const char *const *keys, size_t n, sc_value **out);
 
+/* ---- write-behind (lazywritercache, without its data loss) ----
+ * The queue of writes waiting for the durable store lives in Redis, not in
+ * a pod: the stream {ns}:wb with one consumer group ("synccache"). Every pod
+ * of the namespace with a save_fn consumes it on a thread of its own: every
+ * writeback_interval_ms (at once again when a batch was full) it takes up
+ * to writeback_batch entries, keeps the newest write of each key, calls
+ * save_fn, and on SC_OK acknowledges the entries; the queue is trimmed of
+ * acknowledged entries only. A failed save is counted and retried with
+ * backoff (writeback_interval_ms doubling up to 30 s), never dropped; a
+ * batch left unacknowledged for writeback_claim_ms (its pod died, hung, or
+ * retries slower than that) is taken over by another pod (XAUTOCLAIM). So a
+ * pod crash loses nothing; what a Redis crash loses depends on its
+ * persistence (README, "Write-behind"). Before anything else a pod reads the
+ * entries that are its own and unacknowledged, then those to take over,
+ * then new ones. Only the _behind calls reach the store: an sc_set,
+ * sc_delete or sc_clear of the same keys changes the cache, not the store. */
+
+/* sc_set plus an entry in the write-behind queue, in the same Redis script:
+ * when it returns SC_OK the value is in Redis (every pod sees it as after
+ * sc_set) and queued for the store. Same arguments, statuses and local-tier
+ * rules as sc_set; a plain reader (no reader_can_set_to_redis) gets
+ * SC_ERR_INVALID, since it cannot write Redis. The queue entry holds its own
+ * copy of the value, so a TTL, an eviction or a clear of the key in Redis
+ * does not change what is saved. */
+SC_EXPORT sc_status sc_set_behind(sc_cache *c, const char *key, const void *val, size_t len, uint64_t ttl_ms);
+
+/* sc_delete plus a queue entry that tells the store to delete the key (an
+ * sc_dirty with value NULL), in the same script. SC_ERR_INVALID for a plain
+ * reader. */
+SC_EXPORT sc_status sc_delete_behind(sc_cache *c, const char *key);
+
+/* Returns SC_OK once every write queued before the call (by any pod) was
+ * saved by some pod and acknowledged; SC_ERR_TIMEOUT when that did not
+ * happen within timeout_ms (for instance because no pod has a save_fn, or
+ * the store keeps failing); SC_ERR_REMOTE / SC_ERR_TIMEOUT when Redis cannot
+ * be read; SC_ERR_INVALID for a NULL cache. Polls the queue's state (one
+ * round trip every 10..100 ms) and wakes this pod's own saver. Any pod may
+ * call it, with or without a save_fn. */
+SC_EXPORT sc_status sc_flush_behind(sc_cache *c, unsigned timeout_ms);
+
 /* Borrowed view of the bytes; valid while the caller holds v. A NUL byte
  * follows the data (not counted in the size) so text values can be used as
  * C strings. */
@@ -337,6 +423,19 @@ typedef struct sc_stats {
                                       rollback, clear) */
     uint64_t publish_failures;     /* writes stored and logged whose PUBLISH failed
                                       (pods catch them from the log) */
+    /* write-behind */
+    uint64_t behind_queued;        /* writes this pod queued (sc_set_behind,
+                                      sc_delete_behind) */
+    uint64_t behind_saved;         /* queued writes this pod's save_fn saved
+                                      (a write coalesced into a newer one of its
+                                      key counts as saved with it) */
+    uint64_t behind_save_failures; /* save_fn calls that did not return SC_OK */
+    uint64_t behind_pending;       /* the namespace's queue: writes no pod has
+                                      saved yet (taken or not); a gauge read
+                                      from Redis at most every
+                                      writeback_interval_ms */
+    uint64_t behind_oldest_ms;     /* age of the oldest of them (Redis clock);
+                                      0 when none */
 } sc_stats;
 
 /* A consistent-enough snapshot of the counters (each read atomically). */

@@ -109,3 +109,55 @@ local function key_version(key, meta)
   if floor > v then return floor end
   return v
 end
+
+-- Write-behind (remote/behind.c). The queue {ns}:wb is a stream read by one
+-- consumer group; it is never capped, only acknowledged entries are trimmed.
+
+-- Refuses a queue key that is not a stream before anything is written.
+local function check_stream(key)
+  local ty = redis.call('TYPE', key).ok
+  if ty ~= 'none' and ty ~= 'stream' then
+    return redis.error_reply('WRONGTYPE ' .. key .. ' is a ' .. ty .. ', not a synccache write-behind stream')
+  end
+  return nil
+end
+
+-- Appends one write to the queue: k = the key, v = its version, x = the
+-- value (absent for a delete). The id is Redis' own ('*'), so it always
+-- grows even if the counter was ever seeded again.
+local function queue(wb, key, vs, value)
+  if value then
+    redis.call('XADD', wb, '*', 'k', key, 'v', vs, 'x', value)
+  else
+    redis.call('XADD', wb, '*', 'k', key, 'v', vs)
+  end
+end
+
+-- The value after name in a flat {name, value, ...} reply (XINFO).
+local function field(t, name)
+  for i = 1, #t - 1, 2 do
+    if t[i] == name then return t[i + 1] end
+  end
+  return nil
+end
+
+-- The consumer group g of stream wb as XINFO GROUPS shows it, or nil.
+local function find_group(wb, g)
+  if redis.call('EXISTS', wb) == 0 then return nil end
+  for _, grp in ipairs(redis.call('XINFO', 'GROUPS', wb)) do
+    if field(grp, 'name') == g then return grp end
+  end
+  return nil
+end
+
+-- Stream ids "ms-seq" compared as numbers (both parts stay below 2^53).
+local function id_parts(id)
+  local ms, seq = string.match(id, '^(%d+)-(%d+)$')
+  return tonumber(ms), tonumber(seq)
+end
+
+local function id_lt(a, b)
+  local am, as = id_parts(a)
+  local bm, bs = id_parts(b)
+  return am < bm or (am == bm and as < bs)
+end

@@ -1,0 +1,17 @@
+#!lua
+-- delete.lua plus the write-behind queue entry (no value: a delete), in the
+-- same atomic step (remote/behind.c).
+-- KEYS: value key, seq, meta, log, wb
+-- ARGV: tombstone_ttl_ms ('0': none), fmt, log_len, channel, p0, p1, p2, p3, key
+-- Returns {version, 1 | publish error text}.
+local bad = check_hash(KEYS[1]) or check_stream(KEYS[5])
+if bad then return bad end
+local v, e = take(KEYS[2], KEYS[3], KEYS[4])
+local vs = string.format('%d', v)
+redis.call('DEL', KEYS[1])
+if ARGV[1] ~= '0' then
+  redis.call('HSET', KEYS[1], 'version', vs)
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+end
+queue(KEYS[5], ARGV[9], vs, nil)
+return {vs, emit(ARGV[2], ARGV[5], ARGV[6], ARGV[7], ARGV[8], v, e, KEYS[4], ARGV[3], ARGV[4])}

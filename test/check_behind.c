@@ -1,0 +1,899 @@
+/* Write-behind (issue 10) against a private redis-server and a real SQLite
+ * database file: writes saved by another pod, coalescing of a hot key,
+ * failing and locked stores, a saver killed with SIGKILL in the middle of a
+ * save, writes queued while no pod saves, sc_close during a save (and a
+ * save that outlives writeback_claim_ms), ordering of a delete after a set,
+ * and bad input. Each test uses its own namespace and database file.
+ */
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "support/pods.h"
+
+sc_test_redis g_redis;
+
+#define NS(name) "wb_" name
+
+/* ---- a store: one SQLite file, one connection per saving pod ---- */
+
+typedef struct store {
+    sqlite3 *db;
+    atomic_int calls;        /* save_fn calls */
+    atomic_int saved_items;  /* items of successful calls */
+    atomic_int hot_items;    /* of those, items for the key "hot" */
+    atomic_int fail_first;   /* fail this many calls first */
+    atomic_int failures;     /* calls that failed */
+    atomic_int in_save;      /* a call is running */
+    atomic_int delay_ms;     /* each call sleeps this long first */
+    atomic_int hold;         /* while set, a call waits (after setting in_save) */
+    atomic_int returned;     /* calls that returned */
+    int notify_fd;           /* >= 0: one byte written when a call starts */
+    int block_forever;       /* the call never returns (the SIGKILL test) */
+} store;
+
+static char g_dir[256];
+
+static void db_path(const char *name, char *out, size_t cap)
+{
+    if (!g_dir[0]) {
+        const char *tmp = getenv("TMPDIR");
+        snprintf(g_dir, sizeof g_dir, "%s/sc-behind-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+        ck_assert_ptr_nonnull(mkdtemp(g_dir));
+    }
+    snprintf(out, cap, "%s/%s.db", g_dir, name);
+}
+
+static sqlite3 *db_open(const char *path)
+{
+    sqlite3 *db = NULL;
+    ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_exec(db,
+                                  "CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value BLOB, "
+                                  "version INTEGER NOT NULL)",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    return db;
+}
+
+static void store_init(store *s, const char *path)
+{
+    memset(s, 0, sizeof *s);
+    s->db = db_open(path);
+    s->notify_fd = -1;
+}
+
+static void store_close(store *s)
+{
+    sqlite3_close(s->db);
+    s->db = NULL;
+}
+
+/* The versioned upsert: a write older than what the row holds changes
+ * nothing; a delete is kept as a tombstone (value NULL) with its version,
+ * so an older set offered later cannot bring the key back. */
+static const char *UPSERT = "INSERT INTO kv (key, value, version) VALUES (?1, ?2, ?3) "
+                            "ON CONFLICT (key) DO UPDATE SET value = excluded.value, version = excluded.version "
+                            "WHERE excluded.version > kv.version";
+
+static sc_status store_save(const sc_dirty *items, size_t n, void *ud)
+{
+    store *s = ud;
+    atomic_fetch_add(&s->calls, 1);
+    atomic_store(&s->in_save, 1);
+    if (s->notify_fd >= 0) {
+        char b = 'x';
+        ck_assert_int_eq(write(s->notify_fd, &b, 1), 1);
+    }
+    while (s->block_forever)
+        pause();
+    while (atomic_load(&s->hold))
+        test_sleep_ms(5);
+    if (atomic_load(&s->delay_ms))
+        test_sleep_ms(atomic_load(&s->delay_ms));
+    sc_status result = SC_OK;
+    if (atomic_load(&s->fail_first) > 0) {
+        atomic_fetch_sub(&s->fail_first, 1);
+        result = SC_ERR_REMOTE;
+        goto out;
+    }
+    /* BEGIN IMMEDIATE takes the write lock now: a locked file fails here
+     * (busy timeout 0) and the whole batch counts as not saved. */
+    if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
+        result = SC_ERR_TIMEOUT;
+        goto out;
+    }
+    sqlite3_stmt *st = NULL;
+    ck_assert_int_eq(sqlite3_prepare_v2(s->db, UPSERT, -1, &st, NULL), SQLITE_OK);
+    int hot = 0;
+    for (size_t i = 0; i < n; i++) {
+        sqlite3_bind_text(st, 1, items[i].key, -1, SQLITE_TRANSIENT);
+        if (items[i].value)
+            sqlite3_bind_blob(st, 2, items[i].len ? items[i].value : "", (int)items[i].len, SQLITE_TRANSIENT);
+        else
+            sqlite3_bind_null(st, 2);
+        sqlite3_bind_int64(st, 3, (sqlite3_int64)items[i].version);
+        if (sqlite3_step(st) != SQLITE_DONE) {
+            sqlite3_finalize(st);
+            sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+            result = SC_ERR_REMOTE;
+            goto out;
+        }
+        sqlite3_reset(st);
+        hot += strcmp(items[i].key, "hot") == 0;
+    }
+    sqlite3_finalize(st);
+    if (sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+        result = SC_ERR_TIMEOUT;
+        goto out;
+    }
+    atomic_fetch_add(&s->saved_items, (int)n);
+    atomic_fetch_add(&s->hot_items, hot);
+out:
+    if (result != SC_OK)
+        atomic_fetch_add(&s->failures, 1);
+    atomic_store(&s->in_save, 0);
+    atomic_fetch_add(&s->returned, 1);
+    return result;
+}
+
+/* The row of key in the database file: its value as a string (malloc'd),
+ * "<deleted>" for a tombstone, "<none>" when there is no row. *version
+ * gets the row's version (0 without a row). */
+static char *db_get(const char *path, const char *key, uint64_t *version)
+{
+    sqlite3 *db = db_open(path);
+    sqlite3_stmt *st;
+    ck_assert_int_eq(sqlite3_prepare_v2(db, "SELECT value, version FROM kv WHERE key = ?", -1, &st, NULL), SQLITE_OK);
+    sqlite3_bind_text(st, 1, key, -1, SQLITE_TRANSIENT);
+    char *out;
+    uint64_t v = 0;
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        v = (uint64_t)sqlite3_column_int64(st, 1);
+        if (sqlite3_column_type(st, 0) == SQLITE_NULL)
+            out = strdup("<deleted>");
+        else
+            out = strndup((const char *)sqlite3_column_blob(st, 0), (size_t)sqlite3_column_bytes(st, 0));
+    } else {
+        out = strdup("<none>");
+    }
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    if (version)
+        *version = v;
+    return out;
+}
+
+static void expect_row(const char *path, const char *key, const char *want)
+{
+    char *got = db_get(path, key, NULL);
+    ck_assert_msg(strcmp(got, want) == 0, "key %s: database has '%s', want '%s'", key, got, want);
+    free(got);
+}
+
+/* The key's version in Redis (HGET; a tombstone keeps it). */
+static uint64_t redis_version(const char *ns, const char *key)
+{
+    redisContext *rc = sc_test_redis_connect(&g_redis);
+    ck_assert_ptr_nonnull(rc);
+    redisReply *rep = redisCommand(rc, "HGET {%s}:k:%s version", ns, key);
+    ck_assert_ptr_nonnull(rep);
+    uint64_t v = rep->type == REDIS_REPLY_STRING ? strtoull(rep->str, NULL, 10) : 0;
+    freeReplyObject(rep);
+    redisFree(rc);
+    return v;
+}
+
+/* Entries of the queue still pending in the group (XPENDING count). */
+static long long queue_pending(const char *ns)
+{
+    redisContext *rc = sc_test_redis_connect(&g_redis);
+    ck_assert_ptr_nonnull(rc);
+    redisReply *rep = redisCommand(rc, "XPENDING {%s}:wb synccache", ns);
+    ck_assert_ptr_nonnull(rep);
+    long long n = rep->type == REDIS_REPLY_ARRAY && rep->elements >= 1 ? rep->element[0]->integer : -1;
+    freeReplyObject(rep);
+    redisFree(rc);
+    return n;
+}
+
+static long long queue_len(const char *ns)
+{
+    redisContext *rc = sc_test_redis_connect(&g_redis);
+    ck_assert_ptr_nonnull(rc);
+    redisReply *rep = redisCommand(rc, "XLEN {%s}:wb", ns);
+    ck_assert_ptr_nonnull(rep);
+    long long n = rep->type == REDIS_REPLY_INTEGER ? rep->integer : -1;
+    freeReplyObject(rep);
+    redisFree(rc);
+    return n;
+}
+
+/* A pod that saves into s. */
+static sc_cache *saver_pod(const char *ns, const char *id, store *s, unsigned interval_ms, unsigned claim_ms)
+{
+    sc_options o = test_options(ns, id);
+    o.save_fn = store_save;
+    o.save_ud = s;
+    o.writeback_interval_ms = interval_ms;
+    o.writeback_claim_ms = claim_ms;
+    return test_open(&o);
+}
+
+static void flush_ok(sc_cache *c, unsigned ms)
+{
+    sc_status s = sc_flush_behind(c, ms);
+    ck_assert_msg(s == SC_OK, "sc_flush_behind: %s: %s", sc_strerror(s), sc_errmsg(c));
+}
+
+static void set_behind_ok(sc_cache *c, const char *key, const char *val)
+{
+    sc_status s = sc_set_behind(c, key, val, strlen(val), 0);
+    ck_assert_msg(s == SC_OK, "sc_set_behind(%s): %s: %s", key, sc_strerror(s), sc_errmsg(c));
+}
+
+/* ---- tests ---- */
+
+START_TEST(writes_saved_by_another_pod)
+{
+    char path[512];
+    db_path("another", path, sizeof path);
+    store s;
+    store_init(&s, path);
+    sc_cache *a = test_pod(NS("another"), "writer"); /* no save_fn */
+    sc_cache *b = saver_pod(NS("another"), "saver", &s, 50, 30000);
+
+    char key[32], val[32];
+    for (int i = 0; i < 50; i++) {
+        snprintf(key, sizeof key, "user:%d", i);
+        snprintf(val, sizeof val, "value %d", i);
+        set_behind_ok(a, key, val);
+    }
+    /* Like sc_set: the value is in Redis and on the writer at once. */
+    char *r = test_get(a, "user:7");
+    ck_assert_str_eq(r, "value 7");
+    free(r);
+    r = test_redis_value(NS("another"), "user:7");
+    ck_assert_str_eq(r, "value 7");
+    free(r);
+
+    flush_ok(a, 10000);
+    for (int i = 0; i < 50; i++) {
+        snprintf(key, sizeof key, "user:%d", i);
+        snprintf(val, sizeof val, "value %d", i);
+        uint64_t v;
+        char *got = db_get(path, key, &v);
+        ck_assert_str_eq(got, val);
+        free(got);
+        ck_assert_uint_eq(v, redis_version(NS("another"), key)); /* sc_dirty.version is the Redis version */
+    }
+    ck_assert_uint_eq(test_stats(a).behind_queued, 50);
+    ck_assert_uint_eq(test_stats(a).behind_saved, 0);
+    ck_assert_uint_eq(test_stats(b).behind_saved, 50);
+    ck_assert_uint_eq(test_stats(b).behind_save_failures, 0);
+    /* Acknowledged entries are trimmed. */
+    WAIT_UNTIL(queue_len(NS("another")) == 0, 2000);
+    ck_assert_int_eq(queue_len(NS("another")), 0);
+    ck_assert_int_eq(queue_pending(NS("another")), 0);
+    sc_stats st = test_stats(b);
+    WAIT_UNTIL((st = test_stats(b)).behind_pending == 0, 2000);
+    ck_assert_uint_eq(st.behind_pending, 0);
+    ck_assert_uint_eq(st.behind_oldest_ms, 0);
+    sc_close(a);
+    sc_close(b);
+    store_close(&s);
+}
+END_TEST
+
+START_TEST(hot_key_is_coalesced)
+{
+    char path[512];
+    db_path("hot", path, sizeof path);
+    store s;
+    store_init(&s, path);
+    sc_cache *a = test_pod(NS("hot"), "writer");
+    sc_cache *b = saver_pod(NS("hot"), "saver", &s, 200, 30000);
+    char val[32];
+    for (int i = 0; i < 1000; i++) {
+        snprintf(val, sizeof val, "v%d", i);
+        set_behind_ok(a, "hot", val);
+    }
+    flush_ok(a, 20000);
+    expect_row(path, "hot", "v999");
+    uint64_t v;
+    free(db_get(path, "hot", &v));
+    ck_assert_uint_eq(v, redis_version(NS("hot"), "hot"));
+    /* 1,000 writes, at most 256 per batch and one item per key per batch:
+     * a handful of items, however the batches fell. */
+    int items = atomic_load(&s.hot_items);
+    ck_assert_msg(items >= 1 && items <= 16, "the hot key was saved as %d items", items);
+    printf("hot key: 1000 writes saved as %d items in %d save calls\n", items, atomic_load(&s.calls));
+    ck_assert_uint_eq(test_stats(b).behind_saved, 1000);
+    sc_close(a);
+    sc_close(b);
+    store_close(&s);
+}
+END_TEST
+
+START_TEST(failing_store_loses_nothing)
+{
+    char path[512];
+    db_path("failing", path, sizeof path);
+    store s;
+    store_init(&s, path);
+    atomic_store(&s.fail_first, 3);
+    sc_cache *a = test_pod(NS("failing"), "writer");
+    sc_cache *b = saver_pod(NS("failing"), "saver", &s, 20, 30000);
+    char key[32], val[32];
+    for (int i = 0; i < 20; i++) {
+        snprintf(key, sizeof key, "k%d", i);
+        snprintf(val, sizeof val, "v%d", i);
+        set_behind_ok(a, key, val);
+    }
+    flush_ok(a, 20000);
+    ck_assert_int_eq(atomic_load(&s.failures), 3);
+    ck_assert_uint_eq(test_stats(b).behind_save_failures, 3);
+    for (int i = 0; i < 20; i++) {
+        snprintf(key, sizeof key, "k%d", i);
+        snprintf(val, sizeof val, "v%d", i);
+        expect_row(path, key, val);
+    }
+    ck_assert_uint_eq(test_stats(b).behind_saved, 20);
+    sc_close(a);
+    sc_close(b);
+    store_close(&s);
+}
+END_TEST
+
+START_TEST(locked_database_loses_nothing)
+{
+    char path[512];
+    db_path("locked", path, sizeof path);
+    store s;
+    store_init(&s, path);
+    sc_cache *a = test_pod(NS("locked"), "writer");
+    sc_cache *b = saver_pod(NS("locked"), "saver", &s, 20, 30000);
+
+    /* Another connection holds the database file's write lock. */
+    sqlite3 *locker = db_open(path);
+    ck_assert_int_eq(sqlite3_exec(locker, "BEGIN EXCLUSIVE", NULL, NULL, NULL), SQLITE_OK);
+    set_behind_ok(a, "x", "1");
+    set_behind_ok(a, "y", "2");
+    ck_assert_int_eq(sc_delete_behind(a, "y"), SC_OK);
+    WAIT_UNTIL(atomic_load(&s.failures) >= 2, 5000);
+    ck_assert_int_ge(atomic_load(&s.failures), 2);
+    ck_assert_int_eq(sc_flush_behind(a, 200), SC_ERR_TIMEOUT);
+    ck_assert_ptr_nonnull(strstr(sc_errmsg(a), "unsaved"));
+    sc_stats st = test_stats(a);
+    ck_assert_uint_eq(st.behind_pending, 3);
+    ck_assert_uint_gt(st.behind_oldest_ms, 0);
+    ck_assert_uint_ge(test_stats(b).behind_save_failures, 2);
+
+    ck_assert_int_eq(sqlite3_exec(locker, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(locker);
+    flush_ok(a, 40000); /* the backoff may have grown to a few seconds */
+    expect_row(path, "x", "1");
+    expect_row(path, "y", "<deleted>");
+    sc_close(a);
+    sc_close(b);
+    store_close(&s);
+}
+END_TEST
+
+/* The child: a pod whose save_fn tells the parent it started and then
+ * blocks until the process is killed. */
+static void blocked_saver_child(const char *ns, int fd)
+{
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    char path[512];
+    db_path("killed", path, sizeof path);
+    store s;
+    store_init(&s, path);
+    s.notify_fd = fd;
+    s.block_forever = 1;
+    sc_options o = test_options(ns, "doomed");
+    o.save_fn = store_save;
+    o.save_ud = &s;
+    o.writeback_interval_ms = 20;
+    sc_cache *c = NULL;
+    if (sc_open(&o, &c) != SC_OK)
+        _exit(2);
+    for (;;)
+        pause();
+}
+
+START_TEST(killed_saver_batch_is_taken_over)
+{
+    int fds[2];
+    ck_assert_int_eq(pipe(fds), 0);
+    /* Fork before this process has any threads. */
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        close(fds[0]);
+        blocked_saver_child(NS("killed"), fds[1]);
+    }
+    close(fds[1]);
+    char path[512];
+    db_path("killed", path, sizeof path);
+
+    sc_cache *a = test_pod(NS("killed"), "writer");
+    char key[32], val[32];
+    for (int i = 0; i < 10; i++) {
+        snprintf(key, sizeof key, "k%d", i);
+        snprintf(val, sizeof val, "v%d", i);
+        set_behind_ok(a, key, val);
+    }
+    /* Wait until the child is inside save_fn with the batch, then kill it. */
+    struct pollfd pfd = {fds[0], POLLIN, 0};
+    ck_assert_int_eq(poll(&pfd, 1, 10000), 1);
+    char b;
+    ck_assert_int_eq(read(fds[0], &b, 1), 1);
+    kill(pid, SIGKILL);
+    int status;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert(WIFSIGNALED(status));
+    close(fds[0]);
+    ck_assert_int_gt(queue_pending(NS("killed")), 0); /* the dead pod's batch */
+    expect_row(path, "k0", "<none>");
+
+    store s;
+    store_init(&s, path);
+    long long t0 = test_now_ms();
+    sc_cache *taker = saver_pod(NS("killed"), "taker", &s, 20, 300);
+    flush_ok(a, 10000);
+    long long took = test_now_ms() - t0;
+    for (int i = 0; i < 10; i++) {
+        snprintf(key, sizeof key, "k%d", i);
+        snprintf(val, sizeof val, "v%d", i);
+        expect_row(path, key, val);
+    }
+    ck_assert_uint_eq(test_stats(taker).behind_saved, 10);
+    ck_assert_int_eq(queue_pending(NS("killed")), 0);
+    printf("killed saver: batch taken over and saved %lld ms after the taker opened\n", took);
+    sc_close(taker);
+    sc_close(a);
+    store_close(&s);
+}
+END_TEST
+
+START_TEST(queued_while_no_pod_saves)
+{
+    char path[512];
+    db_path("nosaver", path, sizeof path);
+    sc_cache *a = test_pod(NS("nosaver"), "writer");
+    char key[32], val[32];
+    for (int i = 0; i < 30; i++) {
+        snprintf(key, sizeof key, "k%d", i);
+        snprintf(val, sizeof val, "v%d", i);
+        set_behind_ok(a, key, val);
+    }
+    long long t0 = test_now_ms();
+    ck_assert_int_eq(sc_flush_behind(a, 300), SC_ERR_TIMEOUT);
+    ck_assert_int_ge(test_now_ms() - t0, 290);
+    ck_assert_ptr_nonnull(strstr(sc_errmsg(a), "no pod with a save_fn"));
+    sc_stats st = test_stats(a);
+    ck_assert_uint_eq(st.behind_pending, 30);
+    ck_assert_uint_ge(st.behind_oldest_ms, 250);
+    sc_close(a);
+
+    /* Nobody is left; then a saver starts and finds everything. */
+    store s;
+    store_init(&s, path);
+    sc_cache *b = saver_pod(NS("nosaver"), "late", &s, 20, 30000);
+    flush_ok(b, 10000);
+    for (int i = 0; i < 30; i++) {
+        snprintf(key, sizeof key, "k%d", i);
+        snprintf(val, sizeof val, "v%d", i);
+        expect_row(path, key, val);
+    }
+    sc_close(b);
+    store_close(&s);
+}
+END_TEST
+
+static void *release_after_300ms(void *arg)
+{
+    store *s = arg;
+    test_sleep_ms(300);
+    atomic_store(&s->hold, 0);
+    return NULL;
+}
+
+START_TEST(close_during_save)
+{
+    char path[512];
+    db_path("closing", path, sizeof path);
+    store s;
+    store_init(&s, path);
+    atomic_store(&s.hold, 1);
+    sc_cache *a = test_pod(NS("closing"), "writer");
+    set_behind_ok(a, "k1", "v1"); /* queued before the saver starts: one batch */
+    set_behind_ok(a, "k2", "v2");
+    sc_cache *b = saver_pod(NS("closing"), "saver", &s, 20, 10000);
+    WAIT_UNTIL(atomic_load(&s.in_save), 5000);
+    ck_assert(atomic_load(&s.in_save));
+
+    /* The save is released 300 ms into sc_close: close waits for it,
+     * acknowledges it, and takes nothing more. */
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, release_after_300ms, &s), 0);
+    long long t0 = test_now_ms();
+    sc_close(b);
+    long long took = test_now_ms() - t0;
+    pthread_join(t, NULL);
+    ck_assert_msg(took >= 250 && took < 5000, "sc_close took %lld ms", took);
+    ck_assert_int_eq(atomic_load(&s.returned), 1);
+    expect_row(path, "k1", "v1");
+    expect_row(path, "k2", "v2");
+    ck_assert_int_eq(queue_pending(NS("closing")), 0);
+
+    /* What is queued after the close waits for the next saver. */
+    set_behind_ok(a, "k3", "v3");
+    ck_assert_int_eq(sc_flush_behind(a, 100), SC_ERR_TIMEOUT);
+    store s2;
+    store_init(&s2, path);
+    sc_cache *c = saver_pod(NS("closing"), "next", &s2, 20, 10000);
+    flush_ok(a, 10000);
+    expect_row(path, "k3", "v3");
+    ck_assert_int_eq(atomic_load(&s.calls), 1);
+    sc_close(c);
+    sc_close(a);
+    store_close(&s);
+    store_close(&s2);
+}
+END_TEST
+
+START_TEST(close_abandons_a_save_that_outlives_claim_ms)
+{
+    char path[512];
+    db_path("hung", path, sizeof path);
+    store s;
+    store_init(&s, path);
+    atomic_store(&s.hold, 1);
+    sc_cache *a = test_pod(NS("hung"), "writer");
+    sc_cache *b = saver_pod(NS("hung"), "hung", &s, 20, 300);
+    set_behind_ok(a, "k", "v");
+    WAIT_UNTIL(atomic_load(&s.in_save), 5000);
+    ck_assert(atomic_load(&s.in_save));
+    long long t0 = test_now_ms();
+    sc_close(b); /* bounded by writeback_claim_ms although save_fn hangs */
+    long long took = test_now_ms() - t0;
+    ck_assert_msg(took >= 250 && took < 3000, "sc_close took %lld ms", took);
+    ck_assert_int_eq(atomic_load(&s.returned), 0);
+
+    /* Another pod takes the hung batch over. */
+    store s2;
+    store_init(&s2, path);
+    sc_cache *c = saver_pod(NS("hung"), "taker", &s2, 20, 300);
+    flush_ok(a, 10000);
+    expect_row(path, "k", "v");
+    sc_close(c);
+
+    /* The hung call returns at last: its thread exits without touching the
+     * closed cache (its write is an older-or-equal version: no change). */
+    atomic_store(&s.hold, 0);
+    WAIT_UNTIL(atomic_load(&s.returned) == 1, 5000);
+    ck_assert_int_eq(atomic_load(&s.returned), 1);
+    test_sleep_ms(100);
+    expect_row(path, "k", "v");
+    sc_close(a);
+    store_close(&s);
+    store_close(&s2);
+}
+END_TEST
+
+START_TEST(close_hands_back_unsaved_entries)
+{
+    char path[512];
+    db_path("handback", path, sizeof path);
+    store bad;
+    store_init(&bad, path);
+    atomic_store(&bad.fail_first, 1000000);
+    sc_cache *a = test_pod(NS("handback"), "writer");
+    /* A long claim time: only the hand-back lets the next pod in quickly. */
+    set_behind_ok(a, "k1", "v1");
+    set_behind_ok(a, "k2", "v2");
+    sc_cache *f = saver_pod(NS("handback"), "failing", &bad, 20, 60000);
+    WAIT_UNTIL(atomic_load(&bad.failures) >= 1, 5000);
+    ck_assert_int_ge(atomic_load(&bad.failures), 1);
+    sc_close(f);
+    ck_assert_int_eq(queue_pending(NS("handback")), 2);
+
+    store good;
+    store_init(&good, path);
+    sc_cache *g = saver_pod(NS("handback"), "good", &good, 20, 60000);
+    flush_ok(a, 5000);
+    expect_row(path, "k1", "v1");
+    expect_row(path, "k2", "v2");
+    sc_close(g);
+    sc_close(a);
+    store_close(&bad);
+    store_close(&good);
+}
+END_TEST
+
+/* A delete after a set of one key ends deleted in the store, and a set
+ * after that delete ends set, whether the writes share a batch (coalesced)
+ * or each is a batch of its own. */
+static void ordering(const char *ns, const char *file, unsigned batch)
+{
+    char path[512];
+    db_path(file, path, sizeof path);
+    store s;
+    store_init(&s, path);
+    sc_cache *a = test_pod(ns, "writer");
+    sc_options o = test_options(ns, "saver");
+    o.save_fn = store_save;
+    o.save_ud = &s;
+    o.writeback_interval_ms = 20;
+    o.writeback_batch = batch;
+    sc_cache *b = test_open(&o);
+    set_behind_ok(a, "gone", "v1");
+    set_behind_ok(a, "gone", "v2");
+    ck_assert_int_eq(sc_delete_behind(a, "gone"), SC_OK);
+    set_behind_ok(a, "back", "v1");
+    ck_assert_int_eq(sc_delete_behind(a, "back"), SC_OK);
+    set_behind_ok(a, "back", "v3");
+    ck_assert_int_eq(sc_delete_behind(a, "never-set"), SC_OK);
+    flush_ok(a, 10000);
+    expect_row(path, "gone", "<deleted>");
+    expect_row(path, "back", "v3");
+    expect_row(path, "never-set", "<deleted>");
+    uint64_t v;
+    free(db_get(path, "gone", &v));
+    ck_assert_uint_eq(v, redis_version(ns, "gone")); /* the tombstone's version */
+    /* Redis agrees: deleted and set. */
+    char *r = test_redis_value(ns, "gone");
+    ck_assert_str_eq(r, "<none>");
+    free(r);
+    sc_close(b);
+    sc_close(a);
+    store_close(&s);
+}
+
+START_TEST(delete_after_set_ends_deleted)
+{
+    ordering(NS("order1"), "order1", 1);
+    ordering(NS("order256"), "order256", 256);
+}
+END_TEST
+
+typedef struct writer_arg {
+    sc_cache *c;
+    int id;
+} writer_arg;
+
+static void *writer_main(void *p)
+{
+    writer_arg *w = p;
+    char key[32], val[48];
+    for (int i = 0; i < 500; i++) {
+        snprintf(key, sizeof key, "c%d", (i * 7 + w->id) % 50);
+        if (i % 10 == 9) {
+            ck_assert_int_eq(sc_delete_behind(w->c, key), SC_OK);
+        } else {
+            snprintf(val, sizeof val, "w%d-%d", w->id, i);
+            ck_assert_int_eq(sc_set_behind(w->c, key, val, strlen(val), 0), SC_OK);
+        }
+    }
+    return NULL;
+}
+
+/* Two writer pods on threads, two saver pods with small batches: every key
+ * of the database ends with exactly Redis' value and version. */
+START_TEST(concurrent_writers_and_savers_database_equals_redis)
+{
+    char path[512];
+    db_path("concurrent", path, sizeof path);
+    store s1, s2;
+    store_init(&s1, path);
+    store_init(&s2, path);
+    sqlite3_busy_timeout(s1.db, 2000);
+    sqlite3_busy_timeout(s2.db, 2000);
+    sc_cache *w[2] = {test_pod(NS("concurrent"), "w1"), test_pod(NS("concurrent"), "w2")};
+    sc_cache *sv[2];
+    store *st[2] = {&s1, &s2};
+    for (int i = 0; i < 2; i++) {
+        sc_options o = test_options(NS("concurrent"), i ? "s2" : "s1");
+        o.save_fn = store_save;
+        o.save_ud = st[i];
+        o.writeback_interval_ms = 10;
+        o.writeback_batch = 16;
+        sv[i] = test_open(&o);
+    }
+    pthread_t t[2];
+    writer_arg args[2] = {{w[0], 0}, {w[1], 1}};
+    for (int i = 0; i < 2; i++)
+        ck_assert_int_eq(pthread_create(&t[i], NULL, writer_main, &args[i]), 0);
+    for (int i = 0; i < 2; i++)
+        pthread_join(t[i], NULL);
+    flush_ok(w[0], 30000);
+
+    redisContext *rc = sc_test_redis_connect(&g_redis);
+    ck_assert_ptr_nonnull(rc);
+    for (int k = 0; k < 50; k++) {
+        char key[32];
+        snprintf(key, sizeof key, "c%d", k);
+        redisReply *r = redisCommand(rc, "HMGET {%s}:k:%s value version", NS("concurrent"), key);
+        ck_assert(r && r->type == REDIS_REPLY_ARRAY && r->elements == 2);
+        ck_assert_int_eq(r->element[1]->type, REDIS_REPLY_STRING); /* a value or a tombstone */
+        uint64_t dv;
+        char *got = db_get(path, key, &dv);
+        const char *want = r->element[0]->type == REDIS_REPLY_STRING ? r->element[0]->str : "<deleted>";
+        ck_assert_msg(strcmp(got, want) == 0, "%s: database '%s', Redis '%s'", key, got, want);
+        ck_assert_uint_eq(dv, strtoull(r->element[1]->str, NULL, 10));
+        free(got);
+        freeReplyObject(r);
+    }
+    redisFree(rc);
+    ck_assert_uint_eq(test_stats(sv[0]).behind_saved + test_stats(sv[1]).behind_saved, 1000);
+    ck_assert_uint_eq(test_stats(w[0]).behind_queued + test_stats(w[1]).behind_queued, 1000);
+    printf("concurrent: saver 1 saved %d items in %d calls, saver 2 %d in %d\n", atomic_load(&s1.saved_items),
+           atomic_load(&s1.calls), atomic_load(&s2.saved_items), atomic_load(&s2.calls));
+    for (int i = 0; i < 2; i++) {
+        sc_close(sv[i]);
+        sc_close(w[i]);
+    }
+    store_close(&s1);
+    store_close(&s2);
+}
+END_TEST
+
+START_TEST(saver_rides_out_a_redis_restart)
+{
+    char path[512];
+    db_path("restart", path, sizeof path);
+    store s;
+    store_init(&s, path);
+    /* A Redis of its own: the restart must not take the suite's server. */
+    sc_test_redis own;
+    ck_assert_int_eq(sc_test_redis_start(&own, NULL), 0);
+    sc_options o = test_options(NS("restart"), "writer");
+    o.redis_port = own.port;
+    sc_cache *a = test_open(&o);
+    o = test_options(NS("restart"), "saver");
+    o.redis_port = own.port;
+    o.save_fn = store_save;
+    o.save_ud = &s;
+    o.writeback_interval_ms = 20;
+    sc_cache *b = test_open(&o);
+    set_behind_ok(a, "before", "1");
+    flush_ok(a, 10000);
+    /* No persistence: the queue and its group are gone with everything else. */
+    ck_assert_int_eq(sc_test_redis_restart(&own), 0);
+    sc_status st = SC_ERR_REMOTE;
+    for (int i = 0; i < 100 && st != SC_OK; i++) {
+        st = sc_set_behind(a, "after", "2", 1, 0);
+        if (st != SC_OK)
+            test_sleep_ms(50);
+    }
+    ck_assert_msg(st == SC_OK, "sc_set_behind after the restart: %s", sc_errmsg(a));
+    flush_ok(a, 20000); /* the saver's backoff is short; the group is made again */
+    expect_row(path, "before", "1");
+    expect_row(path, "after", "2");
+    sc_close(b);
+    sc_close(a);
+    store_close(&s);
+    sc_test_redis_stop(&own);
+}
+END_TEST
+
+static sc_status never_called(const sc_dirty *items, size_t n, void *ud)
+{
+    (void)items;
+    (void)n;
+    (void)ud;
+    ck_abort_msg("save_fn called");
+    return SC_OK;
+}
+
+START_TEST(bad_input)
+{
+    sc_cache *a = test_pod(NS("bad"), "a");
+    ck_assert_int_eq(sc_set_behind(NULL, "k", "v", 1, 0), SC_ERR_INVALID);
+    ck_assert_int_eq(sc_set_behind(a, NULL, "v", 1, 0), SC_ERR_INVALID);
+    ck_assert_int_eq(sc_set_behind(a, "", "v", 1, 0), SC_ERR_INVALID);
+    ck_assert_int_eq(sc_set_behind(a, "k", NULL, 5, 0), SC_ERR_INVALID);
+    ck_assert_ptr_nonnull(strstr(sc_errmsg(a), "sc_set_behind"));
+    ck_assert_int_eq(sc_delete_behind(NULL, "k"), SC_ERR_INVALID);
+    ck_assert_int_eq(sc_delete_behind(a, NULL), SC_ERR_INVALID);
+    ck_assert_int_eq(sc_delete_behind(a, ""), SC_ERR_INVALID);
+    ck_assert_int_eq(sc_flush_behind(NULL, 10), SC_ERR_INVALID);
+    char huge[2000];
+    memset(huge, 'k', sizeof huge - 1);
+    huge[sizeof huge - 1] = '\0';
+    ck_assert_int_eq(sc_set_behind(a, huge, "v", 1, 0), SC_ERR_TOO_LARGE);
+    ck_assert_int_eq(sc_delete_behind(a, huge), SC_ERR_TOO_LARGE);
+    /* Nothing was queued by any of that; an empty value is a value. */
+    ck_assert_int_eq(sc_flush_behind(a, 0), SC_OK);
+    ck_assert_int_eq(sc_set_behind(a, "empty", NULL, 0, 0), SC_OK);
+    ck_assert_uint_eq(test_stats(a).behind_queued, 1);
+    ck_assert_int_eq(queue_len(NS("bad")), 1);
+
+    /* A queue key of the wrong type: refused before anything is written. */
+    ck_assert_int_eq(sc_test_redis_cmd(&g_redis, "SET {%s}:wb oops", NS("badtype")), 0);
+    sc_cache *t = test_pod(NS("badtype"), "t");
+    ck_assert_int_eq(sc_set_behind(t, "k", "v", 1, 0), SC_ERR_REMOTE);
+    ck_assert_ptr_nonnull(strstr(sc_errmsg(t), "WRONGTYPE"));
+    char *r = test_redis_value(NS("badtype"), "k");
+    ck_assert_str_eq(r, "<none>");
+    free(r);
+    ck_assert_int_eq(sc_delete_behind(t, "k"), SC_ERR_REMOTE);
+    ck_assert_uint_eq(test_stats(t).behind_queued, 0);
+    sc_close(t);
+
+    /* A plain reader cannot queue: it does not write Redis. */
+    sc_options o = test_options(NS("bad"), "reader");
+    o.role = SC_ROLE_READER;
+    sc_cache *rd = test_open(&o);
+    ck_assert_int_eq(sc_set_behind(rd, "k", "v", 1, 0), SC_ERR_INVALID);
+    ck_assert_ptr_nonnull(strstr(sc_errmsg(rd), "reader"));
+    ck_assert_int_eq(sc_delete_behind(rd, "k"), SC_ERR_INVALID);
+    sc_close(rd);
+
+    /* Options out of range are refused at open, naming the field. */
+    sc_cache *c;
+#define EXPECT_INVALID(stmt, word)                                                                      \
+    do {                                                                                                \
+        o = test_options(NS("bad"), NULL);                                                              \
+        o.save_fn = never_called;                                                                       \
+        stmt;                                                                                           \
+        c = NULL;                                                                                       \
+        ck_assert_int_eq(sc_open(&o, &c), SC_ERR_INVALID);                                             \
+        ck_assert_ptr_null(c);                                                                          \
+        ck_assert_msg(strstr(sc_errmsg(NULL), word), "message '%s' lacks '%s'", sc_errmsg(NULL), word); \
+    } while (0)
+    EXPECT_INVALID(o.writeback_interval_ms = 0, "writeback_interval_ms");
+    EXPECT_INVALID(o.writeback_interval_ms = 3600001, "writeback_interval_ms");
+    EXPECT_INVALID(o.writeback_batch = 0, "writeback_batch");
+    EXPECT_INVALID(o.writeback_batch = 10001, "writeback_batch");
+    EXPECT_INVALID(o.writeback_claim_ms = 0, "writeback_claim_ms");
+    EXPECT_INVALID(o.writeback_claim_ms = 86400001, "writeback_claim_ms");
+#undef EXPECT_INVALID
+    sc_options d;
+    sc_options_init(&d);
+    ck_assert_ptr_null(d.save_fn);
+    ck_assert_uint_eq(d.writeback_interval_ms, 1000);
+    ck_assert_uint_eq(d.writeback_batch, 256);
+    ck_assert_uint_eq(d.writeback_claim_ms, 30000);
+    sc_close(a);
+}
+END_TEST
+
+static Suite *behind_suite(void)
+{
+    Suite *s = suite_create("behind");
+    TCase *tc = tcase_create("behind");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, writes_saved_by_another_pod);
+    tcase_add_test(tc, hot_key_is_coalesced);
+    tcase_add_test(tc, failing_store_loses_nothing);
+    tcase_add_test(tc, locked_database_loses_nothing);
+    tcase_add_test(tc, killed_saver_batch_is_taken_over);
+    tcase_add_test(tc, queued_while_no_pod_saves);
+    tcase_add_test(tc, close_during_save);
+    tcase_add_test(tc, close_abandons_a_save_that_outlives_claim_ms);
+    tcase_add_test(tc, close_hands_back_unsaved_entries);
+    tcase_add_test(tc, delete_after_set_ends_deleted);
+    tcase_add_test(tc, concurrent_writers_and_savers_database_equals_redis);
+    tcase_add_test(tc, saver_rides_out_a_redis_restart);
+    tcase_add_test(tc, bad_input);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    return test_run_suite(behind_suite(), NULL);
+}
