@@ -108,6 +108,21 @@ SC_EXPORT sc_status sc_get_ex(sc_cache *c, const char *key, sc_value **out, sc_g
         info->stale = 0;
         info->sync_age_ms = 0;
     }
+    if ((s == SC_ERR_REMOTE || s == SC_ERR_TIMEOUT) && !synced && c->opt.disconnect_policy != SC_DISCONNECT_FLUSH) {
+        /* Redis itself is away (not just the event stream): a short outage
+         * is ridden out on the local copy, flagged stale, while the last
+         * proof of sync is at most stale_max_ms old (stale-if-error). */
+        age = sync_age_ms(c);
+        if (age <= c->opt.stale_max_ms && sc__local_peek(c->local, key, klen, hash, out) == SC_OK) {
+            if (info) {
+                info->source = SC_SOURCE_LOCAL;
+                info->stale = 1;
+                info->sync_age_ms = age;
+            }
+            sc__atomic_inc(&c->stale_served);
+            return SC_OK;
+        }
+    }
     return s;
 }
 

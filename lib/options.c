@@ -25,6 +25,10 @@ SC_EXPORT void sc_options_init(sc_options *o)
     o->redis_port = 6379;
     o->redis_timeout_ms = 1000;
     o->local_policy = SC_LOCAL_LFU;
+    /* Bounded unless asked otherwise: a cache that grows with the key space
+     * is an outage waiting to happen. */
+    o->local_max_entries = 100000;
+    o->local_max_bytes = 256 * MIB;
     o->role = SC_ROLE_WRITER;
     o->wire_format = SC_WIRE_MSGPACK;
     o->redis_pool_size = 4;

@@ -510,6 +510,84 @@ START_TEST(gets_racing_sets_many_rounds)
 }
 END_TEST
 
+/* Redis itself away for a short while (issue 13, "riding out a short
+ * outage"): with the default policy a pod serves its local copies, flagged
+ * stale, while the last proof of sync is at most stale_max_ms old; writes
+ * fail fast with a clear status; past the bound gets fail rather than serve
+ * older data; once Redis is back the pod resyncs and converges. */
+START_TEST(short_redis_outage_served_from_local)
+{
+    sc_test_redis r;
+    ck_assert_int_eq(sc_test_redis_start(&r, "--save \"\" --appendonly no"), 0);
+    sc_options o = test_options(NS("outage"), "a");
+    o.redis_port = r.port;
+    o.redis_timeout_ms = 300;
+    o.heartbeat_interval_ms = 50;
+    o.heartbeat_timeout_ms = 200;
+    o.stale_max_ms = 1500;
+    sc_cache *a = test_open(&o);
+    ck_assert_int_eq(o.disconnect_policy, SC_DISCONNECT_BYPASS); /* the default */
+    ck_assert_int_eq(sc_set(a, "k", "v1", 2, 0), SC_OK);
+    sc_test_redis_kill(&r);
+    WAIT_UNTIL(test_stats(a).synced == 0, 3000);
+    ck_assert_uint_eq(test_stats(a).synced, 0);
+
+    sc_value *v = NULL;
+    sc_get_info info;
+    ck_assert_int_eq(sc_get_ex(a, "k", &v, &info), SC_OK);
+    ck_assert_int_eq(info.stale, 1);
+    ck_assert_int_eq(info.source, SC_SOURCE_LOCAL);
+    ck_assert_mem_eq(sc_value_data(v), "v1", 2);
+    sc_value_release(v);
+    ck_assert_uint_ge(test_stats(a).stale_served, 1);
+    /* A key the pod never held is an error, not "not found". */
+    ck_assert_int_ne(sc_get(a, "other", &v), SC_OK);
+    /* Writes are never queued silently: they fail within the timeout. */
+    long long t0 = test_now_ms();
+    sc_status s = sc_set(a, "k", "v2", 2, 0);
+    ck_assert(s == SC_ERR_REMOTE || s == SC_ERR_TIMEOUT);
+    ck_assert_int_lt(test_now_ms() - t0, 2000);
+    /* sc_set's failure dropped the local copy (Redis may or may not hold
+     * v2), so nothing is served for k now. */
+    ck_assert_int_ne(sc_get(a, "k", &v), SC_OK);
+
+    ck_assert_int_eq(sc_test_redis_start_again(&r), 0);
+    WAIT_UNTIL(test_stats(a).synced == 1, 10000);
+    ck_assert_uint_eq(test_stats(a).synced, 1);
+    ck_assert_int_eq(sc_set(a, "k", "v3", 2, 0), SC_OK);
+    char *got = test_get(a, "k");
+    ck_assert_str_eq(got, "v3");
+    free(got);
+    sc_close(a);
+    sc_test_redis_stop(&r);
+}
+END_TEST
+
+/* Past stale_max_ms a pod stops serving local copies while Redis is away. */
+START_TEST(outage_longer_than_the_bound_fails)
+{
+    sc_test_redis r;
+    ck_assert_int_eq(sc_test_redis_start(&r, NULL), 0);
+    sc_options o = test_options(NS("outage2"), "a");
+    o.redis_port = r.port;
+    o.redis_timeout_ms = 200;
+    o.heartbeat_interval_ms = 50;
+    o.heartbeat_timeout_ms = 200;
+    o.stale_max_ms = 300;
+    sc_cache *a = test_open(&o);
+    ck_assert_int_eq(sc_set(a, "k", "v1", 2, 0), SC_OK);
+    sc_test_redis_kill(&r);
+    WAIT_UNTIL(test_stats(a).synced == 0, 3000);
+    test_sleep_ms(600);
+    sc_value *v = NULL;
+    sc_status s = sc_get(a, "k", &v);
+    ck_assert(s == SC_ERR_REMOTE || s == SC_ERR_TIMEOUT);
+    ck_assert_ptr_null(v);
+    sc_close(a);
+    sc_test_redis_stop(&r);
+}
+END_TEST
+
 static Suite *faults_suite(void)
 {
     Suite *s = suite_create("faults");
@@ -528,6 +606,8 @@ static Suite *faults_suite(void)
     tcase_add_test(tc, oversized_event_rejected_and_recovered);
     tcase_add_test(tc, late_set_never_resurrects_deleted_key);
     tcase_add_test(tc, gets_racing_sets_many_rounds);
+    tcase_add_test(tc, short_redis_outage_served_from_local);
+    tcase_add_test(tc, outage_longer_than_the_bound_fails);
     suite_add_tcase(s, tc);
     return s;
 }

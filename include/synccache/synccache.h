@@ -75,7 +75,10 @@ typedef enum sc_disconnect_policy {
                              is at most stale_max_ms old, flagged stale */
     SC_DISCONNECT_BYPASS  /* the default: keep the local tier but read Redis
                              until re-synced, then replay the log, so the
-                             cache stays warm across a drop */
+                             cache stays warm across a drop; when Redis
+                             itself cannot be read, a local copy is served
+                             (flagged stale) while the last proof of sync is
+                             at most stale_max_ms old */
 } sc_disconnect_policy;
 
 typedef enum sc_log_level {
@@ -164,8 +167,10 @@ typedef struct sc_options {
     int redis_db;                  /* default 0 */
     unsigned redis_timeout_ms;     /* per command; default 1000 */
     sc_local_policy local_policy;  /* default SC_LOCAL_LFU */
-    size_t local_max_entries;      /* 0 = no entry bound */
-    size_t local_max_bytes;        /* 0 = no byte bound (key + value bytes) */
+    size_t local_max_entries;      /* default 100000; 0 = no entry bound, on purpose */
+    size_t local_max_bytes;        /* default 256 MiB (key + value bytes); 0 = no
+                                      byte bound, on purpose. Both defaults keep
+                                      a cache from growing with the key space. */
     uint64_t local_ttl_ms;         /* longest life of a local copy; 0 = none */
     uint64_t default_ttl_ms;       /* Redis TTL when a set passes 0; 0 = none */
     sc_role role;                  /* default SC_ROLE_WRITER */
@@ -186,7 +191,10 @@ typedef struct sc_options {
 
     /* --- consistency under faults --- */
     sc_disconnect_policy disconnect_policy; /* default SC_DISCONNECT_BYPASS */
-    uint64_t stale_max_ms;         /* SC_DISCONNECT_STALE bound; default 5000 */
+    uint64_t stale_max_ms;         /* how long after the last proof of sync a
+                                      local copy may still be served while
+                                      unsynced (STALE always, BYPASS when Redis
+                                      cannot be read); default 5000 */
     unsigned heartbeat_interval_ms;/* default 250; 0 disables heartbeats */
     unsigned heartbeat_timeout_ms; /* own heartbeat not back after this: the
                                       stream counts as lost; default 1000 */
@@ -281,7 +289,8 @@ typedef enum sc_source { SC_SOURCE_LOCAL, SC_SOURCE_REMOTE } sc_source;
 
 typedef struct sc_get_info {
     sc_source source;    /* where the value came from */
-    int stale;           /* 1: served by SC_DISCONNECT_STALE while unsynced */
+    int stale;           /* 1: served from the local tier while unsynced
+                            (SC_DISCONNECT_STALE, or BYPASS with Redis away) */
     uint64_t sync_age_ms;/* with stale: ms since the last proof of sync */
 } sc_get_info;
 
