@@ -64,6 +64,8 @@ struct sc_cache {
     atomic_uint_fast64_t invalidations, reconnects, gaps, events_replayed;
     atomic_uint_fast64_t flushes, heartbeat_misses, stale_served;
     atomic_uint_fast64_t events_foreign, events_forged, duplicate_pod_ids, epoch_changes, publish_failures;
+
+    struct sc__fetch *fetch;     /* cache-aside loading (fetch.c) */
 };
 
 /* errors.c: record a failure for sc_errmsg and return s. */
@@ -104,6 +106,26 @@ sc_status sc__load(sc_cache *c, const char *key, size_t klen, uint64_t hash, int
 /* ops.c: the pod's own write reached Redis with this result: count it, note
  * a failed PUBLISH, and raise verified. */
 void sc__wrote(sc_cache *c, const sc__remote_result *res, const char *call);
+
+/* fetch.c: cache-aside loading (sc_fetch, sc_fetch_batch, sc_tag_deleted).
+ * sc__fetch_new sets c->fetch (and starts the load-stats windows);
+ * sc__fetch_free accepts a cache without one. */
+sc_status sc__fetch_new(sc_cache *c);
+void sc__fetch_free(sc_cache *c);
+/* An event for key was applied (any thread; the sync thread calls it for
+ * every event, own ones too): wakes fetches waiting for another load of the
+ * key. klen 0 (a clear) wakes every waiter. */
+void sc__fetch_event(sc_cache *c, const char *key, size_t klen);
+
+/* load_stats.c: exact windowed load statistics (one mutex). */
+typedef struct sc__load_stats sc__load_stats;
+typedef enum sc__load_outcome { SC__LOAD_HIT, SC__LOAD_MISS, SC__LOAD_ERROR, SC__LOAD_MANUAL } sc__load_outcome;
+sc__load_stats *sc__load_stats_new(uint64_t window_ms); /* NULL on out of memory */
+void sc__load_stats_free(sc__load_stats *s);            /* NULL is a no-op */
+void sc__load_stats_add(sc__load_stats *s, sc__load_outcome o, uint64_t ns);
+void sc__load_stats_read(sc__load_stats *s, sc_window w, sc_load_stats *out);
+/* CLOCK_MONOTONIC in ns. */
+uint64_t sc__mono_ns(void);
 
 static inline uint64_t sc__atomic_inc(atomic_uint_fast64_t *a)
 {

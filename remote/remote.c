@@ -559,3 +559,25 @@ sc_status sc__remote_log_range(sc__remote *r, uint64_t after, uint64_t upto, sc_
     }
     return SC_OK;
 }
+
+/* ---------------------------------------------- for remote/fetch.c -- */
+
+void sc__remote_layout_get(const sc__remote *r, sc__remote_layout *out)
+{
+    out->prefix = r->prefix;
+    out->prefix_len = r->prefix_len;
+    out->seq_key = r->seq_key;
+    out->meta_key = r->meta_key;
+    out->log_key = r->log_key;
+    out->channel = r->channel;
+    out->fmt = r->fmt;
+    out->log_len = r->log_len;
+    out->timeout_ms = r->timeout_ms;
+    out->addr = sc__pool_addr(r->pool);
+}
+
+sc_status sc__remote_script(sc__remote *r, sc__script_id id, int nkeys, int argc, const char **args, size_t *lens,
+                            int64_t deadline, redisReply **reply, char *err, size_t errlen)
+{
+    return script(r, id, nkeys, argc, args, lens, deadline, reply, err, errlen);
+}

@@ -29,6 +29,10 @@ LUA(clear)
 LUA(clear_batch)
 LUA(heartbeat)
 LUA(sync)
+LUA(fetch_lock)
+LUA(fetch_store)
+LUA(fetch_unlock)
+LUA(tag)
 #undef LUA
 
 static const struct {
@@ -43,6 +47,10 @@ static const struct {
     [SC__SCRIPT_CLEAR_BATCH] = {"clear_batch", sc__lua_clear_batch, &sc__lua_clear_batch_len},
     [SC__SCRIPT_HEARTBEAT] = {"heartbeat", sc__lua_heartbeat, &sc__lua_heartbeat_len},
     [SC__SCRIPT_SYNC] = {"sync", sc__lua_sync, &sc__lua_sync_len},
+    [SC__SCRIPT_FETCH_LOCK] = {"fetch_lock", sc__lua_fetch_lock, &sc__lua_fetch_lock_len},
+    [SC__SCRIPT_FETCH_STORE] = {"fetch_store", sc__lua_fetch_store, &sc__lua_fetch_store_len},
+    [SC__SCRIPT_FETCH_UNLOCK] = {"fetch_unlock", sc__lua_fetch_unlock, &sc__lua_fetch_unlock_len},
+    [SC__SCRIPT_TAG] = {"tag", sc__lua_tag, &sc__lua_tag_len},
 };
 
 /* A plain-words reading of an error reply, so a full Redis or a missing

@@ -10,6 +10,9 @@ local bad = check_hash(KEYS[1])
 if bad then return bad end
 local v, e = take(KEYS[2], KEYS[3], KEYS[4])
 local vs = string.format('%d', v)
+-- A write revokes any load lock (a load begun before it must not store
+-- afterwards) and ends a tag or a not-found marker.
+redis.call('HDEL', KEYS[1], 'lock', 'lock_until', 'lock_seq', 'outdated', 'empty')
 redis.call('HSET', KEYS[1], 'value', ARGV[1], 'version', vs)
 if ARGV[2] ~= '0' then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
