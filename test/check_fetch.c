@@ -565,7 +565,8 @@ static void tag_case(sc_consistency mode, const char *ns)
     long long pttl = redis_int("PTTL {%s}:k:k", ns);
     ck_assert_int_gt(pttl, 0);
     ck_assert_int_le(pttl, 10000);
-    ck_assert_int_eq(sc_get(b, "k", &v), SC_NOT_FOUND); /* gets never see outdated values */
+    WAIT_UNTIL(sc_peek(b, "k", &v) == SC_NOT_FOUND, 3000); /* the tag's invalidate reached b */
+    ck_assert_int_eq(sc_get(b, "k", &v), SC_NOT_FOUND);    /* gets never see outdated values */
     ck_assert_int_eq(atomic_load(&db.calls), 1);
 
     /* a reloads slowly; meanwhile b fetches. */
@@ -1041,6 +1042,8 @@ START_TEST(get_ignores_markers_locks_and_tags)
     ck_assert_int_eq(sc_get(b, "locked", &v), SC_NOT_FOUND);
     ck_assert_int_eq(sc_set(a, "t", "val", 3, 0), SC_OK);
     ck_assert_int_eq(sc_tag_deleted(a, "t"), SC_OK);
+    /* (b drops its copy on the tag's invalidate; its get then reads Redis) */
+    WAIT_UNTIL(sc_peek(b, "t", &v) == SC_NOT_FOUND, 3000);
     ck_assert_int_eq(sc_get(b, "t", &v), SC_NOT_FOUND);
     ck_assert_int_eq(sc_get(a, "t", &v), SC_NOT_FOUND);
     /* A set after the tag is a plain value again. */
