@@ -415,13 +415,15 @@ static void join_flights(call *cl)
     pthread_mutex_unlock(&f->mu);
 }
 
-/* Counts a round trip for every active led key (see result_rt). */
+/* Counts a round trip for every led key still without a result (see
+ * result_rt: a settled key's count must stay at the round trip its result
+ * came from, or a strong follower that joined later would take it). */
 static void bump_rt(call *cl)
 {
     sc__fetch *f = cl->c->fetch;
     pthread_mutex_lock(&f->mu);
     for (size_t i = 0; i < cl->m; i++)
-        if (cl->k[i].active && cl->k[i].fl)
+        if (cl->k[i].active && cl->k[i].state != K_DONE && cl->k[i].fl)
             cl->k[i].fl->rt++;
     pthread_mutex_unlock(&f->mu);
 }

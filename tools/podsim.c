@@ -77,7 +77,8 @@ static void usage(FILE *f)
             "  --redis HOST:PORT      use this Redis instead of a private one\n"
             "  --fault-kill-sub SEC   every SEC s: CLIENT KILL TYPE pubsub\n"
             "  --fault-restart-redis AT  at second AT restart the private Redis (data lost)\n"
-            "  --fault-pause-redis AT:MS at second AT: CLIENT PAUSE MS ALL\n");
+            "  --fault-pause-redis AT:MS at second AT: CLIENT PAUSE MS ALL\n"
+            "  --workload fetch       cache-aside loading from SQLite instead (podsim --workload fetch --help)\n");
 }
 
 static int parse_uint(const char *s, unsigned long long max, unsigned long long *out)
@@ -740,6 +741,9 @@ static int run(sim *s)
 int main(int argc, char **argv)
 {
     static sim s;
+    for (int i = 1; i + 1 < argc; i++)
+        if (strcmp(argv[i], "--workload") == 0 && strcmp(argv[i + 1], "fetch") == 0)
+            return ps_fetch_main(argc, argv); /* podsim_fetch.c */
     if (parse_args(argc, argv, &s.cfg) != 0)
         return 2;
     ps_config *cfg = &s.cfg;

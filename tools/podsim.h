@@ -155,4 +155,8 @@ void ps_print_summary(const ps_run *run);
 /* Writes the HTML report; returns 0 or -1 (errno set). */
 int ps_write_report(const ps_run *run, const char *path);
 
+/* podsim_fetch.c: `--workload fetch` (sc_fetch in front of a SQLite file, a
+ * writer updating rows and tagging keys). Parses argv itself. */
+int ps_fetch_main(int argc, char **argv);
+
 #endif
