@@ -13,7 +13,8 @@
  * Key layout (docs/protocol.md): every key carries the hash tag {ns}, so a
  * namespace is one hash slot and every script is single-slot.
  *   {ns}:k:<key>  hash  value=<bytes> version=<decimal>; a tombstone has only
- *                 version (PEXPIRE for TTLs)
+ *                 version (PEXPIRE for TTLs); loading adds lock, lock_until,
+ *                 lock_seq, empty and outdated (see remote/fetch.c below)
  *   {ns}:seq      string counter: the namespace sequence = version source,
  *                 seeded from Redis TIME in microseconds when absent
  *   {ns}:meta     hash  epoch=<16 hex> floor=<version of the last clear>
