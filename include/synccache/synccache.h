@@ -33,6 +33,12 @@ extern "C" {
 #define SC_EXPORT
 #endif
 
+#if defined(__GNUC__)
+#define SC__PRINTF(fmt, args) __attribute__((format(printf, fmt, args)))
+#else
+#define SC__PRINTF(fmt, args)
+#endif
+
 struct event_base; /* libevent */
 
 typedef struct sc_cache sc_cache; /* opaque */
@@ -329,7 +335,7 @@ typedef struct sc_loaded sc_loaded; /* a loader's result slot; opaque */
 SC_EXPORT void sc_loaded_set(sc_loaded *slot, const void *val, size_t len);
 /* A message for a failing loader to leave: the fetch's sc_errmsg carries it
  * (truncated to 255 bytes). */
-SC_EXPORT void sc_loaded_error(sc_loaded *slot, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+SC_EXPORT void sc_loaded_error(sc_loaded *slot, const char *fmt, ...) SC__PRINTF(2, 3);
 
 /* Called on the thread of the sc_fetch that leads the load (never after that
  * sc_fetch returned). May block, and may call the cache for other keys (a
