@@ -1,13 +1,17 @@
 /* Load statistics of sc_fetch (singleflight_cache's cycles, made exact).
  *
- * One mutex guards everything, and the time that decides an outcome's window
- * is read inside it, so outcomes enter windows in the order of their
- * timestamps: no outcome lands in a window that already ended, and a reader
- * never sees a half-rolled window (singleflight_cache rolls its cycle from a
- * timer racing the counters, so an outcome can fall between two cycles or
- * be counted in both). Windows are stats_window_ms long, numbered from the
- * creation (sc_open); a window with no outcome still ends on time: the
- * reader rolls it too.
+ * Exact: the counters live in stripes (a thread always uses the same one, so
+ * hits on many threads do not share a lock or a cache line), each with its
+ * own mutex and its own copy of the window state; the time that decides an
+ * outcome's window is read inside the stripe's lock, so within a stripe
+ * outcomes enter windows in timestamp order and none lands in a window that
+ * already ended. A reader takes every stripe's lock (always in the same
+ * order), reads the clock once, rolls every stripe to that moment and sums:
+ * a consistent cut in which no outcome is missing or counted twice
+ * (singleflight_cache rolls its cycle from a timer racing the counters, so
+ * an outcome can fall between two cycles or be counted in both). Windows are
+ * stats_window_ms long, numbered from the creation (sc_open); a window with
+ * no outcome still ends on time: the reader rolls it too.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -19,11 +23,18 @@ typedef struct counts {
     uint64_t hits, misses, errors, manual, hit_ns, miss_ns;
 } counts;
 
-struct sc__load_stats {
+#define STRIPES 16
+
+typedef struct stripe {
     pthread_mutex_t mu;
-    uint64_t start_ns, window_ns;
-    uint64_t cur_idx;   /* index of the CURRENT window */
+    uint64_t cur_idx;   /* index of this stripe's CURRENT window */
     counts total, cur, last;
+    char pad[64];       /* keeps neighbouring stripes off one cache line */
+} stripe;
+
+struct sc__load_stats {
+    uint64_t start_ns, window_ns;
+    stripe s[STRIPES];
 };
 
 uint64_t sc__mono_ns(void)
@@ -38,7 +49,8 @@ sc__load_stats *sc__load_stats_new(uint64_t window_ms)
     sc__load_stats *s = calloc(1, sizeof *s);
     if (!s)
         return NULL;
-    pthread_mutex_init(&s->mu, NULL);
+    for (int i = 0; i < STRIPES; i++)
+        pthread_mutex_init(&s->s[i].mu, NULL);
     s->start_ns = sc__mono_ns();
     s->window_ns = (window_ms ? window_ms : 1) * 1000000u;
     return s;
@@ -48,24 +60,25 @@ void sc__load_stats_free(sc__load_stats *s)
 {
     if (!s)
         return;
-    pthread_mutex_destroy(&s->mu);
+    for (int i = 0; i < STRIPES; i++)
+        pthread_mutex_destroy(&s->s[i].mu);
     free(s);
 }
 
-/* Under mu: moves CURRENT forward to the window holding now. */
-static void roll(sc__load_stats *s, uint64_t now)
+/* Under the stripe's lock: moves its CURRENT forward to the window holding now. */
+static void roll(const sc__load_stats *s, stripe *st, uint64_t now)
 {
     uint64_t idx = (now - s->start_ns) / s->window_ns;
-    if (idx == s->cur_idx)
+    if (idx <= st->cur_idx)
         return;
     /* The window before idx is LAST: the current one if it just ended,
      * else an empty one (nothing happened in it). */
-    if (idx == s->cur_idx + 1)
-        s->last = s->cur;
+    if (idx == st->cur_idx + 1)
+        st->last = st->cur;
     else
-        memset(&s->last, 0, sizeof s->last);
-    memset(&s->cur, 0, sizeof s->cur);
-    s->cur_idx = idx;
+        memset(&st->last, 0, sizeof st->last);
+    memset(&st->cur, 0, sizeof st->cur);
+    st->cur_idx = idx;
 }
 
 static void add(counts *k, sc__load_outcome o, uint64_t ns)
@@ -88,27 +101,54 @@ static void add(counts *k, sc__load_outcome o, uint64_t ns)
     }
 }
 
+static void sum(counts *to, const counts *k)
+{
+    to->hits += k->hits;
+    to->misses += k->misses;
+    to->errors += k->errors;
+    to->manual += k->manual;
+    to->hit_ns += k->hit_ns;
+    to->miss_ns += k->miss_ns;
+}
+
+/* This thread's stripe: handed out round-robin on first use. */
+static unsigned my_stripe(void)
+{
+    static atomic_uint next;
+    static _Thread_local unsigned mine;
+    if (!mine)
+        mine = atomic_fetch_add(&next, 1) % STRIPES + 1;
+    return mine - 1;
+}
+
 void sc__load_stats_add(sc__load_stats *s, sc__load_outcome o, uint64_t ns)
 {
     if (!s)
         return;
-    pthread_mutex_lock(&s->mu);
-    roll(s, sc__mono_ns());
-    add(&s->total, o, ns);
-    add(&s->cur, o, ns);
-    pthread_mutex_unlock(&s->mu);
+    stripe *st = &s->s[my_stripe()];
+    pthread_mutex_lock(&st->mu);
+    roll(s, st, sc__mono_ns());
+    add(&st->total, o, ns);
+    add(&st->cur, o, ns);
+    pthread_mutex_unlock(&st->mu);
 }
 
 void sc__load_stats_read(sc__load_stats *s, sc_window w, sc_load_stats *out)
 {
     memset(out, 0, sizeof *out);
-    if (!s)
+    if (!s || (w != SC_WINDOW_TOTAL && w != SC_WINDOW_CURRENT && w != SC_WINDOW_LAST))
         return;
-    counts k;
-    pthread_mutex_lock(&s->mu);
-    roll(s, sc__mono_ns());
-    k = w == SC_WINDOW_TOTAL ? s->total : w == SC_WINDOW_CURRENT ? s->cur : w == SC_WINDOW_LAST ? s->last : (counts){0};
-    pthread_mutex_unlock(&s->mu);
+    counts k = {0};
+    for (int i = 0; i < STRIPES; i++)
+        pthread_mutex_lock(&s->s[i].mu);
+    uint64_t now = sc__mono_ns();
+    for (int i = 0; i < STRIPES; i++) {
+        stripe *st = &s->s[i];
+        roll(s, st, now);
+        sum(&k, w == SC_WINDOW_TOTAL ? &st->total : w == SC_WINDOW_CURRENT ? &st->cur : &st->last);
+    }
+    for (int i = STRIPES - 1; i >= 0; i--)
+        pthread_mutex_unlock(&s->s[i].mu);
     out->hits = k.hits;
     out->misses = k.misses;
     out->errors = k.errors;
