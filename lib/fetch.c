@@ -957,7 +957,7 @@ static void run(call *cl)
 {
     sc_cache *c = cl->c;
     /* Eventual: the local tier answers without any flight or Redis. */
-    if (c->opt.consistency == SC_EVENTUAL && is_synced(c)) {
+    if (!cl->local_checked && c->opt.consistency == SC_EVENTUAL && is_synced(c)) {
         cl->local_checked = 1;
         for (size_t i = 0; i < cl->m; i++) {
             fkey *k = &cl->k[i];
@@ -1082,16 +1082,23 @@ SC_EXPORT sc_status sc_fetch(sc_cache *c, const char *key, uint64_t ttl_ms, sc_l
     if (!out)
         return sc__fail(c, SC_ERR_INVALID, "sc_fetch: out is NULL");
     uint64_t hash = sc__local_hash(key, klen);
+    int checked = 0;
     if (c->opt.consistency == SC_EVENTUAL && is_synced(c)) {
-        /* The hit path: the local tier answers, nothing else is set up. */
-        uint64_t t0 = sc__mono_ns();
-        if (sc__local_get(c->local, key, klen, hash, out) == SC_OK) {
+        /* The hit path: the local tier (or a cached "not found") answers,
+         * nothing else is set up. */
+        uint64_t t0 = sc__mono_ns(), nv;
+        sc_status hit = sc__local_get(c->local, key, klen, hash, out) == SC_OK ? SC_OK
+                        : neg_get(c, key, klen, hash, &nv)                    ? SC_NOT_FOUND
+                                                                               : SC_ERR_INVALID;
+        if (hit != SC_ERR_INVALID) {
             sc__load_stats_add(c->fetch->stats, SC__LOAD_HIT, sc__mono_ns() - t0);
-            return SC_OK;
+            return hit;
         }
+        checked = 1;
     }
     call cl;
     call_init(&cl, c, "sc_fetch", ttl_ms);
+    cl.local_checked = checked;
     fkey k;
     memset(&k, 0, sizeof k);
     k.key = key;
