@@ -1035,6 +1035,57 @@ START_TEST(bad_input)
 }
 END_TEST
 
+static sc_status load_batch_fail(const char *const *keys, size_t n, sc_loaded *const *slots, void *ud)
+{
+    (void)keys;
+    atomic_fetch_add((atomic_int *)ud, 1);
+    for (size_t i = 0; i < n; i++)
+        sc_loaded_set(slots[i], "partial", 7); /* set, but the batch fails */
+    sc_loaded_error(slots[n - 1], "batch source down");
+    return SC_ERR_REMOTE;
+}
+
+/* A failing batch loader: SC_ERR_LOADER, nothing cached, every lock freed;
+ * a clear revokes a load in progress like a write does. */
+START_TEST(batch_failure_and_clear_revoke)
+{
+    sc_cache *a = test_pod(NS("bfail"), "a");
+    sc_cache *b = test_pod(NS("bfail"), "b");
+    ck_assert_int_eq(sc_set(a, "have", "h", 1, 0), SC_OK);
+    const char *keys[] = {"x1", "have", "x2", "x3"};
+    sc_value *out[4];
+    atomic_int calls = 0;
+    ck_assert_int_eq(sc_fetch_batch(a, keys, 4, 0, load_batch_fail, &calls, out), SC_ERR_LOADER);
+    ck_assert_msg(strstr(sc_errmsg(a), "batch source down"), "%s", sc_errmsg(a));
+    ck_assert_int_eq(atomic_load(&calls), 1);
+    for (int i = 0; i < 4; i++)
+        ck_assert_ptr_null(out[i]);
+    ck_assert_int_eq(redis_int("EXISTS {%s}:k:x1 {%s}:k:x2 {%s}:k:x3", NS("bfail"), NS("bfail"), NS("bfail")), 0);
+    /* Retried at once from another pod. */
+    ck_assert_int_eq(sc_fetch_batch(b, keys, 4, 0, load_batch_named, &calls, out), SC_OK);
+    ck_assert_str_eq(sc_value_data(out[0]), "x1");
+    ck_assert_str_eq(sc_value_data(out[1]), "h");
+    for (int i = 0; i < 4; i++)
+        sc_value_release(out[i]);
+
+    source s;
+    source_init(&s, "before-clear");
+    s.delay_ms = 500;
+    fetcher f = {.pod = a, .key = "c", .src = &s};
+    pthread_t t;
+    pthread_create(&t, NULL, fetcher_main, &f);
+    WAIT_UNTIL(atomic_load(&s.started), 3000);
+    ck_assert_int_eq(sc_clear(b), SC_OK);
+    pthread_join(t, NULL);
+    ck_assert_int_eq(f.st, SC_OK);
+    char *v = redis_field(NS("bfail"), "c", "value");
+    ck_assert_str_eq(v, "<none>");
+    free(v);
+    sc_close(a);
+    sc_close(b);
+}
+END_TEST
+
 /* sc_get keeps treating markers, locks and tagged values as absent. */
 START_TEST(get_ignores_markers_locks_and_tags)
 {
@@ -1084,6 +1135,7 @@ static Suite *fetch_suite(void)
     tcase_add_test(tc, load_stats_windows);
     tcase_add_test(tc, bad_input);
     tcase_add_test(tc, get_ignores_markers_locks_and_tags);
+    tcase_add_test(tc, batch_failure_and_clear_revoke);
     suite_add_tcase(s, tc);
     return s;
 }
