@@ -535,6 +535,8 @@ static int load_and_store(call *cl, fkey **ks, size_t n, const char *token)
     sc_status ls;
     if (cl->load1) {
         ls = cl->load1(ks[0]->key, &ks[0]->slot, cl->ud);
+        if (ls == SC_NOT_FOUND) /* whatever it set: "not found" is the answer */
+            slot_reset(&ks[0]->slot, c->opt.max_value_bytes);
         if (ls == SC_OK && !ks[0]->slot.set && !ks[0]->slot.refused_len && !ks[0]->slot.nomem) {
             ls = SC_ERR_LOADER;
             snprintf(ks[0]->slot.msg, sizeof ks[0]->slot.msg, "the loader returned SC_OK without sc_loaded_set");
@@ -762,12 +764,18 @@ static void lead(call *cl)
         size_t na = 0;
         int synced = is_synced(c) && !(iter == 0 && cl->local_checked);
         if (iter > 0 && mono_ms() >= cl->deadline_ms) {
-            /* Only a lock revoked again and again (strong reloads) gets here. */
+            /* Still waiting for another pod's lock, or (strong) our loads
+             * were revoked again and again. */
             for (size_t i = 0; i < cl->m; i++)
                 if (cl->k[i].active && cl->k[i].state != K_DONE) {
-                    cl->k[i].waited = 1;
-                    key_done(&cl->k[i], SC_ERR_LOCKED, NULL);
-                    call_fail(cl, SC_ERR_LOCKED, "%s: no load could store its result within the wait", cl->name);
+                    fkey *k = &cl->k[i];
+                    k->waited = 1;
+                    key_done(k, SC_ERR_LOCKED, NULL);
+                    call_fail(cl, SC_ERR_LOCKED,
+                              "%s: no result for \"%.*s\" within %llu ms (another pod's load lock still held, "
+                              "or every load revoked by a write)",
+                              cl->name, (int)(k->klen > 64 ? 64 : k->klen), k->key,
+                              (unsigned long long)(mono_ms() - cl->t0_ns / 1000000u));
                 }
             break;
         }

@@ -1086,6 +1086,35 @@ START_TEST(batch_failure_and_clear_revoke)
 }
 END_TEST
 
+/* A lock that does not lapse within the wait (here: one planted far in the
+ * future): SC_ERR_LOCKED after about 2 x lock_ttl_ms + 2 x redis_timeout_ms,
+ * and the loader is never called. */
+START_TEST(locked_past_the_wait)
+{
+    sc_options o = test_options(NS("locked"), "a");
+    o.lock_ttl_ms = 200;
+    o.redis_timeout_ms = 200;
+    sc_cache *a = test_open(&o);
+    ck_assert_int_eq(sc_test_redis_cmd(&g_redis, "HSET {%s}:k:k lock other-pod lock_until 99999999999999 lock_seq 1",
+                                       NS("locked")), 0);
+    source s;
+    source_init(&s, "x");
+    long long t0 = test_now_ms();
+    sc_value *v = (sc_value *)&s;
+    ck_assert_int_eq(sc_fetch(a, "k", 0, load_source, &s, &v), SC_ERR_LOCKED);
+    long long took = test_now_ms() - t0;
+    ck_assert_ptr_null(v);
+    ck_assert_int_ge(took, 700);
+    ck_assert_int_lt(took, 3000);
+    ck_assert_msg(strstr(sc_errmsg(a), "lock"), "%s", sc_errmsg(a));
+    ck_assert_int_eq(atomic_load(&s.calls), 0);
+    /* A write revokes it; the next fetch gets the written value. */
+    ck_assert_int_eq(sc_set(a, "k", "w", 1, 0), SC_OK);
+    ASSERT_FETCH(a, "k", 0, &s, "w");
+    sc_close(a);
+}
+END_TEST
+
 /* sc_get keeps treating markers, locks and tagged values as absent. */
 START_TEST(get_ignores_markers_locks_and_tags)
 {
@@ -1136,6 +1165,7 @@ static Suite *fetch_suite(void)
     tcase_add_test(tc, bad_input);
     tcase_add_test(tc, get_ignores_markers_locks_and_tags);
     tcase_add_test(tc, batch_failure_and_clear_revoke);
+    tcase_add_test(tc, locked_past_the_wait);
     suite_add_tcase(s, tc);
     return s;
 }
