@@ -881,7 +881,8 @@ static void lead(call *cl)
             }
             case SC__FETCH_EMPTY:
                 sc__atomic_inc(&c->remote_misses);
-                sc__local_remove(c->local, k->key, k->klen, k->hash, it->version + 1, it->version);
+                /* Absent at `known`: no copy up to it may stay (as a get's miss). */
+                sc__local_remove(c->local, k->key, k->klen, k->hash, known + 1, known);
                 neg_put(c, k->key, k->klen, k->hash, it->version, known,
                         it->pttl_ms > 0 ? (uint64_t)it->pttl_ms : c->opt.empty_ttl_ms);
                 key_done(k, SC_NOT_FOUND, NULL);
