@@ -151,8 +151,10 @@ sc_status sc__remote_fetch_lock(sc__remote *r, sc__fetch_item *items, size_t n, 
         items[i].pttl_ms = -1;
         items[i].lock_until_ms = 0;
     }
-    if (n == 0 || n > 1000000)
-        return sc__remote_errf(err, errlen, "fetch_lock: bad key count %zu", n), SC_ERR_INVALID;
+    if (n == 0 || n > 1000000) {
+        sc__remote_errf(err, errlen, "fetch_lock: bad key count %zu", n);
+        return SC_ERR_INVALID;
+    }
     int64_t deadline = sc__remote_now_ms() + l.timeout_ms;
     /* KEYS: seq, meta, n value keys; ARGV: token, ttl, stale, n versions. */
     size_t argc = 2 + n + 3 + n;
@@ -218,8 +220,10 @@ sc_status sc__remote_fetch_store(sc__remote *r, sc__store_item *items, size_t n,
 {
     sc__remote_layout l;
     sc__remote_layout_get(r, &l);
-    if (n == 0 || n > 1000000)
-        return sc__remote_errf(err, errlen, "fetch_store: bad key count %zu", n), SC_ERR_INVALID;
+    if (n == 0 || n > 1000000) {
+        sc__remote_errf(err, errlen, "fetch_store: bad key count %zu", n);
+        return SC_ERR_INVALID;
+    }
     for (size_t i = 0; i < n; i++) {
         const sc__remote_event *ev = &items[i].ev;
         if ((items[i].len && !items[i].val) || !ev->buf || ev->cut[0] > ev->cut[1] || ev->cut[1] > ev->cut[2] ||
