@@ -43,7 +43,13 @@
  *    2 x lock_ttl_ms + 2 x redis_timeout_ms without a result;
  *  - a loader slower than lock_ttl_ms loses its lock to a waiter (that is
  *    what the lapse is for); its own result is then fenced;
- *  - a plain reader pod (no Redis writes) cannot fetch: SC_ERR_INVALID.
+ *  - a plain reader pod (no Redis writes) cannot fetch: SC_ERR_INVALID;
+ *  - with a caller's event_base, a fetch made on the loop's own thread that
+ *    waits for another pod's load cannot be woken by the event (the loop is
+ *    blocked in it): the poll answers it;
+ *  - in-pod sharing uses its own flight table here rather than flight.c's:
+ *    a load flight carries a loader, locks, strong-mode round-trip counts and
+ *    the recursion check, which a get's Redis read has no use for.
  */
 #include <stdio.h>
 #include <stdlib.h>

@@ -326,7 +326,9 @@ SC_EXPORT void sc_stats_get(sc_cache *c, sc_stats *out);
  * others wait for its result (woken by its set event, with a short poll as
  * a fallback) and load themselves only when the lock lapses (lock_ttl_ms).
  * Fetches need a pod that writes Redis (SC_ROLE_WRITER or
- * reader_can_set_to_redis): locks and results are Redis writes. */
+ * reader_can_set_to_redis): locks and results are Redis writes. With a
+ * caller's event_base, a fetch on the loop's thread that waits for another
+ * pod is answered by the poll (the loop cannot deliver the event). */
 
 typedef struct sc_loaded sc_loaded; /* a loader's result slot; opaque */
 
