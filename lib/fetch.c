@@ -11,7 +11,7 @@
  *    sc_set, sc_delete, sc_tag_deleted and sc_clear revoke it;
  *  - a pod that finds another's lock waits for the result: the sync thread
  *    calls sc__fetch_event for every event it applies, which wakes the
- *    waiters of that key; a short poll (lock_ttl_ms / 10, 5..100 ms, and
+ *    waiters of that key; a short poll (lock_ttl_ms / 10, 5..250 ms, and
  *    never past the lock's end) is the fallback, and a lock that lapsed
  *    (lock_ttl_ms, Redis' clock) is taken over by the next waiter's read.
  *
@@ -748,8 +748,12 @@ static void lead(call *cl)
     sc_cache *c = cl->c;
     sc__fetch *f = c->fetch;
     int strong = c->opt.consistency == SC_STRONG;
+    /* The fallback poll: the holder's set event (live, or replayed from the
+     * log after a gap) wakes a waiter at once; the poll covers a holder
+     * whose loader failed (its unlock sends no event) and a pod whose
+     * stream is down. A lapsing lock is never waited on past its end. */
     uint64_t poll = c->opt.lock_ttl_ms / 10;
-    poll = poll < 5 ? 5 : poll > 100 ? 100 : poll;
+    poll = poll < 5 ? 5 : poll > 250 ? 250 : poll;
     uint64_t *snap = malloc(cl->m * sizeof *snap);
     sc__fetch_item *items = malloc(cl->m * sizeof *items);
     fkey **act = malloc(cl->m * sizeof *act);
