@@ -13,13 +13,15 @@
  * an older version is stale. With --consistency strong there must be none
  * (the exit status is 1 otherwise); eventual may serve some, by design.
  *
- * The report is text: one line per second (requests/s, database reads/s,
- * writes/s, stale reads) and a summary. Counters travel through a shared
+ * The report: one line per second (requests/s, database reads/s, writes/s,
+ * stale reads) and a summary on stdout, and the same as a self-contained
+ * HTML page with a chart (--report). Counters travel through a shared
  * memory page (each pod writes only its own slot).
  *
  * Usage: podsim --workload fetch [--pods N] [--threads N] [--keys N]
  *        [--duration SEC] [--rate OPS] [--write-rate N]
  *        [--consistency strong|eventual] [--missing-ratio F] [--db FILE]
+ *        [--report FILE]
  */
 #include <errno.h>
 #include <getopt.h>
@@ -61,6 +63,7 @@ typedef struct pf_config {
     double missing_ratio; /* share of requests for ids with no row */
     sc_consistency consistency;
     char db[512];
+    char report[512];     /* HTML report path ("" : none) */
     int redis_port;
 } pf_config;
 
@@ -316,6 +319,71 @@ static int pf_writer_main(const pf_config *cfg, pf_shared *sh)
     return 0;
 }
 
+/* ---- the report ---- */
+
+typedef struct pf_second {
+    double req, db, writes, not_found;
+    unsigned long long stale;
+} pf_second;
+
+/* One SVG line chart of requests/s and database reads/s per second. */
+static void pf_chart(FILE *f, const pf_second *sec, unsigned n)
+{
+    const int W = 900, H = 320, L = 70, R = 20, T = 20, B = 40;
+    double top = 1;
+    for (unsigned i = 0; i < n; i++)
+        top = sec[i].req > top ? sec[i].req : top;
+    double mag = 1;
+    while (mag * 10 < top)
+        mag *= 10;
+    top = ((unsigned long long)(top / mag) + 1) * mag;
+    fprintf(f, "<svg width=\"%d\" height=\"%d\" font-family=\"sans-serif\" font-size=\"12\">\n", W, H);
+    for (int g = 0; g <= 4; g++) {
+        double y = T + (H - T - B) * (1 - g / 4.0);
+        fprintf(f, "<line x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" stroke=\"#ddd\"/>", L, y, W - R, y);
+        fprintf(f, "<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\">%.0f</text>\n", L - 6, y + 4, top * g / 4);
+    }
+    const char *colors[2] = {"#1f77b4", "#d62728"};
+    for (int s2 = 0; s2 < 2; s2++) {
+        fprintf(f, "<polyline fill=\"none\" stroke-width=\"2\" stroke=\"%s\" points=\"", colors[s2]);
+        for (unsigned i = 0; i < n; i++) {
+            double v = s2 == 0 ? sec[i].req : sec[i].db;
+            double x = L + (W - L - R) * (n > 1 ? (double)i / (n - 1) : 0.5);
+            double y = T + (H - T - B) * (1 - v / top);
+            fprintf(f, "%.1f,%.1f ", x, y);
+        }
+        fprintf(f, "\"/>\n");
+    }
+    fprintf(f, "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\">second of the run (1..%u)</text>\n", (L + W - R) / 2,
+            H - 8, n);
+    fprintf(f, "<text x=\"%d\" y=\"%d\" fill=\"%s\">requests/s</text>", L + 10, T + 14, colors[0]);
+    fprintf(f, "<text x=\"%d\" y=\"%d\" fill=\"%s\">database reads/s</text>\n", L + 110, T + 14, colors[1]);
+    fprintf(f, "</svg>\n");
+}
+
+static int pf_report(const pf_config *cfg, const pf_second *sec, unsigned n, const char *summary)
+{
+    FILE *f = fopen(cfg->report, "w");
+    if (!f)
+        return -1;
+    fprintf(f, "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>podsim fetch</title></head>"
+               "<body style=\"font-family:sans-serif\">\n<h1>podsim --workload fetch</h1>\n");
+    fprintf(f, "<p>%d pods x %d threads, %u rows (SQLite), %s consistency, %u requests/s per pod, %u writes + tags/s, "
+               "%.0f%% requests for missing ids.</p>\n",
+            cfg->pods, cfg->threads, cfg->keys, cfg->consistency == SC_STRONG ? "strong" : "eventual", cfg->rate,
+            cfg->write_rate, cfg->missing_ratio * 100);
+    pf_chart(f, sec, n);
+    fprintf(f, "<table border=\"1\" cellpadding=\"4\" style=\"border-collapse:collapse\"><tr><th>second</th>"
+               "<th>requests/s</th><th>db reads/s</th><th>db reads / request</th><th>writes/s</th>"
+               "<th>not found/s</th><th>stale reads (total)</th></tr>\n");
+    for (unsigned i = 0; i < n; i++)
+        fprintf(f, "<tr><td>%u</td><td>%.0f</td><td>%.0f</td><td>%.3f</td><td>%.0f</td><td>%.0f</td><td>%llu</td></tr>\n",
+                i + 1, sec[i].req, sec[i].db, sec[i].req > 0 ? sec[i].db / sec[i].req : 0.0, sec[i].writes,
+                sec[i].not_found, sec[i].stale);
+    fprintf(f, "</table>\n<p>%s</p>\n</body></html>\n", summary);
+    return fclose(f);
+}
+
 /* ---- the run ---- */
 
 static void pf_usage(void)
@@ -330,14 +398,15 @@ static void pf_usage(void)
             "  --write-rate N         row updates (+ tag) per second, default 50\n"
             "  --missing-ratio F      share of requests for ids with no row, default 0.05\n"
             "  --consistency strong|eventual   default strong\n"
-            "  --db FILE              SQLite file, default a temp file\n");
+            "  --db FILE              SQLite file, default a temp file\n"
+            "  --report FILE          HTML report, default podsim-fetch-report.html (\"\": none)\n");
 }
 
 static int pf_parse(int argc, char **argv, pf_config *c)
 {
     *c = (pf_config){.pods = 4, .threads = 2, .keys = 1000, .duration_s = 10, .rate = 2000, .write_rate = 50,
-                     .missing_ratio = 0.05, .consistency = SC_STRONG};
-    enum { O_PODS = 1, O_THREADS, O_KEYS, O_DURATION, O_RATE, O_WRATE, O_MISSING, O_CONS, O_DB, O_WORKLOAD };
+                     .missing_ratio = 0.05, .consistency = SC_STRONG, .report = "podsim-fetch-report.html"};
+    enum { O_PODS = 1, O_THREADS, O_KEYS, O_DURATION, O_RATE, O_WRATE, O_MISSING, O_CONS, O_DB, O_WORKLOAD, O_REPORT };
     static const struct option opts[] = {
         {"pods", required_argument, NULL, O_PODS},
         {"threads", required_argument, NULL, O_THREADS},
@@ -349,6 +418,7 @@ static int pf_parse(int argc, char **argv, pf_config *c)
         {"consistency", required_argument, NULL, O_CONS},
         {"db", required_argument, NULL, O_DB},
         {"workload", required_argument, NULL, O_WORKLOAD},
+        {"report", required_argument, NULL, O_REPORT},
         {NULL, 0, NULL, 0},
     };
     int o;
@@ -371,6 +441,7 @@ static int pf_parse(int argc, char **argv, pf_config *c)
                 return -1;
             break;
         case O_DB: snprintf(c->db, sizeof c->db, "%s", optarg); break;
+        case O_REPORT: snprintf(c->report, sizeof c->report, "%s", optarg); break;
         case O_WORKLOAD:
             if (strcmp(optarg, "fetch") != 0)
                 return -1;
@@ -432,6 +503,8 @@ int ps_fetch_main(int argc, char **argv)
     printf("%4s %10s %10s %8s %8s %10s %7s\n", "sec", "req/s", "db reads/s", "db/req", "writes/s", "not found/s",
            "stale");
     unsigned long long prev_req = 0, prev_db = 0, prev_w = 0, prev_nf = 0;
+    pf_second *secs = calloc(cfg.duration_s, sizeof *secs);
+    unsigned nsec = 0;
     for (unsigned s = 1; s <= cfg.duration_s && !atomic_load(&sh->stop); s++) {
         sleep(1);
         unsigned long long req = 0, db = 0, nf = 0, stale = 0;
@@ -446,6 +519,9 @@ int ps_fetch_main(int argc, char **argv)
                req > prev_req ? (double)(db - prev_db) / (double)(req - prev_req) : 0.0, w - prev_w, nf - prev_nf,
                stale);
         fflush(stdout);
+        if (secs)
+            secs[nsec++] = (pf_second){(double)(req - prev_req), (double)(db - prev_db), (double)(w - prev_w),
+                                       (double)(nf - prev_nf), stale};
         prev_req = req;
         prev_db = db;
         prev_w = w;
@@ -467,11 +543,21 @@ int ps_fetch_main(int argc, char **argv)
         nf += atomic_load(&sh->pod[i].not_found);
     }
     unsigned long long writes = atomic_load(&sh->writes);
-    printf("\nsummary: %llu requests, %llu database reads (%.4f per request), %llu not found, %llu writes + tags, "
-           "%llu errors, %llu stale reads%s, %d process failures\n",
-           req, db, req ? (double)db / (double)req : 0.0, nf, writes, errors, stale,
-           cfg.consistency == SC_STRONG ? " (strong: must be 0)" : " (eventual: allowed while a tagged key reloads)",
-           failed);
+    char summary[512];
+    snprintf(summary, sizeof summary,
+             "summary: %llu requests, %llu database reads (%.4f per request), %llu not found, %llu writes + tags, "
+             "%llu errors, %llu stale reads%s, %d process failures",
+             req, db, req ? (double)db / (double)req : 0.0, nf, writes, errors, stale,
+             cfg.consistency == SC_STRONG ? " (strong: must be 0)" : " (eventual: allowed while a tagged key reloads)",
+             failed);
+    printf("\n%s\n", summary);
+    if (cfg.report[0] && secs) {
+        if (pf_report(&cfg, secs, nsec, summary) == 0)
+            printf("report: %s\n", cfg.report);
+        else
+            fprintf(stderr, "podsim: cannot write %s: %s\n", cfg.report, strerror(errno));
+    }
+    free(secs);
     munmap(sh, shsize);
     sc_test_redis_stop(&redis);
     return failed || (cfg.consistency == SC_STRONG && stale) ? 1 : 0;
