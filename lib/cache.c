@@ -22,6 +22,7 @@ static void cache_free(sc_cache *c)
     sc__remote_close(c->remote);
     sc__local_free(c->local);
     sc__flights_destroy(&c->flights);
+    sc__fetch_free(c);
     free((char *)c->hb_event.buf);
     pthread_mutex_destroy(&c->open_mu);
     pthread_cond_destroy(&c->open_cv);
@@ -86,7 +87,7 @@ SC_EXPORT sc_status sc_open(const sc_options *o, sc_cache **out)
         pthread_condattr_destroy(&ca);
     }
     sc__flights_init(&c->flights);
-    if (sc__options_copy(c, o) != SC_OK) {
+    if (sc__options_copy(c, o) != SC_OK || sc__fetch_new(c) != SC_OK) {
         cache_free(c);
         return sc__fail(NULL, SC_ERR_NOMEM, "sc_open: out of memory");
     }

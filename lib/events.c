@@ -46,6 +46,13 @@ sc_status sc__own_event(const sc_cache *c, sc__action action, const char *key, s
     return SC_OK;
 }
 
+uint64_t sc__mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
 static int64_t realtime_ms(void)
 {
     struct timespec ts;

@@ -80,6 +80,7 @@ struct sc_cache {
     sc__hist hist_set;           /* the write script of a set (ops.c) */
     sc__hist hist_prop;          /* publish (Redis time) to applied (syncer.c) */
     struct sc__behind *behind;   /* write-behind state (behind.c) */
+    struct sc__fetch *fetch;     /* cache-aside loading (fetch.c) */
 };
 
 /* errors.c: record a failure for sc_errmsg and return s. */
@@ -99,6 +100,8 @@ void sc__syncer_callbacks(sc_cache *c, sc__sub_callbacks *cb);
  * epoch are spliced in by the script). The caller frees t->buf. */
 sc_status sc__own_event(const sc_cache *c, sc__action action, const char *key, size_t klen, const void *val,
                         size_t len, uint64_t ttl_ms, sc__remote_event *t);
+/* CLOCK_MONOTONIC in ns (timing Redis calls, load statistics). */
+uint64_t sc__mono_ns(void);
 /* This host's estimate of the Redis clock in ms since the Unix epoch. */
 uint64_t sc__redis_now_ms(const sc_cache *c);
 /* Records a Redis clock reading taken around now. */
@@ -141,9 +144,7 @@ sc_status sc__check_key(const sc_cache *c, const char *key, size_t *klen, const 
  * a failed PUBLISH, and raise verified. */
 void sc__wrote(sc_cache *c, const sc__remote_result *res, const char *call);
 
-/* metrics.c: monotonic nanoseconds (for timing Redis calls), and one
- * observation of a duration. */
-uint64_t sc__mono_ns(void);
+/* metrics.c: one observation of a duration (ns, from sc__mono_ns). */
 void sc__hist_observe(sc__hist *h, uint64_t ns);
 /* The time since start (a sc__mono_ns reading) goes into h. */
 void sc__hist_since(sc__hist *h, uint64_t start);
@@ -173,6 +174,24 @@ sc_status sc__behind_options_check(const sc_options *o, char *err, size_t errlen
 sc_status sc__behind_start(sc_cache *c, char *err, size_t errlen);
 void sc__behind_stop(sc_cache *c);
 void sc__behind_stats(sc_cache *c, sc_stats *out);
+
+/* fetch.c: cache-aside loading (sc_fetch, sc_fetch_batch, sc_tag_deleted).
+ * sc__fetch_new sets c->fetch (and starts the load-stats windows);
+ * sc__fetch_free accepts a cache without one. */
+sc_status sc__fetch_new(sc_cache *c);
+void sc__fetch_free(sc_cache *c);
+/* An event for key was applied (any thread; the sync thread calls it for
+ * every event, own ones too): wakes fetches waiting for another load of the
+ * key. klen 0 (a clear) wakes every waiter. */
+void sc__fetch_event(sc_cache *c, const char *key, size_t klen);
+
+/* load_stats.c: exact windowed load statistics (one mutex). */
+typedef struct sc__load_stats sc__load_stats;
+typedef enum sc__load_outcome { SC__LOAD_HIT, SC__LOAD_MISS, SC__LOAD_ERROR, SC__LOAD_MANUAL } sc__load_outcome;
+sc__load_stats *sc__load_stats_new(uint64_t window_ms); /* NULL on out of memory */
+void sc__load_stats_free(sc__load_stats *s);            /* NULL is a no-op */
+void sc__load_stats_add(sc__load_stats *s, sc__load_outcome o, uint64_t ns);
+void sc__load_stats_read(sc__load_stats *s, sc_window w, sc_load_stats *out);
 
 static inline uint64_t sc__atomic_inc(atomic_uint_fast64_t *a)
 {

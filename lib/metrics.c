@@ -33,13 +33,6 @@ static const char *const hist_le[SC__HIST_BOUNDS] = {
     "0.05",   "0.1",     "0.25",   "0.5",   "1",      "2.5",   "5",    "10",
 };
 
-uint64_t sc__mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 void sc__hist_observe(sc__hist *h, uint64_t ns)
 {
     size_t i = 0;

@@ -48,6 +48,12 @@ SC_EXPORT void sc_options_init(sc_options *o)
     o->writeback_interval_ms = 1000;
     o->writeback_batch = 256;
     o->writeback_claim_ms = 30000;
+    o->consistency = SC_EVENTUAL;
+    o->empty_ttl_ms = 60000;
+    o->ttl_jitter_pct = 10;
+    o->lock_ttl_ms = 3000;
+    o->tag_delete_delay_ms = 10000;
+    o->stats_window_ms = 60000;
 }
 
 /* The most an event adds around its key and value (field names, numbers,
@@ -135,6 +141,17 @@ sc_status sc__options_check(const sc_options *o, char *err, size_t errlen)
     else if (o->reconnect_min_ms < 1 || o->reconnect_max_ms < o->reconnect_min_ms)
         fail = bad(err, errlen, "option reconnect_min_ms/reconnect_max_ms: need 1 <= min (%u) <= max (%u)",
                    o->reconnect_min_ms, o->reconnect_max_ms);
+    else if (o->consistency != SC_EVENTUAL && o->consistency != SC_STRONG)
+        fail = bad(err, errlen, "option consistency: unknown value %d", (int)o->consistency);
+    else if (o->ttl_jitter_pct > 100)
+        fail = bad(err, errlen, "option ttl_jitter_pct: %u is not in 0..100", o->ttl_jitter_pct);
+    else if (o->lock_ttl_ms < 1 || o->lock_ttl_ms > (UINT64_C(1) << 40))
+        fail = bad(err, errlen, "option lock_ttl_ms: %llu is not in 1..2^40", (unsigned long long)o->lock_ttl_ms);
+    else if (o->stats_window_ms < 1 || o->stats_window_ms > (UINT64_C(1) << 40))
+        fail = bad(err, errlen, "option stats_window_ms: %llu is not in 1..2^40",
+                   (unsigned long long)o->stats_window_ms);
+    else if (o->empty_ttl_ms > (UINT64_C(1) << 53) || o->tag_delete_delay_ms > (UINT64_C(1) << 53))
+        fail = bad(err, errlen, "option empty_ttl_ms/tag_delete_delay_ms: at most 2^53");
     if (!fail && sc__behind_options_check(o, err, errlen) != SC_OK)
         fail = 1;
     return fail ? SC_ERR_INVALID : SC_OK;

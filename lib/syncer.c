@@ -117,6 +117,7 @@ static int apply_event(sc_cache *c, const sc__event *ev, int replayed, int own)
     case SC__ACT_HEARTBEAT:
         break;
     }
+    sc__fetch_event(c, ev->key, ev->key_len); /* wakes fetches waiting for this key's load */
     if (own) {
         sc__atomic_inc(&c->events_ignored_self);
         sc_value_release(v);

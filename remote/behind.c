@@ -33,7 +33,7 @@
 #define HANDBACK_IDLE_MS "31536000000"
 
 /* "{ns}:wb" into buf (ns is at most 256 bytes, checked at open). */
-static void wb_key(const sc__remote_parts *p, char buf[300])
+static void wb_key(const sc__remote_layout *p, char buf[300])
 {
     snprintf(buf, 300, "{%s}:wb", p->ns);
 }
@@ -80,10 +80,10 @@ int sc__wb_id_cmp(sc__wb_id a, sc__wb_id b)
     return a.seq < b.seq ? -1 : a.seq > b.seq;
 }
 
-static sc_status bad_reply(const sc__remote_parts *p, redisReply *reply, const char *what, char *err,
+static sc_status bad_reply(const sc__remote_layout *p, redisReply *reply, const char *what, char *err,
                            size_t errlen)
 {
-    sc__remote_errf(err, errlen, "redis %s: %s script returned an unexpected reply", sc__pool_addr(p->pool), what);
+    sc__remote_errf(err, errlen, "redis %s: %s script returned an unexpected reply", p->addr, what);
     freeReplyObject(reply);
     return SC_ERR_REMOTE;
 }
@@ -102,8 +102,8 @@ sc_status sc__remote_set_behind(sc__remote *r, const char *key, size_t klen, con
         sc__remote_errf(err, errlen, "TTL of %" PRIu64 " ms is too large (at most 2^53)", ttl_ms);
         return SC_ERR_INVALID;
     }
-    sc__remote_parts p;
-    sc__remote_parts_get(r, &p);
+    sc__remote_layout p;
+    sc__remote_layout_get(r, &p);
     int64_t deadline = sc__remote_now_ms() + p.timeout_ms;
     char kbuf[256], wb[300], ttl[24];
     size_t vklen;
@@ -136,8 +136,8 @@ sc_status sc__remote_delete_behind(sc__remote *r, const char *key, size_t klen, 
         sc__remote_errf(err, errlen, "invalid delete arguments (event)");
         return SC_ERR_INVALID;
     }
-    sc__remote_parts p;
-    sc__remote_parts_get(r, &p);
+    sc__remote_layout p;
+    sc__remote_layout_get(r, &p);
     int64_t deadline = sc__remote_now_ms() + p.timeout_ms;
     char kbuf[256], wb[300], tomb[24];
     size_t vklen;
@@ -210,8 +210,8 @@ sc_status sc__remote_wb_take(sc__remote *r, const char *consumer, unsigned count
                              char cursor[64], sc__wb_batch *b, char *err, size_t errlen)
 {
     memset(b, 0, sizeof *b);
-    sc__remote_parts p;
-    sc__remote_parts_get(r, &p);
+    sc__remote_layout p;
+    sc__remote_layout_get(r, &p);
     char wb[300], n[16], idle[16];
     wb_key(&p, wb);
     snprintf(n, sizeof n, "%u", count);
@@ -257,8 +257,8 @@ sc_status sc__remote_wb_ack(sc__remote *r, const sc__wb_entry *e, size_t n, char
 {
     if (n == 0)
         return SC_OK;
-    sc__remote_parts p;
-    sc__remote_parts_get(r, &p);
+    sc__remote_layout p;
+    sc__remote_layout_get(r, &p);
     char wb[300];
     wb_key(&p, wb);
     const char **args = malloc((n + 2) * sizeof *args);
@@ -301,8 +301,8 @@ static int reply_id(const redisReply *x, sc__wb_id *id, int *has)
 sc_status sc__remote_wb_state(sc__remote *r, sc__wb_state *s, char *err, size_t errlen)
 {
     memset(s, 0, sizeof *s);
-    sc__remote_parts p;
-    sc__remote_parts_get(r, &p);
+    sc__remote_layout p;
+    sc__remote_layout_get(r, &p);
     char wb[300];
     wb_key(&p, wb);
     const char *args[2] = {wb, SC__WB_GROUP};
@@ -330,8 +330,8 @@ sc_status sc__remote_wb_state(sc__remote *r, sc__wb_state *s, char *err, size_t 
 sc_status sc__remote_wb_release(sc__remote *r, const char *consumer, uint64_t *handed, char *err, size_t errlen)
 {
     *handed = 0;
-    sc__remote_parts p;
-    sc__remote_parts_get(r, &p);
+    sc__remote_layout p;
+    sc__remote_layout_get(r, &p);
     char wb[300];
     wb_key(&p, wb);
     const char *args[4] = {wb, SC__WB_GROUP, consumer, HANDBACK_IDLE_MS};

@@ -698,21 +698,23 @@ sc_status sc__remote_log_range(sc__remote *r, uint64_t after, uint64_t upto, sc_
 }
 
 /* ------------------------------------------------------------------------
- * What remote/behind.c (the write-behind queue) builds its calls from: the
- * same key layout, script runner, event parts and write reply as the calls
- * above, so the two kinds of write cannot drift apart. */
+ * What remote/fetch.c and remote/behind.c build their calls from: the same
+ * key layout, script runner, event parts and write reply as the calls above,
+ * so the kinds of write cannot drift apart. */
 
-void sc__remote_parts_get(const sc__remote *r, sc__remote_parts *out)
+void sc__remote_layout_get(const sc__remote *r, sc__remote_layout *out)
 {
-    out->pool = r->pool;
-    out->timeout_ms = r->timeout_ms;
     out->ns = r->ns;
+    out->prefix = r->prefix;
+    out->prefix_len = r->prefix_len;
     out->seq_key = r->seq_key;
     out->meta_key = r->meta_key;
     out->log_key = r->log_key;
     out->channel = r->channel;
     out->fmt = r->fmt;
     out->log_len = r->log_len;
+    out->timeout_ms = r->timeout_ms;
+    out->addr = sc__pool_addr(r->pool);
 }
 
 char *sc__remote_value_key(const sc__remote *r, const char *key, size_t klen, char *buf, size_t cap, size_t *len,

@@ -13,7 +13,8 @@
  * Key layout (docs/protocol.md): every key carries the hash tag {ns}, so a
  * namespace is one hash slot and every script is single-slot.
  *   {ns}:k:<key>  hash  value=<bytes> version=<decimal>; a tombstone has only
- *                 version (PEXPIRE for TTLs)
+ *                 version (PEXPIRE for TTLs); loading adds lock, lock_until,
+ *                 lock_seq, empty and outdated (see remote/fetch.c below)
  *   {ns}:seq      string counter: the namespace sequence = version source,
  *                 seeded from Redis TIME in microseconds when absent
  *   {ns}:meta     hash  epoch=<16 hex> floor=<version of the last clear>
@@ -284,6 +285,10 @@ typedef enum sc__script_id {
     SC__SCRIPT_WB_ACK,
     SC__SCRIPT_WB_STATE,
     SC__SCRIPT_WB_RELEASE,
+    SC__SCRIPT_FETCH_LOCK,   /* remote/fetch.c */
+    SC__SCRIPT_FETCH_STORE,
+    SC__SCRIPT_FETCH_UNLOCK,
+    SC__SCRIPT_TAG,
     SC__SCRIPT_COUNT
 } sc__script_id;
 
@@ -302,14 +307,19 @@ sc_status sc__script_run(sc__pool *p, const char shas[SC__SCRIPT_COUNT][41], sc_
                          int nargs, const char **args, const size_t *lens, int64_t deadline, unsigned timeout_ms,
                          struct redisReply **reply, char *err, size_t errlen);
 
-/* remote.c, for behind.c: the parts of an open remote, and the helpers the
- * set and delete calls use (lens[i] == SIZE_MAX: args[i] is a C string). */
-typedef struct sc__remote_parts {
-    sc__pool *pool;
+/* The layout and the script runner of an open remote, for remote/fetch.c
+ * and remote/behind.c (lens[i] == SIZE_MAX: args[i] is a C string). */
+typedef struct sc__remote_layout {
+    const char *ns;
+    const char *prefix;      /* "{ns}:k:" */
+    size_t prefix_len;
+    const char *seq_key, *meta_key, *log_key, *channel;
+    const char *fmt;         /* "m" | "j" */
+    const char *log_len;     /* decimal */
     unsigned timeout_ms;
-    const char *ns, *seq_key, *meta_key, *log_key, *channel, *fmt, *log_len;
-} sc__remote_parts;
-void sc__remote_parts_get(const sc__remote *r, sc__remote_parts *out);
+    const char *addr;        /* for messages */
+} sc__remote_layout;
+void sc__remote_layout_get(const sc__remote *r, sc__remote_layout *out);
 /* "{ns}:k:<key>" into buf when it fits, else malloc'd (*heap = 1). */
 char *sc__remote_value_key(const sc__remote *r, const char *key, size_t klen, char *buf, size_t cap, size_t *len,
                            int *heap);
@@ -320,5 +330,65 @@ sc_status sc__remote_write_reply(const sc__remote *r, struct redisReply *reply, 
                                  sc__remote_result *res, char *err, size_t errlen);
 /* The four parts of an event template into args/lens; -1 if ev is malformed. */
 int sc__remote_event_split(const sc__remote_event *ev, const char **args, size_t *lens);
+
+/* ------------------------------------ cache-aside loading (remote/fetch.c) --
+ * The load lock lives in the key's hash: lock = token, lock_until = Redis ms,
+ * lock_seq = the counter when taken; a not-found marker is a hash with
+ * version and empty=1 and no value; a tagged value has outdated=1. See
+ * remote/lua/fetch_*.lua and tag.lua. Every call is one round trip for all
+ * its keys (they share the {ns} slot). */
+
+typedef enum sc__fetch_kind {
+    SC__FETCH_CONFIRMED = 'c', /* the caller's copy (have_version) is current */
+    SC__FETCH_VALUE = 'v',     /* data, version, pttl_ms */
+    SC__FETCH_EMPTY = 'e',     /* a cached not-found: version, pttl_ms */
+    SC__FETCH_LOCKED = 'l',    /* the caller holds the load lock now */
+    SC__FETCH_WAIT = 'w',      /* another load holds it until lock_until_ms */
+    SC__FETCH_STALE = 's'      /* outdated data, version (serve_stale), lock held elsewhere */
+} sc__fetch_kind;
+
+typedef struct sc__fetch_item {
+    const char *key;           /* in */
+    size_t klen;
+    uint64_t have_version;     /* in: 0, or the version of the caller's copy to confirm */
+    sc__fetch_kind kind;       /* out */
+    char *data;                /* VALUE / STALE: malloc'd, NUL-terminated; caller frees */
+    size_t len;
+    uint64_t version;
+    int64_t pttl_ms;           /* -1: no TTL */
+    uint64_t lock_until_ms;    /* WAIT / STALE */
+} sc__fetch_item;
+
+/* fetch_lock.lua over n keys. *known: the counter read in the same script
+ * (what every VALUE / EMPTY / CONFIRMED is known current up to); *now_ms:
+ * the Redis clock. On failure no item holds data. */
+sc_status sc__remote_fetch_lock(sc__remote *r, sc__fetch_item *items, size_t n, const char *token,
+                                uint64_t lock_ttl_ms, int serve_stale, uint64_t *known, uint64_t *now_ms, char *err,
+                                size_t errlen);
+
+typedef struct sc__store_item {
+    const char *key;           /* in */
+    size_t klen;
+    int empty;                 /* in: store the not-found marker instead of val */
+    const void *val;
+    size_t len;
+    uint64_t ttl_ms;           /* in: 0 none */
+    sc__remote_event ev;       /* in: set (or invalidate) event template */
+    int stored;                /* out: 0 = fenced (the lock was no longer ours) */
+    sc__remote_result res;     /* out, when stored */
+} sc__store_item;
+
+/* fetch_store.lua over n keys, each only while token still holds its lock. */
+sc_status sc__remote_fetch_store(sc__remote *r, sc__store_item *items, size_t n, const char *token, char *err,
+                                 size_t errlen);
+
+/* fetch_unlock.lua: releases the locks token still holds on the n keys. */
+sc_status sc__remote_fetch_unlock(sc__remote *r, const char *const *keys, const size_t *klens, size_t n,
+                                  const char *token, char *err, size_t errlen);
+
+/* tag.lua: new version, value kept delay_ms marked outdated, lock revoked,
+ * log entry and (invalidate) event. */
+sc_status sc__remote_tag(sc__remote *r, const char *key, size_t klen, uint64_t delay_ms, uint64_t tombstone_ttl_ms,
+                         const sc__remote_event *ev, sc__remote_result *res, char *err, size_t errlen);
 
 #endif

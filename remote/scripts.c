@@ -37,6 +37,10 @@ LUA(wb_take)
 LUA(wb_ack)
 LUA(wb_state)
 LUA(wb_release)
+LUA(fetch_lock)
+LUA(fetch_store)
+LUA(fetch_unlock)
+LUA(tag)
 #undef LUA
 
 static const struct {
@@ -59,6 +63,10 @@ static const struct {
     [SC__SCRIPT_WB_ACK] = {"wb_ack", sc__lua_wb_ack, &sc__lua_wb_ack_len},
     [SC__SCRIPT_WB_STATE] = {"wb_state", sc__lua_wb_state, &sc__lua_wb_state_len},
     [SC__SCRIPT_WB_RELEASE] = {"wb_release", sc__lua_wb_release, &sc__lua_wb_release_len},
+    [SC__SCRIPT_FETCH_LOCK] = {"fetch_lock", sc__lua_fetch_lock, &sc__lua_fetch_lock_len},
+    [SC__SCRIPT_FETCH_STORE] = {"fetch_store", sc__lua_fetch_store, &sc__lua_fetch_store_len},
+    [SC__SCRIPT_FETCH_UNLOCK] = {"fetch_unlock", sc__lua_fetch_unlock, &sc__lua_fetch_unlock_len},
+    [SC__SCRIPT_TAG] = {"tag", sc__lua_tag, &sc__lua_tag_len},
 };
 
 /* A plain-words reading of an error reply, so a full Redis or a missing

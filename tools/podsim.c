@@ -82,7 +82,9 @@ static void usage(FILE *f)
             "  --metrics-port N       pod-1 serves its Prometheus metrics (sc_metrics_text) on\n"
             "                         http://127.0.0.1:N/metrics while it runs\n"
             "  --write-behind DB_FILE writers use sc_set_behind; every pod saves the queue into this\n"
-            "                         SQLite file; the end check compares it with Redis for every key\n");
+            "                         SQLite file; the end check compares it with Redis for every key\n"
+
+            "  --workload fetch       cache-aside loading from SQLite instead (podsim --workload fetch --help)\n");
 }
 
 static int parse_uint(const char *s, unsigned long long max, unsigned long long *out)
@@ -791,6 +793,9 @@ static int run(sim *s)
 int main(int argc, char **argv)
 {
     static sim s;
+    for (int i = 1; i + 1 < argc; i++)
+        if (strcmp(argv[i], "--workload") == 0 && strcmp(argv[i + 1], "fetch") == 0)
+            return ps_fetch_main(argc, argv); /* podsim_fetch.c */
     if (parse_args(argc, argv, &s.cfg) != 0)
         return 2;
     ps_config *cfg = &s.cfg;

@@ -184,5 +184,8 @@ void ps_wb_close(void *db);
 sc_status ps_wb_save(const sc_dirty *items, size_t n, void *ud); /* the pods' save_fn */
 /* After every pod finished: the database against Redis, key by key. */
 void ps_wb_end_check(const ps_config *cfg, ps_run *run);
+/* podsim_fetch.c: `--workload fetch` (sc_fetch in front of a SQLite file, a
+ * writer updating rows and tagging keys). Parses argv itself. */
+int ps_fetch_main(int argc, char **argv);
 
 #endif

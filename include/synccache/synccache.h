@@ -33,6 +33,12 @@ extern "C" {
 #define SC_EXPORT
 #endif
 
+#if defined(__GNUC__)
+#define SC__PRINTF(fmt, args) __attribute__((format(printf, fmt, args)))
+#else
+#define SC__PRINTF(fmt, args)
+#endif
+
 struct event_base; /* libevent */
 
 typedef struct sc_cache sc_cache; /* opaque */
@@ -50,7 +56,9 @@ typedef struct sc_value sc_value; /* opaque, immutable, reference-counted */
     X(SC_ERR_CLOSED, "cache is closed")                                     \
     X(SC_ERR_CONFLICT, "versioned write lost to a newer version")           \
     X(SC_ERR_TOO_LARGE, "key or value too large")                           \
-    X(SC_ERR_CODEC, "event could not be encoded or decoded")
+    X(SC_ERR_CODEC, "event could not be encoded or decoded")                \
+    X(SC_ERR_LOADER, "the loader reported a failure (see sc_errmsg)")        \
+    X(SC_ERR_LOCKED, "another pod holds the key's load lock past the wait")
 
 typedef enum sc_status {
 #define SC__STATUS_ENUM(name, text) name,
@@ -80,6 +88,15 @@ typedef enum sc_disconnect_policy {
                              (flagged stale) while the last proof of sync is
                              at most stale_max_ms old */
 } sc_disconnect_policy;
+
+/* How sc_fetch treats a key tagged with sc_tag_deleted (README, "Loading"). */
+typedef enum sc_consistency {
+    SC_EVENTUAL, /* while one pod reloads a tagged key, fetches elsewhere may
+                    return the outdated value instead of waiting */
+    SC_STRONG    /* once sc_tag_deleted returned, no fetch on any pod returns
+                    the outdated value; a local hit is confirmed with Redis
+                    (one round trip, no value transfer) */
+} sc_consistency;
 
 typedef enum sc_log_level {
     SC_LOG_ERROR,
@@ -232,6 +249,18 @@ typedef struct sc_options {
                                       this long (its pod died, hung or is
                                       retrying too slowly) is taken over by
                                       another pod; default 30000, 1..86400000 */
+
+    /* --- cache-aside loading (sc_fetch) --- */
+    sc_consistency consistency;    /* default SC_EVENTUAL */
+    uint64_t empty_ttl_ms;         /* how long a loader's "not found" is cached
+                                      (every pod); default 60000; 0: never */
+    unsigned ttl_jitter_pct;       /* loaded TTLs shortened by a random 0..pct %;
+                                      default 10; at most 100 */
+    uint64_t lock_ttl_ms;          /* a pod's load lock on a key lapses after
+                                      this (Redis clock); default 3000 */
+    uint64_t tag_delete_delay_ms;  /* a tagged value stays readable (to eventual
+                                      fetches) this long; default 10000 */
+    uint64_t stats_window_ms;      /* length of a load-stats window; default 60000 */
 } sc_options;
 
 /* Fills every field with its default. Always call before setting fields, so
@@ -465,6 +494,93 @@ SC_EXPORT void sc_stats_get(sc_cache *c, sc_stats *out);
  * Thread-safe and lock-free; each number is read atomically (the text is not
  * one snapshot). A NULL cache gives "" (returns 0). */
 SC_EXPORT size_t sc_metrics_text(sc_cache *c, char *buf, size_t cap);
+
+/* ------------------------------------------------ cache-aside loading --
+ * sc_fetch reads the local tier, then Redis, and only then calls the loader;
+ * across all pods of the namespace at most one loader runs for a key at a
+ * time (a load lock in the key's Redis hash, times from Redis' clock). The
+ * others wait for its result (woken by its set event, with a short poll as
+ * a fallback) and load themselves only when the lock lapses (lock_ttl_ms).
+ * Fetches need a pod that writes Redis (SC_ROLE_WRITER or
+ * reader_can_set_to_redis): locks and results are Redis writes. With a
+ * caller's event_base, a fetch on the loop's thread that waits for another
+ * pod is answered by the poll (the loop cannot deliver the event). */
+
+typedef struct sc_loaded sc_loaded; /* a loader's result slot; opaque */
+
+/* Sets the slot's value (copied; a second call replaces it). A value longer
+ * than max_value_bytes makes the fetch fail with SC_ERR_TOO_LARGE. */
+SC_EXPORT void sc_loaded_set(sc_loaded *slot, const void *val, size_t len);
+/* A message for a failing loader to leave: the fetch's sc_errmsg carries it
+ * (truncated to 255 bytes). */
+SC_EXPORT void sc_loaded_error(sc_loaded *slot, const char *fmt, ...) SC__PRINTF(2, 3);
+
+/* Called on the thread of the sc_fetch that leads the load (never after that
+ * sc_fetch returned). May block, and may call the cache for other keys (a
+ * fetch of the key being loaded, from the loader, fails with
+ * SC_ERR_INVALID). Returns SC_OK after sc_loaded_set, SC_NOT_FOUND when the
+ * source has no such key, anything else for a failure (nothing is cached). */
+typedef sc_status (*sc_load_fn)(const char *key, sc_loaded *slot, void *ud);
+/* Fills slots[i] for keys[i] (both borrowed for the call); a slot left unset
+ * is "not found". SC_OK or SC_NOT_FOUND: the slots count; anything else: the
+ * whole batch failed. */
+typedef sc_status (*sc_load_batch_fn)(const char *const *keys, size_t n, sc_loaded *const *slots, void *ud);
+
+/* Local tier, then Redis, else load (see above). The loaded value is stored
+ * like sc_set (version, event, every pod installs it) with TTL ttl_ms (0:
+ * default_ttl_ms) shortened by 0..ttl_jitter_pct %. A loader's SC_NOT_FOUND
+ * stores an empty marker for empty_ttl_ms: fetches on every pod return
+ * SC_NOT_FOUND without a load until it lapses. Concurrent fetches of a key in
+ * one pod share one load (and one loader call).
+ * Returns SC_OK with *out (caller releases), SC_NOT_FOUND (*out NULL), or
+ * SC_ERR_LOADER (the loader failed; nothing cached, the lock released at
+ * once; sc_errmsg holds the loader's message), SC_ERR_LOCKED (another pod's
+ * lock was still held after about 2 x lock_ttl_ms), SC_ERR_TOO_LARGE,
+ * SC_ERR_INVALID, SC_ERR_REMOTE, SC_ERR_TIMEOUT, SC_ERR_NOMEM. */
+SC_EXPORT sc_status sc_fetch(sc_cache *c, const char *key, uint64_t ttl_ms, sc_load_fn load, void *ud,
+                             sc_value **out);
+
+/* Most keys in one sc_fetch_batch. */
+#define SC_FETCH_BATCH_MAX 4096
+
+/* sc_fetch for n keys (in any order, duplicates allowed): one Redis round
+ * trip for the keys no local tier holds; the batch loader is called once with
+ * the keys that are missing and not being loaded elsewhere (again only if a
+ * lock it waited for lapsed); keys other pods are loading are waited for;
+ * the loaded values are stored in one round trip. out has n slots: out[i] is
+ * the value of keys[i] (caller releases each) or NULL when not found.
+ * Returns SC_OK when every key was answered (found or not), else the first
+ * failure, with every out[i] NULL. */
+SC_EXPORT sc_status sc_fetch_batch(sc_cache *c, const char *const *keys, size_t n, uint64_t ttl_ms,
+                                   sc_load_batch_fn load, void *ud, sc_value **out);
+
+/* rockscache's delayed delete: the key's Redis value gets a new version and
+ * is marked outdated (kept tag_delete_delay_ms for eventual fetches, then
+ * removed), any load lock on it is revoked (that load's result is not
+ * stored), and an invalidate event goes to every pod. Tagging a missing key
+ * is SC_OK. Counts a manual miss. */
+SC_EXPORT sc_status sc_tag_deleted(sc_cache *c, const char *key);
+
+typedef enum sc_window { SC_WINDOW_TOTAL, SC_WINDOW_CURRENT, SC_WINDOW_LAST } sc_window;
+
+/* Load statistics of sc_fetch / sc_fetch_batch (each key of a batch counts
+ * as one fetch). Windows are stats_window_ms long counted from sc_open;
+ * CURRENT is the one in progress, LAST the previous complete one (zero
+ * before the first ends, and zero when nothing happened in it). */
+typedef struct sc_load_stats {
+    uint64_t hits;           /* fetches answered by a tier (a cached "not found" too) */
+    uint64_t misses;         /* fetches that loaded, or waited for another's load */
+    uint64_t errors;         /* fetches that failed */
+    uint64_t manual_misses;  /* sc_tag_deleted calls */
+    uint64_t hit_ns, miss_ns;/* total time spent in hits / misses */
+    double hit_rate;         /* hits / (hits + misses + errors); 0 when none */
+    double error_rate;       /* errors / (hits + misses + errors) */
+    double hit_avg_ns, miss_avg_ns;
+} sc_load_stats;
+
+/* A snapshot of one window, taken under the statistics' lock (so hits,
+ * misses and times are consistent with each other). */
+SC_EXPORT void sc_load_stats_get(sc_cache *c, sc_window w, sc_load_stats *out);
 
 #ifdef __cplusplus
 }

@@ -8,10 +8,6 @@ local bad = check_hash(KEYS[1]) or check_stream(KEYS[5])
 if bad then return bad end
 local v, e = take(KEYS[2], KEYS[3], KEYS[4])
 local vs = string.format('%d', v)
-redis.call('DEL', KEYS[1])
-if ARGV[1] ~= '0' then
-  redis.call('HSET', KEYS[1], 'version', vs)
-  redis.call('PEXPIRE', KEYS[1], ARGV[1])
-end
+delete_value(KEYS[1], vs, ARGV[1])
 queue(KEYS[5], ARGV[9], vs, nil)
 return {vs, emit(ARGV[2], ARGV[5], ARGV[6], ARGV[7], ARGV[8], v, e, KEYS[4], ARGV[3], ARGV[4])}

@@ -161,3 +161,27 @@ local function id_lt(a, b)
   local bm, bs = id_parts(b)
   return am < bm or (am == bm and as < bs)
 end
+
+-- Stores a value at version vs with its TTL ('0': none). A write revokes any
+-- load lock (a load begun before it must not store afterwards) and ends a
+-- tag or a not-found marker.
+local function store_value(key, vs, value, ttl)
+  redis.call('HDEL', key, 'lock', 'lock_until', 'lock_seq', 'outdated', 'empty')
+  redis.call('HSET', key, 'value', value, 'version', vs)
+  if ttl ~= '0' then
+    redis.call('PEXPIRE', key, ttl)
+  else
+    redis.call('PERSIST', key)
+  end
+end
+
+-- Deletes a key at version vs; with a tombstone TTL ('0': none) the key keeps
+-- its version (a hash with no value) that long, so a version read before the
+-- delete never matches again.
+local function delete_value(key, vs, tombstone_ttl)
+  redis.call('DEL', key)
+  if tombstone_ttl ~= '0' then
+    redis.call('HSET', key, 'version', vs)
+    redis.call('PEXPIRE', key, tombstone_ttl)
+  end
+end

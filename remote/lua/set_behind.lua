@@ -10,11 +10,6 @@ local bad = check_hash(KEYS[1]) or check_stream(KEYS[5])
 if bad then return bad end
 local v, e = take(KEYS[2], KEYS[3], KEYS[4])
 local vs = string.format('%d', v)
-redis.call('HSET', KEYS[1], 'value', ARGV[1], 'version', vs)
-if ARGV[2] ~= '0' then
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
-else
-  redis.call('PERSIST', KEYS[1])
-end
+store_value(KEYS[1], vs, ARGV[1], ARGV[2])
 queue(KEYS[5], ARGV[10], vs, ARGV[1])
 return {vs, emit(ARGV[3], ARGV[6], ARGV[7], ARGV[8], ARGV[9], v, e, KEYS[4], ARGV[4], ARGV[5])}

@@ -1,0 +1,1261 @@
+/* Cache-aside loading: sc_fetch, sc_fetch_batch, sc_tag_deleted.
+ *
+ * A fetch reads the local tier, then Redis, and loads only when neither
+ * holds the key. Three layers keep loads single:
+ *  - in one pod, a flight per key: the first fetch leads, later ones follow
+ *    and take its result (the loader of a follower is never called);
+ *  - across pods, a load lock in the key's Redis hash, taken in the same
+ *    script that reads the value (remote/lua/fetch_lock.lua), with a
+ *    random-free token that doubles as a fencing token: the result is stored
+ *    only while the token still holds the lock (fetch_store.lua), and
+ *    sc_set, sc_delete, sc_tag_deleted and sc_clear revoke it;
+ *  - a pod that finds another's lock waits for the result: the sync thread
+ *    calls sc__fetch_event for every event it applies, which wakes the
+ *    waiters of that key; a short poll (lock_ttl_ms / 10, 5..250 ms, and
+ *    never past the lock's end) is the fallback, and a lock that lapsed
+ *    (lock_ttl_ms, Redis' clock) is taken over by the next waiter's read.
+ *
+ * Every local install keeps docs/protocol.md rule 6: a value read by
+ * fetch_lock installs with known = the counter read in that script; a value
+ * stored by fetch_store installs with known = its new version. A cached
+ * "not found" (the empty marker) lives in Redis and, per pod, in a small
+ * direct-mapped table here that obeys the same rule: an entry is believed
+ * only while the key's floor is at most the counter it was read at, so any
+ * event, eviction, delete or flush that touches the key since (all raise
+ * the floor, or install a value the local tier answers first) retires it.
+ *
+ * Consistency (option `consistency`):
+ *  - SC_EVENTUAL: a local hit is served at once; while another pod reloads
+ *    a tagged key, its outdated value is served instead of waiting.
+ *  - SC_STRONG: a local hit (or cached "not found") is confirmed with Redis
+ *    (fetch_lock with the copy's version: one round trip, no value), an
+ *    outdated value is never served, a follower accepts a flight's result
+ *    only if it came from a round trip that started after the follower
+ *    joined, and a load whose lock was revoked (fenced) is loaded again.
+ *    So once sc_tag_deleted returned, no fetch that starts afterwards on any
+ *    pod returns the outdated value.
+ *
+ * Choices where the issue is silent:
+ *  - a fenced load under SC_EVENTUAL returns its value to its caller
+ *    without caching it (rockscache does the same); under SC_STRONG it loads
+ *    again;
+ *  - a fetch (leader or follower) gives up with SC_ERR_LOCKED after
+ *    2 x lock_ttl_ms + 2 x redis_timeout_ms without a result;
+ *  - a loader slower than lock_ttl_ms loses its lock to a waiter (that is
+ *    what the lapse is for); its own result is then fenced;
+ *  - a plain reader pod (no Redis writes) cannot fetch: SC_ERR_INVALID;
+ *  - with a caller's event_base, a fetch made on the loop's own thread that
+ *    waits for another pod's load cannot be woken by the event (the loop is
+ *    blocked in it): the poll answers it;
+ *  - in-pod sharing uses its own flight table here rather than flight.c's:
+ *    a load flight carries a loader, locks, strong-mode round-trip counts and
+ *    the recursion check, which a get's Redis read has no use for.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "lib/internal.h"
+
+#define FLIGHT_BUCKETS 256u
+#define WAKE_BUCKETS 256u
+#define NEG_SLOTS 1024u
+#define LOADED_MSG 256
+
+struct sc_loaded {
+    char *data;
+    size_t len;
+    size_t max;          /* max_value_bytes */
+    size_t refused_len;  /* a value over max was offered (0: none) */
+    int set;
+    int nomem;
+    char msg[LOADED_MSG];
+};
+
+typedef struct flight {
+    struct flight *next;
+    uint64_t hash;
+    size_t klen;
+    pthread_t leader;
+    int refs;            /* the leader and every follower still holding it */
+    int done;
+    uint64_t rt;         /* Redis round trips the leader started for the key */
+    uint64_t result_rt;  /* the round trip the result came from */
+    sc_status st;
+    sc_value *val;
+    sc__load_outcome outcome;
+    char err[SC__ERRLEN];
+    char key[];
+} flight;
+
+typedef struct neg_entry {
+    char *key;           /* NULL: free slot */
+    size_t klen;
+    uint64_t hash;
+    uint64_t version;    /* of the marker in Redis */
+    uint64_t known;      /* the counter it was read (or written) at */
+    uint64_t expire;     /* sc__now_ms() deadline */
+} neg_entry;
+
+typedef struct sc__fetch sc__fetch;
+struct sc__fetch {
+    pthread_mutex_t mu;          /* flights */
+    pthread_cond_t done_cv;      /* a flight finished (CLOCK_MONOTONIC) */
+    flight *flights[FLIGHT_BUCKETS];
+
+    pthread_mutex_t wake_mu;     /* gens */
+    pthread_cond_t wake_cv;      /* a gen moved (CLOCK_MONOTONIC) */
+    atomic_int waiters;          /* fetches waiting for another pod's load */
+    uint64_t gens[WAKE_BUCKETS]; /* events applied per key bucket */
+
+    pthread_mutex_t neg_mu;
+    neg_entry neg[NEG_SLOTS];
+
+    atomic_uint_fast64_t tokens;
+    sc__load_stats *stats;
+};
+
+/* ------------------------------------------------------------ helpers -- */
+
+static int writes_redis(const sc_cache *c)
+{
+    return c->opt.role == SC_ROLE_WRITER || c->opt.reader_can_set_to_redis;
+}
+
+static int is_synced(const sc_cache *c)
+{
+    return atomic_load_explicit(&c->synced, memory_order_acquire);
+}
+
+static sc_status check_key(const sc_cache *c, const char *key, size_t *klen, const char *call)
+{
+    if (!key)
+        return sc__fail(c, SC_ERR_INVALID, "%s: key is NULL", call);
+    size_t n = strnlen(key, c->opt.max_key_bytes + 1);
+    if (n == 0)
+        return sc__fail(c, SC_ERR_INVALID, "%s: key is empty", call);
+    if (n > c->opt.max_key_bytes)
+        return sc__fail(c, SC_ERR_TOO_LARGE, "%s: key longer than max_key_bytes (%zu)", call,
+                        c->opt.max_key_bytes);
+    *klen = n;
+    return SC_OK;
+}
+
+static void abs_deadline(struct timespec *ts, uint64_t mono_ms)
+{
+    ts->tv_sec = (time_t)(mono_ms / 1000);
+    ts->tv_nsec = (long)(mono_ms % 1000) * 1000000L;
+}
+
+static uint64_t mono_ms(void)
+{
+    return sc__mono_ns() / 1000000u;
+}
+
+static void cond_init_mono(pthread_cond_t *cv)
+{
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(cv, &ca);
+    pthread_condattr_destroy(&ca);
+}
+
+/* A per-thread xorshift for TTL jitter, seeded from the kernel. */
+static uint64_t rnd64(void)
+{
+    static _Thread_local uint64_t x;
+    if (!x) {
+        if (getrandom(&x, sizeof x, GRND_NONBLOCK) != (ssize_t)sizeof x)
+            x = sc__mono_ns() ^ (uint64_t)(uintptr_t)&x;
+        x |= 1;
+    }
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return x;
+}
+
+/* ttl shortened by a random 0..pct %. */
+static uint64_t jitter(uint64_t ttl, unsigned pct)
+{
+    if (!ttl || !pct)
+        return ttl;
+    uint64_t span = ttl / 100 * pct + ttl % 100 * pct / 100;
+    uint64_t cut = span ? rnd64() % (span + 1) : 0;
+    return ttl - cut > 0 ? ttl - cut : 1;
+}
+
+/* ------------------------------------------------------- lifecycle -- */
+
+sc_status sc__fetch_new(sc_cache *c)
+{
+    sc__fetch *f = calloc(1, sizeof *f);
+    if (!f)
+        return SC_ERR_NOMEM;
+    f->stats = sc__load_stats_new(c->opt.stats_window_ms);
+    if (!f->stats) {
+        free(f);
+        return SC_ERR_NOMEM;
+    }
+    pthread_mutex_init(&f->mu, NULL);
+    cond_init_mono(&f->done_cv);
+    pthread_mutex_init(&f->wake_mu, NULL);
+    cond_init_mono(&f->wake_cv);
+    pthread_mutex_init(&f->neg_mu, NULL);
+    c->fetch = f;
+    return SC_OK;
+}
+
+void sc__fetch_free(sc_cache *c)
+{
+    sc__fetch *f = c->fetch;
+    if (!f)
+        return;
+    for (unsigned i = 0; i < NEG_SLOTS; i++)
+        free(f->neg[i].key);
+    sc__load_stats_free(f->stats);
+    pthread_mutex_destroy(&f->mu);
+    pthread_cond_destroy(&f->done_cv);
+    pthread_mutex_destroy(&f->wake_mu);
+    pthread_cond_destroy(&f->wake_cv);
+    pthread_mutex_destroy(&f->neg_mu);
+    free(f);
+    c->fetch = NULL;
+}
+
+/* ------------------------------------------------------------ waking -- */
+
+void sc__fetch_event(sc_cache *c, const char *key, size_t klen)
+{
+    sc__fetch *f = c->fetch;
+    if (!f || atomic_load(&f->waiters) == 0)
+        return;
+    pthread_mutex_lock(&f->wake_mu);
+    if (klen == 0) {
+        for (unsigned i = 0; i < WAKE_BUCKETS; i++)
+            f->gens[i]++;
+    } else {
+        f->gens[sc__local_hash(key, klen) % WAKE_BUCKETS]++;
+    }
+    pthread_cond_broadcast(&f->wake_cv);
+    pthread_mutex_unlock(&f->wake_mu);
+}
+
+/* ---------------------------------------------------- not-found cache -- */
+
+static void neg_put(sc_cache *c, const char *key, size_t klen, uint64_t hash, uint64_t version, uint64_t known,
+                    uint64_t ttl_ms)
+{
+    if (c->opt.local_ttl_ms && (ttl_ms == 0 || ttl_ms > c->opt.local_ttl_ms))
+        ttl_ms = c->opt.local_ttl_ms;
+    if (!ttl_ms || !is_synced(c) || known < sc__local_floor(c->local, hash))
+        return;
+    char *k = malloc(klen + 1);
+    if (!k)
+        return;
+    memcpy(k, key, klen);
+    k[klen] = '\0';
+    sc__fetch *f = c->fetch;
+    pthread_mutex_lock(&f->neg_mu);
+    neg_entry *e = &f->neg[hash % NEG_SLOTS];
+    free(e->key);
+    *e = (neg_entry){k, klen, hash, version, known, sc__now_ms() + ttl_ms};
+    pthread_mutex_unlock(&f->neg_mu);
+}
+
+/* 1 with *version when a believable "not found" is cached for key. */
+static int neg_get(sc_cache *c, const char *key, size_t klen, uint64_t hash, uint64_t *version)
+{
+    sc__fetch *f = c->fetch;
+    int found = 0;
+    uint64_t floor = sc__local_floor(c->local, hash);
+    pthread_mutex_lock(&f->neg_mu);
+    neg_entry *e = &f->neg[hash % NEG_SLOTS];
+    if (e->key && e->hash == hash && e->klen == klen && memcmp(e->key, key, klen) == 0) {
+        if (e->expire > sc__now_ms() && e->known >= floor) {
+            found = 1;
+            *version = e->version;
+        } else {
+            free(e->key);
+            memset(e, 0, sizeof *e);
+        }
+    }
+    pthread_mutex_unlock(&f->neg_mu);
+    return found;
+}
+
+/* ---------------------------------------------------------- one call -- */
+
+enum { K_PENDING, K_DONE, K_FOLLOW, K_LEAD };
+
+typedef struct fkey {
+    const char *key;
+    size_t klen;
+    uint64_t hash;
+    int state;
+    flight *fl;
+    uint64_t joined_at;   /* follower: fl->rt when it joined */
+    sc_status st;
+    sc_value *val;
+    sc__load_outcome outcome;
+    int waited;           /* a wait or a load happened: a miss */
+    /* leader loop */
+    int active;           /* in this round trip */
+    sc_value *local;      /* strong: the local copy being confirmed */
+    int local_empty;      /* strong: a cached not-found being confirmed */
+    uint64_t have;
+    sc__fetch_item it;
+    sc_loaded slot;
+} fkey;
+
+typedef struct call {
+    sc_cache *c;
+    const char *name;
+    uint64_t ttl;
+    sc_load_fn load1;
+    sc_load_batch_fn loadn;
+    void *ud;
+    fkey *k;
+    size_t m;
+    uint64_t t0_ns;
+    uint64_t deadline_ms; /* mono */
+    int local_checked;    /* eventual: run() already asked the local tier */
+    sc_status fail;       /* first failure */
+    char err[SC__ERRLEN];
+} call;
+
+static void call_fail(call *cl, sc_status s, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void call_fail(call *cl, sc_status s, const char *fmt, ...)
+{
+    if (cl->fail != SC_OK)
+        return;
+    cl->fail = s;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cl->err, sizeof cl->err, fmt, ap);
+    va_end(ap);
+}
+
+static void key_done(fkey *k, sc_status st, sc_value *val)
+{
+    k->state = K_DONE;
+    k->st = st;
+    k->val = val;
+    k->outcome = st != SC_OK && st != SC_NOT_FOUND ? SC__LOAD_ERROR : k->waited ? SC__LOAD_MISS : SC__LOAD_HIT;
+    if (k->local) {
+        sc_value_release(k->local);
+        k->local = NULL;
+    }
+}
+
+static void key_fail(call *cl, fkey *k, sc_status st)
+{
+    key_done(k, st, NULL);
+    if (cl->fail == SC_OK)
+        call_fail(cl, st, "%s: %s", cl->name, sc_strerror(st));
+}
+
+/* ---- the flight table ---- */
+
+static flight **bucket_of(sc__fetch *f, uint64_t hash)
+{
+    return &f->flights[hash % FLIGHT_BUCKETS];
+}
+
+static void flight_unref(sc__fetch *f, flight *fl)
+{
+    (void)f;
+    if (--fl->refs == 0) {
+        sc_value_release(fl->val);
+        free(fl);
+    }
+}
+
+/* Makes every pending key a leader or a follower. A key whose flight this
+ * very thread leads (a loader fetching the key it is loading) fails. */
+static void join_flights(call *cl)
+{
+    sc__fetch *f = cl->c->fetch;
+    pthread_t self = pthread_self();
+    pthread_mutex_lock(&f->mu);
+    for (size_t i = 0; i < cl->m; i++) {
+        fkey *k = &cl->k[i];
+        if (k->state != K_PENDING)
+            continue;
+        flight **b = bucket_of(f, k->hash);
+        flight *fl = *b;
+        while (fl && !(fl->hash == k->hash && fl->klen == k->klen && memcmp(fl->key, k->key, k->klen) == 0))
+            fl = fl->next;
+        if (fl && pthread_equal(fl->leader, self)) {
+            key_done(k, SC_ERR_INVALID, NULL);
+            call_fail(cl, SC_ERR_INVALID, "%s: key \"%.*s\" is being loaded by this thread (a loader fetched its own key)",
+                      cl->name, (int)(k->klen > 64 ? 64 : k->klen), k->key);
+            continue;
+        }
+        if (fl) {
+            fl->refs++;
+            k->fl = fl;
+            k->joined_at = fl->rt;
+            k->state = K_FOLLOW;
+            continue;
+        }
+        fl = calloc(1, sizeof *fl + k->klen);
+        if (!fl) {
+            key_done(k, SC_ERR_NOMEM, NULL);
+            call_fail(cl, SC_ERR_NOMEM, "%s: out of memory", cl->name);
+            continue;
+        }
+        fl->hash = k->hash;
+        fl->klen = k->klen;
+        memcpy(fl->key, k->key, k->klen);
+        fl->leader = self;
+        fl->refs = 1;
+        fl->next = *b;
+        *b = fl;
+        k->fl = fl;
+        k->state = K_LEAD;
+    }
+    pthread_mutex_unlock(&f->mu);
+}
+
+/* Counts a round trip for every led key still without a result (see
+ * result_rt: a settled key's count must stay at the round trip its result
+ * came from, or a strong follower that joined later would take it). */
+static void bump_rt(call *cl)
+{
+    sc__fetch *f = cl->c->fetch;
+    pthread_mutex_lock(&f->mu);
+    for (size_t i = 0; i < cl->m; i++)
+        if (cl->k[i].active && cl->k[i].state != K_DONE && cl->k[i].fl)
+            cl->k[i].fl->rt++;
+    pthread_mutex_unlock(&f->mu);
+}
+
+/* The leader publishes its results and leaves the table. */
+static void finish_flights(call *cl)
+{
+    sc__fetch *f = cl->c->fetch;
+    pthread_mutex_lock(&f->mu);
+    for (size_t i = 0; i < cl->m; i++) {
+        fkey *k = &cl->k[i];
+        if (k->state != K_DONE || !k->fl || !pthread_equal(k->fl->leader, pthread_self()) || k->fl->done)
+            continue;
+        flight *fl = k->fl;
+        for (flight **p = bucket_of(f, fl->hash); *p; p = &(*p)->next) {
+            if (*p == fl) {
+                *p = fl->next;
+                break;
+            }
+        }
+        fl->done = 1;
+        fl->result_rt = fl->rt;
+        fl->st = k->st;
+        fl->val = k->val ? sc__value_ref(k->val) : NULL;
+        fl->outcome = k->outcome;
+        if (k->st != SC_OK && k->st != SC_NOT_FOUND)
+            snprintf(fl->err, sizeof fl->err, "%s", cl->err);
+        k->fl = NULL;
+        flight_unref(f, fl);
+    }
+    pthread_cond_broadcast(&f->done_cv);
+    pthread_mutex_unlock(&f->mu);
+}
+
+/* Followers take their flights' results. Returns how many keys must start
+ * over (strong: the result predates the follower). */
+static size_t follow_flights(call *cl)
+{
+    sc__fetch *f = cl->c->fetch;
+    size_t redo = 0;
+    struct timespec dl;
+    abs_deadline(&dl, cl->deadline_ms);
+    pthread_mutex_lock(&f->mu);
+    for (size_t i = 0; i < cl->m; i++) {
+        fkey *k = &cl->k[i];
+        if (k->state != K_FOLLOW)
+            continue;
+        flight *fl = k->fl;
+        int rc = 0;
+        while (!fl->done && rc == 0)
+            rc = pthread_cond_timedwait(&f->done_cv, &f->mu, &dl);
+        k->fl = NULL;
+        if (!fl->done) {
+            k->waited = 1;
+            key_done(k, SC_ERR_LOCKED, NULL);
+            call_fail(cl, SC_ERR_LOCKED, "%s: another fetch of this pod was still loading \"%.*s\" after the wait",
+                      cl->name, (int)(k->klen > 64 ? 64 : k->klen), k->key);
+        } else if (cl->c->opt.consistency == SC_STRONG && fl->result_rt <= k->joined_at) {
+            k->state = K_PENDING;
+            redo++;
+        } else {
+            k->waited = fl->outcome == SC__LOAD_MISS;
+            key_done(k, fl->st, fl->val ? sc__value_ref(fl->val) : NULL);
+            if (fl->st != SC_OK && fl->st != SC_NOT_FOUND)
+                call_fail(cl, fl->st, "%s", fl->err);
+        }
+        flight_unref(f, fl);
+    }
+    pthread_mutex_unlock(&f->mu);
+    return redo;
+}
+
+/* ---- installs (docs/protocol.md rule 6) ---- */
+
+/* A value fetch_lock read, known current up to `known`. */
+static void install_read(sc_cache *c, fkey *k, sc_value *v, int64_t pttl, uint64_t known)
+{
+    int ok = pttl != 0 && is_synced(c) &&
+             sc__local_put(c->local, k->key, k->klen, k->hash, v, pttl > 0 ? (uint64_t)pttl : 0, known, 0) == SC_OK;
+    if (!ok)
+        sc__local_remove(c->local, k->key, k->klen, k->hash, sc_value_version(v), sc_value_version(v));
+}
+
+/* A value this pod stored with version `version` (its own write). */
+static void install_stored(sc_cache *c, fkey *k, sc_value *v, uint64_t ttl, uint64_t version)
+{
+    if (!is_synced(c) || sc__local_put(c->local, k->key, k->klen, k->hash, v, ttl, version, 0) != SC_OK)
+        sc__local_remove(c->local, k->key, k->klen, k->hash, version, version);
+}
+
+/* ---- loading ---- */
+
+static void slot_reset(sc_loaded *s, size_t max)
+{
+    free(s->data);
+    memset(s, 0, sizeof *s);
+    s->max = max;
+}
+
+/* Loads the n keys of ks (this thread holds their locks under token), stores
+ * the results in one round trip and settles each key. Returns 0, or -1 when
+ * the call failed (every key of ks settled as failed, locks released). */
+static int load_and_store(call *cl, fkey **ks, size_t n, const char *token)
+{
+    sc_cache *c = cl->c;
+    for (size_t i = 0; i < n; i++)
+        slot_reset(&ks[i]->slot, c->opt.max_value_bytes);
+
+    sc_status ls;
+    if (cl->load1) {
+        ls = cl->load1(ks[0]->key, &ks[0]->slot, cl->ud);
+        if (ls == SC_NOT_FOUND) /* whatever it set: "not found" is the answer */
+            slot_reset(&ks[0]->slot, c->opt.max_value_bytes);
+        if (ls == SC_OK && !ks[0]->slot.set && !ks[0]->slot.refused_len && !ks[0]->slot.nomem) {
+            ls = SC_ERR_LOADER;
+            snprintf(ks[0]->slot.msg, sizeof ks[0]->slot.msg, "the loader returned SC_OK without sc_loaded_set");
+        }
+    } else {
+        const char **keys = malloc(n * sizeof *keys);
+        sc_loaded **slots = malloc(n * sizeof *slots);
+        if (!keys || !slots) {
+            free(keys);
+            free(slots);
+            ls = SC_ERR_NOMEM;
+        } else {
+            for (size_t i = 0; i < n; i++) {
+                keys[i] = ks[i]->key;
+                slots[i] = &ks[i]->slot;
+            }
+            ls = cl->loadn(keys, n, (sc_loaded *const *)slots, cl->ud);
+            free(keys);
+            free(slots);
+        }
+    }
+
+    sc_status fail = SC_OK;
+    if (ls != SC_OK && ls != SC_NOT_FOUND) {
+        fail = SC_ERR_LOADER;
+        const char *msg = "";
+        for (size_t i = 0; i < n && !*msg; i++)
+            msg = ks[i]->slot.msg;
+        call_fail(cl, fail, "%s: the loader failed for \"%.*s\"%s (%s)%s%s", cl->name,
+                  (int)(ks[0]->klen > 64 ? 64 : ks[0]->klen), ks[0]->key, n > 1 ? " and others" : "",
+                  sc_strerror(ls), *msg ? ": " : "", msg);
+    }
+    for (size_t i = 0; i < n && fail == SC_OK; i++) {
+        if (ks[i]->slot.refused_len) {
+            fail = SC_ERR_TOO_LARGE;
+            call_fail(cl, fail, "%s: the loader's value for \"%.*s\" is %zu bytes, over max_value_bytes (%zu)",
+                      cl->name, (int)(ks[i]->klen > 64 ? 64 : ks[i]->klen), ks[i]->key, ks[i]->slot.refused_len,
+                      c->opt.max_value_bytes);
+        } else if (ks[i]->slot.nomem) {
+            fail = SC_ERR_NOMEM;
+            call_fail(cl, fail, "%s: out of memory copying a loaded value", cl->name);
+        }
+    }
+
+    /* Keys whose lock goes back unused: all of them on failure, and the
+     * not-found ones when empty markers are off. */
+    const char **rel = malloc(n * sizeof *rel);
+    size_t *rell = malloc(n * sizeof *rell);
+    sc__store_item *items = calloc(n, sizeof *items);
+    fkey **sk = malloc(n * sizeof *sk);
+    if (!rel || !rell || !items || !sk) {
+        free(rel);
+        free(rell);
+        free(items);
+        free(sk);
+        for (size_t i = 0; i < n; i++)
+            key_fail(cl, ks[i], SC_ERR_NOMEM);
+        return -1;
+    }
+    size_t nrel = 0, nst = 0;
+    for (size_t i = 0; i < n; i++) {
+        fkey *k = ks[i];
+        if (fail != SC_OK || (!k->slot.set && !c->opt.empty_ttl_ms)) {
+            rel[nrel] = k->key;
+            rell[nrel++] = k->klen;
+            continue;
+        }
+        sc__store_item *it = &items[nst];
+        it->key = k->key;
+        it->klen = k->klen;
+        sc_status es;
+        if (k->slot.set) {
+            it->val = k->slot.data;
+            it->len = k->slot.len;
+            it->ttl_ms = jitter(cl->ttl, c->opt.ttl_jitter_pct);
+            int carry = it->len <= c->opt.event_value_max;
+            es = sc__own_event(c, carry ? SC__ACT_SET : SC__ACT_INVALIDATE, k->key, k->klen, it->val, it->len,
+                               it->ttl_ms, &it->ev);
+        } else {
+            it->empty = 1;
+            it->ttl_ms = c->opt.empty_ttl_ms;
+            es = sc__own_event(c, SC__ACT_INVALIDATE, k->key, k->klen, NULL, 0, 0, &it->ev);
+        }
+        if (es != SC_OK) {
+            fail = es;
+            call_fail(cl, es, "%s: cannot encode the event: %s", cl->name, sc_strerror(es));
+            rel[nrel] = k->key;
+            rell[nrel++] = k->klen;
+            continue;
+        }
+        sk[nst++] = k;
+    }
+    char err[SC__ERRLEN] = "";
+    if (fail != SC_OK) {
+        /* Nothing is cached; every lock goes back at once so the next fetch
+         * loads without waiting for a lapse. */
+        for (size_t i = 0; i < nst; i++) {
+            rel[nrel] = sk[i]->key;
+            rell[nrel++] = sk[i]->klen;
+        }
+        nst = 0;
+    }
+    if (nrel && sc__remote_fetch_unlock(c->remote, rel, rell, nrel, token, err, sizeof err) != SC_OK)
+        sc__atomic_inc(&c->remote_errors);
+    if (fail != SC_OK) {
+        for (size_t i = 0; i < n; i++) {
+            ks[i]->waited = 1;
+            if (ks[i]->state != K_DONE)
+                key_fail(cl, ks[i], fail);
+        }
+        for (size_t i = 0; i < n; i++)
+            free((char *)items[i].ev.buf);
+        free(rel);
+        free(rell);
+        free(items);
+        free(sk);
+        return -1;
+    }
+    /* Not-found keys with markers off: answered, nothing stored. */
+    for (size_t i = 0; i < n; i++) {
+        if (!ks[i]->slot.set && !c->opt.empty_ttl_ms) {
+            ks[i]->waited = 1;
+            key_done(ks[i], SC_NOT_FOUND, NULL);
+        }
+    }
+
+    sc_status s = SC_OK;
+    if (nst) {
+        bump_rt(cl);
+        s = sc__remote_fetch_store(c->remote, items, nst, token, err, sizeof err);
+    }
+    for (size_t i = 0; i < nst; i++) {
+        fkey *k = sk[i];
+        sc__store_item *it = &items[i];
+        k->waited = 1;
+        if (s != SC_OK) {
+            sc__atomic_inc(&c->remote_errors);
+            key_done(k, s, NULL);
+            call_fail(cl, s, "%s: storing the loaded value: %s", cl->name, err);
+            continue;
+        }
+        sc_value *v = it->empty ? NULL : sc__value_new_keyed(k->key, k->klen, it->val, it->len, it->res.version);
+        if (!it->empty && !v) {
+            key_done(k, SC_ERR_NOMEM, NULL);
+            call_fail(cl, SC_ERR_NOMEM, "%s: out of memory", cl->name);
+            continue;
+        }
+        if (!it->stored) {
+            /* Fenced: a write, tag or clear revoked the lock while loading. */
+            if (c->opt.consistency == SC_STRONG) {
+                sc_value_release(v);
+                k->active = 1; /* load again */
+            } else {
+                key_done(k, v ? SC_OK : SC_NOT_FOUND, v);
+            }
+            continue;
+        }
+        sc__wrote(c, &it->res, cl->name);
+        if (v) {
+            install_stored(c, k, v, it->ttl_ms, it->res.version);
+        } else {
+            sc__local_remove(c->local, k->key, k->klen, k->hash, it->res.version, it->res.version);
+            neg_put(c, k->key, k->klen, k->hash, it->res.version, it->res.version, it->ttl_ms);
+        }
+        sc__fetch_event(c, k->key, k->klen);
+        key_done(k, v ? SC_OK : SC_NOT_FOUND, v);
+    }
+    for (size_t i = 0; i < n; i++)
+        free((char *)items[i].ev.buf);
+    free(rel);
+    free(rell);
+    free(items);
+    free(sk);
+    return cl->fail != SC_OK ? -1 : 0;
+}
+
+/* Waits until an event touches one of the waiting keys' buckets (against
+ * the generations snapped before the round trip) or ms passed. */
+static void wait_wake(sc__fetch *f, call *cl, const uint64_t *snap, uint64_t ms)
+{
+    uint64_t until = mono_ms() + ms;
+    if (until > cl->deadline_ms)
+        until = cl->deadline_ms;
+    struct timespec dl;
+    abs_deadline(&dl, until);
+    pthread_mutex_lock(&f->wake_mu);
+    for (;;) {
+        int moved = 0;
+        for (size_t i = 0; i < cl->m && !moved; i++)
+            if (cl->k[i].active && cl->k[i].it.kind == SC__FETCH_WAIT &&
+                f->gens[cl->k[i].hash % WAKE_BUCKETS] != snap[i])
+                moved = 1;
+        if (moved || pthread_cond_timedwait(&f->wake_cv, &f->wake_mu, &dl) != 0)
+            break;
+    }
+    pthread_mutex_unlock(&f->wake_mu);
+}
+
+/* The leader's loop over its keys: local tier, one fetch_lock round trip,
+ * the loader for the keys it locked, waiting for the keys others lock. */
+static void lead(call *cl)
+{
+    sc_cache *c = cl->c;
+    sc__fetch *f = c->fetch;
+    int strong = c->opt.consistency == SC_STRONG;
+    /* The fallback poll: the holder's set event (live, or replayed from the
+     * log after a gap) wakes a waiter at once; the poll covers a holder
+     * whose loader failed (its unlock sends no event) and a pod whose
+     * stream is down. A lapsing lock is never waited on past its end. */
+    uint64_t poll = c->opt.lock_ttl_ms / 10;
+    poll = poll < 5 ? 5 : poll > 250 ? 250 : poll;
+    uint64_t *snap = malloc(cl->m * sizeof *snap);
+    sc__fetch_item *items = malloc(cl->m * sizeof *items);
+    fkey **act = malloc(cl->m * sizeof *act);
+    if (!snap || !items || !act) {
+        for (size_t i = 0; i < cl->m; i++)
+            if (cl->k[i].state == K_LEAD)
+                key_fail(cl, &cl->k[i], SC_ERR_NOMEM);
+        free(snap);
+        free(items);
+        free(act);
+        return;
+    }
+    for (size_t i = 0; i < cl->m; i++)
+        cl->k[i].active = cl->k[i].state == K_LEAD;
+
+    for (int iter = 0;; iter++) {
+        /* Local tier first: eventual serves a hit, strong confirms it. */
+        size_t na = 0;
+        int synced = is_synced(c) && !(iter == 0 && cl->local_checked);
+        if (iter > 0 && mono_ms() >= cl->deadline_ms) {
+            /* Still waiting for another pod's lock, or (strong) our loads
+             * were revoked again and again. */
+            for (size_t i = 0; i < cl->m; i++)
+                if (cl->k[i].active && cl->k[i].state != K_DONE) {
+                    fkey *k = &cl->k[i];
+                    k->waited = 1;
+                    key_done(k, SC_ERR_LOCKED, NULL);
+                    call_fail(cl, SC_ERR_LOCKED,
+                              "%s: no result for \"%.*s\" within %llu ms (another pod's load lock still held, "
+                              "or every load revoked by a write)",
+                              cl->name, (int)(k->klen > 64 ? 64 : k->klen), k->key,
+                              (unsigned long long)(mono_ms() - cl->t0_ns / 1000000u));
+                }
+            break;
+        }
+        for (size_t i = 0; i < cl->m; i++) {
+            fkey *k = &cl->k[i];
+            if (!k->active)
+                continue;
+            if (k->state == K_DONE) {
+                k->active = 0;
+                continue;
+            }
+            sc_value_release(k->local);
+            k->local = NULL;
+            k->local_empty = 0;
+            k->have = 0;
+            uint64_t nv;
+            if (synced && sc__local_get(c->local, k->key, k->klen, k->hash, &k->local) == SC_OK) {
+                if (!strong) {
+                    sc_value *v = k->local;
+                    k->local = NULL;
+                    key_done(k, SC_OK, v);
+                    k->active = 0;
+                    continue;
+                }
+                k->have = sc_value_version(k->local);
+            } else if (synced && neg_get(c, k->key, k->klen, k->hash, &nv)) {
+                if (!strong) {
+                    key_done(k, SC_NOT_FOUND, NULL);
+                    k->active = 0;
+                    continue;
+                }
+                k->local_empty = 1;
+                k->have = nv;
+            }
+            act[na++] = k;
+        }
+        if (na == 0)
+            break;
+
+        char token[48];
+        snprintf(token, sizeof token, "%s-%llu", c->inst,
+                 (unsigned long long)(atomic_fetch_add(&f->tokens, 1) + 1));
+        atomic_fetch_add(&f->waiters, 1);
+        pthread_mutex_lock(&f->wake_mu);
+        for (size_t i = 0; i < cl->m; i++)
+            snap[i] = f->gens[cl->k[i].hash % WAKE_BUCKETS];
+        pthread_mutex_unlock(&f->wake_mu);
+        for (size_t i = 0; i < na; i++) {
+            items[i].key = act[i]->key;
+            items[i].klen = act[i]->klen;
+            items[i].have_version = act[i]->have;
+        }
+        bump_rt(cl);
+        uint64_t known = 0, rnow = 0;
+        char err[SC__ERRLEN] = "";
+        sc_status s = sc__remote_fetch_lock(c->remote, items, na, token, c->opt.lock_ttl_ms, !strong, &known, &rnow,
+                                            err, sizeof err);
+        if (s != SC_OK) {
+            atomic_fetch_sub(&f->waiters, 1);
+            sc__atomic_inc(&c->remote_errors);
+            call_fail(cl, s, "%s: %s", cl->name, err);
+            for (size_t i = 0; i < na; i++)
+                key_done(act[i], s, NULL);
+            break;
+        }
+        sc__verified(c, known);
+        sc__redis_clock_seen(c, rnow);
+
+        fkey **tl = malloc(na * sizeof *tl);
+        size_t ntl = 0, nwait = 0;
+        uint64_t wait_ms = poll;
+        for (size_t i = 0; i < na; i++) {
+            fkey *k = act[i];
+            k->it = items[i];
+            sc__fetch_item *it = &k->it;
+            switch (it->kind) {
+            case SC__FETCH_CONFIRMED:
+                sc__atomic_inc(&c->remote_hits);
+                if (k->local_empty) {
+                    key_done(k, SC_NOT_FOUND, NULL);
+                } else {
+                    sc_value *v = k->local;
+                    k->local = NULL;
+                    key_done(k, SC_OK, v);
+                }
+                break;
+            case SC__FETCH_VALUE:
+            case SC__FETCH_STALE: {
+                sc__atomic_inc(&c->remote_hits);
+                sc_value *v = sc__value_new_keyed(k->key, k->klen, it->data, it->len, it->version);
+                free(it->data);
+                it->data = NULL;
+                if (!v) {
+                    key_fail(cl, k, SC_ERR_NOMEM);
+                    break;
+                }
+                if (it->kind == SC__FETCH_VALUE)
+                    install_read(c, k, v, it->pttl_ms, known);
+                else /* outdated: served, never kept */
+                    sc__local_remove(c->local, k->key, k->klen, k->hash, it->version, it->version);
+                key_done(k, SC_OK, v);
+                break;
+            }
+            case SC__FETCH_EMPTY:
+                sc__atomic_inc(&c->remote_misses);
+                /* Absent at `known`: no copy up to it may stay (as a get's miss). */
+                sc__local_remove(c->local, k->key, k->klen, k->hash, known + 1, known);
+                neg_put(c, k->key, k->klen, k->hash, it->version, known,
+                        it->pttl_ms > 0 ? (uint64_t)it->pttl_ms : c->opt.empty_ttl_ms);
+                key_done(k, SC_NOT_FOUND, NULL);
+                break;
+            case SC__FETCH_LOCKED:
+                sc__atomic_inc(&c->remote_misses);
+                if (tl)
+                    tl[ntl++] = k;
+                else
+                    key_fail(cl, k, SC_ERR_NOMEM);
+                break;
+            case SC__FETCH_WAIT: {
+                nwait++;
+                uint64_t left = it->lock_until_ms > rnow ? it->lock_until_ms - rnow + 1 : 1;
+                if (left < wait_ms)
+                    wait_ms = left;
+                break;
+            }
+            }
+        }
+        if (ntl && cl->fail == SC_OK) {
+            /* The loader runs with the waiters count still raised: harmless
+             * (events only bump generations). */
+            load_and_store(cl, tl, ntl, token);
+        } else if (ntl) {
+            /* The call already failed: give the locks back unused. */
+            const char **rk = malloc(ntl * sizeof *rk);
+            size_t *rl = malloc(ntl * sizeof *rl);
+            if (rk && rl) {
+                for (size_t i = 0; i < ntl; i++) {
+                    rk[i] = tl[i]->key;
+                    rl[i] = tl[i]->klen;
+                }
+                sc__remote_fetch_unlock(c->remote, rk, rl, ntl, token, err, sizeof err);
+            }
+            free(rk);
+            free(rl);
+            for (size_t i = 0; i < ntl; i++)
+                key_fail(cl, tl[i], cl->fail);
+        }
+        free(tl);
+        if (nwait && cl->fail == SC_OK) {
+            if (mono_ms() >= cl->deadline_ms) {
+                for (size_t i = 0; i < na; i++) {
+                    if (act[i]->state != K_DONE && act[i]->it.kind == SC__FETCH_WAIT) {
+                        act[i]->waited = 1;
+                        key_done(act[i], SC_ERR_LOCKED, NULL);
+                        call_fail(cl, SC_ERR_LOCKED,
+                                  "%s: another pod still held the load lock of \"%.*s\" after %llu ms", cl->name,
+                                  (int)(act[i]->klen > 64 ? 64 : act[i]->klen), act[i]->key,
+                                  (unsigned long long)(mono_ms() - cl->t0_ns / 1000000u));
+                    }
+                }
+            } else {
+                wait_wake(f, cl, snap, wait_ms);
+                for (size_t i = 0; i < na; i++)
+                    if (act[i]->it.kind == SC__FETCH_WAIT)
+                        act[i]->waited = 1;
+            }
+        }
+        atomic_fetch_sub(&f->waiters, 1);
+        if (cl->fail != SC_OK) {
+            /* Settle what is left so followers are released. */
+            for (size_t i = 0; i < cl->m; i++)
+                if (cl->k[i].active && cl->k[i].state != K_DONE)
+                    key_fail(cl, &cl->k[i], cl->fail);
+            break;
+        }
+    }
+    for (size_t i = 0; i < cl->m; i++) {
+        sc_value_release(cl->k[i].local);
+        cl->k[i].local = NULL;
+    }
+    free(snap);
+    free(items);
+    free(act);
+}
+
+/* Runs a call over cl->m unique keys; every key ends K_DONE. */
+static void run(call *cl)
+{
+    sc_cache *c = cl->c;
+    /* Eventual: the local tier answers without any flight or Redis. */
+    if (!cl->local_checked && c->opt.consistency == SC_EVENTUAL && is_synced(c)) {
+        cl->local_checked = 1;
+        for (size_t i = 0; i < cl->m; i++) {
+            fkey *k = &cl->k[i];
+            sc_value *v;
+            uint64_t nv;
+            if (sc__local_get(c->local, k->key, k->klen, k->hash, &v) == SC_OK)
+                key_done(k, SC_OK, v);
+            else if (neg_get(c, k->key, k->klen, k->hash, &nv))
+                key_done(k, SC_NOT_FOUND, NULL);
+        }
+    }
+    for (int round = 0;; round++) {
+        size_t pending = 0;
+        for (size_t i = 0; i < cl->m; i++)
+            pending += cl->k[i].state == K_PENDING;
+        if (!pending)
+            break;
+        if (round > 0 && mono_ms() >= cl->deadline_ms) {
+            for (size_t i = 0; i < cl->m; i++)
+                if (cl->k[i].state == K_PENDING) {
+                    key_done(&cl->k[i], SC_ERR_LOCKED, NULL);
+                    call_fail(cl, SC_ERR_LOCKED, "%s: no current result within the wait", cl->name);
+                }
+            break;
+        }
+        join_flights(cl);
+        if (cl->fail == SC_OK)
+            lead(cl);
+        else
+            for (size_t i = 0; i < cl->m; i++)
+                if (cl->k[i].state == K_LEAD)
+                    key_fail(cl, &cl->k[i], cl->fail);
+        finish_flights(cl);
+        follow_flights(cl);
+    }
+}
+
+/* Counts each key's outcome. */
+static void count(call *cl)
+{
+    uint64_t ns = sc__mono_ns() - cl->t0_ns;
+    for (size_t i = 0; i < cl->m; i++)
+        sc__load_stats_add(cl->c->fetch->stats, cl->k[i].outcome, cl->k[i].outcome == SC__LOAD_ERROR ? 0 : ns);
+}
+
+static void call_init(call *cl, sc_cache *c, const char *name, uint64_t ttl_ms)
+{
+    memset(cl, 0, sizeof *cl);
+    cl->c = c;
+    cl->name = name;
+    cl->ttl = ttl_ms ? ttl_ms : c->opt.default_ttl_ms;
+    cl->t0_ns = sc__mono_ns();
+    cl->deadline_ms = cl->t0_ns / 1000000u + 2 * c->opt.lock_ttl_ms + 2 * (uint64_t)c->opt.redis_timeout_ms;
+}
+
+static void call_free_slots(call *cl)
+{
+    for (size_t i = 0; i < cl->m; i++)
+        free(cl->k[i].slot.data);
+}
+
+/* ------------------------------------------------------------ public -- */
+
+SC_EXPORT void sc_loaded_set(sc_loaded *slot, const void *val, size_t len)
+{
+    if (!slot)
+        return;
+    free(slot->data);
+    slot->data = NULL;
+    slot->len = 0;
+    slot->set = 0;
+    slot->refused_len = 0;
+    slot->nomem = 0;
+    if (len > slot->max || (!val && len)) {
+        slot->refused_len = len ? len : 1;
+        return;
+    }
+    slot->data = malloc(len ? len : 1);
+    if (!slot->data) {
+        slot->nomem = 1;
+        return;
+    }
+    if (len)
+        memcpy(slot->data, val, len);
+    slot->len = len;
+    slot->set = 1;
+}
+
+SC_EXPORT void sc_loaded_error(sc_loaded *slot, const char *fmt, ...)
+{
+    if (!slot || !fmt)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(slot->msg, sizeof slot->msg, fmt, ap);
+    va_end(ap);
+}
+
+static sc_status check_call(sc_cache *c, int has_loader, const char *name)
+{
+    if (!c)
+        return sc__fail(c, SC_ERR_INVALID, "%s: cache is NULL", name);
+    if (!has_loader)
+        return sc__fail(c, SC_ERR_INVALID, "%s: loader is NULL", name);
+    if (!writes_redis(c))
+        return sc__fail(c, SC_ERR_INVALID,
+                        "%s: this pod does not write Redis (role reader without reader_can_set_to_redis)", name);
+    return SC_OK;
+}
+
+SC_EXPORT sc_status sc_fetch(sc_cache *c, const char *key, uint64_t ttl_ms, sc_load_fn load, void *ud,
+                             sc_value **out)
+{
+    if (out)
+        *out = NULL;
+    sc_status s = check_call(c, load != NULL, "sc_fetch");
+    if (s != SC_OK)
+        return s;
+    size_t klen;
+    if ((s = check_key(c, key, &klen, "sc_fetch")) != SC_OK)
+        return s;
+    if (!out)
+        return sc__fail(c, SC_ERR_INVALID, "sc_fetch: out is NULL");
+    uint64_t hash = sc__local_hash(key, klen);
+    int checked = 0;
+    if (c->opt.consistency == SC_EVENTUAL && is_synced(c)) {
+        /* The hit path: the local tier (or a cached "not found") answers,
+         * nothing else is set up. */
+        uint64_t t0 = sc__mono_ns(), nv;
+        sc_status hit = sc__local_get(c->local, key, klen, hash, out) == SC_OK ? SC_OK
+                        : neg_get(c, key, klen, hash, &nv)                    ? SC_NOT_FOUND
+                                                                               : SC_ERR_INVALID;
+        if (hit != SC_ERR_INVALID) {
+            sc__load_stats_add(c->fetch->stats, SC__LOAD_HIT, sc__mono_ns() - t0);
+            return hit;
+        }
+        checked = 1;
+    }
+    call cl;
+    call_init(&cl, c, "sc_fetch", ttl_ms);
+    cl.local_checked = checked;
+    fkey k;
+    memset(&k, 0, sizeof k);
+    k.key = key;
+    k.klen = klen;
+    k.hash = hash;
+    cl.k = &k;
+    cl.m = 1;
+    cl.load1 = load;
+    cl.ud = ud;
+    run(&cl);
+    count(&cl);
+    call_free_slots(&cl);
+    if (k.st == SC_OK || k.st == SC_NOT_FOUND) {
+        *out = k.val;
+        return k.st;
+    }
+    sc_value_release(k.val);
+    return sc__fail(c, cl.fail != SC_OK ? cl.fail : k.st, "%s", cl.err[0] ? cl.err : sc_strerror(k.st));
+}
+
+SC_EXPORT sc_status sc_fetch_batch(sc_cache *c, const char *const *keys, size_t n, uint64_t ttl_ms,
+                                   sc_load_batch_fn load, void *ud, sc_value **out)
+{
+    if (out && n <= SC_FETCH_BATCH_MAX)
+        memset(out, 0, n * sizeof *out);
+    sc_status s = check_call(c, load != NULL, "sc_fetch_batch");
+    if (s != SC_OK)
+        return s;
+    if (n > SC_FETCH_BATCH_MAX)
+        return sc__fail(c, SC_ERR_INVALID, "sc_fetch_batch: %zu keys, more than SC_FETCH_BATCH_MAX (%d)", n,
+                        SC_FETCH_BATCH_MAX);
+    if (n == 0)
+        return SC_OK;
+    if (!keys || !out)
+        return sc__fail(c, SC_ERR_INVALID, "sc_fetch_batch: keys or out is NULL");
+    for (size_t i = 0; i < n; i++) {
+        size_t kl;
+        if ((s = check_key(c, keys[i], &kl, "sc_fetch_batch")) != SC_OK)
+            return s;
+    }
+    /* Unique keys (an open-addressing map over the input), so a duplicate
+     * is loaded once and both slots get the value. */
+    size_t cap = 16;
+    while (cap < 2 * n)
+        cap *= 2;
+    size_t *map = malloc(cap * sizeof *map);
+    size_t *idx = malloc(n * sizeof *idx);
+    fkey *ks = calloc(n, sizeof *ks);
+    if (!map || !idx || !ks) {
+        free(map);
+        free(idx);
+        free(ks);
+        return sc__fail(c, SC_ERR_NOMEM, "sc_fetch_batch: out of memory");
+    }
+    for (size_t i = 0; i < cap; i++)
+        map[i] = SIZE_MAX;
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t kl = strlen(keys[i]);
+        uint64_t h = sc__local_hash(keys[i], kl);
+        size_t p = (size_t)(h & (cap - 1));
+        while (map[p] != SIZE_MAX && !(ks[map[p]].hash == h && ks[map[p]].klen == kl &&
+                                       memcmp(ks[map[p]].key, keys[i], kl) == 0))
+            p = (p + 1) & (cap - 1);
+        if (map[p] == SIZE_MAX) {
+            map[p] = m;
+            ks[m].key = keys[i];
+            ks[m].klen = kl;
+            ks[m].hash = h;
+            m++;
+        }
+        idx[i] = map[p];
+    }
+    free(map);
+    call cl;
+    call_init(&cl, c, "sc_fetch_batch", ttl_ms);
+    cl.k = ks;
+    cl.m = m;
+    cl.loadn = load;
+    cl.ud = ud;
+    run(&cl);
+    count(&cl);
+    call_free_slots(&cl);
+    sc_status res = cl.fail;
+    for (size_t i = 0; i < m && res == SC_OK; i++)
+        if (ks[i].st != SC_OK && ks[i].st != SC_NOT_FOUND)
+            res = ks[i].st;
+    if (res == SC_OK)
+        for (size_t i = 0; i < n; i++)
+            out[i] = ks[idx[i]].val ? sc__value_ref(ks[idx[i]].val) : NULL;
+    for (size_t i = 0; i < m; i++)
+        sc_value_release(ks[i].val);
+    free(ks);
+    free(idx);
+    if (res != SC_OK)
+        return sc__fail(c, res, "%s", cl.err[0] ? cl.err : sc_strerror(res));
+    return SC_OK;
+}
+
+SC_EXPORT sc_status sc_tag_deleted(sc_cache *c, const char *key)
+{
+    if (!c)
+        return sc__fail(c, SC_ERR_INVALID, "sc_tag_deleted: cache is NULL");
+    size_t klen;
+    sc_status s = check_key(c, key, &klen, "sc_tag_deleted");
+    if (s != SC_OK)
+        return s;
+    if (!writes_redis(c))
+        return sc__fail(c, SC_ERR_INVALID, "sc_tag_deleted: this pod does not write Redis");
+    uint64_t hash = sc__local_hash(key, klen);
+    sc__load_stats_add(c->fetch->stats, SC__LOAD_MANUAL, 0);
+    /* Stop serving the key at once; the floor follows with the version. */
+    sc__local_remove(c->local, key, klen, hash, UINT64_MAX, 0);
+    sc__remote_event ev;
+    s = sc__own_event(c, SC__ACT_INVALIDATE, key, klen, NULL, 0, 0, &ev);
+    if (s != SC_OK)
+        return sc__fail(c, s, "sc_tag_deleted: cannot encode the event: %s", sc_strerror(s));
+    sc__remote_result res;
+    char err[SC__ERRLEN];
+    s = sc__remote_tag(c->remote, key, klen, c->opt.tag_delete_delay_ms, c->opt.tombstone_ttl_ms, &ev, &res, err,
+                       sizeof err);
+    free((char *)ev.buf);
+    if (s != SC_OK) {
+        sc__atomic_inc(&c->remote_errors);
+        return sc__fail(c, s, "sc_tag_deleted: %s", err);
+    }
+    sc__wrote(c, &res, "sc_tag_deleted");
+    sc__local_remove(c->local, key, klen, hash, res.version, res.version);
+    sc__fetch_event(c, key, klen);
+    return SC_OK;
+}
+
+SC_EXPORT void sc_load_stats_get(sc_cache *c, sc_window w, sc_load_stats *out)
+{
+    if (!out)
+        return;
+    memset(out, 0, sizeof *out);
+    if (!c || !c->fetch)
+        return;
+    sc__load_stats_read(c->fetch->stats, w, out);
+}

@@ -1,0 +1,160 @@
+/* Load statistics of sc_fetch (singleflight_cache's cycles, made exact).
+ *
+ * Exact: the counters live in stripes (a thread always uses the same one, so
+ * hits on many threads do not share a lock or a cache line), each with its
+ * own mutex and its own copy of the window state; the time that decides an
+ * outcome's window is read inside the stripe's lock, so within a stripe
+ * outcomes enter windows in timestamp order and none lands in a window that
+ * already ended. A reader takes every stripe's lock (always in the same
+ * order), reads the clock once, rolls every stripe to that moment and sums:
+ * a consistent cut in which no outcome is missing or counted twice
+ * (singleflight_cache rolls its cycle from a timer racing the counters, so
+ * an outcome can fall between two cycles or be counted in both). Windows are
+ * stats_window_ms long, numbered from the creation (sc_open); a window with
+ * no outcome still ends on time: the reader rolls it too.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "lib/internal.h"
+
+typedef struct counts {
+    uint64_t hits, misses, errors, manual, hit_ns, miss_ns;
+} counts;
+
+#define STRIPES 16
+
+typedef struct stripe {
+    pthread_mutex_t mu;
+    uint64_t cur_idx;   /* index of this stripe's CURRENT window */
+    counts total, cur, last;
+    char pad[64];       /* keeps neighbouring stripes off one cache line */
+} stripe;
+
+struct sc__load_stats {
+    uint64_t start_ns, window_ns;
+    stripe s[STRIPES];
+};
+
+sc__load_stats *sc__load_stats_new(uint64_t window_ms)
+{
+    sc__load_stats *s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    for (int i = 0; i < STRIPES; i++)
+        pthread_mutex_init(&s->s[i].mu, NULL);
+    s->start_ns = sc__mono_ns();
+    s->window_ns = (window_ms ? window_ms : 1) * 1000000u;
+    return s;
+}
+
+void sc__load_stats_free(sc__load_stats *s)
+{
+    if (!s)
+        return;
+    for (int i = 0; i < STRIPES; i++)
+        pthread_mutex_destroy(&s->s[i].mu);
+    free(s);
+}
+
+/* Under the stripe's lock: moves its CURRENT forward to the window holding now. */
+static void roll(const sc__load_stats *s, stripe *st, uint64_t now)
+{
+    uint64_t idx = (now - s->start_ns) / s->window_ns;
+    if (idx <= st->cur_idx)
+        return;
+    /* The window before idx is LAST: the current one if it just ended,
+     * else an empty one (nothing happened in it). */
+    if (idx == st->cur_idx + 1)
+        st->last = st->cur;
+    else
+        memset(&st->last, 0, sizeof st->last);
+    memset(&st->cur, 0, sizeof st->cur);
+    st->cur_idx = idx;
+}
+
+static void add(counts *k, sc__load_outcome o, uint64_t ns)
+{
+    switch (o) {
+    case SC__LOAD_HIT:
+        k->hits++;
+        k->hit_ns += ns;
+        break;
+    case SC__LOAD_MISS:
+        k->misses++;
+        k->miss_ns += ns;
+        break;
+    case SC__LOAD_ERROR:
+        k->errors++;
+        break;
+    case SC__LOAD_MANUAL:
+        k->manual++;
+        break;
+    }
+}
+
+static void sum(counts *to, const counts *k)
+{
+    to->hits += k->hits;
+    to->misses += k->misses;
+    to->errors += k->errors;
+    to->manual += k->manual;
+    to->hit_ns += k->hit_ns;
+    to->miss_ns += k->miss_ns;
+}
+
+/* This thread's stripe: handed out round-robin on first use. */
+static unsigned my_stripe(void)
+{
+    static atomic_uint next;
+    static _Thread_local unsigned mine;
+    if (!mine)
+        mine = atomic_fetch_add(&next, 1) % STRIPES + 1;
+    return mine - 1;
+}
+
+void sc__load_stats_add(sc__load_stats *s, sc__load_outcome o, uint64_t ns)
+{
+    if (!s)
+        return;
+    stripe *st = &s->s[my_stripe()];
+    pthread_mutex_lock(&st->mu);
+    roll(s, st, sc__mono_ns());
+    add(&st->total, o, ns);
+    add(&st->cur, o, ns);
+    pthread_mutex_unlock(&st->mu);
+}
+
+void sc__load_stats_read(sc__load_stats *s, sc_window w, sc_load_stats *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!s || (w != SC_WINDOW_TOTAL && w != SC_WINDOW_CURRENT && w != SC_WINDOW_LAST))
+        return;
+    counts k = {0};
+    for (int i = 0; i < STRIPES; i++)
+        pthread_mutex_lock(&s->s[i].mu);
+    uint64_t now = sc__mono_ns();
+    for (int i = 0; i < STRIPES; i++) {
+        stripe *st = &s->s[i];
+        roll(s, st, now);
+        sum(&k, w == SC_WINDOW_TOTAL ? &st->total : w == SC_WINDOW_CURRENT ? &st->cur : &st->last);
+    }
+    for (int i = STRIPES - 1; i >= 0; i--)
+        pthread_mutex_unlock(&s->s[i].mu);
+    out->hits = k.hits;
+    out->misses = k.misses;
+    out->errors = k.errors;
+    out->manual_misses = k.manual;
+    out->hit_ns = k.hit_ns;
+    out->miss_ns = k.miss_ns;
+    uint64_t all = k.hits + k.misses + k.errors;
+    if (all) {
+        out->hit_rate = (double)k.hits / (double)all;
+        out->error_rate = (double)k.errors / (double)all;
+    }
+    if (k.hits)
+        out->hit_avg_ns = (double)k.hit_ns / (double)k.hits;
+    if (k.misses)
+        out->miss_avg_ns = (double)k.miss_ns / (double)k.misses;
+}

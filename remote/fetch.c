@@ -1,0 +1,376 @@
+/* The Redis side of cache-aside loading: the arguments and replies of
+ * remote/lua/fetch_lock.lua, fetch_store.lua, fetch_unlock.lua and tag.lua.
+ * Each call is one round trip for all of its keys (a namespace is one hash
+ * slot, so a multi-key script is fine in a cluster too) and gets one
+ * deadline of timeout_ms. Thread-safe like the rest of remote/.
+ */
+#include "remote/remote.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <hiredis/hiredis.h>
+
+#define CSTR SIZE_MAX
+
+static sc_status nomem(char *err, size_t errlen)
+{
+    sc__remote_errf(err, errlen, "out of memory");
+    return SC_ERR_NOMEM;
+}
+
+static sc_status bad(const sc__remote_layout *l, redisReply *reply, const char *what, char *err, size_t errlen)
+{
+    sc__remote_errf(err, errlen, "redis %s: %s script returned an unexpected reply", l->addr, what);
+    freeReplyObject(reply);
+    return SC_ERR_REMOTE;
+}
+
+static int u64_of(const redisReply *e, uint64_t *out)
+{
+    if (e->type == REDIS_REPLY_INTEGER && e->integer >= 0) {
+        *out = (uint64_t)e->integer;
+        return 1;
+    }
+    if (e->type != REDIS_REPLY_STRING || e->len == 0 || e->len > 20)
+        return 0;
+    uint64_t v = 0;
+    for (size_t i = 0; i < e->len; i++) {
+        if (e->str[i] < '0' || e->str[i] > '9')
+            return 0;
+        uint64_t d = (uint64_t)(e->str[i] - '0');
+        if (v > (UINT64_MAX - d) / 10)
+            return 0;
+        v = v * 10 + d;
+    }
+    *out = v;
+    return 1;
+}
+
+/* One block holding "{ns}:k:<key>" for each of n keys; keys[i] point into it. */
+static char *value_keys(const sc__remote_layout *l, const char *const *key, size_t kstride, const size_t *klen,
+                        size_t lstride, size_t n, const char **keys, size_t *lens)
+{
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++)
+        total += l->prefix_len + *(const size_t *)((const char *)klen + i * lstride) + 1;
+    char *block = malloc(total ? total : 1);
+    if (!block)
+        return NULL;
+    char *w = block;
+    for (size_t i = 0; i < n; i++) {
+        const char *k = *(const char *const *)((const char *)key + i * kstride);
+        size_t kl = *(const size_t *)((const char *)klen + i * lstride);
+        memcpy(w, l->prefix, l->prefix_len);
+        memcpy(w + l->prefix_len, k, kl);
+        w[l->prefix_len + kl] = '\0';
+        keys[i] = w;
+        lens[i] = l->prefix_len + kl;
+        w += l->prefix_len + kl + 1;
+    }
+    return block;
+}
+
+static void event_parts(const sc__remote_event *ev, const char **args, size_t *lens)
+{
+    size_t from = 0;
+    for (int i = 0; i < 3; i++) {
+        args[i] = ev->buf + from;
+        lens[i] = ev->cut[i] - from;
+        from = ev->cut[i];
+    }
+    args[3] = ev->buf + from;
+    lens[3] = ev->len - from;
+}
+
+static char *dup_bytes(const redisReply *e, size_t *len)
+{
+    char *p = malloc(e->len + 1);
+    if (p) {
+        memcpy(p, e->str, e->len);
+        p[e->len] = '\0';
+        *len = e->len;
+    }
+    return p;
+}
+
+static void free_items(sc__fetch_item *items, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(items[i].data);
+        items[i].data = NULL;
+    }
+}
+
+/* One result {kind, ...} of fetch_lock.lua into it. 0, or -1 malformed, -2 no memory. */
+static int parse_lock_result(const redisReply *e, sc__fetch_item *it)
+{
+    if (e->type != REDIS_REPLY_ARRAY || e->elements < 1 || e->element[0]->type != REDIS_REPLY_STRING ||
+        e->element[0]->len != 1)
+        return -1;
+    redisReply *const *f = e->element;
+    it->kind = (sc__fetch_kind)f[0]->str[0];
+    switch (it->kind) {
+    case SC__FETCH_CONFIRMED:
+    case SC__FETCH_LOCKED:
+        return 0;
+    case SC__FETCH_WAIT:
+        return e->elements == 2 && u64_of(f[1], &it->lock_until_ms) ? 0 : -1;
+    case SC__FETCH_EMPTY:
+        if (e->elements != 3 || !u64_of(f[1], &it->version) || f[2]->type != REDIS_REPLY_INTEGER)
+            return -1;
+        it->pttl_ms = f[2]->integer < 0 ? -1 : f[2]->integer;
+        return 0;
+    case SC__FETCH_VALUE:
+        if (e->elements != 4 || f[1]->type != REDIS_REPLY_STRING || !u64_of(f[2], &it->version) ||
+            f[3]->type != REDIS_REPLY_INTEGER)
+            return -1;
+        it->pttl_ms = f[3]->integer < 0 ? -1 : f[3]->integer;
+        return (it->data = dup_bytes(f[1], &it->len)) ? 0 : -2;
+    case SC__FETCH_STALE:
+        if (e->elements != 4 || f[1]->type != REDIS_REPLY_STRING || !u64_of(f[2], &it->version) ||
+            !u64_of(f[3], &it->lock_until_ms))
+            return -1;
+        return (it->data = dup_bytes(f[1], &it->len)) ? 0 : -2;
+    }
+    return -1;
+}
+
+sc_status sc__remote_fetch_lock(sc__remote *r, sc__fetch_item *items, size_t n, const char *token,
+                                uint64_t lock_ttl_ms, int serve_stale, uint64_t *known, uint64_t *now_ms, char *err,
+                                size_t errlen)
+{
+    sc__remote_layout l;
+    sc__remote_layout_get(r, &l);
+    for (size_t i = 0; i < n; i++) {
+        items[i].data = NULL;
+        items[i].len = 0;
+        items[i].version = 0;
+        items[i].pttl_ms = -1;
+        items[i].lock_until_ms = 0;
+    }
+    if (n == 0 || n > 1000000) {
+        sc__remote_errf(err, errlen, "fetch_lock: bad key count %zu", n);
+        return SC_ERR_INVALID;
+    }
+    int64_t deadline = sc__remote_now_ms() + l.timeout_ms;
+    /* KEYS: seq, meta, n value keys; ARGV: token, ttl, stale, n versions. */
+    size_t argc = 2 + n + 3 + n;
+    const char **args = malloc(argc * sizeof *args);
+    size_t *lens = malloc(argc * sizeof *lens);
+    char (*vers)[24] = malloc(n * sizeof *vers);
+    char ttl[24];
+    snprintf(ttl, sizeof ttl, "%" PRIu64, lock_ttl_ms);
+    char *block = args && lens && vers ? value_keys(&l, &items[0].key, sizeof items[0], &items[0].klen, sizeof items[0], n,
+                                                     args + 2, lens + 2)
+                                       : NULL;
+    if (!block) {
+        free(args);
+        free(lens);
+        free(vers);
+        return nomem(err, errlen);
+    }
+    args[0] = l.seq_key;
+    lens[0] = CSTR;
+    args[1] = l.meta_key;
+    lens[1] = CSTR;
+    size_t a = 2 + n;
+    args[a] = token;
+    lens[a++] = CSTR;
+    args[a] = ttl;
+    lens[a++] = CSTR;
+    args[a] = serve_stale ? "1" : "0";
+    lens[a++] = CSTR;
+    for (size_t i = 0; i < n; i++) {
+        snprintf(vers[i], sizeof vers[i], "%" PRIu64, items[i].have_version);
+        args[a] = vers[i];
+        lens[a++] = CSTR;
+    }
+    redisReply *reply;
+    sc_status st = sc__remote_script(r, SC__SCRIPT_FETCH_LOCK, (int)(2 + n), (int)argc, args, lens, deadline, &reply,
+                                     err, errlen);
+    free(block);
+    free(args);
+    free(lens);
+    free(vers);
+    if (st != SC_OK)
+        return st;
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != n + 2 || !u64_of(reply->element[0], known) ||
+        !u64_of(reply->element[1], now_ms))
+        return bad(&l, reply, "fetch_lock", err, errlen);
+    for (size_t i = 0; i < n; i++) {
+        int rc = parse_lock_result(reply->element[i + 2], &items[i]);
+        if (rc != 0) {
+            free_items(items, n);
+            if (rc == -2) {
+                freeReplyObject(reply);
+                return nomem(err, errlen);
+            }
+            return bad(&l, reply, "fetch_lock", err, errlen);
+        }
+    }
+    freeReplyObject(reply);
+    return SC_OK;
+}
+
+sc_status sc__remote_fetch_store(sc__remote *r, sc__store_item *items, size_t n, const char *token, char *err,
+                                 size_t errlen)
+{
+    sc__remote_layout l;
+    sc__remote_layout_get(r, &l);
+    if (n == 0 || n > 1000000) {
+        sc__remote_errf(err, errlen, "fetch_store: bad key count %zu", n);
+        return SC_ERR_INVALID;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const sc__remote_event *ev = &items[i].ev;
+        if ((items[i].len && !items[i].val) || !ev->buf || ev->cut[0] > ev->cut[1] || ev->cut[1] > ev->cut[2] ||
+            ev->cut[2] > ev->len || items[i].ttl_ms > (UINT64_C(1) << 53)) {
+            sc__remote_errf(err, errlen, "invalid store arguments (value, TTL or event)");
+            return SC_ERR_INVALID;
+        }
+        items[i].stored = 0;
+        memset(&items[i].res, 0, sizeof items[i].res);
+    }
+    int64_t deadline = sc__remote_now_ms() + l.timeout_ms;
+    /* KEYS: seq, meta, log, n value keys; ARGV: fmt, log_len, channel, token, 7 per key. */
+    size_t argc = 3 + n + 4 + 7 * n;
+    const char **args = malloc(argc * sizeof *args);
+    size_t *lens = malloc(argc * sizeof *lens);
+    char (*ttls)[24] = malloc(n * sizeof *ttls);
+    char *block = args && lens && ttls ? value_keys(&l, &items[0].key, sizeof items[0], &items[0].klen, sizeof items[0], n, args + 3,
+                                                     lens + 3)
+                                       : NULL;
+    if (!block) {
+        free(args);
+        free(lens);
+        free(ttls);
+        return nomem(err, errlen);
+    }
+    args[0] = l.seq_key;
+    args[1] = l.meta_key;
+    args[2] = l.log_key;
+    lens[0] = lens[1] = lens[2] = CSTR;
+    size_t a = 3 + n;
+    args[a] = l.fmt;
+    lens[a++] = CSTR;
+    args[a] = l.log_len;
+    lens[a++] = CSTR;
+    args[a] = l.channel;
+    lens[a++] = CSTR;
+    args[a] = token;
+    lens[a++] = CSTR;
+    for (size_t i = 0; i < n; i++) {
+        snprintf(ttls[i], sizeof ttls[i], "%" PRIu64, items[i].ttl_ms);
+        args[a] = items[i].empty ? "e" : "v";
+        lens[a++] = 1;
+        args[a] = items[i].len ? items[i].val : "";
+        lens[a++] = items[i].empty ? 0 : items[i].len;
+        args[a] = ttls[i];
+        lens[a++] = CSTR;
+        event_parts(&items[i].ev, args + a, lens + a);
+        a += 4;
+    }
+    redisReply *reply;
+    sc_status st = sc__remote_script(r, SC__SCRIPT_FETCH_STORE, (int)(3 + n), (int)argc, args, lens, deadline,
+                                     &reply, err, errlen);
+    free(block);
+    free(args);
+    free(lens);
+    free(ttls);
+    if (st != SC_OK)
+        return st;
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != n)
+        return bad(&l, reply, "fetch_store", err, errlen);
+    for (size_t i = 0; i < n; i++) {
+        const redisReply *e = reply->element[i];
+        uint64_t v;
+        if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 || !u64_of(e->element[0], &v))
+            return bad(&l, reply, "fetch_store", err, errlen);
+        if (v == 0)
+            continue;
+        items[i].stored = 1;
+        items[i].res.version = v;
+        const redisReply *pub = e->element[1];
+        items[i].res.published = pub->type == REDIS_REPLY_INTEGER && pub->integer == 1;
+        if (!items[i].res.published)
+            snprintf(items[i].res.publish_error, sizeof items[i].res.publish_error, "%.*s",
+                     pub->type == REDIS_REPLY_STRING ? (int)pub->len : 0,
+                     pub->type == REDIS_REPLY_STRING ? pub->str : "");
+    }
+    freeReplyObject(reply);
+    return SC_OK;
+}
+
+sc_status sc__remote_fetch_unlock(sc__remote *r, const char *const *keys, const size_t *klens, size_t n,
+                                  const char *token, char *err, size_t errlen)
+{
+    sc__remote_layout l;
+    sc__remote_layout_get(r, &l);
+    if (n == 0)
+        return SC_OK;
+    size_t argc = n + 1;
+    const char **args = malloc(argc * sizeof *args);
+    size_t *lens = malloc(argc * sizeof *lens);
+    char *block = args && lens ? value_keys(&l, keys, sizeof keys[0], klens, sizeof klens[0], n, args, lens) : NULL;
+    if (!block) {
+        free(args);
+        free(lens);
+        return nomem(err, errlen);
+    }
+    args[n] = token;
+    lens[n] = CSTR;
+    redisReply *reply;
+    sc_status st = sc__remote_script(r, SC__SCRIPT_FETCH_UNLOCK, (int)n, (int)argc, args, lens,
+                                     sc__remote_now_ms() + l.timeout_ms, &reply, err, errlen);
+    free(block);
+    free(args);
+    free(lens);
+    if (st == SC_OK)
+        freeReplyObject(reply);
+    return st;
+}
+
+sc_status sc__remote_tag(sc__remote *r, const char *key, size_t klen, uint64_t delay_ms, uint64_t tombstone_ttl_ms,
+                         const sc__remote_event *ev, sc__remote_result *res, char *err, size_t errlen)
+{
+    sc__remote_layout l;
+    sc__remote_layout_get(r, &l);
+    memset(res, 0, sizeof *res);
+    if (!ev || !ev->buf || ev->cut[0] > ev->cut[1] || ev->cut[1] > ev->cut[2] || ev->cut[2] > ev->len) {
+        sc__remote_errf(err, errlen, "invalid tag arguments (event)");
+        return SC_ERR_INVALID;
+    }
+    const char *args[13];
+    size_t lens[13];
+    char *block = value_keys(&l, &key, 0, &klen, 0, 1, args, lens);
+    if (!block)
+        return nomem(err, errlen);
+    char delay[24], tomb[24];
+    snprintf(delay, sizeof delay, "%" PRIu64, delay_ms);
+    snprintf(tomb, sizeof tomb, "%" PRIu64, tombstone_ttl_ms);
+    const char *rest[8] = {l.seq_key, l.meta_key, l.log_key, delay, tomb, l.fmt, l.log_len, l.channel};
+    for (int i = 0; i < 8; i++) {
+        args[1 + i] = rest[i];
+        lens[1 + i] = CSTR;
+    }
+    event_parts(ev, args + 9, lens + 9);
+    redisReply *reply;
+    sc_status st = sc__remote_script(r, SC__SCRIPT_TAG, 4, 13, args, lens, sc__remote_now_ms() + l.timeout_ms, &reply,
+                                     err, errlen);
+    free(block);
+    if (st != SC_OK)
+        return st;
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 || !u64_of(reply->element[0], &res->version))
+        return bad(&l, reply, "tag", err, errlen);
+    const redisReply *pub = reply->element[1];
+    res->published = pub->type == REDIS_REPLY_INTEGER && pub->integer == 1;
+    if (!res->published)
+        snprintf(res->publish_error, sizeof res->publish_error, "%s%.*s",
+                 pub->type == REDIS_REPLY_STRING ? sc__remote_explain(pub->str) : "",
+                 pub->type == REDIS_REPLY_STRING ? (int)pub->len : 0, pub->type == REDIS_REPLY_STRING ? pub->str : "");
+    freeReplyObject(reply);
+    return SC_OK;
+}

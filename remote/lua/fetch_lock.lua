@@ -1,0 +1,58 @@
+#!lua
+-- sc_fetch's first step for one or many keys of a namespace (all in its
+-- {ns} slot): read each key's value, or take its load lock, in one round
+-- trip. The lock lives in the key's hash: lock = the caller's token (a
+-- fencing token: fetch_store.lua stores only while it is still there),
+-- lock_until = Redis ms when it lapses, lock_seq = the counter when taken
+-- (a clear after that revokes it). Every time is Redis' clock. A lock on a
+-- missing key leaves a hash holding only the lock, with a TTL of lock_ttl_ms,
+-- so no key without a TTL is left behind if the loader's pod dies.
+-- KEYS: seq, meta, value key 1..n
+-- ARGV: token, lock_ttl_ms, serve_stale ('1': eventual), then one
+--       have_version per key ('0': none; else confirm the caller's copy)
+-- Returns {counter, now_ms, r1, ..., rn} with each ri one of
+--   {'c'}                        the caller's copy (have_version) is current
+--   {'v', value, version, pttl}  a current value
+--   {'e', version, pttl}         a cached "not found" (empty marker)
+--   {'l'}                        the caller holds the lock now: load
+--   {'w', lock_until}            another load holds the lock: wait
+--   {'s', value, version, lock_until}  the outdated value of a tagged key
+--                                (serve_stale) while another load holds the lock
+local counter = redis.call('GET', KEYS[1]) or '0'
+local now = now_ms()
+local floor = tonumber(redis.call('HGET', KEYS[2], 'floor') or '0')
+local ttl = tonumber(ARGV[2])
+local out = {counter, string.format('%d', now)}
+for i = 3, #KEYS do
+  local k = KEYS[i]
+  local have = ARGV[i + 1]
+  local h = redis.call('HMGET', k, 'value', 'version', 'empty', 'outdated', 'lock', 'lock_until')
+  local ver = tonumber(h[2])
+  local dead = ver and ver < floor
+  local r
+  if ver and not dead and not h[4] and (h[1] or h[3]) then
+    if have ~= '0' and tonumber(have) == ver then
+      r = {'c'}
+    elseif h[1] then
+      r = {'v', h[1], h[2], redis.call('PTTL', k)}
+    else
+      r = {'e', h[2], redis.call('PTTL', k)}
+    end
+  else
+    local lu = tonumber(h[6])
+    if h[5] and not dead and lu and lu > now then
+      if ARGV[3] == '1' and h[1] and h[4] and ver then
+        r = {'s', h[1], h[2], h[6]}
+      else
+        r = {'w', h[6]}
+      end
+    else
+      if dead then redis.call('DEL', k) end
+      redis.call('HSET', k, 'lock', ARGV[1], 'lock_until', string.format('%d', now + ttl), 'lock_seq', counter)
+      if redis.call('PTTL', k) < ttl then redis.call('PEXPIRE', k, ARGV[2]) end
+      r = {'l'}
+    end
+  end
+  out[#out + 1] = r
+end
+return out

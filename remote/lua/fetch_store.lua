@@ -1,0 +1,36 @@
+#!lua
+-- Stores loaded results, each only if the caller still holds the key's load
+-- lock (the fencing token of fetch_lock.lua: a set, delete, tag or clear
+-- since revoked it, and a load that began before them must not overwrite
+-- them). Each stored key gets a fresh version, its TTL, the log entry and
+-- the event, exactly like set.lua; a "not found" becomes an empty marker
+-- (version and empty=1, no value) published as an invalidate.
+-- KEYS: seq, meta, log, value key 1..n
+-- ARGV: fmt, log_len, channel, token, then 7 per key:
+--       kind ('v' value | 'e' empty marker), value, ttl_ms ('0': none),
+--       event template p0, p1, p2, p3
+-- Returns {r1, ..., rn}: ri = {version, 1 | publish error text}, or
+-- {'0', 1} when the lock was no longer the caller's (nothing written).
+local floor = tonumber(redis.call('HGET', KEYS[2], 'floor') or '0')
+local out = {}
+for i = 4, #KEYS do
+  local k = KEYS[i]
+  local a = 4 + (i - 4) * 7
+  local h = redis.call('HMGET', k, 'lock', 'lock_seq')
+  if h[1] ~= ARGV[4] or tonumber(h[2] or '0') < floor then
+    out[#out + 1] = {'0', 1}
+  else
+    local v, e = take(KEYS[1], KEYS[2], KEYS[3])
+    local vs = string.format('%d', v)
+    redis.call('DEL', k)
+    if ARGV[a + 1] == 'e' then
+      redis.call('HSET', k, 'version', vs, 'empty', '1')
+    else
+      redis.call('HSET', k, 'value', ARGV[a + 2], 'version', vs)
+    end
+    if ARGV[a + 3] ~= '0' then redis.call('PEXPIRE', k, ARGV[a + 3]) end
+    out[#out + 1] = {vs, emit(ARGV[1], ARGV[a + 4], ARGV[a + 5], ARGV[a + 6], ARGV[a + 7], v, e, KEYS[3], ARGV[2],
+                              ARGV[3])}
+  end
+end
+return out

@@ -1,0 +1,14 @@
+#!lua
+-- Releases load locks the caller still holds (a failed loader), so the next
+-- fetch loads at once. A hash that held only the lock disappears with it.
+-- KEYS: value keys
+-- ARGV: token
+-- Returns the number of locks released.
+local n = 0
+for i = 1, #KEYS do
+  if redis.call('HGET', KEYS[i], 'lock') == ARGV[1] then
+    redis.call('HDEL', KEYS[i], 'lock', 'lock_until', 'lock_seq')
+    n = n + 1
+  end
+end
+return n

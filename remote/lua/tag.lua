@@ -1,0 +1,30 @@
+#!lua
+-- Tags a key as deleted (rockscache's delayed delete): a fresh version, the
+-- value kept but marked outdated for delay_ms (eventual fetches may serve it
+-- while another pod reloads; gets and strong fetches never do), any load
+-- lock revoked, the log entry and an invalidate event. A key with no live
+-- value is deleted as by delete.lua (a tombstone when tombstone_ttl_ms).
+-- KEYS: value key, seq, meta, log
+-- ARGV: delay_ms ('0': delete now), tombstone_ttl_ms, fmt, log_len, channel,
+--       p0, p1, p2, p3
+-- Returns {version, 1 | publish error text}.
+local bad = check_hash(KEYS[1])
+if bad then return bad end
+local v, e = take(KEYS[2], KEYS[3], KEYS[4])
+local vs = string.format('%d', v)
+local h = redis.call('HMGET', KEYS[1], 'value', 'version')
+local floor = redis.call('HGET', KEYS[3], 'floor')
+local live = h[1] and h[2] and not (floor and tonumber(h[2]) < tonumber(floor))
+if live and ARGV[1] ~= '0' then
+  redis.call('HDEL', KEYS[1], 'lock', 'lock_until', 'lock_seq', 'empty')
+  redis.call('HSET', KEYS[1], 'version', vs, 'outdated', '1')
+  local pt = redis.call('PTTL', KEYS[1])
+  if pt < 0 or pt > tonumber(ARGV[1]) then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+else
+  redis.call('DEL', KEYS[1])
+  if ARGV[2] ~= '0' then
+    redis.call('HSET', KEYS[1], 'version', vs)
+    redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  end
+end
+return {vs, emit(ARGV[3], ARGV[6], ARGV[7], ARGV[8], ARGV[9], v, e, KEYS[4], ARGV[4], ARGV[5])}

@@ -1,0 +1,1217 @@
+/* Integration tests of cache-aside loading (sc_fetch, sc_fetch_batch,
+ * sc_tag_deleted, load statistics) against a private redis-server: several
+ * pods in one process, and pods in forked processes (one killed mid-load).
+ * Each test uses its own namespace. */
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "pods.h"
+
+sc_test_redis g_redis;
+
+#define NS(name) "f_" name
+
+/* ------------------------------------------------------- a fake source -- */
+
+/* A "database" with one value per test, a call counter (in-process and, for
+ * loaders in other processes, a Redis counter) and knobs. */
+typedef struct source {
+    pthread_mutex_t mu;
+    char value[256];      /* "" with missing = 1: not found */
+    int missing;
+    atomic_int calls;
+    int delay_ms;         /* every call sleeps this long */
+    int first_delay_ms;   /* the first call sleeps this long instead */
+    sc_status fail;       /* != SC_OK: the loader fails with this */
+    const char *msg;      /* its message */
+    const char *redis_counter; /* INCR this Redis key on every call (NULL: no) */
+    atomic_int started;   /* set when a call began */
+} source;
+
+static void source_init(source *s, const char *value)
+{
+    memset(s, 0, sizeof *s);
+    pthread_mutex_init(&s->mu, NULL);
+    if (value)
+        snprintf(s->value, sizeof s->value, "%s", value);
+    else
+        s->missing = 1;
+}
+
+static void source_put(source *s, const char *value)
+{
+    pthread_mutex_lock(&s->mu);
+    snprintf(s->value, sizeof s->value, "%s", value);
+    s->missing = 0;
+    pthread_mutex_unlock(&s->mu);
+}
+
+static void redis_incr(const char *key)
+{
+    redisContext *rc = sc_test_redis_connect(&g_redis);
+    if (!rc)
+        return;
+    redisReply *r = redisCommand(rc, "INCR %s", key);
+    if (r)
+        freeReplyObject(r);
+    redisFree(rc);
+}
+
+static long long redis_int(const char *fmt, ...)
+{
+    redisContext *rc = sc_test_redis_connect(&g_redis);
+    ck_assert_ptr_nonnull(rc);
+    va_list ap;
+    va_start(ap, fmt);
+    redisReply *r = redisvCommand(rc, fmt, ap);
+    va_end(ap);
+    ck_assert_ptr_nonnull(r);
+    long long v = r->type == REDIS_REPLY_INTEGER ? r->integer
+                  : r->type == REDIS_REPLY_STRING ? strtoll(r->str, NULL, 10)
+                                                  : -999;
+    freeReplyObject(r);
+    redisFree(rc);
+    return v;
+}
+
+/* HGET of a field of the key's hash, malloc'd ("<none>"). */
+static char *redis_field(const char *ns, const char *key, const char *field)
+{
+    redisContext *rc = sc_test_redis_connect(&g_redis);
+    ck_assert_ptr_nonnull(rc);
+    redisReply *r = redisCommand(rc, "HGET {%s}:k:%s %s", ns, key, field);
+    ck_assert_ptr_nonnull(r);
+    char *out = r->type == REDIS_REPLY_STRING ? strndup(r->str, r->len) : strdup("<none>");
+    freeReplyObject(r);
+    redisFree(rc);
+    return out;
+}
+
+static sc_status load_source(const char *key, sc_loaded *slot, void *ud)
+{
+    (void)key;
+    source *s = ud;
+    int n = atomic_fetch_add(&s->calls, 1);
+    atomic_store(&s->started, 1);
+    if (s->redis_counter)
+        redis_incr(s->redis_counter);
+    /* Read the database first, then take time: a slow query whose answer
+     * may be outdated by the time it returns. */
+    pthread_mutex_lock(&s->mu);
+    char val[256];
+    int missing = s->missing;
+    snprintf(val, sizeof val, "%s", s->value);
+    pthread_mutex_unlock(&s->mu);
+    int d = n == 0 && s->first_delay_ms ? s->first_delay_ms : s->delay_ms;
+    if (d)
+        test_sleep_ms(d);
+    if (s->fail != SC_OK) {
+        if (s->msg)
+            sc_loaded_error(slot, "%s (call %d)", s->msg, n + 1);
+        return s->fail;
+    }
+    if (missing)
+        return SC_NOT_FOUND;
+    sc_loaded_set(slot, val, strlen(val));
+    return SC_OK;
+}
+
+/* sc_fetch's value as a malloc'd string: "<none>", "<error:STATUS>". */
+static char *fetch_str(sc_cache *c, const char *key, uint64_t ttl, source *s)
+{
+    sc_value *v = NULL;
+    sc_status st = sc_fetch(c, key, ttl, load_source, s, &v);
+    if (st == SC_NOT_FOUND)
+        return strdup("<none>");
+    if (st != SC_OK) {
+        char buf[128];
+        snprintf(buf, sizeof buf, "<error:%s>", sc_strerror(st));
+        return strdup(buf);
+    }
+    char *out = strndup(sc_value_data(v), sc_value_size(v));
+    sc_value_release(v);
+    return out;
+}
+
+/* Whether c's local tier holds key (the reference is dropped at once). */
+static int held(sc_cache *c, const char *key)
+{
+    sc_value *v = NULL;
+    int ok = sc_peek(c, key, &v) == SC_OK;
+    sc_value_release(v);
+    return ok;
+}
+
+#define ASSERT_FETCH(c, key, ttl, src, want)                                    \
+    do {                                                                        \
+        char *got_ = fetch_str((c), (key), (ttl), (src));                       \
+        ck_assert_msg(strcmp(got_, (want)) == 0, "fetch %s: got %s, want %s (%s)", (key), got_, (want), \
+                      sc_errmsg(c));                                            \
+        free(got_);                                                             \
+    } while (0)
+
+/* ---------------------------------------------------- one load, pods -- */
+
+typedef struct fetcher {
+    sc_cache *pod;
+    const char *key;
+    source *src;
+    atomic_int *go;
+    long long start_at;   /* test_now_ms() to start at (0: on go) */
+    sc_status st;
+    char got[64];
+    long long took_ms;
+    long long done_at;    /* test_now_ms() when sc_fetch returned */
+} fetcher;
+
+static void *fetcher_main(void *p)
+{
+    fetcher *f = p;
+    while (f->go && !atomic_load(f->go))
+        test_sleep_ms(1);
+    while (f->start_at && test_now_ms() < f->start_at)
+        test_sleep_ms(1);
+    long long t0 = test_now_ms();
+    sc_value *v = NULL;
+    f->st = sc_fetch(f->pod, f->key, 60000, load_source, f->src, &v);
+    f->done_at = test_now_ms();
+    f->took_ms = f->done_at - t0;
+    if (v) {
+        snprintf(f->got, sizeof f->got, "%.*s", (int)sc_value_size(v), (const char *)sc_value_data(v));
+        sc_value_release(v);
+    }
+    return NULL;
+}
+
+static long long realtime_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+START_TEST(one_load_across_pods_and_threads)
+{
+    enum { PODS = 3, THREADS = 4 };
+    const char *counter = "f_one_calls";
+    sc_test_redis_cmd(&g_redis, "DEL %s", counter);
+    /* A fourth pod in another process joins the stampede at the same
+     * (wall-clock) moment; its loader counts in Redis too. */
+    long long start_rt = realtime_ms() + 800;
+    pid_t child = fork();
+    ck_assert_int_ge(child, 0);
+    if (child == 0) {
+        sc_options o = test_options(NS("one"), "child");
+        sc_cache *c = NULL;
+        if (sc_open(&o, &c) != SC_OK)
+            _exit(2);
+        source s;
+        source_init(&s, "from-db");
+        s.delay_ms = 300;
+        s.redis_counter = counter;
+        fetcher f[THREADS];
+        pthread_t t[THREADS];
+        while (realtime_ms() < start_rt)
+            test_sleep_ms(1);
+        for (int i = 0; i < THREADS; i++) {
+            f[i] = (fetcher){.pod = c, .key = "hot", .src = &s};
+            pthread_create(&t[i], NULL, fetcher_main, &f[i]);
+        }
+        int bad = 0;
+        for (int i = 0; i < THREADS; i++) {
+            pthread_join(t[i], NULL);
+            bad += f[i].st != SC_OK || strcmp(f[i].got, "from-db") != 0;
+        }
+        sc_close(c);
+        _exit(bad ? 1 : 0);
+    }
+
+    sc_cache *pods[PODS];
+    source src[PODS];
+    for (int p = 0; p < PODS; p++) {
+        char id[8];
+        snprintf(id, sizeof id, "p%d", p);
+        pods[p] = test_pod(NS("one"), id);
+        source_init(&src[p], "from-db");
+        src[p].delay_ms = 300;
+        src[p].redis_counter = counter;
+    }
+    fetcher f[PODS * THREADS];
+    pthread_t t[PODS * THREADS];
+    long long start_mono = test_now_ms() + (start_rt - realtime_ms());
+    for (int i = 0; i < PODS * THREADS; i++) {
+        f[i] = (fetcher){.pod = pods[i / THREADS], .key = "hot", .src = &src[i / THREADS], .start_at = start_mono};
+        pthread_create(&t[i], NULL, fetcher_main, &f[i]);
+    }
+    for (int i = 0; i < PODS * THREADS; i++) {
+        pthread_join(t[i], NULL);
+        ck_assert_msg(f[i].st == SC_OK, "fetcher %d: %s", i, sc_strerror(f[i].st));
+        ck_assert_str_eq(f[i].got, "from-db");
+    }
+    int status = 0;
+    waitpid(child, &status, 0);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child pod failed (%d)", status);
+    /* One loader call in all: 4 pods (two processes) x 4 threads. */
+    ck_assert_int_eq(redis_int("GET %s", counter), 1);
+    /* The value is stored like a set: version, TTL, no lock left. */
+    char *lock = redis_field(NS("one"), "hot", "lock");
+    ck_assert_str_eq(lock, "<none>");
+    free(lock);
+    long long pttl = redis_int("PTTL {%s}:k:hot", NS("one"));
+    ck_assert_int_gt(pttl, 50000);
+    ck_assert_int_le(pttl, 60000);
+    /* Every pod now answers from its local tier without a load. */
+    for (int p = 0; p < PODS; p++) {
+        ASSERT_FETCH(pods[p], "hot", 60000, &src[p], "from-db");
+    }
+    int calls = 0;
+    for (int p = 0; p < PODS; p++)
+        calls += atomic_load(&src[p].calls);
+    ck_assert_int_le(calls, 1);
+    sc_load_stats ls;
+    sc_load_stats_get(pods[0], SC_WINDOW_TOTAL, &ls);
+    ck_assert_uint_eq(ls.hits + ls.misses, THREADS + 1);
+    ck_assert_uint_eq(ls.errors, 0);
+    for (int p = 0; p < PODS; p++)
+        sc_close(pods[p]);
+}
+END_TEST
+
+/* ------------------------------------------------------- not found -- */
+
+START_TEST(not_found_is_cached_then_expires)
+{
+    sc_options o = test_options(NS("nf"), "a");
+    o.empty_ttl_ms = 600;
+    sc_cache *a = test_open(&o);
+    o.pod_id = "b";
+    sc_cache *b = test_open(&o);
+    source s;
+    source_init(&s, NULL);
+    ASSERT_FETCH(a, "ghost", 0, &s, "<none>");
+    ck_assert_int_eq(atomic_load(&s.calls), 1);
+    /* The marker: a version, empty=1, no value, a TTL of empty_ttl_ms. */
+    char *f = redis_field(NS("nf"), "ghost", "empty");
+    ck_assert_str_eq(f, "1");
+    free(f);
+    f = redis_field(NS("nf"), "ghost", "value");
+    ck_assert_str_eq(f, "<none>");
+    free(f);
+    long long pttl = redis_int("PTTL {%s}:k:ghost", NS("nf"));
+    ck_assert_int_gt(pttl, 0);
+    ck_assert_int_le(pttl, 600);
+    /* Both pods answer "not found" without loading; sc_get agrees. */
+    for (int i = 0; i < 5; i++) {
+        ASSERT_FETCH(a, "ghost", 0, &s, "<none>");
+        ASSERT_FETCH(b, "ghost", 0, &s, "<none>");
+    }
+    ck_assert_int_eq(atomic_load(&s.calls), 1);
+    sc_value *v;
+    ck_assert_int_eq(sc_get(b, "ghost", &v), SC_NOT_FOUND);
+    sc_load_stats ls;
+    sc_load_stats_get(b, SC_WINDOW_TOTAL, &ls);
+    ck_assert_uint_eq(ls.hits, 5);
+    ck_assert_uint_eq(ls.misses, 0);
+    /* Once it lapses the loader runs again, and a value then replaces it on
+     * every pod (its set event retires the cached "not found"). */
+    test_sleep_ms(700);
+    source_put(&s, "born");
+    ASSERT_FETCH(b, "ghost", 0, &s, "born");
+    ck_assert_int_eq(atomic_load(&s.calls), 2);
+    WAIT_UNTIL(held(a, "ghost"), 3000);
+    ASSERT_FETCH(a, "ghost", 0, &s, "born");
+    ck_assert_int_eq(atomic_load(&s.calls), 2);
+
+    /* A write to a key cached as "not found" is seen at once. */
+    source_init(&s, NULL);
+    ASSERT_FETCH(a, "later", 0, &s, "<none>");
+    ck_assert_int_eq(sc_set(b, "later", "written", 7, 0), SC_OK);
+    WAIT_UNTIL(held(a, "later"), 3000);
+    ASSERT_FETCH(a, "later", 0, &s, "written");
+    ck_assert_int_eq(atomic_load(&s.calls), 1);
+
+    /* An empty value from the loader is a value. */
+    source_init(&s, "");
+    sc_value *e = NULL;
+    ck_assert_int_eq(sc_fetch(a, "blank", 0, load_source, &s, &e), SC_OK);
+    ck_assert_uint_eq(sc_value_size(e), 0);
+    sc_value_release(e);
+    ck_assert_int_eq(sc_fetch(b, "blank", 0, load_source, &s, &e), SC_OK);
+    ck_assert_uint_eq(sc_value_size(e), 0);
+    sc_value_release(e);
+    ck_assert_int_eq(atomic_load(&s.calls), 1);
+    sc_close(a);
+    sc_close(b);
+
+    /* empty_ttl_ms = 0: nothing cached, every fetch asks the source. */
+    o = test_options(NS("nf0"), "z");
+    o.empty_ttl_ms = 0;
+    sc_cache *z = test_open(&o);
+    source_init(&s, NULL);
+    ASSERT_FETCH(z, "ghost", 0, &s, "<none>");
+    ASSERT_FETCH(z, "ghost", 0, &s, "<none>");
+    ck_assert_int_eq(atomic_load(&s.calls), 2);
+    ck_assert_int_eq(redis_int("EXISTS {%s}:k:ghost", NS("nf0")), 0);
+    sc_close(z);
+}
+END_TEST
+
+/* ------------------------------------------------------ loader failure -- */
+
+START_TEST(loader_failure_caches_nothing_and_retries_at_once)
+{
+    sc_options o = test_options(NS("fail"), "a");
+    o.lock_ttl_ms = 5000;
+    sc_cache *a = test_open(&o);
+    o.pod_id = "b";
+    sc_cache *b = test_open(&o);
+    source s;
+    source_init(&s, "v");
+    s.fail = SC_ERR_REMOTE;
+    s.msg = "database down";
+    sc_value *v = (sc_value *)&s;
+    ck_assert_int_eq(sc_fetch(a, "k", 0, load_source, &s, &v), SC_ERR_LOADER);
+    ck_assert_ptr_null(v);
+    ck_assert_msg(strstr(sc_errmsg(a), "database down (call 1)"), "%s", sc_errmsg(a));
+    /* Nothing cached, and the lock is gone: no key at all. */
+    ck_assert_int_eq(redis_int("EXISTS {%s}:k:k", NS("fail")), 0);
+    /* The next fetch (another pod) loads at once, not after lock_ttl_ms. */
+    s.fail = SC_OK;
+    long long t0 = test_now_ms();
+    ASSERT_FETCH(b, "k", 0, &s, "v");
+    ck_assert_int_lt(test_now_ms() - t0, 1000);
+    ck_assert_int_eq(atomic_load(&s.calls), 2);
+    sc_load_stats ls;
+    sc_load_stats_get(a, SC_WINDOW_TOTAL, &ls);
+    ck_assert_uint_eq(ls.errors, 1);
+    ck_assert_double_eq_tol(ls.error_rate, 1.0, 1e-9);
+    /* A failure without a message still says what failed. */
+    source_init(&s, "x");
+    s.fail = SC_ERR_TIMEOUT;
+    ck_assert_int_eq(sc_fetch(a, "k2", 0, load_source, &s, &v), SC_ERR_LOADER);
+    ck_assert_msg(strstr(sc_errmsg(a), "k2"), "%s", sc_errmsg(a));
+    sc_close(a);
+    sc_close(b);
+}
+END_TEST
+
+/* --------------------------------------------------------------- jitter -- */
+
+static sc_status load_batch_named(const char *const *keys, size_t n, sc_loaded *const *slots, void *ud)
+{
+    atomic_int *calls = ud;
+    atomic_fetch_add(calls, 1);
+    for (size_t i = 0; i < n; i++)
+        sc_loaded_set(slots[i], keys[i], strlen(keys[i]));
+    return SC_OK;
+}
+
+START_TEST(ttl_jitter_spreads_expiry_in_redis)
+{
+    enum { N = 200 };
+    sc_options o = test_options(NS("jit"), "a");
+    o.ttl_jitter_pct = 20;
+    sc_cache *a = test_open(&o);
+    char names[N][16];
+    const char *keys[N];
+    for (int i = 0; i < N; i++) {
+        snprintf(names[i], sizeof names[i], "j%d", i);
+        keys[i] = names[i];
+    }
+    sc_value *out[N];
+    atomic_int calls = 0;
+    ck_assert_int_eq(sc_fetch_batch(a, keys, N, 100000, load_batch_named, &calls, out), SC_OK);
+    ck_assert_int_eq(atomic_load(&calls), 1);
+    long long lo = LLONG_MAX, hi = 0, below95 = 0;
+    for (int i = 0; i < N; i++) {
+        ck_assert_ptr_nonnull(out[i]);
+        sc_value_release(out[i]);
+        long long p = redis_int("PTTL {%s}:k:%s", NS("jit"), keys[i]);
+        ck_assert_int_gt(p, 79000);
+        ck_assert_int_le(p, 100000);
+        lo = p < lo ? p : lo;
+        hi = p > hi ? p : hi;
+        below95 += p < 95000;
+    }
+    /* Uniform over 80..100 s: the spread covers most of the range. */
+    ck_assert_int_gt(hi - lo, 15000);
+    ck_assert_int_gt(below95, N / 2);
+    sc_close(a);
+
+    o = test_options(NS("jit0"), "z");
+    o.ttl_jitter_pct = 0;
+    sc_cache *z = test_open(&o);
+    ck_assert_int_eq(sc_fetch_batch(z, keys, 20, 100000, load_batch_named, &calls, out), SC_OK);
+    for (int i = 0; i < 20; i++) {
+        sc_value_release(out[i]);
+        ck_assert_int_gt(redis_int("PTTL {%s}:k:%s", NS("jit0"), keys[i]), 98000);
+    }
+    sc_close(z);
+}
+END_TEST
+
+/* ---------------------------------------------------------------- batch -- */
+
+typedef struct batch_src {
+    atomic_int calls;
+    char seen[16][32];
+    size_t nseen;
+} batch_src;
+
+/* Values "db:<key>" for keys starting with 'm', not found for the rest. */
+static sc_status load_batch_mixed(const char *const *keys, size_t n, sc_loaded *const *slots, void *ud)
+{
+    batch_src *b = ud;
+    atomic_fetch_add(&b->calls, 1);
+    for (size_t i = 0; i < n; i++) {
+        if (b->nseen < 16)
+            snprintf(b->seen[b->nseen++], sizeof b->seen[0], "%s", keys[i]);
+        if (keys[i][0] == 'm') {
+            char v[64];
+            int len = snprintf(v, sizeof v, "db:%s", keys[i]);
+            sc_loaded_set(slots[i], v, (size_t)len);
+        }
+    }
+    return SC_OK;
+}
+
+static int seen(const batch_src *b, const char *key)
+{
+    for (size_t i = 0; i < b->nseen; i++)
+        if (strcmp(b->seen[i], key) == 0)
+            return 1;
+    return 0;
+}
+
+START_TEST(batch_mixes_cached_loading_elsewhere_and_missing)
+{
+    sc_cache *a = test_pod(NS("batch"), "a");
+    sc_cache *b = test_pod(NS("batch"), "b");
+    /* c1 in a's local tier, c2 only in Redis (written by b, dropped on a). */
+    ck_assert_int_eq(sc_set(a, "c1", "one", 3, 0), SC_OK);
+    ck_assert_int_eq(sc_set(b, "c2", "two", 3, 0), SC_OK);
+    /* l1 is being loaded by pod b (slow). */
+    source sl;
+    source_init(&sl, "from-b");
+    sl.delay_ms = 600;
+    fetcher fb = {.pod = b, .key = "l1", .src = &sl};
+    pthread_t tb;
+    pthread_create(&tb, NULL, fetcher_main, &fb);
+    WAIT_UNTIL(atomic_load(&sl.started), 3000);
+    char *lock = redis_field(NS("batch"), "l1", "lock");
+    ck_assert_str_ne(lock, "<none>");
+    free(lock);
+    /* A lock on a missing key never leaves a key without a TTL. */
+    long long pttl = redis_int("PTTL {%s}:k:l1", NS("batch"));
+    ck_assert_int_gt(pttl, 0);
+    ck_assert_int_le(pttl, 3000);
+
+    const char *keys[] = {"m1", "c1", "n1", "l1", "m2", "c2", "m1", "n2", "c1"};
+    enum { N = sizeof keys / sizeof keys[0] };
+    sc_value *out[N];
+    batch_src bs;
+    memset(&bs, 0, sizeof bs);
+    long long t0 = test_now_ms();
+    ck_assert_int_eq(sc_fetch_batch(a, keys, N, 0, load_batch_mixed, &bs, out), SC_OK);
+    long long took = test_now_ms() - t0;
+    pthread_join(tb, NULL);
+    ck_assert_int_eq(fb.st, SC_OK);
+    /* One loader call with exactly the missing keys not loading elsewhere. */
+    ck_assert_int_eq(atomic_load(&bs.calls), 1);
+    ck_assert_uint_eq(bs.nseen, 4);
+    ck_assert(seen(&bs, "m1") && seen(&bs, "m2") && seen(&bs, "n1") && seen(&bs, "n2"));
+    const char *want[N] = {"db:m1", "one", NULL, "from-b", "db:m2", "two", "db:m1", NULL, "one"};
+    for (int i = 0; i < N; i++) {
+        if (!want[i]) {
+            ck_assert_msg(out[i] == NULL, "%s should be not found", keys[i]);
+            continue;
+        }
+        ck_assert_msg(out[i] != NULL, "%s missing", keys[i]);
+        ck_assert_str_eq(sc_value_data(out[i]), want[i]);
+        sc_value_release(out[i]);
+    }
+    /* l1 was waited for (woken by b's set event), not loaded here. */
+    ck_assert_int_lt(took, 3000);
+    ck_assert_int_eq(atomic_load(&sl.calls), 1);
+    /* A second batch: all answered by tiers, no loader call. */
+    memset(&bs, 0, sizeof bs);
+    ck_assert_int_eq(sc_fetch_batch(b, keys, N, 0, load_batch_mixed, &bs, out), SC_OK);
+    ck_assert_int_eq(atomic_load(&bs.calls), 0);
+    for (int i = 0; i < N; i++)
+        sc_value_release(out[i]);
+    sc_close(a);
+    sc_close(b);
+}
+END_TEST
+
+/* --------------------------------------------------------- tag / fence -- */
+
+static void tag_case(sc_consistency mode, const char *ns)
+{
+    sc_options o = test_options(ns, "a");
+    o.consistency = mode;
+    sc_cache *a = test_open(&o);
+    o.pod_id = "b";
+    sc_cache *b = test_open(&o);
+    source db;
+    source_init(&db, "v1");
+    ASSERT_FETCH(a, "k", 0, &db, "v1");
+    ASSERT_FETCH(b, "k", 0, &db, "v1"); /* b holds v1 locally now */
+    sc_value *v;
+    ck_assert_int_eq(sc_peek(b, "k", &v), SC_OK);
+    sc_value_release(v);
+
+    /* The database changes, then the key is tagged (from a). */
+    source_put(&db, "v2");
+    ck_assert_int_eq(sc_tag_deleted(a, "k"), SC_OK);
+    char *f = redis_field(ns, "k", "outdated");
+    ck_assert_str_eq(f, "1");
+    free(f);
+    long long pttl = redis_int("PTTL {%s}:k:k", ns);
+    ck_assert_int_gt(pttl, 0);
+    ck_assert_int_le(pttl, 10000);
+    WAIT_UNTIL(!held(b, "k"), 3000); /* the tag's invalidate reached b */
+    ck_assert_int_eq(sc_get(b, "k", &v), SC_NOT_FOUND);    /* gets never see outdated values */
+    ck_assert_int_eq(atomic_load(&db.calls), 1);
+
+    /* a reloads slowly; meanwhile b fetches. */
+    source slow;
+    source_init(&slow, "v2");
+    slow.delay_ms = 700;
+    fetcher fa = {.pod = a, .key = "k", .src = &slow};
+    pthread_t ta;
+    pthread_create(&ta, NULL, fetcher_main, &fa);
+    WAIT_UNTIL(atomic_load(&slow.started), 3000);
+    long long t0 = test_now_ms();
+    char *got = fetch_str(b, "k", 0, &db);
+    long long took = test_now_ms() - t0;
+    if (mode == SC_EVENTUAL) {
+        /* The outdated value at once, instead of waiting for a's load. */
+        ck_assert_str_eq(got, "v1");
+        ck_assert_int_lt(took, 400);
+    } else {
+        ck_assert_str_eq(got, "v2");
+    }
+    free(got);
+    pthread_join(ta, NULL);
+    ck_assert_int_eq(fa.st, SC_OK);
+    ck_assert_str_eq(fa.got, "v2");
+    ck_assert_int_eq(atomic_load(&db.calls), 1); /* b never loaded */
+    ck_assert_int_eq(atomic_load(&slow.calls), 1);
+    ASSERT_FETCH(b, "k", 0, &db, "v2");
+
+    /* Fencing: a slow load that read the database before an update must not
+     * store after the tag that follows the update. */
+    source racing;
+    source_init(&racing, "old");
+    racing.first_delay_ms = 600;
+    fetcher fr = {.pod = a, .key = "f", .src = &racing};
+    pthread_t tr;
+    pthread_create(&tr, NULL, fetcher_main, &fr);
+    WAIT_UNTIL(atomic_load(&racing.started), 3000);
+    test_sleep_ms(50);
+    source_put(&racing, "new");
+    ck_assert_int_eq(sc_tag_deleted(b, "f"), SC_OK);
+    pthread_join(tr, NULL);
+    ck_assert_int_eq(fr.st, SC_OK);
+    f = redis_field(ns, "f", "value");
+    ck_assert_str_ne(f, "old");
+    free(f);
+    if (mode == SC_STRONG) {
+        /* The fenced load is loaded again: the caller sees the new state. */
+        ck_assert_str_eq(fr.got, "new");
+        ck_assert_int_eq(atomic_load(&racing.calls), 2);
+    } else {
+        /* Returned to its own caller, never cached. */
+        ck_assert_str_eq(fr.got, "old");
+        ck_assert_int_eq(atomic_load(&racing.calls), 1);
+    }
+    ASSERT_FETCH(b, "f", 0, &racing, "new");
+    ASSERT_FETCH(a, "f", 0, &racing, "new");
+
+    /* sc_set and sc_delete revoke a lock the same way. */
+    source s2;
+    source_init(&s2, "stale-load");
+    s2.delay_ms = 400;
+    fetcher fs = {.pod = a, .key = "s", .src = &s2};
+    pthread_t ts;
+    pthread_create(&ts, NULL, fetcher_main, &fs);
+    WAIT_UNTIL(atomic_load(&s2.started), 3000);
+    ck_assert_int_eq(sc_set(b, "s", "written", 7, 0), SC_OK);
+    pthread_join(ts, NULL);
+    f = redis_field(ns, "s", "value");
+    ck_assert_str_eq(f, "written");
+    free(f);
+    fetcher fd = {.pod = a, .key = "d", .src = &s2};
+    atomic_store(&s2.started, 0);
+    pthread_create(&ts, NULL, fetcher_main, &fd);
+    WAIT_UNTIL(atomic_load(&s2.started), 3000);
+    pthread_mutex_lock(&s2.mu);
+    s2.missing = 1; /* the row is deleted, then the cache entry */
+    pthread_mutex_unlock(&s2.mu);
+    ck_assert_int_eq(sc_delete(b, "d"), SC_OK);
+    pthread_join(ts, NULL);
+    f = redis_field(ns, "d", "value");
+    ck_assert_str_eq(f, "<none>");
+    free(f);
+
+    sc_load_stats ls;
+    sc_load_stats_get(a, SC_WINDOW_TOTAL, &ls);
+    ck_assert_uint_eq(ls.manual_misses, 1);
+    sc_close(a);
+    sc_close(b);
+}
+
+START_TEST(tag_deleted_eventual)
+{
+    tag_case(SC_EVENTUAL, NS("tag_ev"));
+}
+END_TEST
+
+START_TEST(tag_deleted_strong)
+{
+    tag_case(SC_STRONG, NS("tag_st"));
+}
+END_TEST
+
+/* Strong: a local copy is confirmed before it is served, so right after a
+ * tag returns no pod serves the outdated value, even before the event. */
+START_TEST(strong_never_serves_after_tag)
+{
+    sc_options o = test_options(NS("strong"), "a");
+    o.consistency = SC_STRONG;
+    sc_cache *a = test_open(&o);
+    o.pod_id = "b";
+    sc_cache *b = test_open(&o);
+    source db;
+    source_init(&db, "v0");
+    for (int round = 1; round <= 20; round++) {
+        char want[16], old[16];
+        snprintf(old, sizeof old, "v%d", round - 1);
+        snprintf(want, sizeof want, "v%d", round);
+        char *got = fetch_str(b, "k", 0, &db);
+        ck_assert_str_eq(got, old);
+        free(got);
+        source_put(&db, want);
+        ck_assert_int_eq(sc_tag_deleted(a, "k"), SC_OK);
+        got = fetch_str(b, "k", 0, &db);
+        ck_assert_msg(strcmp(got, want) == 0, "round %d: got %s", round, got);
+        free(got);
+    }
+    sc_stats st = test_stats(b);
+    ck_assert_uint_gt(st.remote_hits, 0);
+    sc_close(a);
+    sc_close(b);
+}
+END_TEST
+
+/* ------------------------------------------------------------ dead pod -- */
+
+START_TEST(lock_of_a_dead_pod_lapses)
+{
+    int pipefd[2];
+    ck_assert_int_eq(pipe(pipefd), 0);
+    pid_t child = fork();
+    ck_assert_int_ge(child, 0);
+    if (child == 0) {
+        close(pipefd[0]);
+        sc_options o = test_options(NS("dead"), "doomed");
+        o.lock_ttl_ms = 800;
+        sc_cache *c = NULL;
+        if (sc_open(&o, &c) != SC_OK)
+            _exit(2);
+        source s;
+        source_init(&s, "never");
+        s.delay_ms = 60000;
+        /* The loader tells the parent it holds the lock, then hangs. */
+        s.redis_counter = "f_dead_started";
+        sc_value *v;
+        if (write(pipefd[1], "x", 1) != 1)
+            _exit(3);
+        sc_fetch(c, "k", 0, load_source, &s, &v);
+        _exit(4);
+    }
+    close(pipefd[1]);
+    char ch;
+    ck_assert_int_eq(read(pipefd[0], &ch, 1), 1);
+    WAIT_UNTIL(redis_int("GET f_dead_started") == 1, 5000);
+    char *lock = redis_field(NS("dead"), "k", "lock");
+    ck_assert_str_ne(lock, "<none>");
+    free(lock);
+    kill(child, SIGKILL);
+    int status;
+    waitpid(child, &status, 0);
+    long long lock_killed = test_now_ms();
+    /* The lock-only hash expires on its own (no key without a TTL). */
+    long long pttl = redis_int("PTTL {%s}:k:k", NS("dead"));
+    ck_assert_int_gt(pttl, 0);
+    ck_assert_int_le(pttl, 800);
+
+    sc_cache *a = test_pod(NS("dead"), "survivor");
+    source s;
+    source_init(&s, "alive");
+    ASSERT_FETCH(a, "k", 0, &s, "alive");
+    long long waited = test_now_ms() - lock_killed;
+    ck_assert_int_eq(atomic_load(&s.calls), 1);
+    ck_assert_int_lt(waited, 2500);
+    char *val = redis_field(NS("dead"), "k", "value");
+    ck_assert_str_eq(val, "alive");
+    free(val);
+    sc_close(a);
+}
+END_TEST
+
+/* A lock held by a live pod in this process lapses too (a stuck loader):
+ * one waiter takes over, the stuck load is fenced. */
+START_TEST(stuck_loader_is_taken_over)
+{
+    sc_options o = test_options(NS("stuck"), "a");
+    o.lock_ttl_ms = 300;
+    sc_cache *a = test_open(&o);
+    o.pod_id = "b";
+    sc_cache *b = test_open(&o);
+    source stuck;
+    source_init(&stuck, "slow-value");
+    stuck.delay_ms = 1200;
+    fetcher fa = {.pod = a, .key = "k", .src = &stuck};
+    pthread_t ta;
+    pthread_create(&ta, NULL, fetcher_main, &fa);
+    WAIT_UNTIL(atomic_load(&stuck.started), 3000);
+    source quick;
+    source_init(&quick, "quick-value");
+    long long t0 = test_now_ms();
+    ASSERT_FETCH(b, "k", 0, &quick, "quick-value");
+    long long took = test_now_ms() - t0;
+    ck_assert_int_lt(took, 1100);
+    ck_assert_int_eq(atomic_load(&quick.calls), 1);
+    pthread_join(ta, NULL);
+    ck_assert_int_eq(fa.st, SC_OK);
+    char *v = redis_field(NS("stuck"), "k", "value");
+    ck_assert_str_eq(v, "quick-value");
+    free(v);
+    sc_close(a);
+    sc_close(b);
+}
+END_TEST
+
+/* ------------------------------------------------------- window stats -- */
+
+static sc_status load_fail(const char *key, sc_loaded *slot, void *ud)
+{
+    (void)key;
+    (void)ud;
+    sc_loaded_error(slot, "nope");
+    return SC_ERR_REMOTE;
+}
+
+typedef struct hitter {
+    sc_cache *c;
+    source *s;
+    int n;
+} hitter;
+
+static void *hitter_main(void *p)
+{
+    hitter *h = p;
+    for (int i = 0; i < h->n; i++) {
+        sc_value *v = NULL;
+        sc_fetch(h->c, "hot", 0, load_source, h->s, &v);
+        sc_value_release(v);
+    }
+    return NULL;
+}
+
+START_TEST(load_stats_windows)
+{
+    sc_options o = test_options(NS("win"), "a");
+    o.stats_window_ms = 1000;
+    long long t_open = test_now_ms();
+    sc_cache *a = test_open(&o);
+    ck_assert_int_lt(test_now_ms() - t_open, 300);
+    source s;
+    source_init(&s, "x");
+    sc_value *v;
+    /* Window 0: 1 miss (the load) + 3 hits. */
+    ASSERT_FETCH(a, "k", 0, &s, "x");
+    for (int i = 0; i < 3; i++)
+        ASSERT_FETCH(a, "k", 0, &s, "x");
+    sc_load_stats cur, last, tot;
+    sc_load_stats_get(a, SC_WINDOW_CURRENT, &cur);
+    sc_load_stats_get(a, SC_WINDOW_LAST, &last);
+    ck_assert_uint_eq(cur.hits, 3);
+    ck_assert_uint_eq(cur.misses, 1);
+    ck_assert_uint_gt(cur.miss_ns, 0);
+    ck_assert_double_eq_tol(cur.hit_rate, 0.75, 1e-9);
+    ck_assert_uint_eq(last.hits + last.misses, 0);
+    ck_assert_int_lt(test_now_ms() - t_open, 700);
+
+    /* Window 1: the first window is LAST now. */
+    while (test_now_ms() < t_open + 1350)
+        test_sleep_ms(10);
+    sc_load_stats_get(a, SC_WINDOW_LAST, &last);
+    sc_load_stats_get(a, SC_WINDOW_CURRENT, &cur);
+    ck_assert_uint_eq(last.hits, 3);
+    ck_assert_uint_eq(last.misses, 1);
+    ck_assert_double_eq_tol(last.hit_avg_ns, (double)last.hit_ns / 3, 1e-6);
+    ck_assert_uint_eq(cur.hits + cur.misses + cur.errors, 0);
+    ck_assert_int_eq(sc_fetch(a, "bad", 0, load_fail, NULL, &v), SC_ERR_LOADER);
+    ck_assert_int_eq(sc_fetch(a, "bad", 0, load_fail, NULL, &v), SC_ERR_LOADER);
+    ck_assert_int_eq(sc_tag_deleted(a, "k"), SC_OK);
+    sc_load_stats_get(a, SC_WINDOW_CURRENT, &cur);
+    ck_assert_uint_eq(cur.errors, 2);
+    ck_assert_uint_eq(cur.manual_misses, 1);
+    ck_assert_double_eq_tol(cur.error_rate, 1.0, 1e-9);
+    ck_assert_int_lt(test_now_ms() - t_open, 1700);
+
+    /* Window 3 (window 2 had nothing): LAST is empty, TOTAL keeps all. */
+    while (test_now_ms() < t_open + 3350)
+        test_sleep_ms(10);
+    sc_load_stats_get(a, SC_WINDOW_LAST, &last);
+    sc_load_stats_get(a, SC_WINDOW_CURRENT, &cur);
+    sc_load_stats_get(a, SC_WINDOW_TOTAL, &tot);
+    ck_assert_uint_eq(last.hits + last.misses + last.errors + last.manual_misses, 0);
+    ck_assert_uint_eq(cur.hits + cur.misses + cur.errors + cur.manual_misses, 0);
+    ck_assert_uint_eq(tot.hits, 3);
+    ck_assert_uint_eq(tot.misses, 1);
+    ck_assert_uint_eq(tot.errors, 2);
+    ck_assert_uint_eq(tot.manual_misses, 1);
+    ck_assert_double_eq_tol(tot.hit_rate, 3.0 / 6.0, 1e-9);
+
+    /* Exact under threads: 4 x 500 hits all counted. */
+    ASSERT_FETCH(a, "hot", 0, &s, "x");
+    hitter h[4];
+    pthread_t t[4];
+    for (int i = 0; i < 4; i++) {
+        h[i] = (hitter){a, &s, 500};
+        pthread_create(&t[i], NULL, hitter_main, &h[i]);
+    }
+    for (int i = 0; i < 4; i++)
+        pthread_join(t[i], NULL);
+    sc_load_stats_get(a, SC_WINDOW_TOTAL, &tot);
+    ck_assert_uint_eq(tot.hits, 3 + 2000);
+    ck_assert_uint_eq(tot.misses, 2);
+    sc_load_stats_get(a, (sc_window)9, &tot);
+    ck_assert_uint_eq(tot.hits, 0);
+    sc_load_stats_get(NULL, SC_WINDOW_TOTAL, &tot);
+    ck_assert_uint_eq(tot.hits, 0);
+    sc_close(a);
+}
+END_TEST
+
+/* ------------------------------------------------------------ bad input -- */
+
+typedef struct nested {
+    sc_cache *c;
+    sc_status inner;
+    source *other;
+} nested;
+
+static sc_status load_nested(const char *key, sc_loaded *slot, void *ud)
+{
+    nested *n = ud;
+    sc_value *v = NULL;
+    /* A loader may fetch other keys, but not the one it loads. */
+    if (strcmp(key, "outer") == 0) {
+        n->inner = sc_fetch(n->c, "outer", 0, load_nested, n, &v);
+        sc_value_release(v);
+        ck_assert_int_eq(sc_fetch(n->c, "inner", 0, load_source, n->other, &v), SC_OK);
+        sc_loaded_set(slot, sc_value_data(v), sc_value_size(v));
+        sc_value_release(v);
+        return SC_OK;
+    }
+    return SC_NOT_FOUND;
+}
+
+static sc_status load_big(const char *key, sc_loaded *slot, void *ud)
+{
+    (void)key;
+    (void)ud;
+    static char big[200];
+    sc_loaded_set(slot, big, sizeof big);
+    return SC_OK;
+}
+
+static sc_status load_nothing(const char *key, sc_loaded *slot, void *ud)
+{
+    (void)key;
+    (void)slot;
+    (void)ud;
+    return SC_OK;
+}
+
+START_TEST(bad_input)
+{
+    sc_options o = test_options(NS("bad"), "a");
+    o.max_value_bytes = 100;
+    sc_cache *a = test_open(&o);
+    sc_value *v = (sc_value *)&o;
+    source s;
+    source_init(&s, "x");
+    ck_assert_int_eq(sc_fetch(a, "k", 0, NULL, NULL, &v), SC_ERR_INVALID);
+    ck_assert_ptr_null(v);
+    ck_assert_msg(strstr(sc_errmsg(a), "loader"), "%s", sc_errmsg(a));
+    ck_assert_int_eq(sc_fetch(NULL, "k", 0, load_source, &s, &v), SC_ERR_INVALID);
+    ck_assert_int_eq(sc_fetch(a, NULL, 0, load_source, &s, &v), SC_ERR_INVALID);
+    ck_assert_int_eq(sc_fetch(a, "", 0, load_source, &s, &v), SC_ERR_INVALID);
+    ck_assert_int_eq(sc_fetch(a, "k", 0, load_source, &s, NULL), SC_ERR_INVALID);
+    ck_assert_int_eq(sc_tag_deleted(a, NULL), SC_ERR_INVALID);
+    ck_assert_int_eq(sc_tag_deleted(NULL, "k"), SC_ERR_INVALID);
+    ck_assert_int_eq(atomic_load(&s.calls), 0);
+
+    /* Batches: NULL loader, too many keys, a bad key among good ones. */
+    const char *keys[] = {"a", "b", ""};
+    sc_value *out[3] = {(sc_value *)&o, (sc_value *)&o, (sc_value *)&o};
+    atomic_int calls = 0;
+    ck_assert_int_eq(sc_fetch_batch(a, keys, 2, 0, NULL, NULL, out), SC_ERR_INVALID);
+    ck_assert_int_eq(sc_fetch_batch(a, keys, 3, 0, load_batch_named, &calls, out), SC_ERR_INVALID);
+    ck_assert_ptr_null(out[0]);
+    size_t huge = SC_FETCH_BATCH_MAX + 1;
+    const char **many = calloc(huge, sizeof *many);
+    sc_value **mout = calloc(huge, sizeof *mout);
+    for (size_t i = 0; i < huge; i++)
+        many[i] = "same";
+    ck_assert_int_eq(sc_fetch_batch(a, many, huge, 0, load_batch_named, &calls, mout), SC_ERR_INVALID);
+    ck_assert_msg(strstr(sc_errmsg(a), "SC_FETCH_BATCH_MAX"), "%s", sc_errmsg(a));
+    /* The largest batch allowed, all duplicates: one key loaded once. */
+    ck_assert_int_eq(sc_fetch_batch(a, many, SC_FETCH_BATCH_MAX, 0, load_batch_named, &calls, mout), SC_OK);
+    ck_assert_int_eq(atomic_load(&calls), 1);
+    ck_assert_ptr_eq(mout[0], mout[SC_FETCH_BATCH_MAX - 1]);
+    for (size_t i = 0; i < SC_FETCH_BATCH_MAX; i++)
+        sc_value_release(mout[i]);
+    free(many);
+    free(mout);
+    ck_assert_int_eq(sc_fetch_batch(a, keys, 0, 0, load_batch_named, &calls, out), SC_OK);
+
+    /* A value over max_value_bytes: refused, nothing cached, lock released. */
+    ck_assert_int_eq(sc_fetch(a, "big", 0, load_big, NULL, &v), SC_ERR_TOO_LARGE);
+    ck_assert_msg(strstr(sc_errmsg(a), "max_value_bytes"), "%s", sc_errmsg(a));
+    ck_assert_int_eq(redis_int("EXISTS {%s}:k:big", NS("bad")), 0);
+    /* SC_OK without a value is a loader bug, reported as such. */
+    ck_assert_int_eq(sc_fetch(a, "nothing", 0, load_nothing, NULL, &v), SC_ERR_LOADER);
+    ck_assert_msg(strstr(sc_errmsg(a), "sc_loaded_set"), "%s", sc_errmsg(a));
+
+    /* A loader fetching other keys works; fetching its own key fails. */
+    source other;
+    source_init(&other, "inner-value");
+    nested n = {a, SC_OK, &other};
+    ck_assert_int_eq(sc_fetch(a, "outer", 0, load_nested, &n, &v), SC_OK);
+    ck_assert_str_eq(sc_value_data(v), "inner-value");
+    sc_value_release(v);
+    ck_assert_int_eq(n.inner, SC_ERR_INVALID);
+
+    /* sc_loaded calls tolerate NULL. */
+    sc_loaded_set(NULL, "x", 1);
+    sc_loaded_error(NULL, "x");
+    sc_close(a);
+
+    /* A plain reader cannot take locks or store: refused up front. */
+    o = test_options(NS("bad"), "reader");
+    o.role = SC_ROLE_READER;
+    sc_cache *r = test_open(&o);
+    ck_assert_int_eq(sc_fetch(r, "k", 0, load_source, &s, &v), SC_ERR_INVALID);
+    ck_assert_int_eq(sc_tag_deleted(r, "k"), SC_ERR_INVALID);
+    ck_assert_int_eq(atomic_load(&s.calls), 0);
+    sc_close(r);
+
+    /* Options out of range. */
+    sc_cache *c = NULL;
+    o = test_options(NS("bad"), "o");
+    o.ttl_jitter_pct = 101;
+    ck_assert_int_eq(sc_open(&o, &c), SC_ERR_INVALID);
+    ck_assert_msg(strstr(sc_errmsg(NULL), "ttl_jitter_pct"), "%s", sc_errmsg(NULL));
+    o = test_options(NS("bad"), "o");
+    o.lock_ttl_ms = 0;
+    ck_assert_int_eq(sc_open(&o, &c), SC_ERR_INVALID);
+    o = test_options(NS("bad"), "o");
+    o.consistency = (sc_consistency)5;
+    ck_assert_int_eq(sc_open(&o, &c), SC_ERR_INVALID);
+    o = test_options(NS("bad"), "o");
+    o.stats_window_ms = 0;
+    ck_assert_int_eq(sc_open(&o, &c), SC_ERR_INVALID);
+    ck_assert_str_eq(sc_strerror(SC_ERR_LOADER), "the loader reported a failure (see sc_errmsg)");
+    ck_assert_int_eq(SC_ERR_LOCKED, SC_ERR_LOADER + 1);
+}
+END_TEST
+
+static sc_status load_batch_fail(const char *const *keys, size_t n, sc_loaded *const *slots, void *ud)
+{
+    (void)keys;
+    atomic_fetch_add((atomic_int *)ud, 1);
+    for (size_t i = 0; i < n; i++)
+        sc_loaded_set(slots[i], "partial", 7); /* set, but the batch fails */
+    sc_loaded_error(slots[n - 1], "batch source down");
+    return SC_ERR_REMOTE;
+}
+
+/* A failing batch loader: SC_ERR_LOADER, nothing cached, every lock freed;
+ * a clear revokes a load in progress like a write does. */
+START_TEST(batch_failure_and_clear_revoke)
+{
+    sc_cache *a = test_pod(NS("bfail"), "a");
+    sc_cache *b = test_pod(NS("bfail"), "b");
+    ck_assert_int_eq(sc_set(a, "have", "h", 1, 0), SC_OK);
+    const char *keys[] = {"x1", "have", "x2", "x3"};
+    sc_value *out[4];
+    atomic_int calls = 0;
+    ck_assert_int_eq(sc_fetch_batch(a, keys, 4, 0, load_batch_fail, &calls, out), SC_ERR_LOADER);
+    ck_assert_msg(strstr(sc_errmsg(a), "batch source down"), "%s", sc_errmsg(a));
+    ck_assert_int_eq(atomic_load(&calls), 1);
+    for (int i = 0; i < 4; i++)
+        ck_assert_ptr_null(out[i]);
+    ck_assert_int_eq(redis_int("EXISTS {%s}:k:x1 {%s}:k:x2 {%s}:k:x3", NS("bfail"), NS("bfail"), NS("bfail")), 0);
+    /* Retried at once from another pod. */
+    ck_assert_int_eq(sc_fetch_batch(b, keys, 4, 0, load_batch_named, &calls, out), SC_OK);
+    ck_assert_str_eq(sc_value_data(out[0]), "x1");
+    ck_assert_str_eq(sc_value_data(out[1]), "h");
+    for (int i = 0; i < 4; i++)
+        sc_value_release(out[i]);
+
+    source s;
+    source_init(&s, "before-clear");
+    s.delay_ms = 500;
+    fetcher f = {.pod = a, .key = "c", .src = &s};
+    pthread_t t;
+    pthread_create(&t, NULL, fetcher_main, &f);
+    WAIT_UNTIL(atomic_load(&s.started), 3000);
+    ck_assert_int_eq(sc_clear(b), SC_OK);
+    pthread_join(t, NULL);
+    ck_assert_int_eq(f.st, SC_OK);
+    char *v = redis_field(NS("bfail"), "c", "value");
+    ck_assert_str_eq(v, "<none>");
+    free(v);
+    sc_close(a);
+    sc_close(b);
+}
+END_TEST
+
+/* A lock that does not lapse within the wait (here: one planted far in the
+ * future): SC_ERR_LOCKED after about 2 x lock_ttl_ms + 2 x redis_timeout_ms,
+ * and the loader is never called. */
+START_TEST(locked_past_the_wait)
+{
+    sc_options o = test_options(NS("locked"), "a");
+    o.lock_ttl_ms = 200;
+    o.redis_timeout_ms = 200;
+    sc_cache *a = test_open(&o);
+    ck_assert_int_eq(sc_test_redis_cmd(&g_redis, "HSET {%s}:k:k lock other-pod lock_until 99999999999999 lock_seq 1",
+                                       NS("locked")), 0);
+    source s;
+    source_init(&s, "x");
+    long long t0 = test_now_ms();
+    sc_value *v = (sc_value *)&s;
+    ck_assert_int_eq(sc_fetch(a, "k", 0, load_source, &s, &v), SC_ERR_LOCKED);
+    long long took = test_now_ms() - t0;
+    ck_assert_ptr_null(v);
+    ck_assert_int_ge(took, 700);
+    ck_assert_int_lt(took, 3000);
+    ck_assert_msg(strstr(sc_errmsg(a), "lock"), "%s", sc_errmsg(a));
+    ck_assert_int_eq(atomic_load(&s.calls), 0);
+    /* A write revokes it; the next fetch gets the written value. */
+    ck_assert_int_eq(sc_set(a, "k", "w", 1, 0), SC_OK);
+    ASSERT_FETCH(a, "k", 0, &s, "w");
+    sc_close(a);
+}
+END_TEST
+
+/* A waiter is woken by the holder's set event, not by its fallback poll
+ * (every 250 ms with this lock_ttl_ms): it returns within a few ms of the
+ * holder. With the poll alone, 3 of 4 waits under 60 ms would happen about
+ * 4% of the time. */
+START_TEST(waiters_wake_on_the_set_event)
+{
+    sc_options o = test_options(NS("wake"), "a");
+    o.lock_ttl_ms = 10000;
+    sc_cache *a = test_open(&o);
+    o.pod_id = "b";
+    sc_cache *b = test_open(&o);
+    int quick = 0;
+    long long lag[4];
+    for (int i = 0; i < 4; i++) {
+        char key[8];
+        snprintf(key, sizeof key, "w%d", i);
+        source slow;
+        source_init(&slow, "v");
+        slow.delay_ms = 700 + 37 * i;
+        fetcher fa = {.pod = a, .key = key, .src = &slow};
+        pthread_t ta;
+        pthread_create(&ta, NULL, fetcher_main, &fa);
+        WAIT_UNTIL(atomic_load(&slow.started), 3000);
+        source other;
+        source_init(&other, "never");
+        ASSERT_FETCH(b, key, 0, &other, "v");
+        long long b_done = test_now_ms();
+        pthread_join(ta, NULL);
+        ck_assert_int_eq(atomic_load(&other.calls), 0);
+        lag[i] = b_done - fa.done_at;
+        quick += lag[i] < 60;
+    }
+    ck_assert_msg(quick >= 3, "waiter lag behind the holder: %lld %lld %lld %lld ms", lag[0], lag[1], lag[2], lag[3]);
+    sc_close(a);
+    sc_close(b);
+}
+END_TEST
+
+/* sc_get keeps treating markers, locks and tagged values as absent. */
+START_TEST(get_ignores_markers_locks_and_tags)
+{
+    sc_cache *a = test_pod(NS("get"), "a");
+    sc_cache *b = test_pod(NS("get"), "b");
+    source s;
+    source_init(&s, NULL);
+    ASSERT_FETCH(a, "nf", 0, &s, "<none>");
+    sc_value *v;
+    ck_assert_int_eq(sc_get(b, "nf", &v), SC_NOT_FOUND);
+    ck_assert_int_eq(sc_test_redis_cmd(&g_redis, "HSET {%s}:k:locked lock t lock_until 1 lock_seq 1", NS("get")), 0);
+    ck_assert_int_eq(sc_get(b, "locked", &v), SC_NOT_FOUND);
+    ck_assert_int_eq(sc_set(a, "t", "val", 3, 0), SC_OK);
+    ck_assert_int_eq(sc_tag_deleted(a, "t"), SC_OK);
+    /* (b drops its copy on the tag's invalidate; its get then reads Redis) */
+    WAIT_UNTIL(!held(b, "t"), 3000);
+    ck_assert_int_eq(sc_get(b, "t", &v), SC_NOT_FOUND);
+    ck_assert_int_eq(sc_get(a, "t", &v), SC_NOT_FOUND);
+    /* A set after the tag is a plain value again. */
+    ck_assert_int_eq(sc_set(a, "t", "val2", 4, 0), SC_OK);
+    char *f = redis_field(NS("get"), "t", "outdated");
+    ck_assert_str_eq(f, "<none>");
+    free(f);
+    char *g = test_get(b, "t");
+    ck_assert_str_eq(g, "val2");
+    free(g);
+    sc_close(a);
+    sc_close(b);
+}
+END_TEST
+
+static Suite *fetch_suite(void)
+{
+    Suite *s = suite_create("fetch");
+    TCase *tc = tcase_create("core");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, one_load_across_pods_and_threads);
+    tcase_add_test(tc, not_found_is_cached_then_expires);
+    tcase_add_test(tc, loader_failure_caches_nothing_and_retries_at_once);
+    tcase_add_test(tc, ttl_jitter_spreads_expiry_in_redis);
+    tcase_add_test(tc, batch_mixes_cached_loading_elsewhere_and_missing);
+    tcase_add_test(tc, tag_deleted_eventual);
+    tcase_add_test(tc, tag_deleted_strong);
+    tcase_add_test(tc, strong_never_serves_after_tag);
+    tcase_add_test(tc, lock_of_a_dead_pod_lapses);
+    tcase_add_test(tc, stuck_loader_is_taken_over);
+    tcase_add_test(tc, load_stats_windows);
+    tcase_add_test(tc, bad_input);
+    tcase_add_test(tc, get_ignores_markers_locks_and_tags);
+    tcase_add_test(tc, batch_failure_and_clear_revoke);
+    tcase_add_test(tc, locked_past_the_wait);
+    tcase_add_test(tc, waiters_wake_on_the_set_event);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    return test_run_suite(fetch_suite(), NULL);
+}
