@@ -504,20 +504,46 @@ static size_t follow_flights(call *cl)
 
 /* ---- installs (docs/protocol.md rule 6) ---- */
 
-/* A value fetch_lock read, known current up to `known`. */
-static void install_read(sc_cache *c, fkey *k, sc_value *v, int64_t pttl, uint64_t known)
+/* Both installs pass the on_set_local hook first, as every value from
+ * outside the calling thread's own write does (a loaded value included), and
+ * return what the caller gets: what the local tier stores, as a later hit
+ * would return it (or the value as it came when the hook keeps nothing).
+ * They take v. */
+static sc_value *transformed(sc_cache *c, fkey *k, sc_value *v, sc_value **keep)
 {
-    int ok = pttl != 0 && is_synced(c) &&
-             sc__local_put(c->local, k->key, k->klen, k->hash, v, pttl > 0 ? (uint64_t)pttl : 0, known, 0) == SC_OK;
+    if (sc__transform(c, k->key, k->klen, v, keep) != SC_OK)
+        *keep = NULL;
+    return *keep;
+}
+
+static sc_value *handed_out(sc_value *v, sc_value *keep)
+{
+    if (!keep)
+        return v;
+    sc_value_release(v);
+    return keep;
+}
+
+/* A value fetch_lock read, known current up to `known`. */
+static sc_value *install_read(sc_cache *c, fkey *k, sc_value *v, int64_t pttl, uint64_t known)
+{
+    sc_value *keep;
+    int ok = transformed(c, k, v, &keep) && pttl != 0 && is_synced(c) &&
+             sc__local_put(c->local, k->key, k->klen, k->hash, keep, pttl > 0 ? (uint64_t)pttl : 0, known, 0) ==
+                 SC_OK;
     if (!ok)
         sc__local_remove(c->local, k->key, k->klen, k->hash, sc_value_version(v), sc_value_version(v));
+    return handed_out(v, keep);
 }
 
 /* A value this pod stored with version `version` (its own write). */
-static void install_stored(sc_cache *c, fkey *k, sc_value *v, uint64_t ttl, uint64_t version)
+static sc_value *install_stored(sc_cache *c, fkey *k, sc_value *v, uint64_t ttl, uint64_t version)
 {
-    if (!is_synced(c) || sc__local_put(c->local, k->key, k->klen, k->hash, v, ttl, version, 0) != SC_OK)
+    sc_value *keep;
+    if (!transformed(c, k, v, &keep) || !is_synced(c) ||
+        sc__local_put(c->local, k->key, k->klen, k->hash, keep, ttl, version, 0) != SC_OK)
         sc__local_remove(c->local, k->key, k->klen, k->hash, version, version);
+    return handed_out(v, keep);
 }
 
 /* ---- loading ---- */
@@ -702,7 +728,7 @@ static int load_and_store(call *cl, fkey **ks, size_t n, const char *token)
         }
         sc__wrote(c, &it->res, cl->name);
         if (v) {
-            install_stored(c, k, v, it->ttl_ms, it->res.version);
+            v = install_stored(c, k, v, it->ttl_ms, it->res.version);
         } else {
             sc__local_remove(c->local, k->key, k->klen, k->hash, it->res.version, it->res.version);
             neg_put(c, k->key, k->klen, k->hash, it->res.version, it->res.version, it->ttl_ms);
@@ -883,7 +909,7 @@ static void lead(call *cl)
                     break;
                 }
                 if (it->kind == SC__FETCH_VALUE)
-                    install_read(c, k, v, it->pttl_ms, known);
+                    v = install_read(c, k, v, it->pttl_ms, known);
                 else /* outdated: served, never kept */
                     sc__local_remove(c->local, k->key, k->klen, k->hash, it->version, it->version);
                 key_done(k, SC_OK, v);

@@ -143,6 +143,16 @@ static void put_seconds(writer *w, uint64_t ns)
     putf(w, "%" PRIu64 ".%09" PRIu64, ns / UINT64_C(1000000000), ns % UINT64_C(1000000000));
 }
 
+static void put_seconds_family(writer *w, const sc_cache *c, const char *name, const char *help, uint64_t ns)
+{
+    put_family_head(w, name, "counter", help);
+    puts_(w, name);
+    put_labels_open(w, c);
+    puts_(w, "} ");
+    put_seconds(w, ns);
+    puts_(w, "\n");
+}
+
 static void put_histogram(writer *w, const sc_cache *c, const char *name, const char *help, const sc__hist *h)
 {
     uint64_t counts[SC__HIST_BOUNDS + 1];
@@ -238,11 +248,31 @@ SC_EXPORT size_t sc_metrics_text(sc_cache *c, char *buf, size_t cap)
             put_family_head(&w, f->name, f->gauge ? "gauge" : "counter", f->help);
             put_sample(&w, c, f->name, v);
         }
-        /* Hook for the load statistics (lib/fetch.c): once sc_load_stats_get
-         * exists, print its SC_WINDOW_TOTAL numbers here, as counters
-         * synccache_load_{hits,misses,errors,manual_misses}_total and
-         * synccache_load_{hit,miss}_seconds_total (hit_ns / miss_ns through
-         * put_seconds); the rates and averages are derived by the scraper. */
+        /* The load statistics (sc_fetch), whole-run totals; the windows,
+         * rates and averages are the scraper's to derive. */
+        sc_load_stats ls;
+        sc_load_stats_get(c, SC_WINDOW_TOTAL, &ls);
+        static const struct {
+            const char *name, *help;
+            size_t offset;
+        } loads[] = {
+            {"synccache_load_hits_total", "Fetches answered by a tier (a cached not-found too).",
+             offsetof(sc_load_stats, hits)},
+            {"synccache_load_misses_total", "Fetches that loaded, or waited for another's load.",
+             offsetof(sc_load_stats, misses)},
+            {"synccache_load_errors_total", "Fetches that failed.", offsetof(sc_load_stats, errors)},
+            {"synccache_load_manual_misses_total", "sc_tag_deleted calls.", offsetof(sc_load_stats, manual_misses)},
+        };
+        for (size_t i = 0; i < sizeof loads / sizeof loads[0]; i++) {
+            uint64_t v;
+            memcpy(&v, (const char *)&ls + loads[i].offset, sizeof v);
+            put_family_head(&w, loads[i].name, "counter", loads[i].help);
+            put_sample(&w, c, loads[i].name, v);
+        }
+        put_seconds_family(&w, c, "synccache_load_hit_seconds_total", "Time spent in fetches answered by a tier.",
+                           ls.hit_ns);
+        put_seconds_family(&w, c, "synccache_load_miss_seconds_total",
+                           "Time spent in fetches that loaded or waited for a load.", ls.miss_ns);
         put_histogram(&w, c, "synccache_remote_get_duration_seconds",
                       "Time of the Redis read behind a local miss (one round trip, errors included).", &c->hist_get);
         put_histogram(&w, c, "synccache_remote_set_duration_seconds",
