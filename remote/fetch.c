@@ -73,18 +73,6 @@ static char *value_keys(const sc__remote_layout *l, const char *const *key, size
     return block;
 }
 
-static void event_parts(const sc__remote_event *ev, const char **args, size_t *lens)
-{
-    size_t from = 0;
-    for (int i = 0; i < 3; i++) {
-        args[i] = ev->buf + from;
-        lens[i] = ev->cut[i] - from;
-        from = ev->cut[i];
-    }
-    args[3] = ev->buf + from;
-    lens[3] = ev->len - from;
-}
-
 static char *dup_bytes(const redisReply *e, size_t *len)
 {
     char *p = malloc(e->len + 1);
@@ -226,8 +214,10 @@ sc_status sc__remote_fetch_store(sc__remote *r, sc__store_item *items, size_t n,
     }
     for (size_t i = 0; i < n; i++) {
         const sc__remote_event *ev = &items[i].ev;
-        if ((items[i].len && !items[i].val) || !ev->buf || ev->cut[0] > ev->cut[1] || ev->cut[1] > ev->cut[2] ||
-            ev->cut[2] > ev->len || items[i].ttl_ms > (UINT64_C(1) << 53)) {
+        const char *parts[4];
+        size_t part_lens[4];
+        if ((items[i].len && !items[i].val) || sc__remote_event_split(ev, parts, part_lens) != 0 ||
+            items[i].ttl_ms > (UINT64_C(1) << 53)) {
             sc__remote_errf(err, errlen, "invalid store arguments (value, TTL or event)");
             return SC_ERR_INVALID;
         }
@@ -270,7 +260,7 @@ sc_status sc__remote_fetch_store(sc__remote *r, sc__store_item *items, size_t n,
         lens[a++] = items[i].empty ? 0 : items[i].len;
         args[a] = ttls[i];
         lens[a++] = CSTR;
-        event_parts(&items[i].ev, args + a, lens + a);
+        sc__remote_event_split(&items[i].ev, args + a, lens + a); /* checked above */
         a += 4;
     }
     redisReply *reply;
@@ -339,7 +329,9 @@ sc_status sc__remote_tag(sc__remote *r, const char *key, size_t klen, uint64_t d
     sc__remote_layout l;
     sc__remote_layout_get(r, &l);
     memset(res, 0, sizeof *res);
-    if (!ev || !ev->buf || ev->cut[0] > ev->cut[1] || ev->cut[1] > ev->cut[2] || ev->cut[2] > ev->len) {
+    const char *parts[4];
+    size_t part_lens[4];
+    if (!ev || sc__remote_event_split(ev, parts, part_lens) != 0) {
         sc__remote_errf(err, errlen, "invalid tag arguments (event)");
         return SC_ERR_INVALID;
     }
@@ -356,7 +348,7 @@ sc_status sc__remote_tag(sc__remote *r, const char *key, size_t klen, uint64_t d
         args[1 + i] = rest[i];
         lens[1 + i] = CSTR;
     }
-    event_parts(ev, args + 9, lens + 9);
+    sc__remote_event_split(ev, args + 9, lens + 9); /* checked above */
     redisReply *reply;
     sc_status st = sc__remote_script(r, SC__SCRIPT_TAG, 4, 13, args, lens, sc__remote_now_ms() + l.timeout_ms, &reply,
                                      err, errlen);
