@@ -251,6 +251,15 @@ static void on_sub_reply(redisAsyncContext *ac, void *r, void *privdata)
         /* Redis dropped the shard channel: its slot moved to another node. */
         give_up(s, format_why(s, "shard channel %s left %s (slot migrated)", s->channel, s->where));
     } else if (is_kind(reply->element[0], "subscribe") || is_kind(reply->element[0], "ssubscribe")) {
+        if (s->sharded) {
+            /* hiredis 0.14 predates sharded pub/sub: it files SSUBSCRIBE as
+             * an ordinary command, whose one callback is used up by this
+             * confirmation, and would abort on the first smessage. In
+             * MONITOR mode it hands every further reply to the callback
+             * that ran last, which is this one: exactly what a
+             * subscription needs (nothing else is ever sent on it). */
+            ac->c.flags |= REDIS_MONITORING;
+        }
         event_del(s->deadline_ev);
         s->failures = 0;
         if (s->cb.on_subscribed)
