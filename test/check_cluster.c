@@ -457,39 +457,40 @@ static void check_writer(writer *w, sc_cache **pods, int npods, const char *ns)
     }
 }
 
-/* Moves slot from its owner to the master at dst with MIGRATE, as
- * redis-cli --cluster reshard does. */
-static void migrate_slot(unsigned slot, int src, int dst)
+/* Moving a slot from src to dst with MIGRATE, as redis-cli --cluster
+ * reshard does, in three steps so a test can act between them. */
+static void migrate_begin(unsigned slot, int src, int dst)
 {
     char src_id[64], dst_id[64];
     node_id(src, src_id);
     node_id(dst, dst_id);
-    redisReply *r;
-    r = node_cmd(dst, "CLUSTER SETSLOT %u IMPORTING %s", slot, src_id);
+    redisReply *r = node_cmd(dst, "CLUSTER SETSLOT %u IMPORTING %s", slot, src_id);
     ck_assert_msg(r && r->type != REDIS_REPLY_ERROR, "IMPORTING: %s", r ? r->str : "no reply");
     freeReplyObject(r);
     r = node_cmd(src, "CLUSTER SETSLOT %u MIGRATING %s", slot, dst_id);
     ck_assert_msg(r && r->type != REDIS_REPLY_ERROR, "MIGRATING: %s", r ? r->str : "no reply");
     freeReplyObject(r);
+}
+
+static void migrate_keys(unsigned slot, int src, int dst)
+{
     for (;;) {
-        r = node_cmd(src, "CLUSTER GETKEYSINSLOT %u 100", slot);
+        redisReply *r = node_cmd(src, "CLUSTER GETKEYSINSLOT %u 100", slot);
         ck_assert_ptr_nonnull(r);
         ck_assert_int_eq(r->type, REDIS_REPLY_ARRAY);
         if (r->elements == 0) {
             freeReplyObject(r);
             break;
         }
-        const char *argv[6 + 100];
-        size_t lens[6 + 100];
+        const char *argv[7 + 100];
+        size_t lens[7 + 100];
         char port[16];
         snprintf(port, sizeof port, "%d", dst);
-        const char *head[6] = {"MIGRATE", "127.0.0.1", port, "", "0", "5000"};
-        for (int i = 0; i < 6; i++) {
+        const char *head[7] = {"MIGRATE", "127.0.0.1", port, "", "0", "5000", "KEYS"};
+        for (int i = 0; i < 7; i++) {
             argv[i] = head[i];
             lens[i] = strlen(head[i]);
         }
-        argv[6] = "KEYS";
-        lens[6] = 4;
         size_t n = r->elements;
         for (size_t i = 0; i < n; i++) {
             argv[7 + i] = r->element[i]->str;
@@ -503,6 +504,12 @@ static void migrate_slot(unsigned slot, int src, int dst)
         redisFree(c);
         freeReplyObject(r);
     }
+}
+
+static void migrate_finish(unsigned slot, int src, int dst)
+{
+    char dst_id[64];
+    node_id(dst, dst_id);
     /* The new owner first, then the old one, then everybody else. */
     int order[NODES + 2];
     int n = 0;
@@ -512,11 +519,72 @@ static void migrate_slot(unsigned slot, int src, int dst)
         if (g_nodes[i].port != src && g_nodes[i].port != dst && node_alive(i))
             order[n++] = g_nodes[i].port;
     for (int i = 0; i < n; i++) {
-        r = node_cmd(order[i], "CLUSTER SETSLOT %u NODE %s", slot, dst_id);
+        redisReply *r = node_cmd(order[i], "CLUSTER SETSLOT %u NODE %s", slot, dst_id);
         if (r)
             freeReplyObject(r); /* a replica refuses; it learns from its master */
     }
 }
+
+static void migrate_slot(unsigned slot, int src, int dst)
+{
+    migrate_begin(slot, src, dst);
+    migrate_keys(slot, src, dst);
+    migrate_finish(slot, src, dst);
+}
+
+/* A master other than port (0 if none). */
+static int other_master(int port)
+{
+    for (unsigned s = 0; s < 16384; s += 500) {
+        int p = slot_owner(s);
+        if (p && p != port)
+            return p;
+    }
+    return 0;
+}
+
+START_TEST(ask_redirection_mid_migration)
+{
+    char ns[32];
+    int src = slot_owner(3000);
+    ns_on_master("c_ask", src, ns, sizeof ns);
+    unsigned slot = ns_slot(ns);
+    int dst = other_master(src);
+    ck_assert_int_ne(dst, 0);
+    sc_cache *a = cluster_pod(ns, "a");
+    sc_cache *b = cluster_pod(ns, "b");
+    ck_assert_int_eq(sc_set(a, "k", "v1", 2, 0), SC_OK);
+
+    /* Every key of the namespace has moved, the slot has not: the old
+     * owner answers ASK, and only a client that sends ASKING first is
+     * served by the new one. */
+    migrate_begin(slot, src, dst);
+    migrate_keys(slot, src, dst);
+    redisReply *r = node_cmd(src, "HGET {%s}:k:k value", ns);
+    ck_assert_ptr_nonnull(r);
+    ck_assert_msg(r->type == REDIS_REPLY_ERROR && strncmp(r->str, "ASK ", 4) == 0, "expected ASK, got %s",
+                  r->type == REDIS_REPLY_ERROR ? r->str : "a value");
+    freeReplyObject(r);
+    char *v = test_get(b, "k"); /* a local miss: read through ASK */
+    ck_assert_str_eq(v, "v1");
+    free(v);
+    ck_assert_int_eq(sc_set(a, "k", "v2", 2, 0), SC_OK); /* a write through ASK */
+    uint64_t ver;
+    ck_assert_int_eq(sc_version_of(b, "k", &ver), SC_OK);
+    ck_assert_int_gt(ver, 0);
+
+    migrate_finish(slot, src, dst);
+    ck_assert_int_eq(slot_owner(slot), dst);
+    ck_assert_int_eq(sc_set(a, "new", "n", 1, 0), SC_OK); /* MOVED, then the new owner */
+    assert_converged((sc_cache *[]){a, b}, 2, ns, "k", 5000);
+    assert_converged((sc_cache *[]){a, b}, 2, ns, "new", 5000);
+    v = cluster_value(ns, "k");
+    ck_assert_str_eq(v, "v2");
+    free(v);
+    sc_close(a);
+    sc_close(b);
+}
+END_TEST
 
 START_TEST(slot_migration_while_running)
 {
@@ -524,12 +592,7 @@ START_TEST(slot_migration_while_running)
     int src = slot_owner(0);
     ns_on_master("c_mig", src, ns, sizeof ns);
     unsigned slot = ns_slot(ns);
-    int dst = 0;
-    for (unsigned s = 0; s < 16384 && !dst; s += 500) {
-        int p = slot_owner(s);
-        if (p && p != src)
-            dst = p;
-    }
+    int dst = other_master(src);
     ck_assert_int_ne(dst, 0);
 
     sc_cache *pods[3] = {cluster_pod(ns, "a"), cluster_pod(ns, "b"), cluster_pod(ns, "c")};
@@ -685,6 +748,7 @@ int main(void)
     tcase_add_test(tc, options_are_checked);
     tcase_add_test(tc, wrong_cluster_address_fails_fast);
     tcase_add_test(tc, namespaces_across_masters);
+    tcase_add_test(tc, ask_redirection_mid_migration);
     tcase_add_test(tc, slot_migration_while_running);
     tcase_add_test(tc, manual_failover_while_running);
     tcase_add_test(tc, killed_master_while_running);
