@@ -435,7 +435,7 @@ static void *writer_main(void *p)
 /* After the writer stopped: every pod agrees with Redis, and no
  * acknowledged write was lost unless some pod noticed (a new epoch or a
  * flush). Convergence first: a pod may notice only when it resubscribes. */
-static void check_writer(writer *w, sc_cache **pods, int npods, const char *ns)
+static int check_writer(writer *w, sc_cache **pods, int npods, const char *ns)
 {
     for (int k = 0; k < NKEYS; k++) {
         char key[16];
@@ -445,6 +445,7 @@ static void check_writer(writer *w, sc_cache **pods, int npods, const char *ns)
     uint64_t noticed = 0;
     for (int p = 0; p < npods; p++)
         noticed += test_stats(pods[p]).epoch_changes + test_stats(pods[p]).flushes;
+    int lost = 0;
     for (int k = 0; k < NKEYS; k++) {
         char key[16];
         snprintf(key, sizeof key, "w%d", k);
@@ -454,7 +455,9 @@ static void check_writer(writer *w, sc_cache **pods, int npods, const char *ns)
         ck_assert_msg(have <= w->last_try[k], "%s holds %ld, never written", key, have);
         ck_assert_msg(have >= w->last_ok[k] || noticed, "%s lost acknowledged write %ld (holds %ld) unnoticed", key,
                       w->last_ok[k], have);
+        lost += have < w->last_ok[k];
     }
+    return lost;
 }
 
 /* Moving a slot from src to dst with MIGRATE, as redis-cli --cluster
@@ -670,8 +673,10 @@ START_TEST(manual_failover_while_running)
     redisReply *r = node_cmd(replica, "CLUSTER FAILOVER");
     ck_assert_msg(r && r->type != REDIS_REPLY_ERROR, "CLUSTER FAILOVER: %s", r ? r->str : "no reply");
     freeReplyObject(r);
+    long long t_fo = test_now_ms();
     WAIT_UNTIL(slot_owner(ns_slot(ns)) == replica, 10000);
     ck_assert_int_eq(slot_owner(ns_slot(ns)), replica);
+    long long switched = test_now_ms() - t_fo;
     long ok_at_switch = w.ok;
     WAIT_UNTIL(w.ok > ok_at_switch + 50, 5000);
     atomic_store(&w.stop, 1);
@@ -682,8 +687,8 @@ START_TEST(manual_failover_while_running)
     for (int p = 0; p < 2; p++)
         WAIT_UNTIL(test_stats(pods[p]).synced, 5000);
     check_writer(&w, pods, 2, ns);
-    fprintf(stderr, "manual failover: %ld writes ok, %ld failed%s%s\n", w.ok, w.failed, w.failed ? ": " : "",
-            w.first_error);
+    fprintf(stderr, "manual failover: slot owned by the replica %lld ms after CLUSTER FAILOVER; %ld writes ok, %ld "
+            "failed%s%s\n", switched, w.ok, w.failed, w.failed ? ": " : "", w.first_error);
     for (int p = 0; p < 2; p++)
         sc_close(pods[p]);
     /* Wait until every node agrees again before the next test. */
@@ -709,8 +714,27 @@ START_TEST(killed_master_while_running)
     pthread_t t;
     pthread_create(&t, NULL, writer_main, &w);
     test_sleep_ms(300);
+    /* Make the crash lose acknowledged writes: cut the replica off (its
+     * link is killed and cannot come back with a wrong masterauth), then
+     * write probe keys that nothing rewrites later, so a loss stays
+     * visible. */
+    redisReply *r = node_cmd(replica, "CONFIG SET masterauth wrong-password");
+    ck_assert_msg(r && r->type != REDIS_REPLY_ERROR, "%s", r ? r->str : "no reply");
+    freeReplyObject(r);
+    r = node_cmd(master, "CLIENT KILL TYPE replica");
+    ck_assert_ptr_nonnull(r);
+    freeReplyObject(r);
+    for (int i = 0; i < 8; i++) {
+        char key[16];
+        snprintf(key, sizeof key, "p%d", i);
+        ck_assert_int_eq(sc_set(pods[0], key, "doomed", 6, 0), SC_OK);
+        free(test_get(pods[1], key));
+    }
     /* A crash: SIGKILL, no persistence. The parent process reaps it. */
     kill(g_nodes[victim].pid, SIGKILL);
+    r = node_cmd(replica, "CONFIG SET masterauth %s", "");
+    if (r)
+        freeReplyObject(r);
     long long t_kill = test_now_ms();
     WAIT_UNTIL(slot_owner(ns_slot(ns)) == replica, 15000);
     ck_assert_int_eq(slot_owner(ns_slot(ns)), replica);
@@ -726,9 +750,23 @@ START_TEST(killed_master_while_running)
     ck_assert_msg(strstr(w.first_error, "timed out") || strstr(w.first_error, "Redis error"), "%s", w.first_error);
     for (int p = 0; p < 2; p++)
         WAIT_UNTIL(test_stats(pods[p]).synced, 8000);
-    check_writer(&w, pods, 2, ns);
-    fprintf(stderr, "killed master: writes back %lld ms after the kill; %ld ok, %ld failed (first: %s)\n",
-            t_back - t_kill, w.ok, w.failed, w.first_error);
+    int lost = check_writer(&w, pods, 2, ns);
+    /* The probes are gone from Redis; the pods noticed and dropped them. */
+    for (int i = 0; i < 8; i++) {
+        char key[16];
+        snprintf(key, sizeof key, "p%d", i);
+        char *v = cluster_value(ns, key);
+        ck_assert_str_eq(v, "<none>");
+        free(v);
+        assert_converged(pods, 2, ns, key, 5000);
+    }
+    ck_assert_uint_gt(test_stats(pods[0]).flushes + test_stats(pods[0]).epoch_changes, 0);
+    ck_assert_uint_gt(test_stats(pods[1]).flushes + test_stats(pods[1]).epoch_changes, 0);
+    fprintf(stderr, "killed master: writes back %lld ms after the kill; %ld ok, %ld failed (first: %s); 8 probes and "
+            "%d keys lost an acknowledged write; pods flushed or saw a new epoch %llu times\n",
+            t_back - t_kill, w.ok, w.failed, w.first_error, lost,
+            (unsigned long long)(test_stats(pods[0]).flushes + test_stats(pods[0]).epoch_changes +
+                                 test_stats(pods[1]).flushes + test_stats(pods[1]).epoch_changes));
     for (int p = 0; p < 2; p++)
         sc_close(pods[p]);
 }
