@@ -105,6 +105,17 @@ static int replica_of(int master_port)
     return 0;
 }
 
+/* The replica at port finished its sync with its master. */
+static int replica_synced_at(int port)
+{
+    redisReply *r = node_cmd(port, "INFO replication");
+    int ok = r && r->type == REDIS_REPLY_STRING && strstr(r->str, "master_link_status:up") &&
+             !strstr(r->str, "master_sync_in_progress:1");
+    if (r)
+        freeReplyObject(r);
+    return ok;
+}
+
 /* Whether every live node says cluster_state:ok and agrees on slot owners. */
 static int cluster_ok(void)
 {
@@ -772,6 +783,101 @@ START_TEST(killed_master_while_running)
 }
 END_TEST
 
+/* The narrowest loss: the writer's own acknowledged write dies with the
+ * master, and so does its event, which the writer never got back (its
+ * subscription had been dropped while its sync thread was busy, so it still
+ * counted itself synced and kept the value). The new master's counter and
+ * log match everything the pod applied from the channel; only the version
+ * its own write returned shows that Redis had been further. */
+static atomic_int g_stall;   /* 1: the hook blocks on key "x" */
+static atomic_int g_stalled; /* the hook is blocking */
+
+static void stall_hook(const sc_event_info *ev, void *ud)
+{
+    (void)ud;
+    if (strcmp(ev->key, "x") != 0)
+        return;
+    atomic_store(&g_stalled, 1);
+    long long until = test_now_ms() + 20000;
+    while (atomic_load(&g_stall) && test_now_ms() < until)
+        test_sleep_ms(5);
+    atomic_store(&g_stalled, 0);
+}
+
+START_TEST(own_write_lost_with_its_event)
+{
+    int master = 0, replica = 0;
+    for (unsigned slot = 0; slot < 16384 && !replica; slot += 700) {
+        master = slot_owner(slot);
+        replica = master ? replica_of(master) : 0;
+    }
+    ck_assert_msg(replica, "no master with a replica left");
+    int victim = -1;
+    for (int i = 0; i < NODES; i++)
+        if (g_nodes[i].port == master)
+            victim = i;
+    char ns[32];
+    ns_on_master("c_own", master, ns, sizeof ns);
+    sc_options o = cluster_options(ns, "a");
+    o.on_event = stall_hook;
+    sc_cache *a = test_open(&o);
+    sc_cache *b = cluster_pod(ns, "b");
+    ck_assert_int_eq(sc_set(a, "k", "old", 3, 0), SC_OK);
+    char *v;
+    WAIT_UNTIL((v = peek(b, "k"), strcmp(v, "old") == 0 ? 1 : (free(v), 0)), 3000);
+    ck_assert_str_eq(v, "old");
+    free(v);
+
+    /* b writes x; a's sync thread stops inside its hook for x. */
+    atomic_store(&g_stall, 1);
+    ck_assert_int_eq(sc_set(b, "x", "1", 1, 0), SC_OK);
+    WAIT_UNTIL(atomic_load(&g_stalled), 3000);
+    ck_assert_int_eq(atomic_load(&g_stalled), 1);
+    WAIT_UNTIL(replica_synced_at(replica) && (v = NULL, 1), 3000);
+    test_sleep_ms(100); /* x reaches the replica */
+    redisReply *r = node_cmd(replica, "CONFIG SET masterauth wrong-password");
+    ck_assert_msg(r && r->type != REDIS_REPLY_ERROR, "%s", r ? r->str : "no reply");
+    freeReplyObject(r);
+    r = node_cmd(master, "CLIENT KILL TYPE replica");
+    ck_assert_ptr_nonnull(r);
+    freeReplyObject(r);
+    r = node_cmd(master, "CLIENT KILL TYPE pubsub");
+    ck_assert_ptr_nonnull(r);
+    freeReplyObject(r);
+    /* a still counts itself synced: its own write is kept locally. */
+    ck_assert_uint_eq(test_stats(a).synced, 1);
+    ck_assert_int_eq(sc_set(a, "k", "lost", 4, 0), SC_OK);
+    v = peek(a, "k");
+    ck_assert_str_eq(v, "lost");
+    free(v);
+    kill(g_nodes[victim].pid, SIGKILL);
+    r = node_cmd(replica, "CONFIG SET masterauth %s", "");
+    if (r)
+        freeReplyObject(r);
+    atomic_store(&g_stall, 0);
+
+    WAIT_UNTIL(slot_owner(ns_slot(ns)) == replica, 15000);
+    ck_assert_int_eq(slot_owner(ns_slot(ns)), replica);
+    WAIT_UNTIL(test_stats(a).synced && test_stats(a).reconnects > 0, 10000);
+    WAIT_UNTIL(test_stats(b).synced && test_stats(b).reconnects > 0, 10000);
+    v = cluster_value(ns, "k");
+    ck_assert_str_eq(v, "old"); /* the write is gone... */
+    free(v);
+    v = cluster_value(ns, "x");
+    ck_assert_str_eq(v, "1");
+    free(v);
+    sc_cache *pods[2] = {a, b};
+    assert_converged(pods, 2, ns, "k", 5000); /* ...and no pod serves it */
+    /* Writing goes on, and the next versions reach both pods. */
+    ck_assert_int_eq(sc_set(b, "k", "new", 3, 0), SC_OK);
+    WAIT_UNTIL((v = peek(a, "k"), strcmp(v, "lost") != 0 ? 1 : (free(v), 0)), 3000);
+    free(v);
+    assert_converged(pods, 2, ns, "k", 5000);
+    sc_close(a);
+    sc_close(b);
+}
+END_TEST
+
 int main(void)
 {
     /* A failed start still stops every node already running. */
@@ -790,6 +896,7 @@ int main(void)
     tcase_add_test(tc, slot_migration_while_running);
     tcase_add_test(tc, manual_failover_while_running);
     tcase_add_test(tc, killed_master_while_running);
+    tcase_add_test(tc, own_write_lost_with_its_event);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
