@@ -66,6 +66,19 @@ static void new_instance_id(char out[17])
     snprintf(out, 17, "%016llx", (unsigned long long)r);
 }
 
+/* Redis Cluster / Sentinel: the subscriber asks the Redis tier where the
+ * channel is served. */
+static sc_status locate_channel(void *ud, char *host, size_t cap, int *port, unsigned *gen, char *err,
+                                size_t errlen)
+{
+    return sc__remote_locate_channel(ud, host, cap, port, gen, err, errlen);
+}
+
+static unsigned route_gen(void *ud)
+{
+    return sc__remote_route_gen(ud);
+}
+
 SC_EXPORT sc_status sc_open(const sc_options *o, sc_cache **out)
 {
     char err[SC__ERRLEN];
@@ -125,6 +138,9 @@ SC_EXPORT sc_status sc_open(const sc_options *o, sc_cache **out)
         .channel = opt->channel,
         .wire_format = opt->wire_format,
         .log_len = opt->event_log_len,
+        .cluster_nodes = opt->redis_cluster_nodes,
+        .sentinel_nodes = opt->sentinel_nodes,
+        .sentinel_master = opt->sentinel_master,
     };
     sc_status s = sc__remote_open(&rc, &c->remote, err, sizeof err);
     if (s != SC_OK) {
@@ -156,6 +172,12 @@ SC_EXPORT sc_status sc_open(const sc_options *o, sc_cache **out)
         .reconnect_max_ms = opt->reconnect_max_ms,
         .tick_ms = opt->heartbeat_interval_ms,
     };
+    if (opt->redis_cluster_nodes || opt->sentinel_nodes) {
+        sub.locate = locate_channel;
+        sub.route_gen = route_gen;
+        sub.locate_ud = c->remote;
+        sub.sharded = sc__remote_sharded(c->remote);
+    }
     sc__sub_callbacks cb;
     sc__syncer_callbacks(c, &cb);
     s = sc__sub_start(&sub, &cb, &c->sub, err, sizeof err);

@@ -54,6 +54,8 @@ SC_EXPORT void sc_options_init(sc_options *o)
     o->lock_ttl_ms = 3000;
     o->tag_delete_delay_ms = 10000;
     o->stats_window_ms = 60000;
+    o->sentinel_master = "mymaster";
+    o->partitions = 1;
 }
 
 /* The most an event adds around its key and value (field names, numbers,
@@ -82,6 +84,46 @@ static int bad_string(const char *name, const char *s, int required, char *err, 
     return 0;
 }
 
+/* Redis Cluster and Sentinel (README "Redis Cluster and Sentinel"). */
+static int bad_scale(const sc_options *o, char *err, size_t errlen)
+{
+    /* 0 (a struct not filled by sc_options_init) means the default, 1. */
+    if (o->partitions > 1)
+        return bad(err, errlen, "option partitions: partitions > 1 is not supported yet (got %u)", o->partitions);
+    if (o->redis_cluster_nodes && o->sentinel_nodes)
+        return bad(err, errlen, "options redis_cluster_nodes and sentinel_nodes: give one, not both");
+    if (bad_string("redis_cluster_nodes", o->redis_cluster_nodes, 0, err, errlen) ||
+        bad_string("sentinel_nodes", o->sentinel_nodes, 0, err, errlen) ||
+        bad_string("sentinel_master", o->sentinel_master, 0, err, errlen))
+        return 1;
+    const char *which = o->redis_cluster_nodes ? "redis_cluster_nodes" : "sentinel_nodes";
+    const char *list = o->redis_cluster_nodes ? o->redis_cluster_nodes : o->sentinel_nodes;
+    if (!list)
+        return 0;
+    sc__addr *a;
+    size_t n;
+    if (sc__addr_list_parse(list, &a, &n) != 0)
+        return bad(err, errlen, "option %s: \"%s\" is not a list of host:port", which, list);
+    free(a);
+    if (o->redis_unix_socket)
+        return bad(err, errlen, "option redis_unix_socket: not with %s", which);
+    if (o->redis_cluster_nodes && o->redis_db != 0)
+        return bad(err, errlen, "option redis_db: Redis Cluster has only database 0");
+    if (o->redis_cluster_nodes) {
+        /* The scripts publish with SPUBLISH from the namespace's slot; Redis
+         * refuses a shard channel of another slot inside them. */
+        char tag[300];
+        snprintf(tag, sizeof tag, "{%s}", o->ns);
+        const char *ch = o->channel ? o->channel : tag;
+        if (sc__cluster_keyslot(ch, strlen(ch)) != sc__cluster_keyslot(tag, strlen(tag)))
+            return bad(err, errlen,
+                       "option channel: \"%s\" is not in the namespace's hash slot; on Redis Cluster the channel "
+                       "must carry the tag {%s} (or be left NULL)",
+                       ch, o->ns);
+    }
+    return 0;
+}
+
 sc_status sc__options_check(const sc_options *o, char *err, size_t errlen)
 {
     int fail = 0;
@@ -93,6 +135,8 @@ sc_status sc__options_check(const sc_options *o, char *err, size_t errlen)
              bad_string("redis_username", o->redis_username, 0, err, errlen))
         fail = 1;
     else if (!o->redis_unix_socket && bad_string("redis_host", o->redis_host, 1, err, errlen))
+        fail = 1;
+    else if (bad_scale(o, err, errlen))
         fail = 1;
     else if (!sc__remote_ns_valid(o->ns))
         fail = bad(err, errlen,
@@ -182,7 +226,8 @@ sc_status sc__options_copy(sc_cache *c, const sc_options *o)
         snprintf(channel, sizeof channel, "{%s}:events", o->ns);
 
     const char *src[] = {o->pod_id ? o->pod_id : pod, o->ns, o->channel ? o->channel : channel,
-                         o->redis_host, o->redis_unix_socket, o->redis_username, o->redis_password};
+                         o->redis_host, o->redis_unix_socket, o->redis_username, o->redis_password,
+                         o->redis_cluster_nodes, o->sentinel_nodes, o->sentinel_master};
     size_t total = 0;
     for (size_t i = 0; i < sizeof src / sizeof src[0]; i++)
         total += src[i] ? strlen(src[i]) + 1 : 0;
@@ -211,5 +256,8 @@ sc_status sc__options_copy(sc_cache *c, const sc_options *o)
     c->opt.redis_unix_socket = dst[4];
     c->opt.redis_username = dst[5];
     c->opt.redis_password = dst[6];
+    c->opt.redis_cluster_nodes = dst[7];
+    c->opt.sentinel_nodes = dst[8];
+    c->opt.sentinel_master = dst[9];
     return SC_OK;
 }

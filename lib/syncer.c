@@ -150,6 +150,8 @@ static int apply_event(sc_cache *c, const sc__event *ev, int replayed, int own)
 static void restart_at(sc_cache *c, const sc__remote_state *st, const char *why)
 {
     flush_local(c, st->counter, why);
+    /* Versions above the counter belonged to the history that was lost. */
+    atomic_store_explicit(&c->verified, st->counter, memory_order_release);
     uint64_t digest = 0;
     sc__remote_state top;
     char err[SC__ERRLEN];
@@ -378,13 +380,20 @@ static void on_message(const char *data, size_t len, void *ud)
     sc__event_free(&ev);
 }
 
-/* Why the pod's history cannot continue from Redis' (NULL: it can). */
-static const char *diverged(const sc_cache *c, const sc__remote_state *st)
+/* Why the pod's history cannot continue from Redis' (NULL: it can). seen:
+ * the highest version the pod knew real before it read st (its own
+ * acknowledged writes included). */
+static const char *diverged(const sc_cache *c, const sc__remote_state *st, uint64_t seen)
 {
     if (strcmp(st->epoch, c->seq.epoch) != 0)
         return "the namespace epoch changed (Redis lost or rewrote its history, or a clear)";
     if (st->counter < c->seq.last_seq)
         return "the namespace counter went back (Redis lost writes)";
+    /* An own write whose event never came back (a promoted replica that
+     * lacks it, and the subscription was gone before the event): only the
+     * version the write returned shows that Redis had been further. */
+    if (st->counter < seen)
+        return "the namespace counter is behind a version this pod saw acknowledged (Redis lost writes)";
     if (c->seq.last_digest && st->event_at &&
         sc__seq_digest(st->event_at, st->event_at_len) != c->seq.last_digest)
         return "the log holds another event at the pod's last sequence (Redis was rolled back)";
@@ -398,6 +407,8 @@ static void on_subscribed(void *ud)
     sc_cache *c = ud;
     sc__remote_state st;
     char err[SC__ERRLEN];
+    /* Read before the counter: a write acknowledged later may be above it. */
+    uint64_t seen = atomic_load_explicit(&c->verified, memory_order_acquire);
     sc_status s = sc__remote_sync_state(c->remote, c->ever_synced ? c->seq.last_seq : 0, &st, err, sizeof err);
     if (s != SC_OK) {
         sc__atomic_inc(&c->remote_errors);
@@ -410,7 +421,7 @@ static void on_subscribed(void *ud)
         sc__seq_reset(&c->seq, st.counter, st.event_at ? sc__seq_digest(st.event_at, st.event_at_len) : 0,
                       st.epoch);
     } else {
-        const char *why = diverged(c, &st);
+        const char *why = diverged(c, &st, seen);
         if (why) {
             if (strcmp(st.epoch, c->seq.epoch) != 0)
                 sc__atomic_inc(&c->epoch_changes);

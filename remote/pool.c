@@ -8,6 +8,16 @@
  * against one absolute deadline that covers waiting for a slot, connecting
  * (AUTH, SELECT included) and the command, so a stopped or paused Redis costs
  * a caller about timeout_ms, never more.
+ *
+ * With a router (Redis Cluster or Sentinel, route.c) the address is the
+ * router's: a connection made under an older routing generation is dropped
+ * on its next use, and the answers that mean "not here" (MOVED, ASK,
+ * TRYAGAIN, CLUSTERDOWN, READONLY, LOADING, MASTERDOWN, a node that refuses
+ * or drops the connection) re-route and retry within the same deadline.
+ * None of them means the command ran, except a connection dropped after the
+ * command was sent, which is retried exactly as the stale-connection case
+ * below (the scripts are idempotent in effect: a second run writes the same
+ * value under a higher version).
  */
 #include "remote/remote.h"
 
@@ -26,6 +36,8 @@ typedef struct slot {
     redisContext *ctx; /* NULL: connect on next use */
     int busy;          /* owned by a caller; only that caller touches ctx */
     int64_t set_ms;    /* socket timeout now applied to ctx; 0 = none yet */
+    unsigned gen;      /* routing generation ctx was connected under */
+    char addr[300];    /* the node ctx talks to, for messages */
 } slot;
 
 struct sc__pool {
@@ -36,6 +48,7 @@ struct sc__pool {
     char *password;
     int db;
     char addr[300]; /* "host:port" or the socket path, for messages */
+    sc__router *router; /* NULL: one Redis at host/port/unix_socket */
 
     pthread_mutex_t mu;
     pthread_cond_t cv; /* signalled when a slot is released */
@@ -230,6 +243,7 @@ static sc_status run(sc__pool *p, slot *s, int argc, const char **argv, const si
                      unsigned timeout_ms, const char *what, redisReply **reply, int *stale, char *err,
                      size_t errlen)
 {
+    (void)p; /* messages name the slot's node (s->addr) */
     *stale = 0;
     /* The socket timeout is re-applied only when what is left of the
      * deadline differs from the one set by more than 5%: a fresh call's
@@ -239,7 +253,7 @@ static sc_status run(sc__pool *p, slot *s, int argc, const char **argv, const si
     int64_t drift = left > s->set_ms ? left - s->set_ms : s->set_ms - left;
     if (s->set_ms == 0 || drift * 20 > s->set_ms) {
         if (redisSetTimeout(s->ctx, remaining_tv(deadline)) != REDIS_OK) {
-            sc__remote_errf(err, errlen, "redis %s: cannot set the socket timeout: %s", p->addr, s->ctx->errstr);
+            sc__remote_errf(err, errlen, "redis %s: cannot set the socket timeout: %s", s->addr, s->ctx->errstr);
             redisFree(s->ctx);
             s->ctx = NULL;
             return SC_ERR_REMOTE;
@@ -253,10 +267,10 @@ static sc_status run(sc__pool *p, slot *s, int argc, const char **argv, const si
 
     sc_status st;
     if (is_timeout(s->ctx, saved_errno, deadline)) {
-        sc__remote_errf(err, errlen, "redis %s: timeout after %u ms on %s", p->addr, timeout_ms, what);
+        sc__remote_errf(err, errlen, "redis %s: timeout after %u ms on %s", s->addr, timeout_ms, what);
         st = SC_ERR_TIMEOUT;
     } else {
-        sc__remote_errf(err, errlen, "redis %s: %s on %s", p->addr,
+        sc__remote_errf(err, errlen, "redis %s: %s on %s", s->addr,
                  s->ctx->errstr[0] ? s->ctx->errstr : "I/O error", what);
         *stale = is_stale_connection(s->ctx, saved_errno);
         st = s->ctx->err == REDIS_ERR_OOM ? SC_ERR_NOMEM : SC_ERR_REMOTE;
@@ -276,7 +290,7 @@ static sc_status setup_command(sc__pool *p, slot *s, int argc, const char **argv
     if (st != SC_OK)
         return st;
     if (reply->type == REDIS_REPLY_ERROR) {
-        sc__remote_errf(err, errlen, "redis %s: %s failed: %.*s", p->addr, argv[0], (int)reply->len, reply->str);
+        sc__remote_errf(err, errlen, "redis %s: %s failed: %.*s", s->addr, argv[0], (int)reply->len, reply->str);
         freeReplyObject(reply);
         redisFree(s->ctx);
         s->ctx = NULL;
@@ -286,28 +300,79 @@ static sc_status setup_command(sc__pool *p, slot *s, int argc, const char **argv
     return SC_OK;
 }
 
-static sc_status connect_slot(sc__pool *p, slot *s, int64_t deadline, unsigned timeout_ms, char *err,
+/* Connects s to host:port (NULL host: the unix socket), or to the router's
+ * current address when to is NULL and there is a router. */
+/* Behind Sentinel, a connection must reach the master: right after a
+ * failover the sentinels may still name the old one, now a replica, which
+ * would answer reads from a history that is no longer the namespace's
+ * (the sentinel client guidelines: check ROLE after connecting). */
+static sc_status check_master(sc__pool *p, slot *s, int64_t deadline, unsigned timeout_ms, char *err,
                               size_t errlen)
 {
+    const char *argv[1] = {"ROLE"};
+    redisReply *reply;
+    int stale;
+    sc_status st = run(p, s, 1, argv, NULL, deadline, timeout_ms, "ROLE", &reply, &stale, err, errlen);
+    if (st != SC_OK)
+        return st;
+    int master = reply->type == REDIS_REPLY_ARRAY && reply->elements > 0 &&
+                 reply->element[0]->type == REDIS_REPLY_STRING && strcmp(reply->element[0]->str, "master") == 0;
+    if (!master) {
+        sc__remote_errf(err, errlen, "redis %s: not the master (ROLE: %s); the sentinels are failing over?", s->addr,
+                        reply->type == REDIS_REPLY_ARRAY && reply->elements > 0 &&
+                                reply->element[0]->type == REDIS_REPLY_STRING
+                            ? reply->element[0]->str
+                            : reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply");
+        freeReplyObject(reply);
+        redisFree(s->ctx);
+        s->ctx = NULL;
+        return SC_ERR_REMOTE;
+    }
+    freeReplyObject(reply);
+    return SC_OK;
+}
+
+static sc_status connect_to(sc__pool *p, slot *s, const sc__addr *to, int64_t deadline, unsigned timeout_ms,
+                            char *err, size_t errlen)
+{
+    const char *host = p->host;
+    int port = p->port;
+    sc__addr cur;
+    if (to) {
+        host = to->host;
+        port = to->port;
+    } else if (p->router) {
+        if (sc__router_current(p->router, &cur, &s->gen) != SC_OK) {
+            sc__remote_errf(err, errlen, "redis %s: no node known for the namespace", p->addr);
+            return SC_ERR_REMOTE;
+        }
+        host = cur.host;
+        port = cur.port;
+    }
+    int unix_socket = p->unix_socket && !to && !p->router;
+    if (unix_socket)
+        snprintf(s->addr, sizeof s->addr, "%s", p->unix_socket);
+    else
+        snprintf(s->addr, sizeof s->addr, "%s:%d", host, port);
     if (sc__remote_now_ms() >= deadline) {
-        sc__remote_errf(err, errlen, "redis %s: timeout after %u ms before connecting", p->addr, timeout_ms);
+        sc__remote_errf(err, errlen, "redis %s: timeout after %u ms before connecting", s->addr, timeout_ms);
         return SC_ERR_TIMEOUT;
     }
     struct timeval tv = remaining_tv(deadline);
     errno = 0;
-    redisContext *c = p->unix_socket ? redisConnectUnixWithTimeout(p->unix_socket, tv)
-                                     : redisConnectWithTimeout(p->host, p->port, tv);
+    redisContext *c = unix_socket ? redisConnectUnixWithTimeout(p->unix_socket, tv)
+                                  : redisConnectWithTimeout(host, port, tv);
     int saved_errno = errno;
     if (!c) {
-        sc__remote_errf(err, errlen, "redis %s: out of memory while connecting", p->addr);
+        sc__remote_errf(err, errlen, "redis %s: out of memory while connecting", s->addr);
         return SC_ERR_NOMEM;
     }
     if (c->err) {
         sc_status st = is_timeout(c, saved_errno, deadline) ? SC_ERR_TIMEOUT : SC_ERR_REMOTE;
         if (st == SC_ERR_TIMEOUT)
-            sc__remote_errf(err, errlen, "redis %s: timeout after %u ms while connecting", p->addr, timeout_ms);
+            sc__remote_errf(err, errlen, "redis %s: timeout after %u ms while connecting", s->addr, timeout_ms);
         else
-            sc__remote_errf(err, errlen, "redis %s: cannot connect: %s", p->addr, c->errstr);
+            sc__remote_errf(err, errlen, "redis %s: cannot connect: %s", s->addr, c->errstr);
         redisFree(c);
         return st;
     }
@@ -329,7 +394,102 @@ static sc_status connect_slot(sc__pool *p, slot *s, int64_t deadline, unsigned t
         if (st != SC_OK)
             return st;
     }
+    if (p->router && sc__router_kind(p->router) == SC__ROUTE_SENTINEL)
+        return check_master(p, s, deadline, timeout_ms, err, errlen);
     return SC_OK;
+}
+
+void sc__pool_set_router(sc__pool *p, sc__router *rt)
+{
+    p->router = rt;
+    snprintf(p->addr, sizeof p->addr, "%s", rt && sc__router_kind(rt) == SC__ROUTE_CLUSTER ? "(cluster)" : "(sentinel master)");
+}
+
+int sc__pool_sharded(const sc__pool *p)
+{
+    return p->router && sc__router_kind(p->router) == SC__ROUTE_CLUSTER;
+}
+
+/* Redirections followed by one command before its error is returned. */
+#define MAX_HOPS 16
+
+static void sleep_ms(int64_t ms)
+{
+    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* "MOVED <slot> <host>:<port>" / "ASK ...": the target node. An empty host
+ * (a node that does not know its address) means the one just asked. */
+static int parse_redirect(const redisReply *r, const char *asked, sc__addr *a)
+{
+    const char *sp = memchr(r->str, ' ', r->len);
+    sp = sp ? memchr(sp + 1, ' ', r->len - (size_t)(sp + 1 - r->str)) : NULL;
+    if (!sp)
+        return -1;
+    const char *target = sp + 1;
+    const char *colon = strrchr(target, ':');
+    if (!colon || !colon[1])
+        return -1;
+    size_t hl = (size_t)(colon - target);
+    if (hl == 0) {
+        const char *ac = strrchr(asked, ':');
+        hl = ac ? (size_t)(ac - asked) : 0;
+        target = asked;
+    }
+    if (hl == 0 || hl >= sizeof a->host)
+        return -1;
+    memcpy(a->host, target, hl);
+    a->host[hl] = '\0';
+    a->port = atoi(colon + 1);
+    return a->port > 0 && a->port <= 65535 ? 0 : -1;
+}
+
+/* Error replies that mean "not now or not here": the command did not run. */
+static int is_transient(const redisReply *r)
+{
+    static const char *const words[] = {"TRYAGAIN", "CLUSTERDOWN", "READONLY", "LOADING", "MASTERDOWN"};
+    for (size_t i = 0; i < sizeof words / sizeof words[0]; i++)
+        if (strncmp(r->str, words[i], strlen(words[i])) == 0)
+            return 1;
+    return 0;
+}
+
+/* Waits a little (more each time, never past the deadline) and asks the
+ * cluster or the sentinels again. 0 when the deadline leaves no room. */
+static int reroute(sc__pool *p, int64_t deadline, int *tries)
+{
+    int64_t wait = (int64_t)10 << (*tries < 4 ? *tries : 4); /* 10 .. 160 ms */
+    (*tries)++;
+    int64_t left = deadline - sc__remote_now_ms();
+    if (left <= 5)
+        return 0;
+    sleep_ms(wait < left / 2 ? wait : left / 2);
+    char ignored[256];
+    sc__router_refresh(p->router, deadline, ignored, sizeof ignored);
+    return sc__remote_now_ms() < deadline;
+}
+
+/* ASK: the slot is being migrated and this key already lives at a; one
+ * command there, after ASKING, on a connection of its own. */
+static sc_status ask(sc__pool *p, const sc__addr *a, int argc, const char **argv, const size_t *lens,
+                     int64_t deadline, unsigned timeout_ms, const char *what, redisReply **reply, char *err,
+                     size_t errlen)
+{
+    slot tmp;
+    memset(&tmp, 0, sizeof tmp);
+    sc_status st = connect_to(p, &tmp, a, deadline, timeout_ms, err, errlen);
+    if (st == SC_OK) {
+        const char *asking[1] = {"ASKING"};
+        st = setup_command(p, &tmp, 1, asking, NULL, deadline, timeout_ms, err, errlen);
+    }
+    if (st == SC_OK) {
+        int stale;
+        st = run(p, &tmp, argc, argv, lens, deadline, timeout_ms, what, reply, &stale, err, errlen);
+    }
+    if (tmp.ctx)
+        redisFree(tmp.ctx);
+    return st;
 }
 
 sc_status sc__pool_command(sc__pool *p, int64_t deadline, unsigned timeout_ms, const char *what, int argc,
@@ -340,16 +500,51 @@ sc_status sc__pool_command(sc__pool *p, int64_t deadline, unsigned timeout_ms, c
     sc_status st = acquire(p, deadline, timeout_ms, what, &s, err, errlen);
     if (st != SC_OK)
         return st;
+    int hops = 0, tries = 0;
     for (int attempt = 0;; attempt++) {
+        if (p->router && s->ctx && s->gen != sc__router_gen(p->router)) {
+            /* The namespace moved since this connection was made. */
+            redisFree(s->ctx);
+            s->ctx = NULL;
+        }
         int reused = s->ctx != NULL;
         if (!reused) {
-            st = connect_slot(p, s, deadline, timeout_ms, err, errlen);
+            st = connect_to(p, s, NULL, deadline, timeout_ms, err, errlen);
+            if (st == SC_ERR_REMOTE && p->router && reroute(p, deadline, &tries))
+                continue;
             if (st != SC_OK)
                 break;
         }
         int stale;
         st = run(p, s, argc, argv, lens, deadline, timeout_ms, what, reply, &stale, err, errlen);
-        if (st == SC_OK || !(reused && stale && attempt == 0))
+        if (st == SC_OK && p->router && (*reply)->type == REDIS_REPLY_ERROR && hops < MAX_HOPS) {
+            sc__addr to;
+            int moved = strncmp((*reply)->str, "MOVED ", 6) == 0;
+            if ((moved || strncmp((*reply)->str, "ASK ", 4) == 0) && parse_redirect(*reply, s->addr, &to) == 0) {
+                freeReplyObject(*reply);
+                *reply = NULL;
+                hops++;
+                if (moved) {
+                    sc__router_moved(p->router, to.host, to.port);
+                    continue;
+                }
+                st = ask(p, &to, argc, argv, lens, deadline, timeout_ms, what, reply, err, errlen);
+                if (st != SC_OK || (*reply)->type != REDIS_REPLY_ERROR || !is_transient(*reply))
+                    break;
+            }
+            /* Past the deadline the error reply itself is the answer. */
+            if (is_transient(*reply) && reroute(p, deadline, &tries)) {
+                freeReplyObject(*reply);
+                *reply = NULL;
+                hops++;
+                continue;
+            }
+        }
+        if (st == SC_OK)
+            break;
+        if (p->router && st == SC_ERR_REMOTE && stale && reroute(p, deadline, &tries))
+            continue;
+        if (!(reused && stale && attempt == 0))
             break;
     }
     release(p, s);

@@ -27,6 +27,7 @@
 
 struct sc__remote {
     sc__pool *pool;
+    sc__router *router;  /* Redis Cluster or Sentinel; NULL: one Redis */
     unsigned timeout_ms;
     char *ns;
     size_t ns_len;
@@ -108,8 +109,9 @@ int sc__remote_ns_valid(const char *ns)
 sc_status sc__remote_open(const sc__remote_config *cfg, sc__remote **out, char *err, size_t errlen)
 {
     *out = NULL;
+    int routed = cfg && (cfg->cluster_nodes || cfg->sentinel_nodes);
     if (!cfg || !sc__remote_ns_valid(cfg->ns) || cfg->timeout_ms == 0 || cfg->pool_size == 0 ||
-        (!cfg->unix_socket && (cfg->port <= 0 || cfg->port > 65535)) || cfg->db < 0 ||
+        (!routed && !cfg->unix_socket && (cfg->port <= 0 || cfg->port > 65535)) || cfg->db < 0 ||
         (cfg->wire_format != SC_WIRE_MSGPACK && cfg->wire_format != SC_WIRE_JSON)) {
         sc__remote_errf(err, errlen, "invalid Redis configuration (namespace, port, db, timeout or pool size)");
         return SC_ERR_INVALID;
@@ -139,6 +141,15 @@ sc_status sc__remote_open(const sc__remote_config *cfg, sc__remote **out, char *
     /* The first SCRIPT LOAD connects the first slot: it proves that Redis is
      * there and accepts our credentials. */
     sc_status st = sc__pool_create(cfg, &r->pool, err, errlen);
+    if (st == SC_OK && routed) {
+        /* Find the namespace's node first, so a wrong seed or sentinel list
+         * fails here with every node's answer. */
+        st = sc__router_create(cfg, &r->router, err, errlen);
+        if (st == SC_OK)
+            st = sc__router_refresh(r->router, sc__remote_now_ms() + r->timeout_ms, err, errlen);
+        if (st == SC_OK)
+            sc__pool_set_router(r->pool, r->router);
+    }
     if (st == SC_OK)
         st = sc__scripts_load(r->pool, r->timeout_ms, r->shas, err, errlen);
     if (st != SC_OK) {
@@ -154,6 +165,7 @@ void sc__remote_close(sc__remote *r)
     if (!r)
         return;
     sc__pool_destroy(r->pool);
+    sc__router_destroy(r->router);
     free(r->ns);
     free(r->prefix);
     free(r->channel);
@@ -741,4 +753,34 @@ int sc__remote_event_split(const sc__remote_event *ev, const char **args, size_t
         return -1;
     event_parts(ev, args, lens);
     return 0;
+}
+
+sc_status sc__remote_locate_channel(sc__remote *r, char *host, size_t cap, int *port, unsigned *gen, char *err,
+                                    size_t errlen)
+{
+    if (!r->router) {
+        sc__remote_errf(err, errlen, "not routed: one Redis");
+        return SC_ERR_INVALID;
+    }
+    sc__addr a;
+    sc_status st = sc__router_locate(r->router, r->channel, sc__remote_now_ms() + r->timeout_ms, &a, gen, err, errlen);
+    if (st != SC_OK)
+        return st;
+    if (strlen(a.host) >= cap) {
+        sc__remote_errf(err, errlen, "host name too long");
+        return SC_ERR_INVALID;
+    }
+    snprintf(host, cap, "%s", a.host);
+    *port = a.port;
+    return SC_OK;
+}
+
+unsigned sc__remote_route_gen(sc__remote *r)
+{
+    return r->router ? sc__router_gen(r->router) : 0;
+}
+
+int sc__remote_sharded(const sc__remote *r)
+{
+    return r->router && sc__router_kind(r->router) == SC__ROUTE_CLUSTER;
 }

@@ -47,6 +47,11 @@ typedef struct sc__remote_config {
     const char *channel;
     sc_wire_format wire_format;
     size_t log_len;            /* 0: no event log */
+    /* Scale (route.c): at most one of these; both NULL: one Redis at
+     * host/port/unix_socket. */
+    const char *cluster_nodes;   /* "host:port,...": Redis Cluster seeds */
+    const char *sentinel_nodes;  /* "host:port,...": sentinels */
+    const char *sentinel_master; /* the master's name at the sentinels */
 } sc__remote_config;
 
 /* Whether ns can name a namespace in the key layout: 1..256 bytes, no '{',
@@ -243,6 +248,19 @@ sc_status sc__remote_wb_state(sc__remote *r, sc__wb_state *st, char *err, size_t
  * *handed gets the number handed back. */
 sc_status sc__remote_wb_release(sc__remote *r, const char *consumer, uint64_t *handed, char *err, size_t errlen);
 
+/* Redis Cluster and Sentinel (route.c), for the subscription. Where the
+ * channel is served: in a cluster the master owning the channel's slot (read
+ * fresh from the cluster), behind Sentinel the master (asked fresh from the
+ * sentinels); *gen is the routing generation it belongs to. Blocks for at
+ * most timeout_ms. SC_ERR_INVALID on a single Redis (nothing to locate). */
+sc_status sc__remote_locate_channel(sc__remote *r, char *host, size_t cap, int *port, unsigned *gen, char *err,
+                                    size_t errlen);
+/* The routing generation: changes whenever the namespace's node changes
+ * (MOVED, a failover seen, +switch-master). 0 on a single Redis. */
+unsigned sc__remote_route_gen(sc__remote *r);
+/* 1 in Redis Cluster mode: events go out with SPUBLISH, pods SSUBSCRIBE. */
+int sc__remote_sharded(const sc__remote *r);
+
 /* ------------------------------------------------ internal to remote/ --
  * pool.c: the connection pool; scripts.c: the Lua scripts. Deadlines are
  * absolute CLOCK_MONOTONIC milliseconds (sc__remote_now_ms). */
@@ -268,6 +286,67 @@ const char *sc__pool_addr(const sc__pool *p); /* "host:port" or the socket path 
 sc_status sc__pool_command(sc__pool *p, int64_t deadline, unsigned timeout_ms, const char *what, int argc,
                            const char **argv, const size_t *lens, struct redisReply **reply, char *err,
                            size_t errlen);
+
+/* ---- routing (route.c, cluster.c, sentinel.c) ----
+ * A router knows which node serves the namespace: in a cluster the master
+ * of the namespace's hash slot (the slot of "{ns}"), behind Sentinel the
+ * master the sentinels name. The pool connects to its current address and
+ * reconnects whenever the generation changes. Thread-safe. */
+typedef struct sc__router sc__router;
+typedef enum sc__route_kind { SC__ROUTE_CLUSTER = 1, SC__ROUTE_SENTINEL } sc__route_kind;
+typedef struct sc__addr {
+    char host[256];
+    int port;
+} sc__addr;
+
+/* From cfg->cluster_nodes or cfg->sentinel_nodes; connects nothing yet.
+ * SC_ERR_INVALID for an unparsable list. */
+sc_status sc__router_create(const sc__remote_config *cfg, sc__router **out, char *err, size_t errlen);
+void sc__router_destroy(sc__router *rt); /* NULL is a no-op */
+sc__route_kind sc__router_kind(const sc__router *rt);
+/* The current address (when known: else SC_ERR_REMOTE) and its generation. */
+sc_status sc__router_current(sc__router *rt, sc__addr *a, unsigned *gen);
+unsigned sc__router_gen(sc__router *rt);
+/* Asks the cluster (CLUSTER SLOTS from the known nodes and the seeds) or
+ * the sentinels again and moves the current address when it changed. */
+sc_status sc__router_refresh(sc__router *rt, int64_t deadline, char *err, size_t errlen);
+/* A node answered MOVED for the namespace's slot (or a sentinel announced
+ * +switch-master): the new address, effective at once. */
+void sc__router_moved(sc__router *rt, const char *host, int port);
+/* Where a channel is served (see sc__remote_locate_channel). */
+sc_status sc__router_locate(sc__router *rt, const char *channel, int64_t deadline, sc__addr *a, unsigned *gen,
+                            char *err, size_t errlen);
+/* A blocking connection to a, with AUTH when auth is set (cluster nodes
+ * share the data nodes' credentials; sentinels get none). NULL with err. */
+struct redisContext *sc__router_connect(const sc__router *rt, const sc__addr *a, int auth, int64_t deadline,
+                                        char *err, size_t errlen);
+/* "host:port" lists: parses into a malloc'd array. -1 on a bad list. */
+int sc__addr_list_parse(const char *list, sc__addr **out, size_t *n);
+
+/* cluster.c: CRC16 (XMODEM) of the hash tag, or of the whole key. */
+unsigned sc__cluster_keyslot(const char *key, size_t len);
+/* CLUSTER SLOTS on c: the master serving slot into *a (its host is
+ * node_host when the node does not know its own address). SC_NOT_FOUND: no
+ * node serves it. */
+sc_status sc__cluster_slot_owner(struct redisContext *c, const char *node_host, unsigned slot, sc__addr *a,
+                                 char *err, size_t errlen);
+
+/* sentinel.c: SENTINEL get-master-addr-by-name on c. SC_NOT_FOUND: this
+ * sentinel knows no master of that name. */
+sc_status sc__sentinel_master(struct redisContext *c, const char *name, sc__addr *a, char *err, size_t errlen);
+/* A thread subscribed to +switch-master at the sentinels; moves rt at once
+ * when name's master moves. */
+typedef struct sc__sentinel_watch sc__sentinel_watch;
+sc_status sc__sentinel_watch_start(sc__router *rt, const sc__addr *sentinels, size_t n, const char *name,
+                                   sc__sentinel_watch **out, char *err, size_t errlen);
+void sc__sentinel_watch_stop(sc__sentinel_watch *w); /* NULL is a no-op */
+
+/* pool.c: routes every command through rt (borrowed; set before the first
+ * command): MOVED, ASK, TRYAGAIN, CLUSTERDOWN, READONLY and connection
+ * errors re-route and retry within the same deadline. */
+void sc__pool_set_router(sc__pool *p, sc__router *rt);
+/* 1 when the pool talks to a Redis Cluster (scripts use SPUBLISH). */
+int sc__pool_sharded(const sc__pool *p);
 
 typedef enum sc__script_id {
     SC__SCRIPT_GET,

@@ -10,9 +10,14 @@
  * Scripts are loaded with SCRIPT LOAD at open and run with EVALSHA; after a
  * NOSCRIPT (a restarted or flushed Redis) the same call falls back to EVAL,
  * which also puts the script back in Redis' cache.
+ *
+ * On Redis Cluster every script is loaded in a second form whose prelude
+ * line `local PUBLISH = 'PUBLISH'` reads 'SPUBLISH': events go out on the
+ * namespace's shard (sharded pub/sub), with no other change to any script.
  */
 #include "remote/remote.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,6 +74,45 @@ static const struct {
     [SC__SCRIPT_TAG] = {"tag", sc__lua_tag, &sc__lua_tag_len},
 };
 
+/* The SPUBLISH form of every script, built once. */
+static char *sharded_src[SC__SCRIPT_COUNT];
+static size_t sharded_len[SC__SCRIPT_COUNT];
+static pthread_once_t sharded_once = PTHREAD_ONCE_INIT;
+
+static void build_sharded(void)
+{
+    static const char from[] = "local PUBLISH = 'PUBLISH'";
+    static const char to[] = "local PUBLISH = 'SPUBLISH'";
+    for (int i = 0; i < SC__SCRIPT_COUNT; i++) {
+        const char *at = strstr(scripts[i].src, from);
+        if (!at)
+            continue; /* a script that publishes nothing */
+        size_t len = *scripts[i].len + 1, head = (size_t)(at - scripts[i].src);
+        char *s = malloc(len + 1);
+        if (!s)
+            continue;
+        memcpy(s, scripts[i].src, head);
+        memcpy(s + head, to, sizeof to - 1);
+        memcpy(s + head + sizeof to - 1, at + sizeof from - 1, *scripts[i].len - head - (sizeof from - 1) + 1);
+        sharded_src[i] = s;
+        sharded_len[i] = len;
+    }
+}
+
+/* The source of script id as pool p runs it. */
+static const char *script_src(const sc__pool *p, int id, size_t *len)
+{
+    if (sc__pool_sharded(p)) {
+        pthread_once(&sharded_once, build_sharded);
+        if (sharded_src[id]) {
+            *len = sharded_len[id];
+            return sharded_src[id];
+        }
+    }
+    *len = *scripts[id].len;
+    return scripts[id].src;
+}
+
 /* A plain-words reading of an error reply, so a full Redis or a missing
  * permission is not mistaken for a network problem. */
 const char *sc__remote_explain(const char *reply)
@@ -88,8 +132,9 @@ sc_status sc__scripts_load(sc__pool *p, unsigned timeout_ms, char shas[SC__SCRIP
                            size_t errlen)
 {
     for (int i = 0; i < SC__SCRIPT_COUNT; i++) {
-        const char *argv[3] = {"SCRIPT", "LOAD", scripts[i].src};
-        size_t lens[3] = {6, 4, *scripts[i].len};
+        size_t src_len;
+        const char *argv[3] = {"SCRIPT", "LOAD", script_src(p, i, &src_len)};
+        size_t lens[3] = {6, 4, src_len};
         redisReply *reply;
         sc_status st = sc__pool_command(p, sc__remote_now_ms() + timeout_ms, timeout_ms, "SCRIPT LOAD", 3, argv, lens,
                                         &reply, err, errlen);
@@ -143,8 +188,7 @@ sc_status sc__script_run(sc__pool *p, const char shas[SC__SCRIPT_COUNT][41], sc_
         *reply = NULL;
         argv[0] = "EVAL";
         argl[0] = 4;
-        argv[1] = scripts[id].src;
-        argl[1] = *scripts[id].len;
+        argv[1] = script_src(p, id, &argl[1]);
         snprintf(what, sizeof what, "EVAL (%s script)", scripts[id].name);
         st = sc__pool_command(p, deadline, timeout_ms, what, argc, argv, argl, reply, err, errlen);
     }

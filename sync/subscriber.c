@@ -19,6 +19,12 @@
  * `ac` belongs to a connection that was already reported and is ignored
  * (forgetting `doomed` when hiredis frees it first); that is what makes
  * on_lost fire exactly once per attempt.
+ *
+ * Redis Cluster and Sentinel: a locate callback names the node before every
+ * attempt, and on a cluster the subscription is sharded (SSUBSCRIBE). A
+ * slot migration ends it with an unsolicited sunsubscribe; that is handled
+ * like a lost connection (reconnect, locate again, and lib/ catches up from
+ * the log on the next confirmation).
  */
 #include "sync.h"
 
@@ -47,6 +53,11 @@ struct sc__sub {
     unsigned backoff_min_ms;
     unsigned backoff_max_ms;
     sc__sub_callbacks cb;
+    sc_status (*locate)(void *ud, char *host, size_t cap, int *port, unsigned *gen, char *err, size_t errlen);
+    unsigned (*route_gen)(void *ud);
+    void *locate_ud;
+    int sharded;
+    unsigned gen;              /* routing generation of the current node */
 
     struct event_base *base;
     int own_base; /* base and thread are ours */
@@ -226,16 +237,29 @@ static void on_sub_reply(redisAsyncContext *ac, void *r, void *privdata)
         return;
     if (reply->type == REDIS_REPLY_ERROR) {
         /* Refused (an ACL without this channel): say so in Redis' words. */
-        give_up(s, format_why(s, "SUBSCRIBE %s at %s refused: %s", s->channel, s->where, reply->str));
+        give_up(s, format_why(s, "%s %s at %s refused: %s", s->sharded ? "SSUBSCRIBE" : "SUBSCRIBE", s->channel,
+                              s->where, reply->str));
         return;
     }
     if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 3)
         return;
-    if (is_kind(reply->element[0], "message")) {
+    if (is_kind(reply->element[0], "message") || is_kind(reply->element[0], "smessage")) {
         const redisReply *payload = reply->element[2];
         if (payload->type == REDIS_REPLY_STRING && s->cb.on_message)
             s->cb.on_message(payload->str, payload->len, s->cb.ud);
-    } else if (is_kind(reply->element[0], "subscribe")) {
+    } else if (is_kind(reply->element[0], "sunsubscribe")) {
+        /* Redis dropped the shard channel: its slot moved to another node. */
+        give_up(s, format_why(s, "shard channel %s left %s (slot migrated)", s->channel, s->where));
+    } else if (is_kind(reply->element[0], "subscribe") || is_kind(reply->element[0], "ssubscribe")) {
+        if (s->sharded) {
+            /* hiredis 0.14 predates sharded pub/sub: it files SSUBSCRIBE as
+             * an ordinary command, whose one callback is used up by this
+             * confirmation, and would abort on the first smessage. In
+             * MONITOR mode it hands every further reply to the callback
+             * that ran last, which is this one: exactly what a
+             * subscription needs (nothing else is ever sent on it). */
+            ac->c.flags |= REDIS_MONITORING;
+        }
         event_del(s->deadline_ev);
         s->failures = 0;
         if (s->cb.on_subscribed)
@@ -262,7 +286,7 @@ static int send_commands(sc__sub *s, redisAsyncContext *ac)
         if (redisAsyncCommandArgv(ac, on_auth_reply, NULL, argc, argv, NULL) != REDIS_OK)
             return -1;
     }
-    const char *argv[2] = {"SUBSCRIBE", s->channel};
+    const char *argv[2] = {s->sharded ? "SSUBSCRIBE" : "SUBSCRIBE", s->channel};
     return redisAsyncCommandArgv(ac, on_sub_reply, NULL, 2, argv, NULL) == REDIS_OK ? 0 : -1;
 }
 
@@ -274,6 +298,26 @@ static void on_connect_timer(evutil_socket_t fd, short what, void *arg)
     /* A connection given up on in this loop iteration may not be freed yet;
      * free it now so that at most one context is ever in flight. */
     reap(s);
+
+    if (s->locate) {
+        char host[256], why[400];
+        int port;
+        unsigned gen = 0;
+        if (s->locate(s->locate_ud, host, sizeof host, &port, &gen, why, sizeof why) != SC_OK) {
+            report_lost(s, format_why(s, "cannot locate the channel's node: %s", why));
+            return;
+        }
+        char *h = strdup(host);
+        if (!h) {
+            report_lost(s, "cannot connect to Redis: out of memory");
+            return;
+        }
+        free(s->host);
+        s->host = h;
+        s->port = port;
+        s->gen = gen;
+        snprintf(s->where, sizeof s->where, "%s:%d", s->host, s->port);
+    }
 
     redisAsyncContext *ac = s->unix_socket ? redisAsyncConnectUnix(s->unix_socket)
                                            : redisAsyncConnect(s->host, s->port);
@@ -308,6 +352,8 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     sc__sub *s = arg;
+    if (s->ac && s->route_gen && s->route_gen(s->locate_ud) != s->gen)
+        give_up(s, format_why(s, "the namespace's node moved away from %s", s->where));
     s->cb.on_tick(s->cb.ud);
 }
 
@@ -372,7 +418,7 @@ static sc_status check_config(const sc__sub_config *cfg, const sc__sub_callbacks
         set_err(err, errlen, "no channel to subscribe to");
         return SC_ERR_INVALID;
     }
-    int tcp = !cfg->unix_socket || !*cfg->unix_socket;
+    int tcp = !cfg->locate && (!cfg->unix_socket || !*cfg->unix_socket);
     if (tcp && (!cfg->host || !*cfg->host)) {
         set_err(err, errlen, "neither a Redis host nor a unix socket");
         return SC_ERR_INVALID;
@@ -419,12 +465,18 @@ sc_status sc__sub_start(const sc__sub_config *cfg, const sc__sub_callbacks *cb, 
     s->backoff_min_ms = cfg->reconnect_min_ms;
     s->backoff_max_ms = cfg->reconnect_max_ms;
     s->cb = *cb;
+    s->locate = cfg->locate;
+    s->route_gen = cfg->route_gen;
+    s->locate_ud = cfg->locate_ud;
+    s->sharded = cfg->sharded;
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
     s->rng = ((uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec) ^ (uint64_t)(uintptr_t)s;
     int nomem = copy_opt(&s->channel, cfg->channel) || copy_opt(&s->username, cfg->username) ||
                 copy_opt(&s->password, cfg->password);
-    if (cfg->unix_socket && *cfg->unix_socket)
+    if (cfg->locate)
+        nomem = nomem || copy_opt(&s->host, "(not located yet)");
+    else if (cfg->unix_socket && *cfg->unix_socket)
         nomem = nomem || copy_opt(&s->unix_socket, cfg->unix_socket);
     else
         nomem = nomem || copy_opt(&s->host, cfg->host);

@@ -206,6 +206,17 @@ typedef struct sc__sub_config {
     unsigned reconnect_min_ms; /* delay n = min(max, min * 2^n) * [0.5, 1], */
     unsigned reconnect_max_ms; /* n resets on subscribe; 1 <= min <= max */
     unsigned tick_ms;          /* 0: no tick */
+    /* Redis Cluster / Sentinel. locate (NULL: host/port above) runs on the
+     * loop thread before each connection attempt and names the node to
+     * connect to (it may block up to about timeout_ms); *gen is the routing
+     * generation that answer belongs to. route_gen (may be NULL) is read on
+     * every tick: when it differs from that generation (the master moved),
+     * the subscription reconnects. sharded: SSUBSCRIBE (smessage), and an
+     * unsolicited sunsubscribe (the slot migrated) reconnects. */
+    sc_status (*locate)(void *ud, char *host, size_t cap, int *port, unsigned *gen, char *err, size_t errlen);
+    unsigned (*route_gen)(void *ud);
+    void *locate_ud;
+    int sharded;
 } sc__sub_config;
 
 /* Starts connecting (asynchronously). All callbacks run on the loop thread,

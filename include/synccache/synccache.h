@@ -183,6 +183,17 @@ typedef struct sc_options {
     const char *redis_password;    /* may be NULL */
     int redis_db;                  /* default 0 */
     unsigned redis_timeout_ms;     /* per command; default 1000 */
+    const char *redis_cluster_nodes; /* "host:port,host:port": seed nodes of a
+                                      Redis Cluster (the namespace is one hash
+                                      slot; events use sharded pub/sub); NULL:
+                                      one Redis (host/port/socket) */
+    const char *sentinel_nodes;    /* "host:port,...": find the master through
+                                      these sentinels; NULL: no Sentinel */
+    const char *sentinel_master;   /* the master's name at the sentinels;
+                                      default (and NULL) "mymaster" */
+    unsigned partitions;           /* partitions of the namespace; default 1
+                                      (0 means 1); > 1 is not supported yet:
+                                      SC_ERR_INVALID */
     sc_local_policy local_policy;  /* default SC_LOCAL_LFU */
     size_t local_max_entries;      /* default 100000; 0 = no entry bound, on purpose */
     size_t local_max_bytes;        /* default 256 MiB (key + value bytes); 0 = no

@@ -9,5 +9,5 @@
 -- Returns {counter, epoch, redis time in ms}.
 local v, e = current(KEYS[1], KEYS[2], KEYS[3])
 local t = now_ms()
-redis.call('PUBLISH', ARGV[2], ARGV[3] .. num(ARGV[1], v) .. ARGV[4] .. num(ARGV[1], t) .. ARGV[5] .. e .. ARGV[6])
+redis.call(PUBLISH, ARGV[2], ARGV[3] .. num(ARGV[1], v) .. ARGV[4] .. num(ARGV[1], t) .. ARGV[5] .. e .. ARGV[6])
 return {string.format('%d', v), e, string.format('%d', t)}

@@ -12,6 +12,11 @@ local function new_epoch(v)
   return string.format('%013x%03x', us, v % 4096)
 end
 
+-- The publish command. On Redis Cluster the scripts are loaded with this
+-- line reading 'SPUBLISH' (remote/scripts.c): sharded pub/sub, served by the
+-- namespace's own shard.
+local PUBLISH = 'PUBLISH'
+
 local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -87,7 +92,7 @@ local function emit(fmt, p0, p1, p2, p3, v, e, log, log_len, channel)
   if log_len ~= '0' then
     redis.call('XADD', log, 'MAXLEN', '~', log_len, string.format('%d', v) .. '-0', 'e', ev)
   end
-  local ok = redis.pcall('PUBLISH', channel, ev)
+  local ok = redis.pcall(PUBLISH, channel, ev)
   if type(ok) == 'table' and ok.err then return ok.err end
   return 1
 end

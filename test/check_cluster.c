@@ -1,0 +1,907 @@
+/* Integration tests on a real Redis Cluster: six cluster-enabled
+ * redis-servers on loopback (three masters, three replicas) joined with
+ * `redis-cli --cluster create`, started in main and always stopped. Each
+ * test uses its own namespaces; tests that change the topology (a slot
+ * migration, a manual failover, a killed master) find the owners afresh
+ * with CLUSTER SLOTS, so their order does not matter for correctness. The
+ * killed-master test runs last because it leaves one node down.
+ */
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "pods.h"
+#include "remote/remote.h"
+
+sc_test_redis g_redis; /* pods.h wants it; every test here uses the cluster */
+
+#define NODES 6
+static sc_test_redis g_nodes[NODES];
+static char g_seeds[256];
+
+/* ------------------------------------------------------------ harness -- */
+
+static redisContext *node_ctx(int port)
+{
+    return sc_test_redis_connect_addr("127.0.0.1", port);
+}
+
+/* One command on a fresh connection to port; the reply (caller frees) or NULL. */
+static redisReply *node_cmd(int port, const char *fmt, ...)
+{
+    redisContext *c = node_ctx(port);
+    if (!c)
+        return NULL;
+    va_list ap;
+    va_start(ap, fmt);
+    redisReply *r = redisvCommand(c, fmt, ap);
+    va_end(ap);
+    redisFree(c);
+    return r;
+}
+
+static int node_alive(int i)
+{
+    redisReply *r = node_cmd(g_nodes[i].port, "PING");
+    int ok = r && r->type == REDIS_REPLY_STATUS;
+    if (r)
+        freeReplyObject(r);
+    return ok;
+}
+
+/* The master port owning slot, asked of any live node (0 if none knows). */
+static int slot_owner(unsigned slot)
+{
+    for (int i = 0; i < NODES; i++) {
+        redisContext *c = node_ctx(g_nodes[i].port);
+        if (!c)
+            continue;
+        sc__addr a;
+        char err[256];
+        sc_status st = sc__cluster_slot_owner(c, "127.0.0.1", slot, &a, err, sizeof err);
+        redisFree(c);
+        if (st == SC_OK)
+            return a.port;
+    }
+    return 0;
+}
+
+static unsigned ns_slot(const char *ns)
+{
+    char tag[300];
+    snprintf(tag, sizeof tag, "{%s}", ns);
+    return sc__cluster_keyslot(tag, strlen(tag));
+}
+
+static int master_of_ns(const char *ns)
+{
+    return slot_owner(ns_slot(ns));
+}
+
+static void node_id(int port, char id[64])
+{
+    redisReply *r = node_cmd(port, "CLUSTER MYID");
+    ck_assert_ptr_nonnull(r);
+    ck_assert_int_eq(r->type, REDIS_REPLY_STRING);
+    snprintf(id, 64, "%s", r->str);
+    freeReplyObject(r);
+}
+
+/* A live replica of the master at port (0 if none). */
+static int replica_of(int master_port)
+{
+    for (int i = 0; i < NODES; i++) {
+        redisReply *r = node_cmd(g_nodes[i].port, "ROLE");
+        if (!r)
+            continue;
+        int match = r->type == REDIS_REPLY_ARRAY && r->elements >= 3 && strcmp(r->element[0]->str, "slave") == 0 &&
+                    r->element[2]->type == REDIS_REPLY_INTEGER && r->element[2]->integer == master_port;
+        freeReplyObject(r);
+        if (match)
+            return g_nodes[i].port;
+    }
+    return 0;
+}
+
+/* The replica at port finished its sync with its master. */
+static int replica_synced_at(int port)
+{
+    redisReply *r = node_cmd(port, "INFO replication");
+    int ok = r && r->type == REDIS_REPLY_STRING && strstr(r->str, "master_link_status:up") &&
+             !strstr(r->str, "master_sync_in_progress:1");
+    if (r)
+        freeReplyObject(r);
+    return ok;
+}
+
+/* Whether every live node says cluster_state:ok and agrees on slot owners. */
+static int cluster_ok(void)
+{
+    for (int i = 0; i < NODES; i++) {
+        if (!g_nodes[i].pid)
+            continue;
+        redisReply *r = node_cmd(g_nodes[i].port, "CLUSTER INFO");
+        int ok = r && r->type == REDIS_REPLY_STRING && strstr(r->str, "cluster_state:ok");
+        if (r)
+            freeReplyObject(r);
+        if (!ok)
+            return 0;
+    }
+    return 1;
+}
+
+static int cluster_start(void)
+{
+    for (int i = 0; i < NODES; i++)
+        if (sc_test_redis_start(&g_nodes[i], "--cluster-enabled yes --cluster-config-file nodes.conf "
+                                             "--cluster-node-timeout 2000") != 0)
+            return -1;
+    char cmd[1024];
+    int n = snprintf(cmd, sizeof cmd, "redis-cli --cluster create");
+    for (int i = 0; i < NODES; i++)
+        n += snprintf(cmd + n, sizeof cmd - (size_t)n, " 127.0.0.1:%d", g_nodes[i].port);
+    snprintf(cmd + n, sizeof cmd - (size_t)n, " --cluster-replicas 1 --cluster-yes > %s/create.log 2>&1",
+             g_nodes[0].dir);
+    if (system(cmd) != 0) {
+        fprintf(stderr, "check_cluster: %s failed (log in %s)\n", cmd, g_nodes[0].dir);
+        return -1;
+    }
+    long long deadline = test_now_ms() + 20000;
+    while (!cluster_ok() && test_now_ms() < deadline)
+        test_sleep_ms(100);
+    if (!cluster_ok()) {
+        fprintf(stderr, "check_cluster: the cluster did not become ok\n");
+        return -1;
+    }
+    n = 0;
+    for (int i = 0; i < 3; i++)
+        n += snprintf(g_seeds + n, sizeof g_seeds - (size_t)n, "%s127.0.0.1:%d", i ? "," : "", g_nodes[i].port);
+    return 0;
+}
+
+static void cluster_stop(void)
+{
+    for (int i = 0; i < NODES; i++)
+        sc_test_redis_stop(&g_nodes[i]);
+}
+
+/* ----------------------------------------------------------- pods -- */
+
+static sc_options cluster_options(const char *ns, const char *id)
+{
+    sc_options o = test_options(ns, id);
+    o.redis_cluster_nodes = g_seeds;
+    o.redis_port = 1; /* ignored in cluster mode */
+    return o;
+}
+
+static sc_cache *cluster_pod(const char *ns, const char *id)
+{
+    sc_options o = cluster_options(ns, id);
+    return test_open(&o);
+}
+
+/* {ns}:k:<key> read on the slot's owner with a plain HGET ("<none>"). */
+static char *cluster_value(const char *ns, const char *key)
+{
+    for (int attempt = 0; attempt < 50; attempt++) {
+        int port = master_of_ns(ns);
+        redisReply *r = port ? node_cmd(port, "HGET {%s}:k:%s value", ns, key) : NULL;
+        if (r && r->type != REDIS_REPLY_ERROR) {
+            char *out = r->type == REDIS_REPLY_STRING ? strndup(r->str, r->len) : strdup("<none>");
+            freeReplyObject(r);
+            return out;
+        }
+        if (r)
+            freeReplyObject(r);
+        test_sleep_ms(100); /* MOVED while the topology settles */
+    }
+    ck_abort_msg("cannot read {%s}:k:%s from the cluster", ns, key);
+    return NULL;
+}
+
+/* A namespace name "<prefix><n>" whose slot the master at port owns. */
+static void ns_on_master(const char *prefix, int port, char *out, size_t cap)
+{
+    for (int n = 0; n < 10000; n++) {
+        snprintf(out, cap, "%s%d", prefix, n);
+        if (master_of_ns(out) == port)
+            return;
+    }
+    ck_abort_msg("no namespace lands on %d", port);
+}
+
+static char *peek(sc_cache *c, const char *key)
+{
+    sc_value *v = NULL;
+    sc_status s = sc_peek(c, key, &v);
+    if (s != SC_OK)
+        return strdup("<none>");
+    char *out = strndup(sc_value_data(v), sc_value_size(v));
+    sc_value_release(v);
+    return out;
+}
+
+/* Every pod's local copy of key (when it has one) and its sc_get equal
+ * Redis'; waits up to ms for the pods to converge. */
+static void assert_converged(sc_cache **pods, int npods, const char *ns, const char *key, long ms)
+{
+    long long deadline = test_now_ms() + ms;
+    for (;;) {
+        char *want = cluster_value(ns, key);
+        int ok = 1;
+        char detail[512] = "";
+        for (int p = 0; p < npods && ok; p++) {
+            char *local = peek(pods[p], key);
+            char *got = test_get(pods[p], key);
+            if ((strcmp(local, "<none>") != 0 && strcmp(local, want) != 0) || strcmp(got, want) != 0) {
+                ok = 0;
+                snprintf(detail, sizeof detail, "pod %d: local %s, get %s, redis %s", p, local, got, want);
+            }
+            free(local);
+            free(got);
+        }
+        free(want);
+        if (ok)
+            return;
+        if (test_now_ms() > deadline)
+            ck_abort_msg("{%s} %s did not converge: %s", ns, key, detail);
+        test_sleep_ms(20);
+    }
+}
+
+/* ---------------------------------------------------------------- tests -- */
+
+START_TEST(keyslot_matches_redis)
+{
+    /* The CRC16 check value, and Redis' own examples of hash tags. */
+    ck_assert_uint_eq(sc__cluster_keyslot("123456789", 9), 12739);
+    ck_assert_uint_eq(sc__cluster_keyslot("{user1000}.following", 20), sc__cluster_keyslot("user1000", 8));
+    ck_assert_uint_eq(sc__cluster_keyslot("foo{}{bar}", 10), sc__cluster_keyslot("foo{}{bar}", 10));
+    ck_assert_uint_eq(sc__cluster_keyslot("foo{{bar}}zap", 13), sc__cluster_keyslot("{bar", 4));
+    const char *keys[] = {"{ns}:k:a", "a", "{}x", "x{y", "{a}{b}", "{sc}:events", "\xff\xfe{\x01}", "hello world"};
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        redisReply *r = node_cmd(g_nodes[0].port, "CLUSTER KEYSLOT %s", keys[i]);
+        ck_assert_ptr_nonnull(r);
+        ck_assert_int_eq(r->type, REDIS_REPLY_INTEGER);
+        ck_assert_uint_eq(sc__cluster_keyslot(keys[i], strlen(keys[i])), (unsigned)r->integer);
+        freeReplyObject(r);
+    }
+}
+END_TEST
+
+START_TEST(options_are_checked)
+{
+    sc_options o;
+    sc_cache *c;
+#define EXPECT_INVALID(stmt, word)                                                                        \
+    do {                                                                                                  \
+        o = cluster_options("c_opts", NULL);                                                              \
+        stmt;                                                                                             \
+        c = NULL;                                                                                         \
+        ck_assert_int_eq(sc_open(&o, &c), SC_ERR_INVALID);                                               \
+        ck_assert_ptr_null(c);                                                                            \
+        ck_assert_msg(strstr(sc_errmsg(NULL), word), "message '%s' lacks '%s'", sc_errmsg(NULL), word); \
+    } while (0)
+    EXPECT_INVALID(o.partitions = 16, "partitions > 1 is not supported yet");
+    EXPECT_INVALID(o.sentinel_nodes = "127.0.0.1:26379", "not both");
+    EXPECT_INVALID(o.redis_cluster_nodes = "nope", "redis_cluster_nodes");
+    EXPECT_INVALID(o.redis_cluster_nodes = "127.0.0.1:0", "redis_cluster_nodes");
+    EXPECT_INVALID(o.redis_db = 2, "redis_db");
+    EXPECT_INVALID(o.channel = "elsewhere", "{c_opts}");
+#undef EXPECT_INVALID
+    /* A channel carrying the namespace's tag is fine; so is partitions 1. */
+    o = cluster_options("c_opts", NULL);
+    o.channel = "{c_opts}:mine";
+    o.partitions = 1;
+    c = test_open(&o);
+    sc_close(c);
+}
+END_TEST
+
+START_TEST(wrong_cluster_address_fails_fast)
+{
+    sc_options o = cluster_options("c_wrong", NULL);
+    o.redis_cluster_nodes = "127.0.0.1:1,127.0.0.1:2";
+    sc_cache *c = NULL;
+    long long t0 = test_now_ms();
+    sc_status s = sc_open(&o, &c);
+    ck_assert_msg(s == SC_ERR_REMOTE || s == SC_ERR_TIMEOUT, "got %s", sc_strerror(s));
+    ck_assert_ptr_null(c);
+    ck_assert_msg(strstr(sc_errmsg(NULL), "127.0.0.1:2"), "message: %s", sc_errmsg(NULL));
+    ck_assert_int_lt(test_now_ms() - t0, 3000);
+
+    /* A Redis that is not a cluster node is named as such. */
+    sc_test_redis plain;
+    ck_assert_int_eq(sc_test_redis_start(&plain, NULL), 0);
+    char seed[64];
+    snprintf(seed, sizeof seed, "127.0.0.1:%d", plain.port);
+    o.redis_cluster_nodes = seed;
+    s = sc_open(&o, &c);
+    sc_test_redis_stop(&plain);
+    ck_assert_int_eq(s, SC_ERR_REMOTE);
+    ck_assert_msg(strstr(sc_errmsg(NULL), "cluster support disabled"), "message: %s", sc_errmsg(NULL));
+}
+END_TEST
+
+START_TEST(namespaces_across_masters)
+{
+    /* One namespace on each master, two pods on each. */
+    int masters[3] = {0};
+    int nm = 0;
+    for (unsigned slot = 0; slot < 16384 && nm < 3; slot += 997) {
+        int port = slot_owner(slot);
+        int seen = 0;
+        for (int i = 0; i < nm; i++)
+            seen |= masters[i] == port;
+        if (port && !seen)
+            masters[nm++] = port;
+    }
+    ck_assert_int_eq(nm, 3);
+    char ns[3][32];
+    sc_cache *a[3], *b[3];
+    for (int i = 0; i < 3; i++) {
+        ns_on_master("c_many", masters[i], ns[i], sizeof ns[i]);
+        a[i] = cluster_pod(ns[i], "a");
+        b[i] = cluster_pod(ns[i], "b");
+    }
+    for (int i = 0; i < 3; i++) {
+        /* The keys live on the namespace's master, tagged {ns}. */
+        ck_assert_int_eq(sc_set(a[i], "k", "v1", 2, 0), SC_OK);
+        redisReply *r = node_cmd(masters[i], "HGET {%s}:k:k value", ns[i]);
+        ck_assert_ptr_nonnull(r);
+        ck_assert_int_eq(r->type, REDIS_REPLY_STRING);
+        ck_assert_str_eq(r->str, "v1");
+        freeReplyObject(r);
+        char *v = test_get(b[i], "k");
+        ck_assert_str_eq(v, "v1");
+        free(v);
+        /* Propagation: b holds v1 locally; a's write reaches it by SPUBLISH. */
+        ck_assert_int_eq(sc_set(a[i], "k", "v2", 2, 0), SC_OK);
+        WAIT_UNTIL((v = peek(b[i], "k"), strcmp(v, "v2") == 0 ? 1 : (free(v), 0)), 3000);
+        ck_assert_str_eq(v, "v2");
+        free(v);
+        ck_assert_uint_gt(test_stats(b[i]).events_applied, 0);
+        /* Delete and clear propagate too. */
+        ck_assert_int_eq(sc_delete(a[i], "k"), SC_OK);
+        WAIT_UNTIL((v = peek(b[i], "k"), strcmp(v, "<none>") == 0 ? 1 : (free(v), 0)), 3000);
+        ck_assert_str_eq(v, "<none>");
+        free(v);
+        v = test_get(b[i], "k");
+        ck_assert_str_eq(v, "<none>");
+        free(v);
+        ck_assert_int_eq(sc_set(a[i], "x", "1", 1, 0), SC_OK);
+        ck_assert_int_eq(sc_set(a[i], "y", "2", 1, 0), SC_OK);
+        v = test_get(b[i], "x");
+        ck_assert_str_eq(v, "1");
+        free(v);
+        ck_assert_int_eq(sc_clear(b[i]), SC_OK);
+        WAIT_UNTIL((v = peek(a[i], "x"), strcmp(v, "<none>") == 0 ? 1 : (free(v), 0)), 3000);
+        ck_assert_str_eq(v, "<none>");
+        free(v);
+        v = cluster_value(ns[i], "y");
+        ck_assert_str_eq(v, "<none>");
+        free(v);
+        /* get_many and versions work on the cluster as well. */
+        ck_assert_int_eq(sc_set(a[i], "m1", "A", 1, 0), SC_OK);
+        const char *keys[2] = {"m1", "m2"};
+        sc_value *out[2];
+        ck_assert_int_eq(sc_get_many(b[i], keys, 2, out), SC_OK);
+        ck_assert_ptr_nonnull(out[0]);
+        ck_assert_ptr_null(out[1]);
+        sc_value_release(out[0]);
+        uint64_t ver;
+        ck_assert_int_eq(sc_version_of(b[i], "m1", &ver), SC_OK);
+        ck_assert_int_eq(sc_set_if_version(b[i], "m1", "B", 1, 0, ver), SC_OK);
+        ck_assert_int_eq(sc_set_if_version(a[i], "m1", "C", 1, 0, ver), SC_ERR_CONFLICT);
+        assert_converged((sc_cache *[]){a[i], b[i]}, 2, ns[i], "m1", 3000);
+        ck_assert_uint_eq(test_stats(a[i]).publish_failures, 0);
+    }
+    for (int i = 0; i < 3; i++) {
+        sc_close(a[i]);
+        sc_close(b[i]);
+    }
+}
+END_TEST
+
+/* A writer thread: sets w0..w(NKEYS-1) round robin with increasing numbers,
+ * remembering per key the last acknowledged number and the last tried. */
+#define NKEYS 16
+typedef struct writer {
+    sc_cache *c;
+    atomic_int stop;
+    long last_ok[NKEYS];
+    long last_try[NKEYS];
+    long ok, failed;
+    char first_error[256];
+} writer;
+
+static void *writer_main(void *p)
+{
+    writer *w = p;
+    for (long n = 1; !atomic_load(&w->stop); n++) {
+        int k = (int)(n % NKEYS);
+        char key[16], val[32];
+        snprintf(key, sizeof key, "w%d", k);
+        snprintf(val, sizeof val, "%ld", n);
+        w->last_try[k] = n;
+        sc_status s = sc_set(w->c, key, val, strlen(val), 0);
+        if (s == SC_OK) {
+            w->last_ok[k] = n;
+            w->ok++;
+        } else {
+            /* A failure is a clear status with a message, never a hang. */
+            if (!w->failed)
+                snprintf(w->first_error, sizeof w->first_error, "%s: %s", sc_strerror(s), sc_errmsg(w->c));
+            w->failed++;
+            test_sleep_ms(5);
+        }
+        test_sleep_ms(1);
+    }
+    return NULL;
+}
+
+/* After the writer stopped: every pod agrees with Redis, and no
+ * acknowledged write was lost unless some pod noticed (a new epoch or a
+ * flush). Convergence first: a pod may notice only when it resubscribes. */
+static int check_writer(writer *w, sc_cache **pods, int npods, const char *ns)
+{
+    for (int k = 0; k < NKEYS; k++) {
+        char key[16];
+        snprintf(key, sizeof key, "w%d", k);
+        assert_converged(pods, npods, ns, key, 5000);
+    }
+    uint64_t noticed = 0;
+    for (int p = 0; p < npods; p++)
+        noticed += test_stats(pods[p]).epoch_changes + test_stats(pods[p]).flushes;
+    int lost = 0;
+    for (int k = 0; k < NKEYS; k++) {
+        char key[16];
+        snprintf(key, sizeof key, "w%d", k);
+        char *v = cluster_value(ns, key);
+        long have = strcmp(v, "<none>") == 0 ? 0 : atol(v);
+        free(v);
+        ck_assert_msg(have <= w->last_try[k], "%s holds %ld, never written", key, have);
+        ck_assert_msg(have >= w->last_ok[k] || noticed, "%s lost acknowledged write %ld (holds %ld) unnoticed", key,
+                      w->last_ok[k], have);
+        lost += have < w->last_ok[k];
+    }
+    return lost;
+}
+
+/* Moving a slot from src to dst with MIGRATE, as redis-cli --cluster
+ * reshard does, in three steps so a test can act between them. */
+static void migrate_begin(unsigned slot, int src, int dst)
+{
+    char src_id[64], dst_id[64];
+    node_id(src, src_id);
+    node_id(dst, dst_id);
+    redisReply *r = node_cmd(dst, "CLUSTER SETSLOT %u IMPORTING %s", slot, src_id);
+    ck_assert_msg(r && r->type != REDIS_REPLY_ERROR, "IMPORTING: %s", r ? r->str : "no reply");
+    freeReplyObject(r);
+    r = node_cmd(src, "CLUSTER SETSLOT %u MIGRATING %s", slot, dst_id);
+    ck_assert_msg(r && r->type != REDIS_REPLY_ERROR, "MIGRATING: %s", r ? r->str : "no reply");
+    freeReplyObject(r);
+}
+
+static void migrate_keys(unsigned slot, int src, int dst)
+{
+    for (;;) {
+        redisReply *r = node_cmd(src, "CLUSTER GETKEYSINSLOT %u 100", slot);
+        ck_assert_ptr_nonnull(r);
+        ck_assert_int_eq(r->type, REDIS_REPLY_ARRAY);
+        if (r->elements == 0) {
+            freeReplyObject(r);
+            break;
+        }
+        const char *argv[7 + 100];
+        size_t lens[7 + 100];
+        char port[16];
+        snprintf(port, sizeof port, "%d", dst);
+        const char *head[7] = {"MIGRATE", "127.0.0.1", port, "", "0", "5000", "KEYS"};
+        for (int i = 0; i < 7; i++) {
+            argv[i] = head[i];
+            lens[i] = strlen(head[i]);
+        }
+        size_t n = r->elements;
+        for (size_t i = 0; i < n; i++) {
+            argv[7 + i] = r->element[i]->str;
+            lens[7 + i] = r->element[i]->len;
+        }
+        redisContext *c = node_ctx(src);
+        ck_assert_ptr_nonnull(c);
+        redisReply *m = redisCommandArgv(c, (int)(7 + n), argv, lens);
+        ck_assert_msg(m && m->type != REDIS_REPLY_ERROR, "MIGRATE: %s", m ? m->str : c->errstr);
+        freeReplyObject(m);
+        redisFree(c);
+        freeReplyObject(r);
+    }
+}
+
+static void migrate_finish(unsigned slot, int src, int dst)
+{
+    char dst_id[64];
+    node_id(dst, dst_id);
+    /* The new owner first, then the old one, then everybody else. */
+    int order[NODES + 2];
+    int n = 0;
+    order[n++] = dst;
+    order[n++] = src;
+    for (int i = 0; i < NODES; i++)
+        if (g_nodes[i].port != src && g_nodes[i].port != dst && node_alive(i))
+            order[n++] = g_nodes[i].port;
+    for (int i = 0; i < n; i++) {
+        redisReply *r = node_cmd(order[i], "CLUSTER SETSLOT %u NODE %s", slot, dst_id);
+        if (r)
+            freeReplyObject(r); /* a replica refuses; it learns from its master */
+    }
+}
+
+static void migrate_slot(unsigned slot, int src, int dst)
+{
+    migrate_begin(slot, src, dst);
+    migrate_keys(slot, src, dst);
+    migrate_finish(slot, src, dst);
+}
+
+/* A master other than port (0 if none). */
+static int other_master(int port)
+{
+    for (unsigned s = 0; s < 16384; s += 500) {
+        int p = slot_owner(s);
+        if (p && p != port)
+            return p;
+    }
+    return 0;
+}
+
+START_TEST(ask_redirection_mid_migration)
+{
+    char ns[32];
+    int src = slot_owner(3000);
+    ns_on_master("c_ask", src, ns, sizeof ns);
+    unsigned slot = ns_slot(ns);
+    int dst = other_master(src);
+    ck_assert_int_ne(dst, 0);
+    sc_cache *a = cluster_pod(ns, "a");
+    sc_cache *b = cluster_pod(ns, "b");
+    ck_assert_int_eq(sc_set(a, "k", "v1", 2, 0), SC_OK);
+
+    /* Every key of the namespace has moved, the slot has not: the old
+     * owner answers ASK, and only a client that sends ASKING first is
+     * served by the new one. */
+    migrate_begin(slot, src, dst);
+    migrate_keys(slot, src, dst);
+    redisReply *r = node_cmd(src, "HGET {%s}:k:k value", ns);
+    ck_assert_ptr_nonnull(r);
+    ck_assert_msg(r->type == REDIS_REPLY_ERROR && strncmp(r->str, "ASK ", 4) == 0, "expected ASK, got %s",
+                  r->type == REDIS_REPLY_ERROR ? r->str : "a value");
+    freeReplyObject(r);
+    char *v = test_get(b, "k"); /* a local miss: read through ASK */
+    ck_assert_str_eq(v, "v1");
+    free(v);
+    ck_assert_int_eq(sc_set(a, "k", "v2", 2, 0), SC_OK); /* a write through ASK */
+    uint64_t ver;
+    ck_assert_int_eq(sc_version_of(b, "k", &ver), SC_OK);
+    ck_assert_int_gt(ver, 0);
+
+    migrate_finish(slot, src, dst);
+    ck_assert_int_eq(slot_owner(slot), dst);
+    ck_assert_int_eq(sc_set(a, "new", "n", 1, 0), SC_OK); /* MOVED, then the new owner */
+    assert_converged((sc_cache *[]){a, b}, 2, ns, "k", 5000);
+    assert_converged((sc_cache *[]){a, b}, 2, ns, "new", 5000);
+    v = cluster_value(ns, "k");
+    ck_assert_str_eq(v, "v2");
+    free(v);
+    sc_close(a);
+    sc_close(b);
+}
+END_TEST
+
+START_TEST(slot_migration_while_running)
+{
+    char ns[32];
+    int src = slot_owner(0);
+    ns_on_master("c_mig", src, ns, sizeof ns);
+    unsigned slot = ns_slot(ns);
+    int dst = other_master(src);
+    ck_assert_int_ne(dst, 0);
+
+    sc_cache *pods[3] = {cluster_pod(ns, "a"), cluster_pod(ns, "b"), cluster_pod(ns, "c")};
+    writer w = {.c = pods[0]};
+    pthread_t t;
+    pthread_create(&t, NULL, writer_main, &w);
+    /* b and c read everything so they hold local copies the events update. */
+    for (int round = 0; round < 20; round++) {
+        for (int k = 0; k < NKEYS; k++) {
+            char key[16];
+            snprintf(key, sizeof key, "w%d", k);
+            free(test_get(pods[1 + round % 2], key));
+        }
+        test_sleep_ms(10);
+    }
+    uint64_t reconnects_before = test_stats(pods[1]).reconnects;
+    migrate_slot(slot, src, dst);
+    ck_assert_int_eq(slot_owner(slot), dst);
+    /* Writes go on at the new owner; readers keep reading. */
+    long ok_at_move = w.ok;
+    for (int round = 0; round < 40; round++) {
+        for (int k = 0; k < NKEYS; k++) {
+            char key[16];
+            snprintf(key, sizeof key, "w%d", k);
+            free(test_get(pods[1 + round % 2], key));
+        }
+        test_sleep_ms(10);
+    }
+    WAIT_UNTIL(w.ok > ok_at_move + 50, 5000);
+    atomic_store(&w.stop, 1);
+    pthread_join(t, NULL);
+    ck_assert_msg(w.ok > ok_at_move + 50, "writes stalled after the migration (%ld ok, %ld failed: %s)", w.ok,
+                  w.failed, w.first_error);
+    /* The subscriptions followed the slot (sunsubscribe, resubscribe at the
+     * new owner) and the pods are synced again. */
+    WAIT_UNTIL(test_stats(pods[1]).reconnects > reconnects_before && test_stats(pods[1]).synced, 5000);
+    ck_assert_uint_gt(test_stats(pods[1]).reconnects, reconnects_before);
+    for (int p = 0; p < 3; p++)
+        WAIT_UNTIL(test_stats(pods[p]).synced, 5000);
+    check_writer(&w, pods, 3, ns);
+    /* A fresh write after the move propagates by the new shard's channel. */
+    ck_assert_int_eq(sc_set(pods[0], "after", "moved", 5, 0), SC_OK);
+    free(test_get(pods[2], "after"));
+    ck_assert_int_eq(sc_set(pods[0], "after", "moved2", 6, 0), SC_OK);
+    char *v;
+    WAIT_UNTIL((v = peek(pods[2], "after"), strcmp(v, "moved2") == 0 ? 1 : (free(v), 0)), 3000);
+    ck_assert_str_eq(v, "moved2");
+    free(v);
+    /* The namespace's keys are on the new owner now. */
+    redisReply *r = node_cmd(dst, "EXISTS {%s}:seq", ns);
+    ck_assert_ptr_nonnull(r);
+    ck_assert_int_eq(r->integer, 1);
+    freeReplyObject(r);
+    fprintf(stderr, "slot migration: %ld writes ok, %ld failed%s%s\n", w.ok, w.failed, w.failed ? ": " : "",
+            w.first_error);
+    for (int p = 0; p < 3; p++)
+        sc_close(pods[p]);
+}
+END_TEST
+
+START_TEST(manual_failover_while_running)
+{
+    char ns[32];
+    int master = slot_owner(5000);
+    ns_on_master("c_fo", master, ns, sizeof ns);
+    int replica = replica_of(master);
+    ck_assert_msg(replica, "master %d has no replica", master);
+
+    sc_cache *pods[2] = {cluster_pod(ns, "a"), cluster_pod(ns, "b")};
+    writer w = {.c = pods[0]};
+    pthread_t t;
+    pthread_create(&t, NULL, writer_main, &w);
+    test_sleep_ms(300);
+    long ok_before = w.ok;
+    redisReply *r = node_cmd(replica, "CLUSTER FAILOVER");
+    ck_assert_msg(r && r->type != REDIS_REPLY_ERROR, "CLUSTER FAILOVER: %s", r ? r->str : "no reply");
+    freeReplyObject(r);
+    long long t_fo = test_now_ms();
+    WAIT_UNTIL(slot_owner(ns_slot(ns)) == replica, 10000);
+    ck_assert_int_eq(slot_owner(ns_slot(ns)), replica);
+    long long switched = test_now_ms() - t_fo;
+    long ok_at_switch = w.ok;
+    WAIT_UNTIL(w.ok > ok_at_switch + 50, 5000);
+    atomic_store(&w.stop, 1);
+    pthread_join(t, NULL);
+    (void)ok_before; /* the master pauses writes while it hands over */
+    ck_assert_msg(w.ok > ok_at_switch + 50, "writes stalled after the failover (%ld failed: %s)", w.failed,
+                  w.first_error);
+    for (int p = 0; p < 2; p++)
+        WAIT_UNTIL(test_stats(pods[p]).synced, 5000);
+    check_writer(&w, pods, 2, ns);
+    fprintf(stderr, "manual failover: slot owned by the replica %lld ms after CLUSTER FAILOVER; %ld writes ok, %ld "
+            "failed%s%s\n", switched, w.ok, w.failed, w.failed ? ": " : "", w.first_error);
+    for (int p = 0; p < 2; p++)
+        sc_close(pods[p]);
+    /* Wait until every node agrees again before the next test. */
+    WAIT_UNTIL(cluster_ok(), 10000);
+}
+END_TEST
+
+START_TEST(killed_master_while_running)
+{
+    char ns[32];
+    int master = slot_owner(10000);
+    ns_on_master("c_kill", master, ns, sizeof ns);
+    int replica = replica_of(master);
+    ck_assert_msg(replica, "master %d has no replica", master);
+    int victim = -1;
+    for (int i = 0; i < NODES; i++)
+        if (g_nodes[i].port == master)
+            victim = i;
+    ck_assert_int_ge(victim, 0);
+
+    sc_cache *pods[2] = {cluster_pod(ns, "a"), cluster_pod(ns, "b")};
+    writer w = {.c = pods[0]};
+    pthread_t t;
+    pthread_create(&t, NULL, writer_main, &w);
+    test_sleep_ms(300);
+    /* Make the crash lose acknowledged writes: cut the replica off (its
+     * link is killed and cannot come back with a wrong masterauth), then
+     * write probe keys that nothing rewrites later, so a loss stays
+     * visible. */
+    redisReply *r = node_cmd(replica, "CONFIG SET masterauth wrong-password");
+    ck_assert_msg(r && r->type != REDIS_REPLY_ERROR, "%s", r ? r->str : "no reply");
+    freeReplyObject(r);
+    r = node_cmd(master, "CLIENT KILL TYPE replica");
+    ck_assert_ptr_nonnull(r);
+    freeReplyObject(r);
+    for (int i = 0; i < 8; i++) {
+        char key[16];
+        snprintf(key, sizeof key, "p%d", i);
+        ck_assert_int_eq(sc_set(pods[0], key, "doomed", 6, 0), SC_OK);
+        free(test_get(pods[1], key));
+    }
+    /* A crash: SIGKILL, no persistence. The parent process reaps it. */
+    kill(g_nodes[victim].pid, SIGKILL);
+    r = node_cmd(replica, "CONFIG SET masterauth %s", "");
+    if (r)
+        freeReplyObject(r);
+    long long t_kill = test_now_ms();
+    WAIT_UNTIL(slot_owner(ns_slot(ns)) == replica, 15000);
+    ck_assert_int_eq(slot_owner(ns_slot(ns)), replica);
+    long ok_at_switch = w.ok;
+    WAIT_UNTIL(w.ok > ok_at_switch + 50, 8000);
+    long long t_back = test_now_ms();
+    atomic_store(&w.stop, 1);
+    pthread_join(t, NULL);
+    ck_assert_msg(w.ok > ok_at_switch + 50, "writes stalled after the failover (%ld failed: %s)", w.failed,
+                  w.first_error);
+    /* Writes failed during the outage, each with a status and a message. */
+    ck_assert_int_gt(w.failed, 0);
+    ck_assert_msg(strstr(w.first_error, "timed out") || strstr(w.first_error, "Redis call failed"), "%s", w.first_error);
+    for (int p = 0; p < 2; p++)
+        WAIT_UNTIL(test_stats(pods[p]).synced, 8000);
+    int lost = check_writer(&w, pods, 2, ns);
+    /* The probes are gone from Redis; the pods noticed and dropped them. */
+    for (int i = 0; i < 8; i++) {
+        char key[16];
+        snprintf(key, sizeof key, "p%d", i);
+        char *v = cluster_value(ns, key);
+        ck_assert_str_eq(v, "<none>");
+        free(v);
+        assert_converged(pods, 2, ns, key, 5000);
+    }
+    ck_assert_uint_gt(test_stats(pods[0]).flushes + test_stats(pods[0]).epoch_changes, 0);
+    ck_assert_uint_gt(test_stats(pods[1]).flushes + test_stats(pods[1]).epoch_changes, 0);
+    fprintf(stderr, "killed master: writes back %lld ms after the kill; %ld ok, %ld failed (first: %s); 8 probes and "
+            "%d keys lost an acknowledged write; pods flushed or saw a new epoch %llu times\n",
+            t_back - t_kill, w.ok, w.failed, w.first_error, lost,
+            (unsigned long long)(test_stats(pods[0]).flushes + test_stats(pods[0]).epoch_changes +
+                                 test_stats(pods[1]).flushes + test_stats(pods[1]).epoch_changes));
+    for (int p = 0; p < 2; p++)
+        sc_close(pods[p]);
+}
+END_TEST
+
+/* The narrowest loss: the writer's own acknowledged write dies with the
+ * master, and so does its event, which the writer never got back (its
+ * subscription had been dropped while its sync thread was busy, so it still
+ * counted itself synced and kept the value). The new master's counter and
+ * log match everything the pod applied from the channel; only the version
+ * its own write returned shows that Redis had been further. */
+static atomic_int g_stall;   /* 1: the hook blocks on key "x" */
+static atomic_int g_stalled; /* the hook is blocking */
+
+static void stall_hook(const sc_event_info *ev, void *ud)
+{
+    (void)ud;
+    if (strcmp(ev->key, "x") != 0)
+        return;
+    atomic_store(&g_stalled, 1);
+    long long until = test_now_ms() + 20000;
+    while (atomic_load(&g_stall) && test_now_ms() < until)
+        test_sleep_ms(5);
+    atomic_store(&g_stalled, 0);
+}
+
+START_TEST(own_write_lost_with_its_event)
+{
+    int master = 0, replica = 0;
+    for (unsigned slot = 0; slot < 16384 && !replica; slot += 700) {
+        master = slot_owner(slot);
+        replica = master ? replica_of(master) : 0;
+    }
+    ck_assert_msg(replica, "no master with a replica left");
+    int victim = -1;
+    for (int i = 0; i < NODES; i++)
+        if (g_nodes[i].port == master)
+            victim = i;
+    char ns[32];
+    ns_on_master("c_own", master, ns, sizeof ns);
+    sc_options o = cluster_options(ns, "a");
+    o.on_event = stall_hook;
+    sc_cache *a = test_open(&o);
+    sc_cache *b = cluster_pod(ns, "b");
+    ck_assert_int_eq(sc_set(a, "k", "old", 3, 0), SC_OK);
+    char *v;
+    WAIT_UNTIL((v = peek(b, "k"), strcmp(v, "old") == 0 ? 1 : (free(v), 0)), 3000);
+    ck_assert_str_eq(v, "old");
+    free(v);
+
+    /* b writes x; a's sync thread stops inside its hook for x. */
+    atomic_store(&g_stall, 1);
+    ck_assert_int_eq(sc_set(b, "x", "1", 1, 0), SC_OK);
+    WAIT_UNTIL(atomic_load(&g_stalled), 3000);
+    ck_assert_int_eq(atomic_load(&g_stalled), 1);
+    WAIT_UNTIL(replica_synced_at(replica) && (v = NULL, 1), 3000);
+    test_sleep_ms(100); /* x reaches the replica */
+    redisReply *r = node_cmd(replica, "CONFIG SET masterauth wrong-password");
+    ck_assert_msg(r && r->type != REDIS_REPLY_ERROR, "%s", r ? r->str : "no reply");
+    freeReplyObject(r);
+    r = node_cmd(master, "CLIENT KILL TYPE replica");
+    ck_assert_ptr_nonnull(r);
+    freeReplyObject(r);
+    r = node_cmd(master, "CLIENT KILL TYPE pubsub");
+    ck_assert_ptr_nonnull(r);
+    freeReplyObject(r);
+    /* a still counts itself synced: its own write is kept locally. */
+    ck_assert_uint_eq(test_stats(a).synced, 1);
+    ck_assert_int_eq(sc_set(a, "k", "lost", 4, 0), SC_OK);
+    v = peek(a, "k");
+    ck_assert_str_eq(v, "lost");
+    free(v);
+    kill(g_nodes[victim].pid, SIGKILL);
+    r = node_cmd(replica, "CONFIG SET masterauth %s", "");
+    if (r)
+        freeReplyObject(r);
+    atomic_store(&g_stall, 0);
+
+    WAIT_UNTIL(slot_owner(ns_slot(ns)) == replica, 15000);
+    ck_assert_int_eq(slot_owner(ns_slot(ns)), replica);
+    WAIT_UNTIL(test_stats(a).synced && test_stats(a).reconnects > 0, 10000);
+    WAIT_UNTIL(test_stats(b).synced && test_stats(b).reconnects > 0, 10000);
+    v = cluster_value(ns, "k");
+    ck_assert_str_eq(v, "old"); /* the write is gone... */
+    free(v);
+    v = cluster_value(ns, "x");
+    ck_assert_str_eq(v, "1");
+    free(v);
+    sc_cache *pods[2] = {a, b};
+    assert_converged(pods, 2, ns, "k", 5000); /* ...and no pod serves it */
+    /* Writing goes on, and the next versions reach both pods. */
+    ck_assert_int_eq(sc_set(b, "k", "new", 3, 0), SC_OK);
+    WAIT_UNTIL((v = peek(a, "k"), strcmp(v, "lost") != 0 ? 1 : (free(v), 0)), 3000);
+    free(v);
+    assert_converged(pods, 2, ns, "k", 5000);
+    sc_close(a);
+    sc_close(b);
+}
+END_TEST
+
+int main(void)
+{
+    /* A failed start still stops every node already running. */
+    if (cluster_start() != 0) {
+        cluster_stop();
+        return 1;
+    }
+    Suite *s = suite_create("cluster");
+    TCase *tc = tcase_create("cluster");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, keyslot_matches_redis);
+    tcase_add_test(tc, options_are_checked);
+    tcase_add_test(tc, wrong_cluster_address_fails_fast);
+    tcase_add_test(tc, namespaces_across_masters);
+    tcase_add_test(tc, ask_redirection_mid_migration);
+    tcase_add_test(tc, slot_migration_while_running);
+    tcase_add_test(tc, manual_failover_while_running);
+    tcase_add_test(tc, killed_master_while_running);
+    tcase_add_test(tc, own_write_lost_with_its_event);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    cluster_stop();
+    return failed ? 1 : 0;
+}
