@@ -158,6 +158,7 @@ SC_EXPORT sc_status sc_open(const sc_options *o, sc_cache **out)
         return sc__fail(NULL, s, "sc_open: %s", err);
     }
     sc__redis_clock_seen(c, st.time_ms);
+    memcpy(c->secret, st.secret, sizeof c->secret);
 
     sc__sub_config sub = {
         .host = opt->redis_host,

@@ -45,6 +45,8 @@ struct sc_cache {
 
     char inst[17];               /* this process's instance id: 16 hex, random per open */
     sc__remote_event hb_event;   /* the heartbeat template (owned) */
+    char secret[33];             /* the namespace's signing secret (docs/protocol.md
+                                    rule 3); sync thread, and sc_open before it */
 
     /* Sync state. `synced`, `proof_ms`, `verified` and `redis_offset_ms` are
      * used by any thread; the rest belongs to the sync (loop) thread. */

@@ -168,6 +168,8 @@ static void restart_at(sc_cache *c, const sc__remote_state *st, const char *why)
  * a new epoch means a new history. Returns 1 when the pod restarted. */
 static int state_seen(sc_cache *c, const sc__remote_state *st)
 {
+    if (st->secret[0])
+        memcpy(c->secret, st->secret, sizeof c->secret);
     sc__verified(c, st->counter);
     sc__redis_clock_seen(c, st->time_ms);
     if (c->seq.epoch[0] && strcmp(c->seq.epoch, st->epoch) != 0) {
@@ -340,18 +342,8 @@ static void handle_event(sc_cache *c, const sc__event *ev, uint64_t digest)
     case SC__NEXT:
         break;
     }
-    switch (believe(c, ev->version)) {
-    case FORGED:
-        forged(c, ev, "its sequence number is ahead of Redis");
-        return;
-    case RESTARTED:
-        return;
-    case UNKNOWN:
-        drop_stream(c, "cannot check a sequence number with Redis");
-        return;
-    case BELIEVED:
-        break;
-    }
+    /* The next number, signed by a script (on_message checked the code):
+     * applied with no round trip. */
     apply_event(c, ev, 0, own);
     sc__seq_record(&c->seq, ev->version, digest);
 }
@@ -368,8 +360,16 @@ static void on_message(const char *data, size_t len, void *ud)
                 s == SC_ERR_TOO_LARGE ? "too large" : "malformed", len);
         return;
     }
+    /* Only the namespace's scripts can sign (docs/protocol.md rule 3): an
+     * unsigned event may remove (an outside publisher's invalidate), but a
+     * sequence number or an epoch on it is not believed. */
+    int signed_ok = sc__event_authentic(data, len, c->secret);
     if (sc__seq_foreign(&c->seq, &ev)) {
         sc__atomic_inc(&c->events_foreign);
+    } else if (!signed_ok && (ev.version || ev.action == SC__ACT_HEARTBEAT)) {
+        if (ev.action != SC__ACT_HEARTBEAT)
+            sc__atomic_inc(&c->events_received);
+        forged(c, &ev, "it carries a sequence number but no valid signature");
     } else if (ev.action == SC__ACT_HEARTBEAT) {
         on_heartbeat(c, &ev);
     } else {
@@ -417,6 +417,8 @@ static void on_subscribed(void *ud)
     }
     sc__verified(c, st.counter);
     sc__redis_clock_seen(c, st.time_ms);
+    if (st.secret[0])
+        memcpy(c->secret, st.secret, sizeof c->secret);
     if (!c->ever_synced) {
         sc__seq_reset(&c->seq, st.counter, st.event_at ? sc__seq_digest(st.event_at, st.event_at_len) : 0,
                       st.epoch);

@@ -11,6 +11,8 @@
 #include "remote/remote.h"
 
 #include <errno.h>
+#include <sys/random.h>
+#include <time.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,6 +42,8 @@ struct sc__remote {
     char *scan_pattern;  /* "{<ns with glob characters escaped>}:k:*" */
     const char *fmt;     /* "m" or "j", as the scripts expect */
     char log_len[24];    /* decimal; "0" disables the log */
+    char secret_candidate[33]; /* random: the namespace's signing secret if
+                                  this process is the first to need one */
     char shas[SC__SCRIPT_COUNT][41];
 };
 
@@ -96,6 +100,33 @@ static int parse_u64(const char *s, size_t len, uint64_t *out)
     return 0;
 }
 
+/* n random bytes from the kernel as 2n hex digits and a NUL. The clock and
+ * the address of out stand in when the kernel has no randomness to give
+ * (they are weak; the secret then only keeps out careless publishers). */
+static void random_hex(char *out, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    unsigned char b[64];
+    if (n > sizeof b)
+        n = sizeof b;
+    if (getrandom(b, n, GRND_NONBLOCK) != (ssize_t)n) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        uint64_t x = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 30) ^ (uint64_t)(uintptr_t)out;
+        for (size_t i = 0; i < n; i++) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            b[i] = (unsigned char)x;
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = hex[b[i] >> 4];
+        out[2 * i + 1] = hex[b[i] & 15];
+    }
+    out[2 * n] = '\0';
+}
+
 int sc__remote_ns_valid(const char *ns)
 {
     if (!ns || !*ns || strlen(ns) > 256)
@@ -133,6 +164,7 @@ sc_status sc__remote_open(const sc__remote_config *cfg, sc__remote **out, char *
     r->scan_pattern = glob_pattern(cfg->ns);
     r->fmt = cfg->wire_format == SC_WIRE_JSON ? "j" : "m";
     snprintf(r->log_len, sizeof r->log_len, "%zu", cfg->log_len);
+    random_hex(r->secret_candidate, 16);
     if (!r->ns || !r->prefix || !r->channel || !r->seq_key || !r->meta_key || !r->log_key || !r->scan_pattern) {
         sc__remote_close(r);
         sc__remote_errf(err, errlen, "out of memory");
@@ -591,7 +623,14 @@ static sc_status state_reply(const sc__remote *r, redisReply *reply, size_t n, c
         return bad_reply(r, reply, what, err, errlen);
     memcpy(st->epoch, reply->element[1]->str, 16);
     st->epoch[16] = '\0';
-    if (n == 4 && reply->element[3]->type == REDIS_REPLY_STRING) {
+    /* The secret comes last; a Redis that has none (cannot happen after the
+     * HSETNX, unless a script of another version ran) leaves it empty. */
+    const redisReply *sec = reply->element[n - 1];
+    if (sec->type == REDIS_REPLY_STRING && sec->len < sizeof st->secret) {
+        memcpy(st->secret, sec->str, sec->len);
+        st->secret[sec->len] = '\0';
+    }
+    if (n == 5 && reply->element[3]->type == REDIS_REPLY_STRING) {
         st->event_at = malloc(reply->element[3]->len + 1);
         if (!st->event_at) {
             freeReplyObject(reply);
@@ -610,13 +649,13 @@ sc_status sc__remote_sync_state(sc__remote *r, uint64_t at, sc__remote_state *st
 {
     char seq[24];
     snprintf(seq, sizeof seq, "%" PRIu64, at);
-    const char *args[4] = {r->seq_key, r->meta_key, r->log_key, seq};
-    size_t lens[4] = {CSTR, CSTR, CSTR, CSTR};
+    const char *args[5] = {r->seq_key, r->meta_key, r->log_key, seq, r->secret_candidate};
+    size_t lens[5] = {CSTR, CSTR, CSTR, CSTR, CSTR};
     redisReply *reply;
     memset(st, 0, sizeof *st);
-    sc_status s = script(r, SC__SCRIPT_SYNC, 3, 4, args, lens, sc__remote_now_ms() + r->timeout_ms, &reply, err,
+    sc_status s = script(r, SC__SCRIPT_SYNC, 3, 5, args, lens, sc__remote_now_ms() + r->timeout_ms, &reply, err,
                          errlen);
-    return s != SC_OK ? s : state_reply(r, reply, 4, "sync", st, err, errlen);
+    return s != SC_OK ? s : state_reply(r, reply, 5, "sync", st, err, errlen);
 }
 
 sc_status sc__remote_heartbeat(sc__remote *r, const sc__remote_event *ev, sc__remote_state *st, char *err,
@@ -627,13 +666,15 @@ sc_status sc__remote_heartbeat(sc__remote *r, const sc__remote_event *ev, sc__re
         sc__remote_errf(err, errlen, "invalid heartbeat arguments (event)");
         return SC_ERR_INVALID;
     }
-    const char *args[9] = {r->seq_key, r->meta_key, r->log_key, r->fmt, r->channel};
-    size_t lens[9] = {CSTR, CSTR, CSTR, CSTR, CSTR};
+    const char *args[10] = {r->seq_key, r->meta_key, r->log_key, r->fmt, r->channel};
+    size_t lens[10] = {CSTR, CSTR, CSTR, CSTR, CSTR};
     event_parts(ev, args + 5, lens + 5);
+    args[9] = r->secret_candidate;
+    lens[9] = CSTR;
     redisReply *reply;
-    sc_status s = script(r, SC__SCRIPT_HEARTBEAT, 3, 9, args, lens, sc__remote_now_ms() + r->timeout_ms, &reply, err,
+    sc_status s = script(r, SC__SCRIPT_HEARTBEAT, 3, 10, args, lens, sc__remote_now_ms() + r->timeout_ms, &reply, err,
                          errlen);
-    return s != SC_OK ? s : state_reply(r, reply, 3, "heartbeat", st, err, errlen);
+    return s != SC_OK ? s : state_reply(r, reply, 4, "heartbeat", st, err, errlen);
 }
 
 /* The sequence number of a log entry id "<seq>-0". */

@@ -137,6 +137,7 @@ typedef struct sc__remote_state {
     uint64_t counter;
     char epoch[17];
     uint64_t time_ms;          /* Redis clock */
+    char secret[33];           /* the namespace's signing secret (hex) */
     char *event_at;            /* the log's event at the asked sequence (malloc'd, caller frees) or NULL */
     size_t event_at_len;
 } sc__remote_state;

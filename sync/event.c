@@ -39,6 +39,14 @@
 #define SC__EXACT_DOUBLE_LIMIT 9007199254740992.0 /* 2^53 */
 #define SC__EXACT_DOUBLE_LIMIT_U ((uint64_t)1 << 53)
 
+/* What the mac field holds while the code is computed (and in templates). */
+#define MAC_PLACEHOLDER "0000000000000000000000000000000000000000"
+
+/* The tails a signed event ends with: msgpack "mac" as str8 of 40 bytes,
+ * JSON ,"mac":"<40>"} (the encoder writes the mac last, with no space). */
+static const unsigned char MP_MAC_HEAD[] = {0xa3, 'm', 'a', 'c', 0xd9, SC__MAC_LEN};
+#define JSON_MAC_HEAD ",\"mac\":\""
+
 static const char *const action_names[] = {
     [SC__ACT_SET] = "set",
     [SC__ACT_INVALIDATE] = "invalidate",
@@ -684,7 +692,7 @@ static int mp_put_u64_fixed(msgpack_sbuffer *sb, msgpack_packer *pk, const char 
     return mp_raw(sb, b + 1, 8);
 }
 
-static sc_status encode_msgpack(const sc__event *ev, char **out, size_t *out_len, cuts *c)
+static sc_status encode_msgpack(const sc__event *ev, char **out, size_t *out_len, cuts *c, int with_mac)
 {
     msgpack_sbuffer sb;
     msgpack_packer pk;
@@ -699,7 +707,7 @@ static sc_status encode_msgpack(const sc__event *ev, char **out, size_t *out_len
         return SC_ERR_TOO_LARGE;
     msgpack_sbuffer_init(&sb);
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    err = msgpack_pack_map(&pk, (size_t)(8 + set + with_ns + with_inst)) || mp_put_uint_field(&pk, "format", 1) ||
+    err = msgpack_pack_map(&pk, (size_t)(8 + set + with_ns + with_inst + (with_mac != 0))) || mp_put_uint_field(&pk, "format", 1) ||
           mp_put_str_field(&pk, "action", action, strlen(action)) ||
           (with_ns && mp_put_str_field(&pk, "ns", ev->ns, ev->ns_len)) ||
           mp_put_str_field(&pk, "key", ev->key, ev->key_len) ||
@@ -718,6 +726,8 @@ static sc_status encode_msgpack(const sc__event *ev, char **out, size_t *out_len
         c->len[2] = ev->epoch_len;
         err = ev->epoch_len && msgpack_pack_str_body(&pk, ev->epoch, ev->epoch_len);
     }
+    if (!err && with_mac)
+        err = mp_put_str_field(&pk, "mac", MAC_PLACEHOLDER, SC__MAC_LEN);
     if (err) {
         msgpack_sbuffer_destroy(&sb);
         return SC_ERR_NOMEM;
@@ -774,7 +784,7 @@ static char *json_put_uint(char *o, uint64_t v)
     return o + n;
 }
 
-static sc_status encode_json(const sc__event *ev, char **out, size_t *out_len, cuts *c)
+static sc_status encode_json(const sc__event *ev, char **out, size_t *out_len, cuts *c, int with_mac)
 {
     int set = ev->action == SC__ACT_SET;
     size_t b64 = set ? sc__base64_encoded_len(ev->value_len) : 0;
@@ -786,7 +796,7 @@ static sc_status encode_json(const sc__event *ev, char **out, size_t *out_len, c
         return SC_ERR_TOO_LARGE;
     /* Field names and punctuation stay under 160 bytes; three numbers take
      * at most 22 bytes each (20 digits and quotes). */
-    cap = 160 + 3 * 22 + json_escaped_max(ev->key_len) + json_escaped_max(ev->sender_len) +
+    cap = 160 + 8 + SC__MAC_LEN + 3 * 22 + json_escaped_max(ev->key_len) + json_escaped_max(ev->sender_len) +
           json_escaped_max(ev->ns_len) + json_escaped_max(ev->inst_len) + json_escaped_max(ev->epoch_len) + b64 + 3;
     buf = malloc(cap);
     if (!buf)
@@ -826,6 +836,11 @@ static sc_status encode_json(const sc__event *ev, char **out, size_t *out_len, c
     c->at[2] = (size_t)(o - buf) + 1;
     o = json_put_str(o, ev->epoch, ev->epoch_len);
     c->len[2] = (size_t)(o - buf) - 1 - c->at[2];
+    if (with_mac) {
+        o = json_put_raw(o, ",\"mac\":\"");
+        o = json_put_raw(o, MAC_PLACEHOLDER);
+        *o++ = '"';
+    }
     *o++ = '}';
     *o = '\0';
     *out_len = (size_t)(o - buf);
@@ -833,7 +848,7 @@ static sc_status encode_json(const sc__event *ev, char **out, size_t *out_len, c
     return SC_OK;
 }
 
-static sc_status encode(const sc__event *ev, sc_wire_format fmt, char **out, size_t *out_len, cuts *c)
+static sc_status encode(const sc__event *ev, sc_wire_format fmt, char **out, size_t *out_len, cuts *c, int with_mac)
 {
     sc_status st;
 
@@ -842,13 +857,14 @@ static sc_status encode(const sc__event *ev, sc_wire_format fmt, char **out, siz
     st = check_encodable(ev);
     if (st != SC_OK)
         return st;
-    return fmt == SC_WIRE_MSGPACK ? encode_msgpack(ev, out, out_len, c) : encode_json(ev, out, out_len, c);
+    return fmt == SC_WIRE_MSGPACK ? encode_msgpack(ev, out, out_len, c, with_mac)
+                                  : encode_json(ev, out, out_len, c, with_mac);
 }
 
 sc_status sc__event_encode(const sc__event *ev, sc_wire_format fmt, char **out, size_t *out_len)
 {
     cuts c;
-    return encode(ev, fmt, out, out_len, &c);
+    return encode(ev, fmt, out, out_len, &c, 0);
 }
 
 sc_status sc__event_encode_template(const sc__event *ev, sc_wire_format fmt, sc__event_template *t)
@@ -867,7 +883,7 @@ sc_status sc__event_encode_template(const sc__event *ev, sc_wire_format fmt, sc_
     e.epoch_len = 16;
     e.version = 0;
     e.time_ms = 0;
-    sc_status st = encode(&e, fmt, &buf, &len, &c);
+    sc_status st = encode(&e, fmt, &buf, &len, &c, 1);
     if (st != SC_OK)
         return st;
     size_t w = 0, from = 0;
@@ -882,4 +898,49 @@ sc_status sc__event_encode_template(const sc__event *ev, sc_wire_format fmt, sc_
     t->buf = buf;
     t->len = w;
     return SC_OK;
+}
+
+/* ------------------------------------------------------ authentication -- */
+
+static void keyed_sha1(const char *secret, size_t slen, const void *data, size_t len, char out[41])
+{
+    sc__sha1 h;
+    sc__sha1_init(&h);
+    sc__sha1_update(&h, secret, slen);
+    sc__sha1_update(&h, data, len);
+    sc__sha1_hex(&h, out);
+}
+
+int sc__event_authentic(const void *msg, size_t len, const char *secret)
+{
+    const unsigned char *p = msg;
+    size_t slen = secret ? strlen(secret) : 0;
+    size_t at;
+    if (!p || slen == 0)
+        return 0;
+    size_t jhead = sizeof JSON_MAC_HEAD - 1;
+    if (len >= sizeof MP_MAC_HEAD + SC__MAC_LEN &&
+        memcmp(p + len - SC__MAC_LEN - sizeof MP_MAC_HEAD, MP_MAC_HEAD, sizeof MP_MAC_HEAD) == 0)
+        at = len - SC__MAC_LEN;
+    else if (len >= jhead + SC__MAC_LEN + 2 && memcmp(p + len - 2, "\"}", 2) == 0 &&
+             memcmp(p + len - 2 - SC__MAC_LEN - jhead, JSON_MAC_HEAD, jhead) == 0)
+        at = len - 2 - SC__MAC_LEN;
+    else
+        return 0;
+    /* The code was computed with the mac's digits as '0's: hash the message
+     * in three pieces rather than copy it. */
+    sc__sha1 h;
+    char inner[41], outer[41];
+    sc__sha1_init(&h);
+    sc__sha1_update(&h, secret, slen);
+    sc__sha1_update(&h, p, at);
+    sc__sha1_update(&h, MAC_PLACEHOLDER, SC__MAC_LEN);
+    sc__sha1_update(&h, p + at + SC__MAC_LEN, len - at - SC__MAC_LEN);
+    sc__sha1_hex(&h, inner);
+    keyed_sha1(secret, slen, inner, SC__MAC_LEN, outer);
+    /* Compared in constant time: how far a guess matched must not show. */
+    unsigned char diff = 0;
+    for (size_t i = 0; i < SC__MAC_LEN; i++)
+        diff |= (unsigned char)(outer[i] ^ p[at + i]);
+    return diff == 0;
 }

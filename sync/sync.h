@@ -104,8 +104,33 @@ typedef struct sc__event_template {
     size_t len;
     size_t cut[3];
 } sc__event_template;
-/* ev's version, time and epoch are ignored (a 16-byte epoch is assumed). */
+/* ev's version, time and epoch are ignored (a 16-byte epoch is assumed).
+ * The template ends with a "mac" field of SC__MAC_LEN '0's, which the script
+ * replaces with the authentication code (sc__event_authentic). */
 sc_status sc__event_encode_template(const sc__event *ev, sc_wire_format fmt, sc__event_template *t);
+
+/* Event authentication. The write scripts end every event they publish
+ * with a field "mac" (40 hex digits, always the last field) holding
+ * sha1hex(secret .. sha1hex(secret .. event)), computed over the event with
+ * the mac's digits as '0's; secret is the namespace's (in {ns}:meta, 32 hex
+ * digits). Only a client that can read the namespace's keys can sign, so a
+ * publish-only client (a misconfigured service, redis-cli, another
+ * namespace) cannot make a pod believe a version. */
+#define SC__MAC_LEN 40
+/* 1 when msg ends with a "mac" field that is right for secret (NUL-
+ * terminated, non-empty); 0 otherwise (no mac, a wrong one, no secret). */
+int sc__event_authentic(const void *msg, size_t len, const char *secret);
+
+/* SHA-1, for the authentication code (sync/sha1.c). */
+typedef struct sc__sha1 {
+    uint32_t h[5];
+    uint64_t total;
+    unsigned char buf[64];
+    size_t used;
+} sc__sha1;
+void sc__sha1_init(sc__sha1 *s);
+void sc__sha1_update(sc__sha1 *s, const void *data, size_t len);
+void sc__sha1_hex(sc__sha1 *s, char out[41]); /* finishes s */
 
 /* "set", "invalidate", ...; "unknown" for any other number. */
 const char *sc__action_name(sc__action a);

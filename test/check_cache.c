@@ -165,6 +165,14 @@ START_TEST(set_propagates_value_to_other_pods)
     ck_assert_mem_eq(sc_value_data(v), "alice2", 6);
     ck_assert_uint_gt(sc_value_version(v), ver);
     sc_value_release(v);
+    /* The events came signed and in order through the channel: nothing was
+     * taken for forged, nothing had to be replayed from the log. */
+    for (sc_cache *p = b; p; p = p == b ? c : NULL) {
+        sc_stats st = test_stats(p);
+        ck_assert_uint_eq(st.events_forged, 0);
+        ck_assert_uint_eq(st.events_replayed, 0);
+        ck_assert_uint_eq(st.gaps, 0);
+    }
     sc_close(a);
     sc_close(b);
     sc_close(c);

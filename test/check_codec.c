@@ -448,6 +448,93 @@ START_TEST(namespaced_fields_and_template)
 }
 END_TEST
 
+/* The authentication code: what the write scripts compute in Lua with
+ * redis.sha1hex, checked here against a hand-built signature; a changed
+ * byte, another secret, a missing or misplaced mac all fail. */
+static void sign_like_lua(char *msg, size_t len, size_t at, const char *secret)
+{
+    sc__sha1 h;
+    char inner[41], outer[41];
+    sc__sha1_init(&h);
+    sc__sha1_update(&h, secret, strlen(secret));
+    sc__sha1_update(&h, msg, len);
+    sc__sha1_hex(&h, inner);
+    sc__sha1_init(&h);
+    sc__sha1_update(&h, secret, strlen(secret));
+    sc__sha1_update(&h, inner, 40);
+    sc__sha1_hex(&h, outer);
+    memcpy(msg + at, outer, 40);
+}
+
+START_TEST(authentication_code)
+{
+    /* SHA-1 itself, against the FIPS 180 examples. */
+    sc__sha1 h;
+    char hex[41];
+    sc__sha1_init(&h);
+    sc__sha1_update(&h, "abc", 3);
+    sc__sha1_hex(&h, hex);
+    ck_assert_str_eq(hex, "a9993e364706816aba3e25717850c26c9cd0d89d");
+    sc__sha1_init(&h);
+    const char *two = "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq";
+    sc__sha1_update(&h, two, strlen(two));
+    sc__sha1_hex(&h, hex);
+    ck_assert_str_eq(hex, "84983e441c3bd26ebaae4aa1f95129e5e54670f1");
+
+    const char *secret = "0123456789abcdef0123456789abcdef";
+    sc__event ev = make_event(SC__ACT_SET, "k", "p", 0);
+    ev.has_value = 1;
+    ev.value = "v";
+    ev.value_len = 1;
+    for (int f = 0; f < 2; f++) {
+        sc_wire_format fmt = f ? SC_WIRE_JSON : SC_WIRE_MSGPACK;
+        sc__event_template t;
+        ck_assert_int_eq(sc__event_encode_template(&ev, fmt, &t), SC_OK);
+        /* Fill the holes with zeros' worth of bytes: a complete event. */
+        size_t n = t.len + 8 + 8 + 16 + 2;
+        char *msg = calloc(1, n + 1);
+        size_t w = 0;
+        memcpy(msg, t.buf, t.cut[0]);
+        w = t.cut[0];
+        memcpy(msg + w, fmt == SC_WIRE_JSON ? "7" : "\0\0\0\0\0\0\0\7", fmt == SC_WIRE_JSON ? 1 : 8);
+        w += fmt == SC_WIRE_JSON ? 1 : 8;
+        memcpy(msg + w, t.buf + t.cut[0], t.cut[1] - t.cut[0]);
+        w += t.cut[1] - t.cut[0];
+        memcpy(msg + w, fmt == SC_WIRE_JSON ? "9" : "\0\0\0\0\0\0\0\11", fmt == SC_WIRE_JSON ? 1 : 8);
+        w += fmt == SC_WIRE_JSON ? 1 : 8;
+        memcpy(msg + w, t.buf + t.cut[1], t.cut[2] - t.cut[1]);
+        w += t.cut[2] - t.cut[1];
+        memcpy(msg + w, "fedcba9876543210", 16);
+        w += 16;
+        memcpy(msg + w, t.buf + t.cut[2], t.len - t.cut[2]);
+        w += t.len - t.cut[2];
+        size_t at = fmt == SC_WIRE_JSON ? w - 42 : w - 40;
+        ck_assert_int_eq(sc__event_authentic(msg, w, secret), 0); /* zeros are no code */
+        sign_like_lua(msg, w, at, secret);
+        ck_assert_int_eq(sc__event_authentic(msg, w, secret), 1);
+        sc__event back;
+        ck_assert_int_eq(sc__event_decode(msg, w, 0, &back), SC_OK); /* mac is an extra field */
+        ck_assert_uint_eq(back.version, 7);
+        sc__event_free(&back);
+        ck_assert_int_eq(sc__event_authentic(msg, w, "another secret"), 0);
+        ck_assert_int_eq(sc__event_authentic(msg, w, ""), 0);
+        ck_assert_int_eq(sc__event_authentic(msg, w, NULL), 0);
+        for (size_t i = 0; i < w; i += 7) {
+            msg[i] ^= 1;
+            ck_assert_msg(sc__event_authentic(msg, w, secret) == 0, "byte %zu changed, still authentic", i);
+            msg[i] ^= 1;
+        }
+        ck_assert_int_eq(sc__event_authentic(msg, w - 1, secret), 0);
+        ck_assert_int_eq(sc__event_authentic(msg, 10, secret), 0);
+        free(msg);
+        free(t.buf);
+    }
+    /* An outside publisher's event has no code. */
+    const char *plain = "{\"action\":\"invalidate\",\"key\":\"k\"}";
+    ck_assert_int_eq(sc__event_authentic(plain, strlen(plain), secret), 0);
+}
+END_TEST
+
 START_TEST(encoder_rejects_what_decoder_would)
 {
     sc__event ev = make_event(SC__ACT_SET, "k", "p", 1);
@@ -1133,6 +1220,7 @@ static Suite *codec_suite(void)
     tcase_add_test(rt, json_numbers_switch_to_strings_at_2_53);
     tcase_add_test(rt, encoding_shape);
     tcase_add_test(rt, namespaced_fields_and_template);
+    tcase_add_test(rt, authentication_code);
     tcase_add_test(rt, encoder_rejects_what_decoder_would);
     tcase_add_test(rt, action_names);
     tcase_add_test(rt, free_is_safe_on_zeroed_event);

@@ -3,11 +3,14 @@
 -- be able to resynchronise and prove it is in sync while Redis is full.)
 -- Publishes a heartbeat carrying the current counter and epoch (read in the
 -- same step, so every event up to that counter was published before it).
--- No version is taken and nothing is logged.
+-- No version is taken and nothing is logged. The namespace's signing secret
+-- is created from the caller's random candidate when there is none yet.
 -- KEYS: seq, meta, log
--- ARGV: fmt, channel, p0, p1, p2, p3
--- Returns {counter, epoch, redis time in ms}.
+-- ARGV: fmt, channel, p0, p1, p2, p3, secret candidate
+-- Returns {counter, epoch, redis time in ms, secret}.
+redis.call('HSETNX', KEYS[2], 'secret', ARGV[7])
 local v, e = current(KEYS[1], KEYS[2], KEYS[3])
 local t = now_ms()
-redis.call(PUBLISH, ARGV[2], ARGV[3] .. num(ARGV[1], v) .. ARGV[4] .. num(ARGV[1], t) .. ARGV[5] .. e .. ARGV[6])
-return {string.format('%d', v), e, string.format('%d', t)}
+redis.call(PUBLISH, ARGV[2],
+  sign(ARGV[1], ARGV[3] .. num(ARGV[1], v) .. ARGV[4] .. num(ARGV[1], t) .. ARGV[5] .. e .. ARGV[6]))
+return {string.format('%d', v), e, string.format('%d', t), SECRET}

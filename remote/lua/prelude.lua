@@ -41,16 +41,25 @@ local function seed(seq, meta, log)
   return s
 end
 
+-- The namespace's signing secret, read by current() and take() for sign().
+local SECRET = false
+
 -- The current counter and epoch, seeding them when absent.
 local function current(seq, meta, log)
   local v = redis.call('GET', seq)
-  if not v then return seed(seq, meta, log), redis.call('HGET', meta, 'epoch') end
-  local e = redis.call('HGET', meta, 'epoch')
+  if not v then
+    v = seed(seq, meta, log)
+  else
+    v = tonumber(v)
+  end
+  local m = redis.call('HMGET', meta, 'epoch', 'secret')
+  local e = m[1]
+  SECRET = m[2]
   if not e then
-    e = new_epoch(tonumber(v))
+    e = new_epoch(v)
     redis.call('HSET', meta, 'epoch', e)
   end
-  return tonumber(v), e
+  return v, e
 end
 
 -- Takes the next version: INCR, seeding only when INCR found no counter.
@@ -61,12 +70,25 @@ local function take(seq, meta, log)
     v = seed(seq, meta, log) + 1
     redis.call('SET', seq, string.format('%d', v))
   end
-  local e = redis.call('HGET', meta, 'epoch')
+  local m = redis.call('HMGET', meta, 'epoch', 'secret')
+  local e = m[1]
+  SECRET = m[2]
   if not e then
     e = new_epoch(v)
     redis.call('HSET', meta, 'epoch', e)
   end
   return v, e
+end
+
+-- Signs an event the caller's template built with a mac field of 40 '0's
+-- last: mac = sha1hex(secret .. sha1hex(secret .. ev)) (sync/event.c checks
+-- it). Without a secret yet (a pod creates it when it syncs) the event goes
+-- out unsigned, and pods take it from the log instead of the channel.
+local function sign(fmt, ev)
+  if not SECRET then return ev end
+  local mac = redis.sha1hex(SECRET .. redis.sha1hex(SECRET .. ev))
+  if fmt == 'j' then return string.sub(ev, 1, #ev - 42) .. mac .. '"}' end
+  return string.sub(ev, 1, #ev - 40) .. mac
 end
 
 -- A number as the event template expects it: 8 big-endian bytes for
@@ -88,7 +110,7 @@ end
 -- find the event in the log when a heartbeat shows the sequence moved.
 -- Returns 1 when published, else the error text.
 local function emit(fmt, p0, p1, p2, p3, v, e, log, log_len, channel)
-  local ev = p0 .. num(fmt, v) .. p1 .. num(fmt, now_ms()) .. p2 .. e .. p3
+  local ev = sign(fmt, p0 .. num(fmt, v) .. p1 .. num(fmt, now_ms()) .. p2 .. e .. p3)
   if log_len ~= '0' then
     redis.call('XADD', log, 'MAXLEN', '~', log_len, string.format('%d', v) .. '-0', 'e', ev)
   end

@@ -6,8 +6,10 @@
 -- sequence, so the pod can tell whether its history is still Redis' history
 -- (a restart from an older snapshot keeps the epoch but not the events).
 -- KEYS: seq, meta, log
--- ARGV: last_seq ('0': the counter itself, for a first sync)
--- Returns {counter, epoch, time_ms, event at that sequence | false}.
+-- ARGV: last_seq ('0': the counter itself, for a first sync), a random
+--       candidate for the namespace's signing secret (kept if there is none)
+-- Returns {counter, epoch, time_ms, event at that sequence | false, secret}.
+redis.call('HSETNX', KEYS[2], 'secret', ARGV[2])
 local v, e = current(KEYS[1], KEYS[2], KEYS[3])
 local at = false
 local seq = ARGV[1]
@@ -21,4 +23,4 @@ do
     end
   end
 end
-return {string.format('%d', v), e, string.format('%d', now_ms()), at}
+return {string.format('%d', v), e, string.format('%d', now_ms()), at, SECRET}
