@@ -39,6 +39,8 @@ typedef struct pod {
     _Atomic uint32_t hist[PS_HIST_BUCKETS];
     /* This interval's counters, main thread only. */
     uint64_t ops, gets, sets, errors, verified, stale_reads;
+    uint32_t sync_samples, unsynced_samples;
+    uint64_t next_sample_us;   /* when the sync state is sampled next */
     sc_stats prev;             /* library counters at the last report */
     void *wb_db;               /* --write-behind: this pod's SQLite connection */
 } pod;
@@ -187,10 +189,30 @@ static void take_interval(pod *p, ps_record *r, ps_record_kind kind)
     r->behind_pending = st.behind_pending;
     r->behind_saved_delta = st.behind_saved - p->prev.behind_saved;
     r->behind_failures = st.behind_save_failures;
+    r->sync_samples = p->sync_samples;
+    r->unsynced_samples = p->unsynced_samples;
+    if (!r->sync_samples) { /* the interval was shorter than a sample */
+        r->sync_samples = 1;
+        r->unsynced_samples = !st.synced;
+    }
     for (unsigned i = 0; i < PS_HIST_BUCKETS; i++)
         r->hist[i] = atomic_exchange_explicit(&p->hist[i], 0, memory_order_relaxed);
     p->prev = st;
     p->ops = p->gets = p->sets = p->errors = p->verified = p->stale_reads = 0;
+    p->sync_samples = p->unsynced_samples = 0;
+}
+
+/* Samples the sync state when a sample is due, so the report sees outages
+ * shorter than the one-second records. */
+static void sample_sync(pod *p, uint64_t now)
+{
+    if (now < p->next_sample_us)
+        return;
+    sc_stats st;
+    sc_stats_get(p->cache, &st);
+    p->sync_samples++;
+    p->unsynced_samples += !st.synced;
+    p->next_sample_us = now + PS_SYNC_SAMPLE_MS * 1000u;
 }
 
 /* The raw connection, reconnecting at most every 200 ms while Redis is away
@@ -367,8 +389,11 @@ static void run_workload(pod *p)
     uint64_t next_op_ns = start * 1000;
     unsigned since_poll = 0;
 
+    p->sync_samples = p->unsynced_samples = 0;
+    p->next_sample_us = start;
     while (!g_term) {
         uint64_t now = ps_now_mono_us();
+        sample_sync(p, now);
         while (now >= next_second && second <= p->cfg->duration_s) {
             ps_record r;
             take_interval(p, &r, PS_REC_SECOND);
@@ -383,6 +408,8 @@ static void run_workload(pod *p)
             uint64_t due = next_op_ns / 1000;
             if (now < due) {
                 uint64_t until = due < next_second ? due : next_second;
+                if (until > p->next_sample_us)
+                    until = p->next_sample_us > now ? p->next_sample_us : now;
                 cmd = wait_cmd(p, until - now);
                 if (cmd == 0)
                     continue;
