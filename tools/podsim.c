@@ -359,6 +359,7 @@ static void absorb(sim *s, child *k, const ps_record *r)
         double synced = (double)(r->sync_samples - r->unsynced_samples) / (double)r->sync_samples;
         sec->synced_pods = (sec->pods_reported ? sec->synced_pods : 0) + synced;
         sec->pods_unsynced += r->unsynced_samples > 0;
+        sec->pod_unsynced[r->pod] = r->unsynced_samples;
         sec->pods_reported++;
     }
     sec->pod_ops[r->pod] = r->ops_delta;

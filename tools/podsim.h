@@ -155,6 +155,7 @@ typedef struct ps_second {
                                     samples (0..pods); -1: no pod reported */
     int pods_unsynced;           /* pods unsynced at some sample of the second */
     int pods_reported;           /* pods whose record for the second arrived */
+    uint32_t pod_unsynced[PS_MAX_PODS]; /* each pod's samples that found it unsynced */
 } ps_second;
 
 typedef struct ps_pod_summary {
@@ -198,9 +199,13 @@ typedef struct ps_fault_impact {
     double before, lowest;     /* hit ratio, percent */
     double back_s;             /* seconds after the fault began; -1: not within 5 s */
     uint64_t stale;
-    double resync_s;           /* end of the first fully synced second after
-                                  the fault began, in seconds after it
-                                  began; -1: none within 10 s */
+    double resync_s;           /* start of the first fully synced second after
+                                  a pod was seen unsynced, in seconds after
+                                  the fault began; 0: no pod seen unsynced;
+                                  -1: not every pod synced within 10 s */
+    int lost_sync;             /* 1: some pod was seen unsynced after the fault */
+    double unsynced_ms;        /* the longest any pod was seen unsynced in
+                                  that stretch (samples x PS_SYNC_SAMPLE_MS) */
 } ps_fault_impact;
 void ps_fault_impact_of(const ps_run *run, const ps_fault *f, ps_fault_impact *out);
 

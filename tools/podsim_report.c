@@ -217,15 +217,28 @@ void ps_fault_impact_of(const ps_run *run, const ps_fault *f, ps_fault_impact *o
     if (!lost) {
         out->resync_s = 0; /* no pod was seen unsynced */
     } else {
+        out->lost_sync = 1;
+        size_t end = 0;
         for (size_t s = lost + 1; s < k + 10 && s <= run->nseconds; s++) {
             const ps_second *sec = &run->seconds[s - 1];
             if (sec->pods_reported == pods && sec->pods_unsynced == 0) {
                 out->resync_s = (double)(s - 1) - f->at_s; /* synced from this second's start */
                 if (out->resync_s < 0)
                     out->resync_s = 0;
+                end = s;
                 break;
             }
         }
+        if (!end)
+            end = k + 10 <= run->nseconds + 1 ? k + 10 : run->nseconds + 1;
+        uint64_t most = 0;
+        for (int p = 0; p < pods && p < PS_MAX_PODS; p++) {
+            uint64_t n = 0;
+            for (size_t s = lost; s < end; s++)
+                n += run->seconds[s - 1].pod_unsynced[p];
+            most = n > most ? n : most;
+        }
+        out->unsynced_ms = (double)most * PS_SYNC_SAMPLE_MS;
     }
     out->before = before;
     out->lowest = lowest;
@@ -250,12 +263,13 @@ static void fault_impact_text(const ps_run *run, const ps_fault *f, char *buf, s
             APPEND("not back within 2 points in 5 s");
         APPEND("; %" PRIu64 " stale reads sampled in the 5 s after", im.stale);
     }
-    if (im.resync_s == 0)
+    if (!im.lost_sync)
         APPEND("; no pod seen unsynced (sampled every %d ms)", PS_SYNC_SAMPLE_MS);
-    else if (im.resync_s > 0)
-        APPEND("; every pod synced again within %.1f s", im.resync_s);
+    else if (im.resync_s >= 0)
+        APPEND("; a pod was unsynced for up to ~%.0f ms, every pod synced again within %.1f s", im.unsynced_ms,
+               im.resync_s);
     else
-        APPEND("; NOT every pod synced again within 10 s");
+        APPEND("; a pod was unsynced for ~%.0f ms, NOT every pod synced again within 10 s", im.unsynced_ms);
 #undef APPEND
 }
 
@@ -709,7 +723,8 @@ int ps_write_report(const ps_run *run, const char *path)
         }
         fprintf(f, "</ol>\n<p class='meta'>Hit ratio before: all pods over the 3 s before the fault; lowest: the "
                    "lowest one-second hit ratio in the 5 s after; recovery: when a second was back within 2 points. "
-                   "Sync: each pod samples its sync state every %d ms; \"synced again within\" is the start of the "
+                   "Sync: each pod samples its sync state every %d ms; \"unsynced for up to\" counts the samples that "
+                   "found a pod unsynced (the longest of the pods), \"synced again within\" is the start of the "
                    "first whole second in which every pod was synced at every sample.</p>\n",
                 PS_SYNC_SAMPLE_MS);
     }
