@@ -3,6 +3,11 @@
  *
  *   minimal [--socket PATH | --port N]
  */
+/* nanosleep is POSIX: ask for it explicitly so the
+ * file builds with a strict -std=c11 -pedantic as well as with the defaults. */
+#ifndef _POSIX_C_SOURCE
+#define _POSIX_C_SOURCE 200809L
+#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

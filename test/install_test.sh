@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the built library into a temp prefix, then builds examples/minimal.c
 # outside the tree twice - with pkg-config and with find_package(synccache) -
-# and runs both against a private redis-server on a unix socket.
+# and runs both against a private redis-server on a unix socket; checks the
+# installed man pages.
 set -euo pipefail
 src=$1
 work=$2
@@ -40,4 +41,6 @@ cmake -S "$work/fp" -B "$work/fp/build" -DCMAKE_PREFIX_PATH="$prefix" >/dev/null
 cmake --build "$work/fp/build" >/dev/null
 "$work/fp/build/minimal-fp" --socket "$work/redis.sock" | tee "$work/out-fp.txt"
 grep -q 'pod-b read "hello"' "$work/out-fp.txt"
-echo "install test: pkg-config and find_package consumers both work"
+# 3. the manual: synccache(3) and one page per function, `man sc_get` works
+"$src/test/man_test.sh" "$src" "$prefix"
+echo "install test: pkg-config and find_package consumers both work; the man pages are installed"

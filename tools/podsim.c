@@ -42,6 +42,7 @@ typedef struct sim {
     uint64_t (*sec_hist)[PS_HIST_BUCKETS]; /* merged delays per second */
     uint64_t t0;               /* workload start, monotonic µs */
     int live;                  /* draw the ANSI view */
+    char report_buf[4096];     /* the default --report path */
     int drawn_lines;
 } sim;
 
@@ -70,7 +71,8 @@ static void usage(FILE *f)
             "  --local-size N         local entries per pod, default 5000\n"
             "  --rate OPS             ops/s per pod, default 2000 (0 = as fast as possible)\n"
             "  --verify-ratio F       share of reads checked against Redis, default 0.02\n"
-            "  --report FILE          HTML report, default podsim-report.html\n"
+            "  --report FILE          HTML report, default podsim-report.html next to\n"
+            "                         the podsim binary (the build folder), else in $TMPDIR\n"
             "  --log FILE             append every pod's library log (info level) to FILE\n"
             "  --seed N               workload seed, default 1\n"
             "  --no-prefill           start with an empty Redis instead of writing every key first\n"
@@ -143,7 +145,7 @@ static int parse_args(int argc, char **argv, ps_config *c)
     c->local_size = 5000;
     c->rate = 2000;
     c->verify_ratio = 0.02;
-    c->report_path = "podsim-report.html";
+    c->report_path = NULL; /* main: ps_default_report_path */
     c->seed = 1;
     c->restart_at_s = -1;
     c->pause_at_s = -1;
@@ -284,9 +286,11 @@ static ps_second *second_slot(sim *s, uint32_t second)
             return NULL;
         memset(ns + run->cap_seconds, 0, (cap - run->cap_seconds) * sizeof *ns);
         memset(nh + run->cap_seconds, 0, (cap - run->cap_seconds) * sizeof *nh);
-        for (size_t i = run->cap_seconds; i < cap; i++)
+        for (size_t i = run->cap_seconds; i < cap; i++) {
             for (int p = 0; p < PS_MAX_PODS; p++)
                 ns[i].pod_hit[p] = -1;
+            ns[i].synced_pods = -1;
+        }
         run->cap_seconds = cap;
     }
     if (second > run->nseconds)
@@ -349,7 +353,15 @@ static void absorb(sim *s, child *k, const ps_record *r)
     sec->local_misses += r->local_misses_delta;
     sec->errors += r->errors_delta;
     sec->stale_reads += r->stale_reads_delta;
+    sec->verified += r->verified_delta;
     sec->applied += r->events_applied_delta;
+    if (r->sync_samples) {
+        double synced = (double)(r->sync_samples - r->unsynced_samples) / (double)r->sync_samples;
+        sec->synced_pods = (sec->pods_reported ? sec->synced_pods : 0) + synced;
+        sec->pods_unsynced += r->unsynced_samples > 0;
+        sec->pod_unsynced[r->pod] = r->unsynced_samples;
+        sec->pods_reported++;
+    }
     sec->pod_ops[r->pod] = r->ops_delta;
     sec->wb_saved += r->behind_saved_delta;
     if (r->behind_pending > sec->wb_pending)
@@ -407,15 +419,19 @@ static double elapsed_s(const sim *s)
 
 /* ---- faults ---- */
 
-static void add_fault(sim *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void add_fault_span(sim *s, double at_s, double dur_s, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
-static void add_fault(sim *s, const char *fmt, ...)
+/* A fault that began at at_s (seconds into the workload) and lasted dur_s
+ * (0: instantaneous). */
+static void add_fault_span(sim *s, double at_s, double dur_s, const char *fmt, ...)
 {
     ps_run *run = &s->run;
     if (run->nfaults == PS_MAX_FAULTS)
         return;
     ps_fault *f = &run->faults[run->nfaults++];
-    f->at_s = elapsed_s(s);
+    f->at_s = at_s;
+    f->dur_s = dur_s;
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(f->what, sizeof f->what, fmt, ap);
@@ -424,11 +440,15 @@ static void add_fault(sim *s, const char *fmt, ...)
         printf("[%6.2f s] fault: %s\n", f->at_s, f->what);
 }
 
-static void redis_fault(sim *s, const char *label, const char *fmt, ...)
+static void redis_fault(sim *s, double dur_s, const char *label, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void redis_fault(sim *s, double dur_s, const char *label, const char *fmt, ...)
 {
+    double at = elapsed_s(s);
     redisContext *c = ps_redis_connect(&s->cfg);
     if (!c) {
-        add_fault(s, "%s: cannot connect to Redis", label);
+        add_fault_span(s, at, 0, "%s: cannot connect to Redis", label);
         return;
     }
     va_list ap;
@@ -436,13 +456,13 @@ static void redis_fault(sim *s, const char *label, const char *fmt, ...)
     redisReply *r = redisvCommand(c, fmt, ap);
     va_end(ap);
     if (!r)
-        add_fault(s, "%s: %s", label, c->errstr);
+        add_fault_span(s, at, 0, "%s: %s", label, c->errstr);
     else if (r->type == REDIS_REPLY_ERROR)
-        add_fault(s, "%s: %s", label, r->str);
+        add_fault_span(s, at, 0, "%s: %s", label, r->str);
     else if (r->type == REDIS_REPLY_INTEGER)
-        add_fault(s, "%s: %lld killed", label, r->integer);
+        add_fault_span(s, at, dur_s, "%s: %lld killed", label, r->integer);
     else
-        add_fault(s, "%s", label);
+        add_fault_span(s, at, dur_s, "%s", label);
     if (r)
         freeReplyObject(r);
     redisFree(c);
@@ -458,24 +478,26 @@ static void run_faults(sim *s, fault_plan *fp)
     const ps_config *cfg = &s->cfg;
     double t = elapsed_s(s);
     if (fp->next_kill_s && t >= (double)fp->next_kill_s) {
-        redis_fault(s, "CLIENT KILL TYPE pubsub", "CLIENT KILL TYPE pubsub");
+        redis_fault(s, 0, "CLIENT KILL TYPE pubsub", "CLIENT KILL TYPE pubsub");
         fp->next_kill_s += cfg->kill_sub_every_s;
     }
     if (cfg->restart_at_s >= 0 && !fp->restart_done && t >= cfg->restart_at_s) {
         fp->restart_done = 1;
+        double at = elapsed_s(s);
         uint64_t t1 = ps_now_mono_us();
         int rc = sc_test_redis_restart(&s->redis);
         uint64_t took = (ps_now_mono_us() - t1) / 1000;
         if (rc == 0)
-            add_fault(s, "Redis killed and restarted, data lost (down %" PRIu64 " ms)", took);
+            add_fault_span(s, at, (double)took / 1e3, "Redis killed and restarted, data lost (down %" PRIu64 " ms)",
+                           took);
         else
-            add_fault(s, "Redis killed; restart FAILED after %" PRIu64 " ms", took);
+            add_fault_span(s, at, (double)took / 1e3, "Redis killed; restart FAILED after %" PRIu64 " ms", took);
     }
     if (cfg->pause_at_s >= 0 && !fp->pause_done && t >= cfg->pause_at_s) {
         fp->pause_done = 1;
         char label[64];
         snprintf(label, sizeof label, "CLIENT PAUSE %u ALL", cfg->pause_ms);
-        redis_fault(s, label, "CLIENT PAUSE %u ALL", cfg->pause_ms);
+        redis_fault(s, cfg->pause_ms / 1e3, label, "CLIENT PAUSE %u ALL", cfg->pause_ms);
     }
 }
 
@@ -535,55 +557,71 @@ static void draw(sim *s, const char *phase)
         snprintf(wb, sizeof wb, " wb_queue=%" PRIu64 " wb_saved/s=%" PRIu64 " wb_fail=%" PRIu64, wbq, wbsaved, wbfail);
 
     if (!s->live) {
-        printf("t=%5.1fs %-8s ops/s=%-7" PRIu64 " hit=%5.1f%% ev/s=%-6" PRIu64 " p50=%-7s p99=%-7s err=%" PRIu64
-               " stale_reads=%" PRIu64 " synced=%" PRIu64 "/%d reconn=%" PRIu64 " gaps=%" PRIu64 " flush=%" PRIu64
-               "%s\n",
+        /* Per-second rates and this second's propagation quantiles, then
+         * counts since the start (stale reads, reconnects, gaps, flushes). */
+        printf("t=%5.1fs %-8s ops/s=%-7" PRIu64 " hit=%5.1f%% events/s=%-6" PRIu64 " prop_p50=%-7s prop_p99=%-7s"
+               " err/s=%" PRIu64 " stale_reads_total=%" PRIu64 " synced=%" PRIu64 "/%d reconnects=%" PRIu64
+               " gaps=%" PRIu64 " flushes=%" PRIu64 "%s\n",
                t, phase, ops, lookups ? 100.0 * (double)hits / (double)lookups : 0.0, applied, p50, p99, errs,
                stale, synced, cfg->pods, rec, gaps, flushes, wb);
         fflush(stdout);
         return;
     }
 
+    /* The view fits an 80-column terminal: 79 characters at most per line.
+     * Columns: pod, role | this second: ops/s, local hit %, Redis reads/s,
+     * events applied/s, errors/s | this second's propagation delay p50,
+     * p99 | since the start: stale reads; sync state now; reconnects /
+     * gaps / flushes since the start. */
     printf("\033[H\033[J");
-    printf("\033[1mpodsim\033[0m  %s  t=%.0f/%u s  redis %s:%d%s  ns %s\n", phase, t, cfg->duration_s,
+    printf("\033[1mpodsim\033[0m %s t=%.0f/%us redis %.28s:%d%s ns %.16s\n", phase, t, cfg->duration_s,
            cfg->redis_host, cfg->redis_port, cfg->private_redis ? " (private)" : "", cfg->ns);
     char rate[32];
     if (cfg->rate)
-        snprintf(rate, sizeof rate, "%u/s per pod", cfg->rate);
+        snprintf(rate, sizeof rate, "%u ops/s per pod", cfg->rate);
     else
-        snprintf(rate, sizeof rate, "unlimited");
-    printf("%d pods (%d readers)  keys %u zipf %.2f  writes %.0f%%  %s %zu entries  rate %s\n\n", cfg->pods,
-           cfg->readers, cfg->keys, cfg->zipf, cfg->write_ratio * 100, cfg->policy == SC_LOCAL_LRU ? "LRU" : "LFU",
+        snprintf(rate, sizeof rate, "unlimited rate");
+    printf("%d pods (%d readers), %u keys zipf %.2f, %.0f%% writes, %s %zu, %s\n\n", cfg->pods, cfg->readers,
+           cfg->keys, cfg->zipf, cfg->write_ratio * 100, cfg->policy == SC_LOCAL_LRU ? "LRU" : "LFU",
            cfg->local_size, rate);
-    printf("\033[4m%-7s %-6s %8s %6s %7s %7s %8s %8s %6s %5s %5s %5s %5s %5s\033[0m\n", "pod", "role", "ops/s",
-           "hit%", "rem/s", "ev/s", "p50", "p99", "errs", "stale", "sync", "recon", "gaps", "flush");
+    printf("%-13s %-30s %-13s %s\n", "", "--------- per second ---------", "-propagation-",
+           "totals (sync: now)");
+    printf("\033[4m%-6s %-6s %6s %5s %5s %5s %5s %6s %6s %5s %4s %9s\033[0m\n", "pod", "role", "ops/s", "hit%",
+           "rem/s", "ev/s", "err/s", "p50", "p99", "stale", "sync", "rc/gp/fl");
     for (int i = 0; i < cfg->pods; i++) {
         const ps_record *r = &s->kids[i].last;
         const ps_pod_summary *ps = &s->run.pod[i];
         uint64_t lk = r->local_hits_delta + r->local_misses_delta;
         hist_of(r, h);
-        char a[16], b[16];
+        char a[16], b[16], name[16], rgf[32];
         fmt_us(a, sizeof a, ps_hist_quantile(h, 0.50));
         fmt_us(b, sizeof b, ps_hist_quantile(h, 0.99));
-        printf("pod-%-3d %-6s %8" PRIu64 " %6.1f %7" PRIu64 " %7" PRIu64 " %8s %8s %6" PRIu64 " %5" PRIu64
-               " %5s %5" PRIu64 " %5" PRIu64 " %5" PRIu64 "%s\n",
-               i + 1, ps->role_reader ? "reader" : "writer", r->ops_delta,
+        snprintf(name, sizeof name, "pod-%d", i + 1);
+        snprintf(rgf, sizeof rgf, "%" PRIu64 "/%" PRIu64 "/%" PRIu64, r->reconnects, r->gaps, r->flushes);
+        const char *sync = !ps->alive ? "gone" : r->synced ? " yes" : "\033[31m  no\033[0m";
+        printf("%-6s %-6s %6" PRIu64 " %5.1f %5" PRIu64 " %5" PRIu64 " %5" PRIu64 " %6s %6s %5" PRIu64 " %4s %9s\n",
+               name, ps->role_reader ? "reader" : "writer", r->ops_delta,
                lk ? 100.0 * (double)r->local_hits_delta / (double)lk : 0.0, r->remote_hits_delta,
-               r->events_applied_delta, a, b, r->errors_delta, ps->stale_reads, r->synced ? "yes" : "\033[31mno\033[0m",
-               r->reconnects, r->gaps, r->flushes, ps->alive ? "" : "  (exited)");
+               r->events_applied_delta, r->errors_delta, a, b, ps->stale_reads, sync, rgf);
     }
-    printf("\033[1m%-7s %-6s %8" PRIu64 " %6.1f %7" PRIu64 " %7" PRIu64 " %8s %8s %6" PRIu64 " %5" PRIu64 " %2" PRIu64
-           "/%-2d %5" PRIu64 " %5" PRIu64 " %5" PRIu64 "\033[0m\n",
-           "total", "", ops, lookups ? 100.0 * (double)hits / (double)lookups : 0.0, remote, applied, p50, p99, errs,
-           stale, synced, cfg->pods, rec, gaps, flushes);
+    char rgf[32], sy[16];
+    snprintf(rgf, sizeof rgf, "%" PRIu64 "/%" PRIu64 "/%" PRIu64, rec, gaps, flushes);
+    snprintf(sy, sizeof sy, "%" PRIu64 "/%d", synced, cfg->pods);
+    printf("\033[1m%-6s %-6s %6" PRIu64 " %5.1f %5" PRIu64 " %5" PRIu64 " %5" PRIu64 " %6s %6s %5" PRIu64
+           " %4s %9s\033[0m\n",
+           "total", "", ops, lookups ? 100.0 * (double)hits / (double)lookups : 0.0, remote, applied, errs, p50, p99,
+           stale, sy, rgf);
     if (cfg->write_behind_db)
-        printf("\nwrite-behind into %s: queue %" PRIu64 " writes, saved %" PRIu64 "/s, failed saves %" PRIu64 "\n",
-               cfg->write_behind_db, wbq, wbsaved, wbfail);
+        printf("\nwrite-behind: queue %" PRIu64 " writes, saved %" PRIu64 "/s, failed saves %" PRIu64 "\n", wbq,
+               wbsaved, wbfail);
     printf("\nfaults:%s\n", s->run.nfaults ? "" : " none");
     size_t from = s->run.nfaults > 6 ? s->run.nfaults - 6 : 0;
     for (size_t i = from; i < s->run.nfaults; i++)
-        printf("  [%6.2f s] %s\n", s->run.faults[i].at_s, s->run.faults[i].what);
-    printf("\n(stale = sampled reads that returned an older version than Redis held; Ctrl-C stops)\n");
+        printf("  [%6.2f s] %.66s\n", s->run.faults[i].at_s, s->run.faults[i].what);
+    printf("\nhit%%: local hits / lookups; rem/s: gets answered by Redis; ev/s: events\n"
+           "applied; p50/p99: propagation delay (a write to its apply on another pod),\n"
+           "not operation latency; stale: sampled reads older than Redis, total;\n"
+           "sync: synced now; rc/gp/fl: reconnects/gaps/flushes, total. Ctrl-C stops.\n");
     fflush(stdout);
 }
 
@@ -798,6 +836,10 @@ int main(int argc, char **argv)
             return ps_fetch_main(argc, argv); /* podsim_fetch.c */
     if (parse_args(argc, argv, &s.cfg) != 0)
         return 2;
+    if (!s.cfg.report_path) {
+        ps_default_report_path("podsim-report.html", s.report_buf, sizeof s.report_buf);
+        s.cfg.report_path = s.report_buf;
+    }
     ps_config *cfg = &s.cfg;
     s.run.cfg = cfg;
     s.live = !cfg->quiet && isatty(STDOUT_FILENO);

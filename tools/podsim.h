@@ -88,6 +88,9 @@ typedef struct ps_record {
     uint64_t synced, reconnects, gaps, flushes, heartbeat_misses, replayed, last_seq;
     uint64_t local_entries;
     uint64_t behind_pending, behind_saved_delta, behind_failures; /* --write-behind */
+    /* The sync state sampled every PS_SYNC_SAMPLE_MS during the interval,
+     * so an outage shorter than a second shows too. */
+    uint32_t sync_samples, unsynced_samples;
     /* PS_REC_FINAL only */
     uint64_t quiesce_ms;
     uint32_t quiesced;         /* 1: caught up with Redis' sequence in time */
@@ -99,6 +102,8 @@ typedef struct ps_record {
     char msg[160];             /* PS_REC_FAILED / FINAL: detail or first stale key */
     uint32_t hist[PS_HIST_BUCKETS];
 } ps_record;
+
+#define PS_SYNC_SAMPLE_MS 50
 
 /* Commands the parent writes to a pod's control pipe, one byte each. */
 #define PS_CMD_PREFILL 'P' /* write every key once, report PS_REC_PREFILLED */
@@ -124,21 +129,33 @@ redisContext *ps_redis_connect(const ps_config *cfg);
 uint64_t ps_now_mono_us(void);
 uint64_t ps_now_real_us(void);
 
+/* The default path of an HTML report called `name`: next to the podsim
+ * executable (the build folder) when that is writable, else in $TMPDIR or
+ * /tmp; never the current directory, which is often the source tree. */
+void ps_default_report_path(const char *name, char *buf, size_t len);
+
 /* ---- what the run produced, for the summary and the report ---- */
 
 typedef struct ps_fault {
     double at_s;               /* seconds since the workload started */
+    double dur_s;              /* how long the fault itself lasted (Redis
+                                  down, paused); 0: instantaneous */
     char what[120];
 } ps_fault;
 
 /* One second of the run, all pods together plus each pod's own numbers. */
 typedef struct ps_second {
-    uint64_t ops, gets, local_hits, local_misses, errors, stale_reads, applied;
+    uint64_t ops, gets, local_hits, local_misses, errors, stale_reads, verified, applied;
     uint64_t pod_ops[PS_MAX_PODS];
     double pod_hit[PS_MAX_PODS]; /* -1: no gets that second */
     double p50_us, p99_us;       /* -1: no delays measured that second */
     uint64_t wb_pending, wb_saved; /* --write-behind: queue depth (highest a pod
                                       saw), writes saved that second */
+    double synced_pods;          /* pods synced, averaged over the second's
+                                    samples (0..pods); -1: no pod reported */
+    int pods_unsynced;           /* pods unsynced at some sample of the second */
+    int pods_reported;           /* pods whose record for the second arrived */
+    uint32_t pod_unsynced[PS_MAX_PODS]; /* each pod's samples that found it unsynced */
 } ps_second;
 
 typedef struct ps_pod_summary {
@@ -171,6 +188,26 @@ typedef struct ps_run {
     int wb_flushed;            /* some pod's sc_flush_behind said SC_OK */
     char wb_note[200];         /* the first mismatch */
 } ps_run;
+
+/* What one fault cost, from the per-second numbers of all pods: the hit
+ * ratio over the 3 s before it, the lowest one-second hit ratio in the 5 s
+ * after, when a second was back within 2 points of before, the stale reads
+ * sampled in those 5 s, and when every pod was synced for a whole second
+ * again. */
+typedef struct ps_fault_impact {
+    int measured;              /* 0: not enough seconds around the fault */
+    double before, lowest;     /* hit ratio, percent */
+    double back_s;             /* seconds after the fault began; -1: not within 5 s */
+    uint64_t stale;
+    double resync_s;           /* start of the first fully synced second after
+                                  a pod was seen unsynced, in seconds after
+                                  the fault began; 0: no pod seen unsynced;
+                                  -1: not every pod synced within 10 s */
+    int lost_sync;             /* 1: some pod was seen unsynced after the fault */
+    double unsynced_ms;        /* the longest any pod was seen unsynced in
+                                  that stretch (samples x PS_SYNC_SAMPLE_MS) */
+} ps_fault_impact;
+void ps_fault_impact_of(const ps_run *run, const ps_fault *f, ps_fault_impact *out);
 
 /* Prints the end-of-run table to stdout. */
 void ps_print_summary(const ps_run *run);

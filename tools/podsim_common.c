@@ -5,8 +5,13 @@
 #include "podsim.h"
 #include "redis_server.h"
 
+#include <limits.h>
 #include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 uint64_t ps_now_mono_us(void)
 {
@@ -20,6 +25,23 @@ uint64_t ps_now_real_us(void)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+void ps_default_report_path(const char *name, char *buf, size_t len)
+{
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n > 0) {
+        exe[n] = 0;
+        char *slash = strrchr(exe, '/');
+        if (slash && slash != exe) {
+            *slash = 0;
+            if (access(exe, W_OK) == 0 && (size_t)snprintf(buf, len, "%s/%s", exe, name) < len)
+                return;
+        }
+    }
+    const char *tmp = getenv("TMPDIR");
+    snprintf(buf, len, "%s/%s", tmp && *tmp ? tmp : "/tmp", name);
 }
 
 unsigned ps_hist_bucket(uint64_t us)

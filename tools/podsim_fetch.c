@@ -399,13 +399,15 @@ static void pf_usage(void)
             "  --missing-ratio F      share of requests for ids with no row, default 0.05\n"
             "  --consistency strong|eventual   default strong\n"
             "  --db FILE              SQLite file, default a temp file\n"
-            "  --report FILE          HTML report, default podsim-fetch-report.html (\"\": none)\n");
+            "  --report FILE          HTML report, default podsim-fetch-report.html next to the\n"
+            "                         podsim binary (else in $TMPDIR) (\"\": none)\n");
 }
 
 static int pf_parse(int argc, char **argv, pf_config *c)
 {
     *c = (pf_config){.pods = 4, .threads = 2, .keys = 1000, .duration_s = 10, .rate = 2000, .write_rate = 50,
-                     .missing_ratio = 0.05, .consistency = SC_STRONG, .report = "podsim-fetch-report.html"};
+                     .missing_ratio = 0.05, .consistency = SC_STRONG};
+    ps_default_report_path("podsim-fetch-report.html", c->report, sizeof c->report);
     enum { O_PODS = 1, O_THREADS, O_KEYS, O_DURATION, O_RATE, O_WRATE, O_MISSING, O_CONS, O_DB, O_WORKLOAD, O_REPORT };
     static const struct option opts[] = {
         {"pods", required_argument, NULL, O_PODS},

@@ -13,6 +13,7 @@
 #include <inttypes.h>
 #include <math.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdarg.h>
@@ -39,6 +40,12 @@ typedef struct pod {
     _Atomic uint32_t hist[PS_HIST_BUCKETS];
     /* This interval's counters, main thread only. */
     uint64_t ops, gets, sets, errors, verified, stale_reads;
+    /* The sync state, sampled every PS_SYNC_SAMPLE_MS by a thread of its
+     * own (the main thread may sit in a Redis call for a whole outage). */
+    _Atomic uint32_t sync_samples, unsynced_samples;
+    atomic_int sampler_stop;
+    pthread_t sampler;
+    int sampler_running;
     sc_stats prev;             /* library counters at the last report */
     void *wb_db;               /* --write-behind: this pod's SQLite connection */
 } pod;
@@ -187,10 +194,55 @@ static void take_interval(pod *p, ps_record *r, ps_record_kind kind)
     r->behind_pending = st.behind_pending;
     r->behind_saved_delta = st.behind_saved - p->prev.behind_saved;
     r->behind_failures = st.behind_save_failures;
+    r->sync_samples = atomic_exchange(&p->sync_samples, 0);
+    r->unsynced_samples = atomic_exchange(&p->unsynced_samples, 0);
+    if (r->unsynced_samples > r->sync_samples) /* a sample between the two exchanges */
+        r->unsynced_samples = r->sync_samples;
+    if (!r->sync_samples) { /* the interval was shorter than a sample */
+        r->sync_samples = 1;
+        r->unsynced_samples = !st.synced;
+    }
     for (unsigned i = 0; i < PS_HIST_BUCKETS; i++)
         r->hist[i] = atomic_exchange_explicit(&p->hist[i], 0, memory_order_relaxed);
     p->prev = st;
     p->ops = p->gets = p->sets = p->errors = p->verified = p->stale_reads = 0;
+}
+
+/* The sampler thread: the sync state every PS_SYNC_SAMPLE_MS, so the report
+ * sees outages shorter than the one-second records, including those during
+ * which the workload thread is stuck in a Redis call. */
+static void *sync_sampler(void *arg)
+{
+    pod *p = arg;
+    const struct timespec tick = {0, PS_SYNC_SAMPLE_MS * 1000000L};
+    while (!atomic_load(&p->sampler_stop)) {
+        sc_stats st;
+        sc_stats_get(p->cache, &st);
+        atomic_fetch_add(&p->sync_samples, 1);
+        if (!st.synced)
+            atomic_fetch_add(&p->unsynced_samples, 1);
+        nanosleep(&tick, NULL);
+    }
+    return NULL;
+}
+
+static void sampler_start(pod *p)
+{
+    /* Signals stay with the main thread, whose waits they must interrupt. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    p->sampler_running = pthread_create(&p->sampler, NULL, sync_sampler, p) == 0;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+
+static void sampler_stop(pod *p)
+{
+    if (!p->sampler_running)
+        return;
+    atomic_store(&p->sampler_stop, 1);
+    pthread_join(p->sampler, NULL);
+    p->sampler_running = 0;
 }
 
 /* The raw connection, reconnecting at most every 200 ms while Redis is away
@@ -537,6 +589,7 @@ void ps_pod_main(const ps_config *cfg, int index, int ctrl_fd, int report_fd)
     if (cfg->metrics_fd >= 0 && (index != 0 || ps_metrics_start(cfg->metrics_fd, p.cache) != 0))
         close(cfg->metrics_fd);
     sc_stats_get(p.cache, &p.prev);
+    sampler_start(&p);
 
     ps_record r;
     memset(&r, 0, sizeof r);
@@ -574,6 +627,7 @@ void ps_pod_main(const ps_config *cfg, int index, int ctrl_fd, int report_fd)
         }
     }
     ps_metrics_stop();
+    sampler_stop(&p);
     sc_close(p.cache);
     ps_wb_close(p.wb_db); /* after sc_close: save_fn may run until then */
     redisFree(p.raw);

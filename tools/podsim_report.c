@@ -1,7 +1,9 @@
 /* The end of a podsim run in two forms: a summary table on stdout and a
  * self-contained HTML report (inline CSS and SVG, no scripts or external
- * assets, so it can be mailed or attached to a CI run as is) with throughput,
- * hit ratio and propagation delay over time, faults drawn as vertical lines.
+ * assets, so it can be mailed or attached to a CI run as is) with
+ * throughput, hit ratio, propagation delay, errors, stale reads and sync
+ * state over time, faults drawn as shaded intervals, and what each fault
+ * cost (the same numbers the summary prints).
  */
 #include "podsim.h"
 
@@ -187,36 +189,95 @@ static double window_hit(const ps_run *run, size_t from, size_t to, uint64_t *st
     return lookups ? 100.0 * (double)hits / (double)lookups : -1;
 }
 
-/* What one fault cost: the hit ratio over the 3 s before it, the lowest
- * one-second hit ratio in the 5 s after, how long until a second was back
- * within 2 points of before, and the stale reads sampled in those 5 s. */
-static void print_fault_impact(const ps_run *run, const ps_fault *f)
+void ps_fault_impact_of(const ps_run *run, const ps_fault *f, ps_fault_impact *out)
 {
+    memset(out, 0, sizeof *out);
+    out->back_s = -1;
+    out->resync_s = -1;
     size_t k = (size_t)f->at_s + 1; /* the second the fault fell in */
     double before = window_hit(run, k > 3 ? k - 3 : 1, k, NULL);
     double lowest = 101;
-    double back_s = -1;
-    uint64_t stale = 0;
     for (size_t s = k; s < k + 5 && s <= run->nseconds; s++) {
-        double h = window_hit(run, s, s + 1, &stale);
+        double h = window_hit(run, s, s + 1, &out->stale);
         if (h < 0)
             continue;
         if (h < lowest)
             lowest = h;
-        if (back_s < 0 && before >= 0 && h >= before - 2.0)
-            back_s = (double)s - f->at_s;
+        if (out->back_s < 0 && before >= 0 && h >= before - 2.0)
+            out->back_s = (double)s - f->at_s;
     }
-    if (before < 0 || lowest > 100) {
-        printf("  fault at %6.2f s: not enough seconds around it to measure\n", f->at_s);
-        return;
+    /* Sync: the first second (from the fault's own) in which some pod was
+     * unsynced at a sample, then the first whole second after it in which
+     * every pod reported and was synced at every sample. */
+    int pods = run->cfg->pods;
+    size_t lost = 0;
+    for (size_t s = k; s < k + 3 && s <= run->nseconds && !lost; s++)
+        if (run->seconds[s - 1].pods_unsynced > 0)
+            lost = s;
+    if (!lost) {
+        out->resync_s = 0; /* no pod was seen unsynced */
+    } else {
+        out->lost_sync = 1;
+        size_t end = 0;
+        for (size_t s = lost + 1; s < k + 10 && s <= run->nseconds; s++) {
+            const ps_second *sec = &run->seconds[s - 1];
+            if (sec->pods_reported == pods && sec->pods_unsynced == 0) {
+                out->resync_s = (double)(s - 1) - f->at_s; /* synced from this second's start */
+                if (out->resync_s < 0)
+                    out->resync_s = 0;
+                end = s;
+                break;
+            }
+        }
+        if (!end)
+            end = k + 10 <= run->nseconds + 1 ? k + 10 : run->nseconds + 1;
+        uint64_t most = 0;
+        for (int p = 0; p < pods && p < PS_MAX_PODS; p++) {
+            uint64_t n = 0;
+            for (size_t s = lost; s < end; s++)
+                n += run->seconds[s - 1].pod_unsynced[p];
+            most = n > most ? n : most;
+        }
+        out->unsynced_ms = (double)most * PS_SYNC_SAMPLE_MS;
     }
-    printf("  fault at %6.2f s: hit ratio %.1f%% before, lowest %.1f%% after (dip %.1f points), ", f->at_s, before,
-           lowest, before > lowest ? before - lowest : 0.0);
-    if (back_s >= 0)
-        printf("within 2 points again by %.1f s after; ", back_s);
+    out->before = before;
+    out->lowest = lowest;
+    out->measured = before >= 0 && lowest <= 100;
+}
+
+/* "hit ratio 87.1% before, ... ; all pods synced again within 2.0 s" */
+static void fault_impact_text(const ps_run *run, const ps_fault *f, char *buf, size_t len)
+{
+    ps_fault_impact im;
+    ps_fault_impact_of(run, f, &im);
+    size_t n = 0;
+#define APPEND(...) n += (size_t)snprintf(buf + n, n < len ? len - n : 0, __VA_ARGS__)
+    if (!im.measured) {
+        APPEND("not enough seconds around it to measure the hit ratio");
+    } else {
+        APPEND("hit ratio %.1f%% before, lowest %.1f%% after (dip %.1f points), ", im.before, im.lowest,
+               im.before > im.lowest ? im.before - im.lowest : 0.0);
+        if (im.back_s >= 0)
+            APPEND("within 2 points again by %.1f s after", im.back_s);
+        else
+            APPEND("not back within 2 points in 5 s");
+        APPEND("; %" PRIu64 " stale reads sampled in the 5 s after", im.stale);
+    }
+    if (!im.lost_sync)
+        APPEND("; no pod seen unsynced (sampled every %d ms)", PS_SYNC_SAMPLE_MS);
+    else if (im.resync_s >= 0)
+        APPEND("; a pod was unsynced for up to ~%.0f ms, every pod synced again within %.1f s", im.unsynced_ms,
+               im.resync_s);
     else
-        printf("not back within 2 points in 5 s; ");
-    printf("%" PRIu64 " stale reads sampled in the 5 s after\n", stale);
+        APPEND("; a pod was unsynced for ~%.0f ms, NOT every pod synced again within 10 s", im.unsynced_ms);
+#undef APPEND
+}
+
+static void print_fault_impact(const ps_run *run, const ps_fault *f)
+{
+    char text[400];
+    fault_impact_text(run, f, text, sizeof text);
+    printf("  fault at %6.2f s: %s\n", f->at_s, text);
 }
 
 void ps_print_summary(const ps_run *run)
@@ -226,8 +287,8 @@ void ps_print_summary(const ps_run *run)
     printf("\n%spodsim summary: %.1f s of workload%s, %d pods, Redis sequence %" PRIu64 "%s\n",
            run->ansi ? "\033[1m" : "", secs, run->interrupted ? " (interrupted)" : "", cfg->pods, run->redis_seq,
            run->ansi ? "\033[0m" : "");
-    printf("%-7s %-6s %9s %7s %6s %8s %6s %8s %8s %8s %11s %15s %12s %5s %5s %5s\n", "pod", "role", "ops", "ops/s",
-           "hit%", "rem.hits", "errs", "prop p50", "p99", "p999", "stale rd", "end stale/chk", "quiesced",
+    printf("%-7s %-6s %9s %7s %6s %8s %6s %8s %8s %8s %11s %15s %12s %5s %5s %5s\n", "pod", "role", "ops tot",
+           "ops/s", "hit%", "rem.hits", "errs", "prop p50", "p99", "p999", "stale rd", "end stale/chk", "quiesced",
            "recon", "gaps", "flush");
     for (int i = 0; i < cfg->pods; i++) {
         row r;
@@ -237,10 +298,16 @@ void ps_print_summary(const ps_run *run)
     row t;
     total_row(run, &t);
     print_row(&t, secs);
-    printf("stale rd = sampled reads that returned an older version than Redis held when the read began;\n"
-           "end stale/chk = local entries older than Redis after quiescing / entries compared / entries held.\n");
-    for (size_t i = 0; i < run->nfaults; i++)
-        printf("fault at %6.2f s: %s\n", run->faults[i].at_s, run->faults[i].what);
+    printf("Totals over the run, except ops/s (mean per second) and hit%% (local hits / lookups).\n"
+           "prop p50/p99/p999 = propagation delay: a write to its apply on another pod (not operation latency);\n"
+           "stale rd = sampled reads that returned an older version than Redis held when the read began / reads\n"
+           "sampled; end stale/chk = local entries older than Redis after quiescing / compared / held.\n");
+    for (size_t i = 0; i < run->nfaults; i++) {
+        char dur[32] = "";
+        if (run->faults[i].dur_s > 0)
+            snprintf(dur, sizeof dur, " (lasted %.2f s)", run->faults[i].dur_s);
+        printf("fault at %6.2f s: %s%s\n", run->faults[i].at_s, run->faults[i].what, dur);
+    }
     if (run->nfaults)
         printf("what each fault cost (all pods, one-second buckets):\n");
     for (size_t i = 0; i < run->nfaults; i++)
@@ -286,9 +353,10 @@ typedef struct series {
     const char *color;
     double width;
     const double *v;           /* one value per second; < 0: none */
+    const char *dash;          /* stroke-dasharray; NULL: solid */
 } series;
 
-enum { CW = 900, CH = 260, ML = 64, MR = 16, MT = 30, MB = 34 };
+enum { CW = 900, CH = 310, ML = 84, MR = 16, MT = 50, MB = 52 };
 
 /* "100 us", "1 ms", "10 s" for the decade 10^e µs. */
 static void decade_label(char *buf, size_t len, double e)
@@ -306,10 +374,12 @@ static double nice_step(double span)
     return (n <= 1 ? 1 : n <= 2 ? 2 : n <= 5 ? 5 : 10) * mag;
 }
 
-/* One chart. With log_us the values are µs on a log10 axis; otherwise the
- * axis is linear from 0 (to fixed_max when > 0). */
-static void chart(FILE *f, const ps_run *run, const char *title, const series *ser, int nser, int log_us,
-                  double fixed_max, const char *unit)
+/* One chart, id `id` (the report test looks for it). With log_us the values
+ * are µs on a log10 axis; otherwise the axis is linear from 0 (to fixed_max
+ * when > 0). Faults are shaded over their duration (a thin band when they
+ * were instantaneous) and labelled F1, F2, ... as in the fault list. */
+static void chart(FILE *f, const ps_run *run, const char *id, const char *title, const char *ytitle,
+                  const series *ser, int nser, int log_us, double fixed_max, const char *unit)
 {
     size_t n = run->nseconds;
     double xmax = run->elapsed_s > (double)n ? run->elapsed_s : (double)n;
@@ -331,9 +401,11 @@ static void chart(FILE *f, const ps_run *run, const char *title, const series *s
         step = 1;
     } else if (fixed_max > 0) {
         ymax = fixed_max;
-        step = fixed_max / 5;
+        step = fixed_max <= 10 ? 1 : fixed_max / 5;
     } else {
         step = nice_step(hi > 0 ? hi : 1);
+        if (step < 1)
+            step = 1; /* counts: no fractional grid lines */
         ymax = ceil((hi > 0 ? hi : 1) / step) * step;
         if (ymax < hi * 1.05)
             ymax += step;
@@ -342,8 +414,8 @@ static void chart(FILE *f, const ps_run *run, const char *title, const series *s
 #define X(t) (ML + (t) / xmax * pw)
 #define Y(v) (MT + ph - ((log_us ? log10(v) : (v)) - ymin) / (ymax - ymin) * ph)
 
-    fprintf(f, "<svg xmlns='http://www.w3.org/2000/svg' width='%d' height='%d' viewBox='0 0 %d %d' font-family='sans-serif' style='display:block;margin:8px 0 4px;border:1px solid #eee'>\n",
-            CW, CH, CW, CH);
+    fprintf(f, "<svg id='%s' class='chart' xmlns='http://www.w3.org/2000/svg' width='%d' height='%d' viewBox='0 0 %d %d' font-family='sans-serif' style='display:block;margin:8px 0 4px;border:1px solid #eee'>\n",
+            id, CW, CH, CW, CH);
     fprintf(f, "<text x='%d' y='18' font-size='14' font-weight='600'>", ML);
     html_text(f, title);
     fprintf(f, "</text>\n");
@@ -366,15 +438,38 @@ static void chart(FILE *f, const ps_run *run, const char *title, const series *s
     if (xstep < 1)
         xstep = 1;
     for (double t = 0; t <= xmax + 1e-9; t += xstep)
-        fprintf(f, "<text x='%.1f' y='%d' font-size='11' text-anchor='middle' fill='#555'>%gs</text>", X(t), CH - MB + 16, t);
+        fprintf(f, "<text x='%.1f' y='%d' font-size='11' text-anchor='middle' fill='#555'>%g</text>", X(t), CH - MB + 16, t);
     fprintf(f, "<line x1='%d' y1='%d' x2='%d' y2='%d' stroke='#999'/>\n", ML, MT + (int)ph, CW - MR, MT + (int)ph);
+    /* Axis titles. */
+    fprintf(f, "<text class='axis-title' x='%.1f' y='%d' font-size='12' text-anchor='middle' fill='#333'>"
+               "time since the workload started (s); each point is one second, drawn at its end</text>\n",
+            ML + pw / 2, CH - 10);
+    fprintf(f, "<text class='axis-title' transform='translate(16 %.1f) rotate(-90)' font-size='12' "
+               "text-anchor='middle' fill='#333'>",
+            MT + ph / 2);
+    html_text(f, ytitle);
+    fprintf(f, "</text>\n");
 
-    /* Faults under the data so the lines stay readable. */
+    /* Faults under the data so the lines stay readable: a band over the
+     * fault's duration, at least 3 px wide. */
     for (size_t i = 0; i < run->nfaults; i++) {
-        double x = X(run->faults[i].at_s);
-        fprintf(f, "<line x1='%.1f' y1='%d' x2='%.1f' y2='%.1f' stroke='#c62828' stroke-dasharray='4 3' stroke-width='1.5'><title>", x, MT, x, MT + ph);
-        html_text(f, run->faults[i].what);
-        fprintf(f, "</title></line><text x='%.1f' y='%d' font-size='11' fill='#c62828'>F%zu</text>\n", x + 3, MT + 10, i + 1);
+        const ps_fault *ft = &run->faults[i];
+        double x0 = X(ft->at_s), x1 = X(ft->at_s + ft->dur_s);
+        if (x1 > CW - MR)
+            x1 = CW - MR;
+        if (x1 - x0 < 3)
+            x1 = x0 + 3;
+        char dur[32];
+        if (ft->dur_s > 0)
+            snprintf(dur, sizeof dur, "%.2f s", ft->dur_s);
+        else
+            snprintf(dur, sizeof dur, "instant");
+        fprintf(f, "<rect class='fault' x='%.1f' y='%d' width='%.1f' height='%.1f' fill='#c62828' fill-opacity='0.16'>"
+                   "<title>F%zu at %.2f s, %s: ",
+                x0, MT, x1 - x0, ph, i + 1, ft->at_s, dur);
+        html_text(f, ft->what);
+        fprintf(f, "</title></rect><text x='%.1f' y='%d' font-size='11' fill='#c62828'>F%zu %s</text>\n", x1 + 3,
+                MT + 10 + 12 * (int)(i % 3), i + 1, dur);
     }
 
     /* A point sits at the end of the second it measured; gaps break lines. */
@@ -384,8 +479,9 @@ static void chart(FILE *f, const ps_run *run, const char *title, const series *s
             double v = ser[s].v[i];
             int ok = v >= 0 && !(log_us && v <= 0);
             if (ok && !open) {
-                fprintf(f, "<polyline fill='none' stroke='%s' stroke-width='%.1f' points='", ser[s].color,
-                        ser[s].width);
+                fprintf(f, "<polyline class='series' fill='none' stroke='%s' stroke-width='%.1f'%s%s%s points='",
+                        ser[s].color, ser[s].width, ser[s].dash ? " stroke-dasharray='" : "",
+                        ser[s].dash ? ser[s].dash : "", ser[s].dash ? "'" : "");
                 open = 1;
             } else if (!ok && open) {
                 fprintf(f, "'/>\n");
@@ -397,28 +493,36 @@ static void chart(FILE *f, const ps_run *run, const char *title, const series *s
         if (open)
             fprintf(f, "'/>\n");
     }
-    /* Legend, right-aligned so a long title keeps its room. */
-    double lx = CW - MR;
-    for (int s = 0; s < nser; s++)
-        lx -= 30 + 7.0 * (double)strlen(ser[s].name);
+    /* Legend: its own row under the title, so a long title keeps its room;
+     * each entry shows the line's color, width and dash pattern. */
+    double lx = ML;
     for (int s = 0; s < nser; s++) {
-        fprintf(f, "<line x1='%.0f' y1='14' x2='%.0f' y2='14' stroke='%s' stroke-width='%.1f'/>", lx, lx + 18,
-                ser[s].color, ser[s].width < 2 ? 2 : ser[s].width);
-        fprintf(f, "<text x='%.0f' y='18' font-size='12'>", lx + 22);
+        fprintf(f, "<line x1='%.0f' y1='33' x2='%.0f' y2='33' stroke='%s' stroke-width='%.1f'%s%s%s/>", lx, lx + 28,
+                ser[s].color, ser[s].width < 2 ? 2 : ser[s].width, ser[s].dash ? " stroke-dasharray='" : "",
+                ser[s].dash ? ser[s].dash : "", ser[s].dash ? "'" : "");
+        fprintf(f, "<text x='%.0f' y='37' font-size='12'>", lx + 32);
         html_text(f, ser[s].name);
         fprintf(f, "</text>\n");
-        lx += 30 + 7.0 * (double)strlen(ser[s].name);
+        lx += 44 + 6.5 * (double)strlen(ser[s].name);
     }
     fprintf(f, "</svg>\n");
 #undef X
 #undef Y
 }
 
+/* Per-pod lines differ in color and in dash pattern, so they stay apart in
+ * print, for color-blind readers and where colors repeat. */
 static const char *pod_color(int i)
 {
     static const char *c[] = {"#4e79a7", "#f28e2b", "#59a14f", "#b07aa1", "#76b7b2",
                               "#edc948", "#ff9da7", "#9c755f", "#bab0ac", "#e15759"};
     return c[i % 10];
+}
+
+static const char *pod_dash(int i)
+{
+    static const char *d[] = {NULL, "7 3", "2 2", "9 3 2 3", "4 4", "1 3", "12 4", "6 2 2 2 2 2"};
+    return d[i % 8];
 }
 
 static void charts(FILE *f, const ps_run *run)
@@ -444,14 +548,15 @@ static void charts(FILE *f, const ps_run *run)
     double *tot = buf;
     for (size_t i = 0; i < run->nseconds; i++)
         tot[i] = (double)run->seconds[i].ops;
-    ser[ns++] = (series){"all pods", "#222", 2.2, tot};
+    ser[ns++] = (series){"all pods", "#222", 2.4, tot, NULL};
     for (int p = 0; per_pod && p < pods; p++) {
         double *v = buf + (size_t)(p + 1) * n;
         for (size_t i = 0; i < run->nseconds; i++)
             v[i] = (double)run->seconds[i].pod_ops[p];
-        ser[ns++] = (series){names[p], pod_color(p), 1.2, v};
+        ser[ns++] = (series){names[p], pod_color(p), 1.6, v, pod_dash(p)};
     }
-    chart(f, run, "Throughput (ops/s)", ser, ns, 0, 0, "");
+    chart(f, run, "chart-throughput", "Throughput: operations per second", "operations per second", ser, ns, 0, 0,
+          "");
 
     /* Local hit ratio. */
     ns = 0;
@@ -460,14 +565,15 @@ static void charts(FILE *f, const ps_run *run)
         uint64_t lk = s->local_hits + s->local_misses;
         tot[i] = lk ? 100.0 * (double)s->local_hits / (double)lk : -1;
     }
-    ser[ns++] = (series){"all pods", "#222", 2.2, tot};
+    ser[ns++] = (series){"all pods", "#222", 2.4, tot, NULL};
     for (int p = 0; per_pod && p < pods; p++) {
         double *v = buf + (size_t)(p + 1) * n;
         for (size_t i = 0; i < run->nseconds; i++)
             v[i] = run->seconds[i].pod_hit[p];
-        ser[ns++] = (series){names[p], pod_color(p), 1.2, v};
+        ser[ns++] = (series){names[p], pod_color(p), 1.6, v, pod_dash(p)};
     }
-    chart(f, run, "Local hit ratio (%)", ser, ns, 0, 100, "%");
+    chart(f, run, "chart-hit-ratio", "Local hit ratio, per second", "local hits / lookups (%)", ser, ns, 0, 100,
+          "%");
 
     /* Propagation delay. */
     double *p50 = buf, *p99 = buf + n;
@@ -475,9 +581,43 @@ static void charts(FILE *f, const ps_run *run)
         p50[i] = run->seconds[i].p50_us;
         p99[i] = run->seconds[i].p99_us;
     }
-    ser[0] = (series){"p50", "#4e79a7", 2.0, p50};
-    ser[1] = (series){"p99", "#e15759", 2.0, p99};
-    chart(f, run, "Propagation delay: write to applied on another pod (log scale)", ser, 2, 1, 0, "");
+    ser[0] = (series){"p50", "#4e79a7", 2.0, p50, NULL};
+    ser[1] = (series){"p99", "#e15759", 2.0, p99, "7 3"};
+    chart(f, run, "chart-propagation",
+          "Propagation delay (a write to its apply on another pod; not operation latency), per second",
+          "delay (log scale)", ser, 2, 1, 0, "");
+
+    /* Errors per second. */
+    for (size_t i = 0; i < run->nseconds; i++)
+        tot[i] = (double)run->seconds[i].errors;
+    ser[0] = (series){"errors/s, all pods", "#c62828", 2.0, tot, NULL};
+    chart(f, run, "chart-errors", "Errors per second (failed gets and sets, all pods)", "errors per second", ser, 1,
+          0, 0, "");
+
+    /* Stale reads per second, against the reads sampled. */
+    double *stale = buf, *verified = buf + n;
+    for (size_t i = 0; i < run->nseconds; i++) {
+        stale[i] = (double)run->seconds[i].stale_reads;
+        verified[i] = (double)run->seconds[i].verified;
+    }
+    ser[0] = (series){"stale reads/s", "#c62828", 2.2, stale, NULL};
+    ser[1] = (series){"reads checked/s", "#999", 1.4, verified, "4 3"};
+    chart(f, run, "chart-stale-reads",
+          "Stale reads per second (sampled reads that returned an older version than Redis held)",
+          "reads per second", ser, 2, 0, 0, "");
+
+    /* Sync state, from samples every PS_SYNC_SAMPLE_MS in each pod. */
+    double *mean = buf, *lost = buf + n;
+    for (size_t i = 0; i < run->nseconds; i++) {
+        const ps_second *s = &run->seconds[i];
+        mean[i] = s->pods_reported ? s->synced_pods : -1;
+        lost[i] = s->pods_reported ? (double)s->pods_unsynced : -1;
+    }
+    ser[0] = (series){"pods synced (mean over the second)", "#2e7d32", 2.4, mean, NULL};
+    ser[1] = (series){"pods unsynced at some point in the second", "#c62828", 1.8, lost, "7 3"};
+    char title[120];
+    snprintf(title, sizeof title, "Sync state, sampled every %d ms in each pod", PS_SYNC_SAMPLE_MS);
+    chart(f, run, "chart-sync", title, "pods", ser, 2, 0, pods, "");
 
     if (run->cfg->write_behind_db) {
         double *depth = buf, *saved = buf + n;
@@ -485,9 +625,9 @@ static void charts(FILE *f, const ps_run *run)
             depth[i] = (double)run->seconds[i].wb_pending;
             saved[i] = (double)run->seconds[i].wb_saved;
         }
-        ser[0] = (series){"queue depth (writes not yet saved)", "#e15759", 2.0, depth};
-        ser[1] = (series){"writes saved per second", "#59a14f", 2.0, saved};
-        chart(f, run, "Write-behind: queue depth and save rate", ser, 2, 0, 0, "");
+        ser[0] = (series){"queue depth (writes not yet saved)", "#e15759", 2.0, depth, NULL};
+        ser[1] = (series){"writes saved per second", "#59a14f", 2.0, saved, "7 3"};
+        chart(f, run, "chart-write-behind", "Write-behind: queue depth and save rate", "writes", ser, 2, 0, 0, "");
     }
     free(buf);
     free(ser);
@@ -565,19 +705,36 @@ int ps_write_report(const ps_run *run, const char *path)
     fprintf(f, "<h2>Over time</h2>\n");
     charts(f, run);
     if (run->nfaults) {
-        fprintf(f, "<h2>Faults</h2>\n<ol>\n");
+        fprintf(f, "<h2>Faults and recovery</h2>\n<ol class='faults'>\n");
         for (size_t i = 0; i < run->nfaults; i++) {
-            fprintf(f, "<li>F%zu at %.2f s: ", i + 1, run->faults[i].at_s);
-            html_text(f, run->faults[i].what);
-            fprintf(f, "</li>\n");
+            const ps_fault *ft = &run->faults[i];
+            char text[400];
+            fault_impact_text(run, ft, text, sizeof text);
+            fprintf(f, "<li>F%zu at %.2f s", i + 1, ft->at_s);
+            if (ft->dur_s > 0)
+                fprintf(f, ", lasted %.2f s", ft->dur_s);
+            else
+                fprintf(f, ", instantaneous");
+            fprintf(f, ": <b>");
+            html_text(f, ft->what);
+            fprintf(f, "</b><br><span class='recovery'>recovery: ");
+            html_text(f, text);
+            fprintf(f, "</span></li>\n");
         }
-        fprintf(f, "</ol>\n");
+        fprintf(f, "</ol>\n<p class='meta'>Hit ratio before: all pods over the 3 s before the fault; lowest: the "
+                   "lowest one-second hit ratio in the 5 s after; recovery: when a second was back within 2 points. "
+                   "Sync: each pod samples its sync state every %d ms; \"unsynced for up to\" counts the samples that "
+                   "found a pod unsynced (the longest of the pods), \"synced again within\" is the start of the "
+                   "first whole second in which every pod was synced at every sample.</p>\n",
+                PS_SYNC_SAMPLE_MS);
     }
 
-    fprintf(f, "<h2>Summary</h2>\n<table><tr><th>pod</th><th>role</th><th>ops</th><th>ops/s</th><th>local hit %%</th>"
-               "<th>remote hits</th><th>errors</th><th>events applied</th><th>prop. p50</th><th>p99</th>"
-               "<th>p99.9</th><th>stale reads / verified</th><th>end: stale / checked / held</th>"
-               "<th>quiesced</th><th>reconnects</th><th>gaps</th><th>flushes</th><th>replayed</th><th>note</th></tr>\n");
+    fprintf(f, "<h2>Summary (totals over the run)</h2>\n<table><tr><th>pod</th><th>role</th><th>ops, total</th>"
+               "<th>ops/s, mean</th><th>local hit %%</th><th>remote hits, total</th><th>errors, total</th>"
+               "<th>events applied, total</th><th>propagation delay p50</th><th>propagation p99</th>"
+               "<th>propagation p99.9</th><th>stale reads / reads checked, total</th>"
+               "<th>end: stale / checked / held</th><th>quiesced</th><th>reconnects</th><th>gaps</th>"
+               "<th>flushes</th><th>events replayed</th><th>note</th></tr>\n");
     for (int i = 0; i < cfg->pods; i++) {
         row r;
         pod_row(run, i, &r);
@@ -585,7 +742,8 @@ int ps_write_report(const ps_run *run, const char *path)
     }
     html_row(f, &t, run->elapsed_s, 1);
     fprintf(f, "</table>\n<p class='meta'>Propagation delay: from the writer's clock when it wrote the value to "
-               "the moment another pod applied the set event (both clocks are this machine's). "
+               "the moment another pod applied the set event (both clocks are this machine's); it is not the "
+               "latency of a get or a set. "
                "Stale reads: sampled reads that returned an older version than Redis held when the read began "
                "&mdash; the window every eventually consistent cache has, wider during faults; reported, never "
                "failing. End check: after the workload stopped and every pod caught up with Redis' sequence, each "
