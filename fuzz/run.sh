@@ -24,7 +24,7 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/sc-fuzz.XXXXXX")
 if ! "$cc" -std=c11 -D_GNU_SOURCE -g -O1 -Wall -Wextra -Werror \
   -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer \
   -I"$root/include" -I"$root" \
-  "$here/fuzz_event.c" "$root/sync/event.c" "$root/sync/base64.c" \
+  "$here/fuzz_event.c" "$root/sync/event.c" "$root/sync/base64.c" "$root/sync/sha1.c" \
   $(pkg-config --cflags --libs msgpack libcjson) \
   -o "$work/fuzz_event"; then
   rm -rf "$work"
