@@ -472,12 +472,17 @@ static void check_mp_event(const char *buf, size_t len, const char *action, cons
     ck_assert_msg(is_epoch(got), "epoch %s", got);
     if (epoch)
         ck_assert_str_eq(got, epoch);
+    /* Signed: the last field is the 40-digit code (sync/event.c checks it). */
+    const msgpack_object *mac = mp_get(m, "mac");
+    ck_assert_ptr_nonnull(mac);
+    ck_assert_int_eq(mac->type, MSGPACK_OBJECT_STR);
+    ck_assert_uint_eq(mac->via.str.size, 40);
     if (value) {
         mp_assert_str(m, "value", value, vlen);
-        ck_assert_uint_eq(m->via.map.size, 11);
+        ck_assert_uint_eq(m->via.map.size, 12);
     } else {
         ck_assert_ptr_null(mp_get(m, "value"));
-        ck_assert_uint_eq(m->via.map.size, 10);
+        ck_assert_uint_eq(m->via.map.size, 11);
     }
     msgpack_unpacked_destroy(&u);
 }
