@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# podsim --metrics-port: while a short simulation runs, pod-1 answers
+# podsim --metrics-port: while a short simulation runs, pod-1 (port N) and
+# pod-2 (port N+1) each answer
 # GET /metrics with its sc_metrics_text (HTTP 200, the 0.0.4 content type,
 # every family of sc_stats and the three histograms, labelled pod-1), and
 # other paths with 404. podsim starts and stops its own private Redis.
@@ -29,7 +30,7 @@ for attempt in 1 2 3 4 5; do
         --report "$DIR/report.html" --metrics-port "$PORT" >"$DIR/out" 2>&1 &
     PID=$!
     for i in $(seq 1 100); do
-        grep -q "metrics on http://127.0.0.1:$PORT/metrics" "$DIR/out" && break
+        grep -q "metrics on http://127.0.0.1:$PORT" "$DIR/out" && break
         kill -0 "$PID" 2>/dev/null || break
         sleep 0.05
     done
@@ -63,6 +64,11 @@ check '^synccache_remote_get_duration_seconds_sum\{ns="podsim",pod="pod-1"\} '
 [ "$(grep -c '^# TYPE ' "$DIR/resp")" = 44 ] || { echo "FAIL: want 44 families" >&2; fails=$((fails + 1)); }
 http_get /
 head -1 "$DIR/resp" | grep -q '404' || { echo "FAIL: / is not 404" >&2; fails=$((fails + 1)); }
+# Every pod serves its own numbers, on the next port.
+PORT=$((PORT + 1))
+http_get /metrics
+check '^synccache_synced\{ns="podsim",pod="pod-2"\} 1'
+grep -q 'pod="pod-1"' "$DIR/resp" && { echo "FAIL: pod-2's port shows pod-1" >&2; fails=$((fails + 1)); }
 
 wait "$PID"
 rc=$?

@@ -81,8 +81,8 @@ static void usage(FILE *f)
             "  --fault-kill-sub SEC   every SEC s: CLIENT KILL TYPE pubsub\n"
             "  --fault-restart-redis AT  at second AT restart the private Redis (data lost)\n"
             "  --fault-pause-redis AT:MS at second AT: CLIENT PAUSE MS ALL\n"
-            "  --metrics-port N       pod-1 serves its Prometheus metrics (sc_metrics_text) on\n"
-            "                         http://127.0.0.1:N/metrics while it runs\n"
+            "  --metrics-port N       pod-i serves its Prometheus metrics (sc_metrics_text) on\n"
+            "                         http://127.0.0.1:N+i-1/metrics while it runs\n"
             "  --write-behind DB_FILE writers use sc_set_behind; every pod saves the queue into this\n"
             "                         SQLite file; the end check compares it with Redis for every key\n"
 
@@ -152,7 +152,8 @@ static int parse_args(int argc, char **argv, ps_config *c)
     c->quiesce_s = 10;
     c->private_redis = 1;
     c->prefill = 1;
-    c->metrics_fd = -1;
+    for (int i = 0; i < PS_MAX_PODS; i++)
+        c->metrics_fd[i] = -1;
 
     int o;
     unsigned long long u;
@@ -684,10 +685,12 @@ static int spawn_pods(sim *s)
         s->run.pod[i].exit_status = -1;
         s->run.pod[i].role_reader = i >= s->cfg.pods - s->cfg.readers;
     }
-    /* Pod 1 serves the metrics socket; the parent needs it no more. */
-    if (s->cfg.metrics_fd >= 0) {
-        close(s->cfg.metrics_fd);
-        s->cfg.metrics_fd = -1;
+    /* The pods serve the metrics sockets; the parent needs them no more. */
+    for (int i = 0; i < PS_MAX_PODS; i++) {
+        if (s->cfg.metrics_fd[i] >= 0) {
+            close(s->cfg.metrics_fd[i]);
+            s->cfg.metrics_fd[i] = -1;
+        }
     }
     return 0;
 }
@@ -862,14 +865,26 @@ int main(int argc, char **argv)
 
     if (cfg->metrics_port) {
         char err[160];
-        cfg->metrics_fd = ps_metrics_listen(cfg->metrics_port, err, sizeof err);
-        if (cfg->metrics_fd < 0) {
-            fprintf(stderr, "podsim: --metrics-port: %s\n", err);
+        if (cfg->metrics_port + cfg->pods - 1 > 65535) {
+            fprintf(stderr, "podsim: --metrics-port: ports %d..%d do not fit below 65536\n", cfg->metrics_port,
+                    cfg->metrics_port + cfg->pods - 1);
             if (cfg->private_redis)
                 sc_test_redis_stop(&s.redis);
             return 1;
         }
-        printf("podsim: pod-1's metrics on http://127.0.0.1:%d/metrics\n", cfg->metrics_port);
+        for (int i = 0; i < cfg->pods; i++) {
+            cfg->metrics_fd[i] = ps_metrics_listen(cfg->metrics_port + i, err, sizeof err);
+            if (cfg->metrics_fd[i] < 0) {
+                fprintf(stderr, "podsim: --metrics-port: %s\n", err);
+                for (int k = 0; k < i; k++)
+                    close(cfg->metrics_fd[k]);
+                if (cfg->private_redis)
+                    sc_test_redis_stop(&s.redis);
+                return 1;
+            }
+        }
+        printf("podsim: pod-N's metrics on http://127.0.0.1:%d+(N-1)/metrics (pod-1 at %d, pod-%d at %d)\n",
+               cfg->metrics_port, cfg->metrics_port, cfg->pods, cfg->metrics_port + cfg->pods - 1);
     }
 
     signal(SIGPIPE, SIG_IGN);

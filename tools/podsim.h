@@ -46,8 +46,8 @@ typedef struct ps_config {
     int redis_port;
     int private_redis;         /* 1: podsim started the server itself */
     char ns[96];
-    int metrics_port;          /* --metrics-port; 0 = off */
-    int metrics_fd;            /* its listening socket (bound before the fork), -1 = none */
+    int metrics_port;          /* --metrics-port; 0 = off; pod i serves port + i */
+    int metrics_fd[PS_MAX_PODS]; /* their listening sockets (bound before the fork), -1 = none */
     const char *write_behind_db; /* --write-behind: SQLite file every pod saves
                                     into; writers use sc_set_behind. NULL: off */
 } ps_config;

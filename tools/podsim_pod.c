@@ -586,8 +586,10 @@ void ps_pod_main(const ps_config *cfg, int index, int ctrl_fd, int report_fd)
     }
     if (open_cache(&p) != 0)
         _exit(1);
-    if (cfg->metrics_fd >= 0 && (index != 0 || ps_metrics_start(cfg->metrics_fd, p.cache) != 0))
-        close(cfg->metrics_fd);
+    /* Each pod serves its own socket (port + index) and closes the others'. */
+    for (int i = 0; i < cfg->pods; i++)
+        if (cfg->metrics_fd[i] >= 0 && (i != index || ps_metrics_start(cfg->metrics_fd[i], p.cache) != 0))
+            close(cfg->metrics_fd[i]);
     sc_stats_get(p.cache, &p.prev);
     sampler_start(&p);
 
