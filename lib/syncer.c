@@ -7,10 +7,12 @@
  *  - events of other namespaces are counted and ignored; the pod's own
  *    events (its instance id) never install anything but still remove older
  *    copies, so an own write whose reply was lost cannot leave one behind;
- *  - no sequence number from the channel is believed on its own: a version
- *    above the highest counter the pod has seen in Redis makes it read the
- *    counter first, and a version Redis has not reached is forged (dropped,
- *    changes nothing); two different events for one version flush the tier;
+ *  - no sequence number from the channel is believed on its own: only an
+ *    event signed by a script (the namespace's secret, checked with no round
+ *    trip) may carry one, anything else with a version is forged (dropped,
+ *    changes nothing); a gap is still checked against Redis' counter before
+ *    the pod replays or flushes; two different events for one version flush
+ *    the tier;
  *  - a gap, and every resubscription, is closed from the event log in Redis
  *    (the log's copies, not the channel's); when the log cannot cover it, or
  *    Redis' history is no longer the one the pod followed (new epoch, counter
