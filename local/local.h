@@ -49,8 +49,9 @@ typedef struct sc__local_config {
     uint64_t max_ttl_ms;  /* cap on every entry's life; 0 = none */
     unsigned shards;      /* 0 = automatic (1 for small bounds); else a power of two <= 256 */
     /* Tuning for benchmarks and the hit-ratio tool; 0 picks the default. */
-    unsigned hit_sample;  /* W-TinyLFU records 1 hit in hit_sample (a power of two);
-                             LRU records every hit */
+    unsigned hit_sample;  /* W-TinyLFU records 1 hit in hit_sample (a power of two;
+                             default 16) while a shard is below 7/8 of its bound,
+                             every hit above; LRU records every hit */
     int static_window;    /* 1: keep W-TinyLFU's window at 1% (no hill climbing) */
 } sc__local_config;
 
@@ -239,5 +240,30 @@ int sc__sketch_resize(sc__sketch *s, size_t capacity);
 void sc__sketch_free(sc__sketch *s);
 void sc__sketch_increment(sc__sketch *s, uint64_t hash);
 unsigned sc__sketch_frequency(const sc__sketch *s, uint64_t hash);
+
+static inline uint64_t sc__sketch_remix(uint64_t hash)
+{
+    hash ^= hash >> 31;
+    hash *= 0x7fb5d329728ea185ull;
+    hash ^= hash >> 27;
+    hash *= 0x81dadef4bc2dd44dull;
+    return hash ^ (hash >> 33);
+}
+
+/* The block comes from the high half of a remix of the key hash and the
+ * four counter positions from the low half, so they are independent of each
+ * other and of the bits the store uses for shards and table slots. */
+static inline uint64_t sc__sketch_block(const sc__sketch *s, uint64_t h)
+{
+    return (((h >> 32) * s->blocks) >> 32) << 3;
+}
+
+/* Starts loading the block of hash, so a batch of increments overlaps
+ * its misses. */
+static inline void sc__sketch_prefetch(const sc__sketch *s, uint64_t hash)
+{
+    if (s->table)
+        __builtin_prefetch(&s->table[sc__sketch_block(s, sc__sketch_remix(hash))], 1);
+}
 
 #endif

@@ -49,23 +49,6 @@ void sc__sketch_free(sc__sketch *s)
     memset(s, 0, sizeof *s);
 }
 
-/* The block comes from the high half of a remix of the key hash and the
- * four counter positions from the low half, so they are independent of each
- * other and of the bits the store uses for shards and table slots. */
-static inline uint64_t block_of(const sc__sketch *s, uint64_t h)
-{
-    return (((h >> 32) * s->blocks) >> 32) << 3;
-}
-
-static inline uint64_t remix(uint64_t hash)
-{
-    hash ^= hash >> 31;
-    hash *= 0x7fb5d329728ea185ull;
-    hash ^= hash >> 27;
-    hash *= 0x81dadef4bc2dd44dull;
-    return hash ^ (hash >> 33);
-}
-
 static void reset(sc__sketch *s)
 {
     uint64_t odd = 0;
@@ -82,8 +65,8 @@ void sc__sketch_increment(sc__sketch *s, uint64_t hash)
 {
     if (!s->table)
         return;
-    uint64_t h = remix(hash);
-    uint64_t block = block_of(s, h);
+    uint64_t h = sc__sketch_remix(hash);
+    uint64_t block = sc__sketch_block(s, h);
     uint32_t c = (uint32_t)h;
     int added = 0;
     for (unsigned i = 0; i < 4; i++) {
@@ -104,8 +87,8 @@ unsigned sc__sketch_frequency(const sc__sketch *s, uint64_t hash)
 {
     if (!s->table)
         return 0;
-    uint64_t h = remix(hash);
-    uint64_t block = block_of(s, h);
+    uint64_t h = sc__sketch_remix(hash);
+    uint64_t block = sc__sketch_block(s, h);
     uint32_t c = (uint32_t)h;
     unsigned freq = 15;
     for (unsigned i = 0; i < 4; i++) {

@@ -111,9 +111,12 @@ struct retired {
 };
 
 struct shard {
-    /* The one line a lock-free reader reads. */
+    /* The one line a lock-free reader reads (never written on a hit). */
     _Atomic(struct table *) tab;
-    char pad[64 - sizeof(void *)];
+    int lfu, policy;       /* policy: bounded, so recency and frequency matter */
+    unsigned index;        /* of this shard in the store */
+    _Atomic unsigned mask; /* W-TinyLFU records a hit when (tick & mask) == 0 */
+    char pad[64 - sizeof(void *) - 4 * sizeof(int)];
 
     pthread_mutex_t mu;
     struct table *t; /* == tab; the writers' view */
@@ -125,8 +128,8 @@ struct shard {
     uint64_t win_n, win_b, prot_n, prot_b; /* NO_LIMIT = none */
     uint64_t evictions, expirations;
     uint64_t rng;
-    int lfu, policy; /* policy: bounded, so recency and frequency matter */
     int climb;
+    unsigned sample_mask; /* the hit sampling of a shard not near full */
     sc__sketch sketch;
     /* hill climber */
     double window;        /* share of the bound given to the window */
@@ -156,7 +159,6 @@ struct tstate {
 struct sc__local {
     struct shard *shards;
     unsigned nshards;
-    unsigned sample_mask; /* W-TinyLFU records a hit when (tick & mask) == 0 */
     uint64_t max_ttl;
     uint64_t id;          /* unique per store, never reused: names its thread states */
     pthread_mutex_t ts_mu;
@@ -348,6 +350,21 @@ static struct table *table_new(uint32_t size)
     return t;
 }
 
+/* Key equality without a call for the usual short keys: two overlapping
+ * 8-byte loads cover 8..16 bytes. */
+static inline int key_eq(const char *a, const char *b, size_t n)
+{
+    if (n >= 8 && n <= 16) {
+        uint64_t x, y, z, w;
+        memcpy(&x, a, 8);
+        memcpy(&y, b, 8);
+        memcpy(&z, a + n - 8, 8);
+        memcpy(&w, b + n - 8, 8);
+        return ((x ^ y) | (z ^ w)) == 0;
+    }
+    return n == 0 || memcmp(a, b, n) == 0;
+}
+
 /* The lock-free lookup. Slots only ever change EMPTY -> entry, entry ->
  * entry (an update), entry -> TOMB and TOMB -> entry, so a probe that sees
  * EMPTY has passed every slot the key could be in, and at least one slot is
@@ -362,7 +379,7 @@ static inline sc_value *probe(const struct table *t, const char *key, size_t kle
             return NULL;
         if ((sl >> 48) == tag && sl != TOMB) {
             sc_value *v = entry_of(sl);
-            if (v->klen == klen && (klen == 0 || memcmp(v->data, key, klen) == 0)) {
+            if (v->klen == klen && key_eq(v->data, key, klen)) {
                 *pos = i;
                 return v;
             }
@@ -533,7 +550,7 @@ static void demote_protected(struct shard *s)
 
 /* A hit (or an update): recency for LRU; frequency and SLRU promotion for
  * W-TinyLFU. */
-static void touch(struct shard *s, uint32_t i, uint32_t key32)
+static void touch(struct shard *s, uint32_t i, uint32_t key32, unsigned weight)
 {
     struct table *t = s->t;
     struct link *L = t->links;
@@ -544,6 +561,7 @@ static void touch(struct shard *s, uint32_t i, uint32_t key32)
         }
         return;
     }
+    (void)weight;
     sc__sketch_increment(&s->sketch, key32);
     unsigned q = queue_of(&L[i]);
     if (q == Q_PROBATION) {
@@ -570,42 +588,49 @@ static void apply_hits(struct shard *s, struct rbuf *b, unsigned weight)
         uint32_t i = (uint32_t)b->rec[k];
         __builtin_prefetch(&t->links[i], 1);
         __builtin_prefetch(&t->slots[i], 0);
+        if (s->lfu)
+            sc__sketch_prefetch(&s->sketch, (uint32_t)(b->rec[k] >> 32));
+    }
+    for (uint32_t k = 0; k < n; k++) {
+        uint32_t i = (uint32_t)b->rec[k];
+        __builtin_prefetch(&t->links[prev_of(&t->links[i])], 1);
+        __builtin_prefetch(&t->links[t->links[i].next], 1);
     }
     for (uint32_t k = 0; k < n; k++) {
         uint32_t i = (uint32_t)b->rec[k], key32 = (uint32_t)(b->rec[k] >> 32);
         uint64_t sl = atomic_load_explicit(&t->slots[i], memory_order_relaxed);
         if (sl <= TOMB || (sl >> 48) != key32 >> 16)
             continue;
-        touch(s, i, key32);
+        touch(s, i, key32, weight);
         s->sample_hits += weight;
     }
 }
 
-static __attribute__((noinline)) void drain_full(sc__local *l, struct shard *s, struct rbuf *b)
+static __attribute__((noinline)) void drain_full(struct shard *s, struct rbuf *b)
 {
     if (pthread_mutex_trylock(&s->mu) != 0) {
         b->n = 0; /* lossy: the shard is busy, these hits are dropped */
         return;
     }
-    apply_hits(s, b, s->lfu ? l->sample_mask + 1 : 1);
+    apply_hits(s, b, s->lfu ? atomic_load_explicit(&s->mask, memory_order_relaxed) + 1 : 1);
     pthread_mutex_unlock(&s->mu);
 }
 
-static inline void record_hit(sc__local *l, struct shard *s, struct tstate *st, const struct table *t,
+static inline void record_hit(struct shard *s, struct tstate *st, const struct table *t,
                               uint32_t pos, uint64_t hash)
 {
     if (!st || !s->policy)
         return;
-    if (s->lfu && (++st->tick & l->sample_mask))
+    if (s->lfu && (++st->tick & atomic_load_explicit(&s->mask, memory_order_relaxed)))
         return;
-    struct rbuf *b = &st->buf[s - l->shards];
+    struct rbuf *b = &st->buf[s->index];
     if (b->t != t) {
         b->t = t;
         b->n = 0;
     }
     b->rec[b->n++] = (uint64_t)key32_of(hash) << 32 | pos;
     if (__builtin_expect(b->n == RB, 0))
-        drain_full(l, s, b);
+        drain_full(s, b);
 }
 
 /* The writer's own thread's hits first, so its history is replayed in
@@ -616,9 +641,9 @@ static void apply_own_hits(sc__local *l, struct shard *s)
     if (!th || th->stores[0].id != l->id)
         return;
     struct tstate *st = th->stores[0].state;
-    struct rbuf *b = &st->buf[s - l->shards];
+    struct rbuf *b = &st->buf[s->index];
     if (b->n)
-        apply_hits(s, b, s->lfu ? l->sample_mask + 1 : 1);
+        apply_hits(s, b, s->lfu ? atomic_load_explicit(&s->mask, memory_order_relaxed) + 1 : 1);
 }
 
 static int admit(struct shard *s, uint32_t cand, uint32_t victim)
@@ -683,6 +708,22 @@ static inline int over_bounds(const struct shard *s)
 static inline int over(const struct shard *s, unsigned q, uint64_t max_n, uint64_t max_b)
 {
     return s->qn[q] > max_n || s->qb[q] > max_b;
+}
+
+/* W-TinyLFU samples hits while the shard is not near full: no eviction is
+ * pending then, and the sketch and queues only need the shape of the
+ * traffic. From 7/8 of a bound on, every hit is recorded, because then each
+ * one can decide an eviction (sampling there costs up to 4 points of hit
+ * ratio on the GLI and OLTP traces). Kept on the readers' line, written only
+ * when it changes. */
+static void update_mask(struct shard *s)
+{
+    if (!s->lfu)
+        return;
+    int full = (s->max_n && (uint64_t)s->count * 8 >= s->max_n * 7) || (s->max_b && s->bytes * 8 >= s->max_b * 7);
+    unsigned m = full ? 0 : s->sample_mask;
+    if (atomic_load_explicit(&s->mask, memory_order_relaxed) != m)
+        atomic_store_explicit(&s->mask, m, memory_order_relaxed);
 }
 
 static void enforce_bounds(struct shard *s)
@@ -878,6 +919,9 @@ static int shard_init(struct shard *s, const sc__local_config *cfg, unsigned nsh
     s->policy = s->max_n || s->max_b;
     s->lfu = cfg->policy == SC_LOCAL_LFU && s->policy;
     s->rng = 0x9e3779b97f4a7c15ull + i;
+    s->index = i;
+    s->sample_mask = cfg->hit_sample ? cfg->hit_sample - 1 : 15;
+    atomic_init(&s->mask, s->sample_mask);
     if (!s->lfu)
         return 0;
     /* Caffeine's start: 1% window, main 20% probation, 80% protected; the
@@ -915,8 +959,7 @@ sc__local *sc__local_new(const sc__local_config *cfg)
     unsigned n = cfg->shards;
     if (n > 256 || (n & (n - 1)))
         return NULL;
-    unsigned sample = cfg->hit_sample ? cfg->hit_sample : 4;
-    if (sample & (sample - 1))
+    if (cfg->hit_sample & (cfg->hit_sample - 1))
         return NULL;
     if (!n)
         n = auto_shards(cfg);
@@ -931,7 +974,6 @@ sc__local *sc__local_new(const sc__local_config *cfg)
         return NULL;
     }
     l->nshards = n;
-    l->sample_mask = sample - 1;
     l->max_ttl = cfg->max_ttl_ms;
     l->id = atomic_fetch_add_explicit(&next_store_id, 1, memory_order_relaxed);
     atomic_init(&l->spill_hits, 0);
@@ -1018,7 +1060,7 @@ static sc_status lookup(sc__local *l, const char *key, size_t klen, uint64_t has
         struct tstate *st = state_of(l, th);
         if (v) {
             count_hit(l, st);
-            record_hit(l, s, st, t, pos, hash);
+            record_hit(s, st, t, pos, hash);
         } else {
             count_miss(l, st);
         }
@@ -1067,7 +1109,7 @@ sc_status sc__local_get_with(sc__local *l, const char *key, size_t klen, uint64_
         return SC_NOT_FOUND; /* not counted: the caller's fallback lookup counts it */
     struct tstate *st = state_of(l, th);
     count_hit(l, st);
-    record_hit(l, s, st, t, pos, hash);
+    record_hit(s, st, t, pos, hash);
     return SC_OK;
 }
 
@@ -1175,7 +1217,7 @@ sc_status sc__local_put(sc__local *l, const char *key, size_t klen, uint64_t has
         s->bytes += w - weight_of(old);
         sc__value_set_expiry(e, expire);
         atomic_store_explicit(&t->slots[pos], tag_of(hash) << 48 | (uintptr_t)e, memory_order_release);
-        touch(s, pos, key32_of(hash));
+        touch(s, pos, key32_of(hash), 1);
         retire(s, old, R_VALUE);
     } else {
         struct table *before = s->t;
@@ -1209,6 +1251,7 @@ sc_status sc__local_put(sc__local *l, const char *key, size_t klen, uint64_t has
         }
     }
     enforce_bounds(s);
+    update_mask(s);
     pthread_mutex_unlock(&s->mu);
     return SC_OK;
 }
@@ -1228,6 +1271,7 @@ int sc__local_remove(sc__local *l, const char *key, size_t klen, uint64_t hash, 
     /* Raised under the shard lock, so a put of this key, which checks the
      * floor under the same lock, is ordered entirely before or after. */
     raise_to(stripe_of(l->floors, hash), floor);
+    update_mask(s);
     pthread_mutex_unlock(&s->mu);
     return removed;
 }
@@ -1271,6 +1315,7 @@ size_t sc__local_clear(sc__local *l, uint64_t floor)
         s->count = 0;
         s->tombs = 0;
         s->bytes = 0;
+        update_mask(s);
         pthread_mutex_unlock(&s->mu);
     }
     return dropped;
