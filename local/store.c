@@ -1182,15 +1182,18 @@ sc_status sc__local_put(sc__local *l, const char *key, size_t klen, uint64_t has
         pthread_mutex_unlock(&s->mu);
         return SC_ERR_NOMEM;
     }
-    if (!force && known < floor_of(l, hash)) {
-        pthread_mutex_unlock(&s->mu);
-        sc_value_release(e);
-        return SC_ERR_CONFLICT;
-    }
+    /* An expired entry leaves first: leaving raises the floor to its
+     * version, which the check below must then see (else an older value
+     * could follow one that was served before it expired). */
     if (pos != UINT32_MAX && expired_at(slot_entry(s->t, pos), sc__now_ms())) {
         s->expirations++;
         drop(s, pos);
         pos = find(s->t, key, klen, hash, &free_pos);
+    }
+    if (!force && known < floor_of(l, hash)) {
+        pthread_mutex_unlock(&s->mu);
+        sc_value_release(e);
+        return SC_ERR_CONFLICT;
     }
     if (pos != UINT32_MAX) {
         struct table *t = s->t;

@@ -252,10 +252,14 @@ START_TEST(test_ttl)
     sc__local_stats(l, &st);
     ck_assert_uint_eq(st.expirations, 1);
     ck_assert_uint_eq(st.entries, 2);
-    /* An expired entry never blocks a versioned put. */
+    /* An expired entry does not block a newer put, but it may have been
+     * served, so it leaves its version as the floor, however it is found
+     * expired (here by the put itself): nothing older may follow it. */
     ck_assert_int_eq(put(l, "v", "1", 9, 30, 1), SC_OK);
     sleep_ms(80);
-    ck_assert_int_eq(put(l, "v", "2", 3, 0, 1), SC_OK);
+    ck_assert_int_eq(put(l, "v", "2", 3, 0, 1), SC_ERR_CONFLICT);
+    ck_assert_uint_ge(floor_of(l, "v"), 9);
+    ck_assert_int_eq(put(l, "v", "3", 10, 0, 1), SC_OK);
     sc__local_free(l);
 }
 END_TEST
