@@ -14,7 +14,9 @@
  * Each run measures raw, sc_get and sc_get_with back to back on one thread
  * and on two, so every ratio is taken within one run; the tables show the
  * median over --runs runs of each figure and of each ratio.
- * Scaling: total gets per wall second with two threads / with one.
+ * Scaling: total gets per wall second with two threads / with one, and
+ * the same from CPU time (2 x CPU ns per get on one thread / on two), which
+ * a noisy neighbour on this shared 2-vCPU machine disturbs less.
  * Heap: mallinfo2() bytes in use from before sc_open to after filling 1M
  * entries (key 11 B, value 16 B; bound 1.25M so no shard evicts) minus the
  * key and value bytes, in a fresh child per policy (median of 3 children).
@@ -44,11 +46,16 @@
 static sc_test_redis g_redis;
 static char *g_keys;
 
-static uint64_t now_ns(void)
+static uint64_t clock_ns(clockid_t id)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(id, &ts);
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t now_ns(void)
+{
+    return clock_ns(CLOCK_MONOTONIC);
 }
 
 static void die(const char *what, const char *detail)
@@ -151,7 +158,7 @@ typedef struct worker {
     long ops;
     uint64_t seed;
     pthread_barrier_t *start;
-    uint64_t t0, t1;
+    uint64_t t0, t1, cpu;
     long misses;
     uint64_t sink;
 } worker;
@@ -169,6 +176,7 @@ static void *worker_run(void *arg)
     uint64_t rng = w->seed, sink = 0;
     long misses = 0;
     pthread_barrier_wait(w->start);
+    uint64_t cpu0 = clock_ns(CLOCK_THREAD_CPUTIME_ID);
     w->t0 = now_ns();
     for (long i = 0; i < w->ops; i++) {
         const char *key = pick(&rng, w->nkeys);
@@ -198,14 +206,17 @@ static void *worker_run(void *arg)
         }
     }
     w->t1 = now_ns();
+    w->cpu = clock_ns(CLOCK_THREAD_CPUTIME_ID) - cpu0;
     w->misses = misses;
     w->sink = sink;
     return NULL;
 }
 
-/* ns per get per thread (wall) and total gets per second. */
+/* ns per get per thread (wall), CPU ns per get (mean of the threads' own
+ * CPU time: leaves out time the scheduler gave to other processes on this
+ * shared machine), total gets per wall second. */
 typedef struct timing {
-    double ns, ops_s;
+    double ns, cpu_ns, ops_s;
 } timing;
 
 static timing run_threads(worker proto, int nthreads, long *misses)
@@ -222,21 +233,25 @@ static timing run_threads(worker proto, int nthreads, long *misses)
         w[t].start = &start;
         pthread_create(&th[t], NULL, worker_run, &w[t]);
     }
-    uint64_t t0 = UINT64_MAX, t1 = 0;
+    uint64_t t0 = UINT64_MAX, t1 = 0, cpu = 0;
     for (int t = 0; t < nthreads; t++) {
         pthread_join(th[t], NULL);
         t0 = w[t].t0 < t0 ? w[t].t0 : t0;
         t1 = w[t].t1 > t1 ? w[t].t1 : t1;
+        cpu += w[t].cpu;
         *misses += w[t].misses;
     }
     pthread_barrier_destroy(&start);
     double wall = (double)(t1 - t0);
-    return (timing){.ns = wall / (double)proto.ops, .ops_s = (double)proto.ops * nthreads / wall * 1e9};
+    return (timing){.ns = wall / (double)proto.ops,
+                    .cpu_ns = (double)cpu / nthreads / (double)proto.ops,
+                    .ops_s = (double)proto.ops * nthreads / wall * 1e9};
 }
 
 typedef struct result {
     size_t nkeys;
-    double ns1[M_NMODES], scale[M_NMODES], ratio[M_NMODES];
+    double ns1[M_NMODES], scale[M_NMODES], ratio[M_NMODES];         /* wall */
+    double cns1[M_NMODES], cscale[M_NMODES], cratio[M_NMODES];      /* CPU */
     long misses;
 } result;
 
@@ -261,6 +276,7 @@ static void bench_keys(sc_local_policy policy, size_t nkeys, int runs, long ops,
     raw_build(&raw, nkeys);
 
     double ns1[M_NMODES][MAX_RUNS], scale[M_NMODES][MAX_RUNS], ratio[M_NMODES][MAX_RUNS];
+    double cns1[M_NMODES][MAX_RUNS], cscale[M_NMODES][MAX_RUNS], cratio[M_NMODES][MAX_RUNS];
     long misses = 0, warm = 0;
     for (int m = 0; m < M_NMODES; m++) {
         worker w = {.m = (mode)m, .c = c, .raw = &raw, .nkeys = nkeys, .ops = ops};
@@ -273,9 +289,14 @@ static void bench_keys(sc_local_policy policy, size_t nkeys, int runs, long ops,
             timing two = run_threads(w, 2, &misses);
             ns1[m][r] = one.ns;
             scale[m][r] = two.ops_s / one.ops_s;
+            cns1[m][r] = one.cpu_ns;
+            /* Two threads each doing as much as one would: 2x per CPU. */
+            cscale[m][r] = 2.0 * one.cpu_ns / two.cpu_ns;
         }
-        for (int m = 0; m < M_NMODES; m++)
+        for (int m = 0; m < M_NMODES; m++) {
             ratio[m][r] = ns1[m][r] / ns1[M_RAW][r];
+            cratio[m][r] = cns1[m][r] / cns1[M_RAW][r];
+        }
     }
     sc_close(c);
     raw_free(&raw);
@@ -285,6 +306,9 @@ static void bench_keys(sc_local_policy policy, size_t nkeys, int runs, long ops,
         res->ns1[m] = median(ns1[m], runs);
         res->scale[m] = median(scale[m], runs);
         res->ratio[m] = median(ratio[m], runs);
+        res->cns1[m] = median(cns1[m], runs);
+        res->cscale[m] = median(cscale[m], runs);
+        res->cratio[m] = median(cratio[m], runs);
     }
 }
 
@@ -386,12 +410,14 @@ int main(int argc, char **argv)
     printf("## localhit: %s, medians of %d runs (%ld gets per thread per run at 1M keys, x4 at 10k), "
            "100 B values\n\n",
            policy == SC_LOCAL_LFU ? "LFU (W-TinyLFU, the default)" : "LRU", runs, ops);
-    printf("| keys | call | 1 thread ns/get | / raw table (same run) | 2 threads / 1 thread |\n");
-    printf("|---|---|---|---|---|\n");
+    printf("| keys | call | 1T wall ns | 1T CPU ns | / raw (wall) | / raw (CPU) | 2T / 1T (wall gets/s) | "
+           "2T / 1T (per CPU ns) |\n");
+    printf("|---|---|---|---|---|---|---|---|\n");
     for (int k = 0; k < 2; k++)
         for (int m = 0; m < M_NMODES; m++)
-            printf("| %zu | %s | %.1f | %.2fx | %.2fx |\n", res[k].nkeys, mode_names[m], res[k].ns1[m],
-                   res[k].ratio[m], res[k].scale[m]);
+            printf("| %zu | %s | %.1f | %.1f | %.2fx | %.2fx | %.2fx | %.2fx |\n", res[k].nkeys, mode_names[m],
+                   res[k].ns1[m], res[k].cns1[m], res[k].ratio[m], res[k].cratio[m], res[k].scale[m],
+                   res[k].cscale[m]);
     printf("\n| policy | heap B per entry beyond key and value, 1M entries (median of 3) |\n|---|---|\n");
     printf("| LRU | %.1f |\n| LFU | %.1f |\n", median(heap[0], 3), median(heap[1], 3));
     if (res[0].misses || res[1].misses)

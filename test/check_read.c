@@ -123,6 +123,17 @@ START_TEST(get_copy)
     ck_assert_int_eq(sc_get_copy(a, "e", NULL, 0, &len, &version), SC_OK);
     ck_assert_uint_eq(len, 0);
 
+    /* Keys past the 32 bytes the fast length scan covers, and too long. */
+    char longkey[2048];
+    memset(longkey, 'L', 100);
+    longkey[100] = '\0';
+    ck_assert_int_eq(sc_set(a, longkey, "long", 4, 0), SC_OK);
+    ck_assert_int_eq(sc_get_copy(a, longkey, buf, sizeof buf, &len, NULL), SC_OK);
+    ck_assert_uint_eq(len, 4);
+    memset(longkey, 'L', 1500);
+    longkey[1500] = '\0'; /* max_key_bytes is 1024 by default */
+    ck_assert_int_eq(sc_get_copy(a, longkey, buf, sizeof buf, &len, NULL), SC_ERR_TOO_LARGE);
+    ck_assert_ptr_nonnull(strstr(sc_errmsg(a), "max_key_bytes"));
     ck_assert_int_eq(sc_get_copy(a, "absent", buf, sizeof buf, &len, NULL), SC_NOT_FOUND);
     ck_assert_int_eq(sc_get_copy(a, "k", buf, sizeof buf, NULL, NULL), SC_ERR_INVALID);
     ck_assert_int_eq(sc_get_copy(a, "k", NULL, 4, &len, NULL), SC_ERR_INVALID);
