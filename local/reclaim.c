@@ -29,14 +29,17 @@
 #include <linux/membarrier.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include "local/local.h"
 
 __thread struct sc__thread *sc__self __attribute__((tls_model("initial-exec")));
-_Atomic uint64_t sc__epoch = 1;
-int sc__memb;
+/* Each on its own cache line: readers load both on every section, and
+ * nothing else written nearby may make them miss. */
+_Alignas(64) _Atomic uint64_t sc__epoch = 1;
+_Alignas(64) int sc__memb;
 
 static pthread_mutex_t reg_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct sc__thread *registry;
@@ -84,9 +87,14 @@ void sc__reclaim_init(void)
 struct sc__thread *sc__thread_register(void)
 {
     sc__reclaim_init();
-    struct sc__thread *t = calloc(1, sizeof *t);
+    /* A record of its own cache line(s): its thread writes ctr on every
+     * read section, and a neighbour's record on the same line would make
+     * two readers write one line. */
+    size_t size = (sizeof(struct sc__thread) + 63) / 64 * 64;
+    struct sc__thread *t = aligned_alloc(64, size);
     if (!t)
-        abort(); /* a reader cannot run without its record; 200 bytes once per thread */
+        abort(); /* a reader cannot run without its record; 128 bytes once per thread */
+    memset(t, 0, size);
     atomic_init(&t->ctr, 0);
     pthread_setspecific(exit_key, t);
     pthread_mutex_lock(&reg_mu);

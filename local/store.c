@@ -153,15 +153,16 @@ struct tstate {
     uint32_t tick;
     pthread_t owner;
     struct tstate *next;
-    struct rbuf buf[];
-};
+    struct rbuf buf[] __attribute__((aligned(64)));
+} __attribute__((aligned(64))); /* allocated aligned: no line shared with another thread's */
 
 struct sc__local {
     struct shard *shards;
     unsigned nshards;
     uint64_t max_ttl;
     uint64_t id;          /* unique per store, never reused: names its thread states */
-    pthread_mutex_t ts_mu;
+    /* Above: read on every hit, never written. Below: written now and then. */
+    _Alignas(64) pthread_mutex_t ts_mu;
     struct tstate *states;
     _Atomic uint64_t spill_hits, spill_misses; /* threads without a state (no memory) */
     _Atomic uint64_t global_floor;
@@ -495,8 +496,10 @@ static struct tstate *state_slow(sc__local *l, struct sc__thread *th)
     while (st && !pthread_equal(st->owner, self))
         st = st->next;
     if (!st) {
-        st = calloc(1, sizeof *st + l->nshards * sizeof(struct rbuf));
+        size_t size = (sizeof *st + l->nshards * sizeof(struct rbuf) + 63) / 64 * 64;
+        st = aligned_alloc(64, size);
         if (st) {
+            memset(st, 0, size);
             atomic_init(&st->hits, 0);
             atomic_init(&st->misses, 0);
             st->owner = self;
@@ -964,9 +967,10 @@ sc__local *sc__local_new(const sc__local_config *cfg)
     if (!n)
         n = auto_shards(cfg);
     sc__reclaim_init();
-    sc__local *l = calloc(1, sizeof *l);
+    sc__local *l = aligned_alloc(64, (sizeof *l + 63) / 64 * 64);
     if (!l)
         return NULL;
+    memset(l, 0, sizeof *l);
     l->shards = aligned_alloc(64, n * sizeof *l->shards);
     if (!l->shards || pthread_mutex_init(&l->ts_mu, NULL) != 0) {
         free(l->shards);
