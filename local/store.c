@@ -802,8 +802,16 @@ static uint64_t climb_sample(size_t capacity)
  * shrinking one hands its oldest to probation through enforce_bounds. */
 static void climb(struct shard *s)
 {
+    if (!s->climb)
+        return;
+    if ((s->max_n && (uint64_t)s->count * 2 < s->max_n) || (!s->max_n && s->bytes * 2 < s->max_b)) {
+        /* Under half full nothing is evicted yet: as Caffeine waits for its
+         * sketch, the climber starts once the shard is half full. */
+        s->sample_hits = s->sample_misses = 0;
+        return;
+    }
     uint64_t requests = s->sample_hits + s->sample_misses;
-    if (!s->climb || requests < s->sample_size)
+    if (requests < s->sample_size)
         return;
     double rate = (double)s->sample_hits / (double)requests;
     double change = rate - s->prev_rate;
