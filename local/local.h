@@ -50,7 +50,7 @@ typedef struct sc__local_config {
     unsigned shards;      /* 0 = automatic (1 for small bounds); else a power of two <= 256 */
     /* Tuning for benchmarks and the hit-ratio tool; 0 picks the default. */
     unsigned hit_sample;  /* W-TinyLFU records 1 hit in hit_sample (a power of two;
-                             default 16) while a shard is below 7/8 of its bound,
+                             default 64) while a shard is below 7/8 of its bound,
                              every hit above; LRU records every hit */
     int static_window;    /* 1: keep W-TinyLFU's window at 1% (no hill climbing) */
 } sc__local_config;

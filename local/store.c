@@ -32,8 +32,10 @@
  * shard's lock is free (trylock) and drops it otherwise, as Caffeine's read
  * buffers do, and a writer applies its own thread's buffer before it
  * changes the shard, so one thread's history is replayed exactly (LRU stays
- * exact on one thread). W-TinyLFU records 1 hit in hit_sample (default 4):
- * frequency is a statistic, and a hit not recorded costs one TLS increment.
+ * exact on one thread). W-TinyLFU records 1 hit in 64 while a shard is
+ * below 7/8 of its bound (no eviction pending: the sketch and queues only
+ * need the shape of the traffic, and a hit not recorded costs one TLS
+ * increment), and every hit from there on.
  * Hit and miss counters are per thread too, summed by sc__local_stats.
  * Writes, evictions, expiry and floors stay exact: they happen under the
  * shard lock.
@@ -713,7 +715,8 @@ static inline int over(const struct shard *s, unsigned q, uint64_t max_n, uint64
     return s->qn[q] > max_n || s->qb[q] > max_b;
 }
 
-/* W-TinyLFU samples hits while the shard is not near full: no eviction is
+/* W-TinyLFU samples hits (1 in 64 by default) while the shard is not near
+ * full: no eviction is
  * pending then, and the sketch and queues only need the shape of the
  * traffic. From 7/8 of a bound on, every hit is recorded, because then each
  * one can decide an eviction (sampling there costs up to 4 points of hit
@@ -942,7 +945,7 @@ static int shard_init(struct shard *s, const sc__local_config *cfg, unsigned nsh
     s->lfu = cfg->policy == SC_LOCAL_LFU && s->policy;
     s->rng = 0x9e3779b97f4a7c15ull + i;
     s->index = i;
-    s->sample_mask = cfg->hit_sample ? cfg->hit_sample - 1 : 15;
+    s->sample_mask = cfg->hit_sample ? cfg->hit_sample - 1 : 63;
     atomic_init(&s->mask, s->sample_mask);
     if (!s->lfu)
         return 0;
