@@ -716,12 +716,11 @@ static inline int over(const struct shard *s, unsigned q, uint64_t max_n, uint64
 }
 
 /* W-TinyLFU samples hits (1 in 64 by default) while the shard is not near
- * full: no eviction is
- * pending then, and the sketch and queues only need the shape of the
- * traffic. From 7/8 of a bound on, every hit is recorded, because then each
- * one can decide an eviction (sampling there costs up to 4 points of hit
- * ratio on the GLI and OLTP traces). Kept on the readers' line, written only
- * when it changes. */
+ * full: no eviction is pending then, and the sketch and queues only need
+ * the shape of the traffic. From 7/8 of a bound on, every hit is recorded,
+ * because then each one can decide an eviction (sampling there costs up to
+ * 4 points of hit ratio on the GLI and OLTP traces). Kept on the readers'
+ * line, written only when it changes. */
 static void update_mask(struct shard *s)
 {
     if (!s->lfu)
