@@ -880,8 +880,9 @@ static int rebuild(struct shard *s, uint32_t size)
 
 /* Makes room for one more entry: live entries plus tombstones stay under
  * 7/8 of the slots. A rebuild sizes the table for 70% load (growing by
- * 1.25x steps as the shard fills), capped at what the entry bound needs, so
- * a full bounded shard wastes little. */
+ * 1.25x steps as the shard fills), capped at 70% of the entry bound, so a
+ * full shard that keeps evicting gathers a quarter of its bound in
+ * tombstones between two rebuilds (a few slot moves per put). */
 static int reserve(struct shard *s)
 {
     uint64_t need = (uint64_t)s->count + 1;
@@ -891,7 +892,7 @@ static int reserve(struct shard *s)
     if (size < 16)
         size = 16;
     if (s->max_n) {
-        uint64_t full = s->max_n * 8 / 7 + 16;
+        uint64_t full = s->max_n * 10 / 7 + 16;
         if (size > full && full * 7 >= (need + 1) * 8)
             size = full;
     }
