@@ -1,6 +1,12 @@
 /* bench/hitratio.c: replays a cache trace through the local store alone.
  *
- * usage: hitratio --policy lru|lfu --capacity N --format arc|lirs|u64be TRACE
+ * usage: hitratio --policy lru|lfu|lfu-static --capacity N --format arc|lirs|u64be
+ *                 [--sample N] TRACE
+ *
+ * lfu is the store's W-TinyLFU with its hill-climbed window; lfu-static
+ * keeps the window at 1% (Caffeine's static split), for comparison.
+ * --sample N: W-TinyLFU records 1 hit in N (default: the store's default).
+ * LRU records every hit, so on one shard and one thread it is exact.
  *
  * One shard, a bound of N entries, empty values, and a fill on every miss,
  * which is how Caffeine's simulator produces the published hit ratios, so
@@ -95,18 +101,22 @@ static int replay_u64be(struct replay *r, FILE *f)
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: hitratio --policy lru|lfu --capacity N --format arc|lirs|u64be TRACE\n");
+    fprintf(stderr, "usage: hitratio --policy lru|lfu|lfu-static --capacity N --format arc|lirs|u64be "
+                    "[--sample N] TRACE\n");
 }
 
 int main(int argc, char **argv)
 {
     const char *policy = NULL, *format = NULL, *path = NULL;
     unsigned long long capacity = 0;
+    unsigned sample = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--policy") && i + 1 < argc)
             policy = argv[++i];
         else if (!strcmp(argv[i], "--capacity") && i + 1 < argc)
             capacity = strtoull(argv[++i], NULL, 10);
+        else if (!strcmp(argv[i], "--sample") && i + 1 < argc)
+            sample = (unsigned)strtoul(argv[++i], NULL, 10);
         else if (!strcmp(argv[i], "--format") && i + 1 < argc)
             format = argv[++i];
         else if (argv[i][0] != '-' && !path)
@@ -126,6 +136,10 @@ int main(int argc, char **argv)
         cfg.policy = SC_LOCAL_LRU;
     else if (!strcmp(policy, "lfu"))
         cfg.policy = SC_LOCAL_LFU;
+    else if (!strcmp(policy, "lfu-static")) {
+        cfg.policy = SC_LOCAL_LFU;
+        cfg.static_window = 1;
+    }
     else {
         usage();
         return 2;
@@ -142,6 +156,7 @@ int main(int argc, char **argv)
     }
     cfg.max_entries = (size_t)capacity;
     cfg.shards = 1;
+    cfg.hit_sample = sample;
 
     FILE *f;
     int piped = 0;

@@ -50,7 +50,12 @@ struct sc_cache {
 
     /* Sync state. `synced`, `proof_ms`, `verified` and `redis_offset_ms` are
      * used by any thread; the rest belongs to the sync (loop) thread. */
+    /* synced is read by every get; the padding keeps the fields the sync
+     * thread writes all the time (proof_ms, last_seq, ...) off its cache
+     * line, whatever the struct's alignment. */
+    char synced_pad_before[64];
     atomic_int synced;           /* 1: stream live and caught up */
+    char synced_pad_after[64];
     atomic_uint_fast64_t proof_ms; /* every event published before this time was applied */
     atomic_uint_fast64_t last_seq; /* copy of seq.last_seq for stats */
     atomic_uint_fast64_t verified; /* highest counter value read from Redis (or

@@ -48,6 +48,11 @@ typedef struct sc__local_config {
     size_t max_bytes;     /* 0 = unbounded; counts key + value bytes */
     uint64_t max_ttl_ms;  /* cap on every entry's life; 0 = none */
     unsigned shards;      /* 0 = automatic (1 for small bounds); else a power of two <= 256 */
+    /* Tuning for benchmarks and the hit-ratio tool; 0 picks the default. */
+    unsigned hit_sample;  /* W-TinyLFU records 1 hit in hit_sample (a power of two;
+                             default 64) while a shard is below 7/8 of its bound,
+                             every hit above; LRU records every hit */
+    int static_window;    /* 1: keep W-TinyLFU's window at 1% (no hill climbing) */
 } sc__local_config;
 
 typedef struct sc__local_stats {
@@ -65,6 +70,15 @@ uint64_t sc__local_hash(const char *key, size_t klen);
 /* SC_OK with *out (a new reference) or SC_NOT_FOUND (also for an expired
  * entry, which is dropped). Counts a hit or a miss. */
 sc_status sc__local_get(sc__local *l, const char *key, size_t klen, uint64_t hash, sc_value **out);
+
+/* A local hit without a reference: calls fn(data, len, version, ud) once
+ * with the value's bytes, borrowed for the call only, inside a read section
+ * (fn must not call into the store). SC_OK (fn was called) or SC_NOT_FOUND
+ * (also for an expired entry, which is dropped). Counts a hit; a miss is
+ * not counted, since the caller falls back to a lookup that counts it.
+ * Takes no lock and writes no shared cache line on a hit. */
+sc_status sc__local_get_with(sc__local *l, const char *key, size_t klen, uint64_t hash, sc_read_fn fn,
+                             void *ud);
 
 /* Like sc__local_get but counts nothing and does not touch recency or
  * frequency (for tests and the verifier). */
@@ -114,17 +128,21 @@ void sc__local_stats_get(sc__local *l, sc__local_stats *out);
 
 #include <stdatomic.h>
 
-/* The value header. A value the store holds also carries its key (first,
- * so the key compare of a lookup shares the header's cache line) and its
- * expiry, so a store entry is this one allocation plus 16 bytes of list node
- * and a hash-table slot. */
+/* The value header, 24 bytes. A value the store holds also carries its key
+ * (first, so the key compare of a lookup shares the header's cache line)
+ * and its expiry, so a store entry is this one allocation plus a slot and
+ * its policy links (16 bytes) in the shard's table. Keys are at most 65535
+ * bytes and values under 4 GiB (the options allow 64 KiB and 512 MiB). The
+ * expiry is written under the shard lock but read by lock-free readers, so
+ * its two halves are relaxed atomics (plain moves on x86). */
 struct sc_value {
     _Atomic uint32_t refs;
-    uint32_t klen;    /* key bytes at data[0]; 0 outside a store */
-    uint64_t len;
+    uint16_t klen;                /* key bytes at data[0]; 0 outside a store */
+    _Atomic uint16_t exp_hi;      /* expiry: sc__now_ms() deadline, 48 bits, */
+    uint32_t len;
+    _Atomic uint32_t exp_lo;      /* 0 = none */
     uint64_t version;
-    uint64_t expire;  /* sc__now_ms() deadline; 0 = none; set before sharing */
-    char data[];      /* klen key bytes, then len value bytes, then NUL */
+    char data[];                  /* klen key bytes, then len value bytes, then NUL */
 };
 
 static inline char *sc__value_bytes(const sc_value *v)
@@ -132,17 +150,86 @@ static inline char *sc__value_bytes(const sc_value *v)
     return (char *)v->data + v->klen;
 }
 
+static inline uint64_t sc__value_expiry(const sc_value *v)
+{
+    return (uint64_t)atomic_load_explicit(&((sc_value *)v)->exp_hi, memory_order_relaxed) << 32 |
+           atomic_load_explicit(&((sc_value *)v)->exp_lo, memory_order_relaxed);
+}
+
+static inline void sc__value_set_expiry(sc_value *v, uint64_t deadline)
+{
+    if (deadline >= (uint64_t)1 << 48)
+        deadline = ((uint64_t)1 << 48) - 1; /* 8900 years of uptime */
+    atomic_store_explicit(&v->exp_hi, (uint16_t)(deadline >> 32), memory_order_relaxed);
+    atomic_store_explicit(&v->exp_lo, (uint32_t)deadline, memory_order_relaxed);
+}
+
 /* A value with room for a klen-byte key followed by len bytes (NUL
  * written), refcount 1, klen set, every other field 0. NULL on out of
- * memory. */
+ * memory or sizes the header cannot hold. */
 sc_value *sc__value_alloc(size_t len, size_t klen);
+
+/* ---- grace periods (reclaim.c) ---- */
+
+/* Per-thread record: the epoch its read section started in (0 outside
+ * one), the nesting depth, its place in the registry, and a small cache of
+ * the thread's per-store state (store.c). */
+struct sc__thread {
+    _Atomic uint64_t ctr;
+    unsigned nest;
+    struct sc__thread *next, *prev;
+    struct {
+        uint64_t id;
+        void *state;
+    } stores[4];
+};
+
+extern __thread struct sc__thread *sc__self __attribute__((tls_model("initial-exec")));
+extern _Atomic uint64_t sc__epoch;
+extern int sc__memb; /* 1: membarrier works, readers need no fence */
+
+void sc__reclaim_init(void);
+struct sc__thread *sc__thread_register(void);
+/* The tag of an object just unpublished (call after the unpublishing
+ * store). */
+uint64_t sc__retire_tag(void);
+/* Starts a new epoch and returns a bound: every object whose tag is below
+ * it can be freed. Never waits. */
+uint64_t sc__grace_bound(void);
+/* Waits until objects tagged tag can be freed. Never call it inside a read
+ * section. */
+void sc__synchronize(uint64_t tag);
+
+static inline struct sc__thread *sc__read_lock(void)
+{
+    struct sc__thread *t = sc__self;
+    if (__builtin_expect(!t, 0))
+        t = sc__thread_register();
+    if (t->nest++ == 0) {
+        atomic_store_explicit(&t->ctr, atomic_load_explicit(&sc__epoch, memory_order_acquire),
+                              memory_order_release);
+        if (__builtin_expect(!sc__memb, 0))
+            atomic_thread_fence(memory_order_seq_cst);
+        else
+            atomic_signal_fence(memory_order_seq_cst);
+    }
+    return t;
+}
+
+static inline void sc__read_unlock(struct sc__thread *t)
+{
+    if (--t->nest == 0)
+        atomic_store_explicit(&t->ctr, 0, memory_order_release);
+}
+
+/* ---- frequency sketch (sketch.c) ---- */
 
 /* Count-min sketch with 4-bit counters (Caffeine's FrequencySketch layout:
  * the four counters of a key sit in one 64-byte block), halved after
  * 10 x capacity increments so old popularity fades. Not thread-safe. */
 typedef struct sc__sketch {
     uint64_t *table;
-    uint64_t block_mask; /* number of 8-word blocks - 1 */
+    uint64_t blocks; /* number of 8-word blocks (any count: multiply-shift) */
     uint64_t size, sample;
     size_t capacity;
 } sc__sketch;
@@ -153,5 +240,30 @@ int sc__sketch_resize(sc__sketch *s, size_t capacity);
 void sc__sketch_free(sc__sketch *s);
 void sc__sketch_increment(sc__sketch *s, uint64_t hash);
 unsigned sc__sketch_frequency(const sc__sketch *s, uint64_t hash);
+
+static inline uint64_t sc__sketch_remix(uint64_t hash)
+{
+    hash ^= hash >> 31;
+    hash *= 0x7fb5d329728ea185ull;
+    hash ^= hash >> 27;
+    hash *= 0x81dadef4bc2dd44dull;
+    return hash ^ (hash >> 33);
+}
+
+/* The block comes from the high half of a remix of the key hash and the
+ * four counter positions from the low half, so they are independent of each
+ * other and of the bits the store uses for shards and table slots. */
+static inline uint64_t sc__sketch_block(const sc__sketch *s, uint64_t h)
+{
+    return (((h >> 32) * s->blocks) >> 32) << 3;
+}
+
+/* Starts loading the block of hash, so a batch of increments overlaps
+ * its misses. */
+static inline void sc__sketch_prefetch(const sc__sketch *s, uint64_t hash)
+{
+    if (s->table)
+        __builtin_prefetch(&s->table[sc__sketch_block(s, sc__sketch_remix(hash))], 1);
+}
 
 #endif

@@ -4,7 +4,7 @@
  * created it (first, so a lookup's key compare reads the header's cache
  * line), the bytes, and a NUL so text values can be used as C strings. Keeping the key and the store's per-entry fields in
  * the value's own allocation is what keeps the local tier near one malloc per
- * entry; a value handed out by sc__local_get stays valid after the store drops
+ * entry (header 24 bytes: _Static_assert below); a value handed out by sc__local_get stays valid after the store drops
  * it because the allocation is only freed with its last reference.
  */
 #include <stdlib.h>
@@ -12,19 +12,23 @@
 
 #include "local/local.h"
 
+_Static_assert(sizeof(sc_value) == 24, "the entry header is 24 bytes");
+
 sc_value *sc__value_alloc(size_t len, size_t klen)
 {
-    /* Refuse sizes whose total would wrap around. */
-    if (klen > UINT32_MAX || len > SIZE_MAX - sizeof(sc_value) - 1 - klen)
+    /* The 24-byte header holds a 16-bit key length and a 32-bit value
+     * length; the options cap keys at 65535 bytes and values at 512 MiB. */
+    if (klen > UINT16_MAX || len > UINT32_MAX)
         return NULL;
     sc_value *v = malloc(sizeof(sc_value) + klen + len + 1);
     if (!v)
         return NULL;
     atomic_init(&v->refs, 1);
-    v->klen = (uint32_t)klen;
-    v->len = len;
+    v->klen = (uint16_t)klen;
+    atomic_init(&v->exp_hi, 0);
+    v->len = (uint32_t)len;
+    atomic_init(&v->exp_lo, 0);
     v->version = 0;
-    v->expire = 0;
     v->data[klen + len] = '\0';
     return v;
 }

@@ -337,6 +337,36 @@ typedef struct sc_get_info {
 /* sc_get that also says where the value came from. info may be NULL. */
 SC_EXPORT sc_status sc_get_ex(sc_cache *c, const char *key, sc_value **out, sc_get_info *info);
 
+/* Reads that write nothing shared. A local hit through either call takes no
+ * lock and no reference, and writes no cache line that another reader of
+ * the same key also writes (hits are counted per thread and fed to the
+ * eviction policy through per-thread buffers), so it scales with threads.
+ * The local tier answers only while the pod is synced; otherwise, and on a
+ * local miss, both behave exactly as sc_get_ex (Redis read, single-flight,
+ * stale serving per disconnect_policy) and then hand over that value. */
+
+/* Called with the value's bytes (data[len] is a NUL), borrowed for the
+ * duration of the call only, its version, and the caller's ud. */
+typedef void (*sc_read_fn)(const void *data, size_t len, uint64_t version, void *ud);
+
+/* Calls fn once with the value of key. The bytes are borrowed: no reference
+ * is taken, and they must not be used after fn returns (copy what you
+ * keep). fn must not call back into the cache, and should be short: on a
+ * local hit it runs inside a read section, which delays the freeing of
+ * evicted entries (never other threads' reads or writes).
+ * Returns SC_OK (fn was called exactly once), SC_NOT_FOUND (fn not
+ * called), or an error as sc_get (fn not called); SC_ERR_INVALID when fn is
+ * NULL. Thread-safe. */
+SC_EXPORT sc_status sc_get_with(sc_cache *c, const char *key, sc_read_fn fn, void *ud);
+
+/* Copies the value of key into buf (cap bytes; no NUL is added). SC_OK with
+ * *len = its size and, when version is not NULL, *version = its version;
+ * SC_ERR_TOO_LARGE when cap is smaller (buf untouched, *len = the size
+ * needed, *version set); SC_NOT_FOUND; or an error as sc_get. buf may be
+ * NULL when cap is 0; len must not be NULL. Thread-safe. */
+SC_EXPORT sc_status sc_get_copy(sc_cache *c, const char *key, void *buf, size_t cap, size_t *len,
+                                uint64_t *version);
+
 /* Stores val (copied) under key. A writer (or a reader with
  * reader_can_set_to_redis) runs one Lua script in Redis that stores the value
  * with a fresh version, applies the TTL (ttl_ms, or default_ttl_ms when 0) and

@@ -1,0 +1,460 @@
+/* bench/localhit: what a local hit costs through the public API, next to a
+ * raw lock-free table of the same keys measured in the same run, and what an
+ * entry costs in heap (issue 11's table).
+ *
+ * Raw baseline: an open-addressing table of 8-byte tagged slots (16-bit tag,
+ * 48-bit pointer) pointing at one allocation per key holding its key and
+ * value, looked up with no lock, no policy, no counters: the least a hash
+ * lookup that returns the value's bytes can cost on this machine.
+ * Library: a reader pod (its sc_set fills only the local tier, so 1M keys
+ * load in a second) holding every key with local_max_entries = 2 x keys, so
+ * the policy really runs and nothing is evicted; keys are read uniformly at
+ * random. The raw table is measured twice: inlined into the loop, and
+ * behind a call the compiler cannot inline that measures the key with
+ * strlen and hands the bytes to a callback, as a library call must.
+ * sc_get takes and releases a reference and reads the first byte;
+ * sc_get_with's callback reads the first byte; raw reads the first byte.
+ * Each run measures raw, sc_get and sc_get_with back to back on one thread
+ * and on two, so every ratio is taken within one run; the tables show the
+ * median over --runs runs of each figure and of each ratio.
+ * Scaling: total gets per wall second with two threads / with one, and
+ * the same from CPU time (2 x CPU ns per get on one thread / on two), which
+ * a noisy neighbour on this shared 2-vCPU machine disturbs less.
+ * Heap: mallinfo2() bytes in use from before sc_open to after filling 1M
+ * entries (key 11 B, value 16 B; bound 1.25M so no shard evicts) minus the
+ * key and value bytes, in a fresh child per policy (median of 3 children).
+ *
+ * Usage: localhit [--runs N] [--ops N] [--policy lru|lfu]
+ */
+#include <malloc.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <synccache/synccache.h>
+
+#include "bench_util.h"
+#include "local/local.h"
+#include "redis_server.h"
+
+#define KEY_LEN 11
+#define KEY_STRIDE 16
+#define VALUE_LEN 100
+
+static sc_test_redis g_redis;
+static char *g_keys;
+
+static uint64_t clock_ns(clockid_t id)
+{
+    struct timespec ts;
+    clock_gettime(id, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t now_ns(void)
+{
+    return clock_ns(CLOCK_MONOTONIC);
+}
+
+static void die(const char *what, const char *detail)
+{
+    fprintf(stderr, "localhit: %s: %s\n", what, detail ? detail : "");
+    sc_test_redis_stop(&g_redis);
+    exit(1);
+}
+
+static inline uint64_t rng_next(uint64_t *s)
+{
+    *s ^= *s >> 12;
+    *s ^= *s << 25;
+    *s ^= *s >> 27;
+    return *s * 0x2545f4914f6cdd1dull;
+}
+
+static inline const char *pick(uint64_t *rng, size_t nkeys)
+{
+    uint64_t i = (uint64_t)(((__uint128_t)rng_next(rng) * nkeys) >> 64);
+    return g_keys + i * KEY_STRIDE;
+}
+
+/* ---------------------------------------------------------- raw table -- */
+
+struct raw_entry {
+    uint32_t klen, vlen;
+    char data[]; /* key, value */
+};
+
+struct raw {
+    uint32_t size;
+    uint64_t *slots;
+};
+
+static inline uint32_t raw_home(uint64_t h, uint32_t n)
+{
+    return (uint32_t)(((uint64_t)(uint32_t)h * n) >> 32);
+}
+
+static void raw_build(struct raw *r, size_t nkeys)
+{
+    r->size = (uint32_t)(nkeys * 10 / 7 + 16);
+    r->slots = calloc(r->size, sizeof *r->slots);
+    if (!r->slots)
+        die("raw", "out of memory");
+    for (size_t i = 0; i < nkeys; i++) {
+        const char *k = g_keys + i * KEY_STRIDE;
+        struct raw_entry *e = malloc(sizeof *e + KEY_LEN + VALUE_LEN);
+        if (!e)
+            die("raw", "out of memory");
+        e->klen = KEY_LEN;
+        e->vlen = VALUE_LEN;
+        memcpy(e->data, k, KEY_LEN);
+        memset(e->data + KEY_LEN, 'v', VALUE_LEN);
+        uint64_t h = sc__local_hash(k, KEY_LEN);
+        uint32_t j = raw_home(h, r->size);
+        while (r->slots[j])
+            j = j + 1 == r->size ? 0 : j + 1;
+        r->slots[j] = ((h >> 40) & 0xffff) << 48 | (uintptr_t)e;
+    }
+}
+
+static void raw_free(struct raw *r)
+{
+    for (uint32_t i = 0; i < r->size; i++)
+        if (r->slots[i])
+            free((void *)(uintptr_t)(r->slots[i] & ((1ull << 48) - 1)));
+    free(r->slots);
+}
+
+/* Returns the value's first byte + 1, 0 on a miss. The slots are read with
+ * relaxed atomic loads, as a lock-free reader must. */
+static inline unsigned raw_get(const struct raw *r, const char *key, size_t klen)
+{
+    uint64_t h = sc__local_hash(key, klen);
+    uint64_t tag = (h >> 40) & 0xffff;
+    for (uint32_t i = raw_home(h, r->size);; i = i + 1 == r->size ? 0 : i + 1) {
+        uint64_t sl = __atomic_load_n(&r->slots[i], __ATOMIC_ACQUIRE);
+        if (!sl)
+            return 0;
+        if (sl >> 48 != tag)
+            continue;
+        const struct raw_entry *e = (const struct raw_entry *)(uintptr_t)(sl & ((1ull << 48) - 1));
+        if (e->klen == klen && memcmp(e->data, key, klen) == 0)
+            return (unsigned char)e->data[klen] + 1u;
+    }
+}
+
+/* The same lookup behind a call the compiler cannot inline, handing the
+ * bytes to a callback through a pointer, as a library call must: how much
+ * of a library hit's cost is the call boundary itself (the inlined loop
+ * lets the CPU overlap several lookups' cache misses). */
+typedef void (*raw_fn)(const void *data, size_t len, uint64_t version, void *ud);
+static __attribute__((noinline)) int raw_get_with(const struct raw *r, const char *key, size_t klen, raw_fn fn,
+                                                  void *ud)
+{
+    uint64_t h = sc__local_hash(key, klen);
+    uint64_t tag = (h >> 40) & 0xffff;
+    for (uint32_t i = raw_home(h, r->size);; i = i + 1 == r->size ? 0 : i + 1) {
+        uint64_t sl = __atomic_load_n(&r->slots[i], __ATOMIC_ACQUIRE);
+        if (!sl)
+            return 0;
+        if (sl >> 48 != tag)
+            continue;
+        const struct raw_entry *e = (const struct raw_entry *)(uintptr_t)(sl & ((1ull << 48) - 1));
+        if (e->klen == klen && memcmp(e->data, key, klen) == 0) {
+            fn(e->data + klen, e->vlen, 0, ud);
+            return 1;
+        }
+    }
+}
+
+/* ------------------------------------------------------------ workers -- */
+
+typedef enum mode { M_RAW, M_RAWCALL, M_GET, M_WITH, M_NMODES } mode;
+static const char *const mode_names[M_NMODES] = {"raw table", "raw table, out of line + callback", "sc_get",
+                                                  "sc_get_with"};
+
+typedef struct worker {
+    mode m;
+    sc_cache *c;
+    const struct raw *raw;
+    size_t nkeys;
+    long ops;
+    uint64_t seed;
+    pthread_barrier_t *start;
+    uint64_t t0, t1, cpu;
+    long misses;
+    uint64_t sink;
+} worker;
+
+static void read_first(const void *data, size_t len, uint64_t version, void *ud)
+{
+    (void)version;
+    if (len)
+        *(uint64_t *)ud += *(const unsigned char *)data;
+}
+
+static void *worker_run(void *arg)
+{
+    worker *w = arg;
+    uint64_t rng = w->seed, sink = 0;
+    long misses = 0;
+    pthread_barrier_wait(w->start);
+    uint64_t cpu0 = clock_ns(CLOCK_THREAD_CPUTIME_ID);
+    w->t0 = now_ns();
+    for (long i = 0; i < w->ops; i++) {
+        const char *key = pick(&rng, w->nkeys);
+        switch (w->m) {
+        case M_RAW: {
+            unsigned b = raw_get(w->raw, key, KEY_LEN);
+            misses += !b;
+            sink += b;
+            break;
+        }
+        case M_RAWCALL:
+            if (!raw_get_with(w->raw, key, strlen(key), read_first, &sink))
+                misses++;
+            break;
+        case M_GET: {
+            sc_value *v;
+            if (sc_get(w->c, key, &v) == SC_OK) {
+                sink += *(const unsigned char *)sc_value_data(v);
+                sc_value_release(v);
+            } else {
+                misses++;
+            }
+            break;
+        }
+        case M_WITH:
+            if (sc_get_with(w->c, key, read_first, &sink) != SC_OK)
+                misses++;
+            break;
+        default:
+            break;
+        }
+    }
+    w->t1 = now_ns();
+    w->cpu = clock_ns(CLOCK_THREAD_CPUTIME_ID) - cpu0;
+    w->misses = misses;
+    w->sink = sink;
+    return NULL;
+}
+
+/* ns per get per thread (wall), CPU ns per get (mean of the threads' own
+ * CPU time: leaves out time the scheduler gave to other processes on this
+ * shared machine), total gets per wall second. */
+typedef struct timing {
+    double ns, cpu_ns, ops_s;
+} timing;
+
+static timing run_threads(worker proto, int nthreads, long *misses)
+{
+    pthread_t th[2];
+    worker w[2];
+    pthread_barrier_t start;
+    pthread_barrier_init(&start, NULL, (unsigned)nthreads);
+    static uint64_t seed = 0x9e3779b97f4a7c15ull;
+    for (int t = 0; t < nthreads; t++) {
+        seed += 0x632be59bd9b4e019ull;
+        w[t] = proto;
+        w[t].seed = seed | 1;
+        w[t].start = &start;
+        pthread_create(&th[t], NULL, worker_run, &w[t]);
+    }
+    uint64_t t0 = UINT64_MAX, t1 = 0, cpu = 0;
+    for (int t = 0; t < nthreads; t++) {
+        pthread_join(th[t], NULL);
+        t0 = w[t].t0 < t0 ? w[t].t0 : t0;
+        t1 = w[t].t1 > t1 ? w[t].t1 : t1;
+        cpu += w[t].cpu;
+        *misses += w[t].misses;
+    }
+    pthread_barrier_destroy(&start);
+    double wall = (double)(t1 - t0);
+    return (timing){.ns = wall / (double)proto.ops,
+                    .cpu_ns = (double)cpu / nthreads / (double)proto.ops,
+                    .ops_s = (double)proto.ops * nthreads / wall * 1e9};
+}
+
+typedef struct result {
+    size_t nkeys;
+    double ns1[M_NMODES], scale[M_NMODES], ratio[M_NMODES];         /* wall */
+    double cns1[M_NMODES], cscale[M_NMODES], cratio[M_NMODES];      /* CPU */
+    long misses;
+} result;
+
+static void bench_keys(sc_local_policy policy, size_t nkeys, int runs, long ops, result *res)
+{
+    sc_options o;
+    sc_options_init(&o);
+    o.redis_port = g_redis.port;
+    o.ns = "localhit";
+    o.role = SC_ROLE_READER;
+    o.local_policy = policy;
+    o.local_max_entries = nkeys * 2;
+    sc_cache *c;
+    if (sc_open(&o, &c) != SC_OK)
+        die("sc_open (reader)", sc_errmsg(NULL));
+    char val[VALUE_LEN];
+    memset(val, 'v', sizeof val);
+    for (size_t i = 0; i < nkeys; i++)
+        if (sc_set(c, g_keys + i * KEY_STRIDE, val, sizeof val, 0) != SC_OK)
+            die("sc_set (reader fill)", sc_errmsg(c));
+    struct raw raw;
+    raw_build(&raw, nkeys);
+
+    double ns1[M_NMODES][MAX_RUNS], scale[M_NMODES][MAX_RUNS], ratio[M_NMODES][MAX_RUNS];
+    double cns1[M_NMODES][MAX_RUNS], cscale[M_NMODES][MAX_RUNS], cratio[M_NMODES][MAX_RUNS];
+    long misses = 0, warm = 0;
+    for (int m = 0; m < M_NMODES; m++) {
+        worker w = {.m = (mode)m, .c = c, .raw = &raw, .nkeys = nkeys, .ops = ops};
+        run_threads(w, 1, &warm); /* warms the caches and the policy's segments */
+    }
+    for (int r = 0; r < runs; r++) {
+        for (int m = 0; m < M_NMODES; m++) {
+            worker w = {.m = (mode)m, .c = c, .raw = &raw, .nkeys = nkeys, .ops = ops};
+            timing one = run_threads(w, 1, &misses);
+            timing two = run_threads(w, 2, &misses);
+            ns1[m][r] = one.ns;
+            scale[m][r] = two.ops_s / one.ops_s;
+            cns1[m][r] = one.cpu_ns;
+            /* Two threads each doing as much as one would: 2x per CPU. */
+            cscale[m][r] = 2.0 * one.cpu_ns / two.cpu_ns;
+        }
+        for (int m = 0; m < M_NMODES; m++) {
+            ratio[m][r] = ns1[m][r] / ns1[M_RAW][r];
+            cratio[m][r] = cns1[m][r] / cns1[M_RAW][r];
+        }
+    }
+    sc_close(c);
+    raw_free(&raw);
+    res->nkeys = nkeys;
+    res->misses = misses;
+    for (int m = 0; m < M_NMODES; m++) {
+        res->ns1[m] = median(ns1[m], runs);
+        res->scale[m] = median(scale[m], runs);
+        res->ratio[m] = median(ratio[m], runs);
+        res->cns1[m] = median(cns1[m], runs);
+        res->cscale[m] = median(cscale[m], runs);
+        res->cratio[m] = median(cratio[m], runs);
+    }
+}
+
+/* --------------------------------------------------------------- heap -- */
+
+static size_t heap_bytes(void)
+{
+    struct mallinfo2 mi = mallinfo2();
+    return mi.uordblks + mi.hblkhd;
+}
+
+/* In a child: heap bytes per entry beyond key (11) and value (16). */
+static double heap_child(sc_local_policy policy, size_t entries)
+{
+    int fd[2];
+    if (pipe(fd) != 0)
+        die("pipe", NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(fd[0]);
+        size_t heap0 = heap_bytes();
+        sc_options o;
+        sc_options_init(&o);
+        o.redis_port = g_redis.port;
+        o.ns = "localhit-mem";
+        o.role = SC_ROLE_READER;
+        o.local_policy = policy;
+        o.local_max_entries = entries + entries / 4;
+        sc_cache *c;
+        if (sc_open(&o, &c) != SC_OK)
+            _exit(1);
+        char key[32], val[16];
+        memset(val, 'v', sizeof val);
+        for (size_t i = 0; i < entries; i++) {
+            snprintf(key, sizeof key, "key:%07zu", i);
+            if (sc_set(c, key, val, sizeof val, 0) != SC_OK)
+                _exit(1);
+        }
+        sc_stats st;
+        sc_stats_get(c, &st);
+        double per = ((double)heap_bytes() - (double)heap0) / (double)st.local_entries - 11.0 - 16.0;
+        if (st.local_entries != entries)
+            per = -1;
+        if (write(fd[1], &per, sizeof per) != (ssize_t)sizeof per)
+            _exit(1);
+        _exit(0); /* the measure is taken; skip sc_close's teardown */
+    }
+    close(fd[1]);
+    double per = -1;
+    if (read(fd[0], &per, sizeof per) != (ssize_t)sizeof per)
+        per = -1;
+    close(fd[0]);
+    int status;
+    waitpid(pid, &status, 0);
+    return per;
+}
+
+/* --------------------------------------------------------------- main -- */
+
+int main(int argc, char **argv)
+{
+    int runs = 5;
+    long ops = 1000000;
+    sc_local_policy policy = SC_LOCAL_LFU;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--runs") && i + 1 < argc)
+            runs = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--ops") && i + 1 < argc)
+            ops = atol(argv[++i]);
+        else if (!strcmp(argv[i], "--policy") && i + 1 < argc) {
+            i++;
+            policy = !strcmp(argv[i], "lru") ? SC_LOCAL_LRU : SC_LOCAL_LFU;
+        } else {
+            fprintf(stderr, "usage: localhit [--runs N] [--ops N] [--policy lru|lfu]\n");
+            return 2;
+        }
+    }
+    if (runs < 1 || runs > MAX_RUNS || ops < 1) {
+        fprintf(stderr, "localhit: bad --runs or --ops\n");
+        return 2;
+    }
+    if (sc_test_redis_start(&g_redis, NULL) != 0)
+        die("redis-server", "cannot start");
+    const size_t sizes[2] = {10000, 1000000};
+    g_keys = malloc(sizes[1] * KEY_STRIDE);
+    if (!g_keys)
+        die("keys", "out of memory");
+    for (size_t i = 0; i < sizes[1]; i++)
+        snprintf(g_keys + i * KEY_STRIDE, KEY_STRIDE, "key:%07zu", i);
+
+    result res[2];
+    for (int k = 0; k < 2; k++)
+        bench_keys(policy, sizes[k], runs, k == 0 ? ops * 4 : ops, &res[k]);
+    double heap[2][3];
+    for (int p = 0; p < 2; p++)
+        for (int r = 0; r < 3; r++)
+            heap[p][r] = heap_child(p ? SC_LOCAL_LFU : SC_LOCAL_LRU, 1000000);
+
+    printf("## localhit: %s, medians of %d runs (%ld gets per thread per run at 1M keys, x4 at 10k), "
+           "100 B values\n\n",
+           policy == SC_LOCAL_LFU ? "LFU (W-TinyLFU, the default)" : "LRU", runs, ops);
+    printf("| keys | call | 1T wall ns | 1T CPU ns | / raw (wall) | / raw (CPU) | 2T / 1T (wall gets/s) | "
+           "2T / 1T (per CPU ns) |\n");
+    printf("|---|---|---|---|---|---|---|---|\n");
+    for (int k = 0; k < 2; k++)
+        for (int m = 0; m < M_NMODES; m++)
+            printf("| %zu | %s | %.1f | %.1f | %.2fx | %.2fx | %.2fx | %.2fx |\n", res[k].nkeys, mode_names[m],
+                   res[k].ns1[m], res[k].cns1[m], res[k].ratio[m], res[k].cratio[m], res[k].scale[m],
+                   res[k].cscale[m]);
+    printf("\n| policy | heap B per entry beyond key and value, 1M entries (median of 3) |\n|---|---|\n");
+    printf("| LRU | %.1f |\n| LFU | %.1f |\n", median(heap[0], 3), median(heap[1], 3));
+    if (res[0].misses || res[1].misses)
+        printf("\nmisses: %ld / %ld (should be 0)\n", res[0].misses, res[1].misses);
+    sc_test_redis_stop(&g_redis);
+    free(g_keys);
+    return 0;
+}

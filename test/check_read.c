@@ -1,0 +1,221 @@
+/* test/check_read.c: sc_get_with and sc_get_copy against a private
+ * redis-server: local hits lent without a reference, misses read through
+ * Redis like sc_get, counters, and bad arguments. */
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "pods.h"
+
+sc_test_redis g_redis;
+
+#define NS(name) "r_" name
+
+struct seen {
+    char buf[256];
+    size_t len;
+    uint64_t version;
+    int calls;
+};
+
+static void seen_fn(const void *data, size_t len, uint64_t version, void *ud)
+{
+    struct seen *s = ud;
+    s->calls++;
+    s->len = len;
+    s->version = version;
+    memcpy(s->buf, data, len < sizeof s->buf - 1 ? len : sizeof s->buf - 1);
+    s->buf[len < sizeof s->buf - 1 ? len : sizeof s->buf - 1] = '\0';
+    ck_assert_int_eq(((const char *)data)[len], '\0');
+}
+
+START_TEST(get_with_local_and_remote)
+{
+    sc_cache *a = test_pod(NS("with"), NULL);
+    sc_cache *b = test_pod(NS("with"), NULL);
+    ck_assert_int_eq(sc_set(a, "k", "hello", 5, 0), SC_OK);
+    sc_value *v;
+    ck_assert_int_eq(sc_get(a, "k", &v), SC_OK);
+    uint64_t version = sc_value_version(v);
+    sc_value_release(v);
+
+    /* On the writer: a local hit. */
+    sc_stats before = test_stats(a);
+    struct seen s = {0};
+    ck_assert_int_eq(sc_get_with(a, "k", seen_fn, &s), SC_OK);
+    ck_assert_int_eq(s.calls, 1);
+    ck_assert_str_eq(s.buf, "hello");
+    ck_assert_uint_eq(s.version, version);
+    sc_stats after = test_stats(a);
+    ck_assert_uint_eq(after.local_hits, before.local_hits + 1);
+    ck_assert_uint_eq(after.remote_hits, before.remote_hits);
+
+    /* On the other pod: either its copy from the event or a Redis read;
+     * both hand the same bytes and version. */
+    struct seen t = {0};
+    ck_assert_int_eq(sc_get_with(b, "k", seen_fn, &t), SC_OK);
+    ck_assert_int_eq(t.calls, 1);
+    ck_assert_str_eq(t.buf, "hello");
+    ck_assert_uint_eq(t.version, version);
+
+    /* A key no tier has: fn is not called, one miss is counted. */
+    before = test_stats(a);
+    ck_assert_int_eq(sc_get_with(a, "absent", seen_fn, &s), SC_NOT_FOUND);
+    ck_assert_int_eq(s.calls, 1);
+    after = test_stats(a);
+    ck_assert_uint_eq(after.local_misses, before.local_misses + 1);
+    ck_assert_uint_eq(after.remote_misses, before.remote_misses + 1);
+
+    ck_assert_int_eq(sc_get_with(a, "k", NULL, NULL), SC_ERR_INVALID);
+    ck_assert_int_eq(sc_get_with(a, NULL, seen_fn, &s), SC_ERR_INVALID);
+    ck_assert_int_eq(sc_get_with(a, "", seen_fn, &s), SC_ERR_INVALID);
+    ck_assert_int_eq(sc_get_with(NULL, "k", seen_fn, &s), SC_ERR_INVALID);
+    ck_assert_int_eq(s.calls, 1);
+    sc_close(a);
+    sc_close(b);
+}
+END_TEST
+
+START_TEST(get_with_reads_redis_on_a_local_miss)
+{
+    sc_options o = test_options(NS("miss"), NULL);
+    o.local_max_entries = 1; /* the second key pushes the first out */
+    sc_cache *a = test_open(&o);
+    ck_assert_int_eq(sc_set(a, "one", "1", 1, 0), SC_OK);
+    ck_assert_int_eq(sc_set(a, "two", "22", 2, 0), SC_OK);
+    sc_stats before = test_stats(a);
+    struct seen s = {0};
+    ck_assert_int_eq(sc_get_with(a, "one", seen_fn, &s), SC_OK);
+    ck_assert_str_eq(s.buf, "1");
+    sc_stats after = test_stats(a);
+    ck_assert_uint_eq(after.remote_hits, before.remote_hits + 1);
+    ck_assert_uint_eq(after.local_misses, before.local_misses + 1);
+    sc_close(a);
+}
+END_TEST
+
+START_TEST(get_copy)
+{
+    sc_cache *a = test_pod(NS("copy"), NULL);
+    ck_assert_int_eq(sc_set(a, "k", "0123456789", 10, 0), SC_OK);
+    char buf[16];
+    memset(buf, '#', sizeof buf);
+    size_t len = 0;
+    uint64_t version = 0;
+    ck_assert_int_eq(sc_get_copy(a, "k", buf, sizeof buf, &len, &version), SC_OK);
+    ck_assert_uint_eq(len, 10);
+    ck_assert_uint_gt(version, 0);
+    ck_assert_int_eq(memcmp(buf, "0123456789", 10), 0);
+    ck_assert_int_eq(buf[10], '#'); /* no NUL added */
+
+    /* Too small: buf untouched, the size needed reported. */
+    char small[4];
+    memset(small, '#', sizeof small);
+    len = 0;
+    ck_assert_int_eq(sc_get_copy(a, "k", small, sizeof small, &len, NULL), SC_ERR_TOO_LARGE);
+    ck_assert_uint_eq(len, 10);
+    ck_assert_int_eq(memcmp(small, "####", 4), 0);
+    ck_assert_ptr_nonnull(strstr(sc_errmsg(a), "does not fit"));
+    /* cap 0 with no buffer asks for the size. */
+    ck_assert_int_eq(sc_get_copy(a, "k", NULL, 0, &len, NULL), SC_ERR_TOO_LARGE);
+    ck_assert_uint_eq(len, 10);
+    /* An empty value fits anywhere. */
+    ck_assert_int_eq(sc_set(a, "e", "", 0, 0), SC_OK);
+    ck_assert_int_eq(sc_get_copy(a, "e", NULL, 0, &len, &version), SC_OK);
+    ck_assert_uint_eq(len, 0);
+
+    /* Keys past the 32 bytes the fast length scan covers, and too long. */
+    char longkey[2048];
+    memset(longkey, 'L', 100);
+    longkey[100] = '\0';
+    ck_assert_int_eq(sc_set(a, longkey, "long", 4, 0), SC_OK);
+    ck_assert_int_eq(sc_get_copy(a, longkey, buf, sizeof buf, &len, NULL), SC_OK);
+    ck_assert_uint_eq(len, 4);
+    memset(longkey, 'L', 1500);
+    longkey[1500] = '\0'; /* max_key_bytes is 1024 by default */
+    ck_assert_int_eq(sc_get_copy(a, longkey, buf, sizeof buf, &len, NULL), SC_ERR_TOO_LARGE);
+    ck_assert_ptr_nonnull(strstr(sc_errmsg(a), "max_key_bytes"));
+    ck_assert_int_eq(sc_get_copy(a, "absent", buf, sizeof buf, &len, NULL), SC_NOT_FOUND);
+    ck_assert_int_eq(sc_get_copy(a, "k", buf, sizeof buf, NULL, NULL), SC_ERR_INVALID);
+    ck_assert_int_eq(sc_get_copy(a, "k", NULL, 4, &len, NULL), SC_ERR_INVALID);
+    sc_close(a);
+}
+END_TEST
+
+/* Two threads read while a third keeps rewriting the keys: every lent value
+ * is whole (run under TSan and ASan too). */
+struct rw {
+    sc_cache *c;
+    atomic_int stop;
+    atomic_ulong bad, reads;
+};
+
+static void check_fn(const void *data, size_t len, uint64_t version, void *ud)
+{
+    (void)version;
+    struct rw *rw = ud;
+    const char *p = data;
+    /* Values are one repeated letter. */
+    for (size_t i = 1; i < len; i++)
+        if (p[i] != p[0]) {
+            atomic_fetch_add(&rw->bad, 1);
+            return;
+        }
+}
+
+static void *rw_reader(void *arg)
+{
+    struct rw *rw = arg;
+    char key[16], buf[64];
+    unsigned i = 0;
+    while (!atomic_load(&rw->stop)) {
+        snprintf(key, sizeof key, "k%u", i++ % 32);
+        size_t len;
+        sc_status s = i % 2 ? sc_get_with(rw->c, key, check_fn, rw) : sc_get_copy(rw->c, key, buf, sizeof buf, &len, NULL);
+        if (s == SC_OK && i % 2 == 0)
+            check_fn(buf, len, 0, rw);
+        else if (s != SC_OK && s != SC_NOT_FOUND)
+            atomic_fetch_add(&rw->bad, 1);
+        atomic_fetch_add(&rw->reads, 1);
+    }
+    return NULL;
+}
+
+START_TEST(readers_while_writing)
+{
+    sc_options o = test_options(NS("rw"), NULL);
+    o.local_max_entries = 16; /* evictions too */
+    struct rw rw = {.c = test_open(&o)};
+    atomic_init(&rw.stop, 0);
+    atomic_init(&rw.bad, 0);
+    atomic_init(&rw.reads, 0);
+    pthread_t t[2];
+    for (int i = 0; i < 2; i++)
+        ck_assert_int_eq(pthread_create(&t[i], NULL, rw_reader, &rw), 0);
+    char key[16], val[48];
+    for (int n = 0; n < 600; n++) {
+        snprintf(key, sizeof key, "k%d", n % 32);
+        size_t len = 1 + (size_t)(n % 40);
+        memset(val, 'a' + n % 26, len);
+        ck_assert_int_eq(sc_set(rw.c, key, val, len, 0), SC_OK);
+    }
+    atomic_store(&rw.stop, 1);
+    for (int i = 0; i < 2; i++)
+        ck_assert_int_eq(pthread_join(t[i], NULL), 0);
+    ck_assert_uint_eq(atomic_load(&rw.bad), 0);
+    ck_assert_uint_gt(atomic_load(&rw.reads), 0);
+    sc_close(rw.c);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("read");
+    TCase *tc = tcase_create("read");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, get_with_local_and_remote);
+    tcase_add_test(tc, get_with_reads_redis_on_a_local_miss);
+    tcase_add_test(tc, get_copy);
+    tcase_add_test(tc, readers_while_writing);
+    suite_add_tcase(s, tc);
+    return test_run_suite(s, NULL);
+}
