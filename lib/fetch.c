@@ -1121,7 +1121,7 @@ SC_EXPORT sc_status sc_fetch(sc_cache *c, const char *key, uint64_t ttl_ms, sc_l
     sc_status s = check_call(c, load != NULL, "sc_fetch");
     if (s != SC_OK)
         return s;
-    size_t klen;
+    size_t klen = 0;
     if ((s = check_key(c, key, &klen, "sc_fetch")) != SC_OK)
         return s;
     if (!out)
@@ -1247,7 +1247,7 @@ SC_EXPORT sc_status sc_tag_deleted(sc_cache *c, const char *key)
 {
     if (!c)
         return sc__fail(c, SC_ERR_INVALID, "sc_tag_deleted: cache is NULL");
-    size_t klen;
+    size_t klen = 0;
     sc_status s = check_key(c, key, &klen, "sc_tag_deleted");
     if (s != SC_OK)
         return s;

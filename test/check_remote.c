@@ -822,7 +822,7 @@ START_TEST(test_msgpack_events_match_log)
     ck_assert_uint_eq(mlen, llen);
     ck_assert(memcmp(msg, logged, mlen) == 0);
     const char *epoch = meta_epoch(&g_redis, "mp");
-    char ep[17];
+    char ep[64];
     snprintf(ep, sizeof ep, "%s", epoch);
     check_mp_event(msg, mlen, "set", "mp", "key one", res.version, val, sizeof val, 7000, ep);
     free(msg);
@@ -958,7 +958,7 @@ START_TEST(test_json_events)
     const char *key = "a\"b\\c\nd/e";
     static const char val[] = {0, 'b', 'c'};
     ck_assert_int_eq(do_set(r, key, strlen(key), val, sizeof val, 1234, SC__ACT_SET, &res, err, sizeof err), SC_OK);
-    char ep[17];
+    char ep[64];
     snprintf(ep, sizeof ep, "%s", meta_epoch(&g_redis, "js"));
     char *msg = next_message(sub, &mlen);
     char *logged = log_entry("js", res.version, &llen);
@@ -1009,7 +1009,7 @@ START_TEST(test_heartbeat)
     char err[256];
     uint64_t v = set_str(r, "k", "v", 0);
     ck_assert_int_eq(raw_int(&g_redis, "XLEN {hb}:log"), 1);
-    char ep[17];
+    char ep[64];
     snprintf(ep, sizeof ep, "%s", meta_epoch(&g_redis, "hb"));
 
     redisContext *sub = subscribe("{hb}:events");
@@ -1063,7 +1063,7 @@ START_TEST(test_sync_state)
     uint64_t seed = st.counter;
     ck_assert_int_lt(llabs((long long)seed - t0 * 1000), 60LL * 1000000);
     ck_assert(is_epoch(st.epoch));
-    char ep[17];
+    char ep[64];
     snprintf(ep, sizeof ep, "%s", st.epoch);
     ck_assert_str_eq(ep, meta_epoch(&g_redis, "ss"));
     ck_assert_int_lt(llabs((int64_t)st.time_ms - t0), 10000);
@@ -1401,7 +1401,7 @@ START_TEST(test_versions_grow_across_restart)
     uint64_t before = 0;
     for (int i = 0; i < 100; i++)
         before = set_str(r, "k", "v", 0);
-    char ep[17];
+    char ep[64];
     snprintf(ep, sizeof ep, "%s", meta_epoch(&own, "rs"));
     ck_assert_int_eq(sc_test_redis_restart(&own), 0);
     /* The pooled connection is dead; the call reconnects and retries. */
@@ -1425,7 +1425,7 @@ START_TEST(test_seed_stays_ahead_of_surviving_log)
 {
     sc__remote *r = open_ns("sd");
     uint64_t v1 = set_str(r, "k", "v", 0);
-    char ep[17];
+    char ep[64];
     snprintf(ep, sizeof ep, "%s", meta_epoch(&g_redis, "sd"));
     /* The counter is lost but the log survived with a later id (say, a
      * clock that went back): XADD would reject anything below it. */
