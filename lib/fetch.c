@@ -1503,25 +1503,34 @@ SC_EXPORT void sc_fetch_opts_init(sc_fetch_opts *o)
 
 /* The stale-if-error answer of a failed fetch: the graced value the call
  * read, a local copy (Redis could not be read while the pod is unsynced),
- * or the grace table's, at most cl->grace past its TTL. */
-static int serve_graced(call *cl, fkey *k, sc_status st, sc_value **out, uint64_t *past)
+ * or the grace table's, at most cl->grace past its TTL. Without a grace, a
+ * local copy is still served when Redis cannot be read, under the rule
+ * sc_get follows (the disconnect policy is not flush and the last proof of
+ * sync is at most stale_max_ms old). *age: how long past its TTL the value
+ * is (a local copy: 0 with grace, else the sync age). */
+static int serve_graced(call *cl, fkey *k, sc_status st, sc_value **out, uint64_t *age)
 {
     sc_cache *c = cl->c;
-    if (!cl->grace)
-        return 0;
+    int redis_away = (st == SC_ERR_REMOTE || st == SC_ERR_TIMEOUT) && !cl->left_running && !is_synced(c);
+    if (!cl->grace) {
+        if (!redis_away || c->opt.disconnect_policy == SC_DISCONNECT_FLUSH)
+            return 0;
+        uint64_t proof = atomic_load_explicit(&c->proof_ms, memory_order_relaxed), now = sc__now_ms();
+        *age = now > proof ? now - proof : 0;
+        return *age <= c->opt.stale_max_ms && sc__local_peek(c->local, k->key, k->klen, k->hash, out) == SC_OK;
+    }
     uint64_t now = sc__now_ms();
     if (k->graced && now < k->graced_until && now < k->graced_fresh_end + cl->grace &&
         k->graced->version >= sc__local_floor(c->local, k->hash)) {
         *out = sc__value_ref(k->graced);
-        *past = now > k->graced_fresh_end ? now - k->graced_fresh_end : 0;
+        *age = now > k->graced_fresh_end ? now - k->graced_fresh_end : 0;
         return 1;
     }
-    if ((st == SC_ERR_REMOTE || st == SC_ERR_TIMEOUT) && !cl->left_running &&
-        sc__local_peek(c->local, k->key, k->klen, k->hash, out) == SC_OK) {
-        *past = 0;
+    if (redis_away && sc__local_peek(c->local, k->key, k->klen, k->hash, out) == SC_OK) {
+        *age = 0;
         return 1;
     }
-    return grace_get(c, k->key, k->klen, k->hash, cl->grace, out, past);
+    return grace_get(c, k->key, k->klen, k->hash, cl->grace, out, age);
 }
 
 SC_EXPORT sc_status sc_fetch_ex(sc_cache *c, const char *key, const sc_fetch_opts *o, sc_load_fn load, void *ud,

@@ -524,7 +524,8 @@ SC_EXPORT void sc_loaded_set(sc_loaded *slot, const void *val, size_t len);
 SC_EXPORT void sc_loaded_error(sc_loaded *slot, const char *fmt, ...) SC__PRINTF(2, 3);
 
 /* Called on the thread of the sc_fetch that leads the load (never after that
- * sc_fetch returned). May block, and may call the cache for other keys (a
+ * sc_fetch returned; sc_fetch_ex with a soft or hard timeout is the
+ * exception: there it runs on a thread of its own and may outlive the call). May block, and may call the cache for other keys (a
  * fetch of the key being loaded, from the loader, fails with
  * SC_ERR_INVALID). Returns SC_OK after sc_loaded_set, SC_NOT_FOUND when the
  * source has no such key, anything else for a failure (nothing is cached). */
@@ -589,8 +590,11 @@ SC_EXPORT void sc_fetch_opts_init(sc_fetch_opts *o);
  * read (SC_ERR_REMOTE / SC_ERR_TIMEOUT), the fetch answers SC_OK with the
  * graced value and info->stale = 1 (info->sync_age_ms: how long past its TTL
  * the value is), provided the value is at most the call's grace past its TTL.
- * Never a value past its grace. A local copy (not yet expired) is served the
- * same way when Redis cannot be read.
+ * Never a value past its grace. When Redis cannot be read while the pod is
+ * unsynced, a local copy (not yet expired) is served the same way, flagged
+ * stale; without a grace only under sc_get's rule (disconnect_policy not
+ * SC_DISCONNECT_FLUSH, last proof of sync at most stale_max_ms old; then
+ * info->sync_age_ms is that age).
  *
  * Timeouts: with soft_timeout_ms or hard_timeout_ms set, the loader runs on
  * a thread of its own, and the calling fetch waits for it at most until the
