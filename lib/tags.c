@@ -72,14 +72,15 @@ static uint64_t name_hash(const char *p, size_t n)
     return sc__local_hash(p, n);
 }
 
+static size_t prune_threshold(const sc_cache *c, size_t left);
+
 sc_status sc__tags_new(sc_cache *c)
 {
     sc__tags *t = calloc(1, sizeof *t);
     if (!t)
         return SC_ERR_NOMEM;
     pthread_mutex_init(&t->mu, NULL);
-    size_t bound = c->opt.local_max_entries ? c->opt.local_max_entries : 100000;
-    t->prune_at = 2 * bound;
+    t->prune_at = prune_threshold(c, 0);
     c->tags = t;
     return SC_OK;
 }
@@ -188,7 +189,17 @@ static void link_drop(sc__tags *t, link *l)
     free(l);
 }
 
-/* Drops the links to keys the local tier no longer holds at their version. */
+/* When to prune next: past twice what is left, twice the local tier's
+ * entry bound and the bucket count, so a pruning (a walk of every bucket)
+ * is paid for by at least as many inserts. */
+static size_t prune_threshold(const sc_cache *c, size_t left)
+{
+    size_t bound = c->opt.local_max_entries ? c->opt.local_max_entries : 100000;
+    size_t at = 2 * bound > 2 * left ? 2 * bound : 2 * left;
+    return at > LINK_BUCKETS ? at : LINK_BUCKETS;
+}
+
+/* Drops the links to keys the local tier no longer holds. */
 static void prune(sc_cache *c, sc__tags *t)
 {
     for (unsigned i = 0; i < LINK_BUCKETS; i++) {
@@ -203,8 +214,7 @@ static void prune(sc_cache *c, sc__tags *t)
             l = n;
         }
     }
-    size_t bound = c->opt.local_max_entries ? c->opt.local_max_entries : 100000;
-    t->prune_at = t->nlinks + 2 * bound;
+    t->prune_at = prune_threshold(c, t->nlinks);
 }
 
 void sc__tags_note(sc_cache *c, const char *key, size_t klen, uint64_t khash, uint64_t version, const char *tags,
