@@ -575,6 +575,60 @@ START_TEST(tags_on_fetch)
 }
 END_TEST
 
+typedef struct bg_fetch {
+    sc_cache *c;
+    const char *key;
+    const sc_fetch_opts *o;
+    source *s;
+    result r;
+} bg_fetch;
+
+static void *bg_fetch_main(void *p)
+{
+    bg_fetch *b = p;
+    b->r = fetch_ex(b->c, b->key, b->o, b->s);
+    return NULL;
+}
+
+/* A load that took its lock before an invalidation of one of its tags read
+ * its source before it: its result is not stored. */
+START_TEST(tag_invalidation_fences_a_load_in_flight)
+{
+    const char *ns = NS("tags_fence");
+    sc_options o = opts(ns, NULL);
+    sc_cache *a = test_open(&o), *b = test_open(&o);
+    source s;
+    source_init(&s, "before");
+    s.delay_ms = 300;
+    const char *tags[] = {"t"};
+    sc_fetch_opts fo;
+    sc_fetch_opts_init(&fo);
+    fo.tags = tags;
+    fo.ntags = 1;
+    bg_fetch bf = {a, "k", &fo, &s, {0}};
+    pthread_t th;
+    ck_assert_int_eq(pthread_create(&th, NULL, bg_fetch_main, &bf), 0);
+    WAIT_UNTIL(atomic_load(&s.calls) == 1, 2000);
+    test_sleep_ms(50);
+    ck_assert_int_eq(sc_invalidate_tag(b, "t"), SC_OK);
+    pthread_join(th, NULL);
+    /* Its caller gets what it loaded; nothing is cached. */
+    ck_assert_int_eq(bf.r.st, SC_OK);
+    ck_assert_str_eq(bf.r.got, "before");
+    ASSERT_REDIS_FIELD(ns, "k", "value", "<none>");
+    ck_assert(!held(a, "k"));
+    s.delay_ms = 0;
+    source_put(&s, "after");
+    result r = fetch_ex(b, "k", &fo, &s);
+    ck_assert_str_eq(r.got, "after");
+    ck_assert_int_lt(r.took_ms, 1000); /* the fenced lock was freed, not left to lapse (3 s) */
+    ck_assert_int_eq(atomic_load(&s.calls), 2);
+    ASSERT_REDIS_FIELD(ns, "k", "value", "after");
+    sc_close(a);
+    sc_close(b);
+}
+END_TEST
+
 /* A tag invalidation while a pod's subscription is down: the pod catches
  * the event up from the log and drops its copies. */
 START_TEST(tag_event_lost_while_disconnected)
@@ -708,6 +762,7 @@ static Suite *resilience_suite(void)
     tcase_add_test(tc, hard_timeout);
     tcase_add_test(tc, tags_across_pods_and_in_redis);
     tcase_add_test(tc, tags_on_fetch);
+    tcase_add_test(tc, tag_invalidation_fences_a_load_in_flight);
     tcase_add_test(tc, tag_event_lost_while_disconnected);
     tcase_add_test(tc, tag_event_codec);
     tcase_add_test(tc, tag_with_100k_keys);

@@ -21,7 +21,12 @@ for i = 4, #KEYS do
   local a = 4 + (i - 4) * 9
   -- (a load whose lock predates an invalidation of one of the tags it
   -- stores read its source before that invalidation: fenced as well)
-  if h[1] ~= ARGV[4] or tonumber(h[2] or '0') < floor or tag_dead(tonumber(h[2] or '0'), ARGV[a + 9], KEYS[2]) then
+  if h[1] ~= ARGV[4] or tonumber(h[2] or '0') < floor then
+    out[#out + 1] = {'0', 1}
+  elseif tag_dead(tonumber(h[2] or '0'), ARGV[a + 9], KEYS[2]) then
+    -- still ours, but fenced by a tag invalidation: free the lock at once
+    -- so the next fetch loads without waiting for it to lapse
+    redis.call('HDEL', k, 'lock', 'lock_until', 'lock_seq')
     out[#out + 1] = {'0', 1}
   else
     local v, e = take(KEYS[1], KEYS[2], KEYS[3])
