@@ -185,6 +185,7 @@ START_TEST(grace_with_failing_loader)
     ck_assert_int_eq(r.info.stale, 1);
     ck_assert_uint_ge(r.info.sync_age_ms, 100);
     ck_assert_int_eq(atomic_load(&s.calls), 2); /* it did try to reload */
+    ck_assert_uint_eq(test_stats(a).stale_served, 1);
     /* The graced value is not fresh: gets treat it as absent. */
     char *got = test_get(a, "k");
     ck_assert_str_eq(got, "<none>");

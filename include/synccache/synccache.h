@@ -457,7 +457,9 @@ typedef struct sc_stats {
     uint64_t flushes;              /* local tier dropped because catch-up was impossible
                                       (or by SC_DISCONNECT_FLUSH) */
     uint64_t heartbeat_misses;     /* own heartbeat not back in time */
-    uint64_t stale_served;         /* gets answered by SC_DISCONNECT_STALE */
+    uint64_t stale_served;         /* answers flagged stale: gets served from the
+                                      local tier while unsynced, fetches answered
+                                      with a graced or local value (sc_fetch_ex) */
     uint64_t synced;               /* 1 while the event stream is live and caught up */
     uint64_t last_seq;             /* highest namespace sequence applied */
     uint64_t events_foreign;       /* events of other namespaces on the channel, ignored */
