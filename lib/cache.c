@@ -17,12 +17,15 @@ static void cache_free(sc_cache *c)
         return;
     /* The saver first: it uses the Redis tier until it stops. */
     sc__behind_stop(c);
+    /* Loads left running past a timeout store nothing from now on. */
+    sc__fetch_stop(c);
     /* The subscriber first: after it stops no callback touches the rest. */
     sc__sub_stop(c->sub);
     sc__remote_close(c->remote);
     sc__local_free(c->local);
     sc__flights_destroy(&c->flights);
     sc__fetch_free(c);
+    sc__tags_free(c);
     free((char *)c->hb_event.buf);
     pthread_mutex_destroy(&c->open_mu);
     pthread_cond_destroy(&c->open_cv);
@@ -100,7 +103,7 @@ SC_EXPORT sc_status sc_open(const sc_options *o, sc_cache **out)
         pthread_condattr_destroy(&ca);
     }
     sc__flights_init(&c->flights);
-    if (sc__options_copy(c, o) != SC_OK || sc__fetch_new(c) != SC_OK) {
+    if (sc__options_copy(c, o) != SC_OK || sc__fetch_new(c) != SC_OK || sc__tags_new(c) != SC_OK) {
         cache_free(c);
         return sc__fail(NULL, SC_ERR_NOMEM, "sc_open: out of memory");
     }

@@ -62,6 +62,7 @@
 #define FLIGHT_BUCKETS 256u
 #define WAKE_BUCKETS 256u
 #define NEG_SLOTS 1024u
+#define GRACE_SLOTS 4096u
 #define LOADED_MSG 256
 
 struct sc_loaded {
@@ -99,6 +100,32 @@ typedef struct neg_entry {
     uint64_t expire;     /* sc__now_ms() deadline */
 } neg_entry;
 
+/* A graced value (sc_fetch_ex): kept past its TTL for stale-if-error
+ * answers, believed under the same rule as a neg_entry (the key's floor at
+ * most `known`), and never past `until`. */
+typedef struct grace_entry {
+    char *key;           /* NULL: free slot */
+    size_t klen;
+    uint64_t hash;
+    sc_value *v;
+    uint64_t known;
+    uint64_t fresh_end;  /* sc__now_ms() when its TTL ended (or ends) */
+    uint64_t until;      /* sc__now_ms() when its grace ends */
+} grace_entry;
+
+/* Loads left running past a caller's timeout (sc_fetch_ex) hold this, not
+ * the cache: sc_close marks it closing and waits only for the loads that
+ * are storing; a loader still running then finds `closing` when it returns
+ * and drops its result. */
+typedef struct bg_share {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;   /* a job finished loading or storing (CLOCK_MONOTONIC) */
+    int refs;            /* the cache and every job */
+    int closing;
+    int storing;
+    sc_cache *c;
+} bg_share;
+
 typedef struct sc__fetch sc__fetch;
 struct sc__fetch {
     pthread_mutex_t mu;          /* flights */
@@ -112,6 +139,13 @@ struct sc__fetch {
 
     pthread_mutex_t neg_mu;
     neg_entry neg[NEG_SLOTS];
+
+    pthread_mutex_t grace_mu;
+    grace_entry grace[GRACE_SLOTS];
+    size_t grace_bytes;          /* value bytes held in grace[] */
+    size_t grace_max_bytes;      /* 0: no bound */
+
+    bg_share *bg;
 
     atomic_uint_fast64_t tokens;
     sc__load_stats *stats;
@@ -205,8 +239,50 @@ sc_status sc__fetch_new(sc_cache *c)
     pthread_mutex_init(&f->wake_mu, NULL);
     cond_init_mono(&f->wake_cv);
     pthread_mutex_init(&f->neg_mu, NULL);
+    pthread_mutex_init(&f->grace_mu, NULL);
+    /* The grace table holds at most a quarter of the local tier's byte
+     * bound (values are not shared with the tier once it dropped them). */
+    f->grace_max_bytes = c->opt.local_max_bytes / 4;
+    f->bg = calloc(1, sizeof *f->bg);
+    if (!f->bg) {
+        sc__load_stats_free(f->stats);
+        free(f);
+        return SC_ERR_NOMEM;
+    }
+    pthread_mutex_init(&f->bg->mu, NULL);
+    cond_init_mono(&f->bg->cv);
+    f->bg->refs = 1;
+    f->bg->c = c;
     c->fetch = f;
     return SC_OK;
+}
+
+static void bg_unref_locked(bg_share *b)
+{
+    /* Called with b->mu held; frees b (and unlocks) on the last reference. */
+    if (--b->refs == 0) {
+        pthread_mutex_unlock(&b->mu);
+        pthread_mutex_destroy(&b->mu);
+        pthread_cond_destroy(&b->cv);
+        free(b);
+        return;
+    }
+    pthread_mutex_unlock(&b->mu);
+}
+
+void sc__fetch_stop(sc_cache *c)
+{
+    sc__fetch *f = c->fetch;
+    if (!f || !f->bg)
+        return;
+    bg_share *b = f->bg;
+    pthread_mutex_lock(&b->mu);
+    b->closing = 1;
+    /* A store is one Redis round trip (bounded by redis_timeout_ms). */
+    while (b->storing > 0)
+        pthread_cond_wait(&b->cv, &b->mu);
+    f->bg = NULL;
+    bg_unref_locked(b);
 }
 
 void sc__fetch_free(sc_cache *c)
@@ -214,8 +290,14 @@ void sc__fetch_free(sc_cache *c)
     sc__fetch *f = c->fetch;
     if (!f)
         return;
+    sc__fetch_stop(c);
     for (unsigned i = 0; i < NEG_SLOTS; i++)
         free(f->neg[i].key);
+    for (unsigned i = 0; i < GRACE_SLOTS; i++) {
+        free(f->grace[i].key);
+        sc_value_release(f->grace[i].v);
+    }
+    pthread_mutex_destroy(&f->grace_mu);
     sc__load_stats_free(f->stats);
     pthread_mutex_destroy(&f->mu);
     pthread_cond_destroy(&f->done_cv);
@@ -287,6 +369,80 @@ static int neg_get(sc_cache *c, const char *key, size_t klen, uint64_t hash, uin
     return found;
 }
 
+/* ------------------------------------------------------ grace table -- */
+
+/* Keeps v (a new reference) as key's graced value: fresh for fresh_ms more
+ * (0: its TTL already ended, past_ms ago), available until_ms from now.
+ * Same belief rule as neg_put. */
+static void grace_put(sc_cache *c, const char *key, size_t klen, uint64_t hash, sc_value *v, uint64_t known,
+                      int64_t fresh_ms, uint64_t past_ms, uint64_t until_ms)
+{
+    sc__fetch *f = c->fetch;
+    if (!v || !until_ms || !is_synced(c) || known < sc__local_floor(c->local, hash))
+        return;
+    size_t sz = sc_value_size(v) + klen;
+    if (f->grace_max_bytes && sz > f->grace_max_bytes / 16)
+        return; /* one value may take a sixteenth of the table's bytes */
+    char *k = malloc(klen + 1);
+    if (!k)
+        return;
+    memcpy(k, key, klen);
+    k[klen] = '\0';
+    uint64_t now = sc__now_ms();
+    pthread_mutex_lock(&f->grace_mu);
+    grace_entry *e = &f->grace[hash % GRACE_SLOTS];
+    if (e->key && e->hash == hash && e->klen == klen && memcmp(e->key, key, klen) == 0 && e->v &&
+        sc_value_version(e->v) > sc_value_version(v)) {
+        pthread_mutex_unlock(&f->grace_mu);
+        free(k);
+        return; /* never older over newer */
+    }
+    if (e->key) {
+        f->grace_bytes -= sc_value_size(e->v) + e->klen;
+        free(e->key);
+        sc_value_release(e->v);
+        memset(e, 0, sizeof *e);
+    }
+    if (f->grace_max_bytes && f->grace_bytes + sz > f->grace_max_bytes) {
+        pthread_mutex_unlock(&f->grace_mu);
+        free(k);
+        return;
+    }
+    uint64_t fresh_end = fresh_ms > 0 ? now + (uint64_t)fresh_ms : now - (past_ms < now ? past_ms : 0);
+    *e = (grace_entry){k, klen, hash, sc__value_ref(v), known, fresh_end, now + until_ms};
+    f->grace_bytes += sz;
+    pthread_mutex_unlock(&f->grace_mu);
+}
+
+/* 1 with *out (a new reference) and *past when key has a believable graced
+ * value at most grace ms past its TTL. */
+static int grace_get(sc_cache *c, const char *key, size_t klen, uint64_t hash, uint64_t grace, sc_value **out,
+                     uint64_t *past)
+{
+    sc__fetch *f = c->fetch;
+    int found = 0;
+    uint64_t floor = sc__local_floor(c->local, hash);
+    uint64_t now = sc__now_ms();
+    pthread_mutex_lock(&f->grace_mu);
+    grace_entry *e = &f->grace[hash % GRACE_SLOTS];
+    if (e->key && e->hash == hash && e->klen == klen && memcmp(e->key, key, klen) == 0) {
+        if (e->until > now && e->known >= floor) {
+            if (now < e->fresh_end + grace) {
+                found = 1;
+                *out = sc__value_ref(e->v);
+                *past = now > e->fresh_end ? now - e->fresh_end : 0;
+            }
+        } else {
+            f->grace_bytes -= sc_value_size(e->v) + e->klen;
+            free(e->key);
+            sc_value_release(e->v);
+            memset(e, 0, sizeof *e);
+        }
+    }
+    pthread_mutex_unlock(&f->grace_mu);
+    return found;
+}
+
 /* ---------------------------------------------------------- one call -- */
 
 enum { K_PENDING, K_DONE, K_FOLLOW, K_LEAD };
@@ -309,6 +465,10 @@ typedef struct fkey {
     uint64_t have;
     sc__fetch_item it;
     sc_loaded slot;
+    /* sc_fetch_ex: the graced value this call read from Redis (if any) */
+    sc_value *graced;
+    uint64_t graced_fresh_end;  /* sc__now_ms() when its TTL ended */
+    uint64_t graced_until;      /* sc__now_ms() when its grace ends */
 } fkey;
 
 typedef struct call {
@@ -323,6 +483,12 @@ typedef struct call {
     uint64_t t0_ns;
     uint64_t deadline_ms; /* mono */
     int local_checked;    /* eventual: run() already asked the local tier */
+    /* sc_fetch_ex */
+    uint64_t grace;       /* stored with loaded values, and how stale an answer may be */
+    unsigned soft, hard;  /* timeouts (0: none) */
+    const char *tags;     /* "\n"-joined, tags_len bytes */
+    size_t tags_len;
+    int left_running;     /* the loader was left running past a timeout */
     sc_status fail;       /* first failure */
     char err[SC__ERRLEN];
 } call;
@@ -555,6 +721,177 @@ static void slot_reset(sc_loaded *s, size_t max)
     s->max = max;
 }
 
+static int settle_load(call *cl, fkey **ks, size_t n, const char *token, sc_status ls);
+
+/* A single loader's result as the rest of the call wants it. */
+static sc_status load1_result(sc_cache *c, sc_loaded *slot, sc_status ls)
+{
+    if (ls == SC_NOT_FOUND) /* whatever it set: "not found" is the answer */
+        slot_reset(slot, c->opt.max_value_bytes);
+    if (ls == SC_OK && !slot->set && !slot->refused_len && !slot->nomem) {
+        ls = SC_ERR_LOADER;
+        snprintf(slot->msg, sizeof slot->msg, "the loader returned SC_OK without sc_loaded_set");
+    }
+    return ls;
+}
+
+/* ---- loads left running past a timeout (sc_fetch_ex) ---- */
+
+typedef struct bg_job {
+    bg_share *sh;
+    int refs;            /* the thread, and the caller until it stops waiting */
+    int done;            /* the loader returned */
+    int abandoned;       /* the caller left: the thread stores */
+    sc_status ls;
+    sc_loaded slot;
+    sc_load_fn load;
+    void *ud;
+    char token[48];
+    uint64_t ttl, grace;
+    char *tags;
+    size_t tags_len;
+    size_t klen;
+    uint64_t hash;
+    char key[];
+} bg_job;
+
+static void job_unref_locked(bg_job *j)
+{
+    if (--j->refs == 0) {
+        free(j->slot.data);
+        free(j->tags);
+        free(j);
+    }
+}
+
+/* Stores the result of a load its caller left (on the job's thread). */
+static void bg_store(sc_cache *c, bg_job *j)
+{
+    call cl;
+    memset(&cl, 0, sizeof cl);
+    cl.c = c;
+    cl.name = "sc_fetch_ex (load left running)";
+    cl.ttl = j->ttl;
+    cl.grace = j->grace;
+    cl.tags = j->tags;
+    cl.tags_len = j->tags_len;
+    cl.t0_ns = sc__mono_ns();
+    cl.deadline_ms = cl.t0_ns / 1000000u + (uint64_t)c->opt.redis_timeout_ms;
+    fkey k;
+    memset(&k, 0, sizeof k);
+    k.key = j->key;
+    k.klen = j->klen;
+    k.hash = j->hash;
+    k.state = K_LEAD;
+    k.active = 1;
+    k.slot = j->slot;
+    memset(&j->slot, 0, sizeof j->slot);
+    fkey *ks[1] = {&k};
+    settle_load(&cl, ks, 1, j->token, load1_result(c, &k.slot, j->ls));
+    if (cl.fail != SC_OK)
+        sc__log(c, SC_LOG_WARN, "%s", cl.err);
+    sc_value_release(k.val);
+    free(k.slot.data);
+}
+
+static void *bg_main(void *arg)
+{
+    bg_job *j = arg;
+    sc_status ls = j->load(j->key, &j->slot, j->ud);
+    bg_share *b = j->sh;
+    pthread_mutex_lock(&b->mu);
+    j->done = 1;
+    j->ls = ls;
+    pthread_cond_broadcast(&b->cv);
+    if (j->abandoned && !b->closing) {
+        b->storing++;
+        pthread_mutex_unlock(&b->mu);
+        bg_store(b->c, j);
+        pthread_mutex_lock(&b->mu);
+        b->storing--;
+        pthread_cond_broadcast(&b->cv);
+    }
+    job_unref_locked(j);
+    bg_unref_locked(b);
+    return NULL;
+}
+
+/* Runs the single loader of k on a thread of its own and waits for it until
+ * the call's limit: the soft timeout when a graced value is at hand, else
+ * the hard timeout. 0: the loader returned (*ls, k->slot filled); 1: it is
+ * still running and will store its result itself (the lock goes with it). */
+static int load_timed(call *cl, fkey *k, const char *token, sc_status *ls)
+{
+    sc_cache *c = cl->c;
+    uint64_t t0 = cl->t0_ns / 1000000u, limit = UINT64_MAX, past;
+    sc_value *g = NULL;
+    if (cl->hard)
+        limit = t0 + cl->hard;
+    if (cl->soft && cl->grace &&
+        ((k->graced && sc__now_ms() < k->graced_until) || grace_get(c, k->key, k->klen, k->hash, cl->grace, &g, &past)))
+        limit = t0 + cl->soft < limit ? t0 + cl->soft : limit;
+    sc_value_release(g);
+    bg_share *b = c->fetch->bg;
+    bg_job *j = limit == UINT64_MAX || !b ? NULL : calloc(1, sizeof *j + k->klen + 1);
+    if (j && cl->tags_len && !(j->tags = malloc(cl->tags_len))) {
+        free(j);
+        j = NULL;
+    }
+    if (!j) {
+        *ls = cl->load1(k->key, &k->slot, cl->ud);
+        return 0;
+    }
+    j->sh = b;
+    j->refs = 2;
+    j->load = cl->load1;
+    j->ud = cl->ud;
+    snprintf(j->token, sizeof j->token, "%s", token);
+    j->ttl = cl->ttl;
+    j->grace = cl->grace;
+    if (cl->tags_len)
+        memcpy(j->tags, cl->tags, cl->tags_len);
+    j->tags_len = cl->tags_len;
+    j->klen = k->klen;
+    j->hash = k->hash;
+    memcpy(j->key, k->key, k->klen);
+    j->slot.max = c->opt.max_value_bytes;
+    pthread_mutex_lock(&b->mu);
+    b->refs++;
+    pthread_mutex_unlock(&b->mu);
+    pthread_attr_t at;
+    pthread_attr_init(&at);
+    pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+    pthread_t th;
+    int rc = pthread_create(&th, &at, bg_main, j);
+    pthread_attr_destroy(&at);
+    if (rc != 0) {
+        pthread_mutex_lock(&b->mu);
+        b->refs--;
+        pthread_mutex_unlock(&b->mu);
+        free(j->tags);
+        free(j);
+        *ls = cl->load1(k->key, &k->slot, cl->ud);
+        return 0;
+    }
+    struct timespec dl;
+    abs_deadline(&dl, limit);
+    pthread_mutex_lock(&b->mu);
+    while (!j->done && pthread_cond_timedwait(&b->cv, &b->mu, &dl) == 0)
+        ;
+    int left = !j->done;
+    if (left) {
+        j->abandoned = 1;
+    } else {
+        *ls = j->ls;
+        free(k->slot.data);
+        k->slot = j->slot;
+        memset(&j->slot, 0, sizeof j->slot);
+    }
+    job_unref_locked(j);
+    pthread_mutex_unlock(&b->mu);
+    return left;
+}
+
 /* Loads the n keys of ks (this thread holds their locks under token), stores
  * the results in one round trip and settles each key. Returns 0, or -1 when
  * the call failed (every key of ks settled as failed, locks released). */
@@ -566,13 +903,24 @@ static int load_and_store(call *cl, fkey **ks, size_t n, const char *token)
 
     sc_status ls;
     if (cl->load1) {
-        ls = cl->load1(ks[0]->key, &ks[0]->slot, cl->ud);
-        if (ls == SC_NOT_FOUND) /* whatever it set: "not found" is the answer */
-            slot_reset(&ks[0]->slot, c->opt.max_value_bytes);
-        if (ls == SC_OK && !ks[0]->slot.set && !ks[0]->slot.refused_len && !ks[0]->slot.nomem) {
-            ls = SC_ERR_LOADER;
-            snprintf(ks[0]->slot.msg, sizeof ks[0]->slot.msg, "the loader returned SC_OK without sc_loaded_set");
+        if (cl->soft || cl->hard) {
+            if (load_timed(cl, ks[0], token, &ls)) {
+                /* The loader goes on; its thread stores the result (or
+                 * releases the lock) when it returns. */
+                cl->left_running = 1;
+                ks[0]->waited = 1;
+                key_done(ks[0], SC_ERR_TIMEOUT, NULL);
+                call_fail(cl, SC_ERR_TIMEOUT,
+                          "%s: the loader of \"%.*s\" still runs after %llu ms (its result is stored when it "
+                          "returns)",
+                          cl->name, (int)(ks[0]->klen > 64 ? 64 : ks[0]->klen), ks[0]->key,
+                          (unsigned long long)(mono_ms() - cl->t0_ns / 1000000u));
+                return -1;
+            }
+        } else {
+            ls = cl->load1(ks[0]->key, &ks[0]->slot, cl->ud);
         }
+        ls = load1_result(c, &ks[0]->slot, ls);
     } else {
         const char **keys = malloc(n * sizeof *keys);
         sc_loaded **slots = malloc(n * sizeof *slots);
@@ -590,7 +938,14 @@ static int load_and_store(call *cl, fkey **ks, size_t n, const char *token)
             free(slots);
         }
     }
+    return settle_load(cl, ks, n, token, ls);
+}
 
+/* The loader returned ls for the n keys of ks (slots filled): stores what
+ * it found under token, releases the locks of the rest, settles each key. */
+static int settle_load(call *cl, fkey **ks, size_t n, const char *token, sc_status ls)
+{
+    sc_cache *c = cl->c;
     sc_status fail = SC_OK;
     if (ls != SC_OK && ls != SC_NOT_FOUND) {
         fail = SC_ERR_LOADER;
@@ -644,7 +999,12 @@ static int load_and_store(call *cl, fkey **ks, size_t n, const char *token)
             it->val = k->slot.data;
             it->len = k->slot.len;
             it->ttl_ms = jitter(cl->ttl, c->opt.ttl_jitter_pct);
-            int carry = it->len <= c->opt.event_value_max;
+            it->grace_ms = it->ttl_ms ? cl->grace : 0;
+            it->tags = cl->tags;
+            it->tags_len = cl->tags_len;
+            /* A tagged value is announced as an invalidate: pods learn its
+             * tags from their Redis read (README, "Tags"). */
+            int carry = it->len <= c->opt.event_value_max && !cl->tags_len;
             es = sc__own_event(c, carry ? SC__ACT_SET : SC__ACT_INVALIDATE, k->key, k->klen, it->val, it->len,
                                it->ttl_ms, &it->ev);
         } else {
@@ -729,6 +1089,10 @@ static int load_and_store(call *cl, fkey **ks, size_t n, const char *token)
         sc__wrote(c, &it->res, cl->name);
         if (v) {
             v = install_stored(c, k, v, it->ttl_ms, it->res.version);
+            if (it->grace_ms)
+                grace_put(c, k->key, k->klen, k->hash, v, it->res.version, (int64_t)it->ttl_ms, 0,
+                          it->ttl_ms + it->grace_ms);
+            sc__tags_note(c, k->key, k->klen, k->hash, it->res.version, cl->tags, cl->tags_len);
         } else {
             sc__local_remove(c->local, k->key, k->klen, k->hash, it->res.version, it->res.version);
             neg_put(c, k->key, k->klen, k->hash, it->res.version, it->res.version, it->ttl_ms);
@@ -765,6 +1129,34 @@ static void wait_wake(sc__fetch *f, call *cl, const uint64_t *snap, uint64_t ms)
             break;
     }
     pthread_mutex_unlock(&f->wake_mu);
+}
+
+/* fetch_lock found a graced value for k (past its TTL, within its grace):
+ * kept for this call's stale-if-error answer and in the grace table; with
+ * a soft timeout, the call waits no longer than that from now on. */
+static void note_graced(call *cl, fkey *k, sc__fetch_item *it, uint64_t known)
+{
+    sc_cache *c = cl->c;
+    sc_value *v = sc__value_new_keyed(k->key, k->klen, it->data, it->len, it->version);
+    free(it->data);
+    it->data = NULL;
+    it->len = 0;
+    it->graced = 0;
+    if (!v)
+        return;
+    uint64_t now = sc__now_ms();
+    sc_value_release(k->graced);
+    k->graced = v;
+    k->graced_fresh_end = now - (it->past_ms < now ? it->past_ms : 0);
+    k->graced_until = it->grace_pttl_ms >= 0 ? now + (uint64_t)it->grace_pttl_ms : UINT64_MAX;
+    grace_put(c, k->key, k->klen, k->hash, v, known, 0, it->past_ms,
+              it->grace_pttl_ms >= 0 ? (uint64_t)it->grace_pttl_ms : UINT64_MAX / 2);
+    sc__tags_note(c, k->key, k->klen, k->hash, it->version, it->tags, it->tags_len);
+    if (cl->soft && cl->grace) {
+        uint64_t soft_end = cl->t0_ns / 1000000u + cl->soft;
+        if (soft_end < cl->deadline_ms)
+            cl->deadline_ms = soft_end;
+    }
 }
 
 /* The leader's loop over its keys: local tier, one fetch_lock round trip,
@@ -887,6 +1279,8 @@ static void lead(call *cl)
             fkey *k = act[i];
             k->it = items[i];
             sc__fetch_item *it = &k->it;
+            if (it->graced)
+                note_graced(cl, k, it, known);
             switch (it->kind) {
             case SC__FETCH_CONFIRMED:
                 sc__atomic_inc(&c->remote_hits);
@@ -908,9 +1302,13 @@ static void lead(call *cl)
                     key_fail(cl, k, SC_ERR_NOMEM);
                     break;
                 }
-                if (it->kind == SC__FETCH_VALUE)
+                if (it->kind == SC__FETCH_VALUE) {
                     v = install_read(c, k, v, it->pttl_ms, known);
-                else /* outdated: served, never kept */
+                    if (it->grace_pttl_ms >= 0)
+                        grace_put(c, k->key, k->klen, k->hash, v, known, it->pttl_ms, 0,
+                                  (uint64_t)it->grace_pttl_ms);
+                    sc__tags_note(c, k->key, k->klen, k->hash, it->version, it->tags, it->tags_len);
+                } else /* outdated: served, never kept */
                     sc__local_remove(c->local, k->key, k->klen, k->hash, it->version, it->version);
                 key_done(k, SC_OK, v);
                 break;
@@ -938,6 +1336,9 @@ static void lead(call *cl)
                 break;
             }
             }
+            free(it->tags);
+            it->tags = NULL;
+            it->tags_len = 0;
         }
         if (ntl && cl->fail == SC_OK) {
             /* The loader runs with the waiters count still raised: harmless
@@ -1056,12 +1457,17 @@ static void call_init(call *cl, sc_cache *c, const char *name, uint64_t ttl_ms)
     cl->ttl = ttl_ms ? ttl_ms : c->opt.default_ttl_ms;
     cl->t0_ns = sc__mono_ns();
     cl->deadline_ms = cl->t0_ns / 1000000u + 2 * c->opt.lock_ttl_ms + 2 * (uint64_t)c->opt.redis_timeout_ms;
+    cl->grace = c->opt.grace_ms;
 }
 
 static void call_free_slots(call *cl)
 {
-    for (size_t i = 0; i < cl->m; i++)
+    for (size_t i = 0; i < cl->m; i++) {
         free(cl->k[i].slot.data);
+        cl->k[i].slot.data = NULL;
+        sc_value_release(cl->k[i].graced);
+        cl->k[i].graced = NULL;
+    }
 }
 
 /* ------------------------------------------------------------ public -- */
@@ -1113,11 +1519,53 @@ static sc_status check_call(sc_cache *c, int has_loader, const char *name)
     return SC_OK;
 }
 
-SC_EXPORT sc_status sc_fetch(sc_cache *c, const char *key, uint64_t ttl_ms, sc_load_fn load, void *ud,
-                             sc_value **out)
+SC_EXPORT void sc_fetch_opts_init(sc_fetch_opts *o)
+{
+    if (!o)
+        return;
+    memset(o, 0, sizeof *o);
+    o->grace_ms = UINT64_MAX;
+}
+
+/* The stale-if-error answer of a failed fetch: the graced value the call
+ * read, a local copy (Redis could not be read while the pod is unsynced),
+ * or the grace table's, at most cl->grace past its TTL. Without a grace, a
+ * local copy is still served when Redis cannot be read, under the rule
+ * sc_get follows (the disconnect policy is not flush and the last proof of
+ * sync is at most stale_max_ms old). *age: how long past its TTL the value
+ * is (a local copy: 0 with grace, else the sync age). */
+static int serve_graced(call *cl, fkey *k, sc_status st, sc_value **out, uint64_t *age)
+{
+    sc_cache *c = cl->c;
+    int redis_away = (st == SC_ERR_REMOTE || st == SC_ERR_TIMEOUT) && !cl->left_running && !is_synced(c);
+    if (!cl->grace) {
+        if (!redis_away || c->opt.disconnect_policy == SC_DISCONNECT_FLUSH)
+            return 0;
+        uint64_t proof = atomic_load_explicit(&c->proof_ms, memory_order_relaxed), now = sc__now_ms();
+        *age = now > proof ? now - proof : 0;
+        return *age <= c->opt.stale_max_ms && sc__local_peek(c->local, k->key, k->klen, k->hash, out) == SC_OK;
+    }
+    uint64_t now = sc__now_ms();
+    if (k->graced && now < k->graced_until && now < k->graced_fresh_end + cl->grace &&
+        k->graced->version >= sc__local_floor(c->local, k->hash)) {
+        *out = sc__value_ref(k->graced);
+        *age = now > k->graced_fresh_end ? now - k->graced_fresh_end : 0;
+        return 1;
+    }
+    if (redis_away && sc__local_peek(c->local, k->key, k->klen, k->hash, out) == SC_OK) {
+        *age = 0;
+        return 1;
+    }
+    return grace_get(c, k->key, k->klen, k->hash, cl->grace, out, age);
+}
+
+SC_EXPORT sc_status sc_fetch_ex(sc_cache *c, const char *key, const sc_fetch_opts *o, sc_load_fn load, void *ud,
+                                sc_value **out, sc_get_info *info)
 {
     if (out)
         *out = NULL;
+    if (info)
+        memset(info, 0, sizeof *info);
     sc_status s = check_call(c, load != NULL, "sc_fetch");
     if (s != SC_OK)
         return s;
@@ -1126,6 +1574,20 @@ SC_EXPORT sc_status sc_fetch(sc_cache *c, const char *key, uint64_t ttl_ms, sc_l
         return s;
     if (!out)
         return sc__fail(c, SC_ERR_INVALID, "sc_fetch: out is NULL");
+    sc_fetch_opts def;
+    if (!o) {
+        sc_fetch_opts_init(&def);
+        o = &def;
+    }
+    if (o->grace_ms != UINT64_MAX && o->grace_ms > (UINT64_C(1) << 40))
+        return sc__fail(c, SC_ERR_INVALID, "sc_fetch_ex: grace_ms %llu is over 2^40",
+                        (unsigned long long)o->grace_ms);
+    if (o->ttl_ms > (UINT64_C(1) << 53))
+        return sc__fail(c, SC_ERR_INVALID, "sc_fetch_ex: ttl_ms is over 2^53");
+    char *tags = NULL;
+    size_t tags_len = 0;
+    if ((s = sc__tags_join(c, o->tags, o->ntags, &tags, &tags_len, "sc_fetch_ex")) != SC_OK)
+        return s;
     uint64_t hash = sc__local_hash(key, klen);
     int checked = 0;
     if (c->opt.consistency == SC_EVENTUAL && is_synced(c)) {
@@ -1137,13 +1599,37 @@ SC_EXPORT sc_status sc_fetch(sc_cache *c, const char *key, uint64_t ttl_ms, sc_l
                                                                                : SC_ERR_INVALID;
         if (hit != SC_ERR_INVALID) {
             sc__load_stats_add(c->fetch->stats, SC__LOAD_HIT, sc__mono_ns() - t0);
+            free(tags);
             return hit;
         }
         checked = 1;
     }
     call cl;
-    call_init(&cl, c, "sc_fetch", ttl_ms);
+    call_init(&cl, c, "sc_fetch", o->ttl_ms);
     cl.local_checked = checked;
+    if (o->grace_ms != UINT64_MAX)
+        cl.grace = o->grace_ms;
+    cl.soft = o->soft_timeout_ms;
+    cl.hard = o->hard_timeout_ms;
+    cl.tags = tags;
+    cl.tags_len = tags_len;
+    if (cl.hard) {
+        uint64_t hard_end = cl.t0_ns / 1000000u + cl.hard;
+        if (hard_end < cl.deadline_ms)
+            cl.deadline_ms = hard_end;
+    }
+    if (cl.soft && cl.grace) {
+        /* A graced value already at hand bounds every wait by the soft
+         * timeout (one read later does the same: note_graced). */
+        sc_value *g = NULL;
+        uint64_t past;
+        if (grace_get(c, key, klen, hash, cl.grace, &g, &past)) {
+            uint64_t soft_end = cl.t0_ns / 1000000u + cl.soft;
+            if (soft_end < cl.deadline_ms)
+                cl.deadline_ms = soft_end;
+        }
+        sc_value_release(g);
+    }
     fkey k;
     memset(&k, 0, sizeof k);
     k.key = key;
@@ -1154,14 +1640,51 @@ SC_EXPORT sc_status sc_fetch(sc_cache *c, const char *key, uint64_t ttl_ms, sc_l
     cl.load1 = load;
     cl.ud = ud;
     run(&cl);
+    sc_status st = k.st;
+    int stale = 0;
+    uint64_t past = 0;
+    if (st != SC_OK && st != SC_NOT_FOUND &&
+        (st == SC_ERR_LOADER || st == SC_ERR_REMOTE || st == SC_ERR_TIMEOUT || st == SC_ERR_LOCKED)) {
+        sc_value *g = NULL;
+        if (serve_graced(&cl, &k, st, &g, &past)) {
+            sc_value_release(k.val);
+            k.val = g;
+            k.st = st = SC_OK;
+            k.outcome = SC__LOAD_MISS;
+            stale = 1;
+            sc__atomic_inc(&c->stale_served);
+        } else if (cl.hard && mono_ms() >= cl.t0_ns / 1000000u + cl.hard &&
+                   (st == SC_ERR_LOCKED || st == SC_ERR_TIMEOUT)) {
+            st = SC_ERR_TIMEOUT;
+            cl.fail = SC_OK;
+            call_fail(&cl, SC_ERR_TIMEOUT, "sc_fetch_ex: no answer for \"%.*s\" within the hard timeout (%u ms)%s",
+                      (int)(klen > 64 ? 64 : klen), key, cl.hard,
+                      cl.left_running ? "; the loader still runs and stores its result when it returns" : "");
+        }
+    }
     count(&cl);
     call_free_slots(&cl);
-    if (k.st == SC_OK || k.st == SC_NOT_FOUND) {
+    free(tags);
+    if (st == SC_OK || st == SC_NOT_FOUND) {
         *out = k.val;
-        return k.st;
+        if (info) {
+            info->source = stale || k.outcome == SC__LOAD_HIT ? SC_SOURCE_LOCAL : SC_SOURCE_REMOTE;
+            info->stale = stale;
+            info->sync_age_ms = stale ? past : 0;
+        }
+        return st;
     }
     sc_value_release(k.val);
-    return sc__fail(c, cl.fail != SC_OK ? cl.fail : k.st, "%s", cl.err[0] ? cl.err : sc_strerror(k.st));
+    return sc__fail(c, cl.fail != SC_OK ? cl.fail : st, "%s", cl.err[0] ? cl.err : sc_strerror(st));
+}
+
+SC_EXPORT sc_status sc_fetch(sc_cache *c, const char *key, uint64_t ttl_ms, sc_load_fn load, void *ud,
+                             sc_value **out)
+{
+    sc_fetch_opts o;
+    sc_fetch_opts_init(&o);
+    o.ttl_ms = ttl_ms;
+    return sc_fetch_ex(c, key, &o, load, ud, out, NULL);
 }
 
 SC_EXPORT sc_status sc_fetch_batch(sc_cache *c, const char *const *keys, size_t n, uint64_t ttl_ms,

@@ -55,16 +55,25 @@ sc_status sc__install_read(sc_cache *c, const char *key, size_t klen, uint64_t h
     }
     sc__atomic_inc(&c->remote_hits);
     sc_value *v = sc__value_new_keyed(key, klen, item->data, item->len, item->version);
+    /* The key's tags (item->tags points into the same block as data). */
+    char *tags = NULL;
+    size_t tags_len = item->tags_len;
+    if (tags_len && (tags = malloc(tags_len)) != NULL)
+        memcpy(tags, item->tags, tags_len);
     free(item->data);
     item->data = NULL;
-    if (!v)
+    item->tags = NULL;
+    if (!v) {
+        free(tags);
         return SC_ERR_NOMEM;
+    }
     /* The on_set_local hook says what the local tier stores, and the caller
      * gets that same value (as a later hit would), or the value as read when
      * the hook keeps nothing. It runs even when the value will not be kept,
      * so what a get returns does not depend on the sync state. */
     sc_value *keep = NULL;
     if (sc__transform(c, key, klen, v, &keep) != SC_OK) {
+        free(tags);
         sc_value_release(v);
         sc__local_remove(c->local, key, klen, hash, item->version, item->version);
         return SC_ERR_NOMEM;
@@ -77,6 +86,9 @@ sc_status sc__install_read(sc_cache *c, const char *key, size_t klen, uint64_t h
                                   item->pttl_ms > 0 ? (uint64_t)item->pttl_ms : 0, item->known, 0) == SC_OK;
     if (!installed)
         sc__local_remove(c->local, key, klen, hash, item->version, item->version);
+    else if (tags)
+        sc__tags_note(c, key, klen, hash, item->version, tags, tags_len);
+    free(tags);
     if (keep) {
         sc_value_release(v);
         v = keep;

@@ -17,6 +17,7 @@
 #define SC__ERRLEN 512
 
 typedef struct sc__flight sc__flight;
+typedef struct sc__tags sc__tags;
 
 /* metrics.c: a lock-free histogram of durations with fixed buckets (the
  * upper bounds, in seconds, are those sc_metrics_text prints: 100 us to
@@ -88,6 +89,7 @@ struct sc_cache {
     sc__hist hist_prop;          /* publish (Redis time) to applied (syncer.c) */
     struct sc__behind *behind;   /* write-behind state (behind.c) */
     struct sc__fetch *fetch;     /* cache-aside loading (fetch.c) */
+    sc__tags *tags;              /* the local tag index (tags.c) */
 };
 
 /* errors.c: record a failure for sc_errmsg and return s. */
@@ -187,10 +189,33 @@ void sc__behind_stats(sc_cache *c, sc_stats *out);
  * sc__fetch_free accepts a cache without one. */
 sc_status sc__fetch_new(sc_cache *c);
 void sc__fetch_free(sc_cache *c);
+/* Before the Redis tier closes: loads left running past a caller's timeout
+ * (sc_fetch_ex) store nothing from now on; waits for the stores under way. */
+void sc__fetch_stop(sc_cache *c);
 /* An event for key was applied (any thread; the sync thread calls it for
  * every event, own ones too): wakes fetches waiting for another load of the
  * key. klen 0 (a clear) wakes every waiter. */
 void sc__fetch_event(sc_cache *c, const char *key, size_t klen);
+
+/* tags.c: the local tag index (sc_set_tagged, sc_fetch_ex tags,
+ * sc_invalidate_tag). */
+sc_status sc__tags_new(sc_cache *c);
+void sc__tags_free(sc_cache *c); /* a cache without one is fine */
+/* Checks and joins ntags tags with "\n" into *out (malloc'd; NULL with
+ * *out_len 0 when ntags is 0); failures are recorded for sc_errmsg. */
+sc_status sc__tags_join(const sc_cache *c, const char *const *tags, size_t ntags, char **out, size_t *out_len,
+                        const char *call);
+/* After key (version) entered the local tier with these tags: indexes it,
+ * or drops it at once when one of them was invalidated above version. */
+void sc__tags_note(sc_cache *c, const char *key, size_t klen, uint64_t khash, uint64_t version, const char *tags,
+                   size_t tags_len);
+/* A tag invalidation at version (0: an outside publisher's): drops every
+ * indexed key of the tag below it, raising their floors to floor. Returns
+ * how many local copies went. */
+size_t sc__tags_event(sc_cache *c, const char *tag, size_t tag_len, uint64_t version, uint64_t floor);
+/* ops.c: sc_set with tags (joined), announced as an invalidate. */
+sc_status sc__set_tagged(sc_cache *c, const char *key, const void *val, size_t len, uint64_t ttl_ms,
+                         const char *tags, size_t tags_len);
 
 /* load_stats.c: exact windowed load statistics (one mutex). */
 typedef struct sc__load_stats sc__load_stats;

@@ -219,7 +219,7 @@ static const family families[] = {
     COUNTER(events_replayed, "Events applied from the Redis event log (catch-up)."),
     COUNTER(flushes, "Times the local tier was dropped because catch-up was impossible (or by the flush policy)."),
     COUNTER(heartbeat_misses, "Own heartbeats that did not come back in time."),
-    COUNTER(stale_served, "Gets answered from the local tier while unsynced (stale disconnect policy)."),
+    COUNTER(stale_served, "Answers flagged stale: gets from the local tier while unsynced, fetches answered with a graced value."),
     GAUGE(synced, "1 while the event stream is live and caught up, else 0."),
     GAUGE(last_seq, "Highest namespace sequence number applied."),
     COUNTER(events_foreign, "Events of other namespaces on the channel (ignored)."),

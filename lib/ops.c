@@ -146,8 +146,9 @@ SC_EXPORT sc_status sc_peek(sc_cache *c, const char *key, sc_value **out)
 
 /* expected: NULL, or the version the key must still have (compare-and-set).
  * behind: the same script also queues the write for the store (behind.c). */
-static sc_status set_common(sc_cache *c, const char *key, const void *val, size_t len, uint64_t ttl_ms,
-                            int invalidate, const uint64_t *expected, int behind, const char *call)
+static sc_status set_common_tags(sc_cache *c, const char *key, const void *val, size_t len, uint64_t ttl_ms,
+                                 int invalidate, const uint64_t *expected, int behind, const char *tags,
+                                 size_t tags_len, const char *call)
 {
     size_t klen = 0;
     sc_status s = sc__check_key(c, key, &klen, call);
@@ -177,7 +178,9 @@ static sc_status set_common(sc_cache *c, const char *key, const void *val, size_
     }
 
     uint64_t ttl = ttl_ms ? ttl_ms : c->opt.default_ttl_ms;
-    int carry = !invalidate && len <= c->opt.event_value_max;
+    /* A tagged write is announced as an invalidate: other pods learn its
+     * tags with their next Redis read (lib/tags.c). */
+    int carry = !invalidate && !tags_len && len <= c->opt.event_value_max;
     sc__remote_event ev;
     s = sc__own_event(c, carry ? SC__ACT_SET : SC__ACT_INVALIDATE, key, klen, val, len, ttl, &ev);
     if (s != SC_OK)
@@ -185,9 +188,11 @@ static sc_status set_common(sc_cache *c, const char *key, const void *val, size_
     sc__remote_result res;
     char err[SC__ERRLEN];
     uint64_t t0 = sc__mono_ns();
-    s = expected ? sc__remote_set_if(c->remote, key, klen, val, len, ttl, *expected, &ev, &res, err, sizeof err)
-        : behind ? sc__remote_set_behind(c->remote, key, klen, val, len, ttl, &ev, &res, err, sizeof err)
-                 : sc__remote_set(c->remote, key, klen, val, len, ttl, &ev, &res, err, sizeof err);
+    s = tags_len ? sc__remote_set_tagged(c->remote, key, klen, val, len, ttl, tags, tags_len, &ev, &res, err,
+                                         sizeof err)
+        : expected ? sc__remote_set_if(c->remote, key, klen, val, len, ttl, *expected, &ev, &res, err, sizeof err)
+        : behind   ? sc__remote_set_behind(c->remote, key, klen, val, len, ttl, &ev, &res, err, sizeof err)
+                   : sc__remote_set(c->remote, key, klen, val, len, ttl, &ev, &res, err, sizeof err);
     sc__hist_since(&c->hist_set, t0);
     free((char *)ev.buf);
     if (s == SC_ERR_CONFLICT) {
@@ -208,9 +213,26 @@ static sc_status set_common(sc_cache *c, const char *key, const void *val, size_
         /* Not installed (unsynced, a newer version or floor is there, no
          * memory, too big for the local bound): no older copy may stay. */
         sc__local_remove(c->local, key, klen, hash, res.version, res.version);
+    } else if (tags_len) {
+        sc__tags_note(c, key, klen, hash, res.version, tags, tags_len);
     }
     sc_value_release(v);
     return SC_OK;
+}
+
+static sc_status set_common(sc_cache *c, const char *key, const void *val, size_t len, uint64_t ttl_ms,
+                            int invalidate, const uint64_t *expected, int behind, const char *call)
+{
+    return set_common_tags(c, key, val, len, ttl_ms, invalidate, expected, behind, NULL, 0, call);
+}
+
+sc_status sc__set_tagged(sc_cache *c, const char *key, const void *val, size_t len, uint64_t ttl_ms,
+                         const char *tags, size_t tags_len)
+{
+    if (!writes_redis(c) && tags_len)
+        return sc__fail(c, SC_ERR_INVALID, "sc_set_tagged: a reader pod cannot write Redis (set "
+                                           "reader_can_set_to_redis)");
+    return set_common_tags(c, key, val, len, ttl_ms, 0, NULL, 0, tags, tags_len, "sc_set_tagged");
 }
 
 SC_EXPORT sc_status sc_set(sc_cache *c, const char *key, const void *val, size_t len, uint64_t ttl_ms)

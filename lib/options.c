@@ -56,6 +56,7 @@ SC_EXPORT void sc_options_init(sc_options *o)
     o->stats_window_ms = 60000;
     o->sentinel_master = "mymaster";
     o->partitions = 1;
+    o->grace_ms = 0;
 }
 
 /* The most an event adds around its key and value (field names, numbers,
@@ -196,6 +197,8 @@ sc_status sc__options_check(const sc_options *o, char *err, size_t errlen)
                    (unsigned long long)o->stats_window_ms);
     else if (o->empty_ttl_ms > (UINT64_C(1) << 53) || o->tag_delete_delay_ms > (UINT64_C(1) << 53))
         fail = bad(err, errlen, "option empty_ttl_ms/tag_delete_delay_ms: at most 2^53");
+    else if (o->grace_ms > (UINT64_C(1) << 40))
+        fail = bad(err, errlen, "option grace_ms: %llu is over 2^40", (unsigned long long)o->grace_ms);
     if (!fail && sc__behind_options_check(o, err, errlen) != SC_OK)
         fail = 1;
     return fail ? SC_ERR_INVALID : SC_OK;

@@ -118,6 +118,15 @@ static int apply_event(sc_cache *c, const sc__event *ev, int replayed, int own)
         break;
     case SC__ACT_HEARTBEAT:
         break;
+    case SC__ACT_TAG: {
+        /* Every key this pod indexed under the tag below the version goes
+         * (own events too: sc_invalidate_tag already did, it is idempotent). */
+        size_t n = sc__tags_event(c, ev->key, ev->key_len, external ? 0 : ev->version, floor);
+        changed = n > 0;
+        for (size_t i = 0; i < n; i++)
+            sc__atomic_inc(&c->invalidations);
+        break;
+    }
     }
     sc__fetch_event(c, ev->key, ev->key_len); /* wakes fetches waiting for this key's load */
     if (own) {

@@ -89,6 +89,8 @@ static void free_items(sc__fetch_item *items, size_t n)
     for (size_t i = 0; i < n; i++) {
         free(items[i].data);
         items[i].data = NULL;
+        free(items[i].tags);
+        items[i].tags = NULL;
     }
 }
 
@@ -100,30 +102,55 @@ static int parse_lock_result(const redisReply *e, sc__fetch_item *it)
         return -1;
     redisReply *const *f = e->element;
     it->kind = (sc__fetch_kind)f[0]->str[0];
+    it->graced = 0;
+    it->grace_pttl_ms = -2;
+    size_t base = 0;
     switch (it->kind) {
     case SC__FETCH_CONFIRMED:
-    case SC__FETCH_LOCKED:
         return 0;
+    case SC__FETCH_LOCKED:
+        base = 1;
+        break;
     case SC__FETCH_WAIT:
-        return e->elements == 2 && u64_of(f[1], &it->lock_until_ms) ? 0 : -1;
+        if (e->elements < 2 || !u64_of(f[1], &it->lock_until_ms))
+            return -1;
+        base = 2;
+        break;
     case SC__FETCH_EMPTY:
         if (e->elements != 3 || !u64_of(f[1], &it->version) || f[2]->type != REDIS_REPLY_INTEGER)
             return -1;
         it->pttl_ms = f[2]->integer < 0 ? -1 : f[2]->integer;
         return 0;
     case SC__FETCH_VALUE:
-        if (e->elements != 4 || f[1]->type != REDIS_REPLY_STRING || !u64_of(f[2], &it->version) ||
-            f[3]->type != REDIS_REPLY_INTEGER)
+        if (e->elements != 6 || f[1]->type != REDIS_REPLY_STRING || !u64_of(f[2], &it->version) ||
+            f[3]->type != REDIS_REPLY_INTEGER || f[4]->type != REDIS_REPLY_INTEGER ||
+            f[5]->type != REDIS_REPLY_STRING)
             return -1;
         it->pttl_ms = f[3]->integer < 0 ? -1 : f[3]->integer;
+        it->grace_pttl_ms = f[4]->integer < -1 ? -2 : f[4]->integer;
+        if (f[5]->len && !(it->tags = dup_bytes(f[5], &it->tags_len)))
+            return -2;
         return (it->data = dup_bytes(f[1], &it->len)) ? 0 : -2;
     case SC__FETCH_STALE:
         if (e->elements != 4 || f[1]->type != REDIS_REPLY_STRING || !u64_of(f[2], &it->version) ||
             !u64_of(f[3], &it->lock_until_ms))
             return -1;
         return (it->data = dup_bytes(f[1], &it->len)) ? 0 : -2;
+    default:
+        return -1;
     }
-    return -1;
+    /* LOCKED / WAIT: a graced value may follow (value, version, gpttl, past_ms). */
+    if (e->elements == base)
+        return 0;
+    if (e->elements != base + 5 || f[base]->type != REDIS_REPLY_STRING || !u64_of(f[base + 1], &it->version) ||
+        f[base + 2]->type != REDIS_REPLY_INTEGER || !u64_of(f[base + 3], &it->past_ms) ||
+        f[base + 4]->type != REDIS_REPLY_STRING)
+        return -1;
+    it->grace_pttl_ms = f[base + 2]->integer;
+    it->graced = 1;
+    if (f[base + 4]->len && !(it->tags = dup_bytes(f[base + 4], &it->tags_len)))
+        return -2;
+    return (it->data = dup_bytes(f[base], &it->len)) ? 0 : -2;
 }
 
 sc_status sc__remote_fetch_lock(sc__remote *r, sc__fetch_item *items, size_t n, const char *token,
@@ -138,6 +165,11 @@ sc_status sc__remote_fetch_lock(sc__remote *r, sc__fetch_item *items, size_t n, 
         items[i].version = 0;
         items[i].pttl_ms = -1;
         items[i].lock_until_ms = 0;
+        items[i].grace_pttl_ms = -2;
+        items[i].graced = 0;
+        items[i].past_ms = 0;
+        items[i].tags = NULL;
+        items[i].tags_len = 0;
     }
     if (n == 0 || n > 1000000) {
         sc__remote_errf(err, errlen, "fetch_lock: bad key count %zu", n);
@@ -217,7 +249,8 @@ sc_status sc__remote_fetch_store(sc__remote *r, sc__store_item *items, size_t n,
         const char *parts[4];
         size_t part_lens[4];
         if ((items[i].len && !items[i].val) || sc__remote_event_split(ev, parts, part_lens) != 0 ||
-            items[i].ttl_ms > (UINT64_C(1) << 53)) {
+            items[i].ttl_ms > (UINT64_C(1) << 53) || items[i].grace_ms > (UINT64_C(1) << 53) ||
+            (items[i].tags_len && !items[i].tags)) {
             sc__remote_errf(err, errlen, "invalid store arguments (value, TTL or event)");
             return SC_ERR_INVALID;
         }
@@ -225,11 +258,11 @@ sc_status sc__remote_fetch_store(sc__remote *r, sc__store_item *items, size_t n,
         memset(&items[i].res, 0, sizeof items[i].res);
     }
     int64_t deadline = sc__remote_now_ms() + l.timeout_ms;
-    /* KEYS: seq, meta, log, n value keys; ARGV: fmt, log_len, channel, token, 7 per key. */
-    size_t argc = 3 + n + 4 + 7 * n;
+    /* KEYS: seq, meta, log, n value keys; ARGV: fmt, log_len, channel, token, 9 per key. */
+    size_t argc = 3 + n + 4 + 9 * n;
     const char **args = malloc(argc * sizeof *args);
     size_t *lens = malloc(argc * sizeof *lens);
-    char (*ttls)[24] = malloc(n * sizeof *ttls);
+    char (*ttls)[48] = malloc(n * sizeof *ttls);
     char *block = args && lens && ttls ? value_keys(&l, &items[0].key, sizeof items[0], &items[0].klen, sizeof items[0], n, args + 3,
                                                      lens + 3)
                                        : NULL;
@@ -253,7 +286,8 @@ sc_status sc__remote_fetch_store(sc__remote *r, sc__store_item *items, size_t n,
     args[a] = token;
     lens[a++] = CSTR;
     for (size_t i = 0; i < n; i++) {
-        snprintf(ttls[i], sizeof ttls[i], "%" PRIu64, items[i].ttl_ms);
+        snprintf(ttls[i], 24, "%" PRIu64, items[i].ttl_ms);
+        snprintf(ttls[i] + 24, 24, "%" PRIu64, items[i].grace_ms);
         args[a] = items[i].empty ? "e" : "v";
         lens[a++] = 1;
         args[a] = items[i].len ? items[i].val : "";
@@ -262,6 +296,10 @@ sc_status sc__remote_fetch_store(sc__remote *r, sc__store_item *items, size_t n,
         lens[a++] = CSTR;
         sc__remote_event_split(&items[i].ev, args + a, lens + a); /* checked above */
         a += 4;
+        args[a] = ttls[i] + 24;
+        lens[a++] = CSTR;
+        args[a] = items[i].tags_len ? items[i].tags : "";
+        lens[a++] = items[i].tags_len;
     }
     redisReply *reply;
     sc_status st = sc__remote_script(r, SC__SCRIPT_FETCH_STORE, (int)(3 + n), (int)argc, args, lens, deadline,
@@ -355,14 +393,81 @@ sc_status sc__remote_tag(sc__remote *r, const char *key, size_t klen, uint64_t d
     free(block);
     if (st != SC_OK)
         return st;
-    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 || !u64_of(reply->element[0], &res->version))
-        return bad(&l, reply, "tag", err, errlen);
-    const redisReply *pub = reply->element[1];
-    res->published = pub->type == REDIS_REPLY_INTEGER && pub->integer == 1;
-    if (!res->published)
-        snprintf(res->publish_error, sizeof res->publish_error, "%s%.*s",
-                 pub->type == REDIS_REPLY_STRING ? sc__remote_explain(pub->str) : "",
-                 pub->type == REDIS_REPLY_STRING ? (int)pub->len : 0, pub->type == REDIS_REPLY_STRING ? pub->str : "");
-    freeReplyObject(reply);
-    return SC_OK;
+    return sc__remote_write_reply(r, reply, "tag", res, err, errlen);
+}
+
+sc_status sc__remote_set_tagged(sc__remote *r, const char *key, size_t klen, const void *val, size_t len,
+                                uint64_t ttl_ms, const char *tags, size_t tags_len, const sc__remote_event *ev,
+                                sc__remote_result *res, char *err, size_t errlen)
+{
+    sc__remote_layout l;
+    sc__remote_layout_get(r, &l);
+    memset(res, 0, sizeof *res);
+    const char *args[15];
+    size_t lens[15];
+    if ((len && !val) || sc__remote_event_split(ev, args + 9, lens + 9) != 0 || ttl_ms > (UINT64_C(1) << 53) ||
+        (tags_len && !tags)) {
+        sc__remote_errf(err, errlen, "invalid set arguments (value, TTL, tags or event)");
+        return SC_ERR_INVALID;
+    }
+    char *block = value_keys(&l, &key, 0, &klen, 0, 1, args, lens);
+    if (!block)
+        return nomem(err, errlen);
+    char ttl[24];
+    snprintf(ttl, sizeof ttl, "%" PRIu64, ttl_ms);
+    /* KEYS: value key, seq, meta, log; ARGV: value, ttl, fmt, log_len,
+     * channel, p0..p3, expected ('': none), tags. */
+    args[1] = l.seq_key;
+    args[2] = l.meta_key;
+    args[3] = l.log_key;
+    lens[1] = lens[2] = lens[3] = CSTR;
+    args[4] = len ? val : "";
+    lens[4] = len;
+    args[5] = ttl;
+    args[6] = l.fmt;
+    args[7] = l.log_len;
+    args[8] = l.channel;
+    lens[5] = lens[6] = lens[7] = lens[8] = CSTR;
+    args[13] = "";
+    lens[13] = 0;
+    args[14] = tags_len ? tags : "";
+    lens[14] = tags_len;
+    redisReply *reply;
+    sc_status st = sc__remote_script(r, SC__SCRIPT_SET, 4, 15, args, lens, sc__remote_now_ms() + l.timeout_ms, &reply,
+                                     err, errlen);
+    free(block);
+    if (st != SC_OK)
+        return st;
+    return sc__remote_write_reply(r, reply, "set", res, err, errlen);
+}
+
+sc_status sc__remote_tag_invalidate(sc__remote *r, const char *tag, size_t tag_len, const sc__remote_event *ev,
+                                    sc__remote_result *res, char *err, size_t errlen)
+{
+    sc__remote_layout l;
+    sc__remote_layout_get(r, &l);
+    memset(res, 0, sizeof *res);
+    const char *parts[4];
+    size_t part_lens[4];
+    if (!tag || !tag_len || sc__remote_event_split(ev, parts, part_lens) != 0) {
+        sc__remote_errf(err, errlen, "invalid tag invalidation arguments (tag or event)");
+        return SC_ERR_INVALID;
+    }
+    /* {ns}:tags, named like {ns}:meta. */
+    size_t ml = strlen(l.meta_key);
+    char *tk = malloc(ml + 1);
+    if (!tk)
+        return nomem(err, errlen);
+    memcpy(tk, l.meta_key, ml - 4);
+    memcpy(tk + ml - 4, "tags", 5);
+    const char *args[12] = {tk, l.seq_key, l.meta_key, l.log_key, tag, l.fmt, l.log_len, l.channel};
+    size_t lens[12] = {CSTR, CSTR, CSTR, CSTR, tag_len, CSTR, CSTR, CSTR};
+    sc__remote_event_split(ev, args + 8, lens + 8); /* checked above */
+    redisReply *reply;
+    sc_status st = sc__remote_script(r, SC__SCRIPT_TAG_INVALIDATE, 4, 12, args, lens,
+                                     sc__remote_now_ms() + l.timeout_ms, &reply, err, errlen);
+    free(tk);
+    if (st != SC_OK)
+        return st;
+    return sc__remote_write_reply(r, reply, "tag_invalidate", res, err, errlen);
 }

@@ -307,7 +307,8 @@ sc_status sc__remote_get(sc__remote *r, const char *key, size_t klen, sc__remote
         free(vk);
     if (st != SC_OK)
         return st;
-    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 4 || !reply_u64(reply->element[3], &item->known))
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 4 || reply->elements > 5 ||
+        !reply_u64(reply->element[3], &item->known))
         return bad_reply(r, reply, "get", err, errlen);
     redisReply *val = reply->element[0];
     if (val->type == REDIS_REPLY_NIL) {
@@ -322,7 +323,10 @@ sc_status sc__remote_get(sc__remote *r, const char *key, size_t klen, sc__remote
         freeReplyObject(reply);
         return SC_ERR_REMOTE;
     }
-    item->data = malloc(val->len + 1);
+    const redisReply *tg = reply->elements > 4 && reply->element[4]->type == REDIS_REPLY_STRING ? reply->element[4]
+                                                                                                : NULL;
+    size_t tl = tg ? tg->len : 0;
+    item->data = malloc(val->len + 1 + tl + 1);
     if (!item->data) {
         freeReplyObject(reply);
         sc__remote_errf(err, errlen, "out of memory");
@@ -331,6 +335,11 @@ sc_status sc__remote_get(sc__remote *r, const char *key, size_t klen, sc__remote
     memcpy(item->data, val->str, val->len);
     item->data[val->len] = '\0';
     item->len = val->len;
+    if (tl)
+        memcpy(item->data + val->len + 1, tg->str, tl);
+    item->data[val->len + 1 + tl] = '\0';
+    item->tags = item->data + val->len + 1;
+    item->tags_len = tl;
     /* PTTL says -1 for no TTL; -2 (gone) cannot happen inside the script. */
     item->pttl_ms = reply->element[2]->integer < 0 ? -1 : reply->element[2]->integer;
     freeReplyObject(reply);
@@ -464,7 +473,7 @@ sc_status sc__remote_get_many(sc__remote *r, const char *const *keys, const size
     }
     for (size_t i = 0; i < n; i++) {
         const redisReply *e = reply->element[i + 1];
-        if (e->type != REDIS_REPLY_ARRAY || e->elements != 3) {
+        if (e->type != REDIS_REPLY_ARRAY || e->elements < 3 || e->elements > 4) {
             st = bad_reply(r, reply, "get_many", err, errlen);
             reply = NULL;
             goto out;
@@ -476,7 +485,9 @@ sc_status sc__remote_get_many(sc__remote *r, const char *const *keys, const size
             reply = NULL;
             goto out;
         }
-        items[i].data = malloc(e->element[0]->len + 1);
+        const redisReply *tg = e->elements > 3 && e->element[3]->type == REDIS_REPLY_STRING ? e->element[3] : NULL;
+        size_t tl = tg ? tg->len : 0;
+        items[i].data = malloc(e->element[0]->len + 1 + tl + 1);
         if (!items[i].data) {
             st = SC_ERR_NOMEM;
             goto out;
@@ -484,6 +495,11 @@ sc_status sc__remote_get_many(sc__remote *r, const char *const *keys, const size
         memcpy(items[i].data, e->element[0]->str, e->element[0]->len);
         items[i].data[e->element[0]->len] = '\0';
         items[i].len = e->element[0]->len;
+        if (tl)
+            memcpy(items[i].data + e->element[0]->len + 1, tg->str, tl);
+        items[i].data[e->element[0]->len + 1 + tl] = '\0';
+        items[i].tags = items[i].data + e->element[0]->len + 1;
+        items[i].tags_len = tl;
         items[i].pttl_ms = e->element[2]->integer < 0 ? -1 : e->element[2]->integer;
         items[i].known = *known;
     }

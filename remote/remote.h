@@ -70,6 +70,9 @@ typedef struct sc__remote_item {
     int64_t pttl_ms;   /* -1: no TTL */
     uint64_t known;    /* the namespace counter when the read ran: the value
                           (or its absence) is known current up to it */
+    const char *tags;  /* the key's "\n"-joined tags (sc_set_tagged), inside
+                          the data block (freed with it); tags_len 0: none */
+    size_t tags_len;
 } sc__remote_item;
 
 /* Value, version, remaining TTL and the counter in one round trip. SC_OK
@@ -369,6 +372,7 @@ typedef enum sc__script_id {
     SC__SCRIPT_FETCH_STORE,
     SC__SCRIPT_FETCH_UNLOCK,
     SC__SCRIPT_TAG,
+    SC__SCRIPT_TAG_INVALIDATE, /* remote/fetch.c: sc_invalidate_tag */
     SC__SCRIPT_COUNT
 } sc__script_id;
 
@@ -435,8 +439,16 @@ typedef struct sc__fetch_item {
     char *data;                /* VALUE / STALE: malloc'd, NUL-terminated; caller frees */
     size_t len;
     uint64_t version;
-    int64_t pttl_ms;           /* -1: no TTL */
+    int64_t pttl_ms;           /* -1: no TTL; VALUE: until it stops being fresh */
     uint64_t lock_until_ms;    /* WAIT / STALE */
+    int64_t grace_pttl_ms;     /* VALUE: until its grace ends (-2: no grace);
+                                  LOCKED / WAIT with graced data: the same */
+    int graced;                /* LOCKED / WAIT: data, version hold the key's
+                                  graced value (past its fresh time) */
+    uint64_t past_ms;          /* with graced: how long past its fresh time */
+    char *tags;                /* VALUE / graced: its "\n"-joined tags, malloc'd
+                                  (NULL: none); freed with data by the caller */
+    size_t tags_len;
 } sc__fetch_item;
 
 /* fetch_lock.lua over n keys. *known: the counter read in the same script
@@ -453,6 +465,9 @@ typedef struct sc__store_item {
     const void *val;
     size_t len;
     uint64_t ttl_ms;           /* in: 0 none */
+    uint64_t grace_ms;         /* in: kept this long past ttl_ms (0: none) */
+    const char *tags;          /* in: "\n"-joined tags, tags_len bytes (0: none) */
+    size_t tags_len;
     sc__remote_event ev;       /* in: set (or invalidate) event template */
     int stored;                /* out: 0 = fenced (the lock was no longer ours) */
     sc__remote_result res;     /* out, when stored */
@@ -470,5 +485,20 @@ sc_status sc__remote_fetch_unlock(sc__remote *r, const char *const *keys, const 
  * log entry and (invalidate) event. */
 sc_status sc__remote_tag(sc__remote *r, const char *key, size_t klen, uint64_t delay_ms, uint64_t tombstone_ttl_ms,
                          const sc__remote_event *ev, sc__remote_result *res, char *err, size_t errlen);
+
+/* ---- tags (sc_set_tagged, sc_invalidate_tag) ----
+ * A tagged key's hash lists its tags in the field tags ("\n" between them);
+ * {ns}:tags is a hash: tag -> the version its last invalidation took. Every
+ * read script treats a key whose version is below the invalidation version
+ * of one of its tags as absent (remote/lua/prelude.lua, tag_dead). */
+
+/* set.lua with tags (tags_len bytes, "\n"-joined; 0: none, as sc__remote_set). */
+sc_status sc__remote_set_tagged(sc__remote *r, const char *key, size_t klen, const void *val, size_t len,
+                                uint64_t ttl_ms, const char *tags, size_t tags_len, const sc__remote_event *ev,
+                                sc__remote_result *res, char *err, size_t errlen);
+/* tag_invalidate.lua: a fresh version becomes the tag's invalidation
+ * version; the log entry and the event (a "tag" event naming the tag). */
+sc_status sc__remote_tag_invalidate(sc__remote *r, const char *tag, size_t tag_len, const sc__remote_event *ev,
+                                    sc__remote_result *res, char *err, size_t errlen);
 
 #endif

@@ -46,6 +46,7 @@ LUA(fetch_lock)
 LUA(fetch_store)
 LUA(fetch_unlock)
 LUA(tag)
+LUA(tag_invalidate)
 #undef LUA
 
 static const struct {
@@ -72,6 +73,7 @@ static const struct {
     [SC__SCRIPT_FETCH_STORE] = {"fetch_store", sc__lua_fetch_store, &sc__lua_fetch_store_len},
     [SC__SCRIPT_FETCH_UNLOCK] = {"fetch_unlock", sc__lua_fetch_unlock, &sc__lua_fetch_unlock_len},
     [SC__SCRIPT_TAG] = {"tag", sc__lua_tag, &sc__lua_tag_len},
+    [SC__SCRIPT_TAG_INVALIDATE] = {"tag_invalidate", sc__lua_tag_invalidate, &sc__lua_tag_invalidate_len},
 };
 
 /* The SPUBLISH form of every script, built once. */

@@ -53,11 +53,12 @@ static const char *const action_names[] = {
     [SC__ACT_DELETE] = "delete",
     [SC__ACT_CLEAR] = "clear",
     [SC__ACT_HEARTBEAT] = "heartbeat",
+    [SC__ACT_TAG] = "tag",
 };
 
 static int action_valid(sc__action a)
 {
-    return a >= SC__ACT_SET && a <= SC__ACT_HEARTBEAT;
+    return a >= SC__ACT_SET && a <= SC__ACT_TAG;
 }
 
 const char *sc__action_name(sc__action a)
@@ -67,7 +68,7 @@ const char *sc__action_name(sc__action a)
 
 static int action_needs_key(sc__action a)
 {
-    return a == SC__ACT_SET || a == SC__ACT_INVALIDATE || a == SC__ACT_DELETE;
+    return a == SC__ACT_SET || a == SC__ACT_INVALIDATE || a == SC__ACT_DELETE || a == SC__ACT_TAG;
 }
 
 /* ------------------------------------------------------------ raw fields -- */
@@ -157,7 +158,7 @@ static sc_status finish_event(const raw_event *r, sc__event *ev)
         return SC_ERR_CODEC;
     if (!has_field(r, F_ACTION))
         return SC_ERR_CODEC;
-    for (a = SC__ACT_SET; a <= SC__ACT_HEARTBEAT; a++)
+    for (a = SC__ACT_SET; a <= SC__ACT_TAG; a++)
         if (strlen(action_names[a]) == r->str[F_ACTION].len &&
             memcmp(action_names[a], r->str[F_ACTION].p, r->str[F_ACTION].len) == 0)
             action = (sc__action)a;

@@ -21,7 +21,8 @@ struct event_base;
 /* ---------------------------------------------------------------- codec --
  * An event is a map with these fields (same names in both encodings):
  *   format  integer, 1
- *   action  "set" | "invalidate" | "delete" | "clear" | "heartbeat"
+ *   action  "set" | "invalidate" | "delete" | "clear" | "heartbeat" | "tag"
+ *           ("tag": key is the tag whose keys written below version go)
  *   ns      string: the namespace; absent = every namespace on the channel
  *   key     string (absent or "" for clear and heartbeat)
  *   sender  string, the pod id (a label; replicas may share one)
@@ -44,7 +45,9 @@ typedef enum sc__action {
     SC__ACT_INVALIDATE,
     SC__ACT_DELETE,
     SC__ACT_CLEAR,
-    SC__ACT_HEARTBEAT
+    SC__ACT_HEARTBEAT,
+    SC__ACT_TAG          /* sc_invalidate_tag: key holds the tag; every key
+                            written with it below version goes */
 } sc__action;
 
 typedef struct sc__event {

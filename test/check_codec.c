@@ -553,7 +553,7 @@ START_TEST(encoder_rejects_what_decoder_would)
     ck_assert_int_eq(sc__event_encode(&ev, SC_WIRE_MSGPACK, &out, &len), SC_ERR_INVALID);
     ev = make_event((sc__action)0, "k", "p", 1);
     ck_assert_int_eq(sc__event_encode(&ev, SC_WIRE_MSGPACK, &out, &len), SC_ERR_INVALID);
-    ev = make_event((sc__action)(SC__ACT_HEARTBEAT + 1), "k", "p", 1);
+    ev = make_event((sc__action)(SC__ACT_TAG + 1), "k", "p", 1);
     ck_assert_int_eq(sc__event_encode(&ev, SC_WIRE_MSGPACK, &out, &len), SC_ERR_INVALID);
     ev = make_event(SC__ACT_DELETE, "k", "p", 1);
     ck_assert_int_eq(sc__event_encode(&ev, (sc_wire_format)7, &out, &len), SC_ERR_INVALID);

@@ -80,6 +80,8 @@ static void usage(FILE *f)
             "  --redis HOST:PORT      use this Redis instead of a private one\n"
             "  --fault-kill-sub SEC   every SEC s: CLIENT KILL TYPE pubsub\n"
             "  --fault-restart-redis AT  at second AT restart the private Redis (data lost)\n"
+            "  --fault-outage-redis AT:MS at second AT stop the private Redis (SHUTDOWN SAVE: data kept)\n"
+            "                         and start it again MS ms later\n"
             "  --fault-pause-redis AT:MS at second AT: CLIENT PAUSE MS ALL\n"
             "  --metrics-port N       pod-i serves its Prometheus metrics (sc_metrics_text) on\n"
             "                         http://127.0.0.1:N+i-1/metrics while it runs\n"
@@ -115,7 +117,7 @@ static int parse_args(int argc, char **argv, ps_config *c)
 {
     enum {
         O_PODS = 256, O_READERS, O_KEYS, O_ZIPF, O_WRATIO, O_VMIN, O_VMAX, O_DUR, O_POLICY, O_LOCAL,
-        O_RATE, O_VERIFY, O_REPORT, O_LOG, O_SEED, O_NOPREFILL, O_QUIET, O_REDIS, O_KILLSUB, O_RESTART, O_PAUSE, O_HELP,
+        O_RATE, O_VERIFY, O_REPORT, O_LOG, O_SEED, O_NOPREFILL, O_QUIET, O_REDIS, O_KILLSUB, O_RESTART, O_PAUSE, O_OUTAGE, O_HELP,
         O_DISCONNECT, O_METRICS, O_WB
     };
     static const struct option opts[] = {
@@ -126,7 +128,7 @@ static int parse_args(int argc, char **argv, ps_config *c)
         {"report", 1, 0, O_REPORT}, {"log", 1, 0, O_LOG}, {"seed", 1, 0, O_SEED},
         {"no-prefill", 0, 0, O_NOPREFILL}, {"quiet", 0, 0, O_QUIET},
         {"redis", 1, 0, O_REDIS}, {"fault-kill-sub", 1, 0, O_KILLSUB},
-        {"fault-restart-redis", 1, 0, O_RESTART}, {"fault-pause-redis", 1, 0, O_PAUSE},
+        {"fault-restart-redis", 1, 0, O_RESTART}, {"fault-pause-redis", 1, 0, O_PAUSE}, {"fault-outage-redis", 1, 0, O_OUTAGE},
         {"help", 0, 0, O_HELP}, {"disconnect", 1, 0, O_DISCONNECT}, {"metrics-port", 1, 0, O_METRICS},
         {"write-behind", 1, 0, O_WB},
         {0, 0, 0, 0}};
@@ -149,6 +151,7 @@ static int parse_args(int argc, char **argv, ps_config *c)
     c->seed = 1;
     c->restart_at_s = -1;
     c->pause_at_s = -1;
+    c->outage_at_s = -1;
     c->quiesce_s = 10;
     c->private_redis = 1;
     c->prefill = 1;
@@ -221,6 +224,19 @@ static int parse_args(int argc, char **argv, ps_config *c)
             c->pause_ms = (unsigned)ms;
             break;
         }
+        case O_OUTAGE: {
+            char *colon = strchr(optarg, ':');
+            unsigned long long ms = 0;
+            bad = !colon;
+            if (!bad) {
+                *colon = '\0';
+                bad = parse_uint(optarg, 86400, &u) || parse_uint(colon + 1, 3600000, &ms) || ms == 0;
+                *colon = ':';
+            }
+            c->outage_at_s = (int)u;
+            c->outage_ms = (unsigned)ms;
+            break;
+        }
         case O_METRICS: bad = parse_uint(optarg, 65535, &u) || u == 0; c->metrics_port = (int)u; break;
         case O_WB:
             c->write_behind_db = optarg;
@@ -249,6 +265,10 @@ static int parse_args(int argc, char **argv, ps_config *c)
      * be rounded up, so say so instead. */
     if (c->value_min < 24 || c->value_max < c->value_min) {
         fprintf(stderr, "podsim: need 24 <= --value-min <= --value-max\n");
+        return -1;
+    }
+    if (c->outage_at_s >= 0 && !c->private_redis) {
+        fprintf(stderr, "podsim: --fault-outage-redis needs the private Redis (drop --redis)\n");
         return -1;
     }
     if (c->restart_at_s >= 0 && !c->private_redis) {
@@ -471,7 +491,7 @@ static void redis_fault(sim *s, double dur_s, const char *label, const char *fmt
 
 typedef struct fault_plan {
     uint64_t next_kill_s;      /* 0: none pending */
-    int restart_done, pause_done;
+    int restart_done, pause_done, outage_done;
 } fault_plan;
 
 static void run_faults(sim *s, fault_plan *fp)
@@ -493,6 +513,32 @@ static void run_faults(sim *s, fault_plan *fp)
                            took);
         else
             add_fault_span(s, at, (double)took / 1e3, "Redis killed; restart FAILED after %" PRIu64 " ms", took);
+    }
+    if (cfg->outage_at_s >= 0 && !fp->outage_done && t >= cfg->outage_at_s) {
+        /* A short outage with the data kept: Redis saves and exits, stays
+         * away outage_ms, and starts again from its snapshot. */
+        fp->outage_done = 1;
+        double at = elapsed_s(s);
+        uint64_t t1 = ps_now_mono_us();
+        redisContext *c = ps_redis_connect(cfg);
+        if (c) {
+            redisReply *r = redisCommand(c, "SHUTDOWN SAVE");
+            if (r)
+                freeReplyObject(r);
+            redisFree(c);
+        }
+        sc_test_redis_kill(&s->redis); /* reaps it (already gone after the save) */
+        uint64_t down_from = ps_now_mono_us();
+        struct timespec ts = {(time_t)(cfg->outage_ms / 1000), (long)(cfg->outage_ms % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+        int rc = sc_test_redis_start_again(&s->redis);
+        uint64_t took = (ps_now_mono_us() - down_from) / 1000, save = (down_from - t1) / 1000;
+        if (rc == 0)
+            add_fault_span(s, at, (double)(took + save) / 1e3,
+                           "Redis stopped (saved in %" PRIu64 " ms) and back from its snapshot after %" PRIu64 " ms",
+                           save, took);
+        else
+            add_fault_span(s, at, (double)took / 1e3, "Redis stopped; start FAILED after %" PRIu64 " ms", took);
     }
     if (cfg->pause_at_s >= 0 && !fp->pause_done && t >= cfg->pause_at_s) {
         fp->pause_done = 1;
@@ -793,7 +839,7 @@ static int run(sim *s)
             printf("prefilled %u keys through pod-1 in %.2f s\n", cfg->keys, s->run.prefill_s);
     }
 
-    fault_plan fp = {cfg->kill_sub_every_s, 0, 0};
+    fault_plan fp = {cfg->kill_sub_every_s, 0, 0, 0};
     s->t0 = ps_now_mono_us();
     for (int i = 0; i < cfg->pods; i++)
         send_cmd(&s->kids[i], PS_CMD_GO);

@@ -40,6 +40,8 @@ typedef struct ps_config {
     int restart_at_s;          /* -1 = off */
     int pause_at_s;            /* -1 = off */
     unsigned pause_ms;
+    int outage_at_s;           /* -1 = off: Redis stopped (data saved) ... */
+    unsigned outage_ms;        /* ... and started again this much later */
     double verify_ratio;       /* share of reads checked against Redis */
     unsigned quiesce_s;        /* bound on the end-of-run catch-up */
     char redis_host[256];

@@ -112,7 +112,8 @@ typedef void (*sc_log_fn)(sc_log_level level, const char *msg, void *ud);
 /* What the event hook sees: one event from another pod (or an outside
  * publisher) after the pod handled it. Everything is borrowed for the call. */
 typedef struct sc_event_info {
-    const char *action;      /* "set", "invalidate", "delete" or "clear" */
+    const char *action;      /* "set", "invalidate", "delete", "clear" or
+                                "tag" (key: the tag, sc_invalidate_tag) */
     const char *key;         /* "" for clear */
     const char *sender;      /* the publishing pod's id */
     uint64_t version;        /* namespace sequence; 0 from outside publishers */
@@ -272,6 +273,11 @@ typedef struct sc_options {
     uint64_t tag_delete_delay_ms;  /* a tagged value stays readable (to eventual
                                       fetches) this long; default 10000 */
     uint64_t stats_window_ms;      /* length of a load-stats window; default 60000 */
+    uint64_t grace_ms;             /* how long a loaded value stays available
+                                      past its TTL (in Redis, and in this pod's
+                                      grace table) for stale-if-error answers
+                                      of sc_fetch_ex; default 0 (none); at most
+                                      2^40 */
 } sc_options;
 
 /* Fills every field with its default. Always call before setting fields, so
@@ -330,8 +336,10 @@ typedef enum sc_source { SC_SOURCE_LOCAL, SC_SOURCE_REMOTE } sc_source;
 typedef struct sc_get_info {
     sc_source source;    /* where the value came from */
     int stale;           /* 1: served from the local tier while unsynced
-                            (SC_DISCONNECT_STALE, or BYPASS with Redis away) */
-    uint64_t sync_age_ms;/* with stale: ms since the last proof of sync */
+                            (SC_DISCONNECT_STALE, or BYPASS with Redis away);
+                            sc_fetch_ex: a graced value (stale-if-error) */
+    uint64_t sync_age_ms;/* with stale: ms since the last proof of sync
+                            (sc_fetch_ex: ms past the value's TTL) */
 } sc_get_info;
 
 /* sc_get that also says where the value came from. info may be NULL. */
@@ -490,7 +498,9 @@ typedef struct sc_stats {
     uint64_t flushes;              /* local tier dropped because catch-up was impossible
                                       (or by SC_DISCONNECT_FLUSH) */
     uint64_t heartbeat_misses;     /* own heartbeat not back in time */
-    uint64_t stale_served;         /* gets answered by SC_DISCONNECT_STALE */
+    uint64_t stale_served;         /* answers flagged stale: gets served from the
+                                      local tier while unsynced, fetches answered
+                                      with a graced or local value (sc_fetch_ex) */
     uint64_t synced;               /* 1 while the event stream is live and caught up */
     uint64_t last_seq;             /* highest namespace sequence applied */
     uint64_t events_foreign;       /* events of other namespaces on the channel, ignored */
@@ -557,7 +567,8 @@ SC_EXPORT void sc_loaded_set(sc_loaded *slot, const void *val, size_t len);
 SC_EXPORT void sc_loaded_error(sc_loaded *slot, const char *fmt, ...) SC__PRINTF(2, 3);
 
 /* Called on the thread of the sc_fetch that leads the load (never after that
- * sc_fetch returned). May block, and may call the cache for other keys (a
+ * sc_fetch returned; sc_fetch_ex with a soft or hard timeout is the
+ * exception: there it runs on a thread of its own and may outlive the call). May block, and may call the cache for other keys (a
  * fetch of the key being loaded, from the loader, fails with
  * SC_ERR_INVALID). Returns SC_OK after sc_loaded_set, SC_NOT_FOUND when the
  * source has no such key, anything else for a failure (nothing is cached). */
@@ -581,6 +592,70 @@ typedef sc_status (*sc_load_batch_fn)(const char *const *keys, size_t n, sc_load
 SC_EXPORT sc_status sc_fetch(sc_cache *c, const char *key, uint64_t ttl_ms, sc_load_fn load, void *ud,
                              sc_value **out);
 
+/* Per-call loading options of sc_fetch_ex. Initialise with
+ * sc_fetch_opts_init, then change fields. */
+typedef struct sc_fetch_opts {
+    uint64_t ttl_ms;              /* 0: default_ttl_ms */
+    uint64_t grace_ms;            /* UINT64_MAX (the default): the grace_ms
+                                     option; 0: none. How long past its TTL the
+                                     loaded value stays available, and how far
+                                     past its TTL a value may be to be served
+                                     stale by this call */
+    unsigned soft_timeout_ms;     /* 0: none. With a graced value at hand, the
+                                     fetch answers it (stale) once the load (or
+                                     the wait for another pod's load) has taken
+                                     this long; the load goes on in the
+                                     background and stores its result */
+    unsigned hard_timeout_ms;     /* 0: none. With no graced value to serve,
+                                     the fetch returns SC_ERR_TIMEOUT after this
+                                     long; the load goes on in the background
+                                     and may still store its result */
+    const char *const *tags;      /* the loaded value's tags (see
+                                     sc_set_tagged); borrowed for the call */
+    size_t ntags;
+} sc_fetch_opts;
+
+/* Every field its default: ttl 0, grace UINT64_MAX (the option), no
+ * timeouts, no tags. NULL is a no-op. */
+SC_EXPORT void sc_fetch_opts_init(sc_fetch_opts *o);
+
+/* sc_fetch with per-call options (o NULL: the defaults; sc_fetch is this
+ * with o->ttl_ms = ttl_ms) and info (may be NULL) saying where the answer
+ * came from.
+ *
+ * Grace (stale-if-error): a value loaded with grace g > 0 lives g ms past
+ * its TTL in Redis (marked no longer fresh: sc_get and sc_get_many treat it
+ * as absent) and in a bounded grace table of the pod that loaded or read it
+ * (never past the rules of docs/protocol.md: any write, delete, tag, clear
+ * or flush that reaches the pod retires it). A fetch of an expired key loads
+ * as usual; when the load fails (SC_ERR_LOADER), the soft timeout passes, the
+ * wait for another pod's load runs out (SC_ERR_LOCKED) or Redis cannot be
+ * read (SC_ERR_REMOTE / SC_ERR_TIMEOUT), the fetch answers SC_OK with the
+ * graced value and info->stale = 1 (info->sync_age_ms: how long past its TTL
+ * the value is), provided the value is at most the call's grace past its TTL.
+ * Never a value past its grace. When Redis cannot be read while the pod is
+ * unsynced, a local copy (not yet expired) is served the same way, flagged
+ * stale; without a grace only under sc_get's rule (disconnect_policy not
+ * SC_DISCONNECT_FLUSH, last proof of sync at most stale_max_ms old; then
+ * info->sync_age_ms is that age).
+ *
+ * Timeouts: with soft_timeout_ms or hard_timeout_ms set, the loader runs on
+ * a thread of its own, and the calling fetch waits for it at most until the
+ * soft timeout (when a graced value is at hand) or the hard timeout. A load
+ * left running stores its result when it returns, under the same rules as
+ * any load: only while its load lock still holds (a set, delete, tag, clear
+ * or tag invalidation since revokes it, so it never overwrites a newer
+ * write), and not at all once sc_close began. Such a loader may therefore
+ * run after sc_fetch_ex returned and even after sc_close returned: load and
+ * ud must stay valid until it returns. A loader that fetches its own key
+ * from that thread waits for itself until the caller's timeout.
+ *
+ * Tags: the stored value carries o->tags (see sc_set_tagged).
+ *
+ * Returns as sc_fetch, plus SC_ERR_TIMEOUT at the hard timeout. */
+SC_EXPORT sc_status sc_fetch_ex(sc_cache *c, const char *key, const sc_fetch_opts *o, sc_load_fn load, void *ud,
+                                sc_value **out, sc_get_info *info);
+
 /* Most keys in one sc_fetch_batch. */
 #define SC_FETCH_BATCH_MAX 4096
 
@@ -601,6 +676,34 @@ SC_EXPORT sc_status sc_fetch_batch(sc_cache *c, const char *const *keys, size_t 
  * stored), and an invalidate event goes to every pod. Tagging a missing key
  * is SC_OK. Counts a manual miss. */
 SC_EXPORT sc_status sc_tag_deleted(sc_cache *c, const char *key);
+
+/* ---- tags ----
+ * A tagged write records its tags (at most 64, each a non-empty string of at
+ * most max_key_bytes without a newline) in the key's Redis hash.
+ * sc_invalidate_tag makes every key written with the tag before the call not
+ * found, on every pod, in one Redis step whatever their number: the tag's
+ * invalidation version goes into {ns}:tags and every Redis read compares it
+ * with the key's version (no scan of the key space); pods drop their local
+ * copies of the tag's keys on the "tag" event (through a local index of the
+ * tags of what they hold), and a lost event is caught up from the event log
+ * like any other. Keys written with the tag afterwards are unaffected, as is
+ * a load (sc_fetch_ex) that began after the call. A load that began before
+ * it stores nothing (its result would predate the invalidation).
+ * A tagged write is announced to other pods as an invalidate (they read the
+ * value, with its tags, from Redis on their next get). */
+
+/* sc_set with tags (borrowed; ntags 0 is plain sc_set semantics with an
+ * invalidate event). A later untagged write of the key drops its tags.
+ * Returns as sc_set; SC_ERR_INVALID for a bad tag or a plain reader. */
+SC_EXPORT sc_status sc_set_tagged(sc_cache *c, const char *key, const void *val, size_t len, uint64_t ttl_ms,
+                                  const char *const *tags, size_t ntags);
+
+/* Every key written with tag before this call becomes not found on every
+ * pod (see above). One Redis script; the local copies of this pod go before
+ * it returns, other pods' on the event. Invalidating a tag no key carries is
+ * SC_OK. A plain reader drops its own local copies only. SC_OK,
+ * SC_ERR_INVALID / SC_ERR_TOO_LARGE (bad tag), SC_ERR_REMOTE, SC_ERR_TIMEOUT. */
+SC_EXPORT sc_status sc_invalidate_tag(sc_cache *c, const char *tag);
 
 typedef enum sc_window { SC_WINDOW_TOTAL, SC_WINDOW_CURRENT, SC_WINDOW_LAST } sc_window;
 

@@ -12,10 +12,15 @@
 --       have_version per key ('0': none; else confirm the caller's copy)
 -- Returns {counter, now_ms, r1, ..., rn} with each ri one of
 --   {'c'}                        the caller's copy (have_version) is current
---   {'v', value, version, pttl}  a current value
+--   {'v', value, version, pttl, gpttl, tags}  a current value; pttl: until
+--                                it stops being fresh; gpttl: until its grace
+--                                ends (-2: it has no grace); tags: its tags
 --   {'e', version, pttl}         a cached "not found" (empty marker)
 --   {'l'}                        the caller holds the lock now: load
 --   {'w', lock_until}            another load holds the lock: wait
+--   'l' and 'w' add value, version, gpttl, past_ms, tags when the key holds a
+--   graced value: past its fresh time (fresh_until, Redis ms) by past_ms,
+--   kept until its grace ends (gpttl); sc_fetch_ex serves it on failure
 --   {'s', value, version, lock_until}  the outdated value of a tagged key
 --                                (serve_stale) while another load holds the lock
 local counter = redis.call('GET', KEYS[1]) or '0'
@@ -26,15 +31,23 @@ local out = {counter, string.format('%d', now)}
 for i = 3, #KEYS do
   local k = KEYS[i]
   local have = ARGV[i + 1]
-  local h = redis.call('HMGET', k, 'value', 'version', 'empty', 'outdated', 'lock', 'lock_until')
+  local h = redis.call('HMGET', k, 'value', 'version', 'empty', 'outdated', 'lock', 'lock_until', 'fresh_until',
+                       'tags')
   local ver = tonumber(h[2])
-  local dead = ver and ver < floor
+  local dead = ver and (ver < floor or tag_dead(ver, h[8], KEYS[2]))
+  local fu = tonumber(h[7])
+  local graced = fu and fu <= now
   local r
-  if ver and not dead and not h[4] and (h[1] or h[3]) then
+  if ver and not dead and not h[4] and not graced and (h[1] or h[3]) then
     if have ~= '0' and tonumber(have) == ver then
       r = {'c'}
     elseif h[1] then
-      r = {'v', h[1], h[2], redis.call('PTTL', k)}
+      local pt = redis.call('PTTL', k)
+      if fu then
+        r = {'v', h[1], h[2], fu - now, pt, h[8] or ''}
+      else
+        r = {'v', h[1], h[2], pt, -2, h[8] or ''}
+      end
     else
       r = {'e', h[2], redis.call('PTTL', k)}
     end
@@ -51,6 +64,13 @@ for i = 3, #KEYS do
       redis.call('HSET', k, 'lock', ARGV[1], 'lock_until', string.format('%d', now + ttl), 'lock_seq', counter)
       if redis.call('PTTL', k) < ttl then redis.call('PEXPIRE', k, ARGV[2]) end
       r = {'l'}
+    end
+    if graced and not dead and not h[4] and h[1] and ver then
+      r[#r + 1] = h[1]
+      r[#r + 1] = h[2]
+      r[#r + 1] = redis.call('PTTL', k)
+      r[#r + 1] = now - fu
+      r[#r + 1] = h[8] or ''
     end
   end
   out[#out + 1] = r

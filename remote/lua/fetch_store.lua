@@ -6,18 +6,27 @@
 -- the event, exactly like set.lua; a "not found" becomes an empty marker
 -- (version and empty=1, no value) published as an invalidate.
 -- KEYS: seq, meta, log, value key 1..n
--- ARGV: fmt, log_len, channel, token, then 7 per key:
+-- ARGV: fmt, log_len, channel, token, then 9 per key:
 --       kind ('v' value | 'e' empty marker), value, ttl_ms ('0': none),
---       event template p0, p1, p2, p3
+--       event template p0, p1, p2, p3, grace_ms ('0': none), tags ("\n"
+--       between them; '': none). With a grace and a TTL, the value is kept
+--       ttl + grace ms, and fresh_until (Redis ms) says when its TTL ended.
 -- Returns {r1, ..., rn}: ri = {version, 1 | publish error text}, or
 -- {'0', 1} when the lock was no longer the caller's (nothing written).
 local floor = tonumber(redis.call('HGET', KEYS[2], 'floor') or '0')
 local out = {}
 for i = 4, #KEYS do
   local k = KEYS[i]
-  local a = 4 + (i - 4) * 7
   local h = redis.call('HMGET', k, 'lock', 'lock_seq')
+  local a = 4 + (i - 4) * 9
+  -- (a load whose lock predates an invalidation of one of the tags it
+  -- stores read its source before that invalidation: fenced as well)
   if h[1] ~= ARGV[4] or tonumber(h[2] or '0') < floor then
+    out[#out + 1] = {'0', 1}
+  elseif tag_dead(tonumber(h[2] or '0'), ARGV[a + 9], KEYS[2]) then
+    -- still ours, but fenced by a tag invalidation: free the lock at once
+    -- so the next fetch loads without waiting for it to lapse
+    redis.call('HDEL', k, 'lock', 'lock_until', 'lock_seq')
     out[#out + 1] = {'0', 1}
   else
     local v, e = take(KEYS[1], KEYS[2], KEYS[3])
@@ -28,7 +37,14 @@ for i = 4, #KEYS do
     else
       redis.call('HSET', k, 'value', ARGV[a + 2], 'version', vs)
     end
-    if ARGV[a + 3] ~= '0' then redis.call('PEXPIRE', k, ARGV[a + 3]) end
+    local ttl, grace = tonumber(ARGV[a + 3]), tonumber(ARGV[a + 8])
+    if ARGV[a + 9] ~= '' and ARGV[a + 1] ~= 'e' then redis.call('HSET', k, 'tags', ARGV[a + 9]) end
+    if ttl > 0 and grace > 0 and ARGV[a + 1] ~= 'e' then
+      redis.call('HSET', k, 'fresh_until', string.format('%d', now_ms() + ttl))
+      redis.call('PEXPIRE', k, string.format('%d', ttl + grace))
+    elseif ttl > 0 then
+      redis.call('PEXPIRE', k, ARGV[a + 3])
+    end
     out[#out + 1] = {vs, emit(ARGV[1], ARGV[a + 4], ARGV[a + 5], ARGV[a + 6], ARGV[a + 7], v, e, KEYS[3], ARGV[2],
                               ARGV[3])}
   end

@@ -192,9 +192,10 @@ end
 -- Stores a value at version vs with its TTL ('0': none). A write revokes any
 -- load lock (a load begun before it must not store afterwards) and ends a
 -- tag or a not-found marker.
-local function store_value(key, vs, value, ttl)
-  redis.call('HDEL', key, 'lock', 'lock_until', 'lock_seq', 'outdated', 'empty')
+local function store_value(key, vs, value, ttl, tags)
+  redis.call('HDEL', key, 'lock', 'lock_until', 'lock_seq', 'outdated', 'empty', 'fresh_until', 'tags')
   redis.call('HSET', key, 'value', value, 'version', vs)
+  if tags and tags ~= '' then redis.call('HSET', key, 'tags', tags) end
   if ttl ~= '0' then
     redis.call('PEXPIRE', key, ttl)
   else
@@ -211,4 +212,24 @@ local function delete_value(key, vs, tombstone_ttl)
     redis.call('HSET', key, 'version', vs)
     redis.call('PEXPIRE', key, tombstone_ttl)
   end
+end
+
+-- Tags (sc_set_tagged, sc_invalidate_tag). A key's hash lists its tags in
+-- the field tags ("\n" between them); {ns}:tags maps each invalidated tag
+-- to the version its sc_invalidate_tag took. A key whose version is below
+-- the invalidation version of one of its tags was written before that
+-- invalidation: it is absent. The namespace's tag hash {ns}:tags is named
+-- from its meta key {ns}:meta (same slot), which every reading script has.
+local function tags_key(meta)
+  return string.sub(meta, 1, -5) .. 'tags'
+end
+
+local function tag_dead(ver, tags, meta)
+  if not tags or tags == '' or not ver then return false end
+  local tk = tags_key(meta)
+  for t in string.gmatch(tags, '[^\n]+') do
+    local iv = tonumber(redis.call('HGET', tk, t) or '0') or 0
+    if iv > ver then return true end
+  end
+  return false
 end

@@ -4,7 +4,8 @@
 -- front when it is out of memory, so it never stops half-way for that).
 -- KEYS: value key, seq, meta, log
 -- ARGV: value, ttl_ms ('0': none), fmt ('m'|'j'), log_len, channel,
---       event template p0, p1, p2, p3, expected version ('': write anyway)
+--       event template p0, p1, p2, p3, expected version ('': write anyway),
+--       tags ("\n" between them; absent or '': none, sc_set_tagged)
 -- Returns {version, 1 | publish error text}, or {'conflict', current} when
 -- an expected version was given and the key's version (version.lua) differs:
 -- then nothing is written or published.
@@ -16,5 +17,5 @@ if ARGV[10] and ARGV[10] ~= '' then
 end
 local v, e = take(KEYS[2], KEYS[3], KEYS[4])
 local vs = string.format('%d', v)
-store_value(KEYS[1], vs, ARGV[1], ARGV[2])
+store_value(KEYS[1], vs, ARGV[1], ARGV[2], ARGV[11])
 return {vs, emit(ARGV[3], ARGV[6], ARGV[7], ARGV[8], ARGV[9], v, e, KEYS[4], ARGV[4], ARGV[5])}

@@ -1,0 +1,777 @@
+/* Resilience of loading (issue 13) against a private redis-server, with
+ * several pods in one process: sc_fetch_ex's grace period (stale-if-error:
+ * a failing loader, Redis stopped), soft and hard timeouts (the load left
+ * running stores its result, but never over a newer write), and tags
+ * (sc_set_tagged, tags on sc_fetch_ex, sc_invalidate_tag across pods and in
+ * Redis, a key in several tags, re-tagging, a tag event lost while a pod was
+ * disconnected, 100,000 keys under one tag). Each test has its own
+ * namespace. Timing bounds here are loose sanity bounds on behaviour (a
+ * caller is back at its timeout, not at the loader's end); the costs are
+ * measured in bench/tags.c. */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <unistd.h>
+
+#include "pods.h"
+#include "sync/sync.h"
+
+sc_test_redis g_redis;
+
+#define NS(name) "r_" name
+
+/* ------------------------------------------------------- a fake source -- */
+
+typedef struct source {
+    pthread_mutex_t mu;
+    char value[64];
+    atomic_int calls;
+    atomic_int returned;  /* calls that returned */
+    int delay_ms;
+    sc_status fail;       /* != SC_OK: fail with this */
+} source;
+
+static void source_init(source *s, const char *value)
+{
+    memset(s, 0, sizeof *s);
+    pthread_mutex_init(&s->mu, NULL);
+    snprintf(s->value, sizeof s->value, "%s", value);
+}
+
+static void source_put(source *s, const char *value)
+{
+    pthread_mutex_lock(&s->mu);
+    snprintf(s->value, sizeof s->value, "%s", value);
+    pthread_mutex_unlock(&s->mu);
+}
+
+static sc_status load_source(const char *key, sc_loaded *slot, void *ud)
+{
+    (void)key;
+    source *s = ud;
+    atomic_fetch_add(&s->calls, 1);
+    pthread_mutex_lock(&s->mu);
+    char val[64];
+    snprintf(val, sizeof val, "%s", s->value);
+    sc_status fail = s->fail;
+    int d = s->delay_ms;
+    pthread_mutex_unlock(&s->mu);
+    if (d)
+        test_sleep_ms(d);
+    atomic_fetch_add(&s->returned, 1);
+    if (fail != SC_OK) {
+        sc_loaded_error(slot, "the source is down");
+        return fail;
+    }
+    sc_loaded_set(slot, val, strlen(val));
+    return SC_OK;
+}
+
+typedef struct result {
+    sc_status st;
+    char got[64];
+    sc_get_info info;
+    long long took_ms;
+} result;
+
+static result fetch_ex(sc_cache *c, const char *key, const sc_fetch_opts *o, source *s)
+{
+    result r;
+    memset(&r, 0, sizeof r);
+    sc_value *v = NULL;
+    long long t0 = test_now_ms();
+    r.st = sc_fetch_ex(c, key, o, load_source, s, &v, &r.info);
+    r.took_ms = test_now_ms() - t0;
+    if (r.st == SC_OK) {
+        snprintf(r.got, sizeof r.got, "%.*s", (int)sc_value_size(v), (const char *)sc_value_data(v));
+        sc_value_release(v);
+    } else {
+        ck_assert_ptr_null(v);
+        snprintf(r.got, sizeof r.got, "<%s>", sc_strerror(r.st));
+    }
+    return r;
+}
+
+static sc_options opts(const char *ns, const char *id)
+{
+    sc_options o = test_options(ns, id);
+    o.ttl_jitter_pct = 0;
+    return o;
+}
+
+static int held(sc_cache *c, const char *key)
+{
+    sc_value *v = NULL;
+    int ok = sc_peek(c, key, &v) == SC_OK;
+    sc_value_release(v);
+    return ok;
+}
+
+static char *redis_field_on(const sc_test_redis *r, const char *ns, const char *key, const char *field)
+{
+    redisContext *rc = sc_test_redis_connect(r);
+    ck_assert_ptr_nonnull(rc);
+    redisReply *rep = redisCommand(rc, "HGET {%s}:k:%s %s", ns, key, field);
+    ck_assert_ptr_nonnull(rep);
+    char *out = rep->type == REDIS_REPLY_STRING ? strndup(rep->str, rep->len) : strdup("<none>");
+    freeReplyObject(rep);
+    redisFree(rc);
+    return out;
+}
+
+#define ASSERT_REDIS_FIELD(ns, key, field, want)                                                   \
+    do {                                                                                           \
+        char *got_ = redis_field_on(&g_redis, (ns), (key), (field));                               \
+        ck_assert_msg(strcmp(got_, (want)) == 0, "redis %s.%s: got %s, want %s", (key), (field), got_, \
+                      (want));                                                                     \
+        free(got_);                                                                                \
+    } while (0)
+
+/* -------------------------------------------------------------- grace -- */
+
+START_TEST(fetch_opts_defaults)
+{
+    sc_fetch_opts o;
+    memset(&o, 0x5a, sizeof o);
+    sc_fetch_opts_init(&o);
+    ck_assert_uint_eq(o.ttl_ms, 0);
+    ck_assert(o.grace_ms == UINT64_MAX);
+    ck_assert_uint_eq(o.soft_timeout_ms, 0);
+    ck_assert_uint_eq(o.hard_timeout_ms, 0);
+    ck_assert_ptr_null(o.tags);
+    ck_assert_uint_eq(o.ntags, 0);
+    sc_options so;
+    sc_options_init(&so);
+    ck_assert_uint_eq(so.grace_ms, 0);
+    ck_assert_uint_eq(so.local_max_entries, 100000);
+    ck_assert_uint_eq(so.local_max_bytes, (size_t)256 << 20);
+    so.grace_ms = (UINT64_C(1) << 40) + 1;
+    sc_cache *c = NULL;
+    ck_assert_int_eq(sc_open(&so, &c), SC_ERR_INVALID);
+}
+END_TEST
+
+/* A failing loader: the graced value, SC_OK and stale; gets never see it;
+ * another pod reads it from Redis; a call with no grace, or past the grace,
+ * gets the loader's failure. */
+START_TEST(grace_with_failing_loader)
+{
+    const char *ns = NS("grace_fail");
+    sc_options o = opts(ns, "a");
+    o.grace_ms = 1500; /* the option; the calls below use it */
+    sc_cache *a = test_open(&o);
+    sc_cache *b = test_open(&o);
+    source s;
+    source_init(&s, "v1");
+    sc_fetch_opts fo;
+    sc_fetch_opts_init(&fo);
+    fo.ttl_ms = 300;
+    result r = fetch_ex(a, "k", &fo, &s);
+    ck_assert_int_eq(r.st, SC_OK);
+    ck_assert_str_eq(r.got, "v1");
+    ck_assert_int_eq(r.info.stale, 0);
+    ck_assert_int_eq(r.info.source, SC_SOURCE_REMOTE);
+    /* In Redis: fresh_until set, TTL = ttl + grace. */
+    redisContext *rc = sc_test_redis_connect(&g_redis);
+    redisReply *rep = redisCommand(rc, "PTTL {%s}:k:k", ns);
+    ck_assert_int_gt(rep->integer, 1000);
+    freeReplyObject(rep);
+    redisFree(rc);
+
+    test_sleep_ms(450); /* past the TTL, within the grace */
+    s.fail = SC_ERR_LOADER;
+    r = fetch_ex(a, "k", &fo, &s);
+    ck_assert_msg(r.st == SC_OK, "%s: %s", r.got, sc_errmsg(a));
+    ck_assert_str_eq(r.got, "v1");
+    ck_assert_int_eq(r.info.stale, 1);
+    ck_assert_uint_ge(r.info.sync_age_ms, 100);
+    ck_assert_int_eq(atomic_load(&s.calls), 2); /* it did try to reload */
+    ck_assert_uint_eq(test_stats(a).stale_served, 1);
+    /* The graced value is not fresh: gets treat it as absent. */
+    char *got = test_get(a, "k");
+    ck_assert_str_eq(got, "<none>");
+    free(got);
+    ASSERT_REDIS_FIELD(ns, "k", "value", "v1");
+    /* Pod b never held it: it reads the graced value from Redis. */
+    r = fetch_ex(b, "k", &fo, &s);
+    ck_assert_int_eq(r.st, SC_OK);
+    ck_assert_str_eq(r.got, "v1");
+    ck_assert_int_eq(r.info.stale, 1);
+    /* A call without grace gets the failure. */
+    sc_fetch_opts none = fo;
+    none.grace_ms = 0;
+    r = fetch_ex(b, "k", &none, &s);
+    ck_assert_int_eq(r.st, SC_ERR_LOADER);
+    ck_assert(strstr(sc_errmsg(b), "the source is down") != NULL);
+    /* A call with a shorter grace than the value's age gets it too. */
+    sc_fetch_opts shorter = fo;
+    shorter.grace_ms = 50;
+    r = fetch_ex(a, "k", &shorter, &s);
+    ck_assert_int_eq(r.st, SC_ERR_LOADER);
+    /* Past its grace: never served. */
+    test_sleep_ms(1500);
+    r = fetch_ex(a, "k", &fo, &s);
+    ck_assert_int_eq(r.st, SC_ERR_LOADER);
+    r = fetch_ex(b, "k", &fo, &s);
+    ck_assert_int_eq(r.st, SC_ERR_LOADER);
+    /* The source back: a fresh value, not stale. */
+    s.fail = SC_OK;
+    source_put(&s, "v2");
+    r = fetch_ex(b, "k", &fo, &s);
+    ck_assert_int_eq(r.st, SC_OK);
+    ck_assert_str_eq(r.got, "v2");
+    ck_assert_int_eq(r.info.stale, 0);
+    sc_close(a);
+    sc_close(b);
+}
+END_TEST
+
+/* A graced value that a write replaced is never served stale. */
+START_TEST(grace_never_older_than_a_write)
+{
+    const char *ns = NS("grace_write");
+    sc_options o = opts(ns, "a");
+    o.grace_ms = 5000;
+    sc_cache *a = test_open(&o);
+    sc_cache *b = test_open(&o);
+    source s;
+    source_init(&s, "v1");
+    sc_fetch_opts fo;
+    sc_fetch_opts_init(&fo);
+    fo.ttl_ms = 200;
+    ck_assert_int_eq(fetch_ex(a, "k", &fo, &s).st, SC_OK);
+    ck_assert_int_eq(sc_delete(b, "k"), SC_OK);
+    test_sleep_ms(300);
+    s.fail = SC_ERR_LOADER;
+    WAIT_UNTIL(!held(a, "k"), 1000);
+    result r = fetch_ex(a, "k", &fo, &s);
+    ck_assert_int_eq(r.st, SC_ERR_LOADER); /* v1 was deleted: no grace for it */
+    sc_close(a);
+    sc_close(b);
+}
+END_TEST
+
+/* Redis stopped: a fetch past the TTL answers the graced value (stale); a
+ * key never loaded fails; nothing past the grace. */
+START_TEST(grace_with_redis_stopped)
+{
+    sc_test_redis red;
+    ck_assert_int_eq(sc_test_redis_start(&red, "--save \"\" --appendonly no"), 0);
+    sc_options o = opts(NS("grace_down"), "a");
+    o.redis_port = red.port;
+    o.redis_timeout_ms = 300;
+    o.heartbeat_interval_ms = 50;
+    o.heartbeat_timeout_ms = 200;
+    sc_cache *a = test_open(&o);
+    source s;
+    source_init(&s, "v1");
+    sc_fetch_opts fo;
+    sc_fetch_opts_init(&fo);
+    fo.ttl_ms = 200;
+    fo.grace_ms = 4000;
+    ck_assert_int_eq(fetch_ex(a, "k", &fo, &s).st, SC_OK);
+    sc_fetch_opts longer;
+    sc_fetch_opts_init(&longer);
+    longer.ttl_ms = 60000;
+    ck_assert_int_eq(fetch_ex(a, "long", &longer, &s).st, SC_OK);
+    sc_test_redis_kill(&red);
+    WAIT_UNTIL(test_stats(a).synced == 0, 3000);
+    ck_assert_uint_eq(test_stats(a).synced, 0);
+    test_sleep_ms(300); /* past the TTL */
+    result r = fetch_ex(a, "k", &fo, &s);
+    ck_assert_msg(r.st == SC_OK, "%s: %s", r.got, sc_errmsg(a));
+    ck_assert_str_eq(r.got, "v1");
+    ck_assert_int_eq(r.info.stale, 1);
+    ck_assert_int_eq(atomic_load(&s.calls), 2); /* no lock, no load */
+    /* Without a grace, a local copy within its TTL is served as sc_get
+     * serves it during an outage (stale_max_ms after the last proof). */
+    r = fetch_ex(a, "long", &longer, &s);
+    ck_assert_msg(r.st == SC_OK, "%s: %s", r.got, sc_errmsg(a));
+    ck_assert_str_eq(r.got, "v1");
+    ck_assert_int_eq(r.info.stale, 1);
+    ck_assert_int_eq(r.info.source, SC_SOURCE_LOCAL);
+    r = fetch_ex(a, "never", &fo, &s);
+    ck_assert(r.st == SC_ERR_REMOTE || r.st == SC_ERR_TIMEOUT);
+    sc_fetch_opts none = fo;
+    none.grace_ms = 0;
+    r = fetch_ex(a, "k", &none, &s);
+    ck_assert(r.st == SC_ERR_REMOTE || r.st == SC_ERR_TIMEOUT);
+    test_sleep_ms(4000); /* past the grace */
+    r = fetch_ex(a, "k", &fo, &s);
+    ck_assert(r.st == SC_ERR_REMOTE || r.st == SC_ERR_TIMEOUT);
+    ck_assert_int_eq(sc_test_redis_start_again(&red), 0);
+    WAIT_UNTIL(test_stats(a).synced == 1, 10000);
+    r = fetch_ex(a, "k", &fo, &s);
+    ck_assert_int_eq(r.st, SC_OK);
+    ck_assert_int_eq(r.info.stale, 0);
+    sc_close(a);
+    sc_test_redis_stop(&red);
+}
+END_TEST
+
+/* ----------------------------------------------------------- timeouts -- */
+
+/* Soft timeout: the caller is back at about the soft timeout with the
+ * graced value; the load finishes in the background and stores. */
+START_TEST(soft_timeout_serves_graced_and_stores_later)
+{
+    const char *ns = NS("soft");
+    sc_options o = opts(ns, "a");
+    sc_cache *a = test_open(&o);
+    sc_cache *b = test_open(&o);
+    source s;
+    source_init(&s, "v1");
+    sc_fetch_opts fo;
+    sc_fetch_opts_init(&fo);
+    fo.ttl_ms = 200;
+    fo.grace_ms = 10000;
+    fo.soft_timeout_ms = 100;
+    ck_assert_int_eq(fetch_ex(a, "k", &fo, &s).st, SC_OK);
+    test_sleep_ms(300);
+    source_put(&s, "v2");
+    s.delay_ms = 1000;
+    result r = fetch_ex(a, "k", &fo, &s);
+    ck_assert_int_eq(r.st, SC_OK);
+    ck_assert_str_eq(r.got, "v1");
+    ck_assert_int_eq(r.info.stale, 1);
+    ck_assert_int_ge(r.took_ms, 90);
+    ck_assert_int_lt(r.took_ms, 700); /* not the loader's second */
+    printf("soft timeout 100 ms: caller back after %lld ms\n", r.took_ms);
+    ck_assert_int_eq(atomic_load(&s.returned), 1);
+    /* A fetch on the other pod meanwhile waits at most its soft timeout
+     * too (the lock is held by the background load). */
+    r = fetch_ex(b, "k", &fo, &s);
+    ck_assert_int_eq(r.st, SC_OK);
+    ck_assert_str_eq(r.got, "v1");
+    ck_assert_int_eq(r.info.stale, 1);
+    ck_assert_int_lt(r.took_ms, 700);
+    /* The background load stores v2 (and every pod gets it). */
+    WAIT_UNTIL(atomic_load(&s.returned) == 2, 3000);
+    char *got = NULL;
+    for (int i = 0; i < 200; i++) {
+        free(got);
+        got = redis_field_on(&g_redis, ns, "k", "value");
+        if (strcmp(got, "v2") == 0)
+            break;
+        test_sleep_ms(10);
+    }
+    ck_assert_str_eq(got, "v2");
+    free(got);
+    s.delay_ms = 0;
+    r = fetch_ex(b, "k", &fo, &s);
+    ck_assert_str_eq(r.got, "v2");
+    ck_assert_int_eq(r.info.stale, 0);
+    ck_assert_int_eq(atomic_load(&s.calls), 2); /* nobody loaded again */
+    sc_close(a);
+    sc_close(b);
+}
+END_TEST
+
+/* A newer write while the background load runs: the load stores nothing. */
+START_TEST(soft_timeout_background_load_never_over_newer_write)
+{
+    const char *ns = NS("soft_fenced");
+    sc_options o = opts(ns, "a");
+    sc_cache *a = test_open(&o);
+    sc_cache *b = test_open(&o);
+    source s;
+    source_init(&s, "v1");
+    sc_fetch_opts fo;
+    sc_fetch_opts_init(&fo);
+    fo.ttl_ms = 200;
+    fo.grace_ms = 10000;
+    fo.soft_timeout_ms = 50;
+    ck_assert_int_eq(fetch_ex(a, "k", &fo, &s).st, SC_OK);
+    test_sleep_ms(300);
+    source_put(&s, "old-from-slow-query");
+    s.delay_ms = 600;
+    result r = fetch_ex(a, "k", &fo, &s);
+    ck_assert_str_eq(r.got, "v1");
+    ck_assert_int_eq(r.info.stale, 1);
+    /* The application writes the new value while the slow query runs. */
+    ck_assert_int_eq(sc_set(b, "k", "v3", 2, 0), SC_OK);
+    WAIT_UNTIL(atomic_load(&s.returned) == 2, 3000);
+    test_sleep_ms(200); /* time for a (wrong) store to land */
+    ASSERT_REDIS_FIELD(ns, "k", "value", "v3");
+    char *got = test_get(a, "k");
+    ck_assert_str_eq(got, "v3");
+    free(got);
+    got = test_get(b, "k");
+    ck_assert_str_eq(got, "v3");
+    free(got);
+    sc_close(a);
+    sc_close(b);
+}
+END_TEST
+
+/* Hard timeout: no graced value, SC_ERR_TIMEOUT at the hard timeout; the
+ * load finishes and stores. */
+START_TEST(hard_timeout)
+{
+    const char *ns = NS("hard");
+    sc_options o = opts(ns, "a");
+    sc_cache *a = test_open(&o);
+    source s;
+    source_init(&s, "late");
+    s.delay_ms = 700;
+    sc_fetch_opts fo;
+    sc_fetch_opts_init(&fo);
+    fo.ttl_ms = 60000;
+    fo.hard_timeout_ms = 150;
+    fo.soft_timeout_ms = 50; /* no graced value: the soft timeout does not apply */
+    result r = fetch_ex(a, "k", &fo, &s);
+    ck_assert_int_eq(r.st, SC_ERR_TIMEOUT);
+    ck_assert_int_ge(r.took_ms, 140);
+    ck_assert_int_lt(r.took_ms, 600);
+    printf("hard timeout 150 ms: caller back after %lld ms\n", r.took_ms);
+    ck_assert(strstr(sc_errmsg(a), "hard timeout") != NULL);
+    WAIT_UNTIL(atomic_load(&s.returned) == 1, 3000);
+    char *got = NULL;
+    for (int i = 0; i < 200; i++) {
+        free(got);
+        got = redis_field_on(&g_redis, ns, "k", "value");
+        if (strcmp(got, "late") == 0)
+            break;
+        test_sleep_ms(10);
+    }
+    ck_assert_str_eq(got, "late");
+    free(got);
+    s.delay_ms = 0;
+    r = fetch_ex(a, "k", &fo, &s);
+    ck_assert_int_eq(r.st, SC_OK);
+    ck_assert_str_eq(r.got, "late");
+    ck_assert_int_eq(atomic_load(&s.calls), 1);
+    /* A loader that is still running when the pod closes stores nothing
+     * and does not crash. */
+    s.delay_ms = 400;
+    ck_assert_int_eq(fetch_ex(a, "k2", &fo, &s).st, SC_ERR_TIMEOUT);
+    sc_close(a);
+    test_sleep_ms(500);
+    ASSERT_REDIS_FIELD(ns, "k2", "value", "<none>");
+}
+END_TEST
+
+/* ---------------------------------------------------------------- tags -- */
+
+static void set_tagged(sc_cache *c, const char *key, const char *val, const char *t1, const char *t2)
+{
+    const char *tags[2] = {t1, t2};
+    ck_assert_int_eq(sc_set_tagged(c, key, val, strlen(val), 0, tags, t2 ? 2 : (t1 ? 1 : 0)), SC_OK);
+}
+
+static void assert_value(sc_cache *c, const char *key, const char *want)
+{
+    char *got = test_get(c, key);
+    ck_assert_msg(strcmp(got, want) == 0, "%s: got %s, want %s", key, got, want);
+    free(got);
+}
+
+START_TEST(tags_across_pods_and_in_redis)
+{
+    const char *ns = NS("tags");
+    sc_options o = opts(ns, NULL);
+    sc_cache *a = test_open(&o), *b = test_open(&o), *c3 = test_open(&o);
+    set_tagged(a, "k1", "one", "t1", NULL);
+    set_tagged(a, "k2", "two", "t1", "t2"); /* a key in two tags */
+    set_tagged(a, "k3", "three", "t2", NULL);
+    ck_assert_int_eq(sc_set(a, "k4", "four", 4, 0), SC_OK);
+    ASSERT_REDIS_FIELD(ns, "k2", "tags", "t1\nt2");
+    sc_cache *pods[] = {a, b, c3};
+    const char *keys[] = {"k1", "k2", "k3", "k4"};
+    const char *vals[] = {"one", "two", "three", "four"};
+    for (int p = 0; p < 3; p++)
+        for (int k = 0; k < 4; k++)
+            assert_value(pods[p], keys[k], vals[k]);
+    for (int p = 0; p < 3; p++)
+        ck_assert(held(pods[p], "k1") && held(pods[p], "k2"));
+
+    ck_assert_int_eq(sc_invalidate_tag(b, "t1"), SC_OK);
+    /* b at once; the others on the event. */
+    ck_assert(!held(b, "k1") && !held(b, "k2"));
+    for (int p = 0; p < 3; p++) {
+        WAIT_UNTIL(!held(pods[p], "k1") && !held(pods[p], "k2"), 2000);
+        ck_assert(!held(pods[p], "k1") && !held(pods[p], "k2"));
+        ck_assert(held(pods[p], "k3"));
+        assert_value(pods[p], "k1", "<none>");
+        assert_value(pods[p], "k2", "<none>");
+        assert_value(pods[p], "k3", "three");
+        assert_value(pods[p], "k4", "four");
+    }
+    /* Redis still holds the bytes; every read treats them as absent. */
+    ASSERT_REDIS_FIELD(ns, "k1", "value", "one");
+    sc_value *many[4];
+    ck_assert_int_eq(sc_get_many(c3, keys, 4, many), SC_OK);
+    ck_assert_ptr_null(many[0]);
+    ck_assert_ptr_null(many[1]);
+    ck_assert_ptr_nonnull(many[2]);
+    ck_assert_ptr_nonnull(many[3]);
+    sc_value_release(many[2]);
+    sc_value_release(many[3]);
+    /* The second tag of k3. */
+    ck_assert_int_eq(sc_invalidate_tag(a, "t2"), SC_OK);
+    for (int p = 0; p < 3; p++) {
+        WAIT_UNTIL(!held(pods[p], "k3"), 2000);
+        assert_value(pods[p], "k3", "<none>");
+        assert_value(pods[p], "k4", "four");
+    }
+    /* Re-tagging after the invalidation: written later, unaffected. */
+    set_tagged(c3, "k1", "one-again", "t1", NULL);
+    for (int p = 0; p < 3; p++)
+        assert_value(pods[p], "k1", "one-again");
+    ck_assert_int_eq(sc_invalidate_tag(a, "unused-tag"), SC_OK);
+    for (int p = 0; p < 3; p++)
+        assert_value(pods[p], "k1", "one-again");
+    ck_assert_int_eq(sc_invalidate_tag(a, "t1"), SC_OK);
+    for (int p = 0; p < 3; p++) {
+        WAIT_UNTIL(!held(pods[p], "k1"), 2000);
+        assert_value(pods[p], "k1", "<none>");
+    }
+    /* An untagged write drops the key's tags. */
+    set_tagged(a, "k5", "five", "t5", NULL);
+    ck_assert_int_eq(sc_set(a, "k5", "five-plain", 10, 0), SC_OK);
+    ASSERT_REDIS_FIELD(ns, "k5", "tags", "<none>");
+    ck_assert_int_eq(sc_invalidate_tag(a, "t5"), SC_OK);
+    assert_value(b, "k5", "five-plain");
+    /* Bad tags. */
+    const char *bad[] = {"a\nb"};
+    ck_assert_int_eq(sc_set_tagged(a, "k6", "x", 1, 0, bad, 1), SC_ERR_INVALID);
+    ck_assert_int_eq(sc_invalidate_tag(a, ""), SC_ERR_INVALID);
+    ck_assert_int_eq(sc_invalidate_tag(a, NULL), SC_ERR_INVALID);
+    sc_stats st = test_stats(b);
+    ck_assert_uint_ge(st.invalidations, 2);
+    sc_close(a);
+    sc_close(b);
+    sc_close(c3);
+}
+END_TEST
+
+/* Tags on sc_fetch_ex: a loaded value carries them; an invalidation makes
+ * the next fetch load again, on every pod. */
+START_TEST(tags_on_fetch)
+{
+    const char *ns = NS("tags_fetch");
+    sc_options o = opts(ns, NULL);
+    sc_cache *a = test_open(&o), *b = test_open(&o);
+    source s;
+    source_init(&s, "u1");
+    const char *tags[] = {"user:1", "team:7"};
+    sc_fetch_opts fo;
+    sc_fetch_opts_init(&fo);
+    fo.tags = tags;
+    fo.ntags = 2;
+    ck_assert_str_eq(fetch_ex(a, "profile:1", &fo, &s).got, "u1");
+    ck_assert_str_eq(fetch_ex(b, "profile:1", &fo, &s).got, "u1");
+    ck_assert_int_eq(atomic_load(&s.calls), 1);
+    ASSERT_REDIS_FIELD(ns, "profile:1", "tags", "user:1\nteam:7");
+    WAIT_UNTIL(held(a, "profile:1") && held(b, "profile:1"), 2000);
+    source_put(&s, "u2");
+    ck_assert_int_eq(sc_invalidate_tag(a, "team:7"), SC_OK);
+    WAIT_UNTIL(!held(b, "profile:1"), 2000);
+    ck_assert(!held(a, "profile:1") && !held(b, "profile:1"));
+    ck_assert_str_eq(fetch_ex(b, "profile:1", &fo, &s).got, "u2");
+    ck_assert_int_eq(atomic_load(&s.calls), 2);
+    ck_assert_str_eq(fetch_ex(a, "profile:1", &fo, &s).got, "u2");
+    ck_assert_int_eq(atomic_load(&s.calls), 2);
+    sc_close(a);
+    sc_close(b);
+}
+END_TEST
+
+typedef struct bg_fetch {
+    sc_cache *c;
+    const char *key;
+    const sc_fetch_opts *o;
+    source *s;
+    result r;
+} bg_fetch;
+
+static void *bg_fetch_main(void *p)
+{
+    bg_fetch *b = p;
+    b->r = fetch_ex(b->c, b->key, b->o, b->s);
+    return NULL;
+}
+
+/* A load that took its lock before an invalidation of one of its tags read
+ * its source before it: its result is not stored. */
+START_TEST(tag_invalidation_fences_a_load_in_flight)
+{
+    const char *ns = NS("tags_fence");
+    sc_options o = opts(ns, NULL);
+    sc_cache *a = test_open(&o), *b = test_open(&o);
+    source s;
+    source_init(&s, "before");
+    s.delay_ms = 300;
+    const char *tags[] = {"t"};
+    sc_fetch_opts fo;
+    sc_fetch_opts_init(&fo);
+    fo.tags = tags;
+    fo.ntags = 1;
+    bg_fetch bf = {a, "k", &fo, &s, {0}};
+    pthread_t th;
+    ck_assert_int_eq(pthread_create(&th, NULL, bg_fetch_main, &bf), 0);
+    WAIT_UNTIL(atomic_load(&s.calls) == 1, 2000);
+    test_sleep_ms(50);
+    ck_assert_int_eq(sc_invalidate_tag(b, "t"), SC_OK);
+    pthread_join(th, NULL);
+    /* Its caller gets what it loaded; nothing is cached. */
+    ck_assert_int_eq(bf.r.st, SC_OK);
+    ck_assert_str_eq(bf.r.got, "before");
+    ASSERT_REDIS_FIELD(ns, "k", "value", "<none>");
+    ck_assert(!held(a, "k"));
+    s.delay_ms = 0;
+    source_put(&s, "after");
+    result r = fetch_ex(b, "k", &fo, &s);
+    ck_assert_str_eq(r.got, "after");
+    ck_assert_int_lt(r.took_ms, 1000); /* the fenced lock was freed, not left to lapse (3 s) */
+    ck_assert_int_eq(atomic_load(&s.calls), 2);
+    ASSERT_REDIS_FIELD(ns, "k", "value", "after");
+    sc_close(a);
+    sc_close(b);
+}
+END_TEST
+
+/* A tag invalidation while a pod's subscription is down: the pod catches
+ * the event up from the log and drops its copies. */
+START_TEST(tag_event_lost_while_disconnected)
+{
+    const char *ns = NS("tags_lost");
+    sc_options o = opts(ns, "w");
+    o.redis_timeout_ms = 400;
+    o.heartbeat_interval_ms = 100;
+    o.heartbeat_timeout_ms = 400;
+    sc_cache *w = test_open(&o);
+    sc_options ro = o;
+    ro.pod_id = "r";
+    ro.reconnect_min_ms = 600; /* stays away while w invalidates */
+    ro.reconnect_max_ms = 2400;
+    sc_cache *r = test_open(&ro);
+    for (int i = 0; i < 20; i++) {
+        char k[16];
+        snprintf(k, sizeof k, "k%d", i);
+        set_tagged(w, k, "v", i % 2 ? "odd" : "even", NULL);
+        assert_value(r, k, "v");
+    }
+    ck_assert(held(r, "k1") && held(r, "k2"));
+    ck_assert_int_eq(sc_test_redis_cmd(&g_redis, "CLIENT KILL TYPE pubsub"), 0);
+    WAIT_UNTIL(test_stats(r).synced == 0, 2000);
+    ck_assert_uint_eq(test_stats(r).synced, 0);
+    ck_assert_int_eq(sc_invalidate_tag(w, "odd"), SC_OK);
+    uint64_t replayed = test_stats(r).events_replayed;
+    WAIT_UNTIL(test_stats(r).synced == 1, 5000);
+    ck_assert_uint_eq(test_stats(r).synced, 1);
+    sc_stats st = test_stats(r);
+    ck_assert_uint_ge(st.events_replayed, replayed + 1);
+    ck_assert_uint_eq(st.flushes, 0);
+    for (int i = 0; i < 20; i++) {
+        char k[16];
+        snprintf(k, sizeof k, "k%d", i);
+        ck_assert_int_eq(held(r, k), i % 2 ? 0 : 1);
+        assert_value(r, k, i % 2 ? "<none>" : "v");
+    }
+    sc_close(w);
+    sc_close(r);
+}
+END_TEST
+
+/* The codec carries the tag action both ways, and outside publishers may
+ * send it as JSON. */
+START_TEST(tag_event_codec)
+{
+    const char *json = "{\"action\":\"tag\",\"key\":\"team:7\",\"sender\":\"svc\"}";
+    sc__event ev;
+    ck_assert_int_eq(sc__event_decode(json, strlen(json), 4096, &ev), SC_OK);
+    ck_assert_int_eq(ev.action, SC__ACT_TAG);
+    ck_assert_str_eq(ev.key, "team:7");
+    ck_assert_str_eq(sc__action_name(ev.action), "tag");
+    char *out = NULL;
+    size_t len = 0;
+    ck_assert_int_eq(sc__event_encode(&ev, SC_WIRE_MSGPACK, &out, &len), SC_OK);
+    sc__event back;
+    ck_assert_int_eq(sc__event_decode(out, len, 4096, &back), SC_OK);
+    ck_assert_int_eq(back.action, SC__ACT_TAG);
+    ck_assert_str_eq(back.key, "team:7");
+    free(out);
+    sc__event_free(&back);
+    sc__event_free(&ev);
+    const char *nokey = "{\"action\":\"tag\",\"sender\":\"svc\"}";
+    ck_assert_int_eq(sc__event_decode(nokey, strlen(nokey), 4096, &ev), SC_ERR_CODEC);
+}
+END_TEST
+
+/* 100,000 keys under one tag: one call makes all of them not found on
+ * every pod (its cost is measured in bench/tags.c, not asserted here). */
+START_TEST(tag_with_100k_keys)
+{
+    const char *ns = NS("tags_100k");
+    sc_options o = opts(ns, NULL);
+    o.local_max_entries = 200000;
+    o.redis_timeout_ms = 5000; /* a bulk load on a loaded (sanitizer) build */
+    sc_cache *a = test_open(&o), *b = test_open(&o);
+    enum { N = 100000 };
+    const char *tags[] = {"big"};
+    char k[32];
+    for (int i = 0; i < N; i++) {
+        snprintf(k, sizeof k, "k%d", i);
+        sc_status st = sc_set_tagged(a, k, "v", 1, 0, tags, 1);
+        ck_assert_msg(st == SC_OK, "%s: %s: %s", k, sc_strerror(st), sc_errmsg(a));
+    }
+    /* b holds a tenth of them locally. */
+    for (int i = 0; i < N; i += 10) {
+        snprintf(k, sizeof k, "k%d", i);
+        assert_value(b, k, "v");
+    }
+    ck_assert_uint_ge(test_stats(b).local_entries, N / 10);
+    long long t0 = test_now_ms();
+    ck_assert_int_eq(sc_invalidate_tag(a, "big"), SC_OK);
+    long long took = test_now_ms() - t0;
+    WAIT_UNTIL(test_stats(b).local_entries == 0 && test_stats(a).local_entries == 0, 5000);
+    printf("sc_invalidate_tag over %d keys: %lld ms for the call; pods dropped their copies\n", N, took);
+    ck_assert_uint_eq(test_stats(a).local_entries, 0);
+    ck_assert_uint_eq(test_stats(b).local_entries, 0);
+    /* Every key is not found, read in batches from Redis. */
+    const char *ks[1000];
+    char names[1000][16];
+    sc_value *out[1000];
+    for (int base = 0; base < N; base += 1000) {
+        for (int j = 0; j < 1000; j++) {
+            snprintf(names[j], sizeof names[j], "k%d", base + j);
+            ks[j] = names[j];
+        }
+        ck_assert_int_eq(sc_get_many(b, ks, 1000, out), SC_OK);
+        for (int j = 0; j < 1000; j++)
+            ck_assert_msg(out[j] == NULL, "%s still found", ks[j]);
+    }
+    /* Written afterwards: unaffected. */
+    ck_assert_int_eq(sc_set_tagged(a, "k7", "new", 3, 0, tags, 1), SC_OK);
+    assert_value(b, "k7", "new");
+    sc_close(a);
+    sc_close(b);
+}
+END_TEST
+
+static Suite *resilience_suite(void)
+{
+    Suite *s = suite_create("resilience");
+    TCase *tc = tcase_create("resilience");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, fetch_opts_defaults);
+    tcase_add_test(tc, grace_with_failing_loader);
+    tcase_add_test(tc, grace_never_older_than_a_write);
+    tcase_add_test(tc, grace_with_redis_stopped);
+    tcase_add_test(tc, soft_timeout_serves_graced_and_stores_later);
+    tcase_add_test(tc, soft_timeout_background_load_never_over_newer_write);
+    tcase_add_test(tc, hard_timeout);
+    tcase_add_test(tc, tags_across_pods_and_in_redis);
+    tcase_add_test(tc, tags_on_fetch);
+    tcase_add_test(tc, tag_invalidation_fences_a_load_in_flight);
+    tcase_add_test(tc, tag_event_lost_while_disconnected);
+    tcase_add_test(tc, tag_event_codec);
+    tcase_add_test(tc, tag_with_100k_keys);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    return test_run_suite(resilience_suite(), "--save \"\" --appendonly no");
+}
