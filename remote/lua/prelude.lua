@@ -44,6 +44,17 @@ end
 -- The namespace's signing secret, read by current() and take() for sign().
 local SECRET = false
 
+-- The namespace's epoch (made when missing: a history nobody recorded is a
+-- new one) and, into SECRET, its signing secret.
+local function epoch_of(meta, v)
+  local m = redis.call('HMGET', meta, 'epoch', 'secret')
+  SECRET = m[2]
+  if m[1] then return m[1] end
+  local e = new_epoch(v)
+  redis.call('HSET', meta, 'epoch', e)
+  return e
+end
+
 -- The current counter and epoch, seeding them when absent.
 local function current(seq, meta, log)
   local v = redis.call('GET', seq)
@@ -52,14 +63,7 @@ local function current(seq, meta, log)
   else
     v = tonumber(v)
   end
-  local m = redis.call('HMGET', meta, 'epoch', 'secret')
-  local e = m[1]
-  SECRET = m[2]
-  if not e then
-    e = new_epoch(v)
-    redis.call('HSET', meta, 'epoch', e)
-  end
-  return v, e
+  return v, epoch_of(meta, v)
 end
 
 -- Takes the next version: INCR, seeding only when INCR found no counter.
@@ -70,14 +74,7 @@ local function take(seq, meta, log)
     v = seed(seq, meta, log) + 1
     redis.call('SET', seq, string.format('%d', v))
   end
-  local m = redis.call('HMGET', meta, 'epoch', 'secret')
-  local e = m[1]
-  SECRET = m[2]
-  if not e then
-    e = new_epoch(v)
-    redis.call('HSET', meta, 'epoch', e)
-  end
-  return v, e
+  return v, epoch_of(meta, v)
 end
 
 -- Signs an event the caller's template built with a mac field of 40 '0's
