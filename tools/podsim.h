@@ -183,7 +183,7 @@ typedef struct ps_run {
     int interrupted;
     int ansi;                  /* stdout is a terminal: bold headings */
     double prefill_s;          /* how long the prefill took (0: none) */
-    uint64_t redis_seq;        /* <ns>:seq at the end (0 unknown) */
+    uint64_t redis_seq;        /* {ns}:seq at the end (0 unknown) */
     /* --write-behind: the database compared with Redis for every key */
     int wb_checked;
     uint64_t wb_keys, wb_equal, wb_mismatch, wb_redis_missing, wb_saved, wb_failures;

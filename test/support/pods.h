@@ -84,7 +84,7 @@ static inline char *test_get(sc_cache *c, const char *key)
     return out;
 }
 
-/* The value of <ns>:k:<key> in Redis r, read with plain commands
+/* The value of {ns}:k:<key> in Redis r, read with plain commands
  * ("<none>"). Caller frees. */
 static inline char *test_redis_value_on(const sc_test_redis *r, const char *ns, const char *key)
 {
