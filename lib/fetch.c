@@ -451,6 +451,7 @@ typedef struct fkey {
     const char *key;
     size_t klen;
     uint64_t hash;
+    uint64_t mark;        /* sc__tracking_mark before any Redis call for it */
     int state;
     flight *fl;
     uint64_t joined_at;   /* follower: fl->rt when it joined */
@@ -695,7 +696,7 @@ static sc_value *install_read(sc_cache *c, fkey *k, sc_value *v, int64_t pttl, u
 {
     sc_value *keep;
     int ok = transformed(c, k, v, &keep) && pttl != 0 && is_synced(c) &&
-             sc__local_put(c->local, k->key, k->klen, k->hash, keep, pttl > 0 ? (uint64_t)pttl : 0, known, 0) ==
+             sc__tracking_put(c, k->key, k->klen, k->hash, keep, pttl > 0 ? (uint64_t)pttl : 0, known, k->mark) ==
                  SC_OK;
     if (!ok)
         sc__local_remove(c->local, k->key, k->klen, k->hash, sc_value_version(v), sc_value_version(v));
@@ -707,7 +708,7 @@ static sc_value *install_stored(sc_cache *c, fkey *k, sc_value *v, uint64_t ttl,
 {
     sc_value *keep;
     if (!transformed(c, k, v, &keep) || !is_synced(c) ||
-        sc__local_put(c->local, k->key, k->klen, k->hash, keep, ttl, version, 0) != SC_OK)
+        sc__tracking_put(c, k->key, k->klen, k->hash, keep, ttl, version, k->mark) != SC_OK)
         sc__local_remove(c->local, k->key, k->klen, k->hash, version, version);
     return handed_out(v, keep);
 }
@@ -782,6 +783,7 @@ static void bg_store(sc_cache *c, bg_job *j)
     k.key = j->key;
     k.klen = j->klen;
     k.hash = j->hash;
+    k.mark = sc__tracking_mark(c, k.hash);
     k.state = K_LEAD;
     k.active = 1;
     k.slot = j->slot;
@@ -1635,6 +1637,7 @@ SC_EXPORT sc_status sc_fetch_ex(sc_cache *c, const char *key, const sc_fetch_opt
     k.key = key;
     k.klen = klen;
     k.hash = hash;
+    k.mark = sc__tracking_mark(c, hash);
     cl.k = &k;
     cl.m = 1;
     cl.load1 = load;
@@ -1736,6 +1739,7 @@ SC_EXPORT sc_status sc_fetch_batch(sc_cache *c, const char *const *keys, size_t 
             ks[m].key = keys[i];
             ks[m].klen = kl;
             ks[m].hash = h;
+            ks[m].mark = sc__tracking_mark(c, h);
             m++;
         }
         idx[i] = map[p];

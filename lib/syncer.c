@@ -73,7 +73,10 @@ static int apply_event(sc_cache *c, const sc__event *ev, int replayed, int own)
     int changed = 0;
     switch (ev->action) {
     case SC__ACT_SET:
-        if (!own && !external) {
+        /* With tracking, a replayed value may have been overwritten by
+         * another client since (its invalidation came long ago): it only
+         * removes, and a read brings the current one. */
+        if (!own && !external && !(replayed && atomic_load_explicit(&c->tracking_active, memory_order_relaxed))) {
             uint64_t left;
             if (!sc__ttl_left(c, ev->ttl_ms, ev->time_ms, &left)) {
                 /* Expired in Redis already (a late or replayed event). */
@@ -128,6 +131,7 @@ static int apply_event(sc_cache *c, const sc__event *ev, int replayed, int own)
         break;
     }
     }
+    sc__tracking_event(c, ev, hash, replayed);
     sc__fetch_event(c, ev->key, ev->key_len); /* wakes fetches waiting for this key's load */
     if (own) {
         sc__atomic_inc(&c->events_ignored_self);
@@ -474,6 +478,7 @@ static void on_subscribed(void *ud)
 static void on_lost(const char *why, void *ud)
 {
     sc_cache *c = ud;
+    sc__tracking_state(c, 0, NULL);
     syncer_lost(c, why);
     /* Until the first sync, sc_open waits: tell it why, and give up at once
      * when Redis refused (a permission is missing; retrying cannot help). */
@@ -494,6 +499,10 @@ static void on_tick(void *ud)
     if (!atomic_load(&c->synced) || !c->opt.heartbeat_interval_ms)
         return;
     uint64_t now = sc__now_ms();
+    if (sc__tracking_canary_late(c, now)) {
+        drop_stream(c, "the tracking canary did not come back in time (CLIENT TRACKING broken)");
+        return;
+    }
     if (c->hb_sent_ms) {
         if (now - c->hb_sent_ms > c->opt.heartbeat_timeout_ms) {
             sc__atomic_inc(&c->heartbeat_misses);
@@ -505,7 +514,9 @@ static void on_tick(void *ud)
         return;
     char err[SC__ERRLEN];
     sc__remote_state st;
-    if (sc__remote_heartbeat(c->remote, &c->hb_event, &st, err, sizeof err) != SC_OK) {
+    const char *canary = sc__tracking_canary(c);
+    if (sc__remote_heartbeat(c->remote, &c->hb_event, canary, c->opt.heartbeat_timeout_ms * 2u, &st, err,
+                             sizeof err) != SC_OK) {
         sc__atomic_inc(&c->heartbeat_misses);
         sc__atomic_inc(&c->remote_errors);
         drop_stream(c, err);
@@ -514,11 +525,25 @@ static void on_tick(void *ud)
     /* The proof a returning heartbeat gives dates from before it was sent. */
     c->hb_sent_ms = now;
     c->hb_next_ms = now + c->opt.heartbeat_interval_ms;
+    if (canary)
+        c->canary_sent_ms = now;
     state_seen(c, &st);
+}
+
+static void on_invalidate(const char *const *keys, const size_t *lens, size_t n, int all, void *ud)
+{
+    sc__tracking_invalidate(ud, keys, lens, n, all);
+}
+
+static void on_tracking(int active, const char *why, void *ud)
+{
+    sc__tracking_state(ud, active, why);
 }
 
 void sc__syncer_callbacks(sc_cache *c, sc__sub_callbacks *cb)
 {
+    cb->on_invalidate = on_invalidate;
+    cb->on_tracking = on_tracking;
     cb->on_message = on_message;
     cb->on_subscribed = on_subscribed;
     cb->on_lost = on_lost;

@@ -41,6 +41,7 @@ SC_EXPORT sc_status sc_version_of(sc_cache *c, const char *key, uint64_t *versio
 
 typedef struct miss {
     uint64_t hash;
+    uint64_t mark; /* sc__tracking_mark before the Redis read */
     const char *key;
     size_t klen;
     size_t index; /* into keys and out */
@@ -92,7 +93,7 @@ SC_EXPORT sc_status sc_get_many(sc_cache *c, const char *const *keys, size_t n, 
         uint64_t hash = sc__local_hash(keys[i], klen);
         if (synced && sc__local_get(c->local, keys[i], klen, hash, &out[i]) == SC_OK)
             continue;
-        m[nm++] = (miss){hash, keys[i], klen, i};
+        m[nm++] = (miss){hash, sc__tracking_mark(c, hash), keys[i], klen, i};
     }
     if (nm == 0) {
         free(m);
@@ -130,7 +131,8 @@ SC_EXPORT sc_status sc_get_many(sc_cache *c, const char *const *keys, size_t n, 
         size_t at = first[u];
         size_t end = u + 1 < nu ? first[u + 1] : nm;
         sc_value *v = NULL;
-        sc_status r = sc__install_read(c, uk[u], ul[u], m[at].hash, &items[u], items[u].data != NULL, synced, &v);
+        sc_status r = sc__install_read(c, uk[u], ul[u], m[at].hash, &items[u], items[u].data != NULL, synced,
+                                       m[at].mark, &v);
         /* As for sc_get: never serve a read older than what the pod already
          * served or wrote (a rare second read, one key at a time). */
         if (r != SC_ERR_NOMEM && sc__settle_read(c, uk[u], ul[u], m[at].hash, known, &v) < 0) {

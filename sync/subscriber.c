@@ -58,6 +58,10 @@ struct sc__sub {
     void *locate_ud;
     int sharded;
     unsigned gen;              /* routing generation of the current node */
+    char **prefixes;           /* CLIENT TRACKING prefixes; NULL: no tracking */
+    size_t nprefixes;
+    int tracking;              /* this connection: tracking on and its
+                                  invalidation subscription confirmed */
 
     struct event_base *base;
     int own_base; /* base and thread are ours */
@@ -225,6 +229,38 @@ static int is_kind(const redisReply *e, const char *kind)
     return e->type == REDIS_REPLY_STRING && e->len == n && memcmp(e->str, kind, n) == 0;
 }
 
+#define TRACKING_CHANNEL "__redis__:invalidate"
+
+/* An invalidation message's payload: an array of keys (one prefix's keys
+ * of one turn of Redis' event loop), or nil for a FLUSHALL / FLUSHDB. */
+static void deliver_invalidation(sc__sub *s, const redisReply *keys)
+{
+    if (!s->cb.on_invalidate)
+        return;
+    if (keys->type != REDIS_REPLY_ARRAY) {
+        s->cb.on_invalidate(NULL, NULL, 0, 1, s->cb.ud);
+        return;
+    }
+    const char **k = malloc((keys->elements + 1) * sizeof *k);
+    size_t *l = malloc((keys->elements + 1) * sizeof *l);
+    size_t n = 0;
+    if (!k || !l) {
+        /* Cannot say which keys: everything. */
+        s->cb.on_invalidate(NULL, NULL, 0, 1, s->cb.ud);
+    } else {
+        for (size_t i = 0; i < keys->elements; i++) {
+            const redisReply *e = keys->element[i];
+            if (e->type == REDIS_REPLY_STRING) {
+                k[n] = e->str;
+                l[n++] = e->len;
+            }
+        }
+        s->cb.on_invalidate(k, l, n, 0, s->cb.ud);
+    }
+    free(k);
+    free(l);
+}
+
 /* Every reply on the subscription: the confirmation and then the messages.
  * A message that arrives on a context we gave up on (after
  * sc__sub_reconnect, in the same read) is not delivered. */
@@ -235,6 +271,13 @@ static void on_sub_reply(redisAsyncContext *ac, void *r, void *privdata)
     redisReply *reply = r;
     if (!reply || ac != s->ac)
         return;
+    if (reply->type == REDIS_REPLY_ERROR && s->nprefixes && !s->tracking && strstr(reply->str, TRACKING_CHANNEL)) {
+        /* The invalidation channel refused (an ACL): run without tracking. */
+        if (s->cb.on_tracking)
+            s->cb.on_tracking(0, format_why(s, "SUBSCRIBE %s at %s refused: %s", TRACKING_CHANNEL, s->where, reply->str),
+                              s->cb.ud);
+        return;
+    }
     if (reply->type == REDIS_REPLY_ERROR) {
         /* Refused (an ACL without this channel): say so in Redis' words. */
         give_up(s, format_why(s, "%s %s at %s refused: %s", s->sharded ? "SSUBSCRIBE" : "SUBSCRIBE", s->channel,
@@ -243,13 +286,22 @@ static void on_sub_reply(redisAsyncContext *ac, void *r, void *privdata)
     }
     if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 3)
         return;
-    if (is_kind(reply->element[0], "message") || is_kind(reply->element[0], "smessage")) {
+    if (is_kind(reply->element[0], "message") && is_kind(reply->element[1], TRACKING_CHANNEL)) {
+        if (s->tracking)
+            deliver_invalidation(s, reply->element[2]);
+    } else if (is_kind(reply->element[0], "message") || is_kind(reply->element[0], "smessage")) {
         const redisReply *payload = reply->element[2];
         if (payload->type == REDIS_REPLY_STRING && s->cb.on_message)
             s->cb.on_message(payload->str, payload->len, s->cb.ud);
     } else if (is_kind(reply->element[0], "sunsubscribe")) {
         /* Redis dropped the shard channel: its slot moved to another node. */
         give_up(s, format_why(s, "shard channel %s left %s (slot migrated)", s->channel, s->where));
+    } else if (is_kind(reply->element[0], "subscribe") && is_kind(reply->element[1], TRACKING_CHANNEL)) {
+        /* Sent before the channel's subscription, so confirmed before it:
+         * every invalidation from here on reaches this connection. */
+        s->tracking = 1;
+        if (s->cb.on_tracking)
+            s->cb.on_tracking(1, NULL, s->cb.ud);
     } else if (is_kind(reply->element[0], "subscribe") || is_kind(reply->element[0], "ssubscribe")) {
         if (s->sharded) {
             /* hiredis 0.14 predates sharded pub/sub: it files SSUBSCRIBE as
@@ -276,6 +328,90 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
         give_up(s, format_why(s, "no subscription confirmed by Redis at %s within %u ms", s->where, s->timeout_ms));
 }
 
+/* Queues the subscription: with tracking, first __redis__:invalidate
+ * (RESP2 delivers a redirected client's invalidations there, and only to a
+ * connection in Pub/Sub mode), then the cache channel, so the channel's
+ * confirmation (on_subscribed) comes after every invalidation is flowing.
+ * Redis 7.0 delivers nothing to a connection whose only subscription is a
+ * shard channel, so the plain SUBSCRIBE is needed beside SSUBSCRIBE too;
+ * there it goes second, because hiredis 0.14 would file the SSUBSCRIBE
+ * sent after a SUBSCRIBE under its Pub/Sub callbacks and drop its reply.
+ * Both come to on_sub_reply either way. */
+static int send_subscribe(sc__sub *s, redisAsyncContext *ac, int tracking)
+{
+    const char *inval[2] = {"SUBSCRIBE", TRACKING_CHANNEL};
+    const char *argv[2] = {s->sharded ? "SSUBSCRIBE" : "SUBSCRIBE", s->channel};
+    if (tracking && !s->sharded && redisAsyncCommandArgv(ac, on_sub_reply, NULL, 2, inval, NULL) != REDIS_OK)
+        return -1;
+    if (redisAsyncCommandArgv(ac, on_sub_reply, NULL, 2, argv, NULL) != REDIS_OK)
+        return -1;
+    if (tracking && s->sharded && redisAsyncCommandArgv(ac, on_sub_reply, NULL, 2, inval, NULL) != REDIS_OK)
+        return -1;
+    return 0;
+}
+
+static void tracking_refused(sc__sub *s, redisAsyncContext *ac, const char *what, const char *detail)
+{
+    if (s->cb.on_tracking)
+        s->cb.on_tracking(0, format_why(s, "%s at %s refused: %s", what, s->where, detail), s->cb.ud);
+    if (send_subscribe(s, ac, 0) != 0)
+        give_up(s, "cannot queue SUBSCRIBE: out of memory");
+}
+
+static void on_tracking_reply(redisAsyncContext *ac, void *r, void *privdata)
+{
+    (void)privdata;
+    sc__sub *s = ac->data;
+    redisReply *reply = r;
+    if (!reply || ac != s->ac)
+        return;
+    if (reply->type == REDIS_REPLY_ERROR) {
+        tracking_refused(s, ac, "CLIENT TRACKING", reply->str);
+        return;
+    }
+    if (send_subscribe(s, ac, 1) != 0)
+        give_up(s, "cannot queue SUBSCRIBE: out of memory");
+}
+
+/* The connection's own id, for CLIENT TRACKING ... REDIRECT <id>: RESP2
+ * has no push messages, so the invalidations are redirected to this very
+ * connection, which receives them as Pub/Sub messages. One connection
+ * carries events and invalidations, in the order Redis produced them. */
+static void on_client_id(redisAsyncContext *ac, void *r, void *privdata)
+{
+    (void)privdata;
+    sc__sub *s = ac->data;
+    redisReply *reply = r;
+    if (!reply || ac != s->ac)
+        return;
+    if (reply->type != REDIS_REPLY_INTEGER) {
+        tracking_refused(s, ac, "CLIENT ID", reply->type == REDIS_REPLY_ERROR ? reply->str : "not an integer");
+        return;
+    }
+    char id[24];
+    snprintf(id, sizeof id, "%lld", reply->integer);
+    size_t argc = 6 + 2 * s->nprefixes;
+    const char **argv = malloc(argc * sizeof *argv);
+    if (!argv) {
+        give_up(s, "cannot queue CLIENT TRACKING: out of memory");
+        return;
+    }
+    argv[0] = "CLIENT";
+    argv[1] = "TRACKING";
+    argv[2] = "on";
+    argv[3] = "REDIRECT";
+    argv[4] = id;
+    argv[5] = "BCAST";
+    for (size_t i = 0; i < s->nprefixes; i++) {
+        argv[6 + 2 * i] = "PREFIX";
+        argv[7 + 2 * i] = s->prefixes[i];
+    }
+    int rc = redisAsyncCommandArgv(ac, on_tracking_reply, NULL, (int)argc, argv, NULL);
+    free(argv);
+    if (rc != REDIS_OK)
+        give_up(s, "cannot queue CLIENT TRACKING: out of memory");
+}
+
 /* Queues AUTH (when configured) and SUBSCRIBE; hiredis sends them once the
  * connection is up, so one round trip covers both. */
 static int send_commands(sc__sub *s, redisAsyncContext *ac)
@@ -286,8 +422,11 @@ static int send_commands(sc__sub *s, redisAsyncContext *ac)
         if (redisAsyncCommandArgv(ac, on_auth_reply, NULL, argc, argv, NULL) != REDIS_OK)
             return -1;
     }
-    const char *argv[2] = {s->sharded ? "SSUBSCRIBE" : "SUBSCRIBE", s->channel};
-    return redisAsyncCommandArgv(ac, on_sub_reply, NULL, 2, argv, NULL) == REDIS_OK ? 0 : -1;
+    if (s->nprefixes) {
+        const char *argv[2] = {"CLIENT", "ID"};
+        return redisAsyncCommandArgv(ac, on_client_id, NULL, 2, argv, NULL) == REDIS_OK ? 0 : -1;
+    }
+    return send_subscribe(s, ac, 0);
 }
 
 static void on_connect_timer(evutil_socket_t fd, short what, void *arg)
@@ -341,6 +480,7 @@ static void on_connect_timer(evutil_socket_t fd, short what, void *arg)
     redisAsyncSetConnectCallback(ac, on_connect);
     redisAsyncSetDisconnectCallback(ac, on_disconnect);
     s->ac = ac;
+    s->tracking = 0;
     struct timeval tv = ms_to_tv(s->timeout_ms);
     evtimer_add(s->deadline_ev, &tv);
     if (send_commands(s, ac) != 0)
@@ -397,6 +537,9 @@ static void free_sub(sc__sub *s)
     free(s->username);
     free(s->password);
     free(s->channel);
+    for (size_t i = 0; i < s->nprefixes; i++)
+        free(s->prefixes[i]);
+    free(s->prefixes);
     free(s);
 }
 
@@ -474,6 +617,14 @@ sc_status sc__sub_start(const sc__sub_config *cfg, const sc__sub_callbacks *cb, 
     s->rng = ((uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec) ^ (uint64_t)(uintptr_t)s;
     int nomem = copy_opt(&s->channel, cfg->channel) || copy_opt(&s->username, cfg->username) ||
                 copy_opt(&s->password, cfg->password);
+    if (cfg->ntracking) {
+        s->prefixes = calloc(cfg->ntracking, sizeof *s->prefixes);
+        nomem = nomem || !s->prefixes;
+        for (size_t i = 0; !nomem && i < cfg->ntracking; i++) {
+            nomem = copy_opt(&s->prefixes[i], cfg->tracking_prefixes[i]) || !s->prefixes[i];
+            s->nprefixes = i + 1;
+        }
+    }
     if (cfg->locate)
         nomem = nomem || copy_opt(&s->host, "(not located yet)");
     else if (cfg->unix_socket && *cfg->unix_socket)

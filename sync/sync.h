@@ -219,6 +219,14 @@ typedef struct sc__sub_callbacks {
     void (*on_lost)(const char *why, void *ud);
     /* Every tick_ms while running, connected or not. */
     void (*on_tick)(void *ud);
+    /* Server-assisted invalidation (only with tracking prefixes): keys
+     * (borrowed for the call) that Redis reports modified, or all = 1 with
+     * n = 0 for a FLUSHALL / FLUSHDB (everything). Delivered in stream
+     * order with the messages, only after on_subscribed. */
+    void (*on_invalidate)(const char *const *keys, const size_t *lens, size_t n, int all, void *ud);
+    /* Whether Redis accepted CLIENT TRACKING on this connection (before its
+     * on_subscribed); why (borrowed) says why not. */
+    void (*on_tracking)(int active, const char *why, void *ud);
     void *ud;
 } sc__sub_callbacks;
 
@@ -245,6 +253,13 @@ typedef struct sc__sub_config {
     unsigned (*route_gen)(void *ud);
     void *locate_ud;
     int sharded;
+    /* CLIENT TRACKING (Redis >= 6): with ntracking > 0 the connection asks
+     * for its client id, turns tracking on with REDIRECT to itself, BCAST
+     * and these key prefixes (copied; they must not overlap), and also
+     * SUBSCRIBEs to __redis__:invalidate, where RESP2 delivers the
+     * invalidations. 0: no tracking command is sent. */
+    const char *const *tracking_prefixes;
+    size_t ntracking;
 } sc__sub_config;
 
 /* Starts connecting (asynchronously). All callbacks run on the loop thread,

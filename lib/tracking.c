@@ -1,0 +1,394 @@
+/* Server-assisted invalidation (issue 12): the second path by which a pod
+ * learns that a key changed, for writes that bypass synccache (redis-cli,
+ * another service, expiry, eviction, FLUSHALL). The subscriber connection
+ * turns on CLIENT TRACKING with REDIRECT to its own client id, BCAST and two
+ * prefixes, `{ns}:k:` (the value hashes) and `{ns}:canary:` (below), and
+ * receives the invalidations as Pub/Sub messages on __redis__:invalidate,
+ * interleaved with the events (sync/subscriber.c).
+ *
+ * What Redis 7.0 does, measured (docs/protocol.md, "Server-assisted
+ * invalidation"): the subscriber may redirect to its own id, and it must
+ * turn tracking on before it subscribes (a RESP2 connection in Pub/Sub mode
+ * takes no CLIENT command). Nothing is delivered to a connection whose only
+ * subscription is a shard channel, so it subscribes to __redis__:invalidate
+ * too. With BCAST the keys modified during one turn of Redis' event loop are
+ * collected and sent as one message per prefix just before Redis sleeps: a
+ * script's PUBLISH reaches the stream first, and the invalidation of the key
+ * it wrote follows, in the next invalidation message of the prefix, merged
+ * with every other write of that turn. So a write by another client right
+ * after the script, in the same turn, arrives as the very same key in the
+ * very same message: adjacency alone cannot tell a synccache write from a
+ * foreign one. The rule below therefore proves a copy against Redis instead.
+ *
+ * The rule. `pending` holds the set events (key, version, SHA-1 of the
+ * value) received since the last invalidation message of the value prefix.
+ * For each key of the next such message:
+ *  - a pending set event of the key: the key goes to one confirm script
+ *    (remote/lua/confirm.lua) with the event's version and digest; when
+ *    Redis answers that the hash still holds that version and those bytes,
+ *    nothing happens; otherwise copies up to that version go;
+ *  - anything else (no pending set: a foreign write, or a delete, an
+ *    invalidate, a clear's unlinking; the confirm failed): the copy goes,
+ *    whatever its version, as for an invalidate.
+ * The pod's own write is confirmed like any other: its reply and the
+ * stream race, so the copy sc_set installs may come after the message.
+ * Proof that no foreign write is swallowed: a copy survives a message only
+ * when the confirm script, which runs after Redis produced the message,
+ * found Redis holding the copy's version and bytes. A foreign write made
+ * before that moment either changed them (the copy goes) or left them equal
+ * (the copy is what Redis holds); one made after it is reported in a later
+ * message, which is judged the same way. pending only decides which keys
+ * are worth a round trip, never what is kept, so even a wrong guess (an
+ * outside publisher's invalidate, a lost event) costs a miss at most.
+ *
+ * A Redis read that ran before a foreign write must not install its value
+ * after the invalidation was applied. Foreign writes take no version, so
+ * the version floors cannot order them; a generation per key stripe does:
+ * a read notes its stripe's generation before it asks Redis
+ * (sc__tracking_mark), the invalidation raises the generation before it
+ * removes the copy, and the read checks the generation again after its
+ * install (sc__tracking_put): whichever runs second removes the value.
+ *
+ * The canary: every heartbeat script also sets `{ns}:canary:<inst>`, so the
+ * pod's own canary key comes back as an invalidation right after its own
+ * heartbeat. When it is not back within heartbeat_timeout_ms the
+ * invalidation path is broken: the pod drops what it cannot prove current
+ * (the local tier) and resubscribes, which re-establishes tracking under the
+ * new client id. Every (re)subscription starts tracking afresh and, since
+ * a foreign write while no connection listened is lost for good, clears
+ * the local tier when tracking comes up (a miss per key, never stale).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/internal.h"
+
+typedef struct pending_set {
+    struct pending_set *next;
+    uint64_t hash, version;
+    char sha1[41];
+    size_t klen;
+    char key[];
+} pending_set;
+
+#define PENDING_BUCKETS 256
+
+struct sc__tracking {
+    char *value_prefix;   /* "{ns}:k:" */
+    char *canary_prefix;  /* "{ns}:canary:" */
+    char *canary_key;     /* "{ns}:canary:<inst>" */
+    size_t value_prefix_len, canary_key_len;
+    pending_set *pending[PENDING_BUCKETS];
+    size_t npending;
+    int warned;           /* "tracking unavailable" logged */
+};
+
+static char *joined(const char *a, const char *b, const char *c)
+{
+    size_t n = strlen(a) + strlen(b) + strlen(c) + 1;
+    char *s = malloc(n);
+    if (s)
+        snprintf(s, n, "%s%s%s", a, b, c);
+    return s;
+}
+
+sc_status sc__tracking_new(sc_cache *c)
+{
+    if (!c->opt.redis_tracking)
+        return SC_OK;
+    sc__tracking *t = calloc(1, sizeof *t);
+    if (!t)
+        return SC_ERR_NOMEM;
+    char *ns = joined("{", c->opt.ns, "}:");
+    t->value_prefix = ns ? joined(ns, "k:", "") : NULL;
+    t->canary_prefix = ns ? joined(ns, "canary:", "") : NULL;
+    t->canary_key = t->canary_prefix ? joined(t->canary_prefix, c->inst, "") : NULL;
+    free(ns);
+    c->tracking = t;
+    if (!t->value_prefix || !t->canary_prefix || !t->canary_key)
+        return SC_ERR_NOMEM;
+    t->value_prefix_len = strlen(t->value_prefix);
+    t->canary_key_len = strlen(t->canary_key);
+    return SC_OK;
+}
+
+static void pending_clear(sc__tracking *t)
+{
+    if (!t->npending)
+        return;
+    for (size_t i = 0; i < PENDING_BUCKETS; i++) {
+        while (t->pending[i]) {
+            pending_set *p = t->pending[i];
+            t->pending[i] = p->next;
+            free(p);
+        }
+    }
+    t->npending = 0;
+}
+
+void sc__tracking_free(sc_cache *c)
+{
+    sc__tracking *t = c->tracking;
+    if (!t)
+        return;
+    pending_clear(t);
+    free(t->value_prefix);
+    free(t->canary_prefix);
+    free(t->canary_key);
+    free(t);
+    c->tracking = NULL;
+}
+
+size_t sc__tracking_prefixes(const sc_cache *c, const char *out[2])
+{
+    if (!c->tracking)
+        return 0;
+    out[0] = c->tracking->value_prefix;
+    out[1] = c->tracking->canary_prefix;
+    return 2;
+}
+
+const char *sc__tracking_canary(const sc_cache *c)
+{
+    return c->tracking && atomic_load_explicit(&c->tracking_active, memory_order_relaxed) ? c->tracking->canary_key
+                                                                                           : NULL;
+}
+
+/* ---- reads and installs (any thread) ---- */
+
+static atomic_uint_fast64_t *stripe(sc_cache *c, uint64_t hash)
+{
+    return &c->tracking_gen[hash % SC__TRACKING_STRIPES];
+}
+
+uint64_t sc__tracking_mark(sc_cache *c, uint64_t hash)
+{
+    return atomic_load(stripe(c, hash));
+}
+
+sc_status sc__tracking_put(sc_cache *c, const char *key, size_t klen, uint64_t hash, sc_value *v, uint64_t ttl_ms,
+                           uint64_t known, uint64_t mark)
+{
+    sc_status s = sc__local_put(c->local, key, klen, hash, v, ttl_ms, known, 0);
+    /* seq_cst with the bump in drop_key: if this load misses the bump, the
+     * removal that follows the bump sees this install. */
+    if (s == SC_OK && atomic_load(stripe(c, hash)) != mark) {
+        uint64_t version = sc_value_version(v);
+        sc__local_remove(c->local, key, klen, hash, version + 1, version);
+        return SC_ERR_CONFLICT;
+    }
+    return s;
+}
+
+/* ---- the stream (loop thread) ---- */
+
+static void bump_all(sc_cache *c)
+{
+    for (size_t i = 0; i < SC__TRACKING_STRIPES; i++)
+        atomic_fetch_add(&c->tracking_gen[i], 1);
+}
+
+/* The local tier and every read in flight lose their standing. */
+static void clear_unproven(sc_cache *c, const char *why)
+{
+    bump_all(c);
+    size_t n = sc__local_clear(c->local, c->seq.last_seq);
+    if (n)
+        sc__log(c, SC_LOG_INFO, "pod %s: local tier cleared (%zu entries): %s", c->opt.pod_id, n, why);
+}
+
+/* A key whose copy cannot be proven current goes; reads in flight for its
+ * stripe do not install. */
+static int drop_key(sc_cache *c, const char *key, size_t klen, uint64_t hash)
+{
+    atomic_fetch_add(stripe(c, hash), 1);
+    return sc__local_remove(c->local, key, klen, hash, UINT64_MAX, c->seq.last_seq);
+}
+
+void sc__tracking_event(sc_cache *c, const sc__event *ev, uint64_t hash, int replayed)
+{
+    sc__tracking *t = c->tracking;
+    if (!t || replayed || !ev->version || ev->action != SC__ACT_SET ||
+        !atomic_load_explicit(&c->tracking_active, memory_order_relaxed))
+        return;
+    pending_set **b = &t->pending[hash % PENDING_BUCKETS];
+    for (pending_set *p = *b; p; p = p->next) {
+        if (p->hash == hash && p->klen == ev->key_len && memcmp(p->key, ev->key, p->klen) == 0) {
+            p->version = ev->version;
+            sc__sha1 s;
+            sc__sha1_init(&s);
+            sc__sha1_update(&s, ev->value, ev->value_len);
+            sc__sha1_hex(&s, p->sha1);
+            return;
+        }
+    }
+    pending_set *p = malloc(sizeof *p + ev->key_len + 1);
+    if (!p)
+        return; /* not pending: its invalidation drops the copy, a miss */
+    p->hash = hash;
+    p->version = ev->version;
+    p->klen = ev->key_len;
+    memcpy(p->key, ev->key, ev->key_len);
+    p->key[ev->key_len] = '\0';
+    sc__sha1 s;
+    sc__sha1_init(&s);
+    sc__sha1_update(&s, ev->value, ev->value_len);
+    sc__sha1_hex(&s, p->sha1);
+    p->next = *b;
+    *b = p;
+    t->npending++;
+}
+
+static const pending_set *pending_find(const sc__tracking *t, const char *key, size_t klen, uint64_t hash)
+{
+    for (const pending_set *p = t->pending[hash % PENDING_BUCKETS]; p; p = p->next)
+        if (p->hash == hash && p->klen == klen && memcmp(p->key, key, klen) == 0)
+            return p;
+    return NULL;
+}
+
+/* The keys worth a confirm round trip, gathered from one message. */
+typedef struct confirm_list {
+    const char **keys;
+    size_t *lens;
+    uint64_t *hash, *version;
+    char (*sha1)[41];
+    int *same;
+    size_t n;
+} confirm_list;
+
+static void confirm_free(confirm_list *l)
+{
+    free(l->keys);
+    free(l->lens);
+    free(l->hash);
+    free(l->version);
+    free(l->sha1);
+    free(l->same);
+}
+
+static int confirm_alloc(confirm_list *l, size_t n)
+{
+    memset(l, 0, sizeof *l);
+    l->keys = malloc(n * sizeof *l->keys);
+    l->lens = malloc(n * sizeof *l->lens);
+    l->hash = malloc(n * sizeof *l->hash);
+    l->version = malloc(n * sizeof *l->version);
+    l->sha1 = malloc(n * sizeof *l->sha1);
+    l->same = malloc(n * sizeof *l->same);
+    return l->keys && l->lens && l->hash && l->version && l->sha1 && l->same ? 0 : -1;
+}
+
+static void foreign(sc_cache *c, const char *key, size_t klen, uint64_t hash)
+{
+    if (drop_key(c, key, klen, hash))
+        sc__atomic_inc(&c->invalidations);
+    sc__atomic_inc(&c->tracking_invalidations);
+    sc__fetch_event(c, key, klen);
+}
+
+static void value_keys(sc_cache *c, const char *const *keys, const size_t *lens, size_t n)
+{
+    sc__tracking *t = c->tracking;
+    confirm_list l;
+    int can_confirm = confirm_alloc(&l, n) == 0;
+    for (size_t i = 0; i < n; i++) {
+        const char *key = keys[i] + t->value_prefix_len;
+        size_t klen = lens[i] - t->value_prefix_len;
+        uint64_t hash = sc__local_hash(key, klen);
+        const pending_set *p = pending_find(t, key, klen, hash);
+        if (!p || !can_confirm) {
+            foreign(c, key, klen, hash);
+            continue;
+        }
+        l.keys[l.n] = key;
+        l.lens[l.n] = klen;
+        l.hash[l.n] = hash;
+        l.version[l.n] = p->version;
+        memcpy(l.sha1[l.n], p->sha1, sizeof l.sha1[0]);
+        l.n++;
+    }
+    if (l.n) {
+        char err[SC__ERRLEN];
+        if (sc__remote_confirm(c->remote, l.keys, l.lens, l.version, (const char(*)[41])l.sha1, l.n, l.same, err,
+                               sizeof err) != SC_OK) {
+            sc__atomic_inc(&c->remote_errors);
+            sc__log(c, SC_LOG_WARN, "pod %s: cannot confirm %zu copies with Redis, dropped: %s", c->opt.pod_id, l.n,
+                    err);
+            memset(l.same, 0, l.n * sizeof *l.same);
+        }
+        for (size_t i = 0; i < l.n; i++) {
+            if (l.same[i]) {
+                sc__atomic_inc(&c->tracking_confirmed);
+            } else {
+                /* Changed after the script: only this version or older goes. */
+                atomic_fetch_add(stripe(c, l.hash[i]), 1);
+                if (sc__local_remove(c->local, l.keys[i], l.lens[i], l.hash[i], l.version[i] + 1, l.version[i]))
+                    sc__atomic_inc(&c->invalidations);
+                sc__atomic_inc(&c->tracking_invalidations);
+                sc__fetch_event(c, l.keys[i], l.lens[i]);
+            }
+        }
+    }
+    confirm_free(&l);
+    pending_clear(t);
+}
+
+void sc__tracking_invalidate(sc_cache *c, const char *const *keys, const size_t *lens, size_t n, int all)
+{
+    sc__tracking *t = c->tracking;
+    if (!t || !atomic_load_explicit(&c->tracking_active, memory_order_relaxed))
+        return;
+    if (all) {
+        /* FLUSHALL / FLUSHDB: nothing the pod holds is known to exist. */
+        sc__atomic_inc(&c->tracking_invalidations);
+        clear_unproven(c, "Redis was flushed (FLUSHALL / FLUSHDB)");
+        sc__atomic_inc(&c->flushes);
+        sc__fetch_event(c, NULL, 0);
+        pending_clear(t);
+        return;
+    }
+    /* One message holds the keys of one prefix. */
+    if (n && lens[0] >= t->value_prefix_len && memcmp(keys[0], t->value_prefix, t->value_prefix_len) == 0) {
+        value_keys(c, keys, lens, n);
+        return;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (lens[i] == t->canary_key_len && memcmp(keys[i], t->canary_key, lens[i]) == 0)
+            c->canary_sent_ms = 0;
+}
+
+void sc__tracking_state(sc_cache *c, int active, const char *why)
+{
+    sc__tracking *t = c->tracking;
+    if (!t)
+        return;
+    pending_clear(t);
+    c->canary_sent_ms = 0;
+    atomic_store_explicit(&c->tracking_active, active, memory_order_relaxed);
+    if (active) {
+        t->warned = 0;
+        clear_unproven(c, "server-assisted invalidation (re)started");
+        sc__log(c, SC_LOG_INFO, "pod %s: CLIENT TRACKING active", c->opt.pod_id);
+    } else if (why) {
+        sc__atomic_inc(&c->tracking_failures);
+        if (!t->warned)
+            sc__log(c, SC_LOG_WARN,
+                    "pod %s: running without server-assisted invalidation (writes that bypass synccache are not "
+                    "seen): %s",
+                    c->opt.pod_id, why);
+        t->warned = 1;
+    }
+}
+
+int sc__tracking_canary_late(sc_cache *c, uint64_t now)
+{
+    if (!c->canary_sent_ms || now - c->canary_sent_ms <= c->opt.heartbeat_timeout_ms)
+        return 0;
+    sc__atomic_inc(&c->tracking_failures);
+    clear_unproven(c, "the tracking canary did not come back");
+    sc__atomic_inc(&c->flushes);
+    c->canary_sent_ms = 0;
+    return 1;
+}
