@@ -245,8 +245,9 @@ uint64_t sc__tracking_mark(sc_cache *c, uint64_t hash);
 sc_status sc__tracking_put(sc_cache *c, const char *key, size_t klen, uint64_t hash, sc_value *v, uint64_t ttl_ms,
                            uint64_t known, uint64_t mark);
 /* Loop thread (syncer.c): a live or replayed event applied; an
- * invalidation message; tracking came up (active) or was refused (why); the
- * tick: 1 when the canary is late (the tier was cleared: resubscribe). */
+ * invalidation message; tracking came up (active: every local copy is
+ * confirmed with Redis) or was refused (why); the tick: 1 when the canary is
+ * late (the caller resubscribes). */
 void sc__tracking_event(sc_cache *c, const sc__event *ev, uint64_t hash, int replayed);
 void sc__tracking_invalidate(sc_cache *c, const char *const *keys, const size_t *lens, size_t n, int all);
 void sc__tracking_state(sc_cache *c, int active, const char *why);

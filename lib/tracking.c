@@ -52,11 +52,11 @@
  * The canary: every heartbeat script also sets `{ns}:canary:<inst>`, so the
  * pod's own canary key comes back as an invalidation right after its own
  * heartbeat. When it is not back within heartbeat_timeout_ms the
- * invalidation path is broken: the pod drops what it cannot prove current
- * (the local tier) and resubscribes, which re-establishes tracking under the
- * new client id. Every (re)subscription starts tracking afresh and, since
- * a foreign write while no connection listened is lost for good, clears
- * the local tier when tracking comes up (a miss per key, never stale).
+ * invalidation path is broken: the pod treats the interval as lost and
+ * resubscribes, which re-establishes tracking under the new client id. Every (re)subscription starts tracking afresh and, since
+ * a foreign write while no connection listened is lost for good, confirms
+ * every local copy with Redis (the same script, in batches) before the pod
+ * counts as synced again: what changed goes, the rest stays warm.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -67,7 +67,8 @@
 typedef struct pending_set {
     struct pending_set *next;
     uint64_t hash, version;
-    char sha1[41];
+    char sha1[41];        /* the set event's value; "" for a write event
+                             without a value (taken from the local copy) */
     size_t klen;
     char key[];
 } pending_set;
@@ -206,38 +207,44 @@ static int drop_key(sc_cache *c, const char *key, size_t klen, uint64_t hash)
     return sc__local_remove(c->local, key, klen, hash, UINT64_MAX, c->seq.last_seq);
 }
 
+static void digest(const void *data, size_t len, char out[41])
+{
+    sc__sha1 s;
+    sc__sha1_init(&s);
+    sc__sha1_update(&s, data, len);
+    sc__sha1_hex(&s, out);
+}
+
 void sc__tracking_event(sc_cache *c, const sc__event *ev, uint64_t hash, int replayed)
 {
     sc__tracking *t = c->tracking;
-    if (!t || replayed || !ev->version || ev->action != SC__ACT_SET ||
+    /* Only a live write of one key's value hash is followed by its
+     * invalidation; a tag or a clear writes other keys (a clear's unlinking
+     * comes as foreign invalidations of keys the pod no longer holds). */
+    int writes_key = ev->action == SC__ACT_SET || ev->action == SC__ACT_INVALIDATE || ev->action == SC__ACT_DELETE;
+    if (!t || replayed || !ev->version || !writes_key ||
         !atomic_load_explicit(&c->tracking_active, memory_order_relaxed))
         return;
     pending_set **b = &t->pending[hash % PENDING_BUCKETS];
-    for (pending_set *p = *b; p; p = p->next) {
-        if (p->hash == hash && p->klen == ev->key_len && memcmp(p->key, ev->key, p->klen) == 0) {
-            p->version = ev->version;
-            sc__sha1 s;
-            sc__sha1_init(&s);
-            sc__sha1_update(&s, ev->value, ev->value_len);
-            sc__sha1_hex(&s, p->sha1);
-            return;
-        }
+    pending_set *p = *b;
+    while (p && !(p->hash == hash && p->klen == ev->key_len && memcmp(p->key, ev->key, p->klen) == 0))
+        p = p->next;
+    if (!p) {
+        p = malloc(sizeof *p + ev->key_len + 1);
+        if (!p)
+            return; /* not pending: its invalidation drops the copy, a miss */
+        p->hash = hash;
+        p->klen = ev->key_len;
+        memcpy(p->key, ev->key, ev->key_len);
+        p->key[ev->key_len] = '\0';
+        p->next = *b;
+        *b = p;
+        t->npending++;
     }
-    pending_set *p = malloc(sizeof *p + ev->key_len + 1);
-    if (!p)
-        return; /* not pending: its invalidation drops the copy, a miss */
-    p->hash = hash;
     p->version = ev->version;
-    p->klen = ev->key_len;
-    memcpy(p->key, ev->key, ev->key_len);
-    p->key[ev->key_len] = '\0';
-    sc__sha1 s;
-    sc__sha1_init(&s);
-    sc__sha1_update(&s, ev->value, ev->value_len);
-    sc__sha1_hex(&s, p->sha1);
-    p->next = *b;
-    *b = p;
-    t->npending++;
+    p->sha1[0] = '\0';
+    if (ev->action == SC__ACT_SET)
+        digest(ev->value, ev->value_len, p->sha1);
 }
 
 static const pending_set *pending_find(const sc__tracking *t, const char *key, size_t klen, uint64_t hash)
@@ -288,6 +295,34 @@ static void foreign(sc_cache *c, const char *key, size_t klen, uint64_t hash)
     sc__fetch_event(c, key, klen);
 }
 
+/* Asks Redis about the listed copies; the ones it does not hold any more
+ * (another version, other bytes, gone) are dropped, up to their version.
+ * SC_OK, or the Redis error (nothing dropped: the caller decides). */
+static sc_status confirm_apply(sc_cache *c, confirm_list *l)
+{
+    char err[SC__ERRLEN];
+    sc_status s = sc__remote_confirm(c->remote, l->keys, l->lens, l->version, (const char(*)[41])l->sha1, l->n,
+                                     l->same, err, sizeof err);
+    if (s != SC_OK) {
+        sc__atomic_inc(&c->remote_errors);
+        sc__log(c, SC_LOG_WARN, "pod %s: cannot confirm %zu local copies with Redis: %s", c->opt.pod_id, l->n, err);
+        return s;
+    }
+    for (size_t i = 0; i < l->n; i++) {
+        if (l->same[i]) {
+            sc__atomic_inc(&c->tracking_confirmed);
+            continue;
+        }
+        /* Changed since: only this version or older goes. */
+        atomic_fetch_add(stripe(c, l->hash[i]), 1);
+        if (sc__local_remove(c->local, l->keys[i], l->lens[i], l->hash[i], l->version[i] + 1, l->version[i]))
+            sc__atomic_inc(&c->invalidations);
+        sc__atomic_inc(&c->tracking_invalidations);
+        sc__fetch_event(c, l->keys[i], l->lens[i]);
+    }
+    return SC_OK;
+}
+
 static void value_keys(sc_cache *c, const char *const *keys, const size_t *lens, size_t n)
 {
     sc__tracking *t = c->tracking;
@@ -302,35 +337,31 @@ static void value_keys(sc_cache *c, const char *const *keys, const size_t *lens,
             foreign(c, key, klen, hash);
             continue;
         }
+        memcpy(l.sha1[l.n], p->sha1, sizeof l.sha1[0]);
+        if (!p->sha1[0]) {
+            /* A write that published no value (an invalidate, a tagged or
+             * large set): only the copy the writer itself holds of exactly
+             * that version can be proven. */
+            sc_value *held = NULL;
+            int holds = sc__local_peek(c->local, key, klen, hash, &held) == SC_OK &&
+                        sc_value_version(held) == p->version;
+            if (holds)
+                digest(sc_value_data(held), sc_value_size(held), l.sha1[l.n]);
+            sc_value_release(held);
+            if (!holds) {
+                drop_key(c, key, klen, hash);
+                continue;
+            }
+        }
         l.keys[l.n] = key;
         l.lens[l.n] = klen;
         l.hash[l.n] = hash;
         l.version[l.n] = p->version;
-        memcpy(l.sha1[l.n], p->sha1, sizeof l.sha1[0]);
         l.n++;
     }
-    if (l.n) {
-        char err[SC__ERRLEN];
-        if (sc__remote_confirm(c->remote, l.keys, l.lens, l.version, (const char(*)[41])l.sha1, l.n, l.same, err,
-                               sizeof err) != SC_OK) {
-            sc__atomic_inc(&c->remote_errors);
-            sc__log(c, SC_LOG_WARN, "pod %s: cannot confirm %zu copies with Redis, dropped: %s", c->opt.pod_id, l.n,
-                    err);
-            memset(l.same, 0, l.n * sizeof *l.same);
-        }
-        for (size_t i = 0; i < l.n; i++) {
-            if (l.same[i]) {
-                sc__atomic_inc(&c->tracking_confirmed);
-            } else {
-                /* Changed after the script: only this version or older goes. */
-                atomic_fetch_add(stripe(c, l.hash[i]), 1);
-                if (sc__local_remove(c->local, l.keys[i], l.lens[i], l.hash[i], l.version[i] + 1, l.version[i]))
-                    sc__atomic_inc(&c->invalidations);
-                sc__atomic_inc(&c->tracking_invalidations);
-                sc__fetch_event(c, l.keys[i], l.lens[i]);
-            }
-        }
-    }
+    if (l.n && confirm_apply(c, &l) != SC_OK)
+        for (size_t i = 0; i < l.n; i++)
+            foreign(c, l.keys[i], l.lens[i], l.hash[i]);
     confirm_free(&l);
     pending_clear(t);
 }
@@ -359,6 +390,69 @@ void sc__tracking_invalidate(sc_cache *c, const char *const *keys, const size_t 
             c->canary_sent_ms = 0;
 }
 
+typedef struct snapshot {
+    sc_value **v;
+    size_t n, cap;
+    int nomem;
+} snapshot;
+
+static void take(sc_value *v, void *ud)
+{
+    snapshot *s = ud;
+    /* Version 0 is a reader's local-only value: nothing in Redis to match. */
+    if (s->nomem || !v->version)
+        return;
+    if (s->n == s->cap) {
+        size_t cap = s->cap ? 2 * s->cap : 256;
+        sc_value **grown = realloc(s->v, cap * sizeof *grown);
+        if (!grown) {
+            s->nomem = 1;
+            return;
+        }
+        s->v = grown;
+        s->cap = cap;
+    }
+    s->v[s->n++] = sc__value_ref(v);
+}
+
+#define CONFIRM_BATCH 512
+
+/* Tracking (re)started: a foreign write made while no invalidation could
+ * reach the pod (before the first subscription, or while it was lost) is
+ * unknown, so every copy is confirmed with Redis (version and bytes) and
+ * the ones Redis no longer holds go. Reads in flight do not install. The
+ * copies confirmed stay current from here on: tracking is active, so a
+ * later write is reported. */
+static void reconfirm(sc_cache *c)
+{
+    bump_all(c);
+    snapshot snap = {0};
+    sc__local_each(c->local, take, &snap);
+    confirm_list l = {0};
+    int ok = !snap.nomem && confirm_alloc(&l, CONFIRM_BATCH) == 0;
+    for (size_t at = 0; ok && at < snap.n; at += l.n) {
+        l.n = 0;
+        for (size_t i = at; i < snap.n && l.n < CONFIRM_BATCH; i++) {
+            sc_value *v = snap.v[i];
+            l.keys[l.n] = v->data;
+            l.lens[l.n] = v->klen;
+            l.hash[l.n] = sc__local_hash(v->data, v->klen);
+            l.version[l.n] = v->version;
+            digest(sc_value_data(v), sc_value_size(v), l.sha1[l.n]);
+            l.n++;
+        }
+        ok = confirm_apply(c, &l) == SC_OK;
+    }
+    if (!ok)
+        clear_unproven(c, "the local copies could not be confirmed with Redis after tracking (re)started");
+    else if (snap.n)
+        sc__log(c, SC_LOG_INFO, "pod %s: %zu local copies confirmed with Redis", c->opt.pod_id, snap.n);
+    confirm_free(&l);
+    for (size_t i = 0; i < snap.n; i++)
+        sc_value_release(snap.v[i]);
+    free(snap.v);
+}
+
 void sc__tracking_state(sc_cache *c, int active, const char *why)
 {
     sc__tracking *t = c->tracking;
@@ -369,7 +463,7 @@ void sc__tracking_state(sc_cache *c, int active, const char *why)
     atomic_store_explicit(&c->tracking_active, active, memory_order_relaxed);
     if (active) {
         t->warned = 0;
-        clear_unproven(c, "server-assisted invalidation (re)started");
+        reconfirm(c);
         sc__log(c, SC_LOG_INFO, "pod %s: CLIENT TRACKING active", c->opt.pod_id);
     } else if (why) {
         sc__atomic_inc(&c->tracking_failures);
@@ -386,9 +480,10 @@ int sc__tracking_canary_late(sc_cache *c, uint64_t now)
 {
     if (!c->canary_sent_ms || now - c->canary_sent_ms <= c->opt.heartbeat_timeout_ms)
         return 0;
+    /* The caller resubscribes: the interval is treated as lost (reads go
+     * to Redis while unsynced) and the new subscription confirms every
+     * copy before the pod counts as synced again. */
     sc__atomic_inc(&c->tracking_failures);
-    clear_unproven(c, "the tracking canary did not come back");
-    sc__atomic_inc(&c->flushes);
     c->canary_sent_ms = 0;
     return 1;
 }

@@ -62,6 +62,8 @@ struct sc__sub {
     size_t nprefixes;
     int tracking;              /* this connection: tracking on and its
                                   invalidation subscription confirmed */
+    int awaiting;              /* confirmations still due before
+                                  on_subscribed (AWAIT_*) */
 
     struct event_base *base;
     int own_base; /* base and thread are ours */
@@ -230,6 +232,22 @@ static int is_kind(const redisReply *e, const char *kind)
 }
 
 #define TRACKING_CHANNEL "__redis__:invalidate"
+#define AWAIT_CHANNEL 1
+#define AWAIT_INVALIDATIONS 2
+
+/* A confirmation (or the refusal of the invalidation channel) came; the
+ * subscription counts as made once none is due. */
+static void confirmed(sc__sub *s, int what)
+{
+    int was = s->awaiting;
+    s->awaiting &= ~what;
+    if (!was || s->awaiting)
+        return;
+    event_del(s->deadline_ev);
+    s->failures = 0;
+    if (s->cb.on_subscribed)
+        s->cb.on_subscribed(s->cb.ud);
+}
 
 /* An invalidation message's payload: an array of keys (one prefix's keys
  * of one turn of Redis' event loop), or nil for a FLUSHALL / FLUSHDB. */
@@ -276,6 +294,8 @@ static void on_sub_reply(redisAsyncContext *ac, void *r, void *privdata)
         if (s->cb.on_tracking)
             s->cb.on_tracking(0, format_why(s, "SUBSCRIBE %s at %s refused: %s", TRACKING_CHANNEL, s->where, reply->str),
                               s->cb.ud);
+        if (ac == s->ac)
+            confirmed(s, AWAIT_INVALIDATIONS);
         return;
     }
     if (reply->type == REDIS_REPLY_ERROR) {
@@ -290,8 +310,10 @@ static void on_sub_reply(redisAsyncContext *ac, void *r, void *privdata)
         if (s->tracking)
             deliver_invalidation(s, reply->element[2]);
     } else if (is_kind(reply->element[0], "message") || is_kind(reply->element[0], "smessage")) {
+        /* Events before the subscription counts as made are left to the
+         * catch-up that follows it (the counter it reads covers them). */
         const redisReply *payload = reply->element[2];
-        if (payload->type == REDIS_REPLY_STRING && s->cb.on_message)
+        if (payload->type == REDIS_REPLY_STRING && s->cb.on_message && !s->awaiting)
             s->cb.on_message(payload->str, payload->len, s->cb.ud);
     } else if (is_kind(reply->element[0], "sunsubscribe")) {
         /* Redis dropped the shard channel: its slot moved to another node. */
@@ -302,6 +324,8 @@ static void on_sub_reply(redisAsyncContext *ac, void *r, void *privdata)
         s->tracking = 1;
         if (s->cb.on_tracking)
             s->cb.on_tracking(1, NULL, s->cb.ud);
+        if (ac == s->ac)
+            confirmed(s, AWAIT_INVALIDATIONS);
     } else if (is_kind(reply->element[0], "subscribe") || is_kind(reply->element[0], "ssubscribe")) {
         if (s->sharded) {
             /* hiredis 0.14 predates sharded pub/sub: it files SSUBSCRIBE as
@@ -312,10 +336,7 @@ static void on_sub_reply(redisAsyncContext *ac, void *r, void *privdata)
              * subscription needs (nothing else is ever sent on it). */
             ac->c.flags |= REDIS_MONITORING;
         }
-        event_del(s->deadline_ev);
-        s->failures = 0;
-        if (s->cb.on_subscribed)
-            s->cb.on_subscribed(s->cb.ud);
+        confirmed(s, AWAIT_CHANNEL);
     }
 }
 
@@ -328,10 +349,10 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
         give_up(s, format_why(s, "no subscription confirmed by Redis at %s within %u ms", s->where, s->timeout_ms));
 }
 
-/* Queues the subscription: with tracking, first __redis__:invalidate
- * (RESP2 delivers a redirected client's invalidations there, and only to a
- * connection in Pub/Sub mode), then the cache channel, so the channel's
- * confirmation (on_subscribed) comes after every invalidation is flowing.
+/* Queues the subscription: with tracking, __redis__:invalidate too (RESP2
+ * delivers a redirected client's invalidations there, and only to a
+ * connection in Pub/Sub mode). on_subscribed waits for both confirmations,
+ * so every invalidation is flowing before the pod counts as synced.
  * Redis 7.0 delivers nothing to a connection whose only subscription is a
  * shard channel, so the plain SUBSCRIBE is needed beside SSUBSCRIBE too;
  * there it goes second, because hiredis 0.14 would file the SSUBSCRIBE
@@ -341,6 +362,7 @@ static int send_subscribe(sc__sub *s, redisAsyncContext *ac, int tracking)
 {
     const char *inval[2] = {"SUBSCRIBE", TRACKING_CHANNEL};
     const char *argv[2] = {s->sharded ? "SSUBSCRIBE" : "SUBSCRIBE", s->channel};
+    s->awaiting = AWAIT_CHANNEL | (tracking ? AWAIT_INVALIDATIONS : 0);
     if (tracking && !s->sharded && redisAsyncCommandArgv(ac, on_sub_reply, NULL, 2, inval, NULL) != REDIS_OK)
         return -1;
     if (redisAsyncCommandArgv(ac, on_sub_reply, NULL, 2, argv, NULL) != REDIS_OK)
@@ -481,6 +503,7 @@ static void on_connect_timer(evutil_socket_t fd, short what, void *arg)
     redisAsyncSetDisconnectCallback(ac, on_disconnect);
     s->ac = ac;
     s->tracking = 0;
+    s->awaiting = 0;
     struct timeval tv = ms_to_tv(s->timeout_ms);
     evtimer_add(s->deadline_ev, &tv);
     if (send_commands(s, ac) != 0)
