@@ -247,10 +247,12 @@ sc_status sc__tracking_put(sc_cache *c, const char *key, size_t klen, uint64_t h
 /* Loop thread (syncer.c): a live or replayed event applied; an
  * invalidation message; tracking came up (active: every local copy is
  * confirmed with Redis) or was refused (why); the tick: 1 when the canary is
- * late (the caller resubscribes). */
+ * late. Each returns nonzero when the caller must resubscribe (the canary
+ * is late, or Redis could not confirm the local copies): the pod stays
+ * unsynced until a new subscription has confirmed them. */
 void sc__tracking_event(sc_cache *c, const sc__event *ev, uint64_t hash, int replayed);
-void sc__tracking_invalidate(sc_cache *c, const char *const *keys, const size_t *lens, size_t n, int all);
-void sc__tracking_state(sc_cache *c, int active, const char *why);
+int sc__tracking_invalidate(sc_cache *c, const char *const *keys, const size_t *lens, size_t n, int all);
+int sc__tracking_state(sc_cache *c, int active, const char *why);
 int sc__tracking_canary_late(sc_cache *c, uint64_t now);
 
 /* load_stats.c: exact windowed load statistics (one mutex). */

@@ -532,12 +532,14 @@ static void on_tick(void *ud)
 
 static void on_invalidate(const char *const *keys, const size_t *lens, size_t n, int all, void *ud)
 {
-    sc__tracking_invalidate(ud, keys, lens, n, all);
+    if (sc__tracking_invalidate(ud, keys, lens, n, all) < 0)
+        drop_stream(ud, "cannot confirm local copies with Redis");
 }
 
 static void on_tracking(int active, const char *why, void *ud)
 {
-    sc__tracking_state(ud, active, why);
+    if (sc__tracking_state(ud, active, why) < 0)
+        drop_stream(ud, "cannot confirm the local copies with Redis after (re)subscribing");
 }
 
 void sc__syncer_callbacks(sc_cache *c, sc__sub_callbacks *cb)

@@ -323,7 +323,7 @@ static sc_status confirm_apply(sc_cache *c, confirm_list *l)
     return SC_OK;
 }
 
-static void value_keys(sc_cache *c, const char *const *keys, const size_t *lens, size_t n)
+static int value_keys(sc_cache *c, const char *const *keys, const size_t *lens, size_t n)
 {
     sc__tracking *t = c->tracking;
     confirm_list l;
@@ -359,18 +359,19 @@ static void value_keys(sc_cache *c, const char *const *keys, const size_t *lens,
         l.version[l.n] = p->version;
         l.n++;
     }
-    if (l.n && confirm_apply(c, &l) != SC_OK)
-        for (size_t i = 0; i < l.n; i++)
-            foreign(c, l.keys[i], l.lens[i], l.hash[i]);
+    /* Redis cannot be asked: the stream goes too, and the resubscription
+     * confirms every copy (until then the pod is unsynced). */
+    int rc = l.n && confirm_apply(c, &l) != SC_OK ? -1 : 0;
     confirm_free(&l);
     pending_clear(t);
+    return rc;
 }
 
-void sc__tracking_invalidate(sc_cache *c, const char *const *keys, const size_t *lens, size_t n, int all)
+int sc__tracking_invalidate(sc_cache *c, const char *const *keys, const size_t *lens, size_t n, int all)
 {
     sc__tracking *t = c->tracking;
     if (!t || !atomic_load_explicit(&c->tracking_active, memory_order_relaxed))
-        return;
+        return 0;
     if (all) {
         /* FLUSHALL / FLUSHDB: nothing the pod holds is known to exist. */
         sc__atomic_inc(&c->tracking_invalidations);
@@ -378,16 +379,15 @@ void sc__tracking_invalidate(sc_cache *c, const char *const *keys, const size_t 
         sc__atomic_inc(&c->flushes);
         sc__fetch_event(c, NULL, 0);
         pending_clear(t);
-        return;
+        return 0;
     }
     /* One message holds the keys of one prefix. */
-    if (n && lens[0] >= t->value_prefix_len && memcmp(keys[0], t->value_prefix, t->value_prefix_len) == 0) {
-        value_keys(c, keys, lens, n);
-        return;
-    }
+    if (n && lens[0] >= t->value_prefix_len && memcmp(keys[0], t->value_prefix, t->value_prefix_len) == 0)
+        return value_keys(c, keys, lens, n);
     for (size_t i = 0; i < n; i++)
         if (lens[i] == t->canary_key_len && memcmp(keys[i], t->canary_key, lens[i]) == 0)
             c->canary_sent_ms = 0;
+    return 0;
 }
 
 typedef struct snapshot {
@@ -423,7 +423,7 @@ static void take(sc_value *v, void *ud)
  * the ones Redis no longer holds go. Reads in flight do not install. The
  * copies confirmed stay current from here on: tracking is active, so a
  * later write is reported. */
-static void reconfirm(sc_cache *c)
+static int reconfirm(sc_cache *c)
 {
     bump_all(c);
     snapshot snap = {0};
@@ -443,27 +443,29 @@ static void reconfirm(sc_cache *c)
         }
         ok = confirm_apply(c, &l) == SC_OK;
     }
-    if (!ok)
-        clear_unproven(c, "the local copies could not be confirmed with Redis after tracking (re)started");
-    else if (snap.n)
+    if (snap.nomem)
+        clear_unproven(c, "out of memory while confirming the local copies");
+    else if (ok && snap.n)
         sc__log(c, SC_LOG_INFO, "pod %s: %zu local copies confirmed with Redis", c->opt.pod_id, snap.n);
     confirm_free(&l);
     for (size_t i = 0; i < snap.n; i++)
         sc_value_release(snap.v[i]);
     free(snap.v);
+    return ok || snap.nomem ? 0 : -1;
 }
 
-void sc__tracking_state(sc_cache *c, int active, const char *why)
+int sc__tracking_state(sc_cache *c, int active, const char *why)
 {
     sc__tracking *t = c->tracking;
     if (!t)
-        return;
+        return 0;
     pending_clear(t);
     c->canary_sent_ms = 0;
     atomic_store_explicit(&c->tracking_active, active, memory_order_relaxed);
     if (active) {
         t->warned = 0;
-        reconfirm(c);
+        if (reconfirm(c) < 0)
+            return -1;
         sc__log(c, SC_LOG_INFO, "pod %s: CLIENT TRACKING active", c->opt.pod_id);
     } else if (why) {
         sc__atomic_inc(&c->tracking_failures);
@@ -474,6 +476,7 @@ void sc__tracking_state(sc_cache *c, int active, const char *why)
                     c->opt.pod_id, why);
         t->warned = 1;
     }
+    return 0;
 }
 
 int sc__tracking_canary_late(sc_cache *c, uint64_t now)

@@ -519,6 +519,7 @@ static int open_cache(pod *p)
     o.redis_port = cfg->redis_port;
     o.local_policy = cfg->policy;
     o.disconnect_policy = cfg->disconnect;
+    o.redis_tracking = cfg->tracking;
     o.local_max_entries = cfg->local_size;
     o.role = p->reader ? SC_ROLE_READER : SC_ROLE_WRITER;
     o.max_value_bytes = cfg->value_max + 1;
