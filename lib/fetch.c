@@ -451,7 +451,7 @@ typedef struct fkey {
     const char *key;
     size_t klen;
     uint64_t hash;
-    uint64_t mark;        /* sc__tracking_mark before any Redis call for it */
+    uint64_t mark;        /* sc__tracking_mark before its fetch_lock read */
     int state;
     flight *fl;
     uint64_t joined_at;   /* follower: fl->rt when it joined */
@@ -708,7 +708,7 @@ static sc_value *install_stored(sc_cache *c, fkey *k, sc_value *v, uint64_t ttl,
 {
     sc_value *keep;
     if (!transformed(c, k, v, &keep) || !is_synced(c) ||
-        sc__tracking_put(c, k->key, k->klen, k->hash, keep, ttl, version, k->mark) != SC_OK)
+        sc__tracking_put_own(c, k->key, k->klen, k->hash, keep, ttl) != SC_OK)
         sc__local_remove(c->local, k->key, k->klen, k->hash, version, version);
     return handed_out(v, keep);
 }
@@ -783,7 +783,6 @@ static void bg_store(sc_cache *c, bg_job *j)
     k.key = j->key;
     k.klen = j->klen;
     k.hash = j->hash;
-    k.mark = sc__tracking_mark(c, k.hash);
     k.state = K_LEAD;
     k.active = 1;
     k.slot = j->slot;
@@ -1257,6 +1256,7 @@ static void lead(call *cl)
             items[i].key = act[i]->key;
             items[i].klen = act[i]->klen;
             items[i].have_version = act[i]->have;
+            act[i]->mark = sc__tracking_mark(c, act[i]->hash);
         }
         bump_rt(cl);
         uint64_t known = 0, rnow = 0;
@@ -1637,7 +1637,6 @@ SC_EXPORT sc_status sc_fetch_ex(sc_cache *c, const char *key, const sc_fetch_opt
     k.key = key;
     k.klen = klen;
     k.hash = hash;
-    k.mark = sc__tracking_mark(c, hash);
     cl.k = &k;
     cl.m = 1;
     cl.load1 = load;
@@ -1739,7 +1738,6 @@ SC_EXPORT sc_status sc_fetch_batch(sc_cache *c, const char *const *keys, size_t 
             ks[m].key = keys[i];
             ks[m].klen = kl;
             ks[m].hash = h;
-            ks[m].mark = sc__tracking_mark(c, h);
             m++;
         }
         idx[i] = map[p];

@@ -99,6 +99,7 @@ struct sc_cache {
      * option off; the generations are read and raised by any thread. */
     sc__tracking *tracking;
     atomic_uint_fast64_t tracking_gen[SC__TRACKING_STRIPES];
+    atomic_uint_fast64_t tracking_poison[SC__TRACKING_STRIPES];
     atomic_int tracking_active;  /* CLIENT TRACKING on for the current subscription */
     uint64_t canary_sent_ms;     /* loop thread: own canary outstanding since, 0 if none */
     atomic_uint_fast64_t tracking_invalidations, tracking_confirmed, tracking_failures;
@@ -244,15 +245,24 @@ uint64_t sc__tracking_mark(sc_cache *c, uint64_t hash);
  * invalidation of the stripe was applied since the mark. */
 sc_status sc__tracking_put(sc_cache *c, const char *key, size_t klen, uint64_t hash, sc_value *v, uint64_t ttl_ms,
                            uint64_t known, uint64_t mark);
+/* sc__local_put of the pod's own write (v's version is the one the write
+ * took), undone (SC_ERR_CONFLICT) when an invalidation applied to the
+ * stripe covers that version. */
+sc_status sc__tracking_put_own(sc_cache *c, const char *key, size_t klen, uint64_t hash, sc_value *v,
+                               uint64_t ttl_ms);
+/* Loop thread: after a catch-up, the replayed values installed are
+ * confirmed with Redis; on a resubscription, before its catch-up, every
+ * local copy is (a copy the on_set_local hook transformed cannot match
+ * and goes). Nonzero: Redis could not be asked (the caller resubscribes). */
+int sc__tracking_replayed(sc_cache *c);
+int sc__tracking_resynced(sc_cache *c);
 /* Loop thread (syncer.c): a live or replayed event applied; an
- * invalidation message; tracking came up (active: every local copy is
- * confirmed with Redis) or was refused (why); the tick: 1 when the canary is
- * late. Each returns nonzero when the caller must resubscribe (the canary
- * is late, or Redis could not confirm the local copies): the pod stays
- * unsynced until a new subscription has confirmed them. */
+ * invalidation message (nonzero: Redis could not confirm the copies, the
+ * caller resubscribes); tracking came up (active) or was refused (why); the
+ * tick (1: the canary is late, the caller resubscribes). */
 void sc__tracking_event(sc_cache *c, const sc__event *ev, uint64_t hash, int replayed);
 int sc__tracking_invalidate(sc_cache *c, const char *const *keys, const size_t *lens, size_t n, int all);
-int sc__tracking_state(sc_cache *c, int active, const char *why);
+void sc__tracking_state(sc_cache *c, int active, const char *why);
 int sc__tracking_canary_late(sc_cache *c, uint64_t now);
 
 /* load_stats.c: exact windowed load statistics (one mutex). */

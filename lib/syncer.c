@@ -73,10 +73,7 @@ static int apply_event(sc_cache *c, const sc__event *ev, int replayed, int own)
     int changed = 0;
     switch (ev->action) {
     case SC__ACT_SET:
-        /* With tracking, a replayed value may have been overwritten by
-         * another client since (its invalidation came long ago): it only
-         * removes, and a read brings the current one. */
-        if (!own && !external && !(replayed && atomic_load_explicit(&c->tracking_active, memory_order_relaxed))) {
+        if (!own && !external) {
             uint64_t left;
             if (!sc__ttl_left(c, ev->ttl_ms, ev->time_ms, &left)) {
                 /* Expired in Redis already (a late or replayed event). */
@@ -261,6 +258,10 @@ static int catch_up(sc_cache *c, uint64_t upto)
         sc__log(c, SC_LOG_WARN, "pod %s: catch-up read failed: %s", c->opt.pod_id, err);
         return -1;
     }
+    /* With tracking, what the replay installed may have been overwritten
+     * by another client since its (long gone) invalidation. */
+    if (sc__tracking_replayed(c) < 0)
+        return -1;
     if (r.broken || r.expect != upto + 1) {
         flush_local(c, upto, "the event log does not cover the missed events");
         sc__seq_reset(&c->seq, upto, 0, NULL);
@@ -452,7 +453,10 @@ static void on_subscribed(void *ud)
                                   : 0;
             sc__local_clear(c->local, st.counter);
             sc__seq_reset(&c->seq, st.counter, digest, st.epoch);
-        } else if (catch_up(c, st.counter) < 0) {
+        } else if (sc__tracking_resynced(c) < 0 || catch_up(c, st.counter) < 0) {
+            /* With tracking, writes by other clients while nothing listened
+             * are unknown: every local copy is confirmed with Redis first
+             * (the catch-up confirms what it replays). */
             free(st.event_at);
             drop_stream(c, "catch-up failed");
             return;
@@ -538,8 +542,7 @@ static void on_invalidate(const char *const *keys, const size_t *lens, size_t n,
 
 static void on_tracking(int active, const char *why, void *ud)
 {
-    if (sc__tracking_state(ud, active, why) < 0)
-        drop_stream(ud, "cannot confirm the local copies with Redis after (re)subscribing");
+    sc__tracking_state(ud, active, why);
 }
 
 void sc__syncer_callbacks(sc_cache *c, sc__sub_callbacks *cb)

@@ -82,6 +82,7 @@ struct sc__tracking {
     size_t value_prefix_len, canary_key_len;
     pending_set *pending[PENDING_BUCKETS];
     size_t npending;
+    pending_set *replayed; /* set events replayed since the last check */
     int warned;           /* "tracking unavailable" logged */
 };
 
@@ -128,12 +129,22 @@ static void pending_clear(sc__tracking *t)
     t->npending = 0;
 }
 
+static void replayed_clear(sc__tracking *t)
+{
+    while (t->replayed) {
+        pending_set *p = t->replayed;
+        t->replayed = p->next;
+        free(p);
+    }
+}
+
 void sc__tracking_free(sc_cache *c)
 {
     sc__tracking *t = c->tracking;
     if (!t)
         return;
     pending_clear(t);
+    replayed_clear(t);
     free(t->value_prefix);
     free(t->canary_prefix);
     free(t->canary_key);
@@ -182,12 +193,37 @@ sc_status sc__tracking_put(sc_cache *c, const char *key, size_t klen, uint64_t h
     return s;
 }
 
+sc_status sc__tracking_put_own(sc_cache *c, const char *key, size_t klen, uint64_t hash, sc_value *v,
+                               uint64_t ttl_ms)
+{
+    uint64_t version = sc_value_version(v);
+    sc_status s = sc__local_put(c->local, key, klen, hash, v, ttl_ms, version, 0);
+    if (s == SC_OK && atomic_load(&c->tracking_poison[hash % SC__TRACKING_STRIPES]) >= version) {
+        sc__local_remove(c->local, key, klen, hash, version + 1, version);
+        return SC_ERR_CONFLICT;
+    }
+    return s;
+}
+
 /* ---- the stream (loop thread) ---- */
+
+/* An invalidation of the stripe covers own writes up to version: one whose
+ * install comes later undoes it (sc__tracking_put_own). seq_cst, like the
+ * generations. */
+static void poison(sc_cache *c, uint64_t hash, uint64_t version)
+{
+    atomic_uint_fast64_t *p = &c->tracking_poison[hash % SC__TRACKING_STRIPES];
+    uint64_t cur = atomic_load(p);
+    while (cur < version && !atomic_compare_exchange_weak(p, &cur, version))
+        ;
+}
 
 static void bump_all(sc_cache *c)
 {
-    for (size_t i = 0; i < SC__TRACKING_STRIPES; i++)
+    for (size_t i = 0; i < SC__TRACKING_STRIPES; i++) {
         atomic_fetch_add(&c->tracking_gen[i], 1);
+        poison(c, i, c->seq.last_seq);
+    }
 }
 
 /* The local tier and every read in flight lose their standing. */
@@ -200,10 +236,13 @@ static void clear_unproven(sc_cache *c, const char *why)
 }
 
 /* A key whose copy cannot be proven current goes; reads in flight for its
- * stripe do not install. */
+ * stripe do not install, nor do own writes whose event the pod has applied
+ * (a later own write's event comes after this message: that write came
+ * after the foreign one). */
 static int drop_key(sc_cache *c, const char *key, size_t klen, uint64_t hash)
 {
     atomic_fetch_add(stripe(c, hash), 1);
+    poison(c, hash, c->seq.last_seq);
     return sc__local_remove(c->local, key, klen, hash, UINT64_MAX, c->seq.last_seq);
 }
 
@@ -215,36 +254,64 @@ static void digest(const void *data, size_t len, char out[41])
     sc__sha1_hex(&s, out);
 }
 
+static pending_set *entry_new(const sc__event *ev, uint64_t hash)
+{
+    pending_set *p = malloc(sizeof *p + ev->key_len + 1);
+    if (!p)
+        return NULL;
+    p->hash = hash;
+    p->klen = ev->key_len;
+    memcpy(p->key, ev->key, ev->key_len);
+    p->key[ev->key_len] = '\0';
+    return p;
+}
+
+static void entry_set(pending_set *p, const sc__event *ev)
+{
+    p->version = ev->version;
+    p->sha1[0] = '\0';
+    if (ev->action == SC__ACT_SET)
+        digest(ev->value, ev->value_len, p->sha1);
+}
+
 void sc__tracking_event(sc_cache *c, const sc__event *ev, uint64_t hash, int replayed)
 {
     sc__tracking *t = c->tracking;
-    /* Only a live write of one key's value hash is followed by its
+    /* Only a write of one key's value hash is followed by its
      * invalidation; a tag or a clear writes other keys (a clear's unlinking
      * comes as foreign invalidations of keys the pod no longer holds). */
     int writes_key = ev->action == SC__ACT_SET || ev->action == SC__ACT_INVALIDATE || ev->action == SC__ACT_DELETE;
-    if (!t || replayed || !ev->version || !writes_key ||
-        !atomic_load_explicit(&c->tracking_active, memory_order_relaxed))
+    if (!t || !ev->version || !writes_key || !atomic_load_explicit(&c->tracking_active, memory_order_relaxed))
         return;
+    if (replayed) {
+        /* Its invalidation went by long ago, and another client may have
+         * written the key since: the value it installed is confirmed after
+         * the catch-up (a failed allocation: the key's copy goes). */
+        if (ev->action != SC__ACT_SET)
+            return;
+        pending_set *p = entry_new(ev, hash);
+        if (!p) {
+            drop_key(c, ev->key, ev->key_len, hash);
+            return;
+        }
+        entry_set(p, ev);
+        p->next = t->replayed;
+        t->replayed = p;
+        return;
+    }
     pending_set **b = &t->pending[hash % PENDING_BUCKETS];
     pending_set *p = *b;
     while (p && !(p->hash == hash && p->klen == ev->key_len && memcmp(p->key, ev->key, p->klen) == 0))
         p = p->next;
     if (!p) {
-        p = malloc(sizeof *p + ev->key_len + 1);
+        p = entry_new(ev, hash);
         if (!p)
             return; /* not pending: its invalidation drops the copy, a miss */
-        p->hash = hash;
-        p->klen = ev->key_len;
-        memcpy(p->key, ev->key, ev->key_len);
-        p->key[ev->key_len] = '\0';
         p->next = *b;
         *b = p;
         t->npending++;
     }
-    p->version = ev->version;
-    p->sha1[0] = '\0';
-    if (ev->action == SC__ACT_SET)
-        digest(ev->value, ev->value_len, p->sha1);
+    entry_set(p, ev);
 }
 
 static const pending_set *pending_find(const sc__tracking *t, const char *key, size_t klen, uint64_t hash)
@@ -315,6 +382,7 @@ static sc_status confirm_apply(sc_cache *c, confirm_list *l)
         }
         /* Changed since: only this version or older goes. */
         atomic_fetch_add(stripe(c, l->hash[i]), 1);
+        poison(c, l->hash[i], l->version[i]);
         if (sc__local_remove(c->local, l->keys[i], l->lens[i], l->hash[i], l->version[i] + 1, l->version[i]))
             sc__atomic_inc(&c->invalidations);
         sc__atomic_inc(&c->tracking_invalidations);
@@ -425,7 +493,6 @@ static void take(sc_value *v, void *ud)
  * later write is reported. */
 static int reconfirm(sc_cache *c)
 {
-    bump_all(c);
     snapshot snap = {0};
     sc__local_each(c->local, take, &snap);
     confirm_list l = {0};
@@ -454,18 +521,53 @@ static int reconfirm(sc_cache *c)
     return ok || snap.nomem ? 0 : -1;
 }
 
-int sc__tracking_state(sc_cache *c, int active, const char *why)
+int sc__tracking_replayed(sc_cache *c)
+{
+    sc__tracking *t = c->tracking;
+    if (!t || !t->replayed)
+        return 0;
+    size_t n = 0;
+    for (pending_set *p = t->replayed; p; p = p->next)
+        n++;
+    confirm_list l;
+    int rc = confirm_alloc(&l, n) == 0 ? 0 : -1;
+    for (pending_set *p = t->replayed; rc == 0 && p; p = p->next) {
+        l.keys[l.n] = p->key;
+        l.lens[l.n] = p->klen;
+        l.hash[l.n] = p->hash;
+        l.version[l.n] = p->version;
+        memcpy(l.sha1[l.n], p->sha1, sizeof l.sha1[0]);
+        l.n++;
+    }
+    if (rc == 0 && confirm_apply(c, &l) != SC_OK)
+        rc = -1;
+    confirm_free(&l);
+    replayed_clear(t);
+    return rc;
+}
+
+int sc__tracking_resynced(sc_cache *c)
+{
+    if (!c->tracking || !atomic_load_explicit(&c->tracking_active, memory_order_relaxed))
+        return 0;
+    return reconfirm(c);
+}
+
+void sc__tracking_state(sc_cache *c, int active, const char *why)
 {
     sc__tracking *t = c->tracking;
     if (!t)
-        return 0;
+        return;
     pending_clear(t);
+    replayed_clear(t);
     c->canary_sent_ms = 0;
     atomic_store_explicit(&c->tracking_active, active, memory_order_relaxed);
     if (active) {
         t->warned = 0;
-        if (reconfirm(c) < 0)
-            return -1;
+        /* Reads in flight began while no invalidation could reach the pod;
+         * the copies are confirmed once the subscription has caught up
+         * (sc__tracking_resynced). */
+        bump_all(c);
         sc__log(c, SC_LOG_INFO, "pod %s: CLIENT TRACKING active", c->opt.pod_id);
     } else if (why) {
         sc__atomic_inc(&c->tracking_failures);
@@ -476,7 +578,6 @@ int sc__tracking_state(sc_cache *c, int active, const char *why)
                     c->opt.pod_id, why);
         t->warned = 1;
     }
-    return 0;
 }
 
 int sc__tracking_canary_late(sc_cache *c, uint64_t now)
