@@ -67,8 +67,8 @@
 typedef struct pending_set {
     struct pending_set *next;
     uint64_t hash, version;
-    char sha1[41];        /* the set event's value; "" for a write event
-                             without a value (taken from the local copy) */
+    char sha1[41];        /* of the value the write stored: a set's, or the
+                             digest an invalidate names; "" for none */
     size_t klen;
     char key[];
 } pending_set;
@@ -272,6 +272,8 @@ static void entry_set(pending_set *p, const sc__event *ev)
     p->sha1[0] = '\0';
     if (ev->action == SC__ACT_SET)
         digest(ev->value, ev->value_len, p->sha1);
+    else if (ev->digest_len == 40)
+        memcpy(p->sha1, ev->digest, sizeof p->sha1);
 }
 
 void sc__tracking_event(sc_cache *c, const sc__event *ev, uint64_t hash, int replayed)
@@ -405,22 +407,12 @@ static int value_keys(sc_cache *c, const char *const *keys, const size_t *lens, 
             foreign(c, key, klen, hash);
             continue;
         }
-        memcpy(l.sha1[l.n], p->sha1, sizeof l.sha1[0]);
         if (!p->sha1[0]) {
-            /* A write that published no value (an invalidate, a tagged or
-             * large set): only the copy the writer itself holds of exactly
-             * that version can be proven. */
-            sc_value *held = NULL;
-            int holds = sc__local_peek(c->local, key, klen, hash, &held) == SC_OK &&
-                        sc_value_version(held) == p->version;
-            if (holds)
-                digest(sc_value_data(held), sc_value_size(held), l.sha1[l.n]);
-            sc_value_release(held);
-            if (!holds) {
-                drop_key(c, key, klen, hash);
-                continue;
-            }
+            /* A delete, or a write that named no value: nothing to prove. */
+            drop_key(c, key, klen, hash);
+            continue;
         }
+        memcpy(l.sha1[l.n], p->sha1, sizeof l.sha1[0]);
         l.keys[l.n] = key;
         l.lens[l.n] = klen;
         l.hash[l.n] = hash;

@@ -64,6 +64,8 @@ struct sc__sub {
                                   invalidation subscription confirmed */
     int awaiting;              /* confirmations still due before
                                   on_subscribed (AWAIT_*) */
+    int skip_tracking;         /* the invalidation channel was refused: no
+                                  tracking for the rest of this subscriber */
 
     struct event_base *base;
     int own_base; /* base and thread are ours */
@@ -186,6 +188,43 @@ static void on_reap(evutil_socket_t fd, short what, void *arg)
     reap(arg);
 }
 
+#define TRACKING_CHANNEL "__redis__:invalidate"
+#define AWAIT_CHANNEL 1
+#define AWAIT_INVALIDATIONS 2
+
+/* An error reply (err) while subscribing: when it is the refusal of
+ * __redis__:invalidate (an ACL without that channel), tracking is given up
+ * for good and reported; returns 1 then. The replies come in the order the
+ * subscriptions were sent: first the invalidation channel's, except on a
+ * cluster, where it follows the SSUBSCRIBE. */
+static int invalidations_refused(sc__sub *s, const char *err)
+{
+    if (!err || !strstr(err, "NOPERM") || !(s->awaiting & AWAIT_INVALIDATIONS) ||
+        (s->sharded && (s->awaiting & AWAIT_CHANNEL)))
+        return 0;
+    s->skip_tracking = 1;
+    if (s->cb.on_tracking) {
+        char why[sizeof s->why];
+        snprintf(why, sizeof why, "SUBSCRIBE %s at %s refused: %s", TRACKING_CHANNEL, s->where, err);
+        s->cb.on_tracking(0, why, s->cb.ud);
+    }
+    return 1;
+}
+
+/* A confirmation (or the refusal of the invalidation channel) came; the
+ * subscription counts as made once none is due. */
+static void confirmed(sc__sub *s, int what)
+{
+    int was = s->awaiting;
+    s->awaiting &= ~what;
+    if (!was || s->awaiting)
+        return;
+    event_del(s->deadline_ev);
+    s->failures = 0;
+    if (s->cb.on_subscribed)
+        s->cb.on_subscribed(s->cb.ud);
+}
+
 static void on_connect(const redisAsyncContext *ac, int status)
 {
     sc__sub *s = ac->data;
@@ -209,6 +248,12 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
         s->doomed = NULL;
     } else if (ac == s->ac) {
         s->ac = NULL;
+        if (invalidations_refused(s, status == REDIS_OK ? NULL : ac->errstr)) {
+            /* hiredis 0.14 closes a subscribed connection on an error
+             * reply: the next attempt subscribes without tracking. */
+            report_lost(s, format_why(s, "retrying at %s without CLIENT TRACKING", s->where));
+            return;
+        }
         report_lost(s, format_why(s, "subscription connection to %s lost: %s", s->where,
                                   status == REDIS_OK || !ac->errstr ? "closed" : ac->errstr));
     }
@@ -229,24 +274,6 @@ static int is_kind(const redisReply *e, const char *kind)
 {
     size_t n = strlen(kind);
     return e->type == REDIS_REPLY_STRING && e->len == n && memcmp(e->str, kind, n) == 0;
-}
-
-#define TRACKING_CHANNEL "__redis__:invalidate"
-#define AWAIT_CHANNEL 1
-#define AWAIT_INVALIDATIONS 2
-
-/* A confirmation (or the refusal of the invalidation channel) came; the
- * subscription counts as made once none is due. */
-static void confirmed(sc__sub *s, int what)
-{
-    int was = s->awaiting;
-    s->awaiting &= ~what;
-    if (!was || s->awaiting)
-        return;
-    event_del(s->deadline_ev);
-    s->failures = 0;
-    if (s->cb.on_subscribed)
-        s->cb.on_subscribed(s->cb.ud);
 }
 
 /* An invalidation message's payload: an array of keys (one prefix's keys
@@ -289,13 +316,9 @@ static void on_sub_reply(redisAsyncContext *ac, void *r, void *privdata)
     redisReply *reply = r;
     if (!reply || ac != s->ac)
         return;
-    if (reply->type == REDIS_REPLY_ERROR && s->nprefixes && !s->tracking && strstr(reply->str, TRACKING_CHANNEL)) {
-        /* The invalidation channel refused (an ACL): run without tracking. */
-        if (s->cb.on_tracking)
-            s->cb.on_tracking(0, format_why(s, "SUBSCRIBE %s at %s refused: %s", TRACKING_CHANNEL, s->where, reply->str),
-                              s->cb.ud);
-        if (ac == s->ac)
-            confirmed(s, AWAIT_INVALIDATIONS);
+    if (reply->type == REDIS_REPLY_ERROR && invalidations_refused(s, reply->str)) {
+        /* On a cluster the refusal reaches this callback: go on without. */
+        confirmed(s, AWAIT_INVALIDATIONS);
         return;
     }
     if (reply->type == REDIS_REPLY_ERROR) {
@@ -444,7 +467,7 @@ static int send_commands(sc__sub *s, redisAsyncContext *ac)
         if (redisAsyncCommandArgv(ac, on_auth_reply, NULL, argc, argv, NULL) != REDIS_OK)
             return -1;
     }
-    if (s->nprefixes) {
+    if (s->nprefixes && !s->skip_tracking) {
         const char *argv[2] = {"CLIENT", "ID"};
         return redisAsyncCommandArgv(ac, on_client_id, NULL, 2, argv, NULL) == REDIS_OK ? 0 : -1;
     }

@@ -34,6 +34,9 @@ struct event_base;
  *           event from an outside publisher
  *   time    unsigned ms since the Unix epoch when published (Redis clock)
  *   epoch   string: the namespace epoch when published (docs/protocol.md)
+ *   digest  string, optional: SHA-1 (40 hex digits) of the value the write
+ *           stored, on an invalidate that stored one (a tagged, large or
+ *           sc_set_invalidate write), for server-assisted invalidation
  * The encoder writes them in this order, version and time as msgpack uint64
  * (0xcf) so a template can leave room for them (sc__event_encode_template).
  * msgpack is a map with string keys; JSON is an object. Unknown fields are
@@ -64,6 +67,8 @@ typedef struct sc__event {
     size_t inst_len;
     const char *epoch;   /* NUL-terminated; "" when absent */
     size_t epoch_len;
+    const char *digest;  /* NUL-terminated; "" when absent */
+    size_t digest_len;
     uint64_t version;
     int has_value;
     const void *value;   /* NUL-terminated too */

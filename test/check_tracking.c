@@ -286,6 +286,26 @@ START_TEST(test_refused_runs_without)
 }
 END_TEST
 
+/* An ACL that allows CLIENT but not the channel __redis__:invalidate. */
+START_TEST(test_channel_refused_runs_without)
+{
+    plain_cmd("ACL SETUSER t7user on >t7pw ~* resetchannels &{t7}:events +@all");
+    sc_options o = test_options("t7", "a");
+    o.redis_username = "t7user";
+    o.redis_password = "t7pw";
+    sc_cache *a = test_open(&o);
+    sc_cache *b = test_pod("t7", "b");
+    ck_assert_uint_eq(test_stats(a).tracking_active, 0);
+    ck_assert_uint_ge(test_stats(a).tracking_failures, 1);
+    ck_assert_int_eq(sc_set(b, "k", "v1", 2, 0), SC_OK);
+    WAIT_UNTIL(local_has(a, "k", "v1"), 2000);
+    ck_assert(local_has(a, "k", "v1"));
+    sc_close(a);
+    sc_close(b);
+    plain_cmd("ACL DELUSER t7user");
+}
+END_TEST
+
 /* A one-master Redis Cluster: the subscriber SSUBSCRIBEs and subscribes to
  * __redis__:invalidate on the namespace's master. */
 START_TEST(test_cluster)
@@ -343,6 +363,7 @@ static Suite *tracking_suite(void)
     tcase_add_test(tc, test_killed_tracking_connection_repaired);
     tcase_add_test(tc, test_option_off_sends_nothing);
     tcase_add_test(tc, test_refused_runs_without);
+    tcase_add_test(tc, test_channel_refused_runs_without);
     tcase_add_test(tc, test_cluster);
     suite_add_tcase(s, tc);
     return s;
