@@ -342,8 +342,8 @@ static void on_sub_reply(redisAsyncContext *ac, void *r, void *privdata)
         /* Redis dropped the shard channel: its slot moved to another node. */
         give_up(s, format_why(s, "shard channel %s left %s (slot migrated)", s->channel, s->where));
     } else if (is_kind(reply->element[0], "subscribe") && is_kind(reply->element[1], TRACKING_CHANNEL)) {
-        /* Sent before the channel's subscription, so confirmed before it:
-         * every invalidation from here on reaches this connection. */
+        /* Every invalidation from here on reaches this connection; the
+         * pod counts as subscribed once the channel is confirmed too. */
         s->tracking = 1;
         if (s->cb.on_tracking)
             s->cb.on_tracking(1, NULL, s->cb.ud);
