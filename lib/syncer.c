@@ -529,8 +529,8 @@ static void on_tick(void *ud)
     /* The proof a returning heartbeat gives dates from before it was sent. */
     c->hb_sent_ms = now;
     c->hb_next_ms = now + c->opt.heartbeat_interval_ms;
-    if (canary)
-        c->canary_sent_ms = now;
+    if (canary && !c->canary_sent_ms)
+        c->canary_sent_ms = now; /* the oldest canary still out counts */
     state_seen(c, &st);
 }
 

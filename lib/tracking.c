@@ -20,16 +20,18 @@
  * very same message: adjacency alone cannot tell a synccache write from a
  * foreign one. The rule below therefore proves a copy against Redis instead.
  *
- * The rule. `pending` holds the set events (key, version, SHA-1 of the
- * value) received since the last invalidation message of the value prefix.
- * For each key of the next such message:
- *  - a pending set event of the key: the key goes to one confirm script
- *    (remote/lua/confirm.lua) with the event's version and digest; when
- *    Redis answers that the hash still holds that version and those bytes,
+ * The rule. `pending` holds the live write events received since the last
+ * invalidation message of the value prefix: key, version and the SHA-1 of
+ * the value the write stored (a set's value, or the `digest` an invalidate
+ * names; none for a delete). For each key of the next such message:
+ *  - a pending entry with a digest: the key goes to one confirm script
+ *    (remote/lua/confirm.lua) with that version and digest; when Redis
+ *    answers that the hash still holds that version and those bytes,
  *    nothing happens; otherwise copies up to that version go;
- *  - anything else (no pending set: a foreign write, or a delete, an
- *    invalidate, a clear's unlinking; the confirm failed): the copy goes,
- *    whatever its version, as for an invalidate.
+ *  - anything else (no entry: a foreign write, a load's lock, a clear's
+ *    unlinking; a delete; a digest-less invalidate): the copy goes,
+ *    whatever its version, as for an invalidate. A failed confirm drops
+ *    the stream instead (below).
  * The pod's own write is confirmed like any other: its reply and the
  * stream race, so the copy sc_set installs may come after the message.
  * Proof that no foreign write is swallowed: a copy survives a message only
@@ -48,15 +50,24 @@
  * (sc__tracking_mark), the invalidation raises the generation before it
  * removes the copy, and the read checks the generation again after its
  * install (sc__tracking_put): whichever runs second removes the value.
+ * The pod's own write overwrote whatever came before it, so a generation
+ * would undo it for nothing (a load's own lock write, reported while the
+ * loader runs); it checks the stripe's invalidated version instead
+ * (sc__tracking_put_own): an invalidation raises it to last_seq (an own
+ * write whose event was applied before the message came before the
+ * foreign write) or to the version a confirm disproved.
  *
  * The canary: every heartbeat script also sets `{ns}:canary:<inst>`, so the
  * pod's own canary key comes back as an invalidation right after its own
  * heartbeat. When it is not back within heartbeat_timeout_ms the
  * invalidation path is broken: the pod treats the interval as lost and
- * resubscribes, which re-establishes tracking under the new client id. Every (re)subscription starts tracking afresh and, since
- * a foreign write while no connection listened is lost for good, confirms
- * every local copy with Redis (the same script, in batches) before the pod
- * counts as synced again: what changed goes, the rest stays warm.
+ * resubscribes, which re-establishes tracking under the new client id.
+ * Every (re)subscription starts tracking afresh and, since a foreign write
+ * while no connection listened is lost for good, confirms every local copy
+ * with Redis (the same script, in batches) before its catch-up, and the
+ * values the catch-up replays after it: what changed goes, the rest stays
+ * warm. A confirm Redis cannot answer drops the stream: the pod stays
+ * unsynced until a subscription has confirmed.
  */
 #include <stdio.h>
 #include <stdlib.h>

@@ -6,10 +6,17 @@
  * option off sends no tracking command; tracking refused by an ACL leaves a
  * working pod without it; and the same on a one-master Redis Cluster.
  */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <check.h>
 #include <hiredis/hiredis.h>
@@ -98,6 +105,19 @@ static long long tracking_client_id(const sc_test_redis *r)
     return id;
 }
 
+/* How many keys match pattern in r. */
+static size_t keys_matching(const sc_test_redis *r, const char *pattern)
+{
+    redisContext *rc = sc_test_redis_connect(r);
+    ck_assert_ptr_nonnull(rc);
+    redisReply *rep = redisCommand(rc, "KEYS %s", pattern);
+    ck_assert_ptr_nonnull(rep);
+    size_t n = rep->type == REDIS_REPLY_ARRAY ? rep->elements : 0;
+    freeReplyObject(rep);
+    redisFree(rc);
+    return n;
+}
+
 /* Pods a and b hold key = val locally (b through its Redis read). */
 static void both_hold(sc_cache *a, sc_cache *b, const char *key, const char *val)
 {
@@ -123,6 +143,9 @@ START_TEST(test_on_by_default)
     WAIT_UNTIL(test_stats(a).tracking_active == 1, 2000);
     ck_assert_uint_eq(test_stats(a).tracking_active, 1);
     ck_assert_int_ge(tracking_client_id(&g_redis), 1);
+    /* The heartbeats write the canary. */
+    WAIT_UNTIL(keys_matching(&g_redis, "{t0}:canary:*") == 1, 2000);
+    ck_assert_uint_eq(keys_matching(&g_redis, "{t0}:canary:*"), 1);
     sc_close(a);
 }
 END_TEST
@@ -258,6 +281,7 @@ START_TEST(test_option_off_sends_nothing)
     ck_assert_uint_eq(test_stats(a).tracking_invalidations, 0);
     ck_assert_uint_eq(test_stats(a).tracking_failures, 0);
     ck_assert_int_eq(tracking_clients(&g_redis), 0);
+    ck_assert_uint_eq(keys_matching(&g_redis, "{t5}:canary:*"), 0); /* no canary either */
     sc_close(a);
 }
 END_TEST
@@ -303,6 +327,183 @@ START_TEST(test_channel_refused_runs_without)
     sc_close(a);
     sc_close(b);
     plain_cmd("ACL DELUSER t7user");
+}
+END_TEST
+
+/* ---- a TCP proxy that can lose the invalidations ----
+ * A broken redirect cannot be made from outside without killing the
+ * connection (the subscriber redirects to itself), so the test puts a proxy
+ * between the pod and Redis that forwards everything but, when told to,
+ * drops the __redis__:invalidate messages Redis sends: the events and
+ * heartbeats still flow, only the invalidation path is broken. */
+typedef struct proxy {
+    int listen_fd, port, redis_port;
+    atomic_int drop;
+} proxy;
+
+/* Length of the complete RESP frame at b, or -1 when more bytes are needed. */
+static long frame_len(const char *b, size_t n)
+{
+    const char *eol = memchr(b, '\n', n);
+    if (!eol)
+        return -1;
+    long head = eol - b + 1;
+    long v = strtol(b + 1, NULL, 10);
+    if (b[0] == '$')
+        return v < 0 ? head : ((size_t)(head + v + 2) <= n ? head + v + 2 : -1);
+    if (b[0] != '*' && b[0] != '>')
+        return head;
+    long at = head;
+    for (long i = 0; i < v; i++) {
+        long e = frame_len(b + at, n - (size_t)at);
+        if (e < 0)
+            return -1;
+        at += e;
+    }
+    return at;
+}
+
+static int write_all(int fd, const char *b, size_t n)
+{
+    while (n) {
+        ssize_t w = write(fd, b, n);
+        if (w <= 0)
+            return -1;
+        b += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+typedef struct pipe_pair {
+    proxy *p;
+    int client, server;
+} pipe_pair;
+
+static void *proxy_conn(void *arg)
+{
+    pipe_pair pp = *(pipe_pair *)arg;
+    free(arg);
+    static const char inval[] = "*3\r\n$7\r\nmessage\r\n$20\r\n__redis__:invalidate\r\n";
+    size_t cap = 1 << 20, have = 0;
+    char *buf = malloc(cap), tmp[65536];
+    struct pollfd fds[2] = {{pp.client, POLLIN, 0}, {pp.server, POLLIN, 0}};
+    for (;;) {
+        if (poll(fds, 2, -1) < 0)
+            break;
+        if (fds[0].revents) {
+            ssize_t r = read(pp.client, tmp, sizeof tmp);
+            if (r <= 0 || write_all(pp.server, tmp, (size_t)r) < 0)
+                break;
+        }
+        if (fds[1].revents) {
+            ssize_t r = read(pp.server, buf + have, cap - have);
+            if (r <= 0)
+                break;
+            have += (size_t)r;
+            size_t at = 0;
+            long len;
+            while (at < have && (len = frame_len(buf + at, have - at)) > 0) {
+                int drop = atomic_load(&pp.p->drop) && (size_t)len >= sizeof inval - 1 &&
+                           memcmp(buf + at, inval, sizeof inval - 1) == 0;
+                if (!drop && write_all(pp.client, buf + at, (size_t)len) < 0)
+                    goto out;
+                at += (size_t)len;
+            }
+            memmove(buf, buf + at, have - at);
+            have -= at;
+        }
+    }
+out:
+    close(pp.client);
+    close(pp.server);
+    free(buf);
+    return NULL;
+}
+
+static void *proxy_accept(void *arg)
+{
+    proxy *p = arg;
+    for (;;) {
+        int c = accept(p->listen_fd, NULL, NULL);
+        if (c < 0)
+            return NULL;
+        int s = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)p->redis_port)};
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        if (connect(s, (struct sockaddr *)&a, sizeof a) != 0) {
+            close(c);
+            close(s);
+            continue;
+        }
+        pipe_pair *pp = malloc(sizeof *pp);
+        *pp = (pipe_pair){p, c, s};
+        pthread_t t;
+        pthread_create(&t, NULL, proxy_conn, pp);
+        pthread_detach(t);
+    }
+}
+
+/* Starts a proxy to redis_port on a free loopback port (the test's process
+ * exits with its threads). */
+static void proxy_start(proxy *p, int redis_port)
+{
+    p->redis_port = redis_port;
+    atomic_init(&p->drop, 0);
+    p->listen_fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = 0};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ck_assert_int_eq(bind(p->listen_fd, (struct sockaddr *)&a, sizeof a), 0);
+    ck_assert_int_eq(listen(p->listen_fd, 16), 0);
+    socklen_t len = sizeof a;
+    getsockname(p->listen_fd, (struct sockaddr *)&a, &len);
+    p->port = ntohs(a.sin_port);
+    pthread_t t;
+    pthread_create(&t, NULL, proxy_accept, p);
+    pthread_detach(t);
+}
+
+/* The invalidations stop reaching the pod while its events still do: the
+ * canary is missed, the pod counts a failure, resubscribes (a new client
+ * id, tracking again) and confirms its copies; once the path works again a
+ * foreign write is seen. */
+START_TEST(test_lost_invalidations_detected_by_canary)
+{
+    static proxy px;
+    proxy_start(&px, g_redis.port);
+    sc_options o = test_options("t8", "a");
+    o.redis_port = px.port;
+    o.heartbeat_interval_ms = 50;
+    o.heartbeat_timeout_ms = 300;
+    sc_cache *a = test_open(&o);
+    sc_cache *b = test_pod("t8", "b");
+    WAIT_UNTIL(test_stats(a).tracking_active == 1, 2000);
+    ck_assert_int_eq(sc_set(b, "k", "v1", 2, 0), SC_OK);
+    WAIT_UNTIL(local_has(a, "k", "v1"), 2000);
+    ck_assert(local_has(a, "k", "v1"));
+
+    atomic_store(&px.drop, 1);
+    uint64_t reconnects = test_stats(a).reconnects;
+    plain_cmd("HSET {t8}:k:k value foreign");
+    WAIT_UNTIL(test_stats(a).tracking_failures >= 1, 3000);
+    ck_assert_uint_ge(test_stats(a).tracking_failures, 1);
+    ck_assert_uint_eq(test_stats(a).heartbeat_misses, 0); /* the events still flowed */
+    /* The resubscription (invalidations still lost, so it keeps failing)
+     * confirmed the copy with Redis: the foreign write is not served. */
+    WAIT_UNTIL(test_stats(a).reconnects > reconnects, 3000);
+    ck_assert_uint_gt(test_stats(a).reconnects, reconnects);
+    WAIT_UNTIL(!local_has(a, "k", "v1"), 3000);
+    ck_assert(!local_has(a, "k", "v1"));
+
+    atomic_store(&px.drop, 0);
+    WAIT_UNTIL(test_stats(a).synced == 1 && test_stats(a).tracking_active == 1, 5000);
+    ck_assert(value_is(a, "k", "foreign"));
+    ck_assert(local_has(a, "k", "foreign"));
+    plain_cmd("HSET {t8}:k:k value foreign2");
+    WAIT_UNTIL(!local_has(a, "k", "foreign"), 2000);
+    ck_assert(value_is(a, "k", "foreign2"));
+    sc_close(a);
+    sc_close(b);
 }
 END_TEST
 
@@ -364,6 +565,7 @@ static Suite *tracking_suite(void)
     tcase_add_test(tc, test_option_off_sends_nothing);
     tcase_add_test(tc, test_refused_runs_without);
     tcase_add_test(tc, test_channel_refused_runs_without);
+    tcase_add_test(tc, test_lost_invalidations_detected_by_canary);
     tcase_add_test(tc, test_cluster);
     suite_add_tcase(s, tc);
     return s;
