@@ -236,7 +236,8 @@ static const family families[] = {
     GAUGE(tracking_active, "1 while Redis CLIENT TRACKING delivers invalidations to this pod, else 0."),
     COUNTER(tracking_invalidations,
             "Keys written past synccache (other clients, expiry, eviction, FLUSHALL) whose local copy went."),
-    COUNTER(tracking_confirmed, "Invalidations of synccache's own writes proven with Redis and ignored."),
+    COUNTER(tracking_confirmed,
+            "Local copies proven current with Redis (own writes' invalidations, every copy at a resubscription)."),
     COUNTER(tracking_failures, "CLIENT TRACKING refused, or the tracking canary not back in time."),
 };
 

@@ -538,8 +538,10 @@ typedef struct sc_stats {
     uint64_t tracking_invalidations; /* keys another client wrote (or Redis
                                       expired, evicted, flushed) applied: the
                                       local copy went */
-    uint64_t tracking_confirmed;   /* invalidations of synccache's own writes
-                                      proven (confirm script) and ignored */
+    uint64_t tracking_confirmed;   /* local copies proven current by the
+                                      confirm script: invalidations of
+                                      synccache's own writes, and every copy
+                                      at a resubscription */
     uint64_t tracking_failures;    /* tracking refused, or the canary not back
                                       in time (the tier was cleared) */
 } sc_stats;
