@@ -624,3 +624,86 @@ void hist_analyse(const hctx *x, hist *hs, int nh, vlist *V, hist_stats *so)
     free(o);
     free(wr);
 }
+
+/* ------------------------------------------------ beside a failover test */
+
+int hist_run_start(hist_run *h, const sc_options *o, const char *ns, int npods, uint64_t seed,
+                   redisContext *(*connect)(const char *ns, void *ud), void *ud, char *err, size_t errlen)
+{
+    memset(h, 0, sizeof *h);
+    if (npods < 2 || npods > HIST_MAX_PODS) {
+        snprintf(err, errlen, "hist_run_start: npods %d is not in 2..%d", npods, HIST_MAX_PODS);
+        return -1;
+    }
+    hctx *x = &h->x;
+    x->npods = npods;
+    snprintf(x->ns[0], sizeof x->ns[0], "%s", ns);
+    x->nkeys = 8;
+    x->seed = seed;
+    x->connect = connect;
+    x->connect_ud = ud;
+    for (int p = 0; p < npods; p++) {
+        sc_options po = *o;
+        char id[16];
+        snprintf(id, sizeof id, "h%d", p);
+        po.ns = x->ns[0];
+        po.pod_id = id;
+        if (sc_open(&po, &h->pods[p]) != SC_OK) {
+            snprintf(err, errlen, "sc_open pod %d: %s", p, sc_errmsg(NULL));
+            for (int q = 0; q < p; q++)
+                sc_close(h->pods[q]);
+            return -1;
+        }
+    }
+    x->t0 = now_ns();
+    for (int p = 0; p < npods; p++)
+        for (int t = 0; t < (p == 0 ? 2 : 1); t++)
+            h->w[h->nw++] = (hist_worker){h->pods[p], x, p, t, UINT64_MAX, &h->stop, {0}};
+    for (int i = 0; i < h->nw; i++)
+        pthread_create(&h->th[i], NULL, hist_worker_main, &h->w[i]);
+    return 0;
+}
+
+void hist_run_finish(hist_run *h, unsigned max_call_ms, const char *tag, vlist *V)
+{
+    atomic_store(&h->stop, 1);
+    for (int i = 0; i < h->nw; i++)
+        pthread_join(h->th[i], NULL);
+    int idx[HIST_MAX_PODS];
+    for (int p = 0; p < h->x.npods; p++)
+        idx[p] = p;
+    hist_converge(&h->x, h->pods, idx, h->x.npods, V);
+    hist hs[HIST_RUN_THREADS];
+    uint64_t longest = 0;
+    size_t failed = 0;
+    for (int i = 0; i < h->nw; i++) {
+        hs[i] = h->w[i].h;
+        for (size_t j = 0; j < hs[i].n; j++) {
+            const hrec *r = &hs[i].r[j];
+            if (r->te - r->ts > longest)
+                longest = r->te - r->ts;
+            if (r->te - r->ts > (uint64_t)max_call_ms * 1000000u)
+                viol(V, "hang: pod %d thread %d: a call at +%.1f ms took %.1f ms (more than %u ms)", r->pod, r->thr,
+                     hist_rel_ms(&h->x, r->ts), (double)(r->te - r->ts) / 1e6, max_call_ms);
+            if (r->status == SC_OK || r->status == SC_NOT_FOUND)
+                continue;
+            failed++;
+            if (r->status != SC_ERR_TIMEOUT && r->status != SC_ERR_REMOTE)
+                viol(V, "status: pod %d thread %d: a call at +%.1f ms failed with %s", r->pod, r->thr,
+                     hist_rel_ms(&h->x, r->ts), sc_strerror((sc_status)r->status));
+        }
+    }
+    hist_stats so = {0};
+    hist_analyse(&h->x, hs, h->nw, V, &so);
+    fprintf(stderr,
+            "%s: history of %d pods (seed %" PRIu64 "): %zu ops, %zu failed (timeout or Redis error), longest call "
+            "%.0f ms, %zu gets with a value, %zu reads checked for monotonicity, %zu read-your-writes checked; "
+            "violations: %zu\n",
+            tag, h->x.npods, h->x.seed, so.ops, failed, (double)longest / 1e6, so.gets_ok, so.mono_checked,
+            so.ryw_checked, V->total);
+    vlist_print(V, stderr, tag);
+    for (int p = 0; p < h->x.npods; p++)
+        sc_close(h->pods[p]);
+    for (int i = 0; i < h->nw; i++)
+        free(hs[i].r);
+}

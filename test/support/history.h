@@ -20,6 +20,7 @@
 #ifndef SC_TEST_HISTORY_H
 #define SC_TEST_HISTORY_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -164,5 +165,34 @@ typedef struct hist_stats {
 /* Checks (b), (c) and (d) on the recorded histories (nh of them; marks the
  * unwritten gets in place). */
 void hist_analyse(const hctx *x, hist *hs, int nh, vlist *V, hist_stats *so);
+
+/* ------------------------------------------------ beside a failover test */
+
+/* The recorder and checks around a test's own fault: npods pods of one
+ * namespace, two recording threads on the first pod and one on each other,
+ * recording until hist_run_finish. */
+#define HIST_RUN_THREADS (HIST_MAX_PODS + 1)
+typedef struct hist_run {
+    hctx x;
+    sc_cache *pods[HIST_MAX_PODS];
+    hist_worker w[HIST_RUN_THREADS];
+    pthread_t th[HIST_RUN_THREADS];
+    int nw;
+    atomic_int stop;
+} hist_run;
+
+/* Opens npods (2..HIST_MAX_PODS) pods with the options o (their ns and
+ * pod_id are set here: ns, then "h0", "h1", ...) and starts the threads;
+ * connect finds the Redis holding ns. seed picks the operations. Returns 0,
+ * or -1 with sc_open's message in err (nothing left open). */
+int hist_run_start(hist_run *h, const sc_options *o, const char *ns, int npods, uint64_t seed,
+                   redisContext *(*connect)(const char *ns, void *ud), void *ud, char *err, size_t errlen);
+
+/* Stops the threads and checks: (a) to (d) as above, and that every call
+ * returned within max_call_ms with SC_OK, SC_NOT_FOUND, SC_ERR_TIMEOUT or
+ * SC_ERR_REMOTE (a clear failure, never a hang). Violations go to V; a
+ * summary line (tag first) and the violations go to stderr. Closes the pods
+ * and frees the histories. */
+void hist_run_finish(hist_run *h, unsigned max_call_ms, const char *tag, vlist *V);
 
 #endif
