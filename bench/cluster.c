@@ -1,5 +1,5 @@
 /* bench/cluster: synccache on a Redis Cluster against a single Redis, in one
- * run, and what a cluster failover costs.
+ * run, and what a failover costs on a cluster and behind Sentinel.
  *
  * One process starts a private single redis-server and a private cluster of
  * three masters with one replica each (test/support/redis_cluster.h). Two
@@ -18,19 +18,22 @@
  *   sc_get       remote hit: a reader pod with local_max_entries = 1 reads
  *                keys Redis holds, so (nearly) every get misses locally,
  *                reads Redis and installs the value; microseconds per call.
- * Failover (cluster only), --failovers runs of each kind, medians:
+ * Failover, --failovers runs of each kind, medians:
  *   manual       CLUSTER FAILOVER sent to the replica of the namespace's
  *                master while pod A writes without pause;
  *   killed       SIGKILL of that master (its replica is promoted after
- *                cluster-node-timeout); the killed node is started again and
- *                rejoins as a replica before the next run.
- * For each: when the slot's owner switched (as CLUSTER SLOTS says), when the
- * first sc_set issued after the switch was acknowledged, the longest time
- * between two acknowledged writes, how many writes failed, and when both pods
- * had converged (synced, and every local copy equal to Redis). All are ms
- * from the failover command or the kill. Acknowledged writes the killed
- * master took with it are counted, with whether the pods noticed (a flush or
- * a new epoch).
+ *                cluster-node-timeout);
+ *   Sentinel     after the cluster is stopped, a master, one replica and
+ *                three sentinels (test/support/redis_sentinel.h): SIGKILL
+ *                of the master, promoted after down-after-milliseconds.
+ * A killed node is started again and rejoins as a replica before the next
+ * run. For each: when the replica took over (CLUSTER SLOTS, or what the
+ * sentinels name and ROLE), when the first sc_set issued after that was
+ * acknowledged, the longest time between two acknowledged writes, how many
+ * writes failed, and when both pods had converged (synced, and every local
+ * copy equal to Redis). All are ms from the failover command or the kill.
+ * Acknowledged writes lost with a killed master are counted, with whether
+ * the pods noticed (a flush or a new epoch).
  *
  * The machine's load (/proc/loadavg) is printed before and after: on a small
  * shared VM the absolute figures move with it, the ratios much less.
@@ -52,6 +55,7 @@
 
 #include "bench_util.h"
 #include "redis_cluster.h"
+#include "redis_sentinel.h"
 #include "redis_server.h"
 
 #define KEYS 1000
@@ -60,6 +64,7 @@
 
 static sc_test_redis g_single;
 static sc_test_cluster g_cl;
+static sc_test_sentinels g_sent;
 
 static uint64_t now_ns(void)
 {
@@ -86,6 +91,7 @@ static void die(const char *what, const char *detail)
     fprintf(stderr, "cluster: %s: %s\n", what, detail ? detail : "");
     sc_test_redis_stop(&g_single);
     sc_test_cluster_stop(&g_cl);
+    sc_test_sentinels_stop(&g_sent);
     exit(1);
 }
 
@@ -284,7 +290,7 @@ static void steady_median(const steady *r, int runs, steady *out)
 typedef struct writer {
     sc_cache *c;
     atomic_int stop;
-    _Atomic uint64_t switched_ns;  /* set by main when the slot moved */
+    _Atomic uint64_t switched_ns;  /* set by main when the replica took over */
     _Atomic uint64_t first_ok_ns;  /* first ack of a write issued after it */
     _Atomic uint64_t t0;           /* the failover's moment (UINT64_MAX before) */
     uint64_t last_ok_at, max_gap;
@@ -330,14 +336,26 @@ typedef struct fo_result {
     int noticed; /* some pod flushed or saw a new epoch */
 } fo_result;
 
-/* The value of {ns}:k:<key> on the slot's owner now ("" when absent). */
-static void cluster_value(const char *ns, const char *key, char *out, size_t cap)
+enum { FO_MANUAL, FO_KILL, FO_SENTINEL, FO_KINDS };
+static const char *const fo_names[FO_KINDS] = {"cluster: manual CLUSTER FAILOVER", "cluster: master killed (SIGKILL)",
+                                               "Sentinel: master killed (SIGKILL)"};
+
+/* The port of the master holding ns now (0 if unknown). */
+static int master_now(int kind, const char *ns)
 {
-    char rk[128];
-    snprintf(rk, sizeof rk, "{%s}:k:%s", ns, key);
+    if (kind == FO_SENTINEL)
+        return sc_test_sentinels_master_port(&g_sent);
+    char tag[48];
+    snprintf(tag, sizeof tag, "{%s}", ns);
+    return sc_test_cluster_master_of(&g_cl, tag);
+}
+
+/* The value of {ns}:k:<key> on its master now ("" when absent). */
+static void value_now(int kind, const char *ns, const char *key, char *out, size_t cap)
+{
     out[0] = '\0';
-    int port = sc_test_cluster_master_of(&g_cl, rk);
-    redisReply *r = port ? sc_test_node_cmd(port, "HGET %s value", rk) : NULL;
+    int port = master_now(kind, ns);
+    redisReply *r = port ? sc_test_node_cmd(port, "HGET {%s}:k:%s value", ns, key) : NULL;
     if (r && r->type == REDIS_REPLY_STRING)
         snprintf(out, cap, "%.*s", (int)r->len, r->str);
     if (r)
@@ -345,7 +363,7 @@ static void cluster_value(const char *ns, const char *key, char *out, size_t cap
 }
 
 /* Both pods synced and every local copy of f0..f15 equal to Redis. */
-static int converged(sc_cache **pods, int n, const char *ns)
+static int converged(int kind, sc_cache **pods, int n, const char *ns)
 {
     for (int p = 0; p < n; p++) {
         sc_stats st;
@@ -356,7 +374,7 @@ static int converged(sc_cache **pods, int n, const char *ns)
     for (int k = 0; k < FO_KEYS; k++) {
         char key[16], want[64];
         snprintf(key, sizeof key, "f%d", k);
-        cluster_value(ns, key, want, sizeof want);
+        value_now(kind, ns, key, want, sizeof want);
         for (int p = 0; p < n; p++) {
             sc_value *v = NULL;
             if (sc_peek(pods[p], key, &v) != SC_OK)
@@ -370,30 +388,46 @@ static int converged(sc_cache **pods, int n, const char *ns)
     return 1;
 }
 
-static int node_index(int port)
+/* The data node at port (cluster or Sentinel setup). */
+static sc_test_redis *node_at(int kind, int port)
 {
-    for (int i = 0; i < g_cl.nodes; i++)
-        if (g_cl.node[i].port == port)
-            return i;
-    die("cluster", "a port that is no node of ours");
-    return -1;
+    if (kind == FO_SENTINEL)
+        return &g_sent.data[g_sent.data[0].port == port ? 0 : 1];
+    int i = sc_test_cluster_index_of(&g_cl, port);
+    if (i < 0)
+        die("cluster", "a port that is no node of ours");
+    return &g_cl.node[i];
 }
 
-/* One failover of the namespace's master; kill: SIGKILL, else CLUSTER FAILOVER. */
-static void one_failover(int kill_master, int run, fo_result *res)
+/* Whether replica has taken over from master. */
+static int switched(int kind, const char *ns, int master, int replica)
 {
-    char ns[32], tag[48];
-    snprintf(ns, sizeof ns, "bfo-%s%d", kill_master ? "kill" : "manual", run);
-    snprintf(tag, sizeof tag, "{%s}", ns);
-    int master = sc_test_cluster_master_of(&g_cl, tag);
-    int replica = master ? sc_test_cluster_replica_of(&g_cl, master) : 0;
+    if (kind == FO_SENTINEL)
+        return sc_test_sentinels_master_port(&g_sent) == replica && sc_test_node_role_is(replica, "master");
+    (void)master;
+    return master_now(kind, ns) == replica;
+}
+
+/* One failover of the namespace's master while pod A writes. */
+static void one_failover(int kind, int run, fo_result *res)
+{
+    char ns[32];
+    snprintf(ns, sizeof ns, "bfo-%d-%d", kind, run);
+    int master = master_now(kind, ns);
+    int replica = 0;
+    if (kind == FO_SENTINEL)
+        replica = g_sent.data[g_sent.data[0].port == master ? 1 : 0].port;
+    else if (master)
+        replica = sc_test_cluster_replica_of(&g_cl, master);
     if (!replica)
         die("failover", "the namespace's master has no live replica");
-    long long wait_sync = 200;
-    while (!sc_test_node_replica_synced(replica) && wait_sync-- > 0)
+    for (int i = 0; i < 200 && !sc_test_node_replica_synced(replica); i++)
         sleep_ms(50);
-    unsigned slot = sc_test_cluster_keyslot(&g_cl, tag);
-    sc_options o = pod_options(1, ns);
+    sc_options o = pod_options(kind != FO_SENTINEL, ns);
+    if (kind == FO_SENTINEL) {
+        o.sentinel_nodes = g_sent.list;
+        o.redis_port = 1; /* ignored behind Sentinel */
+    }
     o.redis_timeout_ms = 1000;
     sc_cache *pods[2] = {open_pod(&o), open_pod(&o)};
     writer *w = calloc(1, sizeof *w);
@@ -404,8 +438,8 @@ static void one_failover(int kill_master, int run, fo_result *res)
     sleep_ms(300);
     uint64_t t0 = now_ns();
     atomic_store(&w->t0, t0);
-    if (kill_master) {
-        sc_test_redis_kill(&g_cl.node[node_index(master)]);
+    if (kind != FO_MANUAL) {
+        sc_test_redis_kill(node_at(kind, master));
     } else {
         redisReply *r = sc_test_node_cmd(replica, "CLUSTER FAILOVER");
         if (!r || r->type == REDIS_REPLY_ERROR)
@@ -413,10 +447,10 @@ static void one_failover(int kill_master, int run, fo_result *res)
         freeReplyObject(r);
     }
     uint64_t deadline = t0 + 30000000000ull;
-    while (sc_test_cluster_slot_owner(&g_cl, slot) != replica && now_ns() < deadline)
+    while (!switched(kind, ns, master, replica) && now_ns() < deadline)
         sleep_ms(5);
-    if (sc_test_cluster_slot_owner(&g_cl, slot) != replica)
-        die("failover", "the replica did not take the slot within 30 s");
+    if (!switched(kind, ns, master, replica))
+        die("failover", "the replica did not take over within 30 s");
     uint64_t sw = now_ns();
     atomic_store(&w->switched_ns, sw);
     while (!atomic_load(&w->first_ok_ns) && now_ns() < deadline)
@@ -425,10 +459,10 @@ static void one_failover(int kill_master, int run, fo_result *res)
         die("failover", "no write succeeded within 30 s");
     atomic_store(&w->stop, 1);
     pthread_join(th, NULL);
-    while (!converged(pods, 2, ns) && now_ns() < deadline)
+    while (!converged(kind, pods, 2, ns) && now_ns() < deadline)
         sleep_ms(2);
     uint64_t conv = now_ns();
-    if (!converged(pods, 2, ns))
+    if (!converged(kind, pods, 2, ns))
         die("failover", "the pods did not converge within 30 s");
     res->switched_ms = (double)(sw - t0) / 1e6;
     res->first_ok_ms = (double)(atomic_load(&w->first_ok_ns) - t0) / 1e6;
@@ -439,7 +473,7 @@ static void one_failover(int kill_master, int run, fo_result *res)
     for (int k = 0; k < FO_KEYS; k++) {
         char key[16], have[64];
         snprintf(key, sizeof key, "f%d", k);
-        cluster_value(ns, key, have, sizeof have);
+        value_now(kind, ns, key, have, sizeof have);
         res->lost += atol(have) < w->last_ok[k];
     }
     res->noticed = 0;
@@ -452,13 +486,20 @@ static void one_failover(int kill_master, int run, fo_result *res)
     sc_close(pods[1]);
     free(w);
     /* Back to full strength: the killed node rejoins (as a replica of the
-     * new master), the demoted one has synced. */
-    if (kill_master && sc_test_redis_start_again(&g_cl.node[node_index(master)]) != 0)
+     * new master: the cluster or the sentinels reconfigure it), the old
+     * master has synced as a replica. */
+    if (kind != FO_MANUAL && sc_test_redis_start_again(node_at(kind, master)) != 0)
         die("failover", "the killed node did not start again");
-    if (!sc_test_cluster_wait_ok(&g_cl, 30000))
+    if (kind != FO_SENTINEL && !sc_test_cluster_wait_ok(&g_cl, 30000))
         die("failover", "the cluster did not become ok again");
-    for (int i = 0; i < 600 && !sc_test_node_replica_synced(master); i++)
-        sleep_ms(50);
+    int rejoined = 0;
+    for (int i = 0; i < 600 && !rejoined; i++) {
+        rejoined = sc_test_node_role_is(master, "slave") && sc_test_node_replica_synced(master);
+        if (!rejoined)
+            sleep_ms(50);
+    }
+    if (!rejoined)
+        die("failover", "the old master did not rejoin as a synced replica within 30 s");
 }
 
 static void fo_median(const fo_result *r, int n, fo_result *out)
@@ -530,13 +571,18 @@ int main(int argc, char **argv)
     }
     sc_test_redis_stop(&g_single);
 
-    fo_result fo[2][MAX_RUNS], fmed[2];
+    fo_result fo[FO_KINDS][MAX_RUNS], fmed[FO_KINDS];
     for (int i = 0; i < failovers; i++)
-        for (int k = 0; k < 2; k++)
+        for (int k = FO_MANUAL; k <= FO_KILL; k++)
             one_failover(k, i, &fo[k][i]);
-    for (int k = 0; k < 2 && failovers; k++)
-        fo_median(fo[k], failovers, &fmed[k]);
     sc_test_cluster_stop(&g_cl);
+    if (failovers && sc_test_sentinels_start(&g_sent) != 0)
+        die("setup", "could not start the Sentinel setup");
+    for (int i = 0; i < failovers; i++)
+        one_failover(FO_SENTINEL, i, &fo[FO_SENTINEL][i]);
+    sc_test_sentinels_stop(&g_sent);
+    for (int k = 0; k < FO_KINDS && failovers; k++)
+        fo_median(fo[k], failovers, &fmed[k]);
 
     printf("\n## cluster: synccache on a 3-master Redis Cluster (1 replica each) against a single Redis\n\n");
     printf("One process, loopback; medians over %d runs (interleaved single / cluster). Propagation: %ld sets "
@@ -552,16 +598,17 @@ int main(int argc, char **argv)
            med[1].get_us / med[0].get_us);
     printf("| deliveries missing (all runs) | %ld | %ld | |\n", med[0].missing, med[1].missing);
     if (failovers) {
-        printf("\n### failover recovery (cluster, cluster-node-timeout of the test harness; medians over %d runs)\n\n",
-               failovers);
+        printf("\n### failover recovery (medians over %d runs of each)\n\n", failovers);
         printf("ms from CLUSTER FAILOVER (sent to the replica) or from SIGKILL of the master, while pod A writes "
-               "without pause; converged = both pods synced and every local copy equal to Redis.\n\n");
-        printf("| failover | slot moved ms | first sc_set ok after ms | longest write gap ms | converged ms | "
+               "without pause (redis_timeout_ms 1000, other options default). Cluster: cluster-node-timeout 2000. "
+               "Sentinel: a master, one replica, three sentinels, down-after-milliseconds 1000. Converged = both "
+               "pods synced and every local copy equal to Redis. A killed node is started again and has rejoined "
+               "as a synced replica before the next run.\n\n");
+        printf("| failover | replica took over ms | first sc_set ok after ms | longest write gap ms | converged ms | "
                "failed writes (all runs) | keys with an acked write lost (all runs) | runs with a loss the pods "
                "noticed |\n|---|---|---|---|---|---|---|---|\n");
-        static const char *const names[2] = {"manual CLUSTER FAILOVER", "master killed (SIGKILL)"};
-        for (int k = 0; k < 2; k++)
-            printf("| %s | %.0f | %.0f | %.0f | %.0f | %ld | %ld | %d |\n", names[k], fmed[k].switched_ms,
+        for (int k = 0; k < FO_KINDS; k++)
+            printf("| %s | %.0f | %.0f | %.0f | %.0f | %ld | %ld | %d |\n", fo_names[k], fmed[k].switched_ms,
                    fmed[k].first_ok_ms, fmed[k].max_gap_ms, fmed[k].converged_ms, fmed[k].failed, fmed[k].lost,
                    fmed[k].noticed);
     }
