@@ -8,8 +8,9 @@
  * traffic goes to one master and the figures show what the cluster adds
  * (routing, the slot map, the cluster's own pub/sub fan-out), not sharding.
  *
- * Steady state, per backend, --runs runs interleaved single / cluster so
- * machine noise falls on both; each figure is the median over the runs:
+ * Steady state, per backend, --runs runs interleaved single / cluster (which
+ * goes first alternates) so machine noise falls on both; each figure is the
+ * median over the runs:
  *   propagation  sc_set on pod A -> pod B's on_event hook (the hook runs
  *                after B's local tier changed), --sets writes on a fixed
  *                schedule of one every --interval-us, as bench/propagation;
@@ -557,9 +558,11 @@ int main(int argc, char **argv)
     backend_open(&be[0], 0, sets);
     backend_open(&be[1], 1, sets);
     steady r[2][MAX_RUNS], med[2];
-    /* Run 0 warms connections and code paths and is not counted. */
+    /* Run 0 warms connections and code paths and is not counted; the
+     * backend that goes first alternates run by run. */
     for (int run = 0; run <= runs; run++)
-        for (int b = 0; b < 2; b++) {
+        for (int i = 0; i < 2; i++) {
+            int b = (run + i) % 2;
             steady s;
             one_steady_run(&be[b], 2 * run + b, interval_us * 1000, ops, &s);
             if (run > 0)
