@@ -109,6 +109,15 @@ static void print_load(const char *when)
     printf("Machine load (/proc/loadavg) %s: %s\n", when, buf);
 }
 
+/* out->field = the median of runs[0..n-1].field. */
+#define MEDIAN_OF(out, runs, n, field)           \
+    do {                                         \
+        double v_[MAX_RUNS];                     \
+        for (int i_ = 0; i_ < (n); i_++)         \
+            v_[i_] = (runs)[i_].field;           \
+        (out)->field = median(v_, (n));          \
+    } while (0)
+
 static int cmp_u64(const void *a, const void *b)
 {
     uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
@@ -267,18 +276,10 @@ static void one_steady_run(backend *be, int run, long interval_ns, long ops, ste
 
 static void steady_median(const steady *r, int runs, steady *out)
 {
-    double v[MAX_RUNS];
-#define MED(field)                          \
-    do {                                    \
-        for (int i = 0; i < runs; i++)      \
-            v[i] = r[i].field;              \
-        out->field = median(v, runs);       \
-    } while (0)
-    MED(p50);
-    MED(p99);
-    MED(set_us);
-    MED(get_us);
-#undef MED
+    MEDIAN_OF(out, r, runs, p50);
+    MEDIAN_OF(out, r, runs, p99);
+    MEDIAN_OF(out, r, runs, set_us);
+    MEDIAN_OF(out, r, runs, get_us);
     out->missing = 0;
     for (int i = 0; i < runs; i++)
         out->missing += r[i].missing;
@@ -506,18 +507,10 @@ static void one_failover(int kind, int run, fo_result *res)
 
 static void fo_median(const fo_result *r, int n, fo_result *out)
 {
-    double v[MAX_RUNS];
-#define MED(field)                          \
-    do {                                    \
-        for (int i = 0; i < n; i++)         \
-            v[i] = (double)r[i].field;      \
-        out->field = median(v, n);          \
-    } while (0)
-    MED(switched_ms);
-    MED(first_ok_ms);
-    MED(max_gap_ms);
-    MED(converged_ms);
-#undef MED
+    MEDIAN_OF(out, r, n, switched_ms);
+    MEDIAN_OF(out, r, n, first_ok_ms);
+    MEDIAN_OF(out, r, n, max_gap_ms);
+    MEDIAN_OF(out, r, n, converged_ms);
     out->failed = out->lost = out->noticed = out->lost_runs = 0;
     for (int i = 0; i < n; i++) {
         out->failed += r[i].failed;

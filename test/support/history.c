@@ -664,8 +664,9 @@ int hist_run_start(hist_run *h, const sc_options *o, const char *ns, int npods, 
     return 0;
 }
 
-void hist_run_finish(hist_run *h, unsigned max_call_ms, const char *tag, vlist *V)
+size_t hist_run_finish(hist_run *h, unsigned max_call_ms, const char *tag, char *first, size_t firstlen)
 {
+    vlist violations = {0}, *V = &violations;
     atomic_store(&h->stop, 1);
     for (int i = 0; i < h->nw; i++)
         pthread_join(h->th[i], NULL);
@@ -706,4 +707,8 @@ void hist_run_finish(hist_run *h, unsigned max_call_ms, const char *tag, vlist *
         sc_close(h->pods[p]);
     for (int i = 0; i < h->nw; i++)
         free(hs[i].r);
+    snprintf(first, firstlen, "%s", V->nkinds && V->k[0].nmsg ? V->k[0].msg[0] : "");
+    size_t n = V->total;
+    vlist_free(V);
+    return n;
 }

@@ -190,9 +190,9 @@ int hist_run_start(hist_run *h, const sc_options *o, const char *ns, int npods, 
 
 /* Stops the threads and checks: (a) to (d) as above, and that every call
  * returned within max_call_ms with SC_OK, SC_NOT_FOUND, SC_ERR_TIMEOUT or
- * SC_ERR_REMOTE (a clear failure, never a hang). Violations go to V; a
- * summary line (tag first) and the violations go to stderr. Closes the pods
- * and frees the histories. */
-void hist_run_finish(hist_run *h, unsigned max_call_ms, const char *tag, vlist *V);
+ * SC_ERR_REMOTE (a clear failure, never a hang). Prints a summary line (tag
+ * first) and the violations on stderr, closes the pods and frees the
+ * histories. Returns the number of violations; the first one goes to first. */
+size_t hist_run_finish(hist_run *h, unsigned max_call_ms, const char *tag, char *first, size_t firstlen);
 
 #endif

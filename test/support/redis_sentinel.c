@@ -10,23 +10,9 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "redis_cluster.h" /* sc_test_node_cmd, sc_test_node_replica_synced */
-
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
 
 static int free_port(void)
 {
@@ -87,7 +73,7 @@ static int sentinel_start(sc_test_sentinel *s, int master_port)
             freeReplyObject(r);
         if (ok)
             return 0;
-        sleep_ms(20);
+        usleep(20000);
     }
     return -1;
 }
@@ -97,7 +83,7 @@ static void sentinel_stop(sc_test_sentinel *s)
     if (s->pid > 0) {
         kill(s->pid, SIGTERM);
         for (int i = 0; i < 500 && waitpid(s->pid, NULL, WNOHANG) != s->pid; i++)
-            sleep_ms(10);
+            usleep(10000);
         kill(s->pid, SIGKILL);
         waitpid(s->pid, NULL, WNOHANG);
         s->pid = 0;
@@ -170,9 +156,8 @@ int sc_test_sentinels_start(sc_test_sentinels *s)
         }
         n += snprintf(s->list + n, sizeof s->list - (size_t)n, "%s127.0.0.1:%d", i ? "," : "", s->sent[i].port);
     }
-    long long deadline = now_ms() + 30000;
-    while (!(sentinels_ready(s) && sc_test_node_replica_synced(s->data[1].port)) && now_ms() < deadline)
-        sleep_ms(100);
+    for (int i = 0; i < 300 && !(sentinels_ready(s) && sc_test_node_replica_synced(s->data[1].port)); i++)
+        usleep(100000); /* up to 30 s */
     if (!sentinels_ready(s)) {
         fprintf(stderr, "redis_sentinel: the sentinels did not find each other and the replica\n");
         return -1;
