@@ -47,6 +47,11 @@
  * still requires that none survives quiescence. The test checker_selftest
  * runs the offline checks on hand-made histories.
  *
+ * The recording (hist_worker) and the checks (hist_converge, hist_analyse)
+ * live in test/support/history.c, where check_cluster and check_sentinel run
+ * them through failovers; this file adds the seeds, the faults, the process
+ * mode and the self-test.
+ *
  * Running: the default ctest run does a fixed list of seeds (about a minute).
  *   SC_HISTORY_SEED=S          one seed (the reproducer printed on failure)
  *   SC_HISTORY_SEEDS=N         seeds 1..N;  =a,b,c  those;  =random:N  N new
