@@ -23,6 +23,7 @@
 #include <synccache/synccache.h>
 
 #include "support/pods.h"
+#include "support/redis_cluster.h"
 
 sc_test_redis g_redis;
 
@@ -507,36 +508,28 @@ START_TEST(test_lost_invalidations_detected_by_canary)
 }
 END_TEST
 
-/* A one-master Redis Cluster: the subscriber SSUBSCRIBEs and subscribes to
- * __redis__:invalidate on the namespace's master. */
+/* A Redis Cluster (three masters, the shared harness): the subscriber
+ * SSUBSCRIBEs and subscribes to __redis__:invalidate on the namespace's
+ * master, where the foreign write lands. */
 START_TEST(test_cluster)
 {
-    sc_test_redis node;
-    ck_assert_int_eq(sc_test_redis_start(&node, "--cluster-enabled yes --cluster-config-file nodes.conf"), 0);
-    plain_cmd_on(&node, "CLUSTER ADDSLOTSRANGE 0 16383");
-    redisContext *rc = sc_test_redis_connect(&node);
-    for (int i = 0; i < 200; i++) {
-        redisReply *rep = redisCommand(rc, "CLUSTER INFO");
-        int ok = rep && rep->type == REDIS_REPLY_STRING && strstr(rep->str, "cluster_state:ok");
-        freeReplyObject(rep);
-        if (ok)
-            break;
-        test_sleep_ms(20);
-    }
-    redisFree(rc);
-    char seeds[64];
-    snprintf(seeds, sizeof seeds, "127.0.0.1:%d", node.port);
+    sc_test_cluster cl;
+    ck_assert_int_eq(sc_test_cluster_start(&cl, 3, 0), 0);
     sc_cache *pods[2];
     for (int i = 0; i < 2; i++) {
         sc_options o = test_options("tc", i ? "b" : "a");
-        o.redis_cluster_nodes = seeds;
+        o.redis_cluster_nodes = cl.seeds;
         pods[i] = test_open(&o);
         WAIT_UNTIL(test_stats(pods[i]).tracking_active == 1, 3000);
         ck_assert_uint_eq(test_stats(pods[i]).tracking_active, 1);
     }
     sc_cache *a = pods[0], *b = pods[1];
+    int master = sc_test_cluster_master_of(&cl, "{tc}");
+    ck_assert_int_ne(master, 0);
     both_hold(a, b, "k", "v1");
-    plain_cmd_on(&node, "HSET {tc}:k:k value foreign");
+    redisReply *r = sc_test_node_cmd(master, "HSET {tc}:k:k value foreign");
+    ck_assert_ptr_nonnull(r);
+    freeReplyObject(r);
     WAIT_UNTIL(!local_has(a, "k", "v1") && !local_has(b, "k", "v1"), 2000);
     ck_assert(value_is(a, "k", "foreign"));
     ck_assert(value_is(b, "k", "foreign"));
@@ -546,9 +539,10 @@ START_TEST(test_cluster)
     ck_assert_int_eq(sc_set(a, "k", "v2", 2, 0), SC_OK);
     WAIT_UNTIL(test_stats(b).tracking_confirmed > confirmed, 2000);
     ck_assert(local_has(b, "k", "v2"));
+    ck_assert_uint_eq(test_stats(b).tracking_invalidations, 1);
     sc_close(a);
     sc_close(b);
-    sc_test_redis_stop(&node);
+    sc_test_cluster_stop(&cl);
 }
 END_TEST
 
