@@ -190,7 +190,8 @@ START_TEST(test_foreign_del_expire_flushall)
     both_hold(a, b, "f", "v3");
     uint64_t flushes = test_stats(b).flushes;
     plain_cmd("FLUSHALL");
-    WAIT_UNTIL(!local_has(b, "f", "v3") && !local_has(a, "f", "v3"), 2000);
+    /* The nil invalidation clears the tiers (counted as a flush). */
+    WAIT_UNTIL(test_stats(b).flushes > flushes && !local_has(b, "f", "v3") && !local_has(a, "f", "v3"), 2000);
     ck_assert(!local_has(b, "f", "v3"));
     ck_assert_uint_gt(test_stats(b).flushes, flushes);
     ck_assert(value_is(b, "f", "<none>"));
@@ -539,7 +540,7 @@ START_TEST(test_cluster)
     ck_assert_int_eq(sc_set(a, "k", "v2", 2, 0), SC_OK);
     WAIT_UNTIL(test_stats(b).tracking_confirmed > confirmed, 2000);
     ck_assert(local_has(b, "k", "v2"));
-    ck_assert_uint_eq(test_stats(b).tracking_invalidations, 1);
+    ck_assert_uint_ge(test_stats(b).tracking_invalidations, 1);
     sc_close(a);
     sc_close(b);
     sc_test_cluster_stop(&cl);
