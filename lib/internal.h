@@ -256,10 +256,14 @@ sc_status sc__tracking_put_own(sc_cache *c, const char *key, size_t klen, uint64
  * and goes). Nonzero: Redis could not be asked (the caller resubscribes). */
 int sc__tracking_replayed(sc_cache *c);
 int sc__tracking_resynced(sc_cache *c);
+/* Loop thread, once the messages already read are applied: confirms the
+ * copies the invalidation messages named (nonzero: Redis could not be
+ * asked, the caller resubscribes). */
+int sc__tracking_flush(sc_cache *c);
 /* Loop thread (syncer.c): a live or replayed event applied; an
- * invalidation message (nonzero: Redis could not confirm the copies, the
- * caller resubscribes); tracking came up (active) or was refused (why); the
- * tick (1: the canary is late, the caller resubscribes). */
+ * invalidation message (nonzero: copies wait for a confirm, the caller
+ * schedules sc__tracking_flush); tracking came up (active) or was refused
+ * (why); the tick (1: the canary is late, the caller resubscribes). */
 void sc__tracking_event(sc_cache *c, const sc__event *ev, uint64_t hash, int replayed);
 int sc__tracking_invalidate(sc_cache *c, const char *const *keys, const size_t *lens, size_t n, int all);
 void sc__tracking_state(sc_cache *c, int active, const char *why);

@@ -536,8 +536,16 @@ static void on_tick(void *ud)
 
 static void on_invalidate(const char *const *keys, const size_t *lens, size_t n, int all, void *ud)
 {
-    if (sc__tracking_invalidate(ud, keys, lens, n, all) < 0)
-        drop_stream(ud, "cannot confirm local copies with Redis");
+    sc_cache *c = ud;
+    if (sc__tracking_invalidate(c, keys, lens, n, all))
+        sc__sub_defer(c->sub);
+}
+
+static void on_deferred(void *ud)
+{
+    sc_cache *c = ud;
+    if (sc__tracking_flush(c) < 0)
+        drop_stream(c, "cannot confirm local copies with Redis");
 }
 
 static void on_tracking(int active, const char *why, void *ud)
@@ -549,6 +557,7 @@ void sc__syncer_callbacks(sc_cache *c, sc__sub_callbacks *cb)
 {
     cb->on_invalidate = on_invalidate;
     cb->on_tracking = on_tracking;
+    cb->on_deferred = on_deferred;
     cb->on_message = on_message;
     cb->on_subscribed = on_subscribed;
     cb->on_lost = on_lost;

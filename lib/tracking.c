@@ -24,10 +24,12 @@
  * invalidation message of the value prefix: key, version and the SHA-1 of
  * the value the write stored (a set's value, or the `digest` an invalidate
  * names; none for a delete). For each key of the next such message:
- *  - a pending entry with a digest: the key goes to one confirm script
- *    (remote/lua/confirm.lua) with that version and digest; when Redis
- *    answers that the hash still holds that version and those bytes,
- *    nothing happens; otherwise copies up to that version go;
+ *  - a pending entry with a digest: the key goes to the confirm script
+ *    (remote/lua/confirm.lua) with that version and digest, run once the
+ *    messages already read are applied (one round trip for all of them,
+ *    and no event waits for it); when Redis answers that the hash still
+ *    holds that version and those bytes, nothing happens; otherwise copies
+ *    up to that version go;
  *  - anything else (no entry: a foreign write, a load's lock, a clear's
  *    unlinking; a delete; a digest-less invalidate): the copy goes,
  *    whatever its version, as for an invalidate. A failed confirm drops
@@ -75,14 +77,15 @@
 
 #include "lib/internal.h"
 
-typedef struct pending_set {
-    struct pending_set *next;
+/* A write of one key the pod saw as an event: what a confirm compares. */
+typedef struct written {
+    struct written *next;
     uint64_t hash, version;
     char sha1[41];        /* of the value the write stored: a set's, or the
                              digest an invalidate names; "" for none */
     size_t klen;
     char key[];
-} pending_set;
+} written;
 
 #define PENDING_BUCKETS 256
 
@@ -91,9 +94,10 @@ struct sc__tracking {
     char *canary_prefix;  /* "{ns}:canary:" */
     char *canary_key;     /* "{ns}:canary:<inst>" */
     size_t value_prefix_len, canary_key_len;
-    pending_set *pending[PENDING_BUCKETS];
+    written *pending[PENDING_BUCKETS];
     size_t npending;
-    pending_set *replayed; /* set events replayed since the last check */
+    written *replayed; /* set events replayed since the last check */
+    written *queued;   /* entries whose key a message named: to confirm */
     int warned;           /* "tracking unavailable" logged */
 };
 
@@ -132,7 +136,7 @@ static void pending_clear(sc__tracking *t)
         return;
     for (size_t i = 0; i < PENDING_BUCKETS; i++) {
         while (t->pending[i]) {
-            pending_set *p = t->pending[i];
+            written *p = t->pending[i];
             t->pending[i] = p->next;
             free(p);
         }
@@ -140,11 +144,11 @@ static void pending_clear(sc__tracking *t)
     t->npending = 0;
 }
 
-static void replayed_clear(sc__tracking *t)
+static void list_free(written **list)
 {
-    while (t->replayed) {
-        pending_set *p = t->replayed;
-        t->replayed = p->next;
+    while (*list) {
+        written *p = *list;
+        *list = p->next;
         free(p);
     }
 }
@@ -155,7 +159,8 @@ void sc__tracking_free(sc_cache *c)
     if (!t)
         return;
     pending_clear(t);
-    replayed_clear(t);
+    list_free(&t->replayed);
+    list_free(&t->queued);
     free(t->value_prefix);
     free(t->canary_prefix);
     free(t->canary_key);
@@ -265,9 +270,9 @@ static void digest(const void *data, size_t len, char out[41])
     sc__sha1_hex(&s, out);
 }
 
-static pending_set *entry_new(const sc__event *ev, uint64_t hash)
+static written *entry_new(const sc__event *ev, uint64_t hash)
 {
-    pending_set *p = malloc(sizeof *p + ev->key_len + 1);
+    written *p = malloc(sizeof *p + ev->key_len + 1);
     if (!p)
         return NULL;
     p->hash = hash;
@@ -277,7 +282,7 @@ static pending_set *entry_new(const sc__event *ev, uint64_t hash)
     return p;
 }
 
-static void entry_set(pending_set *p, const sc__event *ev)
+static void entry_set(written *p, const sc__event *ev)
 {
     p->version = ev->version;
     p->sha1[0] = '\0';
@@ -302,7 +307,7 @@ void sc__tracking_event(sc_cache *c, const sc__event *ev, uint64_t hash, int rep
          * the catch-up (a failed allocation: the key's copy goes). */
         if (ev->action != SC__ACT_SET)
             return;
-        pending_set *p = entry_new(ev, hash);
+        written *p = entry_new(ev, hash);
         if (!p) {
             drop_key(c, ev->key, ev->key_len, hash);
             return;
@@ -312,8 +317,8 @@ void sc__tracking_event(sc_cache *c, const sc__event *ev, uint64_t hash, int rep
         t->replayed = p;
         return;
     }
-    pending_set **b = &t->pending[hash % PENDING_BUCKETS];
-    pending_set *p = *b;
+    written **b = &t->pending[hash % PENDING_BUCKETS];
+    written *p = *b;
     while (p && !(p->hash == hash && p->klen == ev->key_len && memcmp(p->key, ev->key, p->klen) == 0))
         p = p->next;
     if (!p) {
@@ -325,14 +330,6 @@ void sc__tracking_event(sc_cache *c, const sc__event *ev, uint64_t hash, int rep
         t->npending++;
     }
     entry_set(p, ev);
-}
-
-static const pending_set *pending_find(const sc__tracking *t, const char *key, size_t klen, uint64_t hash)
-{
-    for (const pending_set *p = t->pending[hash % PENDING_BUCKETS]; p; p = p->next)
-        if (p->hash == hash && p->klen == klen && memcmp(p->key, key, klen) == 0)
-            return p;
-    return NULL;
 }
 
 /* The keys worth a confirm round trip, gathered from one message. */
@@ -407,35 +404,30 @@ static sc_status confirm_apply(sc_cache *c, confirm_list *l)
 static int value_keys(sc_cache *c, const char *const *keys, const size_t *lens, size_t n)
 {
     sc__tracking *t = c->tracking;
-    confirm_list l;
-    int can_confirm = confirm_alloc(&l, n) == 0;
     for (size_t i = 0; i < n; i++) {
         const char *key = keys[i] + t->value_prefix_len;
         size_t klen = lens[i] - t->value_prefix_len;
         uint64_t hash = sc__local_hash(key, klen);
-        const pending_set *p = pending_find(t, key, klen, hash);
-        if (!p || !can_confirm) {
+        written **at = &t->pending[hash % PENDING_BUCKETS];
+        while (*at && !((*at)->hash == hash && (*at)->klen == klen && memcmp((*at)->key, key, klen) == 0))
+            at = &(*at)->next;
+        written *p = *at;
+        if (!p) {
             foreign(c, key, klen, hash);
-            continue;
-        }
-        if (!p->sha1[0]) {
+        } else if (!p->sha1[0]) {
             /* A delete, or a write that named no value: nothing to prove. */
             drop_key(c, key, klen, hash);
-            continue;
+        } else {
+            /* Confirmed once the messages already read are applied: one
+             * round trip however many came in, and no event waits for it. */
+            *at = p->next;
+            t->npending--;
+            p->next = t->queued;
+            t->queued = p;
         }
-        memcpy(l.sha1[l.n], p->sha1, sizeof l.sha1[0]);
-        l.keys[l.n] = key;
-        l.lens[l.n] = klen;
-        l.hash[l.n] = hash;
-        l.version[l.n] = p->version;
-        l.n++;
     }
-    /* Redis cannot be asked: the stream goes too, and the resubscription
-     * confirms every copy (until then the pod is unsynced). */
-    int rc = l.n && confirm_apply(c, &l) != SC_OK ? -1 : 0;
-    confirm_free(&l);
     pending_clear(t);
-    return rc;
+    return t->queued != NULL;
 }
 
 int sc__tracking_invalidate(sc_cache *c, const char *const *keys, const size_t *lens, size_t n, int all)
@@ -450,6 +442,7 @@ int sc__tracking_invalidate(sc_cache *c, const char *const *keys, const size_t *
         sc__atomic_inc(&c->flushes);
         sc__fetch_event(c, NULL, 0);
         pending_clear(t);
+        list_free(&t->queued);
         return 0;
     }
     /* One message holds the keys of one prefix. */
@@ -524,29 +517,42 @@ static int reconfirm(sc_cache *c)
     return ok || snap.nomem ? 0 : -1;
 }
 
+/* Confirms the entries of list with Redis (CONFIRM_BATCH keys a call) and
+ * frees them. 0, or -1 when Redis could not be asked. */
+static int confirm_list_of(sc_cache *c, written **list)
+{
+    confirm_list l = {0};
+    int rc = *list && confirm_alloc(&l, CONFIRM_BATCH) != 0 ? -1 : 0;
+    while (rc == 0 && *list) {
+        l.n = 0;
+        for (written *p = *list; p && l.n < CONFIRM_BATCH; p = p->next) {
+            l.keys[l.n] = p->key;
+            l.lens[l.n] = p->klen;
+            l.hash[l.n] = p->hash;
+            l.version[l.n] = p->version;
+            memcpy(l.sha1[l.n], p->sha1, sizeof l.sha1[0]);
+            l.n++;
+        }
+        rc = confirm_apply(c, &l) == SC_OK ? 0 : -1;
+        for (size_t i = 0; i < l.n; i++) {
+            written *p = *list;
+            *list = p->next;
+            free(p);
+        }
+    }
+    confirm_free(&l);
+    list_free(list);
+    return rc;
+}
+
 int sc__tracking_replayed(sc_cache *c)
 {
-    sc__tracking *t = c->tracking;
-    if (!t || !t->replayed)
-        return 0;
-    size_t n = 0;
-    for (pending_set *p = t->replayed; p; p = p->next)
-        n++;
-    confirm_list l;
-    int rc = confirm_alloc(&l, n) == 0 ? 0 : -1;
-    for (pending_set *p = t->replayed; rc == 0 && p; p = p->next) {
-        l.keys[l.n] = p->key;
-        l.lens[l.n] = p->klen;
-        l.hash[l.n] = p->hash;
-        l.version[l.n] = p->version;
-        memcpy(l.sha1[l.n], p->sha1, sizeof l.sha1[0]);
-        l.n++;
-    }
-    if (rc == 0 && confirm_apply(c, &l) != SC_OK)
-        rc = -1;
-    confirm_free(&l);
-    replayed_clear(t);
-    return rc;
+    return c->tracking ? confirm_list_of(c, &c->tracking->replayed) : 0;
+}
+
+int sc__tracking_flush(sc_cache *c)
+{
+    return c->tracking ? confirm_list_of(c, &c->tracking->queued) : 0;
 }
 
 int sc__tracking_resynced(sc_cache *c)
@@ -562,7 +568,8 @@ void sc__tracking_state(sc_cache *c, int active, const char *why)
     if (!t)
         return;
     pending_clear(t);
-    replayed_clear(t);
+    list_free(&t->replayed);
+    list_free(&t->queued);
     c->canary_sent_ms = 0;
     atomic_store_explicit(&c->tracking_active, active, memory_order_relaxed);
     if (active) {

@@ -76,6 +76,7 @@ struct sc__sub {
     struct event *reap_ev;     /* activated: frees `doomed` outside hiredis */
     struct event *tick_ev;     /* persistent timer; NULL without a tick */
     struct event *stop_ev;     /* activated from sc__sub_stop; own thread only */
+    struct event *defer_ev;    /* activated by sc__sub_defer */
 
     redisAsyncContext *ac;     /* the current attempt or connection, or NULL */
     redisAsyncContext *doomed; /* given up on, waiting for reap_ev */
@@ -186,6 +187,17 @@ static void on_reap(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     reap(arg);
+}
+
+/* Activated events run after the callback that activated them returns, so
+ * after hiredis has handed over every reply of the read in progress. */
+static void on_defer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    sc__sub *s = arg;
+    if (s->cb.on_deferred)
+        s->cb.on_deferred(s->cb.ud);
 }
 
 #define TRACKING_CHANNEL "__redis__:invalidate"
@@ -572,7 +584,7 @@ static void *loop_main(void *arg)
 
 static void free_sub(sc__sub *s)
 {
-    struct event *evs[] = {s->connect_ev, s->deadline_ev, s->reap_ev, s->tick_ev, s->stop_ev};
+    struct event *evs[] = {s->connect_ev, s->deadline_ev, s->reap_ev, s->tick_ev, s->stop_ev, s->defer_ev};
     for (size_t i = 0; i < sizeof evs / sizeof evs[0]; i++)
         if (evs[i])
             event_free(evs[i]);
@@ -711,7 +723,8 @@ sc_status sc__sub_start(const sc__sub_config *cfg, const sc__sub_callbacks *cb, 
     s->connect_ev = evtimer_new(s->base, on_connect_timer, s);
     s->deadline_ev = evtimer_new(s->base, on_deadline, s);
     s->reap_ev = event_new(s->base, -1, 0, on_reap, s);
-    nomem = !s->connect_ev || !s->deadline_ev || !s->reap_ev;
+    s->defer_ev = event_new(s->base, -1, 0, on_defer, s);
+    nomem = !s->connect_ev || !s->deadline_ev || !s->reap_ev || !s->defer_ev;
     if (cfg->tick_ms && cb->on_tick) {
         s->tick_ev = event_new(s->base, -1, EV_PERSIST, on_tick, s);
         nomem = nomem || !s->tick_ev;
@@ -756,6 +769,12 @@ sc_status sc__sub_start(const sc__sub_config *cfg, const sc__sub_callbacks *cb, 
         pthread_setname_np(s->thread, "sc-sync");
     }
     return SC_OK;
+}
+
+void sc__sub_defer(sc__sub *s)
+{
+    if (s)
+        event_active(s->defer_ev, EV_TIMEOUT, 0);
 }
 
 void sc__sub_reconnect(sc__sub *s, const char *why)

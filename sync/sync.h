@@ -232,6 +232,9 @@ typedef struct sc__sub_callbacks {
     /* Whether Redis accepted CLIENT TRACKING on this connection (before its
      * on_subscribed); why (borrowed) says why not. */
     void (*on_tracking)(int active, const char *why, void *ud);
+    /* Asked for with sc__sub_defer: runs once on the loop, after every
+     * message already read has been delivered. */
+    void (*on_deferred)(void *ud);
     void *ud;
 } sc__sub_callbacks;
 
@@ -284,6 +287,10 @@ sc_status sc__sub_start(const sc__sub_config *cfg, const sc__sub_callbacks *cb, 
  * already read are not delivered. Without a connection (already lost and
  * waiting to retry) it does nothing. */
 void sc__sub_reconnect(sc__sub *s, const char *why);
+
+/* Schedules cb.on_deferred (once, however often this is called before it
+ * runs). Loop thread only. */
+void sc__sub_defer(sc__sub *s);
 
 /* Stops the loop thread (own base) or removes every event from the caller's
  * base, and frees. No callback runs after it returns, and it calls none
