@@ -21,6 +21,7 @@ static void cache_free(sc_cache *c)
     sc__fetch_stop(c);
     /* The subscriber first: after it stops no callback touches the rest. */
     sc__sub_stop(c->sub);
+    sc__tracking_stop(c); /* the confirm thread uses the Redis tier */
     sc__remote_close(c->remote);
     sc__local_free(c->local);
     sc__flights_destroy(&c->flights);
@@ -104,14 +105,18 @@ SC_EXPORT sc_status sc_open(const sc_options *o, sc_cache **out)
         pthread_condattr_destroy(&ca);
     }
     sc__flights_init(&c->flights);
-    if (sc__options_copy(c, o) != SC_OK || sc__fetch_new(c) != SC_OK || sc__tags_new(c) != SC_OK ||
-        sc__tracking_new(c) != SC_OK) {
+    if (sc__options_copy(c, o) != SC_OK || sc__fetch_new(c) != SC_OK || sc__tags_new(c) != SC_OK) {
         cache_free(c);
         return sc__fail(NULL, SC_ERR_NOMEM, "sc_open: out of memory");
     }
     const sc_options *opt = &c->opt;
     new_instance_id(c->inst);
     sc__seq_init(&c->seq, opt->ns, opt->pod_id, c->inst);
+    /* After the instance id: it names the pod's canary key. */
+    if (sc__tracking_new(c) != SC_OK) {
+        cache_free(c);
+        return sc__fail(NULL, SC_ERR_NOMEM, "sc_open: out of memory");
+    }
     if (sc__own_event(c, SC__ACT_HEARTBEAT, NULL, 0, NULL, 0, 0, &c->hb_event) != SC_OK) {
         cache_free(c);
         return sc__fail(NULL, SC_ERR_NOMEM, "sc_open: out of memory");

@@ -256,18 +256,20 @@ sc_status sc__tracking_put_own(sc_cache *c, const char *key, size_t klen, uint64
  * and goes). Nonzero: Redis could not be asked (the caller resubscribes). */
 int sc__tracking_replayed(sc_cache *c);
 int sc__tracking_resynced(sc_cache *c);
-/* Loop thread, once the messages already read are applied: confirms the
- * copies the invalidation messages named (nonzero: Redis could not be
- * asked, the caller resubscribes). */
-int sc__tracking_flush(sc_cache *c);
+/* Loop thread, once the messages already read are applied: hands the
+ * copies the invalidation messages named to the confirm thread. */
+void sc__tracking_flush(sc_cache *c);
+/* Stops the confirm thread (sc_close, before the Redis tier closes). */
+void sc__tracking_stop(sc_cache *c);
 /* Loop thread (syncer.c): a live or replayed event applied; an
  * invalidation message (nonzero: copies wait for a confirm, the caller
  * schedules sc__tracking_flush); tracking came up (active) or was refused
- * (why); the tick (1: the canary is late, the caller resubscribes). */
+ * (why); the tick (non-NULL: why the caller must resubscribe: the canary is
+ * late, or the confirm thread could not ask Redis). */
 void sc__tracking_event(sc_cache *c, const sc__event *ev, uint64_t hash, int replayed);
 int sc__tracking_invalidate(sc_cache *c, const char *const *keys, const size_t *lens, size_t n, int all);
 void sc__tracking_state(sc_cache *c, int active, const char *why);
-int sc__tracking_canary_late(sc_cache *c, uint64_t now);
+const char *sc__tracking_tick(sc_cache *c, uint64_t now);
 
 /* load_stats.c: exact windowed load statistics (one mutex). */
 typedef struct sc__load_stats sc__load_stats;

@@ -503,8 +503,9 @@ static void on_tick(void *ud)
     if (!atomic_load(&c->synced) || !c->opt.heartbeat_interval_ms)
         return;
     uint64_t now = sc__now_ms();
-    if (sc__tracking_canary_late(c, now)) {
-        drop_stream(c, "the tracking canary did not come back in time (CLIENT TRACKING broken)");
+    const char *why = sc__tracking_tick(c, now);
+    if (why) {
+        drop_stream(c, why);
         return;
     }
     if (c->hb_sent_ms) {
@@ -543,9 +544,7 @@ static void on_invalidate(const char *const *keys, const size_t *lens, size_t n,
 
 static void on_deferred(void *ud)
 {
-    sc_cache *c = ud;
-    if (sc__tracking_flush(c) < 0)
-        drop_stream(c, "cannot confirm local copies with Redis");
+    sc__tracking_flush(ud);
 }
 
 static void on_tracking(int active, const char *why, void *ud)

@@ -71,6 +71,7 @@
  * warm. A confirm Redis cannot answer drops the stream: the pod stays
  * unsynced until a subscription has confirmed.
  */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -98,6 +99,14 @@ struct sc__tracking {
     size_t npending;
     written *replayed; /* set events replayed since the last check */
     written *queued;   /* entries whose key a message named: to confirm */
+    /* The confirm thread: the loop hands it `todo` and never waits for
+     * Redis itself; a failed confirm sets `failed` for the next tick. */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    pthread_t thread;
+    int started, stop;
+    written *todo;
+    atomic_int failed;
     int warned;           /* "tracking unavailable" logged */
 };
 
@@ -109,6 +118,8 @@ static char *joined(const char *a, const char *b, const char *c)
         snprintf(s, n, "%s%s%s", a, b, c);
     return s;
 }
+
+static void *confirm_main(void *arg);
 
 sc_status sc__tracking_new(sc_cache *c)
 {
@@ -127,7 +138,28 @@ sc_status sc__tracking_new(sc_cache *c)
         return SC_ERR_NOMEM;
     t->value_prefix_len = strlen(t->value_prefix);
     t->canary_key_len = strlen(t->canary_key);
-    return SC_OK;
+    pthread_mutex_init(&t->mu, NULL);
+    pthread_cond_init(&t->cv, NULL);
+    /* The thread takes no signals: they belong to the application. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    t->started = pthread_create(&t->thread, NULL, confirm_main, c) == 0;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return t->started ? SC_OK : SC_ERR_NOMEM;
+}
+
+void sc__tracking_stop(sc_cache *c)
+{
+    sc__tracking *t = c->tracking;
+    if (!t || !t->started)
+        return;
+    pthread_mutex_lock(&t->mu);
+    t->stop = 1;
+    pthread_cond_signal(&t->cv);
+    pthread_mutex_unlock(&t->mu);
+    pthread_join(t->thread, NULL);
+    t->started = 0;
 }
 
 static void pending_clear(sc__tracking *t)
@@ -158,9 +190,15 @@ void sc__tracking_free(sc_cache *c)
     sc__tracking *t = c->tracking;
     if (!t)
         return;
+    sc__tracking_stop(c);
     pending_clear(t);
     list_free(&t->replayed);
     list_free(&t->queued);
+    list_free(&t->todo);
+    if (t->value_prefix_len) {
+        pthread_mutex_destroy(&t->mu);
+        pthread_cond_destroy(&t->cv);
+    }
     free(t->value_prefix);
     free(t->canary_prefix);
     free(t->canary_key);
@@ -550,9 +588,44 @@ int sc__tracking_replayed(sc_cache *c)
     return c->tracking ? confirm_list_of(c, &c->tracking->replayed) : 0;
 }
 
-int sc__tracking_flush(sc_cache *c)
+static void *confirm_main(void *arg)
 {
-    return c->tracking ? confirm_list_of(c, &c->tracking->queued) : 0;
+    sc_cache *c = arg;
+    sc__tracking *t = c->tracking;
+    pthread_mutex_lock(&t->mu);
+    for (;;) {
+        while (!t->todo && !t->stop)
+            pthread_cond_wait(&t->cv, &t->mu);
+        if (t->stop)
+            break;
+        written *list = t->todo;
+        t->todo = NULL;
+        pthread_mutex_unlock(&t->mu);
+        /* Only removals of versions it disproved, thread-safe like every
+         * local tier call; the stripes' generations and invalidated
+         * versions are atomics. */
+        if (confirm_list_of(c, &list) < 0)
+            atomic_store(&t->failed, 1);
+        pthread_mutex_lock(&t->mu);
+    }
+    pthread_mutex_unlock(&t->mu);
+    return NULL;
+}
+
+void sc__tracking_flush(sc_cache *c)
+{
+    sc__tracking *t = c->tracking;
+    if (!t || !t->queued)
+        return;
+    written *last = t->queued;
+    while (last->next)
+        last = last->next;
+    pthread_mutex_lock(&t->mu);
+    last->next = t->todo;
+    t->todo = t->queued;
+    pthread_cond_signal(&t->cv);
+    pthread_mutex_unlock(&t->mu);
+    t->queued = NULL;
 }
 
 int sc__tracking_resynced(sc_cache *c)
@@ -574,6 +647,7 @@ void sc__tracking_state(sc_cache *c, int active, const char *why)
     atomic_store_explicit(&c->tracking_active, active, memory_order_relaxed);
     if (active) {
         t->warned = 0;
+        atomic_store(&t->failed, 0); /* the resubscription confirms everything */
         /* Reads in flight began while no invalidation could reach the pod;
          * the copies are confirmed once the subscription has caught up
          * (sc__tracking_resynced). */
@@ -590,14 +664,19 @@ void sc__tracking_state(sc_cache *c, int active, const char *why)
     }
 }
 
-int sc__tracking_canary_late(sc_cache *c, uint64_t now)
+const char *sc__tracking_tick(sc_cache *c, uint64_t now)
 {
+    sc__tracking *t = c->tracking;
+    if (!t)
+        return NULL;
+    if (atomic_exchange(&t->failed, 0))
+        return "cannot confirm local copies with Redis";
     if (!c->canary_sent_ms || now - c->canary_sent_ms <= c->opt.heartbeat_timeout_ms)
-        return 0;
+        return NULL;
     /* The caller resubscribes: the interval is treated as lost (reads go
      * to Redis while unsynced) and the new subscription confirms every
      * copy before the pod counts as synced again. */
     sc__atomic_inc(&c->tracking_failures);
     c->canary_sent_ms = 0;
-    return 1;
+    return "the tracking canary did not come back in time (CLIENT TRACKING broken)";
 }

@@ -144,10 +144,12 @@ START_TEST(test_on_by_default)
     WAIT_UNTIL(test_stats(a).tracking_active == 1, 2000);
     ck_assert_uint_eq(test_stats(a).tracking_active, 1);
     ck_assert_int_ge(tracking_client_id(&g_redis), 1);
-    /* The heartbeats write the canary. */
-    WAIT_UNTIL(keys_matching(&g_redis, "{t0}:canary:*") == 1, 2000);
-    ck_assert_uint_eq(keys_matching(&g_redis, "{t0}:canary:*"), 1);
+    /* The heartbeats write the canary, one key per pod (its instance id). */
+    sc_cache *b = test_pod("t0", "b");
+    WAIT_UNTIL(keys_matching(&g_redis, "{t0}:canary:*") == 2, 2000);
+    ck_assert_uint_eq(keys_matching(&g_redis, "{t0}:canary:*"), 2);
     sc_close(a);
+    sc_close(b);
 }
 END_TEST
 
