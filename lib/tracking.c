@@ -25,11 +25,12 @@
  * the value the write stored (a set's value, or the `digest` an invalidate
  * names; none for a delete). For each key of the next such message:
  *  - a pending entry with a digest: the key goes to the confirm script
- *    (remote/lua/confirm.lua) with that version and digest, run once the
- *    messages already read are applied (one round trip for all of them,
- *    and no event waits for it); when Redis answers that the hash still
- *    holds that version and those bytes, nothing happens; otherwise copies
- *    up to that version go;
+ *    (remote/lua/confirm.lua) with that version and digest, run by a
+ *    thread of its own once the messages already read are applied (one
+ *    round trip for all of them, and no event waits for it; until then
+ *    the copy is served, as it would be while the message was in flight);
+ *    when Redis answers that the hash still holds that version and those
+ *    bytes, nothing happens; otherwise copies up to that version go;
  *  - anything else (no entry: a foreign write, a load's lock, a clear's
  *    unlinking; a delete; a digest-less invalidate): the copy goes,
  *    whatever its version, as for an invalidate. A failed confirm drops
