@@ -75,6 +75,7 @@ static sc_status remote_failed(sc_cache *c, sc_status s, const char *call, const
 
 SC_EXPORT sc_status sc_get_ex(sc_cache *c, const char *key, sc_value **out, sc_get_info *info)
 {
+    c = sc__route(c, key);
     size_t klen = 0;
     if (out)
         *out = NULL;
@@ -133,6 +134,7 @@ SC_EXPORT sc_status sc_get(sc_cache *c, const char *key, sc_value **out)
 
 SC_EXPORT sc_status sc_peek(sc_cache *c, const char *key, sc_value **out)
 {
+    c = sc__route(c, key);
     size_t klen = 0;
     if (out)
         *out = NULL;
@@ -237,18 +239,18 @@ sc_status sc__set_tagged(sc_cache *c, const char *key, const void *val, size_t l
 
 SC_EXPORT sc_status sc_set(sc_cache *c, const char *key, const void *val, size_t len, uint64_t ttl_ms)
 {
-    return set_common(c, key, val, len, ttl_ms, 0, NULL, 0, "sc_set");
+    return set_common(sc__route(c, key), key, val, len, ttl_ms, 0, NULL, 0, "sc_set");
 }
 
 SC_EXPORT sc_status sc_set_if_version(sc_cache *c, const char *key, const void *val, size_t len, uint64_t ttl_ms,
                                       uint64_t expected)
 {
-    return set_common(c, key, val, len, ttl_ms, 0, &expected, 0, "sc_set_if_version");
+    return set_common(sc__route(c, key), key, val, len, ttl_ms, 0, &expected, 0, "sc_set_if_version");
 }
 
 SC_EXPORT sc_status sc_set_invalidate(sc_cache *c, const char *key, const void *val, size_t len, uint64_t ttl_ms)
 {
-    return set_common(c, key, val, len, ttl_ms, 1, NULL, 0, "sc_set_invalidate");
+    return set_common(sc__route(c, key), key, val, len, ttl_ms, 1, NULL, 0, "sc_set_invalidate");
 }
 
 sc_status sc__set_behind(sc_cache *c, const char *key, const void *val, size_t len, uint64_t ttl_ms)
@@ -291,7 +293,7 @@ static sc_status delete_common(sc_cache *c, const char *key, int behind, const c
 
 SC_EXPORT sc_status sc_delete(sc_cache *c, const char *key)
 {
-    return delete_common(c, key, 0, "sc_delete");
+    return delete_common(sc__route(c, key), key, 0, "sc_delete");
 }
 
 sc_status sc__delete_behind(sc_cache *c, const char *key)
@@ -303,6 +305,8 @@ SC_EXPORT sc_status sc_clear(sc_cache *c)
 {
     if (!c)
         return sc__fail(c, SC_ERR_INVALID, "sc_clear: cache is NULL");
+    if (c->part)
+        return sc__parts_clear(c);
     sc__local_clear(c->local, 0);
     if (!writes_redis(c))
         return SC_OK;

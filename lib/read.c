@@ -36,6 +36,7 @@ static sc_status read_key(sc_cache *c, const char *key, size_t *klen, const char
 
 static sc_status read_with(sc_cache *c, const char *key, sc_read_fn fn, void *ud, const char *call)
 {
+    c = sc__route(c, key);
     size_t klen = 0;
     sc_status s = read_key(c, key, &klen, call);
     if (s != SC_OK)
