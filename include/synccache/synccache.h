@@ -173,8 +173,9 @@ typedef sc_status (*sc_save_fn)(const sc_dirty *items, size_t n, void *ud);
 typedef struct sc_options {
     const char *pod_id;            /* NULL: generated, unique per process */
     const char *ns;                /* namespace: every Redis key is "{ns}:..." (one
-                                      hash slot); default "sc"; no '{', '}' or
-                                      control characters, at most 256 bytes */
+                                      hash slot; "{ns#p}:..." with partitions);
+                                      default "sc"; no '{', '}', '#' or control
+                                      characters, at most 256 bytes */
     const char *channel;           /* NULL: derived from ns ("{ns}:events");
                                       namespaces may share one */
     const char *redis_host;        /* default "127.0.0.1" */
@@ -192,9 +193,15 @@ typedef struct sc_options {
                                       these sentinels; NULL: no Sentinel */
     const char *sentinel_master;   /* the master's name at the sentinels;
                                       default (and NULL) "mymaster" */
-    unsigned partitions;           /* partitions of the namespace; default 1
-                                      (0 means 1); > 1 is not supported yet:
-                                      SC_ERR_INVALID */
+    unsigned partitions;           /* partitions of the namespace, 1..1024;
+                                      default 1 (0 means 1). P > 1: keys are
+                                      spread by hash over P namespaces
+                                      "{ns#p}" (each its own hash slot,
+                                      counter, log and channel); every pod of
+                                      the namespace must use the same P
+                                      (else SC_ERR_INVALID); channel must be
+                                      NULL; see README, "Partitioned
+                                      namespaces" */
     sc_local_policy local_policy;  /* default SC_LOCAL_LFU */
     size_t local_max_entries;      /* default 100000; 0 = no entry bound, on purpose */
     size_t local_max_bytes;        /* default 256 MiB (key + value bytes); 0 = no
