@@ -12,14 +12,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "pods.h"
+#include "converge.h"
+#include "redis_cluster.h"
 #include "remote/remote.h"
 
 sc_test_redis g_redis; /* pods.h wants it; every test here uses the cluster */
 
-#define NODES 6
-static sc_test_redis g_nodes[NODES];
-static char g_seeds[256];
+static sc_test_cluster g_cl;
 
 /* ------------------------------------------------------------ harness -- */
 
@@ -28,44 +27,13 @@ static redisContext *node_ctx(int port)
     return sc_test_redis_connect_addr("127.0.0.1", port);
 }
 
-/* One command on a fresh connection to port; the reply (caller frees) or NULL. */
-static redisReply *node_cmd(int port, const char *fmt, ...)
-{
-    redisContext *c = node_ctx(port);
-    if (!c)
-        return NULL;
-    va_list ap;
-    va_start(ap, fmt);
-    redisReply *r = redisvCommand(c, fmt, ap);
-    va_end(ap);
-    redisFree(c);
-    return r;
-}
-
 static int node_alive(int i)
 {
-    redisReply *r = node_cmd(g_nodes[i].port, "PING");
+    redisReply *r = sc_test_node_cmd(g_cl.node[i].port, "PING");
     int ok = r && r->type == REDIS_REPLY_STATUS;
     if (r)
         freeReplyObject(r);
     return ok;
-}
-
-/* The master port owning slot, asked of any live node (0 if none knows). */
-static int slot_owner(unsigned slot)
-{
-    for (int i = 0; i < NODES; i++) {
-        redisContext *c = node_ctx(g_nodes[i].port);
-        if (!c)
-            continue;
-        sc__addr a;
-        char err[256];
-        sc_status st = sc__cluster_slot_owner(c, "127.0.0.1", slot, &a, err, sizeof err);
-        redisFree(c);
-        if (st == SC_OK)
-            return a.port;
-    }
-    return 0;
 }
 
 static unsigned ns_slot(const char *ns)
@@ -77,94 +45,16 @@ static unsigned ns_slot(const char *ns)
 
 static int master_of_ns(const char *ns)
 {
-    return slot_owner(ns_slot(ns));
+    return sc_test_cluster_slot_owner(&g_cl, ns_slot(ns));
 }
 
 static void node_id(int port, char id[64])
 {
-    redisReply *r = node_cmd(port, "CLUSTER MYID");
+    redisReply *r = sc_test_node_cmd(port, "CLUSTER MYID");
     ck_assert_ptr_nonnull(r);
     ck_assert_int_eq(r->type, REDIS_REPLY_STRING);
     snprintf(id, 64, "%s", r->str);
     freeReplyObject(r);
-}
-
-/* A live replica of the master at port (0 if none). */
-static int replica_of(int master_port)
-{
-    for (int i = 0; i < NODES; i++) {
-        redisReply *r = node_cmd(g_nodes[i].port, "ROLE");
-        if (!r)
-            continue;
-        int match = r->type == REDIS_REPLY_ARRAY && r->elements >= 3 && strcmp(r->element[0]->str, "slave") == 0 &&
-                    r->element[2]->type == REDIS_REPLY_INTEGER && r->element[2]->integer == master_port;
-        freeReplyObject(r);
-        if (match)
-            return g_nodes[i].port;
-    }
-    return 0;
-}
-
-/* The replica at port finished its sync with its master. */
-static int replica_synced_at(int port)
-{
-    redisReply *r = node_cmd(port, "INFO replication");
-    int ok = r && r->type == REDIS_REPLY_STRING && strstr(r->str, "master_link_status:up") &&
-             !strstr(r->str, "master_sync_in_progress:1");
-    if (r)
-        freeReplyObject(r);
-    return ok;
-}
-
-/* Whether every live node says cluster_state:ok and agrees on slot owners. */
-static int cluster_ok(void)
-{
-    for (int i = 0; i < NODES; i++) {
-        if (!g_nodes[i].pid)
-            continue;
-        redisReply *r = node_cmd(g_nodes[i].port, "CLUSTER INFO");
-        int ok = r && r->type == REDIS_REPLY_STRING && strstr(r->str, "cluster_state:ok");
-        if (r)
-            freeReplyObject(r);
-        if (!ok)
-            return 0;
-    }
-    return 1;
-}
-
-static int cluster_start(void)
-{
-    for (int i = 0; i < NODES; i++)
-        if (sc_test_redis_start(&g_nodes[i], "--cluster-enabled yes --cluster-config-file nodes.conf "
-                                             "--cluster-node-timeout 2000") != 0)
-            return -1;
-    char cmd[1024];
-    int n = snprintf(cmd, sizeof cmd, "redis-cli --cluster create");
-    for (int i = 0; i < NODES; i++)
-        n += snprintf(cmd + n, sizeof cmd - (size_t)n, " 127.0.0.1:%d", g_nodes[i].port);
-    snprintf(cmd + n, sizeof cmd - (size_t)n, " --cluster-replicas 1 --cluster-yes > %s/create.log 2>&1",
-             g_nodes[0].dir);
-    if (system(cmd) != 0) {
-        fprintf(stderr, "check_cluster: %s failed (log in %s)\n", cmd, g_nodes[0].dir);
-        return -1;
-    }
-    long long deadline = test_now_ms() + 20000;
-    while (!cluster_ok() && test_now_ms() < deadline)
-        test_sleep_ms(100);
-    if (!cluster_ok()) {
-        fprintf(stderr, "check_cluster: the cluster did not become ok\n");
-        return -1;
-    }
-    n = 0;
-    for (int i = 0; i < 3; i++)
-        n += snprintf(g_seeds + n, sizeof g_seeds - (size_t)n, "%s127.0.0.1:%d", i ? "," : "", g_nodes[i].port);
-    return 0;
-}
-
-static void cluster_stop(void)
-{
-    for (int i = 0; i < NODES; i++)
-        sc_test_redis_stop(&g_nodes[i]);
 }
 
 /* ----------------------------------------------------------- pods -- */
@@ -172,7 +62,7 @@ static void cluster_stop(void)
 static sc_options cluster_options(const char *ns, const char *id)
 {
     sc_options o = test_options(ns, id);
-    o.redis_cluster_nodes = g_seeds;
+    o.redis_cluster_nodes = g_cl.seeds;
     o.redis_port = 1; /* ignored in cluster mode */
     return o;
 }
@@ -184,11 +74,12 @@ static sc_cache *cluster_pod(const char *ns, const char *id)
 }
 
 /* {ns}:k:<key> read on the slot's owner with a plain HGET ("<none>"). */
-static char *cluster_value(const char *ns, const char *key)
+static char *cluster_value_of(const char *ns, const char *key, void *ud)
 {
+    (void)ud;
     for (int attempt = 0; attempt < 50; attempt++) {
         int port = master_of_ns(ns);
-        redisReply *r = port ? node_cmd(port, "HGET {%s}:k:%s value", ns, key) : NULL;
+        redisReply *r = port ? sc_test_node_cmd(port, "HGET {%s}:k:%s value", ns, key) : NULL;
         if (r && r->type != REDIS_REPLY_ERROR) {
             char *out = r->type == REDIS_REPLY_STRING ? strndup(r->str, r->len) : strdup("<none>");
             freeReplyObject(r);
@@ -202,6 +93,11 @@ static char *cluster_value(const char *ns, const char *key)
     return NULL;
 }
 
+static char *cluster_value(const char *ns, const char *key)
+{
+    return cluster_value_of(ns, key, NULL);
+}
+
 /* A namespace name "<prefix><n>" whose slot the master at port owns. */
 static void ns_on_master(const char *prefix, int port, char *out, size_t cap)
 {
@@ -213,43 +109,9 @@ static void ns_on_master(const char *prefix, int port, char *out, size_t cap)
     ck_abort_msg("no namespace lands on %d", port);
 }
 
-static char *peek(sc_cache *c, const char *key)
-{
-    sc_value *v = NULL;
-    sc_status s = sc_peek(c, key, &v);
-    if (s != SC_OK)
-        return strdup("<none>");
-    char *out = strndup(sc_value_data(v), sc_value_size(v));
-    sc_value_release(v);
-    return out;
-}
-
-/* Every pod's local copy of key (when it has one) and its sc_get equal
- * Redis'; waits up to ms for the pods to converge. */
 static void assert_converged(sc_cache **pods, int npods, const char *ns, const char *key, long ms)
 {
-    long long deadline = test_now_ms() + ms;
-    for (;;) {
-        char *want = cluster_value(ns, key);
-        int ok = 1;
-        char detail[512] = "";
-        for (int p = 0; p < npods && ok; p++) {
-            char *local = peek(pods[p], key);
-            char *got = test_get(pods[p], key);
-            if ((strcmp(local, "<none>") != 0 && strcmp(local, want) != 0) || strcmp(got, want) != 0) {
-                ok = 0;
-                snprintf(detail, sizeof detail, "pod %d: local %s, get %s, redis %s", p, local, got, want);
-            }
-            free(local);
-            free(got);
-        }
-        free(want);
-        if (ok)
-            return;
-        if (test_now_ms() > deadline)
-            ck_abort_msg("{%s} %s did not converge: %s", ns, key, detail);
-        test_sleep_ms(20);
-    }
+    test_assert_converged(pods, npods, ns, key, ms, cluster_value_of, NULL);
 }
 
 /* ---------------------------------------------------------------- tests -- */
@@ -263,7 +125,7 @@ START_TEST(keyslot_matches_redis)
     ck_assert_uint_eq(sc__cluster_keyslot("foo{{bar}}zap", 13), sc__cluster_keyslot("{bar", 4));
     const char *keys[] = {"{ns}:k:a", "a", "{}x", "x{y", "{a}{b}", "{sc}:events", "\xff\xfe{\x01}", "hello world"};
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
-        redisReply *r = node_cmd(g_nodes[0].port, "CLUSTER KEYSLOT %s", keys[i]);
+        redisReply *r = sc_test_node_cmd(g_cl.node[0].port, "CLUSTER KEYSLOT %s", keys[i]);
         ck_assert_ptr_nonnull(r);
         ck_assert_int_eq(r->type, REDIS_REPLY_INTEGER);
         ck_assert_uint_eq(sc__cluster_keyslot(keys[i], strlen(keys[i])), (unsigned)r->integer);
@@ -332,7 +194,7 @@ START_TEST(namespaces_across_masters)
     int masters[3] = {0};
     int nm = 0;
     for (unsigned slot = 0; slot < 16384 && nm < 3; slot += 997) {
-        int port = slot_owner(slot);
+        int port = sc_test_cluster_slot_owner(&g_cl, slot);
         int seen = 0;
         for (int i = 0; i < nm; i++)
             seen |= masters[i] == port;
@@ -350,7 +212,7 @@ START_TEST(namespaces_across_masters)
     for (int i = 0; i < 3; i++) {
         /* The keys live on the namespace's master, tagged {ns}. */
         ck_assert_int_eq(sc_set(a[i], "k", "v1", 2, 0), SC_OK);
-        redisReply *r = node_cmd(masters[i], "HGET {%s}:k:k value", ns[i]);
+        redisReply *r = sc_test_node_cmd(masters[i], "HGET {%s}:k:k value", ns[i]);
         ck_assert_ptr_nonnull(r);
         ck_assert_int_eq(r->type, REDIS_REPLY_STRING);
         ck_assert_str_eq(r->str, "v1");
@@ -360,13 +222,13 @@ START_TEST(namespaces_across_masters)
         free(v);
         /* Propagation: b holds v1 locally; a's write reaches it by SPUBLISH. */
         ck_assert_int_eq(sc_set(a[i], "k", "v2", 2, 0), SC_OK);
-        WAIT_UNTIL((v = peek(b[i], "k"), strcmp(v, "v2") == 0 ? 1 : (free(v), 0)), 3000);
+        WAIT_UNTIL((v = test_peek(b[i], "k"), strcmp(v, "v2") == 0 ? 1 : (free(v), 0)), 3000);
         ck_assert_str_eq(v, "v2");
         free(v);
         ck_assert_uint_gt(test_stats(b[i]).events_applied, 0);
         /* Delete and clear propagate too. */
         ck_assert_int_eq(sc_delete(a[i], "k"), SC_OK);
-        WAIT_UNTIL((v = peek(b[i], "k"), strcmp(v, "<none>") == 0 ? 1 : (free(v), 0)), 3000);
+        WAIT_UNTIL((v = test_peek(b[i], "k"), strcmp(v, "<none>") == 0 ? 1 : (free(v), 0)), 3000);
         ck_assert_str_eq(v, "<none>");
         free(v);
         v = test_get(b[i], "k");
@@ -378,7 +240,7 @@ START_TEST(namespaces_across_masters)
         ck_assert_str_eq(v, "1");
         free(v);
         ck_assert_int_eq(sc_clear(b[i]), SC_OK);
-        WAIT_UNTIL((v = peek(a[i], "x"), strcmp(v, "<none>") == 0 ? 1 : (free(v), 0)), 3000);
+        WAIT_UNTIL((v = test_peek(a[i], "x"), strcmp(v, "<none>") == 0 ? 1 : (free(v), 0)), 3000);
         ck_assert_str_eq(v, "<none>");
         free(v);
         v = cluster_value(ns[i], "y");
@@ -406,69 +268,9 @@ START_TEST(namespaces_across_masters)
 }
 END_TEST
 
-/* A writer thread: sets w0..w(NKEYS-1) round robin with increasing numbers,
- * remembering per key the last acknowledged number and the last tried. */
-#define NKEYS 16
-typedef struct writer {
-    sc_cache *c;
-    atomic_int stop;
-    long last_ok[NKEYS];
-    long last_try[NKEYS];
-    long ok, failed;
-    char first_error[256];
-} writer;
-
-static void *writer_main(void *p)
+static int check_writer(test_writer *w, sc_cache **pods, int npods, const char *ns)
 {
-    writer *w = p;
-    for (long n = 1; !atomic_load(&w->stop); n++) {
-        int k = (int)(n % NKEYS);
-        char key[16], val[32];
-        snprintf(key, sizeof key, "w%d", k);
-        snprintf(val, sizeof val, "%ld", n);
-        w->last_try[k] = n;
-        sc_status s = sc_set(w->c, key, val, strlen(val), 0);
-        if (s == SC_OK) {
-            w->last_ok[k] = n;
-            w->ok++;
-        } else {
-            /* A failure is a clear status with a message, never a hang. */
-            if (!w->failed)
-                snprintf(w->first_error, sizeof w->first_error, "%s: %s", sc_strerror(s), sc_errmsg(w->c));
-            w->failed++;
-            test_sleep_ms(5);
-        }
-        test_sleep_ms(1);
-    }
-    return NULL;
-}
-
-/* After the writer stopped: every pod agrees with Redis, and no
- * acknowledged write was lost unless some pod noticed (a new epoch or a
- * flush). Convergence first: a pod may notice only when it resubscribes. */
-static int check_writer(writer *w, sc_cache **pods, int npods, const char *ns)
-{
-    for (int k = 0; k < NKEYS; k++) {
-        char key[16];
-        snprintf(key, sizeof key, "w%d", k);
-        assert_converged(pods, npods, ns, key, 5000);
-    }
-    uint64_t noticed = 0;
-    for (int p = 0; p < npods; p++)
-        noticed += test_stats(pods[p]).epoch_changes + test_stats(pods[p]).flushes;
-    int lost = 0;
-    for (int k = 0; k < NKEYS; k++) {
-        char key[16];
-        snprintf(key, sizeof key, "w%d", k);
-        char *v = cluster_value(ns, key);
-        long have = strcmp(v, "<none>") == 0 ? 0 : atol(v);
-        free(v);
-        ck_assert_msg(have <= w->last_try[k], "%s holds %ld, never written", key, have);
-        ck_assert_msg(have >= w->last_ok[k] || noticed, "%s lost acknowledged write %ld (holds %ld) unnoticed", key,
-                      w->last_ok[k], have);
-        lost += have < w->last_ok[k];
-    }
-    return lost;
+    return test_check_writer(w, pods, npods, ns, 5000, cluster_value_of, NULL);
 }
 
 /* Moving a slot from src to dst with MIGRATE, as redis-cli --cluster
@@ -478,10 +280,10 @@ static void migrate_begin(unsigned slot, int src, int dst)
     char src_id[64], dst_id[64];
     node_id(src, src_id);
     node_id(dst, dst_id);
-    redisReply *r = node_cmd(dst, "CLUSTER SETSLOT %u IMPORTING %s", slot, src_id);
+    redisReply *r = sc_test_node_cmd(dst, "CLUSTER SETSLOT %u IMPORTING %s", slot, src_id);
     ck_assert_msg(r && r->type != REDIS_REPLY_ERROR, "IMPORTING: %s", r ? r->str : "no reply");
     freeReplyObject(r);
-    r = node_cmd(src, "CLUSTER SETSLOT %u MIGRATING %s", slot, dst_id);
+    r = sc_test_node_cmd(src, "CLUSTER SETSLOT %u MIGRATING %s", slot, dst_id);
     ck_assert_msg(r && r->type != REDIS_REPLY_ERROR, "MIGRATING: %s", r ? r->str : "no reply");
     freeReplyObject(r);
 }
@@ -489,7 +291,7 @@ static void migrate_begin(unsigned slot, int src, int dst)
 static void migrate_keys(unsigned slot, int src, int dst)
 {
     for (;;) {
-        redisReply *r = node_cmd(src, "CLUSTER GETKEYSINSLOT %u 100", slot);
+        redisReply *r = sc_test_node_cmd(src, "CLUSTER GETKEYSINSLOT %u 100", slot);
         ck_assert_ptr_nonnull(r);
         ck_assert_int_eq(r->type, REDIS_REPLY_ARRAY);
         if (r->elements == 0) {
@@ -525,15 +327,15 @@ static void migrate_finish(unsigned slot, int src, int dst)
     char dst_id[64];
     node_id(dst, dst_id);
     /* The new owner first, then the old one, then everybody else. */
-    int order[NODES + 2];
+    int order[g_cl.nodes + 2];
     int n = 0;
     order[n++] = dst;
     order[n++] = src;
-    for (int i = 0; i < NODES; i++)
-        if (g_nodes[i].port != src && g_nodes[i].port != dst && node_alive(i))
-            order[n++] = g_nodes[i].port;
+    for (int i = 0; i < g_cl.nodes; i++)
+        if (g_cl.node[i].port != src && g_cl.node[i].port != dst && node_alive(i))
+            order[n++] = g_cl.node[i].port;
     for (int i = 0; i < n; i++) {
-        redisReply *r = node_cmd(order[i], "CLUSTER SETSLOT %u NODE %s", slot, dst_id);
+        redisReply *r = sc_test_node_cmd(order[i], "CLUSTER SETSLOT %u NODE %s", slot, dst_id);
         if (r)
             freeReplyObject(r); /* a replica refuses; it learns from its master */
     }
@@ -550,7 +352,7 @@ static void migrate_slot(unsigned slot, int src, int dst)
 static int other_master(int port)
 {
     for (unsigned s = 0; s < 16384; s += 500) {
-        int p = slot_owner(s);
+        int p = sc_test_cluster_slot_owner(&g_cl, s);
         if (p && p != port)
             return p;
     }
@@ -560,7 +362,7 @@ static int other_master(int port)
 START_TEST(ask_redirection_mid_migration)
 {
     char ns[32];
-    int src = slot_owner(3000);
+    int src = sc_test_cluster_slot_owner(&g_cl, 3000);
     ns_on_master("c_ask", src, ns, sizeof ns);
     unsigned slot = ns_slot(ns);
     int dst = other_master(src);
@@ -574,7 +376,7 @@ START_TEST(ask_redirection_mid_migration)
      * served by the new one. */
     migrate_begin(slot, src, dst);
     migrate_keys(slot, src, dst);
-    redisReply *r = node_cmd(src, "HGET {%s}:k:k value", ns);
+    redisReply *r = sc_test_node_cmd(src, "HGET {%s}:k:k value", ns);
     ck_assert_ptr_nonnull(r);
     ck_assert_msg(r->type == REDIS_REPLY_ERROR && strncmp(r->str, "ASK ", 4) == 0, "expected ASK, got %s",
                   r->type == REDIS_REPLY_ERROR ? r->str : "a value");
@@ -588,7 +390,7 @@ START_TEST(ask_redirection_mid_migration)
     ck_assert_int_gt(ver, 0);
 
     migrate_finish(slot, src, dst);
-    ck_assert_int_eq(slot_owner(slot), dst);
+    ck_assert_int_eq(sc_test_cluster_slot_owner(&g_cl, slot), dst);
     ck_assert_int_eq(sc_set(a, "new", "n", 1, 0), SC_OK); /* MOVED, then the new owner */
     assert_converged((sc_cache *[]){a, b}, 2, ns, "k", 5000);
     assert_converged((sc_cache *[]){a, b}, 2, ns, "new", 5000);
@@ -603,19 +405,19 @@ END_TEST
 START_TEST(slot_migration_while_running)
 {
     char ns[32];
-    int src = slot_owner(0);
+    int src = sc_test_cluster_slot_owner(&g_cl, 0);
     ns_on_master("c_mig", src, ns, sizeof ns);
     unsigned slot = ns_slot(ns);
     int dst = other_master(src);
     ck_assert_int_ne(dst, 0);
 
     sc_cache *pods[3] = {cluster_pod(ns, "a"), cluster_pod(ns, "b"), cluster_pod(ns, "c")};
-    writer w = {.c = pods[0]};
+    test_writer w = {.c = pods[0]};
     pthread_t t;
-    pthread_create(&t, NULL, writer_main, &w);
+    pthread_create(&t, NULL, test_writer_main, &w);
     /* b and c read everything so they hold local copies the events update. */
     for (int round = 0; round < 20; round++) {
-        for (int k = 0; k < NKEYS; k++) {
+        for (int k = 0; k < TEST_WRITER_KEYS; k++) {
             char key[16];
             snprintf(key, sizeof key, "w%d", k);
             free(test_get(pods[1 + round % 2], key));
@@ -624,11 +426,11 @@ START_TEST(slot_migration_while_running)
     }
     uint64_t reconnects_before = test_stats(pods[1]).reconnects;
     migrate_slot(slot, src, dst);
-    ck_assert_int_eq(slot_owner(slot), dst);
+    ck_assert_int_eq(sc_test_cluster_slot_owner(&g_cl, slot), dst);
     /* Writes go on at the new owner; readers keep reading. */
     long ok_at_move = w.ok;
     for (int round = 0; round < 40; round++) {
-        for (int k = 0; k < NKEYS; k++) {
+        for (int k = 0; k < TEST_WRITER_KEYS; k++) {
             char key[16];
             snprintf(key, sizeof key, "w%d", k);
             free(test_get(pods[1 + round % 2], key));
@@ -652,11 +454,11 @@ START_TEST(slot_migration_while_running)
     free(test_get(pods[2], "after"));
     ck_assert_int_eq(sc_set(pods[0], "after", "moved2", 6, 0), SC_OK);
     char *v;
-    WAIT_UNTIL((v = peek(pods[2], "after"), strcmp(v, "moved2") == 0 ? 1 : (free(v), 0)), 3000);
+    WAIT_UNTIL((v = test_peek(pods[2], "after"), strcmp(v, "moved2") == 0 ? 1 : (free(v), 0)), 3000);
     ck_assert_str_eq(v, "moved2");
     free(v);
     /* The namespace's keys are on the new owner now. */
-    redisReply *r = node_cmd(dst, "EXISTS {%s}:seq", ns);
+    redisReply *r = sc_test_node_cmd(dst, "EXISTS {%s}:seq", ns);
     ck_assert_ptr_nonnull(r);
     ck_assert_int_eq(r->integer, 1);
     freeReplyObject(r);
@@ -670,23 +472,23 @@ END_TEST
 START_TEST(manual_failover_while_running)
 {
     char ns[32];
-    int master = slot_owner(5000);
+    int master = sc_test_cluster_slot_owner(&g_cl, 5000);
     ns_on_master("c_fo", master, ns, sizeof ns);
-    int replica = replica_of(master);
+    int replica = sc_test_cluster_replica_of(&g_cl, master);
     ck_assert_msg(replica, "master %d has no replica", master);
 
     sc_cache *pods[2] = {cluster_pod(ns, "a"), cluster_pod(ns, "b")};
-    writer w = {.c = pods[0]};
+    test_writer w = {.c = pods[0]};
     pthread_t t;
-    pthread_create(&t, NULL, writer_main, &w);
+    pthread_create(&t, NULL, test_writer_main, &w);
     test_sleep_ms(300);
     long ok_before = w.ok;
-    redisReply *r = node_cmd(replica, "CLUSTER FAILOVER");
+    redisReply *r = sc_test_node_cmd(replica, "CLUSTER FAILOVER");
     ck_assert_msg(r && r->type != REDIS_REPLY_ERROR, "CLUSTER FAILOVER: %s", r ? r->str : "no reply");
     freeReplyObject(r);
     long long t_fo = test_now_ms();
-    WAIT_UNTIL(slot_owner(ns_slot(ns)) == replica, 10000);
-    ck_assert_int_eq(slot_owner(ns_slot(ns)), replica);
+    WAIT_UNTIL(sc_test_cluster_slot_owner(&g_cl, ns_slot(ns)) == replica, 10000);
+    ck_assert_int_eq(sc_test_cluster_slot_owner(&g_cl, ns_slot(ns)), replica);
     long long switched = test_now_ms() - t_fo;
     long ok_at_switch = w.ok;
     WAIT_UNTIL(w.ok > ok_at_switch + 50, 5000);
@@ -703,36 +505,36 @@ START_TEST(manual_failover_while_running)
     for (int p = 0; p < 2; p++)
         sc_close(pods[p]);
     /* Wait until every node agrees again before the next test. */
-    WAIT_UNTIL(cluster_ok(), 10000);
+    WAIT_UNTIL(sc_test_cluster_ok(&g_cl), 10000);
 }
 END_TEST
 
 START_TEST(killed_master_while_running)
 {
     char ns[32];
-    int master = slot_owner(10000);
+    int master = sc_test_cluster_slot_owner(&g_cl, 10000);
     ns_on_master("c_kill", master, ns, sizeof ns);
-    int replica = replica_of(master);
+    int replica = sc_test_cluster_replica_of(&g_cl, master);
     ck_assert_msg(replica, "master %d has no replica", master);
     int victim = -1;
-    for (int i = 0; i < NODES; i++)
-        if (g_nodes[i].port == master)
+    for (int i = 0; i < g_cl.nodes; i++)
+        if (g_cl.node[i].port == master)
             victim = i;
     ck_assert_int_ge(victim, 0);
 
     sc_cache *pods[2] = {cluster_pod(ns, "a"), cluster_pod(ns, "b")};
-    writer w = {.c = pods[0]};
+    test_writer w = {.c = pods[0]};
     pthread_t t;
-    pthread_create(&t, NULL, writer_main, &w);
+    pthread_create(&t, NULL, test_writer_main, &w);
     test_sleep_ms(300);
     /* Make the crash lose acknowledged writes: cut the replica off (its
      * link is killed and cannot come back with a wrong masterauth), then
      * write probe keys that nothing rewrites later, so a loss stays
      * visible. */
-    redisReply *r = node_cmd(replica, "CONFIG SET masterauth wrong-password");
+    redisReply *r = sc_test_node_cmd(replica, "CONFIG SET masterauth wrong-password");
     ck_assert_msg(r && r->type != REDIS_REPLY_ERROR, "%s", r ? r->str : "no reply");
     freeReplyObject(r);
-    r = node_cmd(master, "CLIENT KILL TYPE replica");
+    r = sc_test_node_cmd(master, "CLIENT KILL TYPE replica");
     ck_assert_ptr_nonnull(r);
     freeReplyObject(r);
     for (int i = 0; i < 8; i++) {
@@ -742,13 +544,13 @@ START_TEST(killed_master_while_running)
         free(test_get(pods[1], key));
     }
     /* A crash: SIGKILL, no persistence. The parent process reaps it. */
-    kill(g_nodes[victim].pid, SIGKILL);
-    r = node_cmd(replica, "CONFIG SET masterauth %s", "");
+    kill(g_cl.node[victim].pid, SIGKILL);
+    r = sc_test_node_cmd(replica, "CONFIG SET masterauth %s", "");
     if (r)
         freeReplyObject(r);
     long long t_kill = test_now_ms();
-    WAIT_UNTIL(slot_owner(ns_slot(ns)) == replica, 15000);
-    ck_assert_int_eq(slot_owner(ns_slot(ns)), replica);
+    WAIT_UNTIL(sc_test_cluster_slot_owner(&g_cl, ns_slot(ns)) == replica, 15000);
+    ck_assert_int_eq(sc_test_cluster_slot_owner(&g_cl, ns_slot(ns)), replica);
     long ok_at_switch = w.ok;
     WAIT_UNTIL(w.ok > ok_at_switch + 50, 8000);
     long long t_back = test_now_ms();
@@ -808,13 +610,13 @@ START_TEST(own_write_lost_with_its_event)
 {
     int master = 0, replica = 0;
     for (unsigned slot = 0; slot < 16384 && !replica; slot += 700) {
-        master = slot_owner(slot);
-        replica = master ? replica_of(master) : 0;
+        master = sc_test_cluster_slot_owner(&g_cl, slot);
+        replica = master ? sc_test_cluster_replica_of(&g_cl, master) : 0;
     }
     ck_assert_msg(replica, "no master with a replica left");
     int victim = -1;
-    for (int i = 0; i < NODES; i++)
-        if (g_nodes[i].port == master)
+    for (int i = 0; i < g_cl.nodes; i++)
+        if (g_cl.node[i].port == master)
             victim = i;
     char ns[32];
     ns_on_master("c_own", master, ns, sizeof ns);
@@ -824,7 +626,7 @@ START_TEST(own_write_lost_with_its_event)
     sc_cache *b = cluster_pod(ns, "b");
     ck_assert_int_eq(sc_set(a, "k", "old", 3, 0), SC_OK);
     char *v;
-    WAIT_UNTIL((v = peek(b, "k"), strcmp(v, "old") == 0 ? 1 : (free(v), 0)), 3000);
+    WAIT_UNTIL((v = test_peek(b, "k"), strcmp(v, "old") == 0 ? 1 : (free(v), 0)), 3000);
     ck_assert_str_eq(v, "old");
     free(v);
 
@@ -833,31 +635,31 @@ START_TEST(own_write_lost_with_its_event)
     ck_assert_int_eq(sc_set(b, "x", "1", 1, 0), SC_OK);
     WAIT_UNTIL(atomic_load(&g_stalled), 3000);
     ck_assert_int_eq(atomic_load(&g_stalled), 1);
-    WAIT_UNTIL(replica_synced_at(replica) && (v = NULL, 1), 3000);
+    WAIT_UNTIL(sc_test_node_replica_synced(replica) && (v = NULL, 1), 3000);
     test_sleep_ms(100); /* x reaches the replica */
-    redisReply *r = node_cmd(replica, "CONFIG SET masterauth wrong-password");
+    redisReply *r = sc_test_node_cmd(replica, "CONFIG SET masterauth wrong-password");
     ck_assert_msg(r && r->type != REDIS_REPLY_ERROR, "%s", r ? r->str : "no reply");
     freeReplyObject(r);
-    r = node_cmd(master, "CLIENT KILL TYPE replica");
+    r = sc_test_node_cmd(master, "CLIENT KILL TYPE replica");
     ck_assert_ptr_nonnull(r);
     freeReplyObject(r);
-    r = node_cmd(master, "CLIENT KILL TYPE pubsub");
+    r = sc_test_node_cmd(master, "CLIENT KILL TYPE pubsub");
     ck_assert_ptr_nonnull(r);
     freeReplyObject(r);
     /* a still counts itself synced: its own write is kept locally. */
     ck_assert_uint_eq(test_stats(a).synced, 1);
     ck_assert_int_eq(sc_set(a, "k", "lost", 4, 0), SC_OK);
-    v = peek(a, "k");
+    v = test_peek(a, "k");
     ck_assert_str_eq(v, "lost");
     free(v);
-    kill(g_nodes[victim].pid, SIGKILL);
-    r = node_cmd(replica, "CONFIG SET masterauth %s", "");
+    kill(g_cl.node[victim].pid, SIGKILL);
+    r = sc_test_node_cmd(replica, "CONFIG SET masterauth %s", "");
     if (r)
         freeReplyObject(r);
     atomic_store(&g_stall, 0);
 
-    WAIT_UNTIL(slot_owner(ns_slot(ns)) == replica, 15000);
-    ck_assert_int_eq(slot_owner(ns_slot(ns)), replica);
+    WAIT_UNTIL(sc_test_cluster_slot_owner(&g_cl, ns_slot(ns)) == replica, 15000);
+    ck_assert_int_eq(sc_test_cluster_slot_owner(&g_cl, ns_slot(ns)), replica);
     WAIT_UNTIL(test_stats(a).synced && test_stats(a).reconnects > 0, 10000);
     WAIT_UNTIL(test_stats(b).synced && test_stats(b).reconnects > 0, 10000);
     v = cluster_value(ns, "k");
@@ -870,7 +672,7 @@ START_TEST(own_write_lost_with_its_event)
     assert_converged(pods, 2, ns, "k", 5000); /* ...and no pod serves it */
     /* Writing goes on, and the next versions reach both pods. */
     ck_assert_int_eq(sc_set(b, "k", "new", 3, 0), SC_OK);
-    WAIT_UNTIL((v = peek(a, "k"), strcmp(v, "lost") != 0 ? 1 : (free(v), 0)), 3000);
+    WAIT_UNTIL((v = test_peek(a, "k"), strcmp(v, "lost") != 0 ? 1 : (free(v), 0)), 3000);
     free(v);
     assert_converged(pods, 2, ns, "k", 5000);
     sc_close(a);
@@ -881,8 +683,8 @@ END_TEST
 int main(void)
 {
     /* A failed start still stops every node already running. */
-    if (cluster_start() != 0) {
-        cluster_stop();
+    if (sc_test_cluster_start(&g_cl, 3, 1) != 0) {
+        sc_test_cluster_stop(&g_cl);
         return 1;
     }
     Suite *s = suite_create("cluster");
@@ -902,6 +704,6 @@ int main(void)
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);
-    cluster_stop();
+    sc_test_cluster_stop(&g_cl);
     return failed ? 1 : 0;
 }

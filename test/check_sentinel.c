@@ -15,7 +15,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "pods.h"
+#include "converge.h"
 
 sc_test_redis g_redis; /* pods.h wants it; the tests use g_data */
 
@@ -241,105 +241,15 @@ static char *master_value(const char *ns, const char *key)
     return out;
 }
 
-static char *peek(sc_cache *c, const char *key)
+static char *master_value_of(const char *ns, const char *key, void *ud)
 {
-    sc_value *v = NULL;
-    if (sc_peek(c, key, &v) != SC_OK)
-        return strdup("<none>");
-    char *out = strndup(sc_value_data(v), sc_value_size(v));
-    sc_value_release(v);
-    return out;
+    (void)ud;
+    return master_value(ns, key);
 }
 
 static void assert_converged(sc_cache **pods, int npods, const char *ns, const char *key, long ms)
 {
-    long long deadline = test_now_ms() + ms;
-    for (;;) {
-        char *want = master_value(ns, key);
-        int ok = 1;
-        char detail[512] = "";
-        for (int p = 0; p < npods && ok; p++) {
-            char *local = peek(pods[p], key);
-            char *got = test_get(pods[p], key);
-            if ((strcmp(local, "<none>") != 0 && strcmp(local, want) != 0) || strcmp(got, want) != 0) {
-                ok = 0;
-                snprintf(detail, sizeof detail, "pod %d: local %s, get %s, redis %s", p, local, got, want);
-            }
-            free(local);
-            free(got);
-        }
-        free(want);
-        if (ok)
-            return;
-        if (test_now_ms() > deadline)
-            ck_abort_msg("{%s} %s did not converge: %s", ns, key, detail);
-        test_sleep_ms(20);
-    }
-}
-
-#define NKEYS 16
-typedef struct writer {
-    sc_cache *c;
-    atomic_int stop;
-    long last_ok[NKEYS];
-    long last_try[NKEYS];
-    atomic_long ok;
-    long failed;
-    char first_error[256];
-} writer;
-
-static void *writer_main(void *p)
-{
-    writer *w = p;
-    for (long n = 1; !atomic_load(&w->stop); n++) {
-        int k = (int)(n % NKEYS);
-        char key[16], val[32];
-        snprintf(key, sizeof key, "w%d", k);
-        snprintf(val, sizeof val, "%ld", n);
-        w->last_try[k] = n;
-        sc_status s = sc_set(w->c, key, val, strlen(val), 0);
-        if (s == SC_OK) {
-            w->last_ok[k] = n;
-            atomic_fetch_add(&w->ok, 1);
-        } else {
-            if (!w->failed)
-                snprintf(w->first_error, sizeof w->first_error, "%s: %s", sc_strerror(s), sc_errmsg(w->c));
-            w->failed++;
-            test_sleep_ms(5);
-        }
-        test_sleep_ms(1);
-    }
-    return NULL;
-}
-
-/* Every pod agrees with the master, then: how many keys lost an
- * acknowledged write; each such loss must have been noticed by the pods (a
- * new epoch or a flush). Convergence first: a pod may notice only when it
- * resubscribes. */
-static int check_writer(writer *w, sc_cache **pods, int npods, const char *ns)
-{
-    for (int k = 0; k < NKEYS; k++) {
-        char key[16];
-        snprintf(key, sizeof key, "w%d", k);
-        assert_converged(pods, npods, ns, key, 8000);
-    }
-    uint64_t noticed = 0;
-    for (int p = 0; p < npods; p++)
-        noticed += test_stats(pods[p]).epoch_changes + test_stats(pods[p]).flushes;
-    int lost = 0;
-    for (int k = 0; k < NKEYS; k++) {
-        char key[16];
-        snprintf(key, sizeof key, "w%d", k);
-        char *v = master_value(ns, key);
-        long have = strcmp(v, "<none>") == 0 ? 0 : atol(v);
-        free(v);
-        ck_assert_msg(have <= w->last_try[k], "%s holds %ld, never written", key, have);
-        if (have < w->last_ok[k])
-            lost++;
-        ck_assert_msg(have >= w->last_ok[k] || noticed, "%s lost acknowledged write %ld (holds %ld) unnoticed", key,
-                      w->last_ok[k], have);
-    }
-    return lost;
+    test_assert_converged(pods, npods, ns, key, ms, master_value_of, NULL);
 }
 
 /* ---------------------------------------------------------------- tests -- */
@@ -386,11 +296,11 @@ START_TEST(pods_through_sentinel)
     ck_assert_str_eq(v, "v1");
     free(v);
     ck_assert_int_eq(sc_set(a, "k", "v2", 2, 0), SC_OK);
-    WAIT_UNTIL((v = peek(b, "k"), strcmp(v, "v2") == 0 ? 1 : (free(v), 0)), 3000);
+    WAIT_UNTIL((v = test_peek(b, "k"), strcmp(v, "v2") == 0 ? 1 : (free(v), 0)), 3000);
     ck_assert_str_eq(v, "v2");
     free(v);
     ck_assert_int_eq(sc_delete(b, "k"), SC_OK);
-    WAIT_UNTIL((v = peek(a, "k"), strcmp(v, "<none>") == 0 ? 1 : (free(v), 0)), 3000);
+    WAIT_UNTIL((v = test_peek(a, "k"), strcmp(v, "<none>") == 0 ? 1 : (free(v), 0)), 3000);
     ck_assert_str_eq(v, "<none>");
     free(v);
     sc_close(a);
@@ -440,11 +350,11 @@ START_TEST(sentinel_failover_while_running)
     int old_master = sentinel_master_port();
     ck_assert_int_ne(old_master, 0);
     sc_cache *pods[2] = {sentinel_pod("s_fo", "a"), sentinel_pod("s_fo", "b")};
-    writer w = {.c = pods[0]};
+    test_writer w = {.c = pods[0]};
     pthread_t t;
-    pthread_create(&t, NULL, writer_main, &w);
+    pthread_create(&t, NULL, test_writer_main, &w);
     for (int round = 0; round < 20; round++) {
-        for (int k = 0; k < NKEYS; k++) {
+        for (int k = 0; k < TEST_WRITER_KEYS; k++) {
             char key[16];
             snprintf(key, sizeof key, "w%d", k);
             free(test_get(pods[1], key));
@@ -468,7 +378,7 @@ START_TEST(sentinel_failover_while_running)
                   w.failed, w.first_error);
     for (int p = 0; p < 2; p++)
         WAIT_UNTIL(test_stats(pods[p]).synced, 8000);
-    int lost = check_writer(&w, pods, 2, "s_fo");
+    int lost = test_check_writer(&w, pods, 2, "s_fo", 8000, master_value_of, NULL);
     /* The pods write to the new master now. */
     ck_assert_int_eq(sc_set(pods[1], "after", "x", 1, 0), SC_OK);
     redisReply *h = cmd_at(new_master, "HGET {s_fo}:k:after value");
@@ -499,9 +409,9 @@ START_TEST(promotion_that_lost_writes_is_detected)
     ck_assert_msg(replica_synced(replica), "the replica at %d is not in sync", replica);
 
     sc_cache *pods[2] = {sentinel_pod("s_lost", "a"), sentinel_pod("s_lost", "b")};
-    writer w = {.c = pods[0]};
+    test_writer w = {.c = pods[0]};
     pthread_t t;
-    pthread_create(&t, NULL, writer_main, &w);
+    pthread_create(&t, NULL, test_writer_main, &w);
     test_sleep_ms(300);
 
     redisReply *r = cmd_at(replica, "CONFIG SET masterauth wrong-password");
@@ -527,7 +437,7 @@ START_TEST(promotion_that_lost_writes_is_detected)
     for (int p = 0; p < 2; p++)
         WAIT_UNTIL(test_stats(pods[p]).synced && test_stats(pods[p]).reconnects > 0, 10000);
     long long back = test_now_ms() - t0;
-    int lost = check_writer(&w, pods, 2, "s_lost");
+    int lost = test_check_writer(&w, pods, 2, "s_lost", 8000, master_value_of, NULL);
     /* And writing goes on. */
     ck_assert_int_eq(sc_set(pods[0], "w0", "again", 5, 0), SC_OK);
     assert_converged(pods, 2, "s_lost", "w0", 3000);

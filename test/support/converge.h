@@ -1,0 +1,126 @@
+/* Convergence checks shared by the multi-server suites (cluster, sentinel,
+ * partitions, tracking): what every pod serves against what Redis holds,
+ * and a writer thread whose acknowledged writes must survive a failover
+ * unless the pods noticed the loss. Value readers return malloc'd strings,
+ * "<none>" when the key is absent.
+ */
+#ifndef SC_TEST_CONVERGE_H
+#define SC_TEST_CONVERGE_H
+
+#include <stdatomic.h>
+
+#include "pods.h"
+
+/* Redis' value of key in namespace ns (the suite knows where to ask). */
+typedef char *(*test_value_fn)(const char *ns, const char *key, void *ud);
+
+/* The pod's local copy of key, or "<none>". */
+static inline char *test_peek(sc_cache *c, const char *key)
+{
+    sc_value *v = NULL;
+    if (sc_peek(c, key, &v) != SC_OK)
+        return strdup("<none>");
+    char *out = strndup(sc_value_data(v), sc_value_size(v));
+    sc_value_release(v);
+    return out;
+}
+
+/* Every pod's local copy of key (when it has one) and its sc_get equal
+ * Redis'; waits up to ms for the pods to converge. */
+static inline void test_assert_converged(sc_cache **pods, int npods, const char *ns, const char *key, long ms,
+                                         test_value_fn redis_value, void *ud)
+{
+    long long deadline = test_now_ms() + ms;
+    for (;;) {
+        char *want = redis_value(ns, key, ud);
+        int ok = 1;
+        char detail[512] = "";
+        for (int p = 0; p < npods && ok; p++) {
+            char *local = test_peek(pods[p], key);
+            char *got = test_get(pods[p], key);
+            if ((strcmp(local, "<none>") != 0 && strcmp(local, want) != 0) || strcmp(got, want) != 0) {
+                ok = 0;
+                snprintf(detail, sizeof detail, "pod %d: local %s, get %s, redis %s", p, local, got, want);
+            }
+            free(local);
+            free(got);
+        }
+        free(want);
+        if (ok)
+            return;
+        if (test_now_ms() > deadline)
+            ck_abort_msg("{%s} %s did not converge: %s", ns, key, detail);
+        test_sleep_ms(20);
+    }
+}
+
+/* A writer thread: sets w0..w(TEST_WRITER_KEYS-1) round robin with
+ * increasing numbers, remembering per key the last acknowledged number and
+ * the last tried. */
+#define TEST_WRITER_KEYS 16
+typedef struct test_writer {
+    sc_cache *c;
+    atomic_int stop;
+    long last_ok[TEST_WRITER_KEYS];
+    long last_try[TEST_WRITER_KEYS];
+    atomic_long ok;
+    long failed;
+    char first_error[256];
+} test_writer;
+
+static inline void *test_writer_main(void *p)
+{
+    test_writer *w = p;
+    for (long n = 1; !atomic_load(&w->stop); n++) {
+        int k = (int)(n % TEST_WRITER_KEYS);
+        char key[16], val[32];
+        snprintf(key, sizeof key, "w%d", k);
+        snprintf(val, sizeof val, "%ld", n);
+        w->last_try[k] = n;
+        sc_status s = sc_set(w->c, key, val, strlen(val), 0);
+        if (s == SC_OK) {
+            w->last_ok[k] = n;
+            atomic_fetch_add(&w->ok, 1);
+        } else {
+            /* A failure is a clear status with a message, never a hang. */
+            if (!w->failed)
+                snprintf(w->first_error, sizeof w->first_error, "%s: %s", sc_strerror(s), sc_errmsg(w->c));
+            w->failed++;
+            test_sleep_ms(5);
+        }
+        test_sleep_ms(1);
+    }
+    return NULL;
+}
+
+/* After the writer stopped: every pod agrees with Redis (within ms), and no
+ * acknowledged write was lost unless some pod noticed (a new epoch or a
+ * flush). Convergence first: a pod may notice only when it resubscribes.
+ * Returns how many keys lost an acknowledged write. */
+static inline int test_check_writer(test_writer *w, sc_cache **pods, int npods, const char *ns, long ms,
+                                    test_value_fn redis_value, void *ud)
+{
+    for (int k = 0; k < TEST_WRITER_KEYS; k++) {
+        char key[16];
+        snprintf(key, sizeof key, "w%d", k);
+        test_assert_converged(pods, npods, ns, key, ms, redis_value, ud);
+    }
+    uint64_t noticed = 0;
+    for (int p = 0; p < npods; p++)
+        noticed += test_stats(pods[p]).epoch_changes + test_stats(pods[p]).flushes;
+    int lost = 0;
+    for (int k = 0; k < TEST_WRITER_KEYS; k++) {
+        char key[16];
+        snprintf(key, sizeof key, "w%d", k);
+        char *v = redis_value(ns, key, ud);
+        long have = strcmp(v, "<none>") == 0 ? 0 : atol(v);
+        free(v);
+        ck_assert_msg(have <= w->last_try[k], "%s holds %ld, never written", key, have);
+        ck_assert_msg(have >= w->last_ok[k] || noticed, "%s lost acknowledged write %ld (holds %ld) unnoticed", key,
+                      w->last_ok[k], have);
+        lost += have < w->last_ok[k];
+    }
+    return lost;
+}
+
+#endif

@@ -1,0 +1,48 @@
+/* A private Redis Cluster for tests, benchmarks and tools: cluster-enabled
+ * redis-servers on loopback (sc_test_redis each), joined with
+ * `redis-cli --cluster create`, always stopped. Helpers ask the nodes
+ * themselves (CLUSTER KEYSLOT, CLUSTER SLOTS, ROLE), so they share no code
+ * with the library's own routing. Not thread-safe; one owner per cluster.
+ */
+#ifndef SC_TEST_REDIS_CLUSTER_H
+#define SC_TEST_REDIS_CLUSTER_H
+
+#include "redis_server.h"
+
+#define SC_TEST_CLUSTER_MAX 6
+
+typedef struct sc_test_cluster {
+    sc_test_redis node[SC_TEST_CLUSTER_MAX];
+    int nodes;       /* masters * (1 + replicas) */
+    char seeds[256]; /* "127.0.0.1:p,..." of the first masters: redis_cluster_nodes */
+} sc_test_cluster;
+
+/* Starts masters * (1 + replicas) nodes (at most SC_TEST_CLUSTER_MAX, node
+ * timeout 2 s), creates the cluster and waits until every node says
+ * cluster_state:ok. Returns 0, or -1 with a message on stderr (the nodes
+ * started are stopped). */
+int sc_test_cluster_start(sc_test_cluster *cl, int masters, int replicas);
+/* Stops every node (also the killed ones' temp dirs). Safe to call twice. */
+void sc_test_cluster_stop(sc_test_cluster *cl);
+
+/* One command on a fresh connection to the node at port: the reply (caller
+ * frees) or NULL. */
+redisReply *sc_test_node_cmd(int port, const char *fmt, ...);
+/* Every running node says cluster_state:ok. */
+int sc_test_cluster_ok(const sc_test_cluster *cl);
+/* Polls sc_test_cluster_ok for up to ms; its last answer. */
+int sc_test_cluster_wait_ok(const sc_test_cluster *cl, long ms);
+/* CLUSTER KEYSLOT of key, asked of a live node (0 if none answers). */
+unsigned sc_test_cluster_keyslot(const sc_test_cluster *cl, const char *key);
+/* The port of the master owning slot per the first live node that knows, or 0. */
+int sc_test_cluster_slot_owner(const sc_test_cluster *cl, unsigned slot);
+/* The master owning key's slot, or 0. */
+int sc_test_cluster_master_of(const sc_test_cluster *cl, const char *key);
+/* A live replica of the master at master_port (by ROLE), or 0. */
+int sc_test_cluster_replica_of(const sc_test_cluster *cl, int master_port);
+/* The index in cl->node of the node at port, or -1. */
+int sc_test_cluster_index_of(const sc_test_cluster *cl, int port);
+/* The replica at port has its link to the master up and no sync running. */
+int sc_test_node_replica_synced(int port);
+
+#endif
