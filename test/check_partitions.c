@@ -9,7 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "support/pods.h"
+#include "support/converge.h"
+#include "support/redis_cluster.h"
 
 sc_test_redis g_redis;
 
@@ -524,6 +525,128 @@ START_TEST(stats_metrics_errmsg)
 }
 END_TEST
 
+/* ---- Redis Cluster: one namespace over several masters ---- */
+
+static sc_test_cluster g_cl;
+
+/* The master owning partition p's slot. */
+static int master_of_part(const char *ns, unsigned p)
+{
+    char tag[300];
+    snprintf(tag, sizeof tag, "{%s#%u}", ns, p);
+    return sc_test_cluster_master_of(&g_cl, tag);
+}
+
+/* The value of key in its partition, read on the slot's owner. */
+static char *cluster_value(const char *ns, const char *key, void *ud)
+{
+    (void)ud;
+    unsigned p = partition_of(key, P);
+    for (int attempt = 0; attempt < 50; attempt++) {
+        int port = master_of_part(ns, p);
+        redisReply *r = port ? sc_test_node_cmd(port, "HGET {%s#%u}:k:%s value", ns, p, key) : NULL;
+        if (r && r->type != REDIS_REPLY_ERROR) {
+            char *out = r->type == REDIS_REPLY_STRING ? strndup(r->str, r->len) : strdup("<none>");
+            freeReplyObject(r);
+            return out;
+        }
+        if (r)
+            freeReplyObject(r);
+        test_sleep_ms(100);
+    }
+    return strdup("<unreachable>");
+}
+
+static sc_cache *cluster_pod(const char *ns, const char *id)
+{
+    sc_options o = part_options(ns, id, P);
+    o.redis_cluster_nodes = g_cl.seeds;
+    o.redis_port = 1; /* ignored in cluster mode */
+    return test_open(&o);
+}
+
+START_TEST(cluster_spread_and_converge)
+{
+    ck_assert_int_eq(sc_test_cluster_start(&g_cl, 3, 0), 0);
+    const char *ns = NS("cl");
+    /* The partitions' slots fall on several masters. */
+    int masters[3] = {0}, nm = 0;
+    for (unsigned p = 0; p < P; p++) {
+        int port = master_of_part(ns, p);
+        ck_assert_int_ne(port, 0);
+        int known = 0;
+        for (int i = 0; i < nm; i++)
+            known |= masters[i] == port;
+        if (!known && nm < 3)
+            masters[nm++] = port;
+    }
+    ck_assert_int_ge(nm, 2);
+
+    sc_cache *pods[3] = {cluster_pod(ns, "a"), cluster_pod(ns, "b"), cluster_pod(ns, "c")};
+    /* Plain writes from every pod, read back everywhere and on the right
+     * master; the keys' masters differ. */
+    char key[16], val[16];
+    int key_masters[3] = {0}, nk = 0;
+    for (int i = 0; i < 48; i++) {
+        snprintf(key, sizeof key, "c%d", i);
+        snprintf(val, sizeof val, "v%d", i);
+        ck_assert_int_eq(sc_set(pods[i % 3], key, val, strlen(val), 0), SC_OK);
+        char *s = cluster_value(ns, key, NULL);
+        ck_assert_str_eq(s, val);
+        free(s);
+        int port = master_of_part(ns, partition_of(key, P)), known = 0;
+        for (int m = 0; m < nk; m++)
+            known |= key_masters[m] == port;
+        if (!known && nk < 3)
+            key_masters[nk++] = port;
+    }
+    ck_assert_int_ge(nk, 2);
+    for (int i = 0; i < 48; i++) {
+        snprintf(key, sizeof key, "c%d", i);
+        test_assert_converged(pods, 3, ns, key, 5000, cluster_value, NULL);
+    }
+    for (int i = 0; i < 48; i += 3) {
+        snprintf(key, sizeof key, "c%d", i);
+        ck_assert_int_eq(sc_delete(pods[1], key), SC_OK);
+    }
+    for (int i = 0; i < 48; i++) {
+        snprintf(key, sizeof key, "c%d", i);
+        test_assert_converged(pods, 3, ns, key, 5000, cluster_value, NULL);
+    }
+
+    /* A writer over keys of many partitions while the others read. */
+    test_writer w;
+    memset(&w, 0, sizeof w);
+    w.c = pods[0];
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, test_writer_main, &w), 0);
+    for (int round = 0; round < 100; round++) {
+        snprintf(key, sizeof key, "w%d", round % TEST_WRITER_KEYS);
+        char *s = test_get(pods[1 + round % 2], key);
+        free(s);
+        test_sleep_ms(5);
+    }
+    atomic_store(&w.stop, 1);
+    pthread_join(t, NULL);
+    ck_assert_msg(w.failed == 0, "writer failures: %ld (%s)", w.failed, w.first_error);
+    ck_assert_int_gt(atomic_load(&w.ok), 0);
+    ck_assert_int_eq(test_check_writer(&w, pods, 3, ns, 5000, cluster_value, NULL), 0);
+
+    /* A clear reaches every partition on every master. */
+    ck_assert_int_eq(sc_clear(pods[2]), SC_OK);
+    for (int i = 0; i < TEST_WRITER_KEYS; i++) {
+        snprintf(key, sizeof key, "w%d", i);
+        test_assert_converged(pods, 3, ns, key, 5000, cluster_value, NULL);
+        char *s = test_get(pods[0], key);
+        ck_assert_str_eq(s, "<none>");
+        free(s);
+    }
+    for (int p = 0; p < 3; p++)
+        sc_close(pods[p]);
+    sc_test_cluster_stop(&g_cl);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("partitions");
@@ -539,6 +662,10 @@ static Suite *suite(void)
     tcase_add_test(tc, subscribers_killed);
     tcase_add_test(tc, stats_metrics_errmsg);
     suite_add_tcase(s, tc);
+    TCase *cl = tcase_create("cluster");
+    tcase_set_timeout(cl, 180);
+    tcase_add_test(cl, cluster_spread_and_converge);
+    suite_add_tcase(s, cl);
     return s;
 }
 

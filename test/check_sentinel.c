@@ -336,7 +336,7 @@ START_TEST(partitioned_through_sentinel)
     for (int i = 0; i < 16; i++) {
         snprintf(key, sizeof key, "k%d", i);
         ck_assert_int_eq(sc_delete(b, key), SC_OK);
-        WAIT_UNTIL((v = peek(a, key), strcmp(v, "<none>") == 0 ? 1 : (free(v), 0)), 3000);
+        WAIT_UNTIL((v = test_peek(a, key), strcmp(v, "<none>") == 0 ? 1 : (free(v), 0)), 3000);
         ck_assert_str_eq(v, "<none>");
         free(v);
     }
