@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <event2/event.h>
+
 #include "support/converge.h"
 #include "support/redis_cluster.h"
 
@@ -525,6 +527,41 @@ START_TEST(stats_metrics_errmsg)
 }
 END_TEST
 
+/* The application's loop carries every partition's subscription. */
+START_TEST(caller_event_base)
+{
+    struct event_base *base = event_base_new();
+    sc_options o = part_options(NS("base"), "looped", P);
+    o.event_base = base;
+    sc_cache *l = test_open(&o);
+    sc_cache *a = part_pod(NS("base"), "a");
+    ck_assert_uint_eq(test_stats(l).synced, 0);
+    /* Unsynced: reads go to Redis. */
+    ck_assert_int_eq(sc_set(a, "early", "e", 1, 0), SC_OK);
+    ck_assert(get_is(l, "early", "e"));
+    long long deadline = test_now_ms() + 5000;
+    while (!test_stats(l).synced && test_now_ms() < deadline)
+        event_base_loop(base, EVLOOP_NONBLOCK);
+    ck_assert_uint_eq(test_stats(l).synced, 1);
+    char key[16];
+    for (int i = 0; i < 16; i++) {
+        snprintf(key, sizeof key, "e%d", i);
+        ck_assert_int_eq(sc_set(a, key, "v", 1, 0), SC_OK);
+    }
+    deadline = test_now_ms() + 5000;
+    while (test_stats(l).events_applied < 16 && test_now_ms() < deadline)
+        event_base_loop(base, EVLOOP_NONBLOCK);
+    ck_assert_uint_eq(test_stats(l).events_applied, 16);
+    for (int i = 0; i < 16; i++) {
+        snprintf(key, sizeof key, "e%d", i);
+        ck_assert(has_local(l, key, "v"));
+    }
+    sc_close(l);
+    sc_close(a);
+    event_base_free(base);
+}
+END_TEST
+
 /* ---- Redis Cluster: one namespace over several masters ---- */
 
 static sc_test_cluster g_cl;
@@ -661,6 +698,7 @@ static Suite *suite(void)
     tcase_add_test(tc, lost_event_in_one_partition);
     tcase_add_test(tc, subscribers_killed);
     tcase_add_test(tc, stats_metrics_errmsg);
+    tcase_add_test(tc, caller_event_base);
     suite_add_tcase(s, tc);
     TCase *cl = tcase_create("cluster");
     tcase_set_timeout(cl, 180);
