@@ -234,15 +234,17 @@ sc_status sc__parts_fetch_batch(sc_cache *c, const char *const *keys, size_t n, 
 }
 
 /* Counters and sizes add up; synced holds when every partition is synced;
- * last_seq (sequences of different counters do not add) and the age of the
- * oldest unsaved write are the highest. */
+ * the age of the oldest unsaved write is the highest. last_seq adds up too:
+ * a partition's never exceeds its counter, so the sum equals the sum of the
+ * partitions' counters exactly when every partition applied everything
+ * (and the difference is how many events are still to apply). */
 _Static_assert(sizeof(sc_stats) % sizeof(uint64_t) == 0, "sc_stats holds uint64_t fields only");
 #define STATS_FIELDS (sizeof(sc_stats) / sizeof(uint64_t))
 
 void sc__parts_stats(sc_cache *c, sc_stats *out)
 {
     uint64_t sum[STATS_FIELDS] = {0}, one[STATS_FIELDS];
-    uint64_t synced = 1, last_seq = 0, oldest = 0;
+    uint64_t synced = 1, oldest = 0;
     for (unsigned p = 0; p < c->nparts; p++) {
         sc_stats st;
         sc_stats_get(c->part[p], &st);
@@ -250,12 +252,10 @@ void sc__parts_stats(sc_cache *c, sc_stats *out)
         for (size_t i = 0; i < STATS_FIELDS; i++)
             sum[i] += one[i];
         synced &= st.synced;
-        last_seq = st.last_seq > last_seq ? st.last_seq : last_seq;
         oldest = st.behind_oldest_ms > oldest ? st.behind_oldest_ms : oldest;
     }
     memcpy(out, sum, sizeof *out);
     out->synced = synced;
-    out->last_seq = last_seq;
     out->behind_oldest_ms = oldest;
 }
 

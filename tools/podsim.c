@@ -68,6 +68,7 @@ static void usage(FILE *f)
             "  --duration SEC         workload length, default 20\n"
             "  --policy lru|lfu       local tier policy, default lfu\n"
             "  --disconnect bypass|flush|stale  disconnect policy, default bypass\n"
+            "  --partitions N         partitions of the namespace (1..1024), default 1\n"
             "  --local-size N         local entries per pod, default 5000\n"
             "  --rate OPS             ops/s per pod, default 2000 (0 = as fast as possible)\n"
             "  --verify-ratio F       share of reads checked against Redis, default 0.02\n"
@@ -118,7 +119,7 @@ static int parse_args(int argc, char **argv, ps_config *c)
     enum {
         O_PODS = 256, O_READERS, O_KEYS, O_ZIPF, O_WRATIO, O_VMIN, O_VMAX, O_DUR, O_POLICY, O_LOCAL,
         O_RATE, O_VERIFY, O_REPORT, O_LOG, O_SEED, O_NOPREFILL, O_QUIET, O_REDIS, O_KILLSUB, O_RESTART, O_PAUSE, O_OUTAGE, O_HELP,
-        O_DISCONNECT, O_METRICS, O_WB
+        O_DISCONNECT, O_METRICS, O_WB, O_PARTS
     };
     static const struct option opts[] = {
         {"pods", 1, 0, O_PODS}, {"readers", 1, 0, O_READERS}, {"keys", 1, 0, O_KEYS},
@@ -130,7 +131,7 @@ static int parse_args(int argc, char **argv, ps_config *c)
         {"redis", 1, 0, O_REDIS}, {"fault-kill-sub", 1, 0, O_KILLSUB},
         {"fault-restart-redis", 1, 0, O_RESTART}, {"fault-pause-redis", 1, 0, O_PAUSE}, {"fault-outage-redis", 1, 0, O_OUTAGE},
         {"help", 0, 0, O_HELP}, {"disconnect", 1, 0, O_DISCONNECT}, {"metrics-port", 1, 0, O_METRICS},
-        {"write-behind", 1, 0, O_WB},
+        {"write-behind", 1, 0, O_WB}, {"partitions", 1, 0, O_PARTS},
         {0, 0, 0, 0}};
 
     memset(c, 0, sizeof *c);
@@ -144,6 +145,7 @@ static int parse_args(int argc, char **argv, ps_config *c)
     c->duration_s = 20;
     c->policy = SC_LOCAL_LFU;
     c->disconnect = SC_DISCONNECT_BYPASS;
+    c->partitions = 1;
     c->local_size = 5000;
     c->rate = 2000;
     c->verify_ratio = 0.02;
@@ -245,6 +247,7 @@ static int parse_args(int argc, char **argv, ps_config *c)
                 return -1;
             }
             break;
+        case O_PARTS: bad = parse_uint(optarg, 1024, &u) || u == 0; c->partitions = (unsigned)u; break;
         case O_HELP: usage(stdout); exit(0);
         default: usage(stderr); return -1;
         }
@@ -798,11 +801,8 @@ static uint64_t read_seq(const sim *s)
     if (!c)
         return 0;
     uint64_t seq = 0;
-    redisReply *r = redisCommand(c, "GET {%s}:seq", s->cfg.ns);
-    if (r && r->type == REDIS_REPLY_STRING)
-        seq = strtoull(r->str, NULL, 10);
-    if (r)
-        freeReplyObject(r);
+    if (ps_read_seq(c, &s->cfg, &seq) != 0)
+        seq = 0;
     redisFree(c);
     return seq;
 }

@@ -509,7 +509,8 @@ typedef struct sc_stats {
                                       local tier while unsynced, fetches answered
                                       with a graced or local value (sc_fetch_ex) */
     uint64_t synced;               /* 1 while the event stream is live and caught up */
-    uint64_t last_seq;             /* highest namespace sequence applied */
+    uint64_t last_seq;             /* highest namespace sequence applied (with
+                                      partitions: the sum of the partitions') */
     uint64_t events_foreign;       /* events of other namespaces on the channel, ignored */
     uint64_t events_forged;        /* events claiming a sequence Redis had not reached,
                                       or a second different event for one sequence:
