@@ -163,7 +163,9 @@ typedef struct sc_dirty {
  * Anything else: nothing counts as saved; the batch is retried later, by
  * this pod or another. Items hold one write per key (the newest of the
  * batch), in version order. Runs on the pod's write-behind thread, one call
- * at a time per pod (pods of one process call theirs concurrently). Saves
+ * at a time per pod (pods of one process call theirs concurrently; with
+ * partitions each partition has its own thread and queue, so up to P calls
+ * run at once, never two with the same key). Saves
  * are at least once: a write may be offered again (after a takeover, or a
  * save whose acknowledgement was lost), possibly after a newer write of the
  * key was saved, which is what the version is for. Must not call back into
@@ -403,7 +405,9 @@ SC_EXPORT sc_status sc_delete(sc_cache *c, const char *key);
 
 /* Removes this namespace's keys from Redis (in batches, never FLUSHDB), the
  * local tier, and publishes a clear event. Keys written while the clear runs
- * may survive it. A plain reader clears only its local tier. */
+ * may survive it. A plain reader clears only its local tier. With
+ * partitions, each partition is cleared in turn (not one atomic step); the
+ * first failure is returned after the others ran. */
 SC_EXPORT sc_status sc_clear(sc_cache *c);
 
 /* ---- versions (compare-and-set without ABA) ----
@@ -430,7 +434,8 @@ SC_EXPORT sc_status sc_set_if_version(sc_cache *c, const char *key, const void *
                                       uint64_t expected);
 
 /* Reads n keys: the local tier first, then ONE Redis round trip for all the
- * misses (a key given twice is read once). out[i] gets a reference (caller
+ * misses (a key given twice is read once; with partitions, one round trip
+ * per partition holding some of the keys). out[i] gets a reference (caller
  * releases) or NULL for a key not found; values read from Redis are
  * installed under the same rules as sc_get. SC_OK, or an error with every
  * out[i] NULL: SC_ERR_INVALID (a NULL, empty or too long key; n above 2^20),
@@ -670,7 +675,8 @@ SC_EXPORT sc_status sc_fetch_ex(sc_cache *c, const char *key, const sc_fetch_opt
 /* sc_fetch for n keys (in any order, duplicates allowed): one Redis round
  * trip for the keys no local tier holds; the batch loader is called once with
  * the keys that are missing and not being loaded elsewhere (again only if a
- * lock it waited for lapsed); keys other pods are loading are waited for;
+ * lock it waited for lapsed; with partitions, once per partition holding
+ * some of the keys, each with its own round trips); keys other pods are loading are waited for;
  * the loaded values are stored in one round trip. out has n slots: out[i] is
  * the value of keys[i] (caller releases each) or NULL when not found.
  * Returns SC_OK when every key was answered (found or not), else the first
@@ -707,7 +713,8 @@ SC_EXPORT sc_status sc_set_tagged(sc_cache *c, const char *key, const void *val,
                                   const char *const *tags, size_t ntags);
 
 /* Every key written with tag before this call becomes not found on every
- * pod (see above). One Redis script; the local copies of this pod go before
+ * pod (see above). One Redis script (one per partition, in turn, with
+ * partitions); the local copies of this pod go before
  * it returns, other pods' on the event. Invalidating a tag no key carries is
  * SC_OK. A plain reader drops its own local copies only. SC_OK,
  * SC_ERR_INVALID / SC_ERR_TOO_LARGE (bad tag), SC_ERR_REMOTE, SC_ERR_TIMEOUT. */
