@@ -13,8 +13,9 @@
 #include "remote/remote.h"
 #include "sync/sync.h"
 
-/* Most partitions of a namespace (option partitions). */
-#define SC__PARTITIONS_MAX 1024
+/* Most partitions of a namespace (option partitions): each costs a
+ * subscription, a thread and a pool of its own. */
+#define SC__PARTITIONS_MAX 256
 
 /* Room for an error message from any layer. */
 #define SC__ERRLEN 512

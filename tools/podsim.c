@@ -68,7 +68,7 @@ static void usage(FILE *f)
             "  --duration SEC         workload length, default 20\n"
             "  --policy lru|lfu       local tier policy, default lfu\n"
             "  --disconnect bypass|flush|stale  disconnect policy, default bypass\n"
-            "  --partitions N         partitions of the namespace (1..1024), default 1\n"
+            "  --partitions N         partitions of the namespace (1..256), default 1\n"
             "  --local-size N         local entries per pod, default 5000\n"
             "  --rate OPS             ops/s per pod, default 2000 (0 = as fast as possible)\n"
             "  --verify-ratio F       share of reads checked against Redis, default 0.02\n"
@@ -247,7 +247,7 @@ static int parse_args(int argc, char **argv, ps_config *c)
                 return -1;
             }
             break;
-        case O_PARTS: bad = parse_uint(optarg, 1024, &u) || u == 0; c->partitions = (unsigned)u; break;
+        case O_PARTS: bad = parse_uint(optarg, 256, &u) || u == 0; c->partitions = (unsigned)u; break;
         case O_HELP: usage(stdout); exit(0);
         default: usage(stderr); return -1;
         }

@@ -195,7 +195,7 @@ typedef struct sc_options {
                                       these sentinels; NULL: no Sentinel */
     const char *sentinel_master;   /* the master's name at the sentinels;
                                       default (and NULL) "mymaster" */
-    unsigned partitions;           /* partitions of the namespace, 1..1024;
+    unsigned partitions;           /* partitions of the namespace, 1..256;
                                       default 1 (0 means 1). P > 1: keys are
                                       spread by hash over P namespaces
                                       "{ns#p}" (each its own hash slot,
