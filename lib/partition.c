@@ -226,8 +226,8 @@ static sc_status fetch_one(sc_cache *part, const char *const *keys, size_t n, sc
     return sc_fetch_batch(part, keys, n, a->ttl_ms, a->load, a->ud, out);
 }
 
-sc_status sc__parts_fetch_batch(sc_cache *c, const char *const *keys, size_t n, uint64_t ttl_ms,
-                                sc_load_batch_fn load, void *ud, sc_value **out)
+sc_status sc__parts_fetch_batch(sc_cache *c, const char *const *keys, size_t n, uint64_t ttl_ms, sc_load_batch_fn load,
+                                void *ud, sc_value **out)
 {
     fetch_args a = {ttl_ms, load, ud};
     return grouped(c, keys, n, out, fetch_one, &a, "sc_fetch_batch");

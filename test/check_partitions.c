@@ -513,8 +513,8 @@ START_TEST(stats_metrics_errmsg)
     ck_assert_uint_lt(n, sizeof buf);
     ck_assert_ptr_nonnull(strstr(buf, "synccache_local_hits_total{ns=\"" NS("metrics") "\",pod=\"a\"} 10\n"));
     ck_assert_ptr_null(strstr(buf, "#0"));
-    ck_assert_ptr_nonnull(strstr(buf, "synccache_remote_set_duration_seconds_count{ns=\"" NS("metrics")
-                                      "\",pod=\"a\"} 10\n"));
+    ck_assert_ptr_nonnull(
+        strstr(buf, "synccache_remote_set_duration_seconds_count{ns=\"" NS("metrics") "\",pod=\"a\"} 10\n"));
     /* A partition's failure shows on the cache the caller holds. */
     char big[2000];
     memset(big, 'x', sizeof big - 1);

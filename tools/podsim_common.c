@@ -108,7 +108,8 @@ int ps_read_seq(redisContext *c, const ps_config *cfg, uint64_t *out)
     unsigned n = cfg->partitions > 1 ? cfg->partitions : 1;
     uint64_t sum = 0;
     for (unsigned p = 0; p < n; p++) {
-        redisReply *r = n > 1 ? redisCommand(c, "GET {%s#%u}:seq", cfg->ns, p) : redisCommand(c, "GET {%s}:seq", cfg->ns);
+        redisReply *r =
+            n > 1 ? redisCommand(c, "GET {%s#%u}:seq", cfg->ns, p) : redisCommand(c, "GET {%s}:seq", cfg->ns);
         if (!r || (r->type != REDIS_REPLY_STRING && r->type != REDIS_REPLY_NIL)) {
             if (r)
                 freeReplyObject(r);
