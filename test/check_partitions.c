@@ -400,6 +400,15 @@ START_TEST(count_agreement)
     u = test_pod(NS("plain"), "u"); /* records 1 again */
     sc_close(u);
 
+    /* One partition's own record disagreeing is enough, and the message
+     * names that partition. */
+    r = cmd("HSET {%s#3}:meta partitions 8", NS("half"));
+    freeReplyObject(r);
+    o = part_options(NS("half"), "x", P);
+    ck_assert_int_eq(open_status(&o, &msg), SC_ERR_INVALID);
+    ck_assert_ptr_nonnull(strstr(msg, "partitions = 8"));
+    ck_assert_ptr_nonnull(strstr(msg, "partition 3 of 16"));
+
     /* Bad options. */
     o = part_options("a#b", "x", 1);
     ck_assert_int_eq(open_status(&o, &msg), SC_ERR_INVALID);
