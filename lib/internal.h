@@ -105,8 +105,8 @@ struct sc_cache {
     sc__tags *tags;              /* the local tag index (tags.c) */
 };
 
-/* cache.c: opens one complete cache (partition index p of outer, or
- * outer NULL: the whole namespace) from checked options. */
+/* cache.c: opens one complete cache from checked options: a partition of
+ * outer, or (outer NULL) a whole unpartitioned namespace. */
 sc_status sc__cache_open(const sc_options *o, sc_cache *outer, sc_cache **out);
 /* cache.c: the partition count the namespace of r (opt->ns) records, with
  * opt->partitions recorded when it records none; SC_ERR_INVALID with a
