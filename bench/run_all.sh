@@ -1,6 +1,6 @@
 #!/bin/sh
 # Runs every benchmark from an existing build and prints Markdown: hotpath,
-# propagation, memory, stampede and tags (each starts and stops its own private
+# propagation, memory, stampede, tags and cluster (each starts and stops its own private
 # redis-server), then hitratio over the public traces next to the published
 # figures (read from the traces' README so they are never copied here). Builds
 # nothing.
@@ -24,7 +24,7 @@ echo
 echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(uname -m), $(nproc) CPUs, $(uname -r)"
 echo
 
-for b in hotpath propagation memory stampede tags; do
+for b in hotpath propagation memory stampede tags cluster; do
     if [ -x "$bin/$b" ]; then
         # shellcheck disable=SC2086 # runs_opt is two words or none
         "$bin/$b" $runs_opt

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "converge.h"
+#include "history.h"
 #include "redis_cluster.h"
 #include "remote/remote.h"
 
@@ -273,6 +274,35 @@ static int check_writer(test_writer *w, sc_cache **pods, int npods, const char *
     return test_check_writer(w, pods, npods, ns, 5000, cluster_value_of, NULL);
 }
 
+/* The history checker beside a failover test (test/support/history.h):
+ * three pods of a namespace of their own on the same master, recording
+ * random gets, sets, deletes and clears through the failover. */
+static redisContext *connect_owner(const char *ns, void *ud)
+{
+    (void)ud;
+    int port = master_of_ns(ns);
+    return port ? sc_test_redis_connect_addr("127.0.0.1", port) : NULL;
+}
+
+static void history_start(hist_run *h, const char *prefix, int master)
+{
+    char ns[32], err[256];
+    ns_on_master(prefix, master, ns, sizeof ns);
+    sc_options o = cluster_options(ns, NULL);
+    uint64_t seed = (uint64_t)time(NULL);
+    ck_assert_msg(hist_run_start(h, &o, ns, 3, seed, connect_owner, NULL, err, sizeof err) == 0, "%s", err);
+}
+
+/* Every rule of the checker holds, and every call returned within twice
+ * redis_timeout_ms (one deadline of about the timeout bounds a call; the
+ * margin is for a loaded machine) with a value or a clear status. */
+static void history_check(hist_run *h, const char *tag)
+{
+    char first[512];
+    size_t n = hist_run_finish(h, 2 * cluster_options("x", NULL).redis_timeout_ms, tag, first, sizeof first);
+    ck_assert_msg(n == 0, "%s: %zu history violation(s), first: %s", tag, n, first);
+}
+
 /* Moving a slot from src to dst with MIGRATE, as redis-cli --cluster
  * reshard does, in three steps so a test can act between them. */
 static void migrate_begin(unsigned slot, int src, int dst)
@@ -478,6 +508,8 @@ START_TEST(manual_failover_while_running)
     ck_assert_msg(replica, "master %d has no replica", master);
 
     sc_cache *pods[2] = {cluster_pod(ns, "a"), cluster_pod(ns, "b")};
+    hist_run h;
+    history_start(&h, "c_foh", master);
     test_writer w = {.c = pods[0]};
     pthread_t t;
     pthread_create(&t, NULL, test_writer_main, &w);
@@ -500,6 +532,9 @@ START_TEST(manual_failover_while_running)
     for (int p = 0; p < 2; p++)
         WAIT_UNTIL(test_stats(pods[p]).synced, 5000);
     check_writer(&w, pods, 2, ns);
+    /* CLUSTER FAILOVER waits for the replica to catch up: nothing is lost,
+     * so no read may go back and no write may vanish (no fault window). */
+    history_check(&h, "manual failover");
     fprintf(stderr, "manual failover: slot owned by the replica %lld ms after CLUSTER FAILOVER; %ld writes ok, %ld "
             "failed%s%s\n", switched, w.ok, w.failed, w.failed ? ": " : "", w.first_error);
     for (int p = 0; p < 2; p++)
@@ -523,6 +558,8 @@ START_TEST(killed_master_while_running)
     ck_assert_int_ge(victim, 0);
 
     sc_cache *pods[2] = {cluster_pod(ns, "a"), cluster_pod(ns, "b")};
+    hist_run h;
+    history_start(&h, "c_killh", master);
     test_writer w = {.c = pods[0]};
     pthread_t t;
     pthread_create(&t, NULL, test_writer_main, &w);
@@ -531,6 +568,7 @@ START_TEST(killed_master_while_running)
      * link is killed and cannot come back with a wrong masterauth), then
      * write probe keys that nothing rewrites later, so a loss stays
      * visible. */
+    uint64_t cut_off = now_ns();
     redisReply *r = sc_test_node_cmd(replica, "CONFIG SET masterauth wrong-password");
     ck_assert_msg(r && r->type != REDIS_REPLY_ERROR, "%s", r ? r->str : "no reply");
     freeReplyObject(r);
@@ -551,6 +589,9 @@ START_TEST(killed_master_while_running)
     long long t_kill = test_now_ms();
     WAIT_UNTIL(sc_test_cluster_slot_owner(&g_cl, ns_slot(ns)) == replica, 15000);
     ck_assert_int_eq(sc_test_cluster_slot_owner(&g_cl, ns_slot(ns)), replica);
+    /* From the cut-off to the promotion Redis' state moves back: reads on
+     * either side of that window (and its grace) are not compared. */
+    hist_add_window(&h.x, cut_off, now_ns(), 0);
     long ok_at_switch = w.ok;
     WAIT_UNTIL(w.ok > ok_at_switch + 50, 8000);
     long long t_back = test_now_ms();
@@ -575,6 +616,7 @@ START_TEST(killed_master_while_running)
     }
     ck_assert_uint_gt(test_stats(pods[0]).flushes + test_stats(pods[0]).epoch_changes, 0);
     ck_assert_uint_gt(test_stats(pods[1]).flushes + test_stats(pods[1]).epoch_changes, 0);
+    history_check(&h, "killed master");
     fprintf(stderr, "killed master: writes back %lld ms after the kill; %ld ok, %ld failed (first: %s); 8 probes and "
             "%d keys lost an acknowledged write; pods flushed or saw a new epoch %llu times\n",
             t_back - t_kill, w.ok, w.failed, w.first_error, lost,

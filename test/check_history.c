@@ -40,12 +40,17 @@
  *       forged one); a value that was not is reported once, and left out of
  *       (b) and (c).
  * Restarts and rollbacks legitimately move Redis back (data lost, versions
- * reused): (b) and (c) never compare reads across one (see era()). Values
+ * reused): (b) and (c) never compare reads across one (see hist_era()). Values
  * from forged set events are left out of (b) and (c): the protocol lets a
  * pod hold one briefly (a forged set whose version Redis has already reached
  * is only caught when the real event at that version arrives), but (a)
  * still requires that none survives quiescence. The test checker_selftest
  * runs the offline checks on hand-made histories.
+ *
+ * The recording (hist_worker) and the checks (hist_converge, hist_analyse)
+ * live in test/support/history.c, where check_cluster and check_sentinel run
+ * them through failovers; this file adds the seeds, the faults, the process
+ * mode and the self-test.
  *
  * Running: the default ctest run does a fixed list of seeds (about a minute).
  *   SC_HISTORY_SEED=S          one seed (the reproducer printed on failure)
@@ -71,22 +76,15 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "history.h"
 #include "pods.h"
 
 sc_test_redis g_redis; /* pods.h wants it; every seed starts its own server */
 
-#define MAX_PODS 8
+#define MAX_PODS HIST_MAX_PODS
 #define MAX_WORKERS 16
-#define MAX_WIN 256
-#define HB_INTERVAL_MS 50
+#define HB_INTERVAL_MS 50 /* hist_converge's settle time is 20 of these */
 #define HB_TIMEOUT_MS 500
-#define SETTLE_MS 1000       /* after every pod is synced: 20 heartbeats */
-#define CONVERGE_MS 3000     /* then a pod still differing from Redis is a violation */
-#define SYNC_WAIT_MS 10000
-/* After Redis comes back from a restart or rollback, pods need a moment to
- * see the dead connections; reads that overlap [fault, back + GRACE] are not
- * compared with reads on the other side (see era()). */
-#define RESTART_GRACE_NS (1500ull * 1000000ull)
 
 enum { MODE_THREADS, MODE_PROCS };
 static const char *const mode_names[] = {"threads", "procs"};
@@ -106,35 +104,6 @@ static const char *const fault_names[] = {"subkill", "connkill", "restart", "rol
                                           "pause",   "forged",   "foreign", "dupid"};
 #define TIMED_FAULTS ((1u << F_SUBKILL) | (1u << F_CONNKILL) | (1u << F_RESTART) | (1u << F_ROLLBACK) | \
                       (1u << F_PAUSE) | (1u << F_FORGED))
-
-enum { OP_GET, OP_SET, OP_SETINV, OP_DEL, OP_CLEAR };
-
-/* ---------------------------------------------------------------- basics */
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static uint64_t rnd(uint64_t *s) /* splitmix64 */
-{
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-static unsigned rnd_below(uint64_t *s, unsigned n)
-{
-    return (unsigned)(rnd(s) % n);
-}
-
-static void key_name(char *buf, size_t n, int k)
-{
-    snprintf(buf, n, "k%d", k);
-}
 
 /* One run's shape, all derived from the seed. */
 typedef struct hconf {
@@ -161,146 +130,6 @@ static int pod_ns(const hconf *cf, int pod)
 static int total_pods(const hconf *cf)
 {
     return cf->npods + cf->nforeign;
-}
-
-/* ------------------------------------------------------------- violations */
-
-/* Violations, grouped by kind (the text before the first ':'); a few
- * examples of each are kept, all are counted. */
-#define VLIST_KINDS 16
-#define VLIST_EXAMPLES 6
-typedef struct vlist {
-    size_t total;
-    int nkinds;
-    struct {
-        char name[48];
-        size_t count;
-        int nmsg;
-        char *msg[VLIST_EXAMPLES];
-    } k[VLIST_KINDS];
-} vlist;
-
-static void viol(vlist *v, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void viol(vlist *v, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    char *s = NULL;
-    if (vasprintf(&s, fmt, ap) < 0)
-        s = strdup("(out of memory)");
-    va_end(ap);
-    v->total++;
-    char name[48];
-    snprintf(name, sizeof name, "%s", s);
-    name[strcspn(name, ":")] = '\0';
-    int i = 0;
-    while (i < v->nkinds && strcmp(v->k[i].name, name) != 0)
-        i++;
-    if (i == v->nkinds) {
-        if (v->nkinds == VLIST_KINDS)
-            i--; /* lumped into the last kind */
-        else
-            snprintf(v->k[v->nkinds++].name, sizeof v->k[i].name, "%s", name);
-    }
-    v->k[i].count++;
-    if (v->k[i].nmsg < VLIST_EXAMPLES)
-        v->k[i].msg[v->k[i].nmsg++] = s;
-    else
-        free(s);
-}
-
-/* Calls f on every kept message. */
-#define VLIST_EACH(v, m, body)                                 \
-    for (int vk_ = 0; vk_ < (v)->nkinds; vk_++)                \
-        for (int vm_ = 0; vm_ < (v)->k[vk_].nmsg; vm_++) {     \
-            const char *m = (v)->k[vk_].msg[vm_];              \
-            body;                                              \
-        }
-
-static void vlist_free(vlist *v)
-{
-    VLIST_EACH(v, m, free((char *)m));
-    memset(v, 0, sizeof *v);
-}
-
-/* ---------------------------------------------------------------- history */
-
-typedef struct hrec {
-    uint64_t ts, te;   /* CLOCK_MONOTONIC ns: call start and return */
-    uint64_t version;  /* get with SC_OK: sc_value_version; a write: its
-                          version if the pod's tier showed it right after */
-    uint8_t op, pod, thr, key;
-    int32_t status;    /* sc_status */
-    int32_t unwritten; /* analysis: a get that returned a value never written
-                          to its namespace (left out of (b) and (c)) */
-    char val[32];      /* written value, or the value a get returned */
-} hrec;
-
-typedef struct hist {
-    hrec *r;
-    size_t n, cap;
-} hist;
-
-static void hist_push(hist *h, const hrec *r)
-{
-    if (h->n == h->cap) {
-        h->cap = h->cap ? h->cap * 2 : 1024;
-        h->r = realloc(h->r, h->cap * sizeof *h->r);
-    }
-    h->r[h->n++] = *r;
-}
-
-static int is_forged_value(const char *v)
-{
-    return strncmp(v, "FORGED.", 7) == 0;
-}
-
-/* ---------------------------------------------------------- Redis's truth */
-
-/* The Redis name of a namespace's key: the protocol's layout, {ns}:<suffix>.
- * Everything this file reads or writes in Redis goes through here. */
-static void rkey(char *buf, size_t n, const char *ns, const char *suffix)
-{
-    snprintf(buf, n, "{%s}:%s", ns, suffix);
-}
-
-typedef struct truth {
-    int present;
-    char val[64];
-    uint64_t version;
-} truth;
-
-/* What Redis holds for ns/key: the hash {ns}:k:<key>; no hash, a hash
- * without `value` (a tombstone) or a version below the namespace floor
- * ({ns}:meta floor, set by clear) is absent. Returns 0, or -1 when Redis did
- * not answer. */
-static int truth_get(redisContext *rc, const char *ns, const char *key, truth *t)
-{
-    char k[200], suffix[80];
-    memset(t, 0, sizeof *t);
-    snprintf(suffix, sizeof suffix, "k:%s", key);
-    rkey(k, sizeof k, ns, suffix);
-    redisReply *rep = redisCommand(rc, "HMGET %s value version", k);
-    if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements != 2) {
-        if (rep)
-            freeReplyObject(rep);
-        return -1;
-    }
-    redisReply *val = rep->element[0], *ver = rep->element[1];
-    if (val->type == REDIS_REPLY_STRING) {
-        t->present = 1;
-        snprintf(t->val, sizeof t->val, "%.*s", (int)val->len, val->str);
-        t->version = ver->type == REDIS_REPLY_STRING ? strtoull(ver->str, NULL, 10) : 0;
-    }
-    freeReplyObject(rep);
-    rkey(k, sizeof k, ns, "meta");
-    rep = redisCommand(rc, "HGET %s floor", k);
-    if (!rep)
-        return -1;
-    if (rep->type == REDIS_REPLY_STRING && t->present && t->version < strtoull(rep->str, NULL, 10))
-        t->present = 0;
-    freeReplyObject(rep);
-    return 0;
 }
 
 /* The namespace counter, or 0 when absent or unreadable. */
@@ -351,213 +180,14 @@ static sc_cache *open_pod(const hconf *cf, int port, int pod, char *err, size_t 
     return c;
 }
 
-typedef struct worker {
-    sc_cache *c;
-    const hconf *cf;
-    int pod, thr;
-    uint64_t end_ns;
-    hist h;
-} worker;
-
-static void *worker_main(void *p)
-{
-    worker *w = p;
-    const hconf *cf = w->cf;
-    uint64_t rng = cf->seed * 1000003u + (uint64_t)w->pod * 131 + (uint64_t)w->thr * 7 + 1;
-    int nsi = pod_ns(cf, w->pod);
-    unsigned counter = 0;
-    while (now_ns() < w->end_ns) {
-        hrec r;
-        memset(&r, 0, sizeof r);
-        r.pod = (uint8_t)w->pod;
-        r.thr = (uint8_t)w->thr;
-        r.key = (uint8_t)rnd_below(&rng, (unsigned)cf->nkeys);
-        char key[16];
-        key_name(key, sizeof key, r.key);
-        unsigned x = rnd_below(&rng, 10000);
-        r.op = x < 4500 ? OP_GET : x < 7000 ? OP_SET : x < 8200 ? OP_SETINV : x < 9996 ? OP_DEL : OP_CLEAR;
-        if (r.op == OP_SET || r.op == OP_SETINV)
-            snprintf(r.val, sizeof r.val, "n%d.p%d.t%d.c%u", nsi, w->pod, w->thr, ++counter);
-        sc_status s = SC_OK;
-        sc_value *v = NULL;
-        r.ts = now_ns();
-        switch (r.op) {
-        case OP_GET:
-            s = sc_get(w->c, key, &v);
-            break;
-        case OP_SET:
-            s = sc_set(w->c, key, r.val, strlen(r.val), 0);
-            break;
-        case OP_SETINV:
-            s = sc_set_invalidate(w->c, key, r.val, strlen(r.val), 0);
-            break;
-        case OP_DEL:
-            s = sc_delete(w->c, key);
-            break;
-        case OP_CLEAR:
-            s = sc_clear(w->c);
-            break;
-        }
-        r.te = now_ns();
-        r.status = (int32_t)s;
-        if (v) {
-            size_t n = sc_value_size(v);
-            if (n > sizeof r.val - 1)
-                n = sizeof r.val - 1;
-            memcpy(r.val, sc_value_data(v), n);
-            r.val[n] = '\0';
-            r.version = sc_value_version(v);
-            sc_value_release(v);
-        }
-        /* Learn the write's version where the pod's own tier shows it
-         * (another thread's newer value may already be there: then not). */
-        if ((r.op == OP_SET || r.op == OP_SETINV) && s == SC_OK && sc_peek(w->c, key, &v) == SC_OK) {
-            if (sc_value_size(v) == strlen(r.val) && memcmp(sc_value_data(v), r.val, strlen(r.val)) == 0)
-                r.version = sc_value_version(v);
-            sc_value_release(v);
-        }
-        hist_push(&w->h, &r);
-        if (rnd_below(&rng, 4) == 0)
-            usleep(rnd_below(&rng, 400));
-    }
-    return NULL;
-}
-
-static int pod_synced(sc_cache *c)
-{
-    sc_stats st;
-    sc_stats_get(c, &st);
-    return st.synced == 1;
-}
-
-/* Quiescence and check (a) for the pods given (pod numbers in idx). */
-static void converge_check(const hconf *cf, int port, sc_cache **pods, const int *idx, int n, vlist *V)
-{
-    long long t0 = test_now_ms();
-    for (int i = 0; i < n; i++) {
-        WAIT_UNTIL(pod_synced(pods[i]), SYNC_WAIT_MS - (test_now_ms() - t0));
-        if (!pod_synced(pods[i]))
-            viol(V, "sync: pod %d never reported synced within %d ms of quiescence", idx[i], SYNC_WAIT_MS);
-    }
-    test_sleep_ms(SETTLE_MS);
-    redisContext *rc = NULL;
-    for (int i = 0; i < 50 && !rc; i++) {
-        rc = sc_test_redis_connect_addr("127.0.0.1", port);
-        if (!rc)
-            test_sleep_ms(100);
-    }
-    if (!rc) {
-        viol(V, "checker: cannot connect to Redis for the convergence check");
-        return;
-    }
-    /* Poll: a pod that is merely late converges; one that keeps a value Redis
-     * does not hold keeps it. Only the last round (clean, or at the deadline)
-     * reports. */
-    long long deadline = test_now_ms() + CONVERGE_MS;
-    size_t peek_bad = 0;
-    for (;;) {
-        int final = test_now_ms() >= deadline;
-        vlist scratch = {0};
-        vlist *out = final ? V : &scratch;
-        size_t before = out->total;
-        for (int i = 0; i < n; i++) {
-            const char *ns = cf->ns[pod_ns(cf, idx[i])];
-            for (int k = 0; k < cf->nkeys; k++) {
-                char key[16];
-                key_name(key, sizeof key, k);
-                truth t;
-                if (truth_get(rc, ns, key, &t) != 0) {
-                    viol(out, "checker: Redis did not answer the truth read of %s", key);
-                    continue;
-                }
-                sc_value *v = NULL;
-                sc_status s = sc_peek(pods[i], key, &v);
-                if (s == SC_NOT_FOUND)
-                    continue;
-                if (s != SC_OK) {
-                    viol(out, "convergence: pod %d key %s: sc_peek failed: %s", idx[i], key, sc_strerror(s));
-                    continue;
-                }
-                char got[64];
-                snprintf(got, sizeof got, "%.*s", (int)(sc_value_size(v) < 63 ? sc_value_size(v) : 63),
-                         (const char *)sc_value_data(v));
-                uint64_t gv = sc_value_version(v);
-                sc_value_release(v);
-                if (!t.present)
-                    viol(out,
-                         "convergence: pod %d key %s: local tier holds %s (version %" PRIu64
-                         ") %d ms after quiescence settled, Redis holds nothing",
-                         idx[i], key, got, gv, CONVERGE_MS);
-                else if (strcmp(got, t.val) != 0 || gv != t.version)
-                    viol(out,
-                         "convergence: pod %d key %s: local tier holds %s (version %" PRIu64
-                         ") %d ms after quiescence settled, Redis holds %s (version %" PRIu64 ")",
-                         idx[i], key, got, gv, CONVERGE_MS, t.val, t.version);
-            }
-        }
-        peek_bad = out->total - before;
-        vlist_free(&scratch);
-        if (final)
-            break;
-        if (peek_bad == 0)
-            break;
-        test_sleep_ms(100);
-    }
-    /* With the tier equal to Redis, a get must be too (once; only reported
-     * where the peek check found nothing, to say something new). */
-    if (peek_bad == 0) {
-        for (int i = 0; i < n; i++) {
-            const char *ns = cf->ns[pod_ns(cf, idx[i])];
-            for (int k = 0; k < cf->nkeys; k++) {
-                char key[16];
-                key_name(key, sizeof key, k);
-                truth t;
-                if (truth_get(rc, ns, key, &t) != 0)
-                    continue;
-                sc_value *v = NULL;
-                sc_status s = sc_get(pods[i], key, &v);
-                if (s == SC_NOT_FOUND && !t.present)
-                    continue;
-                if (s == SC_OK && t.present && sc_value_size(v) == strlen(t.val) &&
-                    memcmp(sc_value_data(v), t.val, strlen(t.val)) == 0 && sc_value_version(v) == t.version) {
-                    sc_value_release(v);
-                    continue;
-                }
-                char got[64] = "<none>";
-                uint64_t gv = 0;
-                if (s == SC_OK) {
-                    snprintf(got, sizeof got, "%.*s",
-                             (int)(sc_value_size(v) < 63 ? sc_value_size(v) : 63), (const char *)sc_value_data(v));
-                    gv = sc_value_version(v);
-                    sc_value_release(v);
-                } else if (s != SC_NOT_FOUND) {
-                    snprintf(got, sizeof got, "<%s>", sc_strerror(s));
-                }
-                viol(V,
-                     "convergence: pod %d key %s: sc_get after quiescence returns %s (version %" PRIu64
-                     "), Redis holds %s (version %" PRIu64 ")",
-                     idx[i], key, got, gv, t.present ? t.val : "<none>", t.version);
-            }
-        }
-    }
-    redisFree(rc);
-}
-
 /* ----------------------------------------------------------------- faults */
-
-typedef struct fwin {
-    uint64_t s, e; /* Redis state may have moved back in between */
-    int kind;
-} fwin;
 
 typedef struct faulter {
     const hconf *cf;
     sc_test_redis *r;
+    hctx *x;         /* holds t0 and the windows where Redis moved back */
     uint64_t end_ns;
-    uint64_t t0;
     uint64_t rng;
-    fwin win[MAX_WIN];
-    int nwin;
     int counts[F_NKINDS];
     char *log;       /* timeline, for failure reports */
     size_t loglen;
@@ -568,7 +198,7 @@ static void flog(faulter *f, const char *fmt, ...) __attribute__((format(printf,
 static void flog(faulter *f, const char *fmt, ...)
 {
     char line[300];
-    int n = snprintf(line, sizeof line, "  +%5" PRIu64 " ms  ", (now_ns() - f->t0) / 1000000);
+    int n = snprintf(line, sizeof line, "  +%5" PRIu64 " ms  ", (now_ns() - f->x->t0) / 1000000);
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(line + n, sizeof line - (size_t)n, fmt, ap);
@@ -697,12 +327,6 @@ static void redis_back(faulter *f, int keep_dump)
     }
 }
 
-static void add_window(faulter *f, uint64_t s, int kind)
-{
-    if (f->nwin < MAX_WIN)
-        f->win[f->nwin++] = (fwin){s, now_ns(), kind};
-}
-
 static void fault_once(faulter *f, int kind)
 {
     f->counts[kind]++;
@@ -720,7 +344,7 @@ static void fault_once(faulter *f, int kind)
         flog(f, "restart: SIGKILL, start again empty");
         sc_test_redis_kill(f->r);
         redis_back(f, 0);
-        add_window(f, s, kind);
+        hist_add_window(f->x, s, now_ns(), kind);
         flog(f, "restart: Redis back");
         break;
     }
@@ -735,7 +359,7 @@ static void fault_once(faulter *f, int kind)
         test_sleep_ms(ms);
         sc_test_redis_kill(f->r);
         redis_back(f, 1);
-        add_window(f, s, kind);
+        hist_add_window(f->x, s, now_ns(), kind);
         flog(f, "rollback: Redis back from the snapshot");
         break;
     }
@@ -765,7 +389,7 @@ static void faulter_run(faulter *f)
 {
     /* Restarts and rollbacks are rarer (weight 1 against 3, at most two a
      * run): each one takes its reads out of the monotonic and
-     * read-your-writes checks (see era()). */
+     * read-your-writes checks (see hist_era()). */
     unsigned kinds[F_NKINDS * 3];
     int nk = 0, restarts = 0;
     for (int k = 0; k < F_NKINDS; k++)
@@ -787,280 +411,6 @@ static void faulter_run(faulter *f)
     fcmd(f, "CLIENT UNPAUSE");
     for (int i = 0; i < 100 && fcmd(f, "PING") != 0; i++)
         test_sleep_ms(50);
-}
-
-/* --------------------------------------------------------- offline checks */
-
-/* Restart and rollback faults are the only ones that legitimately move
- * Redis' state back (data lost, or the counter reused after reloading an
- * older snapshot). A read overlapping such a window (plus RESTART_GRACE_NS,
- * for pods to notice) is not compared with any other, and reads are only
- * compared within one era (between two windows). Returns the era, or -1 for
- * a tainted read. */
-static int era(const faulter *f, uint64_t s, uint64_t e)
-{
-    int n = 0;
-    for (int i = 0; i < f->nwin; i++) {
-        uint64_t ws = f->win[i].s, we = f->win[i].e + RESTART_GRACE_NS;
-        if (s <= we && e >= ws)
-            return -1;
-        if (we < s)
-            n++;
-    }
-    return n;
-}
-
-typedef struct obs {
-    const char *val;
-    uint64_t version;
-} obs;
-
-static int obs_cmp(const void *a, const void *b)
-{
-    return strcmp(((const obs *)a)->val, ((const obs *)b)->val);
-}
-
-/* The smallest version any get saw the (unique) value with; 0: unknown. */
-static uint64_t version_of(const obs *o, size_t n, const char *val)
-{
-    obs key = {val, 0};
-    const obs *hit = bsearch(&key, o, n, sizeof *o, obs_cmp);
-    return hit ? hit->version : 0;
-}
-
-typedef struct ref {
-    const hrec *r;
-    int era;
-} ref;
-
-static int cmp_ref_te(const void *a, const void *b)
-{
-    const ref *x = a, *y = b;
-    if (x->r->key != y->r->key)
-        return x->r->key - y->r->key;
-    return x->r->te < y->r->te ? -1 : x->r->te > y->r->te;
-}
-
-static int cmp_ref_ts(const void *a, const void *b)
-{
-    const ref *x = a, *y = b;
-    if (x->r->key != y->r->key)
-        return x->r->key - y->r->key;
-    return x->r->ts < y->r->ts ? -1 : x->r->ts > y->r->ts;
-}
-
-typedef struct stats_out {
-    size_t ops, gets_ok, mono_checked, ryw_checked, ryw_unknown, forged_seen;
-} stats_out;
-
-static double rel_ms(const faulter *f, uint64_t t)
-{
-    return t >= f->t0 ? (double)(t - f->t0) / 1e6 : -(double)(f->t0 - t) / 1e6;
-}
-
-static void analyse(const hconf *cf, hist *hs, int nh, const faulter *f, vlist *V, stats_out *so)
-{
-    size_t total = 0;
-    for (int i = 0; i < nh; i++)
-        total += hs[i].n;
-    so->ops = total;
-
-    /* Observations value -> smallest version; written values per namespace. */
-    obs *o = malloc((2 * total + 1) * sizeof *o);
-    obs *wr = malloc((total + 1) * sizeof *wr);
-    size_t no = 0, nw = 0;
-    for (int i = 0; i < nh; i++)
-        for (size_t j = 0; j < hs[i].n; j++) {
-            const hrec *r = &hs[i].r[j];
-            if (r->op == OP_GET && r->status == SC_OK) {
-                so->gets_ok++;
-                o[no++] = (obs){r->val, r->version};
-            }
-            if ((r->op == OP_SET || r->op == OP_SETINV) && r->version)
-                o[no++] = (obs){r->val, r->version};
-            if (r->op == OP_SET || r->op == OP_SETINV)
-                wr[nw++] = (obs){r->val, 0};
-        }
-    qsort(o, no, sizeof *o, obs_cmp);
-    size_t u = 0;
-    for (size_t i = 0; i < no; i++) {
-        if (u && strcmp(o[u - 1].val, o[i].val) == 0) {
-            if (o[i].version < o[u - 1].version)
-                o[u - 1].version = o[i].version;
-        } else {
-            o[u++] = o[i];
-        }
-    }
-    no = u;
-    qsort(wr, nw, sizeof *wr, obs_cmp);
-
-    /* (d) every value served was written to the pod's namespace. Such a
-     * value is reported here once and left out of (b) and (c). */
-    for (int i = 0; i < nh; i++)
-        for (size_t j = 0; j < hs[i].n; j++) {
-            const hrec *r = &hs[i].r[j];
-            if (r->op != OP_GET || r->status != SC_OK)
-                continue;
-            if (is_forged_value(r->val)) {
-                so->forged_seen++;
-                continue;
-            }
-            char prefix[8];
-            snprintf(prefix, sizeof prefix, "n%d.", pod_ns(cf, r->pod));
-            obs key = {r->val, 0};
-            if (strncmp(r->val, prefix, strlen(prefix)) != 0 || !bsearch(&key, wr, nw, sizeof *wr, obs_cmp)) {
-                hs[i].r[j].unwritten = 1;
-                viol(V,
-                     "foreign value: pod %d (namespace %s) get k%d at +%.1f ms returned %s (version %" PRIu64
-                     "), never written to that namespace",
-                     r->pod, cf->ns[pod_ns(cf, r->pod)], r->key, rel_ms(f, r->ts), r->val, r->version);
-            }
-        }
-
-    /* (b) monotonic reads, per pod and key. */
-    for (int pod = 0; pod < total_pods(cf); pod++) {
-        size_t n = 0;
-        for (int i = 0; i < nh; i++)
-            n += hs[i].n;
-        ref *a = malloc((n + 1) * sizeof *a), *b = malloc((n + 1) * sizeof *b);
-        size_t m = 0;
-        for (int i = 0; i < nh; i++)
-            for (size_t j = 0; j < hs[i].n; j++) {
-                const hrec *r = &hs[i].r[j];
-                if (r->pod != pod || r->op != OP_GET || r->status != SC_OK || is_forged_value(r->val) ||
-                    r->unwritten)
-                    continue;
-                int e = era(f, r->ts, r->te);
-                if (e < 0)
-                    continue;
-                a[m] = b[m] = (ref){r, e};
-                m++;
-            }
-        qsort(a, m, sizeof *a, cmp_ref_te);
-        qsort(b, m, sizeof *b, cmp_ref_ts);
-        /* For each read (by start), the highest version among the reads of
-         * the same key and era that completed before it started. */
-        size_t ia = 0;
-        int cur_key = -1;
-        uint64_t best[MAX_WIN + 1];
-        const hrec *best_r[MAX_WIN + 1];
-        for (size_t ib = 0; ib < m; ib++) {
-            const hrec *g2 = b[ib].r;
-            if (g2->key != cur_key) {
-                cur_key = g2->key;
-                memset(best, 0, sizeof best);
-                memset(best_r, 0, sizeof best_r);
-                while (ia < m && a[ia].r->key < cur_key)
-                    ia++;
-            }
-            while (ia < m && a[ia].r->key == cur_key && a[ia].r->te < g2->ts) {
-                int e = a[ia].era;
-                if (a[ia].r->version > best[e]) {
-                    best[e] = a[ia].r->version;
-                    best_r[e] = a[ia].r;
-                }
-                ia++;
-            }
-            so->mono_checked++;
-            int e = b[ib].era;
-            if (best_r[e] && g2->version < best[e]) {
-                const hrec *g1 = best_r[e];
-                viol(V,
-                         "monotonic reads: pod %d key k%d: get by thread %d [+%.1f, +%.1f ms] returned %s (version "
-                         "%" PRIu64 ") after get by thread %d [+%.1f, +%.1f ms] returned %s (version %" PRIu64 ")",
-                         pod, g2->key, g2->thr, rel_ms(f, g2->ts), rel_ms(f, g2->te), g2->val, g2->version,
-                         g1->thr, rel_ms(f, g1->ts), rel_ms(f, g1->te), g1->val, g1->version);
-            }
-        }
-        free(a);
-        free(b);
-    }
-
-    /* Removal intervals per namespace (delete of a key, or clear), any
-     * status: a failed one may still have run. */
-    typedef struct rm {
-        uint64_t ts, te;
-        int key; /* -1: clear */
-    } rm;
-    rm *rms[2] = {malloc((total + 1) * sizeof(rm)), malloc((total + 1) * sizeof(rm))};
-    size_t nrm[2] = {0, 0};
-    for (int i = 0; i < nh; i++)
-        for (size_t j = 0; j < hs[i].n; j++) {
-            const hrec *r = &hs[i].r[j];
-            int nsi = pod_ns(cf, r->pod);
-            if (r->op == OP_DEL || r->op == OP_CLEAR)
-                rms[nsi][nrm[nsi]++] = (rm){r->ts, r->te, r->op == OP_CLEAR ? -1 : r->key};
-        }
-
-    /* (c) read-your-writes, per thread. */
-    for (int i = 0; i < nh; i++) {
-        long pending[256];
-        for (int k = 0; k < 256; k++)
-            pending[k] = -1;
-        for (size_t j = 0; j < hs[i].n; j++) {
-            const hrec *r = &hs[i].r[j];
-            if (r->op == OP_CLEAR) {
-                for (int k = 0; k < 256; k++)
-                    pending[k] = -1;
-                continue;
-            }
-            if (r->op != OP_GET) {
-                pending[r->key] = (r->op == OP_SET || r->op == OP_SETINV) && r->status == SC_OK ? (long)j : -1;
-                continue;
-            }
-            if (pending[r->key] < 0)
-                continue;
-            const hrec *w = &hs[i].r[pending[r->key]];
-            pending[r->key] = -1;
-            if (r->status != SC_OK && r->status != SC_NOT_FOUND)
-                continue;
-            if (era(f, w->ts, r->te) < 0)
-                continue;
-            if (r->status == SC_OK && strcmp(r->val, w->val) == 0) {
-                so->ryw_checked++;
-                continue;
-            }
-            if (r->status == SC_OK && (is_forged_value(r->val) || r->unwritten))
-                continue;
-            int nsi = pod_ns(cf, r->pod);
-            if (r->status == SC_NOT_FOUND) {
-                /* Fine if a delete of the key or a clear could have been
-                 * ordered after the write in Redis. */
-                int excused = 0;
-                for (size_t x = 0; x < nrm[nsi] && !excused; x++)
-                    if ((rms[nsi][x].key == -1 || rms[nsi][x].key == r->key) && rms[nsi][x].te >= w->ts &&
-                        rms[nsi][x].ts <= r->te)
-                        excused = 1;
-                if (excused)
-                    continue;
-                so->ryw_checked++;
-                viol(V,
-                         "read-your-writes: pod %d thread %d: set k%d=%s returned OK at +%.1f ms, its next get "
-                         "[+%.1f, +%.1f ms] returned NOT_FOUND and no delete or clear of the key ran after the write "
-                         "started",
-                         r->pod, r->thr, r->key, w->val, rel_ms(f, w->te), rel_ms(f, r->ts), rel_ms(f, r->te));
-                continue;
-            }
-            uint64_t vx = version_of(o, no, w->val);
-            if (!vx) {
-                so->ryw_unknown++;
-                continue;
-            }
-            so->ryw_checked++;
-            if (r->version <= vx) {
-                viol(V,
-                         "read-your-writes: pod %d thread %d: set k%d=%s (version %" PRIu64
-                         ") returned OK at +%.1f ms, its next get [+%.1f, +%.1f ms] returned %s (version %" PRIu64
-                         ")",
-                         r->pod, r->thr, r->key, w->val, vx, rel_ms(f, w->te), rel_ms(f, r->ts), rel_ms(f, r->te),
-                         r->val, r->version);
-            }
-        }
-    }
-    free(rms[0]);
-    free(rms[1]);
-    free(o);
-    free(wr);
 }
 
 /* SC_HISTORY_DUMP=<file>: every operation as text, by start time (for
@@ -1092,7 +442,7 @@ static void dump_history(const hconf *cf, hist *hs, int nh, const faulter *f)
     fprintf(fp, "# seed %" PRIu64 ", ms from the start of the faulty phase\n%s", cf->seed, f->log ? f->log : "");
     for (size_t i = 0; i < n; i++) {
         const hrec *r = all[i];
-        fprintf(fp, "%10.3f %10.3f pod %d t%d %-6s k%-2d %-10s %-24s %" PRIu64 "\n", rel_ms(f, r->ts), rel_ms(f, r->te),
+        fprintf(fp, "%10.3f %10.3f pod %d t%d %-6s k%-2d %-10s %-24s %" PRIu64 "\n", hist_rel_ms(f->x, r->ts), hist_rel_ms(f->x, r->te),
                 r->pod, r->thr, ops[r->op], r->key, sc_strerror((sc_status)r->status), r->val, r->version);
     }
     free(all);
@@ -1170,24 +520,24 @@ static void run_threads(const hconf *cf, sc_test_redis *r, faulter *f, hist **hs
             return;
         }
     }
-    worker *ws = calloc(MAX_WORKERS, sizeof *ws);
+    hist_worker *ws = calloc(MAX_WORKERS, sizeof *ws);
     int nw = 0;
     uint64_t end = now_ns() + cf->run_ms * 1000000ull;
-    f->t0 = now_ns();
+    f->x->t0 = now_ns();
     f->end_ns = end;
     for (int p = 0; p < np; p++)
         for (int t = 0; t < cf->threads[p]; t++)
-            ws[nw++] = (worker){pods[p], cf, p, t, end, {0}};
+            ws[nw++] = (hist_worker){pods[p], f->x, p, t, end, NULL, {0}};
     pthread_t th[MAX_WORKERS];
     for (int i = 0; i < nw; i++)
-        pthread_create(&th[i], NULL, worker_main, &ws[i]);
+        pthread_create(&th[i], NULL, hist_worker_main, &ws[i]);
     /* Faults from this thread: redis_server.c starts the server with
      * PR_SET_PDEATHSIG, which fires when the starting *thread* exits, so a
      * server restarted from a short-lived thread would die with it. */
     faulter_run(f);
     for (int i = 0; i < nw; i++)
         pthread_join(th[i], NULL);
-    converge_check(cf, r->port, pods, idx, np, V);
+    hist_converge(f->x, pods, idx, np, V);
     for (int p = 0; p < np; p++)
         sc_close(pods[p]);
     hist *hs = calloc((size_t)nw, sizeof *hs);
@@ -1226,7 +576,7 @@ static int write_all_fd(int fd, const void *buf, size_t n)
 /* One pod in a child process: open, say 'R', get the end time, run the
  * threads, say 'D', wait for 'Q' (faults over), check convergence, write the
  * history and the violations to dir, exit. */
-static void child_main(const hconf *cf, int port, int pod, int up, int down, const char *dir)
+static void child_main(const hconf *cf, const hctx *x, int port, int pod, int up, int down, const char *dir)
 {
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     char err[512], path[600];
@@ -1246,11 +596,11 @@ static void child_main(const hconf *cf, int port, int pod, int up, int down, con
         got += (size_t)n;
     }
     int nt = cf->threads[pod];
-    worker ws[2];
+    hist_worker ws[2];
     pthread_t th[2];
     for (int t = 0; t < nt; t++) {
-        ws[t] = (worker){c, cf, pod, t, end, {0}};
-        pthread_create(&th[t], NULL, worker_main, &ws[t]);
+        ws[t] = (hist_worker){c, x, pod, t, end, NULL, {0}};
+        pthread_create(&th[t], NULL, hist_worker_main, &ws[t]);
     }
     for (int t = 0; t < nt; t++)
         pthread_join(th[t], NULL);
@@ -1259,7 +609,7 @@ static void child_main(const hconf *cf, int port, int pod, int up, int down, con
     if (read_byte(down, &q, 120000) != 0)
         _exit(4);
     vlist V = {0};
-    converge_check(cf, port, &c, &pod, 1, &V);
+    hist_converge(x, &c, &pod, 1, &V);
     for (int t = 0; t < nt; t++) {
         snprintf(path, sizeof path, "%s/pod%d.t%d.hist", dir, pod, t);
         FILE *fp = fopen(path, "wb");
@@ -1306,7 +656,7 @@ static void run_procs(const hconf *cf, sc_test_redis *r, faulter *f, hist **hs_o
                 close(up[q]);
                 close(down[q]);
             }
-            child_main(cf, r->port, p, u[1], d[0], dir);
+            child_main(cf, f->x, r->port, p, u[1], d[0], dir);
         }
         close(u[1]);
         close(d[0]);
@@ -1322,7 +672,7 @@ static void run_procs(const hconf *cf, sc_test_redis *r, faulter *f, hist **hs_o
         }
     }
     uint64_t end = now_ns() + cf->run_ms * 1000000ull;
-    f->t0 = now_ns();
+    f->x->t0 = now_ns();
     f->end_ns = end;
     if (ok) {
         for (int p = 0; p < np; p++)
@@ -1402,6 +752,26 @@ static void run_procs(const hconf *cf, sc_test_redis *r, faulter *f, hist **hs_o
 static uint64_t *g_seeds;
 static int g_nseeds;
 
+static redisContext *connect_single(const char *ns, void *ud)
+{
+    (void)ns; /* one Redis holds every namespace */
+    return sc_test_redis_connect((const sc_test_redis *)ud);
+}
+
+/* What the checks need of the run (r: NULL for the self-test). */
+static void make_ctx(const hconf *cf, sc_test_redis *r, hctx *x)
+{
+    memset(x, 0, sizeof *x);
+    x->npods = total_pods(cf);
+    for (int p = 0; p < x->npods; p++)
+        x->nsi[p] = pod_ns(cf, p);
+    memcpy(x->ns, cf->ns, sizeof x->ns);
+    x->nkeys = cf->nkeys;
+    x->seed = cf->seed;
+    x->connect = connect_single;
+    x->connect_ud = r;
+}
+
 static void run_seed(uint64_t seed)
 {
     hconf cf;
@@ -1420,8 +790,11 @@ static void run_seed(uint64_t seed)
     snprintf(repro + ro, sizeof repro - ro, " ./build/test/check_history");
     sc_test_redis r;
     ck_assert_msg(sc_test_redis_start(&r, NULL) == 0, "seed %" PRIu64 ": cannot start redis-server", seed);
+    hctx x;
+    make_ctx(&cf, &r, &x);
     faulter *f = calloc(1, sizeof *f);
     f->cf = &cf;
+    f->x = &x;
     f->r = &r;
     f->rng = seed * 7919 + 3;
     vlist V = {0};
@@ -1432,8 +805,8 @@ static void run_seed(uint64_t seed)
     else
         run_threads(&cf, &r, f, &hs, &nh, &V);
     sc_test_redis_stop(&r);
-    stats_out so = {0};
-    analyse(&cf, hs, nh, f, &V, &so);
+    hist_stats so = {0};
+    hist_analyse(&x, hs, nh, &V, &so);
     dump_history(&cf, hs, nh, f);
     char fc[256] = "";
     size_t o = 0;
@@ -1520,11 +893,11 @@ START_TEST(checker_selftest)
     snprintf(cf.ns[1], sizeof cf.ns[1], "h1x");
     cf.npods = 2;
     cf.nforeign = 1;
-    faulter f;
-    memset(&f, 0, sizeof f);
-    f.t0 = 1000000000ull;
+    hctx x;
+    make_ctx(&cf, NULL, &x);
+    x.t0 = 1000000000ull;
     /* A restart window from 100 to 110 ms (+ grace). */
-    f.win[f.nwin++] = (fwin){f.t0 + 100000000ull, f.t0 + 110000000ull, F_RESTART};
+    hist_add_window(&x, x.t0 + 100000000ull, x.t0 + 110000000ull, F_RESTART);
     hist h[4] = {{0}};
     hrec r;
     /* pod 0 thread 0 */
@@ -1562,8 +935,8 @@ START_TEST(checker_selftest)
     /* pod 2 (namespace 1) */
     r = mk(OP_SET, 2, 0, 8, 0, 1, SC_OK, "n1.p2.t0.c1", 0); hist_push(&h[3], &r);
     vlist V = {0};
-    stats_out so = {0};
-    analyse(&cf, h, 4, &f, &V, &so);
+    hist_stats so = {0};
+    hist_analyse(&x, h, 4, &V, &so);
     VLIST_EACH(&V, m, printf("selftest found: %s\n", m));
     ck_assert_uint_eq(kind_count(&V, "read-your-writes"), 2);
     ck_assert_uint_eq(kind_count(&V, "monotonic reads"), 1);

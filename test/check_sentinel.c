@@ -4,213 +4,23 @@
  * master through sentinel_nodes. Tests run in order: the switchover swaps
  * the roles and the last test kills whichever node is the master.
  */
-#include <errno.h>
-#include <fcntl.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
-#include <sys/prctl.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "converge.h"
+#include "history.h"
+#include "redis_cluster.h" /* sc_test_node_cmd, sc_test_node_replica_synced */
+#include "redis_sentinel.h"
 
-sc_test_redis g_redis; /* pods.h wants it; the tests use g_data */
+sc_test_redis g_redis; /* pods.h wants it; the tests use g_set */
 
-#define SENTINELS 3
-static sc_test_redis g_data[2]; /* [0] starts as the master, [1] as its replica */
-static struct sentinel {
-    pid_t pid;
-    int port;
-    char dir[256];
-} g_sent[SENTINELS];
-static char g_sentinel_list[128];
+static sc_test_sentinels g_set;
 
-/* ------------------------------------------------------------ harness -- */
-
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a;
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof a;
-    int port = -1;
-    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
-        getsockname(fd, (struct sockaddr *)&a, &len) == 0)
-        port = ntohs(a.sin_port);
-    if (fd >= 0)
-        close(fd);
-    return port;
-}
-
-static redisReply *cmd_at(int port, const char *fmt, ...)
-{
-    redisContext *c = sc_test_redis_connect_addr("127.0.0.1", port);
-    if (!c)
-        return NULL;
-    va_list ap;
-    va_start(ap, fmt);
-    redisReply *r = redisvCommand(c, fmt, ap);
-    va_end(ap);
-    redisFree(c);
-    return r;
-}
-
-static int sentinel_start(struct sentinel *s, int master_port)
-{
-    const char *tmp = getenv("TMPDIR");
-    snprintf(s->dir, sizeof s->dir, "%s/sc-sentinel-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    if (!mkdtemp(s->dir))
-        return -1;
-    s->port = free_port();
-    char conf[400];
-    snprintf(conf, sizeof conf, "%s/sentinel.conf", s->dir);
-    FILE *f = fopen(conf, "w");
-    if (!f)
-        return -1;
-    fprintf(f,
-            "port %d\nbind 127.0.0.1\nprotected-mode no\ndaemonize no\ndir %s\nlogfile %s/sentinel.log\n"
-            "sentinel monitor mymaster 127.0.0.1 %d 2\n"
-            "sentinel down-after-milliseconds mymaster 1000\n"
-            "sentinel failover-timeout mymaster 5000\n"
-            "sentinel parallel-syncs mymaster 1\n",
-            s->port, s->dir, s->dir, master_port);
-    fclose(f);
-    pid_t pid = fork();
-    if (pid < 0)
-        return -1;
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGTERM);
-        int devnull = open("/dev/null", O_RDWR);
-        if (devnull >= 0) {
-            dup2(devnull, 0);
-            dup2(devnull, 1);
-        }
-        const char *bin = getenv("SC_REDIS_SERVER");
-        execlp(bin && *bin ? bin : "redis-server", "redis-server", conf, "--sentinel", (char *)NULL);
-        _exit(127);
-    }
-    s->pid = pid;
-    for (int i = 0; i < 250; i++) {
-        redisReply *r = cmd_at(s->port, "PING");
-        int ok = r && r->type == REDIS_REPLY_STATUS;
-        if (r)
-            freeReplyObject(r);
-        if (ok)
-            return 0;
-        test_sleep_ms(20);
-    }
-    return -1;
-}
-
-static void sentinel_stop(struct sentinel *s)
-{
-    if (s->pid > 0) {
-        kill(s->pid, SIGTERM);
-        for (int i = 0; i < 500 && waitpid(s->pid, NULL, WNOHANG) != s->pid; i++)
-            test_sleep_ms(10);
-        kill(s->pid, SIGKILL);
-        waitpid(s->pid, NULL, WNOHANG);
-        s->pid = 0;
-    }
-    if (s->dir[0]) {
-        char cmd[400];
-        snprintf(cmd, sizeof cmd, "rm -rf '%s'", s->dir);
-        if (system(cmd) != 0)
-            fprintf(stderr, "check_sentinel: cannot remove %s\n", s->dir);
-        s->dir[0] = '\0';
-    }
-}
-
-/* The master port a sentinel names now (0 if none answers). */
 static int sentinel_master_port(void)
 {
-    for (int i = 0; i < SENTINELS; i++) {
-        redisReply *r = cmd_at(g_sent[i].port, "SENTINEL get-master-addr-by-name mymaster");
-        int port = r && r->type == REDIS_REPLY_ARRAY && r->elements == 2 ? atoi(r->element[1]->str) : 0;
-        if (r)
-            freeReplyObject(r);
-        if (port)
-            return port;
-    }
-    return 0;
-}
-
-/* Each sentinel knows the replica and the two other sentinels. */
-static int sentinels_ready(void)
-{
-    for (int i = 0; i < SENTINELS; i++) {
-        redisReply *a = cmd_at(g_sent[i].port, "SENTINEL replicas mymaster");
-        redisReply *b = cmd_at(g_sent[i].port, "SENTINEL sentinels mymaster");
-        int ok = a && b && a->type == REDIS_REPLY_ARRAY && a->elements >= 1 && b->type == REDIS_REPLY_ARRAY &&
-                 b->elements >= SENTINELS - 1;
-        if (a)
-            freeReplyObject(a);
-        if (b)
-            freeReplyObject(b);
-        if (!ok)
-            return 0;
-    }
-    return 1;
-}
-
-static int role_is(int port, const char *role)
-{
-    redisReply *r = cmd_at(port, "ROLE");
-    int ok = r && r->type == REDIS_REPLY_ARRAY && r->elements > 0 && strcmp(r->element[0]->str, role) == 0;
-    if (r)
-        freeReplyObject(r);
-    return ok;
-}
-
-/* The replica at port finished its sync with its master. */
-static int replica_synced(int port)
-{
-    redisReply *r = cmd_at(port, "INFO replication");
-    int ok = r && r->type == REDIS_REPLY_STRING && strstr(r->str, "master_link_status:up") &&
-             !strstr(r->str, "master_sync_in_progress:1");
-    if (r)
-        freeReplyObject(r);
-    return ok;
-}
-
-static int setup_start(void)
-{
-    /* No delay before a full sync: a replica promoted before its first sync
-     * finished would hold nothing. */
-    if (sc_test_redis_start(&g_data[0], "--repl-diskless-sync-delay 0") != 0)
-        return -1;
-    char extra[128];
-    snprintf(extra, sizeof extra, "--repl-diskless-sync-delay 0 --replicaof 127.0.0.1 %d", g_data[0].port);
-    if (sc_test_redis_start(&g_data[1], extra) != 0)
-        return -1;
-    int n = 0;
-    for (int i = 0; i < SENTINELS; i++) {
-        if (sentinel_start(&g_sent[i], g_data[0].port) != 0)
-            return -1;
-        n += snprintf(g_sentinel_list + n, sizeof g_sentinel_list - (size_t)n, "%s127.0.0.1:%d", i ? "," : "",
-                      g_sent[i].port);
-    }
-    long long deadline = test_now_ms() + 30000;
-    while (!(sentinels_ready() && replica_synced(g_data[1].port)) && test_now_ms() < deadline)
-        test_sleep_ms(100);
-    if (!sentinels_ready()) {
-        fprintf(stderr, "check_sentinel: the sentinels did not find each other and the replica\n");
-        return -1;
-    }
-    return 0;
-}
-
-static void setup_stop(void)
-{
-    for (int i = 0; i < SENTINELS; i++)
-        sentinel_stop(&g_sent[i]);
-    for (int i = 0; i < 2; i++)
-        sc_test_redis_stop(&g_data[i]);
+    return sc_test_sentinels_master_port(&g_set);
 }
 
 /* ----------------------------------------------------------- pods -- */
@@ -218,7 +28,7 @@ static void setup_stop(void)
 static sc_options sentinel_options(const char *ns, const char *id)
 {
     sc_options o = test_options(ns, id);
-    o.sentinel_nodes = g_sentinel_list;
+    o.sentinel_nodes = g_set.list;
     o.redis_port = 1; /* ignored behind Sentinel */
     return o;
 }
@@ -234,7 +44,7 @@ static char *master_value(const char *ns, const char *key)
 {
     int port = sentinel_master_port();
     ck_assert_int_ne(port, 0);
-    redisReply *r = cmd_at(port, "HGET {%s}:k:%s value", ns, key);
+    redisReply *r = sc_test_node_cmd(port, "HGET {%s}:k:%s value", ns, key);
     ck_assert_ptr_nonnull(r);
     char *out = r->type == REDIS_REPLY_STRING ? strndup(r->str, r->len) : strdup("<none>");
     freeReplyObject(r);
@@ -250,6 +60,35 @@ static char *master_value_of(const char *ns, const char *key, void *ud)
 static void assert_converged(sc_cache **pods, int npods, const char *ns, const char *key, long ms)
 {
     test_assert_converged(pods, npods, ns, key, ms, master_value_of, NULL);
+}
+
+/* The history checker beside a failover test (test/support/history.h):
+ * three pods of a namespace of their own recording random gets, sets,
+ * deletes and clears through the failover. */
+static redisContext *connect_master(const char *ns, void *ud)
+{
+    (void)ns;
+    (void)ud;
+    int port = sentinel_master_port();
+    return port ? sc_test_redis_connect_addr("127.0.0.1", port) : NULL;
+}
+
+static void history_start(hist_run *h, const char *ns)
+{
+    char err[256];
+    sc_options o = sentinel_options(ns, NULL);
+    ck_assert_msg(hist_run_start(h, &o, ns, 3, (uint64_t)time(NULL), connect_master, NULL, err, sizeof err) == 0,
+                  "%s", err);
+}
+
+/* Every rule of the checker holds, and every call returned within twice
+ * redis_timeout_ms (one deadline of about the timeout bounds a call; the
+ * margin is for a loaded machine) with a value or a clear status. */
+static void history_check(hist_run *h, const char *tag)
+{
+    char first[512];
+    size_t n = hist_run_finish(h, 2 * sentinel_options("x", NULL).redis_timeout_ms, tag, first, sizeof first);
+    ck_assert_msg(n == 0, "%s: %zu history violation(s), first: %s", tag, n, first);
 }
 
 /* ---------------------------------------------------------------- tests -- */
@@ -350,6 +189,8 @@ START_TEST(sentinel_failover_while_running)
     int old_master = sentinel_master_port();
     ck_assert_int_ne(old_master, 0);
     sc_cache *pods[2] = {sentinel_pod("s_fo", "a"), sentinel_pod("s_fo", "b")};
+    hist_run h;
+    history_start(&h, "s_foh");
     test_writer w = {.c = pods[0]};
     pthread_t t;
     pthread_create(&t, NULL, test_writer_main, &w);
@@ -361,14 +202,16 @@ START_TEST(sentinel_failover_while_running)
         }
         test_sleep_ms(10);
     }
-    redisReply *r = cmd_at(g_sent[0].port, "SENTINEL FAILOVER mymaster");
+    redisReply *r = sc_test_node_cmd(g_set.sent[0].port, "SENTINEL FAILOVER mymaster");
     ck_assert_msg(r && r->type != REDIS_REPLY_ERROR, "SENTINEL FAILOVER: %s", r ? r->str : "no reply");
     freeReplyObject(r);
     long long t0 = test_now_ms();
+    uint64_t t_cmd = now_ns();
     WAIT_UNTIL(sentinel_master_port() != old_master, 15000);
     int new_master = sentinel_master_port();
     ck_assert_int_ne(new_master, old_master);
-    WAIT_UNTIL(role_is(new_master, "master"), 5000);
+    WAIT_UNTIL(sc_test_node_role_is(new_master, "master"), 5000);
+    uint64_t t_promoted = now_ns();
     long ok_at_switch = atomic_load(&w.ok);
     WAIT_UNTIL(atomic_load(&w.ok) > ok_at_switch + 50, 10000);
     long long back = test_now_ms() - t0;
@@ -381,16 +224,21 @@ START_TEST(sentinel_failover_while_running)
     int lost = test_check_writer(&w, pods, 2, "s_fo", 8000, master_value_of, NULL);
     /* The pods write to the new master now. */
     ck_assert_int_eq(sc_set(pods[1], "after", "x", 1, 0), SC_OK);
-    redisReply *h = cmd_at(new_master, "HGET {s_fo}:k:after value");
-    ck_assert_ptr_nonnull(h);
-    ck_assert_int_eq(h->type, REDIS_REPLY_STRING);
-    freeReplyObject(h);
+    redisReply *after = sc_test_node_cmd(new_master, "HGET {s_fo}:k:after value");
+    ck_assert_ptr_nonnull(after);
+    ck_assert_int_eq(after->type, REDIS_REPLY_STRING);
+    freeReplyObject(after);
+    /* A forced failover promotes the replica without waiting for it: the
+     * old master's last writes may be lost. The pods follow +switch-master,
+     * so from the promotion (and the checker's grace after it) on, every
+     * rule holds again. */
+    hist_add_window(&h.x, t_cmd, t_promoted, 0);
+    history_check(&h, "sentinel failover");
+    WAIT_UNTIL(sc_test_node_role_is(old_master, "slave"), 10000); /* it rejoins before the next test */
     fprintf(stderr, "sentinel failover: writes back %lld ms after SENTINEL FAILOVER; %ld ok, %ld failed%s%s; %d lost\n",
             back, atomic_load(&w.ok), w.failed, w.failed ? " (first: " : "", w.failed ? w.first_error : "", lost);
     for (int p = 0; p < 2; p++)
         sc_close(pods[p]);
-    /* The old master rejoins as a replica before the next test. */
-    WAIT_UNTIL(role_is(old_master, "slave"), 10000);
 }
 END_TEST
 
@@ -403,21 +251,24 @@ START_TEST(promotion_that_lost_writes_is_detected)
 {
     int master = sentinel_master_port();
     ck_assert_int_ne(master, 0);
-    int mi = g_data[0].port == master ? 0 : 1;
-    int replica = g_data[1 - mi].port;
-    WAIT_UNTIL(role_is(replica, "slave") && replica_synced(replica), 10000);
-    ck_assert_msg(replica_synced(replica), "the replica at %d is not in sync", replica);
+    int mi = g_set.data[0].port == master ? 0 : 1;
+    int replica = g_set.data[1 - mi].port;
+    WAIT_UNTIL(sc_test_node_role_is(replica, "slave") && sc_test_node_replica_synced(replica), 10000);
+    ck_assert_msg(sc_test_node_replica_synced(replica), "the replica at %d is not in sync", replica);
 
     sc_cache *pods[2] = {sentinel_pod("s_lost", "a"), sentinel_pod("s_lost", "b")};
+    hist_run h;
+    history_start(&h, "s_losth");
     test_writer w = {.c = pods[0]};
     pthread_t t;
     pthread_create(&t, NULL, test_writer_main, &w);
     test_sleep_ms(300);
+    uint64_t cut_off = now_ns();
 
-    redisReply *r = cmd_at(replica, "CONFIG SET masterauth wrong-password");
+    redisReply *r = sc_test_node_cmd(replica, "CONFIG SET masterauth wrong-password");
     ck_assert_msg(r && r->type != REDIS_REPLY_ERROR, "%s", r ? r->str : "no reply");
     freeReplyObject(r);
-    r = cmd_at(master, "CLIENT KILL TYPE replica");
+    r = sc_test_node_cmd(master, "CLIENT KILL TYPE replica");
     ck_assert_ptr_nonnull(r);
     freeReplyObject(r);
     long ok_cut = atomic_load(&w.ok);
@@ -426,13 +277,14 @@ START_TEST(promotion_that_lost_writes_is_detected)
      * the loss this test is about. */
     atomic_store(&w.stop, 1);
     pthread_join(t, NULL);
-    kill(g_data[mi].pid, SIGKILL);
-    r = cmd_at(replica, "CONFIG SET masterauth %s", "");
+    kill(g_set.data[mi].pid, SIGKILL);
+    r = sc_test_node_cmd(replica, "CONFIG SET masterauth %s", "");
     if (r)
         freeReplyObject(r);
     long long t0 = test_now_ms();
-    WAIT_UNTIL(sentinel_master_port() == replica && role_is(replica, "master"), 20000);
+    WAIT_UNTIL(sentinel_master_port() == replica && sc_test_node_role_is(replica, "master"), 20000);
     ck_assert_int_eq(sentinel_master_port(), replica);
+    hist_add_window(&h.x, cut_off, now_ns(), 0); /* the writes since the cut-off are gone */
     /* The pods resubscribe at the new master and notice the loss. */
     for (int p = 0; p < 2; p++)
         WAIT_UNTIL(test_stats(pods[p]).synced && test_stats(pods[p]).reconnects > 0, 10000);
@@ -448,6 +300,7 @@ START_TEST(promotion_that_lost_writes_is_detected)
             "promotion with lost writes: pods resynced %lld ms after the kill; %ld writes ok, %ld failed; %d keys "
             "lost acknowledged writes; pods noticed %llu times\n",
             back, atomic_load(&w.ok), w.failed, lost, (unsigned long long)noticed);
+    history_check(&h, "promotion with lost writes");
     ck_assert_int_gt(lost, 0); /* the scenario did lose writes... */
     ck_assert_uint_gt(noticed, 0); /* ...and the pods saw it */
     for (int p = 0; p < 2; p++)
@@ -457,8 +310,8 @@ END_TEST
 
 int main(void)
 {
-    if (setup_start() != 0) {
-        setup_stop();
+    if (sc_test_sentinels_start(&g_set) != 0) {
+        sc_test_sentinels_stop(&g_set);
         return 1;
     }
     Suite *s = suite_create("sentinel");
@@ -474,6 +327,6 @@ int main(void)
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);
-    setup_stop();
+    sc_test_sentinels_stop(&g_set);
     return failed ? 1 : 0;
 }
