@@ -166,7 +166,7 @@ START_TEST(partitioned_through_sentinel)
     }
     int port = sentinel_master_port();
     for (int p = 0; p < 4; p++) {
-        redisReply *r = cmd_at(port, "HGET {s_part#%d}:meta partitions", p);
+        redisReply *r = sc_test_node_cmd(port, "HGET {s_part#%d}:meta partitions", p);
         ck_assert_ptr_nonnull(r);
         ck_assert_int_eq(r->type, REDIS_REPLY_STRING);
         ck_assert_str_eq(r->str, "4");
