@@ -19,13 +19,7 @@ static sc_status read_key(sc_cache *c, const char *key, size_t *klen, const char
         return sc__fail(c, SC_ERR_INVALID, "%s: cache is NULL", call);
     if (!key)
         return sc__fail(c, SC_ERR_INVALID, "%s: key is NULL", call);
-    /* Keys are short: a byte loop over the first 32 bytes costs less than
-     * the library call (which profiles showed at ~13% of a local hit). */
-    size_t n = 0, max = c->opt.max_key_bytes + 1;
-    while (n < 32 && n < max && key[n])
-        n++;
-    if (n == 32 && n < max && key[n])
-        n += strnlen(key + n, max - n);
+    size_t n = strnlen(key, c->opt.max_key_bytes + 1);
     if (n == 0)
         return sc__fail(c, SC_ERR_INVALID, "%s: key is empty", call);
     if (n > c->opt.max_key_bytes)
