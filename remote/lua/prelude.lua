@@ -89,15 +89,11 @@ local function sign(fmt, ev)
 end
 
 -- A number as the event template expects it: 8 big-endian bytes for
--- msgpack ('m'), decimal for JSON ('j').
+-- msgpack ('m'), decimal for JSON ('j'). struct.pack writes the bytes in C
+-- (numbers here are integers below 2^53, which it converts exactly).
 local function num(fmt, n)
   if fmt == 'j' then return string.format('%d', n) end
-  local b = {}
-  for i = 8, 1, -1 do
-    b[i] = n % 256
-    n = math.floor(n / 256)
-  end
-  return string.char(b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8])
+  return struct.pack('>I8', n)
 end
 
 -- The event from the caller's template (parts p0..p3 around version, time
