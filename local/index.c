@@ -1,5 +1,5 @@
 /* local/index.c: the index of a shard (see store.c for the design): the
- * key hash, tables of tagged 8-byte slots that never move under a reader,
+ * tables of tagged 8-byte slots that never move under a reader,
  * the writers' lookup, rebuilds published with one pointer store, and the
  * grace periods after which what left a table is freed.
  */
@@ -7,52 +7,6 @@
 #include <string.h>
 
 #include "local/shard.h"
-
-static inline uint64_t mum(uint64_t a, uint64_t b)
-{
-    __uint128_t r = (__uint128_t)a * b;
-    return (uint64_t)r ^ (uint64_t)(r >> 64);
-}
-
-static inline uint64_t load64(const unsigned char *p)
-{
-    uint64_t x;
-    memcpy(&x, p, 8);
-    return x;
-}
-
-static inline uint64_t load32(const unsigned char *p)
-{
-    uint32_t x;
-    memcpy(&x, p, 4);
-    return x;
-}
-
-/* A wyhash-style multiply-fold hash: short keys (the usual case) take two
- * loads and two multiplies, and every output bit depends on every input bit,
- * which matters because shard, tag, stripe and sketch each use other bits. */
-uint64_t sc__local_hash(const char *key, size_t klen)
-{
-    const unsigned char *p = (const unsigned char *)key;
-    uint64_t seed = 0x243f6a8885a308d3ull ^ mum(klen, 0xa0761d6478bd642full);
-    size_t n = klen;
-    while (n > 16) {
-        seed = mum(load64(p) ^ 0xe7037ed1a0b428dbull, load64(p + 8) ^ seed);
-        p += 16;
-        n -= 16;
-    }
-    uint64_t a = 0, b = 0;
-    if (n >= 8) {
-        a = load64(p);
-        b = load64(p + n - 8);
-    } else if (n >= 4) {
-        a = load32(p);
-        b = load32(p + n - 4);
-    } else if (n > 0) {
-        a = ((uint64_t)p[0] << 16) | ((uint64_t)p[n >> 1] << 8) | p[n - 1];
-    }
-    return mum(mum(a ^ 0x8ebc6af09c88c6e3ull, b ^ seed), 0x589965cc75374cc3ull ^ klen);
-}
 
 struct table *sc__table_new(uint32_t size)
 {
