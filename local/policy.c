@@ -54,15 +54,25 @@ static void apply_hits(struct shard *s, struct rbuf *b, unsigned weight)
     b->n = 0;
     if (b->t != t || !s->policy)
         return;
-    /* The records are independent: prefetch their links and slots first
-     * so the misses of a large table overlap. */
+    /* A buffer names its table by address, and a table allocated after
+     * the buffer's was freed may have the same one: records are kept only
+     * inside this table's slots (below, only where the slot still holds a
+     * key with the record's tag), so a stale record can at worst touch
+     * another entry, never memory outside the table. The records are
+     * independent: prefetch their links and slots first so the misses of a
+     * large table overlap. */
+    uint32_t kept = 0;
     for (uint32_t k = 0; k < n; k++) {
         uint32_t i = (uint32_t)b->rec[k];
+        if (i >= t->size)
+            continue;
+        b->rec[kept++] = b->rec[k];
         __builtin_prefetch(&t->links[i], 1);
         __builtin_prefetch(&t->slots[i], 0);
         if (s->lfu)
             sc__sketch_prefetch(&s->sketch, (uint32_t)(b->rec[k] >> 32));
     }
+    n = kept;
     for (uint32_t k = 0; k < n; k++) {
         uint32_t i = (uint32_t)b->rec[k];
         __builtin_prefetch(&t->links[prev_of(&t->links[i])], 1);
