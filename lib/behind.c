@@ -87,6 +87,7 @@ sc_status sc__behind_options_check(const sc_options *o, char *err, size_t errlen
 
 SC_EXPORT sc_status sc_set_behind(sc_cache *c, const char *key, const void *val, size_t len, uint64_t ttl_ms)
 {
+    c = sc__route(c, key);
     sc_status s = sc__set_behind(c, key, val, len, ttl_ms);
     if (s == SC_OK)
         sc__atomic_inc(&c->behind->queued);
@@ -95,6 +96,7 @@ SC_EXPORT sc_status sc_set_behind(sc_cache *c, const char *key, const void *val,
 
 SC_EXPORT sc_status sc_delete_behind(sc_cache *c, const char *key)
 {
+    c = sc__route(c, key);
     sc_status s = sc__delete_behind(c, key);
     if (s == SC_OK)
         sc__atomic_inc(&c->behind->queued);
@@ -123,6 +125,8 @@ SC_EXPORT sc_status sc_flush_behind(sc_cache *c, unsigned timeout_ms)
 {
     if (!c)
         return sc__fail(c, SC_ERR_INVALID, "sc_flush_behind: cache is NULL");
+    if (c->part)
+        return sc__parts_flush_behind(c, timeout_ms);
     sc__behind *b = c->behind;
     uint64_t deadline = mono_ms() + timeout_ms;
     char err[SC__ERRLEN];

@@ -15,6 +15,10 @@ static void cache_free(sc_cache *c)
 {
     if (!c)
         return;
+    if (c->part) {
+        sc__parts_free(c);
+        return;
+    }
     /* The saver first: it uses the Redis tier until it stops. */
     sc__behind_stop(c);
     /* Loads left running past a timeout store nothing from now on. */
@@ -84,6 +88,52 @@ static unsigned route_gen(void *ud)
     return sc__remote_route_gen(ud);
 }
 
+static void remote_config(const sc_options *opt, sc__remote_config *rc)
+{
+    *rc = (sc__remote_config){
+        .host = opt->redis_host,
+        .port = opt->redis_port,
+        .unix_socket = opt->redis_unix_socket,
+        .username = opt->redis_username,
+        .password = opt->redis_password,
+        .db = opt->redis_db,
+        .timeout_ms = opt->redis_timeout_ms,
+        .pool_size = opt->redis_pool_size,
+        .ns = opt->ns,
+        .channel = opt->channel,
+        .wire_format = opt->wire_format,
+        .log_len = opt->event_log_len,
+        .cluster_nodes = opt->redis_cluster_nodes,
+        .sentinel_nodes = opt->sentinel_nodes,
+        .sentinel_master = opt->sentinel_master,
+    };
+}
+
+sc_status sc__partitions_agree(const sc_options *opt, sc__remote *r, char *err, size_t errlen)
+{
+    sc__remote *own = NULL;
+    sc_status s = SC_OK;
+    if (!r) {
+        sc__remote_config rc;
+        remote_config(opt, &rc);
+        rc.pool_size = 1;
+        if ((s = sc__remote_open(&rc, &own, err, errlen)) != SC_OK)
+            return s;
+        r = own;
+    }
+    unsigned want = opt->partitions ? opt->partitions : 1, have = 0;
+    s = sc__remote_partitions(r, want, &have, err, errlen);
+    sc__remote_close(own);
+    if (s == SC_OK && have != want) {
+        snprintf(err, errlen,
+                 "namespace \"%s\" is used with partitions = %u, this pod was opened with partitions = %u "
+                 "(every pod of a namespace must use the same count)",
+                 opt->ns, have, want);
+        s = SC_ERR_INVALID;
+    }
+    return s;
+}
+
 SC_EXPORT sc_status sc_open(const sc_options *o, sc_cache **out)
 {
     char err[SC__ERRLEN];
@@ -92,7 +142,15 @@ SC_EXPORT sc_status sc_open(const sc_options *o, sc_cache **out)
     *out = NULL;
     if (sc__options_check(o, err, sizeof err) != SC_OK)
         return sc__fail(NULL, SC_ERR_INVALID, "%s", err);
+    if (o->partitions > 1)
+        return sc__parts_open(o, out);
+    return sc__cache_open(o, NULL, out);
+}
 
+sc_status sc__cache_open(const sc_options *o, sc_cache *outer, sc_cache **out)
+{
+    char err[SC__ERRLEN];
+    *out = NULL;
     sc_cache *c = calloc(1, sizeof *c);
     if (!c)
         return sc__fail(NULL, SC_ERR_NOMEM, "sc_open: out of memory");
@@ -104,6 +162,7 @@ SC_EXPORT sc_status sc_open(const sc_options *o, sc_cache **out)
         pthread_cond_init(&c->open_cv, &ca);
         pthread_condattr_destroy(&ca);
     }
+    c->outer = outer;
     sc__flights_init(&c->flights);
     if (sc__options_copy(c, o) != SC_OK || sc__fetch_new(c) != SC_OK || sc__tags_new(c) != SC_OK) {
         cache_free(c);
@@ -135,24 +194,12 @@ SC_EXPORT sc_status sc_open(const sc_options *o, sc_cache **out)
         return sc__fail(NULL, SC_ERR_NOMEM, "sc_open: cannot create the local tier");
     }
 
-    sc__remote_config rc = {
-        .host = opt->redis_host,
-        .port = opt->redis_port,
-        .unix_socket = opt->redis_unix_socket,
-        .username = opt->redis_username,
-        .password = opt->redis_password,
-        .db = opt->redis_db,
-        .timeout_ms = opt->redis_timeout_ms,
-        .pool_size = opt->redis_pool_size,
-        .ns = opt->ns,
-        .channel = opt->channel,
-        .wire_format = opt->wire_format,
-        .log_len = opt->event_log_len,
-        .cluster_nodes = opt->redis_cluster_nodes,
-        .sentinel_nodes = opt->sentinel_nodes,
-        .sentinel_master = opt->sentinel_master,
-    };
+    sc__remote_config rc;
+    remote_config(opt, &rc);
     sc_status s = sc__remote_open(&rc, &c->remote, err, sizeof err);
+    /* Every pod of the namespace splits it alike (docs/protocol.md). */
+    if (s == SC_OK)
+        s = sc__partitions_agree(opt, c->remote, err, sizeof err);
     if (s != SC_OK) {
         cache_free(c);
         return sc__fail(NULL, s, "sc_open: %s", err);
@@ -245,6 +292,10 @@ SC_EXPORT void sc_stats_get(sc_cache *c, sc_stats *out)
     memset(out, 0, sizeof *out);
     if (!c)
         return;
+    if (c->part) {
+        sc__parts_stats(c, out);
+        return;
+    }
     sc__local_stats ls;
     sc__local_stats(c->local, &ls);
     out->local_hits = ls.hits;

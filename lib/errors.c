@@ -18,8 +18,11 @@ SC_EXPORT const char *sc_strerror(sc_status s)
     return "unknown status";
 }
 
-/* The cache the message belongs to; NULL for a failed sc_open. */
+/* The cache the message belongs to; NULL for a failed sc_open. A
+ * partition's message also belongs to the cache the user holds (tl_owner),
+ * noted when it is recorded so that reading never follows a pointer. */
 static _Thread_local const sc_cache *tl_cache;
+static _Thread_local const sc_cache *tl_owner;
 static _Thread_local int tl_set;
 static _Thread_local char tl_msg[SC__ERRLEN];
 
@@ -30,13 +33,14 @@ sc_status sc__fail(const sc_cache *c, sc_status s, const char *fmt, ...)
     vsnprintf(tl_msg, sizeof tl_msg, fmt, ap);
     va_end(ap);
     tl_cache = c;
+    tl_owner = c && c->outer ? c->outer : c;
     tl_set = 1;
     return s;
 }
 
 SC_EXPORT const char *sc_errmsg(const sc_cache *c)
 {
-    return tl_set && tl_cache == c ? tl_msg : "";
+    return tl_set && (tl_cache == c || tl_owner == c) ? tl_msg : "";
 }
 
 void sc__log(const sc_cache *c, sc_log_level level, const char *fmt, ...)

@@ -1564,6 +1564,7 @@ static int serve_graced(call *cl, fkey *k, sc_status st, sc_value **out, uint64_
 SC_EXPORT sc_status sc_fetch_ex(sc_cache *c, const char *key, const sc_fetch_opts *o, sc_load_fn load, void *ud,
                                 sc_value **out, sc_get_info *info)
 {
+    c = sc__route(c, key);
     if (out)
         *out = NULL;
     if (info)
@@ -1709,6 +1710,8 @@ SC_EXPORT sc_status sc_fetch_batch(sc_cache *c, const char *const *keys, size_t 
         if ((s = check_key(c, keys[i], &kl, "sc_fetch_batch")) != SC_OK)
             return s;
     }
+    if (c->part)
+        return sc__parts_fetch_batch(c, keys, n, ttl_ms, load, ud, out);
     /* Unique keys (an open-addressing map over the input), so a duplicate
      * is loaded once and both slots get the value. */
     size_t cap = 16;
@@ -1772,6 +1775,7 @@ SC_EXPORT sc_status sc_tag_deleted(sc_cache *c, const char *key)
 {
     if (!c)
         return sc__fail(c, SC_ERR_INVALID, "sc_tag_deleted: cache is NULL");
+    c = sc__route(c, key);
     size_t klen = 0;
     sc_status s = check_key(c, key, &klen, "sc_tag_deleted");
     if (s != SC_OK)
@@ -1806,6 +1810,10 @@ SC_EXPORT void sc_load_stats_get(sc_cache *c, sc_window w, sc_load_stats *out)
     if (!out)
         return;
     memset(out, 0, sizeof *out);
+    if (c && c->part) {
+        sc__parts_load_stats(c, w, out);
+        return;
+    }
     if (!c || !c->fetch)
         return;
     sc__load_stats_read(c->fetch->stats, w, out);

@@ -6,12 +6,17 @@
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <string.h>
 
 #include <synccache/synccache.h>
 
 #include "local/local.h"
 #include "remote/remote.h"
 #include "sync/sync.h"
+
+/* Most partitions of a namespace (option partitions): each costs a
+ * subscription, a thread and a pool of its own. */
+#define SC__PARTITIONS_MAX 256
 
 /* Room for an error message from any layer. */
 #define SC__ERRLEN 512
@@ -42,6 +47,15 @@ typedef struct sc__flights {
 struct sc_cache {
     sc_options opt;            /* copy; its strings point at the owned copies below */
     char *strings;             /* one block holding every copied option string */
+
+    /* Partitions (partition.c): the cache the user holds when partitions > 1
+     * is a router over part[0..nparts-1], each a complete cache of its own
+     * namespace "<ns>#<p>"; then only opt, strings and these are set. A
+     * partition points back at that router (its failures show in
+     * sc_errmsg of it); NULL everywhere else. */
+    sc_cache **part;
+    unsigned nparts;
+    const sc_cache *outer;
 
     sc__local *local;
     sc__remote *remote;
@@ -105,6 +119,36 @@ struct sc_cache {
     atomic_uint_fast64_t tracking_invalidations, tracking_confirmed, tracking_failures;
 };
 
+/* cache.c: opens one complete cache from checked options: a partition of
+ * outer, or (outer NULL) a whole unpartitioned namespace. */
+sc_status sc__cache_open(const sc_options *o, sc_cache *outer, sc_cache **out);
+/* cache.c: the partition count the namespace of r (opt->ns) records, with
+ * opt->partitions recorded when it records none; SC_ERR_INVALID with a
+ * message naming both counts when they differ. r NULL: a connection of its
+ * own for the check. The message goes to err. */
+sc_status sc__partitions_agree(const sc_options *opt, sc__remote *r, char *err, size_t errlen);
+
+/* partition.c: the router of a partitioned cache. Every keyed call goes to
+ * the partition of its key (sc__route); the calls that are not keyed go
+ * to every partition. */
+unsigned sc__partition_of(const char *key, size_t max_key_bytes, unsigned nparts);
+static inline sc_cache *sc__route(sc_cache *c, const char *key)
+{
+    if (c && c->part)
+        return c->part[sc__partition_of(key, c->opt.max_key_bytes, c->nparts)];
+    return c;
+}
+sc_status sc__parts_open(const sc_options *o, sc_cache **out);
+void sc__parts_free(sc_cache *c);
+sc_status sc__parts_clear(sc_cache *c);
+sc_status sc__parts_invalidate_tag(sc_cache *c, const char *tag);
+sc_status sc__parts_flush_behind(sc_cache *c, unsigned timeout_ms);
+sc_status sc__parts_get_many(sc_cache *c, const char *const *keys, size_t n, sc_value **out);
+sc_status sc__parts_fetch_batch(sc_cache *c, const char *const *keys, size_t n, uint64_t ttl_ms,
+                                sc_load_batch_fn load, void *ud, sc_value **out);
+void sc__parts_stats(sc_cache *c, sc_stats *out);
+void sc__parts_load_stats(sc_cache *c, sc_window w, sc_load_stats *out);
+
 /* errors.c: record a failure for sc_errmsg and return s. */
 sc_status sc__fail(const sc_cache *c, sc_status s, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 void sc__log(const sc_cache *c, sc_log_level level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -159,13 +203,33 @@ sc_status sc__install_read(sc_cache *c, const char *key, size_t klen, uint64_t h
  * (the pod's own completed write, an event applied meanwhile). */
 int sc__settle_read(sc_cache *c, const char *key, size_t klen, uint64_t hash, uint64_t known, sc_value **v);
 
-/* ops.c: checks a key argument (NULL, empty, too long) and measures it;
- * the failure is recorded for sc_errmsg under the name call. */
-sc_status sc__check_key(const sc_cache *c, const char *key, size_t *klen, const char *call);
+/* ops.c: records why a key argument is bad (NULL cache or key, empty, too
+ * long; n = its measured length) for sc_errmsg under the name call, and
+ * returns the status. */
+sc_status sc__key_error(const sc_cache *c, const char *key, size_t n, const char *call);
+
+/* Checks a key argument (NULL, empty, too long) and measures it; the
+ * failure is recorded for sc_errmsg under the name call. Inline, with the
+ * messages out of line: it runs on every get, where a call and its
+ * register saves were a tenth of a local hit's instructions. */
+static inline sc_status sc__check_key(const sc_cache *c, const char *key, size_t *klen, const char *call)
+{
+    size_t n = 0;
+    if (c && key)
+        n = strnlen(key, c->opt.max_key_bytes + 1);
+    *klen = n;
+    if (!c || !key || n == 0 || n > c->opt.max_key_bytes)
+        return sc__key_error(c, key, n, call);
+    return SC_OK;
+}
 
 /* ops.c: the pod's own write reached Redis with this result: count it, note
  * a failed PUBLISH, and raise verified. */
 void sc__wrote(sc_cache *c, const sc__remote_result *res, const char *call);
+
+/* partition.c: the histogram at offset in sc_cache added up over the
+ * partitions into sum. */
+void sc__parts_hist(const sc_cache *c, size_t offset, sc__hist *sum);
 
 /* metrics.c: one observation of a duration (ns, from sc__mono_ns). */
 void sc__hist_observe(sc__hist *h, uint64_t ns);

@@ -279,13 +279,21 @@ SC_EXPORT size_t sc_metrics_text(sc_cache *c, char *buf, size_t cap)
                            ls.hit_ns);
         put_seconds_family(&w, c, "synccache_load_miss_seconds_total",
                            "Time spent in fetches that loaded or waited for a load.", ls.miss_ns);
+        /* A partitioned cache reports its partitions' sums. */
+        sc__hist hist[3];
+        const size_t at[3] = {offsetof(sc_cache, hist_get), offsetof(sc_cache, hist_set),
+                              offsetof(sc_cache, hist_prop)};
+        for (size_t i = 0; i < 3 && c->part; i++)
+            sc__parts_hist(c, at[i], &hist[i]);
         put_histogram(&w, c, "synccache_remote_get_duration_seconds",
-                      "Time of the Redis read behind a local miss (one round trip, errors included).", &c->hist_get);
+                      "Time of the Redis read behind a local miss (one round trip, errors included).",
+                      c->part ? &hist[0] : &c->hist_get);
         put_histogram(&w, c, "synccache_remote_set_duration_seconds",
-                      "Time of the Redis write script of a set (store, version, log, publish).", &c->hist_set);
+                      "Time of the Redis write script of a set (store, version, log, publish).",
+                      c->part ? &hist[1] : &c->hist_set);
         put_histogram(&w, c, "synccache_propagation_delay_seconds",
                       "Delay from an event's publish time (Redis clock) to its apply on this pod, replays included.",
-                      &c->hist_prop);
+                      c->part ? &hist[2] : &c->hist_prop);
     }
     if (cap > 0 && buf)
         buf[w.len < cap ? w.len : cap - 1] = '\0';

@@ -20,20 +20,15 @@
 
 #include "lib/internal.h"
 
-sc_status sc__check_key(const sc_cache *c, const char *key, size_t *klen, const char *call)
+__attribute__((cold)) sc_status sc__key_error(const sc_cache *c, const char *key, size_t n, const char *call)
 {
     if (!c)
         return sc__fail(c, SC_ERR_INVALID, "%s: cache is NULL", call);
     if (!key)
         return sc__fail(c, SC_ERR_INVALID, "%s: key is NULL", call);
-    size_t n = strnlen(key, c->opt.max_key_bytes + 1);
     if (n == 0)
         return sc__fail(c, SC_ERR_INVALID, "%s: key is empty", call);
-    if (n > c->opt.max_key_bytes)
-        return sc__fail(c, SC_ERR_TOO_LARGE, "%s: key longer than max_key_bytes (%zu)", call,
-                        c->opt.max_key_bytes);
-    *klen = n;
-    return SC_OK;
+    return sc__fail(c, SC_ERR_TOO_LARGE, "%s: key longer than max_key_bytes (%zu)", call, c->opt.max_key_bytes);
 }
 
 static int writes_redis(const sc_cache *c)
@@ -73,36 +68,27 @@ static sc_status remote_failed(sc_cache *c, sc_status s, const char *call, const
     return sc__fail(c, s, "%s: %s", call, err);
 }
 
-SC_EXPORT sc_status sc_get_ex(sc_cache *c, const char *key, sc_value **out, sc_get_info *info)
+/* Everything but a synced pod's local hit: the stale-serving policy of an
+ * unsynced pod, the Redis read, stale-if-error. synced is what the caller
+ * read once for the whole call; when it is 1 the local tier was already
+ * looked up (and counted a miss). */
+static __attribute__((noinline)) sc_status get_slow(sc_cache *c, const char *key, size_t klen, uint64_t hash,
+                                                    sc_value **out, sc_get_info *info, int synced)
 {
-    size_t klen = 0;
-    if (out)
-        *out = NULL;
-    sc_status s = sc__check_key(c, key, &klen, "sc_get");
-    if (s != SC_OK)
-        return s;
-    if (!out)
-        return sc__fail(c, SC_ERR_INVALID, "sc_get: out is NULL");
-
-    uint64_t hash = sc__local_hash(key, klen);
-    int synced = is_synced(c);
-    int use_local = synced;
     uint64_t age = 0;
     if (!synced && c->opt.disconnect_policy == SC_DISCONNECT_STALE) {
         age = sync_age_ms(c);
-        use_local = age <= c->opt.stale_max_ms;
-    }
-    if (use_local && sc__local_get(c->local, key, klen, hash, out) == SC_OK) {
-        if (info) {
-            info->source = SC_SOURCE_LOCAL;
-            info->stale = !synced;
-            info->sync_age_ms = synced ? 0 : age;
-        }
-        if (!synced)
+        if (age <= c->opt.stale_max_ms && sc__local_get(c->local, key, klen, hash, out) == SC_OK) {
+            if (info) {
+                info->source = SC_SOURCE_LOCAL;
+                info->stale = 1;
+                info->sync_age_ms = age;
+            }
             sc__atomic_inc(&c->stale_served);
-        return SC_OK;
+            return SC_OK;
+        }
     }
-    s = sc__load(c, key, klen, hash, synced, out);
+    sc_status s = sc__load(c, key, klen, hash, synced, out);
     if (info && s == SC_OK) {
         info->source = SC_SOURCE_REMOTE;
         info->stale = 0;
@@ -126,6 +112,33 @@ SC_EXPORT sc_status sc_get_ex(sc_cache *c, const char *key, sc_value **out, sc_g
     return s;
 }
 
+/* A synced pod's local hit is the whole of this function; the rest is
+ * get_slow, so the hit saves and restores almost no registers. */
+SC_EXPORT sc_status sc_get_ex(sc_cache *c, const char *key, sc_value **out, sc_get_info *info)
+{
+    c = sc__route(c, key);
+    size_t klen = 0;
+    if (out)
+        *out = NULL;
+    sc_status s = sc__check_key(c, key, &klen, "sc_get");
+    if (s != SC_OK)
+        return s;
+    if (!out)
+        return sc__fail(c, SC_ERR_INVALID, "sc_get: out is NULL");
+
+    uint64_t hash = sc__local_hash(key, klen);
+    int synced = is_synced(c);
+    if (synced && sc__local_get(c->local, key, klen, hash, out) == SC_OK) {
+        if (info) {
+            info->source = SC_SOURCE_LOCAL;
+            info->stale = 0;
+            info->sync_age_ms = 0;
+        }
+        return SC_OK;
+    }
+    return get_slow(c, key, klen, hash, out, info, synced);
+}
+
 SC_EXPORT sc_status sc_get(sc_cache *c, const char *key, sc_value **out)
 {
     return sc_get_ex(c, key, out, NULL);
@@ -133,6 +146,7 @@ SC_EXPORT sc_status sc_get(sc_cache *c, const char *key, sc_value **out)
 
 SC_EXPORT sc_status sc_peek(sc_cache *c, const char *key, sc_value **out)
 {
+    c = sc__route(c, key);
     size_t klen = 0;
     if (out)
         *out = NULL;
@@ -237,18 +251,18 @@ sc_status sc__set_tagged(sc_cache *c, const char *key, const void *val, size_t l
 
 SC_EXPORT sc_status sc_set(sc_cache *c, const char *key, const void *val, size_t len, uint64_t ttl_ms)
 {
-    return set_common(c, key, val, len, ttl_ms, 0, NULL, 0, "sc_set");
+    return set_common(sc__route(c, key), key, val, len, ttl_ms, 0, NULL, 0, "sc_set");
 }
 
 SC_EXPORT sc_status sc_set_if_version(sc_cache *c, const char *key, const void *val, size_t len, uint64_t ttl_ms,
                                       uint64_t expected)
 {
-    return set_common(c, key, val, len, ttl_ms, 0, &expected, 0, "sc_set_if_version");
+    return set_common(sc__route(c, key), key, val, len, ttl_ms, 0, &expected, 0, "sc_set_if_version");
 }
 
 SC_EXPORT sc_status sc_set_invalidate(sc_cache *c, const char *key, const void *val, size_t len, uint64_t ttl_ms)
 {
-    return set_common(c, key, val, len, ttl_ms, 1, NULL, 0, "sc_set_invalidate");
+    return set_common(sc__route(c, key), key, val, len, ttl_ms, 1, NULL, 0, "sc_set_invalidate");
 }
 
 sc_status sc__set_behind(sc_cache *c, const char *key, const void *val, size_t len, uint64_t ttl_ms)
@@ -291,7 +305,7 @@ static sc_status delete_common(sc_cache *c, const char *key, int behind, const c
 
 SC_EXPORT sc_status sc_delete(sc_cache *c, const char *key)
 {
-    return delete_common(c, key, 0, "sc_delete");
+    return delete_common(sc__route(c, key), key, 0, "sc_delete");
 }
 
 sc_status sc__delete_behind(sc_cache *c, const char *key)
@@ -303,6 +317,8 @@ SC_EXPORT sc_status sc_clear(sc_cache *c)
 {
     if (!c)
         return sc__fail(c, SC_ERR_INVALID, "sc_clear: cache is NULL");
+    if (c->part)
+        return sc__parts_clear(c);
     sc__local_clear(c->local, 0);
     if (!writes_redis(c))
         return SC_OK;

@@ -90,8 +90,16 @@ static int bad_string(const char *name, const char *s, int required, char *err, 
 static int bad_scale(const sc_options *o, char *err, size_t errlen)
 {
     /* 0 (a struct not filled by sc_options_init) means the default, 1. */
-    if (o->partitions > 1)
-        return bad(err, errlen, "option partitions: partitions > 1 is not supported yet (got %u)", o->partitions);
+    if (o->partitions > SC__PARTITIONS_MAX)
+        return bad(err, errlen, "option partitions: %u is not in 1..%d", o->partitions, SC__PARTITIONS_MAX);
+    if (o->partitions > 1 && o->channel)
+        return bad(err, errlen,
+                   "option channel: must be NULL with partitions > 1 (each partition has its channel "
+                   "{ns#p}:events)");
+    /* Each partition is the namespace "<ns>#<p>", itself at most 256 bytes. */
+    if (o->partitions > 1 && o->ns && strlen(o->ns) + 1 + (size_t)snprintf(NULL, 0, "%u", o->partitions - 1) > 256)
+        return bad(err, errlen, "option ns: at most %zu bytes with partitions = %u",
+                   256 - 1 - (size_t)snprintf(NULL, 0, "%u", o->partitions - 1), o->partitions);
     if (o->redis_cluster_nodes && o->sentinel_nodes)
         return bad(err, errlen, "options redis_cluster_nodes and sentinel_nodes: give one, not both");
     if (bad_string("redis_cluster_nodes", o->redis_cluster_nodes, 0, err, errlen) ||
@@ -140,6 +148,9 @@ sc_status sc__options_check(const sc_options *o, char *err, size_t errlen)
         fail = 1;
     else if (bad_scale(o, err, errlen))
         fail = 1;
+    else if (strchr(o->ns, '#'))
+        fail = bad(err, errlen,
+                   "option ns: \"%s\" may not hold '#' (reserved: partition p of namespace ns is {ns#p})", o->ns);
     else if (!sc__remote_ns_valid(o->ns))
         fail = bad(err, errlen,
                    "option ns: \"%s\" may not hold '{', '}' or control characters (the namespace is a Redis "

@@ -309,6 +309,7 @@ SC_EXPORT sc_status sc_set_tagged(sc_cache *c, const char *key, const void *val,
 {
     if (!c)
         return sc__fail(c, SC_ERR_INVALID, "sc_set_tagged: cache is NULL");
+    c = sc__route(c, key);
     char *joined = NULL;
     size_t jl = 0;
     sc_status s = sc__tags_join(c, tags, ntags, &joined, &jl, "sc_set_tagged");
@@ -323,6 +324,8 @@ SC_EXPORT sc_status sc_invalidate_tag(sc_cache *c, const char *tag)
 {
     if (!c)
         return sc__fail(c, SC_ERR_INVALID, "sc_invalidate_tag: cache is NULL");
+    if (c->part)
+        return sc__parts_invalidate_tag(c, tag);
     char *joined = NULL;
     size_t tl = 0;
     sc_status s = sc__tags_join(c, &tag, 1, &joined, &tl, "sc_invalidate_tag");

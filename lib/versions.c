@@ -22,6 +22,7 @@
 
 SC_EXPORT sc_status sc_version_of(sc_cache *c, const char *key, uint64_t *version)
 {
+    c = sc__route(c, key);
     size_t klen = 0;
     if (version)
         *version = 0;
@@ -73,6 +74,8 @@ SC_EXPORT sc_status sc_get_many(sc_cache *c, const char *const *keys, size_t n, 
         return sc__fail(c, SC_ERR_INVALID, "sc_get_many: %s is NULL", keys ? "out" : "keys");
     if (n > GET_MANY_MAX)
         return sc__fail(c, SC_ERR_INVALID, "sc_get_many: %zu keys (at most %zu per call)", n, GET_MANY_MAX);
+    if (c->part)
+        return sc__parts_get_many(c, keys, n, out);
 
     miss *m = malloc(n * sizeof *m);
     if (!m)

@@ -17,6 +17,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include <synccache/synccache.h>
 
@@ -64,8 +65,47 @@ typedef struct sc__local_stats {
 sc__local *sc__local_new(const sc__local_config *cfg);
 void sc__local_free(sc__local *l); /* NULL is a no-op; held values stay valid */
 
-/* Hash of a key; pass it to the calls below so a key is hashed once. */
-uint64_t sc__local_hash(const char *key, size_t klen);
+static inline uint64_t sc__hash_mum(uint64_t a, uint64_t b)
+{
+    __uint128_t r = (__uint128_t)a * b;
+    return (uint64_t)r ^ (uint64_t)(r >> 64);
+}
+
+static inline uint64_t sc__hash_load(const unsigned char *p, size_t n)
+{
+    uint64_t x = 0;
+    memcpy(&x, p, n); /* n is 4 or 8: a plain load */
+    return x;
+}
+
+/* Hash of a key; pass it to the calls below so a key is hashed once.
+ * A wyhash-style multiply-fold hash: short keys (the usual case) take two
+ * loads and two multiplies, and every output bit depends on every input
+ * bit, which matters because shard, tag, stripe and sketch each use other
+ * bits. Inline: it is a third of the instructions of a local hit's lookup,
+ * and a call would add its own. */
+static inline uint64_t sc__local_hash(const char *key, size_t klen)
+{
+    const unsigned char *p = (const unsigned char *)key;
+    uint64_t seed = 0x243f6a8885a308d3ull ^ sc__hash_mum(klen, 0xa0761d6478bd642full);
+    size_t n = klen;
+    while (n > 16) {
+        seed = sc__hash_mum(sc__hash_load(p, 8) ^ 0xe7037ed1a0b428dbull, sc__hash_load(p + 8, 8) ^ seed);
+        p += 16;
+        n -= 16;
+    }
+    uint64_t a = 0, b = 0;
+    if (n >= 8) {
+        a = sc__hash_load(p, 8);
+        b = sc__hash_load(p + n - 8, 8);
+    } else if (n >= 4) {
+        a = sc__hash_load(p, 4);
+        b = sc__hash_load(p + n - 4, 4);
+    } else if (n > 0) {
+        a = ((uint64_t)p[0] << 16) | ((uint64_t)p[n >> 1] << 8) | p[n - 1];
+    }
+    return sc__hash_mum(sc__hash_mum(a ^ 0x8ebc6af09c88c6e3ull, b ^ seed), 0x589965cc75374cc3ull ^ klen);
+}
 
 /* SC_OK with *out (a new reference) or SC_NOT_FOUND (also for an expired
  * entry, which is dropped). Counts a hit or a miss. */

@@ -23,7 +23,7 @@
 
 #include <errno.h>
 #include <pthread.h>
-#include <signal.h>
+#include <sys/socket.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,6 +38,8 @@ typedef struct slot {
     int64_t set_ms;    /* socket timeout now applied to ctx; 0 = none yet */
     unsigned gen;      /* routing generation ctx was connected under */
     char addr[300];    /* the node ctx talks to, for messages */
+    char *obuf;        /* the last commands' RESP bytes (see command()) */
+    size_t ocap;
 } slot;
 
 struct sc__pool {
@@ -125,9 +127,11 @@ void sc__pool_destroy(sc__pool *p)
 {
     if (!p)
         return;
-    for (unsigned i = 0; p->slots && i < p->size; i++)
+    for (unsigned i = 0; p->slots && i < p->size; i++) {
         if (p->slots[i].ctx)
             redisFree(p->slots[i].ctx);
+        free(p->slots[i].obuf);
+    }
     pthread_cond_destroy(&p->cv);
     pthread_mutex_destroy(&p->mu);
     free(p->slots);
@@ -208,32 +212,101 @@ static int is_stale_connection(const redisContext *c, int saved_errno)
            (c->err == REDIS_ERR_IO && (saved_errno == ECONNRESET || saved_errno == EPIPE));
 }
 
-/* Runs one command with SIGPIPE blocked on this thread: hiredis writes with
- * write(2), and a write to a connection Redis has closed would otherwise kill
- * the whole process. A SIGPIPE raised here is consumed before unblocking. */
-static redisReply *command_nosigpipe(redisContext *c, int argc, const char **argv, const size_t *lens,
-                                     int *saved_errno)
+/* Commands up to this size are formatted into the slot's own buffer, kept
+ * between calls; a larger one (a big value, SCRIPT LOAD) gets a buffer of
+ * its own for the call, so a slot never holds more than this for long. */
+#define OBUF_KEEP 65536
+
+static size_t decimal_len(size_t n)
 {
-    sigset_t pipe_set, old, pending;
-    sigemptyset(&pipe_set);
-    sigaddset(&pipe_set, SIGPIPE);
-    pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
+    size_t d = 1;
+    while (n >= 10) {
+        n /= 10;
+        d++;
+    }
+    return d;
+}
 
-    errno = 0;
-    redisReply *reply = redisCommandArgv(c, argc, argv, lens);
-    *saved_errno = errno;
+static char *put_header(char *o, char kind, size_t n)
+{
+    char digits[24];
+    size_t d = decimal_len(n), k = d;
+    do {
+        digits[--k] = (char)('0' + n % 10);
+        n /= 10;
+    } while (k);
+    *o++ = kind;
+    memcpy(o, digits, d);
+    o += d;
+    *o++ = '\r';
+    *o++ = '\n';
+    return o;
+}
 
-    /* Only a write that failed with EPIPE raised a SIGPIPE; checking for it
-     * on every command would cost two system calls per round trip. */
-    if (!reply && *saved_errno == EPIPE) {
-        sigpending(&pending);
-        if (sigismember(&pending, SIGPIPE)) {
-            struct timespec zero = {0, 0};
-            sigtimedwait(&pipe_set, NULL, &zero);
+/* Runs one command: formats it in RESP (what redisFormatCommandArgv does,
+ * without its malloc), sends it with send(MSG_NOSIGNAL) and reads the reply
+ * with redisGetReply. hiredis 0.14 writes with write(2), which raises
+ * SIGPIPE on a connection Redis has closed and would kill the process;
+ * MSG_NOSIGNAL returns EPIPE instead, so no signal mask is touched per
+ * command. A failed send marks the context as an I/O error, as hiredis
+ * would, and leaves errno for the caller's timeout check. */
+static redisReply *command(slot *s, int argc, const char **argv, const size_t *lens, int *saved_errno)
+{
+    redisContext *c = s->ctx;
+    size_t need = 1 + decimal_len((size_t)argc) + 2;
+    for (int i = 0; i < argc; i++) {
+        size_t n = lens ? lens[i] : strlen(argv[i]);
+        need += 1 + decimal_len(n) + 2 + n + 2;
+    }
+    char *buf = s->obuf;
+    if (need > s->ocap) {
+        buf = malloc(need);
+        if (!buf) {
+            c->err = REDIS_ERR_OOM;
+            snprintf(c->errstr, sizeof c->errstr, "out of memory");
+            *saved_errno = ENOMEM;
+            return NULL;
+        }
+        if (need <= OBUF_KEEP) {
+            free(s->obuf);
+            s->obuf = buf;
+            s->ocap = need;
         }
     }
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    errno = *saved_errno;
+    char *o = put_header(buf, '*', (size_t)argc);
+    for (int i = 0; i < argc; i++) {
+        size_t n = lens ? lens[i] : strlen(argv[i]);
+        o = put_header(o, '$', n);
+        memcpy(o, argv[i], n);
+        o += n;
+        *o++ = '\r';
+        *o++ = '\n';
+    }
+    int failed = 0;
+    for (size_t off = 0; off < need;) {
+        ssize_t k = send(c->fd, buf + off, need - off, MSG_NOSIGNAL);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0) {
+            *saved_errno = errno;
+            c->err = REDIS_ERR_IO;
+            snprintf(c->errstr, sizeof c->errstr, "%s", strerror(errno));
+            failed = 1;
+            break;
+        }
+        off += (size_t)k;
+    }
+    if (buf != s->obuf)
+        free(buf);
+    if (failed) {
+        errno = *saved_errno;
+        return NULL;
+    }
+    errno = 0;
+    void *reply = NULL;
+    if (redisGetReply(c, &reply) != REDIS_OK)
+        reply = NULL;
+    *saved_errno = errno;
     return reply;
 }
 
@@ -261,7 +334,7 @@ static sc_status run(sc__pool *p, slot *s, int argc, const char **argv, const si
         s->set_ms = left < 1 ? 1 : left;
     }
     int saved_errno;
-    *reply = command_nosigpipe(s->ctx, argc, argv, lens, &saved_errno);
+    *reply = command(s, argc, argv, lens, &saved_errno);
     if (*reply)
         return SC_OK;
 
@@ -489,6 +562,7 @@ static sc_status ask(sc__pool *p, const sc__addr *a, int argc, const char **argv
     }
     if (tmp.ctx)
         redisFree(tmp.ctx);
+    free(tmp.obuf);
     return st;
 }
 

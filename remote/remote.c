@@ -827,6 +827,40 @@ sc_status sc__remote_log_range(sc__remote *r, uint64_t after, uint64_t upto, sc_
     return SC_OK;
 }
 
+/* Atomic, so two pods opening a new namespace with different counts cannot
+ * both record theirs. Not a loaded script: it runs once per open. */
+static const char partitions_lua[] =
+    "local m = redis.call('HMGET', KEYS[1], 'partitions', 'epoch')\n"
+    "if m[1] then return m[1] end\n"
+    "if m[2] and ARGV[1] ~= '1' then return '1' end\n"
+    "redis.call('HSET', KEYS[1], 'partitions', ARGV[1])\n"
+    "return ARGV[1]\n";
+
+sc_status sc__remote_partitions(sc__remote *r, unsigned want, unsigned *have, char *err, size_t errlen)
+{
+    char w[16];
+    snprintf(w, sizeof w, "%u", want);
+    const char *argv[5] = {"EVAL", partitions_lua, "1", r->meta_key, w};
+    redisReply *reply = NULL;
+    sc_status st = sc__pool_command(r->pool, sc__remote_now_ms() + r->timeout_ms, r->timeout_ms, "EVAL", 5, argv,
+                                    NULL, &reply, err, errlen);
+    if (st != SC_OK)
+        return st;
+    uint64_t v = 0;
+    if (reply->type == REDIS_REPLY_ERROR) {
+        sc__remote_errf(err, errlen, "redis %s: reading the partition count: %s%.*s", sc__pool_addr(r->pool),
+                        sc__remote_explain(reply->str), (int)reply->len, reply->str);
+        st = SC_ERR_REMOTE;
+    } else if (!reply_u64(reply, &v) || v == 0 || v > UINT32_MAX) {
+        sc__remote_errf(err, errlen, "redis %s: %s holds a bad partitions field", sc__pool_addr(r->pool),
+                        r->meta_key);
+        st = SC_ERR_REMOTE;
+    }
+    *have = (unsigned)v;
+    freeReplyObject(reply);
+    return st;
+}
+
 /* ------------------------------------------------------------------------
  * What remote/fetch.c and remote/behind.c build their calls from: the same
  * key layout, script runner, event parts and write reply as the calls above,

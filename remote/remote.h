@@ -18,6 +18,7 @@
  *   {ns}:seq      string counter: the namespace sequence = version source,
  *                 seeded from Redis TIME in microseconds when absent
  *   {ns}:meta     hash  epoch=<16 hex> floor=<version of the last clear>
+ *                 partitions=<count> (sc__remote_partitions)
  *   {ns}:log      stream, entry id "<seq>-0", field "e" = the encoded event,
  *                 capped with MAXLEN ~ log_len
  *   channel       default "{ns}:events"
@@ -162,6 +163,13 @@ sc_status sc__remote_heartbeat(sc__remote *r, const sc__remote_event *ev, const 
  * only. */
 sc_status sc__remote_confirm(sc__remote *r, const char *const *keys, const size_t *klens, const uint64_t *version,
                              const char (*sha1)[41], size_t n, int *same, char *err, size_t errlen);
+
+/* The namespace's partition count (docs/protocol.md, "Partitions"): the
+ * field partitions of {ns}:meta. When it holds none, want is recorded,
+ * except that a namespace with a history (an epoch) and no count was used
+ * before counts were recorded, unpartitioned: it counts as 1. *have gets
+ * the count that holds. One round trip (an atomic EVAL). */
+sc_status sc__remote_partitions(sc__remote *r, unsigned want, unsigned *have, char *err, size_t errlen);
 
 /* Calls fn for each log entry with after < seq <= upto, in order, reading in
  * batches. fn returns 0 to go on, nonzero to stop. SC_OK when the walk ended

@@ -164,14 +164,23 @@ sc_status sc__script_run(sc__pool *p, const char shas[SC__SCRIPT_COUNT][41], sc_
                          redisReply **reply, char *err, size_t errlen)
 {
     *reply = NULL;
+    /* Every script takes at most a couple of dozen arguments except
+     * get_many and clear_batch; those alone pay for heap arrays. */
+    enum { ON_STACK = 32 };
+    const char *argv_stack[ON_STACK];
+    size_t argl_stack[ON_STACK];
     int argc = 3 + nargs;
-    const char **argv = malloc((size_t)argc * sizeof *argv);
-    size_t *argl = malloc((size_t)argc * sizeof *argl);
-    if (!argv || !argl) {
-        free(argv);
-        free(argl);
-        sc__remote_errf(err, errlen, "out of memory");
-        return SC_ERR_NOMEM;
+    const char **argv = argv_stack;
+    size_t *argl = argl_stack;
+    if (argc > ON_STACK) {
+        argv = malloc((size_t)argc * sizeof *argv);
+        argl = malloc((size_t)argc * sizeof *argl);
+        if (!argv || !argl) {
+            free(argv);
+            free(argl);
+            sc__remote_errf(err, errlen, "out of memory");
+            return SC_ERR_NOMEM;
+        }
     }
     char numkeys[16];
     snprintf(numkeys, sizeof numkeys, "%d", nkeys);
@@ -196,8 +205,10 @@ sc_status sc__script_run(sc__pool *p, const char shas[SC__SCRIPT_COUNT][41], sc_
         snprintf(what, sizeof what, "EVAL (%s script)", scripts[id].name);
         st = sc__pool_command(p, deadline, timeout_ms, what, argc, argv, argl, reply, err, errlen);
     }
-    free(argv);
-    free(argl);
+    if (argv != argv_stack) {
+        free(argv);
+        free(argl);
+    }
     if (st == SC_OK && (*reply)->type == REDIS_REPLY_ERROR) {
         sc__remote_errf(err, errlen, "redis %s: %s%s script failed: %.*s", sc__pool_addr(p),
                         sc__remote_explain((*reply)->str), scripts[id].name,

@@ -38,7 +38,6 @@
 
 #include <event2/event.h>
 #include <event2/thread.h>
-#include <hiredis/adapters/libevent.h>
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 
@@ -167,6 +166,91 @@ static void give_up(sc__sub *s, const char *why)
     s->ac = NULL;
     event_active(s->reap_ev, EV_TIMEOUT, 0);
     report_lost(s, why);
+}
+
+/* hiredis' libevent adapter, with the read event kept armed. hiredis asks
+ * for the read event again after every read (addRead); the stock adapter's
+ * event is one-shot, so every message cost an event_add, a change to the
+ * epoll set. Here the read event is persistent and added once; addRead on
+ * an armed event does nothing. */
+typedef struct sub_events {
+    redisAsyncContext *ac;
+    struct event *rev, *wev;
+    int reading;
+} sub_events;
+
+static void on_readable(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    redisAsyncHandleRead(((sub_events *)arg)->ac);
+}
+
+static void on_writable(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    redisAsyncHandleWrite(((sub_events *)arg)->ac);
+}
+
+static void add_read(void *data)
+{
+    sub_events *e = data;
+    if (!e->reading && event_add(e->rev, NULL) == 0)
+        e->reading = 1;
+}
+
+static void del_read(void *data)
+{
+    sub_events *e = data;
+    if (e->reading) {
+        event_del(e->rev);
+        e->reading = 0;
+    }
+}
+
+static void add_write(void *data)
+{
+    event_add(((sub_events *)data)->wev, NULL);
+}
+
+static void del_write(void *data)
+{
+    event_del(((sub_events *)data)->wev);
+}
+
+static void free_events(void *data)
+{
+    sub_events *e = data;
+    if (e->rev)
+        event_free(e->rev);
+    if (e->wev)
+        event_free(e->wev);
+    free(e);
+}
+
+/* -1 on out of memory (nothing attached). */
+static int attach_events(redisAsyncContext *ac, struct event_base *base)
+{
+    sub_events *e = calloc(1, sizeof *e);
+    if (!e)
+        return -1;
+    e->ac = ac;
+    e->rev = event_new(base, ac->c.fd, EV_READ | EV_PERSIST, on_readable, e);
+    e->wev = event_new(base, ac->c.fd, EV_WRITE, on_writable, e);
+    if (!e->rev || !e->wev) {
+        free_events(e);
+        return -1;
+    }
+    ac->ev.addRead = add_read;
+    ac->ev.delRead = del_read;
+    ac->ev.addWrite = add_write;
+    ac->ev.delWrite = del_write;
+    ac->ev.cleanup = free_events;
+    ac->ev.data = e;
+    add_read(e);
+    add_write(e);
+    return 0;
 }
 
 /* Frees a given-up context. Runs only from libevent callbacks of this file
@@ -532,8 +616,12 @@ static void on_connect_timer(evutil_socket_t fd, short what, void *arg)
         report_lost(s, s->why);
         return;
     }
+    if (attach_events(ac, s->base) != 0) {
+        redisAsyncFree(ac);
+        report_lost(s, "cannot connect to Redis: out of memory");
+        return;
+    }
     ac->data = s;
-    redisLibeventAttach(ac, s->base);
     redisAsyncSetConnectCallback(ac, on_connect);
     redisAsyncSetDisconnectCallback(ac, on_disconnect);
     s->ac = ac;

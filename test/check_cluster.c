@@ -148,7 +148,7 @@ START_TEST(options_are_checked)
         ck_assert_ptr_null(c);                                                                            \
         ck_assert_msg(strstr(sc_errmsg(NULL), word), "message '%s' lacks '%s'", sc_errmsg(NULL), word); \
     } while (0)
-    EXPECT_INVALID(o.partitions = 16, "partitions > 1 is not supported yet");
+    EXPECT_INVALID(o.partitions = 100000, "option partitions");
     EXPECT_INVALID(o.sentinel_nodes = "127.0.0.1:26379", "not both");
     EXPECT_INVALID(o.redis_cluster_nodes = "nope", "redis_cluster_nodes");
     EXPECT_INVALID(o.redis_cluster_nodes = "127.0.0.1:0", "redis_cluster_nodes");

@@ -117,9 +117,9 @@ START_TEST(wrong_sentinel_address_or_name)
     ck_assert_int_eq(sc_open(&o, &c), SC_ERR_INVALID);
     ck_assert_msg(strstr(sc_errmsg(NULL), "sentinel_nodes"), "message: %s", sc_errmsg(NULL));
     o = sentinel_options("s_wrong", NULL);
-    o.partitions = 4;
+    o.partitions = 100000;
     ck_assert_int_eq(sc_open(&o, &c), SC_ERR_INVALID);
-    ck_assert_msg(strstr(sc_errmsg(NULL), "partitions > 1 is not supported yet"), "message: %s", sc_errmsg(NULL));
+    ck_assert_msg(strstr(sc_errmsg(NULL), "option partitions"), "message: %s", sc_errmsg(NULL));
 }
 END_TEST
 
@@ -173,6 +173,43 @@ START_TEST(tracking_through_sentinel)
     ck_assert_str_eq(v, "foreign");
     free(v);
     ck_assert_uint_ge(test_stats(b).tracking_invalidations, 1);
+    sc_close(a);
+    sc_close(b);
+}
+END_TEST
+
+/* A partitioned namespace (option partitions) behind Sentinel: every
+ * partition on the master, values and deletes propagate. */
+START_TEST(partitioned_through_sentinel)
+{
+    sc_options o = sentinel_options("s_part", "a");
+    o.partitions = 4;
+    sc_cache *a = test_open(&o);
+    o.pod_id = "b";
+    sc_cache *b = test_open(&o);
+    char key[16], *v;
+    for (int i = 0; i < 16; i++) {
+        snprintf(key, sizeof key, "k%d", i);
+        ck_assert_int_eq(sc_set(a, key, key, strlen(key), 0), SC_OK);
+        v = test_get(b, key);
+        ck_assert_str_eq(v, key);
+        free(v);
+    }
+    int port = sentinel_master_port();
+    for (int p = 0; p < 4; p++) {
+        redisReply *r = sc_test_node_cmd(port, "HGET {s_part#%d}:meta partitions", p);
+        ck_assert_ptr_nonnull(r);
+        ck_assert_int_eq(r->type, REDIS_REPLY_STRING);
+        ck_assert_str_eq(r->str, "4");
+        freeReplyObject(r);
+    }
+    for (int i = 0; i < 16; i++) {
+        snprintf(key, sizeof key, "k%d", i);
+        ck_assert_int_eq(sc_delete(b, key), SC_OK);
+        WAIT_UNTIL((v = test_peek(a, key), strcmp(v, "<none>") == 0 ? 1 : (free(v), 0)), 3000);
+        ck_assert_str_eq(v, "<none>");
+        free(v);
+    }
     sc_close(a);
     sc_close(b);
 }
@@ -327,6 +364,7 @@ int main(void)
     tcase_add_test(tc, wrong_sentinel_address_or_name);
     tcase_add_test(tc, pods_through_sentinel);
     tcase_add_test(tc, tracking_through_sentinel);
+    tcase_add_test(tc, partitioned_through_sentinel);
     tcase_add_test(tc, sentinel_failover_while_running);
     tcase_add_test(tc, promotion_that_lost_writes_is_detected);
     suite_add_tcase(s, tc);

@@ -511,6 +511,36 @@ START_TEST(test_lost_invalidations_detected_by_canary)
 }
 END_TEST
 
+/* A partitioned namespace: each partition tracks its own prefixes. The
+ * partition of a key is FNV-1a 32 of its bytes mod the count
+ * (docs/protocol.md, "Partitions"). */
+START_TEST(test_partitions)
+{
+    sc_cache *pods[2];
+    for (int i = 0; i < 2; i++) {
+        sc_options o = test_options("t9", i ? "b" : "a");
+        o.partitions = 4;
+        pods[i] = test_open(&o);
+        WAIT_UNTIL(test_stats(pods[i]).tracking_active == 1, 3000);
+        ck_assert_uint_eq(test_stats(pods[i]).tracking_active, 1);
+    }
+    sc_cache *a = pods[0], *b = pods[1];
+    both_hold(a, b, "k", "v1");
+    uint32_t h = 2166136261u;
+    for (const char *p = "k"; *p; p++) {
+        h ^= (unsigned char)*p;
+        h *= 16777619u;
+    }
+    plain_cmd("HSET {t9#%u}:k:k value foreign", h % 4);
+    WAIT_UNTIL(!local_has(a, "k", "v1") && !local_has(b, "k", "v1"), 2000);
+    ck_assert(value_is(a, "k", "foreign"));
+    ck_assert(value_is(b, "k", "foreign"));
+    ck_assert_uint_ge(test_stats(b).tracking_invalidations, 1);
+    sc_close(a);
+    sc_close(b);
+}
+END_TEST
+
 /* A Redis Cluster (three masters, the shared harness): the subscriber
  * SSUBSCRIBEs and subscribes to __redis__:invalidate on the namespace's
  * master, where the foreign write lands. */
@@ -563,6 +593,7 @@ static Suite *tracking_suite(void)
     tcase_add_test(tc, test_refused_runs_without);
     tcase_add_test(tc, test_channel_refused_runs_without);
     tcase_add_test(tc, test_lost_invalidations_detected_by_canary);
+    tcase_add_test(tc, test_partitions);
     tcase_add_test(tc, test_cluster);
     suite_add_tcase(s, tc);
     return s;

@@ -69,6 +69,7 @@ static void usage(FILE *f)
             "  --policy lru|lfu       local tier policy, default lfu\n"
             "  --disconnect bypass|flush|stale  disconnect policy, default bypass\n"
             "  --tracking on|off      server-assisted invalidation (redis_tracking), default on\n"
+            "  --partitions N         partitions of the namespace (1..256), default 1\n"
             "  --local-size N         local entries per pod, default 5000\n"
             "  --rate OPS             ops/s per pod, default 2000 (0 = as fast as possible)\n"
             "  --verify-ratio F       share of reads checked against Redis, default 0.02\n"
@@ -119,7 +120,7 @@ static int parse_args(int argc, char **argv, ps_config *c)
     enum {
         O_PODS = 256, O_READERS, O_KEYS, O_ZIPF, O_WRATIO, O_VMIN, O_VMAX, O_DUR, O_POLICY, O_LOCAL,
         O_RATE, O_VERIFY, O_REPORT, O_LOG, O_SEED, O_NOPREFILL, O_QUIET, O_REDIS, O_KILLSUB, O_RESTART, O_PAUSE, O_OUTAGE, O_HELP,
-        O_DISCONNECT, O_METRICS, O_WB, O_TRACKING
+        O_DISCONNECT, O_METRICS, O_WB, O_TRACKING, O_PARTS
     };
     static const struct option opts[] = {
         {"pods", 1, 0, O_PODS}, {"readers", 1, 0, O_READERS}, {"keys", 1, 0, O_KEYS},
@@ -131,7 +132,7 @@ static int parse_args(int argc, char **argv, ps_config *c)
         {"redis", 1, 0, O_REDIS}, {"fault-kill-sub", 1, 0, O_KILLSUB},
         {"fault-restart-redis", 1, 0, O_RESTART}, {"fault-pause-redis", 1, 0, O_PAUSE}, {"fault-outage-redis", 1, 0, O_OUTAGE},
         {"help", 0, 0, O_HELP}, {"disconnect", 1, 0, O_DISCONNECT}, {"metrics-port", 1, 0, O_METRICS},
-        {"write-behind", 1, 0, O_WB}, {"tracking", 1, 0, O_TRACKING},
+        {"write-behind", 1, 0, O_WB}, {"tracking", 1, 0, O_TRACKING}, {"partitions", 1, 0, O_PARTS},
         {0, 0, 0, 0}};
 
     memset(c, 0, sizeof *c);
@@ -146,6 +147,7 @@ static int parse_args(int argc, char **argv, ps_config *c)
     c->policy = SC_LOCAL_LFU;
     c->disconnect = SC_DISCONNECT_BYPASS;
     c->tracking = 1;
+    c->partitions = 1;
     c->local_size = 5000;
     c->rate = 2000;
     c->verify_ratio = 0.02;
@@ -253,6 +255,7 @@ static int parse_args(int argc, char **argv, ps_config *c)
                 return -1;
             }
             break;
+        case O_PARTS: bad = parse_uint(optarg, 256, &u) || u == 0; c->partitions = (unsigned)u; break;
         case O_HELP: usage(stdout); exit(0);
         default: usage(stderr); return -1;
         }
@@ -806,11 +809,8 @@ static uint64_t read_seq(const sim *s)
     if (!c)
         return 0;
     uint64_t seq = 0;
-    redisReply *r = redisCommand(c, "GET {%s}:seq", s->cfg.ns);
-    if (r && r->type == REDIS_REPLY_STRING)
-        seq = strtoull(r->str, NULL, 10);
-    if (r)
-        freeReplyObject(r);
+    if (ps_read_seq(c, &s->cfg, &seq) != 0)
+        seq = 0;
     redisFree(c);
     return seq;
 }

@@ -53,6 +53,7 @@ typedef struct ps_config {
     int metrics_fd[PS_MAX_PODS]; /* their listening sockets (bound before the fork), -1 = none */
     const char *write_behind_db; /* --write-behind: SQLite file every pod saves
                                     into; writers use sc_set_behind. NULL: off */
+    unsigned partitions;       /* --partitions: the option partitions; 1 = none */
 } ps_config;
 
 /* Propagation delays in microseconds, log-linear buckets: exact below 16 µs,
@@ -128,6 +129,13 @@ void ps_pod_main(const ps_config *cfg, int index, int ctrl_fd, int report_fd);
 /* A blocking hiredis connection with a 1 s timeout for connect and commands,
  * or NULL. Caller frees. */
 redisContext *ps_redis_connect(const ps_config *cfg);
+/* The namespace whose hash tag holds key: cfg->ns, or "<ns>#<p>" with
+ * partitions (docs/protocol.md, "Partitions"). */
+void ps_key_ns(const ps_config *cfg, const char *key, char *out, size_t cap);
+/* The namespace counter on c: with partitions, the sum of the partitions'
+ * (what the pods' sc_stats last_seq reaches once they applied everything).
+ * 0, or -1 when Redis could not be asked. */
+int ps_read_seq(redisContext *c, const ps_config *cfg, uint64_t *out);
 
 uint64_t ps_now_mono_us(void);
 uint64_t ps_now_real_us(void);

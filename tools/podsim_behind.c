@@ -98,8 +98,12 @@ void ps_wb_end_check(const ps_config *cfg, ps_run *run)
     const unsigned chunk = 500;
     for (unsigned from = 0; from < cfg->keys; from += chunk) {
         unsigned to = from + chunk < cfg->keys ? from + chunk : cfg->keys;
-        for (unsigned rank = from; rank < to; rank++)
-            redisAppendCommand(rc, "HMGET {%s}:k:k%u value version", cfg->ns, rank);
+        for (unsigned rank = from; rank < to; rank++) {
+            char key[32], ns[128];
+            snprintf(key, sizeof key, "k%u", rank);
+            ps_key_ns(cfg, key, ns, sizeof ns);
+            redisAppendCommand(rc, "HMGET {%s}:k:%s value version", ns, key);
+        }
         for (unsigned rank = from; rank < to; rank++) {
             redisReply *r = NULL;
             if (redisGetReply(rc, (void **)&r) != REDIS_OK || !r || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {

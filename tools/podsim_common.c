@@ -88,3 +88,37 @@ redisContext *ps_redis_connect(const ps_config *cfg)
 {
     return sc_test_redis_connect_addr(cfg->redis_host, cfg->redis_port);
 }
+
+void ps_key_ns(const ps_config *cfg, const char *key, char *out, size_t cap)
+{
+    if (cfg->partitions <= 1) {
+        snprintf(out, cap, "%s", cfg->ns);
+        return;
+    }
+    uint32_t h = 2166136261u; /* FNV-1a 32 */
+    for (const unsigned char *k = (const unsigned char *)key; *k; k++) {
+        h ^= *k;
+        h *= 16777619u;
+    }
+    snprintf(out, cap, "%s#%u", cfg->ns, h % cfg->partitions);
+}
+
+int ps_read_seq(redisContext *c, const ps_config *cfg, uint64_t *out)
+{
+    unsigned n = cfg->partitions > 1 ? cfg->partitions : 1;
+    uint64_t sum = 0;
+    for (unsigned p = 0; p < n; p++) {
+        redisReply *r =
+            n > 1 ? redisCommand(c, "GET {%s#%u}:seq", cfg->ns, p) : redisCommand(c, "GET {%s}:seq", cfg->ns);
+        if (!r || (r->type != REDIS_REPLY_STRING && r->type != REDIS_REPLY_NIL)) {
+            if (r)
+                freeReplyObject(r);
+            return -1;
+        }
+        if (r->type == REDIS_REPLY_STRING)
+            sum += strtoull(r->str, NULL, 10);
+        freeReplyObject(r);
+    }
+    *out = sum;
+    return 0;
+}

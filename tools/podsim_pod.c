@@ -296,12 +296,21 @@ static int redis_uint(pod *p, uint64_t *out, const char *fmt, ...)
 
 static int redis_version(pod *p, const char *key, uint64_t *version)
 {
-    return redis_uint(p, version, "HGET {%s}:k:%s version", p->cfg->ns, key);
+    char ns[128];
+    ps_key_ns(p->cfg, key, ns, sizeof ns);
+    return redis_uint(p, version, "HGET {%s}:k:%s version", ns, key);
 }
 
 static int redis_seq(pod *p, uint64_t *seq)
 {
-    return redis_uint(p, seq, "GET {%s}:seq", p->cfg->ns);
+    redisContext *c = raw_conn(p);
+    if (!c)
+        return -1;
+    if (ps_read_seq(c, p->cfg, seq) != 0) {
+        raw_drop(p);
+        return -1;
+    }
+    return 0;
 }
 
 /* Returns the sc_set status; counts nothing (the caller decides). */
@@ -520,6 +529,7 @@ static int open_cache(pod *p)
     o.local_policy = cfg->policy;
     o.disconnect_policy = cfg->disconnect;
     o.redis_tracking = cfg->tracking;
+    o.partitions = cfg->partitions;
     o.local_max_entries = cfg->local_size;
     o.role = p->reader ? SC_ROLE_READER : SC_ROLE_WRITER;
     o.max_value_bytes = cfg->value_max + 1;

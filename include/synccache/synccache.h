@@ -163,7 +163,9 @@ typedef struct sc_dirty {
  * Anything else: nothing counts as saved; the batch is retried later, by
  * this pod or another. Items hold one write per key (the newest of the
  * batch), in version order. Runs on the pod's write-behind thread, one call
- * at a time per pod (pods of one process call theirs concurrently). Saves
+ * at a time per pod (pods of one process call theirs concurrently; with
+ * partitions each partition has its own thread and queue, so up to P calls
+ * run at once, never two with the same key). Saves
  * are at least once: a write may be offered again (after a takeover, or a
  * save whose acknowledgement was lost), possibly after a newer write of the
  * key was saved, which is what the version is for. Must not call back into
@@ -173,8 +175,9 @@ typedef sc_status (*sc_save_fn)(const sc_dirty *items, size_t n, void *ud);
 typedef struct sc_options {
     const char *pod_id;            /* NULL: generated, unique per process */
     const char *ns;                /* namespace: every Redis key is "{ns}:..." (one
-                                      hash slot); default "sc"; no '{', '}' or
-                                      control characters, at most 256 bytes */
+                                      hash slot; "{ns#p}:..." with partitions);
+                                      default "sc"; no '{', '}', '#' or control
+                                      characters, at most 256 bytes */
     const char *channel;           /* NULL: derived from ns ("{ns}:events");
                                       namespaces may share one */
     const char *redis_host;        /* default "127.0.0.1" */
@@ -192,9 +195,15 @@ typedef struct sc_options {
                                       these sentinels; NULL: no Sentinel */
     const char *sentinel_master;   /* the master's name at the sentinels;
                                       default (and NULL) "mymaster" */
-    unsigned partitions;           /* partitions of the namespace; default 1
-                                      (0 means 1); > 1 is not supported yet:
-                                      SC_ERR_INVALID */
+    unsigned partitions;           /* partitions of the namespace, 1..256;
+                                      default 1 (0 means 1). P > 1: keys are
+                                      spread by hash over P namespaces
+                                      "{ns#p}" (each its own hash slot,
+                                      counter, log and channel); every pod of
+                                      the namespace must use the same P
+                                      (else SC_ERR_INVALID); channel must be
+                                      NULL; see README, "Partitioned
+                                      namespaces" */
     sc_local_policy local_policy;  /* default SC_LOCAL_LFU */
     size_t local_max_entries;      /* default 100000; 0 = no entry bound, on purpose */
     size_t local_max_bytes;        /* default 256 MiB (key + value bytes); 0 = no
@@ -404,7 +413,9 @@ SC_EXPORT sc_status sc_delete(sc_cache *c, const char *key);
 
 /* Removes this namespace's keys from Redis (in batches, never FLUSHDB), the
  * local tier, and publishes a clear event. Keys written while the clear runs
- * may survive it. A plain reader clears only its local tier. */
+ * may survive it. A plain reader clears only its local tier. With
+ * partitions, each partition is cleared in turn (not one atomic step); the
+ * first failure is returned after the others ran. */
 SC_EXPORT sc_status sc_clear(sc_cache *c);
 
 /* ---- versions (compare-and-set without ABA) ----
@@ -431,7 +442,8 @@ SC_EXPORT sc_status sc_set_if_version(sc_cache *c, const char *key, const void *
                                       uint64_t expected);
 
 /* Reads n keys: the local tier first, then ONE Redis round trip for all the
- * misses (a key given twice is read once). out[i] gets a reference (caller
+ * misses (a key given twice is read once; with partitions, one round trip
+ * per partition holding some of the keys). out[i] gets a reference (caller
  * releases) or NULL for a key not found; values read from Redis are
  * installed under the same rules as sc_get. SC_OK, or an error with every
  * out[i] NULL: SC_ERR_INVALID (a NULL, empty or too long key; n above 2^20),
@@ -510,7 +522,8 @@ typedef struct sc_stats {
                                       local tier while unsynced, fetches answered
                                       with a graced or local value (sc_fetch_ex) */
     uint64_t synced;               /* 1 while the event stream is live and caught up */
-    uint64_t last_seq;             /* highest namespace sequence applied */
+    uint64_t last_seq;             /* highest namespace sequence applied (with
+                                      partitions: the sum of the partitions') */
     uint64_t events_foreign;       /* events of other namespaces on the channel, ignored */
     uint64_t events_forged;        /* events claiming a sequence Redis had not reached,
                                       or a second different event for one sequence:
@@ -681,7 +694,8 @@ SC_EXPORT sc_status sc_fetch_ex(sc_cache *c, const char *key, const sc_fetch_opt
 /* sc_fetch for n keys (in any order, duplicates allowed): one Redis round
  * trip for the keys no local tier holds; the batch loader is called once with
  * the keys that are missing and not being loaded elsewhere (again only if a
- * lock it waited for lapsed); keys other pods are loading are waited for;
+ * lock it waited for lapsed; with partitions, once per partition holding
+ * some of the keys, each with its own round trips); keys other pods are loading are waited for;
  * the loaded values are stored in one round trip. out has n slots: out[i] is
  * the value of keys[i] (caller releases each) or NULL when not found.
  * Returns SC_OK when every key was answered (found or not), else the first
@@ -718,7 +732,8 @@ SC_EXPORT sc_status sc_set_tagged(sc_cache *c, const char *key, const void *val,
                                   const char *const *tags, size_t ntags);
 
 /* Every key written with tag before this call becomes not found on every
- * pod (see above). One Redis script; the local copies of this pod go before
+ * pod (see above). One Redis script (one per partition, in turn, with
+ * partitions); the local copies of this pod go before
  * it returns, other pods' on the event. Invalidating a tag no key carries is
  * SC_OK. A plain reader drops its own local copies only. SC_OK,
  * SC_ERR_INVALID / SC_ERR_TOO_LARGE (bad tag), SC_ERR_REMOTE, SC_ERR_TIMEOUT. */

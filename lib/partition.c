@@ -1,0 +1,302 @@
+/* Partitioned namespaces (option partitions = P > 1; docs/protocol.md,
+ * "Partitions").
+ *
+ * A partitioned cache is a router over P complete caches, one per
+ * partition, each exactly an unpartitioned cache of the namespace
+ * "<ns>#<p>" (its own counter, epoch, log, channel, write-behind queue, tags
+ * and local tier). Versions of two partitions come from two counters and
+ * are not comparable, so no rule may mix them; keeping every rule inside
+ * one partition's cache keeps each exact as it stands. The router only
+ * picks the partition of a key (a hash every pod computes alike), fans the
+ * calls that are not keyed out to every partition, splits batches by
+ * partition and adds the statistics up.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/internal.h"
+
+/* FNV-1a 32 of the key's bytes, modulo the count. The key is read up to
+ * max_key_bytes + 1 bytes: a longer one is refused by its partition. */
+unsigned sc__partition_of(const char *key, size_t max_key_bytes, unsigned nparts)
+{
+    uint32_t h = 2166136261u;
+    if (key)
+        for (size_t i = 0; key[i] && i <= max_key_bytes; i++) {
+            h ^= (unsigned char)key[i];
+            h *= 16777619u;
+        }
+    return h % nparts;
+}
+
+/* A partition's share of a bound: the bound over the count, rounded up (0,
+ * no bound, stays 0). */
+static size_t share(size_t total, unsigned nparts)
+{
+    return total ? (total + nparts - 1) / nparts : 0;
+}
+
+void sc__parts_free(sc_cache *c)
+{
+    for (unsigned p = 0; p < c->nparts; p++)
+        sc_close(c->part[p]);
+    free(c->part);
+    free(c->strings);
+    free(c);
+}
+
+sc_status sc__parts_open(const sc_options *o, sc_cache **out)
+{
+    char err[SC__ERRLEN];
+    sc_cache *c = calloc(1, sizeof *c);
+    if (!c)
+        return sc__fail(NULL, SC_ERR_NOMEM, "sc_open: out of memory");
+    c->nparts = o->partitions;
+    c->part = calloc(c->nparts, sizeof *c->part);
+    if (!c->part || sc__options_copy(c, o) != SC_OK) {
+        free(c->part);
+        free(c);
+        return sc__fail(NULL, SC_ERR_NOMEM, "sc_open: out of memory");
+    }
+    /* The count in {ns}:meta too, so that a pod with partitions = 1 (which
+     * reads only {ns}) and one with another count both see it. */
+    sc_status s = sc__partitions_agree(&c->opt, NULL, err, sizeof err);
+    if (s != SC_OK) {
+        sc__parts_free(c);
+        return sc__fail(NULL, s, "sc_open: %s", err);
+    }
+    /* Every partition shares the pod id (generated once, above) and the
+     * hooks; the bounds are split so the pod as a whole keeps the user's:
+     * keys spread evenly over the partitions by hash. */
+    sc_options po = c->opt;
+    char ns[300];
+    po.ns = ns;
+    po.channel = NULL;
+    po.local_max_entries = share(o->local_max_entries, c->nparts);
+    po.local_max_bytes = share(o->local_max_bytes, c->nparts);
+    po.redis_pool_size = (unsigned)share(o->redis_pool_size, c->nparts);
+    for (unsigned p = 0; p < c->nparts; p++) {
+        snprintf(ns, sizeof ns, "%s#%u", c->opt.ns, p);
+        s = sc__cache_open(&po, c, &c->part[p]);
+        if (s != SC_OK) {
+            snprintf(err, sizeof err, "%s", sc_errmsg(NULL));
+            sc__parts_free(c);
+            return sc__fail(NULL, s, "%s (partition %u of %u)", err, p, o->partitions);
+        }
+    }
+    *out = c;
+    return SC_OK;
+}
+
+/* Runs fn on every partition; the first failure is returned, with its
+ * message naming the partition. The others still run: a clear or a tag
+ * invalidation reaches every partition it can. */
+typedef sc_status (*each_fn)(sc_cache *part, void *arg);
+
+static sc_status each(sc_cache *c, each_fn fn, void *arg)
+{
+    sc_status first = SC_OK;
+    unsigned at = 0;
+    char msg[SC__ERRLEN] = "";
+    for (unsigned p = 0; p < c->nparts; p++) {
+        sc_status s = fn(c->part[p], arg);
+        if (s != SC_OK && first == SC_OK) {
+            first = s;
+            at = p;
+            snprintf(msg, sizeof msg, "%s", sc_errmsg(c));
+        }
+    }
+    if (first != SC_OK)
+        return sc__fail(c, first, "%s (partition %u of %u)", msg, at, c->nparts);
+    return SC_OK;
+}
+
+static sc_status clear_one(sc_cache *part, void *arg)
+{
+    (void)arg;
+    return sc_clear(part);
+}
+
+sc_status sc__parts_clear(sc_cache *c)
+{
+    return each(c, clear_one, NULL);
+}
+
+static sc_status invalidate_one(sc_cache *part, void *arg)
+{
+    return sc_invalidate_tag(part, arg);
+}
+
+sc_status sc__parts_invalidate_tag(sc_cache *c, const char *tag)
+{
+    return each(c, invalidate_one, (void *)tag);
+}
+
+static sc_status flush_one(sc_cache *part, void *arg)
+{
+    uint64_t now = sc__mono_ns() / 1000000u, deadline = *(uint64_t *)arg;
+    return sc_flush_behind(part, deadline > now ? (unsigned)(deadline - now) : 0);
+}
+
+sc_status sc__parts_flush_behind(sc_cache *c, unsigned timeout_ms)
+{
+    /* One deadline for the whole call: each partition gets what is left. */
+    uint64_t deadline = sc__mono_ns() / 1000000u + timeout_ms;
+    return each(c, flush_one, &deadline);
+}
+
+/* A batch call split by partition: fn runs once per partition that has
+ * keys, with those keys (in their order), and its answers go back to the
+ * caller's slots. On a failure every slot is NULL again. */
+typedef sc_status (*batch_fn)(sc_cache *part, const char *const *keys, size_t n, sc_value **out, void *arg);
+
+static sc_status grouped(sc_cache *c, const char *const *keys, size_t n, sc_value **out, batch_fn fn, void *arg,
+                         const char *call)
+{
+    size_t *start = calloc(c->nparts + 1, sizeof *start);
+    unsigned *of = malloc(n * sizeof *of);
+    size_t *order = malloc(n * sizeof *order);
+    const char **sub = malloc(n * sizeof *sub);
+    sc_value **got = calloc(n, sizeof *got);
+    sc_status s = SC_OK;
+    if (!start || !of || !order || !sub || !got) {
+        s = sc__fail(c, SC_ERR_NOMEM, "%s: out of memory", call);
+        goto out;
+    }
+    /* A counting sort of the keys by partition. */
+    for (size_t i = 0; i < n; i++) {
+        of[i] = sc__partition_of(keys[i], c->opt.max_key_bytes, c->nparts);
+        start[of[i] + 1]++;
+    }
+    for (unsigned p = 0; p < c->nparts; p++)
+        start[p + 1] += start[p];
+    for (size_t i = 0; i < n; i++) {
+        size_t at = start[of[i]]++;
+        order[at] = i;
+        sub[at] = keys[i];
+    }
+    /* start[p] is now the end of partition p's run. */
+    for (unsigned p = 0; p < c->nparts && s == SC_OK; p++) {
+        size_t begin = p ? start[p - 1] : 0, m = start[p] - begin;
+        if (m == 0)
+            continue;
+        s = fn(c->part[p], sub + begin, m, got + begin, arg);
+        if (s != SC_OK) {
+            char msg[SC__ERRLEN];
+            snprintf(msg, sizeof msg, "%s", sc_errmsg(c));
+            s = sc__fail(c, s, "%s (partition %u of %u)", msg, p, c->nparts);
+        }
+    }
+    for (size_t j = 0; j < n; j++) {
+        if (s == SC_OK)
+            out[order[j]] = got[j];
+        else
+            sc_value_release(got[j]);
+    }
+out:
+    free(start);
+    free(of);
+    free(order);
+    free(sub);
+    free(got);
+    return s;
+}
+
+static sc_status get_many_one(sc_cache *part, const char *const *keys, size_t n, sc_value **out, void *arg)
+{
+    (void)arg;
+    return sc_get_many(part, keys, n, out);
+}
+
+sc_status sc__parts_get_many(sc_cache *c, const char *const *keys, size_t n, sc_value **out)
+{
+    return grouped(c, keys, n, out, get_many_one, NULL, "sc_get_many");
+}
+
+typedef struct fetch_args {
+    uint64_t ttl_ms;
+    sc_load_batch_fn load;
+    void *ud;
+} fetch_args;
+
+static sc_status fetch_one(sc_cache *part, const char *const *keys, size_t n, sc_value **out, void *arg)
+{
+    const fetch_args *a = arg;
+    return sc_fetch_batch(part, keys, n, a->ttl_ms, a->load, a->ud, out);
+}
+
+sc_status sc__parts_fetch_batch(sc_cache *c, const char *const *keys, size_t n, uint64_t ttl_ms, sc_load_batch_fn load,
+                                void *ud, sc_value **out)
+{
+    fetch_args a = {ttl_ms, load, ud};
+    return grouped(c, keys, n, out, fetch_one, &a, "sc_fetch_batch");
+}
+
+/* Counters and sizes add up; synced (and tracking_active) holds when every
+ * partition's does;
+ * the age of the oldest unsaved write is the highest. last_seq adds up too:
+ * a partition's never exceeds its counter, so the sum equals the sum of the
+ * partitions' counters exactly when every partition applied everything
+ * (and the difference is how many events are still to apply). */
+_Static_assert(sizeof(sc_stats) % sizeof(uint64_t) == 0, "sc_stats holds uint64_t fields only");
+#define STATS_FIELDS (sizeof(sc_stats) / sizeof(uint64_t))
+
+void sc__parts_stats(sc_cache *c, sc_stats *out)
+{
+    uint64_t sum[STATS_FIELDS] = {0}, one[STATS_FIELDS];
+    uint64_t synced = 1, oldest = 0, tracking = 1;
+    for (unsigned p = 0; p < c->nparts; p++) {
+        sc_stats st;
+        sc_stats_get(c->part[p], &st);
+        memcpy(one, &st, sizeof st);
+        for (size_t i = 0; i < STATS_FIELDS; i++)
+            sum[i] += one[i];
+        synced &= st.synced;
+        tracking &= st.tracking_active;
+        oldest = st.behind_oldest_ms > oldest ? st.behind_oldest_ms : oldest;
+    }
+    memcpy(out, sum, sizeof *out);
+    out->synced = synced;
+    out->tracking_active = tracking;
+    out->behind_oldest_ms = oldest;
+}
+
+void sc__parts_load_stats(sc_cache *c, sc_window w, sc_load_stats *out)
+{
+    memset(out, 0, sizeof *out);
+    for (unsigned p = 0; p < c->nparts; p++) {
+        sc_load_stats ls;
+        sc_load_stats_get(c->part[p], w, &ls);
+        out->hits += ls.hits;
+        out->misses += ls.misses;
+        out->errors += ls.errors;
+        out->manual_misses += ls.manual_misses;
+        out->hit_ns += ls.hit_ns;
+        out->miss_ns += ls.miss_ns;
+    }
+    uint64_t all = out->hits + out->misses + out->errors;
+    if (all) {
+        out->hit_rate = (double)out->hits / (double)all;
+        out->error_rate = (double)out->errors / (double)all;
+    }
+    if (out->hits)
+        out->hit_avg_ns = (double)out->hit_ns / (double)out->hits;
+    if (out->misses)
+        out->miss_avg_ns = (double)out->miss_ns / (double)out->misses;
+}
+
+void sc__parts_hist(const sc_cache *c, size_t offset, sc__hist *sum)
+{
+    for (size_t i = 0; i <= SC__HIST_BOUNDS; i++)
+        atomic_init(&sum->bucket[i], 0);
+    atomic_init(&sum->sum_ns, 0);
+    for (unsigned p = 0; p < c->nparts; p++) {
+        const sc__hist *h = (const sc__hist *)((const char *)c->part[p] + offset);
+        for (size_t i = 0; i <= SC__HIST_BOUNDS; i++)
+            atomic_fetch_add_explicit(&sum->bucket[i], atomic_load_explicit(&h->bucket[i], memory_order_relaxed),
+                                      memory_order_relaxed);
+        atomic_fetch_add_explicit(&sum->sum_ns, atomic_load_explicit(&h->sum_ns, memory_order_relaxed),
+                                  memory_order_relaxed);
+    }
+}

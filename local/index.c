@@ -1,0 +1,161 @@
+/* local/index.c: the index of a shard (see store.c for the design): the
+ * tables of tagged 8-byte slots that never move under a reader,
+ * the writers' lookup, rebuilds published with one pointer store, and the
+ * grace periods after which what left a table is freed.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "local/shard.h"
+
+struct table *sc__table_new(uint32_t size)
+{
+    size_t bytes = sizeof(struct table) + (size_t)size * sizeof(uint64_t) + ((size_t)size + NQ) * sizeof(struct link);
+    struct table *t = malloc(bytes);
+    if (!t)
+        return NULL;
+    t->size = size;
+    for (uint32_t i = 0; i < size; i++)
+        atomic_init(&t->slots[i], EMPTY);
+    t->links = (struct link *)(void *)&t->slots[size];
+    for (uint32_t q = 0; q < NQ; q++) {
+        t->links[size + q].prev = (size + q) | (q << QSHIFT);
+        t->links[size + q].next = size + q;
+    }
+    return t;
+}
+
+/* A writer's lookup (under the shard lock): the key's slot or UINT32_MAX,
+ * and in *free_pos the first reusable slot on its probe path. */
+uint32_t sc__table_find(const struct table *t, const char *key, size_t klen, uint64_t hash, uint32_t *free_pos)
+{
+    uint32_t n = t->size, i = home(hash, n), fr = UINT32_MAX;
+    uint64_t tag = tag_of(hash);
+    for (;;) {
+        uint64_t sl = atomic_load_explicit(&t->slots[i], memory_order_relaxed);
+        if (sl == EMPTY) {
+            if (fr == UINT32_MAX)
+                fr = i;
+            break;
+        }
+        if (sl == TOMB) {
+            if (fr == UINT32_MAX)
+                fr = i;
+        } else if ((sl >> 48) == tag) {
+            const sc_value *v = entry_of(sl);
+            if (v->klen == klen && (klen == 0 || memcmp(v->data, key, klen) == 0))
+                return i;
+        }
+        if (++i == n)
+            i = 0;
+    }
+    if (free_pos)
+        *free_pos = fr;
+    return UINT32_MAX;
+}
+
+void sc__free_retired(uintptr_t p)
+{
+    unsigned kind = (unsigned)(p & 3);
+    void *o = (void *)(p & ~(uintptr_t)3);
+    if (kind == R_VALUE) {
+        sc_value_release(o);
+        return;
+    }
+    struct table *t = o;
+    if (kind == R_TABLE_ENTRIES)
+        for (uint32_t i = 0; i < t->size; i++) {
+            uint64_t sl = atomic_load_explicit(&t->slots[i], memory_order_relaxed);
+            if (sl > TOMB)
+                sc_value_release(entry_of(sl));
+        }
+    free(t);
+}
+
+/* Frees what no reader can still see. While a reader keeps a section open
+ * (a slow sc_get_with callback) the limbo grows; the next poll then waits
+ * for twice as many objects, so writers never poll on every call. */
+static void reclaim(struct shard *s)
+{
+    uint64_t bound = sc__grace_bound();
+    size_t k = 0;
+    for (size_t i = 0; i < s->nlimbo; i++) {
+        if (s->limbo[i].tag < bound)
+            sc__free_retired(s->limbo[i].p);
+        else
+            s->limbo[k++] = s->limbo[i];
+    }
+    s->nlimbo = k;
+    s->poll_at = k * 2 > LIMBO_MIN ? k * 2 : LIMBO_MIN;
+}
+
+void sc__retire(struct shard *s, void *p, unsigned kind)
+{
+    uint64_t tag = sc__retire_tag();
+    if (s->nlimbo == s->climbo) {
+        size_t cap = s->climbo ? s->climbo * 2 : LIMBO_MIN;
+        struct retired *r = realloc(s->limbo, cap * sizeof *r);
+        if (!r) {
+            /* No room to defer: wait out the grace period here. */
+            sc__synchronize(tag);
+            sc__free_retired((uintptr_t)p | kind);
+            return;
+        }
+        s->limbo = r;
+        s->climbo = cap;
+    }
+    s->limbo[s->nlimbo++] = (struct retired){(uintptr_t)p | kind, tag};
+    /* A table is large: hand it back at once if no reader holds it. */
+    if (s->nlimbo >= s->poll_at || kind != R_VALUE)
+        reclaim(s);
+}
+
+/* Rebuilds the shard's table at size: live entries in list order, no
+ * tombstones. Published with one pointer store; the old table is freed
+ * after a grace period (its entries stay: the new table holds them). */
+static int rebuild(struct shard *s, uint32_t size)
+{
+    struct table *o = s->t, *t = sc__table_new(size);
+    if (!t)
+        return -1;
+    for (unsigned q = 0; q < NQ; q++) {
+        uint32_t os = o->size + q;
+        for (uint32_t i = o->links[os].next; i != os; i = o->links[i].next) {
+            uint64_t sl = atomic_load_explicit(&o->slots[i], memory_order_relaxed);
+            uint64_t h = hash_of(entry_of(sl));
+            uint32_t j = home(h, size);
+            while (atomic_load_explicit(&t->slots[j], memory_order_relaxed) != EMPTY)
+                j = j + 1 == size ? 0 : j + 1;
+            atomic_store_explicit(&t->slots[j], tag_of(h) << 48 | (sl & PTR_MASK), memory_order_relaxed);
+            push_mru(t->links, size, q, j);
+        }
+    }
+    atomic_store_explicit(&s->tab, t, memory_order_release);
+    s->t = t;
+    s->tombs = 0;
+    sc__retire(s, o, R_TABLE);
+    return 0;
+}
+
+/* Makes room for one more entry: live entries plus tombstones stay under
+ * 7/8 of the slots. A rebuild sizes the table for 70% load (growing by
+ * 1.25x steps as the shard fills), capped at 70% of the entry bound, so a
+ * full shard that keeps evicting gathers a quarter of its bound in
+ * tombstones between two rebuilds (a few slot moves per put). */
+int sc__reserve(struct shard *s)
+{
+    uint64_t need = (uint64_t)s->count + 1;
+    if ((need + s->tombs) * 8 <= (uint64_t)s->t->size * 7)
+        return 0;
+    uint64_t size = need * 10 / 7 + 2;
+    if (size < 16)
+        size = 16;
+    if (s->max_n) {
+        uint64_t full = s->max_n * 10 / 7 + 16;
+        if (size > full && full * 7 >= (need + 1) * 8)
+            size = full;
+    }
+    if (size > MAX_SLOTS)
+        return -1;
+    return rebuild(s, (uint32_t)size);
+}

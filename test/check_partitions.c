@@ -1,0 +1,722 @@
+/* Partitioned namespaces (option partitions, issue 12) against a private
+ * redis-server: keys of one namespace spread over 16 partitions
+ * ({ns#p}:...), set/get/delete/clear and propagation between pods, batch
+ * calls and versions across partitions, write-behind and tags, the
+ * partition count every pod must agree on, and a lost event of one
+ * partition handled in that partition only.
+ */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+
+#include "support/converge.h"
+#include "support/redis_cluster.h"
+
+sc_test_redis g_redis;
+
+#define NS(name) "pt_" name
+#define P 16
+
+/* docs/protocol.md, "Partitions": FNV-1a 32 of the key's bytes mod P. */
+static uint32_t fnv1a(const char *key)
+{
+    uint32_t h = 2166136261u;
+    for (const unsigned char *k = (const unsigned char *)key; *k; k++) {
+        h ^= *k;
+        h *= 16777619u;
+    }
+    return h;
+}
+
+static unsigned partition_of(const char *key, unsigned nparts)
+{
+    return fnv1a(key) % nparts;
+}
+
+static sc_options part_options(const char *ns, const char *id, unsigned nparts)
+{
+    sc_options o = test_options(ns, id);
+    o.partitions = nparts;
+    return o;
+}
+
+static sc_cache *part_pod(const char *ns, const char *id)
+{
+    sc_options o = part_options(ns, id, P);
+    return test_open(&o);
+}
+
+/* The partition's value of key in Redis, read with plain commands. */
+static char *redis_value(const char *ns, const char *key)
+{
+    char pns[300];
+    snprintf(pns, sizeof pns, "%s#%u", ns, partition_of(key, P));
+    return test_redis_value(pns, key);
+}
+
+static redisReply *cmd(const char *fmt, ...)
+{
+    redisContext *rc = sc_test_redis_connect(&g_redis);
+    ck_assert_ptr_nonnull(rc);
+    va_list ap;
+    va_start(ap, fmt);
+    redisReply *r = redisvCommand(rc, fmt, ap);
+    va_end(ap);
+    redisFree(rc);
+    ck_assert_ptr_nonnull(r);
+    return r;
+}
+
+static long long cmd_int(const char *fmt, const char *arg)
+{
+    redisReply *r = cmd(fmt, arg);
+    long long v = r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
+    freeReplyObject(r);
+    return v;
+}
+
+static int has_local(sc_cache *c, const char *key, const char *want)
+{
+    sc_value *v = NULL;
+    if (sc_peek(c, key, &v) != SC_OK)
+        return want == NULL;
+    int ok = want && strcmp(sc_value_data(v), want) == 0;
+    sc_value_release(v);
+    return ok;
+}
+
+static int get_is(sc_cache *c, const char *key, const char *want)
+{
+    char *s = test_get(c, key);
+    int ok = strcmp(s, want) == 0;
+    free(s);
+    return ok;
+}
+
+START_TEST(hash_vector)
+{
+    /* The test vector of docs/protocol.md. */
+    ck_assert_uint_eq(fnv1a("foo"), 0xa9f37ed7u);
+    ck_assert_uint_eq(partition_of("foo", 16), 7);
+    /* The library puts "foo" there too: its key is in {ns#7}. */
+    sc_cache *a = part_pod(NS("vector"), "a");
+    ck_assert_int_eq(sc_set(a, "foo", "bar", 3, 0), SC_OK);
+    char *s = test_redis_value(NS("vector") "#7", "foo");
+    ck_assert_str_eq(s, "bar");
+    free(s);
+    sc_close(a);
+}
+END_TEST
+
+START_TEST(keys_spread_over_partitions)
+{
+    sc_cache *a = part_pod(NS("spread"), "a");
+    sc_cache *b = part_pod(NS("spread"), "b");
+    ck_assert_str_eq(sc_pod_id(a), "a");
+    int used[P] = {0};
+    char key[32], val[32];
+    for (int i = 0; i < 64; i++) {
+        snprintf(key, sizeof key, "k%d", i);
+        snprintf(val, sizeof val, "v%d", i);
+        ck_assert_int_eq(sc_set(a, key, val, strlen(val), 0), SC_OK);
+        used[partition_of(key, P)]++;
+        /* In its partition's hash tag, nowhere else. */
+        char *s = redis_value(NS("spread"), key);
+        ck_assert_str_eq(s, val);
+        free(s);
+        s = test_redis_value(NS("spread"), key);
+        ck_assert_str_eq(s, "<none>");
+        free(s);
+    }
+    int partitions_used = 0;
+    for (int p = 0; p < P; p++)
+        partitions_used += used[p] > 0;
+    ck_assert_int_ge(partitions_used, 12);
+    for (int p = 0; p < P; p++) {
+        char k[64];
+        snprintf(k, sizeof k, "{%s#%d}:meta", NS("spread"), p);
+        redisReply *r = cmd("HGET %s partitions", k);
+        ck_assert_int_eq(r->type, REDIS_REPLY_STRING);
+        ck_assert_str_eq(r->str, "16");
+        freeReplyObject(r);
+    }
+    redisReply *r = cmd("HGET {%s}:meta partitions", NS("spread"));
+    ck_assert_int_eq(r->type, REDIS_REPLY_STRING);
+    ck_assert_str_eq(r->str, "16");
+    freeReplyObject(r);
+    /* Only the count lives under {ns}; no counter or log. */
+    ck_assert_int_eq(cmd_int("EXISTS {%s}:seq", NS("spread")), 0);
+    /* Every value reaches b, whose local tier then answers. */
+    for (int i = 0; i < 64; i++) {
+        snprintf(key, sizeof key, "k%d", i);
+        snprintf(val, sizeof val, "v%d", i);
+        ck_assert(get_is(b, key, val));
+    }
+    sc_stats st = test_stats(b);
+    ck_assert_uint_eq(st.local_entries, 64);
+    ck_assert_uint_eq(st.synced, 1);
+    ck_assert_uint_eq(test_stats(a).events_published, 64);
+    sc_close(a);
+    sc_close(b);
+}
+END_TEST
+
+START_TEST(set_delete_clear_propagate)
+{
+    sc_cache *pods[3] = {part_pod(NS("prop"), "a"), part_pod(NS("prop"), "b"), part_pod(NS("prop"), "c")};
+    char key[32], val[32];
+    for (int i = 0; i < 32; i++) {
+        snprintf(key, sizeof key, "key-%d", i);
+        ck_assert_int_eq(sc_set(pods[0], key, "old", 3, 0), SC_OK);
+        ck_assert(get_is(pods[1], key, "old"));
+        ck_assert(get_is(pods[2], key, "old"));
+    }
+    /* New values from another pod reach the local tiers by events. */
+    for (int i = 0; i < 32; i++) {
+        snprintf(key, sizeof key, "key-%d", i);
+        snprintf(val, sizeof val, "new-%d", i);
+        ck_assert_int_eq(sc_set(pods[i % 3], key, val, strlen(val), 0), SC_OK);
+    }
+    for (int i = 0; i < 32; i++) {
+        snprintf(key, sizeof key, "key-%d", i);
+        snprintf(val, sizeof val, "new-%d", i);
+        for (int p = 0; p < 3; p++) {
+            WAIT_UNTIL(has_local(pods[p], key, val) || has_local(pods[p], key, NULL), 3000);
+            ck_assert(get_is(pods[p], key, val));
+        }
+    }
+    /* Deletes. */
+    for (int i = 0; i < 32; i += 2) {
+        snprintf(key, sizeof key, "key-%d", i);
+        ck_assert_int_eq(sc_delete(pods[1], key), SC_OK);
+    }
+    for (int i = 0; i < 32; i += 2) {
+        snprintf(key, sizeof key, "key-%d", i);
+        for (int p = 0; p < 3; p++) {
+            WAIT_UNTIL(has_local(pods[p], key, NULL), 3000);
+            ck_assert(get_is(pods[p], key, "<none>"));
+        }
+        char *s = redis_value(NS("prop"), key);
+        ck_assert_str_eq(s, "<none>");
+        free(s);
+    }
+    /* A clear reaches every partition, in Redis and on every pod. */
+    ck_assert_int_eq(sc_clear(pods[2]), SC_OK);
+    for (int i = 1; i < 32; i += 2) {
+        snprintf(key, sizeof key, "key-%d", i);
+        for (int p = 0; p < 3; p++) {
+            WAIT_UNTIL(has_local(pods[p], key, NULL), 3000);
+            ck_assert(get_is(pods[p], key, "<none>"));
+        }
+    }
+    for (int p = 0; p < 3; p++)
+        WAIT_UNTIL(test_stats(pods[p]).local_entries == 0, 3000);
+    for (int p = 0; p < 3; p++)
+        ck_assert_uint_eq(test_stats(pods[p]).local_entries, 0);
+    /* And the namespace works on after it. */
+    ck_assert_int_eq(sc_set(pods[0], "after", "x", 1, 0), SC_OK);
+    ck_assert(get_is(pods[1], "after", "x"));
+    for (int p = 0; p < 3; p++)
+        sc_close(pods[p]);
+}
+END_TEST
+
+START_TEST(batches_and_versions)
+{
+    sc_cache *a = part_pod(NS("batch"), "a");
+    sc_cache *b = part_pod(NS("batch"), "b");
+    enum { N = 40 };
+    char keys[N][16];
+    const char *kp[N + 1];
+    for (int i = 0; i < N; i++) {
+        snprintf(keys[i], sizeof keys[i], "b%d", i);
+        kp[i] = keys[i];
+        if (i % 4 != 3)
+            ck_assert_int_eq(sc_set(a, keys[i], keys[i], strlen(keys[i]), 0), SC_OK);
+    }
+    kp[N] = keys[5]; /* a key given twice */
+    sc_value *out[N + 1];
+    ck_assert_int_eq(sc_get_many(b, kp, N + 1, out), SC_OK);
+    for (int i = 0; i <= N; i++) {
+        const char *k = kp[i];
+        if (i < N && i % 4 == 3) {
+            ck_assert_ptr_null(out[i]);
+            continue;
+        }
+        ck_assert_ptr_nonnull(out[i]);
+        ck_assert_str_eq(sc_value_data(out[i]), k);
+        sc_value_release(out[i]);
+    }
+    /* A bad key fails the whole batch, every slot NULL, with a message. */
+    kp[7] = "";
+    ck_assert_int_eq(sc_get_many(b, kp, N, out), SC_ERR_INVALID);
+    for (int i = 0; i < N; i++)
+        ck_assert_ptr_null(out[i]);
+    ck_assert_ptr_nonnull(strstr(sc_errmsg(b), "empty"));
+    kp[7] = keys[7];
+
+    /* Versions: per key, from its partition's counter. */
+    uint64_t v1 = 0, v2 = 0;
+    ck_assert_int_eq(sc_version_of(b, keys[0], &v1), SC_OK);
+    ck_assert_int_eq(sc_version_of(b, keys[1], &v2), SC_OK);
+    ck_assert_uint_gt(v1, 0);
+    ck_assert_uint_gt(v2, 0);
+    ck_assert_int_eq(sc_set_if_version(b, keys[0], "cas", 3, 0, v1), SC_OK);
+    ck_assert_int_eq(sc_set_if_version(a, keys[0], "lost", 4, 0, v1), SC_ERR_CONFLICT);
+    ck_assert_int_eq(sc_set_if_version(a, keys[1], "cas", 3, 0, v2), SC_OK);
+    ck_assert_int_eq(sc_set_if_version(a, keys[3], "new", 3, 0, 0), SC_OK); /* absent: 0 */
+    /* Each pod's older copy goes on the other's event. */
+    WAIT_UNTIL(has_local(a, keys[0], "cas") || has_local(a, keys[0], NULL), 3000);
+    WAIT_UNTIL(has_local(b, keys[1], "cas") || has_local(b, keys[1], NULL), 3000);
+    ck_assert(get_is(a, keys[0], "cas"));
+    ck_assert(get_is(b, keys[1], "cas"));
+    ck_assert(get_is(b, keys[3], "new"));
+    sc_close(a);
+    sc_close(b);
+}
+END_TEST
+
+/* ---- write-behind and tags ---- */
+
+typedef struct saved {
+    pthread_mutex_t mu;
+    int n;
+    char keys[64][16];
+    int deleted[64];
+} saved;
+
+static sc_status save(const sc_dirty *items, size_t n, void *ud)
+{
+    saved *s = ud;
+    pthread_mutex_lock(&s->mu);
+    for (size_t i = 0; i < n && s->n < 64; i++) {
+        snprintf(s->keys[s->n], sizeof s->keys[s->n], "%s", items[i].key);
+        s->deleted[s->n] = items[i].value == NULL;
+        s->n++;
+    }
+    pthread_mutex_unlock(&s->mu);
+    return SC_OK;
+}
+
+START_TEST(behind_and_tags)
+{
+    static saved sv = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    sc_options o = part_options(NS("behind"), "saver", P);
+    o.save_fn = save;
+    o.save_ud = &sv;
+    o.writeback_interval_ms = 50;
+    sc_cache *saver = test_open(&o);
+    sc_cache *w = part_pod(NS("behind"), "writer");
+    char key[16];
+    for (int i = 0; i < 20; i++) {
+        snprintf(key, sizeof key, "w%d", i);
+        ck_assert_int_eq(sc_set_behind(w, key, "x", 1, 0), SC_OK);
+    }
+    ck_assert_int_eq(sc_delete_behind(w, "w0"), SC_OK);
+    ck_assert_int_eq(sc_flush_behind(w, 10000), SC_OK);
+    pthread_mutex_lock(&sv.mu);
+    ck_assert_int_ge(sv.n, 20); /* w0's set and delete may share a batch */
+    int seen[20] = {0}, del0 = 0;
+    for (int i = 0; i < sv.n; i++) {
+        int k = atoi(sv.keys[i] + 1);
+        seen[k]++;
+        del0 |= k == 0 && sv.deleted[i];
+    }
+    pthread_mutex_unlock(&sv.mu);
+    for (int i = 0; i < 20; i++)
+        ck_assert_int_ge(seen[i], 1);
+    ck_assert(del0);
+    ck_assert_uint_eq(test_stats(w).behind_queued, 21);
+    ck_assert_uint_eq(test_stats(saver).behind_saved, 21);
+    ck_assert_uint_eq(test_stats(w).behind_pending, 0);
+
+    /* A tag spans partitions: one call invalidates it in every one. */
+    const char *tags[] = {"t"};
+    int used[P] = {0};
+    for (int i = 0; i < 24; i++) {
+        snprintf(key, sizeof key, "t%d", i);
+        ck_assert_int_eq(sc_set_tagged(w, key, "tagged", 6, 0, tags, 1), SC_OK);
+        used[partition_of(key, P)] = 1;
+        ck_assert(get_is(saver, key, "tagged"));
+    }
+    int n_used = 0;
+    for (int p = 0; p < P; p++)
+        n_used += used[p];
+    ck_assert_int_ge(n_used, 8);
+    ck_assert_int_eq(sc_set(w, "untagged", "u", 1, 0), SC_OK);
+    ck_assert_int_eq(sc_invalidate_tag(w, "t"), SC_OK);
+    for (int i = 0; i < 24; i++) {
+        snprintf(key, sizeof key, "t%d", i);
+        ck_assert(get_is(w, key, "<none>"));
+        WAIT_UNTIL(has_local(saver, key, NULL), 3000);
+        ck_assert(get_is(saver, key, "<none>"));
+    }
+    ck_assert(get_is(saver, "untagged", "u"));
+    sc_close(w);
+    sc_close(saver);
+}
+END_TEST
+
+/* ---- every pod uses the same count ---- */
+
+static sc_status open_status(const sc_options *o, const char **msg)
+{
+    sc_cache *c = NULL;
+    sc_status s = sc_open(o, &c);
+    *msg = sc_errmsg(NULL);
+    if (c)
+        sc_close(c);
+    return s;
+}
+
+START_TEST(count_agreement)
+{
+    const char *msg;
+    sc_cache *a = part_pod(NS("agree"), "a");
+    sc_options o = part_options(NS("agree"), "b", 8);
+    ck_assert_int_eq(open_status(&o, &msg), SC_ERR_INVALID);
+    ck_assert_ptr_nonnull(strstr(msg, "partitions = 16"));
+    ck_assert_ptr_nonnull(strstr(msg, "partitions = 8"));
+    o.partitions = 1;
+    ck_assert_int_eq(open_status(&o, &msg), SC_ERR_INVALID);
+    ck_assert_ptr_nonnull(strstr(msg, "partitions = 16"));
+    ck_assert_ptr_nonnull(strstr(msg, "partitions = 1 "));
+    sc_close(a);
+
+    /* A namespace used unpartitioned refuses a partitioned pod, and the
+     * other way round, even one whose history predates the count. */
+    sc_cache *u = test_pod(NS("plain"), "u");
+    o = part_options(NS("plain"), "b", 4);
+    ck_assert_int_eq(open_status(&o, &msg), SC_ERR_INVALID);
+    ck_assert_ptr_nonnull(strstr(msg, "partitions = 1,"));
+    ck_assert_ptr_nonnull(strstr(msg, "partitions = 4"));
+    sc_close(u);
+    redisReply *r = cmd("HDEL {%s}:meta partitions", NS("plain"));
+    freeReplyObject(r);
+    ck_assert_int_eq(open_status(&o, &msg), SC_ERR_INVALID);
+    ck_assert_ptr_nonnull(strstr(msg, "partitions = 1,"));
+    u = test_pod(NS("plain"), "u"); /* records 1 again */
+    sc_close(u);
+
+    /* One partition's own record disagreeing is enough, and the message
+     * names that partition. */
+    r = cmd("HSET {%s#3}:meta partitions 8", NS("half"));
+    freeReplyObject(r);
+    o = part_options(NS("half"), "x", P);
+    ck_assert_int_eq(open_status(&o, &msg), SC_ERR_INVALID);
+    ck_assert_ptr_nonnull(strstr(msg, "partitions = 8"));
+    ck_assert_ptr_nonnull(strstr(msg, "partition 3 of 16"));
+
+    /* Bad options. */
+    o = part_options("a#b", "x", 1);
+    ck_assert_int_eq(open_status(&o, &msg), SC_ERR_INVALID);
+    ck_assert_ptr_nonnull(strstr(msg, "'#'"));
+    o = part_options(NS("chan"), "x", 4);
+    o.channel = "mine";
+    ck_assert_int_eq(open_status(&o, &msg), SC_ERR_INVALID);
+    ck_assert_ptr_nonnull(strstr(msg, "channel"));
+    o = part_options(NS("many"), "x", 100000);
+    ck_assert_int_eq(open_status(&o, &msg), SC_ERR_INVALID);
+    ck_assert_ptr_nonnull(strstr(msg, "partitions"));
+}
+END_TEST
+
+/* ---- one partition loses an event ---- */
+
+START_TEST(lost_event_in_one_partition)
+{
+    sc_cache *a = part_pod(NS("lost"), "a");
+    sc_cache *b = part_pod(NS("lost"), "b");
+    const char *victim = "victim";
+    unsigned pv = partition_of(victim, P);
+    /* A key of another partition, to see that it stays warm. */
+    char other[16];
+    for (int i = 0;; i++) {
+        snprintf(other, sizeof other, "o%d", i);
+        if (partition_of(other, P) != pv)
+            break;
+    }
+    ck_assert_int_eq(sc_set(a, victim, "old", 3, 0), SC_OK);
+    ck_assert_int_eq(sc_set(a, other, "kept", 4, 0), SC_OK);
+    ck_assert(get_is(b, victim, "old"));
+    ck_assert(get_is(b, other, "kept"));
+    ck_assert(has_local(b, victim, "old"));
+    uint64_t flushes = test_stats(b).flushes;
+
+    /* A write in the victim's partition that no pod hears of and the log
+     * does not hold: the counter moves, the value changes. */
+    char pns[300];
+    snprintf(pns, sizeof pns, "%s#%u", NS("lost"), pv);
+    redisReply *r = cmd("INCR {%s}:seq", pns);
+    ck_assert_int_eq(r->type, REDIS_REPLY_INTEGER);
+    long long v = r->integer;
+    freeReplyObject(r);
+    r = cmd("HSET {%s}:k:%s value fresh version %lld", pns, victim, v);
+    freeReplyObject(r);
+
+    /* The next heartbeat shows b the gap; the log cannot fill it, so b drops
+     * that partition's copies (and only those) and reads Redis again. */
+    WAIT_UNTIL(has_local(b, victim, NULL), 5000);
+    ck_assert(has_local(b, victim, NULL));
+    ck_assert(get_is(b, victim, "fresh"));
+    ck_assert_uint_gt(test_stats(b).flushes, flushes);
+    ck_assert(has_local(b, other, "kept"));
+    WAIT_UNTIL(test_stats(b).synced == 1, 5000);
+    ck_assert_uint_eq(test_stats(b).synced, 1);
+    sc_close(a);
+    sc_close(b);
+}
+END_TEST
+
+START_TEST(subscribers_killed)
+{
+    sc_cache *a = part_pod(NS("kill"), "a");
+    sc_cache *b = part_pod(NS("kill"), "b");
+    char key[16];
+    for (int i = 0; i < 32; i++) {
+        snprintf(key, sizeof key, "s%d", i);
+        ck_assert_int_eq(sc_set(a, key, "one", 3, 0), SC_OK);
+        ck_assert(get_is(b, key, "one"));
+    }
+    uint64_t reconnects = test_stats(b).reconnects;
+    /* Every subscriber of every pod goes; writes go on meanwhile. */
+    redisReply *r = cmd("CLIENT KILL TYPE pubsub");
+    freeReplyObject(r);
+    for (int i = 0; i < 32; i++) {
+        snprintf(key, sizeof key, "s%d", i);
+        ck_assert_int_eq(sc_set(a, key, "two", 3, 0), SC_OK);
+    }
+    /* Once every partition resubscribed, what its stream missed came from
+     * its log: no old value anywhere. */
+    WAIT_UNTIL(test_stats(b).synced == 1 && test_stats(b).reconnects >= reconnects + P, 5000);
+    ck_assert_uint_ge(test_stats(b).reconnects, reconnects + P);
+    ck_assert_uint_eq(test_stats(b).synced, 1);
+    for (int i = 0; i < 32; i++) {
+        snprintf(key, sizeof key, "s%d", i);
+        ck_assert(get_is(b, key, "two"));
+    }
+    sc_close(a);
+    sc_close(b);
+}
+END_TEST
+
+START_TEST(stats_metrics_errmsg)
+{
+    sc_cache *a = part_pod(NS("metrics"), "a");
+    char key[16];
+    for (int i = 0; i < 10; i++) {
+        snprintf(key, sizeof key, "m%d", i);
+        ck_assert_int_eq(sc_set(a, key, "v", 1, 0), SC_OK);
+        sc_value *v;
+        ck_assert_int_eq(sc_get(a, key, &v), SC_OK);
+        sc_value_release(v);
+    }
+    sc_stats st = test_stats(a);
+    ck_assert_uint_eq(st.local_hits, 10);
+    ck_assert_uint_eq(st.local_entries, 10);
+    ck_assert_uint_eq(st.events_published, 10);
+    static char buf[1 << 16];
+    size_t n = sc_metrics_text(a, buf, sizeof buf);
+    ck_assert_uint_lt(n, sizeof buf);
+    ck_assert_ptr_nonnull(strstr(buf, "synccache_local_hits_total{ns=\"" NS("metrics") "\",pod=\"a\"} 10\n"));
+    ck_assert_ptr_null(strstr(buf, "#0"));
+    ck_assert_ptr_nonnull(
+        strstr(buf, "synccache_remote_set_duration_seconds_count{ns=\"" NS("metrics") "\",pod=\"a\"} 10\n"));
+    /* A partition's failure shows on the cache the caller holds. */
+    char big[2000];
+    memset(big, 'x', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    ck_assert_int_eq(sc_set(a, big, "v", 1, 0), SC_ERR_TOO_LARGE);
+    ck_assert_ptr_nonnull(strstr(sc_errmsg(a), "max_key_bytes"));
+    ck_assert_int_eq(sc_set(a, NULL, "v", 1, 0), SC_ERR_INVALID);
+    ck_assert_ptr_nonnull(strstr(sc_errmsg(a), "NULL"));
+    sc_close(a);
+}
+END_TEST
+
+/* The application's loop carries every partition's subscription. */
+START_TEST(caller_event_base)
+{
+    struct event_base *base = event_base_new();
+    sc_options o = part_options(NS("base"), "looped", P);
+    o.event_base = base;
+    sc_cache *l = test_open(&o);
+    sc_cache *a = part_pod(NS("base"), "a");
+    ck_assert_uint_eq(test_stats(l).synced, 0);
+    /* Unsynced: reads go to Redis. */
+    ck_assert_int_eq(sc_set(a, "early", "e", 1, 0), SC_OK);
+    ck_assert(get_is(l, "early", "e"));
+    long long deadline = test_now_ms() + 5000;
+    while (!test_stats(l).synced && test_now_ms() < deadline)
+        event_base_loop(base, EVLOOP_NONBLOCK);
+    ck_assert_uint_eq(test_stats(l).synced, 1);
+    char key[16];
+    for (int i = 0; i < 16; i++) {
+        snprintf(key, sizeof key, "e%d", i);
+        ck_assert_int_eq(sc_set(a, key, "v", 1, 0), SC_OK);
+    }
+    deadline = test_now_ms() + 5000;
+    while (test_stats(l).events_applied < 16 && test_now_ms() < deadline)
+        event_base_loop(base, EVLOOP_NONBLOCK);
+    ck_assert_uint_eq(test_stats(l).events_applied, 16);
+    for (int i = 0; i < 16; i++) {
+        snprintf(key, sizeof key, "e%d", i);
+        ck_assert(has_local(l, key, "v"));
+    }
+    sc_close(l);
+    sc_close(a);
+    event_base_free(base);
+}
+END_TEST
+
+/* ---- Redis Cluster: one namespace over several masters ---- */
+
+static sc_test_cluster g_cl;
+
+/* The master owning partition p's slot. */
+static int master_of_part(const char *ns, unsigned p)
+{
+    char tag[300];
+    snprintf(tag, sizeof tag, "{%s#%u}", ns, p);
+    return sc_test_cluster_master_of(&g_cl, tag);
+}
+
+/* The value of key in its partition, read on the slot's owner. */
+static char *cluster_value(const char *ns, const char *key, void *ud)
+{
+    (void)ud;
+    unsigned p = partition_of(key, P);
+    for (int attempt = 0; attempt < 50; attempt++) {
+        int port = master_of_part(ns, p);
+        redisReply *r = port ? sc_test_node_cmd(port, "HGET {%s#%u}:k:%s value", ns, p, key) : NULL;
+        if (r && r->type != REDIS_REPLY_ERROR) {
+            char *out = r->type == REDIS_REPLY_STRING ? strndup(r->str, r->len) : strdup("<none>");
+            freeReplyObject(r);
+            return out;
+        }
+        if (r)
+            freeReplyObject(r);
+        test_sleep_ms(100);
+    }
+    return strdup("<unreachable>");
+}
+
+static sc_cache *cluster_pod(const char *ns, const char *id)
+{
+    sc_options o = part_options(ns, id, P);
+    o.redis_cluster_nodes = g_cl.seeds;
+    o.redis_port = 1; /* ignored in cluster mode */
+    return test_open(&o);
+}
+
+START_TEST(cluster_spread_and_converge)
+{
+    ck_assert_int_eq(sc_test_cluster_start(&g_cl, 3, 0), 0);
+    const char *ns = NS("cl");
+    /* The partitions' slots fall on several masters. */
+    int masters[3] = {0}, nm = 0;
+    for (unsigned p = 0; p < P; p++) {
+        int port = master_of_part(ns, p);
+        ck_assert_int_ne(port, 0);
+        int known = 0;
+        for (int i = 0; i < nm; i++)
+            known |= masters[i] == port;
+        if (!known && nm < 3)
+            masters[nm++] = port;
+    }
+    ck_assert_int_ge(nm, 2);
+
+    sc_cache *pods[3] = {cluster_pod(ns, "a"), cluster_pod(ns, "b"), cluster_pod(ns, "c")};
+    /* Plain writes from every pod, read back everywhere and on the right
+     * master; the keys' masters differ. */
+    char key[16], val[16];
+    int key_masters[3] = {0}, nk = 0;
+    for (int i = 0; i < 48; i++) {
+        snprintf(key, sizeof key, "c%d", i);
+        snprintf(val, sizeof val, "v%d", i);
+        ck_assert_int_eq(sc_set(pods[i % 3], key, val, strlen(val), 0), SC_OK);
+        char *s = cluster_value(ns, key, NULL);
+        ck_assert_str_eq(s, val);
+        free(s);
+        int port = master_of_part(ns, partition_of(key, P)), known = 0;
+        for (int m = 0; m < nk; m++)
+            known |= key_masters[m] == port;
+        if (!known && nk < 3)
+            key_masters[nk++] = port;
+    }
+    ck_assert_int_ge(nk, 2);
+    for (int i = 0; i < 48; i++) {
+        snprintf(key, sizeof key, "c%d", i);
+        test_assert_converged(pods, 3, ns, key, 5000, cluster_value, NULL);
+    }
+    for (int i = 0; i < 48; i += 3) {
+        snprintf(key, sizeof key, "c%d", i);
+        ck_assert_int_eq(sc_delete(pods[1], key), SC_OK);
+    }
+    for (int i = 0; i < 48; i++) {
+        snprintf(key, sizeof key, "c%d", i);
+        test_assert_converged(pods, 3, ns, key, 5000, cluster_value, NULL);
+    }
+
+    /* A writer over keys of many partitions while the others read. */
+    test_writer w;
+    memset(&w, 0, sizeof w);
+    w.c = pods[0];
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, test_writer_main, &w), 0);
+    for (int round = 0; round < 100; round++) {
+        snprintf(key, sizeof key, "w%d", round % TEST_WRITER_KEYS);
+        char *s = test_get(pods[1 + round % 2], key);
+        free(s);
+        test_sleep_ms(5);
+    }
+    atomic_store(&w.stop, 1);
+    pthread_join(t, NULL);
+    ck_assert_msg(w.failed == 0, "writer failures: %ld (%s)", w.failed, w.first_error);
+    ck_assert_int_gt(atomic_load(&w.ok), 0);
+    ck_assert_int_eq(test_check_writer(&w, pods, 3, ns, 5000, cluster_value, NULL), 0);
+
+    /* A clear reaches every partition on every master. */
+    ck_assert_int_eq(sc_clear(pods[2]), SC_OK);
+    for (int i = 0; i < TEST_WRITER_KEYS; i++) {
+        snprintf(key, sizeof key, "w%d", i);
+        test_assert_converged(pods, 3, ns, key, 5000, cluster_value, NULL);
+        char *s = test_get(pods[0], key);
+        ck_assert_str_eq(s, "<none>");
+        free(s);
+    }
+    for (int p = 0; p < 3; p++)
+        sc_close(pods[p]);
+    sc_test_cluster_stop(&g_cl);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("partitions");
+    TCase *tc = tcase_create("single");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, hash_vector);
+    tcase_add_test(tc, keys_spread_over_partitions);
+    tcase_add_test(tc, set_delete_clear_propagate);
+    tcase_add_test(tc, batches_and_versions);
+    tcase_add_test(tc, behind_and_tags);
+    tcase_add_test(tc, count_agreement);
+    tcase_add_test(tc, lost_event_in_one_partition);
+    tcase_add_test(tc, subscribers_killed);
+    tcase_add_test(tc, stats_metrics_errmsg);
+    tcase_add_test(tc, caller_event_base);
+    suite_add_tcase(s, tc);
+    TCase *cl = tcase_create("cluster");
+    tcase_set_timeout(cl, 180);
+    tcase_add_test(cl, cluster_spread_and_converge);
+    suite_add_tcase(s, cl);
+    return s;
+}
+
+int main(void)
+{
+    return test_run_suite(suite(), NULL);
+}
