@@ -1,10 +1,10 @@
 /* Server-assisted invalidation (redis_tracking, lib/tracking.c) against a
- * real redis-server: writes that bypass synccache, made from a plain
- * hiredis connection as redis-cli would make them (HSET, DEL, EXPIRE and
- * expiry, FLUSHALL), drop every pod's copy; synccache's own writes keep the
+ * real redis-server: writes that bypass synccache, made with the redis-cli
+ * binary (HSET) or a plain hiredis connection (DEL, EXPIRE and expiry,
+ * FLUSHALL), drop every pod's copy; synccache's own writes keep the
  * other pods' fresh copies; a killed tracking connection is repaired; the
  * option off sends no tracking command; tracking refused by an ACL leaves a
- * working pod without it; and the same on a one-master Redis Cluster.
+ * working pod without it; and the same on a 3-master Redis Cluster.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -159,7 +159,10 @@ START_TEST(test_foreign_hset_drops_copies)
     sc_cache *b = test_pod("t1", "b");
     both_hold(a, b, "k", "v1");
 
-    plain_cmd("HSET {t1}:k:k value foreign");
+    /* The redis-cli binary itself, as an operator would type it. */
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "redis-cli -h 127.0.0.1 -p %d HSET '{t1}:k:k' value foreign > /dev/null", g_redis.port);
+    ck_assert_int_eq(system(cmd), 0);
     WAIT_UNTIL(!local_has(a, "k", "v1") && !local_has(b, "k", "v1"), 2000);
     ck_assert(value_is(a, "k", "foreign"));
     ck_assert(value_is(b, "k", "foreign"));
