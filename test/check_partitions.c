@@ -278,6 +278,208 @@ START_TEST(batches_and_versions)
 }
 END_TEST
 
+/* ---- sc_get_many: one pipelined exchange per node ----
+ * MONITOR on a node shows every command with the connection it came on
+ * ("[db addr]"; a script's own commands show as "[db lua]"). The
+ * get_many script's EVALSHA is the one whose first key is {ns#p}:seq and
+ * whose next keys are values ({ns#p}:k:...). */
+
+typedef struct monitored {
+    int calls;             /* get_many EVALSHAs of the namespace */
+    int keys;              /* value keys they read */
+    int parts[P];          /* of each partition */
+    int nclients;          /* distinct connections they came on */
+    char client[P][64];
+    int first;             /* line number of the first */
+    int between;           /* other connections' commands between the
+                              first and the last (scripts' own not counted) */
+} monitored;
+
+static redisContext *monitor_open(int port)
+{
+    redisContext *m = sc_test_redis_connect_addr("127.0.0.1", port);
+    ck_assert_ptr_nonnull(m);
+    struct timeval tv = {10, 0}; /* a missing marker fails, never hangs */
+    redisSetTimeout(m, tv);
+    redisReply *r = redisCommand(m, "MONITOR");
+    ck_assert_ptr_nonnull(r);
+    ck_assert_int_eq(r->type, REDIS_REPLY_STATUS);
+    freeReplyObject(r);
+    return m;
+}
+
+/* Reads m's lines up to an ECHO of a marker sent now, into *s; closes m. */
+static void monitor_close(redisContext *m, int port, const char *ns, monitored *s)
+{
+    memset(s, 0, sizeof *s);
+    s->first = -1;
+    char marker[64], head[320];
+    int others = 0;
+    snprintf(marker, sizeof marker, "bynode-marker-%d", port);
+    redisReply *e = sc_test_node_cmd(port, "ECHO %s", marker);
+    ck_assert_ptr_nonnull(e);
+    freeReplyObject(e);
+    for (int line = 0;; line++) {
+        void *rv = NULL;
+        ck_assert_msg(redisGetReply(m, &rv) == REDIS_OK, "MONITOR: %s", m->errstr);
+        redisReply *r = rv;
+        ck_assert_int_eq(r->type, REDIS_REPLY_STATUS);
+        if (strstr(r->str, marker)) {
+            freeReplyObject(r);
+            break;
+        }
+        const char *at = strchr(r->str, '[');
+        const char *sp = at ? strchr(at, ' ') : NULL;
+        const char *end = sp ? strchr(sp, ']') : NULL;
+        snprintf(head, sizeof head, "\"{%s#", ns);
+        const char *evalsha = strstr(r->str, "] \"EVALSHA\" \"");
+        /* "EVALSHA" "<sha>" "<numkeys>" "{ns#p}:seq" "{ns#p}:meta" "{ns#p}:k:..." */
+        const char *k = evalsha ? strstr(evalsha, head) : NULL;
+        unsigned p = 0;
+        int is_get_many = k && sscanf(k + strlen(head), "%u", &p) == 1 && p < P &&
+                          strncmp(strchr(k, '}'), "}:seq\" ", 7) == 0 && strstr(k, "}:k:");
+        if (end && is_get_many) {
+            char client[64];
+            snprintf(client, sizeof client, "%.*s", (int)(end - sp - 1), sp + 1);
+            int known = 0;
+            for (int i = 0; i < s->nclients; i++)
+                known |= strcmp(s->client[i], client) == 0;
+            if (!known && s->nclients < P)
+                snprintf(s->client[s->nclients++], sizeof s->client[0], "%s", client);
+            s->calls++;
+            s->parts[p]++;
+            for (const char *q = k; (q = strstr(q, "}:k:")); q++)
+                s->keys++;
+            if (s->first < 0)
+                s->first = line;
+            s->between = others;
+        } else if (end && s->first >= 0 && strncmp(sp + 1, "lua]", 4) != 0)
+            others++;
+        freeReplyObject(r);
+    }
+    redisFree(m);
+}
+
+/* The reference answer for key: sc_get on a pod of its own (one key, one
+ * partition), with the key's version in Redis. */
+static void reference(sc_cache *ref, const char *key, char **val, uint64_t *version)
+{
+    *val = test_get(ref, key);
+    ck_assert_int_eq(sc_version_of(ref, key, version), SC_OK);
+}
+
+/* out[i] is what the reference pod says of kp[i]: the same value and
+ * version, or NULL for a key that is not found. */
+static void assert_same_answers(sc_cache *ref, const char *const *kp, size_t n, sc_value **out)
+{
+    for (size_t i = 0; i < n; i++) {
+        char *want;
+        uint64_t version;
+        reference(ref, kp[i], &want, &version);
+        if (strcmp(want, "<none>") == 0)
+            ck_assert_msg(out[i] == NULL, "%s: found, reference: not found", kp[i]);
+        else {
+            ck_assert_msg(out[i] != NULL, "%s: not found, reference: %s", kp[i], want);
+            ck_assert_str_eq(sc_value_data(out[i]), want);
+            ck_assert_uint_eq(sc_value_version(out[i]), version);
+        }
+        free(want);
+    }
+}
+
+START_TEST(get_many_by_node)
+{
+    const char *ns = NS("bynode");
+    sc_cache *a = part_pod(ns, "a");
+    enum { N = 100, LOCAL = 10 };
+    char keys[N][16];
+    const char *kp[N + 1];
+    for (int i = 0; i < N; i++) {
+        snprintf(keys[i], sizeof keys[i], "g%d", i);
+        kp[i] = keys[i];
+        if (i % 4 != 3)
+            ck_assert_int_eq(sc_set(a, keys[i], keys[i], strlen(keys[i]), 0), SC_OK);
+    }
+    kp[N] = keys[LOCAL + 1]; /* a key given twice */
+    /* b opens after the writes, so it holds no copies from their events;
+     * it holds the first LOCAL keys (and their absence when missing) locally. */
+    sc_cache *b = part_pod(ns, "b");
+    sc_cache *ref = part_pod(ns, "ref");
+    for (int i = 0; i < LOCAL; i++)
+        free(test_get(b, keys[i]));
+    int miss_parts = 0, misses = 0, in[P] = {0};
+    for (int i = 0; i < N; i++) {
+        int local = i < LOCAL && has_local(b, keys[i], keys[i]) && i % 4 != 3;
+        if (local)
+            continue;
+        misses++;
+        if (!in[partition_of(keys[i], P)]++)
+            miss_parts++;
+    }
+    ck_assert_int_eq(miss_parts, P);
+
+    redisContext *m = monitor_open(g_redis.port);
+    sc_value *out[N + 1];
+    ck_assert_int_eq(sc_get_many(b, kp, N + 1, out), SC_OK);
+    monitored s;
+    monitor_close(m, g_redis.port, ns, &s);
+    /* One script per partition with misses, every one on one connection,
+     * back to back (the whole pipeline arrived in one read), reading each
+     * missed key once. */
+    ck_assert_int_eq(s.calls, P);
+    for (unsigned p = 0; p < P; p++)
+        ck_assert_int_eq(s.parts[p], 1);
+    ck_assert_int_eq(s.nclients, 1);
+    ck_assert_int_eq(s.between, 0);
+    ck_assert_int_eq(s.keys, misses);
+    assert_same_answers(ref, kp, N + 1, out);
+
+    /* The per-partition path (one sc_get_many per partition's keys, one
+     * partition each) gives the same answers on a fresh pod. */
+    sc_cache *c = part_pod(ns, "c");
+    sc_value *one[N];
+    for (unsigned p = 0; p < P; p++) {
+        const char *sub[N];
+        size_t idx[N], k = 0;
+        for (int i = 0; i < N; i++)
+            if (partition_of(keys[i], P) == p) {
+                idx[k] = (size_t)i;
+                sub[k++] = keys[i];
+            }
+        ck_assert_int_eq(sc_get_many(c, sub, k, one), SC_OK);
+        for (size_t j = 0; j < k; j++) {
+            sc_value *got = out[idx[j]];
+            ck_assert_int_eq(one[j] == NULL, got == NULL);
+            if (got) {
+                ck_assert_str_eq(sc_value_data(one[j]), sc_value_data(got));
+                ck_assert_uint_eq(sc_value_version(one[j]), sc_value_version(got));
+            }
+            sc_value_release(one[j]);
+        }
+    }
+    for (int i = 0; i <= N; i++)
+        sc_value_release(out[i]);
+
+    /* A script unknown to Redis (SCRIPT FLUSH): every partition's EVALSHA
+     * answers NOSCRIPT and falls back to its own path, with the same
+     * answers. */
+    redisReply *f = cmd("SCRIPT FLUSH");
+    freeReplyObject(f);
+    sc_cache *d = part_pod(ns, "d");
+    f = cmd("SCRIPT FLUSH");
+    freeReplyObject(f);
+    ck_assert_int_eq(sc_get_many(d, kp, N + 1, out), SC_OK);
+    assert_same_answers(ref, kp, N + 1, out);
+    for (int i = 0; i <= N; i++)
+        sc_value_release(out[i]);
+    sc_close(a);
+    sc_close(b);
+    sc_close(c);
+    sc_close(d);
+    sc_close(ref);
+}
+END_TEST
+
 /* ---- write-behind and tags ---- */
 
 typedef struct saved {
@@ -702,6 +904,7 @@ static Suite *suite(void)
     tcase_add_test(tc, keys_spread_over_partitions);
     tcase_add_test(tc, set_delete_clear_propagate);
     tcase_add_test(tc, batches_and_versions);
+    tcase_add_test(tc, get_many_by_node);
     tcase_add_test(tc, behind_and_tags);
     tcase_add_test(tc, count_agreement);
     tcase_add_test(tc, lost_event_in_one_partition);
