@@ -813,6 +813,57 @@ static sc_cache *cluster_pod(const char *ns, const char *id)
     return test_open(&o);
 }
 
+/* sc_get_many of keys in every partition on a pod that holds none of them:
+ * each master gets one connection carrying the EVALSHAs of exactly the
+ * partitions it owns, back to back, and the answers are the per-key
+ * path's. */
+static void cluster_get_many_by_node(const char *ns, const char *id)
+{
+    sc_cache *g = cluster_pod(ns, id);
+    sc_cache *ref = cluster_pod(ns, "ref");
+    enum { N = 64 };
+    char keys[N][16];
+    const char *kp[N];
+    int in[P] = {0};
+    for (int i = 0; i < N; i++) {
+        snprintf(keys[i], sizeof keys[i], "c%d", i); /* c48..c63: never written */
+        kp[i] = keys[i];
+        in[partition_of(keys[i], P)] = 1;
+    }
+    int port[P], nports = 0;
+    for (unsigned p = 0; p < P; p++) {
+        int at = master_of_part(ns, p), known = 0;
+        for (int j = 0; j < nports; j++)
+            known |= port[j] == at;
+        if (!known)
+            port[nports++] = at;
+    }
+    ck_assert_int_ge(nports, 2);
+    redisContext *m[P];
+    for (int j = 0; j < nports; j++)
+        m[j] = monitor_open(port[j]);
+    sc_value *out[N];
+    ck_assert_int_eq(sc_get_many(g, kp, N, out), SC_OK);
+    for (int j = 0; j < nports; j++) {
+        monitored s;
+        monitor_close(m[j], port[j], ns, &s);
+        int owned = 0;
+        for (unsigned p = 0; p < P; p++) {
+            int here = in[p] && master_of_part(ns, p) == port[j];
+            owned += here;
+            ck_assert_int_eq(s.parts[p], here);
+        }
+        ck_assert_int_eq(s.calls, owned);
+        ck_assert_int_eq(s.nclients, owned > 0);
+        ck_assert_int_eq(s.between, 0);
+    }
+    assert_same_answers(ref, kp, N, out);
+    for (int i = 0; i < N; i++)
+        sc_value_release(out[i]);
+    sc_close(g);
+    sc_close(ref);
+}
+
 START_TEST(cluster_spread_and_converge)
 {
     ck_assert_int_eq(sc_test_cluster_start(&g_cl, 3, 0), 0);
@@ -861,6 +912,8 @@ START_TEST(cluster_spread_and_converge)
         snprintf(key, sizeof key, "c%d", i);
         test_assert_converged(pods, 3, ns, key, 5000, cluster_value, NULL);
     }
+
+    cluster_get_many_by_node(ns, "g");
 
     /* A writer over keys of many partitions while the others read. */
     test_writer w;
