@@ -864,6 +864,49 @@ static void cluster_get_many_by_node(const char *ns, const char *id)
     sc_close(ref);
 }
 
+/* A partition's slot moves to another master under a pod whose routing
+ * still names the old one: its part of the pipelined exchange answers ASK
+ * (keys moved, slot not yet reassigned) or MOVED, falls back to its own
+ * path, and sc_get_many still answers as the per-key path does. */
+static void cluster_get_many_moved(const char *ns)
+{
+    /* Two pods that hold none of the keys, one for each step. */
+    sc_cache *h[2] = {cluster_pod(ns, "h1"), cluster_pod(ns, "h2")};
+    sc_cache *ref = cluster_pod(ns, "ref");
+    enum { N = 48 };
+    char keys[N][16];
+    const char *kp[N];
+    for (int i = 0; i < N; i++) {
+        snprintf(keys[i], sizeof keys[i], "c%d", i);
+        kp[i] = keys[i];
+    }
+    unsigned p = partition_of(keys[1], P);
+    char tag[300];
+    snprintf(tag, sizeof tag, "{%s#%u}", ns, p);
+    unsigned slot = sc_test_cluster_keyslot(&g_cl, tag);
+    int src = master_of_part(ns, p), dst = 0;
+    for (unsigned q = 0; q < P && !dst; q++)
+        if (master_of_part(ns, q) != src)
+            dst = master_of_part(ns, q);
+    ck_assert_int_ne(dst, 0);
+    sc_value *out[N];
+    ck_assert_int_eq(sc_test_cluster_migrate_begin(slot, src, dst), 0);
+    ck_assert_int_eq(sc_test_cluster_migrate_keys(slot, src, dst), 0);
+    ck_assert_int_eq(sc_get_many(h[0], kp, N, out), SC_OK); /* ASK */
+    assert_same_answers(ref, kp, N, out);
+    for (int i = 0; i < N; i++)
+        sc_value_release(out[i]);
+    ck_assert_int_eq(sc_test_cluster_migrate_finish(&g_cl, slot, src, dst), 0);
+    ck_assert_int_eq(sc_get_many(h[1], kp, N, out), SC_OK); /* MOVED */
+    assert_same_answers(ref, kp, N, out);
+    for (int i = 0; i < N; i++)
+        sc_value_release(out[i]);
+    ck_assert_int_eq(master_of_part(ns, p), dst);
+    sc_close(h[0]);
+    sc_close(h[1]);
+    sc_close(ref);
+}
+
 START_TEST(cluster_spread_and_converge)
 {
     ck_assert_int_eq(sc_test_cluster_start(&g_cl, 3, 0), 0);
@@ -914,6 +957,7 @@ START_TEST(cluster_spread_and_converge)
     }
 
     cluster_get_many_by_node(ns, "g");
+    cluster_get_many_moved(ns);
 
     /* A writer over keys of many partitions while the others read. */
     test_writer w;
