@@ -151,7 +151,7 @@ sc_status sc__get_many_finish(sc__get_many *g)
     snprintf(err, sizeof err, "%s", call->err);
     if (nu == 0)
         s = SC_OK;
-    else if (s != SC_OK)
+    else if (s != SC_OK && !call->skipped)
         sc__atomic_inc(&c->remote_errors);
     for (size_t u = 0; u < nu && s == SC_OK; u++) {
         size_t at = g->first[u];

@@ -565,7 +565,9 @@ sc_status sc__remote_get_many(sc__remote *r, const char *const *keys, const size
 /* The calls whose remotes talk to one node, pipelined on a connection of
  * the first one's pool. A call whose reply is no answer keeps status
  * SC_ERR_REMOTE with no message, for the caller's fallback; so does every
- * call of the group when the exchange itself failed. */
+ * call of the group when the connection failed (its own path may reach the
+ * node that serves it now). A timeout (the deadline is spent: a retry would
+ * only double it) or out of memory is every call's answer. */
 static void get_many_node(sc__remote_get_many_call **group, size_t ng)
 {
     get_many_cmd *g = calloc(ng, sizeof *g);
@@ -580,24 +582,36 @@ static void get_many_node(sc__remote_get_many_call **group, size_t ng)
             cmds[i] = (sc__pool_cmd){(int)k->n + 5, g[i].argv, g[i].lens};
     }
     sc__remote *first = group[0]->r;
-    ok = ok && sc__pool_pipeline(first->pool, sc__remote_now_ms() + first->timeout_ms, first->timeout_ms,
-                                 "EVALSHA (get_many script, pipelined)", ng, cmds, replies, ignored,
-                                 sizeof ignored) == SC_OK;
-    for (size_t i = 0; ok && i < ng; i++) {
+    char err[sizeof group[0]->err];
+    sc_status st = ok ? sc__pool_pipeline(first->pool, sc__remote_now_ms() + first->timeout_ms, first->timeout_ms,
+                                          "EVALSHA (get_many script, pipelined)", ng, cmds, replies, err,
+                                          sizeof err)
+                      : SC_ERR_REMOTE;
+    for (size_t i = 0; i < ng; i++) {
         sc__remote_get_many_call *k = group[i];
-        /* MOVED, ASK, NOSCRIPT, TRYAGAIN...: the call's own path knows
-         * what to do about each. */
-        if (replies[i]->type == REDIS_REPLY_ERROR) {
-            freeReplyObject(replies[i]);
+        if (st == SC_ERR_TIMEOUT || st == SC_ERR_NOMEM) {
+            k->status = st;
+            snprintf(k->err, sizeof k->err, "%s", err);
+        } else if (st != SC_OK) {
             continue;
-        }
-        k->status = get_many_reply(k->r, replies[i], k->n, k->items, &k->known, k->err, sizeof k->err);
+        } else if (replies[i]->type == REDIS_REPLY_ERROR) {
+            /* MOVED, ASK, NOSCRIPT, TRYAGAIN...: the call's own path knows
+             * what to do about each. */
+            freeReplyObject(replies[i]);
+        } else
+            k->status = get_many_reply(k->r, replies[i], k->n, k->items, &k->known, k->err, sizeof k->err);
     }
     for (size_t i = 0; g && i < ng; i++)
         get_many_cmd_free(&g[i]);
     free(g);
     free(cmds);
     free(replies);
+}
+
+/* A call with SC_ERR_REMOTE and no message has no answer yet. */
+static int unanswered(const sc__remote_get_many_call *k)
+{
+    return k->status == SC_ERR_REMOTE && !k->err[0];
 }
 
 void sc__remote_get_many_pipelined(sc__remote_get_many_call *calls, size_t n)
@@ -609,12 +623,16 @@ void sc__remote_get_many_pipelined(sc__remote_get_many_call *calls, size_t n)
         memset(calls[i].items, 0, calls[i].n * sizeof *calls[i].items);
         calls[i].status = SC_ERR_REMOTE;
         calls[i].err[0] = '\0';
+        calls[i].skipped = 0;
         if (node && sc__pool_node(calls[i].r->pool, node[i], sizeof node[i]) != SC_OK)
             node[i][0] = '\0'; /* no node known yet: its own path finds one */
     }
-    /* One pipelined exchange per node; out of memory leaves every call to
-     * its own path. */
-    for (size_t i = 0; node && group && done && i < n; i++) {
+    /* One pipelined exchange per node, until a call fails: the batch has
+     * failed then, and the rest are not tried (as a batch read one call
+     * after the other would stop). Out of memory leaves every call to its
+     * own path. */
+    int failed = 0;
+    for (size_t i = 0; node && group && done && i < n && !failed; i++) {
         if (done[i] || !node[i][0])
             continue;
         size_t ng = 0;
@@ -624,13 +642,21 @@ void sc__remote_get_many_pipelined(sc__remote_get_many_call *calls, size_t n)
                 done[j] = 1;
             }
         get_many_node(group, ng);
+        for (size_t j = 0; j < ng; j++)
+            failed |= group[j]->status != SC_OK && !unanswered(group[j]);
     }
-    /* A call with SC_ERR_REMOTE and no message got no answer: its own path. */
-    for (size_t i = 0; i < n; i++)
-        if (calls[i].status == SC_ERR_REMOTE && !calls[i].err[0])
-            calls[i].status = sc__remote_get_many(calls[i].r, calls[i].keys, calls[i].klens, calls[i].n,
-                                                  calls[i].items, &calls[i].known, calls[i].err,
-                                                  sizeof calls[i].err);
+    for (size_t i = 0; i < n; i++) {
+        sc__remote_get_many_call *k = &calls[i];
+        if (!unanswered(k))
+            continue;
+        if (failed) {
+            k->skipped = 1;
+            snprintf(k->err, sizeof k->err, "not read: another part of the batch failed first");
+            continue;
+        }
+        k->status = sc__remote_get_many(k->r, k->keys, k->klens, k->n, k->items, &k->known, k->err, sizeof k->err);
+        failed = k->status != SC_OK;
+    }
     free(node);
     free(group);
     free(done);

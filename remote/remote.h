@@ -132,6 +132,8 @@ typedef struct sc__remote_get_many_call {
     uint64_t known;            /* out */
     sc_status status;          /* out: what sc__remote_get_many returned */
     char err[256];             /* out, when status is not SC_OK */
+    int skipped;               /* out: not read (SC_ERR_REMOTE) because
+                                  another call failed first */
 } sc__remote_get_many_call;
 
 /* Runs n sc__remote_get_many calls (each on its own remote, whose keys may
@@ -139,8 +141,10 @@ typedef struct sc__remote_get_many_call {
  * talk to the same node are pipelined on one connection. A call whose
  * reply is an error (MOVED, ASK, NOSCRIPT, TRYAGAIN ...) or whose node's
  * exchange failed runs again alone through sc__remote_get_many, which
- * follows redirections. Each call ends with its own status; on SC_OK the
- * caller frees its items' data. */
+ * follows redirections. Once a call fails (a timeout is not retried) the
+ * calls not yet answered are skipped, so the whole takes about timeout_ms
+ * per failure at most, as the calls one after the other would. Each call
+ * ends with its own status; on SC_OK the caller frees its items' data. */
 void sc__remote_get_many_pipelined(sc__remote_get_many_call *calls, size_t n);
 
 /* One script: the next version, the key deleted (a tombstone holding the
