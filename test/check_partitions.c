@@ -480,6 +480,36 @@ START_TEST(get_many_by_node)
 }
 END_TEST
 
+/* Redis stops answering (CLIENT PAUSE) during a partitioned sc_get_many:
+ * the pipelined exchange times out and the call fails with SC_ERR_TIMEOUT,
+ * every slot NULL, naming a partition; afterwards it answers again. */
+START_TEST(get_many_timeout)
+{
+    sc_options o = part_options(NS("bynode_to"), "a", P);
+    o.redis_timeout_ms = 200;
+    sc_cache *a = test_open(&o);
+    enum { N = 40 };
+    char keys[N][16];
+    const char *kp[N];
+    for (int i = 0; i < N; i++) {
+        snprintf(keys[i], sizeof keys[i], "t%d", i);
+        kp[i] = keys[i];
+    }
+    sc_value *out[N];
+    redisReply *r = cmd("CLIENT PAUSE 1000 ALL");
+    freeReplyObject(r);
+    ck_assert_int_eq(sc_get_many(a, kp, N, out), SC_ERR_TIMEOUT);
+    for (int i = 0; i < N; i++)
+        ck_assert_ptr_null(out[i]);
+    ck_assert_msg(strstr(sc_errmsg(a), "timeout") && strstr(sc_errmsg(a), "partition"), "%s", sc_errmsg(a));
+    test_sleep_ms(1100);
+    ck_assert_int_eq(sc_get_many(a, kp, N, out), SC_OK);
+    for (int i = 0; i < N; i++)
+        ck_assert_ptr_null(out[i]);
+    sc_close(a);
+}
+END_TEST
+
 /* ---- write-behind and tags ---- */
 
 typedef struct saved {
@@ -1002,6 +1032,7 @@ static Suite *suite(void)
     tcase_add_test(tc, set_delete_clear_propagate);
     tcase_add_test(tc, batches_and_versions);
     tcase_add_test(tc, get_many_by_node);
+    tcase_add_test(tc, get_many_timeout);
     tcase_add_test(tc, behind_and_tags);
     tcase_add_test(tc, count_agreement);
     tcase_add_test(tc, lost_event_in_one_partition);
