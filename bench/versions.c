@@ -23,12 +23,13 @@
 #include <synccache/synccache.h>
 
 #include "bench_util.h"
-#include "redis_server.h"
+#include "redis_cluster.h"
 
 #define BATCH 100
 #define PARTS 16
 
 static sc_test_redis g_redis;
+static sc_test_cluster g_cl;
 
 static double now_us(void)
 {
@@ -41,6 +42,7 @@ static void die(const char *what, const char *detail)
 {
     fprintf(stderr, "versions: %s: %s\n", what, detail ? detail : "");
     sc_test_redis_stop(&g_redis);
+    sc_test_cluster_stop(&g_cl);
     exit(1);
 }
 
@@ -52,6 +54,10 @@ static sc_cache *pod(const char *ns, size_t local_entries, unsigned partitions)
     o.redis_port = g_redis.port;
     o.local_max_entries = local_entries;
     o.partitions = partitions;
+    if (g_cl.nodes) {
+        o.redis_cluster_nodes = g_cl.seeds;
+        o.redis_port = 1; /* ignored in cluster mode */
+    }
     sc_cache *c;
     if (sc_open(&o, &c) != SC_OK)
         die("sc_open", sc_errmsg(NULL));
@@ -242,18 +248,44 @@ int main(int argc, char **argv)
     printf("| `sc_get_many`, %d local misses | %.1f | 1.00x |\n", BATCH, mm);
     printf("| %d x `sc_get`, local misses | %.1f | %.2fx of sc_get_many |\n", BATCH, ml, ml / mm);
     printf("| raw pipelined HMGET x %d | %.1f | %.2fx of sc_get_many |\n", BATCH, mh, mh / mm);
-    double mp = median(pper, runs), mg = median(pmany, runs);
-    printf("| %u partitions: per-partition path (%u x `sc_get_many`, one round trip each) | %.1f | 1.00x |\n", PARTS,
-           PARTS, mp);
-    printf("| %u partitions: `sc_get_many` grouped by node (one pipelined round trip) | %.1f | %.2fx of "
-           "per-partition |\n",
-           PARTS, mg, mg / mp);
-    printf("\n(%d runs, %d writes and %d batches per run; medians of per-operation means)\n", runs, ops, rounds);
     redisFree(rc);
     sc_close(w);
     sc_close(r);
     sc_close(pw);
     sc_close(pr);
     sc_test_redis_stop(&g_redis);
+
+    /* The partitioned rows again on a cluster of three masters. */
+    double cper[MAX_RUNS], cmany[MAX_RUNS];
+    int cluster = sc_test_cluster_start(&g_cl, 3, 0) == 0;
+    if (cluster) {
+        sc_cache *cw = pod("bench_vc", 10000, PARTS), *cr = pod("bench_vc", 1, PARTS);
+        for (int k = 0; k < BATCH; k++)
+            if (sc_set(cw, keys[k], "value-0123456789", 16, 0) != SC_OK)
+                die("sc_set", sc_errmsg(cw));
+        for (int i = 0; i < runs; i++) {
+            cper[i] = bench_get_many_per_part(cr, keys, rounds);
+            cmany[i] = bench_get_many(cr, keys, rounds);
+        }
+        sc_close(cw);
+        sc_close(cr);
+        sc_test_cluster_stop(&g_cl);
+    }
+
+    double mp = median(pper, runs), mg = median(pmany, runs);
+    printf("| %u partitions: per-partition path (%u x `sc_get_many`, one round trip each) | %.1f | 1.00x |\n", PARTS,
+           PARTS, mp);
+    printf("| %u partitions: `sc_get_many` grouped by node (one pipelined round trip) | %.1f | %.2fx of "
+           "per-partition |\n",
+           PARTS, mg, mg / mp);
+    if (cluster) {
+        double cp = median(cper, runs), cg = median(cmany, runs);
+        printf("| cluster, 3 masters, %u partitions: per-partition path | %.1f | 1.00x |\n", PARTS, cp);
+        printf("| cluster, 3 masters, %u partitions: `sc_get_many` grouped by node (one round trip per master) | %.1f | "
+               "%.2fx of per-partition |\n",
+               PARTS, cg, cg / cp);
+    } else
+        printf("| cluster rows | skipped: the cluster did not start | |\n");
+    printf("\n(%d runs, %d writes and %d batches per run; medians of per-operation means)\n", runs, ops, rounds);
     return 0;
 }
