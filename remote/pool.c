@@ -622,6 +622,20 @@ static sc_status ask(sc__pool *p, const sc__addr *a, int argc, const char **argv
     return st;
 }
 
+/* Drops s's connection when the routing moved since it was made, and
+ * connects s when it has none; *reused says whether it had one. */
+static sc_status ensure_connected(sc__pool *p, slot *s, int64_t deadline, unsigned timeout_ms, int *reused,
+                                  char *err, size_t errlen)
+{
+    if (p->router && s->ctx && s->gen != sc__router_gen(p->router)) {
+        /* The namespace moved since this connection was made. */
+        redisFree(s->ctx);
+        s->ctx = NULL;
+    }
+    *reused = s->ctx != NULL;
+    return *reused ? SC_OK : connect_to(p, s, NULL, deadline, timeout_ms, err, errlen);
+}
+
 sc_status sc__pool_command(sc__pool *p, int64_t deadline, unsigned timeout_ms, const char *what, int argc,
                            const char **argv, const size_t *lens, redisReply **reply, char *err, size_t errlen)
 {
@@ -632,19 +646,12 @@ sc_status sc__pool_command(sc__pool *p, int64_t deadline, unsigned timeout_ms, c
         return st;
     int hops = 0, tries = 0;
     for (int attempt = 0;; attempt++) {
-        if (p->router && s->ctx && s->gen != sc__router_gen(p->router)) {
-            /* The namespace moved since this connection was made. */
-            redisFree(s->ctx);
-            s->ctx = NULL;
-        }
-        int reused = s->ctx != NULL;
-        if (!reused) {
-            st = connect_to(p, s, NULL, deadline, timeout_ms, err, errlen);
-            if (st == SC_ERR_REMOTE && p->router && reroute(p, deadline, &tries))
-                continue;
-            if (st != SC_OK)
-                break;
-        }
+        int reused;
+        st = ensure_connected(p, s, deadline, timeout_ms, &reused, err, errlen);
+        if (st == SC_ERR_REMOTE && p->router && reroute(p, deadline, &tries))
+            continue;
+        if (st != SC_OK)
+            break;
         int stale;
         st = run(p, s, argc, argv, lens, deadline, timeout_ms, what, reply, &stale, err, errlen);
         if (st == SC_OK && p->router && (*reply)->type == REDIS_REPLY_ERROR && hops < MAX_HOPS) {
@@ -689,16 +696,10 @@ sc_status sc__pool_pipeline(sc__pool *p, int64_t deadline, unsigned timeout_ms, 
     if (st != SC_OK)
         return st;
     for (int attempt = 0;; attempt++) {
-        if (p->router && s->ctx && s->gen != sc__router_gen(p->router)) {
-            redisFree(s->ctx);
-            s->ctx = NULL;
-        }
-        int reused = s->ctx != NULL;
-        if (!reused) {
-            st = connect_to(p, s, NULL, deadline, timeout_ms, err, errlen);
-            if (st != SC_OK)
-                break;
-        }
+        int reused;
+        st = ensure_connected(p, s, deadline, timeout_ms, &reused, err, errlen);
+        if (st != SC_OK)
+            break;
         int stale;
         st = run_pipeline(s, ncmd, cmds, deadline, timeout_ms, what, replies, &stale, err, errlen);
         /* As in sc__pool_command: a connection Redis closed while it sat

@@ -223,6 +223,19 @@ START_TEST(set_delete_clear_propagate)
 }
 END_TEST
 
+/* keys[i] = <prefix><i> and kp[i] = keys[i] for i < n; a (unless NULL)
+ * writes each key as its own value except every fourth (i % 4 == 3), which
+ * stays absent. */
+static void batch_keys(sc_cache *a, char (*keys)[16], const char **kp, int n, const char *prefix)
+{
+    for (int i = 0; i < n; i++) {
+        snprintf(keys[i], sizeof keys[i], "%s%d", prefix, i);
+        kp[i] = keys[i];
+        if (a && i % 4 != 3)
+            ck_assert_int_eq(sc_set(a, keys[i], keys[i], strlen(keys[i]), 0), SC_OK);
+    }
+}
+
 START_TEST(batches_and_versions)
 {
     sc_cache *a = part_pod(NS("batch"), "a");
@@ -230,12 +243,7 @@ START_TEST(batches_and_versions)
     enum { N = 40 };
     char keys[N][16];
     const char *kp[N + 1];
-    for (int i = 0; i < N; i++) {
-        snprintf(keys[i], sizeof keys[i], "b%d", i);
-        kp[i] = keys[i];
-        if (i % 4 != 3)
-            ck_assert_int_eq(sc_set(a, keys[i], keys[i], strlen(keys[i]), 0), SC_OK);
-    }
+    batch_keys(a, keys, kp, N, "b");
     kp[N] = keys[5]; /* a key given twice */
     sc_value *out[N + 1];
     ck_assert_int_eq(sc_get_many(b, kp, N + 1, out), SC_OK);
@@ -394,12 +402,7 @@ START_TEST(get_many_by_node)
     enum { N = 100, LOCAL = 10 };
     char keys[N][16];
     const char *kp[N + 1];
-    for (int i = 0; i < N; i++) {
-        snprintf(keys[i], sizeof keys[i], "g%d", i);
-        kp[i] = keys[i];
-        if (i % 4 != 3)
-            ck_assert_int_eq(sc_set(a, keys[i], keys[i], strlen(keys[i]), 0), SC_OK);
-    }
+    batch_keys(a, keys, kp, N, "g");
     kp[N] = keys[LOCAL + 1]; /* a key given twice */
     /* b opens after the writes, so it holds no copies from their events;
      * it holds the first LOCAL keys (and their absence when missing) locally. */
@@ -491,10 +494,7 @@ START_TEST(get_many_timeout)
     enum { N = 40 };
     char keys[N][16];
     const char *kp[N];
-    for (int i = 0; i < N; i++) {
-        snprintf(keys[i], sizeof keys[i], "t%d", i);
-        kp[i] = keys[i];
-    }
+    batch_keys(NULL, keys, kp, N, "t");
     sc_value *out[N];
     redisReply *r = cmd("CLIENT PAUSE 1000 ALL");
     freeReplyObject(r);
@@ -906,10 +906,7 @@ static void cluster_get_many_moved(const char *ns)
     enum { N = 48 };
     char keys[N][16];
     const char *kp[N];
-    for (int i = 0; i < N; i++) {
-        snprintf(keys[i], sizeof keys[i], "c%d", i);
-        kp[i] = keys[i];
-    }
+    batch_keys(NULL, keys, kp, N, "c");
     unsigned p = partition_of(keys[1], P);
     char tag[300];
     snprintf(tag, sizeof tag, "{%s#%u}", ns, p);
