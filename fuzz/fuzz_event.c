@@ -22,7 +22,8 @@ static void same_or_die(const sc__event *a, const sc__event *b)
         a->time_ms != b->time_ms || a->has_ns != b->has_ns || a->ns_len != b->ns_len ||
         memcmp(a->ns, b->ns, a->ns_len + 1) != 0 || a->inst_len != b->inst_len ||
         memcmp(a->inst, b->inst, a->inst_len + 1) != 0 || a->epoch_len != b->epoch_len ||
-        memcmp(a->epoch, b->epoch, a->epoch_len + 1) != 0)
+        memcmp(a->epoch, b->epoch, a->epoch_len + 1) != 0 || a->digest_len != b->digest_len ||
+        memcmp(a->digest, b->digest, a->digest_len + 1) != 0)
         abort();
     if (a->has_value && memcmp(a->value, b->value, a->value_len + 1) != 0)
         abort();

@@ -25,11 +25,13 @@ static void cache_free(sc_cache *c)
     sc__fetch_stop(c);
     /* The subscriber first: after it stops no callback touches the rest. */
     sc__sub_stop(c->sub);
+    sc__tracking_stop(c); /* the confirm thread uses the Redis tier */
     sc__remote_close(c->remote);
     sc__local_free(c->local);
     sc__flights_destroy(&c->flights);
     sc__fetch_free(c);
     sc__tags_free(c);
+    sc__tracking_free(c);
     free((char *)c->hb_event.buf);
     pthread_mutex_destroy(&c->open_mu);
     pthread_cond_destroy(&c->open_cv);
@@ -169,6 +171,11 @@ sc_status sc__cache_open(const sc_options *o, sc_cache *outer, sc_cache **out)
     const sc_options *opt = &c->opt;
     new_instance_id(c->inst);
     sc__seq_init(&c->seq, opt->ns, opt->pod_id, c->inst);
+    /* After the instance id: it names the pod's canary key. */
+    if (sc__tracking_new(c) != SC_OK) {
+        cache_free(c);
+        return sc__fail(NULL, SC_ERR_NOMEM, "sc_open: out of memory");
+    }
     if (sc__own_event(c, SC__ACT_HEARTBEAT, NULL, 0, NULL, 0, 0, &c->hb_event) != SC_OK) {
         cache_free(c);
         return sc__fail(NULL, SC_ERR_NOMEM, "sc_open: out of memory");
@@ -202,7 +209,7 @@ sc_status sc__cache_open(const sc_options *o, sc_cache *outer, sc_cache **out)
      * channel, so a missing permission fails here, with Redis' words, and
      * not later as a write that half happened. */
     sc__remote_state st;
-    s = sc__remote_heartbeat(c->remote, &c->hb_event, &st, err, sizeof err);
+    s = sc__remote_heartbeat(c->remote, &c->hb_event, NULL, 0, &st, err, sizeof err);
     if (s != SC_OK) {
         cache_free(c);
         return sc__fail(NULL, s, "sc_open: %s", err);
@@ -223,6 +230,9 @@ sc_status sc__cache_open(const sc_options *o, sc_cache *outer, sc_cache **out)
         .reconnect_max_ms = opt->reconnect_max_ms,
         .tick_ms = opt->heartbeat_interval_ms,
     };
+    const char *prefixes[2];
+    sub.ntracking = sc__tracking_prefixes(c, prefixes);
+    sub.tracking_prefixes = prefixes;
     if (opt->redis_cluster_nodes || opt->sentinel_nodes) {
         sub.locate = locate_channel;
         sub.route_gen = route_gen;
@@ -319,4 +329,8 @@ SC_EXPORT void sc_stats_get(sc_cache *c, sc_stats *out)
     out->epoch_changes = LOAD(epoch_changes);
     out->publish_failures = LOAD(publish_failures);
     sc__behind_stats(c, out);
+    out->tracking_active = (uint64_t)atomic_load(&c->tracking_active);
+    out->tracking_invalidations = LOAD(tracking_invalidations);
+    out->tracking_confirmed = LOAD(tracking_confirmed);
+    out->tracking_failures = LOAD(tracking_failures);
 }

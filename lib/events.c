@@ -36,6 +36,18 @@ sc_status sc__own_event(const sc_cache *c, sc__action action, const char *key, s
     ev.value = ev.has_value ? (val ? val : "") : NULL;
     ev.value_len = ev.has_value ? len : 0;
     ev.ttl_ms = ttl_ms;
+    /* An invalidate that stores a value names its SHA-1, so pods can prove
+     * the invalidation Redis reports for the write is this one's
+     * (lib/tracking.c). */
+    char sha1[41];
+    if (action == SC__ACT_INVALIDATE && val) {
+        sc__sha1 h;
+        sc__sha1_init(&h);
+        sc__sha1_update(&h, val, len);
+        sc__sha1_hex(&h, sha1);
+        ev.digest = sha1;
+        ev.digest_len = 40;
+    }
     sc__event_template tmpl;
     sc_status s = sc__event_encode_template(&ev, c->opt.wire_format, &tmpl);
     if (s != SC_OK)

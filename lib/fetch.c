@@ -451,6 +451,7 @@ typedef struct fkey {
     const char *key;
     size_t klen;
     uint64_t hash;
+    uint64_t mark;        /* sc__tracking_mark before its fetch_lock read */
     int state;
     flight *fl;
     uint64_t joined_at;   /* follower: fl->rt when it joined */
@@ -695,7 +696,7 @@ static sc_value *install_read(sc_cache *c, fkey *k, sc_value *v, int64_t pttl, u
 {
     sc_value *keep;
     int ok = transformed(c, k, v, &keep) && pttl != 0 && is_synced(c) &&
-             sc__local_put(c->local, k->key, k->klen, k->hash, keep, pttl > 0 ? (uint64_t)pttl : 0, known, 0) ==
+             sc__tracking_put(c, k->key, k->klen, k->hash, keep, pttl > 0 ? (uint64_t)pttl : 0, known, k->mark) ==
                  SC_OK;
     if (!ok)
         sc__local_remove(c->local, k->key, k->klen, k->hash, sc_value_version(v), sc_value_version(v));
@@ -707,7 +708,7 @@ static sc_value *install_stored(sc_cache *c, fkey *k, sc_value *v, uint64_t ttl,
 {
     sc_value *keep;
     if (!transformed(c, k, v, &keep) || !is_synced(c) ||
-        sc__local_put(c->local, k->key, k->klen, k->hash, keep, ttl, version, 0) != SC_OK)
+        sc__tracking_put_own(c, k->key, k->klen, k->hash, keep, ttl) != SC_OK)
         sc__local_remove(c->local, k->key, k->klen, k->hash, version, version);
     return handed_out(v, keep);
 }
@@ -1255,6 +1256,7 @@ static void lead(call *cl)
             items[i].key = act[i]->key;
             items[i].klen = act[i]->klen;
             items[i].have_version = act[i]->have;
+            act[i]->mark = sc__tracking_mark(c, act[i]->hash);
         }
         bump_rt(cl);
         uint64_t known = 0, rnow = 0;

@@ -44,7 +44,7 @@ void sc__flights_destroy(sc__flights *f)
 }
 
 sc_status sc__install_read(sc_cache *c, const char *key, size_t klen, uint64_t hash, sc__remote_item *item,
-                           int found, int install, sc_value **out)
+                           int found, int install, uint64_t mark, sc_value **out)
 {
     sc__verified(c, item->known);
     if (!found) {
@@ -82,8 +82,8 @@ sc_status sc__install_read(sc_cache *c, const char *key, size_t klen, uint64_t h
      * with 0 ms left is about to go, so it is not worth keeping. */
     int installed = keep && install && item->pttl_ms != 0 &&
                     atomic_load_explicit(&c->synced, memory_order_acquire) &&
-                    sc__local_put(c->local, key, klen, hash, keep,
-                                  item->pttl_ms > 0 ? (uint64_t)item->pttl_ms : 0, item->known, 0) == SC_OK;
+                    sc__tracking_put(c, key, klen, hash, keep, item->pttl_ms > 0 ? (uint64_t)item->pttl_ms : 0,
+                                     item->known, mark) == SC_OK;
     if (!installed)
         sc__local_remove(c->local, key, klen, hash, item->version, item->version);
     else if (tags)
@@ -102,6 +102,7 @@ static sc_status read_remote(sc_cache *c, const char *key, size_t klen, uint64_t
                              sc_value **out, uint64_t *known, char *err, size_t errlen)
 {
     sc__remote_item item;
+    uint64_t mark = sc__tracking_mark(c, hash);
     uint64_t t0 = sc__mono_ns();
     sc_status s = sc__remote_get(c->remote, key, klen, &item, err, errlen);
     sc__hist_since(&c->hist_get, t0);
@@ -110,7 +111,7 @@ static sc_status read_remote(sc_cache *c, const char *key, size_t klen, uint64_t
         return s;
     }
     *known = item.known;
-    s = sc__install_read(c, key, klen, hash, &item, s == SC_OK, install, out);
+    s = sc__install_read(c, key, klen, hash, &item, s == SC_OK, install, mark, out);
     if (s == SC_ERR_NOMEM)
         snprintf(err, errlen, "out of memory");
     return s;

@@ -23,6 +23,10 @@
 
 typedef struct sc__flight sc__flight;
 typedef struct sc__tags sc__tags;
+typedef struct sc__tracking sc__tracking;
+
+/* Stripes of the tracking generation (tracking.c). */
+#define SC__TRACKING_STRIPES 256
 
 /* metrics.c: a lock-free histogram of durations with fixed buckets (the
  * upper bounds, in seconds, are those sc_metrics_text prints: 100 us to
@@ -104,6 +108,15 @@ struct sc_cache {
     struct sc__behind *behind;   /* write-behind state (behind.c) */
     struct sc__fetch *fetch;     /* cache-aside loading (fetch.c) */
     sc__tags *tags;              /* the local tag index (tags.c) */
+
+    /* Server-assisted invalidation (tracking.c). tracking is NULL with the
+     * option off; the generations are read and raised by any thread. */
+    sc__tracking *tracking;
+    atomic_uint_fast64_t tracking_gen[SC__TRACKING_STRIPES];
+    atomic_uint_fast64_t tracking_poison[SC__TRACKING_STRIPES];
+    atomic_int tracking_active;  /* CLIENT TRACKING on for the current subscription */
+    uint64_t canary_sent_ms;     /* loop thread: own canary outstanding since, 0 if none */
+    atomic_uint_fast64_t tracking_invalidations, tracking_confirmed, tracking_failures;
 };
 
 /* cache.c: opens one complete cache from checked options: a partition of
@@ -202,9 +215,10 @@ sc_status sc__load(sc_cache *c, const char *key, size_t klen, uint64_t hash, int
  * set, the pod is synced and no floor is above known; otherwise older copies
  * go and the floor rises to what the caller is about to see (the value read
  * is known current up to item->known, which is what orders it against
- * events). Takes item->data. SC_OK with *out, SC_NOT_FOUND, SC_ERR_NOMEM. */
+ * events). mark: sc__tracking_mark before the read. Takes item->data. SC_OK
+ * with *out, SC_NOT_FOUND, SC_ERR_NOMEM. */
 sc_status sc__install_read(sc_cache *c, const char *key, size_t klen, uint64_t hash, sc__remote_item *item,
-                           int found, int install, sc_value **out);
+                           int found, int install, uint64_t mark, sc_value **out);
 
 /* Before a value (or NULL: not found) read from Redis with the counter
  * `known` is served: -1 when the key's floor has risen above known (the
@@ -304,6 +318,46 @@ size_t sc__tags_event(sc_cache *c, const char *tag, size_t tag_len, uint64_t ver
 /* ops.c: sc_set with tags (joined), announced as an invalidate. */
 sc_status sc__set_tagged(sc_cache *c, const char *key, const void *val, size_t len, uint64_t ttl_ms,
                          const char *tags, size_t tags_len);
+
+/* tracking.c: server-assisted invalidation (CLIENT TRACKING). new does
+ * nothing with the option off; free accepts a cache without it. */
+sc_status sc__tracking_new(sc_cache *c);
+void sc__tracking_free(sc_cache *c);
+/* The BCAST prefixes for the subscriber (0 with the option off). */
+size_t sc__tracking_prefixes(const sc_cache *c, const char *out[2]);
+/* The canary key the heartbeat sets, or NULL (tracking not active). */
+const char *sc__tracking_canary(const sc_cache *c);
+/* Any thread: the key stripe's generation before a Redis read or write... */
+uint64_t sc__tracking_mark(sc_cache *c, uint64_t hash);
+/* ...and sc__local_put of what it returned, undone (SC_ERR_CONFLICT) when an
+ * invalidation of the stripe was applied since the mark. */
+sc_status sc__tracking_put(sc_cache *c, const char *key, size_t klen, uint64_t hash, sc_value *v, uint64_t ttl_ms,
+                           uint64_t known, uint64_t mark);
+/* sc__local_put of the pod's own write (v's version is the one the write
+ * took), undone (SC_ERR_CONFLICT) when an invalidation applied to the
+ * stripe covers that version. */
+sc_status sc__tracking_put_own(sc_cache *c, const char *key, size_t klen, uint64_t hash, sc_value *v,
+                               uint64_t ttl_ms);
+/* Loop thread: after a catch-up, the replayed values installed are
+ * confirmed with Redis; on a resubscription, before its catch-up, every
+ * local copy is (a copy the on_set_local hook transformed cannot match
+ * and goes). Nonzero: Redis could not be asked (the caller resubscribes). */
+int sc__tracking_replayed(sc_cache *c);
+int sc__tracking_resynced(sc_cache *c);
+/* Loop thread, once the messages already read are applied: hands the
+ * copies the invalidation messages named to the confirm thread. */
+void sc__tracking_flush(sc_cache *c);
+/* Stops the confirm thread (sc_close, before the Redis tier closes). */
+void sc__tracking_stop(sc_cache *c);
+/* Loop thread (syncer.c): a live or replayed event applied; an
+ * invalidation message (nonzero: copies wait for a confirm, the caller
+ * schedules sc__tracking_flush); tracking came up (active) or was refused
+ * (why); the tick (non-NULL: why the caller must resubscribe: the canary is
+ * late, or the confirm thread could not ask Redis). */
+void sc__tracking_event(sc_cache *c, const sc__event *ev, uint64_t hash, int replayed);
+int sc__tracking_invalidate(sc_cache *c, const char *const *keys, const size_t *lens, size_t n, int all);
+void sc__tracking_state(sc_cache *c, int active, const char *why);
+const char *sc__tracking_tick(sc_cache *c, uint64_t now);
 
 /* load_stats.c: exact windowed load statistics (one mutex). */
 typedef struct sc__load_stats sc__load_stats;

@@ -233,6 +233,12 @@ static const family families[] = {
     COUNTER(behind_save_failures, "save_fn calls that did not return SC_OK (the batch is retried)."),
     GAUGE(behind_pending, "Writes in the namespace's write-behind queue that no pod has saved yet."),
     GAUGE(behind_oldest_ms, "Age in ms of the oldest unsaved write in the write-behind queue."),
+    GAUGE(tracking_active, "1 while Redis CLIENT TRACKING delivers invalidations to this pod, else 0."),
+    COUNTER(tracking_invalidations,
+            "Keys written past synccache (other clients, expiry, eviction, FLUSHALL) whose local copy went."),
+    COUNTER(tracking_confirmed,
+            "Local copies proven current with Redis (own writes' invalidations, every copy at a resubscription)."),
+    COUNTER(tracking_failures, "CLIENT TRACKING refused, or the tracking canary not back in time."),
 };
 
 SC_EXPORT size_t sc_metrics_text(sc_cache *c, char *buf, size_t cap)

@@ -223,7 +223,7 @@ static sc_status set_common_tags(sc_cache *c, const char *key, const void *val, 
     sc__wrote(c, &res, call);
 
     sc_value *v = is_synced(c) ? sc__value_new_keyed(key, klen, val, len, res.version) : NULL;
-    if (!v || sc__local_put(c->local, key, klen, hash, v, ttl, res.version, 0) != SC_OK) {
+    if (!v || sc__tracking_put_own(c, key, klen, hash, v, ttl) != SC_OK) {
         /* Not installed (unsynced, a newer version or floor is there, no
          * memory, too big for the local bound): no older copy may stay. */
         sc__local_remove(c->local, key, klen, hash, res.version, res.version);

@@ -40,6 +40,7 @@ SC_EXPORT void sc_options_init(sc_options *o)
     o->stale_max_ms = 5000;
     o->heartbeat_interval_ms = 250;
     o->heartbeat_timeout_ms = 1000;
+    o->redis_tracking = 1;
     o->reconnect_min_ms = 50;
     o->reconnect_max_ms = 2000;
     o->event_log_len = 10000;
@@ -197,6 +198,8 @@ sc_status sc__options_check(const sc_options *o, char *err, size_t errlen)
     else if (o->reconnect_min_ms < 1 || o->reconnect_max_ms < o->reconnect_min_ms)
         fail = bad(err, errlen, "option reconnect_min_ms/reconnect_max_ms: need 1 <= min (%u) <= max (%u)",
                    o->reconnect_min_ms, o->reconnect_max_ms);
+    else if (o->redis_tracking != 0 && o->redis_tracking != 1)
+        fail = bad(err, errlen, "option redis_tracking: %d is not 0 or 1", o->redis_tracking);
     else if (o->consistency != SC_EVENTUAL && o->consistency != SC_STRONG)
         fail = bad(err, errlen, "option consistency: unknown value %d", (int)o->consistency);
     else if (o->ttl_jitter_pct > 100)

@@ -327,7 +327,8 @@ sc_status sc__parts_fetch_batch(sc_cache *c, const char *const *keys, size_t n, 
     return grouped(c, keys, n, out, fetch_one, &a, "sc_fetch_batch");
 }
 
-/* Counters and sizes add up; synced holds when every partition is synced;
+/* Counters and sizes add up; synced (and tracking_active) holds when every
+ * partition's does;
  * the age of the oldest unsaved write is the highest. last_seq adds up too:
  * a partition's never exceeds its counter, so the sum equals the sum of the
  * partitions' counters exactly when every partition applied everything
@@ -338,7 +339,7 @@ _Static_assert(sizeof(sc_stats) % sizeof(uint64_t) == 0, "sc_stats holds uint64_
 void sc__parts_stats(sc_cache *c, sc_stats *out)
 {
     uint64_t sum[STATS_FIELDS] = {0}, one[STATS_FIELDS];
-    uint64_t synced = 1, oldest = 0;
+    uint64_t synced = 1, oldest = 0, tracking = 1;
     for (unsigned p = 0; p < c->nparts; p++) {
         sc_stats st;
         sc_stats_get(c->part[p], &st);
@@ -346,10 +347,12 @@ void sc__parts_stats(sc_cache *c, sc_stats *out)
         for (size_t i = 0; i < STATS_FIELDS; i++)
             sum[i] += one[i];
         synced &= st.synced;
+        tracking &= st.tracking_active;
         oldest = st.behind_oldest_ms > oldest ? st.behind_oldest_ms : oldest;
     }
     memcpy(out, sum, sizeof *out);
     out->synced = synced;
+    out->tracking_active = tracking;
     out->behind_oldest_ms = oldest;
 }
 

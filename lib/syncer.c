@@ -128,6 +128,7 @@ static int apply_event(sc_cache *c, const sc__event *ev, int replayed, int own)
         break;
     }
     }
+    sc__tracking_event(c, ev, hash, replayed);
     sc__fetch_event(c, ev->key, ev->key_len); /* wakes fetches waiting for this key's load */
     if (own) {
         sc__atomic_inc(&c->events_ignored_self);
@@ -257,6 +258,10 @@ static int catch_up(sc_cache *c, uint64_t upto)
         sc__log(c, SC_LOG_WARN, "pod %s: catch-up read failed: %s", c->opt.pod_id, err);
         return -1;
     }
+    /* With tracking, what the replay installed may have been overwritten
+     * by another client since its (long gone) invalidation. */
+    if (sc__tracking_replayed(c) < 0)
+        return -1;
     if (r.broken || r.expect != upto + 1) {
         flush_local(c, upto, "the event log does not cover the missed events");
         sc__seq_reset(&c->seq, upto, 0, NULL);
@@ -448,7 +453,10 @@ static void on_subscribed(void *ud)
                                   : 0;
             sc__local_clear(c->local, st.counter);
             sc__seq_reset(&c->seq, st.counter, digest, st.epoch);
-        } else if (catch_up(c, st.counter) < 0) {
+        } else if (sc__tracking_resynced(c) < 0 || catch_up(c, st.counter) < 0) {
+            /* With tracking, writes by other clients while nothing listened
+             * are unknown: every local copy is confirmed with Redis first
+             * (the catch-up confirms what it replays). */
             free(st.event_at);
             drop_stream(c, "catch-up failed");
             return;
@@ -474,6 +482,7 @@ static void on_subscribed(void *ud)
 static void on_lost(const char *why, void *ud)
 {
     sc_cache *c = ud;
+    sc__tracking_state(c, 0, NULL);
     syncer_lost(c, why);
     /* Until the first sync, sc_open waits: tell it why, and give up at once
      * when Redis refused (a permission is missing; retrying cannot help). */
@@ -494,6 +503,11 @@ static void on_tick(void *ud)
     if (!atomic_load(&c->synced) || !c->opt.heartbeat_interval_ms)
         return;
     uint64_t now = sc__now_ms();
+    const char *why = sc__tracking_tick(c, now);
+    if (why) {
+        drop_stream(c, why);
+        return;
+    }
     if (c->hb_sent_ms) {
         if (now - c->hb_sent_ms > c->opt.heartbeat_timeout_ms) {
             sc__atomic_inc(&c->heartbeat_misses);
@@ -505,7 +519,9 @@ static void on_tick(void *ud)
         return;
     char err[SC__ERRLEN];
     sc__remote_state st;
-    if (sc__remote_heartbeat(c->remote, &c->hb_event, &st, err, sizeof err) != SC_OK) {
+    const char *canary = sc__tracking_canary(c);
+    if (sc__remote_heartbeat(c->remote, &c->hb_event, canary, c->opt.heartbeat_timeout_ms * 2u, &st, err,
+                             sizeof err) != SC_OK) {
         sc__atomic_inc(&c->heartbeat_misses);
         sc__atomic_inc(&c->remote_errors);
         drop_stream(c, err);
@@ -514,11 +530,33 @@ static void on_tick(void *ud)
     /* The proof a returning heartbeat gives dates from before it was sent. */
     c->hb_sent_ms = now;
     c->hb_next_ms = now + c->opt.heartbeat_interval_ms;
+    if (canary && !c->canary_sent_ms)
+        c->canary_sent_ms = now; /* the oldest canary still out counts */
     state_seen(c, &st);
+}
+
+static void on_invalidate(const char *const *keys, const size_t *lens, size_t n, int all, void *ud)
+{
+    sc_cache *c = ud;
+    if (sc__tracking_invalidate(c, keys, lens, n, all))
+        sc__sub_defer(c->sub);
+}
+
+static void on_deferred(void *ud)
+{
+    sc__tracking_flush(ud);
+}
+
+static void on_tracking(int active, const char *why, void *ud)
+{
+    sc__tracking_state(ud, active, why);
 }
 
 void sc__syncer_callbacks(sc_cache *c, sc__sub_callbacks *cb)
 {
+    cb->on_invalidate = on_invalidate;
+    cb->on_tracking = on_tracking;
+    cb->on_deferred = on_deferred;
     cb->on_message = on_message;
     cb->on_subscribed = on_subscribed;
     cb->on_lost = on_lost;

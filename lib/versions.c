@@ -42,6 +42,7 @@ SC_EXPORT sc_status sc_version_of(sc_cache *c, const char *key, uint64_t *versio
 
 struct sc__miss {
     uint64_t hash;
+    uint64_t mark; /* sc__tracking_mark before the Redis read */
     const char *key;
     size_t klen;
     size_t index; /* into keys and out */
@@ -105,7 +106,7 @@ sc_status sc__get_many_begin(sc_cache *c, const char *const *keys, size_t n, sc_
         uint64_t hash = sc__local_hash(keys[i], klen);
         if (g->synced && sc__local_get(c->local, keys[i], klen, hash, &out[i]) == SC_OK)
             continue;
-        m[g->nm++] = (miss){hash, keys[i], klen, i};
+        m[g->nm++] = (miss){hash, sc__tracking_mark(c, hash), keys[i], klen, i};
     }
     if (g->nm == 0)
         return SC_OK;
@@ -158,7 +159,7 @@ sc_status sc__get_many_finish(sc__get_many *g)
         size_t end = u + 1 < nu ? g->first[u + 1] : nm;
         sc_value *v = NULL;
         sc_status r = sc__install_read(c, g->uk[u], g->ul[u], m[at].hash, &call->items[u],
-                                       call->items[u].data != NULL, g->synced, &v);
+                                       call->items[u].data != NULL, g->synced, m[at].mark, &v);
         /* As for sc_get: never serve a read older than what the pod already
          * served or wrote (a rare second read, one key at a time). */
         if (r != SC_ERR_NOMEM && sc__settle_read(c, g->uk[u], g->ul[u], m[at].hash, call->known, &v) < 0) {

@@ -157,6 +157,12 @@ int sc__local_remove(sc__local *l, const char *key, size_t klen, uint64_t hash, 
  * dropped version). Returns how many were dropped. */
 size_t sc__local_clear(sc__local *l, uint64_t floor);
 
+/* Calls fn(v, ud) for every entry, shard by shard under the shard's lock:
+ * v (whose key is the first v->klen bytes of v->data) is borrowed for the
+ * call; fn may take a reference (sc__value_ref) but must not call into the
+ * store. */
+void sc__local_each(sc__local *l, void (*fn)(sc_value *v, void *ud), void *ud);
+
 /* A typedef and a function cannot share the name sc__local_stats in C, so
  * the function is sc__local_stats_get and the function-like macro keeps the
  * call form sc__local_stats(l, &out) working (the macro only expands when

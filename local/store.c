@@ -584,6 +584,22 @@ int sc__local_remove(sc__local *l, const char *key, size_t klen, uint64_t hash, 
     return removed;
 }
 
+void sc__local_each(sc__local *l, void (*fn)(sc_value *v, void *ud), void *ud)
+{
+    if (!l)
+        return;
+    for (unsigned k = 0; k < l->nshards; k++) {
+        struct shard *s = &l->shards[k];
+        pthread_mutex_lock(&s->mu);
+        for (uint32_t i = 0; i < s->t->size; i++) {
+            uint64_t sl = atomic_load_explicit(&s->t->slots[i], memory_order_relaxed);
+            if (sl > TOMB)
+                fn(entry_of(sl), ud);
+        }
+        pthread_mutex_unlock(&s->mu);
+    }
+}
+
 size_t sc__local_clear(sc__local *l, uint64_t floor)
 {
     if (!l)

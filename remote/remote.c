@@ -813,23 +813,84 @@ sc_status sc__remote_sync_state(sc__remote *r, uint64_t at, sc__remote_state *st
     return s != SC_OK ? s : state_reply(r, reply, 5, "sync", st, err, errlen);
 }
 
-sc_status sc__remote_heartbeat(sc__remote *r, const sc__remote_event *ev, sc__remote_state *st, char *err,
-                               size_t errlen)
+sc_status sc__remote_heartbeat(sc__remote *r, const sc__remote_event *ev, const char *canary, unsigned canary_ttl_ms,
+                               sc__remote_state *st, char *err, size_t errlen)
 {
     memset(st, 0, sizeof *st);
     if (!event_ok(ev)) {
         sc__remote_errf(err, errlen, "invalid heartbeat arguments (event)");
         return SC_ERR_INVALID;
     }
-    const char *args[10] = {r->seq_key, r->meta_key, r->log_key, r->fmt, r->channel};
-    size_t lens[10] = {CSTR, CSTR, CSTR, CSTR, CSTR};
-    event_parts(ev, args + 5, lens + 5);
-    args[9] = r->secret_candidate;
-    lens[9] = CSTR;
+    char ttl[24];
+    snprintf(ttl, sizeof ttl, "%u", canary_ttl_ms);
+    const char *args[12] = {r->seq_key, r->meta_key, r->log_key};
+    size_t lens[12];
+    for (size_t i = 0; i < 12; i++)
+        lens[i] = CSTR;
+    int n = 3;
+    if (canary)
+        args[n++] = canary;
+    int nkeys = n;
+    args[n++] = r->fmt;
+    args[n++] = r->channel;
+    event_parts(ev, args + n, lens + n);
+    n += 4;
+    args[n++] = r->secret_candidate;
+    if (canary)
+        args[n++] = ttl;
     redisReply *reply;
-    sc_status s = script(r, SC__SCRIPT_HEARTBEAT, 3, 10, args, lens, sc__remote_now_ms() + r->timeout_ms, &reply, err,
+    sc_status s = script(r, SC__SCRIPT_HEARTBEAT, nkeys, n, args, lens, sc__remote_now_ms() + r->timeout_ms, &reply, err,
                          errlen);
     return s != SC_OK ? s : state_reply(r, reply, 4, "heartbeat", st, err, errlen);
+}
+
+sc_status sc__remote_confirm(sc__remote *r, const char *const *keys, const size_t *klens, const uint64_t *version,
+                             const char (*sha1)[41], size_t n, int *same, char *err, size_t errlen)
+{
+    if (n == 0)
+        return SC_OK;
+    const char **args = calloc(2 * n, sizeof *args);
+    size_t *lens = calloc(2 * n, sizeof *lens);
+    char *expect = malloc(n * 64);
+    int *heap = calloc(n, sizeof *heap);
+    sc_status s = SC_ERR_NOMEM;
+    size_t built = 0;
+    if (!args || !lens || !expect || !heap) {
+        sc__remote_errf(err, errlen, "out of memory");
+        goto out;
+    }
+    for (; built < n; built++) {
+        char *vk = value_key(r, keys[built], klens[built], NULL, 0, &lens[built], &heap[built]);
+        if (!vk) {
+            sc__remote_errf(err, errlen, "out of memory");
+            goto out;
+        }
+        args[built] = vk;
+        char *e = expect + built * 64;
+        snprintf(e, 64, "%" PRIu64 ":%s", version[built], sha1[built]);
+        args[n + built] = e;
+        lens[n + built] = CSTR;
+    }
+    redisReply *reply;
+    s = script(r, SC__SCRIPT_CONFIRM, (int)n, (int)(2 * n), args, lens, sc__remote_now_ms() + r->timeout_ms, &reply,
+               err, errlen);
+    if (s != SC_OK)
+        goto out;
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != n) {
+        s = bad_reply(r, reply, "confirm", err, errlen);
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++)
+        same[i] = reply->element[i]->type == REDIS_REPLY_INTEGER && reply->element[i]->integer == 1;
+    freeReplyObject(reply);
+out:
+    for (size_t i = 0; i < built; i++)
+        free((char *)args[i]);
+    free(args);
+    free(lens);
+    free(expect);
+    free(heap);
+    return s;
 }
 
 /* The sequence number of a log entry id "<seq>-0". */

@@ -178,9 +178,16 @@ sc_status sc__remote_sync_state(sc__remote *r, uint64_t at, sc__remote_state *st
 /* Publishes a heartbeat from the template ev whose version, time and epoch
  * are the current counter, Redis clock and epoch (read in the same script, so
  * every event up to the counter was published before it). st gets them
- * (event_at is NULL). */
-sc_status sc__remote_heartbeat(sc__remote *r, const sc__remote_event *ev, sc__remote_state *st, char *err,
-                               size_t errlen);
+ * (event_at is NULL). canary (NULL: none) is a key the same script sets for
+ * canary_ttl_ms (the tracking canary). */
+sc_status sc__remote_heartbeat(sc__remote *r, const sc__remote_event *ev, const char *canary, unsigned canary_ttl_ms,
+                               sc__remote_state *st, char *err, size_t errlen);
+
+/* Whether each of n keys' value hash holds exactly version[i] and a value
+ * whose SHA-1 (hex) is sha1[i]: same[i] = 1, else 0. One script, reads
+ * only. */
+sc_status sc__remote_confirm(sc__remote *r, const char *const *keys, const size_t *klens, const uint64_t *version,
+                             const char (*sha1)[41], size_t n, int *same, char *err, size_t errlen);
 
 /* The namespace's partition count (docs/protocol.md, "Partitions"): the
  * field partitions of {ns}:meta. When it holds none, want is recorded,
@@ -425,6 +432,7 @@ typedef enum sc__script_id {
     SC__SCRIPT_FETCH_UNLOCK,
     SC__SCRIPT_TAG,
     SC__SCRIPT_TAG_INVALIDATE, /* remote/fetch.c: sc_invalidate_tag */
+    SC__SCRIPT_CONFIRM,        /* sc__remote_confirm */
     SC__SCRIPT_COUNT
 } sc__script_id;
 

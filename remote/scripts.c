@@ -47,6 +47,7 @@ LUA(fetch_store)
 LUA(fetch_unlock)
 LUA(tag)
 LUA(tag_invalidate)
+LUA(confirm)
 #undef LUA
 
 static const struct {
@@ -74,6 +75,7 @@ static const struct {
     [SC__SCRIPT_FETCH_UNLOCK] = {"fetch_unlock", sc__lua_fetch_unlock, &sc__lua_fetch_unlock_len},
     [SC__SCRIPT_TAG] = {"tag", sc__lua_tag, &sc__lua_tag_len},
     [SC__SCRIPT_TAG_INVALIDATE] = {"tag_invalidate", sc__lua_tag_invalidate, &sc__lua_tag_invalidate_len},
+    [SC__SCRIPT_CONFIRM] = {"confirm", sc__lua_confirm, &sc__lua_confirm_len},
 };
 
 /* The SPUBLISH form of every script, built once. */

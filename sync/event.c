@@ -74,13 +74,13 @@ static int action_needs_key(sc__action a)
 /* ------------------------------------------------------------ raw fields -- */
 
 enum field_id {
-    F_FORMAT, F_ACTION, F_KEY, F_SENDER, F_VERSION, F_VALUE, F_TTL, F_TIME, F_NS, F_INST, F_EPOCH, F_COUNT
+    F_FORMAT, F_ACTION, F_KEY, F_SENDER, F_VERSION, F_VALUE, F_TTL, F_TIME, F_NS, F_INST, F_EPOCH, F_DIGEST, F_COUNT
 };
 
 static const char *const field_names[F_COUNT] = {
     [F_FORMAT] = "format", [F_ACTION] = "action", [F_KEY] = "key",  [F_SENDER] = "sender",
     [F_VERSION] = "version", [F_VALUE] = "value", [F_TTL] = "ttl", [F_TIME] = "time",
-    [F_NS] = "ns", [F_INST] = "inst", [F_EPOCH] = "epoch",
+    [F_NS] = "ns", [F_INST] = "inst", [F_EPOCH] = "epoch", [F_DIGEST] = "digest",
 };
 
 /* Returns the field a map key names, or F_COUNT for an unknown one. */
@@ -167,7 +167,7 @@ static sc_status finish_event(const raw_event *r, sc__event *ev)
     if (action_needs_key(action) && key->len == 0)
         return SC_ERR_CODEC;
     if (has_nul(key) || has_nul(sender) || has_nul(&r->str[F_NS]) || has_nul(&r->str[F_INST]) ||
-        has_nul(&r->str[F_EPOCH]))
+        has_nul(&r->str[F_EPOCH]) || has_nul(&r->str[F_DIGEST]))
         return SC_ERR_CODEC;
     if (action == SC__ACT_SET && !has_field(r, F_VALUE))
         return SC_ERR_CODEC;
@@ -175,19 +175,19 @@ static sc_status finish_event(const raw_event *r, sc__event *ev)
     /* Every length is bounded by the input's size, so the sum cannot
      * overflow and the allocation is never larger than the message plus the
      * terminators. The strings are laid out one after another, each with
-     * its NUL: key, sender, ns, inst, epoch, then the value. */
-    static const enum field_id strs[] = {F_KEY, F_SENDER, F_NS, F_INST, F_EPOCH};
-    const char *copies[5];
+     * its NUL: key, sender, ns, inst, epoch, digest, then the value. */
+    static const enum field_id strs[] = {F_KEY, F_SENDER, F_NS, F_INST, F_EPOCH, F_DIGEST};
+    const char *copies[6];
     value_room = r->value_is_base64 ? sc__base64_decoded_max(value->len) : value->len;
     total = value_room + 1;
-    for (size_t i = 0; i < 5; i++)
+    for (size_t i = 0; i < 6; i++)
         total += r->str[strs[i]].len + 1;
     mem = malloc(total);
     if (!mem)
         return SC_ERR_NOMEM;
 
     char *w = mem;
-    for (size_t i = 0; i < 5; i++) {
+    for (size_t i = 0; i < 6; i++) {
         const raw_str *f = &r->str[strs[i]];
         if (f->len)
             memcpy(w, f->p, f->len);
@@ -222,6 +222,8 @@ static sc_status finish_event(const raw_event *r, sc__event *ev)
     ev->inst_len = r->str[F_INST].len;
     ev->epoch = copies[4];
     ev->epoch_len = r->str[F_EPOCH].len;
+    ev->digest = copies[5];
+    ev->digest_len = r->str[F_DIGEST].len;
     ev->version = r->num[F_VERSION];
     ev->has_value = action == SC__ACT_SET;
     ev->value = ev->has_value ? v : NULL;
@@ -699,16 +701,18 @@ static sc_status encode_msgpack(const sc__event *ev, char **out, size_t *out_len
     msgpack_packer pk;
     const char *action = action_names[ev->action];
     int set = ev->action == SC__ACT_SET;
-    int with_ns = ev->ns_len || ev->has_ns, with_inst = ev->inst_len > 0;
+    int with_ns = ev->ns_len || ev->has_ns, with_inst = ev->inst_len > 0, with_digest = ev->digest_len > 0;
     int err;
 
     /* msgpack str, bin and map lengths are 32-bit. */
     if (ev->key_len > UINT32_MAX || ev->sender_len > UINT32_MAX || ev->ns_len > UINT32_MAX ||
-        ev->inst_len > UINT32_MAX || ev->epoch_len > UINT32_MAX || (set && ev->value_len > UINT32_MAX))
+        ev->inst_len > UINT32_MAX || ev->epoch_len > UINT32_MAX || ev->digest_len > UINT32_MAX ||
+        (set && ev->value_len > UINT32_MAX))
         return SC_ERR_TOO_LARGE;
     msgpack_sbuffer_init(&sb);
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    err = msgpack_pack_map(&pk, (size_t)(8 + set + with_ns + with_inst + (with_mac != 0))) || mp_put_uint_field(&pk, "format", 1) ||
+    err = msgpack_pack_map(&pk, (size_t)(8 + set + with_ns + with_inst + with_digest + (with_mac != 0))) ||
+          mp_put_uint_field(&pk, "format", 1) ||
           mp_put_str_field(&pk, "action", action, strlen(action)) ||
           (with_ns && mp_put_str_field(&pk, "ns", ev->ns, ev->ns_len)) ||
           mp_put_str_field(&pk, "key", ev->key, ev->key_len) ||
@@ -718,6 +722,8 @@ static sc_status encode_msgpack(const sc__event *ev, char **out, size_t *out_len
     if (!err && set)
         err = mp_put_str(&pk, "value", 5) || msgpack_pack_bin(&pk, ev->value_len) ||
               (ev->value_len && msgpack_pack_bin_body(&pk, ev->value, ev->value_len));
+    if (!err && with_digest)
+        err = mp_put_str_field(&pk, "digest", ev->digest, ev->digest_len);
     err = err || mp_put_uint_field(&pk, "ttl", ev->ttl_ms) ||
           mp_put_u64_fixed(&sb, &pk, "version", ev->version, c, 0) ||
           mp_put_u64_fixed(&sb, &pk, "time", ev->time_ms, c, 1) || mp_put_str(&pk, "epoch", 5) ||
@@ -793,12 +799,14 @@ static sc_status encode_json(const sc__event *ev, char **out, size_t *out_len, c
     char *buf, *o;
 
     if (ev->key_len > SIZE_MAX / 8 || ev->sender_len > SIZE_MAX / 8 || ev->ns_len > SIZE_MAX / 8 ||
-        ev->inst_len > SIZE_MAX / 8 || ev->epoch_len > SIZE_MAX / 8 || (set && ev->value_len > SIZE_MAX / 4))
+        ev->inst_len > SIZE_MAX / 8 || ev->epoch_len > SIZE_MAX / 8 || ev->digest_len > SIZE_MAX / 8 ||
+        (set && ev->value_len > SIZE_MAX / 4))
         return SC_ERR_TOO_LARGE;
     /* Field names and punctuation stay under 160 bytes; three numbers take
      * at most 22 bytes each (20 digits and quotes). */
     cap = 160 + 8 + SC__MAC_LEN + 3 * 22 + json_escaped_max(ev->key_len) + json_escaped_max(ev->sender_len) +
-          json_escaped_max(ev->ns_len) + json_escaped_max(ev->inst_len) + json_escaped_max(ev->epoch_len) + b64 + 3;
+          json_escaped_max(ev->ns_len) + json_escaped_max(ev->inst_len) + json_escaped_max(ev->epoch_len) +
+          json_escaped_max(ev->digest_len) + 12 + b64 + 3;
     buf = malloc(cap);
     if (!buf)
         return SC_ERR_NOMEM;
@@ -822,6 +830,10 @@ static sc_status encode_json(const sc__event *ev, char **out, size_t *out_len, c
         sc__base64_encode(ev->value, ev->value_len, o);
         o += b64;
         *o++ = '"';
+    }
+    if (ev->digest_len) {
+        o = json_put_raw(o, ",\"digest\":");
+        o = json_put_str(o, ev->digest, ev->digest_len);
     }
     o = json_put_raw(o, ",\"ttl\":");
     o = json_put_uint(o, ev->ttl_ms);

@@ -57,6 +57,14 @@ struct sc__sub {
     void *locate_ud;
     int sharded;
     unsigned gen;              /* routing generation of the current node */
+    char **prefixes;           /* CLIENT TRACKING prefixes; NULL: no tracking */
+    size_t nprefixes;
+    int tracking;              /* this connection: tracking on and its
+                                  invalidation subscription confirmed */
+    int awaiting;              /* confirmations still due before
+                                  on_subscribed (AWAIT_*) */
+    int skip_tracking;         /* the invalidation channel was refused: no
+                                  tracking for the rest of this subscriber */
 
     struct event_base *base;
     int own_base; /* base and thread are ours */
@@ -67,6 +75,7 @@ struct sc__sub {
     struct event *reap_ev;     /* activated: frees `doomed` outside hiredis */
     struct event *tick_ev;     /* persistent timer; NULL without a tick */
     struct event *stop_ev;     /* activated from sc__sub_stop; own thread only */
+    struct event *defer_ev;    /* activated by sc__sub_defer */
 
     redisAsyncContext *ac;     /* the current attempt or connection, or NULL */
     redisAsyncContext *doomed; /* given up on, waiting for reap_ev */
@@ -264,6 +273,54 @@ static void on_reap(evutil_socket_t fd, short what, void *arg)
     reap(arg);
 }
 
+/* Activated events run after the callback that activated them returns, so
+ * after hiredis has handed over every reply of the read in progress. */
+static void on_defer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    sc__sub *s = arg;
+    if (s->cb.on_deferred)
+        s->cb.on_deferred(s->cb.ud);
+}
+
+#define TRACKING_CHANNEL "__redis__:invalidate"
+#define AWAIT_CHANNEL 1
+#define AWAIT_INVALIDATIONS 2
+
+/* An error reply (err) while subscribing: when it is the refusal of
+ * __redis__:invalidate (an ACL without that channel), tracking is given up
+ * for good and reported; returns 1 then. The replies come in the order the
+ * subscriptions were sent: first the invalidation channel's, except on a
+ * cluster, where it follows the SSUBSCRIBE. */
+static int invalidations_refused(sc__sub *s, const char *err)
+{
+    if (!err || !strstr(err, "NOPERM") || !(s->awaiting & AWAIT_INVALIDATIONS) ||
+        (s->sharded && (s->awaiting & AWAIT_CHANNEL)))
+        return 0;
+    s->skip_tracking = 1;
+    if (s->cb.on_tracking) {
+        char why[sizeof s->why];
+        snprintf(why, sizeof why, "SUBSCRIBE %s at %s refused: %s", TRACKING_CHANNEL, s->where, err);
+        s->cb.on_tracking(0, why, s->cb.ud);
+    }
+    return 1;
+}
+
+/* A confirmation (or the refusal of the invalidation channel) came; the
+ * subscription counts as made once none is due. */
+static void confirmed(sc__sub *s, int what)
+{
+    int was = s->awaiting;
+    s->awaiting &= ~what;
+    if (!was || s->awaiting)
+        return;
+    event_del(s->deadline_ev);
+    s->failures = 0;
+    if (s->cb.on_subscribed)
+        s->cb.on_subscribed(s->cb.ud);
+}
+
 static void on_connect(const redisAsyncContext *ac, int status)
 {
     sc__sub *s = ac->data;
@@ -287,6 +344,12 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
         s->doomed = NULL;
     } else if (ac == s->ac) {
         s->ac = NULL;
+        if (invalidations_refused(s, status == REDIS_OK ? NULL : ac->errstr)) {
+            /* hiredis 0.14 closes a subscribed connection on an error
+             * reply: the next attempt subscribes without tracking. */
+            report_lost(s, format_why(s, "retrying at %s without CLIENT TRACKING", s->where));
+            return;
+        }
         report_lost(s, format_why(s, "subscription connection to %s lost: %s", s->where,
                                   status == REDIS_OK || !ac->errstr ? "closed" : ac->errstr));
     }
@@ -309,6 +372,36 @@ static int is_kind(const redisReply *e, const char *kind)
     return e->type == REDIS_REPLY_STRING && e->len == n && memcmp(e->str, kind, n) == 0;
 }
 
+/* An invalidation message's payload: an array of keys (one prefix's keys
+ * of one turn of Redis' event loop), or nil for a FLUSHALL / FLUSHDB. */
+static void deliver_invalidation(sc__sub *s, const redisReply *keys)
+{
+    if (!s->cb.on_invalidate)
+        return;
+    if (keys->type != REDIS_REPLY_ARRAY) {
+        s->cb.on_invalidate(NULL, NULL, 0, 1, s->cb.ud);
+        return;
+    }
+    const char **k = malloc((keys->elements + 1) * sizeof *k);
+    size_t *l = malloc((keys->elements + 1) * sizeof *l);
+    size_t n = 0;
+    if (!k || !l) {
+        /* Cannot say which keys: everything. */
+        s->cb.on_invalidate(NULL, NULL, 0, 1, s->cb.ud);
+    } else {
+        for (size_t i = 0; i < keys->elements; i++) {
+            const redisReply *e = keys->element[i];
+            if (e->type == REDIS_REPLY_STRING) {
+                k[n] = e->str;
+                l[n++] = e->len;
+            }
+        }
+        s->cb.on_invalidate(k, l, n, 0, s->cb.ud);
+    }
+    free(k);
+    free(l);
+}
+
 /* Every reply on the subscription: the confirmation and then the messages.
  * A message that arrives on a context we gave up on (after
  * sc__sub_reconnect, in the same read) is not delivered. */
@@ -319,6 +412,11 @@ static void on_sub_reply(redisAsyncContext *ac, void *r, void *privdata)
     redisReply *reply = r;
     if (!reply || ac != s->ac)
         return;
+    if (reply->type == REDIS_REPLY_ERROR && invalidations_refused(s, reply->str)) {
+        /* On a cluster the refusal reaches this callback: go on without. */
+        confirmed(s, AWAIT_INVALIDATIONS);
+        return;
+    }
     if (reply->type == REDIS_REPLY_ERROR) {
         /* Refused (an ACL without this channel): say so in Redis' words. */
         give_up(s, format_why(s, "%s %s at %s refused: %s", s->sharded ? "SSUBSCRIBE" : "SUBSCRIBE", s->channel,
@@ -327,13 +425,26 @@ static void on_sub_reply(redisAsyncContext *ac, void *r, void *privdata)
     }
     if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 3)
         return;
-    if (is_kind(reply->element[0], "message") || is_kind(reply->element[0], "smessage")) {
+    if (is_kind(reply->element[0], "message") && is_kind(reply->element[1], TRACKING_CHANNEL)) {
+        if (s->tracking)
+            deliver_invalidation(s, reply->element[2]);
+    } else if (is_kind(reply->element[0], "message") || is_kind(reply->element[0], "smessage")) {
+        /* Events before the subscription counts as made are left to the
+         * catch-up that follows it (the counter it reads covers them). */
         const redisReply *payload = reply->element[2];
-        if (payload->type == REDIS_REPLY_STRING && s->cb.on_message)
+        if (payload->type == REDIS_REPLY_STRING && s->cb.on_message && !s->awaiting)
             s->cb.on_message(payload->str, payload->len, s->cb.ud);
     } else if (is_kind(reply->element[0], "sunsubscribe")) {
         /* Redis dropped the shard channel: its slot moved to another node. */
         give_up(s, format_why(s, "shard channel %s left %s (slot migrated)", s->channel, s->where));
+    } else if (is_kind(reply->element[0], "subscribe") && is_kind(reply->element[1], TRACKING_CHANNEL)) {
+        /* Every invalidation from here on reaches this connection; the
+         * pod counts as subscribed once the channel is confirmed too. */
+        s->tracking = 1;
+        if (s->cb.on_tracking)
+            s->cb.on_tracking(1, NULL, s->cb.ud);
+        if (ac == s->ac)
+            confirmed(s, AWAIT_INVALIDATIONS);
     } else if (is_kind(reply->element[0], "subscribe") || is_kind(reply->element[0], "ssubscribe")) {
         if (s->sharded) {
             /* hiredis 0.14 predates sharded pub/sub: it files SSUBSCRIBE as
@@ -344,10 +455,7 @@ static void on_sub_reply(redisAsyncContext *ac, void *r, void *privdata)
              * subscription needs (nothing else is ever sent on it). */
             ac->c.flags |= REDIS_MONITORING;
         }
-        event_del(s->deadline_ev);
-        s->failures = 0;
-        if (s->cb.on_subscribed)
-            s->cb.on_subscribed(s->cb.ud);
+        confirmed(s, AWAIT_CHANNEL);
     }
 }
 
@@ -360,6 +468,91 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
         give_up(s, format_why(s, "no subscription confirmed by Redis at %s within %u ms", s->where, s->timeout_ms));
 }
 
+/* Queues the subscription: with tracking, __redis__:invalidate too (RESP2
+ * delivers a redirected client's invalidations there, and only to a
+ * connection in Pub/Sub mode). on_subscribed waits for both confirmations,
+ * so every invalidation is flowing before the pod counts as synced.
+ * Redis 7.0 delivers nothing to a connection whose only subscription is a
+ * shard channel, so the plain SUBSCRIBE is needed beside SSUBSCRIBE too;
+ * there it goes second, because hiredis 0.14 would file the SSUBSCRIBE
+ * sent after a SUBSCRIBE under its Pub/Sub callbacks and drop its reply.
+ * Both come to on_sub_reply either way. */
+static int send_subscribe(sc__sub *s, redisAsyncContext *ac, int tracking)
+{
+    const char *inval[2] = {"SUBSCRIBE", TRACKING_CHANNEL};
+    const char *argv[2] = {s->sharded ? "SSUBSCRIBE" : "SUBSCRIBE", s->channel};
+    s->awaiting = AWAIT_CHANNEL | (tracking ? AWAIT_INVALIDATIONS : 0);
+    if (tracking && !s->sharded && redisAsyncCommandArgv(ac, on_sub_reply, NULL, 2, inval, NULL) != REDIS_OK)
+        return -1;
+    if (redisAsyncCommandArgv(ac, on_sub_reply, NULL, 2, argv, NULL) != REDIS_OK)
+        return -1;
+    if (tracking && s->sharded && redisAsyncCommandArgv(ac, on_sub_reply, NULL, 2, inval, NULL) != REDIS_OK)
+        return -1;
+    return 0;
+}
+
+static void tracking_refused(sc__sub *s, redisAsyncContext *ac, const char *what, const char *detail)
+{
+    if (s->cb.on_tracking)
+        s->cb.on_tracking(0, format_why(s, "%s at %s refused: %s", what, s->where, detail), s->cb.ud);
+    if (send_subscribe(s, ac, 0) != 0)
+        give_up(s, "cannot queue SUBSCRIBE: out of memory");
+}
+
+static void on_tracking_reply(redisAsyncContext *ac, void *r, void *privdata)
+{
+    (void)privdata;
+    sc__sub *s = ac->data;
+    redisReply *reply = r;
+    if (!reply || ac != s->ac)
+        return;
+    if (reply->type == REDIS_REPLY_ERROR) {
+        tracking_refused(s, ac, "CLIENT TRACKING", reply->str);
+        return;
+    }
+    if (send_subscribe(s, ac, 1) != 0)
+        give_up(s, "cannot queue SUBSCRIBE: out of memory");
+}
+
+/* The connection's own id, for CLIENT TRACKING ... REDIRECT <id>: RESP2
+ * has no push messages, so the invalidations are redirected to this very
+ * connection, which receives them as Pub/Sub messages. One connection
+ * carries events and invalidations, in the order Redis produced them. */
+static void on_client_id(redisAsyncContext *ac, void *r, void *privdata)
+{
+    (void)privdata;
+    sc__sub *s = ac->data;
+    redisReply *reply = r;
+    if (!reply || ac != s->ac)
+        return;
+    if (reply->type != REDIS_REPLY_INTEGER) {
+        tracking_refused(s, ac, "CLIENT ID", reply->type == REDIS_REPLY_ERROR ? reply->str : "not an integer");
+        return;
+    }
+    char id[24];
+    snprintf(id, sizeof id, "%lld", reply->integer);
+    size_t argc = 6 + 2 * s->nprefixes;
+    const char **argv = malloc(argc * sizeof *argv);
+    if (!argv) {
+        give_up(s, "cannot queue CLIENT TRACKING: out of memory");
+        return;
+    }
+    argv[0] = "CLIENT";
+    argv[1] = "TRACKING";
+    argv[2] = "on";
+    argv[3] = "REDIRECT";
+    argv[4] = id;
+    argv[5] = "BCAST";
+    for (size_t i = 0; i < s->nprefixes; i++) {
+        argv[6 + 2 * i] = "PREFIX";
+        argv[7 + 2 * i] = s->prefixes[i];
+    }
+    int rc = redisAsyncCommandArgv(ac, on_tracking_reply, NULL, (int)argc, argv, NULL);
+    free(argv);
+    if (rc != REDIS_OK)
+        give_up(s, "cannot queue CLIENT TRACKING: out of memory");
+}
+
 /* Queues AUTH (when configured) and SUBSCRIBE; hiredis sends them once the
  * connection is up, so one round trip covers both. */
 static int send_commands(sc__sub *s, redisAsyncContext *ac)
@@ -370,8 +563,11 @@ static int send_commands(sc__sub *s, redisAsyncContext *ac)
         if (redisAsyncCommandArgv(ac, on_auth_reply, NULL, argc, argv, NULL) != REDIS_OK)
             return -1;
     }
-    const char *argv[2] = {s->sharded ? "SSUBSCRIBE" : "SUBSCRIBE", s->channel};
-    return redisAsyncCommandArgv(ac, on_sub_reply, NULL, 2, argv, NULL) == REDIS_OK ? 0 : -1;
+    if (s->nprefixes && !s->skip_tracking) {
+        const char *argv[2] = {"CLIENT", "ID"};
+        return redisAsyncCommandArgv(ac, on_client_id, NULL, 2, argv, NULL) == REDIS_OK ? 0 : -1;
+    }
+    return send_subscribe(s, ac, 0);
 }
 
 static void on_connect_timer(evutil_socket_t fd, short what, void *arg)
@@ -429,6 +625,8 @@ static void on_connect_timer(evutil_socket_t fd, short what, void *arg)
     redisAsyncSetConnectCallback(ac, on_connect);
     redisAsyncSetDisconnectCallback(ac, on_disconnect);
     s->ac = ac;
+    s->tracking = 0;
+    s->awaiting = 0;
     struct timeval tv = ms_to_tv(s->timeout_ms);
     evtimer_add(s->deadline_ev, &tv);
     if (send_commands(s, ac) != 0)
@@ -474,7 +672,7 @@ static void *loop_main(void *arg)
 
 static void free_sub(sc__sub *s)
 {
-    struct event *evs[] = {s->connect_ev, s->deadline_ev, s->reap_ev, s->tick_ev, s->stop_ev};
+    struct event *evs[] = {s->connect_ev, s->deadline_ev, s->reap_ev, s->tick_ev, s->stop_ev, s->defer_ev};
     for (size_t i = 0; i < sizeof evs / sizeof evs[0]; i++)
         if (evs[i])
             event_free(evs[i]);
@@ -485,6 +683,9 @@ static void free_sub(sc__sub *s)
     free(s->username);
     free(s->password);
     free(s->channel);
+    for (size_t i = 0; i < s->nprefixes; i++)
+        free(s->prefixes[i]);
+    free(s->prefixes);
     free(s);
 }
 
@@ -562,6 +763,14 @@ sc_status sc__sub_start(const sc__sub_config *cfg, const sc__sub_callbacks *cb, 
     s->rng = ((uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec) ^ (uint64_t)(uintptr_t)s;
     int nomem = copy_opt(&s->channel, cfg->channel) || copy_opt(&s->username, cfg->username) ||
                 copy_opt(&s->password, cfg->password);
+    if (cfg->ntracking) {
+        s->prefixes = calloc(cfg->ntracking, sizeof *s->prefixes);
+        nomem = nomem || !s->prefixes;
+        for (size_t i = 0; !nomem && i < cfg->ntracking; i++) {
+            nomem = copy_opt(&s->prefixes[i], cfg->tracking_prefixes[i]) || !s->prefixes[i];
+            s->nprefixes = i + 1;
+        }
+    }
     if (cfg->locate)
         nomem = nomem || copy_opt(&s->host, "(not located yet)");
     else if (cfg->unix_socket && *cfg->unix_socket)
@@ -602,7 +811,8 @@ sc_status sc__sub_start(const sc__sub_config *cfg, const sc__sub_callbacks *cb, 
     s->connect_ev = evtimer_new(s->base, on_connect_timer, s);
     s->deadline_ev = evtimer_new(s->base, on_deadline, s);
     s->reap_ev = event_new(s->base, -1, 0, on_reap, s);
-    nomem = !s->connect_ev || !s->deadline_ev || !s->reap_ev;
+    s->defer_ev = event_new(s->base, -1, 0, on_defer, s);
+    nomem = !s->connect_ev || !s->deadline_ev || !s->reap_ev || !s->defer_ev;
     if (cfg->tick_ms && cb->on_tick) {
         s->tick_ev = event_new(s->base, -1, EV_PERSIST, on_tick, s);
         nomem = nomem || !s->tick_ev;
@@ -647,6 +857,12 @@ sc_status sc__sub_start(const sc__sub_config *cfg, const sc__sub_callbacks *cb, 
         pthread_setname_np(s->thread, "sc-sync");
     }
     return SC_OK;
+}
+
+void sc__sub_defer(sc__sub *s)
+{
+    if (s)
+        event_active(s->defer_ev, EV_TIMEOUT, 0);
 }
 
 void sc__sub_reconnect(sc__sub *s, const char *why)

@@ -34,6 +34,9 @@ struct event_base;
  *           event from an outside publisher
  *   time    unsigned ms since the Unix epoch when published (Redis clock)
  *   epoch   string: the namespace epoch when published (docs/protocol.md)
+ *   digest  string, optional: SHA-1 (40 hex digits) of the value the write
+ *           stored, on an invalidate that stored one (a tagged, large or
+ *           sc_set_invalidate write), for server-assisted invalidation
  * The encoder writes them in this order, version and time as msgpack uint64
  * (0xcf) so a template can leave room for them (sc__event_encode_template).
  * msgpack is a map with string keys; JSON is an object. Unknown fields are
@@ -64,6 +67,8 @@ typedef struct sc__event {
     size_t inst_len;
     const char *epoch;   /* NUL-terminated; "" when absent */
     size_t epoch_len;
+    const char *digest;  /* NUL-terminated; "" when absent */
+    size_t digest_len;
     uint64_t version;
     int has_value;
     const void *value;   /* NUL-terminated too */
@@ -219,6 +224,17 @@ typedef struct sc__sub_callbacks {
     void (*on_lost)(const char *why, void *ud);
     /* Every tick_ms while running, connected or not. */
     void (*on_tick)(void *ud);
+    /* Server-assisted invalidation (only with tracking prefixes): keys
+     * (borrowed for the call) that Redis reports modified, or all = 1 with
+     * n = 0 for a FLUSHALL / FLUSHDB (everything). Delivered in stream
+     * order with the messages, only after on_subscribed. */
+    void (*on_invalidate)(const char *const *keys, const size_t *lens, size_t n, int all, void *ud);
+    /* Whether Redis accepted CLIENT TRACKING on this connection (before its
+     * on_subscribed); why (borrowed) says why not. */
+    void (*on_tracking)(int active, const char *why, void *ud);
+    /* Asked for with sc__sub_defer: runs once on the loop, after every
+     * message already read has been delivered. */
+    void (*on_deferred)(void *ud);
     void *ud;
 } sc__sub_callbacks;
 
@@ -245,6 +261,13 @@ typedef struct sc__sub_config {
     unsigned (*route_gen)(void *ud);
     void *locate_ud;
     int sharded;
+    /* CLIENT TRACKING (Redis >= 6): with ntracking > 0 the connection asks
+     * for its client id, turns tracking on with REDIRECT to itself, BCAST
+     * and these key prefixes (copied; they must not overlap), and also
+     * SUBSCRIBEs to __redis__:invalidate, where RESP2 delivers the
+     * invalidations. 0: no tracking command is sent. */
+    const char *const *tracking_prefixes;
+    size_t ntracking;
 } sc__sub_config;
 
 /* Starts connecting (asynchronously). All callbacks run on the loop thread,
@@ -264,6 +287,10 @@ sc_status sc__sub_start(const sc__sub_config *cfg, const sc__sub_callbacks *cb, 
  * already read are not delivered. Without a connection (already lost and
  * waiting to retry) it does nothing. */
 void sc__sub_reconnect(sc__sub *s, const char *why);
+
+/* Schedules cb.on_deferred (once, however often this is called before it
+ * runs). Loop thread only. */
+void sc__sub_defer(sc__sub *s);
 
 /* Stops the loop thread (own base) or removes every event from the caller's
  * base, and frees. No callback runs after it returns, and it calls none

@@ -374,6 +374,32 @@ START_TEST(encoding_shape)
 }
 END_TEST
 
+/* An invalidate's digest (server-assisted invalidation) survives both
+ * encodings and both decoders; without one, none is written. */
+START_TEST(digest_round_trip)
+{
+    sc__event ev = make_event(SC__ACT_INVALIDATE, "k", "p", 9);
+    ev.digest = "0123456789abcdef0123456789abcdef01234567";
+    ev.digest_len = 40;
+    for (int f = 0; f < 2; f++) {
+        size_t len;
+        sc__event back;
+        char *buf = round_trip(&ev, f ? SC_WIRE_JSON : SC_WIRE_MSGPACK, &len);
+        ck_assert_int_eq(sc__event_decode(buf, len, 0, &back), SC_OK);
+        ck_assert_uint_eq(back.digest_len, 40);
+        ck_assert_str_eq(back.digest, ev.digest);
+        sc__event_free(&back);
+        free(buf);
+    }
+    ev.digest = NULL;
+    ev.digest_len = 0;
+    size_t len;
+    char *buf = round_trip(&ev, SC_WIRE_JSON, &len);
+    ck_assert_ptr_null(memmem(buf, len, "digest", 6));
+    free(buf);
+}
+END_TEST
+
 /* Namespace, instance and epoch survive both encodings; a template with the
  * version, time and epoch spliced in (as the write script does) decodes to
  * the full event. */
@@ -1220,6 +1246,7 @@ static Suite *codec_suite(void)
     tcase_add_test(rt, json_numbers_switch_to_strings_at_2_53);
     tcase_add_test(rt, encoding_shape);
     tcase_add_test(rt, namespaced_fields_and_template);
+    tcase_add_test(rt, digest_round_trip);
     tcase_add_test(rt, authentication_code);
     tcase_add_test(rt, encoder_rejects_what_decoder_would);
     tcase_add_test(rt, action_names);

@@ -81,6 +81,7 @@ static const field fields[] = {
     C(flushes),         C(heartbeat_misses), C(stale_served),        G(synced),        G(last_seq),
     C(events_foreign),  C(events_forged),    C(duplicate_pod_ids),   C(epoch_changes), C(publish_failures),
     C(behind_queued),   C(behind_saved),     C(behind_save_failures), G(behind_pending), G(behind_oldest_ms),
+    G(tracking_active), C(tracking_invalidations), C(tracking_confirmed), C(tracking_failures),
 };
 #define NFIELDS (sizeof fields / sizeof fields[0])
 

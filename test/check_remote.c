@@ -164,7 +164,7 @@ static sc_status do_clear(sc__remote *r, sc__remote_result *res, char *err, size
 static sc_status do_heartbeat(sc__remote *r, sc__remote_state *st, char *err, size_t errlen)
 {
     sc__remote_event ev = make_event(r, SC__ACT_HEARTBEAT, NULL, 0, NULL, 0, 0);
-    sc_status s = sc__remote_heartbeat(r, &ev, st, err, errlen);
+    sc_status s = sc__remote_heartbeat(r, &ev, NULL, 0, st, err, errlen);
     free_event(&ev);
     return s;
 }

@@ -147,6 +147,37 @@ START_TEST(pods_through_sentinel)
 }
 END_TEST
 
+/* Server-assisted invalidation behind Sentinel: a write that bypasses
+ * synccache, made on the master, drops both pods' copies. */
+START_TEST(tracking_through_sentinel)
+{
+    sc_cache *a = sentinel_pod("s_trk", "a");
+    sc_cache *b = sentinel_pod("s_trk", "b");
+    WAIT_UNTIL(test_stats(a).tracking_active && test_stats(b).tracking_active, 3000);
+    ck_assert_uint_eq(test_stats(a).tracking_active, 1);
+    ck_assert_int_eq(sc_set(a, "k", "v1", 2, 0), SC_OK);
+    char *v;
+    WAIT_UNTIL((v = test_peek(b, "k"), strcmp(v, "v1") == 0 ? 1 : (free(v), 0)), 3000);
+    ck_assert_str_eq(v, "v1");
+    free(v);
+    redisReply *r = sc_test_node_cmd(sentinel_master_port(), "HSET {s_trk}:k:k value foreign");
+    ck_assert_ptr_nonnull(r);
+    freeReplyObject(r);
+    WAIT_UNTIL((v = test_peek(b, "k"), strcmp(v, "<none>") == 0 ? 1 : (free(v), 0)), 3000);
+    ck_assert_str_eq(v, "<none>");
+    free(v);
+    v = test_peek(a, "k");
+    ck_assert_str_eq(v, "<none>");
+    free(v);
+    v = test_get(b, "k");
+    ck_assert_str_eq(v, "foreign");
+    free(v);
+    ck_assert_uint_ge(test_stats(b).tracking_invalidations, 1);
+    sc_close(a);
+    sc_close(b);
+}
+END_TEST
+
 /* A partitioned namespace (option partitions) behind Sentinel: every
  * partition on the master, values and deletes propagate. */
 START_TEST(partitioned_through_sentinel)
@@ -234,6 +265,19 @@ START_TEST(sentinel_failover_while_running)
      * rule holds again. */
     hist_add_window(&h.x, t_cmd, t_promoted, 0);
     history_check(&h, "sentinel failover");
+    /* Tracking follows the subscription to the new master. */
+    for (int p = 0; p < 2; p++)
+        WAIT_UNTIL(test_stats(pods[p]).tracking_active, 5000);
+    free(test_get(pods[1], "after"));
+    char *held = test_peek(pods[1], "after");
+    ck_assert_str_eq(held, "x");
+    free(held);
+    after = sc_test_node_cmd(new_master, "HSET {s_fo}:k:after value foreign");
+    ck_assert_ptr_nonnull(after);
+    freeReplyObject(after);
+    WAIT_UNTIL((held = test_peek(pods[1], "after"), strcmp(held, "x") != 0 ? 1 : (free(held), 0)), 3000);
+    ck_assert_str_ne(held, "x");
+    free(held);
     WAIT_UNTIL(sc_test_node_role_is(old_master, "slave"), 10000); /* it rejoins before the next test */
     fprintf(stderr, "sentinel failover: writes back %lld ms after SENTINEL FAILOVER; %ld ok, %ld failed%s%s; %d lost\n",
             back, atomic_load(&w.ok), w.failed, w.failed ? " (first: " : "", w.failed ? w.first_error : "", lost);
@@ -319,6 +363,7 @@ int main(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, wrong_sentinel_address_or_name);
     tcase_add_test(tc, pods_through_sentinel);
+    tcase_add_test(tc, tracking_through_sentinel);
     tcase_add_test(tc, partitioned_through_sentinel);
     tcase_add_test(tc, sentinel_failover_while_running);
     tcase_add_test(tc, promotion_that_lost_writes_is_detected);

@@ -213,7 +213,7 @@ static void default_config(sc__sub_config *cfg, rec *r, int port, const char *ch
 
 static void start(rec *r, const sc__sub_config *cfg)
 {
-    sc__sub_callbacks cb = {cb_message, cb_subscribed, cb_lost, cb_tick, r};
+    sc__sub_callbacks cb = {cb_message, cb_subscribed, cb_lost, cb_tick, NULL, NULL, NULL, r};
     char err[256] = "";
     /* &r->sub is written before the own thread exists (see sc__sub_start),
      * so cb_message may read it. */
@@ -321,7 +321,7 @@ START_TEST(test_start_errors)
 {
     rec r;
     rec_init(&r, 0);
-    sc__sub_callbacks cb = {cb_message, cb_subscribed, cb_lost, cb_tick, &r};
+    sc__sub_callbacks cb = {cb_message, cb_subscribed, cb_lost, cb_tick, NULL, NULL, NULL, &r};
     /* Each case breaks one field of a config that works. */
     sc__sub_config good;
     default_config(&good, &r, g_redis.port, "ch");

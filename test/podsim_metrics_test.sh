@@ -61,7 +61,7 @@ check '^# TYPE synccache_remote_set_duration_seconds histogram'
 check '^synccache_remote_set_duration_seconds_count\{ns="podsim",pod="pod-1"\} [1-9]'
 check '^synccache_propagation_delay_seconds_bucket\{ns="podsim",pod="pod-1",le="\+Inf"\} '
 check '^synccache_remote_get_duration_seconds_sum\{ns="podsim",pod="pod-1"\} '
-[ "$(grep -c '^# TYPE ' "$DIR/resp")" = 44 ] || { echo "FAIL: want 44 families" >&2; fails=$((fails + 1)); }
+[ "$(grep -c '^# TYPE ' "$DIR/resp")" = 48 ] || { echo "FAIL: want 48 families" >&2; fails=$((fails + 1)); }
 http_get /
 head -1 "$DIR/resp" | grep -q '404' || { echo "FAIL: / is not 404" >&2; fails=$((fails + 1)); }
 # Every pod serves its own numbers, on the next port.

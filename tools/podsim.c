@@ -68,6 +68,7 @@ static void usage(FILE *f)
             "  --duration SEC         workload length, default 20\n"
             "  --policy lru|lfu       local tier policy, default lfu\n"
             "  --disconnect bypass|flush|stale  disconnect policy, default bypass\n"
+            "  --tracking on|off      server-assisted invalidation (redis_tracking), default on\n"
             "  --partitions N         partitions of the namespace (1..256), default 1\n"
             "  --local-size N         local entries per pod, default 5000\n"
             "  --rate OPS             ops/s per pod, default 2000 (0 = as fast as possible)\n"
@@ -119,7 +120,7 @@ static int parse_args(int argc, char **argv, ps_config *c)
     enum {
         O_PODS = 256, O_READERS, O_KEYS, O_ZIPF, O_WRATIO, O_VMIN, O_VMAX, O_DUR, O_POLICY, O_LOCAL,
         O_RATE, O_VERIFY, O_REPORT, O_LOG, O_SEED, O_NOPREFILL, O_QUIET, O_REDIS, O_KILLSUB, O_RESTART, O_PAUSE, O_OUTAGE, O_HELP,
-        O_DISCONNECT, O_METRICS, O_WB, O_PARTS
+        O_DISCONNECT, O_METRICS, O_WB, O_TRACKING, O_PARTS
     };
     static const struct option opts[] = {
         {"pods", 1, 0, O_PODS}, {"readers", 1, 0, O_READERS}, {"keys", 1, 0, O_KEYS},
@@ -131,7 +132,7 @@ static int parse_args(int argc, char **argv, ps_config *c)
         {"redis", 1, 0, O_REDIS}, {"fault-kill-sub", 1, 0, O_KILLSUB},
         {"fault-restart-redis", 1, 0, O_RESTART}, {"fault-pause-redis", 1, 0, O_PAUSE}, {"fault-outage-redis", 1, 0, O_OUTAGE},
         {"help", 0, 0, O_HELP}, {"disconnect", 1, 0, O_DISCONNECT}, {"metrics-port", 1, 0, O_METRICS},
-        {"write-behind", 1, 0, O_WB}, {"partitions", 1, 0, O_PARTS},
+        {"write-behind", 1, 0, O_WB}, {"tracking", 1, 0, O_TRACKING}, {"partitions", 1, 0, O_PARTS},
         {0, 0, 0, 0}};
 
     memset(c, 0, sizeof *c);
@@ -145,6 +146,7 @@ static int parse_args(int argc, char **argv, ps_config *c)
     c->duration_s = 20;
     c->policy = SC_LOCAL_LFU;
     c->disconnect = SC_DISCONNECT_BYPASS;
+    c->tracking = 1;
     c->partitions = 1;
     c->local_size = 5000;
     c->rate = 2000;
@@ -188,6 +190,12 @@ static int parse_args(int argc, char **argv, ps_config *c)
                 c->disconnect = SC_DISCONNECT_FLUSH;
             else if (strcmp(optarg, "stale") == 0)
                 c->disconnect = SC_DISCONNECT_STALE;
+            else
+                bad = 1;
+            break;
+        case O_TRACKING:
+            if (strcmp(optarg, "on") == 0 || strcmp(optarg, "off") == 0)
+                c->tracking = strcmp(optarg, "on") == 0;
             else
                 bad = 1;
             break;

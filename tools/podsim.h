@@ -29,6 +29,7 @@ typedef struct ps_config {
     unsigned duration_s;
     sc_local_policy policy;
     sc_disconnect_policy disconnect;
+    int tracking;                /* redis_tracking */
     size_t local_size;
     unsigned rate;             /* ops/s per pod; 0 = unlimited */
     const char *report_path;

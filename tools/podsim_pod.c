@@ -528,6 +528,7 @@ static int open_cache(pod *p)
     o.redis_port = cfg->redis_port;
     o.local_policy = cfg->policy;
     o.disconnect_policy = cfg->disconnect;
+    o.redis_tracking = cfg->tracking;
     o.partitions = cfg->partitions;
     o.local_max_entries = cfg->local_size;
     o.role = p->reader ? SC_ROLE_READER : SC_ROLE_WRITER;

@@ -244,6 +244,14 @@ typedef struct sc_options {
     uint64_t tombstone_ttl_ms;     /* how long a delete is remembered in Redis
                                       (a tombstone holding its version);
                                       default 86400000 (1 day), 0: not at all */
+    int redis_tracking;            /* default 1: server-assisted invalidation
+                                      (Redis >= 6 CLIENT TRACKING, BCAST,
+                                      redirected to the subscriber): writes
+                                      that bypass synccache (other clients,
+                                      expiry, eviction, FLUSHALL) drop the
+                                      pods' copies too; refused or an older
+                                      Redis: a warning, and the pod runs
+                                      without. 0: no tracking command is sent */
 
     /* --- hooks --- */
     sc_event_fn on_event;          /* NULL: none */
@@ -538,6 +546,17 @@ typedef struct sc_stats {
                                       writeback_interval_ms */
     uint64_t behind_oldest_ms;     /* age of the oldest of them (Redis clock);
                                       0 when none */
+    /* server-assisted invalidation (redis_tracking) */
+    uint64_t tracking_active;      /* 1 while CLIENT TRACKING delivers to this pod */
+    uint64_t tracking_invalidations; /* keys another client wrote (or Redis
+                                      expired, evicted, flushed) applied: the
+                                      local copy went */
+    uint64_t tracking_confirmed;   /* local copies proven current by the
+                                      confirm script: invalidations of
+                                      synccache's own writes, and every copy
+                                      at a resubscription */
+    uint64_t tracking_failures;    /* tracking refused, or the canary not back
+                                      in time (the tier was cleared) */
 } sc_stats;
 
 /* A consistent-enough snapshot of the counters (each read atomically). */

@@ -1,0 +1,605 @@
+/* Server-assisted invalidation (redis_tracking, lib/tracking.c) against a
+ * real redis-server: writes that bypass synccache, made from a plain
+ * hiredis connection as redis-cli would make them (HSET, DEL, EXPIRE and
+ * expiry, FLUSHALL), drop every pod's copy; synccache's own writes keep the
+ * other pods' fresh copies; a killed tracking connection is repaired; the
+ * option off sends no tracking command; tracking refused by an ACL leaves a
+ * working pod without it; and the same on a one-master Redis Cluster.
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <check.h>
+#include <hiredis/hiredis.h>
+#include <synccache/synccache.h>
+
+#include "support/pods.h"
+#include "support/redis_cluster.h"
+
+sc_test_redis g_redis;
+
+/* Runs a command on a fresh plain connection (what redis-cli does). */
+static long long plain_cmd_on(const sc_test_redis *r, const char *fmt, ...)
+{
+    redisContext *rc = sc_test_redis_connect(r);
+    ck_assert_ptr_nonnull(rc);
+    va_list ap;
+    va_start(ap, fmt);
+    redisReply *rep = redisvCommand(rc, fmt, ap);
+    va_end(ap);
+    ck_assert_ptr_nonnull(rep);
+    ck_assert_msg(rep->type != REDIS_REPLY_ERROR, "%s: %s", fmt, rep->str);
+    long long n = rep->type == REDIS_REPLY_INTEGER ? rep->integer : 0;
+    freeReplyObject(rep);
+    redisFree(rc);
+    return n;
+}
+#define plain_cmd(...) plain_cmd_on(&g_redis, __VA_ARGS__)
+
+static int value_is(sc_cache *c, const char *key, const char *want)
+{
+    char *got = test_get(c, key);
+    int same = strcmp(got, want) == 0;
+    free(got);
+    return same;
+}
+
+/* Whether c serves key from its local tier (a peek: counts nothing). */
+static int local_has(sc_cache *c, const char *key, const char *want)
+{
+    sc_value *v = NULL;
+    if (sc_peek(c, key, &v) != SC_OK)
+        return 0;
+    int same = sc_value_size(v) == strlen(want) && memcmp(sc_value_data(v), want, strlen(want)) == 0;
+    sc_value_release(v);
+    return same;
+}
+
+/* Connections in CLIENT LIST of r whose flags hold t (tracking). */
+static int tracking_clients(const sc_test_redis *r)
+{
+    redisContext *rc = sc_test_redis_connect(r);
+    ck_assert_ptr_nonnull(rc);
+    redisReply *rep = redisCommand(rc, "CLIENT LIST");
+    ck_assert_ptr_nonnull(rep);
+    ck_assert_int_eq(rep->type, REDIS_REPLY_STRING);
+    int n = 0;
+    for (const char *p = rep->str; (p = strstr(p, " flags=")) != NULL; p++) {
+        const char *f = p + 7;
+        size_t len = strcspn(f, " ");
+        if (memchr(f, 't', len))
+            n++;
+    }
+    freeReplyObject(rep);
+    redisFree(rc);
+    return n;
+}
+
+/* The id of the (one) tracking connection, redirecting to itself. */
+static long long tracking_client_id(const sc_test_redis *r)
+{
+    redisContext *rc = sc_test_redis_connect(r);
+    ck_assert_ptr_nonnull(rc);
+    redisReply *rep = redisCommand(rc, "CLIENT LIST");
+    ck_assert_ptr_nonnull(rep);
+    long long id = -1;
+    for (char *line = strtok(rep->str, "\n"); line; line = strtok(NULL, "\n")) {
+        const char *f = strstr(line, " flags=");
+        const char *redir = strstr(line, " redir=");
+        long long lid = strtoll(line + 3, NULL, 10);
+        if (f && redir && memchr(f + 7, 't', strcspn(f + 7, " "))) {
+            ck_assert_int_eq(strtoll(redir + 7, NULL, 10), lid); /* REDIRECT to itself */
+            id = lid;
+        }
+    }
+    freeReplyObject(rep);
+    redisFree(rc);
+    return id;
+}
+
+/* How many keys match pattern in r. */
+static size_t keys_matching(const sc_test_redis *r, const char *pattern)
+{
+    redisContext *rc = sc_test_redis_connect(r);
+    ck_assert_ptr_nonnull(rc);
+    redisReply *rep = redisCommand(rc, "KEYS %s", pattern);
+    ck_assert_ptr_nonnull(rep);
+    size_t n = rep->type == REDIS_REPLY_ARRAY ? rep->elements : 0;
+    freeReplyObject(rep);
+    redisFree(rc);
+    return n;
+}
+
+/* Pods a and b hold key = val locally (b through its Redis read). */
+static void both_hold(sc_cache *a, sc_cache *b, const char *key, const char *val)
+{
+    ck_assert_int_eq(sc_set(a, key, val, strlen(val), 0), SC_OK);
+    WAIT_UNTIL(value_is(b, key, val) && local_has(b, key, val), 2000);
+    ck_assert(local_has(a, key, val));
+    ck_assert(local_has(b, key, val));
+}
+
+START_TEST(test_on_by_default)
+{
+    sc_options o;
+    sc_options_init(&o);
+    ck_assert_int_eq(o.redis_tracking, 1);
+    o.ns = "t0";
+    o.redis_port = g_redis.port;
+    o.redis_tracking = 2;
+    sc_cache *c = NULL;
+    ck_assert_int_eq(sc_open(&o, &c), SC_ERR_INVALID);
+    ck_assert_ptr_nonnull(strstr(sc_errmsg(NULL), "redis_tracking"));
+
+    sc_cache *a = test_pod("t0", "a");
+    WAIT_UNTIL(test_stats(a).tracking_active == 1, 2000);
+    ck_assert_uint_eq(test_stats(a).tracking_active, 1);
+    ck_assert_int_ge(tracking_client_id(&g_redis), 1);
+    /* The heartbeats write the canary, one key per pod (its instance id). */
+    sc_cache *b = test_pod("t0", "b");
+    WAIT_UNTIL(keys_matching(&g_redis, "{t0}:canary:*") == 2, 2000);
+    ck_assert_uint_eq(keys_matching(&g_redis, "{t0}:canary:*"), 2);
+    sc_close(a);
+    sc_close(b);
+}
+END_TEST
+
+START_TEST(test_foreign_hset_drops_copies)
+{
+    sc_cache *a = test_pod("t1", "a");
+    sc_cache *b = test_pod("t1", "b");
+    both_hold(a, b, "k", "v1");
+
+    plain_cmd("HSET {t1}:k:k value foreign");
+    WAIT_UNTIL(!local_has(a, "k", "v1") && !local_has(b, "k", "v1"), 2000);
+    ck_assert(value_is(a, "k", "foreign"));
+    ck_assert(value_is(b, "k", "foreign"));
+    ck_assert_uint_ge(test_stats(b).tracking_invalidations, 1);
+    sc_close(a);
+    sc_close(b);
+}
+END_TEST
+
+START_TEST(test_foreign_del_expire_flushall)
+{
+    sc_cache *a = test_pod("t2", "a");
+    sc_cache *b = test_pod("t2", "b");
+
+    both_hold(a, b, "d", "v1");
+    plain_cmd("DEL {t2}:k:d");
+    WAIT_UNTIL(!local_has(b, "d", "v1") && !local_has(a, "d", "v1"), 2000);
+    ck_assert(value_is(a, "d", "<none>"));
+    ck_assert(value_is(b, "d", "<none>"));
+
+    /* An EXPIRE is a write too; the expiry itself is reported again. */
+    both_hold(a, b, "e", "v2");
+    plain_cmd("PEXPIRE {t2}:k:e 50");
+    WAIT_UNTIL(!local_has(b, "e", "v2"), 2000);
+    ck_assert(!local_has(b, "e", "v2"));
+    WAIT_UNTIL(value_is(b, "e", "<none>"), 2000);
+    ck_assert(value_is(b, "e", "<none>"));
+    ck_assert(value_is(a, "e", "<none>"));
+
+    both_hold(a, b, "f", "v3");
+    uint64_t flushes = test_stats(b).flushes;
+    plain_cmd("FLUSHALL");
+    /* The nil invalidation clears the tiers (counted as a flush). */
+    WAIT_UNTIL(test_stats(b).flushes > flushes && !local_has(b, "f", "v3") && !local_has(a, "f", "v3"), 2000);
+    ck_assert(!local_has(b, "f", "v3"));
+    ck_assert_uint_gt(test_stats(b).flushes, flushes);
+    ck_assert(value_is(b, "f", "<none>"));
+    /* The flush took the namespace's history too: once both pods have
+     * noticed the new epoch (at a heartbeat), they are in sync again. */
+    WAIT_UNTIL(test_stats(a).epoch_changes > 0 && test_stats(b).epoch_changes > 0, 3000);
+    both_hold(a, b, "f", "v4");
+    sc_close(a);
+    sc_close(b);
+}
+END_TEST
+
+/* Pod A's writes produce an invalidation on every pod; B proves it
+ * belongs to A's write and keeps the copy the event gave it. */
+START_TEST(test_own_writes_keep_copies)
+{
+    sc_cache *a = test_pod("t3", "a");
+    sc_cache *b = test_pod("t3", "b");
+    char val[32];
+    for (int i = 0; i < 20; i++) {
+        snprintf(val, sizeof val, "v%d", i);
+        uint64_t confirmed = test_stats(b).tracking_confirmed;
+        ck_assert_int_eq(sc_set(a, "k", val, strlen(val), 0), SC_OK);
+        WAIT_UNTIL(test_stats(b).tracking_confirmed > confirmed, 2000);
+        ck_assert_uint_gt(test_stats(b).tracking_confirmed, confirmed);
+        sc_stats before = test_stats(b);
+        ck_assert(value_is(b, "k", val));
+        sc_stats after = test_stats(b);
+        ck_assert_uint_eq(after.local_hits, before.local_hits + 1);
+        ck_assert_uint_eq(after.remote_hits, before.remote_hits);
+    }
+    ck_assert_uint_eq(test_stats(b).tracking_invalidations, 0);
+    ck_assert_uint_eq(test_stats(a).tracking_invalidations, 0);
+    /* A's own copy too. */
+    ck_assert(local_has(a, "k", val));
+    sc_close(a);
+    sc_close(b);
+}
+END_TEST
+
+/* The tracking connection killed: the pod resubscribes under a new client
+ * id, re-establishes tracking, and sees foreign writes again. */
+START_TEST(test_killed_tracking_connection_repaired)
+{
+    sc_cache *a = test_pod("t4", "a");
+    WAIT_UNTIL(test_stats(a).tracking_active == 1, 2000);
+    long long id = tracking_client_id(&g_redis);
+    ck_assert_int_ge(id, 1);
+    uint64_t reconnects = test_stats(a).reconnects;
+    plain_cmd("CLIENT KILL ID %lld", id);
+    WAIT_UNTIL(test_stats(a).reconnects > reconnects && test_stats(a).tracking_active == 1, 5000);
+    ck_assert_uint_eq(test_stats(a).tracking_active, 1);
+    long long id2 = tracking_client_id(&g_redis);
+    ck_assert_int_ne(id2, id);
+    ck_assert_int_ge(id2, 1);
+
+    ck_assert_int_eq(sc_set(a, "k", "v1", 2, 0), SC_OK);
+    ck_assert(local_has(a, "k", "v1"));
+    plain_cmd("HSET {t4}:k:k value foreign");
+    WAIT_UNTIL(!local_has(a, "k", "v1"), 2000);
+    ck_assert(value_is(a, "k", "foreign"));
+    /* The canary keeps coming back: no failure over several heartbeats. */
+    uint64_t hb = test_stats(a).heartbeat_misses;
+    test_sleep_ms(1200);
+    ck_assert_uint_eq(test_stats(a).tracking_failures, 0);
+    ck_assert_uint_eq(test_stats(a).heartbeat_misses, hb);
+    ck_assert_uint_eq(test_stats(a).tracking_active, 1);
+    sc_close(a);
+}
+END_TEST
+
+START_TEST(test_option_off_sends_nothing)
+{
+    ck_assert_int_eq(tracking_clients(&g_redis), 0);
+    sc_options o = test_options("t5", "a");
+    o.redis_tracking = 0;
+    sc_cache *a = test_open(&o);
+    ck_assert_int_eq(tracking_clients(&g_redis), 0);
+    ck_assert_uint_eq(test_stats(a).tracking_active, 0);
+    ck_assert_int_eq(sc_set(a, "k", "v1", 2, 0), SC_OK);
+    plain_cmd("HSET {t5}:k:k value foreign");
+    /* An own heartbeat round trip later, the copy is still served: nothing
+     * told the pod. */
+    uint64_t last = test_stats(a).events_received;
+    (void)last;
+    test_sleep_ms(600);
+    ck_assert(local_has(a, "k", "v1"));
+    ck_assert(value_is(a, "k", "v1"));
+    ck_assert_uint_eq(test_stats(a).tracking_invalidations, 0);
+    ck_assert_uint_eq(test_stats(a).tracking_failures, 0);
+    ck_assert_int_eq(tracking_clients(&g_redis), 0);
+    ck_assert_uint_eq(keys_matching(&g_redis, "{t5}:canary:*"), 0); /* no canary either */
+    sc_close(a);
+}
+END_TEST
+
+/* An ACL that refuses CLIENT: a warning, no tracking, a working pod. */
+START_TEST(test_refused_runs_without)
+{
+    plain_cmd("ACL SETUSER t6user on >t6pw ~* &* +@all -client");
+    sc_options o = test_options("t6", "a");
+    o.redis_username = "t6user";
+    o.redis_password = "t6pw";
+    sc_cache *a = test_open(&o);
+    sc_cache *b = test_pod("t6", "b");
+    ck_assert_uint_eq(test_stats(a).tracking_active, 0);
+    ck_assert_uint_ge(test_stats(a).tracking_failures, 1);
+    /* Events still flow. */
+    ck_assert_int_eq(sc_set(b, "k", "v1", 2, 0), SC_OK);
+    WAIT_UNTIL(local_has(a, "k", "v1"), 2000);
+    ck_assert(local_has(a, "k", "v1"));
+    ck_assert_int_eq(sc_set(a, "k", "v2", 2, 0), SC_OK);
+    WAIT_UNTIL(local_has(b, "k", "v2"), 2000);
+    ck_assert(value_is(b, "k", "v2"));
+    sc_close(a);
+    sc_close(b);
+    plain_cmd("ACL DELUSER t6user");
+}
+END_TEST
+
+/* An ACL that allows CLIENT but not the channel __redis__:invalidate. */
+START_TEST(test_channel_refused_runs_without)
+{
+    plain_cmd("ACL SETUSER t7user on >t7pw ~* resetchannels &{t7}:events +@all");
+    sc_options o = test_options("t7", "a");
+    o.redis_username = "t7user";
+    o.redis_password = "t7pw";
+    sc_cache *a = test_open(&o);
+    sc_cache *b = test_pod("t7", "b");
+    ck_assert_uint_eq(test_stats(a).tracking_active, 0);
+    ck_assert_uint_ge(test_stats(a).tracking_failures, 1);
+    ck_assert_int_eq(sc_set(b, "k", "v1", 2, 0), SC_OK);
+    WAIT_UNTIL(local_has(a, "k", "v1"), 2000);
+    ck_assert(local_has(a, "k", "v1"));
+    sc_close(a);
+    sc_close(b);
+    plain_cmd("ACL DELUSER t7user");
+}
+END_TEST
+
+/* ---- a TCP proxy that can lose the invalidations ----
+ * A broken redirect cannot be made from outside without killing the
+ * connection (the subscriber redirects to itself), so the test puts a proxy
+ * between the pod and Redis that forwards everything but, when told to,
+ * drops the __redis__:invalidate messages Redis sends: the events and
+ * heartbeats still flow, only the invalidation path is broken. */
+typedef struct proxy {
+    int listen_fd, port, redis_port;
+    atomic_int drop;
+} proxy;
+
+/* Length of the complete RESP frame at b, or -1 when more bytes are needed. */
+static long frame_len(const char *b, size_t n)
+{
+    const char *eol = memchr(b, '\n', n);
+    if (!eol)
+        return -1;
+    long head = eol - b + 1;
+    long v = strtol(b + 1, NULL, 10);
+    if (b[0] == '$')
+        return v < 0 ? head : ((size_t)(head + v + 2) <= n ? head + v + 2 : -1);
+    if (b[0] != '*' && b[0] != '>')
+        return head;
+    long at = head;
+    for (long i = 0; i < v; i++) {
+        long e = frame_len(b + at, n - (size_t)at);
+        if (e < 0)
+            return -1;
+        at += e;
+    }
+    return at;
+}
+
+static int write_all(int fd, const char *b, size_t n)
+{
+    while (n) {
+        ssize_t w = write(fd, b, n);
+        if (w <= 0)
+            return -1;
+        b += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+typedef struct pipe_pair {
+    proxy *p;
+    int client, server;
+} pipe_pair;
+
+static void *proxy_conn(void *arg)
+{
+    pipe_pair pp = *(pipe_pair *)arg;
+    free(arg);
+    static const char inval[] = "*3\r\n$7\r\nmessage\r\n$20\r\n__redis__:invalidate\r\n";
+    size_t cap = 1 << 20, have = 0;
+    char *buf = malloc(cap), tmp[65536];
+    struct pollfd fds[2] = {{pp.client, POLLIN, 0}, {pp.server, POLLIN, 0}};
+    for (;;) {
+        if (poll(fds, 2, -1) < 0)
+            break;
+        if (fds[0].revents) {
+            ssize_t r = read(pp.client, tmp, sizeof tmp);
+            if (r <= 0 || write_all(pp.server, tmp, (size_t)r) < 0)
+                break;
+        }
+        if (fds[1].revents) {
+            ssize_t r = read(pp.server, buf + have, cap - have);
+            if (r <= 0)
+                break;
+            have += (size_t)r;
+            size_t at = 0;
+            long len;
+            while (at < have && (len = frame_len(buf + at, have - at)) > 0) {
+                int drop = atomic_load(&pp.p->drop) && (size_t)len >= sizeof inval - 1 &&
+                           memcmp(buf + at, inval, sizeof inval - 1) == 0;
+                if (!drop && write_all(pp.client, buf + at, (size_t)len) < 0)
+                    goto out;
+                at += (size_t)len;
+            }
+            memmove(buf, buf + at, have - at);
+            have -= at;
+        }
+    }
+out:
+    close(pp.client);
+    close(pp.server);
+    free(buf);
+    return NULL;
+}
+
+static void *proxy_accept(void *arg)
+{
+    proxy *p = arg;
+    for (;;) {
+        int c = accept(p->listen_fd, NULL, NULL);
+        if (c < 0)
+            return NULL;
+        int s = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)p->redis_port)};
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        if (connect(s, (struct sockaddr *)&a, sizeof a) != 0) {
+            close(c);
+            close(s);
+            continue;
+        }
+        pipe_pair *pp = malloc(sizeof *pp);
+        *pp = (pipe_pair){p, c, s};
+        pthread_t t;
+        pthread_create(&t, NULL, proxy_conn, pp);
+        pthread_detach(t);
+    }
+}
+
+/* Starts a proxy to redis_port on a free loopback port (the test's process
+ * exits with its threads). */
+static void proxy_start(proxy *p, int redis_port)
+{
+    p->redis_port = redis_port;
+    atomic_init(&p->drop, 0);
+    p->listen_fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = 0};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ck_assert_int_eq(bind(p->listen_fd, (struct sockaddr *)&a, sizeof a), 0);
+    ck_assert_int_eq(listen(p->listen_fd, 16), 0);
+    socklen_t len = sizeof a;
+    getsockname(p->listen_fd, (struct sockaddr *)&a, &len);
+    p->port = ntohs(a.sin_port);
+    pthread_t t;
+    pthread_create(&t, NULL, proxy_accept, p);
+    pthread_detach(t);
+}
+
+/* The invalidations stop reaching the pod while its events still do: the
+ * canary is missed, the pod counts a failure, resubscribes (a new client
+ * id, tracking again) and confirms its copies; once the path works again a
+ * foreign write is seen. */
+START_TEST(test_lost_invalidations_detected_by_canary)
+{
+    static proxy px;
+    proxy_start(&px, g_redis.port);
+    sc_options o = test_options("t8", "a");
+    o.redis_port = px.port;
+    o.heartbeat_interval_ms = 50;
+    o.heartbeat_timeout_ms = 300;
+    sc_cache *a = test_open(&o);
+    sc_cache *b = test_pod("t8", "b");
+    WAIT_UNTIL(test_stats(a).tracking_active == 1, 2000);
+    ck_assert_int_eq(sc_set(b, "k", "v1", 2, 0), SC_OK);
+    WAIT_UNTIL(local_has(a, "k", "v1"), 2000);
+    ck_assert(local_has(a, "k", "v1"));
+
+    atomic_store(&px.drop, 1);
+    uint64_t reconnects = test_stats(a).reconnects;
+    plain_cmd("HSET {t8}:k:k value foreign");
+    WAIT_UNTIL(test_stats(a).tracking_failures >= 1, 3000);
+    ck_assert_uint_ge(test_stats(a).tracking_failures, 1);
+    ck_assert_uint_eq(test_stats(a).heartbeat_misses, 0); /* the events still flowed */
+    /* The resubscription (invalidations still lost, so it keeps failing)
+     * confirmed the copy with Redis: the foreign write is not served. */
+    WAIT_UNTIL(test_stats(a).reconnects > reconnects, 3000);
+    ck_assert_uint_gt(test_stats(a).reconnects, reconnects);
+    WAIT_UNTIL(!local_has(a, "k", "v1"), 3000);
+    ck_assert(!local_has(a, "k", "v1"));
+
+    atomic_store(&px.drop, 0);
+    WAIT_UNTIL(test_stats(a).synced == 1 && test_stats(a).tracking_active == 1, 5000);
+    ck_assert(value_is(a, "k", "foreign"));
+    ck_assert(local_has(a, "k", "foreign"));
+    plain_cmd("HSET {t8}:k:k value foreign2");
+    WAIT_UNTIL(!local_has(a, "k", "foreign"), 2000);
+    ck_assert(value_is(a, "k", "foreign2"));
+    sc_close(a);
+    sc_close(b);
+}
+END_TEST
+
+/* A partitioned namespace: each partition tracks its own prefixes. The
+ * partition of a key is FNV-1a 32 of its bytes mod the count
+ * (docs/protocol.md, "Partitions"). */
+START_TEST(test_partitions)
+{
+    sc_cache *pods[2];
+    for (int i = 0; i < 2; i++) {
+        sc_options o = test_options("t9", i ? "b" : "a");
+        o.partitions = 4;
+        pods[i] = test_open(&o);
+        WAIT_UNTIL(test_stats(pods[i]).tracking_active == 1, 3000);
+        ck_assert_uint_eq(test_stats(pods[i]).tracking_active, 1);
+    }
+    sc_cache *a = pods[0], *b = pods[1];
+    both_hold(a, b, "k", "v1");
+    uint32_t h = 2166136261u;
+    for (const char *p = "k"; *p; p++) {
+        h ^= (unsigned char)*p;
+        h *= 16777619u;
+    }
+    plain_cmd("HSET {t9#%u}:k:k value foreign", h % 4);
+    WAIT_UNTIL(!local_has(a, "k", "v1") && !local_has(b, "k", "v1"), 2000);
+    ck_assert(value_is(a, "k", "foreign"));
+    ck_assert(value_is(b, "k", "foreign"));
+    ck_assert_uint_ge(test_stats(b).tracking_invalidations, 1);
+    sc_close(a);
+    sc_close(b);
+}
+END_TEST
+
+/* A Redis Cluster (three masters, the shared harness): the subscriber
+ * SSUBSCRIBEs and subscribes to __redis__:invalidate on the namespace's
+ * master, where the foreign write lands. */
+START_TEST(test_cluster)
+{
+    sc_test_cluster cl;
+    ck_assert_int_eq(sc_test_cluster_start(&cl, 3, 0), 0);
+    sc_cache *pods[2];
+    for (int i = 0; i < 2; i++) {
+        sc_options o = test_options("tc", i ? "b" : "a");
+        o.redis_cluster_nodes = cl.seeds;
+        pods[i] = test_open(&o);
+        WAIT_UNTIL(test_stats(pods[i]).tracking_active == 1, 3000);
+        ck_assert_uint_eq(test_stats(pods[i]).tracking_active, 1);
+    }
+    sc_cache *a = pods[0], *b = pods[1];
+    int master = sc_test_cluster_master_of(&cl, "{tc}");
+    ck_assert_int_ne(master, 0);
+    both_hold(a, b, "k", "v1");
+    redisReply *r = sc_test_node_cmd(master, "HSET {tc}:k:k value foreign");
+    ck_assert_ptr_nonnull(r);
+    freeReplyObject(r);
+    WAIT_UNTIL(!local_has(a, "k", "v1") && !local_has(b, "k", "v1"), 2000);
+    ck_assert(value_is(a, "k", "foreign"));
+    ck_assert(value_is(b, "k", "foreign"));
+
+    /* Own writes keep the other pod's copy. */
+    uint64_t confirmed = test_stats(b).tracking_confirmed;
+    ck_assert_int_eq(sc_set(a, "k", "v2", 2, 0), SC_OK);
+    WAIT_UNTIL(test_stats(b).tracking_confirmed > confirmed, 2000);
+    ck_assert(local_has(b, "k", "v2"));
+    ck_assert_uint_ge(test_stats(b).tracking_invalidations, 1);
+    sc_close(a);
+    sc_close(b);
+    sc_test_cluster_stop(&cl);
+}
+END_TEST
+
+static Suite *tracking_suite(void)
+{
+    Suite *s = suite_create("tracking");
+    TCase *tc = tcase_create("tracking");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_on_by_default);
+    tcase_add_test(tc, test_foreign_hset_drops_copies);
+    tcase_add_test(tc, test_foreign_del_expire_flushall);
+    tcase_add_test(tc, test_own_writes_keep_copies);
+    tcase_add_test(tc, test_killed_tracking_connection_repaired);
+    tcase_add_test(tc, test_option_off_sends_nothing);
+    tcase_add_test(tc, test_refused_runs_without);
+    tcase_add_test(tc, test_channel_refused_runs_without);
+    tcase_add_test(tc, test_lost_invalidations_detected_by_canary);
+    tcase_add_test(tc, test_partitions);
+    tcase_add_test(tc, test_cluster);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    return test_run_suite(tracking_suite(), NULL);
+}
