@@ -281,8 +281,8 @@ int main(int argc, char **argv)
     if (cluster) {
         double cp = median(cper, runs), cg = median(cmany, runs);
         printf("| cluster, 3 masters, %u partitions: per-partition path | %.1f | 1.00x |\n", PARTS, cp);
-        printf("| cluster, 3 masters, %u partitions: `sc_get_many` grouped by node (one round trip per master) | %.1f | "
-               "%.2fx of per-partition |\n",
+        printf("| cluster, 3 masters, %u partitions: `sc_get_many` grouped by node (one round trip per master) "
+               "| %.1f | %.2fx of per-partition |\n",
                PARTS, cg, cg / cp);
     } else
         printf("| cluster rows | skipped: the cluster did not start | |\n");

@@ -11,6 +11,7 @@
 #include "remote/remote.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <sys/random.h>
 #include <time.h>
 #include <inttypes.h>
@@ -563,7 +564,7 @@ sc_status sc__remote_get_many(sc__remote *r, const char *const *keys, const size
 }
 
 /* The calls whose remotes talk to one node, pipelined on a connection of
- * the first one's pool. A call whose reply is no answer keeps status
+ * one of their pools. A call whose reply is no answer keeps status
  * SC_ERR_REMOTE with no message, for the caller's fallback; so does every
  * call of the group when the connection failed (its own path may reach the
  * node that serves it now). A timeout (the deadline is spent: a retry would
@@ -581,9 +582,13 @@ static void get_many_node(sc__remote_get_many_call **group, size_t ng)
         if (ok)
             cmds[i] = (sc__pool_cmd){(int)k->n + 5, g[i].argv, g[i].lens};
     }
-    sc__remote *first = group[0]->r;
+    /* Any pool of the group talks to the node; each holds only its share of
+     * redis_pool_size, so concurrent batches take turns over them rather
+     * than queue on the first one's. */
+    static atomic_uint turn;
+    sc__remote *via = group[atomic_fetch_add_explicit(&turn, 1, memory_order_relaxed) % ng]->r;
     char err[sizeof group[0]->err];
-    sc_status st = ok ? sc__pool_pipeline(first->pool, sc__remote_now_ms() + first->timeout_ms, first->timeout_ms,
+    sc_status st = ok ? sc__pool_pipeline(via->pool, sc__remote_now_ms() + via->timeout_ms, via->timeout_ms,
                                           "EVALSHA (get_many script, pipelined)", ng, cmds, replies, err,
                                           sizeof err)
                       : SC_ERR_REMOTE;
