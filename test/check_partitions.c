@@ -510,6 +510,63 @@ START_TEST(get_many_timeout)
 }
 END_TEST
 
+/* Threads calling sc_get_many at once on one partitioned pod share the
+ * partitions' pools (the pipelined exchanges take turns over them): every
+ * call answers, and right. */
+typedef struct many_reader {
+    sc_cache *c;
+    const char *const *kp;
+    int n;
+    int bad; /* calls that failed or answered wrong */
+} many_reader;
+
+static void *many_reader_main(void *arg)
+{
+    many_reader *m = arg;
+    sc_value *out[64];
+    for (int round = 0; round < 50; round++) {
+        if (sc_get_many(m->c, m->kp, (size_t)m->n, out) != SC_OK) {
+            m->bad++;
+            continue;
+        }
+        for (int i = 0; i < m->n; i++) {
+            /* batch_keys: every fourth key absent, the others their own value */
+            int want = i % 4 != 3;
+            if ((out[i] != NULL) != want || (out[i] && strcmp(sc_value_data(out[i]), m->kp[i]) != 0))
+                m->bad++;
+            sc_value_release(out[i]);
+        }
+    }
+    return NULL;
+}
+
+START_TEST(get_many_threads)
+{
+    const char *ns = NS("bynode_mt");
+    sc_cache *a = part_pod(ns, "a");
+    enum { N = 40, T = 4 };
+    char keys[N][16];
+    const char *kp[N];
+    batch_keys(a, keys, kp, N, "m");
+    /* Local tiers of one entry per partition: nearly every read goes to Redis. */
+    sc_options o = part_options(ns, "b", P);
+    o.local_max_entries = P;
+    sc_cache *b = test_open(&o);
+    many_reader r[T];
+    pthread_t t[T];
+    for (int i = 0; i < T; i++) {
+        r[i] = (many_reader){b, kp, N, 0};
+        ck_assert_int_eq(pthread_create(&t[i], NULL, many_reader_main, &r[i]), 0);
+    }
+    for (int i = 0; i < T; i++) {
+        pthread_join(t[i], NULL);
+        ck_assert_int_eq(r[i].bad, 0);
+    }
+    sc_close(a);
+    sc_close(b);
+}
+END_TEST
+
 /* ---- write-behind and tags ---- */
 
 typedef struct saved {
@@ -1032,6 +1089,7 @@ static Suite *suite(void)
     tcase_add_test(tc, batches_and_versions);
     tcase_add_test(tc, get_many_by_node);
     tcase_add_test(tc, get_many_timeout);
+    tcase_add_test(tc, get_many_threads);
     tcase_add_test(tc, behind_and_tags);
     tcase_add_test(tc, count_agreement);
     tcase_add_test(tc, lost_event_in_one_partition);
