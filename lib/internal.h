@@ -146,6 +146,30 @@ sc_status sc__parts_flush_behind(sc_cache *c, unsigned timeout_ms);
 sc_status sc__parts_get_many(sc_cache *c, const char *const *keys, size_t n, sc_value **out);
 sc_status sc__parts_fetch_batch(sc_cache *c, const char *const *keys, size_t n, uint64_t ttl_ms,
                                 sc_load_batch_fn load, void *ud, sc_value **out);
+/* versions.c: one unpartitioned sc_get_many in the steps the partitioned
+ * one shares: begin (the keys checked, the local hits into out, the
+ * distinct misses as a Redis read in *call, call->n of them; on failure
+ * nothing is held), the read (the caller's: alone, or pipelined with other
+ * partitions' by sc__remote_get_many_pipelined, filling call's results),
+ * finish (the read installed and settled by c's own rules, every slot of
+ * out released on failure, everything freed; the failure recorded for
+ * sc_errmsg). */
+typedef struct sc__get_many {
+    sc_cache *c;
+    sc_value **out;
+    size_t n;
+    int synced;
+    struct sc__miss *m;
+    size_t nm;
+    const char **uk;
+    size_t *ul;
+    size_t *first;
+    sc__remote_get_many_call *call;
+} sc__get_many;
+sc_status sc__get_many_begin(sc_cache *c, const char *const *keys, size_t n, sc_value **out,
+                             sc__remote_get_many_call *call, sc__get_many *g);
+sc_status sc__get_many_finish(sc__get_many *g);
+void sc__get_many_free(sc__get_many *g);
 void sc__parts_stats(sc_cache *c, sc_stats *out);
 void sc__parts_load_stats(sc_cache *c, sc_window w, sc_load_stats *out);
 

@@ -146,6 +146,77 @@ sc_status sc__parts_flush_behind(sc_cache *c, unsigned timeout_ms)
     return each(c, flush_one, &deadline);
 }
 
+/* The keys of a batch call sorted by partition (a counting sort): sub holds
+ * them partition by partition, in their order; partition p's run is
+ * sub[start[p] .. start[p + 1]) and order[j] is the caller's index of
+ * sub[j]. */
+typedef struct split {
+    size_t *start;
+    size_t *order;
+    const char **sub;
+    sc_value **got; /* the answers, in sub's order */
+} split;
+
+static void split_free(split *sp)
+{
+    free(sp->start);
+    free(sp->order);
+    free(sp->sub);
+    free(sp->got);
+}
+
+static sc_status split_keys(sc_cache *c, const char *const *keys, size_t n, split *sp, const char *call)
+{
+    sp->start = calloc(c->nparts + 1, sizeof *sp->start);
+    sp->order = malloc(n * sizeof *sp->order);
+    sp->sub = malloc(n * sizeof *sp->sub);
+    sp->got = calloc(n, sizeof *sp->got);
+    unsigned *of = malloc(n * sizeof *of);
+    if (!sp->start || !sp->order || !sp->sub || !sp->got || !of) {
+        free(of);
+        split_free(sp);
+        return sc__fail(c, SC_ERR_NOMEM, "%s: out of memory", call);
+    }
+    size_t *start = sp->start;
+    for (size_t i = 0; i < n; i++) {
+        of[i] = sc__partition_of(keys[i], c->opt.max_key_bytes, c->nparts);
+        start[of[i] + 1]++;
+    }
+    for (unsigned p = 0; p < c->nparts; p++)
+        start[p + 1] += start[p];
+    /* Filling moves start[p] up to the end of p's run (the old start[p +
+     * 1]); shifted back by one partition afterwards. */
+    for (size_t i = 0; i < n; i++) {
+        size_t at = start[of[i]]++;
+        sp->order[at] = i;
+        sp->sub[at] = keys[i];
+    }
+    for (unsigned p = c->nparts; p > 0; p--)
+        start[p] = start[p - 1];
+    start[0] = 0;
+    free(of);
+    return SC_OK;
+}
+
+/* The answers back to the caller's slots on success; else released. */
+static void split_deliver(split *sp, size_t n, sc_status s, sc_value **out)
+{
+    for (size_t j = 0; j < n; j++) {
+        if (s == SC_OK)
+            out[sp->order[j]] = sp->got[j];
+        else
+            sc_value_release(sp->got[j]);
+    }
+}
+
+/* Names the partition in the message of a failure. */
+static sc_status part_fail(sc_cache *c, sc_status s, unsigned p)
+{
+    char msg[SC__ERRLEN];
+    snprintf(msg, sizeof msg, "%s", sc_errmsg(c));
+    return sc__fail(c, s, "%s (partition %u of %u)", msg, p, c->nparts);
+}
+
 /* A batch call split by partition: fn runs once per partition that has
  * keys, with those keys (in their order), and its answers go back to the
  * caller's slots. On a failure every slot is NULL again. */
@@ -154,64 +225,87 @@ typedef sc_status (*batch_fn)(sc_cache *part, const char *const *keys, size_t n,
 static sc_status grouped(sc_cache *c, const char *const *keys, size_t n, sc_value **out, batch_fn fn, void *arg,
                          const char *call)
 {
-    size_t *start = calloc(c->nparts + 1, sizeof *start);
-    unsigned *of = malloc(n * sizeof *of);
-    size_t *order = malloc(n * sizeof *order);
-    const char **sub = malloc(n * sizeof *sub);
-    sc_value **got = calloc(n, sizeof *got);
-    sc_status s = SC_OK;
-    if (!start || !of || !order || !sub || !got) {
-        s = sc__fail(c, SC_ERR_NOMEM, "%s: out of memory", call);
-        goto out;
-    }
-    /* A counting sort of the keys by partition. */
-    for (size_t i = 0; i < n; i++) {
-        of[i] = sc__partition_of(keys[i], c->opt.max_key_bytes, c->nparts);
-        start[of[i] + 1]++;
-    }
-    for (unsigned p = 0; p < c->nparts; p++)
-        start[p + 1] += start[p];
-    for (size_t i = 0; i < n; i++) {
-        size_t at = start[of[i]]++;
-        order[at] = i;
-        sub[at] = keys[i];
-    }
-    /* start[p] is now the end of partition p's run. */
+    split sp;
+    sc_status s = split_keys(c, keys, n, &sp, call);
+    if (s != SC_OK)
+        return s;
     for (unsigned p = 0; p < c->nparts && s == SC_OK; p++) {
-        size_t begin = p ? start[p - 1] : 0, m = start[p] - begin;
+        size_t begin = sp.start[p], m = sp.start[p + 1] - begin;
         if (m == 0)
             continue;
-        s = fn(c->part[p], sub + begin, m, got + begin, arg);
-        if (s != SC_OK) {
-            char msg[SC__ERRLEN];
-            snprintf(msg, sizeof msg, "%s", sc_errmsg(c));
-            s = sc__fail(c, s, "%s (partition %u of %u)", msg, p, c->nparts);
-        }
+        s = fn(c->part[p], sp.sub + begin, m, sp.got + begin, arg);
+        if (s != SC_OK)
+            s = part_fail(c, s, p);
     }
-    for (size_t j = 0; j < n; j++) {
-        if (s == SC_OK)
-            out[order[j]] = got[j];
-        else
-            sc_value_release(got[j]);
-    }
-out:
-    free(start);
-    free(of);
-    free(order);
-    free(sub);
-    free(got);
+    split_deliver(&sp, n, s, out);
+    split_free(&sp);
     return s;
 }
 
-static sc_status get_many_one(sc_cache *part, const char *const *keys, size_t n, sc_value **out, void *arg)
-{
-    (void)arg;
-    return sc_get_many(part, keys, n, out);
-}
-
+/* Every partition's local lookups first, then one Redis read per node for
+ * all their misses (sc__remote_get_many_pipelined: the partitions a node
+ * serves go out together on one connection), then each partition installs
+ * its own answers by its own rules (its counter, floors, hooks, metrics),
+ * exactly as sc_get_many on that partition alone would. */
 sc_status sc__parts_get_many(sc_cache *c, const char *const *keys, size_t n, sc_value **out)
 {
-    return grouped(c, keys, n, out, get_many_one, NULL, "sc_get_many");
+    split sp;
+    sc_status s = split_keys(c, keys, n, &sp, "sc_get_many");
+    if (s != SC_OK)
+        return s;
+    sc__get_many *job = calloc(c->nparts, sizeof *job);
+    sc__remote_get_many_call *calls = calloc(c->nparts, sizeof *calls);
+    sc__remote_get_many_call *reads = calloc(c->nparts, sizeof *reads);
+    unsigned *read_of = calloc(c->nparts, sizeof *read_of);
+    unsigned nreads = 0;
+    if (!job || !calls || !reads || !read_of) {
+        s = sc__fail(c, SC_ERR_NOMEM, "sc_get_many: out of memory");
+        goto out;
+    }
+    for (unsigned p = 0; p < c->nparts && s == SC_OK; p++) {
+        size_t begin = sp.start[p], m = sp.start[p + 1] - begin;
+        if (m == 0)
+            continue;
+        s = sc__get_many_begin(c->part[p], sp.sub + begin, m, sp.got + begin, &calls[p], &job[p]);
+        if (s != SC_OK)
+            s = part_fail(c, s, p);
+        else if (calls[p].n)
+            read_of[nreads++] = p;
+    }
+    if (s != SC_OK) {
+        /* A job not begun (or failed) is all zeros: freeing it is a no-op. */
+        for (unsigned p = 0; p < c->nparts; p++)
+            sc__get_many_free(&job[p]);
+        goto out;
+    }
+    /* The pipelined call wants the reads side by side; they go back after. */
+    for (unsigned i = 0; i < nreads; i++)
+        reads[i] = calls[read_of[i]];
+    sc__remote_get_many_pipelined(reads, nreads);
+    for (unsigned i = 0; i < nreads; i++)
+        calls[read_of[i]] = reads[i];
+    /* Every partition finishes (frees what it holds); the first failure is
+     * the one reported. */
+    char first[SC__ERRLEN];
+    for (unsigned p = 0; p < c->nparts; p++) {
+        if (sp.start[p + 1] == sp.start[p])
+            continue;
+        sc_status r = sc__get_many_finish(&job[p]);
+        if (r != SC_OK && s == SC_OK) {
+            s = part_fail(c, r, p);
+            snprintf(first, sizeof first, "%s", sc_errmsg(c));
+        }
+    }
+    if (s != SC_OK)
+        sc__fail(c, s, "%s", first);
+out:
+    split_deliver(&sp, n, s, out);
+    split_free(&sp);
+    free(job);
+    free(calls);
+    free(reads);
+    free(read_of);
+    return s;
 }
 
 typedef struct fetch_args {

@@ -40,13 +40,14 @@ SC_EXPORT sc_status sc_version_of(sc_cache *c, const char *key, uint64_t *versio
     return SC_OK;
 }
 
-typedef struct miss {
+struct sc__miss {
     uint64_t hash;
     uint64_t mark; /* sc__tracking_mark before the Redis read */
     const char *key;
     size_t klen;
     size_t index; /* into keys and out */
-} miss;
+};
+typedef struct sc__miss miss;
 
 static int miss_cmp(const void *a, const void *b)
 {
@@ -59,6 +60,133 @@ static int miss_cmp(const void *a, const void *b)
     if (d)
         return d;
     return x->index < y->index ? -1 : x->index > y->index;
+}
+
+static void release_all(sc_value **out, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        sc_value_release(out[i]);
+        out[i] = NULL;
+    }
+}
+
+void sc__get_many_free(sc__get_many *g)
+{
+    free(g->uk);
+    free(g->ul);
+    free(g->first);
+    free(g->m);
+    if (g->call)
+        free(g->call->items);
+    memset(g, 0, sizeof *g);
+}
+
+sc_status sc__get_many_begin(sc_cache *c, const char *const *keys, size_t n, sc_value **out,
+                             sc__remote_get_many_call *call, sc__get_many *g)
+{
+    memset(g, 0, sizeof *g);
+    memset(call, 0, sizeof *call);
+    g->c = c;
+    g->out = out;
+    g->n = n;
+    g->call = call;
+    g->m = malloc(n * sizeof *g->m);
+    if (!g->m)
+        return sc__fail(c, SC_ERR_NOMEM, "sc_get_many: out of memory");
+    miss *m = g->m;
+    g->synced = atomic_load_explicit(&c->synced, memory_order_acquire);
+    for (size_t i = 0; i < n; i++) {
+        size_t klen;
+        sc_status s = sc__check_key(c, keys[i], &klen, "sc_get_many");
+        if (s != SC_OK) {
+            release_all(out, i);
+            sc__get_many_free(g);
+            return s;
+        }
+        uint64_t hash = sc__local_hash(keys[i], klen);
+        if (g->synced && sc__local_get(c->local, keys[i], klen, hash, &out[i]) == SC_OK)
+            continue;
+        m[g->nm++] = (miss){hash, sc__tracking_mark(c, hash), keys[i], klen, i};
+    }
+    if (g->nm == 0)
+        return SC_OK;
+
+    /* Duplicates are read once: sort the misses so equal keys sit side by
+     * side, and keep the first of each run. */
+    size_t nm = g->nm;
+    qsort(m, nm, sizeof *m, miss_cmp);
+    g->uk = malloc(nm * sizeof *g->uk);
+    g->ul = malloc(nm * sizeof *g->ul);
+    g->first = malloc(nm * sizeof *g->first); /* run start in m of each unique key */
+    call->items = calloc(nm, sizeof *call->items);
+    if (!g->uk || !g->ul || !g->first || !call->items) {
+        release_all(out, n);
+        sc__get_many_free(g);
+        return sc__fail(c, SC_ERR_NOMEM, "sc_get_many: out of memory");
+    }
+    size_t nu = 0;
+    for (size_t i = 0; i < nm; i++) {
+        if (i > 0 && m[i].hash == m[i - 1].hash && m[i].klen == m[i - 1].klen &&
+            memcmp(m[i].key, m[i - 1].key, m[i].klen) == 0)
+            continue;
+        g->first[nu] = i;
+        g->uk[nu] = m[i].key;
+        g->ul[nu] = m[i].klen;
+        nu++;
+    }
+    call->r = c->remote;
+    call->keys = g->uk;
+    call->klens = g->ul;
+    call->n = nu;
+    return SC_OK;
+}
+
+sc_status sc__get_many_finish(sc__get_many *g)
+{
+    sc_cache *c = g->c;
+    sc__remote_get_many_call *call = g->call;
+    const miss *m = g->m;
+    size_t nu = call->n, nm = g->nm;
+    sc_status s = call->status;
+    char err[SC__ERRLEN];
+    snprintf(err, sizeof err, "%s", call->err);
+    if (nu == 0)
+        s = SC_OK;
+    else if (s != SC_OK && !call->skipped)
+        sc__atomic_inc(&c->remote_errors);
+    for (size_t u = 0; u < nu && s == SC_OK; u++) {
+        size_t at = g->first[u];
+        size_t end = u + 1 < nu ? g->first[u + 1] : nm;
+        sc_value *v = NULL;
+        sc_status r = sc__install_read(c, g->uk[u], g->ul[u], m[at].hash, &call->items[u],
+                                       call->items[u].data != NULL, g->synced, m[at].mark, &v);
+        /* As for sc_get: never serve a read older than what the pod already
+         * served or wrote (a rare second read, one key at a time). */
+        if (r != SC_ERR_NOMEM && sc__settle_read(c, g->uk[u], g->ul[u], m[at].hash, call->known, &v) < 0) {
+            sc_value_release(v);
+            v = NULL;
+            r = sc__load(c, g->uk[u], g->ul[u], m[at].hash, g->synced, &v);
+            if (r != SC_OK && r != SC_NOT_FOUND) {
+                s = r;
+                snprintf(err, sizeof err, "%s", sc_errmsg(c));
+            }
+        } else if (r == SC_ERR_NOMEM) {
+            s = r;
+            snprintf(err, sizeof err, "out of memory");
+        }
+        if (s != SC_OK) {
+            for (size_t k = u + 1; k < nu; k++)
+                free(call->items[k].data);
+            break;
+        }
+        for (size_t k = at; k < end; k++)
+            g->out[m[k].index] = v ? sc_value_ref(v) : NULL;
+        sc_value_release(v);
+    }
+    if (s != SC_OK)
+        release_all(g->out, g->n);
+    sc__get_many_free(g);
+    return s == SC_OK ? SC_OK : sc__fail(c, s, "sc_get_many: %s", err);
 }
 
 SC_EXPORT sc_status sc_get_many(sc_cache *c, const char *const *keys, size_t n, sc_value **out)
@@ -77,100 +205,13 @@ SC_EXPORT sc_status sc_get_many(sc_cache *c, const char *const *keys, size_t n, 
     if (c->part)
         return sc__parts_get_many(c, keys, n, out);
 
-    miss *m = malloc(n * sizeof *m);
-    if (!m)
-        return sc__fail(c, SC_ERR_NOMEM, "sc_get_many: out of memory");
-    int synced = atomic_load_explicit(&c->synced, memory_order_acquire);
-    size_t nm = 0;
-    for (size_t i = 0; i < n; i++) {
-        size_t klen;
-        sc_status s = sc__check_key(c, keys[i], &klen, "sc_get_many");
-        if (s != SC_OK) {
-            for (size_t j = 0; j < i; j++) {
-                sc_value_release(out[j]);
-                out[j] = NULL;
-            }
-            free(m);
-            return s;
-        }
-        uint64_t hash = sc__local_hash(keys[i], klen);
-        if (synced && sc__local_get(c->local, keys[i], klen, hash, &out[i]) == SC_OK)
-            continue;
-        m[nm++] = (miss){hash, sc__tracking_mark(c, hash), keys[i], klen, i};
-    }
-    if (nm == 0) {
-        free(m);
-        return SC_OK;
-    }
-
-    /* Duplicates are read once: sort the misses so equal keys sit side by
-     * side, and keep the first of each run. */
-    qsort(m, nm, sizeof *m, miss_cmp);
-    size_t nu = 0;
-    const char **uk = malloc(nm * sizeof *uk);
-    size_t *ul = malloc(nm * sizeof *ul);
-    size_t *first = malloc(nm * sizeof *first); /* run start in m of each unique key */
-    sc__remote_item *items = calloc(nm, sizeof *items);
-    sc_status s = SC_ERR_NOMEM;
-    char err[SC__ERRLEN] = "out of memory";
-    if (!uk || !ul || !first || !items)
-        goto out;
-    for (size_t i = 0; i < nm; i++) {
-        if (i > 0 && m[i].hash == m[i - 1].hash && m[i].klen == m[i - 1].klen &&
-            memcmp(m[i].key, m[i - 1].key, m[i].klen) == 0)
-            continue;
-        first[nu] = i;
-        uk[nu] = m[i].key;
-        ul[nu] = m[i].klen;
-        nu++;
-    }
-    uint64_t known;
-    s = sc__remote_get_many(c->remote, uk, ul, nu, items, &known, err, sizeof err);
-    if (s != SC_OK) {
-        sc__atomic_inc(&c->remote_errors);
-        goto out;
-    }
-    for (size_t u = 0; u < nu; u++) {
-        size_t at = first[u];
-        size_t end = u + 1 < nu ? first[u + 1] : nm;
-        sc_value *v = NULL;
-        sc_status r = sc__install_read(c, uk[u], ul[u], m[at].hash, &items[u], items[u].data != NULL, synced,
-                                       m[at].mark, &v);
-        /* As for sc_get: never serve a read older than what the pod already
-         * served or wrote (a rare second read, one key at a time). */
-        if (r != SC_ERR_NOMEM && sc__settle_read(c, uk[u], ul[u], m[at].hash, known, &v) < 0) {
-            sc_value_release(v);
-            v = NULL;
-            r = sc__load(c, uk[u], ul[u], m[at].hash, synced, &v);
-            if (r != SC_OK && r != SC_NOT_FOUND) {
-                s = r;
-                snprintf(err, sizeof err, "%s", sc_errmsg(c));
-                for (size_t k = u + 1; k < nu; k++)
-                    free(items[k].data);
-                goto out;
-            }
-        }
-        if (r == SC_ERR_NOMEM) {
-            s = r;
-            for (size_t k = u + 1; k < nu; k++)
-                free(items[k].data);
-            goto out;
-        }
-        for (size_t k = at; k < end; k++)
-            out[m[k].index] = v ? sc_value_ref(v) : NULL;
-        sc_value_release(v);
-    }
-    s = SC_OK;
-out:
+    sc__get_many g;
+    sc__remote_get_many_call call;
+    sc_status s = sc__get_many_begin(c, keys, n, out, &call, &g);
     if (s != SC_OK)
-        for (size_t i = 0; i < n; i++) {
-            sc_value_release(out[i]);
-            out[i] = NULL;
-        }
-    free(uk);
-    free(ul);
-    free(first);
-    free(items);
-    free(m);
-    return s == SC_OK ? SC_OK : sc__fail(c, s, "sc_get_many: %s", err);
+        return s;
+    if (call.n)
+        call.status = sc__remote_get_many(call.r, call.keys, call.klens, call.n, call.items, &call.known, call.err,
+                                          sizeof call.err);
+    return sc__get_many_finish(&g);
 }

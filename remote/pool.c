@@ -243,37 +243,22 @@ static char *put_header(char *o, char kind, size_t n)
     return o;
 }
 
-/* Runs one command: formats it in RESP (what redisFormatCommandArgv does,
- * without its malloc), sends it with send(MSG_NOSIGNAL) and reads the reply
- * with redisGetReply. hiredis 0.14 writes with write(2), which raises
- * SIGPIPE on a connection Redis has closed and would kill the process;
- * MSG_NOSIGNAL returns EPIPE instead, so no signal mask is touched per
- * command. A failed send marks the context as an I/O error, as hiredis
- * would, and leaves errno for the caller's timeout check. */
-static redisReply *command(slot *s, int argc, const char **argv, const size_t *lens, int *saved_errno)
+/* The RESP size of one command. */
+static size_t command_size(int argc, const char **argv, const size_t *lens)
 {
-    redisContext *c = s->ctx;
     size_t need = 1 + decimal_len((size_t)argc) + 2;
     for (int i = 0; i < argc; i++) {
         size_t n = lens ? lens[i] : strlen(argv[i]);
         need += 1 + decimal_len(n) + 2 + n + 2;
     }
-    char *buf = s->obuf;
-    if (need > s->ocap) {
-        buf = malloc(need);
-        if (!buf) {
-            c->err = REDIS_ERR_OOM;
-            snprintf(c->errstr, sizeof c->errstr, "out of memory");
-            *saved_errno = ENOMEM;
-            return NULL;
-        }
-        if (need <= OBUF_KEEP) {
-            free(s->obuf);
-            s->obuf = buf;
-            s->ocap = need;
-        }
-    }
-    char *o = put_header(buf, '*', (size_t)argc);
+    return need;
+}
+
+/* Formats one command in RESP at o (what redisFormatCommandArgv does,
+ * without its malloc); returns the end. */
+static char *format_command(char *o, int argc, const char **argv, const size_t *lens)
+{
+    o = put_header(o, '*', (size_t)argc);
     for (int i = 0; i < argc; i++) {
         size_t n = lens ? lens[i] : strlen(argv[i]);
         o = put_header(o, '$', n);
@@ -282,26 +267,57 @@ static redisReply *command(slot *s, int argc, const char **argv, const size_t *l
         *o++ = '\r';
         *o++ = '\n';
     }
-    int failed = 0;
-    for (size_t off = 0; off < need;) {
-        ssize_t k = send(c->fd, buf + off, need - off, MSG_NOSIGNAL);
+    return o;
+}
+
+/* A buffer of need bytes: the slot's own when it fits (kept between calls,
+ * grown up to OBUF_KEEP), else one for the caller to free. NULL: out of
+ * memory, with the context marked as hiredis would. */
+static char *out_buffer(slot *s, size_t need, int *saved_errno)
+{
+    if (need <= s->ocap)
+        return s->obuf;
+    char *buf = malloc(need);
+    if (!buf) {
+        s->ctx->err = REDIS_ERR_OOM;
+        snprintf(s->ctx->errstr, sizeof s->ctx->errstr, "out of memory");
+        *saved_errno = ENOMEM;
+        return NULL;
+    }
+    if (need <= OBUF_KEEP) {
+        free(s->obuf);
+        s->obuf = buf;
+        s->ocap = need;
+    }
+    return buf;
+}
+
+/* Sends len bytes with send(MSG_NOSIGNAL). hiredis 0.14 writes with
+ * write(2), which raises SIGPIPE on a connection Redis has closed and would
+ * kill the process; MSG_NOSIGNAL returns EPIPE instead, so no signal mask is
+ * touched per command. A failed send marks the context as an I/O error, as
+ * hiredis would, and leaves errno for the caller's timeout check. -1 on
+ * failure. */
+static int send_all(redisContext *c, const char *buf, size_t len, int *saved_errno)
+{
+    for (size_t off = 0; off < len;) {
+        ssize_t k = send(c->fd, buf + off, len - off, MSG_NOSIGNAL);
         if (k < 0 && errno == EINTR)
             continue;
         if (k <= 0) {
             *saved_errno = errno;
             c->err = REDIS_ERR_IO;
             snprintf(c->errstr, sizeof c->errstr, "%s", strerror(errno));
-            failed = 1;
-            break;
+            errno = *saved_errno;
+            return -1;
         }
         off += (size_t)k;
     }
-    if (buf != s->obuf)
-        free(buf);
-    if (failed) {
-        errno = *saved_errno;
-        return NULL;
-    }
+    return 0;
+}
+
+static redisReply *read_reply(redisContext *c, int *saved_errno)
+{
     errno = 0;
     void *reply = NULL;
     if (redisGetReply(c, &reply) != REDIS_OK)
@@ -310,13 +326,43 @@ static redisReply *command(slot *s, int argc, const char **argv, const size_t *l
     return reply;
 }
 
-/* Runs one command on s->ctx. On a NULL reply the context is freed (it is
- * dead) and the error is mapped; *stale tells whether a retry may help. */
-static sc_status run(sc__pool *p, slot *s, int argc, const char **argv, const size_t *lens, int64_t deadline,
-                     unsigned timeout_ms, const char *what, redisReply **reply, int *stale, char *err,
-                     size_t errlen)
+/* Sends the ncmd commands in one write and reads their replies into
+ * replies[0..ncmd-1], in order: a pipeline (one command is the plain case).
+ * 0, or -1 with every reply freed and the context failed. */
+static int pipeline(slot *s, size_t ncmd, const sc__pool_cmd *cmds, redisReply **replies, int *saved_errno)
 {
-    (void)p; /* messages name the slot's node (s->addr) */
+    size_t need = 0;
+    for (size_t i = 0; i < ncmd; i++)
+        need += command_size(cmds[i].argc, cmds[i].argv, cmds[i].lens);
+    char *buf = out_buffer(s, need, saved_errno);
+    if (!buf)
+        return -1;
+    char *o = buf;
+    for (size_t i = 0; i < ncmd; i++)
+        o = format_command(o, cmds[i].argc, cmds[i].argv, cmds[i].lens);
+    int failed = send_all(s->ctx, buf, need, saved_errno);
+    if (buf != s->obuf)
+        free(buf);
+    size_t got = 0;
+    while (!failed && got < ncmd) {
+        replies[got] = read_reply(s->ctx, saved_errno);
+        if (!replies[got])
+            failed = 1;
+        else
+            got++;
+    }
+    if (failed)
+        while (got > 0)
+            freeReplyObject(replies[--got]);
+    return failed ? -1 : 0;
+}
+
+/* Runs the ncmd commands on s->ctx (pipelined). On failure the context is
+ * freed (it is dead) and the error is mapped; *stale tells whether a retry
+ * may help. */
+static sc_status run_pipeline(slot *s, size_t ncmd, const sc__pool_cmd *cmds, int64_t deadline, unsigned timeout_ms,
+                              const char *what, redisReply **replies, int *stale, char *err, size_t errlen)
+{
     *stale = 0;
     /* The socket timeout is re-applied only when what is left of the
      * deadline differs from the one set by more than 5%: a fresh call's
@@ -334,8 +380,7 @@ static sc_status run(sc__pool *p, slot *s, int argc, const char **argv, const si
         s->set_ms = left < 1 ? 1 : left;
     }
     int saved_errno;
-    *reply = command(s, argc, argv, lens, &saved_errno);
-    if (*reply)
+    if (pipeline(s, ncmd, cmds, replies, &saved_errno) == 0)
         return SC_OK;
 
     sc_status st;
@@ -351,6 +396,17 @@ static sc_status run(sc__pool *p, slot *s, int argc, const char **argv, const si
     redisFree(s->ctx);
     s->ctx = NULL;
     return st;
+}
+
+/* Runs one command on s->ctx (see run_pipeline). */
+static sc_status run(sc__pool *p, slot *s, int argc, const char **argv, const size_t *lens, int64_t deadline,
+                     unsigned timeout_ms, const char *what, redisReply **reply, int *stale, char *err,
+                     size_t errlen)
+{
+    (void)p; /* messages name the slot's node (s->addr) */
+    sc__pool_cmd one = {argc, argv, lens};
+    *reply = NULL;
+    return run_pipeline(s, 1, &one, deadline, timeout_ms, what, reply, stale, err, errlen);
 }
 
 /* A command during connection setup whose error reply fails the connect. */
@@ -566,6 +622,20 @@ static sc_status ask(sc__pool *p, const sc__addr *a, int argc, const char **argv
     return st;
 }
 
+/* Drops s's connection when the routing moved since it was made, and
+ * connects s when it has none; *reused says whether it had one. */
+static sc_status ensure_connected(sc__pool *p, slot *s, int64_t deadline, unsigned timeout_ms, int *reused,
+                                  char *err, size_t errlen)
+{
+    if (p->router && s->ctx && s->gen != sc__router_gen(p->router)) {
+        /* The namespace moved since this connection was made. */
+        redisFree(s->ctx);
+        s->ctx = NULL;
+    }
+    *reused = s->ctx != NULL;
+    return *reused ? SC_OK : connect_to(p, s, NULL, deadline, timeout_ms, err, errlen);
+}
+
 sc_status sc__pool_command(sc__pool *p, int64_t deadline, unsigned timeout_ms, const char *what, int argc,
                            const char **argv, const size_t *lens, redisReply **reply, char *err, size_t errlen)
 {
@@ -576,19 +646,12 @@ sc_status sc__pool_command(sc__pool *p, int64_t deadline, unsigned timeout_ms, c
         return st;
     int hops = 0, tries = 0;
     for (int attempt = 0;; attempt++) {
-        if (p->router && s->ctx && s->gen != sc__router_gen(p->router)) {
-            /* The namespace moved since this connection was made. */
-            redisFree(s->ctx);
-            s->ctx = NULL;
-        }
-        int reused = s->ctx != NULL;
-        if (!reused) {
-            st = connect_to(p, s, NULL, deadline, timeout_ms, err, errlen);
-            if (st == SC_ERR_REMOTE && p->router && reroute(p, deadline, &tries))
-                continue;
-            if (st != SC_OK)
-                break;
-        }
+        int reused;
+        st = ensure_connected(p, s, deadline, timeout_ms, &reused, err, errlen);
+        if (st == SC_ERR_REMOTE && p->router && reroute(p, deadline, &tries))
+            continue;
+        if (st != SC_OK)
+            break;
         int stale;
         st = run(p, s, argc, argv, lens, deadline, timeout_ms, what, reply, &stale, err, errlen);
         if (st == SC_OK && p->router && (*reply)->type == REDIS_REPLY_ERROR && hops < MAX_HOPS) {
@@ -623,4 +686,40 @@ sc_status sc__pool_command(sc__pool *p, int64_t deadline, unsigned timeout_ms, c
     }
     release(p, s);
     return st;
+}
+
+sc_status sc__pool_pipeline(sc__pool *p, int64_t deadline, unsigned timeout_ms, const char *what, size_t ncmd,
+                            const sc__pool_cmd *cmds, redisReply **replies, char *err, size_t errlen)
+{
+    slot *s;
+    sc_status st = acquire(p, deadline, timeout_ms, what, &s, err, errlen);
+    if (st != SC_OK)
+        return st;
+    for (int attempt = 0;; attempt++) {
+        int reused;
+        st = ensure_connected(p, s, deadline, timeout_ms, &reused, err, errlen);
+        if (st != SC_OK)
+            break;
+        int stale;
+        st = run_pipeline(s, ncmd, cmds, deadline, timeout_ms, what, replies, &stale, err, errlen);
+        /* As in sc__pool_command: a connection Redis closed while it sat
+         * idle gets one retry on a fresh one. */
+        if (st == SC_OK || !(reused && stale && attempt == 0))
+            break;
+    }
+    release(p, s);
+    return st;
+}
+
+sc_status sc__pool_node(sc__pool *p, char *buf, size_t cap)
+{
+    if (p->router) {
+        sc__addr a;
+        unsigned gen;
+        if (sc__router_current(p->router, &a, &gen) != SC_OK)
+            return SC_ERR_REMOTE;
+        snprintf(buf, cap, "%s:%d", a.host, a.port);
+    } else
+        snprintf(buf, cap, "%s", p->addr);
+    return SC_OK;
 }

@@ -11,6 +11,7 @@
 #include "remote/remote.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <sys/random.h>
 #include <time.h>
 #include <inttypes.h>
@@ -435,62 +436,91 @@ sc_status sc__remote_version(sc__remote *r, const char *key, size_t klen, uint64
     return SC_OK;
 }
 
-sc_status sc__remote_get_many(sc__remote *r, const char *const *keys, const size_t *klens, size_t n,
-                              sc__remote_item *items, uint64_t *known, char *err, size_t errlen)
+/* The EVALSHA of get_many.lua over n keys into g: argv[0..2] are EVALSHA,
+ * the SHA and the key count, so the same arguments serve the script runner
+ * (from argv + 3) and a pipeline (whole). */
+typedef struct get_many_cmd {
+    const char **argv;
+    size_t *lens;
+    char **owned;  /* the n value keys */
+    size_t n;
+    char numkeys[24];
+} get_many_cmd;
+
+static void get_many_cmd_free(get_many_cmd *g)
 {
-    memset(items, 0, n * sizeof *items);
-    if (n > INT32_MAX - 2) {
+    if (g->owned)
+        for (size_t i = 0; i < g->n; i++)
+            free(g->owned[i]);
+    free(g->owned);
+    free(g->argv);
+    free(g->lens);
+    memset(g, 0, sizeof *g);
+}
+
+static sc_status get_many_cmd_build(sc__remote *r, const char *const *keys, const size_t *klens, size_t n,
+                                    get_many_cmd *g, char *err, size_t errlen)
+{
+    memset(g, 0, sizeof *g);
+    if (n > INT32_MAX - 5) {
         sc__remote_errf(err, errlen, "too many keys");
         return SC_ERR_INVALID;
     }
-    size_t argc = n + 2;
-    const char **args = malloc(argc * sizeof *args);
-    size_t *lens = malloc(argc * sizeof *lens);
-    char **owned = calloc(n ? n : 1, sizeof *owned);
-    sc_status st = SC_ERR_NOMEM;
-    redisReply *reply = NULL;
-    if (!args || !lens || !owned)
-        goto out;
-    args[0] = r->seq_key;
-    lens[0] = CSTR;
-    args[1] = r->meta_key;
-    lens[1] = CSTR;
+    size_t argc = n + 5;
+    g->n = n;
+    g->argv = malloc(argc * sizeof *g->argv);
+    g->lens = malloc(argc * sizeof *g->lens);
+    g->owned = calloc(n ? n : 1, sizeof *g->owned);
+    if (!g->argv || !g->lens || !g->owned) {
+        get_many_cmd_free(g);
+        sc__remote_errf(err, errlen, "out of memory");
+        return SC_ERR_NOMEM;
+    }
+    snprintf(g->numkeys, sizeof g->numkeys, "%zu", n + 2);
+    const char *head[5] = {"EVALSHA", r->shas[SC__SCRIPT_GET_MANY], g->numkeys, r->seq_key, r->meta_key};
+    for (size_t i = 0; i < 5; i++) {
+        g->argv[i] = head[i];
+        g->lens[i] = strlen(head[i]);
+    }
     for (size_t i = 0; i < n; i++) {
         int heap;
-        owned[i] = value_key(r, keys[i], klens[i], NULL, 0, &lens[i + 2], &heap);
-        if (!owned[i])
-            goto out;
-        args[i + 2] = owned[i];
+        g->owned[i] = value_key(r, keys[i], klens[i], NULL, 0, &g->lens[i + 5], &heap);
+        if (!g->owned[i]) {
+            get_many_cmd_free(g);
+            sc__remote_errf(err, errlen, "out of memory");
+            return SC_ERR_NOMEM;
+        }
+        g->argv[i + 5] = g->owned[i];
     }
-    st = script(r, SC__SCRIPT_GET_MANY, (int)argc, (int)argc, args, lens, sc__remote_now_ms() + r->timeout_ms,
-                &reply, err, errlen);
-    if (st != SC_OK)
-        goto out;
-    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != n + 1 || !reply_u64(reply->element[0], known)) {
-        st = bad_reply(r, reply, "get_many", err, errlen);
-        reply = NULL;
-        goto out;
-    }
-    for (size_t i = 0; i < n; i++) {
+    return SC_OK;
+}
+
+/* Parses (and frees) get_many.lua's reply for n keys into items and *known.
+ * On failure no item holds data. */
+static sc_status get_many_reply(const sc__remote *r, redisReply *reply, size_t n, sc__remote_item *items,
+                                uint64_t *known, char *err, size_t errlen)
+{
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != n + 1 || !reply_u64(reply->element[0], known))
+        return bad_reply(r, reply, "get_many", err, errlen);
+    sc_status st = SC_OK;
+    for (size_t i = 0; i < n && st == SC_OK; i++) {
         const redisReply *e = reply->element[i + 1];
         if (e->type != REDIS_REPLY_ARRAY || e->elements < 3 || e->elements > 4) {
-            st = bad_reply(r, reply, "get_many", err, errlen);
-            reply = NULL;
-            goto out;
+            st = SC_ERR_REMOTE;
+            break;
         }
         if (e->element[0]->type != REDIS_REPLY_STRING)
             continue; /* absent: data stays NULL */
         if (!reply_u64(e->element[1], &items[i].version) || e->element[2]->type != REDIS_REPLY_INTEGER) {
-            st = bad_reply(r, reply, "get_many", err, errlen);
-            reply = NULL;
-            goto out;
+            st = SC_ERR_REMOTE;
+            break;
         }
         const redisReply *tg = e->elements > 3 && e->element[3]->type == REDIS_REPLY_STRING ? e->element[3] : NULL;
         size_t tl = tg ? tg->len : 0;
         items[i].data = malloc(e->element[0]->len + 1 + tl + 1);
         if (!items[i].data) {
             st = SC_ERR_NOMEM;
-            goto out;
+            break;
         }
         memcpy(items[i].data, e->element[0]->str, e->element[0]->len);
         items[i].data[e->element[0]->len] = '\0';
@@ -503,24 +533,138 @@ sc_status sc__remote_get_many(sc__remote *r, const char *const *keys, const size
         items[i].pttl_ms = e->element[2]->integer < 0 ? -1 : e->element[2]->integer;
         items[i].known = *known;
     }
-    st = SC_OK;
-out:
-    if (st == SC_ERR_NOMEM)
-        sc__remote_errf(err, errlen, "out of memory");
     if (st != SC_OK)
         for (size_t i = 0; i < n; i++) {
             free(items[i].data);
             items[i].data = NULL;
         }
-    if (reply)
-        freeReplyObject(reply);
-    if (owned)
-        for (size_t i = 0; i < n; i++)
-            free(owned[i]);
-    free(owned);
-    free(args);
-    free(lens);
+    if (st == SC_ERR_REMOTE)
+        return bad_reply(r, reply, "get_many", err, errlen);
+    freeReplyObject(reply);
+    if (st == SC_ERR_NOMEM)
+        sc__remote_errf(err, errlen, "out of memory");
     return st;
+}
+
+sc_status sc__remote_get_many(sc__remote *r, const char *const *keys, const size_t *klens, size_t n,
+                              sc__remote_item *items, uint64_t *known, char *err, size_t errlen)
+{
+    memset(items, 0, n * sizeof *items);
+    get_many_cmd g;
+    sc_status st = get_many_cmd_build(r, keys, klens, n, &g, err, errlen);
+    if (st != SC_OK)
+        return st;
+    redisReply *reply;
+    st = script(r, SC__SCRIPT_GET_MANY, (int)n + 2, (int)n + 2, g.argv + 3, g.lens + 3,
+                sc__remote_now_ms() + r->timeout_ms, &reply, err, errlen);
+    if (st == SC_OK)
+        st = get_many_reply(r, reply, n, items, known, err, errlen);
+    get_many_cmd_free(&g);
+    return st;
+}
+
+/* The calls whose remotes talk to one node, pipelined on a connection of
+ * one of their pools. A call whose reply is no answer keeps status
+ * SC_ERR_REMOTE with no message, for the caller's fallback; so does every
+ * call of the group when the connection failed (its own path may reach the
+ * node that serves it now). A timeout (the deadline is spent: a retry would
+ * only double it) or out of memory is every call's answer. */
+static void get_many_node(sc__remote_get_many_call **group, size_t ng)
+{
+    get_many_cmd *g = calloc(ng, sizeof *g);
+    sc__pool_cmd *cmds = calloc(ng, sizeof *cmds);
+    redisReply **replies = calloc(ng, sizeof *replies);
+    int ok = g && cmds && replies;
+    char ignored[8]; /* the fallback says it again if it matters */
+    for (size_t i = 0; ok && i < ng; i++) {
+        sc__remote_get_many_call *k = group[i];
+        ok = get_many_cmd_build(k->r, k->keys, k->klens, k->n, &g[i], ignored, sizeof ignored) == SC_OK;
+        if (ok)
+            cmds[i] = (sc__pool_cmd){(int)k->n + 5, g[i].argv, g[i].lens};
+    }
+    /* Any pool of the group talks to the node; each holds only its share of
+     * redis_pool_size, so concurrent batches take turns over them rather
+     * than queue on the first one's. */
+    static atomic_uint turn;
+    sc__remote *via = group[atomic_fetch_add_explicit(&turn, 1, memory_order_relaxed) % ng]->r;
+    char err[sizeof group[0]->err];
+    sc_status st = ok ? sc__pool_pipeline(via->pool, sc__remote_now_ms() + via->timeout_ms, via->timeout_ms,
+                                          "EVALSHA (get_many script, pipelined)", ng, cmds, replies, err,
+                                          sizeof err)
+                      : SC_ERR_REMOTE;
+    for (size_t i = 0; i < ng; i++) {
+        sc__remote_get_many_call *k = group[i];
+        if (st == SC_ERR_TIMEOUT || st == SC_ERR_NOMEM) {
+            k->status = st;
+            snprintf(k->err, sizeof k->err, "%s", err);
+        } else if (st != SC_OK) {
+            continue;
+        } else if (replies[i]->type == REDIS_REPLY_ERROR) {
+            /* MOVED, ASK, NOSCRIPT, TRYAGAIN...: the call's own path knows
+             * what to do about each. */
+            freeReplyObject(replies[i]);
+        } else
+            k->status = get_many_reply(k->r, replies[i], k->n, k->items, &k->known, k->err, sizeof k->err);
+    }
+    for (size_t i = 0; g && i < ng; i++)
+        get_many_cmd_free(&g[i]);
+    free(g);
+    free(cmds);
+    free(replies);
+}
+
+/* A call with SC_ERR_REMOTE and no message has no answer yet. */
+static int unanswered(const sc__remote_get_many_call *k)
+{
+    return k->status == SC_ERR_REMOTE && !k->err[0];
+}
+
+void sc__remote_get_many_pipelined(sc__remote_get_many_call *calls, size_t n)
+{
+    char (*node)[300] = calloc(n ? n : 1, sizeof *node);
+    sc__remote_get_many_call **group = calloc(n ? n : 1, sizeof *group);
+    unsigned char *done = calloc(n ? n : 1, 1);
+    for (size_t i = 0; i < n; i++) {
+        memset(calls[i].items, 0, calls[i].n * sizeof *calls[i].items);
+        calls[i].status = SC_ERR_REMOTE;
+        calls[i].err[0] = '\0';
+        calls[i].skipped = 0;
+        if (node && sc__pool_node(calls[i].r->pool, node[i], sizeof node[i]) != SC_OK)
+            node[i][0] = '\0'; /* no node known yet: its own path finds one */
+    }
+    /* One pipelined exchange per node, until a call fails: the batch has
+     * failed then, and the rest are not tried (as a batch read one call
+     * after the other would stop). Out of memory leaves every call to its
+     * own path. */
+    int failed = 0;
+    for (size_t i = 0; node && group && done && i < n && !failed; i++) {
+        if (done[i] || !node[i][0])
+            continue;
+        size_t ng = 0;
+        for (size_t j = i; j < n; j++)
+            if (!done[j] && strcmp(node[j], node[i]) == 0) {
+                group[ng++] = &calls[j];
+                done[j] = 1;
+            }
+        get_many_node(group, ng);
+        for (size_t j = 0; j < ng; j++)
+            failed |= group[j]->status != SC_OK && !unanswered(group[j]);
+    }
+    for (size_t i = 0; i < n; i++) {
+        sc__remote_get_many_call *k = &calls[i];
+        if (!unanswered(k))
+            continue;
+        if (failed) {
+            k->skipped = 1;
+            snprintf(k->err, sizeof k->err, "not read: another part of the batch failed first");
+            continue;
+        }
+        k->status = sc__remote_get_many(k->r, k->keys, k->klens, k->n, k->items, &k->known, k->err, sizeof k->err);
+        failed = k->status != SC_OK;
+    }
+    free(node);
+    free(group);
+    free(done);
 }
 
 sc_status sc__remote_delete(sc__remote *r, const char *key, size_t klen, uint64_t tombstone_ttl_ms,

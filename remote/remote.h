@@ -122,6 +122,31 @@ sc_status sc__remote_version(sc__remote *r, const char *key, size_t klen, uint64
 sc_status sc__remote_get_many(sc__remote *r, const char *const *keys, const size_t *klens, size_t n,
                               sc__remote_item *items, uint64_t *known, char *err, size_t errlen);
 
+/* One sc__remote_get_many of a sc__remote_get_many_pipelined. */
+typedef struct sc__remote_get_many_call {
+    sc__remote *r;             /* in */
+    const char *const *keys;   /* in */
+    const size_t *klens;
+    size_t n;
+    sc__remote_item *items;    /* out: n items, as sc__remote_get_many */
+    uint64_t known;            /* out */
+    sc_status status;          /* out: what sc__remote_get_many returned */
+    char err[256];             /* out, when status is not SC_OK */
+    int skipped;               /* out: not read (SC_ERR_REMOTE) because
+                                  another call failed first */
+} sc__remote_get_many_call;
+
+/* Runs n sc__remote_get_many calls (each on its own remote, whose keys may
+ * live anywhere) with one round trip per node: the calls whose remotes
+ * talk to the same node are pipelined on one connection. A call whose
+ * reply is an error (MOVED, ASK, NOSCRIPT, TRYAGAIN ...) or whose node's
+ * exchange failed runs again alone through sc__remote_get_many, which
+ * follows redirections. Once a call fails (a timeout is not retried) the
+ * calls not yet answered are skipped, so the whole takes about timeout_ms
+ * per failure at most, as the calls one after the other would. Each call
+ * ends with its own status; on SC_OK the caller frees its items' data. */
+void sc__remote_get_many_pipelined(sc__remote_get_many_call *calls, size_t n);
+
 /* One script: the next version, the key deleted (a tombstone holding the
  * version for tombstone_ttl_ms when not 0), the log entry and the event. */
 sc_status sc__remote_delete(sc__remote *r, const char *key, size_t klen, uint64_t tombstone_ttl_ms,
@@ -305,6 +330,25 @@ const char *sc__pool_addr(const sc__pool *p); /* "host:port" or the socket path 
 sc_status sc__pool_command(sc__pool *p, int64_t deadline, unsigned timeout_ms, const char *what, int argc,
                            const char **argv, const size_t *lens, struct redisReply **reply, char *err,
                            size_t errlen);
+
+/* One command of a pipeline: argv[0..argc-1] (lens NULL: C strings). */
+typedef struct sc__pool_cmd {
+    int argc;
+    const char **argv;
+    const size_t *lens;
+} sc__pool_cmd;
+
+/* Runs the ncmd commands on one connection of p: all sent in one write,
+ * then the replies read in order into replies[0..ncmd-1] (one round trip).
+ * SC_OK with every reply set (caller frees; any may be an error reply: no
+ * redirection is followed here, the caller decides), or an error with none
+ * set. The connection's node is the one sc__pool_node names; an idle
+ * connection Redis closed is retried once, as in sc__pool_command. */
+sc_status sc__pool_pipeline(sc__pool *p, int64_t deadline, unsigned timeout_ms, const char *what, size_t ncmd,
+                            const sc__pool_cmd *cmds, struct redisReply **replies, char *err, size_t errlen);
+/* The node p's next command goes to ("host:port" or the socket path), as
+ * far as the router knows now. SC_ERR_REMOTE: no node known yet. */
+sc_status sc__pool_node(sc__pool *p, char *buf, size_t cap);
 
 /* ---- routing (route.c, cluster.c, sentinel.c) ----
  * A router knows which node serves the namespace: in a cluster the master

@@ -23,20 +23,6 @@ static sc_test_cluster g_cl;
 
 /* ------------------------------------------------------------ harness -- */
 
-static redisContext *node_ctx(int port)
-{
-    return sc_test_redis_connect_addr("127.0.0.1", port);
-}
-
-static int node_alive(int i)
-{
-    redisReply *r = sc_test_node_cmd(g_cl.node[i].port, "PING");
-    int ok = r && r->type == REDIS_REPLY_STATUS;
-    if (r)
-        freeReplyObject(r);
-    return ok;
-}
-
 static unsigned ns_slot(const char *ns)
 {
     char tag[300];
@@ -47,15 +33,6 @@ static unsigned ns_slot(const char *ns)
 static int master_of_ns(const char *ns)
 {
     return sc_test_cluster_slot_owner(&g_cl, ns_slot(ns));
-}
-
-static void node_id(int port, char id[64])
-{
-    redisReply *r = sc_test_node_cmd(port, "CLUSTER MYID");
-    ck_assert_ptr_nonnull(r);
-    ck_assert_int_eq(r->type, REDIS_REPLY_STRING);
-    snprintf(id, 64, "%s", r->str);
-    freeReplyObject(r);
 }
 
 /* ----------------------------------------------------------- pods -- */
@@ -303,72 +280,20 @@ static void history_check(hist_run *h, const char *tag)
     ck_assert_msg(n == 0, "%s: %zu history violation(s), first: %s", tag, n, first);
 }
 
-/* Moving a slot from src to dst with MIGRATE, as redis-cli --cluster
- * reshard does, in three steps so a test can act between them. */
+/* The steps of sc_test_cluster_migrate_*, each asserted. */
 static void migrate_begin(unsigned slot, int src, int dst)
 {
-    char src_id[64], dst_id[64];
-    node_id(src, src_id);
-    node_id(dst, dst_id);
-    redisReply *r = sc_test_node_cmd(dst, "CLUSTER SETSLOT %u IMPORTING %s", slot, src_id);
-    ck_assert_msg(r && r->type != REDIS_REPLY_ERROR, "IMPORTING: %s", r ? r->str : "no reply");
-    freeReplyObject(r);
-    r = sc_test_node_cmd(src, "CLUSTER SETSLOT %u MIGRATING %s", slot, dst_id);
-    ck_assert_msg(r && r->type != REDIS_REPLY_ERROR, "MIGRATING: %s", r ? r->str : "no reply");
-    freeReplyObject(r);
+    ck_assert_int_eq(sc_test_cluster_migrate_begin(slot, src, dst), 0);
 }
 
 static void migrate_keys(unsigned slot, int src, int dst)
 {
-    for (;;) {
-        redisReply *r = sc_test_node_cmd(src, "CLUSTER GETKEYSINSLOT %u 100", slot);
-        ck_assert_ptr_nonnull(r);
-        ck_assert_int_eq(r->type, REDIS_REPLY_ARRAY);
-        if (r->elements == 0) {
-            freeReplyObject(r);
-            break;
-        }
-        const char *argv[7 + 100];
-        size_t lens[7 + 100];
-        char port[16];
-        snprintf(port, sizeof port, "%d", dst);
-        const char *head[7] = {"MIGRATE", "127.0.0.1", port, "", "0", "5000", "KEYS"};
-        for (int i = 0; i < 7; i++) {
-            argv[i] = head[i];
-            lens[i] = strlen(head[i]);
-        }
-        size_t n = r->elements;
-        for (size_t i = 0; i < n; i++) {
-            argv[7 + i] = r->element[i]->str;
-            lens[7 + i] = r->element[i]->len;
-        }
-        redisContext *c = node_ctx(src);
-        ck_assert_ptr_nonnull(c);
-        redisReply *m = redisCommandArgv(c, (int)(7 + n), argv, lens);
-        ck_assert_msg(m && m->type != REDIS_REPLY_ERROR, "MIGRATE: %s", m ? m->str : c->errstr);
-        freeReplyObject(m);
-        redisFree(c);
-        freeReplyObject(r);
-    }
+    ck_assert_int_eq(sc_test_cluster_migrate_keys(slot, src, dst), 0);
 }
 
 static void migrate_finish(unsigned slot, int src, int dst)
 {
-    char dst_id[64];
-    node_id(dst, dst_id);
-    /* The new owner first, then the old one, then everybody else. */
-    int order[g_cl.nodes + 2];
-    int n = 0;
-    order[n++] = dst;
-    order[n++] = src;
-    for (int i = 0; i < g_cl.nodes; i++)
-        if (g_cl.node[i].port != src && g_cl.node[i].port != dst && node_alive(i))
-            order[n++] = g_cl.node[i].port;
-    for (int i = 0; i < n; i++) {
-        redisReply *r = sc_test_node_cmd(order[i], "CLUSTER SETSLOT %u NODE %s", slot, dst_id);
-        if (r)
-            freeReplyObject(r); /* a replica refuses; it learns from its master */
-    }
+    ck_assert_int_eq(sc_test_cluster_migrate_finish(&g_cl, slot, src, dst), 0);
 }
 
 static void migrate_slot(unsigned slot, int src, int dst)

@@ -223,6 +223,19 @@ START_TEST(set_delete_clear_propagate)
 }
 END_TEST
 
+/* keys[i] = <prefix><i> and kp[i] = keys[i] for i < n; a (unless NULL)
+ * writes each key as its own value except every fourth (i % 4 == 3), which
+ * stays absent. */
+static void batch_keys(sc_cache *a, char (*keys)[16], const char **kp, int n, const char *prefix)
+{
+    for (int i = 0; i < n; i++) {
+        snprintf(keys[i], sizeof keys[i], "%s%d", prefix, i);
+        kp[i] = keys[i];
+        if (a && i % 4 != 3)
+            ck_assert_int_eq(sc_set(a, keys[i], keys[i], strlen(keys[i]), 0), SC_OK);
+    }
+}
+
 START_TEST(batches_and_versions)
 {
     sc_cache *a = part_pod(NS("batch"), "a");
@@ -230,12 +243,7 @@ START_TEST(batches_and_versions)
     enum { N = 40 };
     char keys[N][16];
     const char *kp[N + 1];
-    for (int i = 0; i < N; i++) {
-        snprintf(keys[i], sizeof keys[i], "b%d", i);
-        kp[i] = keys[i];
-        if (i % 4 != 3)
-            ck_assert_int_eq(sc_set(a, keys[i], keys[i], strlen(keys[i]), 0), SC_OK);
-    }
+    batch_keys(a, keys, kp, N, "b");
     kp[N] = keys[5]; /* a key given twice */
     sc_value *out[N + 1];
     ck_assert_int_eq(sc_get_many(b, kp, N + 1, out), SC_OK);
@@ -273,6 +281,287 @@ START_TEST(batches_and_versions)
     ck_assert(get_is(a, keys[0], "cas"));
     ck_assert(get_is(b, keys[1], "cas"));
     ck_assert(get_is(b, keys[3], "new"));
+    sc_close(a);
+    sc_close(b);
+}
+END_TEST
+
+/* ---- sc_get_many: one pipelined exchange per node ----
+ * MONITOR on a node shows every command with the connection it came on
+ * ("[db addr]"; a script's own commands show as "[db lua]"). The
+ * get_many script's EVALSHA is the one whose first key is {ns#p}:seq and
+ * whose next keys are values ({ns#p}:k:...). */
+
+typedef struct monitored {
+    int calls;             /* get_many EVALSHAs of the namespace */
+    int keys;              /* value keys they read */
+    int parts[P];          /* of each partition */
+    int nclients;          /* distinct connections they came on */
+    char client[P][64];
+    int first;             /* line number of the first */
+    int between;           /* other connections' commands between the
+                              first and the last (scripts' own not counted) */
+} monitored;
+
+static redisContext *monitor_open(int port)
+{
+    redisContext *m = sc_test_redis_connect_addr("127.0.0.1", port);
+    ck_assert_ptr_nonnull(m);
+    struct timeval tv = {10, 0}; /* a missing marker fails, never hangs */
+    redisSetTimeout(m, tv);
+    redisReply *r = redisCommand(m, "MONITOR");
+    ck_assert_ptr_nonnull(r);
+    ck_assert_int_eq(r->type, REDIS_REPLY_STATUS);
+    freeReplyObject(r);
+    return m;
+}
+
+/* Reads m's lines up to an ECHO of a marker sent now, into *s; closes m. */
+static void monitor_close(redisContext *m, int port, const char *ns, monitored *s)
+{
+    memset(s, 0, sizeof *s);
+    s->first = -1;
+    char marker[64], head[320];
+    int others = 0;
+    snprintf(marker, sizeof marker, "bynode-marker-%d", port);
+    redisReply *e = sc_test_node_cmd(port, "ECHO %s", marker);
+    ck_assert_ptr_nonnull(e);
+    freeReplyObject(e);
+    for (int line = 0;; line++) {
+        void *rv = NULL;
+        ck_assert_msg(redisGetReply(m, &rv) == REDIS_OK, "MONITOR: %s", m->errstr);
+        redisReply *r = rv;
+        ck_assert_int_eq(r->type, REDIS_REPLY_STATUS);
+        if (strstr(r->str, marker)) {
+            freeReplyObject(r);
+            break;
+        }
+        const char *at = strchr(r->str, '[');
+        const char *sp = at ? strchr(at, ' ') : NULL;
+        const char *end = sp ? strchr(sp, ']') : NULL;
+        snprintf(head, sizeof head, "\"{%s#", ns);
+        const char *evalsha = strstr(r->str, "] \"EVALSHA\" \"");
+        /* "EVALSHA" "<sha>" "<numkeys>" "{ns#p}:seq" "{ns#p}:meta" "{ns#p}:k:..." */
+        const char *k = evalsha ? strstr(evalsha, head) : NULL;
+        unsigned p = 0;
+        int is_get_many = k && sscanf(k + strlen(head), "%u", &p) == 1 && p < P &&
+                          strncmp(strchr(k, '}'), "}:seq\" ", 7) == 0 && strstr(k, "}:k:");
+        if (end && is_get_many) {
+            char client[64];
+            snprintf(client, sizeof client, "%.*s", (int)(end - sp - 1), sp + 1);
+            int known = 0;
+            for (int i = 0; i < s->nclients; i++)
+                known |= strcmp(s->client[i], client) == 0;
+            if (!known && s->nclients < P)
+                snprintf(s->client[s->nclients++], sizeof s->client[0], "%s", client);
+            s->calls++;
+            s->parts[p]++;
+            for (const char *q = k; (q = strstr(q, "}:k:")); q++)
+                s->keys++;
+            if (s->first < 0)
+                s->first = line;
+            s->between = others;
+        } else if (end && s->first >= 0 && strncmp(sp + 1, "lua]", 4) != 0)
+            others++;
+        freeReplyObject(r);
+    }
+    redisFree(m);
+}
+
+/* The reference answer for key: sc_get on a pod of its own (one key, one
+ * partition), with the key's version in Redis. */
+static void reference(sc_cache *ref, const char *key, char **val, uint64_t *version)
+{
+    *val = test_get(ref, key);
+    ck_assert_int_eq(sc_version_of(ref, key, version), SC_OK);
+}
+
+/* out[i] is what the reference pod says of kp[i]: the same value and
+ * version, or NULL for a key that is not found. */
+static void assert_same_answers(sc_cache *ref, const char *const *kp, size_t n, sc_value **out)
+{
+    for (size_t i = 0; i < n; i++) {
+        char *want;
+        uint64_t version;
+        reference(ref, kp[i], &want, &version);
+        if (strcmp(want, "<none>") == 0)
+            ck_assert_msg(out[i] == NULL, "%s: found, reference: not found", kp[i]);
+        else {
+            ck_assert_msg(out[i] != NULL, "%s: not found, reference: %s", kp[i], want);
+            ck_assert_str_eq(sc_value_data(out[i]), want);
+            ck_assert_uint_eq(sc_value_version(out[i]), version);
+        }
+        free(want);
+    }
+}
+
+START_TEST(get_many_by_node)
+{
+    const char *ns = NS("bynode");
+    sc_cache *a = part_pod(ns, "a");
+    enum { N = 100, LOCAL = 10 };
+    char keys[N][16];
+    const char *kp[N + 1];
+    batch_keys(a, keys, kp, N, "g");
+    kp[N] = keys[LOCAL + 1]; /* a key given twice */
+    /* b opens after the writes, so it holds no copies from their events;
+     * it holds the first LOCAL keys (and their absence when missing) locally. */
+    sc_cache *b = part_pod(ns, "b");
+    sc_cache *ref = part_pod(ns, "ref");
+    for (int i = 0; i < LOCAL; i++)
+        free(test_get(b, keys[i]));
+    int miss_parts = 0, misses = 0, in[P] = {0};
+    for (int i = 0; i < N; i++) {
+        int local = i < LOCAL && has_local(b, keys[i], keys[i]) && i % 4 != 3;
+        if (local)
+            continue;
+        misses++;
+        if (!in[partition_of(keys[i], P)]++)
+            miss_parts++;
+    }
+    ck_assert_int_eq(miss_parts, P);
+
+    redisContext *m = monitor_open(g_redis.port);
+    sc_value *out[N + 1];
+    ck_assert_int_eq(sc_get_many(b, kp, N + 1, out), SC_OK);
+    monitored s;
+    monitor_close(m, g_redis.port, ns, &s);
+    /* One script per partition with misses, every one on one connection,
+     * back to back (the whole pipeline arrived in one read), reading each
+     * missed key once. */
+    ck_assert_int_eq(s.calls, P);
+    for (unsigned p = 0; p < P; p++)
+        ck_assert_int_eq(s.parts[p], 1);
+    ck_assert_int_eq(s.nclients, 1);
+    ck_assert_int_eq(s.between, 0);
+    ck_assert_int_eq(s.keys, misses);
+    assert_same_answers(ref, kp, N + 1, out);
+
+    /* The per-partition path (one sc_get_many per partition's keys, one
+     * partition each) gives the same answers on a fresh pod. */
+    sc_cache *c = part_pod(ns, "c");
+    sc_value *one[N];
+    for (unsigned p = 0; p < P; p++) {
+        const char *sub[N];
+        size_t idx[N], k = 0;
+        for (int i = 0; i < N; i++)
+            if (partition_of(keys[i], P) == p) {
+                idx[k] = (size_t)i;
+                sub[k++] = keys[i];
+            }
+        ck_assert_int_eq(sc_get_many(c, sub, k, one), SC_OK);
+        for (size_t j = 0; j < k; j++) {
+            sc_value *got = out[idx[j]];
+            ck_assert_int_eq(one[j] == NULL, got == NULL);
+            if (got) {
+                ck_assert_str_eq(sc_value_data(one[j]), sc_value_data(got));
+                ck_assert_uint_eq(sc_value_version(one[j]), sc_value_version(got));
+            }
+            sc_value_release(one[j]);
+        }
+    }
+    for (int i = 0; i <= N; i++)
+        sc_value_release(out[i]);
+
+    /* A script unknown to Redis (SCRIPT FLUSH): every partition's EVALSHA
+     * answers NOSCRIPT and falls back to its own path, with the same
+     * answers. */
+    redisReply *f = cmd("SCRIPT FLUSH");
+    freeReplyObject(f);
+    sc_cache *d = part_pod(ns, "d");
+    f = cmd("SCRIPT FLUSH");
+    freeReplyObject(f);
+    ck_assert_int_eq(sc_get_many(d, kp, N + 1, out), SC_OK);
+    assert_same_answers(ref, kp, N + 1, out);
+    for (int i = 0; i <= N; i++)
+        sc_value_release(out[i]);
+    sc_close(a);
+    sc_close(b);
+    sc_close(c);
+    sc_close(d);
+    sc_close(ref);
+}
+END_TEST
+
+/* Redis stops answering (CLIENT PAUSE) during a partitioned sc_get_many:
+ * the pipelined exchange times out and the call fails with SC_ERR_TIMEOUT,
+ * every slot NULL, naming a partition; afterwards it answers again. */
+START_TEST(get_many_timeout)
+{
+    sc_options o = part_options(NS("bynode_to"), "a", P);
+    o.redis_timeout_ms = 200;
+    sc_cache *a = test_open(&o);
+    enum { N = 40 };
+    char keys[N][16];
+    const char *kp[N];
+    batch_keys(NULL, keys, kp, N, "t");
+    sc_value *out[N];
+    redisReply *r = cmd("CLIENT PAUSE 1000 ALL");
+    freeReplyObject(r);
+    ck_assert_int_eq(sc_get_many(a, kp, N, out), SC_ERR_TIMEOUT);
+    for (int i = 0; i < N; i++)
+        ck_assert_ptr_null(out[i]);
+    ck_assert_msg(strstr(sc_errmsg(a), "timeout") && strstr(sc_errmsg(a), "partition"), "%s", sc_errmsg(a));
+    test_sleep_ms(1100);
+    ck_assert_int_eq(sc_get_many(a, kp, N, out), SC_OK);
+    for (int i = 0; i < N; i++)
+        ck_assert_ptr_null(out[i]);
+    sc_close(a);
+}
+END_TEST
+
+/* Threads calling sc_get_many at once on one partitioned pod share the
+ * partitions' pools (the pipelined exchanges take turns over them): every
+ * call answers, and right. */
+typedef struct many_reader {
+    sc_cache *c;
+    const char *const *kp;
+    int n;
+    int bad; /* calls that failed or answered wrong */
+} many_reader;
+
+static void *many_reader_main(void *arg)
+{
+    many_reader *m = arg;
+    sc_value *out[64];
+    for (int round = 0; round < 50; round++) {
+        if (sc_get_many(m->c, m->kp, (size_t)m->n, out) != SC_OK) {
+            m->bad++;
+            continue;
+        }
+        for (int i = 0; i < m->n; i++) {
+            /* batch_keys: every fourth key absent, the others their own value */
+            int want = i % 4 != 3;
+            if ((out[i] != NULL) != want || (out[i] && strcmp(sc_value_data(out[i]), m->kp[i]) != 0))
+                m->bad++;
+            sc_value_release(out[i]);
+        }
+    }
+    return NULL;
+}
+
+START_TEST(get_many_threads)
+{
+    const char *ns = NS("bynode_mt");
+    sc_cache *a = part_pod(ns, "a");
+    enum { N = 40, T = 4 };
+    char keys[N][16];
+    const char *kp[N];
+    batch_keys(a, keys, kp, N, "m");
+    /* Local tiers of one entry per partition: nearly every read goes to Redis. */
+    sc_options o = part_options(ns, "b", P);
+    o.local_max_entries = P;
+    sc_cache *b = test_open(&o);
+    many_reader r[T];
+    pthread_t t[T];
+    for (int i = 0; i < T; i++) {
+        r[i] = (many_reader){b, kp, N, 0};
+        ck_assert_int_eq(pthread_create(&t[i], NULL, many_reader_main, &r[i]), 0);
+    }
+    for (int i = 0; i < T; i++) {
+        pthread_join(t[i], NULL);
+        ck_assert_int_eq(r[i].bad, 0);
+    }
     sc_close(a);
     sc_close(b);
 }
@@ -613,6 +902,97 @@ static sc_cache *cluster_pod(const char *ns, const char *id)
     return test_open(&o);
 }
 
+/* sc_get_many of keys in every partition on a pod that holds none of them:
+ * each master gets one connection carrying the EVALSHAs of exactly the
+ * partitions it owns, back to back, and the answers are the per-key
+ * path's. */
+static void cluster_get_many_by_node(const char *ns, const char *id)
+{
+    sc_cache *g = cluster_pod(ns, id);
+    sc_cache *ref = cluster_pod(ns, "ref");
+    enum { N = 64 };
+    char keys[N][16];
+    const char *kp[N];
+    int in[P] = {0};
+    for (int i = 0; i < N; i++) {
+        snprintf(keys[i], sizeof keys[i], "c%d", i); /* c48..c63: never written */
+        kp[i] = keys[i];
+        in[partition_of(keys[i], P)] = 1;
+    }
+    int port[P], nports = 0;
+    for (unsigned p = 0; p < P; p++) {
+        int at = master_of_part(ns, p), known = 0;
+        for (int j = 0; j < nports; j++)
+            known |= port[j] == at;
+        if (!known)
+            port[nports++] = at;
+    }
+    ck_assert_int_ge(nports, 2);
+    redisContext *m[P];
+    for (int j = 0; j < nports; j++)
+        m[j] = monitor_open(port[j]);
+    sc_value *out[N];
+    ck_assert_int_eq(sc_get_many(g, kp, N, out), SC_OK);
+    for (int j = 0; j < nports; j++) {
+        monitored s;
+        monitor_close(m[j], port[j], ns, &s);
+        int owned = 0;
+        for (unsigned p = 0; p < P; p++) {
+            int here = in[p] && master_of_part(ns, p) == port[j];
+            owned += here;
+            ck_assert_int_eq(s.parts[p], here);
+        }
+        ck_assert_int_eq(s.calls, owned);
+        ck_assert_int_eq(s.nclients, owned > 0);
+        ck_assert_int_eq(s.between, 0);
+    }
+    assert_same_answers(ref, kp, N, out);
+    for (int i = 0; i < N; i++)
+        sc_value_release(out[i]);
+    sc_close(g);
+    sc_close(ref);
+}
+
+/* A partition's slot moves to another master under a pod whose routing
+ * still names the old one: its part of the pipelined exchange answers ASK
+ * (keys moved, slot not yet reassigned) or MOVED, falls back to its own
+ * path, and sc_get_many still answers as the per-key path does. */
+static void cluster_get_many_moved(const char *ns)
+{
+    /* Two pods that hold none of the keys, one for each step. */
+    sc_cache *h[2] = {cluster_pod(ns, "h1"), cluster_pod(ns, "h2")};
+    sc_cache *ref = cluster_pod(ns, "ref");
+    enum { N = 48 };
+    char keys[N][16];
+    const char *kp[N];
+    batch_keys(NULL, keys, kp, N, "c");
+    unsigned p = partition_of(keys[1], P);
+    char tag[300];
+    snprintf(tag, sizeof tag, "{%s#%u}", ns, p);
+    unsigned slot = sc_test_cluster_keyslot(&g_cl, tag);
+    int src = master_of_part(ns, p), dst = 0;
+    for (unsigned q = 0; q < P && !dst; q++)
+        if (master_of_part(ns, q) != src)
+            dst = master_of_part(ns, q);
+    ck_assert_int_ne(dst, 0);
+    sc_value *out[N];
+    ck_assert_int_eq(sc_test_cluster_migrate_begin(slot, src, dst), 0);
+    ck_assert_int_eq(sc_test_cluster_migrate_keys(slot, src, dst), 0);
+    ck_assert_int_eq(sc_get_many(h[0], kp, N, out), SC_OK); /* ASK */
+    assert_same_answers(ref, kp, N, out);
+    for (int i = 0; i < N; i++)
+        sc_value_release(out[i]);
+    ck_assert_int_eq(sc_test_cluster_migrate_finish(&g_cl, slot, src, dst), 0);
+    ck_assert_int_eq(sc_get_many(h[1], kp, N, out), SC_OK); /* MOVED */
+    assert_same_answers(ref, kp, N, out);
+    for (int i = 0; i < N; i++)
+        sc_value_release(out[i]);
+    ck_assert_int_eq(master_of_part(ns, p), dst);
+    sc_close(h[0]);
+    sc_close(h[1]);
+    sc_close(ref);
+}
+
 START_TEST(cluster_spread_and_converge)
 {
     ck_assert_int_eq(sc_test_cluster_start(&g_cl, 3, 0), 0);
@@ -662,6 +1042,9 @@ START_TEST(cluster_spread_and_converge)
         test_assert_converged(pods, 3, ns, key, 5000, cluster_value, NULL);
     }
 
+    cluster_get_many_by_node(ns, "g");
+    cluster_get_many_moved(ns);
+
     /* A writer over keys of many partitions while the others read. */
     test_writer w;
     memset(&w, 0, sizeof w);
@@ -704,6 +1087,9 @@ static Suite *suite(void)
     tcase_add_test(tc, keys_spread_over_partitions);
     tcase_add_test(tc, set_delete_clear_propagate);
     tcase_add_test(tc, batches_and_versions);
+    tcase_add_test(tc, get_many_by_node);
+    tcase_add_test(tc, get_many_timeout);
+    tcase_add_test(tc, get_many_threads);
     tcase_add_test(tc, behind_and_tags);
     tcase_add_test(tc, count_agreement);
     tcase_add_test(tc, lost_event_in_one_partition);

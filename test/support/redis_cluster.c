@@ -173,3 +173,93 @@ int sc_test_node_replica_synced(int port)
         freeReplyObject(r);
     return ok;
 }
+
+/* CLUSTER MYID of the node at port into id; -1 when it does not answer. */
+static int node_id(int port, char id[64])
+{
+    redisReply *r = sc_test_node_cmd(port, "CLUSTER MYID");
+    int ok = r && r->type == REDIS_REPLY_STRING;
+    if (ok)
+        snprintf(id, 64, "%s", r->str);
+    if (r)
+        freeReplyObject(r);
+    return ok ? 0 : -1;
+}
+
+/* The command's reply is not an error (and is freed). */
+static int node_ok(redisReply *r)
+{
+    int ok = r && r->type != REDIS_REPLY_ERROR;
+    if (r)
+        freeReplyObject(r);
+    return ok;
+}
+
+int sc_test_cluster_migrate_begin(unsigned slot, int src, int dst)
+{
+    char src_id[64], dst_id[64];
+    if (node_id(src, src_id) != 0 || node_id(dst, dst_id) != 0)
+        return -1;
+    if (!node_ok(sc_test_node_cmd(dst, "CLUSTER SETSLOT %u IMPORTING %s", slot, src_id)))
+        return -1;
+    return node_ok(sc_test_node_cmd(src, "CLUSTER SETSLOT %u MIGRATING %s", slot, dst_id)) ? 0 : -1;
+}
+
+int sc_test_cluster_migrate_keys(unsigned slot, int src, int dst)
+{
+    enum { PAGE = 100 };
+    for (;;) {
+        redisReply *r = sc_test_node_cmd(src, "CLUSTER GETKEYSINSLOT %u %d", slot, PAGE);
+        if (!r || r->type != REDIS_REPLY_ARRAY) {
+            if (r)
+                freeReplyObject(r);
+            return -1;
+        }
+        size_t n = r->elements;
+        if (n == 0) {
+            freeReplyObject(r);
+            return 0;
+        }
+        const char *argv[7 + PAGE];
+        size_t lens[7 + PAGE];
+        char port[16];
+        snprintf(port, sizeof port, "%d", dst);
+        const char *head[7] = {"MIGRATE", "127.0.0.1", port, "", "0", "5000", "KEYS"};
+        for (int i = 0; i < 7; i++) {
+            argv[i] = head[i];
+            lens[i] = strlen(head[i]);
+        }
+        for (size_t i = 0; i < n; i++) {
+            argv[7 + i] = r->element[i]->str;
+            lens[7 + i] = r->element[i]->len;
+        }
+        redisContext *c = sc_test_redis_connect_addr("127.0.0.1", src);
+        int ok = c && node_ok(redisCommandArgv(c, (int)(7 + n), argv, lens));
+        if (c)
+            redisFree(c);
+        freeReplyObject(r);
+        if (!ok)
+            return -1;
+    }
+}
+
+int sc_test_cluster_migrate_finish(const sc_test_cluster *cl, unsigned slot, int src, int dst)
+{
+    char dst_id[64];
+    if (node_id(dst, dst_id) != 0)
+        return -1;
+    /* The new owner first, then the old one, then everybody else. */
+    int order[SC_TEST_CLUSTER_MAX + 2];
+    int n = 0;
+    order[n++] = dst;
+    order[n++] = src;
+    for (int i = 0; i < cl->nodes; i++)
+        if (cl->node[i].port != src && cl->node[i].port != dst && node_ok(sc_test_node_cmd(cl->node[i].port, "PING")))
+            order[n++] = cl->node[i].port;
+    for (int i = 0; i < n; i++) {
+        redisReply *r = sc_test_node_cmd(order[i], "CLUSTER SETSLOT %u NODE %s", slot, dst_id);
+        if (r)
+            freeReplyObject(r); /* a replica refuses; it learns from its master */
+    }
+    return 0;
+}

@@ -45,4 +45,13 @@ int sc_test_cluster_index_of(const sc_test_cluster *cl, int port);
 /* The replica at port has its link to the master up and no sync running. */
 int sc_test_node_replica_synced(int port);
 
+/* Moving a slot from the master at src to the one at dst with MIGRATE, as
+ * redis-cli --cluster reshard does, in three steps so a test can act
+ * between them: IMPORTING / MIGRATING, every key moved, the slot assigned
+ * (to dst, src, then every other running node). 0, or -1 when a node
+ * refused or did not answer. */
+int sc_test_cluster_migrate_begin(unsigned slot, int src, int dst);
+int sc_test_cluster_migrate_keys(unsigned slot, int src, int dst);
+int sc_test_cluster_migrate_finish(const sc_test_cluster *cl, unsigned slot, int src, int dst);
+
 #endif
