@@ -442,10 +442,10 @@ SC_EXPORT sc_status sc_set_if_version(sc_cache *c, const char *key, const void *
                                       uint64_t expected);
 
 /* Reads n keys: the local tier first, then ONE Redis round trip for all the
- * misses (a key given twice is read once; with partitions, one round trip
- * per partition holding some of the keys). out[i] gets a reference (caller
- * releases) or NULL for a key not found; values read from Redis are
- * installed under the same rules as sc_get. SC_OK, or an error with every
+ * misses (a key given twice is read once; with partitions, one pipelined
+ * round trip per Redis node holding some of the keys). out[i] gets a
+ * reference (caller releases) or NULL for a key not found; values read from
+ * Redis are installed under the same rules as sc_get. SC_OK, or an error with every
  * out[i] NULL: SC_ERR_INVALID (a NULL, empty or too long key; n above 2^20),
  * SC_ERR_REMOTE / SC_ERR_TIMEOUT, SC_ERR_NOMEM. */
 SC_EXPORT sc_status sc_get_many(sc_cache *c, const char *const *keys, size_t n, sc_value **out);
@@ -556,7 +556,8 @@ typedef struct sc_stats {
                                       synccache's own writes, and every copy
                                       at a resubscription */
     uint64_t tracking_failures;    /* tracking refused, or the canary not back
-                                      in time (the tier was cleared) */
+                                      in time (the pod resubscribed and
+                                      confirmed every copy with Redis) */
 } sc_stats;
 
 /* A consistent-enough snapshot of the counters (each read atomically). */
@@ -695,7 +696,8 @@ SC_EXPORT sc_status sc_fetch_ex(sc_cache *c, const char *key, const sc_fetch_opt
  * trip for the keys no local tier holds; the batch loader is called once with
  * the keys that are missing and not being loaded elsewhere (again only if a
  * lock it waited for lapsed; with partitions, once per partition holding
- * some of the keys, each with its own round trips); keys other pods are loading are waited for;
+ * some of the keys, each with its own round trips); keys other pods are
+ * loading are waited for;
  * the loaded values are stored in one round trip. out has n slots: out[i] is
  * the value of keys[i] (caller releases each) or NULL when not found.
  * Returns SC_OK when every key was answered (found or not), else the first
