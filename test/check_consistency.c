@@ -296,12 +296,17 @@ typedef struct worker {
     char first_error[256];
 } worker;
 
+#define WORKER_MIN_OPS 50
+
 static void *worker_main(void *p)
 {
     worker *w = p;
     long long end = test_now_ms() + w->run_ms;
     char key[16], val[64];
-    for (int i = 0; test_now_ms() < end; i++) {
+    /* At least run_ms and at least WORKER_MIN_OPS operations: a loaded
+     * machine that stalls a thread for the whole window must not turn a
+     * round into one where nothing raced. */
+    for (int i = 0; test_now_ms() < end || w->ops < WORKER_MIN_OPS; i++) {
         int k = (int)(rand_r(&w->seed) % (unsigned)w->nkeys);
         int dice = (int)(rand_r(&w->seed) % 100);
         snprintf(key, sizeof key, "k%d", k);
@@ -344,7 +349,6 @@ static void run_workers(worker *w, int n)
     for (int i = 0; i < n; i++)
         pthread_join(t[i], NULL);
     for (int i = 0; i < n; i++) {
-        ck_assert_msg(w[i].ops > 10, "worker %d ran only %d ops", i, w[i].ops);
         ck_assert_msg(w[i].errors == 0, "worker %d: %d failed op(s), first: %s", i, w[i].errors, w[i].first_error);
     }
 }
