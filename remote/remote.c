@@ -1086,6 +1086,7 @@ void sc__remote_layout_get(const sc__remote *r, sc__remote_layout *out)
     out->log_len = r->log_len;
     out->timeout_ms = r->timeout_ms;
     out->addr = sc__pool_addr(r->pool);
+    out->shas = (const char(*)[41])r->shas;
 }
 
 char *sc__remote_value_key(const sc__remote *r, const char *key, size_t klen, char *buf, size_t cap, size_t *len,

@@ -490,6 +490,7 @@ typedef struct sc__remote_layout {
     const char *log_len;     /* decimal */
     unsigned timeout_ms;
     const char *addr;        /* for messages */
+    const char (*shas)[41];  /* of every script, by sc__script_id */
 } sc__remote_layout;
 void sc__remote_layout_get(const sc__remote *r, sc__remote_layout *out);
 /* "{ns}:k:<key>" into buf when it fits, else malloc'd (*heap = 1). */
@@ -564,6 +565,26 @@ typedef struct sc__store_item {
 /* fetch_store.lua over n keys, each only while token still holds its lock. */
 sc_status sc__remote_fetch_store(sc__remote *r, sc__store_item *items, size_t n, const char *token, char *err,
                                  size_t errlen);
+
+/* One fetch_lock (lock set) or fetch_store (store set) of a
+ * sc__remote_fetch_pipelined, with the arguments of the plain call. */
+typedef struct sc__remote_fetch_call {
+    sc__remote *r;             /* in */
+    sc__fetch_item *lock;      /* in/out: n items of a fetch_lock */
+    sc__store_item *store;     /* in/out: n items of a fetch_store */
+    size_t n;
+    const char *token;
+    uint64_t lock_ttl_ms;      /* fetch_lock */
+    int serve_stale;           /* fetch_lock */
+    uint64_t known, now_ms;    /* out: fetch_lock */
+    sc_status status;          /* out: what the plain call returned */
+    char err[256];             /* out, when status is not SC_OK */
+    int skipped;               /* out: not run (another call failed first) */
+} sc__remote_fetch_call;
+
+/* Runs n fetch_lock / fetch_store calls through sc__remote_run_piped: one
+ * round trip per node, the plain call alone as the fallback. */
+void sc__remote_fetch_pipelined(sc__remote_fetch_call *calls, size_t n);
 
 /* fetch_unlock.lua: releases the locks token still holds on the n keys. */
 sc_status sc__remote_fetch_unlock(sc__remote *r, const char *const *keys, const size_t *klens, size_t n,
