@@ -492,6 +492,22 @@ typedef struct call {
     int left_running;     /* the loader was left running past a timeout */
     sc_status fail;       /* first failure */
     char err[SC__ERRLEN];
+    /* lead(): one pass of the leader loop, run in lockstep with the other
+     * calls of a partitioned batch */
+    int in_round;         /* run_all: the call has keys in this round */
+    int leading;
+    int iter;
+    uint64_t *snap;       /* wake generations of the keys before the read */
+    sc__fetch_item *items;
+    fkey **act;           /* the keys read this pass (na) */
+    fkey **tl;            /* the keys locked for the loader (ntl) */
+    size_t na, ntl, nwait;
+    uint64_t wait_ms;
+    char token[48];
+    /* settle: the loaded values on their way to Redis (st_nst of st_n) */
+    sc__store_item *st_items;
+    fkey **st_keys;
+    size_t st_n, st_nst;
 } call;
 
 static void call_fail(call *cl, sc_status s, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -722,7 +738,8 @@ static void slot_reset(sc_loaded *s, size_t max)
     s->max = max;
 }
 
-static int settle_load(call *cl, fkey **ks, size_t n, const char *token, sc_status ls);
+static void settle_begin(call *cl, fkey **ks, size_t n, sc_status ls);
+static void store_one(call *cl);
 
 /* A single loader's result as the rest of the call wants it. */
 static sc_status load1_result(sc_cache *c, sc_loaded *slot, sc_status ls)
@@ -788,7 +805,9 @@ static void bg_store(sc_cache *c, bg_job *j)
     k.slot = j->slot;
     memset(&j->slot, 0, sizeof j->slot);
     fkey *ks[1] = {&k};
-    settle_load(&cl, ks, 1, j->token, load1_result(c, &k.slot, j->ls));
+    snprintf(cl.token, sizeof cl.token, "%s", j->token);
+    settle_begin(&cl, ks, 1, load1_result(c, &k.slot, j->ls));
+    store_one(&cl);
     if (cl.fail != SC_OK)
         sc__log(c, SC_LOG_WARN, "%s", cl.err);
     sc_value_release(k.val);
@@ -893,59 +912,70 @@ static int load_timed(call *cl, fkey *k, const char *token, sc_status *ls)
     return left;
 }
 
-/* Loads the n keys of ks (this thread holds their locks under token), stores
- * the results in one round trip and settles each key. Returns 0, or -1 when
- * the call failed (every key of ks settled as failed, locks released). */
-static int load_and_store(call *cl, fkey **ks, size_t n, const char *token)
+/* Loads the locked key of a single-key call (cl->tl[0], under cl->token)
+ * and settles it up to its store. */
+static void load_one(call *cl)
 {
     sc_cache *c = cl->c;
-    for (size_t i = 0; i < n; i++)
-        slot_reset(&ks[i]->slot, c->opt.max_value_bytes);
-
+    fkey *k = cl->tl[0];
+    slot_reset(&k->slot, c->opt.max_value_bytes);
     sc_status ls;
-    if (cl->load1) {
-        if (cl->soft || cl->hard) {
-            if (load_timed(cl, ks[0], token, &ls)) {
-                /* The loader goes on; its thread stores the result (or
-                 * releases the lock) when it returns. */
-                cl->left_running = 1;
-                ks[0]->waited = 1;
-                key_done(ks[0], SC_ERR_TIMEOUT, NULL);
-                call_fail(cl, SC_ERR_TIMEOUT,
-                          "%s: the loader of \"%.*s\" still runs after %llu ms (its result is stored when it "
-                          "returns)",
-                          cl->name, (int)(ks[0]->klen > 64 ? 64 : ks[0]->klen), ks[0]->key,
-                          (unsigned long long)(mono_ms() - cl->t0_ns / 1000000u));
-                return -1;
-            }
-        } else {
-            ls = cl->load1(ks[0]->key, &ks[0]->slot, cl->ud);
+    if (cl->soft || cl->hard) {
+        if (load_timed(cl, k, cl->token, &ls)) {
+            /* The loader goes on; its thread stores the result (or
+             * releases the lock) when it returns. */
+            cl->left_running = 1;
+            k->waited = 1;
+            key_done(k, SC_ERR_TIMEOUT, NULL);
+            call_fail(cl, SC_ERR_TIMEOUT,
+                      "%s: the loader of \"%.*s\" still runs after %llu ms (its result is stored when it "
+                      "returns)",
+                      cl->name, (int)(k->klen > 64 ? 64 : k->klen), k->key,
+                      (unsigned long long)(mono_ms() - cl->t0_ns / 1000000u));
+            return;
         }
-        ls = load1_result(c, &ks[0]->slot, ls);
     } else {
-        const char **keys = malloc(n * sizeof *keys);
-        sc_loaded **slots = malloc(n * sizeof *slots);
-        if (!keys || !slots) {
-            free(keys);
-            free(slots);
-            ls = SC_ERR_NOMEM;
-        } else {
-            for (size_t i = 0; i < n; i++) {
-                keys[i] = ks[i]->key;
-                slots[i] = &ks[i]->slot;
-            }
-            ls = cl->loadn(keys, n, (sc_loaded *const *)slots, cl->ud);
-            free(keys);
-            free(slots);
-        }
+        ls = cl->load1(k->key, &k->slot, cl->ud);
     }
-    return settle_load(cl, ks, n, token, ls);
+    settle_begin(cl, cl->tl, 1, load1_result(c, &k->slot, ls));
 }
 
-/* The loader returned ls for the n keys of ks (slots filled): stores what
- * it found under token, releases the locks of the rest, settles each key. */
-static int settle_load(call *cl, fkey **ks, size_t n, const char *token, sc_status ls)
+/* One call of the batch loader for the keys every call locked (each one's
+ * tl), then each call settles its own keys up to their store. */
+static void load_batch(call **cls, size_t n)
 {
+    size_t total = 0;
+    for (size_t j = 0; j < n; j++)
+        for (size_t i = 0; i < cls[j]->ntl; i++, total++)
+            slot_reset(&cls[j]->tl[i]->slot, cls[j]->c->opt.max_value_bytes);
+    if (!total)
+        return;
+    const char **keys = malloc(total * sizeof *keys);
+    sc_loaded **slots = malloc(total * sizeof *slots);
+    sc_status ls = SC_ERR_NOMEM;
+    if (keys && slots) {
+        size_t at = 0;
+        for (size_t j = 0; j < n; j++)
+            for (size_t i = 0; i < cls[j]->ntl; i++, at++) {
+                keys[at] = cls[j]->tl[i]->key;
+                slots[at] = &cls[j]->tl[i]->slot;
+            }
+        ls = cls[0]->loadn(keys, total, (sc_loaded *const *)slots, cls[0]->ud);
+    }
+    free(keys);
+    free(slots);
+    for (size_t j = 0; j < n; j++)
+        if (cls[j]->ntl)
+            settle_begin(cls[j], cls[j]->tl, cls[j]->ntl, ls);
+}
+
+/* The loader returned ls for the n keys of ks (slots filled): releases
+ * the locks of what it did not find (or of everything, on a failure),
+ * settles those keys, and leaves what goes to Redis under cl->token in
+ * cl->st_items for the store (settle_end after it). */
+static void settle_begin(call *cl, fkey **ks, size_t n, sc_status ls)
+{
+    const char *token = cl->token;
     sc_cache *c = cl->c;
     sc_status fail = SC_OK;
     if (ls != SC_OK && ls != SC_NOT_FOUND) {
@@ -982,7 +1012,7 @@ static int settle_load(call *cl, fkey **ks, size_t n, const char *token, sc_stat
         free(sk);
         for (size_t i = 0; i < n; i++)
             key_fail(cl, ks[i], SC_ERR_NOMEM);
-        return -1;
+        return;
     }
     size_t nrel = 0, nst = 0;
     for (size_t i = 0; i < n; i++) {
@@ -1046,7 +1076,7 @@ static int settle_load(call *cl, fkey **ks, size_t n, const char *token, sc_stat
         free(rell);
         free(items);
         free(sk);
-        return -1;
+        return;
     }
     /* Not-found keys with markers off: answered, nothing stored. */
     for (size_t i = 0; i < n; i++) {
@@ -1055,12 +1085,24 @@ static int settle_load(call *cl, fkey **ks, size_t n, const char *token, sc_stat
             key_done(ks[i], SC_NOT_FOUND, NULL);
         }
     }
+    free(rel);
+    free(rell);
+    cl->st_items = items;
+    cl->st_keys = sk;
+    cl->st_n = n;
+    cl->st_nst = nst;
+}
 
-    sc_status s = SC_OK;
-    if (nst) {
-        bump_rt(cl);
-        s = sc__remote_fetch_store(c->remote, items, nst, token, err, sizeof err);
-    }
+/* After the store of cl->st_items (s; err: its message): installs what was
+ * stored, settles every key that went to Redis. */
+static void settle_end(call *cl, sc_status s, const char *err)
+{
+    sc_cache *c = cl->c;
+    sc__store_item *items = cl->st_items;
+    fkey **sk = cl->st_keys;
+    size_t nst = cl->st_nst, n = cl->st_n;
+    if (!items)
+        return;
     for (size_t i = 0; i < nst; i++) {
         fkey *k = sk[i];
         sc__store_item *it = &items[i];
@@ -1103,17 +1145,55 @@ static int settle_load(call *cl, fkey **ks, size_t n, const char *token, sc_stat
     }
     for (size_t i = 0; i < n; i++)
         free((char *)items[i].ev.buf);
-    free(rel);
-    free(rell);
     free(items);
     free(sk);
-    return cl->fail != SC_OK ? -1 : 0;
+    cl->st_items = NULL;
+    cl->st_keys = NULL;
+    cl->st_n = cl->st_nst = 0;
+}
+
+/* The store of one call's loaded values on its own. */
+static void store_one(call *cl)
+{
+    char err[SC__ERRLEN] = "";
+    sc_status s = SC_OK;
+    if (cl->st_nst) {
+        bump_rt(cl);
+        s = sc__remote_fetch_store(cl->c->remote, cl->st_items, cl->st_nst, cl->token, err, sizeof err);
+    }
+    settle_end(cl, s, err);
+}
+
+/* The stores of n calls: one pipelined exchange per node (one call: its
+ * own store, as an unpartitioned cache makes it). */
+static void store_all(call **cls, size_t n, sc__remote_fetch_call *rc, call **who)
+{
+    size_t nr = 0;
+    for (size_t j = 0; j < n; j++)
+        if (cls[j]->st_nst)
+            who[nr++] = cls[j];
+    if (nr <= 1) {
+        for (size_t j = 0; j < n; j++)
+            store_one(cls[j]);
+        return;
+    }
+    for (size_t j = 0; j < nr; j++) {
+        bump_rt(who[j]);
+        rc[j] = (sc__remote_fetch_call){
+            .r = who[j]->c->remote, .store = who[j]->st_items, .n = who[j]->st_nst, .token = who[j]->token};
+    }
+    sc__remote_fetch_pipelined(rc, nr);
+    for (size_t j = 0; j < nr; j++)
+        settle_end(who[j], rc[j].status, rc[j].err);
+    for (size_t j = 0; j < n; j++)
+        settle_end(cls[j], SC_OK, ""); /* the ones with nothing to store */
 }
 
 /* Waits until an event touches one of the waiting keys' buckets (against
  * the generations snapped before the round trip) or ms passed. */
-static void wait_wake(sc__fetch *f, call *cl, const uint64_t *snap, uint64_t ms)
+static int wait_wake(sc__fetch *f, call *cl, const uint64_t *snap, uint64_t ms)
 {
+    int moved = 0;
     uint64_t until = mono_ms() + ms;
     if (until > cl->deadline_ms)
         until = cl->deadline_ms;
@@ -1121,7 +1201,6 @@ static void wait_wake(sc__fetch *f, call *cl, const uint64_t *snap, uint64_t ms)
     abs_deadline(&dl, until);
     pthread_mutex_lock(&f->wake_mu);
     for (;;) {
-        int moved = 0;
         for (size_t i = 0; i < cl->m && !moved; i++)
             if (cl->k[i].active && cl->k[i].it.kind == SC__FETCH_WAIT &&
                 f->gens[cl->k[i].hash % WAKE_BUCKETS] != snap[i])
@@ -1130,6 +1209,7 @@ static void wait_wake(sc__fetch *f, call *cl, const uint64_t *snap, uint64_t ms)
             break;
     }
     pthread_mutex_unlock(&f->wake_mu);
+    return moved;
 }
 
 /* fetch_lock found a graced value for k (past its TTL, within its grace):
@@ -1160,252 +1240,376 @@ static void note_graced(call *cl, fkey *k, sc__fetch_item *it, uint64_t known)
     }
 }
 
-/* The leader's loop over its keys: local tier, one fetch_lock round trip,
- * the loader for the keys it locked, waiting for the keys others lock. */
-static void lead(call *cl)
+/* ---- the leader loop, in passes run in lockstep over many calls ----
+ *
+ * A pass of a call: its local tier, one fetch_lock round trip, the loader
+ * for the keys it locked, one fetch_store round trip, a wait for the keys
+ * other pods lock. The calls of a partitioned batch (one per partition)
+ * make their passes together, so that each Redis phase is one pipelined
+ * exchange per node and the batch loader is called once per pass; a single
+ * call is the same loop over one call. */
+
+static void lead_end(call *cl)
+{
+    for (size_t i = 0; i < cl->m; i++) {
+        sc_value_release(cl->k[i].local);
+        cl->k[i].local = NULL;
+    }
+    free(cl->snap);
+    free(cl->items);
+    free(cl->act);
+    free(cl->tl);
+    cl->snap = NULL;
+    cl->items = NULL;
+    cl->act = cl->tl = NULL;
+    cl->leading = 0;
+}
+
+static void lead_start(call *cl)
+{
+    cl->snap = malloc(cl->m * sizeof *cl->snap);
+    cl->items = malloc(cl->m * sizeof *cl->items);
+    cl->act = malloc(cl->m * sizeof *cl->act);
+    cl->tl = malloc(cl->m * sizeof *cl->tl);
+    cl->leading = 1;
+    cl->iter = 0;
+    if (!cl->snap || !cl->items || !cl->act || !cl->tl) {
+        for (size_t i = 0; i < cl->m; i++)
+            if (cl->k[i].state == K_LEAD)
+                key_fail(cl, &cl->k[i], SC_ERR_NOMEM);
+        lead_end(cl);
+        return;
+    }
+    for (size_t i = 0; i < cl->m; i++)
+        cl->k[i].active = cl->k[i].state == K_LEAD;
+}
+
+/* A pass's start: the local tier first (eventual serves a hit, strong
+ * confirms it), then the fetch_lock items of the keys left. 1: a read is
+ * due (cl->items[0 .. na)), 0: the loop is over. */
+static int lead_prepare(call *cl)
 {
     sc_cache *c = cl->c;
     sc__fetch *f = c->fetch;
     int strong = c->opt.consistency == SC_STRONG;
+    size_t na = 0;
+    int synced = is_synced(c) && !(cl->iter == 0 && cl->local_checked);
+    if (cl->iter > 0 && mono_ms() >= cl->deadline_ms) {
+        /* Still waiting for another pod's lock, or (strong) our loads
+         * were revoked again and again. */
+        for (size_t i = 0; i < cl->m; i++)
+            if (cl->k[i].active && cl->k[i].state != K_DONE) {
+                fkey *k = &cl->k[i];
+                k->waited = 1;
+                key_done(k, SC_ERR_LOCKED, NULL);
+                call_fail(cl, SC_ERR_LOCKED,
+                          "%s: no result for \"%.*s\" within %llu ms (another pod's load lock still held, "
+                          "or every load revoked by a write)",
+                          cl->name, (int)(k->klen > 64 ? 64 : k->klen), k->key,
+                          (unsigned long long)(mono_ms() - cl->t0_ns / 1000000u));
+            }
+        return 0;
+    }
+    for (size_t i = 0; i < cl->m; i++) {
+        fkey *k = &cl->k[i];
+        if (!k->active)
+            continue;
+        if (k->state == K_DONE) {
+            k->active = 0;
+            continue;
+        }
+        sc_value_release(k->local);
+        k->local = NULL;
+        k->local_empty = 0;
+        k->have = 0;
+        uint64_t nv;
+        if (synced && sc__local_get(c->local, k->key, k->klen, k->hash, &k->local) == SC_OK) {
+            if (!strong) {
+                sc_value *v = k->local;
+                k->local = NULL;
+                key_done(k, SC_OK, v);
+                k->active = 0;
+                continue;
+            }
+            k->have = sc_value_version(k->local);
+        } else if (synced && neg_get(c, k->key, k->klen, k->hash, &nv)) {
+            if (!strong) {
+                key_done(k, SC_NOT_FOUND, NULL);
+                k->active = 0;
+                continue;
+            }
+            k->local_empty = 1;
+            k->have = nv;
+        }
+        cl->act[na++] = k;
+    }
+    cl->na = na;
+    if (na == 0)
+        return 0;
+
+    snprintf(cl->token, sizeof cl->token, "%s-%llu", c->inst,
+             (unsigned long long)(atomic_fetch_add(&f->tokens, 1) + 1));
+    atomic_fetch_add(&f->waiters, 1);
+    pthread_mutex_lock(&f->wake_mu);
+    for (size_t i = 0; i < cl->m; i++)
+        cl->snap[i] = f->gens[cl->k[i].hash % WAKE_BUCKETS];
+    pthread_mutex_unlock(&f->wake_mu);
+    for (size_t i = 0; i < na; i++) {
+        cl->items[i].key = cl->act[i]->key;
+        cl->items[i].klen = cl->act[i]->klen;
+        cl->items[i].have_version = cl->act[i]->have;
+        cl->act[i]->mark = sc__tracking_mark(c, cl->act[i]->hash);
+    }
+    bump_rt(cl);
+    return 1;
+}
+
+/* The fetch_lock reads of n calls: one pipelined exchange per node (one
+ * call: its own read, as an unpartitioned cache makes it). */
+static void lock_all(call **cls, size_t n, sc__remote_fetch_call *rc)
+{
+    for (size_t j = 0; j < n; j++) {
+        call *cl = cls[j];
+        rc[j] = (sc__remote_fetch_call){.r = cl->c->remote,
+                                        .lock = cl->items,
+                                        .n = cl->na,
+                                        .token = cl->token,
+                                        .lock_ttl_ms = cl->c->opt.lock_ttl_ms,
+                                        .serve_stale = cl->c->opt.consistency != SC_STRONG};
+    }
+    if (n == 1)
+        rc[0].status = sc__remote_fetch_lock(rc[0].r, rc[0].lock, rc[0].n, rc[0].token, rc[0].lock_ttl_ms,
+                                             rc[0].serve_stale, &rc[0].known, &rc[0].now_ms, rc[0].err,
+                                             sizeof rc[0].err);
+    else
+        sc__remote_fetch_pipelined(rc, n);
+}
+
+/* The pass's fetch_lock answer, key by key: the keys it locked go to
+ * cl->tl for the loader, the keys another pod locked wait. 0: the read
+ * failed and the loop is over. */
+static int lead_locked(call *cl, const sc__remote_fetch_call *rc)
+{
+    sc_cache *c = cl->c;
+    sc__fetch *f = c->fetch;
+    if (rc->status != SC_OK) {
+        atomic_fetch_sub(&f->waiters, 1);
+        sc__atomic_inc(&c->remote_errors);
+        call_fail(cl, rc->status, "%s: %s", cl->name, rc->err);
+        for (size_t i = 0; i < cl->na; i++)
+            key_done(cl->act[i], rc->status, NULL);
+        return 0;
+    }
+    uint64_t known = rc->known, rnow = rc->now_ms;
+    sc__verified(c, known);
+    sc__redis_clock_seen(c, rnow);
     /* The fallback poll: the holder's set event (live, or replayed from the
      * log after a gap) wakes a waiter at once; the poll covers a holder
      * whose loader failed (its unlock sends no event) and a pod whose
      * stream is down. A lapsing lock is never waited on past its end. */
     uint64_t poll = c->opt.lock_ttl_ms / 10;
-    poll = poll < 5 ? 5 : poll > 250 ? 250 : poll;
-    uint64_t *snap = malloc(cl->m * sizeof *snap);
-    sc__fetch_item *items = malloc(cl->m * sizeof *items);
-    fkey **act = malloc(cl->m * sizeof *act);
-    if (!snap || !items || !act) {
-        for (size_t i = 0; i < cl->m; i++)
-            if (cl->k[i].state == K_LEAD)
-                key_fail(cl, &cl->k[i], SC_ERR_NOMEM);
-        free(snap);
-        free(items);
-        free(act);
-        return;
+    cl->wait_ms = poll < 5 ? 5 : poll > 250 ? 250 : poll;
+    cl->ntl = cl->nwait = 0;
+    for (size_t i = 0; i < cl->na; i++) {
+        fkey *k = cl->act[i];
+        k->it = cl->items[i];
+        sc__fetch_item *it = &k->it;
+        if (it->graced)
+            note_graced(cl, k, it, known);
+        switch (it->kind) {
+        case SC__FETCH_CONFIRMED:
+            sc__atomic_inc(&c->remote_hits);
+            if (k->local_empty) {
+                key_done(k, SC_NOT_FOUND, NULL);
+            } else {
+                sc_value *v = k->local;
+                k->local = NULL;
+                key_done(k, SC_OK, v);
+            }
+            break;
+        case SC__FETCH_VALUE:
+        case SC__FETCH_STALE: {
+            sc__atomic_inc(&c->remote_hits);
+            sc_value *v = sc__value_new_keyed(k->key, k->klen, it->data, it->len, it->version);
+            free(it->data);
+            it->data = NULL;
+            if (!v) {
+                key_fail(cl, k, SC_ERR_NOMEM);
+                break;
+            }
+            if (it->kind == SC__FETCH_VALUE) {
+                v = install_read(c, k, v, it->pttl_ms, known);
+                if (it->grace_pttl_ms >= 0)
+                    grace_put(c, k->key, k->klen, k->hash, v, known, it->pttl_ms, 0, (uint64_t)it->grace_pttl_ms);
+                sc__tags_note(c, k->key, k->klen, k->hash, it->version, it->tags, it->tags_len);
+            } else /* outdated: served, never kept */
+                sc__local_remove(c->local, k->key, k->klen, k->hash, it->version, it->version);
+            key_done(k, SC_OK, v);
+            break;
+        }
+        case SC__FETCH_EMPTY:
+            sc__atomic_inc(&c->remote_misses);
+            /* Absent at `known`: no copy up to it may stay (as a get's miss). */
+            sc__local_remove(c->local, k->key, k->klen, k->hash, known + 1, known);
+            neg_put(c, k->key, k->klen, k->hash, it->version, known,
+                    it->pttl_ms > 0 ? (uint64_t)it->pttl_ms : c->opt.empty_ttl_ms);
+            key_done(k, SC_NOT_FOUND, NULL);
+            break;
+        case SC__FETCH_LOCKED:
+            sc__atomic_inc(&c->remote_misses);
+            cl->tl[cl->ntl++] = k;
+            break;
+        case SC__FETCH_WAIT: {
+            cl->nwait++;
+            uint64_t left = it->lock_until_ms > rnow ? it->lock_until_ms - rnow + 1 : 1;
+            if (left < cl->wait_ms)
+                cl->wait_ms = left;
+            break;
+        }
+        }
+        free(it->tags);
+        it->tags = NULL;
+        it->tags_len = 0;
     }
-    for (size_t i = 0; i < cl->m; i++)
-        cl->k[i].active = cl->k[i].state == K_LEAD;
+    if (cl->ntl && cl->fail != SC_OK) {
+        /* The call already failed: give the locks back unused. */
+        const char **rk = malloc(cl->ntl * sizeof *rk);
+        size_t *rl = malloc(cl->ntl * sizeof *rl);
+        char err[SC__ERRLEN];
+        if (rk && rl) {
+            for (size_t i = 0; i < cl->ntl; i++) {
+                rk[i] = cl->tl[i]->key;
+                rl[i] = cl->tl[i]->klen;
+            }
+            sc__remote_fetch_unlock(c->remote, rk, rl, cl->ntl, cl->token, err, sizeof err);
+        }
+        free(rk);
+        free(rl);
+        for (size_t i = 0; i < cl->ntl; i++)
+            key_fail(cl, cl->tl[i], cl->fail);
+        cl->ntl = 0;
+    }
+    return 1;
+}
 
-    for (int iter = 0;; iter++) {
-        /* Local tier first: eventual serves a hit, strong confirms it. */
-        size_t na = 0;
-        int synced = is_synced(c) && !(iter == 0 && cl->local_checked);
-        if (iter > 0 && mono_ms() >= cl->deadline_ms) {
-            /* Still waiting for another pod's lock, or (strong) our loads
-             * were revoked again and again. */
-            for (size_t i = 0; i < cl->m; i++)
-                if (cl->k[i].active && cl->k[i].state != K_DONE) {
-                    fkey *k = &cl->k[i];
+/* The waits of n calls for keys other pods are loading: until the first
+ * wake or the shortest poll among them. Each partition wakes its own
+ * waiters, so the wait blocks on the first waiting call's partition and
+ * only looks at the others': a wake there is seen at the poll. */
+static void wait_all(call **cls, size_t n)
+{
+    uint64_t until = UINT64_MAX;
+    for (size_t j = 0; j < n; j++) {
+        call *cl = cls[j];
+        if (!cl->nwait || cl->fail != SC_OK)
+            continue;
+        if (mono_ms() >= cl->deadline_ms) {
+            for (size_t i = 0; i < cl->na; i++) {
+                fkey *k = cl->act[i];
+                if (k->state != K_DONE && k->it.kind == SC__FETCH_WAIT) {
                     k->waited = 1;
                     key_done(k, SC_ERR_LOCKED, NULL);
-                    call_fail(cl, SC_ERR_LOCKED,
-                              "%s: no result for \"%.*s\" within %llu ms (another pod's load lock still held, "
-                              "or every load revoked by a write)",
+                    call_fail(cl, SC_ERR_LOCKED, "%s: another pod still held the load lock of \"%.*s\" after %llu ms",
                               cl->name, (int)(k->klen > 64 ? 64 : k->klen), k->key,
                               (unsigned long long)(mono_ms() - cl->t0_ns / 1000000u));
                 }
-            break;
-        }
-        for (size_t i = 0; i < cl->m; i++) {
-            fkey *k = &cl->k[i];
-            if (!k->active)
-                continue;
-            if (k->state == K_DONE) {
-                k->active = 0;
-                continue;
             }
-            sc_value_release(k->local);
-            k->local = NULL;
-            k->local_empty = 0;
-            k->have = 0;
-            uint64_t nv;
-            if (synced && sc__local_get(c->local, k->key, k->klen, k->hash, &k->local) == SC_OK) {
-                if (!strong) {
-                    sc_value *v = k->local;
-                    k->local = NULL;
-                    key_done(k, SC_OK, v);
-                    k->active = 0;
-                    continue;
-                }
-                k->have = sc_value_version(k->local);
-            } else if (synced && neg_get(c, k->key, k->klen, k->hash, &nv)) {
-                if (!strong) {
-                    key_done(k, SC_NOT_FOUND, NULL);
-                    k->active = 0;
-                    continue;
-                }
-                k->local_empty = 1;
-                k->have = nv;
-            }
-            act[na++] = k;
+            continue;
         }
-        if (na == 0)
-            break;
-
-        char token[48];
-        snprintf(token, sizeof token, "%s-%llu", c->inst,
-                 (unsigned long long)(atomic_fetch_add(&f->tokens, 1) + 1));
-        atomic_fetch_add(&f->waiters, 1);
-        pthread_mutex_lock(&f->wake_mu);
-        for (size_t i = 0; i < cl->m; i++)
-            snap[i] = f->gens[cl->k[i].hash % WAKE_BUCKETS];
-        pthread_mutex_unlock(&f->wake_mu);
-        for (size_t i = 0; i < na; i++) {
-            items[i].key = act[i]->key;
-            items[i].klen = act[i]->klen;
-            items[i].have_version = act[i]->have;
-            act[i]->mark = sc__tracking_mark(c, act[i]->hash);
-        }
-        bump_rt(cl);
-        uint64_t known = 0, rnow = 0;
-        char err[SC__ERRLEN] = "";
-        sc_status s = sc__remote_fetch_lock(c->remote, items, na, token, c->opt.lock_ttl_ms, !strong, &known, &rnow,
-                                            err, sizeof err);
-        if (s != SC_OK) {
-            atomic_fetch_sub(&f->waiters, 1);
-            sc__atomic_inc(&c->remote_errors);
-            call_fail(cl, s, "%s: %s", cl->name, err);
-            for (size_t i = 0; i < na; i++)
-                key_done(act[i], s, NULL);
-            break;
-        }
-        sc__verified(c, known);
-        sc__redis_clock_seen(c, rnow);
-
-        fkey **tl = malloc(na * sizeof *tl);
-        size_t ntl = 0, nwait = 0;
-        uint64_t wait_ms = poll;
-        for (size_t i = 0; i < na; i++) {
-            fkey *k = act[i];
-            k->it = items[i];
-            sc__fetch_item *it = &k->it;
-            if (it->graced)
-                note_graced(cl, k, it, known);
-            switch (it->kind) {
-            case SC__FETCH_CONFIRMED:
-                sc__atomic_inc(&c->remote_hits);
-                if (k->local_empty) {
-                    key_done(k, SC_NOT_FOUND, NULL);
-                } else {
-                    sc_value *v = k->local;
-                    k->local = NULL;
-                    key_done(k, SC_OK, v);
-                }
-                break;
-            case SC__FETCH_VALUE:
-            case SC__FETCH_STALE: {
-                sc__atomic_inc(&c->remote_hits);
-                sc_value *v = sc__value_new_keyed(k->key, k->klen, it->data, it->len, it->version);
-                free(it->data);
-                it->data = NULL;
-                if (!v) {
-                    key_fail(cl, k, SC_ERR_NOMEM);
-                    break;
-                }
-                if (it->kind == SC__FETCH_VALUE) {
-                    v = install_read(c, k, v, it->pttl_ms, known);
-                    if (it->grace_pttl_ms >= 0)
-                        grace_put(c, k->key, k->klen, k->hash, v, known, it->pttl_ms, 0,
-                                  (uint64_t)it->grace_pttl_ms);
-                    sc__tags_note(c, k->key, k->klen, k->hash, it->version, it->tags, it->tags_len);
-                } else /* outdated: served, never kept */
-                    sc__local_remove(c->local, k->key, k->klen, k->hash, it->version, it->version);
-                key_done(k, SC_OK, v);
-                break;
-            }
-            case SC__FETCH_EMPTY:
-                sc__atomic_inc(&c->remote_misses);
-                /* Absent at `known`: no copy up to it may stay (as a get's miss). */
-                sc__local_remove(c->local, k->key, k->klen, k->hash, known + 1, known);
-                neg_put(c, k->key, k->klen, k->hash, it->version, known,
-                        it->pttl_ms > 0 ? (uint64_t)it->pttl_ms : c->opt.empty_ttl_ms);
-                key_done(k, SC_NOT_FOUND, NULL);
-                break;
-            case SC__FETCH_LOCKED:
-                sc__atomic_inc(&c->remote_misses);
-                if (tl)
-                    tl[ntl++] = k;
-                else
-                    key_fail(cl, k, SC_ERR_NOMEM);
-                break;
-            case SC__FETCH_WAIT: {
-                nwait++;
-                uint64_t left = it->lock_until_ms > rnow ? it->lock_until_ms - rnow + 1 : 1;
-                if (left < wait_ms)
-                    wait_ms = left;
-                break;
-            }
-            }
-            free(it->tags);
-            it->tags = NULL;
-            it->tags_len = 0;
-        }
-        if (ntl && cl->fail == SC_OK) {
-            /* The loader runs with the waiters count still raised: harmless
-             * (events only bump generations). */
-            load_and_store(cl, tl, ntl, token);
-        } else if (ntl) {
-            /* The call already failed: give the locks back unused. */
-            const char **rk = malloc(ntl * sizeof *rk);
-            size_t *rl = malloc(ntl * sizeof *rl);
-            if (rk && rl) {
-                for (size_t i = 0; i < ntl; i++) {
-                    rk[i] = tl[i]->key;
-                    rl[i] = tl[i]->klen;
-                }
-                sc__remote_fetch_unlock(c->remote, rk, rl, ntl, token, err, sizeof err);
-            }
-            free(rk);
-            free(rl);
-            for (size_t i = 0; i < ntl; i++)
-                key_fail(cl, tl[i], cl->fail);
-        }
-        free(tl);
-        if (nwait && cl->fail == SC_OK) {
-            if (mono_ms() >= cl->deadline_ms) {
-                for (size_t i = 0; i < na; i++) {
-                    if (act[i]->state != K_DONE && act[i]->it.kind == SC__FETCH_WAIT) {
-                        act[i]->waited = 1;
-                        key_done(act[i], SC_ERR_LOCKED, NULL);
-                        call_fail(cl, SC_ERR_LOCKED,
-                                  "%s: another pod still held the load lock of \"%.*s\" after %llu ms", cl->name,
-                                  (int)(act[i]->klen > 64 ? 64 : act[i]->klen), act[i]->key,
-                                  (unsigned long long)(mono_ms() - cl->t0_ns / 1000000u));
-                    }
-                }
-            } else {
-                wait_wake(f, cl, snap, wait_ms);
-                for (size_t i = 0; i < na; i++)
-                    if (act[i]->it.kind == SC__FETCH_WAIT)
-                        act[i]->waited = 1;
-            }
-        }
-        atomic_fetch_sub(&f->waiters, 1);
-        if (cl->fail != SC_OK) {
-            /* Settle what is left so followers are released. */
-            for (size_t i = 0; i < cl->m; i++)
-                if (cl->k[i].active && cl->k[i].state != K_DONE)
-                    key_fail(cl, &cl->k[i], cl->fail);
-            break;
-        }
+        if (mono_ms() + cl->wait_ms < until)
+            until = mono_ms() + cl->wait_ms;
     }
-    for (size_t i = 0; i < cl->m; i++) {
-        sc_value_release(cl->k[i].local);
-        cl->k[i].local = NULL;
+    int woken = 0;
+    for (size_t j = 0; j < n; j++) {
+        call *cl = cls[j];
+        if (!cl->nwait || cl->fail != SC_OK)
+            continue;
+        uint64_t now = mono_ms();
+        woken |= wait_wake(cl->c->fetch, cl, cl->snap, woken || until <= now ? 0 : until - now);
+        for (size_t i = 0; i < cl->na; i++)
+            if (cl->act[i]->it.kind == SC__FETCH_WAIT)
+                cl->act[i]->waited = 1;
     }
-    free(snap);
-    free(items);
-    free(act);
 }
 
-/* Runs a call over cl->m unique keys; every key ends K_DONE. */
-static void run(call *cl)
+/* A pass's end. 0: the call failed and the loop is over. */
+static int lead_next(call *cl)
 {
-    sc_cache *c = cl->c;
-    /* Eventual: the local tier answers without any flight or Redis. */
-    if (!cl->local_checked && c->opt.consistency == SC_EVENTUAL && is_synced(c)) {
+    atomic_fetch_sub(&cl->c->fetch->waiters, 1);
+    if (cl->fail != SC_OK) {
+        /* Settle what is left so followers are released. */
+        for (size_t i = 0; i < cl->m; i++)
+            if (cl->k[i].active && cl->k[i].state != K_DONE)
+                key_fail(cl, &cl->k[i], cl->fail);
+        return 0;
+    }
+    cl->iter++;
+    return 1;
+}
+
+/* The leader loop of n calls, pass by pass, until each call's loop is over. */
+static void lead(call **cls, size_t n)
+{
+    sc__remote_fetch_call *rc = malloc(n * sizeof *rc);
+    call **on = malloc(n * sizeof *on), **who = malloc(n * sizeof *who);
+    for (size_t j = 0; j < n; j++) {
+        if (!rc || !on || !who) {
+            for (size_t i = 0; i < cls[j]->m; i++)
+                if (cls[j]->k[i].state == K_LEAD)
+                    key_fail(cls[j], &cls[j]->k[i], SC_ERR_NOMEM);
+        } else
+            lead_start(cls[j]);
+    }
+    for (;;) {
+        size_t non = 0;
+        for (size_t j = 0; rc && on && who && j < n; j++) {
+            if (!cls[j]->leading)
+                continue;
+            if (lead_prepare(cls[j]))
+                on[non++] = cls[j];
+            else
+                lead_end(cls[j]);
+        }
+        if (!non)
+            break;
+        lock_all(on, non, rc);
+        size_t still = 0;
+        for (size_t j = 0; j < non; j++) {
+            if (lead_locked(on[j], &rc[j]))
+                on[still++] = on[j];
+            else
+                lead_end(on[j]);
+        }
+        non = still;
+        /* The loaders run with the waiters counts still raised: harmless
+         * (events only bump generations). */
+        if (non && on[0]->load1) {
+            for (size_t j = 0; j < non; j++)
+                if (on[j]->ntl)
+                    load_one(on[j]);
+        } else if (non)
+            load_batch(on, non);
+        store_all(on, non, rc, who);
+        wait_all(on, non);
+        for (size_t j = 0; j < non; j++)
+            if (!lead_next(on[j]))
+                lead_end(on[j]);
+    }
+    free(rc);
+    free(on);
+    free(who);
+}
+
+/* Runs n calls (each over cl->m unique keys, each on its own cache) in
+ * lockstep; every key ends K_DONE. */
+static void run_all(call **cls, size_t n)
+{
+    for (size_t j = 0; j < n; j++) {
+        call *cl = cls[j];
+        sc_cache *c = cl->c;
+        /* Eventual: the local tier answers without any flight or Redis. */
+        if (cl->local_checked || c->opt.consistency != SC_EVENTUAL || !is_synced(c))
+            continue;
         cl->local_checked = 1;
         for (size_t i = 0; i < cl->m; i++) {
             fkey *k = &cl->k[i];
@@ -1417,30 +1621,57 @@ static void run(call *cl)
                 key_done(k, SC_NOT_FOUND, NULL);
         }
     }
+    call **busy = malloc((n ? n : 1) * sizeof *busy), *one[1];
     for (int round = 0;; round++) {
-        size_t pending = 0;
-        for (size_t i = 0; i < cl->m; i++)
-            pending += cl->k[i].state == K_PENDING;
-        if (!pending)
-            break;
-        if (round > 0 && mono_ms() >= cl->deadline_ms) {
+        size_t nb = 0;
+        for (size_t j = 0; j < n; j++) {
+            call *cl = cls[j];
+            size_t pending = 0;
             for (size_t i = 0; i < cl->m; i++)
-                if (cl->k[i].state == K_PENDING) {
-                    key_done(&cl->k[i], SC_ERR_LOCKED, NULL);
-                    call_fail(cl, SC_ERR_LOCKED, "%s: no current result within the wait", cl->name);
-                }
-            break;
+                pending += cl->k[i].state == K_PENDING;
+            if (!pending)
+                continue;
+            if (round > 0 && mono_ms() >= cl->deadline_ms) {
+                for (size_t i = 0; i < cl->m; i++)
+                    if (cl->k[i].state == K_PENDING) {
+                        key_done(&cl->k[i], SC_ERR_LOCKED, NULL);
+                        call_fail(cl, SC_ERR_LOCKED, "%s: no current result within the wait", cl->name);
+                    }
+                continue;
+            }
+            join_flights(cl);
+            if (cl->fail != SC_OK) {
+                for (size_t i = 0; i < cl->m; i++)
+                    if (cl->k[i].state == K_LEAD)
+                        key_fail(cl, &cl->k[i], cl->fail);
+            } else if (busy)
+                busy[nb++] = cl;
+            else {
+                one[0] = cl; /* out of memory for the list: one call at a time */
+                lead(one, 1);
+            }
+            cl->in_round = 1;
         }
-        join_flights(cl);
-        if (cl->fail == SC_OK)
-            lead(cl);
-        else
-            for (size_t i = 0; i < cl->m; i++)
-                if (cl->k[i].state == K_LEAD)
-                    key_fail(cl, &cl->k[i], cl->fail);
-        finish_flights(cl);
-        follow_flights(cl);
+        if (nb)
+            lead(busy, nb);
+        int any = 0;
+        for (size_t j = 0; j < n; j++) {
+            if (!cls[j]->in_round)
+                continue;
+            cls[j]->in_round = 0;
+            any = 1;
+            finish_flights(cls[j]);
+            follow_flights(cls[j]);
+        }
+        if (!any)
+            break;
     }
+    free(busy);
+}
+
+static void run(call *cl)
+{
+    run_all(&cl, 1);
 }
 
 /* Counts each key's outcome. */
@@ -1690,28 +1921,19 @@ SC_EXPORT sc_status sc_fetch(sc_cache *c, const char *key, uint64_t ttl_ms, sc_l
     return sc_fetch_ex(c, key, &o, load, ud, out, NULL);
 }
 
-SC_EXPORT sc_status sc_fetch_batch(sc_cache *c, const char *const *keys, size_t n, uint64_t ttl_ms,
-                                   sc_load_batch_fn load, void *ud, sc_value **out)
+/* A sc_fetch_batch call on one (unpartitioned) cache: its unique keys
+ * (idx[i]: the unique key of keys[i]) and its call. */
+typedef struct batch {
+    call cl;
+    fkey *ks;
+    size_t *idx;
+    size_t n;
+} batch;
+
+static sc_status batch_open(sc_cache *c, const char *const *keys, size_t n, uint64_t ttl_ms, sc_load_batch_fn load,
+                            void *ud, batch *b)
 {
-    if (out && n <= SC_FETCH_BATCH_MAX)
-        memset(out, 0, n * sizeof *out);
-    sc_status s = check_call(c, load != NULL, "sc_fetch_batch");
-    if (s != SC_OK)
-        return s;
-    if (n > SC_FETCH_BATCH_MAX)
-        return sc__fail(c, SC_ERR_INVALID, "sc_fetch_batch: %zu keys, more than SC_FETCH_BATCH_MAX (%d)", n,
-                        SC_FETCH_BATCH_MAX);
-    if (n == 0)
-        return SC_OK;
-    if (!keys || !out)
-        return sc__fail(c, SC_ERR_INVALID, "sc_fetch_batch: keys or out is NULL");
-    for (size_t i = 0; i < n; i++) {
-        size_t kl;
-        if ((s = check_key(c, keys[i], &kl, "sc_fetch_batch")) != SC_OK)
-            return s;
-    }
-    if (c->part)
-        return sc__parts_fetch_batch(c, keys, n, ttl_ms, load, ud, out);
+    memset(b, 0, sizeof *b);
     /* Unique keys (an open-addressing map over the input), so a duplicate
      * is loaded once and both slots get the value. */
     size_t cap = 16;
@@ -1746,29 +1968,116 @@ SC_EXPORT sc_status sc_fetch_batch(sc_cache *c, const char *const *keys, size_t 
         idx[i] = map[p];
     }
     free(map);
-    call cl;
-    call_init(&cl, c, "sc_fetch_batch", ttl_ms);
-    cl.k = ks;
-    cl.m = m;
-    cl.loadn = load;
-    cl.ud = ud;
-    run(&cl);
-    count(&cl);
-    call_free_slots(&cl);
-    sc_status res = cl.fail;
-    for (size_t i = 0; i < m && res == SC_OK; i++)
-        if (ks[i].st != SC_OK && ks[i].st != SC_NOT_FOUND)
-            res = ks[i].st;
-    if (res == SC_OK)
-        for (size_t i = 0; i < n; i++)
-            out[i] = ks[idx[i]].val ? sc__value_ref(ks[idx[i]].val) : NULL;
-    for (size_t i = 0; i < m; i++)
-        sc_value_release(ks[i].val);
-    free(ks);
-    free(idx);
-    if (res != SC_OK)
-        return sc__fail(c, res, "%s", cl.err[0] ? cl.err : sc_strerror(res));
+    call_init(&b->cl, c, "sc_fetch_batch", ttl_ms);
+    b->cl.k = ks;
+    b->cl.m = m;
+    b->cl.loadn = load;
+    b->cl.ud = ud;
+    b->ks = ks;
+    b->idx = idx;
+    b->n = n;
     return SC_OK;
+}
+
+/* Counts the outcomes of a call that ran, hands its answers out (on
+ * success) and frees it: the call's status. */
+static sc_status batch_close(batch *b, sc_value **out, int ran)
+{
+    call *cl = &b->cl;
+    if (ran)
+        count(cl);
+    call_free_slots(cl);
+    sc_status res = ran ? cl->fail : SC_ERR_INVALID;
+    for (size_t i = 0; i < cl->m && res == SC_OK; i++)
+        if (b->ks[i].st != SC_OK && b->ks[i].st != SC_NOT_FOUND)
+            res = b->ks[i].st;
+    if (res == SC_OK)
+        for (size_t i = 0; i < b->n; i++)
+            out[i] = b->ks[b->idx[i]].val ? sc__value_ref(b->ks[b->idx[i]].val) : NULL;
+    for (size_t i = 0; i < cl->m; i++)
+        sc_value_release(b->ks[i].val);
+    free(b->ks);
+    free(b->idx);
+    b->ks = NULL;
+    if (ran && res != SC_OK)
+        return sc__fail(cl->c, res, "%s", cl->err[0] ? cl->err : sc_strerror(res));
+    return res;
+}
+
+SC_EXPORT sc_status sc_fetch_batch(sc_cache *c, const char *const *keys, size_t n, uint64_t ttl_ms,
+                                   sc_load_batch_fn load, void *ud, sc_value **out)
+{
+    if (out && n <= SC_FETCH_BATCH_MAX)
+        memset(out, 0, n * sizeof *out);
+    sc_status s = check_call(c, load != NULL, "sc_fetch_batch");
+    if (s != SC_OK)
+        return s;
+    if (n > SC_FETCH_BATCH_MAX)
+        return sc__fail(c, SC_ERR_INVALID, "sc_fetch_batch: %zu keys, more than SC_FETCH_BATCH_MAX (%d)", n,
+                        SC_FETCH_BATCH_MAX);
+    if (n == 0)
+        return SC_OK;
+    if (!keys || !out)
+        return sc__fail(c, SC_ERR_INVALID, "sc_fetch_batch: keys or out is NULL");
+    for (size_t i = 0; i < n; i++) {
+        size_t kl;
+        if ((s = check_key(c, keys[i], &kl, "sc_fetch_batch")) != SC_OK)
+            return s;
+    }
+    if (c->part)
+        return sc__parts_fetch_batch(c, keys, n, ttl_ms, load, ud, out);
+    batch b;
+    if ((s = batch_open(c, keys, n, ttl_ms, load, ud, &b)) != SC_OK)
+        return s;
+    call *cl = &b.cl;
+    run_all(&cl, 1);
+    return batch_close(&b, out, 1);
+}
+
+sc_status sc__fetch_batch_split(sc_cache *const *part, unsigned nparts, const char *const *keys, const size_t *start,
+                                uint64_t ttl_ms, sc_load_batch_fn load, void *ud, sc_value **out, unsigned *at)
+{
+    batch *b = calloc(nparts, sizeof *b);
+    call **cls = calloc(nparts, sizeof *cls);
+    *at = 0;
+    if (!b || !cls) {
+        free(b);
+        free(cls);
+        return sc__fail(part[0], SC_ERR_NOMEM, "sc_fetch_batch: out of memory");
+    }
+    sc_status s = SC_OK;
+    size_t nc = 0;
+    for (unsigned p = 0; p < nparts && s == SC_OK; p++) {
+        size_t m = start[p + 1] - start[p];
+        if (!m)
+            continue;
+        s = batch_open(part[p], keys + start[p], m, ttl_ms, load, ud, &b[p]);
+        if (s != SC_OK)
+            *at = p;
+        else
+            cls[nc++] = &b[p].cl;
+    }
+    if (s == SC_OK)
+        run_all(cls, nc);
+    /* Every call closes (frees what it holds); the first failure is the one
+     * reported. */
+    sc_status res = s;
+    char first[SC__ERRLEN] = "";
+    for (unsigned p = 0; p < nparts; p++) {
+        if (!b[p].ks)
+            continue;
+        sc_status r = batch_close(&b[p], out + start[p], s == SC_OK);
+        if (r != SC_OK && res == SC_OK) {
+            res = r;
+            *at = p;
+            snprintf(first, sizeof first, "%s", sc_errmsg(part[p]));
+        }
+    }
+    if (res != SC_OK && s == SC_OK)
+        sc__fail(part[*at], res, "%s", first);
+    free(b);
+    free(cls);
+    return res;
 }
 
 SC_EXPORT sc_status sc_tag_deleted(sc_cache *c, const char *key)

@@ -144,6 +144,13 @@ sc_status sc__parts_clear(sc_cache *c);
 sc_status sc__parts_invalidate_tag(sc_cache *c, const char *tag);
 sc_status sc__parts_flush_behind(sc_cache *c, unsigned timeout_ms);
 sc_status sc__parts_get_many(sc_cache *c, const char *const *keys, size_t n, sc_value **out);
+/* sc_fetch_batch over the partitions' caches part[0 .. nparts): partition
+ * p's keys are keys[start[p] .. start[p + 1]) (checked, not unique) and its
+ * answers go to out at the same places. The calls run in lockstep (one
+ * Redis exchange per node per phase, one loader call per pass). The first
+ * failure is returned with *at its partition (its message set). */
+sc_status sc__fetch_batch_split(sc_cache *const *part, unsigned nparts, const char *const *keys, const size_t *start,
+                                uint64_t ttl_ms, sc_load_batch_fn load, void *ud, sc_value **out, unsigned *at);
 sc_status sc__parts_fetch_batch(sc_cache *c, const char *const *keys, size_t n, uint64_t ttl_ms,
                                 sc_load_batch_fn load, void *ud, sc_value **out);
 /* versions.c: one unpartitioned sc_get_many in the steps the partitioned

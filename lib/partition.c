@@ -217,31 +217,6 @@ static sc_status part_fail(sc_cache *c, sc_status s, unsigned p)
     return sc__fail(c, s, "%s (partition %u of %u)", msg, p, c->nparts);
 }
 
-/* A batch call split by partition: fn runs once per partition that has
- * keys, with those keys (in their order), and its answers go back to the
- * caller's slots. On a failure every slot is NULL again. */
-typedef sc_status (*batch_fn)(sc_cache *part, const char *const *keys, size_t n, sc_value **out, void *arg);
-
-static sc_status grouped(sc_cache *c, const char *const *keys, size_t n, sc_value **out, batch_fn fn, void *arg,
-                         const char *call)
-{
-    split sp;
-    sc_status s = split_keys(c, keys, n, &sp, call);
-    if (s != SC_OK)
-        return s;
-    for (unsigned p = 0; p < c->nparts && s == SC_OK; p++) {
-        size_t begin = sp.start[p], m = sp.start[p + 1] - begin;
-        if (m == 0)
-            continue;
-        s = fn(c->part[p], sp.sub + begin, m, sp.got + begin, arg);
-        if (s != SC_OK)
-            s = part_fail(c, s, p);
-    }
-    split_deliver(&sp, n, s, out);
-    split_free(&sp);
-    return s;
-}
-
 /* Every partition's local lookups first, then one Redis read per node for
  * all their misses (sc__remote_get_many_pipelined: the partitions a node
  * serves go out together on one connection), then each partition installs
@@ -308,23 +283,24 @@ out:
     return s;
 }
 
-typedef struct fetch_args {
-    uint64_t ttl_ms;
-    sc_load_batch_fn load;
-    void *ud;
-} fetch_args;
-
-static sc_status fetch_one(sc_cache *part, const char *const *keys, size_t n, sc_value **out, void *arg)
-{
-    const fetch_args *a = arg;
-    return sc_fetch_batch(part, keys, n, a->ttl_ms, a->load, a->ud, out);
-}
-
+/* One sc_fetch_batch call per partition with keys, run in lockstep by
+ * sc__fetch_batch_split: each Redis phase is one pipelined exchange per
+ * node and the loader is called once per pass with every partition's keys;
+ * each partition settles its own keys by its own rules. */
 sc_status sc__parts_fetch_batch(sc_cache *c, const char *const *keys, size_t n, uint64_t ttl_ms, sc_load_batch_fn load,
                                 void *ud, sc_value **out)
 {
-    fetch_args a = {ttl_ms, load, ud};
-    return grouped(c, keys, n, out, fetch_one, &a, "sc_fetch_batch");
+    split sp;
+    sc_status s = split_keys(c, keys, n, &sp, "sc_fetch_batch");
+    if (s != SC_OK)
+        return s;
+    unsigned at;
+    s = sc__fetch_batch_split(c->part, c->nparts, sp.sub, sp.start, ttl_ms, load, ud, sp.got, &at);
+    if (s != SC_OK)
+        s = part_fail(c, s, at);
+    split_deliver(&sp, n, s, out);
+    split_free(&sp);
+    return s;
 }
 
 /* Counters and sizes add up; synced (and tracking_active) holds when every

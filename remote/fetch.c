@@ -153,12 +153,89 @@ static int parse_lock_result(const redisReply *e, sc__fetch_item *it)
     return (it->data = dup_bytes(f[base], &it->len)) ? 0 : -2;
 }
 
-sc_status sc__remote_fetch_lock(sc__remote *r, sc__fetch_item *items, size_t n, const char *token,
-                                uint64_t lock_ttl_ms, int serve_stale, uint64_t *known, uint64_t *now_ms, char *err,
-                                size_t errlen)
+/* A script's whole command: argv[0..2] are EVALSHA, the SHA and the key
+ * count, so the same arguments serve the script runner (from argv + 3) and
+ * a pipeline (whole). */
+typedef struct script_cmd {
+    const char **argv;
+    size_t *lens;
+    int argc;            /* all of argv */
+    int nkeys;
+    char *block;         /* the value keys */
+    char (*nums)[24];    /* decimal arguments */
+    char numkeys[24];
+} script_cmd;
+
+static void cmd_free(script_cmd *c)
 {
-    sc__remote_layout l;
-    sc__remote_layout_get(r, &l);
+    free(c->argv);
+    free(c->lens);
+    free(c->block);
+    free(c->nums);
+    memset(c, 0, sizeof *c);
+}
+
+/* Room for the head, nkeys keys (value keys from `first` on, the fixed ones
+ * before) and argc arguments in all, and nnums decimal numbers. */
+static int cmd_alloc(script_cmd *c, const sc__remote_layout *l, sc__script_id id, int nkeys, int argc,
+                     size_t nnums)
+{
+    memset(c, 0, sizeof *c);
+    c->argc = argc + 3;
+    c->nkeys = nkeys;
+    c->argv = malloc((size_t)c->argc * sizeof *c->argv);
+    c->lens = malloc((size_t)c->argc * sizeof *c->lens);
+    c->nums = malloc((nnums ? nnums : 1) * sizeof *c->nums);
+    if (!c->argv || !c->lens || !c->nums) {
+        cmd_free(c);
+        return -1;
+    }
+    snprintf(c->numkeys, sizeof c->numkeys, "%d", nkeys);
+    c->argv[0] = "EVALSHA";
+    c->argv[1] = l->shas[id];
+    c->argv[2] = c->numkeys;
+    for (int i = 0; i < 3; i++)
+        c->lens[i] = strlen(c->argv[i]);
+    return 0;
+}
+
+static void put(script_cmd *c, size_t *a, const char *arg, size_t len)
+{
+    c->argv[*a] = arg;
+    c->lens[(*a)++] = len == CSTR ? strlen(arg) : len;
+}
+
+/* KEYS: seq, meta, n value keys; ARGV: token, ttl, stale, n versions. */
+static sc_status lock_cmd(const sc__remote_layout *l, const sc__fetch_item *items, size_t n, const char *token,
+                          uint64_t lock_ttl_ms, int serve_stale, script_cmd *c, char *err, size_t errlen)
+{
+    if (n == 0 || n > 1000000) {
+        sc__remote_errf(err, errlen, "fetch_lock: bad key count %zu", n);
+        return SC_ERR_INVALID;
+    }
+    if (cmd_alloc(c, l, SC__SCRIPT_FETCH_LOCK, (int)(2 + n), (int)(2 + n + 3 + n), n + 1) != 0 ||
+        !(c->block = value_keys(l, &items[0].key, sizeof items[0], &items[0].klen, sizeof items[0], n, c->argv + 5,
+                                c->lens + 5))) {
+        cmd_free(c);
+        return nomem(err, errlen);
+    }
+    size_t a = 3;
+    put(c, &a, l->seq_key, CSTR);
+    put(c, &a, l->meta_key, CSTR);
+    a += n;
+    put(c, &a, token, CSTR);
+    snprintf(c->nums[n], sizeof c->nums[n], "%" PRIu64, lock_ttl_ms);
+    put(c, &a, c->nums[n], CSTR);
+    put(c, &a, serve_stale ? "1" : "0", 1);
+    for (size_t i = 0; i < n; i++) {
+        snprintf(c->nums[i], sizeof c->nums[i], "%" PRIu64, items[i].have_version);
+        put(c, &a, c->nums[i], CSTR);
+    }
+    return SC_OK;
+}
+
+static void lock_items_clear(sc__fetch_item *items, size_t n)
+{
     for (size_t i = 0; i < n; i++) {
         items[i].data = NULL;
         items[i].len = 0;
@@ -171,55 +248,15 @@ sc_status sc__remote_fetch_lock(sc__remote *r, sc__fetch_item *items, size_t n, 
         items[i].tags = NULL;
         items[i].tags_len = 0;
     }
-    if (n == 0 || n > 1000000) {
-        sc__remote_errf(err, errlen, "fetch_lock: bad key count %zu", n);
-        return SC_ERR_INVALID;
-    }
-    int64_t deadline = sc__remote_now_ms() + l.timeout_ms;
-    /* KEYS: seq, meta, n value keys; ARGV: token, ttl, stale, n versions. */
-    size_t argc = 2 + n + 3 + n;
-    const char **args = malloc(argc * sizeof *args);
-    size_t *lens = malloc(argc * sizeof *lens);
-    char (*vers)[24] = malloc(n * sizeof *vers);
-    char ttl[24];
-    snprintf(ttl, sizeof ttl, "%" PRIu64, lock_ttl_ms);
-    char *block = args && lens && vers ? value_keys(&l, &items[0].key, sizeof items[0], &items[0].klen, sizeof items[0], n,
-                                                     args + 2, lens + 2)
-                                       : NULL;
-    if (!block) {
-        free(args);
-        free(lens);
-        free(vers);
-        return nomem(err, errlen);
-    }
-    args[0] = l.seq_key;
-    lens[0] = CSTR;
-    args[1] = l.meta_key;
-    lens[1] = CSTR;
-    size_t a = 2 + n;
-    args[a] = token;
-    lens[a++] = CSTR;
-    args[a] = ttl;
-    lens[a++] = CSTR;
-    args[a] = serve_stale ? "1" : "0";
-    lens[a++] = CSTR;
-    for (size_t i = 0; i < n; i++) {
-        snprintf(vers[i], sizeof vers[i], "%" PRIu64, items[i].have_version);
-        args[a] = vers[i];
-        lens[a++] = CSTR;
-    }
-    redisReply *reply;
-    sc_status st = sc__remote_script(r, SC__SCRIPT_FETCH_LOCK, (int)(2 + n), (int)argc, args, lens, deadline, &reply,
-                                     err, errlen);
-    free(block);
-    free(args);
-    free(lens);
-    free(vers);
-    if (st != SC_OK)
-        return st;
+}
+
+/* Parses (and frees) fetch_lock.lua's reply. On failure no item holds data. */
+static sc_status lock_reply(const sc__remote_layout *l, redisReply *reply, sc__fetch_item *items, size_t n,
+                            uint64_t *known, uint64_t *now_ms, char *err, size_t errlen)
+{
     if (reply->type != REDIS_REPLY_ARRAY || reply->elements != n + 2 || !u64_of(reply->element[0], known) ||
         !u64_of(reply->element[1], now_ms))
-        return bad(&l, reply, "fetch_lock", err, errlen);
+        return bad(l, reply, "fetch_lock", err, errlen);
     for (size_t i = 0; i < n; i++) {
         int rc = parse_lock_result(reply->element[i + 2], &items[i]);
         if (rc != 0) {
@@ -228,18 +265,44 @@ sc_status sc__remote_fetch_lock(sc__remote *r, sc__fetch_item *items, size_t n, 
                 freeReplyObject(reply);
                 return nomem(err, errlen);
             }
-            return bad(&l, reply, "fetch_lock", err, errlen);
+            return bad(l, reply, "fetch_lock", err, errlen);
         }
     }
     freeReplyObject(reply);
     return SC_OK;
 }
 
-sc_status sc__remote_fetch_store(sc__remote *r, sc__store_item *items, size_t n, const char *token, char *err,
-                                 size_t errlen)
+/* Runs a built command alone (the script runner: redirections, NOSCRIPT). */
+static sc_status cmd_run(sc__remote *r, sc__script_id id, script_cmd *c, redisReply **reply, char *err,
+                         size_t errlen)
 {
     sc__remote_layout l;
     sc__remote_layout_get(r, &l);
+    return sc__remote_script(r, id, c->nkeys, c->argc - 3, c->argv + 3, c->lens + 3,
+                             sc__remote_now_ms() + l.timeout_ms, reply, err, errlen);
+}
+
+sc_status sc__remote_fetch_lock(sc__remote *r, sc__fetch_item *items, size_t n, const char *token,
+                                uint64_t lock_ttl_ms, int serve_stale, uint64_t *known, uint64_t *now_ms, char *err,
+                                size_t errlen)
+{
+    sc__remote_layout l;
+    sc__remote_layout_get(r, &l);
+    lock_items_clear(items, n);
+    script_cmd c;
+    sc_status st = lock_cmd(&l, items, n, token, lock_ttl_ms, serve_stale, &c, err, errlen);
+    if (st != SC_OK)
+        return st;
+    redisReply *reply;
+    st = cmd_run(r, SC__SCRIPT_FETCH_LOCK, &c, &reply, err, errlen);
+    cmd_free(&c);
+    return st == SC_OK ? lock_reply(&l, reply, items, n, known, now_ms, err, errlen) : st;
+}
+
+/* KEYS: seq, meta, log, n value keys; ARGV: fmt, log_len, channel, token, 9 per key. */
+static sc_status store_cmd(const sc__remote_layout *l, sc__store_item *items, size_t n, const char *token,
+                           script_cmd *c, char *err, size_t errlen)
+{
     if (n == 0 || n > 1000000) {
         sc__remote_errf(err, errlen, "fetch_store: bad key count %zu", n);
         return SC_ERR_INVALID;
@@ -257,66 +320,46 @@ sc_status sc__remote_fetch_store(sc__remote *r, sc__store_item *items, size_t n,
         items[i].stored = 0;
         memset(&items[i].res, 0, sizeof items[i].res);
     }
-    int64_t deadline = sc__remote_now_ms() + l.timeout_ms;
-    /* KEYS: seq, meta, log, n value keys; ARGV: fmt, log_len, channel, token, 9 per key. */
-    size_t argc = 3 + n + 4 + 9 * n;
-    const char **args = malloc(argc * sizeof *args);
-    size_t *lens = malloc(argc * sizeof *lens);
-    char (*ttls)[48] = malloc(n * sizeof *ttls);
-    char *block = args && lens && ttls ? value_keys(&l, &items[0].key, sizeof items[0], &items[0].klen, sizeof items[0], n, args + 3,
-                                                     lens + 3)
-                                       : NULL;
-    if (!block) {
-        free(args);
-        free(lens);
-        free(ttls);
+    if (cmd_alloc(c, l, SC__SCRIPT_FETCH_STORE, (int)(3 + n), (int)(3 + n + 4 + 9 * n), 2 * n) != 0 ||
+        !(c->block = value_keys(l, &items[0].key, sizeof items[0], &items[0].klen, sizeof items[0], n, c->argv + 6,
+                                c->lens + 6))) {
+        cmd_free(c);
         return nomem(err, errlen);
     }
-    args[0] = l.seq_key;
-    args[1] = l.meta_key;
-    args[2] = l.log_key;
-    lens[0] = lens[1] = lens[2] = CSTR;
-    size_t a = 3 + n;
-    args[a] = l.fmt;
-    lens[a++] = CSTR;
-    args[a] = l.log_len;
-    lens[a++] = CSTR;
-    args[a] = l.channel;
-    lens[a++] = CSTR;
-    args[a] = token;
-    lens[a++] = CSTR;
+    size_t a = 3;
+    put(c, &a, l->seq_key, CSTR);
+    put(c, &a, l->meta_key, CSTR);
+    put(c, &a, l->log_key, CSTR);
+    a += n;
+    put(c, &a, l->fmt, CSTR);
+    put(c, &a, l->log_len, CSTR);
+    put(c, &a, l->channel, CSTR);
+    put(c, &a, token, CSTR);
     for (size_t i = 0; i < n; i++) {
-        snprintf(ttls[i], 24, "%" PRIu64, items[i].ttl_ms);
-        snprintf(ttls[i] + 24, 24, "%" PRIu64, items[i].grace_ms);
-        args[a] = items[i].empty ? "e" : "v";
-        lens[a++] = 1;
-        args[a] = items[i].len ? items[i].val : "";
-        lens[a++] = items[i].empty ? 0 : items[i].len;
-        args[a] = ttls[i];
-        lens[a++] = CSTR;
-        sc__remote_event_split(&items[i].ev, args + a, lens + a); /* checked above */
+        snprintf(c->nums[2 * i], sizeof c->nums[0], "%" PRIu64, items[i].ttl_ms);
+        snprintf(c->nums[2 * i + 1], sizeof c->nums[0], "%" PRIu64, items[i].grace_ms);
+        put(c, &a, items[i].empty ? "e" : "v", 1);
+        put(c, &a, items[i].len ? items[i].val : "", items[i].empty ? 0 : items[i].len);
+        put(c, &a, c->nums[2 * i], CSTR);
+        sc__remote_event_split(&items[i].ev, c->argv + a, c->lens + a); /* checked above */
         a += 4;
-        args[a] = ttls[i] + 24;
-        lens[a++] = CSTR;
-        args[a] = items[i].tags_len ? items[i].tags : "";
-        lens[a++] = items[i].tags_len;
+        put(c, &a, c->nums[2 * i + 1], CSTR);
+        put(c, &a, items[i].tags_len ? items[i].tags : "", items[i].tags_len);
     }
-    redisReply *reply;
-    sc_status st = sc__remote_script(r, SC__SCRIPT_FETCH_STORE, (int)(3 + n), (int)argc, args, lens, deadline,
-                                     &reply, err, errlen);
-    free(block);
-    free(args);
-    free(lens);
-    free(ttls);
-    if (st != SC_OK)
-        return st;
+    return SC_OK;
+}
+
+/* Parses (and frees) fetch_store.lua's reply into items. */
+static sc_status store_reply(const sc__remote_layout *l, redisReply *reply, sc__store_item *items, size_t n,
+                             char *err, size_t errlen)
+{
     if (reply->type != REDIS_REPLY_ARRAY || reply->elements != n)
-        return bad(&l, reply, "fetch_store", err, errlen);
+        return bad(l, reply, "fetch_store", err, errlen);
     for (size_t i = 0; i < n; i++) {
         const redisReply *e = reply->element[i];
         uint64_t v;
         if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 || !u64_of(e->element[0], &v))
-            return bad(&l, reply, "fetch_store", err, errlen);
+            return bad(l, reply, "fetch_store", err, errlen);
         if (v == 0)
             continue;
         items[i].stored = 1;
@@ -330,6 +373,96 @@ sc_status sc__remote_fetch_store(sc__remote *r, sc__store_item *items, size_t n,
     }
     freeReplyObject(reply);
     return SC_OK;
+}
+
+sc_status sc__remote_fetch_store(sc__remote *r, sc__store_item *items, size_t n, const char *token, char *err,
+                                 size_t errlen)
+{
+    sc__remote_layout l;
+    sc__remote_layout_get(r, &l);
+    script_cmd c;
+    sc_status st = store_cmd(&l, items, n, token, &c, err, errlen);
+    if (st != SC_OK)
+        return st;
+    redisReply *reply;
+    st = cmd_run(r, SC__SCRIPT_FETCH_STORE, &c, &reply, err, errlen);
+    cmd_free(&c);
+    return st == SC_OK ? store_reply(&l, reply, items, n, err, errlen) : st;
+}
+
+/* ---- both scripts pipelined over many remotes (sc__remote_run_piped) ---- */
+
+typedef struct fetch_piped {
+    sc__remote_piped base; /* first: the runner hands back &base */
+    sc__remote_fetch_call *call;
+    script_cmd cmd;
+} fetch_piped;
+
+static sc_status piped_build(sc__remote_piped *p, struct sc__pool_cmd *cmd)
+{
+    fetch_piped *fp = (fetch_piped *)p;
+    sc__remote_fetch_call *k = fp->call;
+    sc__remote_layout l;
+    sc__remote_layout_get(k->r, &l);
+    char ignored[8]; /* the fallback says it again if it matters */
+    sc_status st = k->lock ? lock_cmd(&l, k->lock, k->n, k->token, k->lock_ttl_ms, k->serve_stale, &fp->cmd, ignored,
+                                      sizeof ignored)
+                           : store_cmd(&l, k->store, k->n, k->token, &fp->cmd, ignored, sizeof ignored);
+    if (st == SC_OK)
+        *cmd = (sc__pool_cmd){fp->cmd.argc, fp->cmd.argv, fp->cmd.lens};
+    return st;
+}
+
+static void piped_unbuild(sc__remote_piped *p)
+{
+    cmd_free(&((fetch_piped *)p)->cmd);
+}
+
+static sc_status piped_parse(sc__remote_piped *p, redisReply *reply)
+{
+    sc__remote_fetch_call *k = ((fetch_piped *)p)->call;
+    sc__remote_layout l;
+    sc__remote_layout_get(k->r, &l);
+    return k->lock ? lock_reply(&l, reply, k->lock, k->n, &k->known, &k->now_ms, p->err, sizeof p->err)
+                   : store_reply(&l, reply, k->store, k->n, p->err, sizeof p->err);
+}
+
+static sc_status piped_alone(sc__remote_piped *p)
+{
+    sc__remote_fetch_call *k = ((fetch_piped *)p)->call;
+    return k->lock ? sc__remote_fetch_lock(k->r, k->lock, k->n, k->token, k->lock_ttl_ms, k->serve_stale, &k->known,
+                                           &k->now_ms, p->err, sizeof p->err)
+                   : sc__remote_fetch_store(k->r, k->store, k->n, k->token, p->err, sizeof p->err);
+}
+
+void sc__remote_fetch_pipelined(sc__remote_fetch_call *calls, size_t n)
+{
+    fetch_piped *fp = calloc(n ? n : 1, sizeof *fp);
+    sc__remote_piped **run = calloc(n ? n : 1, sizeof *run);
+    for (size_t i = 0; i < n; i++) {
+        if (calls[i].lock)
+            lock_items_clear(calls[i].lock, calls[i].n);
+        if (fp && run) {
+            fp[i].base = (sc__remote_piped){.r = calls[i].r,
+                                            .what = calls[i].lock ? "EVALSHA (fetch_lock script, pipelined)"
+                                                                  : "EVALSHA (fetch_store script, pipelined)",
+                                            .build = piped_build,
+                                            .unbuild = piped_unbuild,
+                                            .parse = piped_parse,
+                                            .alone = piped_alone};
+            fp[i].call = &calls[i];
+            run[i] = &fp[i].base;
+        }
+    }
+    if (fp && run)
+        sc__remote_run_piped(run, n);
+    for (size_t i = 0; i < n; i++) {
+        calls[i].status = fp && run ? fp[i].base.status : SC_ERR_NOMEM;
+        calls[i].skipped = fp && run ? fp[i].base.skipped : 0;
+        snprintf(calls[i].err, sizeof calls[i].err, "%s", fp && run ? fp[i].base.err : "out of memory");
+    }
+    free(fp);
+    free(run);
 }
 
 sc_status sc__remote_fetch_unlock(sc__remote *r, const char *const *keys, const size_t *klens, size_t n,

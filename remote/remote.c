@@ -569,19 +569,16 @@ sc_status sc__remote_get_many(sc__remote *r, const char *const *keys, const size
  * call of the group when the connection failed (its own path may reach the
  * node that serves it now). A timeout (the deadline is spent: a retry would
  * only double it) or out of memory is every call's answer. */
-static void get_many_node(sc__remote_get_many_call **group, size_t ng)
+static void piped_node(sc__remote_piped **group, size_t ng)
 {
-    get_many_cmd *g = calloc(ng, sizeof *g);
     sc__pool_cmd *cmds = calloc(ng, sizeof *cmds);
     redisReply **replies = calloc(ng, sizeof *replies);
-    int ok = g && cmds && replies;
-    char ignored[8]; /* the fallback says it again if it matters */
-    for (size_t i = 0; ok && i < ng; i++) {
-        sc__remote_get_many_call *k = group[i];
-        ok = get_many_cmd_build(k->r, k->keys, k->klens, k->n, &g[i], ignored, sizeof ignored) == SC_OK;
-        if (ok)
-            cmds[i] = (sc__pool_cmd){(int)k->n + 5, g[i].argv, g[i].lens};
-    }
+    size_t built = 0;
+    int ok = cmds && replies;
+    for (; ok && built < ng; built++)
+        ok = group[built]->build(group[built], &cmds[built]) == SC_OK;
+    if (!ok && built)
+        built--; /* the one that failed holds nothing */
     /* Any pool of the group talks to the node; each holds only its share of
      * redis_pool_size, so concurrent batches take turns over them rather
      * than queue on the first one's. */
@@ -589,11 +586,10 @@ static void get_many_node(sc__remote_get_many_call **group, size_t ng)
     sc__remote *via = group[atomic_fetch_add_explicit(&turn, 1, memory_order_relaxed) % ng]->r;
     char err[sizeof group[0]->err];
     sc_status st = ok ? sc__pool_pipeline(via->pool, sc__remote_now_ms() + via->timeout_ms, via->timeout_ms,
-                                          "EVALSHA (get_many script, pipelined)", ng, cmds, replies, err,
-                                          sizeof err)
+                                          group[0]->what, ng, cmds, replies, err, sizeof err)
                       : SC_ERR_REMOTE;
     for (size_t i = 0; i < ng; i++) {
-        sc__remote_get_many_call *k = group[i];
+        sc__remote_piped *k = group[i];
         if (st == SC_ERR_TIMEOUT || st == SC_ERR_NOMEM) {
             k->status = st;
             snprintf(k->err, sizeof k->err, "%s", err);
@@ -604,32 +600,30 @@ static void get_many_node(sc__remote_get_many_call **group, size_t ng)
              * what to do about each. */
             freeReplyObject(replies[i]);
         } else
-            k->status = get_many_reply(k->r, replies[i], k->n, k->items, &k->known, k->err, sizeof k->err);
+            k->status = k->parse(k, replies[i]);
     }
-    for (size_t i = 0; g && i < ng; i++)
-        get_many_cmd_free(&g[i]);
-    free(g);
+    for (size_t i = 0; i < built; i++)
+        group[i]->unbuild(group[i]);
     free(cmds);
     free(replies);
 }
 
 /* A call with SC_ERR_REMOTE and no message has no answer yet. */
-static int unanswered(const sc__remote_get_many_call *k)
+static int unanswered(const sc__remote_piped *k)
 {
     return k->status == SC_ERR_REMOTE && !k->err[0];
 }
 
-void sc__remote_get_many_pipelined(sc__remote_get_many_call *calls, size_t n)
+void sc__remote_run_piped(sc__remote_piped **calls, size_t n)
 {
     char (*node)[300] = calloc(n ? n : 1, sizeof *node);
-    sc__remote_get_many_call **group = calloc(n ? n : 1, sizeof *group);
+    sc__remote_piped **group = calloc(n ? n : 1, sizeof *group);
     unsigned char *done = calloc(n ? n : 1, 1);
     for (size_t i = 0; i < n; i++) {
-        memset(calls[i].items, 0, calls[i].n * sizeof *calls[i].items);
-        calls[i].status = SC_ERR_REMOTE;
-        calls[i].err[0] = '\0';
-        calls[i].skipped = 0;
-        if (node && sc__pool_node(calls[i].r->pool, node[i], sizeof node[i]) != SC_OK)
+        calls[i]->status = SC_ERR_REMOTE;
+        calls[i]->err[0] = '\0';
+        calls[i]->skipped = 0;
+        if (node && sc__pool_node(calls[i]->r->pool, node[i], sizeof node[i]) != SC_OK)
             node[i][0] = '\0'; /* no node known yet: its own path finds one */
     }
     /* One pipelined exchange per node, until a call fails: the batch has
@@ -643,28 +637,97 @@ void sc__remote_get_many_pipelined(sc__remote_get_many_call *calls, size_t n)
         size_t ng = 0;
         for (size_t j = i; j < n; j++)
             if (!done[j] && strcmp(node[j], node[i]) == 0) {
-                group[ng++] = &calls[j];
+                group[ng++] = calls[j];
                 done[j] = 1;
             }
-        get_many_node(group, ng);
+        piped_node(group, ng);
         for (size_t j = 0; j < ng; j++)
             failed |= group[j]->status != SC_OK && !unanswered(group[j]);
     }
     for (size_t i = 0; i < n; i++) {
-        sc__remote_get_many_call *k = &calls[i];
+        sc__remote_piped *k = calls[i];
         if (!unanswered(k))
             continue;
         if (failed) {
             k->skipped = 1;
-            snprintf(k->err, sizeof k->err, "not read: another part of the batch failed first");
+            snprintf(k->err, sizeof k->err, "not run: another part of the batch failed first");
             continue;
         }
-        k->status = sc__remote_get_many(k->r, k->keys, k->klens, k->n, k->items, &k->known, k->err, sizeof k->err);
+        k->status = k->alone(k);
         failed = k->status != SC_OK;
     }
     free(node);
     free(group);
     free(done);
+}
+
+/* A get_many call as a pipelined script call. */
+typedef struct get_many_piped {
+    sc__remote_piped base; /* first: the runner hands back &base */
+    sc__remote_get_many_call *call;
+    get_many_cmd g;
+} get_many_piped;
+
+static sc_status get_many_piped_build(sc__remote_piped *p, sc__pool_cmd *cmd)
+{
+    get_many_piped *gp = (get_many_piped *)p;
+    sc__remote_get_many_call *k = gp->call;
+    char ignored[8]; /* the fallback says it again if it matters */
+    sc_status st = get_many_cmd_build(k->r, k->keys, k->klens, k->n, &gp->g, ignored, sizeof ignored);
+    if (st == SC_OK)
+        *cmd = (sc__pool_cmd){(int)k->n + 5, gp->g.argv, gp->g.lens};
+    return st;
+}
+
+static void get_many_piped_unbuild(sc__remote_piped *p)
+{
+    get_many_cmd_free(&((get_many_piped *)p)->g);
+}
+
+static sc_status get_many_piped_parse(sc__remote_piped *p, redisReply *reply)
+{
+    sc__remote_get_many_call *k = ((get_many_piped *)p)->call;
+    return get_many_reply(k->r, reply, k->n, k->items, &k->known, p->err, sizeof p->err);
+}
+
+static sc_status get_many_piped_alone(sc__remote_piped *p)
+{
+    sc__remote_get_many_call *k = ((get_many_piped *)p)->call;
+    return sc__remote_get_many(k->r, k->keys, k->klens, k->n, k->items, &k->known, p->err, sizeof p->err);
+}
+
+void sc__remote_get_many_pipelined(sc__remote_get_many_call *calls, size_t n)
+{
+    get_many_piped *gp = calloc(n ? n : 1, sizeof *gp);
+    sc__remote_piped **run = calloc(n ? n : 1, sizeof *run);
+    for (size_t i = 0; i < n; i++) {
+        memset(calls[i].items, 0, calls[i].n * sizeof *calls[i].items);
+        calls[i].status = SC_ERR_REMOTE;
+        calls[i].skipped = 0;
+        if (gp && run) {
+            gp[i].base = (sc__remote_piped){.r = calls[i].r,
+                                            .what = "EVALSHA (get_many script, pipelined)",
+                                            .build = get_many_piped_build,
+                                            .unbuild = get_many_piped_unbuild,
+                                            .parse = get_many_piped_parse,
+                                            .alone = get_many_piped_alone};
+            gp[i].call = &calls[i];
+            run[i] = &gp[i].base;
+        } else {
+            calls[i].status = SC_ERR_NOMEM;
+            snprintf(calls[i].err, sizeof calls[i].err, "out of memory");
+        }
+    }
+    if (gp && run) {
+        sc__remote_run_piped(run, n);
+        for (size_t i = 0; i < n; i++) {
+            calls[i].status = gp[i].base.status;
+            calls[i].skipped = gp[i].base.skipped;
+            snprintf(calls[i].err, sizeof calls[i].err, "%s", gp[i].base.err);
+        }
+    }
+    free(gp);
+    free(run);
 }
 
 sc_status sc__remote_delete(sc__remote *r, const char *key, size_t klen, uint64_t tombstone_ttl_ms,
@@ -1023,6 +1086,7 @@ void sc__remote_layout_get(const sc__remote *r, sc__remote_layout *out)
     out->log_len = r->log_len;
     out->timeout_ms = r->timeout_ms;
     out->addr = sc__pool_addr(r->pool);
+    out->shas = (const char(*)[41])r->shas;
 }
 
 char *sc__remote_value_key(const sc__remote *r, const char *key, size_t klen, char *buf, size_t cap, size_t *len,

@@ -122,6 +122,40 @@ sc_status sc__remote_version(sc__remote *r, const char *key, size_t klen, uint64
 sc_status sc__remote_get_many(sc__remote *r, const char *const *keys, const size_t *klens, size_t n,
                               sc__remote_item *items, uint64_t *known, char *err, size_t errlen);
 
+/* One script call of a sc__remote_run_piped: how to build its command,
+ * read its answer, and run it alone. Embedded first in the caller's own
+ * call record, which the hooks reach by a cast. */
+struct redisReply;
+struct sc__pool_cmd;
+typedef struct sc__remote_piped sc__remote_piped;
+struct sc__remote_piped {
+    sc__remote *r;             /* in: whose pool reaches the call's node */
+    const char *what;          /* in: names the exchange in messages */
+    /* The whole command (EVALSHA, SHA, key count, ...) into *cmd; on a
+     * failure nothing is held and the call runs alone. */
+    sc_status (*build)(sc__remote_piped *p, struct sc__pool_cmd *cmd);
+    void (*unbuild)(sc__remote_piped *p); /* frees what build made */
+    /* Reads (and frees) a reply that is no error reply: the call's status
+     * (a message in err when not SC_OK). */
+    sc_status (*parse)(sc__remote_piped *p, struct redisReply *reply);
+    /* The call through its own path (follows redirections). */
+    sc_status (*alone)(sc__remote_piped *p);
+    sc_status status;          /* out */
+    char err[256];             /* out, when status is not SC_OK */
+    int skipped;               /* out: not run (SC_ERR_REMOTE) because
+                                  another call failed first */
+};
+
+/* Runs n script calls (each on its own remote, whose keys may live
+ * anywhere) with one round trip per node: the calls whose remotes talk to
+ * the same node are pipelined on one connection. A call whose reply is an
+ * error (MOVED, ASK, NOSCRIPT, TRYAGAIN ...) or whose node's exchange
+ * failed runs again alone, which follows redirections. Once a call fails
+ * (a timeout is not retried) the calls not yet answered are skipped, so the
+ * whole takes about timeout_ms per failure at most, as the calls one after
+ * the other would. Each call ends with its own status. */
+void sc__remote_run_piped(sc__remote_piped **calls, size_t n);
+
 /* One sc__remote_get_many of a sc__remote_get_many_pipelined. */
 typedef struct sc__remote_get_many_call {
     sc__remote *r;             /* in */
@@ -136,14 +170,8 @@ typedef struct sc__remote_get_many_call {
                                   another call failed first */
 } sc__remote_get_many_call;
 
-/* Runs n sc__remote_get_many calls (each on its own remote, whose keys may
- * live anywhere) with one round trip per node: the calls whose remotes
- * talk to the same node are pipelined on one connection. A call whose
- * reply is an error (MOVED, ASK, NOSCRIPT, TRYAGAIN ...) or whose node's
- * exchange failed runs again alone through sc__remote_get_many, which
- * follows redirections. Once a call fails (a timeout is not retried) the
- * calls not yet answered are skipped, so the whole takes about timeout_ms
- * per failure at most, as the calls one after the other would. Each call
+/* Runs n sc__remote_get_many calls through sc__remote_run_piped (one round
+ * trip per node, sc__remote_get_many alone as the fallback). Each call
  * ends with its own status; on SC_OK the caller frees its items' data. */
 void sc__remote_get_many_pipelined(sc__remote_get_many_call *calls, size_t n);
 
@@ -462,6 +490,7 @@ typedef struct sc__remote_layout {
     const char *log_len;     /* decimal */
     unsigned timeout_ms;
     const char *addr;        /* for messages */
+    const char (*shas)[41];  /* of every script, by sc__script_id */
 } sc__remote_layout;
 void sc__remote_layout_get(const sc__remote *r, sc__remote_layout *out);
 /* "{ns}:k:<key>" into buf when it fits, else malloc'd (*heap = 1). */
@@ -536,6 +565,26 @@ typedef struct sc__store_item {
 /* fetch_store.lua over n keys, each only while token still holds its lock. */
 sc_status sc__remote_fetch_store(sc__remote *r, sc__store_item *items, size_t n, const char *token, char *err,
                                  size_t errlen);
+
+/* One fetch_lock (lock set) or fetch_store (store set) of a
+ * sc__remote_fetch_pipelined, with the arguments of the plain call. */
+typedef struct sc__remote_fetch_call {
+    sc__remote *r;             /* in */
+    sc__fetch_item *lock;      /* in/out: n items of a fetch_lock */
+    sc__store_item *store;     /* in/out: n items of a fetch_store */
+    size_t n;
+    const char *token;
+    uint64_t lock_ttl_ms;      /* fetch_lock */
+    int serve_stale;           /* fetch_lock */
+    uint64_t known, now_ms;    /* out: fetch_lock */
+    sc_status status;          /* out: what the plain call returned */
+    char err[256];             /* out, when status is not SC_OK */
+    int skipped;               /* out: not run (another call failed first) */
+} sc__remote_fetch_call;
+
+/* Runs n fetch_lock / fetch_store calls through sc__remote_run_piped: one
+ * round trip per node, the plain call alone as the fallback. */
+void sc__remote_fetch_pipelined(sc__remote_fetch_call *calls, size_t n);
 
 /* fetch_unlock.lua: releases the locks token still holds on the n keys. */
 sc_status sc__remote_fetch_unlock(sc__remote *r, const char *const *keys, const size_t *klens, size_t n,

@@ -290,7 +290,11 @@ END_TEST
  * MONITOR on a node shows every command with the connection it came on
  * ("[db addr]"; a script's own commands show as "[db lua]"). The
  * get_many script's EVALSHA is the one whose first key is {ns#p}:seq and
- * whose next keys are values ({ns#p}:k:...). */
+ * whose next keys are values ({ns#p}:k:...); fetch_lock's has the same
+ * keys (a pod's sc_fetch_batch sends no get_many), fetch_store's has
+ * {ns#p}:log among them. */
+
+enum { MON_READ, MON_STORE }; /* which EVALSHAs a monitored counts */
 
 typedef struct monitored {
     int calls;             /* get_many EVALSHAs of the namespace */
@@ -316,8 +320,9 @@ static redisContext *monitor_open(int port)
     return m;
 }
 
-/* Reads m's lines up to an ECHO of a marker sent now, into *s; closes m. */
-static void monitor_close(redisContext *m, int port, const char *ns, monitored *s)
+/* Reads m's lines up to an ECHO of a marker sent now, into *s (the
+ * EVALSHAs of that kind); closes m. */
+static void monitor_close_kind(redisContext *m, int port, const char *ns, int kind, monitored *s)
 {
     memset(s, 0, sizeof *s);
     s->first = -1;
@@ -346,7 +351,8 @@ static void monitor_close(redisContext *m, int port, const char *ns, monitored *
         unsigned p = 0;
         int is_get_many = k && sscanf(k + strlen(head), "%u", &p) == 1 && p < P &&
                           strncmp(strchr(k, '}'), "}:seq\" ", 7) == 0 && strstr(k, "}:k:");
-        if (end && is_get_many) {
+        int stores = k && strstr(k, "}:log\" ") != NULL;
+        if (end && is_get_many && stores == (kind == MON_STORE)) {
             char client[64];
             snprintf(client, sizeof client, "%.*s", (int)(end - sp - 1), sp + 1);
             int known = 0;
@@ -366,6 +372,11 @@ static void monitor_close(redisContext *m, int port, const char *ns, monitored *
         freeReplyObject(r);
     }
     redisFree(m);
+}
+
+static void monitor_close(redisContext *m, int port, const char *ns, monitored *s)
+{
+    monitor_close_kind(m, port, ns, MON_READ, s);
 }
 
 /* The reference answer for key: sc_get on a pod of its own (one key, one
@@ -486,6 +497,178 @@ END_TEST
 /* Redis stops answering (CLIENT PAUSE) during a partitioned sc_get_many:
  * the pipelined exchange times out and the call fails with SC_ERR_TIMEOUT,
  * every slot NULL, naming a partition; afterwards it answers again. */
+/* ---- sc_fetch_batch: one pipelined exchange per node per phase ---- */
+
+/* A batch loader that counts its calls and keys: "L:<key>" for every key
+ * but those ending in 3 (not found). */
+typedef struct batch_loader {
+    atomic_int calls;
+    atomic_int keys;
+} batch_loader;
+
+static sc_status load_batch_counted(const char *const *keys, size_t n, sc_loaded *const *slots, void *ud)
+{
+    batch_loader *bl = ud;
+    atomic_fetch_add(&bl->calls, 1);
+    atomic_fetch_add(&bl->keys, (int)n);
+    for (size_t i = 0; i < n; i++) {
+        size_t len = strlen(keys[i]);
+        if (keys[i][len - 1] == '3')
+            continue;
+        char v[64];
+        snprintf(v, sizeof v, "L:%s", keys[i]);
+        sc_loaded_set(slots[i], v, strlen(v));
+    }
+    return SC_OK;
+}
+
+/* got is the loader's value of key. */
+static void assert_is_loaded(const char *got, const char *key)
+{
+    ck_assert_msg(got && strncmp(got, "L:", 2) == 0 && strcmp(got + 2, key) == 0, "%s: %s", key, got ? got : "NULL");
+}
+
+/* out[i] holds the loader's answer for kp[i]. */
+static void assert_loaded(const char *const *kp, size_t n, sc_value **out)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (kp[i][strlen(kp[i]) - 1] == '3') {
+            ck_assert_msg(out[i] == NULL, "%s: found", kp[i]);
+            continue;
+        }
+        ck_assert_msg(out[i] != NULL, "%s: not found", kp[i]);
+        assert_is_loaded(sc_value_data(out[i]), kp[i]);
+    }
+}
+
+static void release_all(sc_value **out, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        sc_value_release(out[i]);
+}
+
+/* A slow loader of another pod, holding its load lock meanwhile. */
+typedef struct slow_load {
+    sc_cache *c;
+    const char *key;
+    atomic_int started;
+    sc_status st;
+    sc_value *v;
+} slow_load;
+
+static sc_status load_slowly(const char *key, sc_loaded *slot, void *ud)
+{
+    slow_load *sl = ud;
+    atomic_store(&sl->started, 1);
+    test_sleep_ms(300);
+    char v[64];
+    snprintf(v, sizeof v, "O:%s", key);
+    sc_loaded_set(slot, v, strlen(v));
+    return SC_OK;
+}
+
+static void *slow_fetch_main(void *arg)
+{
+    slow_load *sl = arg;
+    sl->st = sc_fetch(sl->c, sl->key, 0, load_slowly, sl, &sl->v);
+    return NULL;
+}
+
+START_TEST(fetch_batch_by_node)
+{
+    const char *ns = NS("fbnode");
+    sc_cache *b = part_pod(ns, "b");
+    enum { N = 64 };
+    char keys[N][16];
+    const char *kp[N + 1];
+    batch_keys(NULL, keys, kp, N, "f");
+    kp[N] = keys[7]; /* a key given twice */
+    int in[P] = {0}, parts = 0;
+    for (int i = 0; i < N; i++)
+        if (!in[partition_of(keys[i], P)]++)
+            parts++;
+    ck_assert_int_eq(parts, P);
+
+    /* Two MONITORs: one counts the fetch_lock EVALSHAs, one the
+     * fetch_store ones. */
+    redisContext *ml = monitor_open(g_redis.port), *ms = monitor_open(g_redis.port);
+    batch_loader bl = {0};
+    sc_value *out[N + 1];
+    ck_assert_int_eq(sc_fetch_batch(b, kp, N + 1, 0, load_batch_counted, &bl, out), SC_OK);
+    monitored lk, st;
+    monitor_close_kind(ml, g_redis.port, ns, MON_READ, &lk);
+    monitor_close_kind(ms, g_redis.port, ns, MON_STORE, &st);
+    /* One loader call with every missing key once, whatever its partition. */
+    ck_assert_int_eq(atomic_load(&bl.calls), 1);
+    ck_assert_int_eq(atomic_load(&bl.keys), N);
+    assert_loaded(kp, N + 1, out);
+    release_all(out, N + 1);
+    /* One lock script and one store script per partition, each kind on
+     * one connection, back to back; every key locked and stored once
+     * (a not-found one as the empty marker). */
+    monitored *ph[2] = {&lk, &st};
+    for (int k = 0; k < 2; k++) {
+        ck_assert_int_eq(ph[k]->calls, P);
+        for (unsigned p = 0; p < P; p++)
+            ck_assert_int_eq(ph[k]->parts[p], 1);
+        ck_assert_int_eq(ph[k]->nclients, 1);
+        ck_assert_int_eq(ph[k]->between, 0);
+        ck_assert_int_eq(ph[k]->keys, N);
+    }
+    sc_load_stats ls;
+    sc_load_stats_get(b, SC_WINDOW_TOTAL, &ls);
+    ck_assert_uint_eq(ls.misses, N);
+    ck_assert_uint_eq(ls.errors, 0);
+
+    /* Stored in Redis: the values in their partitions, and a second pod
+     * answers every key, the not-found ones too, without loading. */
+    for (int i = 0; i < N; i++) {
+        char *v = redis_value(ns, keys[i]);
+        if (i % 10 == 3)
+            ck_assert_msg(strncmp(v, "L:", 2) != 0, "%s: %s", keys[i], v); /* the marker: checked below */
+        else
+            assert_is_loaded(v, keys[i]);
+        free(v);
+    }
+    sc_cache *c = part_pod(ns, "c");
+    batch_loader none = {0};
+    ck_assert_int_eq(sc_fetch_batch(c, kp, N + 1, 0, load_batch_counted, &none, out), SC_OK);
+    ck_assert_int_eq(atomic_load(&none.calls), 0);
+    assert_loaded(kp, N + 1, out);
+    release_all(out, N + 1);
+    sc_load_stats_get(c, SC_WINDOW_TOTAL, &ls);
+    ck_assert_uint_eq(ls.hits, N);
+    ck_assert_uint_eq(ls.misses, 0);
+
+    /* A key another pod is loading is waited for (its value, not ours),
+     * while the keys of the other partitions load in the meantime. */
+    sc_cache *o = part_pod(ns, "o");
+    enum { W = 32 };
+    char wk[W][16];
+    const char *wp[W];
+    batch_keys(NULL, wk, wp, W, "w");
+    slow_load sl = {.c = o, .key = wk[0]};
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, slow_fetch_main, &sl), 0);
+    WAIT_UNTIL(atomic_load(&sl.started), 3000);
+    batch_loader wl = {0};
+    sc_value *wout[W];
+    ck_assert_int_eq(sc_fetch_batch(b, wp, W, 0, load_batch_counted, &wl, wout), SC_OK);
+    pthread_join(t, NULL);
+    ck_assert_int_eq(sl.st, SC_OK);
+    ck_assert_str_eq(sc_value_data(sl.v), "O:w0");
+    ck_assert_str_eq(sc_value_data(wout[0]), "O:w0");
+    ck_assert_int_eq(atomic_load(&wl.calls), 1);
+    ck_assert_int_eq(atomic_load(&wl.keys), W - 1);
+    assert_loaded(wp + 1, W - 1, wout + 1);
+    release_all(wout, W);
+    sc_value_release(sl.v);
+    sc_close(o);
+    sc_close(c);
+    sc_close(b);
+}
+END_TEST
+
 START_TEST(get_many_timeout)
 {
     sc_options o = part_options(NS("bynode_to"), "a", P);
@@ -902,6 +1085,20 @@ static sc_cache *cluster_pod(const char *ns, const char *id)
     return test_open(&o);
 }
 
+/* The distinct masters of the partitions into port: how many. */
+static int masters_of_parts(const char *ns, int port[P])
+{
+    int nports = 0;
+    for (unsigned p = 0; p < P; p++) {
+        int at = master_of_part(ns, p), known = 0;
+        for (int j = 0; j < nports; j++)
+            known |= port[j] == at;
+        if (!known)
+            port[nports++] = at;
+    }
+    return nports;
+}
+
 /* sc_get_many of keys in every partition on a pod that holds none of them:
  * each master gets one connection carrying the EVALSHAs of exactly the
  * partitions it owns, back to back, and the answers are the per-key
@@ -919,14 +1116,7 @@ static void cluster_get_many_by_node(const char *ns, const char *id)
         kp[i] = keys[i];
         in[partition_of(keys[i], P)] = 1;
     }
-    int port[P], nports = 0;
-    for (unsigned p = 0; p < P; p++) {
-        int at = master_of_part(ns, p), known = 0;
-        for (int j = 0; j < nports; j++)
-            known |= port[j] == at;
-        if (!known)
-            port[nports++] = at;
-    }
+    int port[P], nports = masters_of_parts(ns, port);
     ck_assert_int_ge(nports, 2);
     redisContext *m[P];
     for (int j = 0; j < nports; j++)
@@ -993,6 +1183,60 @@ static void cluster_get_many_moved(const char *ns)
     sc_close(ref);
 }
 
+/* sc_fetch_batch of keys in every partition over the cluster: each
+ * master gets the fetch_lock EVALSHAs, then the fetch_store ones, of
+ * exactly the partitions it owns, each kind back to back on one
+ * connection; the loader runs once and every value lands on its master. */
+static void cluster_fetch_batch_by_node(const char *ns)
+{
+    sc_cache *g = cluster_pod(ns, "fb");
+    enum { N = 64 };
+    char keys[N][16];
+    const char *kp[N];
+    int in[P] = {0};
+    batch_keys(NULL, keys, kp, N, "fb");
+    for (int i = 0; i < N; i++)
+        in[partition_of(keys[i], P)] = 1;
+    int port[P], nports = masters_of_parts(ns, port);
+    ck_assert_int_ge(nports, 2);
+    redisContext *ml[P], *ms[P];
+    for (int j = 0; j < nports; j++) {
+        ml[j] = monitor_open(port[j]);
+        ms[j] = monitor_open(port[j]);
+    }
+    batch_loader bl = {0};
+    sc_value *out[N];
+    ck_assert_int_eq(sc_fetch_batch(g, kp, N, 0, load_batch_counted, &bl, out), SC_OK);
+    for (int j = 0; j < nports; j++) {
+        monitored s[2];
+        monitor_close_kind(ml[j], port[j], ns, MON_READ, &s[0]);
+        monitor_close_kind(ms[j], port[j], ns, MON_STORE, &s[1]);
+        for (int k = 0; k < 2; k++) {
+            int owned = 0;
+            for (unsigned p = 0; p < P; p++) {
+                int here = in[p] && master_of_part(ns, p) == port[j];
+                owned += here;
+                ck_assert_int_eq(s[k].parts[p], here);
+            }
+            ck_assert_int_eq(s[k].calls, owned);
+            ck_assert_int_eq(s[k].nclients, owned > 0);
+            ck_assert_int_eq(s[k].between, 0);
+        }
+    }
+    ck_assert_int_eq(atomic_load(&bl.calls), 1);
+    ck_assert_int_eq(atomic_load(&bl.keys), N);
+    assert_loaded(kp, N, out);
+    release_all(out, N);
+    for (int i = 0; i < N; i++) {
+        if (i % 10 == 3)
+            continue;
+        char *v = cluster_value(ns, keys[i], NULL);
+        assert_is_loaded(v, keys[i]);
+        free(v);
+    }
+    sc_close(g);
+}
+
 START_TEST(cluster_spread_and_converge)
 {
     ck_assert_int_eq(sc_test_cluster_start(&g_cl, 3, 0), 0);
@@ -1044,6 +1288,7 @@ START_TEST(cluster_spread_and_converge)
 
     cluster_get_many_by_node(ns, "g");
     cluster_get_many_moved(ns);
+    cluster_fetch_batch_by_node(ns);
 
     /* A writer over keys of many partitions while the others read. */
     test_writer w;
@@ -1088,6 +1333,7 @@ static Suite *suite(void)
     tcase_add_test(tc, set_delete_clear_propagate);
     tcase_add_test(tc, batches_and_versions);
     tcase_add_test(tc, get_many_by_node);
+    tcase_add_test(tc, fetch_batch_by_node);
     tcase_add_test(tc, get_many_timeout);
     tcase_add_test(tc, get_many_threads);
     tcase_add_test(tc, behind_and_tags);

@@ -695,10 +695,11 @@ SC_EXPORT sc_status sc_fetch_ex(sc_cache *c, const char *key, const sc_fetch_opt
 /* sc_fetch for n keys (in any order, duplicates allowed): one Redis round
  * trip for the keys no local tier holds; the batch loader is called once with
  * the keys that are missing and not being loaded elsewhere (again only if a
- * lock it waited for lapsed; with partitions, once per partition holding
- * some of the keys, each with its own round trips); keys other pods are
- * loading are waited for;
- * the loaded values are stored in one round trip. out has n slots: out[i] is
+ * lock it waited for lapsed); keys other pods are loading are waited for;
+ * the loaded values are stored in one round trip. With partitions, the
+ * same: one loader call with the keys of every partition, and each round
+ * trip is one per Redis node (the partitions' scripts for a node pipelined
+ * on one connection). out has n slots: out[i] is
  * the value of keys[i] (caller releases each) or NULL when not found.
  * Returns SC_OK when every key was answered (found or not), else the first
  * failure, with every out[i] NULL. */
