@@ -21,8 +21,9 @@ static void demote_protected(struct shard *s)
 }
 
 /* A hit (or an update): recency for LRU; frequency and SLRU promotion for
- * W-TinyLFU. */
-void sc__touch(struct shard *s, uint32_t i, uint32_t key32, unsigned weight)
+ * W-TinyLFU. A sampled hit counts once in the sketch, whatever it stands
+ * for: sampling keeps the keys' relative frequencies. */
+void sc__touch(struct shard *s, uint32_t i, uint32_t key32)
 {
     struct table *t = s->t;
     struct link *L = t->links;
@@ -33,7 +34,6 @@ void sc__touch(struct shard *s, uint32_t i, uint32_t key32, unsigned weight)
         }
         return;
     }
-    (void)weight;
     sc__sketch_increment(&s->sketch, key32);
     unsigned q = queue_of(&L[i]);
     if (q == Q_PROBATION) {
@@ -83,7 +83,7 @@ static void apply_hits(struct shard *s, struct rbuf *b, unsigned weight)
         uint64_t sl = atomic_load_explicit(&t->slots[i], memory_order_relaxed);
         if (sl <= TOMB || (sl >> 48) != key32 >> 16)
             continue;
-        sc__touch(s, i, key32, weight);
+        sc__touch(s, i, key32);
         s->sample_hits += weight;
     }
 }

@@ -246,7 +246,7 @@ int sc__reserve(struct shard *s);
 
 /* ---- policy.c ---- */
 
-void sc__touch(struct shard *s, uint32_t i, uint32_t key32, unsigned weight);
+void sc__touch(struct shard *s, uint32_t i, uint32_t key32);
 void sc__drain_full(struct shard *s, struct rbuf *b);
 void sc__apply_own_hits(sc__local *l, struct shard *s);
 void sc__drop(struct shard *s, uint32_t i);

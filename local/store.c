@@ -337,6 +337,16 @@ static void expire_entry(struct shard *s, const char *key, size_t klen, uint64_t
     pthread_mutex_unlock(&s->mu);
 }
 
+/* A hit's expiry check: the clock is read only for an entry that has an
+ * expiry, which most hits do not. */
+static inline int expired_now(const sc_value *v)
+{
+    return __builtin_expect(atomic_load_explicit(&v->exp_lo, memory_order_relaxed) != 0 ||
+                                atomic_load_explicit(&v->exp_hi, memory_order_relaxed) != 0,
+                            0) &&
+           expired_at(v, sc__now_ms());
+}
+
 static sc_status lookup(sc__local *l, const char *key, size_t klen, uint64_t hash, sc_value **out, int count)
 {
     if (!l || !out || (!key && klen))
@@ -348,10 +358,7 @@ static sc_status lookup(sc__local *l, const char *key, size_t klen, uint64_t has
     sc_value *v = probe(t, key, klen, hash, &pos);
     int stale = 0;
     if (v) {
-        if (__builtin_expect(atomic_load_explicit(&v->exp_lo, memory_order_relaxed) != 0 ||
-                                 atomic_load_explicit(&v->exp_hi, memory_order_relaxed) != 0,
-                             0) &&
-            expired_at(v, sc__now_ms()))
+        if (expired_now(v))
             stale = 1;
         else
             atomic_fetch_add_explicit(&v->refs, 1, memory_order_relaxed);
@@ -397,10 +404,7 @@ sc_status sc__local_get_with(sc__local *l, const char *key, size_t klen, uint64_
     sc_value *v = probe(t, key, klen, hash, &pos);
     int stale = 0;
     if (v) {
-        if (__builtin_expect(atomic_load_explicit(&v->exp_lo, memory_order_relaxed) != 0 ||
-                                 atomic_load_explicit(&v->exp_hi, memory_order_relaxed) != 0,
-                             0) &&
-            expired_at(v, sc__now_ms()))
+        if (expired_now(v))
             stale = 1;
         else
             fn(sc__value_bytes(v), v->len, v->version, ud);
@@ -525,7 +529,7 @@ sc_status sc__local_put(sc__local *l, const char *key, size_t klen, uint64_t has
         s->bytes += w - weight_of(old);
         sc__value_set_expiry(e, expire);
         atomic_store_explicit(&t->slots[pos], tag_of(hash) << 48 | (uintptr_t)e, memory_order_release);
-        sc__touch(s, pos, key32_of(hash), 1);
+        sc__touch(s, pos, key32_of(hash));
         sc__retire(s, old, R_VALUE);
     } else {
         struct table *before = s->t;

@@ -399,23 +399,22 @@ static sc_status run_pipeline(slot *s, size_t ncmd, const sc__pool_cmd *cmds, in
 }
 
 /* Runs one command on s->ctx (see run_pipeline). */
-static sc_status run(sc__pool *p, slot *s, int argc, const char **argv, const size_t *lens, int64_t deadline,
+static sc_status run(slot *s, int argc, const char **argv, const size_t *lens, int64_t deadline,
                      unsigned timeout_ms, const char *what, redisReply **reply, int *stale, char *err,
                      size_t errlen)
 {
-    (void)p; /* messages name the slot's node (s->addr) */
     sc__pool_cmd one = {argc, argv, lens};
     *reply = NULL;
     return run_pipeline(s, 1, &one, deadline, timeout_ms, what, reply, stale, err, errlen);
 }
 
 /* A command during connection setup whose error reply fails the connect. */
-static sc_status setup_command(sc__pool *p, slot *s, int argc, const char **argv, const size_t *lens,
+static sc_status setup_command(slot *s, int argc, const char **argv, const size_t *lens,
                                int64_t deadline, unsigned timeout_ms, char *err, size_t errlen)
 {
     redisReply *reply;
     int stale;
-    sc_status st = run(p, s, argc, argv, lens, deadline, timeout_ms, argv[0], &reply, &stale, err, errlen);
+    sc_status st = run(s, argc, argv, lens, deadline, timeout_ms, argv[0], &reply, &stale, err, errlen);
     if (st != SC_OK)
         return st;
     if (reply->type == REDIS_REPLY_ERROR) {
@@ -435,13 +434,13 @@ static sc_status setup_command(sc__pool *p, slot *s, int argc, const char **argv
  * failover the sentinels may still name the old one, now a replica, which
  * would answer reads from a history that is no longer the namespace's
  * (the sentinel client guidelines: check ROLE after connecting). */
-static sc_status check_master(sc__pool *p, slot *s, int64_t deadline, unsigned timeout_ms, char *err,
+static sc_status check_master(slot *s, int64_t deadline, unsigned timeout_ms, char *err,
                               size_t errlen)
 {
     const char *argv[1] = {"ROLE"};
     redisReply *reply;
     int stale;
-    sc_status st = run(p, s, 1, argv, NULL, deadline, timeout_ms, "ROLE", &reply, &stale, err, errlen);
+    sc_status st = run(s, 1, argv, NULL, deadline, timeout_ms, "ROLE", &reply, &stale, err, errlen);
     if (st != SC_OK)
         return st;
     int master = reply->type == REDIS_REPLY_ARRAY && reply->elements > 0 &&
@@ -511,7 +510,7 @@ static sc_status connect_to(sc__pool *p, slot *s, const sc__addr *to, int64_t de
     if (p->password) {
         const char *argv[3] = {"AUTH", p->username ? p->username : p->password, p->password};
         int argc = p->username ? 3 : 2;
-        sc_status st = setup_command(p, s, argc, argv, NULL, deadline, timeout_ms, err, errlen);
+        sc_status st = setup_command(s, argc, argv, NULL, deadline, timeout_ms, err, errlen);
         if (st != SC_OK)
             return st;
     }
@@ -519,12 +518,12 @@ static sc_status connect_to(sc__pool *p, slot *s, const sc__addr *to, int64_t de
         char db[16];
         snprintf(db, sizeof db, "%d", p->db);
         const char *argv[2] = {"SELECT", db};
-        sc_status st = setup_command(p, s, 2, argv, NULL, deadline, timeout_ms, err, errlen);
+        sc_status st = setup_command(s, 2, argv, NULL, deadline, timeout_ms, err, errlen);
         if (st != SC_OK)
             return st;
     }
     if (p->router && sc__router_kind(p->router) == SC__ROUTE_SENTINEL)
-        return check_master(p, s, deadline, timeout_ms, err, errlen);
+        return check_master(s, deadline, timeout_ms, err, errlen);
     return SC_OK;
 }
 
@@ -610,11 +609,11 @@ static sc_status ask(sc__pool *p, const sc__addr *a, int argc, const char **argv
     sc_status st = connect_to(p, &tmp, a, deadline, timeout_ms, err, errlen);
     if (st == SC_OK) {
         const char *asking[1] = {"ASKING"};
-        st = setup_command(p, &tmp, 1, asking, NULL, deadline, timeout_ms, err, errlen);
+        st = setup_command(&tmp, 1, asking, NULL, deadline, timeout_ms, err, errlen);
     }
     if (st == SC_OK) {
         int stale;
-        st = run(p, &tmp, argc, argv, lens, deadline, timeout_ms, what, reply, &stale, err, errlen);
+        st = run(&tmp, argc, argv, lens, deadline, timeout_ms, what, reply, &stale, err, errlen);
     }
     if (tmp.ctx)
         redisFree(tmp.ctx);
@@ -653,7 +652,7 @@ sc_status sc__pool_command(sc__pool *p, int64_t deadline, unsigned timeout_ms, c
         if (st != SC_OK)
             break;
         int stale;
-        st = run(p, s, argc, argv, lens, deadline, timeout_ms, what, reply, &stale, err, errlen);
+        st = run(s, argc, argv, lens, deadline, timeout_ms, what, reply, &stale, err, errlen);
         if (st == SC_OK && p->router && (*reply)->type == REDIS_REPLY_ERROR && hops < MAX_HOPS) {
             sc__addr to;
             int moved = strncmp((*reply)->str, "MOVED ", 6) == 0;
