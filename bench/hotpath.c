@@ -19,7 +19,7 @@
  * is the median over --runs runs; remote figures are interleaved run by run
  * so a noisy neighbour hits baseline and synccache alike.
  *
- * Usage: hotpath [--runs N] [--ops N] [--remote-ops N]
+ * Usage: hotpath [--runs N] [--ops N (0: remote figures only)] [--remote-ops N]
  */
 #include <pthread.h>
 #include <stdarg.h>
@@ -320,7 +320,7 @@ static void *drain_run(void *arg)
     return NULL;
 }
 
-enum { R_GET, R_SET, R_PUBLISH, R_EVAL_MIN, R_EVAL_FULL, R_EVAL_GET, R_SC_SET, R_SC_GET, R_COUNT };
+enum { R_GET, R_SET, R_PUBLISH, R_EVAL_MIN, R_EVAL_FULL, R_EVAL_GET, R_SC_SET, R_SC_SET_NT, R_SC_GET, R_COUNT };
 enum { SHA_MIN, SHA_FULL, SHA_GET, SHA_COUNT };
 static const char *const remote_names[R_COUNT] = {
     [R_GET] = "raw GET (100 B string)",
@@ -330,10 +330,14 @@ static const char *const remote_names[R_COUNT] = {
     [R_EVAL_FULL] = "raw EVALSHA same work as sc write (+TYPE, seed, PERSIST, TIME, msgpack, XADD)",
     [R_EVAL_GET] = "raw EVALSHA same work as sc get (HMGET value+version, PTTL)",
     [R_SC_SET] = "sc_set (100 B, writer)",
+    [R_SC_SET_NT] = "sc_set (100 B, writer, redis_tracking = 0)",
     [R_SC_GET] = "sc_get remote hit (local miss -> Redis -> install)",
 };
 
-static double time_remote(int which, redisContext *rc, sc_cache *c, const char sha[SHA_COUNT][41], long ops, uint64_t *rng)
+/* pods[0]: the writer as configured by default; pods[1]: the same with
+ * redis_tracking = 0 (no confirm of its own writes, see lib/tracking.c). */
+static double time_remote(int which, redisContext *rc, sc_cache *const pods[2], const char sha[SHA_COUNT][41],
+                          long ops, uint64_t *rng)
 {
     char val[VALUE_LEN];
     memset(val, 'w', sizeof val);
@@ -369,12 +373,15 @@ static double time_remote(int which, redisContext *rc, sc_cache *c, const char s
             r = cmd(rc, "EVALSHA %s 1 %s", sha[SHA_GET], rkey);
             break;
         case R_SC_SET:
+        case R_SC_SET_NT: {
+            sc_cache *c = pods[which == R_SC_SET_NT];
             if (sc_set(c, k, val, sizeof val, 0) != SC_OK)
                 die("sc_set", sc_errmsg(c));
             break;
+        }
         case R_SC_GET:
-            if (sc_get(c, k, &v) != SC_OK)
-                die("sc_get (remote)", sc_errmsg(c));
+            if (sc_get(pods[0], k, &v) != SC_OK)
+                die("sc_get (remote)", sc_errmsg(pods[0]));
             sc_value_release(v);
             break;
         }
@@ -404,8 +411,8 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--remote-ops"))
             remote_ops = atol(argv[i + 1]);
     }
-    if (runs < 1 || runs > MAX_RUNS || ops < 1 || remote_ops < ROUNDS) {
-        fprintf(stderr, "usage: hotpath [--runs 1..%d] [--ops N] [--remote-ops N >= %d]\n", MAX_RUNS, ROUNDS);
+    if (runs < 1 || runs > MAX_RUNS || ops < 0 || remote_ops < ROUNDS) {
+        fprintf(stderr, "usage: hotpath [--runs 1..%d] [--ops N (0: no local hits)] [--remote-ops N >= %d]\n", MAX_RUNS, ROUNDS);
         return 2;
     }
     if (sc_test_redis_start(&g_redis, NULL) != 0)
@@ -453,9 +460,14 @@ int main(int argc, char **argv)
     o.ns = "hot-remote";
     o.local_policy = SC_LOCAL_LRU;
     o.local_max_entries = 1;
-    sc_cache *w;
+    sc_cache *w, *w_nt;
     if (sc_open(&o, &w) != SC_OK)
         die("sc_open (writer)", sc_errmsg(NULL));
+    o.redis_tracking = 0;
+    o.ns = "hot-remote-nt"; /* its own namespace: w neither hears nor confirms its writes */
+    if (sc_open(&o, &w_nt) != SC_OK)
+        die("sc_open (writer, redis_tracking = 0)", sc_errmsg(NULL));
+    sc_cache *const pods[2] = {w, w_nt};
     for (size_t i = 0; i < REMOTE_KEYS; i++)
         if (sc_set(w, g_keys + i * KEY_STRIDE, val, sizeof val, 0) != SC_OK)
             die("sc_set (fill)", sc_errmsg(w));
@@ -463,7 +475,7 @@ int main(int argc, char **argv)
     double rem[R_COUNT][MAX_RUNS];
     uint64_t rng = 0x2545f4914f6cdd1dull;
     for (int k = 0; k < R_COUNT; k++) /* warm-up */
-        time_remote(k, rc, w, sha, remote_ops / 10 + 1, &rng);
+        time_remote(k, rc, pods, sha, remote_ops / 10 + 1, &rng);
     /* Each run is ROUNDS rounds of every operation in turn, so a burst of
      * load from a neighbour lands on all of them instead of on whichever
      * happened to be running. */
@@ -472,7 +484,7 @@ int main(int argc, char **argv)
             rem[k][r] = 0;
         for (int round = 0; round < ROUNDS; round++)
             for (int k = 0; k < R_COUNT; k++)
-                rem[k][r] += time_remote(k, rc, w, sha, remote_ops / ROUNDS, &rng) / ROUNDS;
+                rem[k][r] += time_remote(k, rc, pods, sha, remote_ops / ROUNDS, &rng) / ROUNDS;
     }
     double remote_med[R_COUNT];
     for (int k = 0; k < R_COUNT; k++)
@@ -480,13 +492,14 @@ int main(int argc, char **argv)
     sc_stats wst;
     sc_stats_get(w, &wst);
     sc_close(w);
+    sc_close(w_nt);
     redisFree(rc); /* the drainer keeps its own connection until exit */
 
     local_result lr[4];
     int n = 0;
     const sc_local_policy pols[2] = {SC_LOCAL_LFU, SC_LOCAL_LRU};
     const size_t sizes[2] = {10000, maxkeys};
-    for (int p = 0; p < 2; p++)
+    for (int p = 0; p < 2 && ops > 0; p++)
         for (int s = 0; s < 2; s++)
             bench_local(pols[p], sizes[s], runs, ops, &lr[n++]);
 
