@@ -831,6 +831,57 @@ START_TEST(behind_and_tags)
 }
 END_TEST
 
+/* A clear makes every tag invalidation moot (each key written before it is
+ * below the floor, each one after it above every invalidation version), so
+ * it drops the tag hash of each partition: {ns}:tags grows only between
+ * clears. Checked with one partition and with P. */
+static void clear_drops_tags(const char *ns, unsigned nparts)
+{
+    sc_options o = part_options(ns, "a", nparts);
+    sc_cache *a = test_open(&o);
+    const char *tags[] = {"t"};
+    ck_assert_int_eq(sc_set_tagged(a, "old", "1", 1, 0, tags, 1), SC_OK);
+    ck_assert_int_eq(sc_invalidate_tag(a, "t"), SC_OK);
+    ck_assert(get_is(a, "old", "<none>"));
+    char tk[300];
+    unsigned with_field = 0;
+    for (unsigned p = 0; p < nparts; p++) {
+        if (nparts == 1)
+            snprintf(tk, sizeof tk, "{%s}:tags", ns);
+        else
+            snprintf(tk, sizeof tk, "{%s#%u}:tags", ns, p);
+        with_field += cmd_int("HEXISTS %s t", tk) == 1;
+    }
+    ck_assert_uint_eq(with_field, nparts);
+    ck_assert_int_eq(sc_set_tagged(a, "kept", "2", 1, 0, tags, 1), SC_OK);
+    ck_assert_int_eq(sc_clear(a), SC_OK);
+    for (unsigned p = 0; p < nparts; p++) {
+        if (nparts == 1)
+            snprintf(tk, sizeof tk, "{%s}:tags", ns);
+        else
+            snprintf(tk, sizeof tk, "{%s#%u}:tags", ns, p);
+        ck_assert_int_eq(cmd_int("EXISTS %s", tk), 0);
+    }
+    /* Before the clear: absent (the floor); after it: the tag is alive. */
+    ck_assert(get_is(a, "kept", "<none>"));
+    ck_assert_int_eq(sc_set_tagged(a, "new", "3", 1, 0, tags, 1), SC_OK);
+    sc_options ob = part_options(ns, "b", nparts);
+    sc_cache *b = test_open(&ob);
+    ck_assert(get_is(b, "new", "3"));
+    ck_assert(get_is(b, "old", "<none>"));
+    ck_assert_int_eq(sc_invalidate_tag(b, "t"), SC_OK);
+    ck_assert(get_is(b, "new", "<none>"));
+    sc_close(a);
+    sc_close(b);
+}
+
+START_TEST(clear_drops_tag_hash)
+{
+    clear_drops_tags(NS("tagclear1"), 1);
+    clear_drops_tags(NS("tagclear"), P);
+}
+END_TEST
+
 /* ---- every pod uses the same count ---- */
 
 static sc_status open_status(const sc_options *o, const char **msg)
@@ -1337,6 +1388,7 @@ static Suite *suite(void)
     tcase_add_test(tc, get_many_timeout);
     tcase_add_test(tc, get_many_threads);
     tcase_add_test(tc, behind_and_tags);
+    tcase_add_test(tc, clear_drops_tag_hash);
     tcase_add_test(tc, count_agreement);
     tcase_add_test(tc, lost_event_in_one_partition);
     tcase_add_test(tc, subscribers_killed);

@@ -1,8 +1,8 @@
 #!lua
 -- Clears a namespace in one step: takes the version, makes it the namespace
 -- floor (every key below it is absent from now on, whatever Redis still
--- holds), starts a new epoch and publishes. The keys themselves are
--- collected afterwards in batches (clear_batch.lua); a clear that dies
+-- holds), drops the tag hash, starts a new epoch and publishes. The keys
+-- themselves are collected afterwards in batches (clear_batch.lua); a clear that dies
 -- half-way has already taken effect for every reader and every pod.
 -- KEYS: seq, meta, log
 -- ARGV: fmt, log_len, channel, p0, p1, p2, p3
@@ -11,4 +11,8 @@ local v = take(KEYS[1], KEYS[2], KEYS[3])
 local e = new_epoch(v)
 local vs = string.format('%d', v)
 redis.call('HSET', KEYS[2], 'floor', vs, 'epoch', e)
+-- Every tag invalidation is moot from here on: a key written before this
+-- is below the floor, one written after is above every invalidation
+-- version. So the tag hash goes, and grows only between clears.
+redis.call('DEL', tags_key(KEYS[2]))
 return {vs, emit(ARGV[1], ARGV[4], ARGV[5], ARGV[6], ARGV[7], v, e, KEYS[3], ARGV[2], ARGV[3])}
