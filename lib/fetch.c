@@ -54,102 +54,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <time.h>
 
-#include "lib/internal.h"
-
-#define FLIGHT_BUCKETS 256u
-#define WAKE_BUCKETS 256u
-#define NEG_SLOTS 1024u
-#define GRACE_SLOTS 4096u
-#define LOADED_MSG 256
-
-struct sc_loaded {
-    char *data;
-    size_t len;
-    size_t max;          /* max_value_bytes */
-    size_t refused_len;  /* a value over max was offered (0: none) */
-    int set;
-    int nomem;
-    char msg[LOADED_MSG];
-};
-
-typedef struct flight {
-    struct flight *next;
-    uint64_t hash;
-    size_t klen;
-    pthread_t leader;
-    int refs;            /* the leader and every follower still holding it */
-    int done;
-    uint64_t rt;         /* Redis round trips the leader started for the key */
-    uint64_t result_rt;  /* the round trip the result came from */
-    sc_status st;
-    sc_value *val;
-    sc__load_outcome outcome;
-    char err[SC__ERRLEN];
-    char key[];
-} flight;
-
-typedef struct neg_entry {
-    char *key;           /* NULL: free slot */
-    size_t klen;
-    uint64_t hash;
-    uint64_t version;    /* of the marker in Redis */
-    uint64_t known;      /* the counter it was read (or written) at */
-    uint64_t expire;     /* sc__now_ms() deadline */
-} neg_entry;
-
-/* A graced value (sc_fetch_ex): kept past its TTL for stale-if-error
- * answers, believed under the same rule as a neg_entry (the key's floor at
- * most `known`), and never past `until`. */
-typedef struct grace_entry {
-    char *key;           /* NULL: free slot */
-    size_t klen;
-    uint64_t hash;
-    sc_value *v;
-    uint64_t known;
-    uint64_t fresh_end;  /* sc__now_ms() when its TTL ended (or ends) */
-    uint64_t until;      /* sc__now_ms() when its grace ends */
-} grace_entry;
-
-/* Loads left running past a caller's timeout (sc_fetch_ex) hold this, not
- * the cache: sc_close marks it closing and waits only for the loads that
- * are storing; a loader still running then finds `closing` when it returns
- * and drops its result. */
-typedef struct bg_share {
-    pthread_mutex_t mu;
-    pthread_cond_t cv;   /* a job finished loading or storing (CLOCK_MONOTONIC) */
-    int refs;            /* the cache and every job */
-    int closing;
-    int storing;
-    sc_cache *c;
-} bg_share;
-
-typedef struct sc__fetch sc__fetch;
-struct sc__fetch {
-    pthread_mutex_t mu;          /* flights */
-    pthread_cond_t done_cv;      /* a flight finished (CLOCK_MONOTONIC) */
-    flight *flights[FLIGHT_BUCKETS];
-
-    pthread_mutex_t wake_mu;     /* gens */
-    pthread_cond_t wake_cv;      /* a gen moved (CLOCK_MONOTONIC) */
-    atomic_int waiters;          /* fetches waiting for another pod's load */
-    uint64_t gens[WAKE_BUCKETS]; /* events applied per key bucket */
-
-    pthread_mutex_t neg_mu;
-    neg_entry neg[NEG_SLOTS];
-
-    pthread_mutex_t grace_mu;
-    grace_entry grace[GRACE_SLOTS];
-    size_t grace_bytes;          /* value bytes held in grace[] */
-    size_t grace_max_bytes;      /* 0: no bound */
-
-    bg_share *bg;
-
-    atomic_uint_fast64_t tokens;
-    sc__load_stats *stats;
-};
+#include "lib/fetch.h"
 
 /* ------------------------------------------------------------ helpers -- */
 
@@ -158,34 +65,18 @@ static int writes_redis(const sc_cache *c)
     return c->opt.role == SC_ROLE_WRITER || c->opt.reader_can_set_to_redis;
 }
 
-static int is_synced(const sc_cache *c)
-{
-    return atomic_load_explicit(&c->synced, memory_order_acquire);
-}
-
-static sc_status check_key(const sc_cache *c, const char *key, size_t *klen, const char *call)
+static sc_status check_key(const sc_cache *c, const char *key, size_t *klen, const char *name)
 {
     if (!key)
-        return sc__fail(c, SC_ERR_INVALID, "%s: key is NULL", call);
+        return sc__fail(c, SC_ERR_INVALID, "%s: key is NULL", name);
     size_t n = strnlen(key, c->opt.max_key_bytes + 1);
     if (n == 0)
-        return sc__fail(c, SC_ERR_INVALID, "%s: key is empty", call);
+        return sc__fail(c, SC_ERR_INVALID, "%s: key is empty", name);
     if (n > c->opt.max_key_bytes)
-        return sc__fail(c, SC_ERR_TOO_LARGE, "%s: key longer than max_key_bytes (%zu)", call,
+        return sc__fail(c, SC_ERR_TOO_LARGE, "%s: key longer than max_key_bytes (%zu)", name,
                         c->opt.max_key_bytes);
     *klen = n;
     return SC_OK;
-}
-
-static void abs_deadline(struct timespec *ts, uint64_t mono_ms)
-{
-    ts->tv_sec = (time_t)(mono_ms / 1000);
-    ts->tv_nsec = (long)(mono_ms % 1000) * 1000000L;
-}
-
-static uint64_t mono_ms(void)
-{
-    return sc__mono_ns() / 1000000u;
 }
 
 static void cond_init_mono(pthread_cond_t *cv)
@@ -195,31 +86,6 @@ static void cond_init_mono(pthread_cond_t *cv)
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(cv, &ca);
     pthread_condattr_destroy(&ca);
-}
-
-/* A per-thread xorshift for TTL jitter, seeded from the kernel. */
-static uint64_t rnd64(void)
-{
-    static _Thread_local uint64_t x;
-    if (!x) {
-        if (getrandom(&x, sizeof x, GRND_NONBLOCK) != (ssize_t)sizeof x)
-            x = sc__mono_ns() ^ (uint64_t)(uintptr_t)&x;
-        x |= 1;
-    }
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    return x;
-}
-
-/* ttl shortened by a random 0..pct %. */
-static uint64_t jitter(uint64_t ttl, unsigned pct)
-{
-    if (!ttl || !pct)
-        return ttl;
-    uint64_t span = ttl / 100 * pct + ttl % 100 * pct / 100;
-    uint64_t cut = span ? rnd64() % (span + 1) : 0;
-    return ttl - cut > 0 ? ttl - cut : 1;
 }
 
 /* ------------------------------------------------------- lifecycle -- */
@@ -257,19 +123,6 @@ sc_status sc__fetch_new(sc_cache *c)
     return SC_OK;
 }
 
-static void bg_unref_locked(bg_share *b)
-{
-    /* Called with b->mu held; frees b (and unlocks) on the last reference. */
-    if (--b->refs == 0) {
-        pthread_mutex_unlock(&b->mu);
-        pthread_mutex_destroy(&b->mu);
-        pthread_cond_destroy(&b->cv);
-        free(b);
-        return;
-    }
-    pthread_mutex_unlock(&b->mu);
-}
-
 void sc__fetch_stop(sc_cache *c)
 {
     sc__fetch *f = c->fetch;
@@ -282,7 +135,7 @@ void sc__fetch_stop(sc_cache *c)
     while (b->storing > 0)
         pthread_cond_wait(&b->cv, &b->mu);
     f->bg = NULL;
-    bg_unref_locked(b);
+    sc__fetch_bg_unref_locked(b);
 }
 
 void sc__fetch_free(sc_cache *c)
@@ -308,210 +161,9 @@ void sc__fetch_free(sc_cache *c)
     c->fetch = NULL;
 }
 
-/* ------------------------------------------------------------ waking -- */
-
-void sc__fetch_event(sc_cache *c, const char *key, size_t klen)
-{
-    sc__fetch *f = c->fetch;
-    if (!f || atomic_load(&f->waiters) == 0)
-        return;
-    pthread_mutex_lock(&f->wake_mu);
-    if (klen == 0) {
-        for (unsigned i = 0; i < WAKE_BUCKETS; i++)
-            f->gens[i]++;
-    } else {
-        f->gens[sc__local_hash(key, klen) % WAKE_BUCKETS]++;
-    }
-    pthread_cond_broadcast(&f->wake_cv);
-    pthread_mutex_unlock(&f->wake_mu);
-}
-
-/* ---------------------------------------------------- not-found cache -- */
-
-static void neg_put(sc_cache *c, const char *key, size_t klen, uint64_t hash, uint64_t version, uint64_t known,
-                    uint64_t ttl_ms)
-{
-    if (c->opt.local_ttl_ms && (ttl_ms == 0 || ttl_ms > c->opt.local_ttl_ms))
-        ttl_ms = c->opt.local_ttl_ms;
-    if (!ttl_ms || !is_synced(c) || known < sc__local_floor(c->local, hash))
-        return;
-    char *k = malloc(klen + 1);
-    if (!k)
-        return;
-    memcpy(k, key, klen);
-    k[klen] = '\0';
-    sc__fetch *f = c->fetch;
-    pthread_mutex_lock(&f->neg_mu);
-    neg_entry *e = &f->neg[hash % NEG_SLOTS];
-    free(e->key);
-    *e = (neg_entry){k, klen, hash, version, known, sc__now_ms() + ttl_ms};
-    pthread_mutex_unlock(&f->neg_mu);
-}
-
-/* 1 with *version when a believable "not found" is cached for key. */
-static int neg_get(sc_cache *c, const char *key, size_t klen, uint64_t hash, uint64_t *version)
-{
-    sc__fetch *f = c->fetch;
-    int found = 0;
-    uint64_t floor = sc__local_floor(c->local, hash);
-    pthread_mutex_lock(&f->neg_mu);
-    neg_entry *e = &f->neg[hash % NEG_SLOTS];
-    if (e->key && e->hash == hash && e->klen == klen && memcmp(e->key, key, klen) == 0) {
-        if (e->expire > sc__now_ms() && e->known >= floor) {
-            found = 1;
-            *version = e->version;
-        } else {
-            free(e->key);
-            memset(e, 0, sizeof *e);
-        }
-    }
-    pthread_mutex_unlock(&f->neg_mu);
-    return found;
-}
-
-/* ------------------------------------------------------ grace table -- */
-
-/* Keeps v (a new reference) as key's graced value: fresh for fresh_ms more
- * (0: its TTL already ended, past_ms ago), available until_ms from now.
- * Same belief rule as neg_put. */
-static void grace_put(sc_cache *c, const char *key, size_t klen, uint64_t hash, sc_value *v, uint64_t known,
-                      int64_t fresh_ms, uint64_t past_ms, uint64_t until_ms)
-{
-    sc__fetch *f = c->fetch;
-    if (!v || !until_ms || !is_synced(c) || known < sc__local_floor(c->local, hash))
-        return;
-    size_t sz = sc_value_size(v) + klen;
-    if (f->grace_max_bytes && sz > f->grace_max_bytes / 16)
-        return; /* one value may take a sixteenth of the table's bytes */
-    char *k = malloc(klen + 1);
-    if (!k)
-        return;
-    memcpy(k, key, klen);
-    k[klen] = '\0';
-    uint64_t now = sc__now_ms();
-    pthread_mutex_lock(&f->grace_mu);
-    grace_entry *e = &f->grace[hash % GRACE_SLOTS];
-    if (e->key && e->hash == hash && e->klen == klen && memcmp(e->key, key, klen) == 0 && e->v &&
-        sc_value_version(e->v) > sc_value_version(v)) {
-        pthread_mutex_unlock(&f->grace_mu);
-        free(k);
-        return; /* never older over newer */
-    }
-    if (e->key) {
-        f->grace_bytes -= sc_value_size(e->v) + e->klen;
-        free(e->key);
-        sc_value_release(e->v);
-        memset(e, 0, sizeof *e);
-    }
-    if (f->grace_max_bytes && f->grace_bytes + sz > f->grace_max_bytes) {
-        pthread_mutex_unlock(&f->grace_mu);
-        free(k);
-        return;
-    }
-    uint64_t fresh_end = fresh_ms > 0 ? now + (uint64_t)fresh_ms : now - (past_ms < now ? past_ms : 0);
-    *e = (grace_entry){k, klen, hash, sc__value_ref(v), known, fresh_end, now + until_ms};
-    f->grace_bytes += sz;
-    pthread_mutex_unlock(&f->grace_mu);
-}
-
-/* 1 with *out (a new reference) and *past when key has a believable graced
- * value at most grace ms past its TTL. */
-static int grace_get(sc_cache *c, const char *key, size_t klen, uint64_t hash, uint64_t grace, sc_value **out,
-                     uint64_t *past)
-{
-    sc__fetch *f = c->fetch;
-    int found = 0;
-    uint64_t floor = sc__local_floor(c->local, hash);
-    uint64_t now = sc__now_ms();
-    pthread_mutex_lock(&f->grace_mu);
-    grace_entry *e = &f->grace[hash % GRACE_SLOTS];
-    if (e->key && e->hash == hash && e->klen == klen && memcmp(e->key, key, klen) == 0) {
-        if (e->until > now && e->known >= floor) {
-            if (now < e->fresh_end + grace) {
-                found = 1;
-                *out = sc__value_ref(e->v);
-                *past = now > e->fresh_end ? now - e->fresh_end : 0;
-            }
-        } else {
-            f->grace_bytes -= sc_value_size(e->v) + e->klen;
-            free(e->key);
-            sc_value_release(e->v);
-            memset(e, 0, sizeof *e);
-        }
-    }
-    pthread_mutex_unlock(&f->grace_mu);
-    return found;
-}
-
 /* ---------------------------------------------------------- one call -- */
 
-enum { K_PENDING, K_DONE, K_FOLLOW, K_LEAD };
-
-typedef struct fkey {
-    const char *key;
-    size_t klen;
-    uint64_t hash;
-    uint64_t mark;        /* sc__tracking_mark before its fetch_lock read */
-    int state;
-    flight *fl;
-    uint64_t joined_at;   /* follower: fl->rt when it joined */
-    sc_status st;
-    sc_value *val;
-    sc__load_outcome outcome;
-    int waited;           /* a wait or a load happened: a miss */
-    /* leader loop */
-    int active;           /* in this round trip */
-    sc_value *local;      /* strong: the local copy being confirmed */
-    int local_empty;      /* strong: a cached not-found being confirmed */
-    uint64_t have;
-    sc__fetch_item it;
-    sc_loaded slot;
-    /* sc_fetch_ex: the graced value this call read from Redis (if any) */
-    sc_value *graced;
-    uint64_t graced_fresh_end;  /* sc__now_ms() when its TTL ended */
-    uint64_t graced_until;      /* sc__now_ms() when its grace ends */
-} fkey;
-
-typedef struct call {
-    sc_cache *c;
-    const char *name;
-    uint64_t ttl;
-    sc_load_fn load1;
-    sc_load_batch_fn loadn;
-    void *ud;
-    fkey *k;
-    size_t m;
-    uint64_t t0_ns;
-    uint64_t deadline_ms; /* mono */
-    int local_checked;    /* eventual: run() already asked the local tier */
-    /* sc_fetch_ex */
-    uint64_t grace;       /* stored with loaded values, and how stale an answer may be */
-    unsigned soft, hard;  /* timeouts (0: none) */
-    const char *tags;     /* "\n"-joined, tags_len bytes */
-    size_t tags_len;
-    int left_running;     /* the loader was left running past a timeout */
-    sc_status fail;       /* first failure */
-    char err[SC__ERRLEN];
-    /* lead(): one pass of the leader loop, run in lockstep with the other
-     * calls of a partitioned batch */
-    int in_round;         /* run_all: the call has keys in this round */
-    int leading;
-    int iter;
-    uint64_t *snap;       /* wake generations of the keys before the read */
-    sc__fetch_item *items;
-    fkey **act;           /* the keys read this pass (na) */
-    fkey **tl;            /* the keys locked for the loader (ntl) */
-    size_t na, ntl, nwait;
-    uint64_t wait_ms;
-    char token[48];
-    /* settle: the loaded values on their way to Redis (st_nst of st_n) */
-    sc__store_item *st_items;
-    fkey **st_keys;
-    size_t st_n, st_nst;
-} call;
-
-static void call_fail(call *cl, sc_status s, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void call_fail(call *cl, sc_status s, const char *fmt, ...)
+void sc__fetch_call_fail(call *cl, sc_status s, const char *fmt, ...)
 {
     if (cl->fail != SC_OK)
         return;
@@ -522,7 +174,7 @@ static void call_fail(call *cl, sc_status s, const char *fmt, ...)
     va_end(ap);
 }
 
-static void key_done(fkey *k, sc_status st, sc_value *val)
+void sc__fetch_key_done(fkey *k, sc_status st, sc_value *val)
 {
     k->state = K_DONE;
     k->st = st;
@@ -534,682 +186,11 @@ static void key_done(fkey *k, sc_status st, sc_value *val)
     }
 }
 
-static void key_fail(call *cl, fkey *k, sc_status st)
+void sc__fetch_key_fail(call *cl, fkey *k, sc_status st)
 {
-    key_done(k, st, NULL);
+    sc__fetch_key_done(k, st, NULL);
     if (cl->fail == SC_OK)
-        call_fail(cl, st, "%s: %s", cl->name, sc_strerror(st));
-}
-
-/* ---- the flight table ---- */
-
-static flight **bucket_of(sc__fetch *f, uint64_t hash)
-{
-    return &f->flights[hash % FLIGHT_BUCKETS];
-}
-
-static void flight_unref(sc__fetch *f, flight *fl)
-{
-    (void)f;
-    if (--fl->refs == 0) {
-        sc_value_release(fl->val);
-        free(fl);
-    }
-}
-
-/* Makes every pending key a leader or a follower. A key whose flight this
- * very thread leads (a loader fetching the key it is loading) fails. */
-static void join_flights(call *cl)
-{
-    sc__fetch *f = cl->c->fetch;
-    pthread_t self = pthread_self();
-    pthread_mutex_lock(&f->mu);
-    for (size_t i = 0; i < cl->m; i++) {
-        fkey *k = &cl->k[i];
-        if (k->state != K_PENDING)
-            continue;
-        flight **b = bucket_of(f, k->hash);
-        flight *fl = *b;
-        while (fl && !(fl->hash == k->hash && fl->klen == k->klen && memcmp(fl->key, k->key, k->klen) == 0))
-            fl = fl->next;
-        if (fl && pthread_equal(fl->leader, self)) {
-            key_done(k, SC_ERR_INVALID, NULL);
-            call_fail(cl, SC_ERR_INVALID, "%s: key \"%.*s\" is being loaded by this thread (a loader fetched its own key)",
-                      cl->name, (int)(k->klen > 64 ? 64 : k->klen), k->key);
-            continue;
-        }
-        if (fl) {
-            fl->refs++;
-            k->fl = fl;
-            k->joined_at = fl->rt;
-            k->state = K_FOLLOW;
-            continue;
-        }
-        fl = calloc(1, sizeof *fl + k->klen);
-        if (!fl) {
-            key_done(k, SC_ERR_NOMEM, NULL);
-            call_fail(cl, SC_ERR_NOMEM, "%s: out of memory", cl->name);
-            continue;
-        }
-        fl->hash = k->hash;
-        fl->klen = k->klen;
-        memcpy(fl->key, k->key, k->klen);
-        fl->leader = self;
-        fl->refs = 1;
-        fl->next = *b;
-        *b = fl;
-        k->fl = fl;
-        k->state = K_LEAD;
-    }
-    pthread_mutex_unlock(&f->mu);
-}
-
-/* Counts a round trip for every led key still without a result (see
- * result_rt: a settled key's count must stay at the round trip its result
- * came from, or a strong follower that joined later would take it). */
-static void bump_rt(call *cl)
-{
-    sc__fetch *f = cl->c->fetch;
-    pthread_mutex_lock(&f->mu);
-    for (size_t i = 0; i < cl->m; i++)
-        if (cl->k[i].active && cl->k[i].state != K_DONE && cl->k[i].fl)
-            cl->k[i].fl->rt++;
-    pthread_mutex_unlock(&f->mu);
-}
-
-/* The leader publishes its results and leaves the table. */
-static void finish_flights(call *cl)
-{
-    sc__fetch *f = cl->c->fetch;
-    pthread_mutex_lock(&f->mu);
-    for (size_t i = 0; i < cl->m; i++) {
-        fkey *k = &cl->k[i];
-        if (k->state != K_DONE || !k->fl || !pthread_equal(k->fl->leader, pthread_self()) || k->fl->done)
-            continue;
-        flight *fl = k->fl;
-        for (flight **p = bucket_of(f, fl->hash); *p; p = &(*p)->next) {
-            if (*p == fl) {
-                *p = fl->next;
-                break;
-            }
-        }
-        fl->done = 1;
-        fl->result_rt = fl->rt;
-        fl->st = k->st;
-        fl->val = k->val ? sc__value_ref(k->val) : NULL;
-        fl->outcome = k->outcome;
-        if (k->st != SC_OK && k->st != SC_NOT_FOUND)
-            snprintf(fl->err, sizeof fl->err, "%s", cl->err);
-        k->fl = NULL;
-        flight_unref(f, fl);
-    }
-    pthread_cond_broadcast(&f->done_cv);
-    pthread_mutex_unlock(&f->mu);
-}
-
-/* Followers take their flights' results. Returns how many keys must start
- * over (strong: the result predates the follower). */
-static size_t follow_flights(call *cl)
-{
-    sc__fetch *f = cl->c->fetch;
-    size_t redo = 0;
-    struct timespec dl;
-    abs_deadline(&dl, cl->deadline_ms);
-    pthread_mutex_lock(&f->mu);
-    for (size_t i = 0; i < cl->m; i++) {
-        fkey *k = &cl->k[i];
-        if (k->state != K_FOLLOW)
-            continue;
-        flight *fl = k->fl;
-        int rc = 0;
-        while (!fl->done && rc == 0)
-            rc = pthread_cond_timedwait(&f->done_cv, &f->mu, &dl);
-        k->fl = NULL;
-        if (!fl->done) {
-            k->waited = 1;
-            key_done(k, SC_ERR_LOCKED, NULL);
-            call_fail(cl, SC_ERR_LOCKED, "%s: another fetch of this pod was still loading \"%.*s\" after the wait",
-                      cl->name, (int)(k->klen > 64 ? 64 : k->klen), k->key);
-        } else if (cl->c->opt.consistency == SC_STRONG && fl->result_rt <= k->joined_at) {
-            k->state = K_PENDING;
-            redo++;
-        } else {
-            k->waited = fl->outcome == SC__LOAD_MISS;
-            key_done(k, fl->st, fl->val ? sc__value_ref(fl->val) : NULL);
-            if (fl->st != SC_OK && fl->st != SC_NOT_FOUND)
-                call_fail(cl, fl->st, "%s", fl->err);
-        }
-        flight_unref(f, fl);
-    }
-    pthread_mutex_unlock(&f->mu);
-    return redo;
-}
-
-/* ---- installs (docs/protocol.md rule 6) ---- */
-
-/* Both installs pass the on_set_local hook first, as every value from
- * outside the calling thread's own write does (a loaded value included), and
- * return what the caller gets: what the local tier stores, as a later hit
- * would return it (or the value as it came when the hook keeps nothing).
- * They take v. */
-static sc_value *transformed(sc_cache *c, fkey *k, sc_value *v, sc_value **keep)
-{
-    if (sc__transform(c, k->key, k->klen, v, keep) != SC_OK)
-        *keep = NULL;
-    return *keep;
-}
-
-static sc_value *handed_out(sc_value *v, sc_value *keep)
-{
-    if (!keep)
-        return v;
-    sc_value_release(v);
-    return keep;
-}
-
-/* A value fetch_lock read, known current up to `known`. */
-static sc_value *install_read(sc_cache *c, fkey *k, sc_value *v, int64_t pttl, uint64_t known)
-{
-    sc_value *keep;
-    int ok = transformed(c, k, v, &keep) && pttl != 0 && is_synced(c) &&
-             sc__tracking_put(c, k->key, k->klen, k->hash, keep, pttl > 0 ? (uint64_t)pttl : 0, known, k->mark) ==
-                 SC_OK;
-    if (!ok)
-        sc__local_remove(c->local, k->key, k->klen, k->hash, sc_value_version(v), sc_value_version(v));
-    return handed_out(v, keep);
-}
-
-/* A value this pod stored with version `version` (its own write). */
-static sc_value *install_stored(sc_cache *c, fkey *k, sc_value *v, uint64_t ttl, uint64_t version)
-{
-    sc_value *keep;
-    if (!transformed(c, k, v, &keep) || !is_synced(c) ||
-        sc__tracking_put_own(c, k->key, k->klen, k->hash, keep, ttl) != SC_OK)
-        sc__local_remove(c->local, k->key, k->klen, k->hash, version, version);
-    return handed_out(v, keep);
-}
-
-/* ---- loading ---- */
-
-static void slot_reset(sc_loaded *s, size_t max)
-{
-    free(s->data);
-    memset(s, 0, sizeof *s);
-    s->max = max;
-}
-
-static void settle_begin(call *cl, fkey **ks, size_t n, sc_status ls);
-static void store_one(call *cl);
-
-/* A single loader's result as the rest of the call wants it. */
-static sc_status load1_result(sc_cache *c, sc_loaded *slot, sc_status ls)
-{
-    if (ls == SC_NOT_FOUND) /* whatever it set: "not found" is the answer */
-        slot_reset(slot, c->opt.max_value_bytes);
-    if (ls == SC_OK && !slot->set && !slot->refused_len && !slot->nomem) {
-        ls = SC_ERR_LOADER;
-        snprintf(slot->msg, sizeof slot->msg, "the loader returned SC_OK without sc_loaded_set");
-    }
-    return ls;
-}
-
-/* ---- loads left running past a timeout (sc_fetch_ex) ---- */
-
-typedef struct bg_job {
-    bg_share *sh;
-    int refs;            /* the thread, and the caller until it stops waiting */
-    int done;            /* the loader returned */
-    int abandoned;       /* the caller left: the thread stores */
-    sc_status ls;
-    sc_loaded slot;
-    sc_load_fn load;
-    void *ud;
-    char token[48];
-    uint64_t ttl, grace;
-    char *tags;
-    size_t tags_len;
-    size_t klen;
-    uint64_t hash;
-    char key[];
-} bg_job;
-
-static void job_unref_locked(bg_job *j)
-{
-    if (--j->refs == 0) {
-        free(j->slot.data);
-        free(j->tags);
-        free(j);
-    }
-}
-
-/* Stores the result of a load its caller left (on the job's thread). */
-static void bg_store(sc_cache *c, bg_job *j)
-{
-    call cl;
-    memset(&cl, 0, sizeof cl);
-    cl.c = c;
-    cl.name = "sc_fetch_ex (load left running)";
-    cl.ttl = j->ttl;
-    cl.grace = j->grace;
-    cl.tags = j->tags;
-    cl.tags_len = j->tags_len;
-    cl.t0_ns = sc__mono_ns();
-    cl.deadline_ms = cl.t0_ns / 1000000u + (uint64_t)c->opt.redis_timeout_ms;
-    fkey k;
-    memset(&k, 0, sizeof k);
-    k.key = j->key;
-    k.klen = j->klen;
-    k.hash = j->hash;
-    k.state = K_LEAD;
-    k.active = 1;
-    k.slot = j->slot;
-    memset(&j->slot, 0, sizeof j->slot);
-    fkey *ks[1] = {&k};
-    snprintf(cl.token, sizeof cl.token, "%s", j->token);
-    settle_begin(&cl, ks, 1, load1_result(c, &k.slot, j->ls));
-    store_one(&cl);
-    if (cl.fail != SC_OK)
-        sc__log(c, SC_LOG_WARN, "%s", cl.err);
-    sc_value_release(k.val);
-    free(k.slot.data);
-}
-
-static void *bg_main(void *arg)
-{
-    bg_job *j = arg;
-    sc_status ls = j->load(j->key, &j->slot, j->ud);
-    bg_share *b = j->sh;
-    pthread_mutex_lock(&b->mu);
-    j->done = 1;
-    j->ls = ls;
-    pthread_cond_broadcast(&b->cv);
-    if (j->abandoned && !b->closing) {
-        b->storing++;
-        pthread_mutex_unlock(&b->mu);
-        bg_store(b->c, j);
-        pthread_mutex_lock(&b->mu);
-        b->storing--;
-        pthread_cond_broadcast(&b->cv);
-    }
-    job_unref_locked(j);
-    bg_unref_locked(b);
-    return NULL;
-}
-
-/* Runs the single loader of k on a thread of its own and waits for it until
- * the call's limit: the soft timeout when a graced value is at hand, else
- * the hard timeout. 0: the loader returned (*ls, k->slot filled); 1: it is
- * still running and will store its result itself (the lock goes with it). */
-static int load_timed(call *cl, fkey *k, const char *token, sc_status *ls)
-{
-    sc_cache *c = cl->c;
-    uint64_t t0 = cl->t0_ns / 1000000u, limit = UINT64_MAX, past;
-    sc_value *g = NULL;
-    if (cl->hard)
-        limit = t0 + cl->hard;
-    if (cl->soft && cl->grace &&
-        ((k->graced && sc__now_ms() < k->graced_until) || grace_get(c, k->key, k->klen, k->hash, cl->grace, &g, &past)))
-        limit = t0 + cl->soft < limit ? t0 + cl->soft : limit;
-    sc_value_release(g);
-    bg_share *b = c->fetch->bg;
-    bg_job *j = limit == UINT64_MAX || !b ? NULL : calloc(1, sizeof *j + k->klen + 1);
-    if (j && cl->tags_len && !(j->tags = malloc(cl->tags_len))) {
-        free(j);
-        j = NULL;
-    }
-    if (!j) {
-        *ls = cl->load1(k->key, &k->slot, cl->ud);
-        return 0;
-    }
-    j->sh = b;
-    j->refs = 2;
-    j->load = cl->load1;
-    j->ud = cl->ud;
-    snprintf(j->token, sizeof j->token, "%s", token);
-    j->ttl = cl->ttl;
-    j->grace = cl->grace;
-    if (cl->tags_len)
-        memcpy(j->tags, cl->tags, cl->tags_len);
-    j->tags_len = cl->tags_len;
-    j->klen = k->klen;
-    j->hash = k->hash;
-    memcpy(j->key, k->key, k->klen);
-    j->slot.max = c->opt.max_value_bytes;
-    pthread_mutex_lock(&b->mu);
-    b->refs++;
-    pthread_mutex_unlock(&b->mu);
-    pthread_attr_t at;
-    pthread_attr_init(&at);
-    pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
-    pthread_t th;
-    int rc = pthread_create(&th, &at, bg_main, j);
-    pthread_attr_destroy(&at);
-    if (rc != 0) {
-        pthread_mutex_lock(&b->mu);
-        b->refs--;
-        pthread_mutex_unlock(&b->mu);
-        free(j->tags);
-        free(j);
-        *ls = cl->load1(k->key, &k->slot, cl->ud);
-        return 0;
-    }
-    struct timespec dl;
-    abs_deadline(&dl, limit);
-    pthread_mutex_lock(&b->mu);
-    while (!j->done && pthread_cond_timedwait(&b->cv, &b->mu, &dl) == 0)
-        ;
-    int left = !j->done;
-    if (left) {
-        j->abandoned = 1;
-    } else {
-        *ls = j->ls;
-        free(k->slot.data);
-        k->slot = j->slot;
-        memset(&j->slot, 0, sizeof j->slot);
-    }
-    job_unref_locked(j);
-    pthread_mutex_unlock(&b->mu);
-    return left;
-}
-
-/* Loads the locked key of a single-key call (cl->tl[0], under cl->token)
- * and settles it up to its store. */
-static void load_one(call *cl)
-{
-    sc_cache *c = cl->c;
-    fkey *k = cl->tl[0];
-    slot_reset(&k->slot, c->opt.max_value_bytes);
-    sc_status ls;
-    if (cl->soft || cl->hard) {
-        if (load_timed(cl, k, cl->token, &ls)) {
-            /* The loader goes on; its thread stores the result (or
-             * releases the lock) when it returns. */
-            cl->left_running = 1;
-            k->waited = 1;
-            key_done(k, SC_ERR_TIMEOUT, NULL);
-            call_fail(cl, SC_ERR_TIMEOUT,
-                      "%s: the loader of \"%.*s\" still runs after %llu ms (its result is stored when it "
-                      "returns)",
-                      cl->name, (int)(k->klen > 64 ? 64 : k->klen), k->key,
-                      (unsigned long long)(mono_ms() - cl->t0_ns / 1000000u));
-            return;
-        }
-    } else {
-        ls = cl->load1(k->key, &k->slot, cl->ud);
-    }
-    settle_begin(cl, cl->tl, 1, load1_result(c, &k->slot, ls));
-}
-
-/* One call of the batch loader for the keys every call locked (each one's
- * tl), then each call settles its own keys up to their store. */
-static void load_batch(call **cls, size_t n)
-{
-    size_t total = 0;
-    for (size_t j = 0; j < n; j++)
-        for (size_t i = 0; i < cls[j]->ntl; i++, total++)
-            slot_reset(&cls[j]->tl[i]->slot, cls[j]->c->opt.max_value_bytes);
-    if (!total)
-        return;
-    const char **keys = malloc(total * sizeof *keys);
-    sc_loaded **slots = malloc(total * sizeof *slots);
-    sc_status ls = SC_ERR_NOMEM;
-    if (keys && slots) {
-        size_t at = 0;
-        for (size_t j = 0; j < n; j++)
-            for (size_t i = 0; i < cls[j]->ntl; i++, at++) {
-                keys[at] = cls[j]->tl[i]->key;
-                slots[at] = &cls[j]->tl[i]->slot;
-            }
-        ls = cls[0]->loadn(keys, total, (sc_loaded *const *)slots, cls[0]->ud);
-    }
-    free(keys);
-    free(slots);
-    for (size_t j = 0; j < n; j++)
-        if (cls[j]->ntl)
-            settle_begin(cls[j], cls[j]->tl, cls[j]->ntl, ls);
-}
-
-/* The loader returned ls for the n keys of ks (slots filled): releases
- * the locks of what it did not find (or of everything, on a failure),
- * settles those keys, and leaves what goes to Redis under cl->token in
- * cl->st_items for the store (settle_end after it). */
-static void settle_begin(call *cl, fkey **ks, size_t n, sc_status ls)
-{
-    const char *token = cl->token;
-    sc_cache *c = cl->c;
-    sc_status fail = SC_OK;
-    if (ls != SC_OK && ls != SC_NOT_FOUND) {
-        fail = SC_ERR_LOADER;
-        const char *msg = "";
-        for (size_t i = 0; i < n && !*msg; i++)
-            msg = ks[i]->slot.msg;
-        call_fail(cl, fail, "%s: the loader failed for \"%.*s\"%s (%s)%s%s", cl->name,
-                  (int)(ks[0]->klen > 64 ? 64 : ks[0]->klen), ks[0]->key, n > 1 ? " and others" : "",
-                  sc_strerror(ls), *msg ? ": " : "", msg);
-    }
-    for (size_t i = 0; i < n && fail == SC_OK; i++) {
-        if (ks[i]->slot.refused_len) {
-            fail = SC_ERR_TOO_LARGE;
-            call_fail(cl, fail, "%s: the loader's value for \"%.*s\" is %zu bytes, over max_value_bytes (%zu)",
-                      cl->name, (int)(ks[i]->klen > 64 ? 64 : ks[i]->klen), ks[i]->key, ks[i]->slot.refused_len,
-                      c->opt.max_value_bytes);
-        } else if (ks[i]->slot.nomem) {
-            fail = SC_ERR_NOMEM;
-            call_fail(cl, fail, "%s: out of memory copying a loaded value", cl->name);
-        }
-    }
-
-    /* Keys whose lock goes back unused: all of them on failure, and the
-     * not-found ones when empty markers are off. */
-    const char **rel = malloc(n * sizeof *rel);
-    size_t *rell = malloc(n * sizeof *rell);
-    sc__store_item *items = calloc(n, sizeof *items);
-    fkey **sk = malloc(n * sizeof *sk);
-    if (!rel || !rell || !items || !sk) {
-        free(rel);
-        free(rell);
-        free(items);
-        free(sk);
-        for (size_t i = 0; i < n; i++)
-            key_fail(cl, ks[i], SC_ERR_NOMEM);
-        return;
-    }
-    size_t nrel = 0, nst = 0;
-    for (size_t i = 0; i < n; i++) {
-        fkey *k = ks[i];
-        if (fail != SC_OK || (!k->slot.set && !c->opt.empty_ttl_ms)) {
-            rel[nrel] = k->key;
-            rell[nrel++] = k->klen;
-            continue;
-        }
-        sc__store_item *it = &items[nst];
-        it->key = k->key;
-        it->klen = k->klen;
-        sc_status es;
-        if (k->slot.set) {
-            it->val = k->slot.data;
-            it->len = k->slot.len;
-            it->ttl_ms = jitter(cl->ttl, c->opt.ttl_jitter_pct);
-            it->grace_ms = it->ttl_ms ? cl->grace : 0;
-            it->tags = cl->tags;
-            it->tags_len = cl->tags_len;
-            /* A tagged value is announced as an invalidate: pods learn its
-             * tags from their Redis read (README, "Tags"). */
-            int carry = it->len <= c->opt.event_value_max && !cl->tags_len;
-            es = sc__own_event(c, carry ? SC__ACT_SET : SC__ACT_INVALIDATE, k->key, k->klen, it->val, it->len,
-                               it->ttl_ms, &it->ev);
-        } else {
-            it->empty = 1;
-            it->ttl_ms = c->opt.empty_ttl_ms;
-            es = sc__own_event(c, SC__ACT_INVALIDATE, k->key, k->klen, NULL, 0, 0, &it->ev);
-        }
-        if (es != SC_OK) {
-            fail = es;
-            call_fail(cl, es, "%s: cannot encode the event: %s", cl->name, sc_strerror(es));
-            rel[nrel] = k->key;
-            rell[nrel++] = k->klen;
-            continue;
-        }
-        sk[nst++] = k;
-    }
-    char err[SC__ERRLEN] = "";
-    if (fail != SC_OK) {
-        /* Nothing is cached; every lock goes back at once so the next fetch
-         * loads without waiting for a lapse. */
-        for (size_t i = 0; i < nst; i++) {
-            rel[nrel] = sk[i]->key;
-            rell[nrel++] = sk[i]->klen;
-        }
-        nst = 0;
-    }
-    if (nrel && sc__remote_fetch_unlock(c->remote, rel, rell, nrel, token, err, sizeof err) != SC_OK)
-        sc__atomic_inc(&c->remote_errors);
-    if (fail != SC_OK) {
-        for (size_t i = 0; i < n; i++) {
-            ks[i]->waited = 1;
-            if (ks[i]->state != K_DONE)
-                key_fail(cl, ks[i], fail);
-        }
-        for (size_t i = 0; i < n; i++)
-            free((char *)items[i].ev.buf);
-        free(rel);
-        free(rell);
-        free(items);
-        free(sk);
-        return;
-    }
-    /* Not-found keys with markers off: answered, nothing stored. */
-    for (size_t i = 0; i < n; i++) {
-        if (!ks[i]->slot.set && !c->opt.empty_ttl_ms) {
-            ks[i]->waited = 1;
-            key_done(ks[i], SC_NOT_FOUND, NULL);
-        }
-    }
-    free(rel);
-    free(rell);
-    cl->st_items = items;
-    cl->st_keys = sk;
-    cl->st_n = n;
-    cl->st_nst = nst;
-}
-
-/* After the store of cl->st_items (s; err: its message): installs what was
- * stored, settles every key that went to Redis. */
-static void settle_end(call *cl, sc_status s, const char *err)
-{
-    sc_cache *c = cl->c;
-    sc__store_item *items = cl->st_items;
-    fkey **sk = cl->st_keys;
-    size_t nst = cl->st_nst, n = cl->st_n;
-    if (!items)
-        return;
-    for (size_t i = 0; i < nst; i++) {
-        fkey *k = sk[i];
-        sc__store_item *it = &items[i];
-        k->waited = 1;
-        if (s != SC_OK) {
-            sc__atomic_inc(&c->remote_errors);
-            key_done(k, s, NULL);
-            call_fail(cl, s, "%s: storing the loaded value: %s", cl->name, err);
-            continue;
-        }
-        sc_value *v = it->empty ? NULL : sc__value_new_keyed(k->key, k->klen, it->val, it->len, it->res.version);
-        if (!it->empty && !v) {
-            key_done(k, SC_ERR_NOMEM, NULL);
-            call_fail(cl, SC_ERR_NOMEM, "%s: out of memory", cl->name);
-            continue;
-        }
-        if (!it->stored) {
-            /* Fenced: a write, tag or clear revoked the lock while loading. */
-            if (c->opt.consistency == SC_STRONG) {
-                sc_value_release(v);
-                k->active = 1; /* load again */
-            } else {
-                key_done(k, v ? SC_OK : SC_NOT_FOUND, v);
-            }
-            continue;
-        }
-        sc__wrote(c, &it->res, cl->name);
-        if (v) {
-            v = install_stored(c, k, v, it->ttl_ms, it->res.version);
-            if (it->grace_ms)
-                grace_put(c, k->key, k->klen, k->hash, v, it->res.version, (int64_t)it->ttl_ms, 0,
-                          it->ttl_ms + it->grace_ms);
-            sc__tags_note(c, k->key, k->klen, k->hash, it->res.version, cl->tags, cl->tags_len);
-        } else {
-            sc__local_remove(c->local, k->key, k->klen, k->hash, it->res.version, it->res.version);
-            neg_put(c, k->key, k->klen, k->hash, it->res.version, it->res.version, it->ttl_ms);
-        }
-        sc__fetch_event(c, k->key, k->klen);
-        key_done(k, v ? SC_OK : SC_NOT_FOUND, v);
-    }
-    for (size_t i = 0; i < n; i++)
-        free((char *)items[i].ev.buf);
-    free(items);
-    free(sk);
-    cl->st_items = NULL;
-    cl->st_keys = NULL;
-    cl->st_n = cl->st_nst = 0;
-}
-
-/* The store of one call's loaded values on its own. */
-static void store_one(call *cl)
-{
-    char err[SC__ERRLEN] = "";
-    sc_status s = SC_OK;
-    if (cl->st_nst) {
-        bump_rt(cl);
-        s = sc__remote_fetch_store(cl->c->remote, cl->st_items, cl->st_nst, cl->token, err, sizeof err);
-    }
-    settle_end(cl, s, err);
-}
-
-/* The stores of n calls: one pipelined exchange per node (one call: its
- * own store, as an unpartitioned cache makes it). */
-static void store_all(call **cls, size_t n, sc__remote_fetch_call *rc, call **who)
-{
-    size_t nr = 0;
-    for (size_t j = 0; j < n; j++)
-        if (cls[j]->st_nst)
-            who[nr++] = cls[j];
-    if (nr <= 1) {
-        for (size_t j = 0; j < n; j++)
-            store_one(cls[j]);
-        return;
-    }
-    for (size_t j = 0; j < nr; j++) {
-        bump_rt(who[j]);
-        rc[j] = (sc__remote_fetch_call){
-            .r = who[j]->c->remote, .store = who[j]->st_items, .n = who[j]->st_nst, .token = who[j]->token};
-    }
-    sc__remote_fetch_pipelined(rc, nr);
-    for (size_t j = 0; j < nr; j++)
-        settle_end(who[j], rc[j].status, rc[j].err);
-    for (size_t j = 0; j < n; j++)
-        settle_end(cls[j], SC_OK, ""); /* the ones with nothing to store */
-}
-
-/* Waits until an event touches one of the waiting keys' buckets (against
- * the generations snapped before the round trip) or ms passed. */
-static int wait_wake(sc__fetch *f, call *cl, const uint64_t *snap, uint64_t ms)
-{
-    int moved = 0;
-    uint64_t until = mono_ms() + ms;
-    if (until > cl->deadline_ms)
-        until = cl->deadline_ms;
-    struct timespec dl;
-    abs_deadline(&dl, until);
-    pthread_mutex_lock(&f->wake_mu);
-    for (;;) {
-        for (size_t i = 0; i < cl->m && !moved; i++)
-            if (cl->k[i].active && cl->k[i].it.kind == SC__FETCH_WAIT &&
-                f->gens[cl->k[i].hash % WAKE_BUCKETS] != snap[i])
-                moved = 1;
-        if (moved || pthread_cond_timedwait(&f->wake_cv, &f->wake_mu, &dl) != 0)
-            break;
-    }
-    pthread_mutex_unlock(&f->wake_mu);
-    return moved;
+        sc__fetch_call_fail(cl, st, "%s: %s", cl->name, sc_strerror(st));
 }
 
 /* fetch_lock found a graced value for k (past its TTL, within its grace):
@@ -1230,8 +211,8 @@ static void note_graced(call *cl, fkey *k, sc__fetch_item *it, uint64_t known)
     k->graced = v;
     k->graced_fresh_end = now - (it->past_ms < now ? it->past_ms : 0);
     k->graced_until = it->grace_pttl_ms >= 0 ? now + (uint64_t)it->grace_pttl_ms : UINT64_MAX;
-    grace_put(c, k->key, k->klen, k->hash, v, known, 0, it->past_ms,
-              it->grace_pttl_ms >= 0 ? (uint64_t)it->grace_pttl_ms : UINT64_MAX / 2);
+    sc__fetch_grace_put(c, k->key, k->klen, k->hash, v, known, 0, it->past_ms,
+                        it->grace_pttl_ms >= 0 ? (uint64_t)it->grace_pttl_ms : UINT64_MAX / 2);
     sc__tags_note(c, k->key, k->klen, k->hash, it->version, it->tags, it->tags_len);
     if (cl->soft && cl->grace) {
         uint64_t soft_end = cl->t0_ns / 1000000u + cl->soft;
@@ -1276,7 +257,7 @@ static void lead_start(call *cl)
     if (!cl->snap || !cl->items || !cl->act || !cl->tl) {
         for (size_t i = 0; i < cl->m; i++)
             if (cl->k[i].state == K_LEAD)
-                key_fail(cl, &cl->k[i], SC_ERR_NOMEM);
+                sc__fetch_key_fail(cl, &cl->k[i], SC_ERR_NOMEM);
         lead_end(cl);
         return;
     }
@@ -1293,20 +274,20 @@ static int lead_prepare(call *cl)
     sc__fetch *f = c->fetch;
     int strong = c->opt.consistency == SC_STRONG;
     size_t na = 0;
-    int synced = is_synced(c) && !(cl->iter == 0 && cl->local_checked);
-    if (cl->iter > 0 && mono_ms() >= cl->deadline_ms) {
+    int synced = sc__fetch_synced(c) && !(cl->iter == 0 && cl->local_checked);
+    if (cl->iter > 0 && sc__fetch_mono_ms() >= cl->deadline_ms) {
         /* Still waiting for another pod's lock, or (strong) our loads
          * were revoked again and again. */
         for (size_t i = 0; i < cl->m; i++)
             if (cl->k[i].active && cl->k[i].state != K_DONE) {
                 fkey *k = &cl->k[i];
                 k->waited = 1;
-                key_done(k, SC_ERR_LOCKED, NULL);
-                call_fail(cl, SC_ERR_LOCKED,
-                          "%s: no result for \"%.*s\" within %llu ms (another pod's load lock still held, "
-                          "or every load revoked by a write)",
-                          cl->name, (int)(k->klen > 64 ? 64 : k->klen), k->key,
-                          (unsigned long long)(mono_ms() - cl->t0_ns / 1000000u));
+                sc__fetch_key_done(k, SC_ERR_LOCKED, NULL);
+                sc__fetch_call_fail(cl, SC_ERR_LOCKED,
+                                    "%s: no result for \"%.*s\" within %llu ms (another pod's load lock still held, "
+                                    "or every load revoked by a write)",
+                                    cl->name, (int)(k->klen > 64 ? 64 : k->klen), k->key,
+                                    (unsigned long long)(sc__fetch_mono_ms() - cl->t0_ns / 1000000u));
             }
         return 0;
     }
@@ -1327,14 +308,14 @@ static int lead_prepare(call *cl)
             if (!strong) {
                 sc_value *v = k->local;
                 k->local = NULL;
-                key_done(k, SC_OK, v);
+                sc__fetch_key_done(k, SC_OK, v);
                 k->active = 0;
                 continue;
             }
             k->have = sc_value_version(k->local);
-        } else if (synced && neg_get(c, k->key, k->klen, k->hash, &nv)) {
+        } else if (synced && sc__fetch_neg_get(c, k->key, k->klen, k->hash, &nv)) {
             if (!strong) {
-                key_done(k, SC_NOT_FOUND, NULL);
+                sc__fetch_key_done(k, SC_NOT_FOUND, NULL);
                 k->active = 0;
                 continue;
             }
@@ -1360,7 +341,7 @@ static int lead_prepare(call *cl)
         cl->items[i].have_version = cl->act[i]->have;
         cl->act[i]->mark = sc__tracking_mark(c, cl->act[i]->hash);
     }
-    bump_rt(cl);
+    sc__fetch_bump_rt(cl);
     return 1;
 }
 
@@ -1395,9 +376,9 @@ static int lead_locked(call *cl, const sc__remote_fetch_call *rc)
     if (rc->status != SC_OK) {
         atomic_fetch_sub(&f->waiters, 1);
         sc__atomic_inc(&c->remote_errors);
-        call_fail(cl, rc->status, "%s: %s", cl->name, rc->err);
+        sc__fetch_call_fail(cl, rc->status, "%s: %s", cl->name, rc->err);
         for (size_t i = 0; i < cl->na; i++)
-            key_done(cl->act[i], rc->status, NULL);
+            sc__fetch_key_done(cl->act[i], rc->status, NULL);
         return 0;
     }
     uint64_t known = rc->known, rnow = rc->now_ms;
@@ -1420,11 +401,11 @@ static int lead_locked(call *cl, const sc__remote_fetch_call *rc)
         case SC__FETCH_CONFIRMED:
             sc__atomic_inc(&c->remote_hits);
             if (k->local_empty) {
-                key_done(k, SC_NOT_FOUND, NULL);
+                sc__fetch_key_done(k, SC_NOT_FOUND, NULL);
             } else {
                 sc_value *v = k->local;
                 k->local = NULL;
-                key_done(k, SC_OK, v);
+                sc__fetch_key_done(k, SC_OK, v);
             }
             break;
         case SC__FETCH_VALUE:
@@ -1434,26 +415,27 @@ static int lead_locked(call *cl, const sc__remote_fetch_call *rc)
             free(it->data);
             it->data = NULL;
             if (!v) {
-                key_fail(cl, k, SC_ERR_NOMEM);
+                sc__fetch_key_fail(cl, k, SC_ERR_NOMEM);
                 break;
             }
             if (it->kind == SC__FETCH_VALUE) {
-                v = install_read(c, k, v, it->pttl_ms, known);
+                v = sc__fetch_install_read(c, k, v, it->pttl_ms, known);
                 if (it->grace_pttl_ms >= 0)
-                    grace_put(c, k->key, k->klen, k->hash, v, known, it->pttl_ms, 0, (uint64_t)it->grace_pttl_ms);
+                    sc__fetch_grace_put(c, k->key, k->klen, k->hash, v, known, it->pttl_ms, 0,
+                                        (uint64_t)it->grace_pttl_ms);
                 sc__tags_note(c, k->key, k->klen, k->hash, it->version, it->tags, it->tags_len);
             } else /* outdated: served, never kept */
                 sc__local_remove(c->local, k->key, k->klen, k->hash, it->version, it->version);
-            key_done(k, SC_OK, v);
+            sc__fetch_key_done(k, SC_OK, v);
             break;
         }
         case SC__FETCH_EMPTY:
             sc__atomic_inc(&c->remote_misses);
             /* Absent at `known`: no copy up to it may stay (as a get's miss). */
             sc__local_remove(c->local, k->key, k->klen, k->hash, known + 1, known);
-            neg_put(c, k->key, k->klen, k->hash, it->version, known,
-                    it->pttl_ms > 0 ? (uint64_t)it->pttl_ms : c->opt.empty_ttl_ms);
-            key_done(k, SC_NOT_FOUND, NULL);
+            sc__fetch_neg_put(c, k->key, k->klen, k->hash, it->version, known,
+                              it->pttl_ms > 0 ? (uint64_t)it->pttl_ms : c->opt.empty_ttl_ms);
+            sc__fetch_key_done(k, SC_NOT_FOUND, NULL);
             break;
         case SC__FETCH_LOCKED:
             sc__atomic_inc(&c->remote_misses);
@@ -1486,7 +468,7 @@ static int lead_locked(call *cl, const sc__remote_fetch_call *rc)
         free(rk);
         free(rl);
         for (size_t i = 0; i < cl->ntl; i++)
-            key_fail(cl, cl->tl[i], cl->fail);
+            sc__fetch_key_fail(cl, cl->tl[i], cl->fail);
         cl->ntl = 0;
     }
     return 1;
@@ -1503,29 +485,30 @@ static void wait_all(call **cls, size_t n)
         call *cl = cls[j];
         if (!cl->nwait || cl->fail != SC_OK)
             continue;
-        if (mono_ms() >= cl->deadline_ms) {
+        if (sc__fetch_mono_ms() >= cl->deadline_ms) {
             for (size_t i = 0; i < cl->na; i++) {
                 fkey *k = cl->act[i];
                 if (k->state != K_DONE && k->it.kind == SC__FETCH_WAIT) {
                     k->waited = 1;
-                    key_done(k, SC_ERR_LOCKED, NULL);
-                    call_fail(cl, SC_ERR_LOCKED, "%s: another pod still held the load lock of \"%.*s\" after %llu ms",
-                              cl->name, (int)(k->klen > 64 ? 64 : k->klen), k->key,
-                              (unsigned long long)(mono_ms() - cl->t0_ns / 1000000u));
+                    sc__fetch_key_done(k, SC_ERR_LOCKED, NULL);
+                    sc__fetch_call_fail(cl, SC_ERR_LOCKED,
+                                        "%s: another pod still held the load lock of \"%.*s\" after %llu ms", cl->name,
+                                        (int)(k->klen > 64 ? 64 : k->klen), k->key,
+                                        (unsigned long long)(sc__fetch_mono_ms() - cl->t0_ns / 1000000u));
                 }
             }
             continue;
         }
-        if (mono_ms() + cl->wait_ms < until)
-            until = mono_ms() + cl->wait_ms;
+        if (sc__fetch_mono_ms() + cl->wait_ms < until)
+            until = sc__fetch_mono_ms() + cl->wait_ms;
     }
     int woken = 0;
     for (size_t j = 0; j < n; j++) {
         call *cl = cls[j];
         if (!cl->nwait || cl->fail != SC_OK)
             continue;
-        uint64_t now = mono_ms();
-        woken |= wait_wake(cl->c->fetch, cl, cl->snap, woken || until <= now ? 0 : until - now);
+        uint64_t now = sc__fetch_mono_ms();
+        woken |= sc__fetch_wait_wake(cl->c->fetch, cl, cl->snap, woken || until <= now ? 0 : until - now);
         for (size_t i = 0; i < cl->na; i++)
             if (cl->act[i]->it.kind == SC__FETCH_WAIT)
                 cl->act[i]->waited = 1;
@@ -1540,7 +523,7 @@ static int lead_next(call *cl)
         /* Settle what is left so followers are released. */
         for (size_t i = 0; i < cl->m; i++)
             if (cl->k[i].active && cl->k[i].state != K_DONE)
-                key_fail(cl, &cl->k[i], cl->fail);
+                sc__fetch_key_fail(cl, &cl->k[i], cl->fail);
         return 0;
     }
     cl->iter++;
@@ -1556,7 +539,7 @@ static void lead(call **cls, size_t n)
         if (!rc || !on || !who) {
             for (size_t i = 0; i < cls[j]->m; i++)
                 if (cls[j]->k[i].state == K_LEAD)
-                    key_fail(cls[j], &cls[j]->k[i], SC_ERR_NOMEM);
+                    sc__fetch_key_fail(cls[j], &cls[j]->k[i], SC_ERR_NOMEM);
         } else
             lead_start(cls[j]);
     }
@@ -1586,10 +569,10 @@ static void lead(call **cls, size_t n)
         if (non && on[0]->load1) {
             for (size_t j = 0; j < non; j++)
                 if (on[j]->ntl)
-                    load_one(on[j]);
+                    sc__fetch_load_one(on[j]);
         } else if (non)
-            load_batch(on, non);
-        store_all(on, non, rc, who);
+            sc__fetch_load_batch(on, non);
+        sc__fetch_store_all(on, non, rc, who);
         wait_all(on, non);
         for (size_t j = 0; j < non; j++)
             if (!lead_next(on[j]))
@@ -1608,7 +591,7 @@ static void run_all(call **cls, size_t n)
         call *cl = cls[j];
         sc_cache *c = cl->c;
         /* Eventual: the local tier answers without any flight or Redis. */
-        if (cl->local_checked || c->opt.consistency != SC_EVENTUAL || !is_synced(c))
+        if (cl->local_checked || c->opt.consistency != SC_EVENTUAL || !sc__fetch_synced(c))
             continue;
         cl->local_checked = 1;
         for (size_t i = 0; i < cl->m; i++) {
@@ -1616,9 +599,9 @@ static void run_all(call **cls, size_t n)
             sc_value *v;
             uint64_t nv;
             if (sc__local_get(c->local, k->key, k->klen, k->hash, &v) == SC_OK)
-                key_done(k, SC_OK, v);
-            else if (neg_get(c, k->key, k->klen, k->hash, &nv))
-                key_done(k, SC_NOT_FOUND, NULL);
+                sc__fetch_key_done(k, SC_OK, v);
+            else if (sc__fetch_neg_get(c, k->key, k->klen, k->hash, &nv))
+                sc__fetch_key_done(k, SC_NOT_FOUND, NULL);
         }
     }
     call **busy = malloc((n ? n : 1) * sizeof *busy), *one[1];
@@ -1631,19 +614,19 @@ static void run_all(call **cls, size_t n)
                 pending += cl->k[i].state == K_PENDING;
             if (!pending)
                 continue;
-            if (round > 0 && mono_ms() >= cl->deadline_ms) {
+            if (round > 0 && sc__fetch_mono_ms() >= cl->deadline_ms) {
                 for (size_t i = 0; i < cl->m; i++)
                     if (cl->k[i].state == K_PENDING) {
-                        key_done(&cl->k[i], SC_ERR_LOCKED, NULL);
-                        call_fail(cl, SC_ERR_LOCKED, "%s: no current result within the wait", cl->name);
+                        sc__fetch_key_done(&cl->k[i], SC_ERR_LOCKED, NULL);
+                        sc__fetch_call_fail(cl, SC_ERR_LOCKED, "%s: no current result within the wait", cl->name);
                     }
                 continue;
             }
-            join_flights(cl);
+            sc__fetch_join_flights(cl);
             if (cl->fail != SC_OK) {
                 for (size_t i = 0; i < cl->m; i++)
                     if (cl->k[i].state == K_LEAD)
-                        key_fail(cl, &cl->k[i], cl->fail);
+                        sc__fetch_key_fail(cl, &cl->k[i], cl->fail);
             } else if (busy)
                 busy[nb++] = cl;
             else {
@@ -1660,8 +643,8 @@ static void run_all(call **cls, size_t n)
                 continue;
             cls[j]->in_round = 0;
             any = 1;
-            finish_flights(cls[j]);
-            follow_flights(cls[j]);
+            sc__fetch_finish_flights(cls[j]);
+            sc__fetch_follow_flights(cls[j]);
         }
         if (!any)
             break;
@@ -1705,41 +688,6 @@ static void call_free_slots(call *cl)
 
 /* ------------------------------------------------------------ public -- */
 
-SC_EXPORT void sc_loaded_set(sc_loaded *slot, const void *val, size_t len)
-{
-    if (!slot)
-        return;
-    free(slot->data);
-    slot->data = NULL;
-    slot->len = 0;
-    slot->set = 0;
-    slot->refused_len = 0;
-    slot->nomem = 0;
-    if (len > slot->max || (!val && len)) {
-        slot->refused_len = len ? len : 1;
-        return;
-    }
-    slot->data = malloc(len ? len : 1);
-    if (!slot->data) {
-        slot->nomem = 1;
-        return;
-    }
-    if (len)
-        memcpy(slot->data, val, len);
-    slot->len = len;
-    slot->set = 1;
-}
-
-SC_EXPORT void sc_loaded_error(sc_loaded *slot, const char *fmt, ...)
-{
-    if (!slot || !fmt)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(slot->msg, sizeof slot->msg, fmt, ap);
-    va_end(ap);
-}
-
 static sc_status check_call(sc_cache *c, int has_loader, const char *name)
 {
     if (!c)
@@ -1770,7 +718,7 @@ SC_EXPORT void sc_fetch_opts_init(sc_fetch_opts *o)
 static int serve_graced(call *cl, fkey *k, sc_status st, sc_value **out, uint64_t *age)
 {
     sc_cache *c = cl->c;
-    int redis_away = (st == SC_ERR_REMOTE || st == SC_ERR_TIMEOUT) && !cl->left_running && !is_synced(c);
+    int redis_away = (st == SC_ERR_REMOTE || st == SC_ERR_TIMEOUT) && !cl->left_running && !sc__fetch_synced(c);
     if (!cl->grace) {
         if (!redis_away || c->opt.disconnect_policy == SC_DISCONNECT_FLUSH)
             return 0;
@@ -1789,7 +737,7 @@ static int serve_graced(call *cl, fkey *k, sc_status st, sc_value **out, uint64_
         *age = 0;
         return 1;
     }
-    return grace_get(c, k->key, k->klen, k->hash, cl->grace, out, age);
+    return sc__fetch_grace_get(c, k->key, k->klen, k->hash, cl->grace, out, age);
 }
 
 SC_EXPORT sc_status sc_fetch_ex(sc_cache *c, const char *key, const sc_fetch_opts *o, sc_load_fn load, void *ud,
@@ -1824,12 +772,12 @@ SC_EXPORT sc_status sc_fetch_ex(sc_cache *c, const char *key, const sc_fetch_opt
         return s;
     uint64_t hash = sc__local_hash(key, klen);
     int checked = 0;
-    if (c->opt.consistency == SC_EVENTUAL && is_synced(c)) {
+    if (c->opt.consistency == SC_EVENTUAL && sc__fetch_synced(c)) {
         /* The hit path: the local tier (or a cached "not found") answers,
          * nothing else is set up. */
         uint64_t t0 = sc__mono_ns(), nv;
         sc_status hit = sc__local_get(c->local, key, klen, hash, out) == SC_OK ? SC_OK
-                        : neg_get(c, key, klen, hash, &nv)                    ? SC_NOT_FOUND
+                        : sc__fetch_neg_get(c, key, klen, hash, &nv)           ? SC_NOT_FOUND
                                                                                : SC_ERR_INVALID;
         if (hit != SC_ERR_INVALID) {
             sc__load_stats_add(c->fetch->stats, SC__LOAD_HIT, sc__mono_ns() - t0);
@@ -1857,7 +805,7 @@ SC_EXPORT sc_status sc_fetch_ex(sc_cache *c, const char *key, const sc_fetch_opt
          * timeout (one read later does the same: note_graced). */
         sc_value *g = NULL;
         uint64_t past;
-        if (grace_get(c, key, klen, hash, cl.grace, &g, &past)) {
+        if (sc__fetch_grace_get(c, key, klen, hash, cl.grace, &g, &past)) {
             uint64_t soft_end = cl.t0_ns / 1000000u + cl.soft;
             if (soft_end < cl.deadline_ms)
                 cl.deadline_ms = soft_end;
@@ -1887,13 +835,14 @@ SC_EXPORT sc_status sc_fetch_ex(sc_cache *c, const char *key, const sc_fetch_opt
             k.outcome = SC__LOAD_MISS;
             stale = 1;
             sc__atomic_inc(&c->stale_served);
-        } else if (cl.hard && mono_ms() >= cl.t0_ns / 1000000u + cl.hard &&
+        } else if (cl.hard && sc__fetch_mono_ms() >= cl.t0_ns / 1000000u + cl.hard &&
                    (st == SC_ERR_LOCKED || st == SC_ERR_TIMEOUT)) {
             st = SC_ERR_TIMEOUT;
             cl.fail = SC_OK;
-            call_fail(&cl, SC_ERR_TIMEOUT, "sc_fetch_ex: no answer for \"%.*s\" within the hard timeout (%u ms)%s",
-                      (int)(klen > 64 ? 64 : klen), key, cl.hard,
-                      cl.left_running ? "; the loader still runs and stores its result when it returns" : "");
+            sc__fetch_call_fail(&cl, SC_ERR_TIMEOUT,
+                                "sc_fetch_ex: no answer for \"%.*s\" within the hard timeout (%u ms)%s",
+                                (int)(klen > 64 ? 64 : klen), key, cl.hard,
+                                cl.left_running ? "; the loader still runs and stores its result when it returns" : "");
         }
     }
     count(&cl);
