@@ -106,7 +106,7 @@ struct sc_cache {
     sc__hist hist_set;           /* the write script of a set (ops.c) */
     sc__hist hist_prop;          /* publish (Redis time) to applied (syncer.c) */
     struct sc__behind *behind;   /* write-behind state (behind.c) */
-    struct sc__fetch *fetch;     /* cache-aside loading (fetch.c, lib/fetch.h) */
+    struct sc__fetch *fetch;     /* cache-aside loading (lib/fetch/) */
     sc__tags *tags;              /* the local tag index (tags.c) */
 
     /* Server-assisted invalidation (tracking.c). tracking is NULL with the
@@ -293,9 +293,9 @@ sc_status sc__behind_start(sc_cache *c, char *err, size_t errlen);
 void sc__behind_stop(sc_cache *c);
 void sc__behind_stats(sc_cache *c, sc_stats *out);
 
-/* fetch.c: cache-aside loading (sc_fetch, sc_fetch_batch, sc_tag_deleted);
- * its parts are fetch_tables.c, fetch_flight.c (sc__fetch_event) and
- * fetch_load.c, which share lib/fetch.h.
+/* fetch/: cache-aside loading (sc_fetch, sc_fetch_batch, sc_tag_deleted)
+ * in fetch.c, tables.c, flight.c (sc__fetch_event) and load.c, which
+ * share fetch/fetch.h.
  * sc__fetch_new sets c->fetch (and starts the load-stats windows);
  * sc__fetch_free accepts a cache without one. */
 sc_status sc__fetch_new(sc_cache *c);

@@ -1,7 +1,7 @@
 /* The parts of cache-aside loading that the fetch files share (internal,
  * not installed): the per-pod state, a call and its keys, and the
  * functions that cross files. The design of loading is the header comment
- * of lib/fetch.c; lib/internal.h holds what the rest of lib/ calls. */
+ * of lib/fetch/fetch.c; lib/internal.h holds what the rest of lib/ calls. */
 #ifndef SC_LIB_FETCH_H
 #define SC_LIB_FETCH_H
 
@@ -190,7 +190,7 @@ void sc__fetch_call_fail(call *cl, sc_status s, const char *fmt, ...) __attribut
 void sc__fetch_key_done(fkey *k, sc_status st, sc_value *val);
 void sc__fetch_key_fail(call *cl, fkey *k, sc_status st);
 
-/* fetch_tables.c: the not-found cache and the grace table. */
+/* tables.c: the not-found cache and the grace table. */
 void sc__fetch_neg_put(sc_cache *c, const char *key, size_t klen, uint64_t hash, uint64_t version, uint64_t known,
                        uint64_t ttl_ms);
 int sc__fetch_neg_get(sc_cache *c, const char *key, size_t klen, uint64_t hash, uint64_t *version);
@@ -199,14 +199,14 @@ void sc__fetch_grace_put(sc_cache *c, const char *key, size_t klen, uint64_t has
 int sc__fetch_grace_get(sc_cache *c, const char *key, size_t klen, uint64_t hash, uint64_t grace, sc_value **out,
                         uint64_t *past);
 
-/* fetch_flight.c: the in-pod flight table and the wait for a wake. */
+/* flight.c: the in-pod flight table and the wait for a wake. */
 void sc__fetch_join_flights(call *cl);
 void sc__fetch_bump_rt(call *cl);
 void sc__fetch_finish_flights(call *cl);
 size_t sc__fetch_follow_flights(call *cl);
 int sc__fetch_wait_wake(sc__fetch *f, call *cl, const uint64_t *snap, uint64_t ms);
 
-/* fetch_load.c: installs, the loader calls, settling and storing, and the
+/* load.c: installs, the loader calls, settling and storing, and the
  * loads left running past a timeout. */
 sc_value *sc__fetch_install_read(sc_cache *c, fkey *k, sc_value *v, int64_t pttl, uint64_t known);
 void sc__fetch_load_one(call *cl);

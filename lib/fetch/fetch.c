@@ -56,7 +56,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "lib/fetch.h"
+#include "lib/fetch/fetch.h"
 
 /* ------------------------------------------------------------ helpers -- */
 

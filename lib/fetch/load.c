@@ -2,13 +2,13 @@
  * (docs/protocol.md rule 6), the single and batch loaders, loads left
  * running past a timeout (sc_fetch_ex), settling and the fetch_store round
  * trip, and the loader's slot (sc_loaded_set, sc_loaded_error). The design
- * is the header comment of lib/fetch.c. */
+ * is the header comment of lib/fetch/fetch.c. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 
-#include "lib/fetch.h"
+#include "lib/fetch/fetch.h"
 
 /* A per-thread xorshift for TTL jitter, seeded from the kernel. */
 static uint64_t rnd64(void)

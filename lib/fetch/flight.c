@@ -1,12 +1,12 @@
 /* The in-pod side of single loads: the flight table (one leader per key,
  * followers take its result) and the waking of fetches that wait for
  * another pod's load (sc__fetch_event, the wait for a wake). The design
- * is the header comment of lib/fetch.c. */
+ * is the header comment of lib/fetch/fetch.c. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "lib/fetch.h"
+#include "lib/fetch/fetch.h"
 
 /* ------------------------------------------------------------ waking -- */
 

@@ -1,11 +1,11 @@
 /* The per-pod side tables of cache-aside loading: the not-found cache
  * (neg_*) and the grace table (grace_*) of sc_fetch_ex. Both believe an
  * entry only under docs/protocol.md rule 6, as the header comment of
- * lib/fetch.c explains. */
+ * lib/fetch/fetch.c explains. */
 #include <stdlib.h>
 #include <string.h>
 
-#include "lib/fetch.h"
+#include "lib/fetch/fetch.h"
 
 /* ---------------------------------------------------- not-found cache -- */
 
