@@ -709,7 +709,17 @@ static sc_status encode_msgpack(const sc__event *ev, char **out, size_t *out_len
         ev->inst_len > UINT32_MAX || ev->epoch_len > UINT32_MAX || ev->digest_len > UINT32_MAX ||
         (set && ev->value_len > UINT32_MAX))
         return SC_ERR_TOO_LARGE;
+    /* One allocation of about the event's size: msgpack_sbuffer_init would
+     * allocate 8 KiB on the first write (past the allocator's per-thread
+     * cache, a page touched per sc_set). Field names and headers stay under
+     * 256 bytes; a longer event would only grow the buffer. */
+    size_t cap = 256 + SC__MAC_LEN + ev->key_len + ev->sender_len + ev->ns_len + ev->inst_len + ev->epoch_len +
+                 ev->digest_len + (set ? ev->value_len : 0);
     msgpack_sbuffer_init(&sb);
+    sb.data = malloc(cap);
+    if (!sb.data)
+        return SC_ERR_NOMEM;
+    sb.alloc = cap;
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
     err = msgpack_pack_map(&pk, (size_t)(8 + set + with_ns + with_inst + with_digest + (with_mac != 0))) ||
           mp_put_uint_field(&pk, "format", 1) ||
