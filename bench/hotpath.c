@@ -412,7 +412,8 @@ int main(int argc, char **argv)
             remote_ops = atol(argv[i + 1]);
     }
     if (runs < 1 || runs > MAX_RUNS || ops < 0 || remote_ops < ROUNDS) {
-        fprintf(stderr, "usage: hotpath [--runs 1..%d] [--ops N (0: no local hits)] [--remote-ops N >= %d]\n", MAX_RUNS, ROUNDS);
+        fprintf(stderr, "usage: hotpath [--runs 1..%d] [--ops N (0: no local hits)] [--remote-ops N >= %d]\n",
+                MAX_RUNS, ROUNDS);
         return 2;
     }
     if (sc_test_redis_start(&g_redis, NULL) != 0)

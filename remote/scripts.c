@@ -50,33 +50,39 @@ LUA(tag_invalidate)
 LUA(confirm)
 #undef LUA
 
+/* The names a command is given in messages are spelled out here, so a
+ * call formats nothing it may not need. */
+#define SCRIPT(name) \
+    {#name, "EVALSHA (" #name " script)", "EVAL (" #name " script)", sc__lua_##name, &sc__lua_##name##_len}
 static const struct {
     const char *name;
+    const char *evalsha_what, *eval_what;
     const char *src;
     const size_t *len;
 } scripts[SC__SCRIPT_COUNT] = {
-    [SC__SCRIPT_GET] = {"get", sc__lua_get, &sc__lua_get_len},
-    [SC__SCRIPT_SET] = {"set", sc__lua_set, &sc__lua_set_len},
-    [SC__SCRIPT_DELETE] = {"delete", sc__lua_delete, &sc__lua_delete_len},
-    [SC__SCRIPT_CLEAR] = {"clear", sc__lua_clear, &sc__lua_clear_len},
-    [SC__SCRIPT_CLEAR_BATCH] = {"clear_batch", sc__lua_clear_batch, &sc__lua_clear_batch_len},
-    [SC__SCRIPT_HEARTBEAT] = {"heartbeat", sc__lua_heartbeat, &sc__lua_heartbeat_len},
-    [SC__SCRIPT_SYNC] = {"sync", sc__lua_sync, &sc__lua_sync_len},
-    [SC__SCRIPT_VERSION] = {"version", sc__lua_version, &sc__lua_version_len},
-    [SC__SCRIPT_GET_MANY] = {"get_many", sc__lua_get_many, &sc__lua_get_many_len},
-    [SC__SCRIPT_SET_BEHIND] = {"set_behind", sc__lua_set_behind, &sc__lua_set_behind_len},
-    [SC__SCRIPT_DELETE_BEHIND] = {"delete_behind", sc__lua_delete_behind, &sc__lua_delete_behind_len},
-    [SC__SCRIPT_WB_TAKE] = {"wb_take", sc__lua_wb_take, &sc__lua_wb_take_len},
-    [SC__SCRIPT_WB_ACK] = {"wb_ack", sc__lua_wb_ack, &sc__lua_wb_ack_len},
-    [SC__SCRIPT_WB_STATE] = {"wb_state", sc__lua_wb_state, &sc__lua_wb_state_len},
-    [SC__SCRIPT_WB_RELEASE] = {"wb_release", sc__lua_wb_release, &sc__lua_wb_release_len},
-    [SC__SCRIPT_FETCH_LOCK] = {"fetch_lock", sc__lua_fetch_lock, &sc__lua_fetch_lock_len},
-    [SC__SCRIPT_FETCH_STORE] = {"fetch_store", sc__lua_fetch_store, &sc__lua_fetch_store_len},
-    [SC__SCRIPT_FETCH_UNLOCK] = {"fetch_unlock", sc__lua_fetch_unlock, &sc__lua_fetch_unlock_len},
-    [SC__SCRIPT_TAG] = {"tag", sc__lua_tag, &sc__lua_tag_len},
-    [SC__SCRIPT_TAG_INVALIDATE] = {"tag_invalidate", sc__lua_tag_invalidate, &sc__lua_tag_invalidate_len},
-    [SC__SCRIPT_CONFIRM] = {"confirm", sc__lua_confirm, &sc__lua_confirm_len},
+    [SC__SCRIPT_GET] = SCRIPT(get),
+    [SC__SCRIPT_SET] = SCRIPT(set),
+    [SC__SCRIPT_DELETE] = SCRIPT(delete),
+    [SC__SCRIPT_CLEAR] = SCRIPT(clear),
+    [SC__SCRIPT_CLEAR_BATCH] = SCRIPT(clear_batch),
+    [SC__SCRIPT_HEARTBEAT] = SCRIPT(heartbeat),
+    [SC__SCRIPT_SYNC] = SCRIPT(sync),
+    [SC__SCRIPT_VERSION] = SCRIPT(version),
+    [SC__SCRIPT_GET_MANY] = SCRIPT(get_many),
+    [SC__SCRIPT_SET_BEHIND] = SCRIPT(set_behind),
+    [SC__SCRIPT_DELETE_BEHIND] = SCRIPT(delete_behind),
+    [SC__SCRIPT_WB_TAKE] = SCRIPT(wb_take),
+    [SC__SCRIPT_WB_ACK] = SCRIPT(wb_ack),
+    [SC__SCRIPT_WB_STATE] = SCRIPT(wb_state),
+    [SC__SCRIPT_WB_RELEASE] = SCRIPT(wb_release),
+    [SC__SCRIPT_FETCH_LOCK] = SCRIPT(fetch_lock),
+    [SC__SCRIPT_FETCH_STORE] = SCRIPT(fetch_store),
+    [SC__SCRIPT_FETCH_UNLOCK] = SCRIPT(fetch_unlock),
+    [SC__SCRIPT_TAG] = SCRIPT(tag),
+    [SC__SCRIPT_TAG_INVALIDATE] = SCRIPT(tag_invalidate),
+    [SC__SCRIPT_CONFIRM] = SCRIPT(confirm),
 };
+#undef SCRIPT
 
 /* The SPUBLISH form of every script, built once. */
 static char *sharded_src[SC__SCRIPT_COUNT];
@@ -159,6 +165,22 @@ sc_status sc__scripts_load(sc__pool *p, unsigned timeout_ms, char shas[SC__SCRIP
     return SC_OK;
 }
 
+/* n in decimal into buf (at least 11 bytes), without snprintf's cost on
+ * every script call; returns the length. */
+static size_t decimal(char *buf, unsigned n)
+{
+    char tmp[10];
+    size_t len = 0;
+    do {
+        tmp[len++] = (char)('0' + n % 10);
+        n /= 10;
+    } while (n);
+    for (size_t i = 0; i < len; i++)
+        buf[i] = tmp[len - 1 - i];
+    buf[len] = '\0';
+    return len;
+}
+
 sc_status sc__script_run(sc__pool *p, const char shas[SC__SCRIPT_COUNT][41], sc__script_id id, int nkeys,
                          int nargs, const char **args, const size_t *lens, int64_t deadline, unsigned timeout_ms,
                          redisReply **reply, char *err, size_t errlen)
@@ -183,27 +205,24 @@ sc_status sc__script_run(sc__pool *p, const char shas[SC__SCRIPT_COUNT][41], sc_
         }
     }
     char numkeys[16];
-    snprintf(numkeys, sizeof numkeys, "%d", nkeys);
     argv[0] = "EVALSHA";
     argl[0] = 7;
     argv[1] = shas[id];
     argl[1] = 40;
     argv[2] = numkeys;
-    argl[2] = strlen(numkeys);
+    argl[2] = decimal(numkeys, nkeys > 0 ? (unsigned)nkeys : 0);
     memcpy(argv + 3, args, (size_t)nargs * sizeof *argv);
     memcpy(argl + 3, lens, (size_t)nargs * sizeof *argl);
 
-    char what[64];
-    snprintf(what, sizeof what, "EVALSHA (%s script)", scripts[id].name);
-    sc_status st = sc__pool_command(p, deadline, timeout_ms, what, argc, argv, argl, reply, err, errlen);
+    sc_status st =
+        sc__pool_command(p, deadline, timeout_ms, scripts[id].evalsha_what, argc, argv, argl, reply, err, errlen);
     if (st == SC_OK && (*reply)->type == REDIS_REPLY_ERROR && strncmp((*reply)->str, "NOSCRIPT", 8) == 0) {
         freeReplyObject(*reply);
         *reply = NULL;
         argv[0] = "EVAL";
         argl[0] = 4;
         argv[1] = script_src(p, id, &argl[1]);
-        snprintf(what, sizeof what, "EVAL (%s script)", scripts[id].name);
-        st = sc__pool_command(p, deadline, timeout_ms, what, argc, argv, argl, reply, err, errlen);
+        st = sc__pool_command(p, deadline, timeout_ms, scripts[id].eval_what, argc, argv, argl, reply, err, errlen);
     }
     if (argv != argv_stack) {
         free(argv);

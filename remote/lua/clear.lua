@@ -13,6 +13,7 @@ local vs = string.format('%d', v)
 redis.call('HSET', KEYS[2], 'floor', vs, 'epoch', e)
 -- Every tag invalidation is moot from here on: a key written before this
 -- is below the floor, one written after is above every invalidation
--- version. So the tag hash goes, and grows only between clears.
-redis.call('DEL', tags_key(KEYS[2]))
+-- version. So the tag hash goes, and grows only between clears (UNLINK:
+-- a hash of many tags is freed off Redis' main thread, like the keys).
+redis.call('UNLINK', tags_key(KEYS[2]))
 return {vs, emit(ARGV[1], ARGV[4], ARGV[5], ARGV[6], ARGV[7], v, e, KEYS[3], ARGV[2], ARGV[3])}
