@@ -46,18 +46,6 @@
 static sc_test_redis g_redis;
 static char *g_keys; /* key i at g_keys + i * KEY_STRIDE */
 
-static uint64_t clock_ns(clockid_t id)
-{
-    struct timespec ts;
-    clock_gettime(id, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static uint64_t now_ns(void)
-{
-    return clock_ns(CLOCK_MONOTONIC);
-}
-
 static void die(const char *what, const char *detail)
 {
     fprintf(stderr, "hotpath: %s: %s\n", what, detail ? detail : "");
@@ -65,21 +53,9 @@ static void die(const char *what, const char *detail)
     exit(1);
 }
 
-
-/* xorshift64*: a few cycles per key pick, so the loop measures the cache,
- * not the generator. */
-static inline uint64_t rng_next(uint64_t *s)
-{
-    *s ^= *s >> 12;
-    *s ^= *s << 25;
-    *s ^= *s >> 27;
-    return *s * 0x2545f4914f6cdd1dull;
-}
-
 static inline const char *pick(uint64_t *rng, size_t nkeys)
 {
-    uint64_t i = (uint64_t)(((__uint128_t)rng_next(rng) * nkeys) >> 64);
-    return g_keys + i * KEY_STRIDE;
+    return g_keys + rng_below(rng, nkeys) * KEY_STRIDE;
 }
 
 /* ------------------------------------------------------------ local hits -- */
