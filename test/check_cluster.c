@@ -368,8 +368,7 @@ START_TEST(slot_migration_while_running)
 
     sc_cache *pods[3] = {cluster_pod(ns, "a"), cluster_pod(ns, "b"), cluster_pod(ns, "c")};
     test_writer w = {.c = pods[0]};
-    pthread_t t;
-    pthread_create(&t, NULL, test_writer_main, &w);
+    pthread_t t = test_writer_start(&w);
     /* b and c read everything so they hold local copies the events update. */
     for (int round = 0; round < 20; round++) {
         for (int k = 0; k < TEST_WRITER_KEYS; k++) {
@@ -393,8 +392,7 @@ START_TEST(slot_migration_while_running)
         test_sleep_ms(10);
     }
     WAIT_UNTIL(w.ok > ok_at_move + 50, 5000);
-    atomic_store(&w.stop, 1);
-    pthread_join(t, NULL);
+    test_writer_stop(&w, t);
     ck_assert_msg(w.ok > ok_at_move + 50, "writes stalled after the migration (%ld ok, %ld failed: %s)", w.ok,
                   w.failed, w.first_error);
     /* The subscriptions followed the slot (sunsubscribe, resubscribe at the
@@ -436,8 +434,7 @@ START_TEST(manual_failover_while_running)
     hist_run h;
     history_start(&h, "c_foh", master);
     test_writer w = {.c = pods[0]};
-    pthread_t t;
-    pthread_create(&t, NULL, test_writer_main, &w);
+    pthread_t t = test_writer_start(&w);
     test_sleep_ms(300);
     redisReply *r = sc_test_node_cmd(replica, "CLUSTER FAILOVER");
     ck_assert_msg(r && r->type != REDIS_REPLY_ERROR, "CLUSTER FAILOVER: %s", r ? r->str : "no reply");
@@ -448,8 +445,7 @@ START_TEST(manual_failover_while_running)
     long long switched = test_now_ms() - t_fo;
     long ok_at_switch = w.ok;
     WAIT_UNTIL(w.ok > ok_at_switch + 50, 5000);
-    atomic_store(&w.stop, 1);
-    pthread_join(t, NULL);
+    test_writer_stop(&w, t);
     ck_assert_msg(w.ok > ok_at_switch + 50, "writes stalled after the failover (%ld failed: %s)", w.failed,
                   w.first_error);
     for (int p = 0; p < 2; p++)
@@ -474,30 +470,22 @@ START_TEST(killed_master_while_running)
     ns_on_master("c_kill", master, ns, sizeof ns);
     int replica = sc_test_cluster_replica_of(&g_cl, master);
     ck_assert_msg(replica, "master %d has no replica", master);
-    int victim = -1;
-    for (int i = 0; i < g_cl.nodes; i++)
-        if (g_cl.node[i].port == master)
-            victim = i;
+    int victim = sc_test_cluster_index_of(&g_cl, master);
     ck_assert_int_ge(victim, 0);
 
     sc_cache *pods[2] = {cluster_pod(ns, "a"), cluster_pod(ns, "b")};
     hist_run h;
     history_start(&h, "c_killh", master);
     test_writer w = {.c = pods[0]};
-    pthread_t t;
-    pthread_create(&t, NULL, test_writer_main, &w);
+    pthread_t t = test_writer_start(&w);
     test_sleep_ms(300);
     /* Make the crash lose acknowledged writes: cut the replica off (its
      * link is killed and cannot come back with a wrong masterauth), then
      * write probe keys that nothing rewrites later, so a loss stays
      * visible. */
     uint64_t cut_off = now_ns();
-    redisReply *r = sc_test_node_cmd(replica, "CONFIG SET masterauth wrong-password");
-    ck_assert_msg(r && r->type != REDIS_REPLY_ERROR, "%s", r ? r->str : "no reply");
-    freeReplyObject(r);
-    r = sc_test_node_cmd(master, "CLIENT KILL TYPE replica");
-    ck_assert_ptr_nonnull(r);
-    freeReplyObject(r);
+    char err[256];
+    ck_assert_msg(sc_test_node_cut_off_replica(master, replica, err, sizeof err) == 0, "%s", err);
     for (int i = 0; i < 8; i++) {
         char key[16];
         snprintf(key, sizeof key, "p%d", i);
@@ -506,9 +494,7 @@ START_TEST(killed_master_while_running)
     }
     /* A crash: SIGKILL, no persistence. The parent process reaps it. */
     kill(g_cl.node[victim].pid, SIGKILL);
-    r = sc_test_node_cmd(replica, "CONFIG SET masterauth %s", "");
-    if (r)
-        freeReplyObject(r);
+    sc_test_node_restore_replica_auth(replica);
     long long t_kill = test_now_ms();
     WAIT_UNTIL(sc_test_cluster_slot_owner(&g_cl, ns_slot(ns)) == replica, 15000);
     ck_assert_int_eq(sc_test_cluster_slot_owner(&g_cl, ns_slot(ns)), replica);
@@ -518,8 +504,7 @@ START_TEST(killed_master_while_running)
     long ok_at_switch = w.ok;
     WAIT_UNTIL(w.ok > ok_at_switch + 50, 8000);
     long long t_back = test_now_ms();
-    atomic_store(&w.stop, 1);
-    pthread_join(t, NULL);
+    test_writer_stop(&w, t);
     ck_assert_msg(w.ok > ok_at_switch + 50, "writes stalled after the failover (%ld failed: %s)", w.failed,
                   w.first_error);
     /* Writes failed during the outage, each with a status and a message. */
@@ -579,10 +564,7 @@ START_TEST(own_write_lost_with_its_event)
         replica = master ? sc_test_cluster_replica_of(&g_cl, master) : 0;
     }
     ck_assert_msg(replica, "no master with a replica left");
-    int victim = -1;
-    for (int i = 0; i < g_cl.nodes; i++)
-        if (g_cl.node[i].port == master)
-            victim = i;
+    int victim = sc_test_cluster_index_of(&g_cl, master);
     char ns[32];
     ns_on_master("c_own", master, ns, sizeof ns);
     sc_options o = cluster_options(ns, "a");
@@ -602,13 +584,9 @@ START_TEST(own_write_lost_with_its_event)
     ck_assert_int_eq(atomic_load(&g_stalled), 1);
     WAIT_UNTIL(sc_test_node_replica_synced(replica) && (v = NULL, 1), 3000);
     test_sleep_ms(100); /* x reaches the replica */
-    redisReply *r = sc_test_node_cmd(replica, "CONFIG SET masterauth wrong-password");
-    ck_assert_msg(r && r->type != REDIS_REPLY_ERROR, "%s", r ? r->str : "no reply");
-    freeReplyObject(r);
-    r = sc_test_node_cmd(master, "CLIENT KILL TYPE replica");
-    ck_assert_ptr_nonnull(r);
-    freeReplyObject(r);
-    r = sc_test_node_cmd(master, "CLIENT KILL TYPE pubsub");
+    char err[256];
+    ck_assert_msg(sc_test_node_cut_off_replica(master, replica, err, sizeof err) == 0, "%s", err);
+    redisReply *r = sc_test_node_cmd(master, "CLIENT KILL TYPE pubsub");
     ck_assert_ptr_nonnull(r);
     freeReplyObject(r);
     /* a still counts itself synced: its own write is kept locally. */
@@ -618,9 +596,7 @@ START_TEST(own_write_lost_with_its_event)
     ck_assert_str_eq(v, "lost");
     free(v);
     kill(g_cl.node[victim].pid, SIGKILL);
-    r = sc_test_node_cmd(replica, "CONFIG SET masterauth %s", "");
-    if (r)
-        freeReplyObject(r);
+    sc_test_node_restore_replica_auth(replica);
     atomic_store(&g_stall, 0);
 
     WAIT_UNTIL(sc_test_cluster_slot_owner(&g_cl, ns_slot(ns)) == replica, 15000);

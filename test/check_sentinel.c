@@ -225,8 +225,7 @@ START_TEST(sentinel_failover_while_running)
     hist_run h;
     history_start(&h, "s_foh");
     test_writer w = {.c = pods[0]};
-    pthread_t t;
-    pthread_create(&t, NULL, test_writer_main, &w);
+    pthread_t t = test_writer_start(&w);
     for (int round = 0; round < 20; round++) {
         for (int k = 0; k < TEST_WRITER_KEYS; k++) {
             char key[16];
@@ -248,8 +247,7 @@ START_TEST(sentinel_failover_while_running)
     long ok_at_switch = atomic_load(&w.ok);
     WAIT_UNTIL(atomic_load(&w.ok) > ok_at_switch + 50, 10000);
     long long back = test_now_ms() - t0;
-    atomic_store(&w.stop, 1);
-    pthread_join(t, NULL);
+    test_writer_stop(&w, t);
     ck_assert_msg(atomic_load(&w.ok) > ok_at_switch + 50, "writes stalled after the failover (%ld failed: %s)",
                   w.failed, w.first_error);
     for (int p = 0; p < 2; p++)
@@ -306,27 +304,19 @@ START_TEST(promotion_that_lost_writes_is_detected)
     hist_run h;
     history_start(&h, "s_losth");
     test_writer w = {.c = pods[0]};
-    pthread_t t;
-    pthread_create(&t, NULL, test_writer_main, &w);
+    pthread_t t = test_writer_start(&w);
     test_sleep_ms(300);
     uint64_t cut_off = now_ns();
 
-    redisReply *r = sc_test_node_cmd(replica, "CONFIG SET masterauth wrong-password");
-    ck_assert_msg(r && r->type != REDIS_REPLY_ERROR, "%s", r ? r->str : "no reply");
-    freeReplyObject(r);
-    r = sc_test_node_cmd(master, "CLIENT KILL TYPE replica");
-    ck_assert_ptr_nonnull(r);
-    freeReplyObject(r);
+    char err[256];
+    ck_assert_msg(sc_test_node_cut_off_replica(master, replica, err, sizeof err) == 0, "%s", err);
     long ok_cut = atomic_load(&w.ok);
     WAIT_UNTIL(atomic_load(&w.ok) > ok_cut + 30, 3000); /* acknowledged, on the master only */
     /* No write after the kill: a later write to the same key would hide
      * the loss this test is about. */
-    atomic_store(&w.stop, 1);
-    pthread_join(t, NULL);
+    test_writer_stop(&w, t);
     kill(g_set.data[mi].pid, SIGKILL);
-    r = sc_test_node_cmd(replica, "CONFIG SET masterauth %s", "");
-    if (r)
-        freeReplyObject(r);
+    sc_test_node_restore_replica_auth(replica);
     long long t0 = test_now_ms();
     WAIT_UNTIL(sentinel_master_port() == replica && sc_test_node_role_is(replica, "master"), 20000);
     ck_assert_int_eq(sentinel_master_port(), replica);

@@ -7,6 +7,7 @@
 #ifndef SC_TEST_CONVERGE_H
 #define SC_TEST_CONVERGE_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 
 #include "pods.h"
@@ -91,6 +92,22 @@ static inline void *test_writer_main(void *p)
         test_sleep_ms(1);
     }
     return NULL;
+}
+
+/* Starts w (its c set) writing on a thread of its own. */
+static inline pthread_t test_writer_start(test_writer *w)
+{
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, test_writer_main, w), 0);
+    return t;
+}
+
+/* Stops the writer started on t and waits for its last call to return, so
+ * last_ok and last_try are final. */
+static inline void test_writer_stop(test_writer *w, pthread_t t)
+{
+    atomic_store(&w->stop, 1);
+    pthread_join(t, NULL);
 }
 
 /* After the writer stopped: every pod agrees with Redis (within ms), and no
