@@ -223,14 +223,8 @@ static long long queue_len(const char *ns)
     return n;
 }
 
-/* The key's value in Redis, read with plain commands ("<none>"). A macro,
- * so a failure names the test's line. */
-#define ASSERT_REDIS_VALUE(ns, key, want)                                                                              \
-    do {                                                                                                               \
-        char *got_ = test_redis_value((ns), (key));                                                                    \
-        ck_assert_msg(strcmp(got_, (want)) == 0, "redis %s: got %s, want %s", (key), got_, (want));                    \
-        free(got_);                                                                                                    \
-    } while (0)
+/* The key's value in Redis, read with plain commands ("<none>"). */
+#define ASSERT_REDIS_VALUE(ns, key, want) TEST_ASSERT_STR_FREED(test_redis_value((ns), (key)), (want), (key))
 
 /* Options of a pod that saves into s every interval_ms. */
 static sc_options saver_options(const char *ns, const char *id, store *s, unsigned interval_ms)

@@ -153,12 +153,7 @@ static int redis_value_is(const char *ns, const char *key, const char *want)
     } while (0)
 
 /* sc_get's answer on c ("<none>" when absent). */
-#define ASSERT_VALUE(c, key, want)                                                                                     \
-    do {                                                                                                               \
-        char *got_ = test_get((c), (key));                                                                             \
-        ck_assert_msg(strcmp(got_, (want)) == 0, "%s: got %s, want %s", (key), got_, (want));                          \
-        free(got_);                                                                                                    \
-    } while (0)
+#define ASSERT_VALUE(c, key, want) TEST_ASSERT_STR_FREED(test_get((c), (key)), (want), (key))
 
 /* Fetch options with a TTL and everything else at its default (grace from
  * the pod's option, no timeouts, no tags). */

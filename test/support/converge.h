@@ -1,7 +1,8 @@
 /* Convergence checks shared by the multi-server suites (cluster, sentinel,
  * partitions, tracking): what every pod serves against what Redis holds,
  * and a writer thread whose acknowledged writes must survive a failover
- * unless the pods noticed the loss. Value readers return malloc'd strings,
+ * unless the pods noticed the loss, and the history checker run beside
+ * them. Value readers return malloc'd strings,
  * "<none>" when the key is absent.
  */
 #ifndef SC_TEST_CONVERGE_H
@@ -10,6 +11,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
+#include "history.h"
 #include "pods.h"
 
 /* Redis' value of key in namespace ns (the suite knows where to ask). */
@@ -53,6 +55,20 @@ static inline void test_assert_converged(sc_cache **pods, int npods, const char 
             ck_abort_msg("{%s} %s did not converge: %s", ns, key, detail);
         test_sleep_ms(20);
     }
+}
+
+/* Opening a pod with o, whose addresses reach no usable server, fails
+ * within 3 s with SC_ERR_REMOTE or SC_ERR_TIMEOUT and a message containing
+ * word (the address or what was wrong), never hangs on a dead address. */
+static inline void test_assert_open_fails_fast(const sc_options *o, const char *word)
+{
+    sc_cache *c = NULL;
+    long long t0 = test_now_ms();
+    sc_status s = sc_open(o, &c);
+    ck_assert_msg(s == SC_ERR_REMOTE || s == SC_ERR_TIMEOUT, "got %s", sc_strerror(s));
+    ck_assert_ptr_null(c);
+    ck_assert_msg(strstr(sc_errmsg(NULL), word), "message: %s", sc_errmsg(NULL));
+    ck_assert_int_lt(test_now_ms() - t0, 3000);
 }
 
 /* A writer thread: sets w0..w(TEST_WRITER_KEYS-1) round robin with
@@ -108,6 +124,26 @@ static inline void test_writer_stop(test_writer *w, pthread_t t)
 {
     atomic_store(&w->stop, 1);
     pthread_join(t, NULL);
+}
+
+/* The history checker (history.h) beside a failover test: three pods with
+ * o's options in namespace ns, recording random gets, sets, deletes and
+ * clears until test_history_check; connect finds the Redis holding ns. */
+static inline void test_history_start(hist_run *h, const sc_options *o, const char *ns,
+                                      redisContext *(*connect)(const char *ns, void *ud))
+{
+    char err[256];
+    ck_assert_msg(hist_run_start(h, o, ns, 3, (uint64_t)time(NULL), connect, NULL, err, sizeof err) == 0, "%s", err);
+}
+
+/* Every rule of the checker holds, and every call returned within twice
+ * redis_timeout_ms (one deadline of about the timeout bounds a call; the
+ * margin is for a loaded machine) with a value or a clear status. */
+static inline void test_history_check(hist_run *h, unsigned redis_timeout_ms, const char *tag)
+{
+    char first[512];
+    size_t n = hist_run_finish(h, 2 * redis_timeout_ms, tag, first, sizeof first);
+    ck_assert_msg(n == 0, "%s: %zu history violation(s), first: %s", tag, n, first);
 }
 
 /* After the writer stopped: every pod agrees with Redis (within ms), and no
