@@ -246,6 +246,17 @@ static void channel_name(char *buf, size_t len, const char *what, int mode)
     snprintf(buf, len, "sc-test-%s-%s-%d", what, mode ? "base" : "thread", (int)getpid());
 }
 
+/* The common case: default_config on g_redis and a channel of the test's
+ * own (its name left in ch), started, and the subscription confirmed. */
+static void start_subscribed(rec *r, int mode, const char *what, char *ch, size_t chlen)
+{
+    channel_name(ch, chlen, what, mode);
+    sc__sub_config cfg;
+    default_config(&cfg, r, g_redis.port, ch);
+    start(r, &cfg);
+    ck_assert_msg(wait_for(r, have_subscribed, 1, WAIT_MS), "no subscribe confirmation");
+}
+
 /* Publishes one message on a fresh connection and checks how many
  * subscribers Redis delivered it to. */
 static void publish(const sc_test_redis *srv, const char *channel, const void *data, size_t len, long long receivers)
@@ -361,11 +372,7 @@ START_TEST(test_messages)
     rec r;
     rec_init(&r, _i);
     char ch[128];
-    channel_name(ch, sizeof ch, "messages", _i);
-    sc__sub_config cfg;
-    default_config(&cfg, &r, g_redis.port, ch);
-    start(&r, &cfg);
-    ck_assert_msg(wait_for(&r, have_subscribed, 1, WAIT_MS), "no subscribe confirmation");
+    start_subscribed(&r, _i, "messages", ch, sizeof ch);
 
     size_t big_len = 1024 * 1024;
     char *big = malloc(big_len);
@@ -404,11 +411,7 @@ START_TEST(test_client_kill)
     rec r;
     rec_init(&r, _i);
     char ch[128];
-    channel_name(ch, sizeof ch, "kill", _i);
-    sc__sub_config cfg;
-    default_config(&cfg, &r, g_redis.port, ch);
-    start(&r, &cfg);
-    ck_assert(wait_for(&r, have_subscribed, 1, WAIT_MS));
+    start_subscribed(&r, _i, "kill", ch, sizeof ch);
 
     ck_assert_int_eq(sc_test_redis_cmd(&g_redis, "CLIENT KILL TYPE pubsub"), 0);
     ck_assert_msg(wait_for(&r, have_lost, 1, WAIT_MS), "no on_lost after CLIENT KILL");
@@ -558,11 +561,7 @@ START_TEST(test_reconnect_in_message)
     rec_init(&r, _i);
     r.reconnect_on = "reconnect";
     char ch[128];
-    channel_name(ch, sizeof ch, "reconnect", _i);
-    sc__sub_config cfg;
-    default_config(&cfg, &r, g_redis.port, ch);
-    start(&r, &cfg);
-    ck_assert(wait_for(&r, have_subscribed, 1, WAIT_MS));
+    start_subscribed(&r, _i, "reconnect", ch, sizeof ch);
 
     redisContext *c = sc_test_redis_connect(&g_redis);
     ck_assert_ptr_nonnull(c);
