@@ -1,9 +1,11 @@
 /* Helpers every benchmark shares: the median of a few runs, a nanosecond
- * clock and a cheap random number generator. Header-only, so each benchmark
- * stays one translation unit the compiler can inline these into. */
+ * clock, a cheap random number generator, and the timing of a batch of
+ * worker threads. Header-only, so each benchmark stays one translation unit
+ * the compiler can inline these into. */
 #ifndef SC_BENCH_UTIL_H
 #define SC_BENCH_UTIL_H
 
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,6 +57,61 @@ static inline uint64_t rng_next(uint64_t *s)
 static inline size_t rng_below(uint64_t *s, size_t n)
 {
     return (size_t)(((__uint128_t)rng_next(s) * n) >> 64);
+}
+
+/* A distinct odd seed per worker per run (a Weyl sequence), so that no two
+ * threads pick the same keys in step and xorshift never starts at 0. */
+static inline uint64_t bench_next_seed(void)
+{
+    static uint64_t seed = 0x9e3779b97f4a7c15ull;
+    seed += 0x632be59bd9b4e019ull;
+    return seed | 1;
+}
+
+/* What one worker thread measures around its loop: wall stamps, and the
+ * CPU time the thread itself spent in it. */
+typedef struct bench_span {
+    uint64_t t0, t1, cpu;
+} bench_span;
+
+/* Right before a worker's loop: the threads leave the barrier together,
+ * then each stamps its start. Returns the thread's CPU clock, for
+ * bench_span_end. */
+static inline uint64_t bench_span_begin(bench_span *s, pthread_barrier_t *start)
+{
+    pthread_barrier_wait(start);
+    uint64_t cpu0 = clock_ns(CLOCK_THREAD_CPUTIME_ID);
+    s->t0 = now_ns();
+    return cpu0;
+}
+
+static inline void bench_span_end(bench_span *s, uint64_t cpu0)
+{
+    s->t1 = now_ns();
+    s->cpu = clock_ns(CLOCK_THREAD_CPUTIME_ID) - cpu0;
+}
+
+/* One timed batch: wall ns per operation per thread, CPU ns per operation
+ * (the mean of the threads' own CPU time, which leaves out time the
+ * scheduler gave to other processes on a shared machine) and total
+ * operations per wall second. */
+typedef struct bench_timing {
+    double wall_ns, cpu_ns, ops_s;
+} bench_timing;
+
+/* The timing of n threads that ran ops operations each, from the first
+ * start to the last end. */
+static inline bench_timing bench_timing_of(const bench_span *s, int n, long ops)
+{
+    uint64_t t0 = UINT64_MAX, t1 = 0, cpu = 0;
+    for (int i = 0; i < n; i++) {
+        t0 = s[i].t0 < t0 ? s[i].t0 : t0;
+        t1 = s[i].t1 > t1 ? s[i].t1 : t1;
+        cpu += s[i].cpu;
+    }
+    double wall = (double)(t1 - t0);
+    return (bench_timing){
+        .wall_ns = wall / (double)ops, .cpu_ns = (double)cpu / n / (double)ops, .ops_s = (double)ops * n / wall * 1e9};
 }
 
 #endif

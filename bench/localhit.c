@@ -165,7 +165,7 @@ typedef struct worker {
     long ops;
     uint64_t seed;
     pthread_barrier_t *start;
-    uint64_t t0, t1, cpu;
+    bench_span span;
     long misses;
     uint64_t sink;
 } worker;
@@ -182,9 +182,7 @@ static void *worker_run(void *arg)
     worker *w = arg;
     uint64_t rng = w->seed, sink = 0;
     long misses = 0;
-    pthread_barrier_wait(w->start);
-    uint64_t cpu0 = clock_ns(CLOCK_THREAD_CPUTIME_ID);
-    w->t0 = now_ns();
+    uint64_t cpu0 = bench_span_begin(&w->span, w->start);
     for (long i = 0; i < w->ops; i++) {
         const char *key = pick(&rng, w->nkeys);
         switch (w->m) {
@@ -216,47 +214,32 @@ static void *worker_run(void *arg)
             break;
         }
     }
-    w->t1 = now_ns();
-    w->cpu = clock_ns(CLOCK_THREAD_CPUTIME_ID) - cpu0;
+    bench_span_end(&w->span, cpu0);
     w->misses = misses;
     w->sink = sink;
     return NULL;
 }
 
-/* ns per get per thread (wall), CPU ns per get (mean of the threads' own
- * CPU time: leaves out time the scheduler gave to other processes on this
- * shared machine), total gets per wall second. */
-typedef struct timing {
-    double ns, cpu_ns, ops_s;
-} timing;
-
-static timing run_threads(worker proto, int nthreads, long *misses)
+static bench_timing run_threads(worker proto, int nthreads, long *misses)
 {
     pthread_t th[2];
     worker w[2];
     pthread_barrier_t start;
     pthread_barrier_init(&start, NULL, (unsigned)nthreads);
-    static uint64_t seed = 0x9e3779b97f4a7c15ull;
     for (int t = 0; t < nthreads; t++) {
-        seed += 0x632be59bd9b4e019ull;
         w[t] = proto;
-        w[t].seed = seed | 1;
+        w[t].seed = bench_next_seed();
         w[t].start = &start;
         pthread_create(&th[t], NULL, worker_run, &w[t]);
     }
-    uint64_t t0 = UINT64_MAX, t1 = 0, cpu = 0;
+    bench_span span[2];
     for (int t = 0; t < nthreads; t++) {
         pthread_join(th[t], NULL);
-        t0 = w[t].t0 < t0 ? w[t].t0 : t0;
-        t1 = w[t].t1 > t1 ? w[t].t1 : t1;
-        cpu += w[t].cpu;
+        span[t] = w[t].span;
         *misses += w[t].misses;
     }
     pthread_barrier_destroy(&start);
-    double wall = (double)(t1 - t0);
-    return (timing){.ns = wall / (double)proto.ops,
-                    .cpu_ns = (double)cpu / nthreads / (double)proto.ops,
-                    .ops_s = (double)proto.ops * nthreads / wall * 1e9};
+    return bench_timing_of(span, nthreads, proto.ops);
 }
 
 typedef struct result {
@@ -296,9 +279,9 @@ static void bench_keys(sc_local_policy policy, size_t nkeys, int runs, long ops,
     for (int r = 0; r < runs; r++) {
         for (int m = 0; m < M_NMODES; m++) {
             worker w = {.m = (mode)m, .c = c, .raw = &raw, .nkeys = nkeys, .ops = ops};
-            timing one = run_threads(w, 1, &misses);
-            timing two = run_threads(w, 2, &misses);
-            ns1[m][r] = one.ns;
+            bench_timing one = run_threads(w, 1, &misses);
+            bench_timing two = run_threads(w, 2, &misses);
+            ns1[m][r] = one.wall_ns;
             scale[m][r] = two.ops_s / one.ops_s;
             cns1[m][r] = one.cpu_ns;
             /* Two threads each doing as much as one would: 2x per CPU. */
