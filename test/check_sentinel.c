@@ -116,20 +116,12 @@ START_TEST(pods_through_sentinel)
     sc_cache *a = sentinel_pod("s_basic", "a");
     sc_cache *b = sentinel_pod("s_basic", "b");
     ck_assert_int_eq(sc_set(a, "k", "v1", 2, 0), SC_OK);
-    char *v = master_value("s_basic", "k");
-    ck_assert_str_eq(v, "v1");
-    free(v);
-    v = test_get(b, "k");
-    ck_assert_str_eq(v, "v1");
-    free(v);
+    TEST_ASSERT_STR_FREED(master_value("s_basic", "k"), "v1", "k");
+    TEST_ASSERT_STR_FREED(test_get(b, "k"), "v1", "k");
     ck_assert_int_eq(sc_set(a, "k", "v2", 2, 0), SC_OK);
-    WAIT_UNTIL((v = test_peek(b, "k"), strcmp(v, "v2") == 0 ? 1 : (free(v), 0)), 3000);
-    ck_assert_str_eq(v, "v2");
-    free(v);
+    TEST_ASSERT_PEEK_SOON(b, "k", "v2", 3000);
     ck_assert_int_eq(sc_delete(b, "k"), SC_OK);
-    WAIT_UNTIL((v = test_peek(a, "k"), strcmp(v, "<none>") == 0 ? 1 : (free(v), 0)), 3000);
-    ck_assert_str_eq(v, "<none>");
-    free(v);
+    TEST_ASSERT_PEEK_SOON(a, "k", "<none>", 3000);
     sc_close(a);
     sc_close(b);
 }
@@ -144,24 +136,15 @@ START_TEST(tracking_through_sentinel)
     WAIT_UNTIL(test_stats(a).tracking_active && test_stats(b).tracking_active, 3000);
     ck_assert_uint_eq(test_stats(a).tracking_active, 1);
     ck_assert_int_eq(sc_set(a, "k", "v1", 2, 0), SC_OK);
-    char *v;
-    WAIT_UNTIL((v = test_peek(b, "k"), strcmp(v, "v1") == 0 ? 1 : (free(v), 0)), 3000);
-    ck_assert_str_eq(v, "v1");
-    free(v);
+    TEST_ASSERT_PEEK_SOON(b, "k", "v1", 3000);
     redisReply *r = sc_test_node_cmd(sentinel_master_port(), "HSET {s_trk}:k:k value foreign");
     ck_assert_ptr_nonnull(r);
     freeReplyObject(r);
-    WAIT_UNTIL((v = test_peek(b, "k"), strcmp(v, "<none>") == 0 ? 1 : (free(v), 0)), 3000);
-    ck_assert_str_eq(v, "<none>");
-    free(v);
+    TEST_ASSERT_PEEK_SOON(b, "k", "<none>", 3000);
     /* Each pod hears the invalidation on its own connection, so a's copy
      * goes at its own time: wait for it too. */
-    WAIT_UNTIL((v = test_peek(a, "k"), strcmp(v, "<none>") == 0 ? 1 : (free(v), 0)), 3000);
-    ck_assert_str_eq(v, "<none>");
-    free(v);
-    v = test_get(b, "k");
-    ck_assert_str_eq(v, "foreign");
-    free(v);
+    TEST_ASSERT_PEEK_SOON(a, "k", "<none>", 3000);
+    TEST_ASSERT_STR_FREED(test_get(b, "k"), "foreign", "k");
     ck_assert_uint_ge(test_stats(b).tracking_invalidations, 1);
     sc_close(a);
     sc_close(b);
@@ -196,9 +179,7 @@ START_TEST(partitioned_through_sentinel)
     for (int i = 0; i < 16; i++) {
         snprintf(key, sizeof key, "k%d", i);
         ck_assert_int_eq(sc_delete(b, key), SC_OK);
-        WAIT_UNTIL((v = test_peek(a, key), strcmp(v, "<none>") == 0 ? 1 : (free(v), 0)), 3000);
-        ck_assert_str_eq(v, "<none>");
-        free(v);
+        TEST_ASSERT_PEEK_SOON(a, key, "<none>", 3000);
     }
     sc_close(a);
     sc_close(b);
@@ -213,15 +194,8 @@ START_TEST(sentinel_failover_while_running)
     hist_run h;
     history_start(&h, "s_foh");
     test_writer w = {.c = pods[0]};
-    pthread_t t = test_writer_start(&w);
-    for (int round = 0; round < 20; round++) {
-        for (int k = 0; k < TEST_WRITER_KEYS; k++) {
-            char key[16];
-            snprintf(key, sizeof key, "w%d", k);
-            free(test_get(pods[1], key));
-        }
-        test_sleep_ms(10);
-    }
+    pthread_t t = test_writer_start(&w, 0);
+    test_read_writer_keys(pods + 1, 1, 20);
     redisReply *r = sc_test_node_cmd(g_set.sent[0].port, "SENTINEL FAILOVER mymaster");
     ck_assert_msg(r && r->type != REDIS_REPLY_ERROR, "SENTINEL FAILOVER: %s", r ? r->str : "no reply");
     freeReplyObject(r);
@@ -232,12 +206,7 @@ START_TEST(sentinel_failover_while_running)
     ck_assert_int_ne(new_master, old_master);
     WAIT_UNTIL(sc_test_node_role_is(new_master, "master"), 5000);
     uint64_t t_promoted = now_ns();
-    long ok_at_switch = atomic_load(&w.ok);
-    WAIT_UNTIL(atomic_load(&w.ok) > ok_at_switch + 50, 10000);
-    long long back = test_now_ms() - t0;
-    test_writer_stop(&w, t);
-    ck_assert_msg(atomic_load(&w.ok) > ok_at_switch + 50, "writes stalled after the failover (%ld failed: %s)",
-                  w.failed, w.first_error);
+    long long back = test_writer_stop_once_resumed(&w, t, atomic_load(&w.ok), 10000) - t0;
     for (int p = 0; p < 2; p++)
         WAIT_UNTIL(test_stats(pods[p]).synced, 8000);
     int lost = test_check_writer(&w, pods, 2, "s_fo", 8000, master_value_of, NULL);
@@ -292,12 +261,10 @@ START_TEST(promotion_that_lost_writes_is_detected)
     hist_run h;
     history_start(&h, "s_losth");
     test_writer w = {.c = pods[0]};
-    pthread_t t = test_writer_start(&w);
-    test_sleep_ms(300);
+    pthread_t t = test_writer_start(&w, 300);
     uint64_t cut_off = now_ns();
 
-    char err[256];
-    ck_assert_msg(sc_test_node_cut_off_replica(master, replica, err, sizeof err) == 0, "%s", err);
+    test_cut_off_replica(master, replica);
     long ok_cut = atomic_load(&w.ok);
     WAIT_UNTIL(atomic_load(&w.ok) > ok_cut + 30, 3000); /* acknowledged, on the master only */
     /* No write after the kill: a later write to the same key would hide

@@ -13,6 +13,7 @@
 
 #include "history.h"
 #include "pods.h"
+#include "redis_cluster.h"
 
 /* Redis' value of key in namespace ns (the suite knows where to ask). */
 typedef char *(*test_value_fn)(const char *ns, const char *key, void *ud);
@@ -27,6 +28,17 @@ static inline char *test_peek(sc_cache *c, const char *key)
     sc_value_release(v);
     return out;
 }
+
+/* Waits up to ms for c's local copy of key to be want ("<none>": dropped),
+ * then asserts the last copy seen. A macro, so a failure names the test's
+ * line. */
+#define TEST_ASSERT_PEEK_SOON(c, key, want, ms)                                                                        \
+    do {                                                                                                               \
+        char *peek_ = NULL;                                                                                            \
+        WAIT_UNTIL((free(peek_), peek_ = test_peek((c), (key)), strcmp(peek_, (want)) == 0), (ms));                    \
+        ck_assert_msg(strcmp(peek_, (want)) == 0, "%s: holds %s, want %s", (key), peek_, (want));                      \
+        free(peek_);                                                                                                   \
+    } while (0)
 
 /* Every pod's local copy of key (when it has one) and its sc_get equal
  * Redis'; waits up to ms for the pods to converge. */
@@ -110,11 +122,14 @@ static inline void *test_writer_main(void *p)
     return NULL;
 }
 
-/* Starts w (its c set) writing on a thread of its own. */
-static inline pthread_t test_writer_start(test_writer *w)
+/* Starts w (its c set) writing on a thread of its own and lets it run for
+ * warmup_ms, so that a fault injected next hits a writer in full swing. */
+static inline pthread_t test_writer_start(test_writer *w, long warmup_ms)
 {
     pthread_t t;
     ck_assert_int_eq(pthread_create(&t, NULL, test_writer_main, w), 0);
+    if (warmup_ms)
+        test_sleep_ms(warmup_ms);
     return t;
 }
 
@@ -124,6 +139,42 @@ static inline void test_writer_stop(test_writer *w, pthread_t t)
 {
     atomic_store(&w->stop, 1);
     pthread_join(t, NULL);
+}
+
+/* Readers keep local copies of the writer's keys: every round one of them
+ * reads them all, so the events of the writes have copies to update. */
+static inline void test_read_writer_keys(sc_cache **readers, int nreaders, int rounds)
+{
+    for (int round = 0; round < rounds; round++) {
+        for (int k = 0; k < TEST_WRITER_KEYS; k++) {
+            char key[16];
+            snprintf(key, sizeof key, "w%d", k);
+            free(test_get(readers[round % nreaders], key));
+        }
+        test_sleep_ms(10);
+    }
+}
+
+/* After a failover: waits up to ms for the writer to have 50 more writes
+ * acknowledged than at the switch (since_ok), stops it, and asserts that
+ * writing resumed. Returns test_now_ms() when it had (or the wait ended),
+ * for the test's report. */
+static inline long long test_writer_stop_once_resumed(test_writer *w, pthread_t t, long since_ok, long ms)
+{
+    WAIT_UNTIL(atomic_load(&w->ok) > since_ok + 50, ms);
+    long long back = test_now_ms();
+    test_writer_stop(w, t);
+    ck_assert_msg(atomic_load(&w->ok) > since_ok + 50, "writes stalled after the failover (%ld failed: %s)", w->failed,
+                  w->first_error);
+    return back;
+}
+
+/* sc_test_node_cut_off_replica, asserted: from here on the master's
+ * acknowledged writes are lost if it dies. */
+static inline void test_cut_off_replica(int master, int replica)
+{
+    char err[256];
+    ck_assert_msg(sc_test_node_cut_off_replica(master, replica, err, sizeof err) == 0, "%s", err);
 }
 
 /* The history checker (history.h) beside a failover test: three pods with
