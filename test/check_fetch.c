@@ -81,14 +81,7 @@ static long long redis_int(const char *fmt, ...)
 /* HGET of a field of the key's hash, malloc'd ("<none>"). */
 static char *redis_field(const char *ns, const char *key, const char *field)
 {
-    redisContext *rc = sc_test_redis_connect(&g_redis);
-    ck_assert_ptr_nonnull(rc);
-    redisReply *r = redisCommand(rc, "HGET {%s}:k:%s %s", ns, key, field);
-    ck_assert_ptr_nonnull(r);
-    char *out = r->type == REDIS_REPLY_STRING ? strndup(r->str, r->len) : strdup("<none>");
-    freeReplyObject(r);
-    redisFree(rc);
-    return out;
+    return test_redis_field_on(&g_redis, ns, key, field);
 }
 
 /* Assertions on the key's hash in Redis. Macros, so a failure names the

@@ -106,29 +106,16 @@ static int held(sc_cache *c, const char *key)
     return ok;
 }
 
-static char *redis_field_on(const sc_test_redis *r, const char *ns, const char *key, const char *field)
-{
-    redisContext *rc = sc_test_redis_connect(r);
-    ck_assert_ptr_nonnull(rc);
-    redisReply *rep = redisCommand(rc, "HGET {%s}:k:%s %s", ns, key, field);
-    ck_assert_ptr_nonnull(rep);
-    char *out = rep->type == REDIS_REPLY_STRING ? strndup(rep->str, rep->len) : strdup("<none>");
-    freeReplyObject(rep);
-    redisFree(rc);
-    return out;
-}
-
-#define ASSERT_REDIS_FIELD(ns, key, field, want)                                                   \
-    do {                                                                                           \
-        char *got_ = redis_field_on(&g_redis, (ns), (key), (field));                               \
-        ck_assert_msg(strcmp(got_, (want)) == 0, "redis %s.%s: got %s, want %s", (key), (field), got_, \
-                      (want));                                                                     \
-        free(got_);                                                                                \
+#define ASSERT_REDIS_FIELD(ns, key, field, want)                                                                       \
+    do {                                                                                                               \
+        char *got_ = test_redis_field_on(&g_redis, (ns), (key), (field));                                              \
+        ck_assert_msg(strcmp(got_, (want)) == 0, "redis %s.%s: got %s, want %s", (key), (field), got_, (want));        \
+        free(got_);                                                                                                    \
     } while (0)
 
 static int redis_value_is(const char *ns, const char *key, const char *want)
 {
-    char *got = redis_field_on(&g_redis, ns, key, "value");
+    char *got = test_redis_field_on(&g_redis, ns, key, "value");
     int same = strcmp(got, want) == 0;
     free(got);
     return same;
@@ -327,6 +314,19 @@ END_TEST
 
 /* ----------------------------------------------------------- timeouts -- */
 
+/* Where the soft-timeout tests start: k loaded on a with a 200 ms TTL and a
+ * 10 s grace, then left past its TTL, so the next fetch reloads and has a
+ * graced value to fall back on. Returns the fetch options used. */
+static sc_fetch_opts graced_past_ttl(sc_cache *a, source *s, uint64_t soft_timeout_ms)
+{
+    sc_fetch_opts fo = fetch_opts_ttl(200);
+    fo.grace_ms = 10000;
+    fo.soft_timeout_ms = soft_timeout_ms;
+    ck_assert_int_eq(fetch_ex(a, "k", &fo, s).st, SC_OK);
+    test_sleep_ms(300);
+    return fo;
+}
+
 /* Soft timeout: the caller is back at about the soft timeout with the
  * graced value; the load finishes in the background and stores. */
 START_TEST(soft_timeout_serves_graced_and_stores_later)
@@ -337,11 +337,7 @@ START_TEST(soft_timeout_serves_graced_and_stores_later)
     sc_cache *b = test_open(&o);
     source s;
     source_init(&s, "v1");
-    sc_fetch_opts fo = fetch_opts_ttl(200);
-    fo.grace_ms = 10000;
-    fo.soft_timeout_ms = 100;
-    ck_assert_int_eq(fetch_ex(a, "k", &fo, &s).st, SC_OK);
-    test_sleep_ms(300);
+    sc_fetch_opts fo = graced_past_ttl(a, &s, 100);
     source_put(&s, "v2");
     s.delay_ms = 1000;
     result r = fetch_ex(a, "k", &fo, &s);
@@ -377,11 +373,7 @@ START_TEST(soft_timeout_background_load_never_over_newer_write)
     sc_cache *b = test_open(&o);
     source s;
     source_init(&s, "v1");
-    sc_fetch_opts fo = fetch_opts_ttl(200);
-    fo.grace_ms = 10000;
-    fo.soft_timeout_ms = 50;
-    ck_assert_int_eq(fetch_ex(a, "k", &fo, &s).st, SC_OK);
-    test_sleep_ms(300);
+    sc_fetch_opts fo = graced_past_ttl(a, &s, 50);
     source_put(&s, "old-from-slow-query");
     s.delay_ms = 600;
     result r = fetch_ex(a, "k", &fo, &s);

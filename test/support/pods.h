@@ -84,18 +84,24 @@ static inline char *test_get(sc_cache *c, const char *key)
     return out;
 }
 
-/* The value of {ns}:k:<key> in Redis r, read with plain commands
- * ("<none>"). Caller frees. */
-static inline char *test_redis_value_on(const sc_test_redis *r, const char *ns, const char *key)
+/* A field (value, version, lock, tags, ...) of {ns}:k:<key> in Redis r, read
+ * with plain commands ("<none>"). Caller frees. */
+static inline char *test_redis_field_on(const sc_test_redis *r, const char *ns, const char *key, const char *field)
 {
     redisContext *rc = sc_test_redis_connect(r);
     ck_assert_ptr_nonnull(rc);
-    redisReply *rep = redisCommand(rc, "HGET {%s}:k:%s value", ns, key);
+    redisReply *rep = redisCommand(rc, "HGET {%s}:k:%s %s", ns, key, field);
     ck_assert_ptr_nonnull(rep);
     char *out = rep->type == REDIS_REPLY_STRING ? strndup(rep->str, rep->len) : strdup("<none>");
     freeReplyObject(rep);
     redisFree(rc);
     return out;
+}
+
+/* The value of {ns}:k:<key> in Redis r ("<none>"). Caller frees. */
+static inline char *test_redis_value_on(const sc_test_redis *r, const char *ns, const char *key)
+{
+    return test_redis_field_on(r, ns, key, "value");
 }
 
 static inline char *test_redis_value(const char *ns, const char *key)
