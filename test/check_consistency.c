@@ -206,6 +206,20 @@ static void check_pods(report *rp, const sc_test_redis *r, const char *ns, sc_ca
         check_pod(rp, r, ns, pods[p], keys, nkeys, use_get);
 }
 
+/* Notes every key of keys[] that pod c (named name in the report) still
+ * holds locally or still serves from sc_get: after a clear, none may be. */
+static void note_still_served(report *rp, sc_cache *c, const char *name, const char *const *keys, int nkeys)
+{
+    for (int i = 0; i < nkeys; i++) {
+        char *held = peek_str(c, keys[i]);
+        char *got = test_get(c, keys[i]);
+        if (strcmp(held, "<none>") != 0 || strcmp(got, "<none>") != 0)
+            note(rp, "%s: %s held %s, sc_get %s; ", name, keys[i], held, got);
+        free(held);
+        free(got);
+    }
+}
+
 #define ASSERT_REPORT_CLEAN(rp, what)                                                                 \
     ck_assert_msg((rp).count == 0, "%s: %d mismatch(es): %s", what, (rp).count, (rp).text)
 
@@ -589,6 +603,16 @@ START_TEST(own_delete_and_clear_never_resurrect)
 }
 END_TEST
 
+/* a writes "pre" to every key, and b reads each so it holds a local copy:
+ * what a clear must then take from both. */
+static void write_pre_and_read(sc_cache *a, sc_cache *b, const char *const *keys, int nkeys)
+{
+    for (int i = 0; i < nkeys; i++)
+        ck_assert_int_eq(sc_set(a, keys[i], "pre", 3, 0), SC_OK);
+    for (int i = 0; i < nkeys; i++)
+        free(test_get(b, keys[i]));
+}
+
 /* 4a. After sc_clear returns, no pod serves a pre-clear key, and Redis data
  * below the clear's floor is absent whatever Redis still holds. */
 START_TEST(clear_sets_floor_and_empties_every_pod)
@@ -597,10 +621,7 @@ START_TEST(clear_sets_floor_and_empties_every_pod)
     sc_cache *a = test_pod(ns, "a");
     sc_cache *b = test_pod(ns, "b");
     const char *const *keys = keys_k(20);
-    for (int i = 0; i < 20; i++)
-        ck_assert_int_eq(sc_set(a, keys[i], "pre", 3, 0), SC_OK);
-    for (int i = 0; i < 20; i++)
-        free(test_get(b, keys[i]));
+    write_pre_and_read(a, b, keys, 20);
     WAIT_UNTIL(test_stats(b).local_entries == 20, 3000);
     ck_assert_uint_eq(test_stats(b).local_entries, 20);
     uint64_t seq_before = redis_seq(&g_redis, ns);
@@ -612,14 +633,7 @@ START_TEST(clear_sets_floor_and_empties_every_pod)
                   floor, seq_before, redis_seq(&g_redis, ns));
     WAIT_UNTIL(test_stats(b).local_entries == 0, 3000);
     report rp = {{0}, 0, 0};
-    for (int i = 0; i < 20; i++) {
-        char *held = peek_str(b, keys[i]);
-        char *got = test_get(b, keys[i]);
-        if (strcmp(held, "<none>") != 0 || strcmp(got, "<none>") != 0)
-            note(&rp, "b: %s held %s, sc_get %s; ", keys[i], held, got);
-        free(held);
-        free(got);
-    }
+    note_still_served(&rp, b, "b", keys, 20);
     ASSERT_REPORT_CLEAN(rp, "pre-clear keys still served after the clear");
 
     /* Written by hand with a version below the floor: absent by contract. */
@@ -656,10 +670,7 @@ START_TEST(clear_without_publish_permission_is_atomic)
     o.heartbeat_timeout_ms = 400;
     sc_cache *b = test_open(&o);
     const char *const *keys = keys_k(10);
-    for (int i = 0; i < 10; i++)
-        ck_assert_int_eq(sc_set(a, keys[i], "pre", 3, 0), SC_OK);
-    for (int i = 0; i < 10; i++)
-        free(test_get(b, keys[i]));
+    write_pre_and_read(a, b, keys, 10);
     ck_assert_uint_eq(test_stats(b).local_entries, 10);
 
     ck_assert_int_eq(sc_test_redis_cmd(&g_redis, "ACL SETUSER c4user -publish"), 0);
@@ -680,14 +691,7 @@ START_TEST(clear_without_publish_permission_is_atomic)
                                                            "is 0");
         WAIT_UNTIL(test_stats(b).local_entries == 0, 5000);
         report rp = {{0}, 0, 0};
-        for (int i = 0; i < 10; i++) {
-            char *held = peek_str(b, keys[i]);
-            char *got = test_get(b, keys[i]);
-            if (strcmp(held, "<none>") != 0 || strcmp(got, "<none>") != 0)
-                note(&rp, "b: %s held %s, sc_get %s; ", keys[i], held, got);
-            free(held);
-            free(got);
-        }
+        note_still_served(&rp, b, "b", keys, 10);
         ASSERT_REPORT_CLEAN(rp, "a clear that succeeded without its PUBLISH never reached b");
     }
     sc_close(a);
