@@ -1,7 +1,7 @@
 /* Helpers every benchmark shares: the median of a few runs, a nanosecond
- * clock, a cheap random number generator, and the timing of a batch of
- * worker threads. Header-only, so each benchmark stays one translation unit
- * the compiler can inline these into. */
+ * clock, a cheap random number generator, the timing of a batch of
+ * worker threads, and a reader pod filled with a benchmark's keys. Header-only, so each benchmark stays one translation
+ * unit the compiler can inline these into. */
 #ifndef SC_BENCH_UTIL_H
 #define SC_BENCH_UTIL_H
 
@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include <synccache/synccache.h>
 
 #define MAX_RUNS 64
 
@@ -112,6 +114,36 @@ static inline bench_timing bench_timing_of(const bench_span *s, int n, long ops)
     double wall = (double)(t1 - t0);
     return (bench_timing){
         .wall_ns = wall / (double)ops, .cpu_ns = (double)cpu / n / (double)ops, .ops_s = (double)ops * n / wall * 1e9};
+}
+
+/* A reader pod on the Redis at port: its sc_set fills only its local tier,
+ * so a million keys load in a second; policy and bound as given. */
+static inline sc_options bench_reader_options(int port, const char *ns, sc_local_policy policy, size_t max_entries)
+{
+    sc_options o;
+    sc_options_init(&o);
+    o.redis_port = port;
+    o.ns = ns;
+    o.role = SC_ROLE_READER;
+    o.local_policy = policy;
+    o.local_max_entries = max_entries;
+    return o;
+}
+
+/* Sets the n keys at keys, stride bytes apart, on c, each to value_len
+ * bytes of 'v'. Returns how many were set: n, or the index of the first
+ * sc_set that failed (its message is in sc_errmsg(c)). */
+static inline size_t bench_fill(sc_cache *c, const char *keys, size_t stride, size_t n, size_t value_len)
+{
+    char *val = malloc(value_len ? value_len : 1);
+    if (!val)
+        return 0;
+    memset(val, 'v', value_len);
+    size_t i = 0;
+    while (i < n && sc_set(c, keys + i * stride, val, value_len, 0) == SC_OK)
+        i++;
+    free(val);
+    return i;
 }
 
 #endif

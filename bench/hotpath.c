@@ -160,21 +160,13 @@ static bench_timing median_timing(const bench_timing *t, int runs)
 
 static void bench_local(sc_local_policy policy, size_t nkeys, int runs, long ops, local_result *res)
 {
-    sc_options o;
-    sc_options_init(&o);
-    o.redis_port = g_redis.port;
-    o.ns = policy == SC_LOCAL_LFU ? "hot-lfu" : "hot-lru";
-    o.role = SC_ROLE_READER;
-    o.local_policy = policy;
-    o.local_max_entries = nkeys * 2;
+    sc_options o =
+        bench_reader_options(g_redis.port, policy == SC_LOCAL_LFU ? "hot-lfu" : "hot-lru", policy, nkeys * 2);
     sc_cache *c;
     if (sc_open(&o, &c) != SC_OK)
         die("sc_open (reader)", sc_errmsg(NULL));
-    char val[VALUE_LEN];
-    memset(val, 'v', sizeof val);
-    for (size_t i = 0; i < nkeys; i++)
-        if (sc_set(c, g_keys + i * KEY_STRIDE, val, sizeof val, 0) != SC_OK)
-            die("sc_set (reader fill)", sc_errmsg(c));
+    if (bench_fill(c, g_keys, KEY_STRIDE, nkeys, VALUE_LEN) != nkeys)
+        die("sc_set (reader fill)", sc_errmsg(c));
 
     bench_timing one[MAX_RUNS], two[MAX_RUNS], pick[MAX_RUNS], sget[MAX_RUNS], speek[MAX_RUNS];
     long misses = 0, nomiss = 0;
@@ -193,6 +185,8 @@ static void bench_local(sc_local_policy policy, size_t nkeys, int runs, long ops
      * share the caches or the memory. */
     sc__local_config lc = {.policy = policy, .max_entries = nkeys * 2};
     sc__local *store = sc__local_new(&lc);
+    char val[VALUE_LEN];
+    memset(val, 'v', sizeof val);
     sc_value *v = sc__value_new(val, sizeof val, 0);
     if (!store || !v)
         die("store", "out of memory");

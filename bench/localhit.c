@@ -109,22 +109,30 @@ static void raw_free(struct raw *r)
     free(r->slots);
 }
 
-/* Returns the value's first byte + 1, 0 on a miss. The slots are read with
- * relaxed atomic loads, as a lock-free reader must. */
-static inline unsigned raw_get(const struct raw *r, const char *key, size_t klen)
+/* The entry of key, NULL on a miss. The slots are read with acquire atomic
+ * loads, as a lock-free reader must. Inlined into both raw_get and
+ * raw_get_with, so the two differ only in the call boundary. */
+static inline const struct raw_entry *raw_find(const struct raw *r, const char *key, size_t klen)
 {
     uint64_t h = sc__local_hash(key, klen);
     uint64_t tag = (h >> 40) & 0xffff;
     for (uint32_t i = raw_home(h, r->size);; i = i + 1 == r->size ? 0 : i + 1) {
         uint64_t sl = __atomic_load_n(&r->slots[i], __ATOMIC_ACQUIRE);
         if (!sl)
-            return 0;
+            return NULL;
         if (sl >> 48 != tag)
             continue;
         const struct raw_entry *e = (const struct raw_entry *)(uintptr_t)(sl & ((1ull << 48) - 1));
         if (e->klen == klen && memcmp(e->data, key, klen) == 0)
-            return (unsigned char)e->data[klen] + 1u;
+            return e;
     }
+}
+
+/* Returns the value's first byte + 1, 0 on a miss. */
+static inline unsigned raw_get(const struct raw *r, const char *key, size_t klen)
+{
+    const struct raw_entry *e = raw_find(r, key, klen);
+    return e ? (unsigned char)e->data[klen] + 1u : 0;
 }
 
 /* The same lookup behind a call the compiler cannot inline, handing the
@@ -135,20 +143,11 @@ typedef void (*raw_fn)(const void *data, size_t len, uint64_t version, void *ud)
 static __attribute__((noinline)) int raw_get_with(const struct raw *r, const char *key, size_t klen, raw_fn fn,
                                                   void *ud)
 {
-    uint64_t h = sc__local_hash(key, klen);
-    uint64_t tag = (h >> 40) & 0xffff;
-    for (uint32_t i = raw_home(h, r->size);; i = i + 1 == r->size ? 0 : i + 1) {
-        uint64_t sl = __atomic_load_n(&r->slots[i], __ATOMIC_ACQUIRE);
-        if (!sl)
-            return 0;
-        if (sl >> 48 != tag)
-            continue;
-        const struct raw_entry *e = (const struct raw_entry *)(uintptr_t)(sl & ((1ull << 48) - 1));
-        if (e->klen == klen && memcmp(e->data, key, klen) == 0) {
-            fn(e->data + klen, e->vlen, 0, ud);
-            return 1;
-        }
-    }
+    const struct raw_entry *e = raw_find(r, key, klen);
+    if (!e)
+        return 0;
+    fn(e->data + klen, e->vlen, 0, ud);
+    return 1;
 }
 
 /* ------------------------------------------------------------ workers -- */
@@ -251,21 +250,12 @@ typedef struct result {
 
 static void bench_keys(sc_local_policy policy, size_t nkeys, int runs, long ops, result *res)
 {
-    sc_options o;
-    sc_options_init(&o);
-    o.redis_port = g_redis.port;
-    o.ns = "localhit";
-    o.role = SC_ROLE_READER;
-    o.local_policy = policy;
-    o.local_max_entries = nkeys * 2;
+    sc_options o = bench_reader_options(g_redis.port, "localhit", policy, nkeys * 2);
     sc_cache *c;
     if (sc_open(&o, &c) != SC_OK)
         die("sc_open (reader)", sc_errmsg(NULL));
-    char val[VALUE_LEN];
-    memset(val, 'v', sizeof val);
-    for (size_t i = 0; i < nkeys; i++)
-        if (sc_set(c, g_keys + i * KEY_STRIDE, val, sizeof val, 0) != SC_OK)
-            die("sc_set (reader fill)", sc_errmsg(c));
+    if (bench_fill(c, g_keys, KEY_STRIDE, nkeys, VALUE_LEN) != nkeys)
+        die("sc_set (reader fill)", sc_errmsg(c));
     struct raw raw;
     raw_build(&raw, nkeys);
 
@@ -324,13 +314,7 @@ static double heap_child(sc_local_policy policy, size_t entries)
     if (pid == 0) {
         close(fd[0]);
         size_t heap0 = heap_bytes();
-        sc_options o;
-        sc_options_init(&o);
-        o.redis_port = g_redis.port;
-        o.ns = "localhit-mem";
-        o.role = SC_ROLE_READER;
-        o.local_policy = policy;
-        o.local_max_entries = entries + entries / 4;
+        sc_options o = bench_reader_options(g_redis.port, "localhit-mem", policy, entries + entries / 4);
         sc_cache *c;
         if (sc_open(&o, &c) != SC_OK)
             _exit(1);
