@@ -119,6 +119,17 @@ static inline char *test_redis_value(const char *ns, const char *key)
         free(got_);                                                                                                    \
     } while (0)
 
+/* Opening with options o fails with SC_ERR_INVALID, leaves no handle, and
+ * the message names word (the option at fault). A macro, so a failure names
+ * the test's line. */
+#define TEST_ASSERT_OPEN_INVALID(o, word)                                                                              \
+    do {                                                                                                               \
+        sc_cache *c_ = NULL;                                                                                           \
+        ck_assert_int_eq(sc_open((o), &c_), SC_ERR_INVALID);                                                           \
+        ck_assert_ptr_null(c_);                                                                                        \
+        ck_assert_msg(strstr(sc_errmsg(NULL), (word)), "message '%s' lacks '%s'", sc_errmsg(NULL), (word));            \
+    } while (0)
+
 /* Polls cond (an expression) every 5 ms for up to ms milliseconds. */
 #define WAIT_UNTIL(cond, ms)                                               \
     do {                                                                   \
