@@ -314,7 +314,13 @@ static double heap_child(sc_local_policy policy, size_t entries)
     if (pid == 0) {
         close(fd[0]);
         size_t heap0 = heap_bytes();
-        sc_options o = bench_reader_options(g_redis.port, "localhit-mem", policy, entries + entries / 4);
+        sc_options o;
+        sc_options_init(&o);
+        o.redis_port = g_redis.port;
+        o.ns = "localhit-mem";
+        o.role = SC_ROLE_READER;
+        o.local_policy = policy;
+        o.local_max_entries = entries + entries / 4;
         sc_cache *c;
         if (sc_open(&o, &c) != SC_OK)
             _exit(1);
