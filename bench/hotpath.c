@@ -46,18 +46,6 @@
 static sc_test_redis g_redis;
 static char *g_keys; /* key i at g_keys + i * KEY_STRIDE */
 
-static uint64_t clock_ns(clockid_t id)
-{
-    struct timespec ts;
-    clock_gettime(id, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static uint64_t now_ns(void)
-{
-    return clock_ns(CLOCK_MONOTONIC);
-}
-
 static void die(const char *what, const char *detail)
 {
     fprintf(stderr, "hotpath: %s: %s\n", what, detail ? detail : "");
@@ -65,21 +53,9 @@ static void die(const char *what, const char *detail)
     exit(1);
 }
 
-
-/* xorshift64*: a few cycles per key pick, so the loop measures the cache,
- * not the generator. */
-static inline uint64_t rng_next(uint64_t *s)
-{
-    *s ^= *s >> 12;
-    *s ^= *s << 25;
-    *s ^= *s >> 27;
-    return *s * 0x2545f4914f6cdd1dull;
-}
-
 static inline const char *pick(uint64_t *rng, size_t nkeys)
 {
-    uint64_t i = (uint64_t)(((__uint128_t)rng_next(rng) * nkeys) >> 64);
-    return g_keys + i * KEY_STRIDE;
+    return g_keys + rng_below(rng, nkeys) * KEY_STRIDE;
 }
 
 /* ------------------------------------------------------------ local hits -- */
@@ -102,7 +78,7 @@ typedef struct worker {
     long ops;
     uint64_t seed;
     pthread_barrier_t *start;
-    uint64_t t0, t1, cpu; /* wall stamps; CPU ns this thread spent in the loop */
+    bench_span span;
     long misses;
     uint64_t sink; /* keeps the key-pick-only loop from being optimized away */
 } worker;
@@ -113,9 +89,7 @@ static void *worker_run(void *arg)
     uint64_t rng = w->seed;
     long misses = 0;
     uint64_t sink = 0;
-    pthread_barrier_wait(w->start);
-    uint64_t cpu0 = clock_ns(CLOCK_THREAD_CPUTIME_ID);
-    w->t0 = now_ns();
+    uint64_t cpu0 = bench_span_begin(&w->span, w->start);
     for (long i = 0; i < w->ops; i++) {
         const char *key = pick(&rng, w->nkeys);
         sc_value *v = NULL;
@@ -139,56 +113,41 @@ static void *worker_run(void *arg)
         else
             misses++;
     }
-    w->t1 = now_ns();
-    w->cpu = clock_ns(CLOCK_THREAD_CPUTIME_ID) - cpu0;
+    bench_span_end(&w->span, cpu0);
     w->misses = misses;
     w->sink = sink;
     return NULL;
 }
 
-/* One timed batch: wall ns per get (per thread), CPU ns per get (mean of
- * the threads' own CPU time, which leaves out time the scheduler gave to
- * other processes on this shared machine) and total gets per wall second. */
-typedef struct timing {
-    double wall_ns, cpu_ns, ops_s;
-} timing;
-
-static timing run_threads(target tg, size_t nkeys, long ops, int nthreads, long *misses)
+static bench_timing run_threads(target tg, size_t nkeys, long ops, int nthreads, long *misses)
 {
     pthread_t th[2];
     worker w[2];
     pthread_barrier_t start;
     pthread_barrier_init(&start, NULL, (unsigned)nthreads);
-    static uint64_t seed = 0x9e3779b97f4a7c15ull;
     for (int t = 0; t < nthreads; t++) {
-        seed += 0x632be59bd9b4e019ull;
-        w[t] = (worker){.tg = tg, .nkeys = nkeys, .ops = ops, .seed = seed | 1, .start = &start};
+        w[t] = (worker){.tg = tg, .nkeys = nkeys, .ops = ops, .seed = bench_next_seed(), .start = &start};
         pthread_create(&th[t], NULL, worker_run, &w[t]);
     }
-    uint64_t t0 = UINT64_MAX, t1 = 0, cpu = 0;
+    bench_span span[2];
     for (int t = 0; t < nthreads; t++) {
         pthread_join(th[t], NULL);
-        t0 = w[t].t0 < t0 ? w[t].t0 : t0;
-        t1 = w[t].t1 > t1 ? w[t].t1 : t1;
-        cpu += w[t].cpu;
+        span[t] = w[t].span;
         *misses += w[t].misses;
     }
     pthread_barrier_destroy(&start);
-    double wall = (double)(t1 - t0);
-    return (timing){.wall_ns = wall / (double)ops,
-                    .cpu_ns = (double)cpu / nthreads / (double)ops,
-                    .ops_s = (double)ops * nthreads / wall * 1e9};
+    return bench_timing_of(span, nthreads, ops);
 }
 
 typedef struct local_result {
     const char *policy;
     size_t nkeys;
-    timing one, two, pick, store_get, store_peek; /* medians, field by field */
+    bench_timing one, two, pick, store_get, store_peek; /* medians, field by field */
     long misses;
     sc_stats st;
 } local_result;
 
-static timing median_timing(const timing *t, int runs)
+static bench_timing median_timing(const bench_timing *t, int runs)
 {
     double w[MAX_RUNS], c[MAX_RUNS], o[MAX_RUNS];
     for (int r = 0; r < runs; r++) {
@@ -196,28 +155,20 @@ static timing median_timing(const timing *t, int runs)
         c[r] = t[r].cpu_ns;
         o[r] = t[r].ops_s;
     }
-    return (timing){median(w, runs), median(c, runs), median(o, runs)};
+    return (bench_timing){median(w, runs), median(c, runs), median(o, runs)};
 }
 
 static void bench_local(sc_local_policy policy, size_t nkeys, int runs, long ops, local_result *res)
 {
-    sc_options o;
-    sc_options_init(&o);
-    o.redis_port = g_redis.port;
-    o.ns = policy == SC_LOCAL_LFU ? "hot-lfu" : "hot-lru";
-    o.role = SC_ROLE_READER;
-    o.local_policy = policy;
-    o.local_max_entries = nkeys * 2;
+    sc_options o =
+        bench_reader_options(g_redis.port, policy == SC_LOCAL_LFU ? "hot-lfu" : "hot-lru", policy, nkeys * 2);
     sc_cache *c;
     if (sc_open(&o, &c) != SC_OK)
         die("sc_open (reader)", sc_errmsg(NULL));
-    char val[VALUE_LEN];
-    memset(val, 'v', sizeof val);
-    for (size_t i = 0; i < nkeys; i++)
-        if (sc_set(c, g_keys + i * KEY_STRIDE, val, sizeof val, 0) != SC_OK)
-            die("sc_set (reader fill)", sc_errmsg(c));
+    if (bench_fill(c, g_keys, KEY_STRIDE, nkeys, VALUE_LEN) != nkeys)
+        die("sc_set (reader fill)", sc_errmsg(c));
 
-    timing one[MAX_RUNS], two[MAX_RUNS], pick[MAX_RUNS], sget[MAX_RUNS], speek[MAX_RUNS];
+    bench_timing one[MAX_RUNS], two[MAX_RUNS], pick[MAX_RUNS], sget[MAX_RUNS], speek[MAX_RUNS];
     long misses = 0, nomiss = 0;
     target tpick = {.m = M_PICK}, tget = {.m = M_SC_GET, .c = c};
     /* One untimed pass warms the caches and the W-TinyLFU segments. */
@@ -234,6 +185,8 @@ static void bench_local(sc_local_policy policy, size_t nkeys, int runs, long ops
      * share the caches or the memory. */
     sc__local_config lc = {.policy = policy, .max_entries = nkeys * 2};
     sc__local *store = sc__local_new(&lc);
+    char val[VALUE_LEN];
+    memset(val, 'v', sizeof val);
     sc_value *v = sc__value_new(val, sizeof val, 0);
     if (!store || !v)
         die("store", "out of memory");

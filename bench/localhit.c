@@ -52,18 +52,6 @@
 static sc_test_redis g_redis;
 static char *g_keys;
 
-static uint64_t clock_ns(clockid_t id)
-{
-    struct timespec ts;
-    clock_gettime(id, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static uint64_t now_ns(void)
-{
-    return clock_ns(CLOCK_MONOTONIC);
-}
-
 static void die(const char *what, const char *detail)
 {
     fprintf(stderr, "localhit: %s: %s\n", what, detail ? detail : "");
@@ -71,18 +59,9 @@ static void die(const char *what, const char *detail)
     exit(1);
 }
 
-static inline uint64_t rng_next(uint64_t *s)
-{
-    *s ^= *s >> 12;
-    *s ^= *s << 25;
-    *s ^= *s >> 27;
-    return *s * 0x2545f4914f6cdd1dull;
-}
-
 static inline const char *pick(uint64_t *rng, size_t nkeys)
 {
-    uint64_t i = (uint64_t)(((__uint128_t)rng_next(rng) * nkeys) >> 64);
-    return g_keys + i * KEY_STRIDE;
+    return g_keys + rng_below(rng, nkeys) * KEY_STRIDE;
 }
 
 /* ---------------------------------------------------------- raw table -- */
@@ -133,22 +112,30 @@ static void raw_free(struct raw *r)
     free(r->slots);
 }
 
-/* Returns the value's first byte + 1, 0 on a miss. The slots are read with
- * relaxed atomic loads, as a lock-free reader must. */
-static inline unsigned raw_get(const struct raw *r, const char *key, size_t klen)
+/* The entry of key, NULL on a miss. The slots are read with acquire atomic
+ * loads, as a lock-free reader must. Inlined into both raw_get and
+ * raw_get_with, so the two differ only in the call boundary. */
+static inline const struct raw_entry *raw_find(const struct raw *r, const char *key, size_t klen)
 {
     uint64_t h = sc__local_hash(key, klen);
     uint64_t tag = (h >> 40) & 0xffff;
     for (uint32_t i = raw_home(h, r->size);; i = i + 1 == r->size ? 0 : i + 1) {
         uint64_t sl = __atomic_load_n(&r->slots[i], __ATOMIC_ACQUIRE);
         if (!sl)
-            return 0;
+            return NULL;
         if (sl >> 48 != tag)
             continue;
         const struct raw_entry *e = (const struct raw_entry *)(uintptr_t)(sl & ((1ull << 48) - 1));
         if (e->klen == klen && memcmp(e->data, key, klen) == 0)
-            return (unsigned char)e->data[klen] + 1u;
+            return e;
     }
+}
+
+/* Returns the value's first byte + 1, 0 on a miss. */
+static inline unsigned raw_get(const struct raw *r, const char *key, size_t klen)
+{
+    const struct raw_entry *e = raw_find(r, key, klen);
+    return e ? (unsigned char)e->data[klen] + 1u : 0;
 }
 
 /* The same lookup behind a call the compiler cannot inline, handing the
@@ -159,20 +146,11 @@ typedef void (*raw_fn)(const void *data, size_t len, uint64_t version, void *ud)
 static __attribute__((noinline)) int raw_get_with(const struct raw *r, const char *key, size_t klen, raw_fn fn,
                                                   void *ud)
 {
-    uint64_t h = sc__local_hash(key, klen);
-    uint64_t tag = (h >> 40) & 0xffff;
-    for (uint32_t i = raw_home(h, r->size);; i = i + 1 == r->size ? 0 : i + 1) {
-        uint64_t sl = __atomic_load_n(&r->slots[i], __ATOMIC_ACQUIRE);
-        if (!sl)
-            return 0;
-        if (sl >> 48 != tag)
-            continue;
-        const struct raw_entry *e = (const struct raw_entry *)(uintptr_t)(sl & ((1ull << 48) - 1));
-        if (e->klen == klen && memcmp(e->data, key, klen) == 0) {
-            fn(e->data + klen, e->vlen, 0, ud);
-            return 1;
-        }
-    }
+    const struct raw_entry *e = raw_find(r, key, klen);
+    if (!e)
+        return 0;
+    fn(e->data + klen, e->vlen, 0, ud);
+    return 1;
 }
 
 /* ------------------------------------------------------------ workers -- */
@@ -189,7 +167,7 @@ typedef struct worker {
     long ops;
     uint64_t seed;
     pthread_barrier_t *start;
-    uint64_t t0, t1, cpu;
+    bench_span span;
     long misses;
     uint64_t sink;
 } worker;
@@ -206,9 +184,7 @@ static void *worker_run(void *arg)
     worker *w = arg;
     uint64_t rng = w->seed, sink = 0;
     long misses = 0;
-    pthread_barrier_wait(w->start);
-    uint64_t cpu0 = clock_ns(CLOCK_THREAD_CPUTIME_ID);
-    w->t0 = now_ns();
+    uint64_t cpu0 = bench_span_begin(&w->span, w->start);
     for (long i = 0; i < w->ops; i++) {
         const char *key = pick(&rng, w->nkeys);
         switch (w->m) {
@@ -240,47 +216,32 @@ static void *worker_run(void *arg)
             break;
         }
     }
-    w->t1 = now_ns();
-    w->cpu = clock_ns(CLOCK_THREAD_CPUTIME_ID) - cpu0;
+    bench_span_end(&w->span, cpu0);
     w->misses = misses;
     w->sink = sink;
     return NULL;
 }
 
-/* ns per get per thread (wall), CPU ns per get (mean of the threads' own
- * CPU time: leaves out time the scheduler gave to other processes on this
- * shared machine), total gets per wall second. */
-typedef struct timing {
-    double ns, cpu_ns, ops_s;
-} timing;
-
-static timing run_threads(worker proto, int nthreads, long *misses)
+static bench_timing run_threads(worker proto, int nthreads, long *misses)
 {
     pthread_t th[2];
     worker w[2];
     pthread_barrier_t start;
     pthread_barrier_init(&start, NULL, (unsigned)nthreads);
-    static uint64_t seed = 0x9e3779b97f4a7c15ull;
     for (int t = 0; t < nthreads; t++) {
-        seed += 0x632be59bd9b4e019ull;
         w[t] = proto;
-        w[t].seed = seed | 1;
+        w[t].seed = bench_next_seed();
         w[t].start = &start;
         pthread_create(&th[t], NULL, worker_run, &w[t]);
     }
-    uint64_t t0 = UINT64_MAX, t1 = 0, cpu = 0;
+    bench_span span[2];
     for (int t = 0; t < nthreads; t++) {
         pthread_join(th[t], NULL);
-        t0 = w[t].t0 < t0 ? w[t].t0 : t0;
-        t1 = w[t].t1 > t1 ? w[t].t1 : t1;
-        cpu += w[t].cpu;
+        span[t] = w[t].span;
         *misses += w[t].misses;
     }
     pthread_barrier_destroy(&start);
-    double wall = (double)(t1 - t0);
-    return (timing){.ns = wall / (double)proto.ops,
-                    .cpu_ns = (double)cpu / nthreads / (double)proto.ops,
-                    .ops_s = (double)proto.ops * nthreads / wall * 1e9};
+    return bench_timing_of(span, nthreads, proto.ops);
 }
 
 typedef struct result {
@@ -292,21 +253,12 @@ typedef struct result {
 
 static void bench_keys(sc_local_policy policy, size_t nkeys, int runs, long ops, result *res)
 {
-    sc_options o;
-    sc_options_init(&o);
-    o.redis_port = g_redis.port;
-    o.ns = "localhit";
-    o.role = SC_ROLE_READER;
-    o.local_policy = policy;
-    o.local_max_entries = nkeys * 2;
+    sc_options o = bench_reader_options(g_redis.port, "localhit", policy, nkeys * 2);
     sc_cache *c;
     if (sc_open(&o, &c) != SC_OK)
         die("sc_open (reader)", sc_errmsg(NULL));
-    char val[VALUE_LEN];
-    memset(val, 'v', sizeof val);
-    for (size_t i = 0; i < nkeys; i++)
-        if (sc_set(c, g_keys + i * KEY_STRIDE, val, sizeof val, 0) != SC_OK)
-            die("sc_set (reader fill)", sc_errmsg(c));
+    if (bench_fill(c, g_keys, KEY_STRIDE, nkeys, VALUE_LEN) != nkeys)
+        die("sc_set (reader fill)", sc_errmsg(c));
     struct raw raw;
     raw_build(&raw, nkeys);
 
@@ -320,9 +272,9 @@ static void bench_keys(sc_local_policy policy, size_t nkeys, int runs, long ops,
     for (int r = 0; r < runs; r++) {
         for (int m = 0; m < M_NMODES; m++) {
             worker w = {.m = (mode)m, .c = c, .raw = &raw, .nkeys = nkeys, .ops = ops};
-            timing one = run_threads(w, 1, &misses);
-            timing two = run_threads(w, 2, &misses);
-            ns1[m][r] = one.ns;
+            bench_timing one = run_threads(w, 1, &misses);
+            bench_timing two = run_threads(w, 2, &misses);
+            ns1[m][r] = one.wall_ns;
             scale[m][r] = two.ops_s / one.ops_s;
             cns1[m][r] = one.cpu_ns;
             /* Two threads each doing as much as one would: 2x per CPU. */

@@ -69,13 +69,7 @@ static int measure(sc_local_policy policy, size_t bound, size_t entries, int fd)
     size_t heap0 = heap_bytes();
     long rss0 = rss_bytes();
 
-    sc_options o;
-    sc_options_init(&o);
-    o.redis_port = g_redis.port;
-    o.ns = "mem";
-    o.role = SC_ROLE_READER;
-    o.local_policy = policy;
-    o.local_max_entries = bound;
+    sc_options o = bench_reader_options(g_redis.port, "mem", policy, bound);
     sc_cache *c;
     if (sc_open(&o, &c) != SC_OK) {
         fprintf(stderr, "memory: sc_open: %s\n", sc_errmsg(NULL));

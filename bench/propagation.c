@@ -36,13 +36,6 @@
 
 static sc_test_redis g_redis;
 
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 static void die(const char *what, const char *detail)
 {
     fprintf(stderr, "propagation: %s: %s\n", what, detail ? detail : "");

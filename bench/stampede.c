@@ -34,13 +34,6 @@
 static sc_test_redis g_redis;
 static int g_keys = 200, g_threads = 4, g_db_us = 2000, g_runs = 5, g_shuffle = 0;
 
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 static void die(const char *what, const char *detail)
 {
     fprintf(stderr, "stampede: %s: %s\n", what, detail ? detail : "");

@@ -9,6 +9,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -181,51 +182,64 @@ static void expect_row(const char *path, const char *key, const char *want)
     free(got);
 }
 
-/* The key's version in Redis (HGET; a tombstone keeps it). */
-static uint64_t redis_version(const char *ns, const char *key)
+/* One command on a fresh connection to g_redis: its reply, asserted
+ * present (caller frees). */
+static redisReply *redis_cmd(const char *fmt, ...)
 {
     redisContext *rc = sc_test_redis_connect(&g_redis);
     ck_assert_ptr_nonnull(rc);
-    redisReply *rep = redisCommand(rc, "HGET {%s}:k:%s version", ns, key);
+    va_list ap;
+    va_start(ap, fmt);
+    redisReply *rep = redisvCommand(rc, fmt, ap);
+    va_end(ap);
+    redisFree(rc);
     ck_assert_ptr_nonnull(rep);
+    return rep;
+}
+
+/* The key's version in Redis (HGET; a tombstone keeps it). */
+static uint64_t redis_version(const char *ns, const char *key)
+{
+    redisReply *rep = redis_cmd("HGET {%s}:k:%s version", ns, key);
     uint64_t v = rep->type == REDIS_REPLY_STRING ? strtoull(rep->str, NULL, 10) : 0;
     freeReplyObject(rep);
-    redisFree(rc);
     return v;
 }
 
 /* Entries of the queue still pending in the group (XPENDING count). */
 static long long queue_pending(const char *ns)
 {
-    redisContext *rc = sc_test_redis_connect(&g_redis);
-    ck_assert_ptr_nonnull(rc);
-    redisReply *rep = redisCommand(rc, "XPENDING {%s}:wb synccache", ns);
-    ck_assert_ptr_nonnull(rep);
+    redisReply *rep = redis_cmd("XPENDING {%s}:wb synccache", ns);
     long long n = rep->type == REDIS_REPLY_ARRAY && rep->elements >= 1 ? rep->element[0]->integer : -1;
     freeReplyObject(rep);
-    redisFree(rc);
     return n;
 }
 
 static long long queue_len(const char *ns)
 {
-    redisContext *rc = sc_test_redis_connect(&g_redis);
-    ck_assert_ptr_nonnull(rc);
-    redisReply *rep = redisCommand(rc, "XLEN {%s}:wb", ns);
-    ck_assert_ptr_nonnull(rep);
+    redisReply *rep = redis_cmd("XLEN {%s}:wb", ns);
     long long n = rep->type == REDIS_REPLY_INTEGER ? rep->integer : -1;
     freeReplyObject(rep);
-    redisFree(rc);
     return n;
 }
 
-/* A pod that saves into s. */
-static sc_cache *saver_pod(const char *ns, const char *id, store *s, unsigned interval_ms, unsigned claim_ms)
+/* The key's value in Redis, read with plain commands ("<none>"). */
+#define ASSERT_REDIS_VALUE(ns, key, want) TEST_ASSERT_STR_FREED(test_redis_value((ns), (key)), (want), (key))
+
+/* Options of a pod that saves into s every interval_ms. */
+static sc_options saver_options(const char *ns, const char *id, store *s, unsigned interval_ms)
 {
     sc_options o = test_options(ns, id);
     o.save_fn = store_save;
     o.save_ud = s;
     o.writeback_interval_ms = interval_ms;
+    return o;
+}
+
+/* A pod that saves into s. */
+static sc_cache *saver_pod(const char *ns, const char *id, store *s, unsigned interval_ms, unsigned claim_ms)
+{
+    sc_options o = saver_options(ns, id, s, interval_ms);
     o.writeback_claim_ms = claim_ms;
     return test_open(&o);
 }
@@ -242,6 +256,28 @@ static void set_behind_ok(sc_cache *c, const char *key, const char *val)
     ck_assert_msg(s == SC_OK, "sc_set_behind(%s): %s: %s", key, sc_strerror(s), sc_errmsg(c));
 }
 
+/* Keys <kp>0..<kp>(n-1) with values <vp>0..: a batch of distinct keys whose
+ * rows expect_numbered_rows can check one by one. */
+static void set_behind_numbered(sc_cache *c, const char *kp, const char *vp, int n)
+{
+    char key[32], val[32];
+    for (int i = 0; i < n; i++) {
+        snprintf(key, sizeof key, "%s%d", kp, i);
+        snprintf(val, sizeof val, "%s%d", vp, i);
+        set_behind_ok(c, key, val);
+    }
+}
+
+static void expect_numbered_rows(const char *path, const char *kp, const char *vp, int n)
+{
+    char key[32], val[32];
+    for (int i = 0; i < n; i++) {
+        snprintf(key, sizeof key, "%s%d", kp, i);
+        snprintf(val, sizeof val, "%s%d", vp, i);
+        expect_row(path, key, val);
+    }
+}
+
 /* ---- tests ---- */
 
 START_TEST(writes_saved_by_another_pod)
@@ -254,18 +290,12 @@ START_TEST(writes_saved_by_another_pod)
     sc_cache *b = saver_pod(NS("another"), "saver", &s, 50, 30000);
 
     char key[32], val[32];
-    for (int i = 0; i < 50; i++) {
-        snprintf(key, sizeof key, "user:%d", i);
-        snprintf(val, sizeof val, "value %d", i);
-        set_behind_ok(a, key, val);
-    }
+    set_behind_numbered(a, "user:", "value ", 50);
     /* Like sc_set: the value is in Redis and on the writer at once. */
     char *r = test_get(a, "user:7");
     ck_assert_str_eq(r, "value 7");
     free(r);
-    r = test_redis_value(NS("another"), "user:7");
-    ck_assert_str_eq(r, "value 7");
-    free(r);
+    ASSERT_REDIS_VALUE(NS("another"), "user:7", "value 7");
 
     flush_ok(a, 10000);
     for (int i = 0; i < 50; i++) {
@@ -334,20 +364,11 @@ START_TEST(failing_store_loses_nothing)
     atomic_store(&s.fail_first, 3);
     sc_cache *a = test_pod(NS("failing"), "writer");
     sc_cache *b = saver_pod(NS("failing"), "saver", &s, 20, 30000);
-    char key[32], val[32];
-    for (int i = 0; i < 20; i++) {
-        snprintf(key, sizeof key, "k%d", i);
-        snprintf(val, sizeof val, "v%d", i);
-        set_behind_ok(a, key, val);
-    }
+    set_behind_numbered(a, "k", "v", 20);
     flush_ok(a, 20000);
     ck_assert_int_eq(atomic_load(&s.failures), 3);
     ck_assert_uint_eq(test_stats(b).behind_save_failures, 3);
-    for (int i = 0; i < 20; i++) {
-        snprintf(key, sizeof key, "k%d", i);
-        snprintf(val, sizeof val, "v%d", i);
-        expect_row(path, key, val);
-    }
+    expect_numbered_rows(path, "k", "v", 20);
     ck_assert_uint_eq(test_stats(b).behind_saved, 20);
     sc_close(a);
     sc_close(b);
@@ -401,10 +422,7 @@ static void blocked_saver_child(const char *ns, int fd)
     store_init(&s, path);
     s.notify_fd = fd;
     s.block_forever = 1;
-    sc_options o = test_options(ns, "doomed");
-    o.save_fn = store_save;
-    o.save_ud = &s;
-    o.writeback_interval_ms = 20;
+    sc_options o = saver_options(ns, "doomed", &s, 20);
     sc_cache *c = NULL;
     if (sc_open(&o, &c) != SC_OK)
         _exit(2);
@@ -428,12 +446,7 @@ START_TEST(killed_saver_batch_is_taken_over)
     db_path("killed", path, sizeof path);
 
     sc_cache *a = test_pod(NS("killed"), "writer");
-    char key[32], val[32];
-    for (int i = 0; i < 10; i++) {
-        snprintf(key, sizeof key, "k%d", i);
-        snprintf(val, sizeof val, "v%d", i);
-        set_behind_ok(a, key, val);
-    }
+    set_behind_numbered(a, "k", "v", 10);
     /* Wait until the child is inside save_fn with the batch, then kill it. */
     struct pollfd pfd = {fds[0], POLLIN, 0};
     ck_assert_int_eq(poll(&pfd, 1, 10000), 1);
@@ -453,11 +466,7 @@ START_TEST(killed_saver_batch_is_taken_over)
     sc_cache *taker = saver_pod(NS("killed"), "taker", &s, 20, 300);
     flush_ok(a, 10000);
     long long took = test_now_ms() - t0;
-    for (int i = 0; i < 10; i++) {
-        snprintf(key, sizeof key, "k%d", i);
-        snprintf(val, sizeof val, "v%d", i);
-        expect_row(path, key, val);
-    }
+    expect_numbered_rows(path, "k", "v", 10);
     ck_assert_uint_eq(test_stats(taker).behind_saved, 10);
     ck_assert_int_eq(queue_pending(NS("killed")), 0);
     printf("killed saver: batch taken over and saved %lld ms after the taker opened\n", took);
@@ -472,12 +481,7 @@ START_TEST(queued_while_no_pod_saves)
     char path[512];
     db_path("nosaver", path, sizeof path);
     sc_cache *a = test_pod(NS("nosaver"), "writer");
-    char key[32], val[32];
-    for (int i = 0; i < 30; i++) {
-        snprintf(key, sizeof key, "k%d", i);
-        snprintf(val, sizeof val, "v%d", i);
-        set_behind_ok(a, key, val);
-    }
+    set_behind_numbered(a, "k", "v", 30);
     long long t0 = test_now_ms();
     ck_assert_int_eq(sc_flush_behind(a, 300), SC_ERR_TIMEOUT);
     ck_assert_int_ge(test_now_ms() - t0, 290);
@@ -492,11 +496,7 @@ START_TEST(queued_while_no_pod_saves)
     store_init(&s, path);
     sc_cache *b = saver_pod(NS("nosaver"), "late", &s, 20, 30000);
     flush_ok(b, 10000);
-    for (int i = 0; i < 30; i++) {
-        snprintf(key, sizeof key, "k%d", i);
-        snprintf(val, sizeof val, "v%d", i);
-        expect_row(path, key, val);
-    }
+    expect_numbered_rows(path, "k", "v", 30);
     sc_close(b);
     store_close(&s);
 }
@@ -633,10 +633,7 @@ static void ordering(const char *ns, const char *file, unsigned batch)
     store s;
     store_init(&s, path);
     sc_cache *a = test_pod(ns, "writer");
-    sc_options o = test_options(ns, "saver");
-    o.save_fn = store_save;
-    o.save_ud = &s;
-    o.writeback_interval_ms = 20;
+    sc_options o = saver_options(ns, "saver", &s, 20);
     o.writeback_batch = batch;
     sc_cache *b = test_open(&o);
     set_behind_ok(a, "gone", "v1");
@@ -654,9 +651,7 @@ static void ordering(const char *ns, const char *file, unsigned batch)
     free(db_get(path, "gone", &v));
     ck_assert_uint_eq(v, redis_version(ns, "gone")); /* the tombstone's version */
     /* Redis agrees: deleted and set. */
-    char *r = test_redis_value(ns, "gone");
-    ck_assert_str_eq(r, "<none>");
-    free(r);
+    ASSERT_REDIS_VALUE(ns, "gone", "<none>");
     sc_close(b);
     sc_close(a);
     store_close(&s);
@@ -705,10 +700,7 @@ START_TEST(concurrent_writers_and_savers_database_equals_redis)
     sc_cache *sv[2];
     store *st[2] = {&s1, &s2};
     for (int i = 0; i < 2; i++) {
-        sc_options o = test_options(NS("concurrent"), i ? "s2" : "s1");
-        o.save_fn = store_save;
-        o.save_ud = st[i];
-        o.writeback_interval_ms = 10;
+        sc_options o = saver_options(NS("concurrent"), i ? "s2" : "s1", st[i], 10);
         o.writeback_batch = 16;
         sv[i] = test_open(&o);
     }
@@ -762,11 +754,8 @@ START_TEST(saver_rides_out_a_redis_restart)
     sc_options o = test_options(NS("restart"), "writer");
     o.redis_port = own.port;
     sc_cache *a = test_open(&o);
-    o = test_options(NS("restart"), "saver");
+    o = saver_options(NS("restart"), "saver", &s, 20);
     o.redis_port = own.port;
-    o.save_fn = store_save;
-    o.save_ud = &s;
-    o.writeback_interval_ms = 20;
     sc_cache *b = test_open(&o);
     set_behind_ok(a, "before", "1");
     flush_ok(a, 10000);
@@ -826,9 +815,7 @@ START_TEST(bad_input)
     sc_cache *t = test_pod(NS("badtype"), "t");
     ck_assert_int_eq(sc_set_behind(t, "k", "v", 1, 0), SC_ERR_REMOTE);
     ck_assert_ptr_nonnull(strstr(sc_errmsg(t), "WRONGTYPE"));
-    char *r = test_redis_value(NS("badtype"), "k");
-    ck_assert_str_eq(r, "<none>");
-    free(r);
+    ASSERT_REDIS_VALUE(NS("badtype"), "k", "<none>");
     ck_assert_int_eq(sc_delete_behind(t, "k"), SC_ERR_REMOTE);
     ck_assert_uint_eq(test_stats(t).behind_queued, 0);
     sc_close(t);
@@ -843,16 +830,12 @@ START_TEST(bad_input)
     sc_close(rd);
 
     /* Options out of range are refused at open, naming the field. */
-    sc_cache *c;
-#define EXPECT_INVALID(stmt, word)                                                                      \
-    do {                                                                                                \
-        o = test_options(NS("bad"), NULL);                                                              \
-        o.save_fn = never_called;                                                                       \
-        stmt;                                                                                           \
-        c = NULL;                                                                                       \
-        ck_assert_int_eq(sc_open(&o, &c), SC_ERR_INVALID);                                             \
-        ck_assert_ptr_null(c);                                                                          \
-        ck_assert_msg(strstr(sc_errmsg(NULL), word), "message '%s' lacks '%s'", sc_errmsg(NULL), word); \
+#define EXPECT_INVALID(stmt, word)                                                                                     \
+    do {                                                                                                               \
+        o = test_options(NS("bad"), NULL);                                                                             \
+        o.save_fn = never_called;                                                                                      \
+        stmt;                                                                                                          \
+        TEST_ASSERT_OPEN_INVALID(&o, word);                                                                            \
     } while (0)
     EXPECT_INVALID(o.writeback_interval_ms = 0, "writeback_interval_ms");
     EXPECT_INVALID(o.writeback_interval_ms = 3600001, "writeback_interval_ms");

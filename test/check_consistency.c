@@ -206,6 +206,20 @@ static void check_pods(report *rp, const sc_test_redis *r, const char *ns, sc_ca
         check_pod(rp, r, ns, pods[p], keys, nkeys, use_get);
 }
 
+/* Notes every key of keys[] that pod c (named name in the report) still
+ * holds locally or still serves from sc_get: after a clear, none may be. */
+static void note_still_served(report *rp, sc_cache *c, const char *name, const char *const *keys, int nkeys)
+{
+    for (int i = 0; i < nkeys; i++) {
+        char *held = peek_str(c, keys[i]);
+        char *got = test_get(c, keys[i]);
+        if (strcmp(held, "<none>") != 0 || strcmp(got, "<none>") != 0)
+            note(rp, "%s: %s held %s, sc_get %s; ", name, keys[i], held, got);
+        free(held);
+        free(got);
+    }
+}
+
 #define ASSERT_REPORT_CLEAN(rp, what)                                                                 \
     ck_assert_msg((rp).count == 0, "%s: %d mismatch(es): %s", what, (rp).count, (rp).text)
 
@@ -450,22 +464,31 @@ static int watch_for(sc_cache *a, sc_cache *b, const char *key, const char *want
     return 0;
 }
 
+/* Pods a and b of ns with fast heartbeats, b already holding k = v1 from
+ * a's write: where the forgery tests start, so that what b misses later is
+ * the forgery's doing, not a slow first subscription. */
+static void open_forgery_pair(const char *ns, sc_cache **a, sc_cache **b)
+{
+    sc_options o = test_options(ns, "a");
+    o.heartbeat_interval_ms = 100;
+    o.heartbeat_timeout_ms = 400;
+    *a = test_open(&o);
+    o.pod_id = "b";
+    *b = test_open(&o);
+    ck_assert_int_eq(sc_set(*a, "k", "v1", 2, 0), SC_OK);
+    WAIT_UNTIL(peek_is(*b, "k", "v1"), 3000);
+    ck_assert_msg(peek_is(*b, "k", "v1"), "b never received the first write (before any forgery)");
+}
+
 /* 2a. Nothing from the channel is believed on its own: huge forged versions
  * (an invalidate and a heartbeat) are counted as forged and must not make
  * pods deaf. */
 START_TEST(forged_huge_versions_do_not_deafen)
 {
     const char *ns = "c2_forge";
-    sc_options o = test_options(ns, "a");
-    o.heartbeat_interval_ms = 100;
-    o.heartbeat_timeout_ms = 400;
-    sc_cache *a = test_open(&o);
-    o.pod_id = "b";
-    sc_cache *b = test_open(&o);
+    sc_cache *a, *b;
+    open_forgery_pair(ns, &a, &b);
     rkey chan = rk(ns, "events", NULL);
-    ck_assert_int_eq(sc_set(a, "k", "v1", 2, 0), SC_OK);
-    WAIT_UNTIL(peek_is(b, "k", "v1"), 3000);
-    ck_assert_msg(peek_is(b, "k", "v1"), "b never received the first write (before any forgery)");
 
     /* A version Redis is far from reaching, as a JSON decimal string (the
      * form the codec takes for numbers above 2^53). */
@@ -499,16 +522,9 @@ END_TEST
 START_TEST(forged_next_version_set_is_not_installed)
 {
     const char *ns = "c2_forge_set";
-    sc_options o = test_options(ns, "a");
-    o.heartbeat_interval_ms = 100;
-    o.heartbeat_timeout_ms = 400;
-    sc_cache *a = test_open(&o);
-    o.pod_id = "b";
-    sc_cache *b = test_open(&o);
+    sc_cache *a, *b;
+    open_forgery_pair(ns, &a, &b);
     rkey chan = rk(ns, "events", NULL);
-    ck_assert_int_eq(sc_set(a, "k", "v1", 2, 0), SC_OK);
-    WAIT_UNTIL(peek_is(b, "k", "v1"), 3000);
-    ck_assert_msg(peek_is(b, "k", "v1"), "b never received the first write (before any forgery)");
     char ev[1024];
     int r;
     uint64_t forged_before = test_stats(b).events_forged;
@@ -532,12 +548,8 @@ START_TEST(forged_next_version_set_is_not_installed)
     r = watch_for(a, b, "k3", "real", "forged", 3000);
     ck_assert_msg(r != -1, "a pod holds k3=forged, a value Redis never held");
     ck_assert_msg(r == 1, "the real write at the forged version never reached b (holds k3=%s)", peek_str(b, "k3"));
-    char *got = test_get(b, "k3");
-    ck_assert_str_eq(got, "real");
-    free(got);
-    got = test_get(a, "k3");
-    ck_assert_str_eq(got, "real");
-    free(got);
+    TEST_ASSERT_STR_FREED(test_get(b, "k3"), "real", "k3");
+    TEST_ASSERT_STR_FREED(test_get(a, "k3"), "real", "k3");
     free(epoch);
     sc_close(a);
     sc_close(b);
@@ -591,6 +603,16 @@ START_TEST(own_delete_and_clear_never_resurrect)
 }
 END_TEST
 
+/* a writes "pre" to every key, and b reads each so it holds a local copy:
+ * what a clear must then take from both. */
+static void write_pre_and_read(sc_cache *a, sc_cache *b, const char *const *keys, int nkeys)
+{
+    for (int i = 0; i < nkeys; i++)
+        ck_assert_int_eq(sc_set(a, keys[i], "pre", 3, 0), SC_OK);
+    for (int i = 0; i < nkeys; i++)
+        free(test_get(b, keys[i]));
+}
+
 /* 4a. After sc_clear returns, no pod serves a pre-clear key, and Redis data
  * below the clear's floor is absent whatever Redis still holds. */
 START_TEST(clear_sets_floor_and_empties_every_pod)
@@ -599,10 +621,7 @@ START_TEST(clear_sets_floor_and_empties_every_pod)
     sc_cache *a = test_pod(ns, "a");
     sc_cache *b = test_pod(ns, "b");
     const char *const *keys = keys_k(20);
-    for (int i = 0; i < 20; i++)
-        ck_assert_int_eq(sc_set(a, keys[i], "pre", 3, 0), SC_OK);
-    for (int i = 0; i < 20; i++)
-        free(test_get(b, keys[i]));
+    write_pre_and_read(a, b, keys, 20);
     WAIT_UNTIL(test_stats(b).local_entries == 20, 3000);
     ck_assert_uint_eq(test_stats(b).local_entries, 20);
     uint64_t seq_before = redis_seq(&g_redis, ns);
@@ -614,14 +633,7 @@ START_TEST(clear_sets_floor_and_empties_every_pod)
                   floor, seq_before, redis_seq(&g_redis, ns));
     WAIT_UNTIL(test_stats(b).local_entries == 0, 3000);
     report rp = {{0}, 0, 0};
-    for (int i = 0; i < 20; i++) {
-        char *held = peek_str(b, keys[i]);
-        char *got = test_get(b, keys[i]);
-        if (strcmp(held, "<none>") != 0 || strcmp(got, "<none>") != 0)
-            note(&rp, "b: %s held %s, sc_get %s; ", keys[i], held, got);
-        free(held);
-        free(got);
-    }
+    note_still_served(&rp, b, "b", keys, 20);
     ASSERT_REPORT_CLEAN(rp, "pre-clear keys still served after the clear");
 
     /* Written by hand with a version below the floor: absent by contract. */
@@ -658,10 +670,7 @@ START_TEST(clear_without_publish_permission_is_atomic)
     o.heartbeat_timeout_ms = 400;
     sc_cache *b = test_open(&o);
     const char *const *keys = keys_k(10);
-    for (int i = 0; i < 10; i++)
-        ck_assert_int_eq(sc_set(a, keys[i], "pre", 3, 0), SC_OK);
-    for (int i = 0; i < 10; i++)
-        free(test_get(b, keys[i]));
+    write_pre_and_read(a, b, keys, 10);
     ck_assert_uint_eq(test_stats(b).local_entries, 10);
 
     ck_assert_int_eq(sc_test_redis_cmd(&g_redis, "ACL SETUSER c4user -publish"), 0);
@@ -682,14 +691,7 @@ START_TEST(clear_without_publish_permission_is_atomic)
                                                            "is 0");
         WAIT_UNTIL(test_stats(b).local_entries == 0, 5000);
         report rp = {{0}, 0, 0};
-        for (int i = 0; i < 10; i++) {
-            char *held = peek_str(b, keys[i]);
-            char *got = test_get(b, keys[i]);
-            if (strcmp(held, "<none>") != 0 || strcmp(got, "<none>") != 0)
-                note(&rp, "b: %s held %s, sc_get %s; ", keys[i], held, got);
-            free(held);
-            free(got);
-        }
+        note_still_served(&rp, b, "b", keys, 10);
         ASSERT_REPORT_CLEAN(rp, "a clear that succeeded without its PUBLISH never reached b");
     }
     sc_close(a);
@@ -906,9 +908,7 @@ START_TEST(get_of_large_value_across_reconnect)
                       "round %d: the pod holds the %zu-byte value it read before the rewrite to \"small\" "
                       "(the get took %lld ms, the pod resynced %lld ms after the rewrite)",
                       i, n, g.took_ms, resynced);
-        char *got = test_get(rd, "big");
-        ck_assert_str_eq(got, "small");
-        free(got);
+        TEST_ASSERT_STR_FREED(test_get(rd, "big"), "small", "big");
     }
     free(big);
     sc_close(w);
@@ -962,12 +962,8 @@ START_TEST(layout_is_injective)
     test_sleep_ms(300); /* a clear event would have arrived by now */
     ck_assert_msg(peek_is(ak2, "x", "from-ak"), "ns a:k pod dropped x after ns a was cleared (holds %s)",
                   peek_str(ak2, "x"));
-    s = test_get(ak, "x");
-    ck_assert_str_eq(s, "from-ak");
-    free(s);
-    s = test_get(a, "k:x");
-    ck_assert_str_eq(s, "<none>");
-    free(s);
+    TEST_ASSERT_STR_FREED(test_get(ak, "x"), "from-ak", "x");
+    TEST_ASSERT_STR_FREED(test_get(a, "k:x"), "<none>", "k:x");
     sc_close(a);
     sc_close(ak);
     sc_close(ak2);
@@ -1198,9 +1194,7 @@ START_TEST(duplicate_pod_ids_see_each_other)
     ck_assert_int_eq(sc_set(b, "j", "from-b", 6, 0), SC_OK);
     WAIT_UNTIL(peek_is(a, "j", "from-b"), 3000);
     ck_assert_msg(peek_is(a, "j", "from-b"), "a (same pod id) holds j=%s after b's write", peek_str(a, "j"));
-    char *s = test_get(b, "k");
-    ck_assert_str_eq(s, "v2");
-    free(s);
+    TEST_ASSERT_STR_FREED(test_get(b, "k"), "v2", "k");
     ck_assert_msg(test_stats(a).duplicate_pod_ids + test_stats(b).duplicate_pod_ids > 0,
                   "two caches with pod id \"same\" saw each other's events, duplicate_pod_ids is 0 on both");
     sc_close(a);
@@ -1245,9 +1239,7 @@ START_TEST(default_policy_keeps_cache_warm)
         sc_value_release(v);
     }
     ck_assert_msg(!peek_is(b, "k7", "old-7"), "b still holds k7=old-7, rewritten while its subscription was down");
-    char *s = test_get(b, "k7");
-    ck_assert_str_eq(s, "during");
-    free(s);
+    TEST_ASSERT_STR_FREED(test_get(b, "k7"), "during", "k7");
     ck_assert_msg(st.flushes == 0, "the default policy flushed (%" PRIu64 " flushes) on a drop the log covers",
                   st.flushes);
     ck_assert_msg(held >= 190, "b holds only %d of the 200 keys after a drop the log covers", held);

@@ -81,15 +81,34 @@ static long long redis_int(const char *fmt, ...)
 /* HGET of a field of the key's hash, malloc'd ("<none>"). */
 static char *redis_field(const char *ns, const char *key, const char *field)
 {
-    redisContext *rc = sc_test_redis_connect(&g_redis);
-    ck_assert_ptr_nonnull(rc);
-    redisReply *r = redisCommand(rc, "HGET {%s}:k:%s %s", ns, key, field);
-    ck_assert_ptr_nonnull(r);
-    char *out = r->type == REDIS_REPLY_STRING ? strndup(r->str, r->len) : strdup("<none>");
-    freeReplyObject(r);
-    redisFree(rc);
-    return out;
+    return test_redis_field_on(&g_redis, ns, key, field);
 }
+
+/* Assertions on the key's hash in Redis. Macros, so a failure names the
+ * test's line. */
+#define ASSERT_REDIS_FIELD(ns, key, field, want)                                                                       \
+    do {                                                                                                               \
+        char *got_ = redis_field((ns), (key), (field));                                                                \
+        ck_assert_msg(strcmp(got_, (want)) == 0, "redis %s.%s: got %s, want %s", (key), (field), got_, (want));        \
+        free(got_);                                                                                                    \
+    } while (0)
+
+/* Some pod holds the key's load lock (any holder). */
+#define ASSERT_REDIS_LOCKED(ns, key)                                                                                   \
+    do {                                                                                                               \
+        char *got_ = redis_field((ns), (key), "lock");                                                                 \
+        ck_assert_msg(strcmp(got_, "<none>") != 0, "redis %s.lock: no lock held", (key));                              \
+        free(got_);                                                                                                    \
+    } while (0)
+
+/* The key's hash expires within (lo, hi] ms: no key is ever left without a
+ * TTL, and none outlives what it was stored for. */
+#define ASSERT_PTTL_WITHIN(ns, key, lo, hi)                                                                            \
+    do {                                                                                                               \
+        long long pttl_ = redis_int("PTTL {%s}:k:%s", (ns), (key));                                                    \
+        ck_assert_msg(pttl_ > (lo) && pttl_ <= (hi), "PTTL %s: %lld, want (%lld, %lld]", (key), pttl_,                 \
+                      (long long)(lo), (long long)(hi));                                                               \
+    } while (0)
 
 static sc_status load_source(const char *key, sc_loaded *slot, void *ud)
 {
@@ -135,6 +154,23 @@ static char *fetch_str(sc_cache *c, const char *key, uint64_t ttl, source *s)
     char *out = strndup(sc_value_data(v), sc_value_size(v));
     sc_value_release(v);
     return out;
+}
+
+static sc_load_stats load_stats(sc_cache *c, sc_window w)
+{
+    sc_load_stats ls;
+    sc_load_stats_get(c, w, &ls);
+    return ls;
+}
+
+/* Two pods with o's settings, pod ids "a" and "b". */
+static void open_a_and_b(const sc_options *o, sc_cache **a, sc_cache **b)
+{
+    sc_options ob = *o;
+    ob.pod_id = "a";
+    *a = test_open(&ob);
+    ob.pod_id = "b";
+    *b = test_open(&ob);
 }
 
 /* Whether c's local tier holds key (the reference is dropped at once). */
@@ -185,6 +221,17 @@ static void *fetcher_main(void *p)
         sc_value_release(v);
     }
     return NULL;
+}
+
+/* Runs f on a thread of its own and returns once its loader has begun (so
+ * its pod holds the key's lock), or after 3 s: the tests that follow act
+ * while the load is in flight. */
+static pthread_t start_fetcher(fetcher *f)
+{
+    pthread_t t;
+    pthread_create(&t, NULL, fetcher_main, f);
+    WAIT_UNTIL(atomic_load(&f->src->started), 3000);
+    return t;
 }
 
 static long long realtime_ms(void)
@@ -258,12 +305,8 @@ START_TEST(one_load_across_pods_and_threads)
     /* One loader call in all: 4 pods (two processes) x 4 threads. */
     ck_assert_int_eq(redis_int("GET %s", counter), 1);
     /* The value is stored like a set: version, TTL, no lock left. */
-    char *lock = redis_field(NS("one"), "hot", "lock");
-    ck_assert_str_eq(lock, "<none>");
-    free(lock);
-    long long pttl = redis_int("PTTL {%s}:k:hot", NS("one"));
-    ck_assert_int_gt(pttl, 50000);
-    ck_assert_int_le(pttl, 60000);
+    ASSERT_REDIS_FIELD(NS("one"), "hot", "lock", "<none>");
+    ASSERT_PTTL_WITHIN(NS("one"), "hot", 50000, 60000);
     /* Every pod now answers from its local tier without a load. */
     for (int p = 0; p < PODS; p++) {
         ASSERT_FETCH(pods[p], "hot", 60000, &src[p], "from-db");
@@ -287,23 +330,16 @@ START_TEST(not_found_is_cached_then_expires)
 {
     sc_options o = test_options(NS("nf"), "a");
     o.empty_ttl_ms = 600;
-    sc_cache *a = test_open(&o);
-    o.pod_id = "b";
-    sc_cache *b = test_open(&o);
+    sc_cache *a, *b;
+    open_a_and_b(&o, &a, &b);
     source s;
     source_init(&s, NULL);
     ASSERT_FETCH(a, "ghost", 0, &s, "<none>");
     ck_assert_int_eq(atomic_load(&s.calls), 1);
     /* The marker: a version, empty=1, no value, a TTL of empty_ttl_ms. */
-    char *f = redis_field(NS("nf"), "ghost", "empty");
-    ck_assert_str_eq(f, "1");
-    free(f);
-    f = redis_field(NS("nf"), "ghost", "value");
-    ck_assert_str_eq(f, "<none>");
-    free(f);
-    long long pttl = redis_int("PTTL {%s}:k:ghost", NS("nf"));
-    ck_assert_int_gt(pttl, 0);
-    ck_assert_int_le(pttl, 600);
+    ASSERT_REDIS_FIELD(NS("nf"), "ghost", "empty", "1");
+    ASSERT_REDIS_FIELD(NS("nf"), "ghost", "value", "<none>");
+    ASSERT_PTTL_WITHIN(NS("nf"), "ghost", 0, 600);
     /* Both pods answer "not found" without loading; sc_get agrees. */
     for (int i = 0; i < 5; i++) {
         ASSERT_FETCH(a, "ghost", 0, &s, "<none>");
@@ -312,8 +348,7 @@ START_TEST(not_found_is_cached_then_expires)
     ck_assert_int_eq(atomic_load(&s.calls), 1);
     sc_value *v;
     ck_assert_int_eq(sc_get(b, "ghost", &v), SC_NOT_FOUND);
-    sc_load_stats ls;
-    sc_load_stats_get(b, SC_WINDOW_TOTAL, &ls);
+    sc_load_stats ls = load_stats(b, SC_WINDOW_TOTAL);
     ck_assert_uint_eq(ls.hits, 5);
     ck_assert_uint_eq(ls.misses, 0);
     /* Once it lapses the loader runs again, and a value then replaces it on
@@ -366,9 +401,8 @@ START_TEST(loader_failure_caches_nothing_and_retries_at_once)
 {
     sc_options o = test_options(NS("fail"), "a");
     o.lock_ttl_ms = 5000;
-    sc_cache *a = test_open(&o);
-    o.pod_id = "b";
-    sc_cache *b = test_open(&o);
+    sc_cache *a, *b;
+    open_a_and_b(&o, &a, &b);
     source s;
     source_init(&s, "v");
     s.fail = SC_ERR_REMOTE;
@@ -385,8 +419,7 @@ START_TEST(loader_failure_caches_nothing_and_retries_at_once)
     ASSERT_FETCH(b, "k", 0, &s, "v");
     ck_assert_int_lt(test_now_ms() - t0, 1000);
     ck_assert_int_eq(atomic_load(&s.calls), 2);
-    sc_load_stats ls;
-    sc_load_stats_get(a, SC_WINDOW_TOTAL, &ls);
+    sc_load_stats ls = load_stats(a, SC_WINDOW_TOTAL);
     ck_assert_uint_eq(ls.errors, 1);
     ck_assert_double_eq_tol(ls.error_rate, 1.0, 1e-9);
     /* A failure without a message still says what failed. */
@@ -499,16 +532,10 @@ START_TEST(batch_mixes_cached_loading_elsewhere_and_missing)
     source_init(&sl, "from-b");
     sl.delay_ms = 600;
     fetcher fb = {.pod = b, .key = "l1", .src = &sl};
-    pthread_t tb;
-    pthread_create(&tb, NULL, fetcher_main, &fb);
-    WAIT_UNTIL(atomic_load(&sl.started), 3000);
-    char *lock = redis_field(NS("batch"), "l1", "lock");
-    ck_assert_str_ne(lock, "<none>");
-    free(lock);
+    pthread_t tb = start_fetcher(&fb);
+    ASSERT_REDIS_LOCKED(NS("batch"), "l1");
     /* A lock on a missing key never leaves a key without a TTL. */
-    long long pttl = redis_int("PTTL {%s}:k:l1", NS("batch"));
-    ck_assert_int_gt(pttl, 0);
-    ck_assert_int_le(pttl, 3000);
+    ASSERT_PTTL_WITHIN(NS("batch"), "l1", 0, 3000);
 
     const char *keys[] = {"m1", "c1", "n1", "l1", "m2", "c2", "m1", "n2", "c1"};
     enum { N = sizeof keys / sizeof keys[0] };
@@ -554,9 +581,8 @@ static void tag_case(sc_consistency mode, const char *ns)
 {
     sc_options o = test_options(ns, "a");
     o.consistency = mode;
-    sc_cache *a = test_open(&o);
-    o.pod_id = "b";
-    sc_cache *b = test_open(&o);
+    sc_cache *a, *b;
+    open_a_and_b(&o, &a, &b);
     source db;
     source_init(&db, "v1");
     ASSERT_FETCH(a, "k", 0, &db, "v1");
@@ -568,12 +594,8 @@ static void tag_case(sc_consistency mode, const char *ns)
     /* The database changes, then the key is tagged (from a). */
     source_put(&db, "v2");
     ck_assert_int_eq(sc_tag_deleted(a, "k"), SC_OK);
-    char *f = redis_field(ns, "k", "outdated");
-    ck_assert_str_eq(f, "1");
-    free(f);
-    long long pttl = redis_int("PTTL {%s}:k:k", ns);
-    ck_assert_int_gt(pttl, 0);
-    ck_assert_int_le(pttl, 10000);
+    ASSERT_REDIS_FIELD(ns, "k", "outdated", "1");
+    ASSERT_PTTL_WITHIN(ns, "k", 0, 10000);
     WAIT_UNTIL(!held(b, "k"), 3000); /* the tag's invalidate reached b */
     ck_assert_int_eq(sc_get(b, "k", &v), SC_NOT_FOUND);    /* gets never see outdated values */
     ck_assert_int_eq(atomic_load(&db.calls), 1);
@@ -583,9 +605,7 @@ static void tag_case(sc_consistency mode, const char *ns)
     source_init(&slow, "v2");
     slow.delay_ms = 700;
     fetcher fa = {.pod = a, .key = "k", .src = &slow};
-    pthread_t ta;
-    pthread_create(&ta, NULL, fetcher_main, &fa);
-    WAIT_UNTIL(atomic_load(&slow.started), 3000);
+    pthread_t ta = start_fetcher(&fa);
     long long t0 = test_now_ms();
     char *got = fetch_str(b, "k", 0, &db);
     long long took = test_now_ms() - t0;
@@ -610,15 +630,13 @@ static void tag_case(sc_consistency mode, const char *ns)
     source_init(&racing, "old");
     racing.first_delay_ms = 600;
     fetcher fr = {.pod = a, .key = "f", .src = &racing};
-    pthread_t tr;
-    pthread_create(&tr, NULL, fetcher_main, &fr);
-    WAIT_UNTIL(atomic_load(&racing.started), 3000);
+    pthread_t tr = start_fetcher(&fr);
     test_sleep_ms(50);
     source_put(&racing, "new");
     ck_assert_int_eq(sc_tag_deleted(b, "f"), SC_OK);
     pthread_join(tr, NULL);
     ck_assert_int_eq(fr.st, SC_OK);
-    f = redis_field(ns, "f", "value");
+    char *f = redis_field(ns, "f", "value");
     ck_assert_str_ne(f, "old");
     free(f);
     if (mode == SC_STRONG) {
@@ -638,29 +656,21 @@ static void tag_case(sc_consistency mode, const char *ns)
     source_init(&s2, "stale-load");
     s2.delay_ms = 400;
     fetcher fs = {.pod = a, .key = "s", .src = &s2};
-    pthread_t ts;
-    pthread_create(&ts, NULL, fetcher_main, &fs);
-    WAIT_UNTIL(atomic_load(&s2.started), 3000);
+    pthread_t ts = start_fetcher(&fs);
     ck_assert_int_eq(sc_set(b, "s", "written", 7, 0), SC_OK);
     pthread_join(ts, NULL);
-    f = redis_field(ns, "s", "value");
-    ck_assert_str_eq(f, "written");
-    free(f);
+    ASSERT_REDIS_FIELD(ns, "s", "value", "written");
     fetcher fd = {.pod = a, .key = "d", .src = &s2};
     atomic_store(&s2.started, 0);
-    pthread_create(&ts, NULL, fetcher_main, &fd);
-    WAIT_UNTIL(atomic_load(&s2.started), 3000);
+    ts = start_fetcher(&fd);
     pthread_mutex_lock(&s2.mu);
     s2.missing = 1; /* the row is deleted, then the cache entry */
     pthread_mutex_unlock(&s2.mu);
     ck_assert_int_eq(sc_delete(b, "d"), SC_OK);
     pthread_join(ts, NULL);
-    f = redis_field(ns, "d", "value");
-    ck_assert_str_eq(f, "<none>");
-    free(f);
+    ASSERT_REDIS_FIELD(ns, "d", "value", "<none>");
 
-    sc_load_stats ls;
-    sc_load_stats_get(a, SC_WINDOW_TOTAL, &ls);
+    sc_load_stats ls = load_stats(a, SC_WINDOW_TOTAL);
     ck_assert_uint_eq(ls.manual_misses, 1);
     sc_close(a);
     sc_close(b);
@@ -684,9 +694,8 @@ START_TEST(strong_never_serves_after_tag)
 {
     sc_options o = test_options(NS("strong"), "a");
     o.consistency = SC_STRONG;
-    sc_cache *a = test_open(&o);
-    o.pod_id = "b";
-    sc_cache *b = test_open(&o);
+    sc_cache *a, *b;
+    open_a_and_b(&o, &a, &b);
     source db;
     source_init(&db, "v0");
     for (int round = 1; round <= 20; round++) {
@@ -739,17 +748,13 @@ START_TEST(lock_of_a_dead_pod_lapses)
     char ch;
     ck_assert_int_eq(read(pipefd[0], &ch, 1), 1);
     WAIT_UNTIL(redis_int("GET f_dead_started") == 1, 5000);
-    char *lock = redis_field(NS("dead"), "k", "lock");
-    ck_assert_str_ne(lock, "<none>");
-    free(lock);
+    ASSERT_REDIS_LOCKED(NS("dead"), "k");
     kill(child, SIGKILL);
     int status;
     waitpid(child, &status, 0);
     long long lock_killed = test_now_ms();
     /* The lock-only hash expires on its own (no key without a TTL). */
-    long long pttl = redis_int("PTTL {%s}:k:k", NS("dead"));
-    ck_assert_int_gt(pttl, 0);
-    ck_assert_int_le(pttl, 800);
+    ASSERT_PTTL_WITHIN(NS("dead"), "k", 0, 800);
 
     sc_cache *a = test_pod(NS("dead"), "survivor");
     source s;
@@ -758,9 +763,7 @@ START_TEST(lock_of_a_dead_pod_lapses)
     long long waited = test_now_ms() - lock_killed;
     ck_assert_int_eq(atomic_load(&s.calls), 1);
     ck_assert_int_lt(waited, 2500);
-    char *val = redis_field(NS("dead"), "k", "value");
-    ck_assert_str_eq(val, "alive");
-    free(val);
+    ASSERT_REDIS_FIELD(NS("dead"), "k", "value", "alive");
     sc_close(a);
 }
 END_TEST
@@ -771,16 +774,13 @@ START_TEST(stuck_loader_is_taken_over)
 {
     sc_options o = test_options(NS("stuck"), "a");
     o.lock_ttl_ms = 300;
-    sc_cache *a = test_open(&o);
-    o.pod_id = "b";
-    sc_cache *b = test_open(&o);
+    sc_cache *a, *b;
+    open_a_and_b(&o, &a, &b);
     source stuck;
     source_init(&stuck, "slow-value");
     stuck.delay_ms = 1200;
     fetcher fa = {.pod = a, .key = "k", .src = &stuck};
-    pthread_t ta;
-    pthread_create(&ta, NULL, fetcher_main, &fa);
-    WAIT_UNTIL(atomic_load(&stuck.started), 3000);
+    pthread_t ta = start_fetcher(&fa);
     source quick;
     source_init(&quick, "quick-value");
     long long t0 = test_now_ms();
@@ -790,9 +790,7 @@ START_TEST(stuck_loader_is_taken_over)
     ck_assert_int_eq(atomic_load(&quick.calls), 1);
     pthread_join(ta, NULL);
     ck_assert_int_eq(fa.st, SC_OK);
-    char *v = redis_field(NS("stuck"), "k", "value");
-    ck_assert_str_eq(v, "quick-value");
-    free(v);
+    ASSERT_REDIS_FIELD(NS("stuck"), "k", "value", "quick-value");
     sc_close(a);
     sc_close(b);
 }
@@ -1074,15 +1072,11 @@ START_TEST(batch_failure_and_clear_revoke)
     source_init(&s, "before-clear");
     s.delay_ms = 500;
     fetcher f = {.pod = a, .key = "c", .src = &s};
-    pthread_t t;
-    pthread_create(&t, NULL, fetcher_main, &f);
-    WAIT_UNTIL(atomic_load(&s.started), 3000);
+    pthread_t t = start_fetcher(&f);
     ck_assert_int_eq(sc_clear(b), SC_OK);
     pthread_join(t, NULL);
     ck_assert_int_eq(f.st, SC_OK);
-    char *v = redis_field(NS("bfail"), "c", "value");
-    ck_assert_str_eq(v, "<none>");
-    free(v);
+    ASSERT_REDIS_FIELD(NS("bfail"), "c", "value", "<none>");
     sc_close(a);
     sc_close(b);
 }
@@ -1125,9 +1119,8 @@ START_TEST(waiters_wake_on_the_set_event)
 {
     sc_options o = test_options(NS("wake"), "a");
     o.lock_ttl_ms = 10000;
-    sc_cache *a = test_open(&o);
-    o.pod_id = "b";
-    sc_cache *b = test_open(&o);
+    sc_cache *a, *b;
+    open_a_and_b(&o, &a, &b);
     int quick = 0;
     long long lag[4];
     for (int i = 0; i < 4; i++) {
@@ -1137,9 +1130,7 @@ START_TEST(waiters_wake_on_the_set_event)
         source_init(&slow, "v");
         slow.delay_ms = 700 + 37 * i;
         fetcher fa = {.pod = a, .key = key, .src = &slow};
-        pthread_t ta;
-        pthread_create(&ta, NULL, fetcher_main, &fa);
-        WAIT_UNTIL(atomic_load(&slow.started), 3000);
+        pthread_t ta = start_fetcher(&fa);
         source other;
         source_init(&other, "never");
         ASSERT_FETCH(b, key, 0, &other, "v");
@@ -1175,9 +1166,7 @@ START_TEST(get_ignores_markers_locks_and_tags)
     ck_assert_int_eq(sc_get(a, "t", &v), SC_NOT_FOUND);
     /* A set after the tag is a plain value again. */
     ck_assert_int_eq(sc_set(a, "t", "val2", 4, 0), SC_OK);
-    char *f = redis_field(NS("get"), "t", "outdated");
-    ck_assert_str_eq(f, "<none>");
-    free(f);
+    ASSERT_REDIS_FIELD(NS("get"), "t", "outdated", "<none>");
     char *g = test_get(b, "t");
     ck_assert_str_eq(g, "val2");
     free(g);

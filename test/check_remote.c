@@ -219,6 +219,15 @@ static uint64_t counter_of(sc__remote *r)
     return state_of(r).counter;
 }
 
+/* A write's result: it took the namespace's latest version and published
+ * its event without an error. A macro, so a failure names the test's line. */
+#define ASSERT_PUBLISHED_AT_COUNTER(r, res)                                                                            \
+    do {                                                                                                               \
+        ck_assert_uint_eq((res).version, counter_of(r));                                                               \
+        ck_assert_int_eq((res).published, 1);                                                                          \
+        ck_assert_str_eq((res).publish_error, "");                                                                     \
+    } while (0)
+
 static int64_t now_ms_wall(void)
 {
     struct timeval tv;
@@ -233,30 +242,33 @@ static int64_t mono_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* One command on a raw connection to r; the caller frees the reply. */
-static redisReply *raw(const sc_test_redis *r, const char *fmt, ...)
+/* One command on a raw connection to r (its own, so the remote under test
+ * is not involved); the reply, asserted present, which the caller frees. */
+static redisReply *raw_v(const sc_test_redis *r, const char *fmt, va_list ap)
 {
     redisContext *c = sc_test_redis_connect(r);
     ck_assert_ptr_nonnull(c);
-    va_list ap;
-    va_start(ap, fmt);
     redisReply *rep = redisvCommand(c, fmt, ap);
-    va_end(ap);
     redisFree(c);
     ck_assert_ptr_nonnull(rep);
     return rep;
 }
 
-static long long raw_int(const sc_test_redis *r, const char *fmt, ...)
+static redisReply *raw(const sc_test_redis *r, const char *fmt, ...)
 {
-    redisContext *c = sc_test_redis_connect(r);
-    ck_assert_ptr_nonnull(c);
     va_list ap;
     va_start(ap, fmt);
-    redisReply *rep = redisvCommand(c, fmt, ap);
+    redisReply *rep = raw_v(r, fmt, ap);
     va_end(ap);
-    redisFree(c);
-    ck_assert_ptr_nonnull(rep);
+    return rep;
+}
+
+static long long raw_int(const sc_test_redis *r, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    redisReply *rep = raw_v(r, fmt, ap);
+    va_end(ap);
     ck_assert_msg(rep->type == REDIS_REPLY_INTEGER, "reply type %d: %s", rep->type,
                   rep->type == REDIS_REPLY_ERROR ? rep->str : "");
     long long n = rep->integer;
@@ -267,14 +279,10 @@ static long long raw_int(const sc_test_redis *r, const char *fmt, ...)
 /* A bulk-string reply as a malloc'd string, NULL for nil. */
 static char *raw_str(const sc_test_redis *r, const char *fmt, ...)
 {
-    redisContext *c = sc_test_redis_connect(r);
-    ck_assert_ptr_nonnull(c);
     va_list ap;
     va_start(ap, fmt);
-    redisReply *rep = redisvCommand(c, fmt, ap);
+    redisReply *rep = raw_v(r, fmt, ap);
     va_end(ap);
-    redisFree(c);
-    ck_assert_ptr_nonnull(rep);
     ck_assert_msg(rep->type == REDIS_REPLY_STRING || rep->type == REDIS_REPLY_NIL, "reply type %d: %s", rep->type,
                   rep->type == REDIS_REPLY_ERROR ? rep->str : "");
     char *s = NULL;
@@ -787,22 +795,16 @@ START_TEST(test_set_result)
     sc__remote_result res;
     memset(&res, 0xa5, sizeof res);
     ck_assert_int_eq(do_set(r, "k", 1, "v", 1, 0, SC__ACT_SET, &res, err, sizeof err), SC_OK);
-    ck_assert_uint_eq(res.version, counter_of(r));
+    ASSERT_PUBLISHED_AT_COUNTER(r, res);
     ck_assert_uint_eq(res.version, raw_u64(&g_redis, "HGET %s version", "{res}:k:k"));
-    ck_assert_int_eq(res.published, 1);
-    ck_assert_str_eq(res.publish_error, "");
 
     memset(&res, 0xa5, sizeof res);
     ck_assert_int_eq(do_delete(r, "k", 1, 0, &res, err, sizeof err), SC_OK);
-    ck_assert_uint_eq(res.version, counter_of(r));
-    ck_assert_int_eq(res.published, 1);
-    ck_assert_str_eq(res.publish_error, "");
+    ASSERT_PUBLISHED_AT_COUNTER(r, res);
 
     memset(&res, 0xa5, sizeof res);
     ck_assert_int_eq(do_clear(r, &res, err, sizeof err), SC_OK);
-    ck_assert_uint_eq(res.version, counter_of(r));
-    ck_assert_int_eq(res.published, 1);
-    ck_assert_str_eq(res.publish_error, "");
+    ASSERT_PUBLISHED_AT_COUNTER(r, res);
     close_remote(r);
 }
 END_TEST

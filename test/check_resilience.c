@@ -106,25 +106,51 @@ static int held(sc_cache *c, const char *key)
     return ok;
 }
 
-static char *redis_field_on(const sc_test_redis *r, const char *ns, const char *key, const char *field)
+#define ASSERT_REDIS_FIELD(ns, key, field, want)                                                                       \
+    do {                                                                                                               \
+        char *got_ = test_redis_field_on(&g_redis, (ns), (key), (field));                                              \
+        ck_assert_msg(strcmp(got_, (want)) == 0, "redis %s.%s: got %s, want %s", (key), (field), got_, (want));        \
+        free(got_);                                                                                                    \
+    } while (0)
+
+static int redis_value_is(const char *ns, const char *key, const char *want)
 {
-    redisContext *rc = sc_test_redis_connect(r);
-    ck_assert_ptr_nonnull(rc);
-    redisReply *rep = redisCommand(rc, "HGET {%s}:k:%s %s", ns, key, field);
-    ck_assert_ptr_nonnull(rep);
-    char *out = rep->type == REDIS_REPLY_STRING ? strndup(rep->str, rep->len) : strdup("<none>");
-    freeReplyObject(rep);
-    redisFree(rc);
-    return out;
+    char *got = test_redis_field_on(&g_redis, ns, key, "value");
+    int same = strcmp(got, want) == 0;
+    free(got);
+    return same;
 }
 
-#define ASSERT_REDIS_FIELD(ns, key, field, want)                                                   \
-    do {                                                                                           \
-        char *got_ = redis_field_on(&g_redis, (ns), (key), (field));                               \
-        ck_assert_msg(strcmp(got_, (want)) == 0, "redis %s.%s: got %s, want %s", (key), (field), got_, \
-                      (want));                                                                     \
-        free(got_);                                                                                \
+/* A load left running in the background stores after its caller returned:
+ * poll Redis for up to 3 s, then assert, so a store that never lands fails
+ * with the value Redis holds. */
+#define ASSERT_REDIS_VALUE_SOON(ns, key, want)                                                                         \
+    do {                                                                                                               \
+        WAIT_UNTIL(redis_value_is((ns), (key), (want)), 3000);                                                         \
+        ASSERT_REDIS_FIELD((ns), (key), "value", (want));                                                              \
     } while (0)
+
+/* A fetch that answered SC_OK with want, stale or not. A macro, so a
+ * failure names the test's line. */
+#define ASSERT_SERVED(c, r, want, is_stale)                                                                            \
+    do {                                                                                                               \
+        ck_assert_msg((r).st == SC_OK, "%s: %s", (r).got, sc_errmsg(c));                                               \
+        ck_assert_msg(strcmp((r).got, (want)) == 0, "got %s, want %s", (r).got, (want));                               \
+        ck_assert_msg((r).info.stale == (is_stale), "stale %d, want %d", (r).info.stale, (is_stale));                  \
+    } while (0)
+
+/* sc_get's answer on c ("<none>" when absent). */
+#define ASSERT_VALUE(c, key, want) TEST_ASSERT_STR_FREED(test_get((c), (key)), (want), (key))
+
+/* Fetch options with a TTL and everything else at its default (grace from
+ * the pod's option, no timeouts, no tags). */
+static sc_fetch_opts fetch_opts_ttl(uint64_t ttl_ms)
+{
+    sc_fetch_opts fo;
+    sc_fetch_opts_init(&fo);
+    fo.ttl_ms = ttl_ms;
+    return fo;
+}
 
 /* -------------------------------------------------------------- grace -- */
 
@@ -162,13 +188,9 @@ START_TEST(grace_with_failing_loader)
     sc_cache *b = test_open(&o);
     source s;
     source_init(&s, "v1");
-    sc_fetch_opts fo;
-    sc_fetch_opts_init(&fo);
-    fo.ttl_ms = 300;
+    sc_fetch_opts fo = fetch_opts_ttl(300);
     result r = fetch_ex(a, "k", &fo, &s);
-    ck_assert_int_eq(r.st, SC_OK);
-    ck_assert_str_eq(r.got, "v1");
-    ck_assert_int_eq(r.info.stale, 0);
+    ASSERT_SERVED(a, r, "v1", 0);
     ck_assert_int_eq(r.info.source, SC_SOURCE_REMOTE);
     /* In Redis: fresh_until set, TTL = ttl + grace. */
     redisContext *rc = sc_test_redis_connect(&g_redis);
@@ -180,22 +202,16 @@ START_TEST(grace_with_failing_loader)
     test_sleep_ms(450); /* past the TTL, within the grace */
     s.fail = SC_ERR_LOADER;
     r = fetch_ex(a, "k", &fo, &s);
-    ck_assert_msg(r.st == SC_OK, "%s: %s", r.got, sc_errmsg(a));
-    ck_assert_str_eq(r.got, "v1");
-    ck_assert_int_eq(r.info.stale, 1);
+    ASSERT_SERVED(a, r, "v1", 1);
     ck_assert_uint_ge(r.info.sync_age_ms, 100);
     ck_assert_int_eq(atomic_load(&s.calls), 2); /* it did try to reload */
     ck_assert_uint_eq(test_stats(a).stale_served, 1);
     /* The graced value is not fresh: gets treat it as absent. */
-    char *got = test_get(a, "k");
-    ck_assert_str_eq(got, "<none>");
-    free(got);
+    ASSERT_VALUE(a, "k", "<none>");
     ASSERT_REDIS_FIELD(ns, "k", "value", "v1");
     /* Pod b never held it: it reads the graced value from Redis. */
     r = fetch_ex(b, "k", &fo, &s);
-    ck_assert_int_eq(r.st, SC_OK);
-    ck_assert_str_eq(r.got, "v1");
-    ck_assert_int_eq(r.info.stale, 1);
+    ASSERT_SERVED(b, r, "v1", 1);
     /* A call without grace gets the failure. */
     sc_fetch_opts none = fo;
     none.grace_ms = 0;
@@ -217,9 +233,7 @@ START_TEST(grace_with_failing_loader)
     s.fail = SC_OK;
     source_put(&s, "v2");
     r = fetch_ex(b, "k", &fo, &s);
-    ck_assert_int_eq(r.st, SC_OK);
-    ck_assert_str_eq(r.got, "v2");
-    ck_assert_int_eq(r.info.stale, 0);
+    ASSERT_SERVED(b, r, "v2", 0);
     sc_close(a);
     sc_close(b);
 }
@@ -235,9 +249,7 @@ START_TEST(grace_never_older_than_a_write)
     sc_cache *b = test_open(&o);
     source s;
     source_init(&s, "v1");
-    sc_fetch_opts fo;
-    sc_fetch_opts_init(&fo);
-    fo.ttl_ms = 200;
+    sc_fetch_opts fo = fetch_opts_ttl(200);
     ck_assert_int_eq(fetch_ex(a, "k", &fo, &s).st, SC_OK);
     ck_assert_int_eq(sc_delete(b, "k"), SC_OK);
     test_sleep_ms(300);
@@ -264,30 +276,22 @@ START_TEST(grace_with_redis_stopped)
     sc_cache *a = test_open(&o);
     source s;
     source_init(&s, "v1");
-    sc_fetch_opts fo;
-    sc_fetch_opts_init(&fo);
-    fo.ttl_ms = 200;
+    sc_fetch_opts fo = fetch_opts_ttl(200);
     fo.grace_ms = 4000;
     ck_assert_int_eq(fetch_ex(a, "k", &fo, &s).st, SC_OK);
-    sc_fetch_opts longer;
-    sc_fetch_opts_init(&longer);
-    longer.ttl_ms = 60000;
+    sc_fetch_opts longer = fetch_opts_ttl(60000);
     ck_assert_int_eq(fetch_ex(a, "long", &longer, &s).st, SC_OK);
     sc_test_redis_kill(&red);
     WAIT_UNTIL(test_stats(a).synced == 0, 3000);
     ck_assert_uint_eq(test_stats(a).synced, 0);
     test_sleep_ms(300); /* past the TTL */
     result r = fetch_ex(a, "k", &fo, &s);
-    ck_assert_msg(r.st == SC_OK, "%s: %s", r.got, sc_errmsg(a));
-    ck_assert_str_eq(r.got, "v1");
-    ck_assert_int_eq(r.info.stale, 1);
+    ASSERT_SERVED(a, r, "v1", 1);
     ck_assert_int_eq(atomic_load(&s.calls), 2); /* no lock, no load */
     /* Without a grace, a local copy within its TTL is served as sc_get
      * serves it during an outage (stale_max_ms after the last proof). */
     r = fetch_ex(a, "long", &longer, &s);
-    ck_assert_msg(r.st == SC_OK, "%s: %s", r.got, sc_errmsg(a));
-    ck_assert_str_eq(r.got, "v1");
-    ck_assert_int_eq(r.info.stale, 1);
+    ASSERT_SERVED(a, r, "v1", 1);
     ck_assert_int_eq(r.info.source, SC_SOURCE_LOCAL);
     r = fetch_ex(a, "never", &fo, &s);
     ck_assert(r.st == SC_ERR_REMOTE || r.st == SC_ERR_TIMEOUT);
@@ -310,6 +314,19 @@ END_TEST
 
 /* ----------------------------------------------------------- timeouts -- */
 
+/* Where the soft-timeout tests start: k loaded on a with a 200 ms TTL and a
+ * 10 s grace, then left past its TTL, so the next fetch reloads and has a
+ * graced value to fall back on. Returns the fetch options used. */
+static sc_fetch_opts graced_past_ttl(sc_cache *a, source *s, uint64_t soft_timeout_ms)
+{
+    sc_fetch_opts fo = fetch_opts_ttl(200);
+    fo.grace_ms = 10000;
+    fo.soft_timeout_ms = soft_timeout_ms;
+    ck_assert_int_eq(fetch_ex(a, "k", &fo, s).st, SC_OK);
+    test_sleep_ms(300);
+    return fo;
+}
+
 /* Soft timeout: the caller is back at about the soft timeout with the
  * graced value; the load finishes in the background and stores. */
 START_TEST(soft_timeout_serves_graced_and_stores_later)
@@ -320,19 +337,11 @@ START_TEST(soft_timeout_serves_graced_and_stores_later)
     sc_cache *b = test_open(&o);
     source s;
     source_init(&s, "v1");
-    sc_fetch_opts fo;
-    sc_fetch_opts_init(&fo);
-    fo.ttl_ms = 200;
-    fo.grace_ms = 10000;
-    fo.soft_timeout_ms = 100;
-    ck_assert_int_eq(fetch_ex(a, "k", &fo, &s).st, SC_OK);
-    test_sleep_ms(300);
+    sc_fetch_opts fo = graced_past_ttl(a, &s, 100);
     source_put(&s, "v2");
     s.delay_ms = 1000;
     result r = fetch_ex(a, "k", &fo, &s);
-    ck_assert_int_eq(r.st, SC_OK);
-    ck_assert_str_eq(r.got, "v1");
-    ck_assert_int_eq(r.info.stale, 1);
+    ASSERT_SERVED(a, r, "v1", 1);
     ck_assert_int_ge(r.took_ms, 90);
     ck_assert_int_lt(r.took_ms, 700); /* not the loader's second */
     printf("soft timeout 100 ms: caller back after %lld ms\n", r.took_ms);
@@ -340,22 +349,11 @@ START_TEST(soft_timeout_serves_graced_and_stores_later)
     /* A fetch on the other pod meanwhile waits at most its soft timeout
      * too (the lock is held by the background load). */
     r = fetch_ex(b, "k", &fo, &s);
-    ck_assert_int_eq(r.st, SC_OK);
-    ck_assert_str_eq(r.got, "v1");
-    ck_assert_int_eq(r.info.stale, 1);
+    ASSERT_SERVED(b, r, "v1", 1);
     ck_assert_int_lt(r.took_ms, 700);
     /* The background load stores v2 (and every pod gets it). */
     WAIT_UNTIL(atomic_load(&s.returned) == 2, 3000);
-    char *got = NULL;
-    for (int i = 0; i < 200; i++) {
-        free(got);
-        got = redis_field_on(&g_redis, ns, "k", "value");
-        if (strcmp(got, "v2") == 0)
-            break;
-        test_sleep_ms(10);
-    }
-    ck_assert_str_eq(got, "v2");
-    free(got);
+    ASSERT_REDIS_VALUE_SOON(ns, "k", "v2");
     s.delay_ms = 0;
     r = fetch_ex(b, "k", &fo, &s);
     ck_assert_str_eq(r.got, "v2");
@@ -375,13 +373,7 @@ START_TEST(soft_timeout_background_load_never_over_newer_write)
     sc_cache *b = test_open(&o);
     source s;
     source_init(&s, "v1");
-    sc_fetch_opts fo;
-    sc_fetch_opts_init(&fo);
-    fo.ttl_ms = 200;
-    fo.grace_ms = 10000;
-    fo.soft_timeout_ms = 50;
-    ck_assert_int_eq(fetch_ex(a, "k", &fo, &s).st, SC_OK);
-    test_sleep_ms(300);
+    sc_fetch_opts fo = graced_past_ttl(a, &s, 50);
     source_put(&s, "old-from-slow-query");
     s.delay_ms = 600;
     result r = fetch_ex(a, "k", &fo, &s);
@@ -392,12 +384,8 @@ START_TEST(soft_timeout_background_load_never_over_newer_write)
     WAIT_UNTIL(atomic_load(&s.returned) == 2, 3000);
     test_sleep_ms(200); /* time for a (wrong) store to land */
     ASSERT_REDIS_FIELD(ns, "k", "value", "v3");
-    char *got = test_get(a, "k");
-    ck_assert_str_eq(got, "v3");
-    free(got);
-    got = test_get(b, "k");
-    ck_assert_str_eq(got, "v3");
-    free(got);
+    ASSERT_VALUE(a, "k", "v3");
+    ASSERT_VALUE(b, "k", "v3");
     sc_close(a);
     sc_close(b);
 }
@@ -413,9 +401,7 @@ START_TEST(hard_timeout)
     source s;
     source_init(&s, "late");
     s.delay_ms = 700;
-    sc_fetch_opts fo;
-    sc_fetch_opts_init(&fo);
-    fo.ttl_ms = 60000;
+    sc_fetch_opts fo = fetch_opts_ttl(60000);
     fo.hard_timeout_ms = 150;
     fo.soft_timeout_ms = 50; /* no graced value: the soft timeout does not apply */
     result r = fetch_ex(a, "k", &fo, &s);
@@ -425,16 +411,7 @@ START_TEST(hard_timeout)
     printf("hard timeout 150 ms: caller back after %lld ms\n", r.took_ms);
     ck_assert(strstr(sc_errmsg(a), "hard timeout") != NULL);
     WAIT_UNTIL(atomic_load(&s.returned) == 1, 3000);
-    char *got = NULL;
-    for (int i = 0; i < 200; i++) {
-        free(got);
-        got = redis_field_on(&g_redis, ns, "k", "value");
-        if (strcmp(got, "late") == 0)
-            break;
-        test_sleep_ms(10);
-    }
-    ck_assert_str_eq(got, "late");
-    free(got);
+    ASSERT_REDIS_VALUE_SOON(ns, "k", "late");
     s.delay_ms = 0;
     r = fetch_ex(a, "k", &fo, &s);
     ck_assert_int_eq(r.st, SC_OK);
@@ -458,13 +435,6 @@ static void set_tagged(sc_cache *c, const char *key, const char *val, const char
     ck_assert_int_eq(sc_set_tagged(c, key, val, strlen(val), 0, tags, t2 ? 2 : (t1 ? 1 : 0)), SC_OK);
 }
 
-static void assert_value(sc_cache *c, const char *key, const char *want)
-{
-    char *got = test_get(c, key);
-    ck_assert_msg(strcmp(got, want) == 0, "%s: got %s, want %s", key, got, want);
-    free(got);
-}
-
 START_TEST(tags_across_pods_and_in_redis)
 {
     const char *ns = NS("tags");
@@ -480,7 +450,7 @@ START_TEST(tags_across_pods_and_in_redis)
     const char *vals[] = {"one", "two", "three", "four"};
     for (int p = 0; p < 3; p++)
         for (int k = 0; k < 4; k++)
-            assert_value(pods[p], keys[k], vals[k]);
+            ASSERT_VALUE(pods[p], keys[k], vals[k]);
     for (int p = 0; p < 3; p++)
         ck_assert(held(pods[p], "k1") && held(pods[p], "k2"));
 
@@ -491,10 +461,10 @@ START_TEST(tags_across_pods_and_in_redis)
         WAIT_UNTIL(!held(pods[p], "k1") && !held(pods[p], "k2"), 2000);
         ck_assert(!held(pods[p], "k1") && !held(pods[p], "k2"));
         ck_assert(held(pods[p], "k3"));
-        assert_value(pods[p], "k1", "<none>");
-        assert_value(pods[p], "k2", "<none>");
-        assert_value(pods[p], "k3", "three");
-        assert_value(pods[p], "k4", "four");
+        ASSERT_VALUE(pods[p], "k1", "<none>");
+        ASSERT_VALUE(pods[p], "k2", "<none>");
+        ASSERT_VALUE(pods[p], "k3", "three");
+        ASSERT_VALUE(pods[p], "k4", "four");
     }
     /* Redis still holds the bytes; every read treats them as absent. */
     ASSERT_REDIS_FIELD(ns, "k1", "value", "one");
@@ -510,27 +480,27 @@ START_TEST(tags_across_pods_and_in_redis)
     ck_assert_int_eq(sc_invalidate_tag(a, "t2"), SC_OK);
     for (int p = 0; p < 3; p++) {
         WAIT_UNTIL(!held(pods[p], "k3"), 2000);
-        assert_value(pods[p], "k3", "<none>");
-        assert_value(pods[p], "k4", "four");
+        ASSERT_VALUE(pods[p], "k3", "<none>");
+        ASSERT_VALUE(pods[p], "k4", "four");
     }
     /* Re-tagging after the invalidation: written later, unaffected. */
     set_tagged(c3, "k1", "one-again", "t1", NULL);
     for (int p = 0; p < 3; p++)
-        assert_value(pods[p], "k1", "one-again");
+        ASSERT_VALUE(pods[p], "k1", "one-again");
     ck_assert_int_eq(sc_invalidate_tag(a, "unused-tag"), SC_OK);
     for (int p = 0; p < 3; p++)
-        assert_value(pods[p], "k1", "one-again");
+        ASSERT_VALUE(pods[p], "k1", "one-again");
     ck_assert_int_eq(sc_invalidate_tag(a, "t1"), SC_OK);
     for (int p = 0; p < 3; p++) {
         WAIT_UNTIL(!held(pods[p], "k1"), 2000);
-        assert_value(pods[p], "k1", "<none>");
+        ASSERT_VALUE(pods[p], "k1", "<none>");
     }
     /* An untagged write drops the key's tags. */
     set_tagged(a, "k5", "five", "t5", NULL);
     ck_assert_int_eq(sc_set(a, "k5", "five-plain", 10, 0), SC_OK);
     ASSERT_REDIS_FIELD(ns, "k5", "tags", "<none>");
     ck_assert_int_eq(sc_invalidate_tag(a, "t5"), SC_OK);
-    assert_value(b, "k5", "five-plain");
+    ASSERT_VALUE(b, "k5", "five-plain");
     /* Bad tags. */
     const char *bad[] = {"a\nb"};
     ck_assert_int_eq(sc_set_tagged(a, "k6", "x", 1, 0, bad, 1), SC_ERR_INVALID);
@@ -649,7 +619,7 @@ START_TEST(tag_event_lost_while_disconnected)
         char k[16];
         snprintf(k, sizeof k, "k%d", i);
         set_tagged(w, k, "v", i % 2 ? "odd" : "even", NULL);
-        assert_value(r, k, "v");
+        ASSERT_VALUE(r, k, "v");
     }
     ck_assert(held(r, "k1") && held(r, "k2"));
     ck_assert_int_eq(sc_test_redis_cmd(&g_redis, "CLIENT KILL TYPE pubsub"), 0);
@@ -666,7 +636,7 @@ START_TEST(tag_event_lost_while_disconnected)
         char k[16];
         snprintf(k, sizeof k, "k%d", i);
         ck_assert_int_eq(held(r, k), i % 2 ? 0 : 1);
-        assert_value(r, k, i % 2 ? "<none>" : "v");
+        ASSERT_VALUE(r, k, i % 2 ? "<none>" : "v");
     }
     sc_close(w);
     sc_close(r);
@@ -718,7 +688,7 @@ START_TEST(tag_with_100k_keys)
     /* b holds a tenth of them locally. */
     for (int i = 0; i < N; i += 10) {
         snprintf(k, sizeof k, "k%d", i);
-        assert_value(b, k, "v");
+        ASSERT_VALUE(b, k, "v");
     }
     ck_assert_uint_ge(test_stats(b).local_entries, N / 10);
     long long t0 = test_now_ms();
@@ -743,7 +713,7 @@ START_TEST(tag_with_100k_keys)
     }
     /* Written afterwards: unaffected. */
     ck_assert_int_eq(sc_set_tagged(a, "k7", "new", 3, 0, tags, 1), SC_OK);
-    assert_value(b, "k7", "new");
+    ASSERT_VALUE(b, "k7", "new");
     sc_close(a);
     sc_close(b);
 }

@@ -75,20 +75,13 @@ static redisContext *connect_master(const char *ns, void *ud)
 
 static void history_start(hist_run *h, const char *ns)
 {
-    char err[256];
     sc_options o = sentinel_options(ns, NULL);
-    ck_assert_msg(hist_run_start(h, &o, ns, 3, (uint64_t)time(NULL), connect_master, NULL, err, sizeof err) == 0,
-                  "%s", err);
+    test_history_start(h, &o, ns, connect_master);
 }
 
-/* Every rule of the checker holds, and every call returned within twice
- * redis_timeout_ms (one deadline of about the timeout bounds a call; the
- * margin is for a loaded machine) with a value or a clear status. */
 static void history_check(hist_run *h, const char *tag)
 {
-    char first[512];
-    size_t n = hist_run_finish(h, 2 * sentinel_options("x", NULL).redis_timeout_ms, tag, first, sizeof first);
-    ck_assert_msg(n == 0, "%s: %zu history violation(s), first: %s", tag, n, first);
+    test_history_check(h, sentinel_options("x", NULL).redis_timeout_ms, tag);
 }
 
 /* ---------------------------------------------------------------- tests -- */
@@ -97,17 +90,12 @@ START_TEST(wrong_sentinel_address_or_name)
 {
     sc_options o = sentinel_options("s_wrong", NULL);
     o.sentinel_nodes = "127.0.0.1:1";
-    sc_cache *c = NULL;
-    long long t0 = test_now_ms();
-    sc_status s = sc_open(&o, &c);
-    ck_assert_msg(s == SC_ERR_REMOTE || s == SC_ERR_TIMEOUT, "got %s", sc_strerror(s));
-    ck_assert_ptr_null(c);
-    ck_assert_msg(strstr(sc_errmsg(NULL), "sentinel"), "message: %s", sc_errmsg(NULL));
-    ck_assert_int_lt(test_now_ms() - t0, 3000);
+    test_assert_open_fails_fast(&o, "sentinel");
 
     o = sentinel_options("s_wrong", NULL);
     o.sentinel_master = "nosuchmaster";
-    s = sc_open(&o, &c);
+    sc_cache *c = NULL;
+    sc_status s = sc_open(&o, &c);
     ck_assert_int_eq(s, SC_ERR_REMOTE);
     ck_assert_msg(strstr(sc_errmsg(NULL), "knows no master named \"nosuchmaster\""), "message: %s",
                   sc_errmsg(NULL));
@@ -128,20 +116,12 @@ START_TEST(pods_through_sentinel)
     sc_cache *a = sentinel_pod("s_basic", "a");
     sc_cache *b = sentinel_pod("s_basic", "b");
     ck_assert_int_eq(sc_set(a, "k", "v1", 2, 0), SC_OK);
-    char *v = master_value("s_basic", "k");
-    ck_assert_str_eq(v, "v1");
-    free(v);
-    v = test_get(b, "k");
-    ck_assert_str_eq(v, "v1");
-    free(v);
+    TEST_ASSERT_STR_FREED(master_value("s_basic", "k"), "v1", "k");
+    TEST_ASSERT_STR_FREED(test_get(b, "k"), "v1", "k");
     ck_assert_int_eq(sc_set(a, "k", "v2", 2, 0), SC_OK);
-    WAIT_UNTIL((v = test_peek(b, "k"), strcmp(v, "v2") == 0 ? 1 : (free(v), 0)), 3000);
-    ck_assert_str_eq(v, "v2");
-    free(v);
+    TEST_ASSERT_PEEK_SOON(b, "k", "v2", 3000);
     ck_assert_int_eq(sc_delete(b, "k"), SC_OK);
-    WAIT_UNTIL((v = test_peek(a, "k"), strcmp(v, "<none>") == 0 ? 1 : (free(v), 0)), 3000);
-    ck_assert_str_eq(v, "<none>");
-    free(v);
+    TEST_ASSERT_PEEK_SOON(a, "k", "<none>", 3000);
     sc_close(a);
     sc_close(b);
 }
@@ -156,24 +136,15 @@ START_TEST(tracking_through_sentinel)
     WAIT_UNTIL(test_stats(a).tracking_active && test_stats(b).tracking_active, 3000);
     ck_assert_uint_eq(test_stats(a).tracking_active, 1);
     ck_assert_int_eq(sc_set(a, "k", "v1", 2, 0), SC_OK);
-    char *v;
-    WAIT_UNTIL((v = test_peek(b, "k"), strcmp(v, "v1") == 0 ? 1 : (free(v), 0)), 3000);
-    ck_assert_str_eq(v, "v1");
-    free(v);
+    TEST_ASSERT_PEEK_SOON(b, "k", "v1", 3000);
     redisReply *r = sc_test_node_cmd(sentinel_master_port(), "HSET {s_trk}:k:k value foreign");
     ck_assert_ptr_nonnull(r);
     freeReplyObject(r);
-    WAIT_UNTIL((v = test_peek(b, "k"), strcmp(v, "<none>") == 0 ? 1 : (free(v), 0)), 3000);
-    ck_assert_str_eq(v, "<none>");
-    free(v);
+    TEST_ASSERT_PEEK_SOON(b, "k", "<none>", 3000);
     /* Each pod hears the invalidation on its own connection, so a's copy
      * goes at its own time: wait for it too. */
-    WAIT_UNTIL((v = test_peek(a, "k"), strcmp(v, "<none>") == 0 ? 1 : (free(v), 0)), 3000);
-    ck_assert_str_eq(v, "<none>");
-    free(v);
-    v = test_get(b, "k");
-    ck_assert_str_eq(v, "foreign");
-    free(v);
+    TEST_ASSERT_PEEK_SOON(a, "k", "<none>", 3000);
+    TEST_ASSERT_STR_FREED(test_get(b, "k"), "foreign", "k");
     ck_assert_uint_ge(test_stats(b).tracking_invalidations, 1);
     sc_close(a);
     sc_close(b);
@@ -208,9 +179,7 @@ START_TEST(partitioned_through_sentinel)
     for (int i = 0; i < 16; i++) {
         snprintf(key, sizeof key, "k%d", i);
         ck_assert_int_eq(sc_delete(b, key), SC_OK);
-        WAIT_UNTIL((v = test_peek(a, key), strcmp(v, "<none>") == 0 ? 1 : (free(v), 0)), 3000);
-        ck_assert_str_eq(v, "<none>");
-        free(v);
+        TEST_ASSERT_PEEK_SOON(a, key, "<none>", 3000);
     }
     sc_close(a);
     sc_close(b);
@@ -225,16 +194,8 @@ START_TEST(sentinel_failover_while_running)
     hist_run h;
     history_start(&h, "s_foh");
     test_writer w = {.c = pods[0]};
-    pthread_t t;
-    pthread_create(&t, NULL, test_writer_main, &w);
-    for (int round = 0; round < 20; round++) {
-        for (int k = 0; k < TEST_WRITER_KEYS; k++) {
-            char key[16];
-            snprintf(key, sizeof key, "w%d", k);
-            free(test_get(pods[1], key));
-        }
-        test_sleep_ms(10);
-    }
+    pthread_t t = test_writer_start(&w, 0);
+    test_read_writer_keys(pods + 1, 1, 20);
     redisReply *r = sc_test_node_cmd(g_set.sent[0].port, "SENTINEL FAILOVER mymaster");
     ck_assert_msg(r && r->type != REDIS_REPLY_ERROR, "SENTINEL FAILOVER: %s", r ? r->str : "no reply");
     freeReplyObject(r);
@@ -245,13 +206,7 @@ START_TEST(sentinel_failover_while_running)
     ck_assert_int_ne(new_master, old_master);
     WAIT_UNTIL(sc_test_node_role_is(new_master, "master"), 5000);
     uint64_t t_promoted = now_ns();
-    long ok_at_switch = atomic_load(&w.ok);
-    WAIT_UNTIL(atomic_load(&w.ok) > ok_at_switch + 50, 10000);
-    long long back = test_now_ms() - t0;
-    atomic_store(&w.stop, 1);
-    pthread_join(t, NULL);
-    ck_assert_msg(atomic_load(&w.ok) > ok_at_switch + 50, "writes stalled after the failover (%ld failed: %s)",
-                  w.failed, w.first_error);
+    long long back = test_writer_stop_once_resumed(&w, t, atomic_load(&w.ok), 10000) - t0;
     for (int p = 0; p < 2; p++)
         WAIT_UNTIL(test_stats(pods[p]).synced, 8000);
     int lost = test_check_writer(&w, pods, 2, "s_fo", 8000, master_value_of, NULL);
@@ -306,27 +261,17 @@ START_TEST(promotion_that_lost_writes_is_detected)
     hist_run h;
     history_start(&h, "s_losth");
     test_writer w = {.c = pods[0]};
-    pthread_t t;
-    pthread_create(&t, NULL, test_writer_main, &w);
-    test_sleep_ms(300);
+    pthread_t t = test_writer_start(&w, 300);
     uint64_t cut_off = now_ns();
 
-    redisReply *r = sc_test_node_cmd(replica, "CONFIG SET masterauth wrong-password");
-    ck_assert_msg(r && r->type != REDIS_REPLY_ERROR, "%s", r ? r->str : "no reply");
-    freeReplyObject(r);
-    r = sc_test_node_cmd(master, "CLIENT KILL TYPE replica");
-    ck_assert_ptr_nonnull(r);
-    freeReplyObject(r);
+    test_cut_off_replica(master, replica);
     long ok_cut = atomic_load(&w.ok);
     WAIT_UNTIL(atomic_load(&w.ok) > ok_cut + 30, 3000); /* acknowledged, on the master only */
     /* No write after the kill: a later write to the same key would hide
      * the loss this test is about. */
-    atomic_store(&w.stop, 1);
-    pthread_join(t, NULL);
+    test_writer_stop(&w, t);
     kill(g_set.data[mi].pid, SIGKILL);
-    r = sc_test_node_cmd(replica, "CONFIG SET masterauth %s", "");
-    if (r)
-        freeReplyObject(r);
+    sc_test_node_restore_replica_auth(replica);
     long long t0 = test_now_ms();
     WAIT_UNTIL(sentinel_master_port() == replica && sc_test_node_role_is(replica, "master"), 20000);
     ck_assert_int_eq(sentinel_master_port(), replica);
@@ -370,10 +315,7 @@ int main(void)
     tcase_add_test(tc, sentinel_failover_while_running);
     tcase_add_test(tc, promotion_that_lost_writes_is_detected);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    int rc = test_run_suite_on(s);
     sc_test_sentinels_stop(&g_set);
-    return failed ? 1 : 0;
+    return rc;
 }

@@ -99,14 +99,21 @@ static void cb_message(const char *data, size_t len, void *ud)
         sc__sub_reconnect(sub, "asked by the test");
 }
 
+/* Counts a callback that carries nothing else, under the recorder's lock,
+ * and wakes wait_for. */
+static void count_callback(rec *r, int *counter)
+{
+    pthread_mutex_lock(&r->mu);
+    seen(r);
+    (*counter)++;
+    pthread_cond_broadcast(&r->cv);
+    pthread_mutex_unlock(&r->mu);
+}
+
 static void cb_subscribed(void *ud)
 {
     rec *r = ud;
-    pthread_mutex_lock(&r->mu);
-    seen(r);
-    r->subscribed++;
-    pthread_cond_broadcast(&r->cv);
-    pthread_mutex_unlock(&r->mu);
+    count_callback(r, &r->subscribed);
 }
 
 static void cb_lost(const char *why, void *ud)
@@ -126,11 +133,7 @@ static void cb_lost(const char *why, void *ud)
 static void cb_tick(void *ud)
 {
     rec *r = ud;
-    pthread_mutex_lock(&r->mu);
-    seen(r);
-    r->ticks++;
-    pthread_cond_broadcast(&r->cv);
-    pthread_mutex_unlock(&r->mu);
+    count_callback(r, &r->ticks);
 }
 
 static void rec_init(rec *r, int caller_base)
@@ -211,6 +214,15 @@ static void default_config(sc__sub_config *cfg, rec *r, int port, const char *ch
     cfg->reconnect_max_ms = 200;
 }
 
+/* A fresh recorder (see rec_init) and default_config for it. */
+static sc__sub_config fresh_rec(rec *r, int caller_base, int port, const char *channel)
+{
+    rec_init(r, caller_base);
+    sc__sub_config cfg;
+    default_config(&cfg, r, port, channel);
+    return cfg;
+}
+
 static void start(rec *r, const sc__sub_config *cfg)
 {
     sc__sub_callbacks cb = {cb_message, cb_subscribed, cb_lost, cb_tick, NULL, NULL, NULL, r};
@@ -241,9 +253,30 @@ static void stop_and_check(rec *r)
         event_base_free(r->base);
 }
 
+/* stop_and_check, which must return at once: the subscriber never makes
+ * its caller wait out a connect attempt or a backoff. */
+static void stop_promptly(rec *r)
+{
+    double t0 = now_ms();
+    stop_and_check(r);
+    double took = now_ms() - t0 - 300; /* stop_and_check waits 300 ms */
+    ck_assert_msg(took < 5000, "stop took %.0f ms", took);
+}
+
 static void channel_name(char *buf, size_t len, const char *what, int mode)
 {
     snprintf(buf, len, "sc-test-%s-%s-%d", what, mode ? "base" : "thread", (int)getpid());
+}
+
+/* The common case: default_config on g_redis and a channel of the test's
+ * own (its name left in ch), started, and the subscription confirmed. */
+static void start_subscribed(rec *r, int mode, const char *what, char *ch, size_t chlen)
+{
+    channel_name(ch, chlen, what, mode);
+    sc__sub_config cfg;
+    default_config(&cfg, r, g_redis.port, ch);
+    start(r, &cfg);
+    ck_assert_msg(wait_for(r, have_subscribed, 1, WAIT_MS), "no subscribe confirmation");
 }
 
 /* Publishes one message on a fresh connection and checks how many
@@ -361,11 +394,7 @@ START_TEST(test_messages)
     rec r;
     rec_init(&r, _i);
     char ch[128];
-    channel_name(ch, sizeof ch, "messages", _i);
-    sc__sub_config cfg;
-    default_config(&cfg, &r, g_redis.port, ch);
-    start(&r, &cfg);
-    ck_assert_msg(wait_for(&r, have_subscribed, 1, WAIT_MS), "no subscribe confirmation");
+    start_subscribed(&r, _i, "messages", ch, sizeof ch);
 
     size_t big_len = 1024 * 1024;
     char *big = malloc(big_len);
@@ -404,11 +433,7 @@ START_TEST(test_client_kill)
     rec r;
     rec_init(&r, _i);
     char ch[128];
-    channel_name(ch, sizeof ch, "kill", _i);
-    sc__sub_config cfg;
-    default_config(&cfg, &r, g_redis.port, ch);
-    start(&r, &cfg);
-    ck_assert(wait_for(&r, have_subscribed, 1, WAIT_MS));
+    start_subscribed(&r, _i, "kill", ch, sizeof ch);
 
     ck_assert_int_eq(sc_test_redis_cmd(&g_redis, "CLIENT KILL TYPE pubsub"), 0);
     ck_assert_msg(wait_for(&r, have_lost, 1, WAIT_MS), "no on_lost after CLIENT KILL");
@@ -430,9 +455,7 @@ START_TEST(test_backoff)
     sc_test_redis srv;
     ck_assert_int_eq(sc_test_redis_start(&srv, NULL), 0);
     rec r;
-    rec_init(&r, _i);
-    sc__sub_config cfg;
-    default_config(&cfg, &r, srv.port, "backoff");
+    sc__sub_config cfg = fresh_rec(&r, _i, srv.port, "backoff");
     cfg.reconnect_min_ms = min_ms;
     cfg.reconnect_max_ms = max_ms;
     start(&r, &cfg);
@@ -485,9 +508,7 @@ START_TEST(test_auth)
     };
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         rec r;
-        rec_init(&r, _i);
-        sc__sub_config cfg;
-        default_config(&cfg, &r, srv.port, "auth");
+        sc__sub_config cfg = fresh_rec(&r, _i, srv.port, "auth");
         cfg.username = cases[c].user;
         cfg.password = cases[c].password;
         start(&r, &cfg);
@@ -558,11 +579,7 @@ START_TEST(test_reconnect_in_message)
     rec_init(&r, _i);
     r.reconnect_on = "reconnect";
     char ch[128];
-    channel_name(ch, sizeof ch, "reconnect", _i);
-    sc__sub_config cfg;
-    default_config(&cfg, &r, g_redis.port, ch);
-    start(&r, &cfg);
-    ck_assert(wait_for(&r, have_subscribed, 1, WAIT_MS));
+    start_subscribed(&r, _i, "reconnect", ch, sizeof ch);
 
     redisContext *c = sc_test_redis_connect(&g_redis);
     ck_assert_ptr_nonnull(c);
@@ -597,9 +614,7 @@ START_TEST(test_subscribe_timeout)
     int port;
     int fd = black_hole(&port);
     rec r;
-    rec_init(&r, _i);
-    sc__sub_config cfg;
-    default_config(&cfg, &r, port, "timeout");
+    sc__sub_config cfg = fresh_rec(&r, _i, port, "timeout");
     cfg.timeout_ms = 100;
     start(&r, &cfg);
     ck_assert(wait_for(&r, have_lost, 2, WAIT_MS));
@@ -617,18 +632,13 @@ START_TEST(test_stop_while_connecting)
     int port;
     int fd = black_hole(&port);
     rec r;
-    rec_init(&r, _i);
-    sc__sub_config cfg;
-    default_config(&cfg, &r, port, "connecting");
+    sc__sub_config cfg = fresh_rec(&r, _i, port, "connecting");
     cfg.timeout_ms = 60000;
     cfg.tick_ms = 10;
     start(&r, &cfg);
     /* Ticks prove the loop has run, so the attempt is under way. */
     ck_assert(wait_for(&r, have_ticks, 5, WAIT_MS));
-    double t0 = now_ms();
-    stop_and_check(&r);
-    double took = now_ms() - t0 - 300; /* stop_and_check waits 300 ms */
-    ck_assert_msg(took < 5000, "stop took %.0f ms", took);
+    stop_promptly(&r);
     ck_assert_int_eq(r.lost, 0);
     ck_assert_int_eq(r.subscribed, 0);
     close(fd);
@@ -639,17 +649,12 @@ END_TEST
 START_TEST(test_stop_while_disconnected)
 {
     rec r;
-    rec_init(&r, _i);
-    sc__sub_config cfg;
-    default_config(&cfg, &r, closed_port(), "disconnected");
+    sc__sub_config cfg = fresh_rec(&r, _i, closed_port(), "disconnected");
     cfg.reconnect_min_ms = 60000;
     cfg.reconnect_max_ms = 60000;
     start(&r, &cfg);
     ck_assert(wait_for(&r, have_lost, 1, WAIT_MS));
-    double t0 = now_ms();
-    stop_and_check(&r);
-    double took = now_ms() - t0 - 300;
-    ck_assert_msg(took < 5000, "stop took %.0f ms", took);
+    stop_promptly(&r);
     ck_assert_int_eq(r.lost, 1);
 }
 END_TEST
@@ -658,17 +663,14 @@ END_TEST
 START_TEST(test_tick)
 {
     rec r;
-    rec_init(&r, _i);
-    sc__sub_config cfg;
-    default_config(&cfg, &r, closed_port(), "tick");
+    sc__sub_config cfg = fresh_rec(&r, _i, closed_port(), "tick");
     cfg.tick_ms = 20;
     start(&r, &cfg);
     ck_assert_msg(wait_for(&r, have_ticks, 5, WAIT_MS), "ticks while disconnected: %d", get_int(&r, &r.ticks));
     ck_assert(get_int(&r, &r.lost) >= 1);
     stop_and_check(&r);
 
-    rec_init(&r, _i);
-    default_config(&cfg, &r, g_redis.port, "tick");
+    cfg = fresh_rec(&r, _i, g_redis.port, "tick");
     cfg.tick_ms = 20;
     start(&r, &cfg);
     ck_assert(wait_for(&r, have_subscribed, 1, WAIT_MS));
@@ -685,9 +687,7 @@ END_TEST
 START_TEST(test_nothing_before_loop)
 {
     rec r;
-    rec_init(&r, 1);
-    sc__sub_config cfg;
-    default_config(&cfg, &r, 0, "idle");
+    sc__sub_config cfg = fresh_rec(&r, 1, 0, "idle");
     char path[400];
     snprintf(path, sizeof path, "%s/nothing.sock", g_redis.dir);
     cfg.host = NULL;
@@ -718,9 +718,7 @@ static void stop_from_loop(evutil_socket_t fd, short what, void *arg)
 START_TEST(test_stop_inside_loop)
 {
     rec r;
-    rec_init(&r, 1);
-    sc__sub_config cfg;
-    default_config(&cfg, &r, g_redis.port, "inside");
+    sc__sub_config cfg = fresh_rec(&r, 1, g_redis.port, "inside");
     cfg.tick_ms = 5;
     start(&r, &cfg);
     ck_assert(wait_for(&r, have_subscribed, 1, WAIT_MS));

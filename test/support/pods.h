@@ -84,13 +84,13 @@ static inline char *test_get(sc_cache *c, const char *key)
     return out;
 }
 
-/* The value of {ns}:k:<key> in Redis r, read with plain commands
- * ("<none>"). Caller frees. */
-static inline char *test_redis_value_on(const sc_test_redis *r, const char *ns, const char *key)
+/* A field (value, version, lock, tags, ...) of {ns}:k:<key> in Redis r, read
+ * with plain commands ("<none>"). Caller frees. */
+static inline char *test_redis_field_on(const sc_test_redis *r, const char *ns, const char *key, const char *field)
 {
     redisContext *rc = sc_test_redis_connect(r);
     ck_assert_ptr_nonnull(rc);
-    redisReply *rep = redisCommand(rc, "HGET {%s}:k:%s value", ns, key);
+    redisReply *rep = redisCommand(rc, "HGET {%s}:k:%s %s", ns, key, field);
     ck_assert_ptr_nonnull(rep);
     char *out = rep->type == REDIS_REPLY_STRING ? strndup(rep->str, rep->len) : strdup("<none>");
     freeReplyObject(rep);
@@ -98,10 +98,37 @@ static inline char *test_redis_value_on(const sc_test_redis *r, const char *ns, 
     return out;
 }
 
+/* The value of {ns}:k:<key> in Redis r ("<none>"). Caller frees. */
+static inline char *test_redis_value_on(const sc_test_redis *r, const char *ns, const char *key)
+{
+    return test_redis_field_on(r, ns, key, "value");
+}
+
 static inline char *test_redis_value(const char *ns, const char *key)
 {
     return test_redis_value_on(&g_redis, ns, key);
 }
+
+/* Asserts that got_expr, a malloc'd string such as test_get or
+ * test_redis_value return, equals want, then frees it. A macro, so a failure
+ * names the test's line; what says which value it was. */
+#define TEST_ASSERT_STR_FREED(got_expr, want, what)                                                                    \
+    do {                                                                                                               \
+        char *got_ = (got_expr);                                                                                       \
+        ck_assert_msg(strcmp(got_, (want)) == 0, "%s: got %s, want %s", (what), got_, (want));                         \
+        free(got_);                                                                                                    \
+    } while (0)
+
+/* Opening with options o fails with SC_ERR_INVALID, leaves no handle, and
+ * the message names word (the option at fault). A macro, so a failure names
+ * the test's line. */
+#define TEST_ASSERT_OPEN_INVALID(o, word)                                                                              \
+    do {                                                                                                               \
+        sc_cache *c_ = NULL;                                                                                           \
+        ck_assert_int_eq(sc_open((o), &c_), SC_ERR_INVALID);                                                           \
+        ck_assert_ptr_null(c_);                                                                                        \
+        ck_assert_msg(strstr(sc_errmsg(NULL), (word)), "message '%s' lacks '%s'", sc_errmsg(NULL), (word));            \
+    } while (0)
 
 /* Polls cond (an expression) every 5 ms for up to ms milliseconds. */
 #define WAIT_UNTIL(cond, ms)                                               \
@@ -118,17 +145,25 @@ static inline sc_stats test_stats(sc_cache *c)
     return st;
 }
 
+/* Runs the suite in fork mode against servers the caller started and will
+ * stop; returns the exit code. */
+static inline int test_run_suite_on(Suite *s)
+{
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}
+
 /* Runs the suite in fork mode against a private Redis; returns the exit code. */
 static inline int test_run_suite(Suite *s, const char *redis_extra)
 {
     if (sc_test_redis_start(&g_redis, redis_extra) != 0)
         return 1;
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    int rc = test_run_suite_on(s);
     sc_test_redis_stop(&g_redis);
-    return failed ? 1 : 0;
+    return rc;
 }
 
 #endif

@@ -174,6 +174,32 @@ int sc_test_node_replica_synced(int port)
     return ok;
 }
 
+int sc_test_node_cut_off_replica(int master, int replica, char *err, size_t errlen)
+{
+    redisReply *r = sc_test_node_cmd(replica, "CONFIG SET masterauth wrong-password");
+    if (!r || r->type == REDIS_REPLY_ERROR) {
+        snprintf(err, errlen, "CONFIG SET masterauth on %d: %s", replica, r ? r->str : "no reply");
+        if (r)
+            freeReplyObject(r);
+        return -1;
+    }
+    freeReplyObject(r);
+    r = sc_test_node_cmd(master, "CLIENT KILL TYPE replica");
+    if (!r) {
+        snprintf(err, errlen, "CLIENT KILL TYPE replica on %d: no reply", master);
+        return -1;
+    }
+    freeReplyObject(r);
+    return 0;
+}
+
+void sc_test_node_restore_replica_auth(int replica)
+{
+    redisReply *r = sc_test_node_cmd(replica, "CONFIG SET masterauth %s", "");
+    if (r)
+        freeReplyObject(r);
+}
+
 /* CLUSTER MYID of the node at port into id; -1 when it does not answer. */
 static int node_id(int port, char id[64])
 {

@@ -44,6 +44,14 @@ int sc_test_cluster_replica_of(const sc_test_cluster *cl, int master_port);
 int sc_test_cluster_index_of(const sc_test_cluster *cl, int port);
 /* The replica at port has its link to the master up and no sync running. */
 int sc_test_node_replica_synced(int port);
+/* Cuts the replica at replica off its master at master for good: a wrong
+ * masterauth, so its link cannot come back, then CLIENT KILL TYPE replica
+ * on the master. Writes acknowledged from then on live on the master only,
+ * so a crash of the master loses them. 0, or -1 with what failed in err. */
+int sc_test_node_cut_off_replica(int master, int replica, char *err, size_t errlen);
+/* Clears the replica's masterauth again, so that once promoted or pointed at
+ * a new master it can sync (best effort: the node may be gone). */
+void sc_test_node_restore_replica_auth(int replica);
 
 /* Moving a slot from the master at src to the one at dst with MIGRATE, as
  * redis-cli --cluster reshard does, in three steps so a test can act
