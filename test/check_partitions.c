@@ -1374,6 +1374,269 @@ START_TEST(cluster_spread_and_converge)
 }
 END_TEST
 
+/* ---- the per-node exchanges of a batch overlap ---- */
+
+/* A namespace (into buf) whose P partitions fall on all 3 masters. */
+static const char *ns_on_all_masters(const char *base, char *buf, size_t cap)
+{
+    for (int n = 0; n < 100; n++) {
+        snprintf(buf, cap, "%s%d", base, n);
+        int port[P];
+        if (masters_of_parts(buf, port) == 3)
+            return buf;
+    }
+    ck_abort_msg("no namespace with partitions on all 3 masters");
+    return NULL;
+}
+
+static sc_cache *cluster_pod_with(const char *ns, const char *id, unsigned pool_size, unsigned timeout_ms)
+{
+    sc_options o = part_options(ns, id, P);
+    o.redis_cluster_nodes = g_cl.seeds;
+    o.redis_port = 1; /* ignored in cluster mode */
+    o.redis_pool_size = pool_size;
+    if (timeout_ms)
+        o.redis_timeout_ms = timeout_ms;
+    o.local_max_entries = P; /* one entry per partition: reads go to Redis */
+    o.local_policy = SC_LOCAL_LRU;
+    return test_open(&o);
+}
+
+/* out[0..n-1] are batch_keys' values of kp: every fourth absent, the others
+ * their own key. 0 when one is not. */
+static int many_right(const char *const *kp, int n, sc_value **out)
+{
+    int right = 1;
+    for (int i = 0; i < n; i++) {
+        int want = i % 4 != 3;
+        if ((out[i] != NULL) != want || (out[i] && strcmp(sc_value_data(out[i]), kp[i]) != 0))
+            right = 0;
+    }
+    return right;
+}
+
+/* out[0..n-1] are load_batch_counted's values of kp. 0 when one is not. */
+static int loaded_right(const char *const *kp, int n, sc_value **out)
+{
+    int right = 1;
+    for (int i = 0; i < n; i++) {
+        const char *k = kp[i];
+        if (k[strlen(k) - 1] == '3')
+            right &= out[i] == NULL;
+        else
+            right &= out[i] != NULL && strncmp(sc_value_data(out[i]), "L:", 2) == 0 &&
+                     strcmp((const char *)sc_value_data(out[i]) + 2, k) == 0;
+    }
+    return right;
+}
+
+/* A thread of sc_get_many and sc_fetch_batch rounds on a pod shared with
+ * others, over the keys of the partitions from `from` on only: a batch's
+ * exchanges are grouped in partition order, so threads starting at
+ * partitions of different masters meet the nodes in different orders (the
+ * case where taking one connection per node at once could deadlock). */
+typedef struct overlap_worker {
+    sc_cache *c;
+    const char *const *kp; /* n keys written as batch_keys does */
+    int n;
+    int id;
+    unsigned from;
+    int rounds;
+    int bad;               /* calls that failed or answered wrong */
+    sc_status first_st;
+    char first_err[256];
+} overlap_worker;
+
+static void overlap_bad(overlap_worker *w, sc_status st)
+{
+    if (!w->bad++) {
+        w->first_st = st;
+        snprintf(w->first_err, sizeof w->first_err, "%s", sc_errmsg(w->c));
+    }
+}
+
+static void *overlap_worker_main(void *arg)
+{
+    overlap_worker *w = arg;
+    enum { F = 48 };
+    const char *mine[64];
+    int idx[64], m = 0;
+    for (int i = 0; i < w->n && m < 64; i++)
+        if (partition_of(w->kp[i], P) >= w->from) {
+            idx[m] = i;
+            mine[m++] = w->kp[i];
+        }
+    char fk[F][32];
+    const char *fp[F];
+    sc_value *out[64];
+    for (int round = 0; round < w->rounds; round++) {
+        sc_status st = sc_get_many(w->c, mine, (size_t)m, out);
+        if (st != SC_OK)
+            overlap_bad(w, st);
+        else {
+            for (int i = 0; i < m; i++) {
+                int want = idx[i] % 4 != 3; /* batch_keys */
+                if ((out[i] != NULL) != want || (out[i] && strcmp(sc_value_data(out[i]), mine[i]) != 0))
+                    overlap_bad(w, SC_OK);
+            }
+            release_all(out, (size_t)m);
+        }
+        /* Keys no pod has loaded yet: the lock and the store exchanges. */
+        for (int i = 0, j = 0; i < F; j++) {
+            snprintf(fk[i], sizeof fk[i], "t%d_%d_%d", w->id, round, j);
+            if (partition_of(fk[i], P) >= w->from) {
+                fp[i] = fk[i];
+                i++;
+            }
+        }
+        batch_loader bl = {0};
+        st = sc_fetch_batch(w->c, fp, F, 0, load_batch_counted, &bl, out);
+        if (st != SC_OK)
+            overlap_bad(w, st);
+        else {
+            if (!loaded_right(fp, F, out))
+                overlap_bad(w, SC_OK);
+            release_all(out, F);
+        }
+    }
+    return NULL;
+}
+
+/* sc_get_many and sc_fetch_batch over keys on all three masters (every
+ * node's pipeline is written before any node's replies are read) answer
+ * every key right, alone and from several threads at once on one pod whose
+ * pools have a single connection each (a batch holds one connection per
+ * node at once: no deadlock, no timeout). */
+START_TEST(cluster_batches_overlap)
+{
+    ck_assert_int_eq(sc_test_cluster_start(&g_cl, 3, 0), 0);
+    char nsbuf[64];
+    const char *ns = ns_on_all_masters(NS("ov"), nsbuf, sizeof nsbuf);
+    sc_cache *a = cluster_pod(ns, "a");
+    enum { N = 48, T = 4 };
+    char keys[N][16];
+    const char *kp[N];
+    batch_keys(a, keys, kp, N, "o");
+    int port[P], on[P] = {0}, nports = masters_of_parts(ns, port), hit = 0;
+    for (int i = 0; i < N; i++)
+        for (int j = 0; j < nports; j++)
+            if (master_of_part(ns, partition_of(keys[i], P)) == port[j] && !on[j]++)
+                hit++;
+    ck_assert_int_eq(hit, 3); /* the batch spans every master */
+
+    sc_cache *b = cluster_pod_with(ns, "b", 1, 0);
+    sc_value *out[N];
+    ck_assert_int_eq(sc_get_many(b, kp, N, out), SC_OK);
+    ck_assert(many_right(kp, N, out));
+    release_all(out, N);
+    char fk[N][16];
+    const char *fp[N];
+    batch_keys(NULL, fk, fp, N, "of");
+    batch_loader bl = {0};
+    ck_assert_int_eq(sc_fetch_batch(b, fp, N, 0, load_batch_counted, &bl, out), SC_OK);
+    ck_assert(loaded_right(fp, N, out));
+    release_all(out, N);
+    ck_assert_int_eq(atomic_load(&bl.calls), 1);
+    for (int i = 0; i < N; i++) {
+        if (i % 10 == 3)
+            continue;
+        char *v = cluster_value(ns, fk[i], NULL);
+        assert_is_loaded(v, fk[i]);
+        free(v);
+    }
+
+    /* Thread i < 3 starts at the lowest partition of master i, thread 3 at
+     * partition 0. */
+    unsigned from[T] = {0};
+    for (int i = 0; i < 3; i++)
+        for (unsigned q = P; q-- > 0;)
+            if (master_of_part(ns, q) == port[i])
+                from[i] = q;
+    overlap_worker w[T];
+    pthread_t t[T];
+    for (int i = 0; i < T; i++) {
+        w[i] = (overlap_worker){.c = b, .kp = kp, .n = N, .id = i, .from = from[i], .rounds = 25};
+        ck_assert_int_eq(pthread_create(&t[i], NULL, overlap_worker_main, &w[i]), 0);
+    }
+    for (int i = 0; i < T; i++) {
+        pthread_join(t[i], NULL);
+        ck_assert_msg(w[i].bad == 0, "thread %d: %d bad calls, first %s: %s", i, w[i].bad,
+                      sc_strerror(w[i].first_st), w[i].first_err);
+    }
+    sc_close(a);
+    sc_close(b);
+    sc_test_cluster_stop(&g_cl);
+}
+END_TEST
+
+/* One master paused: the batch's exchange with it times out after about
+ * redis_timeout_ms (the others, begun at the same time, have answered
+ * meanwhile) and the batch fails with SC_ERR_TIMEOUT naming that node, as
+ * a batch read one node after the other did; once the node is back, the
+ * same batches answer. */
+START_TEST(cluster_batch_node_paused)
+{
+    ck_assert_int_eq(sc_test_cluster_start(&g_cl, 3, 0), 0);
+    char nsbuf[64];
+    const char *ns = ns_on_all_masters(NS("ovp"), nsbuf, sizeof nsbuf);
+    sc_cache *a = cluster_pod(ns, "a");
+    enum { N = 48, TIMEOUT_MS = 300 };
+    char keys[N][16];
+    const char *kp[N];
+    batch_keys(a, keys, kp, N, "p");
+    sc_cache *b = cluster_pod_with(ns, "b", 1, TIMEOUT_MS);
+    sc_value *out[N];
+    ck_assert_int_eq(sc_get_many(b, kp, N, out), SC_OK); /* connections made */
+    release_all(out, N);
+
+    int paused = master_of_part(ns, partition_of(keys[0], P));
+    char port_str[16];
+    snprintf(port_str, sizeof port_str, ":%d", paused);
+    long long paused_at = test_now_ms();
+    redisReply *r = sc_test_node_cmd(paused, "CLIENT PAUSE 3000 ALL");
+    ck_assert_ptr_nonnull(r);
+    ck_assert_int_ne(r->type, REDIS_REPLY_ERROR);
+    freeReplyObject(r);
+
+    long long t0 = test_now_ms();
+    ck_assert_int_eq(sc_get_many(b, kp, N, out), SC_ERR_TIMEOUT);
+    long long took = test_now_ms() - t0;
+    for (int i = 0; i < N; i++)
+        ck_assert_ptr_null(out[i]);
+    ck_assert_msg(strstr(sc_errmsg(b), "timeout") && strstr(sc_errmsg(b), port_str), "%s", sc_errmsg(b));
+    /* Not the pause (3000 ms): the node's own deadline. */
+    ck_assert_msg(took >= TIMEOUT_MS - 50 && took < 2000, "sc_get_many took %lld ms", took);
+
+    char fk[N][16];
+    const char *fp[N];
+    batch_keys(NULL, fk, fp, N, "pf");
+    batch_loader bl = {0};
+    t0 = test_now_ms();
+    ck_assert_int_eq(sc_fetch_batch(b, fp, N, 0, load_batch_counted, &bl, out), SC_ERR_TIMEOUT);
+    took = test_now_ms() - t0;
+    for (int i = 0; i < N; i++)
+        ck_assert_ptr_null(out[i]);
+    ck_assert_msg(strstr(sc_errmsg(b), "timeout") && strstr(sc_errmsg(b), port_str), "%s", sc_errmsg(b));
+    ck_assert_msg(took >= TIMEOUT_MS - 50 && took < 2000, "sc_fetch_batch took %lld ms", took);
+
+    /* A paused node holds CLIENT UNPAUSE too: wait the pause out. The
+     * timed-out connections were dropped; fresh ones answer. */
+    long long left = paused_at + 3100 - test_now_ms();
+    if (left > 0)
+        test_sleep_ms(left);
+    ck_assert_int_eq(sc_get_many(b, kp, N, out), SC_OK);
+    ck_assert(many_right(kp, N, out));
+    release_all(out, N);
+    batch_loader again = {0};
+    ck_assert_int_eq(sc_fetch_batch(b, fp, N, 0, load_batch_counted, &again, out), SC_OK);
+    ck_assert(loaded_right(fp, N, out));
+    release_all(out, N);
+    sc_close(a);
+    sc_close(b);
+    sc_test_cluster_stop(&g_cl);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("partitions");
@@ -1398,6 +1661,8 @@ static Suite *suite(void)
     TCase *cl = tcase_create("cluster");
     tcase_set_timeout(cl, 180);
     tcase_add_test(cl, cluster_spread_and_converge);
+    tcase_add_test(cl, cluster_batches_overlap);
+    tcase_add_test(cl, cluster_batch_node_paused);
     suite_add_tcase(s, cl);
     return s;
 }
