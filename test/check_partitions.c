@@ -1502,6 +1502,42 @@ static void *overlap_worker_main(void *arg)
     return NULL;
 }
 
+/* Starts the cluster of 3 masters, names (into buf) a namespace whose
+ * partitions fall on all of them, opens pod pods[0], which writes n keys as
+ * batch_keys does, spanning every master, and pods[1] with one connection
+ * per pool and redis_timeout_ms timeout_ms (0: the default). */
+static void overlap_start(const char *base, char *buf, size_t cap, char (*keys)[16], const char **kp, int n,
+                          const char *prefix, unsigned timeout_ms, sc_cache *pods[2])
+{
+    ck_assert_int_eq(sc_test_cluster_start(&g_cl, 3, 0), 0);
+    const char *ns = ns_on_all_masters(base, buf, cap);
+    sc_cache *a = pods[0] = cluster_pod(ns, "a");
+    pods[1] = cluster_pod_with(ns, "b", 1, timeout_ms);
+    batch_keys(a, keys, kp, n, prefix);
+    int port[P], on[P] = {0}, nports = masters_of_parts(ns, port), hit = 0;
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < nports; j++)
+            if (master_of_part(ns, partition_of(keys[i], P)) == port[j] && !on[j]++)
+                hit++;
+    ck_assert_int_eq(hit, 3);
+}
+
+/* sc_get_many of kp (written by batch_keys) and sc_fetch_batch of fp on c
+ * both answer every key right; the batch loader's calls. */
+static int batches_answer(sc_cache *c, const char *const *kp, const char *const *fp, int n)
+{
+    sc_value *out[64];
+    ck_assert_int_le(n, 64);
+    ck_assert_int_eq(sc_get_many(c, kp, (size_t)n, out), SC_OK);
+    ck_assert(many_right(kp, n, out));
+    release_all(out, (size_t)n);
+    batch_loader bl = {0};
+    ck_assert_int_eq(sc_fetch_batch(c, fp, (size_t)n, 0, load_batch_counted, &bl, out), SC_OK);
+    ck_assert(loaded_right(fp, n, out));
+    release_all(out, (size_t)n);
+    return atomic_load(&bl.calls);
+}
+
 /* sc_get_many and sc_fetch_batch over keys on all three masters (every
  * node's pipeline is written before any node's replies are read) answer
  * every key right, alone and from several threads at once on one pod whose
@@ -1509,44 +1545,26 @@ static void *overlap_worker_main(void *arg)
  * node at once: no deadlock, no timeout). */
 START_TEST(cluster_batches_overlap)
 {
-    ck_assert_int_eq(sc_test_cluster_start(&g_cl, 3, 0), 0);
-    char nsbuf[64];
-    const char *ns = ns_on_all_masters(NS("ov"), nsbuf, sizeof nsbuf);
-    sc_cache *a = cluster_pod(ns, "a");
     enum { N = 48, T = 4 };
-    char keys[N][16];
-    const char *kp[N];
-    batch_keys(a, keys, kp, N, "o");
-    int port[P], on[P] = {0}, nports = masters_of_parts(ns, port), hit = 0;
-    for (int i = 0; i < N; i++)
-        for (int j = 0; j < nports; j++)
-            if (master_of_part(ns, partition_of(keys[i], P)) == port[j] && !on[j]++)
-                hit++;
-    ck_assert_int_eq(hit, 3); /* the batch spans every master */
-
-    sc_cache *b = cluster_pod_with(ns, "b", 1, 0);
-    sc_value *out[N];
-    ck_assert_int_eq(sc_get_many(b, kp, N, out), SC_OK);
-    ck_assert(many_right(kp, N, out));
-    release_all(out, N);
-    char fk[N][16];
-    const char *fp[N];
+    char nsbuf[64], keys[N][16], fk[N][16];
+    const char *kp[N], *fp[N];
+    sc_cache *pods[2];
+    overlap_start(NS("ov"), nsbuf, sizeof nsbuf, keys, kp, N, "o", 0, pods);
+    const char *ns = nsbuf;
+    sc_cache *b = pods[1];
     batch_keys(NULL, fk, fp, N, "of");
-    batch_loader bl = {0};
-    ck_assert_int_eq(sc_fetch_batch(b, fp, N, 0, load_batch_counted, &bl, out), SC_OK);
+    ck_assert_int_eq(batches_answer(b, kp, fp, N), 1);
+    /* Stored on their masters: the other pod, which never held them, reads
+     * them from Redis. */
+    sc_value *out[N];
+    ck_assert_int_eq(sc_get_many(pods[0], fp, N, out), SC_OK);
     ck_assert(loaded_right(fp, N, out));
     release_all(out, N);
-    ck_assert_int_eq(atomic_load(&bl.calls), 1);
-    for (int i = 0; i < N; i++) {
-        if (i % 10 == 3)
-            continue;
-        char *v = cluster_value(ns, fk[i], NULL);
-        assert_is_loaded(v, fk[i]);
-        free(v);
-    }
 
     /* Thread i < 3 starts at the lowest partition of master i, thread 3 at
      * partition 0. */
+    int port[P];
+    masters_of_parts(ns, port);
     unsigned from[T] = {0};
     for (int i = 0; i < 3; i++)
         for (unsigned q = P; q-- > 0;)
@@ -1563,11 +1581,25 @@ START_TEST(cluster_batches_overlap)
         ck_assert_msg(w[i].bad == 0, "thread %d: %d bad calls, first %s: %s", i, w[i].bad,
                       sc_strerror(w[i].first_st), w[i].first_err);
     }
-    sc_close(a);
+    sc_close(pods[0]);
     sc_close(b);
     sc_test_cluster_stop(&g_cl);
 }
 END_TEST
+
+/* A batch that ended with st after starting at t0 timed out within about
+ * timeout_ms (not the pause's 3000 ms), with every out[i] NULL and a
+ * message naming the paused node (":port"). */
+static void assert_batch_timed_out(sc_cache *c, sc_status st, long long t0, long timeout_ms, const char *port,
+                                   sc_value **out, int n)
+{
+    long long took = test_now_ms() - t0;
+    ck_assert_int_eq(st, SC_ERR_TIMEOUT);
+    for (int i = 0; i < n; i++)
+        ck_assert_ptr_null(out[i]);
+    ck_assert_msg(strstr(sc_errmsg(c), "timeout") && strstr(sc_errmsg(c), port), "%s", sc_errmsg(c));
+    ck_assert_msg(took >= timeout_ms - 50 && took < 2000, "took %lld ms", took);
+}
 
 /* One master paused: the batch's exchange with it times out after about
  * redis_timeout_ms (the others, begun at the same time, have answered
@@ -1576,15 +1608,13 @@ END_TEST
  * same batches answer. */
 START_TEST(cluster_batch_node_paused)
 {
-    ck_assert_int_eq(sc_test_cluster_start(&g_cl, 3, 0), 0);
-    char nsbuf[64];
-    const char *ns = ns_on_all_masters(NS("ovp"), nsbuf, sizeof nsbuf);
-    sc_cache *a = cluster_pod(ns, "a");
     enum { N = 48, TIMEOUT_MS = 300 };
-    char keys[N][16];
-    const char *kp[N];
-    batch_keys(a, keys, kp, N, "p");
-    sc_cache *b = cluster_pod_with(ns, "b", 1, TIMEOUT_MS);
+    char nsbuf[64], keys[N][16], fk[N][16];
+    const char *kp[N], *fp[N];
+    sc_cache *pods[2];
+    overlap_start(NS("ovp"), nsbuf, sizeof nsbuf, keys, kp, N, "p", TIMEOUT_MS, pods);
+    const char *ns = nsbuf;
+    sc_cache *b = pods[1];
     sc_value *out[N];
     ck_assert_int_eq(sc_get_many(b, kp, N, out), SC_OK); /* connections made */
     release_all(out, N);
@@ -1599,39 +1629,21 @@ START_TEST(cluster_batch_node_paused)
     freeReplyObject(r);
 
     long long t0 = test_now_ms();
-    ck_assert_int_eq(sc_get_many(b, kp, N, out), SC_ERR_TIMEOUT);
-    long long took = test_now_ms() - t0;
-    for (int i = 0; i < N; i++)
-        ck_assert_ptr_null(out[i]);
-    ck_assert_msg(strstr(sc_errmsg(b), "timeout") && strstr(sc_errmsg(b), port_str), "%s", sc_errmsg(b));
-    /* Not the pause (3000 ms): the node's own deadline. */
-    ck_assert_msg(took >= TIMEOUT_MS - 50 && took < 2000, "sc_get_many took %lld ms", took);
-
-    char fk[N][16];
-    const char *fp[N];
+    sc_status st = sc_get_many(b, kp, N, out);
+    assert_batch_timed_out(b, st, t0, TIMEOUT_MS, port_str, out, N);
     batch_keys(NULL, fk, fp, N, "pf");
     batch_loader bl = {0};
     t0 = test_now_ms();
-    ck_assert_int_eq(sc_fetch_batch(b, fp, N, 0, load_batch_counted, &bl, out), SC_ERR_TIMEOUT);
-    took = test_now_ms() - t0;
-    for (int i = 0; i < N; i++)
-        ck_assert_ptr_null(out[i]);
-    ck_assert_msg(strstr(sc_errmsg(b), "timeout") && strstr(sc_errmsg(b), port_str), "%s", sc_errmsg(b));
-    ck_assert_msg(took >= TIMEOUT_MS - 50 && took < 2000, "sc_fetch_batch took %lld ms", took);
+    st = sc_fetch_batch(b, fp, N, 0, load_batch_counted, &bl, out);
+    assert_batch_timed_out(b, st, t0, TIMEOUT_MS, port_str, out, N);
 
     /* A paused node holds CLIENT UNPAUSE too: wait the pause out. The
      * timed-out connections were dropped; fresh ones answer. */
     long long left = paused_at + 3100 - test_now_ms();
     if (left > 0)
         test_sleep_ms(left);
-    ck_assert_int_eq(sc_get_many(b, kp, N, out), SC_OK);
-    ck_assert(many_right(kp, N, out));
-    release_all(out, N);
-    batch_loader again = {0};
-    ck_assert_int_eq(sc_fetch_batch(b, fp, N, 0, load_batch_counted, &again, out), SC_OK);
-    ck_assert(loaded_right(fp, N, out));
-    release_all(out, N);
-    sc_close(a);
+    batches_answer(b, kp, fp, N);
+    sc_close(pods[0]);
     sc_close(b);
     sc_test_cluster_stop(&g_cl);
 }
