@@ -7,7 +7,9 @@
  * an error, and the next caller of the slot connects afresh. Every call runs
  * against one absolute deadline that covers waiting for a slot, connecting
  * (AUTH, SELECT included) and the command, so a stopped or paused Redis costs
- * a caller about timeout_ms, never more.
+ * a caller about timeout_ms, never more. A pipeline can be run in two
+ * halves (sc__pool_begin writes, sc__pool_end reads), so that a caller
+ * overlaps its exchanges with several nodes.
  *
  * With a router (Redis Cluster or Sentinel, route.c) the address is the
  * router's: a connection made under an older routing generation is dropped
