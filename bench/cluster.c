@@ -19,6 +19,14 @@
  *   sc_get       remote hit: a reader pod with local_max_entries = 1 reads
  *                keys Redis holds, so (nearly) every get misses locally,
  *                reads Redis and installs the value; microseconds per call.
+ *   get_many     sc_get_many of 48 keys on a namespace of 16 partitions
+ *                (on the cluster spread over the 3 masters: one pipelined
+ *                exchange per master), read by a pod whose local tier holds
+ *                one entry per partition and that reads a different 48 of
+ *                MANY_KEYS each call, so every key misses locally; the
+ *                median per call. On the single Redis also the same 48 keys
+ *                read as 3 sc_get_many of 16 one after the other: what 3
+ *                sequential single-node exchanges cost.
  * Failover, --failovers runs of each kind, medians:
  *   manual       CLUSTER FAILOVER sent to the replica of the namespace's
  *                master while pod A writes without pause;
@@ -62,6 +70,9 @@
 #define KEYS 1000
 #define VALUE_LEN 100
 #define FO_KEYS 16
+#define MANY_PARTS 16
+#define MANY_BATCH 48
+#define MANY_KEYS (MANY_BATCH * 10)
 
 static sc_test_redis g_single;
 static sc_test_cluster g_cl;
@@ -169,14 +180,115 @@ static void on_event(const sc_event_info *ev, void *ud)
 
 typedef struct steady {
     double p50, p99, set_us, get_us;
+    double many_us;  /* one sc_get_many of MANY_BATCH keys, median */
+    double split_us; /* the same as 3 sc_get_many of a third each, median */
     long missing;
 } steady;
 
 typedef struct backend {
     int cluster;
     sc_cache *a, *b, *reader;
+    sc_cache *pw, *pr; /* the partitioned namespace's writer and reader */
+    int many_masters;  /* masters holding its partitions (cluster) */
     deliveries d;
 } backend;
+
+/* A partitioned namespace whose 16 partitions fall on all 3 masters (any
+ * on the single Redis); how many masters hold them into *masters. */
+static const char *many_ns(int cluster, char *buf, size_t cap, int *masters)
+{
+    *masters = 1;
+    for (int n = 0; n < 100; n++) {
+        snprintf(buf, cap, "bench-many-%s-%d", cluster ? "cl" : "single", n);
+        if (!cluster)
+            return buf;
+        int port[3] = {0}, np = 0;
+        for (unsigned p = 0; p < MANY_PARTS; p++) {
+            char tag[80];
+            snprintf(tag, sizeof tag, "{%s#%u}", buf, p);
+            int at = sc_test_cluster_master_of(&g_cl, tag), known = 0;
+            for (int j = 0; j < np; j++)
+                known |= port[j] == at;
+            if (!known && np < 3)
+                port[np++] = at;
+        }
+        *masters = np;
+        if (np == 3)
+            return buf;
+    }
+    die("get_many", "no namespace with partitions on all 3 masters");
+    return NULL;
+}
+
+static void many_open(backend *be)
+{
+    static char ns[2][64];
+    const char *name = many_ns(be->cluster, ns[be->cluster], sizeof ns[0], &be->many_masters);
+    sc_options o = pod_options(be->cluster, name);
+    o.partitions = MANY_PARTS;
+    be->pw = open_pod(&o);
+    o.local_max_entries = MANY_PARTS; /* one entry per partition */
+    o.local_policy = SC_LOCAL_LRU;    /* the newest: never this call's keys */
+    be->pr = open_pod(&o);
+    char key[32], val[VALUE_LEN];
+    memset(val, 'm', sizeof val);
+    for (int i = 0; i < MANY_KEYS; i++) {
+        snprintf(key, sizeof key, "m:%04d", i);
+        if (sc_set(be->pw, key, val, sizeof val, 0) != SC_OK)
+            die("sc_set", sc_errmsg(be->pw));
+    }
+}
+
+/* sc_get_many of keys[0..n-1] on c; every key must be found. */
+static void many_read(sc_cache *c, const char *const *kp, size_t n)
+{
+    sc_value *out[MANY_BATCH];
+    if (sc_get_many(c, kp, n, out) != SC_OK)
+        die("sc_get_many", sc_errmsg(c));
+    for (size_t i = 0; i < n; i++) {
+        if (!out[i] || sc_value_size(out[i]) != VALUE_LEN)
+            die("sc_get_many", "a key not found or of the wrong size");
+        sc_value_release(out[i]);
+    }
+}
+
+static double median_u64_us(uint64_t *lat, long n)
+{
+    qsort(lat, (size_t)n, sizeof *lat, cmp_u64);
+    return n ? (double)lat[(n - 1) / 2] / 1e3 : 0;
+}
+
+/* The median sc_get_many of MANY_BATCH keys, and (split) of the same keys
+ * as 3 calls one after the other; each call reads the next 48 keys, so no
+ * key of it is in the reader's local tier (one entry per partition, the
+ * last batch's). */
+static void many_run(backend *be, long calls, double *many_us, double *split_us)
+{
+    uint64_t *lat = malloc((size_t)calls * sizeof *lat), *split = malloc((size_t)calls * sizeof *split);
+    if (!lat || !split)
+        die("malloc", "latencies");
+    char keys[MANY_BATCH][32];
+    const char *kp[MANY_BATCH];
+    long batch = 0;
+    for (int pass = 0; pass < 2; pass++)
+        for (long c = 0; c < calls; c++, batch++) {
+            for (int i = 0; i < MANY_BATCH; i++) {
+                snprintf(keys[i], sizeof keys[i], "m:%04ld", (batch * MANY_BATCH + i) % MANY_KEYS);
+                kp[i] = keys[i];
+            }
+            uint64_t t = now_ns();
+            if (pass == 0)
+                many_read(be->pr, kp, MANY_BATCH);
+            else
+                for (int third = 0; third < 3; third++)
+                    many_read(be->pr, kp + third * (MANY_BATCH / 3), MANY_BATCH / 3);
+            (pass == 0 ? lat : split)[c] = now_ns() - t;
+        }
+    *many_us = median_u64_us(lat, calls);
+    *split_us = median_u64_us(split, calls);
+    free(lat);
+    free(split);
+}
 
 static void backend_open(backend *be, int cluster, long sets)
 {
@@ -196,6 +308,7 @@ static void backend_open(backend *be, int cluster, long sets)
     o = pod_options(cluster, ns);
     o.local_max_entries = 1; /* every get of another key misses locally */
     be->reader = open_pod(&o);
+    many_open(be);
 }
 
 static void backend_close(backend *be)
@@ -203,6 +316,8 @@ static void backend_close(backend *be)
     sc_close(be->a);
     sc_close(be->b);
     sc_close(be->reader);
+    sc_close(be->pw);
+    sc_close(be->pr);
     free(be->d.recv);
 }
 
@@ -265,6 +380,8 @@ static void one_steady_run(backend *be, int run, long interval_ns, long ops, ste
         sc_value_release(v);
     }
     out->get_us = (double)(now_ns() - t) / (double)ops / 1e3;
+
+    many_run(be, ops / 10 > 0 ? ops / 10 : 1, &out->many_us, &out->split_us);
 }
 
 static void steady_median(const steady *r, int runs, steady *out)
@@ -273,6 +390,8 @@ static void steady_median(const steady *r, int runs, steady *out)
     MEDIAN_OF(out, r, runs, p99);
     MEDIAN_OF(out, r, runs, set_us);
     MEDIAN_OF(out, r, runs, get_us);
+    MEDIAN_OF(out, r, runs, many_us);
+    MEDIAN_OF(out, r, runs, split_us);
     out->missing = 0;
     for (int i = 0; i < runs; i++)
         out->missing += r[i].missing;
@@ -588,6 +707,18 @@ int main(int argc, char **argv)
     printf("| sc_get remote hit us per call | %.1f | %.1f | %.2fx |\n", med[0].get_us, med[1].get_us,
            med[1].get_us / med[0].get_us);
     printf("| deliveries missing (all runs) | %ld | %ld | |\n", med[0].missing, med[1].missing);
+    printf("\n### sc_get_many across masters\n\n");
+    printf("sc_get_many of %d keys of a namespace of %d partitions (on the cluster held by %d masters), every key "
+           "a local miss; median us per call of %ld calls per run, median over the runs. The last row reads the "
+           "same keys on the single Redis as 3 sc_get_many of %d keys one after the other: 3 sequential "
+           "single-node exchanges.\n\n",
+           MANY_BATCH, MANY_PARTS, be[1].many_masters, ops / 10 > 0 ? ops / 10 : 1, MANY_BATCH / 3);
+    printf("| measure | us | / single Redis |\n|---|---|---|\n");
+    printf("| sc_get_many %d keys, single Redis | %.0f | 1.00x |\n", MANY_BATCH, med[0].many_us);
+    printf("| sc_get_many %d keys, cluster (%d masters) | %.0f | %.2fx |\n", MANY_BATCH, be[1].many_masters,
+           med[1].many_us, med[1].many_us / med[0].many_us);
+    printf("| 3 sequential sc_get_many of %d keys, single Redis | %.0f | %.2fx |\n", MANY_BATCH / 3,
+           med[0].split_us, med[0].split_us / med[0].many_us);
     if (failovers) {
         printf("\n### failover recovery (medians over %d runs of each)\n\n", failovers);
         printf("ms from CLUSTER FAILOVER (sent to the replica) or from SIGKILL of the master, while pod A writes "

@@ -7,7 +7,9 @@
  * an error, and the next caller of the slot connects afresh. Every call runs
  * against one absolute deadline that covers waiting for a slot, connecting
  * (AUTH, SELECT included) and the command, so a stopped or paused Redis costs
- * a caller about timeout_ms, never more.
+ * a caller about timeout_ms, never more. A pipeline can be run in two
+ * halves (sc__pool_begin writes, sc__pool_end reads), so that a caller
+ * overlaps its exchanges with several nodes.
  *
  * With a router (Redis Cluster or Sentinel, route.c) the address is the
  * router's: a connection made under an older routing generation is dropped
@@ -326,10 +328,8 @@ static redisReply *read_reply(redisContext *c, int *saved_errno)
     return reply;
 }
 
-/* Sends the ncmd commands in one write and reads their replies into
- * replies[0..ncmd-1], in order: a pipeline (one command is the plain case).
- * 0, or -1 with every reply freed and the context failed. */
-static int pipeline(slot *s, size_t ncmd, const sc__pool_cmd *cmds, redisReply **replies, int *saved_errno)
+/* Sends the ncmd commands in one write. 0, or -1 with the context failed. */
+static int pipe_send(slot *s, size_t ncmd, const sc__pool_cmd *cmds, int *saved_errno)
 {
     size_t need = 0;
     for (size_t i = 0; i < ncmd; i++)
@@ -343,7 +343,15 @@ static int pipeline(slot *s, size_t ncmd, const sc__pool_cmd *cmds, redisReply *
     int failed = send_all(s->ctx, buf, need, saved_errno);
     if (buf != s->obuf)
         free(buf);
+    return failed ? -1 : 0;
+}
+
+/* Reads the replies of ncmd commands sent into replies[0..ncmd-1], in
+ * order. 0, or -1 with every reply freed and the context failed. */
+static int pipe_recv(slot *s, size_t ncmd, redisReply **replies, int *saved_errno)
+{
     size_t got = 0;
+    int failed = 0;
     while (!failed && got < ncmd) {
         replies[got] = read_reply(s->ctx, saved_errno);
         if (!replies[got])
@@ -357,17 +365,13 @@ static int pipeline(slot *s, size_t ncmd, const sc__pool_cmd *cmds, redisReply *
     return failed ? -1 : 0;
 }
 
-/* Runs the ncmd commands on s->ctx (pipelined). On failure the context is
- * freed (it is dead) and the error is mapped; *stale tells whether a retry
- * may help. */
-static sc_status run_pipeline(slot *s, size_t ncmd, const sc__pool_cmd *cmds, int64_t deadline, unsigned timeout_ms,
-                              const char *what, redisReply **replies, int *stale, char *err, size_t errlen)
+/* Applies what is left of the deadline as s->ctx's socket timeout. The
+ * timeout is re-applied only when it differs from the one set by more than
+ * 5%: a fresh call's deadline is the full timeout, and two setsockopt calls
+ * per command cost as much as a third of a loopback round trip. On failure
+ * the context is freed. */
+static sc_status apply_timeout(slot *s, int64_t deadline, char *err, size_t errlen)
 {
-    *stale = 0;
-    /* The socket timeout is re-applied only when what is left of the
-     * deadline differs from the one set by more than 5%: a fresh call's
-     * deadline is the full timeout, and two setsockopt calls per command
-     * cost as much as a third of a loopback round trip. */
     int64_t left = deadline - sc__remote_now_ms();
     int64_t drift = left > s->set_ms ? left - s->set_ms : s->set_ms - left;
     if (s->set_ms == 0 || drift * 20 > s->set_ms) {
@@ -379,10 +383,15 @@ static sc_status run_pipeline(slot *s, size_t ncmd, const sc__pool_cmd *cmds, in
         }
         s->set_ms = left < 1 ? 1 : left;
     }
-    int saved_errno;
-    if (pipeline(s, ncmd, cmds, replies, &saved_errno) == 0)
-        return SC_OK;
+    return SC_OK;
+}
 
+/* Maps the failure of a send or a read on s->ctx to a status and a message,
+ * and frees the context (it is dead); *stale tells whether a retry may
+ * help. */
+static sc_status failed_io(slot *s, int saved_errno, int64_t deadline, unsigned timeout_ms, const char *what,
+                           int *stale, char *err, size_t errlen)
+{
     sc_status st;
     if (is_timeout(s->ctx, saved_errno, deadline)) {
         sc__remote_errf(err, errlen, "redis %s: timeout after %u ms on %s", s->addr, timeout_ms, what);
@@ -396,6 +405,45 @@ static sc_status run_pipeline(slot *s, size_t ncmd, const sc__pool_cmd *cmds, in
     redisFree(s->ctx);
     s->ctx = NULL;
     return st;
+}
+
+/* The sending half of run_pipeline: the timeout applied and the commands
+ * written; their replies are still to be read (recv_pipeline). */
+static sc_status send_pipeline(slot *s, size_t ncmd, const sc__pool_cmd *cmds, int64_t deadline,
+                               unsigned timeout_ms, const char *what, int *stale, char *err, size_t errlen)
+{
+    *stale = 0;
+    sc_status st = apply_timeout(s, deadline, err, errlen);
+    if (st != SC_OK)
+        return st;
+    int saved_errno;
+    if (pipe_send(s, ncmd, cmds, &saved_errno) == 0)
+        return SC_OK;
+    return failed_io(s, saved_errno, deadline, timeout_ms, what, stale, err, errlen);
+}
+
+/* The reading half of run_pipeline. */
+static sc_status recv_pipeline(slot *s, size_t ncmd, redisReply **replies, int64_t deadline, unsigned timeout_ms,
+                               const char *what, int *stale, char *err, size_t errlen)
+{
+    *stale = 0;
+    int saved_errno;
+    if (pipe_recv(s, ncmd, replies, &saved_errno) == 0)
+        return SC_OK;
+    return failed_io(s, saved_errno, deadline, timeout_ms, what, stale, err, errlen);
+}
+
+/* Runs the ncmd commands on s->ctx (pipelined: all sent in one write, then
+ * the replies read in order into replies[0..ncmd-1]). On failure the
+ * context is freed (it is dead) and the error is mapped; *stale tells
+ * whether a retry may help. */
+static sc_status run_pipeline(slot *s, size_t ncmd, const sc__pool_cmd *cmds, int64_t deadline, unsigned timeout_ms,
+                              const char *what, redisReply **replies, int *stale, char *err, size_t errlen)
+{
+    sc_status st = send_pipeline(s, ncmd, cmds, deadline, timeout_ms, what, stale, err, errlen);
+    if (st != SC_OK)
+        return st;
+    return recv_pipeline(s, ncmd, replies, deadline, timeout_ms, what, stale, err, errlen);
 }
 
 /* Runs one command on s->ctx (see run_pipeline). */
@@ -687,27 +735,63 @@ sc_status sc__pool_command(sc__pool *p, int64_t deadline, unsigned timeout_ms, c
     return st;
 }
 
-sc_status sc__pool_pipeline(sc__pool *p, int64_t deadline, unsigned timeout_ms, const char *what, size_t ncmd,
-                            const sc__pool_cmd *cmds, redisReply **replies, char *err, size_t errlen)
+/* sc__pool_exchange is declared in remote.h with its slot as void *; the
+ * slot type stays private to this file. */
+sc_status sc__pool_begin(sc__pool *p, int64_t deadline, unsigned timeout_ms, const char *what, size_t ncmd,
+                         const sc__pool_cmd *cmds, sc__pool_exchange *x, char *err, size_t errlen)
 {
+    memset(x, 0, sizeof *x);
     slot *s;
     sc_status st = acquire(p, deadline, timeout_ms, what, &s, err, errlen);
     if (st != SC_OK)
         return st;
     for (int attempt = 0;; attempt++) {
-        int reused;
+        int reused, stale;
         st = ensure_connected(p, s, deadline, timeout_ms, &reused, err, errlen);
         if (st != SC_OK)
             break;
-        int stale;
-        st = run_pipeline(s, ncmd, cmds, deadline, timeout_ms, what, replies, &stale, err, errlen);
+        st = send_pipeline(s, ncmd, cmds, deadline, timeout_ms, what, &stale, err, errlen);
+        if (st == SC_OK) {
+            *x = (sc__pool_exchange){p, s, deadline, timeout_ms, what, ncmd, cmds, reused && attempt == 0};
+            return SC_OK;
+        }
         /* As in sc__pool_command: a connection Redis closed while it sat
          * idle gets one retry on a fresh one. */
-        if (st == SC_OK || !(reused && stale && attempt == 0))
+        if (!(reused && stale && attempt == 0))
             break;
     }
     release(p, s);
     return st;
+}
+
+sc_status sc__pool_end(sc__pool_exchange *x, redisReply **replies, char *err, size_t errlen)
+{
+    sc__pool *p = x->pool;
+    slot *s = x->slot;
+    int stale;
+    sc_status st = recv_pipeline(s, x->ncmd, replies, x->deadline, x->timeout_ms, x->what, &stale, err, errlen);
+    if (st != SC_OK && x->may_retry && stale) {
+        /* The reused connection was found closed only when its replies were
+         * read (the write went into the socket of a connection Redis had
+         * already dropped): the one retry, synchronous now, on a fresh
+         * connection of the same slot. */
+        int reused;
+        st = ensure_connected(p, s, x->deadline, x->timeout_ms, &reused, err, errlen);
+        if (st == SC_OK)
+            st = run_pipeline(s, x->ncmd, x->cmds, x->deadline, x->timeout_ms, x->what, replies, &stale, err,
+                              errlen);
+    }
+    release(p, s);
+    x->slot = NULL;
+    return st;
+}
+
+sc_status sc__pool_pipeline(sc__pool *p, int64_t deadline, unsigned timeout_ms, const char *what, size_t ncmd,
+                            const sc__pool_cmd *cmds, redisReply **replies, char *err, size_t errlen)
+{
+    sc__pool_exchange x;
+    sc_status st = sc__pool_begin(p, deadline, timeout_ms, what, ncmd, cmds, &x, err, errlen);
+    return st == SC_OK ? sc__pool_end(&x, replies, err, errlen) : st;
 }
 
 sc_status sc__pool_node(sc__pool *p, char *buf, size_t cap)

@@ -564,48 +564,97 @@ sc_status sc__remote_get_many(sc__remote *r, const char *const *keys, const size
 }
 
 /* The calls whose remotes talk to one node, pipelined on a connection of
- * one of their pools. A call whose reply is no answer keeps status
- * SC_ERR_REMOTE with no message, for the caller's fallback; so does every
- * call of the group when the connection failed (its own path may reach the
- * node that serves it now). A timeout (the deadline is spent: a retry would
- * only double it) or out of memory is every call's answer. */
-static void piped_node(sc__remote_piped **group, size_t ng)
+ * one of their pools: the exchange is begun (commands written) for every
+ * node before any is ended (replies read), so the nodes answer at the same
+ * time. */
+typedef struct piped_group {
+    sc__remote_piped **calls; /* n calls, a range of the runner's array */
+    size_t n;
+    sc__pool_cmd *cmds;
+    redisReply **replies;
+    size_t built;             /* calls holding a built command */
+    int ok;                   /* every command built */
+    sc__remote *via;          /* whose pool carries the exchange */
+    sc__pool_exchange x;
+    int begun;                /* x holds a connection until ended */
+    sc_status st;             /* of the begin, then of the end */
+    char err[sizeof ((sc__remote_piped *)0)->err];
+} piped_group;
+
+static void piped_prepare(piped_group *g)
 {
-    sc__pool_cmd *cmds = calloc(ng, sizeof *cmds);
-    redisReply **replies = calloc(ng, sizeof *replies);
-    size_t built = 0;
-    int ok = cmds && replies;
-    for (; ok && built < ng; built++)
-        ok = group[built]->build(group[built], &cmds[built]) == SC_OK;
-    if (!ok && built)
-        built--; /* the one that failed holds nothing */
+    g->cmds = calloc(g->n, sizeof *g->cmds);
+    g->replies = calloc(g->n, sizeof *g->replies);
+    g->ok = g->cmds && g->replies;
+    for (g->built = 0; g->ok && g->built < g->n; g->built++)
+        g->ok = g->calls[g->built]->build(g->calls[g->built], &g->cmds[g->built]) == SC_OK;
+    if (!g->ok && g->built)
+        g->built--; /* the one that failed holds nothing */
     /* Any pool of the group talks to the node; each holds only its share of
      * redis_pool_size, so concurrent batches take turns over them rather
      * than queue on the first one's. */
     static atomic_uint turn;
-    sc__remote *via = group[atomic_fetch_add_explicit(&turn, 1, memory_order_relaxed) % ng]->r;
-    char err[sizeof group[0]->err];
-    sc_status st = ok ? sc__pool_pipeline(via->pool, sc__remote_now_ms() + via->timeout_ms, via->timeout_ms,
-                                          group[0]->what, ng, cmds, replies, err, sizeof err)
-                      : SC_ERR_REMOTE;
-    for (size_t i = 0; i < ng; i++) {
-        sc__remote_piped *k = group[i];
-        if (st == SC_ERR_TIMEOUT || st == SC_ERR_NOMEM) {
-            k->status = st;
-            snprintf(k->err, sizeof k->err, "%s", err);
-        } else if (st != SC_OK) {
+    g->via = g->calls[atomic_fetch_add_explicit(&turn, 1, memory_order_relaxed) % g->n]->r;
+    g->st = SC_ERR_REMOTE;
+}
+
+static void piped_begin(piped_group *g)
+{
+    if (!g->ok)
+        return;
+    sc__remote *via = g->via;
+    g->st = sc__pool_begin(via->pool, sc__remote_now_ms() + via->timeout_ms, via->timeout_ms, g->calls[0]->what,
+                           g->n, g->cmds, &g->x, g->err, sizeof g->err);
+    g->begun = g->st == SC_OK;
+}
+
+/* Reads the group's replies (when its exchange was begun) and gives each
+ * call its answer. A call whose reply is no answer keeps status
+ * SC_ERR_REMOTE with no message, for the caller's fallback; so does every
+ * call of the group when the connection failed (its own path may reach the
+ * node that serves it now). A timeout (the deadline is spent: a retry would
+ * only double it) or out of memory is every call's answer. */
+static void piped_end(piped_group *g)
+{
+    if (g->begun) {
+        g->st = sc__pool_end(&g->x, g->replies, g->err, sizeof g->err);
+        g->begun = 0;
+    }
+    for (size_t i = 0; i < g->n; i++) {
+        sc__remote_piped *k = g->calls[i];
+        if (g->st == SC_ERR_TIMEOUT || g->st == SC_ERR_NOMEM) {
+            k->status = g->st;
+            snprintf(k->err, sizeof k->err, "%s", g->err);
+        } else if (g->st != SC_OK) {
             continue;
-        } else if (replies[i]->type == REDIS_REPLY_ERROR) {
+        } else if (g->replies[i]->type == REDIS_REPLY_ERROR) {
             /* MOVED, ASK, NOSCRIPT, TRYAGAIN...: the call's own path knows
              * what to do about each. */
-            freeReplyObject(replies[i]);
+            freeReplyObject(g->replies[i]);
         } else
-            k->status = k->parse(k, replies[i]);
+            k->status = k->parse(k, g->replies[i]);
     }
-    for (size_t i = 0; i < built; i++)
-        group[i]->unbuild(group[i]);
-    free(cmds);
-    free(replies);
+}
+
+static void piped_free(piped_group *g)
+{
+    for (size_t i = 0; i < g->built; i++)
+        g->calls[i]->unbuild(g->calls[i]);
+    free(g->cmds);
+    free(g->replies);
+}
+
+static int failed_group(const piped_group *g)
+{
+    return g->st == SC_ERR_TIMEOUT || g->st == SC_ERR_NOMEM;
+}
+
+/* Groups in the order of their pools' addresses (see below). */
+static int by_pool(const void *a, const void *b)
+{
+    uintptr_t x = (uintptr_t)(*(piped_group *const *)a)->via->pool;
+    uintptr_t y = (uintptr_t)(*(piped_group *const *)b)->via->pool;
+    return (x > y) - (x < y);
 }
 
 /* A call with SC_ERR_REMOTE and no message has no answer yet. */
@@ -617,7 +666,9 @@ static int unanswered(const sc__remote_piped *k)
 void sc__remote_run_piped(sc__remote_piped **calls, size_t n)
 {
     char (*node)[300] = calloc(n ? n : 1, sizeof *node);
-    sc__remote_piped **group = calloc(n ? n : 1, sizeof *group);
+    sc__remote_piped **member = calloc(n ? n : 1, sizeof *member);
+    piped_group *groups = calloc(n ? n : 1, sizeof *groups);
+    piped_group **order = calloc(n ? n : 1, sizeof *order);
     unsigned char *done = calloc(n ? n : 1, 1);
     for (size_t i = 0; i < n; i++) {
         calls[i]->status = SC_ERR_REMOTE;
@@ -626,23 +677,65 @@ void sc__remote_run_piped(sc__remote_piped **calls, size_t n)
         if (node && sc__pool_node(calls[i]->r->pool, node[i], sizeof node[i]) != SC_OK)
             node[i][0] = '\0'; /* no node known yet: its own path finds one */
     }
-    /* One pipelined exchange per node, until a call fails: the batch has
-     * failed then, and the rest are not tried (as a batch read one call
-     * after the other would stop). Out of memory leaves every call to its
-     * own path. */
-    int failed = 0;
-    for (size_t i = 0; node && group && done && i < n && !failed; i++) {
+    /* One pipelined exchange per node. Out of memory leaves every call to
+     * its own path. */
+    size_t ng = 0, nm = 0;
+    int mem = node && member && groups && order && done;
+    for (size_t i = 0; mem && i < n; i++) {
         if (done[i] || !node[i][0])
             continue;
-        size_t ng = 0;
+        piped_group *g = &groups[ng];
+        order[ng++] = g;
+        g->calls = &member[nm];
         for (size_t j = i; j < n; j++)
             if (!done[j] && strcmp(node[j], node[i]) == 0) {
-                group[ng++] = calls[j];
+                member[nm++] = calls[j];
+                g->n++;
                 done[j] = 1;
             }
-        piped_node(group, ng);
-        for (size_t j = 0; j < ng; j++)
-            failed |= group[j]->status != SC_OK && !unanswered(group[j]);
+        piped_prepare(g);
+    }
+    /* Every node's commands are written before any node's replies are
+     * read, so the batch costs about one round trip however many nodes it
+     * spans. Meanwhile it holds a connection of one pool per node, and
+     * threads running batches at once compete for them (redis_pool_size per
+     * pool, possibly 1). Two rules keep them from waiting on each other for
+     * ever (or until the deadline): the pools are taken in one order, that
+     * of their addresses, the same in every thread, so no cycle of waits
+     * can form (a thread waiting for a pool only holds pools before it,
+     * and the holders of that pool wait, if at all, only for pools after
+     * it); and a thread never waits for a second connection of a pool it
+     * holds one of (two groups on one pool: the node's routing changed
+     * while the batch was being grouped), as with a pool of one connection
+     * it would wait for itself: the exchanges held are ended first. A
+     * connection is taken in sc__pool_begin only, and nothing between
+     * begin and end takes another, so these are all the waits there are.
+     *
+     * Once an exchange fails (a timeout, out of memory) the batch has
+     * failed: no further exchange is begun, as a batch read one exchange
+     * after the other would stop, so the whole takes about timeout_ms per
+     * failure at most. Those already begun are ended and keep their
+     * answers. */
+    qsort(order, ng, sizeof *order, by_pool);
+    int failed = 0;
+    size_t begun = 0, ended = 0;
+    for (; begun < ng && !failed; begun++) {
+        if (begun > 0 && order[begun]->via->pool == order[begun - 1]->via->pool)
+            for (; ended < begun; ended++) {
+                piped_end(order[ended]);
+                failed |= failed_group(order[ended]);
+            }
+        if (failed)
+            break;
+        piped_begin(order[begun]);
+        failed |= failed_group(order[begun]);
+    }
+    for (; ended < begun; ended++)
+        piped_end(order[ended]);
+    for (size_t i = 0; i < ng; i++) {
+        for (size_t j = 0; j < groups[i].n; j++)
+            failed |= groups[i].calls[j]->status != SC_OK && !unanswered(groups[i].calls[j]);
+        piped_free(&groups[i]);
     }
     for (size_t i = 0; i < n; i++) {
         sc__remote_piped *k = calls[i];
@@ -657,7 +750,9 @@ void sc__remote_run_piped(sc__remote_piped **calls, size_t n)
         failed = k->status != SC_OK;
     }
     free(node);
-    free(group);
+    free(member);
+    free(groups);
+    free(order);
     free(done);
 }
 

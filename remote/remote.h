@@ -147,13 +147,16 @@ struct sc__remote_piped {
 };
 
 /* Runs n script calls (each on its own remote, whose keys may live
- * anywhere) with one round trip per node: the calls whose remotes talk to
- * the same node are pipelined on one connection. A call whose reply is an
- * error (MOVED, ASK, NOSCRIPT, TRYAGAIN ...) or whose node's exchange
- * failed runs again alone, which follows redirections. Once a call fails
- * (a timeout is not retried) the calls not yet answered are skipped, so the
- * whole takes about timeout_ms per failure at most, as the calls one after
- * the other would. Each call ends with its own status. */
+ * anywhere) in about one round trip: the calls whose remotes talk to the
+ * same node are pipelined on one connection, and every node's commands are
+ * written before any node's replies are read, so the nodes answer at the
+ * same time. A call whose reply is an error (MOVED, ASK, NOSCRIPT,
+ * TRYAGAIN ...) or whose node's exchange failed runs again alone, which
+ * follows redirections. Once a call fails (a timeout is not retried) no
+ * further exchange is begun and the calls not yet answered are skipped, so
+ * the whole takes about timeout_ms per failure at most. Each call ends with
+ * its own status. Holds one pooled connection per node at once, taken in a
+ * fixed order (no deadlock between threads, whatever redis_pool_size). */
 void sc__remote_run_piped(sc__remote_piped **calls, size_t n);
 
 /* One sc__remote_get_many of a sc__remote_get_many_pipelined. */
@@ -374,6 +377,33 @@ typedef struct sc__pool_cmd {
  * connection Redis closed is retried once, as in sc__pool_command. */
 sc_status sc__pool_pipeline(sc__pool *p, int64_t deadline, unsigned timeout_ms, const char *what, size_t ncmd,
                             const sc__pool_cmd *cmds, struct redisReply **replies, char *err, size_t errlen);
+
+/* sc__pool_pipeline in two halves, so that exchanges with several nodes
+ * overlap: sc__pool_begin takes a connection of p (waiting until deadline),
+ * connects it if needed and writes the commands; sc__pool_end reads their
+ * replies and gives the connection back. cmds must stay valid until the
+ * end. On SC_OK from begin the caller must call end exactly once (on an
+ * error nothing is held and end is not called); end returns what
+ * sc__pool_pipeline would, with the same retry: an idle connection found
+ * closed on the write is replaced at once, one found closed on the read is
+ * replaced and the whole exchange run again inside end. Holding a begun
+ * exchange holds one of p's redis_pool_size connections: a caller that
+ * begins several must never wait for a second connection of a pool while
+ * holding one of it, and must take pools in one fixed order (see
+ * sc__remote_run_piped). */
+typedef struct sc__pool_exchange {
+    sc__pool *pool;            /* private to pool.c from here on */
+    void *slot;
+    int64_t deadline;
+    unsigned timeout_ms;
+    const char *what;
+    size_t ncmd;
+    const sc__pool_cmd *cmds;
+    int may_retry;             /* the connection was reused: stale is possible */
+} sc__pool_exchange;
+sc_status sc__pool_begin(sc__pool *p, int64_t deadline, unsigned timeout_ms, const char *what, size_t ncmd,
+                         const sc__pool_cmd *cmds, sc__pool_exchange *x, char *err, size_t errlen);
+sc_status sc__pool_end(sc__pool_exchange *x, struct redisReply **replies, char *err, size_t errlen);
 /* The node p's next command goes to ("host:port" or the socket path), as
  * far as the router knows now. SC_ERR_REMOTE: no node known yet. */
 sc_status sc__pool_node(sc__pool *p, char *buf, size_t cap);

@@ -1374,6 +1374,281 @@ START_TEST(cluster_spread_and_converge)
 }
 END_TEST
 
+/* ---- the per-node exchanges of a batch overlap ---- */
+
+/* A namespace (into buf) whose P partitions fall on all 3 masters. */
+static const char *ns_on_all_masters(const char *base, char *buf, size_t cap)
+{
+    for (int n = 0; n < 100; n++) {
+        snprintf(buf, cap, "%s%d", base, n);
+        int port[P];
+        if (masters_of_parts(buf, port) == 3)
+            return buf;
+    }
+    ck_abort_msg("no namespace with partitions on all 3 masters");
+    return NULL;
+}
+
+static sc_cache *cluster_pod_with(const char *ns, const char *id, unsigned pool_size, unsigned timeout_ms)
+{
+    sc_options o = part_options(ns, id, P);
+    o.redis_cluster_nodes = g_cl.seeds;
+    o.redis_port = 1; /* ignored in cluster mode */
+    o.redis_pool_size = pool_size;
+    if (timeout_ms)
+        o.redis_timeout_ms = timeout_ms;
+    o.local_max_entries = P; /* one entry per partition: reads go to Redis */
+    o.local_policy = SC_LOCAL_LRU;
+    return test_open(&o);
+}
+
+/* out[0..n-1] are batch_keys' values of kp: every fourth absent, the others
+ * their own key. 0 when one is not. */
+static int many_right(const char *const *kp, int n, sc_value **out)
+{
+    int right = 1;
+    for (int i = 0; i < n; i++) {
+        int want = i % 4 != 3;
+        if ((out[i] != NULL) != want || (out[i] && strcmp(sc_value_data(out[i]), kp[i]) != 0))
+            right = 0;
+    }
+    return right;
+}
+
+/* out[0..n-1] are load_batch_counted's values of kp. 0 when one is not. */
+static int loaded_right(const char *const *kp, int n, sc_value **out)
+{
+    int right = 1;
+    for (int i = 0; i < n; i++) {
+        const char *k = kp[i];
+        if (k[strlen(k) - 1] == '3')
+            right &= out[i] == NULL;
+        else
+            right &= out[i] != NULL && strncmp(sc_value_data(out[i]), "L:", 2) == 0 &&
+                     strcmp((const char *)sc_value_data(out[i]) + 2, k) == 0;
+    }
+    return right;
+}
+
+/* A thread of sc_get_many and sc_fetch_batch rounds on a pod shared with
+ * others, over the keys of the partitions from `from` on only: a batch's
+ * exchanges are grouped in partition order, so threads starting at
+ * partitions of different masters meet the nodes in different orders (the
+ * case where taking one connection per node at once could deadlock). */
+typedef struct overlap_worker {
+    sc_cache *c;
+    const char *const *kp; /* n keys written as batch_keys does */
+    int n;
+    int id;
+    unsigned from;
+    int rounds;
+    int bad;               /* calls that failed or answered wrong */
+    sc_status first_st;
+    char first_err[256];
+} overlap_worker;
+
+static void overlap_bad(overlap_worker *w, sc_status st)
+{
+    if (!w->bad++) {
+        w->first_st = st;
+        snprintf(w->first_err, sizeof w->first_err, "%s", sc_errmsg(w->c));
+    }
+}
+
+static void *overlap_worker_main(void *arg)
+{
+    overlap_worker *w = arg;
+    enum { F = 48 };
+    const char *mine[64];
+    int idx[64], m = 0;
+    for (int i = 0; i < w->n && m < 64; i++)
+        if (partition_of(w->kp[i], P) >= w->from) {
+            idx[m] = i;
+            mine[m++] = w->kp[i];
+        }
+    char fk[F][32];
+    const char *fp[F];
+    sc_value *out[64];
+    for (int round = 0; round < w->rounds; round++) {
+        sc_status st = sc_get_many(w->c, mine, (size_t)m, out);
+        if (st != SC_OK)
+            overlap_bad(w, st);
+        else {
+            for (int i = 0; i < m; i++) {
+                int want = idx[i] % 4 != 3; /* batch_keys */
+                if ((out[i] != NULL) != want || (out[i] && strcmp(sc_value_data(out[i]), mine[i]) != 0))
+                    overlap_bad(w, SC_OK);
+            }
+            release_all(out, (size_t)m);
+        }
+        /* Keys no pod has loaded yet: the lock and the store exchanges. */
+        for (int i = 0, j = 0; i < F; j++) {
+            snprintf(fk[i], sizeof fk[i], "t%d_%d_%d", w->id, round, j);
+            if (partition_of(fk[i], P) >= w->from) {
+                fp[i] = fk[i];
+                i++;
+            }
+        }
+        batch_loader bl = {0};
+        st = sc_fetch_batch(w->c, fp, F, 0, load_batch_counted, &bl, out);
+        if (st != SC_OK)
+            overlap_bad(w, st);
+        else {
+            if (!loaded_right(fp, F, out))
+                overlap_bad(w, SC_OK);
+            release_all(out, F);
+        }
+    }
+    return NULL;
+}
+
+/* Starts the cluster of 3 masters, names (into buf) a namespace whose
+ * partitions fall on all of them, opens pod pods[0], which writes n keys as
+ * batch_keys does, spanning every master, and pods[1] with one connection
+ * per pool and redis_timeout_ms timeout_ms (0: the default). */
+static void overlap_start(const char *base, char *buf, size_t cap, char (*keys)[16], const char **kp, int n,
+                          const char *prefix, unsigned timeout_ms, sc_cache *pods[2])
+{
+    ck_assert_int_eq(sc_test_cluster_start(&g_cl, 3, 0), 0);
+    const char *ns = ns_on_all_masters(base, buf, cap);
+    sc_cache *a = pods[0] = cluster_pod(ns, "a");
+    pods[1] = cluster_pod_with(ns, "b", 1, timeout_ms);
+    batch_keys(a, keys, kp, n, prefix);
+    int port[P], on[P] = {0}, nports = masters_of_parts(ns, port), hit = 0;
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < nports; j++)
+            if (master_of_part(ns, partition_of(keys[i], P)) == port[j] && !on[j]++)
+                hit++;
+    ck_assert_int_eq(hit, 3);
+}
+
+/* sc_get_many of kp (written by batch_keys) and sc_fetch_batch of fp on c
+ * both answer every key right; the batch loader's calls. */
+static int batches_answer(sc_cache *c, const char *const *kp, const char *const *fp, int n)
+{
+    sc_value *out[64];
+    ck_assert_int_le(n, 64);
+    ck_assert_int_eq(sc_get_many(c, kp, (size_t)n, out), SC_OK);
+    ck_assert(many_right(kp, n, out));
+    release_all(out, (size_t)n);
+    batch_loader bl = {0};
+    ck_assert_int_eq(sc_fetch_batch(c, fp, (size_t)n, 0, load_batch_counted, &bl, out), SC_OK);
+    ck_assert(loaded_right(fp, n, out));
+    release_all(out, (size_t)n);
+    return atomic_load(&bl.calls);
+}
+
+/* sc_get_many and sc_fetch_batch over keys on all three masters (every
+ * node's pipeline is written before any node's replies are read) answer
+ * every key right, alone and from several threads at once on one pod whose
+ * pools have a single connection each (a batch holds one connection per
+ * node at once: no deadlock, no timeout). */
+START_TEST(cluster_batches_overlap)
+{
+    enum { N = 48, T = 4 };
+    char nsbuf[64], keys[N][16], fk[N][16];
+    const char *kp[N], *fp[N];
+    sc_cache *pods[2];
+    overlap_start(NS("ov"), nsbuf, sizeof nsbuf, keys, kp, N, "o", 0, pods);
+    const char *ns = nsbuf;
+    sc_cache *b = pods[1];
+    batch_keys(NULL, fk, fp, N, "of");
+    ck_assert_int_eq(batches_answer(b, kp, fp, N), 1);
+    /* Stored on their masters: the other pod, which never held them, reads
+     * them from Redis. */
+    sc_value *out[N];
+    ck_assert_int_eq(sc_get_many(pods[0], fp, N, out), SC_OK);
+    ck_assert(loaded_right(fp, N, out));
+    release_all(out, N);
+
+    /* Thread i < 3 starts at the lowest partition of master i, thread 3 at
+     * partition 0. */
+    int port[P];
+    masters_of_parts(ns, port);
+    unsigned from[T] = {0};
+    for (int i = 0; i < 3; i++)
+        for (unsigned q = P; q-- > 0;)
+            if (master_of_part(ns, q) == port[i])
+                from[i] = q;
+    overlap_worker w[T];
+    pthread_t t[T];
+    for (int i = 0; i < T; i++) {
+        w[i] = (overlap_worker){.c = b, .kp = kp, .n = N, .id = i, .from = from[i], .rounds = 25};
+        ck_assert_int_eq(pthread_create(&t[i], NULL, overlap_worker_main, &w[i]), 0);
+    }
+    for (int i = 0; i < T; i++) {
+        pthread_join(t[i], NULL);
+        ck_assert_msg(w[i].bad == 0, "thread %d: %d bad calls, first %s: %s", i, w[i].bad,
+                      sc_strerror(w[i].first_st), w[i].first_err);
+    }
+    sc_close(pods[0]);
+    sc_close(b);
+    sc_test_cluster_stop(&g_cl);
+}
+END_TEST
+
+/* A batch that ended with st after starting at t0 timed out within about
+ * timeout_ms (not the pause's 3000 ms), with every out[i] NULL and a
+ * message naming the paused node (":port"). */
+static void assert_batch_timed_out(sc_cache *c, sc_status st, long long t0, long timeout_ms, const char *port,
+                                   sc_value **out, int n)
+{
+    long long took = test_now_ms() - t0;
+    ck_assert_int_eq(st, SC_ERR_TIMEOUT);
+    for (int i = 0; i < n; i++)
+        ck_assert_ptr_null(out[i]);
+    ck_assert_msg(strstr(sc_errmsg(c), "timeout") && strstr(sc_errmsg(c), port), "%s", sc_errmsg(c));
+    ck_assert_msg(took >= timeout_ms - 50 && took < 2000, "took %lld ms", took);
+}
+
+/* One master paused: the batch's exchange with it times out after about
+ * redis_timeout_ms (the others, begun at the same time, have answered
+ * meanwhile) and the batch fails with SC_ERR_TIMEOUT naming that node, as
+ * a batch read one node after the other did; once the node is back, the
+ * same batches answer. */
+START_TEST(cluster_batch_node_paused)
+{
+    enum { N = 48, TIMEOUT_MS = 300 };
+    char nsbuf[64], keys[N][16], fk[N][16];
+    const char *kp[N], *fp[N];
+    sc_cache *pods[2];
+    overlap_start(NS("ovp"), nsbuf, sizeof nsbuf, keys, kp, N, "p", TIMEOUT_MS, pods);
+    const char *ns = nsbuf;
+    sc_cache *b = pods[1];
+    sc_value *out[N];
+    ck_assert_int_eq(sc_get_many(b, kp, N, out), SC_OK); /* connections made */
+    release_all(out, N);
+
+    int paused = master_of_part(ns, partition_of(keys[0], P));
+    char port_str[16];
+    snprintf(port_str, sizeof port_str, ":%d", paused);
+    long long paused_at = test_now_ms();
+    redisReply *r = sc_test_node_cmd(paused, "CLIENT PAUSE 3000 ALL");
+    ck_assert_ptr_nonnull(r);
+    ck_assert_int_ne(r->type, REDIS_REPLY_ERROR);
+    freeReplyObject(r);
+
+    long long t0 = test_now_ms();
+    sc_status st = sc_get_many(b, kp, N, out);
+    assert_batch_timed_out(b, st, t0, TIMEOUT_MS, port_str, out, N);
+    batch_keys(NULL, fk, fp, N, "pf");
+    batch_loader bl = {0};
+    t0 = test_now_ms();
+    st = sc_fetch_batch(b, fp, N, 0, load_batch_counted, &bl, out);
+    assert_batch_timed_out(b, st, t0, TIMEOUT_MS, port_str, out, N);
+
+    /* A paused node holds CLIENT UNPAUSE too: wait the pause out. The
+     * timed-out connections were dropped; fresh ones answer. */
+    long long left = paused_at + 3100 - test_now_ms();
+    if (left > 0)
+        test_sleep_ms(left);
+    batches_answer(b, kp, fp, N);
+    sc_close(pods[0]);
+    sc_close(b);
+    sc_test_cluster_stop(&g_cl);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("partitions");
@@ -1398,6 +1673,8 @@ static Suite *suite(void)
     TCase *cl = tcase_create("cluster");
     tcase_set_timeout(cl, 180);
     tcase_add_test(cl, cluster_spread_and_converge);
+    tcase_add_test(cl, cluster_batches_overlap);
+    tcase_add_test(cl, cluster_batch_node_paused);
     suite_add_tcase(s, cl);
     return s;
 }

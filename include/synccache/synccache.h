@@ -443,7 +443,8 @@ SC_EXPORT sc_status sc_set_if_version(sc_cache *c, const char *key, const void *
 
 /* Reads n keys: the local tier first, then ONE Redis round trip for all the
  * misses (a key given twice is read once; with partitions, one pipelined
- * round trip per Redis node holding some of the keys). out[i] gets a
+ * exchange per Redis node holding some of the keys, every node's written
+ * before any node's read: about one round trip in all). out[i] gets a
  * reference (caller releases) or NULL for a key not found; values read from
  * Redis are installed under the same rules as sc_get. SC_OK, or an error with every
  * out[i] NULL: SC_ERR_INVALID (a NULL, empty or too long key; n above 2^20),
@@ -698,8 +699,9 @@ SC_EXPORT sc_status sc_fetch_ex(sc_cache *c, const char *key, const sc_fetch_opt
  * lock it waited for lapsed); keys other pods are loading are waited for;
  * the loaded values are stored in one round trip. With partitions, the
  * same: one loader call with the keys of every partition, and each round
- * trip is one per Redis node (the partitions' scripts for a node pipelined
- * on one connection). out has n slots: out[i] is
+ * trip is one pipelined exchange per Redis node (the partitions' scripts
+ * for a node on one connection), the nodes' exchanges overlapping. out has
+ * n slots: out[i] is
  * the value of keys[i] (caller releases each) or NULL when not found.
  * Returns SC_OK when every key was answered (found or not), else the first
  * failure, with every out[i] NULL. */
