@@ -2,8 +2,9 @@
 -- Clears a namespace in one step: takes the version, makes it the namespace
 -- floor (every key below it is absent from now on, whatever Redis still
 -- holds), drops the tag hash, starts a new epoch and publishes. The keys
--- themselves are collected afterwards in batches (clear_batch.lua); a clear that dies
--- half-way has already taken effect for every reader and every pod.
+-- themselves are collected afterwards in batches (clear_batch.lua); a
+-- clear that dies half-way has already taken effect for every reader and
+-- every pod.
 -- KEYS: seq, meta, log
 -- ARGV: fmt, log_len, channel, p0, p1, p2, p3
 -- Returns {version, 1 | publish error text}.
