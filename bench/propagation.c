@@ -13,7 +13,10 @@
  * Each percentile is taken over all (pods - 1) x sets deliveries of a run;
  * the table prints the median of each percentile over --runs runs.
  *
- * Usage: propagation [--pods 2,8] [--sets N] [--interval-us N] [--runs N]
+ * --tracking 0 runs the pods with redis_tracking = 0 (no CLIENT TRACKING,
+ * no confirm of each write's invalidation): the price of the second path.
+ *
+ * Usage: propagation [--pods 2,8] [--sets N] [--interval-us N] [--runs N] [--tracking 0|1]
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -66,6 +69,7 @@ typedef struct tag {
 } tag;
 
 static long g_sets;
+static int g_tracking = 1; /* redis_tracking of every pod (--tracking) */
 
 static void record(rx *x, const void *data, size_t len, int replayed)
 {
@@ -215,6 +219,7 @@ static void bench_pods(int pods, int runs, long interval_ns, row *res)
         sc_options_init(&o);
         o.redis_port = g_redis.port;
         o.ns = ns;
+        o.redis_tracking = g_tracking;
         if (p > 0) {
             rx *x = &sc_rx[p - 1];
             memset(x, 0, sizeof *x);
@@ -314,6 +319,8 @@ int main(int argc, char **argv)
             interval_us = atol(argv[i + 1]);
         else if (!strcmp(argv[i], "--pods"))
             podlist = argv[i + 1];
+        else if (!strcmp(argv[i], "--tracking"))
+            g_tracking = atoi(argv[i + 1]) != 0;
     }
     int pods[8], npods = 0;
     for (const char *p = podlist; *p && npods < 8;) {
@@ -325,7 +332,8 @@ int main(int argc, char **argv)
         if (pods[i] < 2 || pods[i] > MAX_PODS)
             npods = -1;
     if (runs < 1 || runs >= MAX_RUNS || g_sets < 1 || interval_us < 0 || npods < 1) {
-        fprintf(stderr, "usage: propagation [--pods 2,8 (2..%d)] [--sets N] [--interval-us N] [--runs 1..%d]\n",
+        fprintf(stderr, "usage: propagation [--pods 2,8 (2..%d)] [--sets N] [--interval-us N] [--runs 1..%d] "
+                        "[--tracking 0|1]\n",
                 MAX_PODS, MAX_RUNS - 1);
         return 2;
     }
@@ -337,8 +345,8 @@ int main(int argc, char **argv)
         bench_pods(pods[i], runs, interval_us * 1000, &rows[i]);
 
     printf("## propagation: set on one pod -> applied on every other pod (one process, loopback)\n\n");
-    printf("Medians over %d runs of each run's percentile; %ld sets per run, one every %ld us.\n\n", runs, g_sets,
-           interval_us);
+    printf("Medians over %d runs of each run's percentile; %ld sets per run, one every %ld us; redis_tracking = %d.\n\n",
+           runs, g_sets, interval_us, g_tracking);
     printf("| pods | path | p50 us | p99 us | p99.9 us | max us | writer call us | missing | p99 vs raw |\n");
     printf("|---|---|---|---|---|---|---|---|---|\n");
     for (int i = 0; i < npods; i++) {
