@@ -47,9 +47,10 @@
  *  - with a caller's event_base, a fetch made on the loop's own thread that
  *    waits for another pod's load cannot be woken by the event (the loop is
  *    blocked in it): the poll answers it;
- *  - in-pod sharing uses its own flight table (fetch/flight.c) rather than lib/flight.c's:
- *    a load flight carries a loader, locks, strong-mode round-trip counts and
- *    the recursion check, which a get's Redis read has no use for.
+ *  - in-pod sharing uses its own flight table (fetch/flight.c) rather than
+ *    lib/flight.c's: a load flight carries a loader, locks, strong-mode
+ *    round-trip counts and the recursion check, which a get's Redis read has
+ *    no use for.
  */
 #include <stdio.h>
 #include <stdlib.h>
