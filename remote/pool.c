@@ -229,17 +229,21 @@ static size_t decimal_len(size_t n)
     return d;
 }
 
-static char *put_header(char *o, char kind, size_t n)
+size_t sc__decimal(char *buf, size_t n)
 {
-    char digits[24];
     size_t d = decimal_len(n), k = d;
     do {
-        digits[--k] = (char)('0' + n % 10);
+        buf[--k] = (char)('0' + n % 10);
         n /= 10;
     } while (k);
+    buf[d] = '\0';
+    return d;
+}
+
+static char *put_header(char *o, char kind, size_t n)
+{
     *o++ = kind;
-    memcpy(o, digits, d);
-    o += d;
+    o += sc__decimal(o, n);
     *o++ = '\r';
     *o++ = '\n';
     return o;

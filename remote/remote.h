@@ -378,6 +378,11 @@ typedef struct sc__pool_cmd {
 sc_status sc__pool_pipeline(sc__pool *p, int64_t deadline, unsigned timeout_ms, const char *what, size_t ncmd,
                             const sc__pool_cmd *cmds, struct redisReply **replies, char *err, size_t errlen);
 
+/* n in decimal into buf (room for 21 bytes), NUL-terminated, without
+ * snprintf's cost (commands and script calls format one per argument);
+ * returns the length. */
+size_t sc__decimal(char *buf, size_t n);
+
 /* sc__pool_pipeline in two halves, so that exchanges with several nodes
  * overlap: sc__pool_begin takes a connection of p (waiting until deadline),
  * connects it if needed and writes the commands; sc__pool_end reads their

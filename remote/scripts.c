@@ -165,22 +165,6 @@ sc_status sc__scripts_load(sc__pool *p, unsigned timeout_ms, char shas[SC__SCRIP
     return SC_OK;
 }
 
-/* n in decimal into buf (at least 11 bytes), without snprintf's cost on
- * every script call; returns the length. */
-static size_t decimal(char *buf, unsigned n)
-{
-    char tmp[10];
-    size_t len = 0;
-    do {
-        tmp[len++] = (char)('0' + n % 10);
-        n /= 10;
-    } while (n);
-    for (size_t i = 0; i < len; i++)
-        buf[i] = tmp[len - 1 - i];
-    buf[len] = '\0';
-    return len;
-}
-
 sc_status sc__script_run(sc__pool *p, const char shas[SC__SCRIPT_COUNT][41], sc__script_id id, int nkeys,
                          int nargs, const char **args, const size_t *lens, int64_t deadline, unsigned timeout_ms,
                          redisReply **reply, char *err, size_t errlen)
@@ -204,13 +188,13 @@ sc_status sc__script_run(sc__pool *p, const char shas[SC__SCRIPT_COUNT][41], sc_
             return SC_ERR_NOMEM;
         }
     }
-    char numkeys[16];
+    char numkeys[24];
     argv[0] = "EVALSHA";
     argl[0] = 7;
     argv[1] = shas[id];
     argl[1] = 40;
     argv[2] = numkeys;
-    argl[2] = decimal(numkeys, nkeys > 0 ? (unsigned)nkeys : 0);
+    argl[2] = sc__decimal(numkeys, nkeys > 0 ? (size_t)nkeys : 0);
     memcpy(argv + 3, args, (size_t)nargs * sizeof *argv);
     memcpy(argl + 3, lens, (size_t)nargs * sizeof *argl);
 

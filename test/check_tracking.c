@@ -237,6 +237,65 @@ START_TEST(test_own_writes_keep_copies)
 }
 END_TEST
 
+/* A synccache write and a foreign write of one key released together from
+ * a CLIENT PAUSE, so Redis usually runs both in one turn and reports them in
+ * one invalidation message: pod b, which took the write's value from its
+ * event, must not keep it unless Redis still holds it (the confirm, gathered
+ * over 1 ms, must disprove it when the foreign write came second). */
+typedef struct racing_write {
+    sc_cache *c;      /* NULL: the foreign writer */
+    const char *key;
+    sc_status st;
+} racing_write;
+
+static void *racing_write_main(void *arg)
+{
+    racing_write *w = arg;
+    if (w->c)
+        w->st = sc_set(w->c, w->key, "mine", 4, 0);
+    else
+        plain_cmd("HSET {t10}:k:%s value foreign", w->key);
+    return NULL;
+}
+
+/* b serves key only if Redis holds those very bytes. */
+static int copy_matches_redis(sc_cache *b, const char *key)
+{
+    sc_value *v = NULL;
+    if (sc_peek(b, key, &v) != SC_OK)
+        return 1;
+    char *held = test_redis_value_on(&g_redis, "t10", key);
+    int same = sc_value_size(v) == strlen(held) && memcmp(sc_value_data(v), held, strlen(held)) == 0;
+    free(held);
+    sc_value_release(v);
+    return same;
+}
+
+START_TEST(test_write_raced_by_foreign_write)
+{
+    sc_cache *a = test_pod("t10", "a");
+    sc_cache *b = test_pod("t10", "b");
+    WAIT_UNTIL(test_stats(a).tracking_active && test_stats(b).tracking_active, 3000);
+    char key[16];
+    for (int i = 0; i < 10; i++) {
+        snprintf(key, sizeof key, "r%d", i);
+        plain_cmd("CLIENT PAUSE 300 WRITE");
+        racing_write w[2] = {{a, key, SC_ERR_INVALID}, {NULL, key, SC_OK}};
+        pthread_t th[2];
+        for (int j = 0; j < 2; j++)
+            pthread_create(&th[j], NULL, racing_write_main, &w[j]);
+        for (int j = 0; j < 2; j++)
+            pthread_join(th[j], NULL);
+        ck_assert_int_eq(w[0].st, SC_OK);
+        WAIT_UNTIL(copy_matches_redis(b, key) && copy_matches_redis(a, key), 3000);
+        ck_assert_msg(copy_matches_redis(b, key), "b keeps a copy of %s Redis no longer holds", key);
+        ck_assert_msg(copy_matches_redis(a, key), "a keeps a copy of %s Redis no longer holds", key);
+    }
+    sc_close(a);
+    sc_close(b);
+}
+END_TEST
+
 /* The tracking connection killed: the pod resubscribes under a new client
  * id, re-establishes tracking, and sees foreign writes again. */
 START_TEST(test_killed_tracking_connection_repaired)
@@ -586,6 +645,7 @@ static Suite *tracking_suite(void)
     tcase_add_test(tc, test_on_by_default);
     tcase_add_test(tc, test_foreign_hset_drops_copies);
     tcase_add_test(tc, test_foreign_del_expire_flushall);
+    tcase_add_test(tc, test_write_raced_by_foreign_write);
     tcase_add_test(tc, test_own_writes_keep_copies);
     tcase_add_test(tc, test_killed_tracking_connection_repaired);
     tcase_add_test(tc, test_option_off_sends_nothing);

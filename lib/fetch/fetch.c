@@ -175,6 +175,14 @@ void sc__fetch_call_fail(call *cl, sc_status s, const char *fmt, ...)
     va_end(ap);
 }
 
+void sc__fetch_key_gave_up(call *cl, fkey *k, sc_status st, const char *what, const char *when, const char *why)
+{
+    k->waited = 1;
+    sc__fetch_key_done(k, st, NULL);
+    sc__fetch_call_fail(cl, st, "%s: %s\"%.*s\"%s%llu%s", cl->name, what, (int)(k->klen > 64 ? 64 : k->klen), k->key,
+                        when, (unsigned long long)(sc__fetch_mono_ms() - cl->t0_ns / 1000000u), why);
+}
+
 void sc__fetch_key_done(fkey *k, sc_status st, sc_value *val)
 {
     k->state = K_DONE;
@@ -281,14 +289,8 @@ static int lead_prepare(call *cl)
          * were revoked again and again. */
         for (size_t i = 0; i < cl->m; i++)
             if (cl->k[i].active && cl->k[i].state != K_DONE) {
-                fkey *k = &cl->k[i];
-                k->waited = 1;
-                sc__fetch_key_done(k, SC_ERR_LOCKED, NULL);
-                sc__fetch_call_fail(cl, SC_ERR_LOCKED,
-                                    "%s: no result for \"%.*s\" within %llu ms (another pod's load lock still held, "
-                                    "or every load revoked by a write)",
-                                    cl->name, (int)(k->klen > 64 ? 64 : k->klen), k->key,
-                                    (unsigned long long)(sc__fetch_mono_ms() - cl->t0_ns / 1000000u));
+                sc__fetch_key_gave_up(cl, &cl->k[i], SC_ERR_LOCKED, "no result for ", " within ",
+                                      " ms (another pod's load lock still held, or every load revoked by a write)");
             }
         return 0;
     }

@@ -187,6 +187,9 @@ static inline uint64_t sc__fetch_mono_ms(void)
 
 /* fetch.c: a call's failures and its keys' results. */
 void sc__fetch_call_fail(call *cl, sc_status s, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Key k of cl ends with st, unanswered ("waited"), and the call fails with
+ * "<name>: <what>"<key>"<when><ms since the call began><why>". */
+void sc__fetch_key_gave_up(call *cl, fkey *k, sc_status st, const char *what, const char *when, const char *why);
 void sc__fetch_key_done(fkey *k, sc_status st, sc_value *val);
 void sc__fetch_key_fail(call *cl, fkey *k, sc_status st);
 

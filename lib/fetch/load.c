@@ -289,13 +289,8 @@ void sc__fetch_load_one(call *cl)
             /* The loader goes on; its thread stores the result (or
              * releases the lock) when it returns. */
             cl->left_running = 1;
-            k->waited = 1;
-            sc__fetch_key_done(k, SC_ERR_TIMEOUT, NULL);
-            sc__fetch_call_fail(cl, SC_ERR_TIMEOUT,
-                                "%s: the loader of \"%.*s\" still runs after %llu ms (its result is stored when it "
-                                "returns)",
-                                cl->name, (int)(k->klen > 64 ? 64 : k->klen), k->key,
-                                (unsigned long long)(sc__fetch_mono_ms() - cl->t0_ns / 1000000u));
+            sc__fetch_key_gave_up(cl, k, SC_ERR_TIMEOUT, "the loader of ", " still runs after ",
+                                  " ms (its result is stored when it returns)");
             return;
         }
     } else {
