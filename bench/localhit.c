@@ -11,7 +11,10 @@
  * the policy really runs and nothing is evicted; keys are read uniformly at
  * random. The raw table is measured twice: inlined into the loop, and
  * behind a call the compiler cannot inline that measures the key with
- * strlen and hands the bytes to a callback, as a library call must.
+ * strlen and hands the bytes to a callback, as a library call must. The
+ * library's local store alone (the same keys, policy and bound, looked up
+ * with sc__local_get_with after strlen and the hash) shows what a hit
+ * costs below the public call.
  * sc_get takes and releases a reference and reads the first byte;
  * sc_get_with's callback reads the first byte; raw reads the first byte.
  * Each run measures every call on one thread in CHUNKS turns of
@@ -160,16 +163,39 @@ static __attribute__((noinline)) int raw_get_with(const struct raw *r, const cha
     return 1;
 }
 
+/* The library's local store on its own, with the same keys, policy and
+ * bound as the pod's: what a hit costs below the public call (its key
+ * checks, the pod's synced flag and the call into the store). */
+static sc__local *store_build(sc_local_policy policy, size_t nkeys)
+{
+    sc__local_config cfg = {.policy = policy, .max_entries = nkeys * 2};
+    sc__local *l = sc__local_new(&cfg);
+    char val[VALUE_LEN];
+    memset(val, 'v', sizeof val);
+    if (!l)
+        die("store", "out of memory");
+    for (size_t i = 0; i < nkeys; i++) {
+        const char *k = g_keys + i * KEY_STRIDE;
+        sc_value *v = sc__value_new_keyed(k, KEY_LEN, val, sizeof val, 1);
+        if (!v || sc__local_put(l, k, KEY_LEN, sc__local_hash(k, KEY_LEN), v, 0, 0, 0) != SC_OK)
+            die("store", "put failed");
+        sc_value_release(v);
+    }
+    return l;
+}
+
 /* ------------------------------------------------------------ workers -- */
 
-typedef enum mode { M_RAW, M_RAWCALL, M_GET, M_WITH, M_NMODES } mode;
-static const char *const mode_names[M_NMODES] = {"raw table", "raw table, out of line + callback", "sc_get",
+typedef enum mode { M_RAW, M_RAWCALL, M_STORE, M_GET, M_WITH, M_NMODES } mode;
+static const char *const mode_names[M_NMODES] = {"raw table", "raw table, out of line + callback",
+                                                  "local store alone (sc__local_get_with)", "sc_get",
                                                   "sc_get_with"};
 
 typedef struct worker {
     mode m;
     sc_cache *c;
     const struct raw *raw;
+    sc__local *store;
     size_t nkeys;
     long ops;
     uint64_t seed;
@@ -205,6 +231,12 @@ static void *worker_run(void *arg)
             if (!raw_get_with(w->raw, key, strlen(key), read_first, &sink))
                 misses++;
             break;
+        case M_STORE: {
+            size_t klen = strlen(key);
+            if (sc__local_get_with(w->store, key, klen, sc__local_hash(key, klen), read_first, &sink) != SC_OK)
+                misses++;
+            break;
+        }
         case M_GET: {
             sc_value *v;
             if (sc_get(w->c, key, &v) == SC_OK) {
@@ -268,12 +300,13 @@ static void bench_keys(sc_local_policy policy, size_t nkeys, int runs, long ops,
         die("sc_set (reader fill)", sc_errmsg(c));
     struct raw raw;
     raw_build(&raw, nkeys);
+    sc__local *store = store_build(policy, nkeys);
 
     double ns1[M_NMODES][MAX_RUNS], scale[M_NMODES][MAX_RUNS], ratio[M_NMODES][MAX_RUNS];
     double cns1[M_NMODES][MAX_RUNS], cscale[M_NMODES][MAX_RUNS], cratio[M_NMODES][MAX_RUNS];
     long misses = 0, warm = 0;
     for (int m = 0; m < M_NMODES; m++) {
-        worker w = {.m = (mode)m, .c = c, .raw = &raw, .nkeys = nkeys, .ops = ops};
+        worker w = {.m = (mode)m, .c = c, .raw = &raw, .store = store, .nkeys = nkeys, .ops = ops};
         run_threads(w, 1, &warm); /* warms the caches and the policy's segments */
     }
     for (int r = 0; r < runs; r++) {
@@ -283,7 +316,7 @@ static void bench_keys(sc_local_policy policy, size_t nkeys, int runs, long ops,
         for (int ch = 0; ch < CHUNKS; ch++)
             for (int i = 0; i < M_NMODES; i++) {
                 int m = (ch + i) % M_NMODES;
-                worker w = {.m = (mode)m, .c = c, .raw = &raw, .nkeys = nkeys, .ops = ops / CHUNKS};
+                worker w = {.m = (mode)m, .c = c, .raw = &raw, .store = store, .nkeys = nkeys, .ops = ops / CHUNKS};
                 bench_timing one = run_threads(w, 1, &misses);
                 w1[m] += one.wall_ns;
                 c1[m] += one.cpu_ns;
@@ -291,7 +324,7 @@ static void bench_keys(sc_local_policy policy, size_t nkeys, int runs, long ops,
         /* Scaling: one long turn per call on one thread, then on two (in
          * short turns, one thread's late start would weigh on the figure). */
         for (int m = 0; m < M_NMODES; m++) {
-            worker w = {.m = (mode)m, .c = c, .raw = &raw, .nkeys = nkeys, .ops = ops};
+            worker w = {.m = (mode)m, .c = c, .raw = &raw, .store = store, .nkeys = nkeys, .ops = ops};
             bench_timing one = run_threads(w, 1, &misses);
             bench_timing two = run_threads(w, 2, &misses);
             scale[m][r] = two.ops_s / one.ops_s;
@@ -307,6 +340,7 @@ static void bench_keys(sc_local_policy policy, size_t nkeys, int runs, long ops,
     }
     sc_close(c);
     raw_free(&raw);
+    sc__local_free(store);
     res->nkeys = nkeys;
     res->misses = misses;
     for (int m = 0; m < M_NMODES; m++) {
