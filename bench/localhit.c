@@ -430,8 +430,8 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    if (runs < 1 || runs > MAX_RUNS || ops < 0) {
-        fprintf(stderr, "localhit: bad --runs or --ops\n");
+    if (runs < 1 || runs > MAX_RUNS || ops < 0 || (ops > 0 && ops < CHUNKS)) {
+        fprintf(stderr, "localhit: bad --runs or --ops (--ops is 0 or at least %d)\n", CHUNKS);
         return 2;
     }
     if (sc_test_redis_start(&g_redis, NULL) != 0)
