@@ -187,6 +187,7 @@ sc_status sc__cache_open(const sc_options *o, sc_cache *outer, sc_cache **out)
         .max_bytes = opt->local_max_bytes,
         .max_ttl_ms = opt->local_ttl_ms,
         .shards = opt->local_shards,
+        .max_key_bytes = opt->max_key_bytes,
     };
     c->local = sc__local_new(&lc);
     if (!c->local) {

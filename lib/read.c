@@ -6,23 +6,22 @@
  * unsynced pod with its stale-serving policy) goes through sc_get_ex, so
  * these calls install, count and fail exactly as sc_get does; the value it
  * returns is handed to the callback and released. A local miss is counted
- * once: sc__local_get_with counts only hits, and sc_get_ex's own local
+ * once: sc__local_get_with_str counts only hits, and sc_get_ex's own local
  * lookup counts the miss.
  */
 #include <string.h>
 
 #include "lib/internal.h"
 
-static sc_status read_with(sc_cache *c, const char *key, sc_read_fn fn, void *ud, const char *call)
+/* Everything but a synced pod's local hit: the key's checks and their
+ * messages, then sc_get_ex (which looks the key up locally again and
+ * counts the miss). */
+static sc_status read_slow(sc_cache *c, const char *key, sc_read_fn fn, void *ud, const char *call)
 {
-    c = sc__route(c, key);
     size_t klen = 0;
     sc_status s = sc__check_key(c, key, &klen, call);
     if (s != SC_OK)
         return s;
-    if (atomic_load_explicit(&c->synced, memory_order_acquire) &&
-        sc__local_get_with(c->local, key, klen, sc__local_hash(key, klen), fn, ud) == SC_OK)
-        return SC_OK;
     sc_value *v = NULL;
     s = sc_get_ex(c, key, &v, NULL);
     if (s != SC_OK)
@@ -32,11 +31,43 @@ static sc_status read_with(sc_cache *c, const char *key, sc_read_fn fn, void *ud
     return SC_OK;
 }
 
+static sc_status get_with_missed(void *c, const char *key, sc_read_fn fn, void *ud)
+{
+    return read_slow(c, key, fn, ud, "sc_get_with");
+}
+
+static sc_status get_copy_missed(void *c, const char *key, sc_read_fn fn, void *ud)
+{
+    return read_slow(c, key, fn, ud, "sc_get_copy");
+}
+
+/* Routing (partitioned caches), an unsynced pod and a NULL cache or fn:
+ * what the hit path below leaves to a call of its own. */
+static __attribute__((noinline)) sc_status read_routed(sc_cache *c, const char *key, sc_read_fn fn, void *ud,
+                                                      sc__local_miss_fn missed)
+{
+    c = sc__route(c, key);
+    if (!c || !fn || !atomic_load_explicit(&c->synced, memory_order_acquire))
+        return missed(c, key, fn, ud);
+    return sc__local_get_with_str(c->local, key, fn, ud, missed, c);
+}
+
+/* A synced pod's local hit is one call into the store, which measures,
+ * checks and hashes the key and hands a miss or a bad key to missed, as
+ * tail calls (see sc__local_get_with_str for why). */
+static inline sc_status read_with(sc_cache *c, const char *key, sc_read_fn fn, void *ud,
+                                  sc__local_miss_fn missed)
+{
+    if (!c || !fn || c->part || !atomic_load_explicit(&c->synced, memory_order_acquire))
+        return read_routed(c, key, fn, ud, missed);
+    return sc__local_get_with_str(c->local, key, fn, ud, missed, c);
+}
+
 SC_EXPORT sc_status sc_get_with(sc_cache *c, const char *key, sc_read_fn fn, void *ud)
 {
     if (c && !fn)
         return sc__fail(c, SC_ERR_INVALID, "sc_get_with: fn is NULL");
-    return read_with(c, key, fn, ud, "sc_get_with");
+    return read_with(c, key, fn, ud, get_with_missed);
 }
 
 struct copy_out {
@@ -62,7 +93,7 @@ SC_EXPORT sc_status sc_get_copy(sc_cache *c, const char *key, void *buf, size_t 
     if (c && !buf && cap)
         return sc__fail(c, SC_ERR_INVALID, "sc_get_copy: buf is NULL with cap %zu", cap);
     struct copy_out o = {.buf = buf, .cap = cap};
-    sc_status s = read_with(c, key, copy_fn, &o, "sc_get_copy");
+    sc_status s = read_with(c, key, copy_fn, &o, get_copy_missed);
     if (s != SC_OK)
         return s;
     *len = o.len;

@@ -49,6 +49,8 @@ typedef struct sc__local_config {
     size_t max_bytes;     /* 0 = unbounded; counts key + value bytes */
     uint64_t max_ttl_ms;  /* cap on every entry's life; 0 = none */
     unsigned shards;      /* 0 = automatic (1 for small bounds); else a power of two <= 256 */
+    size_t max_key_bytes; /* the longest key sc__local_get_with_str looks up;
+                             0 = 65535 (the most an entry holds) */
     /* Tuning for benchmarks and the hit-ratio tool; 0 picks the default. */
     unsigned hit_sample;  /* W-TinyLFU records 1 hit in hit_sample (a power of two;
                              default 64) while a shard is below 7/8 of its bound,
@@ -119,6 +121,15 @@ sc_status sc__local_get(sc__local *l, const char *key, size_t klen, uint64_t has
  * Takes no lock and writes no shared cache line on a hit. */
 sc_status sc__local_get_with(sc__local *l, const char *key, size_t klen, uint64_t hash, sc_read_fn fn,
                              void *ud);
+
+/* A library get's whole local hit in one call, for a key given as a C
+ * string: measures it (1 to the config's max_key_bytes bytes), hashes it
+ * and looks it up as sc__local_get_with does. A hit returns SC_OK; a miss
+ * (not counted) and a key that is NULL, empty or longer return
+ * miss(ctx, key, fn, ud), as a tail call. l and fn are not checked. */
+typedef sc_status (*sc__local_miss_fn)(void *ctx, const char *key, sc_read_fn fn, void *ud);
+sc_status sc__local_get_with_str(sc__local *l, const char *key, sc_read_fn fn, void *ud, sc__local_miss_fn miss,
+                                 void *ctx);
 
 /* Like sc__local_get but counts nothing and does not touch recency or
  * frequency (for tests and the verifier). */

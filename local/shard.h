@@ -69,7 +69,7 @@ struct shard {
     _Atomic(struct table *) tab;
     int lfu, policy;       /* policy: bounded, so recency and frequency matter */
     unsigned index;        /* of this shard in the store */
-    _Atomic unsigned mask; /* W-TinyLFU records a hit when (tick & mask) == 0 */
+    _Atomic unsigned mask; /* W-TinyLFU records a hit when (hits & mask) == 0 */
     char pad[64 - sizeof(void *) - 4 * sizeof(int)];
 
     pthread_mutex_t mu;
@@ -104,7 +104,6 @@ struct rbuf {
 
 struct tstate {
     _Atomic uint64_t hits, misses;
-    uint32_t tick;
     pthread_t owner;
     struct tstate *next;
     struct rbuf buf[] __attribute__((aligned(64)));
@@ -115,6 +114,7 @@ struct sc__local {
     unsigned nshards;
     uint64_t max_ttl;
     uint64_t id;          /* unique per store, never reused: names its thread states */
+    size_t max_klen;      /* sc__local_get_with_str's longest key */
     /* Above: read on every hit, never written. Below: written now and then. */
     _Alignas(64) pthread_mutex_t ts_mu;
     struct tstate *states;

@@ -147,13 +147,16 @@ static inline struct tstate *state_of(sc__local *l, struct sc__thread *th)
     return state_slow(l, th);
 }
 
-static inline void count_hit(sc__local *l, struct tstate *st)
+/* Returns the thread's hit count, which also paces W-TinyLFU's sampling. */
+static inline uint64_t count_hit(sc__local *l, struct tstate *st)
 {
-    if (__builtin_expect(st != NULL, 1))
-        atomic_store_explicit(&st->hits, atomic_load_explicit(&st->hits, memory_order_relaxed) + 1,
-                              memory_order_relaxed);
-    else
-        atomic_fetch_add_explicit(&l->spill_hits, 1, memory_order_relaxed);
+    if (__builtin_expect(st != NULL, 1)) {
+        uint64_t n = atomic_load_explicit(&st->hits, memory_order_relaxed) + 1;
+        atomic_store_explicit(&st->hits, n, memory_order_relaxed);
+        return n;
+    }
+    atomic_fetch_add_explicit(&l->spill_hits, 1, memory_order_relaxed);
+    return 0;
 }
 
 static inline void count_miss(sc__local *l, struct tstate *st)
@@ -165,12 +168,13 @@ static inline void count_miss(sc__local *l, struct tstate *st)
         atomic_fetch_add_explicit(&l->spill_misses, 1, memory_order_relaxed);
 }
 
+/* n: the thread's hit count (count_hit). */
 static inline void record_hit(struct shard *s, struct tstate *st, const struct table *t,
-                              uint32_t pos, uint64_t hash)
+                              uint32_t pos, uint64_t hash, uint64_t n)
 {
     if (!st || !s->policy)
         return;
-    if (s->lfu && (++st->tick & atomic_load_explicit(&s->mask, memory_order_relaxed)))
+    if (s->lfu && (n & atomic_load_explicit(&s->mask, memory_order_relaxed)))
         return;
     struct rbuf *b = &st->buf[s->index];
     if (b->t != t) {
@@ -280,6 +284,7 @@ sc__local *sc__local_new(const sc__local_config *cfg)
     }
     l->nshards = n;
     l->max_ttl = cfg->max_ttl_ms;
+    l->max_klen = cfg->max_key_bytes && cfg->max_key_bytes < UINT16_MAX ? cfg->max_key_bytes : UINT16_MAX;
     l->id = atomic_fetch_add_explicit(&next_store_id, 1, memory_order_relaxed);
     atomic_init(&l->spill_hits, 0);
     atomic_init(&l->spill_misses, 0);
@@ -370,12 +375,10 @@ static sc_status lookup(sc__local *l, const char *key, size_t klen, uint64_t has
     }
     if (count) {
         struct tstate *st = state_of(l, th);
-        if (v) {
-            count_hit(l, st);
-            record_hit(s, st, t, pos, hash);
-        } else {
+        if (v)
+            record_hit(s, st, t, pos, hash, count_hit(l, st));
+        else
             count_miss(l, st);
-        }
     }
     if (!v)
         return SC_NOT_FOUND;
@@ -393,10 +396,11 @@ sc_status sc__local_peek(sc__local *l, const char *key, size_t klen, uint64_t ha
     return lookup(l, key, klen, hash, out, 0);
 }
 
-sc_status sc__local_get_with(sc__local *l, const char *key, size_t klen, uint64_t hash, sc_read_fn fn, void *ud)
+/* sc__local_get_with's lookup, inlined into it and into
+ * sc__local_get_with_str. */
+static inline __attribute__((always_inline)) sc_status get_with(sc__local *l, const char *key, size_t klen,
+                                                                uint64_t hash, sc_read_fn fn, void *ud)
 {
-    if (!l || !fn || (!key && klen))
-        return SC_ERR_INVALID;
     struct shard *s = shard_of(l, hash);
     struct sc__thread *th = sc__read_lock();
     const struct table *t = atomic_load_explicit(&s->tab, memory_order_acquire);
@@ -417,9 +421,29 @@ sc_status sc__local_get_with(sc__local *l, const char *key, size_t klen, uint64_
     if (!v)
         return SC_NOT_FOUND; /* not counted: the caller's fallback lookup counts it */
     struct tstate *st = state_of(l, th);
-    count_hit(l, st);
-    record_hit(s, st, t, pos, hash);
+    record_hit(s, st, t, pos, hash, count_hit(l, st));
     return SC_OK;
+}
+
+sc_status sc__local_get_with(sc__local *l, const char *key, size_t klen, uint64_t hash, sc_read_fn fn, void *ud)
+{
+    if (!l || !fn || (!key && klen))
+        return SC_ERR_INVALID;
+    return get_with(l, key, klen, hash, fn, ud);
+}
+
+/* Measured here, and the miss a tail call: the CPU overlaps one lookup's
+ * cache misses with the next one's only while the instructions between
+ * them fit in its reorder window, and every one a hit spends on a second
+ * call level, saved registers or a key measured twice pushes the next
+ * lookup out of it (bench/localhit; docs/benchmarks.md, issue 11). */
+sc_status sc__local_get_with_str(sc__local *l, const char *key, sc_read_fn fn, void *ud, sc__local_miss_fn miss,
+                                 void *ctx)
+{
+    size_t klen = key ? strnlen(key, l->max_klen + 1) : 0;
+    if (klen && klen <= l->max_klen && get_with(l, key, klen, sc__local_hash(key, klen), fn, ud) == SC_OK)
+        return SC_OK;
+    return miss(ctx, key, fn, ud);
 }
 
 static inline uint64_t floor_of(sc__local *l, uint64_t hash)

@@ -257,6 +257,24 @@ START_TEST(batches_and_versions)
         ck_assert_str_eq(sc_value_data(out[i]), k);
         sc_value_release(out[i]);
     }
+    /* sc_get_copy (and so sc_get_with, which shares its path) routes too:
+     * a's own writes are local hits in their partitions, the others miss,
+     * a bad key is named. */
+    for (int i = 0; i < N; i++) {
+        char buf[16];
+        size_t len = 0;
+        sc_status s = sc_get_copy(a, keys[i], buf, sizeof buf, &len, NULL);
+        if (i % 4 == 3) {
+            ck_assert_int_eq(s, SC_NOT_FOUND);
+            continue;
+        }
+        ck_assert_int_eq(s, SC_OK);
+        ck_assert_uint_eq(len, strlen(keys[i]));
+        ck_assert(memcmp(buf, keys[i], len) == 0);
+    }
+    size_t nolen = 0;
+    ck_assert_int_eq(sc_get_copy(a, "", NULL, 0, &nolen, NULL), SC_ERR_INVALID);
+    ck_assert_ptr_nonnull(strstr(sc_errmsg(a), "sc_get_copy: key is empty"));
     /* A bad key fails the whole batch, every slot NULL, with a message. */
     kp[7] = "";
     ck_assert_int_eq(sc_get_many(b, kp, N, out), SC_ERR_INVALID);
