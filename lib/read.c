@@ -41,13 +41,14 @@ static sc_status get_copy_missed(void *c, const char *key, sc_read_fn fn, void *
     return read_slow(c, key, fn, ud, "sc_get_copy");
 }
 
-/* Routing (partitioned caches), an unsynced pod and a NULL cache or fn:
- * what the hit path below leaves to a call of its own. */
+/* Routing (partitioned caches), an unsynced pod and a NULL cache: what
+ * the hit path below leaves to a call of its own (fn is never NULL here:
+ * sc_get_with refuses that, sc_get_copy passes its own). */
 static __attribute__((noinline)) sc_status read_routed(sc_cache *c, const char *key, sc_read_fn fn, void *ud,
                                                       sc__local_miss_fn missed)
 {
     c = sc__route(c, key);
-    if (!c || !fn || !atomic_load_explicit(&c->synced, memory_order_acquire))
+    if (!c || !atomic_load_explicit(&c->synced, memory_order_acquire))
         return missed(c, key, fn, ud);
     return sc__local_get_with_str(c->local, key, fn, ud, missed, c);
 }
@@ -58,7 +59,7 @@ static __attribute__((noinline)) sc_status read_routed(sc_cache *c, const char *
 static inline sc_status read_with(sc_cache *c, const char *key, sc_read_fn fn, void *ud,
                                   sc__local_miss_fn missed)
 {
-    if (!c || !fn || c->part || !atomic_load_explicit(&c->synced, memory_order_acquire))
+    if (!c || c->part || !atomic_load_explicit(&c->synced, memory_order_acquire))
         return read_routed(c, key, fn, ud, missed);
     return sc__local_get_with_str(c->local, key, fn, ud, missed, c);
 }

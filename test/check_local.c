@@ -549,6 +549,55 @@ START_TEST(test_get_with)
 }
 END_TEST
 
+/* sc__local_get_with_str measures the key against the store's own
+ * max_key_bytes and hands every miss, and every key it will not look up,
+ * to the miss function with the caller's context, counting nothing. */
+struct missed {
+    int calls;
+    const char *key;
+    void *ctx;
+};
+
+static sc_status miss_fn(void *ctx, const char *key, sc_read_fn fn, void *ud)
+{
+    (void)fn;
+    (void)ud;
+    struct missed *m = ctx;
+    m->calls++;
+    m->key = key;
+    m->ctx = ctx;
+    return SC_NOT_FOUND;
+}
+
+START_TEST(test_get_with_str)
+{
+    sc__local_config cfg = {.policy = SC_LOCAL_LFU, .max_entries = 100, .shards = 1, .max_key_bytes = 4};
+    sc__local *l = sc__local_new(&cfg);
+    ck_assert_ptr_nonnull(l);
+    ck_assert_int_eq(put(l, "kkkk", "abc", 4, 0, 1), SC_OK);
+    ck_assert_int_eq(put(l, "kkkkk", "long", 5, 0, 1), SC_OK); /* put takes any length */
+    struct seen s = {0};
+    struct missed m = {0};
+    ck_assert_int_eq(sc__local_get_with_str(l, "kkkk", seen_fn, &s, miss_fn, &m), SC_OK);
+    ck_assert_int_eq(s.calls, 1);
+    ck_assert_int_eq(memcmp(s.buf, "abc", 3), 0);
+    ck_assert_int_eq(m.calls, 0);
+    const char *bad[] = {"absent", "", NULL, "kkkkk"}; /* a miss, empty, NULL, longer than 4 */
+    for (int i = 0; i < 4; i++) {
+        ck_assert_int_eq(sc__local_get_with_str(l, bad[i], seen_fn, &s, miss_fn, &m), SC_NOT_FOUND);
+        ck_assert_int_eq(m.calls, i + 1);
+        ck_assert_ptr_eq(m.key, bad[i]);
+        ck_assert_ptr_eq(m.ctx, &m);
+    }
+    ck_assert_int_eq(s.calls, 1); /* the 5-byte key held was never lent */
+    sc__local_stats st;
+    sc__local_stats(l, &st);
+    ck_assert_uint_eq(st.hits, 1);
+    ck_assert_uint_eq(st.misses, 0);
+    sc__local_free(l);
+}
+END_TEST
+
 /* An unbounded store grows its tables through many resizes (each a new
  * table published while the old one waits for readers) and loses nothing;
  * removes leave tombstones that later resizes purge. */
@@ -741,6 +790,7 @@ static Suite *local_suite(void)
     tcase_add_loop_test(tc, test_stress, 0, 2);
     tcase_add_loop_test(tc, test_value_outlives_entry, 0, 2);
     tcase_add_test(tc, test_get_with);
+    tcase_add_test(tc, test_get_with_str);
     tcase_add_loop_test(tc, test_growth_and_tombstones, 0, 2);
     tcase_add_test(tc, test_window_climbs);
     suite_add_tcase(s, tc);
