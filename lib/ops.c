@@ -139,9 +139,30 @@ SC_EXPORT sc_status sc_get_ex(sc_cache *c, const char *key, sc_value **out, sc_g
     return get_slow(c, key, klen, hash, out, info, synced);
 }
 
-SC_EXPORT sc_status sc_get(sc_cache *c, const char *key, sc_value **out)
+static sc_status get_missed(void *c, const char *key, sc_value **out)
 {
     return sc_get_ex(c, key, out, NULL);
+}
+
+/* Routing (partitioned caches), an unsynced pod, NULL arguments: what the
+ * hit path below leaves to a call of its own. */
+static __attribute__((noinline)) sc_status get_routed(sc_cache *c, const char *key, sc_value **out)
+{
+    c = sc__route(c, key);
+    if (!c || !out || !is_synced(c))
+        return sc_get_ex(c, key, out, NULL);
+    return sc__local_get_str(c->local, key, out, get_missed, c);
+}
+
+/* A synced pod's local hit is one call into the store, which measures,
+ * checks and hashes the key and hands a miss or a bad key to get_missed
+ * (sc_get_ex: the checks, the counted miss, Redis), as tail calls, as
+ * sc_get_with's does (lib/read.c). */
+SC_EXPORT sc_status sc_get(sc_cache *c, const char *key, sc_value **out)
+{
+    if (!c || c->part || !out || !is_synced(c))
+        return get_routed(c, key, out);
+    return sc__local_get_str(c->local, key, out, get_missed, c);
 }
 
 SC_EXPORT sc_status sc_peek(sc_cache *c, const char *key, sc_value **out)

@@ -131,6 +131,13 @@ typedef sc_status (*sc__local_miss_fn)(void *ctx, const char *key, sc_read_fn fn
 sc_status sc__local_get_with_str(sc__local *l, const char *key, sc_read_fn fn, void *ud, sc__local_miss_fn miss,
                                  void *ctx);
 
+/* The same for a get that takes a reference (sc_get): a hit (counted)
+ * stores a new reference in *out and returns SC_OK; a miss (not counted)
+ * and a key that is NULL, empty or too long return miss(ctx, key, out), as
+ * a tail call. l and out are not checked. */
+typedef sc_status (*sc__local_get_miss_fn)(void *ctx, const char *key, sc_value **out);
+sc_status sc__local_get_str(sc__local *l, const char *key, sc_value **out, sc__local_get_miss_fn miss, void *ctx);
+
 /* Like sc__local_get but counts nothing and does not touch recency or
  * frequency (for tests and the verifier). */
 sc_status sc__local_peek(sc__local *l, const char *key, size_t klen, uint64_t hash, sc_value **out);

@@ -396,10 +396,13 @@ sc_status sc__local_peek(sc__local *l, const char *key, size_t klen, uint64_t ha
     return lookup(l, key, klen, hash, out, 0);
 }
 
-/* sc__local_get_with's lookup, inlined into it and into
- * sc__local_get_with_str. */
+/* sc__local_get_with's lookup, inlined into it, into
+ * sc__local_get_with_str and (with out, where fn is NULL) into
+ * sc__local_get_str: a hit lends the bytes to fn, or takes a reference into
+ * *out. */
 static inline __attribute__((always_inline)) sc_status get_with(sc__local *l, const char *key, size_t klen,
-                                                                uint64_t hash, sc_read_fn fn, void *ud)
+                                                                uint64_t hash, sc_read_fn fn, void *ud,
+                                                                sc_value **out)
 {
     struct shard *s = shard_of(l, hash);
     struct sc__thread *th = sc__read_lock();
@@ -410,6 +413,8 @@ static inline __attribute__((always_inline)) sc_status get_with(sc__local *l, co
     if (v) {
         if (expired_now(v))
             stale = 1;
+        else if (out)
+            atomic_fetch_add_explicit(&v->refs, 1, memory_order_relaxed);
         else
             fn(sc__value_bytes(v), v->len, v->version, ud);
     }
@@ -420,6 +425,8 @@ static inline __attribute__((always_inline)) sc_status get_with(sc__local *l, co
     }
     if (!v)
         return SC_NOT_FOUND; /* not counted: the caller's fallback lookup counts it */
+    if (out)
+        *out = v;
     struct tstate *st = state_of(l, th);
     record_hit(s, st, t, pos, hash, count_hit(l, st));
     return SC_OK;
@@ -429,7 +436,7 @@ sc_status sc__local_get_with(sc__local *l, const char *key, size_t klen, uint64_
 {
     if (!l || !fn || (!key && klen))
         return SC_ERR_INVALID;
-    return get_with(l, key, klen, hash, fn, ud);
+    return get_with(l, key, klen, hash, fn, ud, NULL);
 }
 
 /* Measured here, and the miss a tail call: the CPU overlaps one lookup's
@@ -441,9 +448,19 @@ sc_status sc__local_get_with_str(sc__local *l, const char *key, sc_read_fn fn, v
                                  void *ctx)
 {
     size_t klen = key ? strnlen(key, l->max_klen + 1) : 0;
-    if (klen && klen <= l->max_klen && get_with(l, key, klen, sc__local_hash(key, klen), fn, ud) == SC_OK)
+    if (klen && klen <= l->max_klen && get_with(l, key, klen, sc__local_hash(key, klen), fn, ud, NULL) == SC_OK)
         return SC_OK;
     return miss(ctx, key, fn, ud);
+}
+
+/* sc__local_get_with_str's path for sc_get: the same measuring, lookup and
+ * tail calls, with a reference taken instead of a lend. */
+sc_status sc__local_get_str(sc__local *l, const char *key, sc_value **out, sc__local_get_miss_fn miss, void *ctx)
+{
+    size_t klen = key ? strnlen(key, l->max_klen + 1) : 0;
+    if (klen && klen <= l->max_klen && get_with(l, key, klen, sc__local_hash(key, klen), NULL, NULL, out) == SC_OK)
+        return SC_OK;
+    return miss(ctx, key, out);
 }
 
 static inline uint64_t floor_of(sc__local *l, uint64_t hash)

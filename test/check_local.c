@@ -598,6 +598,53 @@ START_TEST(test_get_with_str)
 }
 END_TEST
 
+static sc_status get_miss_fn(void *ctx, const char *key, sc_value **out)
+{
+    struct missed *m = ctx;
+    m->calls++;
+    m->key = key;
+    m->ctx = ctx;
+    *out = NULL;
+    return SC_NOT_FOUND;
+}
+
+/* sc_get's path: the same key limits and tail calls as sc__local_get_with_str,
+ * with a reference that outlives the entry. */
+START_TEST(test_get_str)
+{
+    sc__local_config cfg = {.policy = SC_LOCAL_LRU, .max_entries = 100, .shards = 1, .max_key_bytes = 4};
+    sc__local *l = sc__local_new(&cfg);
+    ck_assert_ptr_nonnull(l);
+    ck_assert_int_eq(put(l, "kkkk", "abc", 7, 0, 1), SC_OK);
+    ck_assert_int_eq(put(l, "kkkkk", "long", 5, 0, 1), SC_OK);
+    struct missed m = {0};
+    sc_value *v = NULL;
+    ck_assert_int_eq(sc__local_get_str(l, "kkkk", &v, get_miss_fn, &m), SC_OK);
+    ck_assert_ptr_nonnull(v);
+    ck_assert_int_eq(memcmp(sc_value_data(v), "abc", 3), 0);
+    ck_assert_uint_eq(sc_value_version(v), 7);
+    ck_assert_int_eq(m.calls, 0);
+    /* The reference is the caller's: the entry's removal leaves it valid. */
+    ck_assert_int_eq(sc__local_remove(l, "kkkk", 4, sc__local_hash("kkkk", 4), UINT64_MAX, 0), 1);
+    ck_assert_int_eq(memcmp(sc_value_data(v), "abc", 3), 0);
+    sc_value_release(v);
+    const char *bad[] = {"kkkk", "absent", "", NULL, "kkkkk"}; /* removed, a miss, empty, NULL, longer than 4 */
+    for (int i = 0; i < 5; i++) {
+        v = (sc_value *)&m; /* the miss function, not the store, says what *out holds */
+        ck_assert_int_eq(sc__local_get_str(l, bad[i], &v, get_miss_fn, &m), SC_NOT_FOUND);
+        ck_assert_ptr_null(v);
+        ck_assert_int_eq(m.calls, i + 1);
+        ck_assert_ptr_eq(m.key, bad[i]);
+        ck_assert_ptr_eq(m.ctx, &m);
+    }
+    sc__local_stats st;
+    sc__local_stats(l, &st);
+    ck_assert_uint_eq(st.hits, 1);
+    ck_assert_uint_eq(st.misses, 0);
+    sc__local_free(l);
+}
+END_TEST
+
 /* An unbounded store grows its tables through many resizes (each a new
  * table published while the old one waits for readers) and loses nothing;
  * removes leave tombstones that later resizes purge. */
@@ -791,6 +838,7 @@ static Suite *local_suite(void)
     tcase_add_loop_test(tc, test_value_outlives_entry, 0, 2);
     tcase_add_test(tc, test_get_with);
     tcase_add_test(tc, test_get_with_str);
+    tcase_add_test(tc, test_get_str);
     tcase_add_loop_test(tc, test_growth_and_tombstones, 0, 2);
     tcase_add_test(tc, test_window_climbs);
     suite_add_tcase(s, tc);

@@ -75,6 +75,56 @@ START_TEST(get_with_local_and_remote)
 }
 END_TEST
 
+/* sc_get's hit path (one call into the store, lib/ops.c): a local hit and a
+ * miss are each counted once, and every bad argument gets its message. */
+START_TEST(get_counts_once_and_names_bad_arguments)
+{
+    sc_options o = test_options(NS("get"), NULL);
+    o.max_key_bytes = 8;
+    sc_cache *a = test_open(&o);
+    ck_assert_int_eq(sc_set(a, "k", "hello", 5, 0), SC_OK);
+    sc_stats before = test_stats(a);
+    sc_value *v = NULL;
+    ck_assert_int_eq(sc_get(a, "k", &v), SC_OK);
+    ck_assert_int_eq(memcmp(sc_value_data(v), "hello", 5), 0);
+    sc_value_release(v);
+    sc_stats after = test_stats(a);
+    ck_assert_uint_eq(after.local_hits, before.local_hits + 1);
+    ck_assert_uint_eq(after.local_misses, before.local_misses);
+
+    before = after;
+    v = (sc_value *)&o;
+    ck_assert_int_eq(sc_get(a, "absent", &v), SC_NOT_FOUND);
+    ck_assert_ptr_null(v);
+    after = test_stats(a);
+    ck_assert_uint_eq(after.local_hits, before.local_hits);
+    ck_assert_uint_eq(after.local_misses, before.local_misses + 1);
+    ck_assert_uint_eq(after.remote_misses, before.remote_misses + 1);
+
+    const struct {
+        const char *key;
+        sc_status status;
+        const char *msg;
+    } bad[] = {{NULL, SC_ERR_INVALID, "sc_get: key is NULL"},
+               {"", SC_ERR_INVALID, "sc_get: key is empty"},
+               {"123456789", SC_ERR_TOO_LARGE, "sc_get: key longer than max_key_bytes (8)"}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        v = (sc_value *)&o;
+        ck_assert_int_eq(sc_get(a, bad[i].key, &v), bad[i].status);
+        ck_assert_ptr_null(v);
+        ck_assert_str_eq(sc_errmsg(a), bad[i].msg);
+    }
+    ck_assert_int_eq(sc_get(a, "k", NULL), SC_ERR_INVALID);
+    ck_assert_str_eq(sc_errmsg(a), "sc_get: out is NULL");
+    ck_assert_int_eq(sc_get(NULL, "k", &v), SC_ERR_INVALID);
+    ck_assert_ptr_null(v);
+    after = test_stats(a);
+    ck_assert_uint_eq(after.local_hits, before.local_hits);
+    ck_assert_uint_eq(after.local_misses, before.local_misses + 1);
+    sc_close(a);
+}
+END_TEST
+
 START_TEST(get_with_reads_redis_on_a_local_miss)
 {
     sc_options o = test_options(NS("miss"), NULL);
@@ -213,6 +263,7 @@ int main(void)
     TCase *tc = tcase_create("read");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, get_with_local_and_remote);
+    tcase_add_test(tc, get_counts_once_and_names_bad_arguments);
     tcase_add_test(tc, get_with_reads_redis_on_a_local_miss);
     tcase_add_test(tc, get_copy);
     tcase_add_test(tc, readers_while_writing);
