@@ -16,7 +16,9 @@
  * with sc__local_get_with after strlen and the hash) shows what a hit
  * costs below the public call.
  * sc_get takes and releases a reference and reads the first byte;
- * sc_get_with's callback reads the first byte; raw reads the first byte.
+ * sc_get_with's callback reads the first byte; raw reads the first byte;
+ * sc_get_many takes 16 keys a call and reads each value's first byte (its
+ * figures are per key, its lookups prefetched in groups: lib/versions.c).
  * Each run measures every call on one thread in CHUNKS turns of
  * ops / CHUNKS gets, the calls taking turns in rotating order, so every
  * ratio is taken within one run and a burst of noise from a neighbour
@@ -186,10 +188,11 @@ static sc__local *store_build(sc_local_policy policy, size_t nkeys)
 
 /* ------------------------------------------------------------ workers -- */
 
-typedef enum mode { M_RAW, M_RAWCALL, M_STORE, M_GET, M_WITH, M_NMODES } mode;
+typedef enum mode { M_RAW, M_RAWCALL, M_STORE, M_GET, M_WITH, M_MANY, M_NMODES } mode;
 static const char *const mode_names[M_NMODES] = {"raw table", "raw table, out of line + callback",
                                                   "local store alone (sc__local_get_with)", "sc_get",
-                                                  "sc_get_with"};
+                                                  "sc_get_with", "sc_get_many, 16 keys a call (per key)"};
+#define MANY_BATCH 16
 
 typedef struct worker {
     mode m;
@@ -217,6 +220,8 @@ static void *worker_run(void *arg)
     worker *w = arg;
     uint64_t rng = w->seed, sink = 0;
     long misses = 0;
+    const char *batch[MANY_BATCH];
+    size_t nb = 0;
     uint64_t cpu0 = bench_span_begin(&w->span, w->start);
     for (long i = 0; i < w->ops; i++) {
         const char *key = pick(&rng, w->nkeys);
@@ -250,6 +255,23 @@ static void *worker_run(void *arg)
         case M_WITH:
             if (sc_get_with(w->c, key, read_first, &sink) != SC_OK)
                 misses++;
+            break;
+        case M_MANY:
+            batch[nb++] = key;
+            if (nb == MANY_BATCH || i + 1 == w->ops) {
+                sc_value *out[MANY_BATCH];
+                if (sc_get_many(w->c, batch, nb, out) != SC_OK)
+                    die("sc_get_many", sc_errmsg(w->c));
+                for (size_t j = 0; j < nb; j++) {
+                    if (out[j]) {
+                        sink += *(const unsigned char *)sc_value_data(out[j]);
+                        sc_value_release(out[j]);
+                    } else {
+                        misses++;
+                    }
+                }
+                nb = 0;
+            }
             break;
         default:
             break;

@@ -463,6 +463,30 @@ sc_status sc__local_get_str(sc__local *l, const char *key, sc_value **out, sc__l
     return miss(ctx, key, out);
 }
 
+/* Two passes over the keys before their lookups, so their cache misses
+ * overlap instead of coming one after another: the first starts loading
+ * each key's home slot, the second (the slots are in flight by then)
+ * starts loading the entry a slot with the key's tag points at, for
+ * writing (a lookup takes a reference there). Inside a read section: a
+ * table or entry being replaced stays readable. */
+void sc__local_prefetch(sc__local *l, const uint64_t *hashes, size_t n)
+{
+    if (!l || !hashes)
+        return;
+    struct sc__thread *th = sc__read_lock();
+    for (size_t i = 0; i < n; i++) {
+        const struct table *t = atomic_load_explicit(&shard_of(l, hashes[i])->tab, memory_order_acquire);
+        __builtin_prefetch(&t->slots[home(hashes[i], t->size)]);
+    }
+    for (size_t i = 0; i < n; i++) {
+        const struct table *t = atomic_load_explicit(&shard_of(l, hashes[i])->tab, memory_order_acquire);
+        uint64_t sl = atomic_load_explicit(&t->slots[home(hashes[i], t->size)], memory_order_acquire);
+        if (sl != EMPTY && sl != TOMB && (sl >> 48) == tag_of(hashes[i]))
+            __builtin_prefetch(entry_of(sl), 1);
+    }
+    sc__read_unlock(th);
+}
+
 static inline uint64_t floor_of(sc__local *l, uint64_t hash)
 {
     uint64_t a = atomic_load_explicit(stripe_of(l->floors, hash), memory_order_acquire);

@@ -645,6 +645,44 @@ START_TEST(test_get_str)
 }
 END_TEST
 
+static uint64_t hash_of_key(const char *k)
+{
+    return sc__local_hash(k, strlen(k));
+}
+
+/* sc_get_many's prefetch is a hint: it counts nothing and touches no
+ * recency (an LRU store still evicts its oldest key after it), whatever
+ * the hashes: held, absent, removed (a tombstone), or no store at all. */
+START_TEST(test_prefetch_changes_nothing)
+{
+    sc__local *l = mk(SC_LOCAL_LRU, 3, 0, 0, 1);
+    ck_assert_int_eq(put(l, "a", "1", 1, 0, 1), SC_OK);
+    ck_assert_int_eq(put(l, "b", "2", 2, 0, 1), SC_OK);
+    ck_assert_int_eq(put(l, "c", "3", 3, 0, 1), SC_OK);
+    ck_assert_int_eq(put(l, "gone", "4", 4, 0, 1), SC_OK); /* evicts a */
+    ck_assert_int_eq(put(l, "a", "1", 5, 0, 1), SC_OK);    /* evicts b: order c, gone, a */
+    ck_assert_int_eq(sc__local_remove(l, "gone", 4, hash_of_key("gone"), UINT64_MAX, 0), 1);
+    const uint64_t hs[] = {hash_of_key("c"), hash_of_key("absent"), hash_of_key("gone"), hash_of_key("a")};
+    sc__local_prefetch(l, hs, 4);
+    sc__local_prefetch(l, hs, 0);
+    sc__local_prefetch(l, NULL, 4);
+    sc__local_prefetch(NULL, hs, 4);
+    sc__local_stats st;
+    sc__local_stats(l, &st);
+    ck_assert_uint_eq(st.hits, 0);
+    ck_assert_uint_eq(st.misses, 0);
+    ck_assert_uint_eq(st.entries, 2);
+    /* c is still the oldest: prefetching it did not count as a use. */
+    ck_assert_int_eq(put(l, "d", "5", 6, 0, 1), SC_OK);
+    ck_assert_int_eq(put(l, "e", "6", 7, 0, 1), SC_OK); /* the bound of 3 is reached again: c goes */
+    ck_assert_int_eq(has(l, "c"), 0);
+    ck_assert_int_eq(has(l, "a"), 1);
+    ck_assert_int_eq(has(l, "d"), 1);
+    ck_assert_int_eq(has(l, "e"), 1);
+    sc__local_free(l);
+}
+END_TEST
+
 /* An unbounded store grows its tables through many resizes (each a new
  * table published while the old one waits for readers) and loses nothing;
  * removes leave tombstones that later resizes purge. */
@@ -839,6 +877,7 @@ static Suite *local_suite(void)
     tcase_add_test(tc, test_get_with);
     tcase_add_test(tc, test_get_with_str);
     tcase_add_test(tc, test_get_str);
+    tcase_add_test(tc, test_prefetch_changes_nothing);
     tcase_add_loop_test(tc, test_growth_and_tombstones, 0, 2);
     tcase_add_test(tc, test_window_climbs);
     suite_add_tcase(s, tc);

@@ -7,7 +7,8 @@
  * any unordered one). Readers:
  *  - use sc__local_get (and keep a few values for a while before checking
  *    and releasing them, so values outlive their entries), sc__local_get_with
- *    (checked inside the callback) and sc__local_peek;
+ *    (checked inside the callback) and sc__local_peek, and now and then
+ *    sc__local_prefetch (sc_get_many's: it reads slots too);
  *  - check that, per key, the versions they see never go down: writers only
  *    make ordered puts (known = version), and every way an entry leaves
  *    raises the key's floor to its version, so once a version was visible
@@ -102,6 +103,15 @@ static void *reader(void *arg)
         size_t kl = key_of(k, sizeof k, i);
         uint64_t h = sc__local_hash(k, kl), seen = 0;
         reads++;
+        if ((r & 7) == 0) { /* sc_get_many's prefetch: reads slots while tables are replaced */
+            uint64_t hs[4];
+            char pk[32];
+            for (unsigned j = 0; j < 4; j++) {
+                size_t pl = key_of(pk, sizeof pk, (i + j) % NKEYS);
+                hs[j] = sc__local_hash(pk, pl);
+            }
+            sc__local_prefetch(sh->l, hs, 4);
+        }
         if (op < 4) {
             sc_value *v;
             if (sc__local_get(sh->l, k, kl, h, &v) == SC_OK) {
