@@ -94,10 +94,6 @@ sc_status sc__get_many_begin(sc_cache *c, const char *const *keys, size_t n, sc_
     g->out = out;
     g->n = n;
     g->call = call;
-    g->m = malloc(n * sizeof *g->m);
-    if (!g->m)
-        return sc__fail(c, SC_ERR_NOMEM, "sc_get_many: out of memory");
-    miss *m = g->m;
     g->synced = atomic_load_explicit(&c->synced, memory_order_acquire);
     /* In groups: the keys are checked and hashed, their lines prefetched
      * (their cache misses overlap), then looked up. */
@@ -120,7 +116,13 @@ sc_status sc__get_many_begin(sc_cache *c, const char *const *keys, size_t n, sc_
             size_t i = base + j;
             if (g->synced && sc__local_get(c->local, keys[i], klen[j], hash[j], &out[i]) == SC_OK)
                 continue;
-            m[g->nm++] = (miss){hash[j], sc__tracking_mark(c, hash[j]), keys[i], klen[j], i};
+            /* Made at the first miss: a batch served locally allocates nothing. */
+            if (!g->m && !(g->m = malloc(n * sizeof *g->m))) {
+                release_all(out, i);
+                sc__get_many_free(g);
+                return sc__fail(c, SC_ERR_NOMEM, "sc_get_many: out of memory");
+            }
+            g->m[g->nm++] = (miss){hash[j], sc__tracking_mark(c, hash[j]), keys[i], klen[j], i};
         }
     }
     if (g->nm == 0)
@@ -128,6 +130,7 @@ sc_status sc__get_many_begin(sc_cache *c, const char *const *keys, size_t n, sc_
 
     /* Duplicates are read once: sort the misses so equal keys sit side by
      * side, and keep the first of each run. */
+    miss *m = g->m;
     size_t nm = g->nm;
     qsort(m, nm, sizeof *m, miss_cmp);
     g->uk = malloc(nm * sizeof *g->uk);
