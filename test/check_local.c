@@ -558,24 +558,45 @@ struct missed {
     void *ctx;
 };
 
-static sc_status miss_fn(void *ctx, const char *key, sc_read_fn fn, void *ud)
+static void note_miss(void *ctx, const char *key)
 {
-    (void)fn;
-    (void)ud;
     struct missed *m = ctx;
     m->calls++;
     m->key = key;
     m->ctx = ctx;
+}
+
+static sc_status miss_fn(void *ctx, const char *key, sc_read_fn fn, void *ud)
+{
+    (void)fn;
+    (void)ud;
+    note_miss(ctx, key);
     return SC_NOT_FOUND;
+}
+
+static void assert_counted(sc__local *l, uint64_t hits, uint64_t misses)
+{
+    sc__local_stats st;
+    sc__local_stats(l, &st);
+    ck_assert_uint_eq(st.hits, hits);
+    ck_assert_uint_eq(st.misses, misses);
+}
+
+/* A store that looks up keys of at most 4 bytes, holding "kkkk" = "abc" at
+ * version and a 5-byte key (put takes any length). */
+static sc__local *four_byte_store(sc_local_policy p, uint64_t version)
+{
+    sc__local_config cfg = {.policy = p, .max_entries = 100, .shards = 1, .max_key_bytes = 4};
+    sc__local *l = sc__local_new(&cfg);
+    ck_assert_ptr_nonnull(l);
+    ck_assert_int_eq(put(l, "kkkk", "abc", version, 0, 1), SC_OK);
+    ck_assert_int_eq(put(l, "kkkkk", "long", version + 1, 0, 1), SC_OK);
+    return l;
 }
 
 START_TEST(test_get_with_str)
 {
-    sc__local_config cfg = {.policy = SC_LOCAL_LFU, .max_entries = 100, .shards = 1, .max_key_bytes = 4};
-    sc__local *l = sc__local_new(&cfg);
-    ck_assert_ptr_nonnull(l);
-    ck_assert_int_eq(put(l, "kkkk", "abc", 4, 0, 1), SC_OK);
-    ck_assert_int_eq(put(l, "kkkkk", "long", 5, 0, 1), SC_OK); /* put takes any length */
+    sc__local *l = four_byte_store(SC_LOCAL_LFU, 4);
     struct seen s = {0};
     struct missed m = {0};
     ck_assert_int_eq(sc__local_get_with_str(l, "kkkk", seen_fn, &s, miss_fn, &m), SC_OK);
@@ -590,20 +611,14 @@ START_TEST(test_get_with_str)
         ck_assert_ptr_eq(m.ctx, &m);
     }
     ck_assert_int_eq(s.calls, 1); /* the 5-byte key held was never lent */
-    sc__local_stats st;
-    sc__local_stats(l, &st);
-    ck_assert_uint_eq(st.hits, 1);
-    ck_assert_uint_eq(st.misses, 0);
+    assert_counted(l, 1, 0);
     sc__local_free(l);
 }
 END_TEST
 
 static sc_status get_miss_fn(void *ctx, const char *key, sc_value **out)
 {
-    struct missed *m = ctx;
-    m->calls++;
-    m->key = key;
-    m->ctx = ctx;
+    note_miss(ctx, key);
     *out = NULL;
     return SC_NOT_FOUND;
 }
@@ -612,11 +627,7 @@ static sc_status get_miss_fn(void *ctx, const char *key, sc_value **out)
  * with a reference that outlives the entry. */
 START_TEST(test_get_str)
 {
-    sc__local_config cfg = {.policy = SC_LOCAL_LRU, .max_entries = 100, .shards = 1, .max_key_bytes = 4};
-    sc__local *l = sc__local_new(&cfg);
-    ck_assert_ptr_nonnull(l);
-    ck_assert_int_eq(put(l, "kkkk", "abc", 7, 0, 1), SC_OK);
-    ck_assert_int_eq(put(l, "kkkkk", "long", 5, 0, 1), SC_OK);
+    sc__local *l = four_byte_store(SC_LOCAL_LRU, 7);
     struct missed m = {0};
     sc_value *v = NULL;
     ck_assert_int_eq(sc__local_get_str(l, "kkkk", &v, get_miss_fn, &m), SC_OK);
@@ -637,10 +648,7 @@ START_TEST(test_get_str)
         ck_assert_ptr_eq(m.key, bad[i]);
         ck_assert_ptr_eq(m.ctx, &m);
     }
-    sc__local_stats st;
-    sc__local_stats(l, &st);
-    ck_assert_uint_eq(st.hits, 1);
-    ck_assert_uint_eq(st.misses, 0);
+    assert_counted(l, 1, 0);
     sc__local_free(l);
 }
 END_TEST
@@ -667,10 +675,9 @@ START_TEST(test_prefetch_changes_nothing)
     sc__local_prefetch(l, hs, 0);
     sc__local_prefetch(l, NULL, 4);
     sc__local_prefetch(NULL, hs, 4);
+    assert_counted(l, 0, 0);
     sc__local_stats st;
     sc__local_stats(l, &st);
-    ck_assert_uint_eq(st.hits, 0);
-    ck_assert_uint_eq(st.misses, 0);
     ck_assert_uint_eq(st.entries, 2);
     /* c is still the oldest: prefetching it did not count as a use. */
     ck_assert_int_eq(put(l, "d", "5", 6, 0, 1), SC_OK);
