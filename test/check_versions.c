@@ -293,6 +293,38 @@ START_TEST(get_many_ten_thousand)
 }
 END_TEST
 
+/* sc_get_many looks keys up in groups of 16 (their lookups prefetched
+ * together): a bad key in a later group, after earlier groups took
+ * references to local hits, fails the call and leaves nothing held (ASan's
+ * leak check sees a reference kept). */
+START_TEST(get_many_bad_key_after_local_hits)
+{
+    sc_cache *a = test_pod(NS("groups"), "a");
+    enum { N = 40, BAD = 37 };
+    char names[N][16];
+    const char *keys[N];
+    for (int i = 0; i < N; i++) {
+        snprintf(names[i], sizeof names[i], "g%d", i);
+        keys[i] = names[i];
+        ck_assert_int_eq(sc_set(a, keys[i], names[i], strlen(names[i]), 0), SC_OK);
+    }
+    sc_value *out[N];
+    uint64_t hits = test_stats(a).local_hits;
+    ck_assert_int_eq(sc_get_many(a, keys, N, out), SC_OK);
+    ck_assert_uint_eq(test_stats(a).local_hits - hits, N);
+    for (int i = 0; i < N; i++) {
+        ck_assert_str_eq(sc_value_data(out[i]), names[i]);
+        sc_value_release(out[i]);
+    }
+    keys[BAD] = "";
+    ck_assert_int_eq(sc_get_many(a, keys, N, out), SC_ERR_INVALID);
+    ck_assert_str_eq(sc_errmsg(a), "sc_get_many: key is empty");
+    for (int i = 0; i < N; i++)
+        ck_assert_ptr_null(out[i]);
+    sc_close(a);
+}
+END_TEST
+
 START_TEST(bad_input)
 {
     sc_cache *a = test_pod(NS("bad"), "a");
@@ -341,6 +373,7 @@ static Suite *suite(void)
     tcase_add_test(tc, lost_update_never_happens);
     tcase_add_test(tc, get_many_mixed);
     tcase_add_test(tc, get_many_ten_thousand);
+    tcase_add_test(tc, get_many_bad_key_after_local_hits);
     tcase_add_test(tc, bad_input);
     suite_add_tcase(s, tc);
     return s;
