@@ -17,7 +17,13 @@
  *
  * Timing: CLOCK_MONOTONIC around batches, never per operation. Every figure
  * is the median over --runs runs; remote figures are interleaved run by run
- * so a noisy neighbour hits baseline and synccache alike.
+ * so a noisy neighbour hits baseline and synccache alike. Beside each remote
+ * figure, the mean time Redis spent in scripts per operation (EVALSHA's
+ * usec in INFO commandstats, which holds the commands a script calls, read
+ * before and after each batch): what a write costs on the server, apart
+ * from the round trip. It also holds the pods' own scripts that ran during
+ * the batch (heartbeats; with tracking, the confirms of the writer's own
+ * writes).
  *
  * Usage: hotpath [--runs N] [--ops N (0: remote figures only)] [--remote-ops N]
  */
