@@ -169,8 +169,8 @@ static inline void count_miss(sc__local *l, struct tstate *st)
 }
 
 /* n: the thread's hit count (count_hit). */
-static inline void record_hit(struct shard *s, struct tstate *st, const struct table *t,
-                              uint32_t pos, uint64_t hash, uint64_t n)
+static inline void record_hit(struct shard *s, struct tstate *st, const struct table *t, uint32_t pos, uint64_t hash,
+                              uint64_t n)
 {
     if (!st || !s->policy)
         return;
@@ -352,10 +352,19 @@ static inline int expired_now(const sc_value *v)
            expired_at(v, sc__now_ms());
 }
 
-static sc_status lookup(sc__local *l, const char *key, size_t klen, uint64_t hash, sc_value **out, int count)
+enum { COUNT_HIT = 1, COUNT_MISS = 2, LEND = 4 };
+
+/* Every lookup the store makes for a reader, always inlined with a
+ * constant how, so each caller keeps only its own branches. A hit lends the
+ * bytes to fn inside the read section (how has LEND) or takes a reference
+ * into *out; an expired entry is dropped (under the shard lock, after the
+ * section) and is a miss. COUNT_HIT and COUNT_MISS say what is counted, a
+ * counted hit being recorded for the policy too: a peek counts nothing, and
+ * the public gets' first lookup counts only hits (the fallback it hands a
+ * miss to counts the miss). */
+static inline __attribute__((always_inline)) sc_status find(sc__local *l, const char *key, size_t klen, uint64_t hash,
+                                                            sc_read_fn fn, void *ud, sc_value **out, unsigned how)
 {
-    if (!l || !out || (!key && klen))
-        return SC_ERR_INVALID;
     struct shard *s = shard_of(l, hash);
     struct sc__thread *th = sc__read_lock();
     const struct table *t = atomic_load_explicit(&s->tab, memory_order_acquire);
@@ -365,6 +374,8 @@ static sc_status lookup(sc__local *l, const char *key, size_t klen, uint64_t has
     if (v) {
         if (expired_now(v))
             stale = 1;
+        else if (how & LEND)
+            fn(sc__value_bytes(v), v->len, v->version, ud);
         else
             atomic_fetch_add_explicit(&v->refs, 1, memory_order_relaxed);
     }
@@ -373,70 +384,47 @@ static sc_status lookup(sc__local *l, const char *key, size_t klen, uint64_t has
         expire_entry(s, key, klen, hash);
         v = NULL;
     }
-    if (count) {
-        struct tstate *st = state_of(l, th);
-        if (v)
-            record_hit(s, st, t, pos, hash, count_hit(l, st));
-        else
-            count_miss(l, st);
-    }
-    if (!v)
+    if (!v) {
+        if (how & COUNT_MISS)
+            count_miss(l, state_of(l, th));
         return SC_NOT_FOUND;
-    *out = v;
+    }
+    if (!(how & LEND))
+        *out = v;
+    if (how & COUNT_HIT) {
+        struct tstate *st = state_of(l, th);
+        record_hit(s, st, t, pos, hash, count_hit(l, st));
+    }
     return SC_OK;
 }
 
 sc_status sc__local_get(sc__local *l, const char *key, size_t klen, uint64_t hash, sc_value **out)
 {
-    return lookup(l, key, klen, hash, out, 1);
+    if (!l || !out || (!key && klen))
+        return SC_ERR_INVALID;
+    return find(l, key, klen, hash, NULL, NULL, out, COUNT_HIT | COUNT_MISS);
 }
 
 sc_status sc__local_peek(sc__local *l, const char *key, size_t klen, uint64_t hash, sc_value **out)
 {
-    return lookup(l, key, klen, hash, out, 0);
-}
-
-/* sc__local_get_with's lookup, inlined into it, into
- * sc__local_get_with_str and (with out, where fn is NULL) into
- * sc__local_get_str: a hit lends the bytes to fn, or takes a reference into
- * *out. */
-static inline __attribute__((always_inline)) sc_status get_with(sc__local *l, const char *key, size_t klen,
-                                                                uint64_t hash, sc_read_fn fn, void *ud,
-                                                                sc_value **out)
-{
-    struct shard *s = shard_of(l, hash);
-    struct sc__thread *th = sc__read_lock();
-    const struct table *t = atomic_load_explicit(&s->tab, memory_order_acquire);
-    uint32_t pos;
-    sc_value *v = probe(t, key, klen, hash, &pos);
-    int stale = 0;
-    if (v) {
-        if (expired_now(v))
-            stale = 1;
-        else if (out)
-            atomic_fetch_add_explicit(&v->refs, 1, memory_order_relaxed);
-        else
-            fn(sc__value_bytes(v), v->len, v->version, ud);
-    }
-    sc__read_unlock(th);
-    if (stale) {
-        expire_entry(s, key, klen, hash);
-        v = NULL;
-    }
-    if (!v)
-        return SC_NOT_FOUND; /* not counted: the caller's fallback lookup counts it */
-    if (out)
-        *out = v;
-    struct tstate *st = state_of(l, th);
-    record_hit(s, st, t, pos, hash, count_hit(l, st));
-    return SC_OK;
+    if (!l || !out || (!key && klen))
+        return SC_ERR_INVALID;
+    return find(l, key, klen, hash, NULL, NULL, out, 0);
 }
 
 sc_status sc__local_get_with(sc__local *l, const char *key, size_t klen, uint64_t hash, sc_read_fn fn, void *ud)
 {
     if (!l || !fn || (!key && klen))
         return SC_ERR_INVALID;
-    return get_with(l, key, klen, hash, fn, ud, NULL);
+    return find(l, key, klen, hash, fn, ud, NULL, LEND | COUNT_HIT);
+}
+
+/* A key given as a C string: measured into *klen, 1 when the store looks
+ * it up (1 to max_key_bytes bytes; NULL and empty wrap to SIZE_MAX). */
+static inline int str_key_ok(const sc__local *l, const char *key, size_t *klen)
+{
+    *klen = key ? strnlen(key, l->max_klen + 1) : 0;
+    return *klen - 1 < l->max_klen;
 }
 
 /* Measured here, and the miss a tail call: the CPU overlaps one lookup's
@@ -447,8 +435,9 @@ sc_status sc__local_get_with(sc__local *l, const char *key, size_t klen, uint64_
 sc_status sc__local_get_with_str(sc__local *l, const char *key, sc_read_fn fn, void *ud, sc__local_miss_fn miss,
                                  void *ctx)
 {
-    size_t klen = key ? strnlen(key, l->max_klen + 1) : 0;
-    if (klen && klen <= l->max_klen && get_with(l, key, klen, sc__local_hash(key, klen), fn, ud, NULL) == SC_OK)
+    size_t klen;
+    if (str_key_ok(l, key, &klen) &&
+        find(l, key, klen, sc__local_hash(key, klen), fn, ud, NULL, LEND | COUNT_HIT) == SC_OK)
         return SC_OK;
     return miss(ctx, key, fn, ud);
 }
@@ -457,8 +446,8 @@ sc_status sc__local_get_with_str(sc__local *l, const char *key, sc_read_fn fn, v
  * tail calls, with a reference taken instead of a lend. */
 sc_status sc__local_get_str(sc__local *l, const char *key, sc_value **out, sc__local_get_miss_fn miss, void *ctx)
 {
-    size_t klen = key ? strnlen(key, l->max_klen + 1) : 0;
-    if (klen && klen <= l->max_klen && get_with(l, key, klen, sc__local_hash(key, klen), NULL, NULL, out) == SC_OK)
+    size_t klen;
+    if (str_key_ok(l, key, &klen) && find(l, key, klen, sc__local_hash(key, klen), NULL, NULL, out, COUNT_HIT) == SC_OK)
         return SC_OK;
     return miss(ctx, key, out);
 }
