@@ -32,7 +32,7 @@ static void cache_free(sc_cache *c)
     sc__fetch_free(c);
     sc__tags_free(c);
     sc__tracking_free(c);
-    free((char *)c->hb_event.buf);
+    sc__own_event_free(&c->hb_event, NULL);
     pthread_mutex_destroy(&c->open_mu);
     pthread_cond_destroy(&c->open_cv);
     free(c->strings);
@@ -176,7 +176,7 @@ sc_status sc__cache_open(const sc_options *o, sc_cache *outer, sc_cache **out)
         cache_free(c);
         return sc__fail(NULL, SC_ERR_NOMEM, "sc_open: out of memory");
     }
-    if (sc__own_event(c, SC__ACT_HEARTBEAT, NULL, 0, NULL, 0, 0, &c->hb_event) != SC_OK) {
+    if (sc__own_event(c, SC__ACT_HEARTBEAT, NULL, 0, NULL, 0, 0, NULL, 0, &c->hb_event) != SC_OK) {
         cache_free(c);
         return sc__fail(NULL, SC_ERR_NOMEM, "sc_open: out of memory");
     }

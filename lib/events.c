@@ -12,13 +12,14 @@
  * last measured from a script reply), so a late or replayed event never
  * outlives the key in Redis.
  */
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "lib/internal.h"
 
 sc_status sc__own_event(const sc_cache *c, sc__action action, const char *key, size_t klen, const void *val,
-                        size_t len, uint64_t ttl_ms, sc__remote_event *t)
+                        size_t len, uint64_t ttl_ms, char *scratch, size_t scratch_cap, sc__remote_event *t)
 {
     sc__event ev;
     memset(&ev, 0, sizeof ev);
@@ -49,13 +50,20 @@ sc_status sc__own_event(const sc_cache *c, sc__action action, const char *key, s
         ev.digest_len = 40;
     }
     sc__event_template tmpl;
-    sc_status s = sc__event_encode_template(&ev, c->opt.wire_format, &tmpl);
+    sc_status s = sc__event_encode_template(&ev, c->opt.wire_format, scratch, scratch_cap, &tmpl);
     if (s != SC_OK)
         return s;
     t->buf = tmpl.buf;
     t->len = tmpl.len;
     memcpy(t->cut, tmpl.cut, sizeof t->cut);
     return SC_OK;
+}
+
+void sc__own_event_free(sc__remote_event *t, const char *scratch)
+{
+    if (t->buf != scratch)
+        free((char *)t->buf);
+    t->buf = NULL;
 }
 
 uint64_t sc__mono_ns(void)

@@ -194,9 +194,14 @@ sc_status sc__options_copy(sc_cache *c, const sc_options *o);
 void sc__syncer_callbacks(sc_cache *c, sc__sub_callbacks *cb);
 
 /* events.c: the template of an event this pod publishes (version, time and
- * epoch are spliced in by the script). The caller frees t->buf. */
+ * epoch are spliced in by the script), built in scratch (scratch_cap bytes;
+ * NULL, 0: none) when it fits there, else in one allocation, so a write of a
+ * value up to a few hundred bytes allocates nothing for its event.
+ * sc__own_event_free releases it. */
+#define SC__EVENT_SCRATCH 1024
 sc_status sc__own_event(const sc_cache *c, sc__action action, const char *key, size_t klen, const void *val,
-                        size_t len, uint64_t ttl_ms, sc__remote_event *t);
+                        size_t len, uint64_t ttl_ms, char *scratch, size_t scratch_cap, sc__remote_event *t);
+void sc__own_event_free(sc__remote_event *t, const char *scratch);
 /* CLOCK_MONOTONIC in ns (timing Redis calls, load statistics). */
 uint64_t sc__mono_ns(void);
 /* This host's estimate of the Redis clock in ms since the Unix epoch. */

@@ -217,7 +217,9 @@ static sc_status set_common_tags(sc_cache *c, const char *key, const void *val, 
      * tags with their next Redis read (lib/tags.c). */
     int carry = !invalidate && !tags_len && len <= c->opt.event_value_max;
     sc__remote_event ev;
-    s = sc__own_event(c, carry ? SC__ACT_SET : SC__ACT_INVALIDATE, key, klen, val, len, ttl, &ev);
+    char evbuf[SC__EVENT_SCRATCH];
+    s = sc__own_event(c, carry ? SC__ACT_SET : SC__ACT_INVALIDATE, key, klen, val, len, ttl, evbuf, sizeof evbuf,
+                      &ev);
     if (s != SC_OK)
         return sc__fail(c, s, "%s: cannot encode the event: %s", call, sc_strerror(s));
     sc__remote_result res;
@@ -229,7 +231,7 @@ static sc_status set_common_tags(sc_cache *c, const char *key, const void *val, 
         : behind   ? sc__remote_set_behind(c->remote, key, klen, val, len, ttl, &ev, &res, err, sizeof err)
                    : sc__remote_set(c->remote, key, klen, val, len, ttl, &ev, &res, err, sizeof err);
     sc__hist_since(&c->hist_set, t0);
-    free((char *)ev.buf);
+    sc__own_event_free(&ev, evbuf);
     if (s == SC_ERR_CONFLICT) {
         /* Nothing was written; the local copy may be older than the version
          * that won, so it goes (and nothing older may come back). */
@@ -307,14 +309,15 @@ static sc_status delete_common(sc_cache *c, const char *key, int behind, const c
     if (!writes_redis(c))
         return SC_OK;
     sc__remote_event ev;
-    s = sc__own_event(c, SC__ACT_DELETE, key, klen, NULL, 0, 0, &ev);
+    char evbuf[SC__EVENT_SCRATCH];
+    s = sc__own_event(c, SC__ACT_DELETE, key, klen, NULL, 0, 0, evbuf, sizeof evbuf, &ev);
     if (s != SC_OK)
         return sc__fail(c, s, "%s: cannot encode the event: %s", call, sc_strerror(s));
     sc__remote_result res;
     char err[SC__ERRLEN];
     s = behind ? sc__remote_delete_behind(c->remote, key, klen, c->opt.tombstone_ttl_ms, &ev, &res, err, sizeof err)
                : sc__remote_delete(c->remote, key, klen, c->opt.tombstone_ttl_ms, &ev, &res, err, sizeof err);
-    free((char *)ev.buf);
+    sc__own_event_free(&ev, evbuf);
     if (s != SC_OK)
         return remote_failed(c, s, call, err);
     sc__wrote(c, &res, call);
@@ -344,13 +347,14 @@ SC_EXPORT sc_status sc_clear(sc_cache *c)
     if (!writes_redis(c))
         return SC_OK;
     sc__remote_event ev;
-    sc_status s = sc__own_event(c, SC__ACT_CLEAR, NULL, 0, NULL, 0, 0, &ev);
+    char evbuf[SC__EVENT_SCRATCH];
+    sc_status s = sc__own_event(c, SC__ACT_CLEAR, NULL, 0, NULL, 0, 0, evbuf, sizeof evbuf, &ev);
     if (s != SC_OK)
         return sc__fail(c, s, "sc_clear: cannot encode the event: %s", sc_strerror(s));
     sc__remote_result res;
     char err[SC__ERRLEN];
     s = sc__remote_clear(c->remote, &ev, &res, err, sizeof err);
-    free((char *)ev.buf);
+    sc__own_event_free(&ev, evbuf);
     if (s != SC_OK)
         return remote_failed(c, s, "sc_clear", err);
     sc__wrote(c, &res, "sc_clear");

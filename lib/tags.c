@@ -338,7 +338,8 @@ SC_EXPORT sc_status sc_invalidate_tag(sc_cache *c, const char *tag)
         return SC_OK;
     }
     sc__remote_event ev;
-    s = sc__own_event(c, SC__ACT_TAG, joined, tl, NULL, 0, 0, &ev);
+    char evbuf[SC__EVENT_SCRATCH];
+    s = sc__own_event(c, SC__ACT_TAG, joined, tl, NULL, 0, 0, evbuf, sizeof evbuf, &ev);
     if (s != SC_OK) {
         free(joined);
         return sc__fail(c, s, "sc_invalidate_tag: cannot encode the event: %s", sc_strerror(s));
@@ -346,7 +347,7 @@ SC_EXPORT sc_status sc_invalidate_tag(sc_cache *c, const char *tag)
     sc__remote_result res;
     char err[SC__ERRLEN];
     s = sc__remote_tag_invalidate(c->remote, joined, tl, &ev, &res, err, sizeof err);
-    free((char *)ev.buf);
+    sc__own_event_free(&ev, evbuf);
     if (s != SC_OK) {
         free(joined);
         sc__atomic_inc(&c->remote_errors);

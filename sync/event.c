@@ -676,13 +676,47 @@ typedef struct cuts {
     size_t at[3], len[3];
 } cuts;
 
-static int mp_raw(msgpack_sbuffer *sb, const void *p, size_t n)
+/* Where an encoder writes: a buffer sized for the event up front (the
+ * caller's scratch when it fits, else one malloc), which a write past its
+ * end fails instead of growing. */
+typedef struct out_buf {
+    char *data;
+    size_t size, cap;
+} out_buf;
+
+static int out_write(void *data, const char *p, size_t n)
 {
-    return msgpack_sbuffer_write(sb, p, n);
+    out_buf *o = data;
+    if (n > o->cap - o->size)
+        return -1;
+    memcpy(o->data + o->size, p, n);
+    o->size += n;
+    return 0;
 }
 
-static int mp_put_u64_fixed(msgpack_sbuffer *sb, msgpack_packer *pk, const char *name, uint64_t v, cuts *c,
-                            int i)
+/* Points o at scratch when cap bytes fit there, else at a new allocation.
+ * Returns -1 when out of memory. */
+static int out_open(out_buf *o, size_t cap, char *scratch, size_t scratch_cap)
+{
+    o->size = 0;
+    o->cap = cap;
+    o->data = cap <= scratch_cap ? scratch : malloc(cap);
+    return o->data ? 0 : -1;
+}
+
+static void out_drop(out_buf *o, const char *scratch)
+{
+    if (o->data != scratch)
+        free(o->data);
+    o->data = NULL;
+}
+
+static int mp_raw(out_buf *o, const void *p, size_t n)
+{
+    return out_write(o, p, n);
+}
+
+static int mp_put_u64_fixed(out_buf *sb, msgpack_packer *pk, const char *name, uint64_t v, cuts *c, int i)
 {
     unsigned char b[9];
     b[0] = 0xcf;
@@ -695,9 +729,10 @@ static int mp_put_u64_fixed(msgpack_sbuffer *sb, msgpack_packer *pk, const char 
     return mp_raw(sb, b + 1, 8);
 }
 
-static sc_status encode_msgpack(const sc__event *ev, char **out, size_t *out_len, cuts *c, int with_mac)
+static sc_status encode_msgpack(const sc__event *ev, char **out, size_t *out_len, cuts *c, int with_mac,
+                                char *scratch, size_t scratch_cap)
 {
-    msgpack_sbuffer sb;
+    out_buf sb;
     msgpack_packer pk;
     const char *action = action_names[ev->action];
     int set = ev->action == SC__ACT_SET;
@@ -709,18 +744,12 @@ static sc_status encode_msgpack(const sc__event *ev, char **out, size_t *out_len
         ev->inst_len > UINT32_MAX || ev->epoch_len > UINT32_MAX || ev->digest_len > UINT32_MAX ||
         (set && ev->value_len > UINT32_MAX))
         return SC_ERR_TOO_LARGE;
-    /* One allocation of about the event's size: msgpack_sbuffer_init would
-     * allocate 8 KiB on the first write (past the allocator's per-thread
-     * cache, a page touched per sc_set). Field names and headers stay under
-     * 256 bytes; a longer event would only grow the buffer. */
+    /* Sized up front: field names and headers stay under 256 bytes. */
     size_t cap = 256 + SC__MAC_LEN + ev->key_len + ev->sender_len + ev->ns_len + ev->inst_len + ev->epoch_len +
                  ev->digest_len + (set ? ev->value_len : 0);
-    msgpack_sbuffer_init(&sb);
-    sb.data = malloc(cap);
-    if (!sb.data)
+    if (out_open(&sb, cap, scratch, scratch_cap) != 0)
         return SC_ERR_NOMEM;
-    sb.alloc = cap;
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_packer_init(&pk, &sb, out_write);
     err = msgpack_pack_map(&pk, (size_t)(8 + set + with_ns + with_inst + with_digest + (with_mac != 0))) ||
           mp_put_uint_field(&pk, "format", 1) ||
           mp_put_str_field(&pk, "action", action, strlen(action)) ||
@@ -746,11 +775,12 @@ static sc_status encode_msgpack(const sc__event *ev, char **out, size_t *out_len
     if (!err && with_mac)
         err = mp_put_str_field(&pk, "mac", MAC_PLACEHOLDER, SC__MAC_LEN);
     if (err) {
-        msgpack_sbuffer_destroy(&sb);
+        /* Only a wrong size bound could fail a write: a bug, not a state. */
+        out_drop(&sb, scratch);
         return SC_ERR_NOMEM;
     }
     *out_len = sb.size;
-    *out = msgpack_sbuffer_release(&sb);
+    *out = sb.data;
     return SC_OK;
 }
 
@@ -801,7 +831,8 @@ static char *json_put_uint(char *o, uint64_t v)
     return o + n;
 }
 
-static sc_status encode_json(const sc__event *ev, char **out, size_t *out_len, cuts *c, int with_mac)
+static sc_status encode_json(const sc__event *ev, char **out, size_t *out_len, cuts *c, int with_mac,
+                             char *scratch, size_t scratch_cap)
 {
     int set = ev->action == SC__ACT_SET;
     size_t b64 = set ? sc__base64_encoded_len(ev->value_len) : 0;
@@ -817,7 +848,7 @@ static sc_status encode_json(const sc__event *ev, char **out, size_t *out_len, c
     cap = 160 + 8 + SC__MAC_LEN + 3 * 22 + json_escaped_max(ev->key_len) + json_escaped_max(ev->sender_len) +
           json_escaped_max(ev->ns_len) + json_escaped_max(ev->inst_len) + json_escaped_max(ev->epoch_len) +
           json_escaped_max(ev->digest_len) + 12 + b64 + 3;
-    buf = malloc(cap);
+    buf = cap <= scratch_cap ? scratch : malloc(cap);
     if (!buf)
         return SC_ERR_NOMEM;
     o = json_put_raw(buf, "{\"format\":1,\"action\":\"");
@@ -871,7 +902,8 @@ static sc_status encode_json(const sc__event *ev, char **out, size_t *out_len, c
     return SC_OK;
 }
 
-static sc_status encode(const sc__event *ev, sc_wire_format fmt, char **out, size_t *out_len, cuts *c, int with_mac)
+static sc_status encode(const sc__event *ev, sc_wire_format fmt, char **out, size_t *out_len, cuts *c, int with_mac,
+                        char *scratch, size_t scratch_cap)
 {
     sc_status st;
 
@@ -880,17 +912,18 @@ static sc_status encode(const sc__event *ev, sc_wire_format fmt, char **out, siz
     st = check_encodable(ev);
     if (st != SC_OK)
         return st;
-    return fmt == SC_WIRE_MSGPACK ? encode_msgpack(ev, out, out_len, c, with_mac)
-                                  : encode_json(ev, out, out_len, c, with_mac);
+    return fmt == SC_WIRE_MSGPACK ? encode_msgpack(ev, out, out_len, c, with_mac, scratch, scratch_cap)
+                                  : encode_json(ev, out, out_len, c, with_mac, scratch, scratch_cap);
 }
 
 sc_status sc__event_encode(const sc__event *ev, sc_wire_format fmt, char **out, size_t *out_len)
 {
     cuts c;
-    return encode(ev, fmt, out, out_len, &c, 0);
+    return encode(ev, fmt, out, out_len, &c, 0, NULL, 0);
 }
 
-sc_status sc__event_encode_template(const sc__event *ev, sc_wire_format fmt, sc__event_template *t)
+sc_status sc__event_encode_template(const sc__event *ev, sc_wire_format fmt, char *scratch, size_t scratch_cap,
+                                    sc__event_template *t)
 {
     sc__event e;
     cuts c;
@@ -906,7 +939,7 @@ sc_status sc__event_encode_template(const sc__event *ev, sc_wire_format fmt, sc_
     e.epoch_len = 16;
     e.version = 0;
     e.time_ms = 0;
-    sc_status st = encode(&e, fmt, &buf, &len, &c, 1);
+    sc_status st = encode(&e, fmt, &buf, &len, &c, 1, scratch, scratch_cap);
     if (st != SC_OK)
         return st;
     size_t w = 0, from = 0;

@@ -106,7 +106,10 @@ sc_status sc__event_encode(const sc__event *ev, sc_wire_format fmt, char **out, 
  * is where value i goes (cut[0] <= cut[1] <= cut[2] <= len). In msgpack the
  * version and time each take 8 big-endian bytes and the epoch its raw bytes
  * (the str header before cut[2] is for a 16-byte epoch); in JSON the numbers
- * are decimal and the epoch goes between its quotes. buf is malloc'd. */
+ * are decimal and the epoch goes between its quotes. buf is the caller's
+ * scratch when the event fits in its scratch_cap bytes (a write then
+ * allocates nothing), else malloc'd: the caller frees it unless it is
+ * scratch. */
 typedef struct sc__event_template {
     char *buf;
     size_t len;
@@ -115,7 +118,8 @@ typedef struct sc__event_template {
 /* ev's version, time and epoch are ignored (a 16-byte epoch is assumed).
  * The template ends with a "mac" field of SC__MAC_LEN '0's, which the script
  * replaces with the authentication code (sc__event_authentic). */
-sc_status sc__event_encode_template(const sc__event *ev, sc_wire_format fmt, sc__event_template *t);
+sc_status sc__event_encode_template(const sc__event *ev, sc_wire_format fmt, char *scratch, size_t scratch_cap,
+                                    sc__event_template *t);
 
 /* Event authentication. The write scripts end every event they publish
  * with a field "mac" (40 hex digits, always the last field) holding

@@ -119,7 +119,7 @@ static sc__remote_event make_event(const sc__remote *r, sc__action action, const
     ev.value_len = ev.has_value ? len : 0;
     ev.ttl_ms = ttl_ms;
     sc__event_template t;
-    ck_assert_int_eq(sc__event_encode_template(&ev, o->fmt, &t), SC_OK);
+    ck_assert_int_eq(sc__event_encode_template(&ev, o->fmt, NULL, 0, &t), SC_OK);
     sc__remote_event e;
     e.buf = t.buf;
     e.len = t.len;

@@ -1048,14 +1048,15 @@ SC_EXPORT sc_status sc_tag_deleted(sc_cache *c, const char *key)
     /* Stop serving the key at once; the floor follows with the version. */
     sc__local_remove(c->local, key, klen, hash, UINT64_MAX, 0);
     sc__remote_event ev;
-    s = sc__own_event(c, SC__ACT_INVALIDATE, key, klen, NULL, 0, 0, &ev);
+    char evbuf[SC__EVENT_SCRATCH];
+    s = sc__own_event(c, SC__ACT_INVALIDATE, key, klen, NULL, 0, 0, evbuf, sizeof evbuf, &ev);
     if (s != SC_OK)
         return sc__fail(c, s, "sc_tag_deleted: cannot encode the event: %s", sc_strerror(s));
     sc__remote_result res;
     char err[SC__ERRLEN];
     s = sc__remote_tag(c->remote, key, klen, c->opt.tag_delete_delay_ms, c->opt.tombstone_ttl_ms, &ev, &res, err,
                        sizeof err);
-    free((char *)ev.buf);
+    sc__own_event_free(&ev, evbuf);
     if (s != SC_OK) {
         sc__atomic_inc(&c->remote_errors);
         return sc__fail(c, s, "sc_tag_deleted: %s", err);

@@ -397,11 +397,11 @@ static void settle_begin(call *cl, fkey **ks, size_t n, sc_status ls)
              * tags from their Redis read (README, "Tags"). */
             int carry = it->len <= c->opt.event_value_max && !cl->tags_len;
             es = sc__own_event(c, carry ? SC__ACT_SET : SC__ACT_INVALIDATE, k->key, k->klen, it->val, it->len,
-                               it->ttl_ms, &it->ev);
+                               it->ttl_ms, NULL, 0, &it->ev);
         } else {
             it->empty = 1;
             it->ttl_ms = c->opt.empty_ttl_ms;
-            es = sc__own_event(c, SC__ACT_INVALIDATE, k->key, k->klen, NULL, 0, 0, &it->ev);
+            es = sc__own_event(c, SC__ACT_INVALIDATE, k->key, k->klen, NULL, 0, 0, NULL, 0, &it->ev);
         }
         if (es != SC_OK) {
             fail = es;
@@ -431,7 +431,7 @@ static void settle_begin(call *cl, fkey **ks, size_t n, sc_status ls)
                 sc__fetch_key_fail(cl, ks[i], fail);
         }
         for (size_t i = 0; i < n; i++)
-            free((char *)items[i].ev.buf);
+            sc__own_event_free(&items[i].ev, NULL);
         free(rel);
         free(rell);
         free(items);
@@ -504,7 +504,7 @@ static void settle_end(call *cl, sc_status s, const char *err)
         sc__fetch_key_done(k, v ? SC_OK : SC_NOT_FOUND, v);
     }
     for (size_t i = 0; i < n; i++)
-        free((char *)items[i].ev.buf);
+        sc__own_event_free(&items[i].ev, NULL);
     free(items);
     free(sk);
     cl->st_items = NULL;
