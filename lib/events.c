@@ -18,8 +18,8 @@
 
 #include "lib/internal.h"
 
-sc_status sc__own_event(const sc_cache *c, sc__action action, const char *key, size_t klen, const void *val,
-                        size_t len, uint64_t ttl_ms, char *scratch, size_t scratch_cap, sc__remote_event *t)
+sc_status sc__own_event(const sc_cache *c, sc__action action, const char *key, size_t klen, const void *val, size_t len,
+                        uint64_t ttl_ms, char *scratch, size_t scratch_cap, sc__remote_event *t)
 {
     sc__event ev;
     memset(&ev, 0, sizeof ev);

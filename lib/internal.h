@@ -199,8 +199,8 @@ void sc__syncer_callbacks(sc_cache *c, sc__sub_callbacks *cb);
  * value up to a few hundred bytes allocates nothing for its event.
  * sc__own_event_free releases it. */
 #define SC__EVENT_SCRATCH 1024
-sc_status sc__own_event(const sc_cache *c, sc__action action, const char *key, size_t klen, const void *val,
-                        size_t len, uint64_t ttl_ms, char *scratch, size_t scratch_cap, sc__remote_event *t);
+sc_status sc__own_event(const sc_cache *c, sc__action action, const char *key, size_t klen, const void *val, size_t len,
+                        uint64_t ttl_ms, char *scratch, size_t scratch_cap, sc__remote_event *t);
 void sc__own_event_free(sc__remote_event *t, const char *scratch);
 /* CLOCK_MONOTONIC in ns (timing Redis calls, load statistics). */
 uint64_t sc__mono_ns(void);

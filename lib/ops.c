@@ -218,8 +218,7 @@ static sc_status set_common_tags(sc_cache *c, const char *key, const void *val, 
     int carry = !invalidate && !tags_len && len <= c->opt.event_value_max;
     sc__remote_event ev;
     char evbuf[SC__EVENT_SCRATCH];
-    s = sc__own_event(c, carry ? SC__ACT_SET : SC__ACT_INVALIDATE, key, klen, val, len, ttl, evbuf, sizeof evbuf,
-                      &ev);
+    s = sc__own_event(c, carry ? SC__ACT_SET : SC__ACT_INVALIDATE, key, klen, val, len, ttl, evbuf, sizeof evbuf, &ev);
     if (s != SC_OK)
         return sc__fail(c, s, "%s: cannot encode the event: %s", call, sc_strerror(s));
     sc__remote_result res;

@@ -729,8 +729,8 @@ static int mp_put_u64_fixed(out_buf *sb, msgpack_packer *pk, const char *name, u
     return mp_raw(sb, b + 1, 8);
 }
 
-static sc_status encode_msgpack(const sc__event *ev, char **out, size_t *out_len, cuts *c, int with_mac,
-                                char *scratch, size_t scratch_cap)
+static sc_status encode_msgpack(const sc__event *ev, char **out, size_t *out_len, cuts *c, int with_mac, char *scratch,
+                                size_t scratch_cap)
 {
     out_buf sb;
     msgpack_packer pk;
@@ -831,8 +831,8 @@ static char *json_put_uint(char *o, uint64_t v)
     return o + n;
 }
 
-static sc_status encode_json(const sc__event *ev, char **out, size_t *out_len, cuts *c, int with_mac,
-                             char *scratch, size_t scratch_cap)
+static sc_status encode_json(const sc__event *ev, char **out, size_t *out_len, cuts *c, int with_mac, char *scratch,
+                             size_t scratch_cap)
 {
     int set = ev->action == SC__ACT_SET;
     size_t b64 = set ? sc__base64_encoded_len(ev->value_len) : 0;
