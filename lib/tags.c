@@ -62,7 +62,9 @@ struct link {
 struct sc__tags {
     pthread_mutex_t mu;
     tag_rec *tags[TAG_BUCKETS];
-    link *links[LINK_BUCKETS];
+    /* LINK_BUCKETS chains, made by the first key indexed: 512 KiB a cache
+     * that never sees a tagged key does not pay. */
+    link **links;
     size_t nlinks;
     size_t prune_at;
 };
@@ -90,11 +92,12 @@ void sc__tags_free(sc_cache *c)
     sc__tags *t = c->tags;
     if (!t)
         return;
-    for (unsigned i = 0; i < LINK_BUCKETS; i++)
+    for (unsigned i = 0; t->links && i < LINK_BUCKETS; i++)
         for (link *l = t->links[i], *n; l; l = n) {
             n = l->hnext;
             free(l);
         }
+    free(t->links);
     for (unsigned i = 0; i < TAG_BUCKETS; i++)
         for (tag_rec *r = t->tags[i], *n; r; r = n) {
             n = r->next;
@@ -202,7 +205,7 @@ static size_t prune_threshold(const sc_cache *c, size_t left)
 /* Drops the links to keys the local tier no longer holds. */
 static void prune(sc_cache *c, sc__tags *t)
 {
-    for (unsigned i = 0; i < LINK_BUCKETS; i++) {
+    for (unsigned i = 0; t->links && i < LINK_BUCKETS; i++) {
         link *l = t->links[i];
         while (l) {
             link *n = l->hnext;
@@ -224,15 +227,22 @@ void sc__tags_note(sc_cache *c, const char *key, size_t klen, uint64_t khash, ui
     if (!t || !tags || !tags_len)
         return;
     uint64_t dead_at = 0;
+    /* A copy the index cannot hold (out of memory) would outlive a tag
+     * event that should drop it: it goes instead. */
+    int unindexed = 0;
     pthread_mutex_lock(&t->mu);
+    if (!t->links && !(t->links = calloc(LINK_BUCKETS, sizeof *t->links)))
+        unindexed = 1;
     const char *p = tags, *end = tags + tags_len;
-    while (p < end) {
+    while (!unindexed && p < end) {
         const char *nl = memchr(p, '\n', (size_t)(end - p));
         size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
         tag_rec *r = n ? tag_find(t, p, n, 1) : NULL;
         p += n + 1;
-        if (!r)
+        if (!r) {
+            unindexed = n > 0; /* no memory for the tag's record */
             continue;
+        }
         if (r->inv > version) {
             /* The tag was invalidated after this value was written (the
              * event ran between the read and this note). */
@@ -250,8 +260,10 @@ void sc__tags_note(sc_cache *c, const char *key, size_t klen, uint64_t khash, ui
             continue;
         }
         l = malloc(sizeof *l + klen + 1);
-        if (!l)
-            continue;
+        if (!l) {
+            unindexed = 1;
+            break;
+        }
         l->t = r;
         l->khash = khash;
         l->version = version;
@@ -272,6 +284,8 @@ void sc__tags_note(sc_cache *c, const char *key, size_t klen, uint64_t khash, ui
     pthread_mutex_unlock(&t->mu);
     if (dead_at)
         sc__local_remove(c->local, key, klen, khash, dead_at, dead_at);
+    if (unindexed)
+        sc__local_remove(c->local, key, klen, khash, version + 1, 0);
 }
 
 size_t sc__tags_event(sc_cache *c, const char *tag, size_t tag_len, uint64_t version, uint64_t floor)

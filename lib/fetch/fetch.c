@@ -145,12 +145,14 @@ void sc__fetch_free(sc_cache *c)
     if (!f)
         return;
     sc__fetch_stop(c);
-    for (unsigned i = 0; i < NEG_SLOTS; i++)
+    for (unsigned i = 0; f->neg && i < NEG_SLOTS; i++)
         free(f->neg[i].key);
-    for (unsigned i = 0; i < GRACE_SLOTS; i++) {
+    free(f->neg);
+    for (unsigned i = 0; f->grace && i < GRACE_SLOTS; i++) {
         free(f->grace[i].key);
         sc_value_release(f->grace[i].v);
     }
+    free(f->grace);
     pthread_mutex_destroy(&f->grace_mu);
     sc__load_stats_free(f->stats);
     pthread_mutex_destroy(&f->mu);

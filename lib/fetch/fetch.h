@@ -88,11 +88,14 @@ struct sc__fetch {
     atomic_int waiters;          /* fetches waiting for another pod's load */
     uint64_t gens[WAKE_BUCKETS]; /* events applied per key bucket */
 
+    /* The two side tables are made at their first entry (tables.c): a
+     * cache that never caches a "not found" or serves a grace period does
+     * not pay their 280 KiB. */
     pthread_mutex_t neg_mu;
-    neg_entry neg[NEG_SLOTS];
+    neg_entry *neg; /* NEG_SLOTS, or NULL */
 
     pthread_mutex_t grace_mu;
-    grace_entry grace[GRACE_SLOTS];
+    grace_entry *grace;          /* GRACE_SLOTS, or NULL */
     size_t grace_bytes;          /* value bytes held in grace[] */
     size_t grace_max_bytes;      /* 0: no bound */
 

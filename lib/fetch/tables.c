@@ -23,6 +23,11 @@ void sc__fetch_neg_put(sc_cache *c, const char *key, size_t klen, uint64_t hash,
     k[klen] = '\0';
     sc__fetch *f = c->fetch;
     pthread_mutex_lock(&f->neg_mu);
+    if (!f->neg && !(f->neg = calloc(NEG_SLOTS, sizeof *f->neg))) {
+        pthread_mutex_unlock(&f->neg_mu);
+        free(k);
+        return; /* not cached: the next fetch asks Redis */
+    }
     neg_entry *e = &f->neg[hash % NEG_SLOTS];
     free(e->key);
     *e = (neg_entry){k, klen, hash, version, known, sc__now_ms() + ttl_ms};
@@ -36,8 +41,8 @@ int sc__fetch_neg_get(sc_cache *c, const char *key, size_t klen, uint64_t hash, 
     int found = 0;
     uint64_t floor = sc__local_floor(c->local, hash);
     pthread_mutex_lock(&f->neg_mu);
-    neg_entry *e = &f->neg[hash % NEG_SLOTS];
-    if (e->key && e->hash == hash && e->klen == klen && memcmp(e->key, key, klen) == 0) {
+    neg_entry *e = f->neg ? &f->neg[hash % NEG_SLOTS] : NULL;
+    if (e && e->key && e->hash == hash && e->klen == klen && memcmp(e->key, key, klen) == 0) {
         if (e->expire > sc__now_ms() && e->known >= floor) {
             found = 1;
             *version = e->version;
@@ -71,6 +76,11 @@ void sc__fetch_grace_put(sc_cache *c, const char *key, size_t klen, uint64_t has
     k[klen] = '\0';
     uint64_t now = sc__now_ms();
     pthread_mutex_lock(&f->grace_mu);
+    if (!f->grace && !(f->grace = calloc(GRACE_SLOTS, sizeof *f->grace))) {
+        pthread_mutex_unlock(&f->grace_mu);
+        free(k);
+        return; /* not kept: no grace for this key */
+    }
     grace_entry *e = &f->grace[hash % GRACE_SLOTS];
     if (e->key && e->hash == hash && e->klen == klen && memcmp(e->key, key, klen) == 0 && e->v &&
         sc_value_version(e->v) > sc_value_version(v)) {
@@ -105,8 +115,8 @@ int sc__fetch_grace_get(sc_cache *c, const char *key, size_t klen, uint64_t hash
     uint64_t floor = sc__local_floor(c->local, hash);
     uint64_t now = sc__now_ms();
     pthread_mutex_lock(&f->grace_mu);
-    grace_entry *e = &f->grace[hash % GRACE_SLOTS];
-    if (e->key && e->hash == hash && e->klen == klen && memcmp(e->key, key, klen) == 0) {
+    grace_entry *e = f->grace ? &f->grace[hash % GRACE_SLOTS] : NULL;
+    if (e && e->key && e->hash == hash && e->klen == klen && memcmp(e->key, key, klen) == 0) {
         if (e->until > now && e->known >= floor) {
             if (now < e->fresh_end + grace) {
                 found = 1;

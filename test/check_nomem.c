@@ -1,0 +1,98 @@
+/* Out of memory where the cache allocates on first use, against a private
+ * redis-server: what cannot be allocated is not kept, and nothing stale is
+ * served because of it.
+ *
+ * This suite's executable is linked with -Wl,--wrap=calloc
+ * (test/CMakeLists.txt): the library's calls of calloc come here, and a
+ * test makes the next one of a given size fail.
+ */
+#include <stdatomic.h>
+
+#include "pods.h"
+
+sc_test_redis g_redis;
+
+/* lib/tags.c's link buckets: 65536 chains, made by the first key a pod
+ * indexes under a tag. */
+#define TAG_LINK_BUCKETS_BYTES ((size_t)65536 * sizeof(void *))
+
+static _Atomic size_t fail_size; /* 0: none */
+static atomic_int failed;        /* calloc calls refused */
+
+void *__real_calloc(size_t n, size_t size);
+void *__wrap_calloc(size_t n, size_t size);
+void *__wrap_calloc(size_t n, size_t size)
+{
+    size_t want = atomic_load(&fail_size);
+    if (want && n && size && n * size / n == size && n * size == want &&
+        atomic_compare_exchange_strong(&fail_size, &want, 0)) {
+        atomic_fetch_add(&failed, 1);
+        return NULL;
+    }
+    return __real_calloc(n, size);
+}
+
+static int held(sc_cache *c, const char *key)
+{
+    sc_value *v = NULL;
+    int ok = sc_peek(c, key, &v) == SC_OK;
+    sc_value_release(v);
+    return ok;
+}
+
+static void set_tagged(sc_cache *c, const char *key, const char *val, const char *tag)
+{
+    const char *tags[1] = {tag};
+    ck_assert_int_eq(sc_set_tagged(c, key, val, strlen(val), 0, tags, 1), SC_OK);
+}
+
+/* Waits until pod c has applied everything published before this call: a
+ * marker written through another pod is an event after them. */
+static void wait_applied(sc_cache *c, sc_cache *writer, const char *marker)
+{
+    ck_assert_int_eq(sc_set(writer, marker, "m", 1, 0), SC_OK);
+    WAIT_UNTIL(held(c, marker), 3000);
+    ck_assert_msg(held(c, marker), "the pod never applied %s", marker);
+}
+
+/* A pod that cannot build its tag index for its own tagged write does not
+ * keep the key: a tag invalidation from another pod could not reach an
+ * unindexed copy, which would then be served stale for ever. */
+START_TEST(tag_index_out_of_memory_keeps_no_copy)
+{
+    sc_options o = test_options("nomem_tags", NULL);
+    sc_cache *a = test_open(&o), *b = test_open(&o);
+
+    atomic_store(&failed, 0);
+    atomic_store(&fail_size, TAG_LINK_BUCKETS_BYTES);
+    set_tagged(a, "k", "v1", "t");
+    atomic_store(&fail_size, 0);
+    ck_assert_int_eq(atomic_load(&failed), 1); /* the index's first allocation was refused */
+    ck_assert(!held(a, "k"));
+    TEST_ASSERT_STR_FREED(test_get(b, "k"), "v1", "k on b");
+
+    ck_assert_int_eq(sc_invalidate_tag(b, "t"), SC_OK);
+    wait_applied(a, b, "marker1");
+    TEST_ASSERT_STR_FREED(test_get(a, "k"), "<none>", "k on a after the tag's invalidation");
+
+    /* The index is made by the next tagged key, and works. */
+    set_tagged(a, "k2", "v2", "t2");
+    ck_assert(held(a, "k2"));
+    ck_assert_int_eq(sc_invalidate_tag(b, "t2"), SC_OK);
+    wait_applied(a, b, "marker2");
+    ck_assert(!held(a, "k2"));
+    TEST_ASSERT_STR_FREED(test_get(a, "k2"), "<none>", "k2 on a after the tag's invalidation");
+    sc_close(a);
+    sc_close(b);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("nomem");
+    TCase *tc = tcase_create("first_use");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, tag_index_out_of_memory_keeps_no_copy);
+    suite_add_tcase(s, tc);
+    return test_run_suite(s, NULL);
+}
