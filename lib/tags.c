@@ -297,6 +297,13 @@ size_t sc__tags_event(sc_cache *c, const char *tag, size_t tag_len, uint64_t ver
     uint64_t below = version ? version : UINT64_MAX;
     pthread_mutex_lock(&t->mu);
     tag_rec *r = tag_find(t, tag, tag_len, version != 0);
+    if (!r && version) {
+        /* No memory to remember the invalidation, so a copy read before it
+         * and indexed after it would not be caught: everything older goes
+         * instead, with a floor at the event (as a flush does). */
+        pthread_mutex_unlock(&t->mu);
+        return sc__local_clear(c->local, version);
+    }
     if (r) {
         /* An outside publisher's event (version 0) cannot be ordered: it
          * drops what the pod holds, and leaves no mark for later installs. */

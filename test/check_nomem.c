@@ -7,6 +7,7 @@
  * test makes the next one of a given size fail.
  */
 #include <stdatomic.h>
+#include <stdint.h>
 
 #include "pods.h"
 
@@ -87,12 +88,45 @@ START_TEST(tag_index_out_of_memory_keeps_no_copy)
 }
 END_TEST
 
+/* lib/tags.c's record of a tag: five 8-byte fields, then the name and a NUL. */
+#define TAG_RECORD_BYTES(name) (5 * sizeof(uint64_t) + strlen(name) + 1)
+
+/* A pod that cannot record a tag's invalidation (no memory for the tag's
+ * record) could not catch a copy read before it and indexed after it: it
+ * drops every older copy instead, with a floor at the event's version. */
+START_TEST(tag_event_out_of_memory_drops_older_copies)
+{
+    sc_options o = test_options("nomem_tagev", NULL);
+    sc_cache *a = test_open(&o), *b = test_open(&o);
+    ck_assert_int_eq(sc_set(b, "x", "1", 1, 0), SC_OK);
+    WAIT_UNTIL(held(a, "x"), 3000);
+    ck_assert(held(a, "x"));
+    /* b knows the tag (its own tagged write); a only heard an invalidate for
+     * y, so its record of the tag is made by the tag's event. */
+    set_tagged(b, "y", "v", "fresh");
+
+    atomic_store(&failed, 0);
+    atomic_store(&fail_size, TAG_RECORD_BYTES("fresh"));
+    ck_assert_int_eq(sc_invalidate_tag(b, "fresh"), SC_OK);
+    WAIT_UNTIL(atomic_load(&failed) == 1, 3000);
+    atomic_store(&fail_size, 0);
+    ck_assert_int_eq(atomic_load(&failed), 1);
+    WAIT_UNTIL(!held(a, "x"), 3000);
+    ck_assert(!held(a, "x"));
+    TEST_ASSERT_STR_FREED(test_get(a, "x"), "1", "x on a, read again");
+    TEST_ASSERT_STR_FREED(test_get(a, "y"), "<none>", "y on a");
+    sc_close(a);
+    sc_close(b);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("nomem");
     TCase *tc = tcase_create("first_use");
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, tag_index_out_of_memory_keeps_no_copy);
+    tcase_add_test(tc, tag_event_out_of_memory_drops_older_copies);
     suite_add_tcase(s, tc);
     return test_run_suite(s, NULL);
 }
