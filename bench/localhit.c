@@ -18,7 +18,9 @@
  * sc_get takes and releases a reference and reads the first byte;
  * sc_get_with's callback reads the first byte; raw reads the first byte;
  * sc_get_many takes 16 keys a call and reads each value's first byte (its
- * figures are per key, its lookups prefetched in groups: lib/versions.c).
+ * figures are per key, its lookups prefetched in groups: lib/versions.c);
+ * so does sc_fetch_batch, on a writer pod of its own holding the same keys
+ * (filled through sc_fetch_batch; a loader call during the run aborts it).
  * Each run measures every call on one thread in CHUNKS turns of
  * ops / CHUNKS gets, the calls taking turns in rotating order, so every
  * ratio is taken within one run and a burst of noise from a neighbour
@@ -188,15 +190,20 @@ static sc__local *store_build(sc_local_policy policy, size_t nkeys)
 
 /* ------------------------------------------------------------ workers -- */
 
-typedef enum mode { M_RAW, M_RAWCALL, M_STORE, M_GET, M_WITH, M_MANY, M_NMODES } mode;
-static const char *const mode_names[M_NMODES] = {"raw table", "raw table, out of line + callback",
-                                                  "local store alone (sc__local_get_with)", "sc_get",
-                                                  "sc_get_with", "sc_get_many, 16 keys a call (per key)"};
+typedef enum mode { M_RAW, M_RAWCALL, M_STORE, M_GET, M_WITH, M_MANY, M_FETCH, M_NMODES } mode;
+static const char *const mode_names[M_NMODES] = {"raw table",
+                                                 "raw table, out of line + callback",
+                                                 "local store alone (sc__local_get_with)",
+                                                 "sc_get",
+                                                 "sc_get_with",
+                                                 "sc_get_many, 16 keys a call (per key)",
+                                                 "sc_fetch_batch, 16 keys a call, all local (per key)"};
 #define MANY_BATCH 16
 
 typedef struct worker {
     mode m;
     sc_cache *c;
+    sc_cache *fetcher; /* a writer pod holding the same keys (sc_fetch_batch) */
     const struct raw *raw;
     sc__local *store;
     size_t nkeys;
@@ -213,6 +220,52 @@ static void read_first(const void *data, size_t len, uint64_t version, void *ud)
     (void)version;
     if (len)
         *(uint64_t *)ud += *(const unsigned char *)data;
+}
+
+/* The loader of the sc_fetch_batch row, whose keys are all local: a call
+ * means the row measured something else. */
+static sc_status load_never(const char *const *keys, size_t n, sc_loaded *const *slots, void *ud)
+{
+    (void)keys;
+    (void)n;
+    (void)slots;
+    (void)ud;
+    die("sc_fetch_batch", "the loader was called: a key was not local");
+    return SC_ERR_INVALID;
+}
+
+/* Fills the writer pod of the sc_fetch_batch row through sc_fetch_batch
+ * itself (a writer's sc_set would take a Redis round trip per key). */
+static sc_status load_fill(const char *const *keys, size_t n, sc_loaded *const *slots, void *ud)
+{
+    (void)keys;
+    (void)ud;
+    char val[VALUE_LEN];
+    memset(val, 'v', sizeof val);
+    for (size_t i = 0; i < n; i++)
+        sc_loaded_set(slots[i], val, sizeof val);
+    return SC_OK;
+}
+
+static sc_cache *fetcher_build(sc_local_policy policy, size_t nkeys)
+{
+    sc_options o = bench_reader_options(g_redis.port, "localhit-fetch", policy, nkeys * 2);
+    o.role = SC_ROLE_WRITER;
+    sc_cache *c;
+    if (sc_open(&o, &c) != SC_OK)
+        die("sc_open (fetcher)", sc_errmsg(NULL));
+    const char *keys[SC_FETCH_BATCH_MAX];
+    sc_value *out[SC_FETCH_BATCH_MAX];
+    for (size_t at = 0; at < nkeys; at += SC_FETCH_BATCH_MAX) {
+        size_t n = nkeys - at < SC_FETCH_BATCH_MAX ? nkeys - at : SC_FETCH_BATCH_MAX;
+        for (size_t i = 0; i < n; i++)
+            keys[i] = g_keys + (at + i) * KEY_STRIDE;
+        if (sc_fetch_batch(c, keys, n, 0, load_fill, NULL, out) != SC_OK)
+            die("sc_fetch_batch (fill)", sc_errmsg(c));
+        for (size_t i = 0; i < n; i++)
+            sc_value_release(out[i]);
+    }
+    return c;
 }
 
 static void *worker_run(void *arg)
@@ -257,11 +310,14 @@ static void *worker_run(void *arg)
                 misses++;
             break;
         case M_MANY:
+        case M_FETCH:
             batch[nb++] = key;
             if (nb == MANY_BATCH || i + 1 == w->ops) {
                 sc_value *out[MANY_BATCH];
-                if (sc_get_many(w->c, batch, nb, out) != SC_OK)
-                    die("sc_get_many", sc_errmsg(w->c));
+                if (w->m == M_MANY ? sc_get_many(w->c, batch, nb, out) != SC_OK
+                                   : sc_fetch_batch(w->fetcher, batch, nb, 0, load_never, NULL, out) != SC_OK)
+                    die(w->m == M_MANY ? "sc_get_many" : "sc_fetch_batch",
+                        sc_errmsg(w->m == M_MANY ? w->c : w->fetcher));
                 for (size_t j = 0; j < nb; j++) {
                     if (out[j]) {
                         sink += *(const unsigned char *)sc_value_data(out[j]);
@@ -323,12 +379,13 @@ static void bench_keys(sc_local_policy policy, size_t nkeys, int runs, long ops,
     struct raw raw;
     raw_build(&raw, nkeys);
     sc__local *store = store_build(policy, nkeys);
+    sc_cache *fetcher = fetcher_build(policy, nkeys);
 
     double ns1[M_NMODES][MAX_RUNS], scale[M_NMODES][MAX_RUNS], ratio[M_NMODES][MAX_RUNS];
     double cns1[M_NMODES][MAX_RUNS], cscale[M_NMODES][MAX_RUNS], cratio[M_NMODES][MAX_RUNS];
     long misses = 0, warm = 0;
     for (int m = 0; m < M_NMODES; m++) {
-        worker w = {.m = (mode)m, .c = c, .raw = &raw, .store = store, .nkeys = nkeys, .ops = ops};
+        worker w = {.m = (mode)m, .c = c, .fetcher = fetcher, .raw = &raw, .store = store, .nkeys = nkeys, .ops = ops};
         run_threads(w, 1, &warm); /* warms the caches and the policy's segments */
     }
     for (int r = 0; r < runs; r++) {
@@ -338,7 +395,13 @@ static void bench_keys(sc_local_policy policy, size_t nkeys, int runs, long ops,
         for (int ch = 0; ch < CHUNKS; ch++)
             for (int i = 0; i < M_NMODES; i++) {
                 int m = (ch + i) % M_NMODES;
-                worker w = {.m = (mode)m, .c = c, .raw = &raw, .store = store, .nkeys = nkeys, .ops = ops / CHUNKS};
+                worker w = {.m = (mode)m,
+                            .c = c,
+                            .fetcher = fetcher,
+                            .raw = &raw,
+                            .store = store,
+                            .nkeys = nkeys,
+                            .ops = ops / CHUNKS};
                 bench_timing one = run_threads(w, 1, &misses);
                 w1[m] += one.wall_ns;
                 c1[m] += one.cpu_ns;
@@ -346,7 +409,8 @@ static void bench_keys(sc_local_policy policy, size_t nkeys, int runs, long ops,
         /* Scaling: one long turn per call on one thread, then on two (in
          * short turns, one thread's late start would weigh on the figure). */
         for (int m = 0; m < M_NMODES; m++) {
-            worker w = {.m = (mode)m, .c = c, .raw = &raw, .store = store, .nkeys = nkeys, .ops = ops};
+            worker w = {
+                .m = (mode)m, .c = c, .fetcher = fetcher, .raw = &raw, .store = store, .nkeys = nkeys, .ops = ops};
             bench_timing one = run_threads(w, 1, &misses);
             bench_timing two = run_threads(w, 2, &misses);
             scale[m][r] = two.ops_s / one.ops_s;
@@ -361,6 +425,7 @@ static void bench_keys(sc_local_policy policy, size_t nkeys, int runs, long ops,
         }
     }
     sc_close(c);
+    sc_close(fetcher);
     raw_free(&raw);
     sc__local_free(store);
     res->nkeys = nkeys;

@@ -193,6 +193,12 @@ sc_status sc__options_copy(sc_cache *c, const sc_options *o);
 /* syncer.c: the callbacks the subscriber runs on the loop thread. */
 void sc__syncer_callbacks(sc_cache *c, sc__sub_callbacks *cb);
 
+/* Keys whose local lookups a batch read prefetches together
+ * (sc__local_prefetch; sc_get_many, sc_fetch_batch): enough to keep the
+ * memory system busy (a core tracks 20-40 outstanding misses), few enough
+ * that the first key's lines are still in cache when it is looked up. */
+#define SC__PREFETCH_GROUP 16
+
 /* events.c: the template of an event this pod publishes (version, time and
  * epoch are spliced in by the script), built in scratch (scratch_cap bytes;
  * NULL, 0: none) when it fits there, else in one allocation, so a write of a

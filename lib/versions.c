@@ -19,10 +19,6 @@
 
 /* Most keys one sc_get_many takes: one script's argument list. */
 #define GET_MANY_MAX ((size_t)1 << 20)
-/* Keys whose local lookups are prefetched together: enough to keep the
- * memory system busy (a core tracks 20-40 outstanding misses), few enough
- * that the first key's lines are still in cache when it is looked up. */
-#define PREFETCH_GROUP 16
 
 SC_EXPORT sc_status sc_version_of(sc_cache *c, const char *key, uint64_t *version)
 {
@@ -97,10 +93,10 @@ sc_status sc__get_many_begin(sc_cache *c, const char *const *keys, size_t n, sc_
     g->synced = atomic_load_explicit(&c->synced, memory_order_acquire);
     /* In groups: the keys are checked and hashed, their lines prefetched
      * (their cache misses overlap), then looked up. */
-    for (size_t base = 0; base < n; base += PREFETCH_GROUP) {
-        size_t k = n - base < PREFETCH_GROUP ? n - base : PREFETCH_GROUP;
-        uint64_t hash[PREFETCH_GROUP];
-        size_t klen[PREFETCH_GROUP];
+    for (size_t base = 0; base < n; base += SC__PREFETCH_GROUP) {
+        size_t k = n - base < SC__PREFETCH_GROUP ? n - base : SC__PREFETCH_GROUP;
+        uint64_t hash[SC__PREFETCH_GROUP];
+        size_t klen[SC__PREFETCH_GROUP];
         for (size_t j = 0; j < k; j++) {
             sc_status s = sc__check_key(c, keys[base + j], &klen[j], "sc_get_many");
             if (s != SC_OK) {

@@ -599,14 +599,23 @@ static void run_all(call **cls, size_t n)
         if (cl->local_checked || c->opt.consistency != SC_EVENTUAL || !sc__fetch_synced(c))
             continue;
         cl->local_checked = 1;
-        for (size_t i = 0; i < cl->m; i++) {
-            fkey *k = &cl->k[i];
-            sc_value *v;
-            uint64_t nv;
-            if (sc__local_get(c->local, k->key, k->klen, k->hash, &v) == SC_OK)
-                sc__fetch_key_done(k, SC_OK, v);
-            else if (sc__fetch_neg_get(c, k->key, k->klen, k->hash, &nv))
-                sc__fetch_key_done(k, SC_NOT_FOUND, NULL);
+        /* In groups whose lines are prefetched first, so their cache
+         * misses overlap (as sc_get_many's). */
+        for (size_t base = 0; base < cl->m; base += SC__PREFETCH_GROUP) {
+            size_t g = cl->m - base < SC__PREFETCH_GROUP ? cl->m - base : SC__PREFETCH_GROUP;
+            uint64_t hash[SC__PREFETCH_GROUP];
+            for (size_t i = 0; i < g; i++)
+                hash[i] = cl->k[base + i].hash;
+            sc__local_prefetch(c->local, hash, g);
+            for (size_t i = base; i < base + g; i++) {
+                fkey *k = &cl->k[i];
+                sc_value *v;
+                uint64_t nv;
+                if (sc__local_get(c->local, k->key, k->klen, k->hash, &v) == SC_OK)
+                    sc__fetch_key_done(k, SC_OK, v);
+                else if (sc__fetch_neg_get(c, k->key, k->klen, k->hash, &nv))
+                    sc__fetch_key_done(k, SC_NOT_FOUND, NULL);
+            }
         }
     }
     call **busy = malloc((n ? n : 1) * sizeof *busy), *one[1];
