@@ -711,22 +711,17 @@ static void out_drop(out_buf *o, const char *scratch)
     o->data = NULL;
 }
 
-static int mp_raw(out_buf *o, const void *p, size_t n)
-{
-    return out_write(o, p, n);
-}
-
 static int mp_put_u64_fixed(out_buf *sb, msgpack_packer *pk, const char *name, uint64_t v, cuts *c, int i)
 {
     unsigned char b[9];
     b[0] = 0xcf;
     for (int k = 0; k < 8; k++)
         b[1 + k] = (unsigned char)(v >> (56 - 8 * k));
-    if (mp_put_str(pk, name, strlen(name)) || mp_raw(sb, b, 1))
+    if (mp_put_str(pk, name, strlen(name)) || out_write(sb, (const char *)b, 1))
         return -1;
     c->at[i] = sb->size;
     c->len[i] = 8;
-    return mp_raw(sb, b + 1, 8);
+    return out_write(sb, (const char *)b + 1, 8);
 }
 
 static sc_status encode_msgpack(const sc__event *ev, char **out, size_t *out_len, cuts *c, int with_mac, char *scratch,

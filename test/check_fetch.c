@@ -173,15 +173,6 @@ static void open_a_and_b(const sc_options *o, sc_cache **a, sc_cache **b)
     *b = test_open(&ob);
 }
 
-/* Whether c's local tier holds key (the reference is dropped at once). */
-static int held(sc_cache *c, const char *key)
-{
-    sc_value *v = NULL;
-    int ok = sc_peek(c, key, &v) == SC_OK;
-    sc_value_release(v);
-    return ok;
-}
-
 #define ASSERT_FETCH(c, key, ttl, src, want)                                    \
     do {                                                                        \
         char *got_ = fetch_str((c), (key), (ttl), (src));                       \
@@ -357,7 +348,7 @@ START_TEST(not_found_is_cached_then_expires)
     source_put(&s, "born");
     ASSERT_FETCH(b, "ghost", 0, &s, "born");
     ck_assert_int_eq(atomic_load(&s.calls), 2);
-    WAIT_UNTIL(held(a, "ghost"), 3000);
+    WAIT_UNTIL(test_held(a, "ghost"), 3000);
     ASSERT_FETCH(a, "ghost", 0, &s, "born");
     ck_assert_int_eq(atomic_load(&s.calls), 2);
 
@@ -365,7 +356,7 @@ START_TEST(not_found_is_cached_then_expires)
     source_init(&s, NULL);
     ASSERT_FETCH(a, "later", 0, &s, "<none>");
     ck_assert_int_eq(sc_set(b, "later", "written", 7, 0), SC_OK);
-    WAIT_UNTIL(held(a, "later"), 3000);
+    WAIT_UNTIL(test_held(a, "later"), 3000);
     ASSERT_FETCH(a, "later", 0, &s, "written");
     ck_assert_int_eq(atomic_load(&s.calls), 1);
 
@@ -596,7 +587,7 @@ static void tag_case(sc_consistency mode, const char *ns)
     ck_assert_int_eq(sc_tag_deleted(a, "k"), SC_OK);
     ASSERT_REDIS_FIELD(ns, "k", "outdated", "1");
     ASSERT_PTTL_WITHIN(ns, "k", 0, 10000);
-    WAIT_UNTIL(!held(b, "k"), 3000); /* the tag's invalidate reached b */
+    WAIT_UNTIL(!test_held(b, "k"), 3000);                  /* the tag's invalidate reached b */
     ck_assert_int_eq(sc_get(b, "k", &v), SC_NOT_FOUND);    /* gets never see outdated values */
     ck_assert_int_eq(atomic_load(&db.calls), 1);
 
@@ -1161,7 +1152,7 @@ START_TEST(get_ignores_markers_locks_and_tags)
     ck_assert_int_eq(sc_set(a, "t", "val", 3, 0), SC_OK);
     ck_assert_int_eq(sc_tag_deleted(a, "t"), SC_OK);
     /* (b drops its copy on the tag's invalidate; its get then reads Redis) */
-    WAIT_UNTIL(!held(b, "t"), 3000);
+    WAIT_UNTIL(!test_held(b, "t"), 3000);
     ck_assert_int_eq(sc_get(b, "t", &v), SC_NOT_FOUND);
     ck_assert_int_eq(sc_get(a, "t", &v), SC_NOT_FOUND);
     /* A set after the tag is a plain value again. */

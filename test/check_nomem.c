@@ -33,14 +33,6 @@ void *__wrap_calloc(size_t n, size_t size)
     return __real_calloc(n, size);
 }
 
-static int held(sc_cache *c, const char *key)
-{
-    sc_value *v = NULL;
-    int ok = sc_peek(c, key, &v) == SC_OK;
-    sc_value_release(v);
-    return ok;
-}
-
 static void set_tagged(sc_cache *c, const char *key, const char *val, const char *tag)
 {
     const char *tags[1] = {tag};
@@ -52,8 +44,8 @@ static void set_tagged(sc_cache *c, const char *key, const char *val, const char
 static void wait_applied(sc_cache *c, sc_cache *writer, const char *marker)
 {
     ck_assert_int_eq(sc_set(writer, marker, "m", 1, 0), SC_OK);
-    WAIT_UNTIL(held(c, marker), 3000);
-    ck_assert_msg(held(c, marker), "the pod never applied %s", marker);
+    WAIT_UNTIL(test_held(c, marker), 3000);
+    ck_assert_msg(test_held(c, marker), "the pod never applied %s", marker);
 }
 
 /* A pod that cannot build its tag index for its own tagged write does not
@@ -69,7 +61,7 @@ START_TEST(tag_index_out_of_memory_keeps_no_copy)
     set_tagged(a, "k", "v1", "t");
     atomic_store(&fail_size, 0);
     ck_assert_int_eq(atomic_load(&failed), 1); /* the index's first allocation was refused */
-    ck_assert(!held(a, "k"));
+    ck_assert(!test_held(a, "k"));
     TEST_ASSERT_STR_FREED(test_get(b, "k"), "v1", "k on b");
 
     ck_assert_int_eq(sc_invalidate_tag(b, "t"), SC_OK);
@@ -78,10 +70,10 @@ START_TEST(tag_index_out_of_memory_keeps_no_copy)
 
     /* The index is made by the next tagged key, and works. */
     set_tagged(a, "k2", "v2", "t2");
-    ck_assert(held(a, "k2"));
+    ck_assert(test_held(a, "k2"));
     ck_assert_int_eq(sc_invalidate_tag(b, "t2"), SC_OK);
     wait_applied(a, b, "marker2");
-    ck_assert(!held(a, "k2"));
+    ck_assert(!test_held(a, "k2"));
     TEST_ASSERT_STR_FREED(test_get(a, "k2"), "<none>", "k2 on a after the tag's invalidation");
     sc_close(a);
     sc_close(b);
@@ -99,8 +91,8 @@ START_TEST(tag_event_out_of_memory_drops_older_copies)
     sc_options o = test_options("nomem_tagev", NULL);
     sc_cache *a = test_open(&o), *b = test_open(&o);
     ck_assert_int_eq(sc_set(b, "x", "1", 1, 0), SC_OK);
-    WAIT_UNTIL(held(a, "x"), 3000);
-    ck_assert(held(a, "x"));
+    WAIT_UNTIL(test_held(a, "x"), 3000);
+    ck_assert(test_held(a, "x"));
     /* b knows the tag (its own tagged write); a only heard an invalidate for
      * y, so its record of the tag is made by the tag's event. */
     set_tagged(b, "y", "v", "fresh");
@@ -111,8 +103,8 @@ START_TEST(tag_event_out_of_memory_drops_older_copies)
     WAIT_UNTIL(atomic_load(&failed) == 1, 3000);
     atomic_store(&fail_size, 0);
     ck_assert_int_eq(atomic_load(&failed), 1);
-    WAIT_UNTIL(!held(a, "x"), 3000);
-    ck_assert(!held(a, "x"));
+    WAIT_UNTIL(!test_held(a, "x"), 3000);
+    ck_assert(!test_held(a, "x"));
     TEST_ASSERT_STR_FREED(test_get(a, "x"), "1", "x on a, read again");
     TEST_ASSERT_STR_FREED(test_get(a, "y"), "<none>", "y on a");
     sc_close(a);

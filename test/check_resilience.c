@@ -98,14 +98,6 @@ static sc_options opts(const char *ns, const char *id)
     return o;
 }
 
-static int held(sc_cache *c, const char *key)
-{
-    sc_value *v = NULL;
-    int ok = sc_peek(c, key, &v) == SC_OK;
-    sc_value_release(v);
-    return ok;
-}
-
 #define ASSERT_REDIS_FIELD(ns, key, field, want)                                                                       \
     do {                                                                                                               \
         char *got_ = test_redis_field_on(&g_redis, (ns), (key), (field));                                              \
@@ -254,7 +246,7 @@ START_TEST(grace_never_older_than_a_write)
     ck_assert_int_eq(sc_delete(b, "k"), SC_OK);
     test_sleep_ms(300);
     s.fail = SC_ERR_LOADER;
-    WAIT_UNTIL(!held(a, "k"), 1000);
+    WAIT_UNTIL(!test_held(a, "k"), 1000);
     result r = fetch_ex(a, "k", &fo, &s);
     ck_assert_int_eq(r.st, SC_ERR_LOADER); /* v1 was deleted: no grace for it */
     sc_close(a);
@@ -452,15 +444,15 @@ START_TEST(tags_across_pods_and_in_redis)
         for (int k = 0; k < 4; k++)
             ASSERT_VALUE(pods[p], keys[k], vals[k]);
     for (int p = 0; p < 3; p++)
-        ck_assert(held(pods[p], "k1") && held(pods[p], "k2"));
+        ck_assert(test_held(pods[p], "k1") && test_held(pods[p], "k2"));
 
     ck_assert_int_eq(sc_invalidate_tag(b, "t1"), SC_OK);
     /* b at once; the others on the event. */
-    ck_assert(!held(b, "k1") && !held(b, "k2"));
+    ck_assert(!test_held(b, "k1") && !test_held(b, "k2"));
     for (int p = 0; p < 3; p++) {
-        WAIT_UNTIL(!held(pods[p], "k1") && !held(pods[p], "k2"), 2000);
-        ck_assert(!held(pods[p], "k1") && !held(pods[p], "k2"));
-        ck_assert(held(pods[p], "k3"));
+        WAIT_UNTIL(!test_held(pods[p], "k1") && !test_held(pods[p], "k2"), 2000);
+        ck_assert(!test_held(pods[p], "k1") && !test_held(pods[p], "k2"));
+        ck_assert(test_held(pods[p], "k3"));
         ASSERT_VALUE(pods[p], "k1", "<none>");
         ASSERT_VALUE(pods[p], "k2", "<none>");
         ASSERT_VALUE(pods[p], "k3", "three");
@@ -479,7 +471,7 @@ START_TEST(tags_across_pods_and_in_redis)
     /* The second tag of k3. */
     ck_assert_int_eq(sc_invalidate_tag(a, "t2"), SC_OK);
     for (int p = 0; p < 3; p++) {
-        WAIT_UNTIL(!held(pods[p], "k3"), 2000);
+        WAIT_UNTIL(!test_held(pods[p], "k3"), 2000);
         ASSERT_VALUE(pods[p], "k3", "<none>");
         ASSERT_VALUE(pods[p], "k4", "four");
     }
@@ -492,7 +484,7 @@ START_TEST(tags_across_pods_and_in_redis)
         ASSERT_VALUE(pods[p], "k1", "one-again");
     ck_assert_int_eq(sc_invalidate_tag(a, "t1"), SC_OK);
     for (int p = 0; p < 3; p++) {
-        WAIT_UNTIL(!held(pods[p], "k1"), 2000);
+        WAIT_UNTIL(!test_held(pods[p], "k1"), 2000);
         ASSERT_VALUE(pods[p], "k1", "<none>");
     }
     /* An untagged write drops the key's tags. */
@@ -532,11 +524,11 @@ START_TEST(tags_on_fetch)
     ck_assert_str_eq(fetch_ex(b, "profile:1", &fo, &s).got, "u1");
     ck_assert_int_eq(atomic_load(&s.calls), 1);
     ASSERT_REDIS_FIELD(ns, "profile:1", "tags", "user:1\nteam:7");
-    WAIT_UNTIL(held(a, "profile:1") && held(b, "profile:1"), 2000);
+    WAIT_UNTIL(test_held(a, "profile:1") && test_held(b, "profile:1"), 2000);
     source_put(&s, "u2");
     ck_assert_int_eq(sc_invalidate_tag(a, "team:7"), SC_OK);
-    WAIT_UNTIL(!held(b, "profile:1"), 2000);
-    ck_assert(!held(a, "profile:1") && !held(b, "profile:1"));
+    WAIT_UNTIL(!test_held(b, "profile:1"), 2000);
+    ck_assert(!test_held(a, "profile:1") && !test_held(b, "profile:1"));
     ck_assert_str_eq(fetch_ex(b, "profile:1", &fo, &s).got, "u2");
     ck_assert_int_eq(atomic_load(&s.calls), 2);
     ck_assert_str_eq(fetch_ex(a, "profile:1", &fo, &s).got, "u2");
@@ -587,7 +579,7 @@ START_TEST(tag_invalidation_fences_a_load_in_flight)
     ck_assert_int_eq(bf.r.st, SC_OK);
     ck_assert_str_eq(bf.r.got, "before");
     ASSERT_REDIS_FIELD(ns, "k", "value", "<none>");
-    ck_assert(!held(a, "k"));
+    ck_assert(!test_held(a, "k"));
     s.delay_ms = 0;
     source_put(&s, "after");
     result r = fetch_ex(b, "k", &fo, &s);
@@ -621,7 +613,7 @@ START_TEST(tag_event_lost_while_disconnected)
         set_tagged(w, k, "v", i % 2 ? "odd" : "even", NULL);
         ASSERT_VALUE(r, k, "v");
     }
-    ck_assert(held(r, "k1") && held(r, "k2"));
+    ck_assert(test_held(r, "k1") && test_held(r, "k2"));
     ck_assert_int_eq(sc_test_redis_cmd(&g_redis, "CLIENT KILL TYPE pubsub"), 0);
     WAIT_UNTIL(test_stats(r).synced == 0, 2000);
     ck_assert_uint_eq(test_stats(r).synced, 0);
@@ -635,7 +627,7 @@ START_TEST(tag_event_lost_while_disconnected)
     for (int i = 0; i < 20; i++) {
         char k[16];
         snprintf(k, sizeof k, "k%d", i);
-        ck_assert_int_eq(held(r, k), i % 2 ? 0 : 1);
+        ck_assert_int_eq(test_held(r, k), i % 2 ? 0 : 1);
         ASSERT_VALUE(r, k, i % 2 ? "<none>" : "v");
     }
     sc_close(w);

@@ -84,6 +84,16 @@ static inline char *test_get(sc_cache *c, const char *key)
     return out;
 }
 
+/* Whether c's local tier holds key (sc_peek: nothing counted; the
+ * reference is dropped at once). */
+static inline int test_held(sc_cache *c, const char *key)
+{
+    sc_value *v = NULL;
+    int ok = sc_peek(c, key, &v) == SC_OK;
+    sc_value_release(v);
+    return ok;
+}
+
 /* A field (value, version, lock, tags, ...) of {ns}:k:<key> in Redis r, read
  * with plain commands ("<none>"). Caller frees. */
 static inline char *test_redis_field_on(const sc_test_redis *r, const char *ns, const char *key, const char *field)
