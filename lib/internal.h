@@ -381,10 +381,18 @@ const char *sc__tracking_tick(sc_cache *c, uint64_t now);
 
 /* load_stats.c: exact windowed load statistics (one mutex). */
 typedef struct sc__load_stats sc__load_stats;
-typedef enum sc__load_outcome { SC__LOAD_HIT, SC__LOAD_MISS, SC__LOAD_ERROR, SC__LOAD_MANUAL } sc__load_outcome;
+typedef enum sc__load_outcome {
+    SC__LOAD_HIT,
+    SC__LOAD_MISS,
+    SC__LOAD_ERROR,
+    SC__LOAD_MANUAL,
+    SC__LOAD_OUTCOMES
+} sc__load_outcome;
 sc__load_stats *sc__load_stats_new(uint64_t window_ms); /* NULL on out of memory */
 void sc__load_stats_free(sc__load_stats *s);            /* NULL is a no-op */
-void sc__load_stats_add(sc__load_stats *s, sc__load_outcome o, uint64_t ns);
+/* Adds n[o] outcomes of each kind o, each hit and miss taking ns (one lock
+ * and one clock read for a whole batch). */
+void sc__load_stats_add(sc__load_stats *s, const uint64_t n[SC__LOAD_OUTCOMES], uint64_t ns);
 void sc__load_stats_read(sc__load_stats *s, sc_window w, sc_load_stats *out);
 
 static inline uint64_t sc__atomic_inc(atomic_uint_fast64_t *a)

@@ -74,24 +74,14 @@ static void roll(const sc__load_stats *s, stripe *st, uint64_t now)
     st->cur_idx = idx;
 }
 
-static void add(counts *k, sc__load_outcome o, uint64_t ns)
+static void add(counts *k, const uint64_t n[SC__LOAD_OUTCOMES], uint64_t ns)
 {
-    switch (o) {
-    case SC__LOAD_HIT:
-        k->hits++;
-        k->hit_ns += ns;
-        break;
-    case SC__LOAD_MISS:
-        k->misses++;
-        k->miss_ns += ns;
-        break;
-    case SC__LOAD_ERROR:
-        k->errors++;
-        break;
-    case SC__LOAD_MANUAL:
-        k->manual++;
-        break;
-    }
+    k->hits += n[SC__LOAD_HIT];
+    k->hit_ns += n[SC__LOAD_HIT] * ns;
+    k->misses += n[SC__LOAD_MISS];
+    k->miss_ns += n[SC__LOAD_MISS] * ns;
+    k->errors += n[SC__LOAD_ERROR];
+    k->manual += n[SC__LOAD_MANUAL];
 }
 
 static void sum(counts *to, const counts *k)
@@ -114,15 +104,15 @@ static unsigned my_stripe(void)
     return mine - 1;
 }
 
-void sc__load_stats_add(sc__load_stats *s, sc__load_outcome o, uint64_t ns)
+void sc__load_stats_add(sc__load_stats *s, const uint64_t n[SC__LOAD_OUTCOMES], uint64_t ns)
 {
     if (!s)
         return;
     stripe *st = &s->s[my_stripe()];
     pthread_mutex_lock(&st->mu);
     roll(s, st, sc__mono_ns());
-    add(&st->total, o, ns);
-    add(&st->cur, o, ns);
+    add(&st->total, n, ns);
+    add(&st->cur, n, ns);
     pthread_mutex_unlock(&st->mu);
 }
 

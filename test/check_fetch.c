@@ -555,6 +555,13 @@ START_TEST(batch_mixes_cached_loading_elsewhere_and_missing)
     /* l1 was waited for (woken by b's set event), not loaded here. */
     ck_assert_int_lt(took, 3000);
     ck_assert_int_eq(atomic_load(&sl.calls), 1);
+    /* Each unique key counted once, by its outcome: c1 (local) and c2
+     * (Redis) hits; m1, m2, n1, n2 (loaded) and l1 (waited for) misses. */
+    sc_load_stats ls = load_stats(a, SC_WINDOW_TOTAL);
+    ck_assert_uint_eq(ls.hits, 2);
+    ck_assert_uint_eq(ls.misses, 5);
+    ck_assert_uint_eq(ls.errors, 0);
+    ck_assert(ls.hit_avg_ns > 0 && ls.miss_avg_ns >= ls.hit_avg_ns);
     /* A second batch: all answered by tiers, no loader call. */
     memset(&bs, 0, sizeof bs);
     ck_assert_int_eq(sc_fetch_batch(b, keys, N, 0, load_batch_mixed, &bs, out), SC_OK);

@@ -112,6 +112,82 @@ START_TEST(tag_event_out_of_memory_drops_older_copies)
 }
 END_TEST
 
+/* lib/fetch/fetch.h's struct sc_loaded, a loader's result slot: four sizes,
+ * two flags and a 256-byte message. */
+#define LOADED_SLOT_BYTES (4 * sizeof(size_t) + 2 * sizeof(int) + 256)
+
+typedef struct counting_loader {
+    atomic_int calls;
+} counting_loader;
+
+static sc_status load_one(const char *key, sc_loaded *slot, void *ud)
+{
+    atomic_fetch_add(&((counting_loader *)ud)->calls, 1);
+    sc_loaded_set(slot, key, strlen(key));
+    return SC_OK;
+}
+
+static sc_status load_many(const char *const *keys, size_t n, sc_loaded *const *slots, void *ud)
+{
+    atomic_fetch_add(&((counting_loader *)ud)->calls, 1);
+    for (size_t i = 0; i < n; i++)
+        sc_loaded_set(slots[i], keys[i], strlen(keys[i]));
+    return SC_OK;
+}
+
+/* A fetch that cannot make its loader's result slot (made only for a key
+ * that is loaded) fails with SC_ERR_NOMEM without calling the loader,
+ * caches nothing and gives its load lock back: the next fetch, on another
+ * pod, loads at once instead of waiting for the lock to lapse. */
+START_TEST(loader_slot_out_of_memory_fails_cleanly)
+{
+    sc_options o = test_options("nomem_slot", NULL);
+    o.lock_ttl_ms = 20000;
+    sc_cache *a = test_open(&o), *b = test_open(&o);
+    counting_loader db = {0};
+    sc_value *v = NULL;
+
+    atomic_store(&failed, 0);
+    atomic_store(&fail_size, LOADED_SLOT_BYTES);
+    ck_assert_int_eq(sc_fetch(a, "k", 0, load_one, &db, &v), SC_ERR_NOMEM);
+    atomic_store(&fail_size, 0);
+    ck_assert_int_eq(atomic_load(&failed), 1);
+    ck_assert_ptr_null(v);
+    ck_assert_int_eq(atomic_load(&db.calls), 0);
+    ck_assert_msg(strstr(sc_errmsg(a), "out of memory") && strstr(sc_errmsg(a), "did not run"), "%s", sc_errmsg(a));
+    ck_assert(!test_held(a, "k"));
+    long long t0 = test_now_ms();
+    ck_assert_int_eq(sc_fetch(b, "k", 0, load_one, &db, &v), SC_OK);
+    ck_assert_int_lt(test_now_ms() - t0, 5000);
+    ck_assert_int_eq(atomic_load(&db.calls), 1);
+    ck_assert_str_eq(sc_value_data(v), "k");
+    sc_value_release(v);
+
+    /* The same for a batch: one slot refused, the loader not called. */
+    const char *keys[3] = {"b1", "b2", "b3"};
+    sc_value *out[3];
+    atomic_store(&fail_size, LOADED_SLOT_BYTES);
+    ck_assert_int_eq(sc_fetch_batch(a, keys, 3, 0, load_many, &db, out), SC_ERR_NOMEM);
+    atomic_store(&fail_size, 0);
+    ck_assert_int_eq(atomic_load(&failed), 2);
+    ck_assert_int_eq(atomic_load(&db.calls), 1);
+    for (int i = 0; i < 3; i++) {
+        ck_assert_ptr_null(out[i]);
+        ck_assert(!test_held(a, keys[i]));
+    }
+    t0 = test_now_ms();
+    ck_assert_int_eq(sc_fetch_batch(b, keys, 3, 0, load_many, &db, out), SC_OK);
+    ck_assert_int_lt(test_now_ms() - t0, 5000);
+    ck_assert_int_eq(atomic_load(&db.calls), 2);
+    for (int i = 0; i < 3; i++) {
+        ck_assert_str_eq(sc_value_data(out[i]), keys[i]);
+        sc_value_release(out[i]);
+    }
+    sc_close(a);
+    sc_close(b);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("nomem");
@@ -119,6 +195,7 @@ int main(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, tag_index_out_of_memory_keeps_no_copy);
     tcase_add_test(tc, tag_event_out_of_memory_drops_older_copies);
+    tcase_add_test(tc, loader_slot_out_of_memory_fails_cleanly);
     suite_add_tcase(s, tc);
     return test_run_suite(s, NULL);
 }

@@ -671,12 +671,14 @@ static void run(call *cl)
     run_all(&cl, 1);
 }
 
-/* Counts each key's outcome. */
+/* Counts every key's outcome in one addition: a batch of 16 local hits paid a
+ * lock and a clock read per key when each was added on its own. */
 static void count(call *cl)
 {
-    uint64_t ns = sc__mono_ns() - cl->t0_ns;
+    uint64_t n[SC__LOAD_OUTCOMES] = {0};
     for (size_t i = 0; i < cl->m; i++)
-        sc__load_stats_add(cl->c->fetch->stats, cl->k[i].outcome, cl->k[i].outcome == SC__LOAD_ERROR ? 0 : ns);
+        n[cl->k[i].outcome]++;
+    sc__load_stats_add(cl->c->fetch->stats, n, sc__mono_ns() - cl->t0_ns);
 }
 
 static void call_init(call *cl, sc_cache *c, const char *name, uint64_t ttl_ms)
@@ -693,8 +695,11 @@ static void call_init(call *cl, sc_cache *c, const char *name, uint64_t ttl_ms)
 static void call_free_slots(call *cl)
 {
     for (size_t i = 0; i < cl->m; i++) {
-        free(cl->k[i].slot.data);
-        cl->k[i].slot.data = NULL;
+        if (cl->k[i].slot) {
+            free(cl->k[i].slot->data);
+            free(cl->k[i].slot);
+            cl->k[i].slot = NULL;
+        }
         sc_value_release(cl->k[i].graced);
         cl->k[i].graced = NULL;
     }
@@ -794,7 +799,8 @@ SC_EXPORT sc_status sc_fetch_ex(sc_cache *c, const char *key, const sc_fetch_opt
                         : sc__fetch_neg_get(c, key, klen, hash, &nv)           ? SC_NOT_FOUND
                                                                                : SC_ERR_INVALID;
         if (hit != SC_ERR_INVALID) {
-            sc__load_stats_add(c->fetch->stats, SC__LOAD_HIT, sc__mono_ns() - t0);
+            uint64_t one_hit[SC__LOAD_OUTCOMES] = {[SC__LOAD_HIT] = 1};
+            sc__load_stats_add(c->fetch->stats, one_hit, sc__mono_ns() - t0);
             free(tags);
             return hit;
         }
@@ -1055,7 +1061,8 @@ SC_EXPORT sc_status sc_tag_deleted(sc_cache *c, const char *key)
     if (!writes_redis(c))
         return sc__fail(c, SC_ERR_INVALID, "sc_tag_deleted: this pod does not write Redis");
     uint64_t hash = sc__local_hash(key, klen);
-    sc__load_stats_add(c->fetch->stats, SC__LOAD_MANUAL, 0);
+    uint64_t one_manual[SC__LOAD_OUTCOMES] = {[SC__LOAD_MANUAL] = 1};
+    sc__load_stats_add(c->fetch->stats, one_manual, 0);
     /* Stop serving the key at once; the floor follows with the version. */
     sc__local_remove(c->local, key, klen, hash, UINT64_MAX, 0);
     sc__remote_event ev;

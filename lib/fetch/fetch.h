@@ -125,7 +125,9 @@ typedef struct fkey {
     int local_empty;      /* strong: a cached not-found being confirmed */
     uint64_t have;
     sc__fetch_item it;
-    sc_loaded slot;
+    /* The loader's result slot: made when the key is loaded (load.c), so
+     * a batch answered by the local tier does not clear 300 bytes a key. */
+    sc_loaded *slot;
     /* sc_fetch_ex: the graced value this call read from Redis (if any) */
     sc_value *graced;
     uint64_t graced_fresh_end;  /* sc__now_ms() when its TTL ended */

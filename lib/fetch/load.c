@@ -101,12 +101,23 @@ static void slot_reset(sc_loaded *s, size_t max)
     s->max = max;
 }
 
+/* Gives k an empty result slot for its loader: 0, or -1 out of memory. */
+static int slot_open(fkey *k, size_t max)
+{
+    if (!k->slot && !(k->slot = calloc(1, sizeof *k->slot)))
+        return -1;
+    slot_reset(k->slot, max);
+    return 0;
+}
+
 static void settle_begin(call *cl, fkey **ks, size_t n, sc_status ls);
 static void store_one(call *cl);
 
 /* A single loader's result as the rest of the call wants it. */
 static sc_status load1_result(sc_cache *c, sc_loaded *slot, sc_status ls)
 {
+    if (!slot) /* none could be made: the loader did not run */
+        return SC_ERR_NOMEM;
     if (ls == SC_NOT_FOUND) /* whatever it set: "not found" is the answer */
         slot_reset(slot, c->opt.max_value_bytes);
     if (ls == SC_OK && !slot->set && !slot->refused_len && !slot->nomem) {
@@ -165,16 +176,17 @@ static void bg_store(sc_cache *c, bg_job *j)
     k.hash = j->hash;
     k.state = K_LEAD;
     k.active = 1;
-    k.slot = j->slot;
+    sc_loaded slot = j->slot;
     memset(&j->slot, 0, sizeof j->slot);
+    k.slot = &slot;
     fkey *ks[1] = {&k};
     snprintf(cl.token, sizeof cl.token, "%s", j->token);
-    settle_begin(&cl, ks, 1, load1_result(c, &k.slot, j->ls));
+    settle_begin(&cl, ks, 1, load1_result(c, &slot, j->ls));
     store_one(&cl);
     if (cl.fail != SC_OK)
         sc__log(c, SC_LOG_WARN, "%s", cl.err);
     sc_value_release(k.val);
-    free(k.slot.data);
+    free(slot.data);
 }
 
 static void *bg_main(void *arg)
@@ -222,7 +234,7 @@ static int load_timed(call *cl, fkey *k, const char *token, sc_status *ls)
         j = NULL;
     }
     if (!j) {
-        *ls = cl->load1(k->key, &k->slot, cl->ud);
+        *ls = cl->load1(k->key, k->slot, cl->ud);
         return 0;
     }
     j->sh = b;
@@ -254,7 +266,7 @@ static int load_timed(call *cl, fkey *k, const char *token, sc_status *ls)
         pthread_mutex_unlock(&b->mu);
         free(j->tags);
         free(j);
-        *ls = cl->load1(k->key, &k->slot, cl->ud);
+        *ls = cl->load1(k->key, k->slot, cl->ud);
         return 0;
     }
     struct timespec dl;
@@ -267,8 +279,8 @@ static int load_timed(call *cl, fkey *k, const char *token, sc_status *ls)
         j->abandoned = 1;
     } else {
         *ls = j->ls;
-        free(k->slot.data);
-        k->slot = j->slot;
+        free(k->slot->data);
+        *k->slot = j->slot;
         memset(&j->slot, 0, sizeof j->slot);
     }
     job_unref_locked(j);
@@ -282,9 +294,11 @@ void sc__fetch_load_one(call *cl)
 {
     sc_cache *c = cl->c;
     fkey *k = cl->tl[0];
-    slot_reset(&k->slot, c->opt.max_value_bytes);
     sc_status ls;
-    if (cl->soft || cl->hard) {
+    if (slot_open(k, c->opt.max_value_bytes) != 0) {
+        ls = SC_ERR_NOMEM;
+        sc__fetch_call_fail(cl, ls, "%s: out of memory for the loader's result (the loader did not run)", cl->name);
+    } else if (cl->soft || cl->hard) {
         if (load_timed(cl, k, cl->token, &ls)) {
             /* The loader goes on; its thread stores the result (or
              * releases the lock) when it returns. */
@@ -294,9 +308,9 @@ void sc__fetch_load_one(call *cl)
             return;
         }
     } else {
-        ls = cl->load1(k->key, &k->slot, cl->ud);
+        ls = cl->load1(k->key, k->slot, cl->ud);
     }
-    settle_begin(cl, cl->tl, 1, load1_result(c, &k->slot, ls));
+    settle_begin(cl, cl->tl, 1, load1_result(c, k->slot, ls));
 }
 
 /* One call of the batch loader for the keys every call locked (each one's
@@ -304,22 +318,28 @@ void sc__fetch_load_one(call *cl)
 void sc__fetch_load_batch(call **cls, size_t n)
 {
     size_t total = 0;
+    int slots_made = 1;
     for (size_t j = 0; j < n; j++)
         for (size_t i = 0; i < cls[j]->ntl; i++, total++)
-            slot_reset(&cls[j]->tl[i]->slot, cls[j]->c->opt.max_value_bytes);
+            if (slot_open(cls[j]->tl[i], cls[j]->c->opt.max_value_bytes) != 0)
+                slots_made = 0;
     if (!total)
         return;
     const char **keys = malloc(total * sizeof *keys);
     sc_loaded **slots = malloc(total * sizeof *slots);
     sc_status ls = SC_ERR_NOMEM;
-    if (keys && slots) {
+    if (keys && slots && slots_made) {
         size_t at = 0;
         for (size_t j = 0; j < n; j++)
             for (size_t i = 0; i < cls[j]->ntl; i++, at++) {
                 keys[at] = cls[j]->tl[i]->key;
-                slots[at] = &cls[j]->tl[i]->slot;
+                slots[at] = cls[j]->tl[i]->slot;
             }
         ls = cls[0]->loadn(keys, total, (sc_loaded *const *)slots, cls[0]->ud);
+    } else {
+        for (size_t j = 0; j < n; j++)
+            sc__fetch_call_fail(cls[j], ls, "%s: out of memory for the loader's results (the loader did not run)",
+                                cls[j]->name);
     }
     free(keys);
     free(slots);
@@ -341,19 +361,19 @@ static void settle_begin(call *cl, fkey **ks, size_t n, sc_status ls)
         fail = SC_ERR_LOADER;
         const char *msg = "";
         for (size_t i = 0; i < n && !*msg; i++)
-            msg = ks[i]->slot.msg;
+            msg = ks[i]->slot ? ks[i]->slot->msg : "";
         sc__fetch_call_fail(cl, fail, "%s: the loader failed for \"%.*s\"%s (%s)%s%s", cl->name,
                             (int)(ks[0]->klen > 64 ? 64 : ks[0]->klen), ks[0]->key, n > 1 ? " and others" : "",
                             sc_strerror(ls), *msg ? ": " : "", msg);
     }
     for (size_t i = 0; i < n && fail == SC_OK; i++) {
-        if (ks[i]->slot.refused_len) {
+        if (ks[i]->slot->refused_len) {
             fail = SC_ERR_TOO_LARGE;
             sc__fetch_call_fail(cl, fail,
                                 "%s: the loader's value for \"%.*s\" is %zu bytes, over max_value_bytes (%zu)",
                                 cl->name, (int)(ks[i]->klen > 64 ? 64 : ks[i]->klen), ks[i]->key,
-                                ks[i]->slot.refused_len, c->opt.max_value_bytes);
-        } else if (ks[i]->slot.nomem) {
+                                ks[i]->slot->refused_len, c->opt.max_value_bytes);
+        } else if (ks[i]->slot->nomem) {
             fail = SC_ERR_NOMEM;
             sc__fetch_call_fail(cl, fail, "%s: out of memory copying a loaded value", cl->name);
         }
@@ -377,7 +397,7 @@ static void settle_begin(call *cl, fkey **ks, size_t n, sc_status ls)
     size_t nrel = 0, nst = 0;
     for (size_t i = 0; i < n; i++) {
         fkey *k = ks[i];
-        if (fail != SC_OK || (!k->slot.set && !c->opt.empty_ttl_ms)) {
+        if (fail != SC_OK || (!k->slot->set && !c->opt.empty_ttl_ms)) {
             rel[nrel] = k->key;
             rell[nrel++] = k->klen;
             continue;
@@ -386,9 +406,9 @@ static void settle_begin(call *cl, fkey **ks, size_t n, sc_status ls)
         it->key = k->key;
         it->klen = k->klen;
         sc_status es;
-        if (k->slot.set) {
-            it->val = k->slot.data;
-            it->len = k->slot.len;
+        if (k->slot->set) {
+            it->val = k->slot->data;
+            it->len = k->slot->len;
             it->ttl_ms = jitter(cl->ttl, c->opt.ttl_jitter_pct);
             it->grace_ms = it->ttl_ms ? cl->grace : 0;
             it->tags = cl->tags;
@@ -440,7 +460,7 @@ static void settle_begin(call *cl, fkey **ks, size_t n, sc_status ls)
     }
     /* Not-found keys with markers off: answered, nothing stored. */
     for (size_t i = 0; i < n; i++) {
-        if (!ks[i]->slot.set && !c->opt.empty_ttl_ms) {
+        if (!ks[i]->slot->set && !c->opt.empty_ttl_ms) {
             ks[i]->waited = 1;
             sc__fetch_key_done(ks[i], SC_NOT_FOUND, NULL);
         }
