@@ -13,7 +13,6 @@
  */
 #include "remote/remote.h"
 
-#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,31 +43,14 @@ static sc_status nomem(char *err, size_t errlen)
     return SC_ERR_NOMEM;
 }
 
-static int parse_u64(const char *s, size_t len, uint64_t *out)
-{
-    if (len == 0 || len > 20)
-        return -1;
-    uint64_t v = 0;
-    for (size_t i = 0; i < len; i++) {
-        if (s[i] < '0' || s[i] > '9')
-            return -1;
-        uint64_t d = (uint64_t)(s[i] - '0');
-        if (v > (UINT64_MAX - d) / 10)
-            return -1;
-        v = v * 10 + d;
-    }
-    *out = v;
-    return 0;
-}
-
 /* "<ms>-<seq>" */
 static int parse_id(const char *s, size_t len, sc__wb_id *id)
 {
     const char *dash = memchr(s, '-', len);
     if (!dash)
         return -1;
-    return parse_u64(s, (size_t)(dash - s), &id->ms) == 0 &&
-                   parse_u64(dash + 1, len - (size_t)(dash - s) - 1, &id->seq) == 0
+    return sc__remote_parse_u64(s, (size_t)(dash - s), &id->ms) == 0 &&
+                   sc__remote_parse_u64(dash + 1, len - (size_t)(dash - s) - 1, &id->seq) == 0
                ? 0
                : -1;
 }
@@ -195,7 +177,8 @@ static int parse_entry(const redisReply *x, sc__wb_entry *e)
         else if (name->str[0] == 'x')
             val = value;
     }
-    if (!k || !v || k->len == 0 || memchr(k->str, '\0', k->len) || parse_u64(v->str, v->len, &e->version) != 0)
+    if (!k || !v || k->len == 0 || memchr(k->str, '\0', k->len) ||
+        sc__remote_parse_u64(v->str, v->len, &e->version) != 0)
         return 0;
     e->key = k->str; /* hiredis strings are NUL-terminated */
     e->klen = k->len;

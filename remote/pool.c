@@ -77,6 +77,23 @@ void sc__remote_errf(char *err, size_t errlen, const char *fmt, ...)
     va_end(ap);
 }
 
+int sc__remote_parse_u64(const char *s, size_t len, uint64_t *out)
+{
+    if (len == 0 || len > 20)
+        return -1;
+    uint64_t v = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        uint64_t d = (uint64_t)(s[i] - '0');
+        if (v > (UINT64_MAX - d) / 10)
+            return -1;
+        v = v * 10 + d;
+    }
+    *out = v;
+    return 0;
+}
+
 const char *sc__pool_addr(const sc__pool *p)
 {
     return p->addr;

@@ -10,7 +10,6 @@
  */
 #include "remote/remote.h"
 
-#include <errno.h>
 #include <stdatomic.h>
 #include <sys/random.h>
 #include <time.h>
@@ -79,26 +78,6 @@ static char *glob_pattern(const char *ns)
     }
     memcpy(w, "}:k:*", sizeof "}:k:*");
     return s;
-}
-
-/* Parses a whole decimal string (no sign, no spaces) into *out. */
-static int parse_u64(const char *s, size_t len, uint64_t *out)
-{
-    if (len == 0 || len > 20)
-        return -1;
-    char buf[24];
-    memcpy(buf, s, len);
-    buf[len] = '\0';
-    for (size_t i = 0; i < len; i++)
-        if (buf[i] < '0' || buf[i] > '9')
-            return -1;
-    errno = 0;
-    char *end;
-    unsigned long long v = strtoull(buf, &end, 10);
-    if (errno || *end)
-        return -1;
-    *out = v;
-    return 0;
 }
 
 /* n random bytes from the kernel as 2n hex digits and a NUL. The clock and
@@ -249,7 +228,7 @@ static sc_status bad_reply(const sc__remote *r, redisReply *reply, const char *w
 
 static int reply_u64(const redisReply *e, uint64_t *out)
 {
-    return e->type == REDIS_REPLY_STRING && parse_u64(e->str, e->len, out) == 0;
+    return e->type == REDIS_REPLY_STRING && sc__remote_parse_u64(e->str, e->len, out) == 0;
 }
 
 /* A write script's reply {version, 1 | publish error}. */
@@ -1062,7 +1041,7 @@ static int entry_seq(const redisReply *id, uint64_t *seq)
     if (id->type != REDIS_REPLY_STRING)
         return -1;
     const char *dash = memchr(id->str, '-', id->len);
-    return dash ? parse_u64(id->str, (size_t)(dash - id->str), seq) : -1;
+    return dash ? sc__remote_parse_u64(id->str, (size_t)(dash - id->str), seq) : -1;
 }
 
 /* Finds field "e" of one XRANGE entry [id, [field, value, ...]]. */

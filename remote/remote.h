@@ -346,6 +346,9 @@ typedef struct sc__pool sc__pool;
 int64_t sc__remote_now_ms(void);
 /* snprintf into err (when err is not NULL and errlen > 0). */
 void sc__remote_errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* A whole decimal number of len bytes (no sign, no spaces, no overflow)
+ * into *out: 0, or -1. */
+int sc__remote_parse_u64(const char *s, size_t len, uint64_t *out);
 
 /* Copies the connection settings of cfg; connects nothing yet. */
 sc_status sc__pool_create(const sc__remote_config *cfg, sc__pool **out, char *err, size_t errlen);
