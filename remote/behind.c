@@ -94,7 +94,7 @@ sc_status sc__remote_set_behind(sc__remote *r, const char *key, size_t klen, con
     if (!vk)
         return nomem(err, errlen);
     wb_key(&p, wb);
-    snprintf(ttl, sizeof ttl, "%" PRIu64, ttl_ms);
+    sc__remote_u64_str(ttl_ms, ttl);
     const char *head[10] = {vk, p.seq_key, p.meta_key, p.log_key, wb, len ? val : "", ttl, p.fmt, p.log_len,
                             p.channel};
     size_t head_lens[10] = {vklen, CSTR, CSTR, CSTR, CSTR, len, CSTR, CSTR, CSTR, CSTR};
@@ -128,7 +128,7 @@ sc_status sc__remote_delete_behind(sc__remote *r, const char *key, size_t klen, 
     if (!vk)
         return nomem(err, errlen);
     wb_key(&p, wb);
-    snprintf(tomb, sizeof tomb, "%" PRIu64, tombstone_ttl_ms);
+    sc__remote_u64_str(tombstone_ttl_ms, tomb);
     const char *head[9] = {vk, p.seq_key, p.meta_key, p.log_key, wb, tomb, p.fmt, p.log_len, p.channel};
     size_t head_lens[9] = {vklen, CSTR, CSTR, CSTR, CSTR, CSTR, CSTR, CSTR, CSTR};
     memcpy(args, head, sizeof head);

@@ -224,11 +224,11 @@ static sc_status lock_cmd(const sc__remote_layout *l, const sc__fetch_item *item
     put(c, &a, l->meta_key, CSTR);
     a += n;
     put(c, &a, token, CSTR);
-    snprintf(c->nums[n], sizeof c->nums[n], "%" PRIu64, lock_ttl_ms);
+    sc__remote_u64_str(lock_ttl_ms, c->nums[n]);
     put(c, &a, c->nums[n], CSTR);
     put(c, &a, serve_stale ? "1" : "0", 1);
     for (size_t i = 0; i < n; i++) {
-        snprintf(c->nums[i], sizeof c->nums[i], "%" PRIu64, items[i].have_version);
+        sc__remote_u64_str(items[i].have_version, c->nums[i]);
         put(c, &a, c->nums[i], CSTR);
     }
     return SC_OK;
@@ -336,8 +336,8 @@ static sc_status store_cmd(const sc__remote_layout *l, sc__store_item *items, si
     put(c, &a, l->channel, CSTR);
     put(c, &a, token, CSTR);
     for (size_t i = 0; i < n; i++) {
-        snprintf(c->nums[2 * i], sizeof c->nums[0], "%" PRIu64, items[i].ttl_ms);
-        snprintf(c->nums[2 * i + 1], sizeof c->nums[0], "%" PRIu64, items[i].grace_ms);
+        sc__remote_u64_str(items[i].ttl_ms, c->nums[2 * i]);
+        sc__remote_u64_str(items[i].grace_ms, c->nums[2 * i + 1]);
         put(c, &a, items[i].empty ? "e" : "v", 1);
         put(c, &a, items[i].len ? items[i].val : "", items[i].empty ? 0 : items[i].len);
         put(c, &a, c->nums[2 * i], CSTR);
@@ -512,8 +512,8 @@ sc_status sc__remote_tag(sc__remote *r, const char *key, size_t klen, uint64_t d
     if (!block)
         return nomem(err, errlen);
     char delay[24], tomb[24];
-    snprintf(delay, sizeof delay, "%" PRIu64, delay_ms);
-    snprintf(tomb, sizeof tomb, "%" PRIu64, tombstone_ttl_ms);
+    sc__remote_u64_str(delay_ms, delay);
+    sc__remote_u64_str(tombstone_ttl_ms, tomb);
     const char *rest[8] = {l.seq_key, l.meta_key, l.log_key, delay, tomb, l.fmt, l.log_len, l.channel};
     for (int i = 0; i < 8; i++) {
         args[1 + i] = rest[i];
@@ -547,7 +547,7 @@ sc_status sc__remote_set_tagged(sc__remote *r, const char *key, size_t klen, con
     if (!block)
         return nomem(err, errlen);
     char ttl[24];
-    snprintf(ttl, sizeof ttl, "%" PRIu64, ttl_ms);
+    sc__remote_u64_str(ttl_ms, ttl);
     /* KEYS: value key, seq, meta, log; ARGV: value, ttl, fmt, log_len,
      * channel, p0..p3, expected ('': none), tags. */
     args[1] = l.seq_key;

@@ -94,6 +94,20 @@ int sc__remote_parse_u64(const char *s, size_t len, uint64_t *out)
     return 0;
 }
 
+char *sc__remote_u64_str(uint64_t v, char out[21])
+{
+    char tmp[20];
+    size_t n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    for (size_t i = 0; i < n; i++)
+        out[i] = tmp[n - 1 - i];
+    out[n] = '\0';
+    return out;
+}
+
 const char *sc__pool_addr(const sc__pool *p)
 {
     return p->addr;

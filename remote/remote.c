@@ -348,9 +348,9 @@ static sc_status set_script(sc__remote *r, const char *key, size_t klen, const v
         return SC_ERR_NOMEM;
     }
     char ttl[24], want[24] = "";
-    snprintf(ttl, sizeof ttl, "%" PRIu64, ttl_ms);
+    sc__remote_u64_str(ttl_ms, ttl);
     if (expected)
-        snprintf(want, sizeof want, "%" PRIu64, *expected);
+        sc__remote_u64_str(*expected, want);
     const char *args[14] = {vk, r->seq_key, r->meta_key, r->log_key, len ? val : "", ttl, r->fmt, r->log_len,
                             r->channel};
     size_t lens[14] = {vklen, CSTR, CSTR, CSTR, len, CSTR, CSTR, CSTR, CSTR};
@@ -821,7 +821,7 @@ sc_status sc__remote_delete(sc__remote *r, const char *key, size_t klen, uint64_
         return SC_ERR_NOMEM;
     }
     char tomb[24];
-    snprintf(tomb, sizeof tomb, "%" PRIu64, tombstone_ttl_ms);
+    sc__remote_u64_str(tombstone_ttl_ms, tomb);
     const char *args[12] = {vk, r->seq_key, r->meta_key, r->log_key, tomb, r->fmt, r->log_len, r->channel};
     size_t lens[12] = {vklen, CSTR, CSTR, CSTR, CSTR, CSTR, CSTR, CSTR};
     event_parts(ev, args + 8, lens + 8);
@@ -901,7 +901,7 @@ sc_status sc__remote_clear(sc__remote *r, const sc__remote_event *ev, sc__remote
         return st;
     /* The clear has happened; what follows only frees memory. */
     char floor[24], cursor[32] = "0", ignored[8];
-    snprintf(floor, sizeof floor, "%" PRIu64, res->version);
+    sc__remote_u64_str(res->version, floor);
     do {
         if (clear_batch(r, cursor, floor, ignored, sizeof ignored) != SC_OK)
             break;
@@ -945,7 +945,7 @@ static sc_status state_reply(const sc__remote *r, redisReply *reply, size_t n, c
 sc_status sc__remote_sync_state(sc__remote *r, uint64_t at, sc__remote_state *st, char *err, size_t errlen)
 {
     char seq[24];
-    snprintf(seq, sizeof seq, "%" PRIu64, at);
+    sc__remote_u64_str(at, seq);
     const char *args[5] = {r->seq_key, r->meta_key, r->log_key, seq, r->secret_candidate};
     size_t lens[5] = {CSTR, CSTR, CSTR, CSTR, CSTR};
     redisReply *reply;

@@ -349,6 +349,9 @@ void sc__remote_errf(char *err, size_t errlen, const char *fmt, ...) __attribute
 /* A whole decimal number of len bytes (no sign, no spaces, no overflow)
  * into *out: 0, or -1. */
 int sc__remote_parse_u64(const char *s, size_t len, uint64_t *out);
+/* v in decimal, NUL-terminated, into out; returns out. Every write sends
+ * numbers, and snprintf spends more parsing its format than converting. */
+char *sc__remote_u64_str(uint64_t v, char out[21]);
 
 /* Copies the connection settings of cfg; connects nothing yet. */
 sc_status sc__pool_create(const sc__remote_config *cfg, sc__pool **out, char *err, size_t errlen);

@@ -517,6 +517,34 @@ static void decode_event(const char *buf, size_t len, sc__event *ev, sc__action 
 
 /* ---------------------------------------------------------------- tests -- */
 
+/* The decimal numbers every script call sends, and the ones replies carry
+ * back: both ways, the extremes, and what the parser refuses. */
+START_TEST(test_decimal_numbers_both_ways)
+{
+    const uint64_t nums[] = {0, 9, 10, 99, 100, 1234567890123ull, (1ull << 53), UINT64_MAX - 1, UINT64_MAX};
+    for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++) {
+        char mine[21], want[32];
+        snprintf(want, sizeof want, "%" PRIu64, nums[i]);
+        ck_assert_ptr_eq(sc__remote_u64_str(nums[i], mine), mine);
+        ck_assert_str_eq(mine, want);
+        uint64_t back = 7;
+        ck_assert_int_eq(sc__remote_parse_u64(mine, strlen(mine), &back), 0);
+        ck_assert_uint_eq(back, nums[i]);
+    }
+    const char *bad[] = {
+        "", "-1", "+1", " 1", "1 ", "1a", "18446744073709551616", "99999999999999999999", "000000000000000000001"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        uint64_t out = 7;
+        ck_assert_msg(sc__remote_parse_u64(bad[i], strlen(bad[i]), &out) == -1, "\"%s\" parsed", bad[i]);
+        ck_assert_uint_eq(out, 7);
+    }
+    /* Only len bytes are read: a number inside a longer reply. */
+    uint64_t out = 0;
+    ck_assert_int_eq(sc__remote_parse_u64("12345-0", 5, &out), 0);
+    ck_assert_uint_eq(out, 12345);
+}
+END_TEST
+
 START_TEST(test_roundtrip_binary_and_empty)
 {
     sc__remote *r = open_ns("rt");
@@ -2010,6 +2038,7 @@ static Suite *remote_suite(void)
     Suite *s = suite_create("remote");
     TCase *tc = tcase_create("core");
     tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_decimal_numbers_both_ways);
     tcase_add_test(tc, test_roundtrip_binary_and_empty);
     tcase_add_test(tc, test_get_known_is_the_counter);
     tcase_add_test(tc, test_versions_increase_from_time);

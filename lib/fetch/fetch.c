@@ -52,6 +52,7 @@
  *    round-trip counts and the recursion check, which a get's Redis read has
  *    no use for.
  */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -398,8 +399,8 @@ static int lead_locked(call *cl, const sc__remote_fetch_call *rc)
     cl->ntl = cl->nwait = 0;
     for (size_t i = 0; i < cl->na; i++) {
         fkey *k = cl->act[i];
-        k->it = cl->items[i];
-        sc__fetch_item *it = &k->it;
+        sc__fetch_item *it = &cl->items[i];
+        k->read = it->kind;
         if (it->graced)
             note_graced(cl, k, it, known);
         switch (it->kind) {
@@ -493,7 +494,7 @@ static void wait_all(call **cls, size_t n)
         if (sc__fetch_mono_ms() >= cl->deadline_ms) {
             for (size_t i = 0; i < cl->na; i++) {
                 fkey *k = cl->act[i];
-                if (k->state != K_DONE && k->it.kind == SC__FETCH_WAIT) {
+                if (k->state != K_DONE && k->read == SC__FETCH_WAIT) {
                     k->waited = 1;
                     sc__fetch_key_done(k, SC_ERR_LOCKED, NULL);
                     sc__fetch_call_fail(cl, SC_ERR_LOCKED,
@@ -515,7 +516,7 @@ static void wait_all(call **cls, size_t n)
         uint64_t now = sc__fetch_mono_ms();
         woken |= sc__fetch_wait_wake(cl->c->fetch, cl, cl->snap, woken || until <= now ? 0 : until - now);
         for (size_t i = 0; i < cl->na; i++)
-            if (cl->act[i]->it.kind == SC__FETCH_WAIT)
+            if (cl->act[i]->read == SC__FETCH_WAIT)
                 cl->act[i]->waited = 1;
     }
 }
@@ -683,7 +684,8 @@ static void count(call *cl)
 
 static void call_init(call *cl, sc_cache *c, const char *name, uint64_t ttl_ms)
 {
-    memset(cl, 0, sizeof *cl);
+    memset(cl, 0, offsetof(call, err));
+    cl->err[0] = '\0';
     cl->c = c;
     cl->name = name;
     cl->ttl = ttl_ms ? ttl_ms : c->opt.default_ttl_ms;
@@ -891,7 +893,8 @@ SC_EXPORT sc_status sc_fetch(sc_cache *c, const char *key, uint64_t ttl_ms, sc_l
 }
 
 /* A sc_fetch_batch call on one (unpartitioned) cache: its unique keys
- * (idx[i]: the unique key of keys[i]) and its call. */
+ * (idx[i]: the unique key of keys[i], numbered in order of first
+ * appearance) and its call. ks and idx share one allocation. */
 typedef struct batch {
     call cl;
     fkey *ks;
@@ -902,21 +905,17 @@ typedef struct batch {
 static sc_status batch_open(sc_cache *c, const char *const *keys, size_t n, uint64_t ttl_ms, sc_load_batch_fn load,
                             void *ud, batch *b)
 {
-    memset(b, 0, sizeof *b);
+    b->ks = NULL; /* not open (sc__fetch_batch_split closes only what opened) */
     /* Unique keys (an open-addressing map over the input), so a duplicate
-     * is loaded once and both slots get the value. */
+     * is loaded once and both slots get the value. One allocation holds
+     * the keys' state, idx and the map (the map is not needed after). */
     size_t cap = 16;
     while (cap < 2 * n)
         cap *= 2;
-    size_t *map = malloc(cap * sizeof *map);
-    size_t *idx = malloc(n * sizeof *idx);
-    fkey *ks = calloc(n, sizeof *ks);
-    if (!map || !idx || !ks) {
-        free(map);
-        free(idx);
-        free(ks);
+    fkey *ks = calloc(1, n * sizeof *ks + (n + cap) * sizeof(size_t));
+    if (!ks)
         return sc__fail(c, SC_ERR_NOMEM, "sc_fetch_batch: out of memory");
-    }
+    size_t *idx = (size_t *)(ks + n), *map = idx + n;
     for (size_t i = 0; i < cap; i++)
         map[i] = SIZE_MAX;
     size_t m = 0;
@@ -936,7 +935,6 @@ static sc_status batch_open(sc_cache *c, const char *const *keys, size_t n, uint
         }
         idx[i] = map[p];
     }
-    free(map);
     call_init(&b->cl, c, "sc_fetch_batch", ttl_ms);
     b->cl.k = ks;
     b->cl.m = m;
@@ -949,7 +947,8 @@ static sc_status batch_open(sc_cache *c, const char *const *keys, size_t n, uint
 }
 
 /* Counts the outcomes of a call that ran, hands its answers out (on
- * success) and frees it: the call's status. */
+ * success) and frees it: the call's status. A key's first slot in out gets
+ * the call's reference, a duplicate's a new one. */
 static sc_status batch_close(batch *b, sc_value **out, int ran)
 {
     call *cl = &b->cl;
@@ -960,13 +959,21 @@ static sc_status batch_close(batch *b, sc_value **out, int ran)
     for (size_t i = 0; i < cl->m && res == SC_OK; i++)
         if (b->ks[i].st != SC_OK && b->ks[i].st != SC_NOT_FOUND)
             res = b->ks[i].st;
-    if (res == SC_OK)
-        for (size_t i = 0; i < b->n; i++)
-            out[i] = b->ks[b->idx[i]].val ? sc__value_ref(b->ks[b->idx[i]].val) : NULL;
-    for (size_t i = 0; i < cl->m; i++)
-        sc_value_release(b->ks[i].val);
+    if (res == SC_OK) {
+        size_t first = 0; /* the next unique key not yet handed out */
+        for (size_t i = 0; i < b->n; i++) {
+            sc_value *v = b->ks[b->idx[i]].val;
+            if (b->idx[i] == first)
+                first++;
+            else if (v)
+                v = sc__value_ref(v);
+            out[i] = v;
+        }
+    } else {
+        for (size_t i = 0; i < cl->m; i++)
+            sc_value_release(b->ks[i].val);
+    }
     free(b->ks);
-    free(b->idx);
     b->ks = NULL;
     if (ran && res != SC_OK)
         return sc__fail(cl->c, res, "%s", cl->err[0] ? cl->err : sc_strerror(res));

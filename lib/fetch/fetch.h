@@ -124,7 +124,7 @@ typedef struct fkey {
     sc_value *local;      /* strong: the local copy being confirmed */
     int local_empty;      /* strong: a cached not-found being confirmed */
     uint64_t have;
-    sc__fetch_item it;
+    sc__fetch_kind read; /* what its last fetch_lock read found */
     /* The loader's result slot: made when the key is loaded (load.c), so
      * a batch answered by the local tier does not clear 300 bytes a key. */
     sc_loaded *slot;
@@ -153,7 +153,6 @@ typedef struct call {
     size_t tags_len;
     int left_running;     /* the loader was left running past a timeout */
     sc_status fail;       /* first failure */
-    char err[SC__ERRLEN];
     /* lead(): one pass of the leader loop, run in lockstep with the other
      * calls of a partitioned batch */
     int in_round;         /* run_all: the call has keys in this round */
@@ -170,6 +169,9 @@ typedef struct call {
     sc__store_item *st_items;
     fkey **st_keys;
     size_t st_n, st_nst;
+    /* Last: call_init clears the fields above and only err's first byte
+     * (a batch answered locally has no use for 512 cleared bytes). */
+    char err[SC__ERRLEN];
 } call;
 
 /* ------------------------------------------------------------ helpers -- */

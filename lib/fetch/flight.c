@@ -185,8 +185,7 @@ int sc__fetch_wait_wake(sc__fetch *f, call *cl, const uint64_t *snap, uint64_t m
     pthread_mutex_lock(&f->wake_mu);
     for (;;) {
         for (size_t i = 0; i < cl->m && !moved; i++)
-            if (cl->k[i].active && cl->k[i].it.kind == SC__FETCH_WAIT &&
-                f->gens[cl->k[i].hash % WAKE_BUCKETS] != snap[i])
+            if (cl->k[i].active && cl->k[i].read == SC__FETCH_WAIT && f->gens[cl->k[i].hash % WAKE_BUCKETS] != snap[i])
                 moved = 1;
         if (moved || pthread_cond_timedwait(&f->wake_cv, &f->wake_mu, &dl) != 0)
             break;
