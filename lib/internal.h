@@ -390,9 +390,10 @@ typedef enum sc__load_outcome {
 } sc__load_outcome;
 sc__load_stats *sc__load_stats_new(uint64_t window_ms); /* NULL on out of memory */
 void sc__load_stats_free(sc__load_stats *s);            /* NULL is a no-op */
-/* Adds n[o] outcomes of each kind o, each hit and miss taking ns (one lock
- * and one clock read for a whole batch). */
-void sc__load_stats_add(sc__load_stats *s, const uint64_t n[SC__LOAD_OUTCOMES], uint64_t ns);
+/* Adds n[o] outcomes of each kind o, of a fetch that began at since_ns
+ * (sc__mono_ns()): each hit and miss took from then to the clock read that
+ * dates them, one lock and one clock read for a whole batch. */
+void sc__load_stats_add(sc__load_stats *s, const uint64_t n[SC__LOAD_OUTCOMES], uint64_t since_ns);
 void sc__load_stats_read(sc__load_stats *s, sc_window w, sc_load_stats *out);
 
 static inline uint64_t sc__atomic_inc(atomic_uint_fast64_t *a)

@@ -104,13 +104,15 @@ static unsigned my_stripe(void)
     return mine - 1;
 }
 
-void sc__load_stats_add(sc__load_stats *s, const uint64_t n[SC__LOAD_OUTCOMES], uint64_t ns)
+void sc__load_stats_add(sc__load_stats *s, const uint64_t n[SC__LOAD_OUTCOMES], uint64_t since_ns)
 {
     if (!s)
         return;
     stripe *st = &s->s[my_stripe()];
     pthread_mutex_lock(&st->mu);
-    roll(s, st, sc__mono_ns());
+    uint64_t now = sc__mono_ns();
+    uint64_t ns = now > since_ns ? now - since_ns : 0;
+    roll(s, st, now);
     add(&st->total, n, ns);
     add(&st->cur, n, ns);
     pthread_mutex_unlock(&st->mu);

@@ -679,7 +679,7 @@ static void count(call *cl)
     uint64_t n[SC__LOAD_OUTCOMES] = {0};
     for (size_t i = 0; i < cl->m; i++)
         n[cl->k[i].outcome]++;
-    sc__load_stats_add(cl->c->fetch->stats, n, sc__mono_ns() - cl->t0_ns);
+    sc__load_stats_add(cl->c->fetch->stats, n, cl->t0_ns);
 }
 
 static void call_init(call *cl, sc_cache *c, const char *name, uint64_t ttl_ms)
@@ -802,7 +802,7 @@ SC_EXPORT sc_status sc_fetch_ex(sc_cache *c, const char *key, const sc_fetch_opt
                                                                                : SC_ERR_INVALID;
         if (hit != SC_ERR_INVALID) {
             uint64_t one_hit[SC__LOAD_OUTCOMES] = {[SC__LOAD_HIT] = 1};
-            sc__load_stats_add(c->fetch->stats, one_hit, sc__mono_ns() - t0);
+            sc__load_stats_add(c->fetch->stats, one_hit, t0);
             free(tags);
             return hit;
         }
@@ -1069,7 +1069,7 @@ SC_EXPORT sc_status sc_tag_deleted(sc_cache *c, const char *key)
         return sc__fail(c, SC_ERR_INVALID, "sc_tag_deleted: this pod does not write Redis");
     uint64_t hash = sc__local_hash(key, klen);
     uint64_t one_manual[SC__LOAD_OUTCOMES] = {[SC__LOAD_MANUAL] = 1};
-    sc__load_stats_add(c->fetch->stats, one_manual, 0);
+    sc__load_stats_add(c->fetch->stats, one_manual, 0); /* no hit or miss: no time */
     /* Stop serving the key at once; the floor follows with the version. */
     sc__local_remove(c->local, key, klen, hash, UINT64_MAX, 0);
     sc__remote_event ev;
