@@ -391,9 +391,13 @@ typedef enum sc__load_outcome {
 sc__load_stats *sc__load_stats_new(uint64_t window_ms); /* NULL on out of memory */
 void sc__load_stats_free(sc__load_stats *s);            /* NULL is a no-op */
 /* Adds n[o] outcomes of each kind o, of a fetch that began at since_ns
- * (sc__mono_ns()): each hit and miss took from then to the clock read that
- * dates them, one lock and one clock read for a whole batch. */
+ * (sc__mono_ns()): each hit and miss took from then to now. One lock and
+ * one clock read for a whole batch. */
 void sc__load_stats_add(sc__load_stats *s, const uint64_t n[SC__LOAD_OUTCOMES], uint64_t since_ns);
+/* sc_fetch's hit path: hit_begin before the lookup (0 when this hit is not
+ * timed, see load_stats.c), then hit(s, what it returned) for a hit. */
+uint64_t sc__load_stats_hit_begin(void);
+void sc__load_stats_hit(sc__load_stats *s, uint64_t began_ns);
 void sc__load_stats_read(sc__load_stats *s, sc_window w, sc_load_stats *out);
 
 static inline uint64_t sc__atomic_inc(atomic_uint_fast64_t *a)

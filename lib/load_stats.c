@@ -1,6 +1,6 @@
 /* Load statistics of sc_fetch (singleflight_cache's cycles, made exact).
  *
- * Exact: the counters live in stripes (a thread always uses the same one, so
+ * Exact counts: the counters live in stripes (a thread always uses the same one, so
  * hits on many threads do not share a lock or a cache line), each with its
  * own mutex and its own copy of the window state; the time that decides an
  * outcome's window is read inside the stripe's lock, so within a stripe
@@ -12,6 +12,14 @@
  * an outcome can fall between two cycles or be counted in both). Windows are
  * stats_window_ms long, numbered from the creation (sc_open); a window with
  * no outcome still ends on time: the reader rolls it too.
+ *
+ * Windows are dated with the coarse clock (sc__now_ms: one scheduler tick,
+ * read without the hardware counter), durations with sc__mono_ns. A hit of
+ * sc_fetch is timed one time in HIT_SAMPLE on each thread, and that hit's
+ * time stands for HIT_SAMPLE hits: the two precise clock reads cost more
+ * than the hit itself and, in a VM, stop the CPU from overlapping the
+ * lookup's cache misses with anything (bench/localhit). Hit counts stay
+ * exact; hit_ns is an estimate, rough below a few hundred hits.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +32,7 @@ typedef struct counts {
 } counts;
 
 #define STRIPES 16
+#define HIT_SAMPLE 16
 
 typedef struct stripe {
     pthread_mutex_t mu;
@@ -33,7 +42,7 @@ typedef struct stripe {
 } stripe;
 
 struct sc__load_stats {
-    uint64_t start_ns, window_ns;
+    uint64_t start_ms, window_ms; /* sc__now_ms() */
     stripe s[STRIPES];
 };
 
@@ -44,8 +53,8 @@ sc__load_stats *sc__load_stats_new(uint64_t window_ms)
         return NULL;
     for (int i = 0; i < STRIPES; i++)
         pthread_mutex_init(&s->s[i].mu, NULL);
-    s->start_ns = sc__mono_ns();
-    s->window_ns = (window_ms ? window_ms : 1) * 1000000u;
+    s->start_ms = sc__now_ms();
+    s->window_ms = window_ms ? window_ms : 1;
     return s;
 }
 
@@ -61,7 +70,7 @@ void sc__load_stats_free(sc__load_stats *s)
 /* Under the stripe's lock: moves its CURRENT forward to the window holding now. */
 static void roll(const sc__load_stats *s, stripe *st, uint64_t now)
 {
-    uint64_t idx = (now - s->start_ns) / s->window_ns;
+    uint64_t idx = now > s->start_ms ? (now - s->start_ms) / s->window_ms : 0;
     if (idx <= st->cur_idx)
         return;
     /* The window before idx is LAST: the current one if it just ended,
@@ -104,18 +113,42 @@ static unsigned my_stripe(void)
     return mine - 1;
 }
 
+/* n outcomes, each hit and miss taking ns, into stripe st: dated inside its
+ * lock, so they enter its windows in order. */
+static void stripe_add(sc__load_stats *s, stripe *st, const uint64_t n[SC__LOAD_OUTCOMES], uint64_t ns)
+{
+    pthread_mutex_lock(&st->mu);
+    roll(s, st, sc__now_ms());
+    add(&st->total, n, ns);
+    add(&st->cur, n, ns);
+    pthread_mutex_unlock(&st->mu);
+}
+
 void sc__load_stats_add(sc__load_stats *s, const uint64_t n[SC__LOAD_OUTCOMES], uint64_t since_ns)
 {
     if (!s)
         return;
-    stripe *st = &s->s[my_stripe()];
-    pthread_mutex_lock(&st->mu);
-    uint64_t now = sc__mono_ns();
-    uint64_t ns = now > since_ns ? now - since_ns : 0;
-    roll(s, st, now);
-    add(&st->total, n, ns);
-    add(&st->cur, n, ns);
-    pthread_mutex_unlock(&st->mu);
+    uint64_t now = sc__mono_ns(), ns = now > since_ns ? now - since_ns : 0;
+    stripe_add(s, &s->s[my_stripe()], n, ns);
+}
+
+uint64_t sc__load_stats_hit_begin(void)
+{
+    static _Thread_local unsigned hits;
+    return hits++ % HIT_SAMPLE == 0 ? sc__mono_ns() : 0;
+}
+
+void sc__load_stats_hit(sc__load_stats *s, uint64_t began_ns)
+{
+    if (!s)
+        return;
+    static const uint64_t one_hit[SC__LOAD_OUTCOMES] = {[SC__LOAD_HIT] = 1};
+    uint64_t ns = 0;
+    if (began_ns) {
+        uint64_t now = sc__mono_ns();
+        ns = (now > began_ns ? now - began_ns : 0) * HIT_SAMPLE;
+    }
+    stripe_add(s, &s->s[my_stripe()], one_hit, ns);
 }
 
 void sc__load_stats_read(sc__load_stats *s, sc_window w, sc_load_stats *out)
@@ -126,7 +159,7 @@ void sc__load_stats_read(sc__load_stats *s, sc_window w, sc_load_stats *out)
     counts k = {0};
     for (int i = 0; i < STRIPES; i++)
         pthread_mutex_lock(&s->s[i].mu);
-    uint64_t now = sc__mono_ns();
+    uint64_t now = sc__now_ms();
     for (int i = 0; i < STRIPES; i++) {
         stripe *st = &s->s[i];
         roll(s, st, now);

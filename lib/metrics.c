@@ -275,8 +275,8 @@ SC_EXPORT size_t sc_metrics_text(sc_cache *c, char *buf, size_t cap)
             put_family_head(&w, loads[i].name, "counter", loads[i].help);
             put_sample(&w, c, loads[i].name, v);
         }
-        put_seconds_family(&w, c, "synccache_load_hit_seconds_total", "Time spent in fetches answered by a tier.",
-                           ls.hit_ns);
+        put_seconds_family(&w, c, "synccache_load_hit_seconds_total",
+                           "Time spent in fetches answered by a tier (single hits sampled one in 16).", ls.hit_ns);
         put_seconds_family(&w, c, "synccache_load_miss_seconds_total",
                            "Time spent in fetches that loaded or waited for a load.", ls.miss_ns);
         /* A partitioned cache reports its partitions' sums. */

@@ -890,6 +890,10 @@ START_TEST(load_stats_windows)
     sc_load_stats_get(a, SC_WINDOW_TOTAL, &tot);
     ck_assert_uint_eq(tot.hits, 3 + 2000);
     ck_assert_uint_eq(tot.misses, 2);
+    /* Hit times are sampled (one in 16 per thread, each standing for 16):
+     * present, and an average a local hit can have. */
+    ck_assert_uint_gt(tot.hit_ns, 0);
+    ck_assert_msg(tot.hit_avg_ns > 0 && tot.hit_avg_ns < 1e6, "hit_avg_ns %f", tot.hit_avg_ns);
     sc_load_stats_get(a, (sc_window)9, &tot);
     ck_assert_uint_eq(tot.hits, 0);
     sc_load_stats_get(NULL, SC_WINDOW_TOTAL, &tot);
