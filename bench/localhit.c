@@ -190,20 +190,21 @@ static sc__local *store_build(sc_local_policy policy, size_t nkeys)
 
 /* ------------------------------------------------------------ workers -- */
 
-typedef enum mode { M_RAW, M_RAWCALL, M_STORE, M_GET, M_WITH, M_MANY, M_FETCH, M_NMODES } mode;
+typedef enum mode { M_RAW, M_RAWCALL, M_STORE, M_GET, M_WITH, M_MANY, M_FETCH, M_FETCH1, M_NMODES } mode;
 static const char *const mode_names[M_NMODES] = {"raw table",
                                                  "raw table, out of line + callback",
                                                  "local store alone (sc__local_get_with)",
                                                  "sc_get",
                                                  "sc_get_with",
                                                  "sc_get_many, 16 keys a call (per key)",
-                                                 "sc_fetch_batch, 16 keys a call, all local (per key)"};
+                                                 "sc_fetch_batch, 16 keys a call, all local (per key)",
+                                                 "sc_fetch, all local"};
 #define MANY_BATCH 16
 
 typedef struct worker {
     mode m;
     sc_cache *c;
-    sc_cache *fetcher; /* a writer pod holding the same keys (sc_fetch_batch) */
+    sc_cache *fetcher; /* a writer pod holding the same keys (sc_fetch_batch, sc_fetch) */
     const struct raw *raw;
     sc__local *store;
     size_t nkeys;
@@ -222,7 +223,7 @@ static void read_first(const void *data, size_t len, uint64_t version, void *ud)
         *(uint64_t *)ud += *(const unsigned char *)data;
 }
 
-/* The loader of the sc_fetch_batch row, whose keys are all local: a call
+/* The loaders of the sc_fetch_batch and sc_fetch rows, whose keys are all local: a call
  * means the row measured something else. */
 static sc_status load_never(const char *const *keys, size_t n, sc_loaded *const *slots, void *ud)
 {
@@ -231,6 +232,15 @@ static sc_status load_never(const char *const *keys, size_t n, sc_loaded *const 
     (void)slots;
     (void)ud;
     die("sc_fetch_batch", "the loader was called: a key was not local");
+    return SC_ERR_INVALID;
+}
+
+static sc_status load_never1(const char *key, sc_loaded *slot, void *ud)
+{
+    (void)key;
+    (void)slot;
+    (void)ud;
+    die("sc_fetch", "the loader was called: a key was not local");
     return SC_ERR_INVALID;
 }
 
@@ -309,6 +319,14 @@ static void *worker_run(void *arg)
             if (sc_get_with(w->c, key, read_first, &sink) != SC_OK)
                 misses++;
             break;
+        case M_FETCH1: {
+            sc_value *v;
+            if (sc_fetch(w->fetcher, key, 0, load_never1, NULL, &v) != SC_OK)
+                die("sc_fetch", sc_errmsg(w->fetcher));
+            sink += *(const unsigned char *)sc_value_data(v);
+            sc_value_release(v);
+            break;
+        }
         case M_MANY:
         case M_FETCH:
             batch[nb++] = key;
