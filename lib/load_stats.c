@@ -1,11 +1,11 @@
 /* Load statistics of sc_fetch (singleflight_cache's cycles, made exact).
  *
- * Exact counts: the counters live in stripes (a thread always uses the same one, so
- * hits on many threads do not share a lock or a cache line), each with its
- * own mutex and its own copy of the window state; the time that decides an
- * outcome's window is read inside the stripe's lock, so within a stripe
- * outcomes enter windows in timestamp order and none lands in a window that
- * already ended. A reader takes every stripe's lock (always in the same
+ * Exact counts: the counters live in stripes (a thread always uses the
+ * same one, so hits on many threads do not share a lock or a cache line),
+ * each with its own mutex and its own copy of the window state; the time
+ * that decides an outcome's window is read inside the stripe's lock, so
+ * within a stripe outcomes enter windows in timestamp order and none lands
+ * in a window that already ended. A reader takes every stripe's lock (always in the same
  * order), reads the clock once, rolls every stripe to that moment and sums:
  * a consistent cut in which no outcome is missing or counted twice
  * (singleflight_cache rolls its cycle from a timer racing the counters, so
