@@ -128,7 +128,11 @@ void sc__load_stats_add(sc__load_stats *s, const uint64_t n[SC__LOAD_OUTCOMES], 
 {
     if (!s)
         return;
-    uint64_t now = sc__mono_ns(), ns = now > since_ns ? now - since_ns : 0;
+    uint64_t ns = 0;
+    if (n[SC__LOAD_HIT] || n[SC__LOAD_MISS]) { /* the only outcomes with a time */
+        uint64_t now = sc__mono_ns();
+        ns = now > since_ns ? now - since_ns : 0;
+    }
     stripe_add(s, &s->s[my_stripe()], n, ns);
 }
 

@@ -832,6 +832,7 @@ static sc_status encode_json(const sc__event *ev, char **out, size_t *out_len, c
     int set = ev->action == SC__ACT_SET;
     size_t b64 = set ? sc__base64_encoded_len(ev->value_len) : 0;
     size_t cap;
+    out_buf ob;
     char *buf, *o;
 
     if (ev->key_len > SIZE_MAX / 8 || ev->sender_len > SIZE_MAX / 8 || ev->ns_len > SIZE_MAX / 8 ||
@@ -843,9 +844,9 @@ static sc_status encode_json(const sc__event *ev, char **out, size_t *out_len, c
     cap = 160 + 8 + SC__MAC_LEN + 3 * 22 + json_escaped_max(ev->key_len) + json_escaped_max(ev->sender_len) +
           json_escaped_max(ev->ns_len) + json_escaped_max(ev->inst_len) + json_escaped_max(ev->epoch_len) +
           json_escaped_max(ev->digest_len) + 12 + b64 + 3;
-    buf = cap <= scratch_cap ? scratch : malloc(cap);
-    if (!buf)
+    if (out_open(&ob, cap, scratch, scratch_cap) != 0)
         return SC_ERR_NOMEM;
+    buf = ob.data; /* written through o: every write fits in cap */
     o = json_put_raw(buf, "{\"format\":1,\"action\":\"");
     o = json_put_raw(o, action_names[ev->action]);
     o = json_put_raw(o, "\"");

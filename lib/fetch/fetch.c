@@ -1068,7 +1068,7 @@ SC_EXPORT sc_status sc_tag_deleted(sc_cache *c, const char *key)
         return sc__fail(c, SC_ERR_INVALID, "sc_tag_deleted: this pod does not write Redis");
     uint64_t hash = sc__local_hash(key, klen);
     uint64_t one_manual[SC__LOAD_OUTCOMES] = {[SC__LOAD_MANUAL] = 1};
-    sc__load_stats_add(c->fetch->stats, one_manual, 0); /* no hit or miss: no time */
+    sc__load_stats_add(c->fetch->stats, one_manual, 0); /* no hit or miss: no clock read */
     /* Stop serving the key at once; the floor follows with the version. */
     sc__local_remove(c->local, key, klen, hash, UINT64_MAX, 0);
     sc__remote_event ev;

@@ -6,6 +6,7 @@
 #define SC_LIB_FETCH_H
 
 #include <pthread.h>
+#include <stddef.h>
 #include <time.h>
 
 #include "lib/internal.h"
@@ -173,6 +174,7 @@ typedef struct call {
      * (a batch answered locally has no use for 512 cleared bytes). */
     char err[SC__ERRLEN];
 } call;
+_Static_assert(offsetof(call, err) + SC__ERRLEN == sizeof(call), "call_init clears every field before err");
 
 /* ------------------------------------------------------------ helpers -- */
 
