@@ -379,7 +379,7 @@ typedef struct confirm_list {
     size_t *lens;
     uint64_t *hash, *version;
     char (*sha1)[41];
-    int *same;
+    int *verdict;
     size_t n;
 } confirm_list;
 
@@ -390,7 +390,7 @@ static void confirm_free(confirm_list *l)
     free(l->hash);
     free(l->version);
     free(l->sha1);
-    free(l->same);
+    free(l->verdict);
 }
 
 static int confirm_alloc(confirm_list *l, size_t n)
@@ -401,8 +401,8 @@ static int confirm_alloc(confirm_list *l, size_t n)
     l->hash = malloc(n * sizeof *l->hash);
     l->version = malloc(n * sizeof *l->version);
     l->sha1 = malloc(n * sizeof *l->sha1);
-    l->same = malloc(n * sizeof *l->same);
-    return l->keys && l->lens && l->hash && l->version && l->sha1 && l->same ? 0 : -1;
+    l->verdict = malloc(n * sizeof *l->verdict);
+    return l->keys && l->lens && l->hash && l->version && l->sha1 && l->verdict ? 0 : -1;
 }
 
 static void foreign(sc_cache *c, const char *key, size_t klen, uint64_t hash)
@@ -420,23 +420,26 @@ static sc_status confirm_apply(sc_cache *c, confirm_list *l)
 {
     char err[SC__ERRLEN];
     sc_status s = sc__remote_confirm(c->remote, l->keys, l->lens, l->version, (const char(*)[41])l->sha1, l->n,
-                                     l->same, err, sizeof err);
+                                     l->verdict, err, sizeof err);
     if (s != SC_OK) {
         sc__atomic_inc(&c->remote_errors);
         sc__log(c, SC_LOG_WARN, "pod %s: cannot confirm %zu local copies with Redis: %s", c->opt.pod_id, l->n, err);
         return s;
     }
     for (size_t i = 0; i < l->n; i++) {
-        if (l->same[i]) {
+        if (l->verdict[i] == SC__CONFIRM_SAME) {
             sc__atomic_inc(&c->tracking_confirmed);
             continue;
         }
-        /* Changed since: only this version or older goes. */
+        /* Changed since: only this version or older goes. A later version
+         * is a later synccache write, which brings its own event: the copy
+         * is stale, but nothing says another client wrote the key. */
         atomic_fetch_add(stripe(c, l->hash[i]), 1);
         poison(c, l->hash[i], l->version[i]);
         if (sc__local_remove(c->local, l->keys[i], l->lens[i], l->hash[i], l->version[i] + 1, l->version[i]))
             sc__atomic_inc(&c->invalidations);
-        sc__atomic_inc(&c->tracking_invalidations);
+        if (l->verdict[i] != SC__CONFIRM_LATER)
+            sc__atomic_inc(&c->tracking_invalidations);
         sc__fetch_event(c, l->keys[i], l->lens[i]);
     }
     return SC_OK;

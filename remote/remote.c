@@ -987,7 +987,7 @@ sc_status sc__remote_heartbeat(sc__remote *r, const sc__remote_event *ev, const 
 }
 
 sc_status sc__remote_confirm(sc__remote *r, const char *const *keys, const size_t *klens, const uint64_t *version,
-                             const char (*sha1)[41], size_t n, int *same, char *err, size_t errlen)
+                             const char (*sha1)[41], size_t n, int *verdict, char *err, size_t errlen)
 {
     if (n == 0)
         return SC_OK;
@@ -1022,8 +1022,12 @@ sc_status sc__remote_confirm(sc__remote *r, const char *const *keys, const size_
         s = bad_reply(r, reply, "confirm", err, errlen);
         goto out;
     }
-    for (size_t i = 0; i < n; i++)
-        same[i] = reply->element[i]->type == REDIS_REPLY_INTEGER && reply->element[i]->integer == 1;
+    for (size_t i = 0; i < n; i++) {
+        const redisReply *e = reply->element[i];
+        int known =
+            e->type == REDIS_REPLY_INTEGER && (e->integer == SC__CONFIRM_SAME || e->integer == SC__CONFIRM_LATER);
+        verdict[i] = known ? (int)e->integer : SC__CONFIRM_CHANGED;
+    }
     freeReplyObject(reply);
 out:
     for (size_t i = 0; i < built; i++)

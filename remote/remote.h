@@ -214,11 +214,18 @@ sc_status sc__remote_sync_state(sc__remote *r, uint64_t at, sc__remote_state *st
 sc_status sc__remote_heartbeat(sc__remote *r, const sc__remote_event *ev, const char *canary, unsigned canary_ttl_ms,
                                sc__remote_state *st, char *err, size_t errlen);
 
-/* Whether each of n keys' value hash holds exactly version[i] and a value
- * whose SHA-1 (hex) is sha1[i]: same[i] = 1, else 0. One script, reads
+/* What a confirm found in a key's value hash. */
+enum {
+    SC__CONFIRM_CHANGED, /* other bytes at that version, or gone */
+    SC__CONFIRM_SAME,    /* exactly that version and those bytes */
+    SC__CONFIRM_LATER    /* a later version: a later synccache write */
+};
+
+/* What each of n keys' value hash holds against version[i] and the SHA-1
+ * (hex) sha1[i] of a value: verdict[i] = SC__CONFIRM_*. One script, reads
  * only. */
 sc_status sc__remote_confirm(sc__remote *r, const char *const *keys, const size_t *klens, const uint64_t *version,
-                             const char (*sha1)[41], size_t n, int *same, char *err, size_t errlen);
+                             const char (*sha1)[41], size_t n, int *verdict, char *err, size_t errlen);
 
 /* The namespace's partition count (docs/protocol.md, "Partitions"): the
  * field partitions of {ns}:meta. When it holds none, want is recorded,

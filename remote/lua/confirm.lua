@@ -6,14 +6,28 @@
 -- the same invalidation) cannot hide behind it.
 -- KEYS: value keys
 -- ARGV: per key, "<version>:<sha1hex of the value>"
--- Returns one integer per key: 1 = the same value and version, 0 = not.
+-- Returns one integer per key: 1 = the same value and version; 2 = a later
+-- version (a later synccache write: the copy is stale, but no other client
+-- needs to have written the key); 0 = anything else.
+-- Versions are compared as decimal strings: a Lua number holds 53 bits.
+local function later(have, want)
+  if #have ~= #want then
+    return #have > #want
+  end
+  return have > want
+end
 local out = {}
 for i, k in ipairs(KEYS) do
   local h = redis.pcall('HMGET', k, 'version', 'value')
-  local same = 0
-  if type(h) == 'table' and h[1] and h[2] and (h[1] .. ':' .. redis.sha1hex(h[2])) == ARGV[i] then
-    same = 1
+  local verdict = 0
+  if type(h) == 'table' and h[1] and h[2] then
+    local want = string.match(ARGV[i], '^(%d+):')
+    if (h[1] .. ':' .. redis.sha1hex(h[2])) == ARGV[i] then
+      verdict = 1
+    elseif want and string.match(h[1], '^[1-9]%d*$') and later(h[1], want) then
+      verdict = 2
+    end
   end
-  out[i] = same
+  out[i] = verdict
 end
 return out
