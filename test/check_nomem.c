@@ -188,6 +188,116 @@ START_TEST(loader_slot_out_of_memory_fails_cleanly)
 }
 END_TEST
 
+/* lib/fetch/fetch.h's not-found cache and grace table, each made by its
+ * first entry: NEG_SLOTS neg_entry of six 8-byte fields, GRACE_SLOTS
+ * grace_entry of seven. */
+#define NOT_FOUND_TABLE_BYTES (1024 * (sizeof(char *) + sizeof(size_t) + 4 * sizeof(uint64_t)))
+#define GRACE_TABLE_BYTES                                                                                              \
+    (4096 * (sizeof(char *) + sizeof(size_t) + sizeof(uint64_t) + sizeof(void *) + 3 * sizeof(uint64_t)))
+
+static sc_status load_nothing(const char *key, sc_loaded *slot, void *ud)
+{
+    (void)key;
+    (void)slot;
+    atomic_fetch_add(&((counting_loader *)ud)->calls, 1);
+    return SC_NOT_FOUND;
+}
+
+/* A pod that cannot make its not-found cache still answers "not found"
+ * from the marker in Redis, without loading again, and a later write of the
+ * key is seen at once. The table is made by the next "not found" it caches,
+ * after which the answer is local. */
+START_TEST(not_found_table_out_of_memory_still_answers)
+{
+    sc_options o = test_options("nomem_neg", NULL);
+    o.empty_ttl_ms = 30000;
+    sc_cache *a = test_open(&o), *b = test_open(&o);
+    counting_loader db = {0};
+    sc_value *v = NULL;
+    sc_get_info info;
+
+    atomic_store(&failed, 0);
+    atomic_store(&fail_size, NOT_FOUND_TABLE_BYTES);
+    ck_assert_int_eq(sc_fetch(a, "ghost", 0, load_nothing, &db, &v), SC_NOT_FOUND);
+    atomic_store(&fail_size, 0);
+    ck_assert_int_eq(atomic_load(&failed), 1);
+    ck_assert_ptr_null(v);
+    ck_assert_int_eq(atomic_load(&db.calls), 1);
+    /* Not cached on a: Redis answers (its marker), the loader is not called. */
+    ck_assert_int_eq(sc_fetch_ex(a, "ghost", NULL, load_nothing, &db, &v, &info), SC_NOT_FOUND);
+    ck_assert_ptr_null(v);
+    ck_assert_int_eq(atomic_load(&db.calls), 1);
+    /* That answer was cached (the table made now): the next is local. */
+    ck_assert_int_eq(sc_fetch_ex(a, "ghost", NULL, load_nothing, &db, &v, &info), SC_NOT_FOUND);
+    ck_assert_int_eq(atomic_load(&db.calls), 1);
+    ck_assert_int_eq(atomic_load(&failed), 1);
+    sc_load_stats ls;
+    sc_load_stats_get(a, SC_WINDOW_TOTAL, &ls);
+    ck_assert_uint_eq(ls.misses, 1);
+    ck_assert_uint_eq(ls.hits, 2);
+
+    /* A write replaces the marker on every pod, whichever way a held it. */
+    ck_assert_int_eq(sc_set(b, "ghost", "born", 4, 0), SC_OK);
+    WAIT_UNTIL(test_held(a, "ghost"), 3000);
+    ck_assert_int_eq(sc_fetch(a, "ghost", 0, load_nothing, &db, &v), SC_OK);
+    ck_assert_str_eq(sc_value_data(v), "born");
+    sc_value_release(v);
+    ck_assert_int_eq(atomic_load(&db.calls), 1);
+    sc_close(a);
+    sc_close(b);
+}
+END_TEST
+
+/* A pod that cannot make its grace table keeps no graced copy: with Redis
+ * gone, a value past its TTL is an error, never served from nowhere; a
+ * value loaded once the table could be made is served stale as usual. */
+START_TEST(grace_table_out_of_memory_keeps_no_grace)
+{
+    sc_test_redis red;
+    ck_assert_int_eq(sc_test_redis_start(&red, "--save \"\" --appendonly no"), 0);
+    sc_options o = test_options("nomem_grace", NULL);
+    o.redis_port = red.port;
+    o.redis_timeout_ms = 300;
+    o.heartbeat_interval_ms = 50;
+    o.heartbeat_timeout_ms = 200;
+    sc_cache *a = test_open(&o);
+    counting_loader db = {0};
+    sc_fetch_opts fo;
+    sc_fetch_opts_init(&fo);
+    fo.ttl_ms = 200;
+    fo.grace_ms = 10000;
+    sc_value *v = NULL;
+    sc_get_info info;
+
+    atomic_store(&failed, 0);
+    atomic_store(&fail_size, GRACE_TABLE_BYTES);
+    ck_assert_int_eq(sc_fetch_ex(a, "lost", &fo, load_one, &db, &v, &info), SC_OK);
+    atomic_store(&fail_size, 0);
+    ck_assert_int_eq(atomic_load(&failed), 1);
+    ck_assert_str_eq(sc_value_data(v), "lost");
+    sc_value_release(v);
+    ck_assert_int_eq(sc_fetch_ex(a, "kept", &fo, load_one, &db, &v, &info), SC_OK);
+    sc_value_release(v);
+    ck_assert_int_eq(atomic_load(&db.calls), 2);
+
+    sc_test_redis_kill(&red);
+    WAIT_UNTIL(test_stats(a).synced == 0, 3000);
+    ck_assert_uint_eq(test_stats(a).synced, 0);
+    test_sleep_ms(300); /* past both TTLs */
+    v = NULL;
+    sc_status st = sc_fetch_ex(a, "lost", &fo, load_one, &db, &v, &info);
+    ck_assert_msg(st == SC_ERR_REMOTE || st == SC_ERR_TIMEOUT, "lost: %s (%s)", sc_strerror(st), sc_errmsg(a));
+    ck_assert_ptr_null(v);
+    ck_assert_int_eq(sc_fetch_ex(a, "kept", &fo, load_one, &db, &v, &info), SC_OK);
+    ck_assert_int_eq(info.stale, 1);
+    ck_assert_str_eq(sc_value_data(v), "kept");
+    sc_value_release(v);
+    ck_assert_int_eq(atomic_load(&db.calls), 2);
+    sc_close(a);
+    sc_test_redis_stop(&red);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("nomem");
@@ -196,6 +306,8 @@ int main(void)
     tcase_add_test(tc, tag_index_out_of_memory_keeps_no_copy);
     tcase_add_test(tc, tag_event_out_of_memory_drops_older_copies);
     tcase_add_test(tc, loader_slot_out_of_memory_fails_cleanly);
+    tcase_add_test(tc, not_found_table_out_of_memory_still_answers);
+    tcase_add_test(tc, grace_table_out_of_memory_keeps_no_grace);
     suite_add_tcase(s, tc);
     return test_run_suite(s, NULL);
 }
