@@ -379,7 +379,7 @@ int sc__tracking_invalidate(sc_cache *c, const char *const *keys, const size_t *
 void sc__tracking_state(sc_cache *c, int active, const char *why);
 const char *sc__tracking_tick(sc_cache *c, uint64_t now);
 
-/* load_stats.c: exact windowed load statistics (one mutex). */
+/* load_stats.c: exact windowed load statistics (a record per thread). */
 typedef struct sc__load_stats sc__load_stats;
 typedef enum sc__load_outcome {
     SC__LOAD_HIT,
@@ -391,8 +391,8 @@ typedef enum sc__load_outcome {
 sc__load_stats *sc__load_stats_new(uint64_t window_ms); /* NULL on out of memory */
 void sc__load_stats_free(sc__load_stats *s);            /* NULL is a no-op */
 /* Adds n[o] outcomes of each kind o, of a fetch that began at since_ns
- * (sc__mono_ns()): each hit and miss took from then to now. One lock and
- * one clock read for a whole batch. */
+ * (sc__mono_ns()): each hit and miss took from then to now. One write of
+ * the thread's record and one clock read for a whole batch. */
 void sc__load_stats_add(sc__load_stats *s, const uint64_t n[SC__LOAD_OUTCOMES], uint64_t since_ns);
 /* sc_fetch's hit path: hit_begin before the lookup (0 when this hit is not
  * timed, see load_stats.c), then hit(s, what it returned) for a hit. */

@@ -902,6 +902,80 @@ START_TEST(load_stats_windows)
 }
 END_TEST
 
+/* Each thread counts into a record of its own per cache, read without
+ * stopping it: totals read while threads fetch from two caches in turn
+ * never go back and never overshoot; the hits of one read come with their
+ * times; at the end every hit is counted once, in its own cache, also from
+ * threads that exited (and from new threads that may reuse their ids). */
+typedef struct two_cache_hitter {
+    sc_cache *c[2];
+    source *s;
+    int n;
+} two_cache_hitter;
+
+static void *two_cache_hitter_main(void *p)
+{
+    two_cache_hitter *h = p;
+    for (int i = 0; i < h->n; i++) {
+        sc_value *v = NULL;
+        ck_assert_int_eq(sc_fetch(h->c[i & 1], "hot", 0, load_source, h->s, &v), SC_OK);
+        sc_value_release(v);
+    }
+    return NULL;
+}
+
+static void run_two_cache_hitters(sc_cache *a, sc_cache *b, source *s, int per_thread, uint64_t before_a)
+{
+    two_cache_hitter h = {{a, b}, s, per_thread};
+    pthread_t t[4];
+    for (int i = 0; i < 4; i++)
+        pthread_create(&t[i], NULL, two_cache_hitter_main, &h);
+    uint64_t seen = before_a, reads = 0;
+    for (;;) {
+        sc_load_stats tot;
+        sc_load_stats_get(a, SC_WINDOW_TOTAL, &tot);
+        ck_assert_uint_ge(tot.hits, seen);
+        ck_assert_uint_le(tot.hits, before_a + 4 * (uint64_t)per_thread / 2);
+        ck_assert_uint_eq(tot.misses, 1);
+        seen = tot.hits;
+        reads++;
+        if (seen == before_a + 4 * (uint64_t)per_thread / 2)
+            break;
+        sched_yield();
+    }
+    for (int i = 0; i < 4; i++)
+        pthread_join(t[i], NULL);
+    ck_assert_uint_gt(reads, 0);
+}
+
+START_TEST(load_stats_exact_under_threads_and_caches)
+{
+    sc_options oa = test_options(NS("lsa"), "a"), ob = test_options(NS("lsb"), "b");
+    sc_cache *a = test_open(&oa), *b = test_open(&ob);
+    source s;
+    source_init(&s, "x");
+    ASSERT_FETCH(a, "hot", 0, &s, "x");
+    ASSERT_FETCH(b, "hot", 0, &s, "x");
+    run_two_cache_hitters(a, b, &s, 2000, 0);
+    run_two_cache_hitters(a, b, &s, 200, 4000);
+    sc_load_stats ta, tb;
+    sc_load_stats_get(a, SC_WINDOW_TOTAL, &ta);
+    sc_load_stats_get(b, SC_WINDOW_TOTAL, &tb);
+    ck_assert_uint_eq(ta.hits, 4400);
+    ck_assert_uint_eq(tb.hits, 4400);
+    ck_assert_uint_eq(ta.misses, 1);
+    ck_assert_uint_eq(tb.misses, 1);
+    ck_assert_uint_eq(atomic_load(&s.calls), 2);
+    /* The same counts in the window in progress (60 s long). */
+    sc_load_stats cur;
+    sc_load_stats_get(a, SC_WINDOW_CURRENT, &cur);
+    ck_assert_uint_eq(cur.hits + cur.misses, 4401);
+    ck_assert_msg(ta.hit_avg_ns > 0 && ta.hit_avg_ns < 1e6, "hit_avg_ns %f", ta.hit_avg_ns);
+    sc_close(a);
+    sc_close(b);
+}
+END_TEST
+
 /* ------------------------------------------------------------ bad input -- */
 
 typedef struct nested {
@@ -1193,6 +1267,7 @@ static Suite *fetch_suite(void)
     tcase_add_test(tc, lock_of_a_dead_pod_lapses);
     tcase_add_test(tc, stuck_loader_is_taken_over);
     tcase_add_test(tc, load_stats_windows);
+    tcase_add_test(tc, load_stats_exact_under_threads_and_caches);
     tcase_add_test(tc, bad_input);
     tcase_add_test(tc, get_ignores_markers_locks_and_tags);
     tcase_add_test(tc, batch_failure_and_clear_revoke);

@@ -765,8 +765,11 @@ typedef struct sc_load_stats {
     double hit_avg_ns, miss_avg_ns;
 } sc_load_stats;
 
-/* A snapshot of one window, taken under the statistics' lock (so hits,
- * misses and times are consistent with each other). */
+/* A snapshot of one window. Each thread's counts are read whole (hits,
+ * misses and times of one moment, so they agree with each other); the
+ * threads are read one after another, so an outcome still in progress on
+ * one thread may show in the next snapshot instead. No outcome is counted
+ * twice or lost. */
 SC_EXPORT void sc_load_stats_get(sc_cache *c, sc_window w, sc_load_stats *out);
 
 #ifdef __cplusplus
