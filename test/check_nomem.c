@@ -2,10 +2,11 @@
  * redis-server: what cannot be allocated is not kept, and nothing stale is
  * served because of it.
  *
- * This suite's executable is linked with -Wl,--wrap=calloc
- * (test/CMakeLists.txt): the library's calls of calloc come here, and a
- * test makes the next one of a given size fail.
+ * This suite's executable is linked with -Wl,--wrap=calloc and
+ * -Wl,--wrap=aligned_alloc (test/CMakeLists.txt): the library's calls of
+ * both come here, and a test makes the next one of a given size fail.
  */
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 
@@ -31,6 +32,20 @@ void *__wrap_calloc(size_t n, size_t size)
         return NULL;
     }
     return __real_calloc(n, size);
+}
+
+static _Atomic size_t fail_aligned_size; /* 0: none */
+
+void *__real_aligned_alloc(size_t align, size_t size);
+void *__wrap_aligned_alloc(size_t align, size_t size);
+void *__wrap_aligned_alloc(size_t align, size_t size)
+{
+    size_t want = atomic_load(&fail_aligned_size);
+    if (want && size == want && atomic_compare_exchange_strong(&fail_aligned_size, &want, 0)) {
+        atomic_fetch_add(&failed, 1);
+        return NULL;
+    }
+    return __real_aligned_alloc(align, size);
 }
 
 static void set_tagged(sc_cache *c, const char *key, const char *val, const char *tag)
@@ -298,6 +313,55 @@ START_TEST(grace_table_out_of_memory_keeps_no_grace)
 }
 END_TEST
 
+/* lib/load_stats.c's per-thread record: three 8-byte fields, three windows
+ * of six counters, a thread id and a link, on 64-byte lines. */
+#define LOAD_STATS_RECORD_BYTES ((3 * 8 + 3 * 6 * 8 + sizeof(pthread_t) + sizeof(void *) + 63) / 64 * 64)
+
+typedef struct stats_thread {
+    sc_cache *c;
+    counting_loader *db;
+} stats_thread;
+
+static void *fetch_hot_ten_times(void *p)
+{
+    stats_thread *t = p;
+    for (int i = 0; i < 10; i++) {
+        sc_value *v = NULL;
+        ck_assert_int_eq(sc_fetch(t->c, "hot", 0, load_one, t->db, &v), SC_OK);
+        sc_value_release(v);
+    }
+    return NULL;
+}
+
+/* A thread that cannot make its load-statistics record counts into the
+ * cache's shared one: nothing is lost, and the next thread gets its own. */
+START_TEST(load_stats_record_out_of_memory_counts_all)
+{
+    sc_options o = test_options("nomem_stats", NULL);
+    sc_cache *a = test_open(&o);
+    counting_loader db = {0};
+    stats_thread st = {a, &db};
+    pthread_t t;
+
+    atomic_store(&failed, 0);
+    atomic_store(&fail_aligned_size, LOAD_STATS_RECORD_BYTES);
+    pthread_create(&t, NULL, fetch_hot_ten_times, &st);
+    pthread_join(t, NULL);
+    ck_assert_int_eq(atomic_load(&failed), 1);
+    atomic_store(&fail_aligned_size, 0);
+    pthread_create(&t, NULL, fetch_hot_ten_times, &st);
+    pthread_join(t, NULL);
+    sc_load_stats tot, cur;
+    sc_load_stats_get(a, SC_WINDOW_TOTAL, &tot);
+    sc_load_stats_get(a, SC_WINDOW_CURRENT, &cur);
+    ck_assert_uint_eq(tot.misses, 1);
+    ck_assert_uint_eq(tot.hits, 19);
+    ck_assert_uint_eq(cur.hits + cur.misses, 20);
+    ck_assert_int_eq(atomic_load(&db.calls), 1);
+    sc_close(a);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("nomem");
@@ -308,6 +372,7 @@ int main(void)
     tcase_add_test(tc, loader_slot_out_of_memory_fails_cleanly);
     tcase_add_test(tc, not_found_table_out_of_memory_still_answers);
     tcase_add_test(tc, grace_table_out_of_memory_keeps_no_grace);
+    tcase_add_test(tc, load_stats_record_out_of_memory_counts_all);
     suite_add_tcase(s, tc);
     return test_run_suite(s, NULL);
 }
