@@ -789,7 +789,7 @@ SC_EXPORT sc_status sc_fetch_ex(sc_cache *c, const char *key, const sc_fetch_opt
         return sc__fail(c, SC_ERR_INVALID, "sc_fetch_ex: ttl_ms is over 2^53");
     char *tags = NULL;
     size_t tags_len = 0;
-    if ((s = sc__tags_join(c, o->tags, o->ntags, &tags, &tags_len, "sc_fetch_ex")) != SC_OK)
+    if (o->ntags && (s = sc__tags_join(c, o->tags, o->ntags, &tags, &tags_len, "sc_fetch_ex")) != SC_OK)
         return s;
     uint64_t hash = sc__local_hash(key, klen);
     int checked = 0;
