@@ -52,10 +52,13 @@ struct sc_cache {
      * is a router over part[0..nparts-1], each a complete cache of its own
      * namespace "<ns>#<p>"; then only opt, strings and these are set. A
      * partition points back at that router (its failures show in
-     * sc_errmsg of it); NULL everywhere else. */
+     * sc_errmsg of it); NULL everywhere else. The partitions' fetches all
+     * count into the router's load statistics: one set of windows, and a
+     * thread keeps one record for the cache, not one per partition. */
     sc_cache **part;
     unsigned nparts;
     const sc_cache *outer;
+    struct sc__load_stats *part_stats;
 
     sc__local *local;
     sc__remote *remote;
@@ -178,7 +181,6 @@ sc_status sc__get_many_begin(sc_cache *c, const char *const *keys, size_t n, sc_
 sc_status sc__get_many_finish(sc__get_many *g);
 void sc__get_many_free(sc__get_many *g);
 void sc__parts_stats(sc_cache *c, sc_stats *out);
-void sc__parts_load_stats(sc_cache *c, sc_window w, sc_load_stats *out);
 
 /* errors.c: record a failure for sc_errmsg and return s. */
 sc_status sc__fail(const sc_cache *c, sc_status s, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

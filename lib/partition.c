@@ -39,8 +39,9 @@ static size_t share(size_t total, unsigned nparts)
 
 void sc__parts_free(sc_cache *c)
 {
-    for (unsigned p = 0; p < c->nparts; p++)
+    for (unsigned p = 0; c->part && p < c->nparts; p++)
         sc_close(c->part[p]);
+    sc__load_stats_free(c->part_stats);
     free(c->part);
     free(c->strings);
     free(c);
@@ -54,9 +55,9 @@ sc_status sc__parts_open(const sc_options *o, sc_cache **out)
         return sc__fail(NULL, SC_ERR_NOMEM, "sc_open: out of memory");
     c->nparts = o->partitions;
     c->part = calloc(c->nparts, sizeof *c->part);
-    if (!c->part || sc__options_copy(c, o) != SC_OK) {
-        free(c->part);
-        free(c);
+    if (!c->part || sc__options_copy(c, o) != SC_OK ||
+        !(c->part_stats = sc__load_stats_new(c->opt.stats_window_ms))) {
+        sc__parts_free(c);
         return sc__fail(NULL, SC_ERR_NOMEM, "sc_open: out of memory");
     }
     /* The count in {ns}:meta too, so that a pod with partitions = 1 (which
@@ -330,30 +331,6 @@ void sc__parts_stats(sc_cache *c, sc_stats *out)
     out->synced = synced;
     out->tracking_active = tracking;
     out->behind_oldest_ms = oldest;
-}
-
-void sc__parts_load_stats(sc_cache *c, sc_window w, sc_load_stats *out)
-{
-    memset(out, 0, sizeof *out);
-    for (unsigned p = 0; p < c->nparts; p++) {
-        sc_load_stats ls;
-        sc_load_stats_get(c->part[p], w, &ls);
-        out->hits += ls.hits;
-        out->misses += ls.misses;
-        out->errors += ls.errors;
-        out->manual_misses += ls.manual_misses;
-        out->hit_ns += ls.hit_ns;
-        out->miss_ns += ls.miss_ns;
-    }
-    uint64_t all = out->hits + out->misses + out->errors;
-    if (all) {
-        out->hit_rate = (double)out->hits / (double)all;
-        out->error_rate = (double)out->errors / (double)all;
-    }
-    if (out->hits)
-        out->hit_avg_ns = (double)out->hit_ns / (double)out->hits;
-    if (out->misses)
-        out->miss_avg_ns = (double)out->miss_ns / (double)out->misses;
 }
 
 void sc__parts_hist(const sc_cache *c, size_t offset, sc__hist *sum)

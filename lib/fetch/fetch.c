@@ -97,7 +97,7 @@ sc_status sc__fetch_new(sc_cache *c)
     sc__fetch *f = calloc(1, sizeof *f);
     if (!f)
         return SC_ERR_NOMEM;
-    f->stats = sc__load_stats_new(c->opt.stats_window_ms);
+    f->stats = c->outer ? c->outer->part_stats : sc__load_stats_new(c->opt.stats_window_ms);
     if (!f->stats) {
         free(f);
         return SC_ERR_NOMEM;
@@ -113,7 +113,8 @@ sc_status sc__fetch_new(sc_cache *c)
     f->grace_max_bytes = c->opt.local_max_bytes / 4;
     f->bg = calloc(1, sizeof *f->bg);
     if (!f->bg) {
-        sc__load_stats_free(f->stats);
+        if (!c->outer)
+            sc__load_stats_free(f->stats);
         free(f);
         return SC_ERR_NOMEM;
     }
@@ -155,7 +156,8 @@ void sc__fetch_free(sc_cache *c)
     }
     free(f->grace);
     pthread_mutex_destroy(&f->grace_mu);
-    sc__load_stats_free(f->stats);
+    if (!c->outer)
+        sc__load_stats_free(f->stats);
     pthread_mutex_destroy(&f->mu);
     pthread_cond_destroy(&f->done_cv);
     pthread_mutex_destroy(&f->wake_mu);
@@ -673,7 +675,7 @@ static void run(call *cl)
 }
 
 /* Counts every key's outcome in one addition: a batch of 16 local hits paid a
- * lock and a clock read per key when each was added on its own. */
+ * statistics write and a clock read per key when each was added on its own. */
 static void count(call *cl)
 {
     uint64_t n[SC__LOAD_OUTCOMES] = {0};
@@ -1096,11 +1098,8 @@ SC_EXPORT void sc_load_stats_get(sc_cache *c, sc_window w, sc_load_stats *out)
     if (!out)
         return;
     memset(out, 0, sizeof *out);
-    if (c && c->part) {
-        sc__parts_load_stats(c, w, out);
-        return;
-    }
-    if (!c || !c->fetch)
-        return;
-    sc__load_stats_read(c->fetch->stats, w, out);
+    if (c && c->part)
+        sc__load_stats_read(c->part_stats, w, out);
+    else if (c && c->fetch)
+        sc__load_stats_read(c->fetch->stats, w, out);
 }

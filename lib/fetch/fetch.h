@@ -103,7 +103,7 @@ struct sc__fetch {
     bg_share *bg;
 
     atomic_uint_fast64_t tokens;
-    sc__load_stats *stats;
+    sc__load_stats *stats; /* a partition's: its router's (not owned) */
 };
 
 enum { K_PENDING, K_DONE, K_FOLLOW, K_LEAD };
