@@ -20,7 +20,9 @@
  *
  * A thread's record outlives the thread (its counts stay in the totals); a
  * new thread with the same id adopts it. A thread that cannot allocate its
- * record writes a shared one under the mutex instead.
+ * record writes a shared one under the mutex instead. Records are only
+ * ever added (under the mutex, at the head), so a thread finds its own by
+ * walking the list without the mutex; only one with its id adds one.
  *
  * Windows are dated with the coarse clock (sc__now_ms: one scheduler tick,
  * read without the hardware counter), durations with sc__mono_ns. A hit of
@@ -41,7 +43,7 @@ enum { HITS, MISSES, ERRORS, MANUAL, HIT_NS, MISS_NS, NFIELDS };
 typedef _Atomic uint64_t counts[NFIELDS];
 
 #define HIT_SAMPLE 16
-#define CACHED 8 /* records a thread finds without the mutex, one per cache */
+#define CACHED 8 /* records a thread finds without walking the list, one per cache */
 
 /* On cache lines of its own: only its thread writes it. */
 typedef struct record {
@@ -50,15 +52,15 @@ typedef struct record {
     _Atomic uint64_t cur_end_ms;       /* when CURRENT ends (0: not dated); an atomic
                                           only for the thread that adopts the record */
     counts total, cur, last;
-    pthread_t owner;     /* under the mutex */
-    struct record *next; /* under the mutex */
+    pthread_t owner;     /* set before the record is published, then fixed */
+    struct record *next; /* likewise */
 } record;
 
 struct sc__load_stats {
     uint64_t id;                  /* never reused: a thread's cached record pointer names it */
     uint64_t start_ms, window_ms; /* sc__now_ms() */
-    pthread_mutex_t mu;           /* readers, the list of records and the spill record */
-    record *records;
+    pthread_mutex_t mu;           /* readers, additions to the list and the spill record */
+    _Atomic(record *) records;    /* newest first; a record never leaves before the end */
     record spill;
 };
 
@@ -81,9 +83,8 @@ void sc__load_stats_free(sc__load_stats *s)
 {
     if (!s)
         return;
-    while (s->records) {
-        record *r = s->records;
-        s->records = r->next;
+    for (record *r = atomic_load(&s->records), *next; r; r = next) {
+        next = r->next;
         free(r);
     }
     pthread_mutex_destroy(&s->mu);
@@ -171,16 +172,18 @@ static void record_add(const sc__load_stats *s, record *r, const uint64_t n[SC__
 static record *mine_slow(sc__load_stats *s)
 {
     pthread_t self = pthread_self();
+    for (record *r = atomic_load_explicit(&s->records, memory_order_acquire); r; r = r->next)
+        if (pthread_equal(r->owner, self))
+            return r;
+    /* None: no other thread can add one with this id meanwhile. */
+    record *r = aligned_alloc(_Alignof(record), sizeof *r);
+    if (!r)
+        return NULL;
+    memset(r, 0, sizeof *r);
+    r->owner = self;
     pthread_mutex_lock(&s->mu);
-    record *r = s->records;
-    while (r && !pthread_equal(r->owner, self))
-        r = r->next;
-    if (!r && (r = aligned_alloc(_Alignof(record), sizeof *r)) != NULL) {
-        memset(r, 0, sizeof *r);
-        r->owner = self;
-        r->next = s->records;
-        s->records = r;
-    }
+    r->next = atomic_load_explicit(&s->records, memory_order_relaxed);
+    atomic_store_explicit(&s->records, r, memory_order_release);
     pthread_mutex_unlock(&s->mu);
     return r;
 }
@@ -303,7 +306,7 @@ void sc__load_stats_read(sc__load_stats *s, sc_window w, sc_load_stats *out)
         memset(k, 0, sizeof k);
         uint64_t idx = window_of(s, sc__now_ms());
         again = record_sum(&s->spill, w, idx, k);
-        for (const record *r = s->records; r && !again; r = r->next)
+        for (const record *r = atomic_load(&s->records); r && !again; r = r->next)
             again = record_sum(r, w, idx, k);
     }
     pthread_mutex_unlock(&s->mu);

@@ -976,6 +976,57 @@ START_TEST(load_stats_exact_under_threads_and_caches)
 }
 END_TEST
 
+/* More caches than a thread keeps records for in its thread-local slots
+ * (8): the thread finds its record in each cache's list, and every hit
+ * still counts once, in its own cache. */
+enum { MANY_CACHES = 11, ROUNDS = 200 };
+
+typedef struct round_robin {
+    sc_cache **c;
+    source *s;
+} round_robin;
+
+static void *round_robin_main(void *p)
+{
+    round_robin *rr = p;
+    for (int r = 0; r < ROUNDS; r++)
+        for (int i = 0; i < MANY_CACHES; i++) {
+            sc_value *v = NULL;
+            ck_assert_int_eq(sc_fetch(rr->c[i], "hot", 0, load_source, rr->s, &v), SC_OK);
+            sc_value_release(v);
+        }
+    return NULL;
+}
+
+START_TEST(load_stats_more_caches_than_thread_slots)
+{
+    sc_cache *c[MANY_CACHES];
+    char ns[32];
+    source s;
+    source_init(&s, "x");
+    for (int i = 0; i < MANY_CACHES; i++) {
+        snprintf(ns, sizeof ns, "%s%d", NS("many"), i);
+        sc_options o = test_options(ns, "a");
+        c[i] = test_open(&o);
+        ASSERT_FETCH(c[i], "hot", 0, &s, "x");
+    }
+    round_robin rr = {c, &s};
+    pthread_t t[2];
+    for (int i = 0; i < 2; i++)
+        pthread_create(&t[i], NULL, round_robin_main, &rr);
+    for (int i = 0; i < 2; i++)
+        pthread_join(t[i], NULL);
+    for (int i = 0; i < MANY_CACHES; i++) {
+        sc_load_stats tot;
+        sc_load_stats_get(c[i], SC_WINDOW_TOTAL, &tot);
+        ck_assert_uint_eq(tot.hits, 2 * ROUNDS);
+        ck_assert_uint_eq(tot.misses, 1);
+        sc_close(c[i]);
+    }
+    ck_assert_int_eq(atomic_load(&s.calls), MANY_CACHES);
+}
+END_TEST
+
 /* ------------------------------------------------------------ bad input -- */
 
 typedef struct nested {
@@ -1268,6 +1319,7 @@ static Suite *fetch_suite(void)
     tcase_add_test(tc, stuck_loader_is_taken_over);
     tcase_add_test(tc, load_stats_windows);
     tcase_add_test(tc, load_stats_exact_under_threads_and_caches);
+    tcase_add_test(tc, load_stats_more_caches_than_thread_slots);
     tcase_add_test(tc, bad_input);
     tcase_add_test(tc, get_ignores_markers_locks_and_tags);
     tcase_add_test(tc, batch_failure_and_clear_revoke);
