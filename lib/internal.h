@@ -394,7 +394,7 @@ sc__load_stats *sc__load_stats_new(uint64_t window_ms); /* NULL on out of memory
 void sc__load_stats_free(sc__load_stats *s);            /* NULL is a no-op */
 /* Adds n[o] outcomes of each kind o, of a fetch that began at since_ns
  * (sc__mono_ns()): each hit and miss took from then to now. One write of
- * the thread's record and one clock read for a whole batch. */
+ * the thread's record and one precise clock read for a whole batch. */
 void sc__load_stats_add(sc__load_stats *s, const uint64_t n[SC__LOAD_OUTCOMES], uint64_t since_ns);
 /* sc_fetch's hit path: hit_begin before the lookup (0 when this hit is not
  * timed, see load_stats.c), then hit(s, what it returned) for a hit. */

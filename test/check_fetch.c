@@ -804,18 +804,26 @@ static sc_status load_fail(const char *key, sc_loaded *slot, void *ud)
     return SC_ERR_REMOTE;
 }
 
+/* A thread fetching "hot" n times from its caches in turn; with halfway
+ * set, it counts itself there after n / 2 and waits for go. */
 typedef struct hitter {
-    sc_cache *c;
+    sc_cache **c;
+    int nc, n;
     source *s;
-    int n;
+    atomic_int *halfway, *go;
 } hitter;
 
 static void *hitter_main(void *p)
 {
     hitter *h = p;
     for (int i = 0; i < h->n; i++) {
+        if (h->halfway && i == h->n / 2) {
+            atomic_fetch_add(h->halfway, 1);
+            while (!atomic_load(h->go))
+                sched_yield();
+        }
         sc_value *v = NULL;
-        sc_fetch(h->c, "hot", 0, load_source, h->s, &v);
+        ck_assert_int_eq(sc_fetch(h->c[i % h->nc], "hot", 0, load_source, h->s, &v), SC_OK);
         sc_value_release(v);
     }
     return NULL;
@@ -879,12 +887,10 @@ START_TEST(load_stats_windows)
 
     /* Exact under threads: 4 x 500 hits all counted. */
     ASSERT_FETCH(a, "hot", 0, &s, "x");
-    hitter h[4];
+    hitter h = {&a, 1, 500, &s, NULL, NULL};
     pthread_t t[4];
-    for (int i = 0; i < 4; i++) {
-        h[i] = (hitter){a, &s, 500};
-        pthread_create(&t[i], NULL, hitter_main, &h[i]);
-    }
+    for (int i = 0; i < 4; i++)
+        pthread_create(&t[i], NULL, hitter_main, &h);
     for (int i = 0; i < 4; i++)
         pthread_join(t[i], NULL);
     sc_load_stats_get(a, SC_WINDOW_TOTAL, &tot);
@@ -903,34 +909,26 @@ START_TEST(load_stats_windows)
 END_TEST
 
 /* Each thread counts into a record of its own per cache, read without
- * stopping it: totals read while threads fetch from two caches in turn
- * never go back and never overshoot; the hits of one read come with their
- * times; at the end every hit is counted once, in its own cache, also from
- * threads that exited (and from new threads that may reuse their ids). */
-typedef struct two_cache_hitter {
-    sc_cache *c[2];
-    source *s;
-    int n;
-} two_cache_hitter;
-
-static void *two_cache_hitter_main(void *p)
-{
-    two_cache_hitter *h = p;
-    for (int i = 0; i < h->n; i++) {
-        sc_value *v = NULL;
-        ck_assert_int_eq(sc_fetch(h->c[i & 1], "hot", 0, load_source, h->s, &v), SC_OK);
-        sc_value_release(v);
-    }
-    return NULL;
-}
-
+ * stopping it: a read while four live threads wait halfway has exactly
+ * their hits; totals read while they fetch from two caches in turn never
+ * go back and never overshoot; at the end every hit is counted once, in
+ * its own cache, also from threads that exited (and from new threads that
+ * may reuse their ids). */
 static void run_two_cache_hitters(sc_cache *a, sc_cache *b, source *s, int per_thread, uint64_t before_a)
 {
-    two_cache_hitter h = {{a, b}, s, per_thread};
+    sc_cache *both[2] = {a, b};
+    atomic_int halfway = 0, go = 0;
+    hitter h = {both, 2, per_thread, s, &halfway, &go};
     pthread_t t[4];
     for (int i = 0; i < 4; i++)
-        pthread_create(&t[i], NULL, two_cache_hitter_main, &h);
-    uint64_t seen = before_a, reads = 0;
+        pthread_create(&t[i], NULL, hitter_main, &h);
+    while (atomic_load(&halfway) < 4)
+        sched_yield();
+    sc_load_stats mid;
+    sc_load_stats_get(a, SC_WINDOW_TOTAL, &mid);
+    ck_assert_uint_eq(mid.hits, before_a + 4 * (uint64_t)(per_thread / 2) / 2);
+    atomic_store(&go, 1);
+    uint64_t seen = mid.hits, reads = 0;
     for (;;) {
         sc_load_stats tot;
         sc_load_stats_get(a, SC_WINDOW_TOTAL, &tot);
@@ -981,23 +979,6 @@ END_TEST
  * still counts once, in its own cache. */
 enum { MANY_CACHES = 11, ROUNDS = 200 };
 
-typedef struct round_robin {
-    sc_cache **c;
-    source *s;
-} round_robin;
-
-static void *round_robin_main(void *p)
-{
-    round_robin *rr = p;
-    for (int r = 0; r < ROUNDS; r++)
-        for (int i = 0; i < MANY_CACHES; i++) {
-            sc_value *v = NULL;
-            ck_assert_int_eq(sc_fetch(rr->c[i], "hot", 0, load_source, rr->s, &v), SC_OK);
-            sc_value_release(v);
-        }
-    return NULL;
-}
-
 START_TEST(load_stats_more_caches_than_thread_slots)
 {
     sc_cache *c[MANY_CACHES];
@@ -1010,10 +991,10 @@ START_TEST(load_stats_more_caches_than_thread_slots)
         c[i] = test_open(&o);
         ASSERT_FETCH(c[i], "hot", 0, &s, "x");
     }
-    round_robin rr = {c, &s};
+    hitter h = {c, MANY_CACHES, ROUNDS * MANY_CACHES, &s, NULL, NULL};
     pthread_t t[2];
     for (int i = 0; i < 2; i++)
-        pthread_create(&t[i], NULL, round_robin_main, &rr);
+        pthread_create(&t[i], NULL, hitter_main, &h);
     for (int i = 0; i < 2; i++)
         pthread_join(t[i], NULL);
     for (int i = 0; i < MANY_CACHES; i++) {

@@ -334,7 +334,8 @@ static void *fetch_hot_ten_times(void *p)
 }
 
 /* A thread that cannot make its load-statistics record counts into the
- * cache's shared one: nothing is lost, and the next thread gets its own. */
+ * cache's shared one, a miss or a hit: nothing is lost, and its next
+ * outcome gets a record of its own. */
 START_TEST(load_stats_record_out_of_memory_counts_all)
 {
     sc_options o = test_options("nomem_stats", NULL);
@@ -348,9 +349,13 @@ START_TEST(load_stats_record_out_of_memory_counts_all)
     pthread_create(&t, NULL, fetch_hot_ten_times, &st);
     pthread_join(t, NULL);
     ck_assert_int_eq(atomic_load(&failed), 1);
+    /* Again for this thread (a new thread could adopt the first one's
+     * record), whose first outcome is a hit: the hit path's own way to the
+     * shared record. */
+    atomic_store(&fail_aligned_size, LOAD_STATS_RECORD_BYTES);
+    fetch_hot_ten_times(&st);
+    ck_assert_int_eq(atomic_load(&failed), 2);
     atomic_store(&fail_aligned_size, 0);
-    pthread_create(&t, NULL, fetch_hot_ten_times, &st);
-    pthread_join(t, NULL);
     sc_load_stats tot, cur;
     sc_load_stats_get(a, SC_WINDOW_TOTAL, &tot);
     sc_load_stats_get(a, SC_WINDOW_CURRENT, &cur);

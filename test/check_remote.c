@@ -678,6 +678,70 @@ START_TEST(test_plain_commands_read_the_hash)
 }
 END_TEST
 
+/* The SHA-1 (hex) of s, as Redis computes it. */
+static void redis_sha1(const char *s, char out[41])
+{
+    redisReply *rep = raw(&g_redis, "EVAL %s 0 %s", "return redis.sha1hex(ARGV[1])", s);
+    ck_assert_int_eq(rep->type, REDIS_REPLY_STRING);
+    ck_assert_uint_eq(rep->len, 40);
+    memcpy(out, rep->str, 41);
+    freeReplyObject(rep);
+}
+
+/* confirm.lua's verdicts (lib/tracking.c): the same version and bytes, a
+ * later version (compared as decimal strings: at 2^64 - 1 against 2^64 - 2
+ * a Lua number cannot tell them apart, and "10" sorts before "9" as text),
+ * or anything else, including another client's bytes at that version, a
+ * version that is not a number, and no hash at all. */
+START_TEST(test_confirm_verdicts)
+{
+    sc__remote *r = open_ns("conf");
+    ck_assert_int_eq(raw_int(&g_redis, "HSET {conf}:k:a version 10 value x"), 2);
+    ck_assert_int_eq(raw_int(&g_redis, "HSET {conf}:k:big version 18446744073709551615 value x"), 2);
+    ck_assert_int_eq(raw_int(&g_redis, "HSET {conf}:k:odd version 9e9 value x"), 2);
+    char x[41], y[41];
+    redis_sha1("x", x);
+    redis_sha1("y", y);
+    const struct {
+        const char *key;
+        uint64_t version;
+        const char *sha1;
+        int want;
+    } cases[] = {
+        {"a", 10, x, SC__CONFIRM_SAME},
+        {"a", 9, x, SC__CONFIRM_LATER},
+        {"a", 2, y, SC__CONFIRM_LATER},
+        {"a", 10, y, SC__CONFIRM_CHANGED},
+        {"a", 11, x, SC__CONFIRM_CHANGED},
+        {"a", 100, x, SC__CONFIRM_CHANGED},
+        {"big", UINT64_MAX, x, SC__CONFIRM_SAME},
+        {"big", UINT64_MAX - 1, x, SC__CONFIRM_LATER},
+        {"odd", 5, x, SC__CONFIRM_CHANGED},
+        {"gone", 1, x, SC__CONFIRM_CHANGED},
+    };
+    enum { N = sizeof cases / sizeof cases[0] };
+    const char *keys[N];
+    size_t lens[N];
+    uint64_t versions[N];
+    char sha1[N][41];
+    int verdict[N];
+    for (size_t i = 0; i < N; i++) {
+        keys[i] = cases[i].key;
+        lens[i] = strlen(cases[i].key);
+        versions[i] = cases[i].version;
+        memcpy(sha1[i], cases[i].sha1, 41);
+        verdict[i] = -1;
+    }
+    char err[256] = "";
+    ck_assert_int_eq(sc__remote_confirm(r, keys, lens, versions, (const char(*)[41])sha1, N, verdict, err, sizeof err),
+                     SC_OK);
+    for (size_t i = 0; i < N; i++)
+        ck_assert_msg(verdict[i] == cases[i].want, "%s at %" PRIu64 ": verdict %d, want %d", cases[i].key,
+                      cases[i].version, verdict[i], cases[i].want);
+    close_remote(r);
+}
+END_TEST
+
 START_TEST(test_key_layout_is_injective)
 {
     /* ns "a" key "k:x" and ns "a:k" key "x" would both be "a:k:k:x" without
@@ -2043,6 +2107,7 @@ static Suite *remote_suite(void)
     tcase_add_test(tc, test_get_known_is_the_counter);
     tcase_add_test(tc, test_versions_increase_from_time);
     tcase_add_test(tc, test_plain_commands_read_the_hash);
+    tcase_add_test(tc, test_confirm_verdicts);
     tcase_add_test(tc, test_key_layout_is_injective);
     tcase_add_test(tc, test_ns_valid);
     tcase_add_test(tc, test_ttl_and_persist);
