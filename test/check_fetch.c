@@ -1267,6 +1267,11 @@ START_TEST(get_ignores_markers_locks_and_tags)
     ck_assert_int_eq(sc_test_redis_cmd(&g_redis, "HSET {%s}:k:locked lock t lock_until 1 lock_seq 1", NS("get")), 0);
     ck_assert_int_eq(sc_get(b, "locked", &v), SC_NOT_FOUND);
     ck_assert_int_eq(sc_set(a, "t", "val", 3, 0), SC_OK);
+    /* b holds a copy before the tag, so its going is the tag's invalidate
+     * (waiting for "not held" alone passed before the set's event arrived,
+     * which then put the value back). */
+    TEST_ASSERT_STR_FREED(test_get(b, "t"), "val", "t on b before the tag");
+    ck_assert(test_held(b, "t"));
     ck_assert_int_eq(sc_tag_deleted(a, "t"), SC_OK);
     /* (b drops its copy on the tag's invalidate; its get then reads Redis) */
     WAIT_UNTIL(!test_held(b, "t"), 3000);
