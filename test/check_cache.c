@@ -536,11 +536,9 @@ START_TEST(concurrent_writers_converge)
     for (int i = 0; i < THREADS; i++)
         pthread_join(t[i], NULL);
     char *want = test_redis_value(NS("race"), "hot");
-    for (int i = 0; i < PODS; i++) {
-        /* Every pod has applied everything once its sequence reaches Redis'. */
-        WAIT_UNTIL(test_stats(pods[i]).last_seq == test_stats(pods[0]).last_seq, 3000);
-    }
-    test_sleep_ms(50);
+    /* Every pod has applied everything once its sequence reaches Redis'. */
+    for (int i = 0; i < PODS; i++)
+        TEST_WAIT_APPLIED(pods[i], NS("race"), 3000);
     for (int i = 0; i < PODS; i++) {
         char *got = test_get(pods[i], "hot");
         ck_assert_msg(strcmp(got, want) == 0, "pod %d holds %s, Redis %s", i, got, want);

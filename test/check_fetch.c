@@ -1182,9 +1182,17 @@ START_TEST(batch_failure_and_clear_revoke)
     fetcher f = {.pod = a, .key = "c", .src = &s};
     pthread_t t = start_fetcher(&f);
     ck_assert_int_eq(sc_clear(b), SC_OK);
+    /* The clear revoked a's lock: b loads at once, while a's loader still
+     * runs, instead of waiting for the lock to lapse. */
+    source s2;
+    source_init(&s2, "after-clear");
+    ASSERT_FETCH(b, "c", 0, &s2, "after-clear");
+    long long b_done = test_now_ms();
     pthread_join(t, NULL);
     ck_assert_int_eq(f.st, SC_OK);
-    ASSERT_REDIS_FIELD(NS("bfail"), "c", "value", "<none>");
+    ck_assert_int_lt(b_done, f.done_at);
+    /* a's load was fenced: it stored nothing over b's. */
+    ASSERT_REDIS_FIELD(NS("bfail"), "c", "value", "after-clear");
     sc_close(a);
     sc_close(b);
 }

@@ -186,9 +186,9 @@ START_TEST(test_foreign_del_expire_flushall)
     /* An EXPIRE is a write too; the expiry itself is reported again. */
     both_hold(a, b, "e", "v2");
     plain_cmd("PEXPIRE {t2}:k:e 50");
-    WAIT_UNTIL(!local_has(b, "e", "v2"), 2000);
-    ck_assert(!local_has(b, "e", "v2"));
-    WAIT_UNTIL(value_is(b, "e", "<none>"), 2000);
+    WAIT_UNTIL(!local_has(b, "e", "v2") && !local_has(a, "e", "v2"), 2000);
+    ck_assert(!local_has(b, "e", "v2") && !local_has(a, "e", "v2"));
+    WAIT_UNTIL(value_is(b, "e", "<none>") && value_is(a, "e", "<none>"), 2000);
     ck_assert(value_is(b, "e", "<none>"));
     ck_assert(value_is(a, "e", "<none>"));
 

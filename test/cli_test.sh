@@ -7,6 +7,11 @@
 #
 # usage: cli_test.sh PATH/TO/synccache-cli PATH/TO/cli_test_pod
 set -u
+# Ports are picked below the kernel's ephemeral range: a client connection's
+# local port (a test suite running beside this one holds thousands) makes a
+# listen on it fail even with SO_REUSEADDR.
+EPHEMERAL_LOW=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+[ "$EPHEMERAL_LOW" -gt 11000 ] 2>/dev/null || EPHEMERAL_LOW=32768
 
 CLI=$1
 POD=$2
@@ -37,7 +42,7 @@ fail() {
 start_redis() {
     local sock=$DIR/redis.sock
     for attempt in 1 2 3 4 5 6 7 8; do
-        PORT=$((20000 + (RANDOM * 32768 + RANDOM) % 40000))
+        PORT=$((10000 + (RANDOM * 32768 + RANDOM) % (EPHEMERAL_LOW - 10002)))
         redis-server --port "$PORT" --bind 127.0.0.1 --unixsocket "$sock" --dir "$DIR" \
             --logfile "$DIR/redis.log" --save '' --appendonly no --protected-mode no >/dev/null 2>&1 &
         REDIS_PID=$!

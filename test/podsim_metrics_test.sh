@@ -7,6 +7,11 @@
 #
 # usage: podsim_metrics_test.sh PATH/TO/podsim
 set -u
+# Ports are picked below the kernel's ephemeral range: a client connection's
+# local port (a test suite running beside this one holds thousands) makes a
+# listen on it fail even with SO_REUSEADDR.
+EPHEMERAL_LOW=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+[ "$EPHEMERAL_LOW" -gt 11000 ] 2>/dev/null || EPHEMERAL_LOW=32768
 PODSIM=$1
 DIR=$(mktemp -d "${TMPDIR:-/tmp}/sc-podsim-metrics-XXXXXX")
 PID=
@@ -24,8 +29,8 @@ http_get() {
     exec 3<&-
 }
 
-for attempt in 1 2 3 4 5; do
-    PORT=$((20000 + (RANDOM * 32768 + RANDOM) % 40000))
+for attempt in $(seq 1 20); do
+    PORT=$((10000 + (RANDOM * 32768 + RANDOM) % (EPHEMERAL_LOW - 10002)))
     "$PODSIM" --pods 2 --readers 0 --duration 6 --quiet --no-prefill --keys 100 --rate 200 \
         --report "$DIR/report.html" --metrics-port "$PORT" >"$DIR/out" 2>&1 &
     PID=$!

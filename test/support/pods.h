@@ -119,6 +119,31 @@ static inline char *test_redis_value(const char *ns, const char *key)
     return test_redis_value_on(&g_redis, ns, key);
 }
 
+/* The namespace's counter {ns}:seq in Redis r (0: none). A pod has applied
+ * every write of the namespace once its last_seq reaches it. */
+static inline uint64_t test_redis_counter_on(const sc_test_redis *r, const char *ns)
+{
+    redisContext *rc = sc_test_redis_connect(r);
+    ck_assert_ptr_nonnull(rc);
+    redisReply *rep = redisCommand(rc, "GET {%s}:seq", ns);
+    ck_assert_ptr_nonnull(rep);
+    uint64_t out = rep->type == REDIS_REPLY_STRING ? strtoull(rep->str, NULL, 10) : 0;
+    freeReplyObject(rep);
+    redisFree(rc);
+    return out;
+}
+
+/* Waits up to ms for c to have applied every write of namespace ns on Redis
+ * r so far (events from every pod, its own included), then asserts it has. */
+#define TEST_WAIT_APPLIED_ON(r, c, ns, ms)                                                                             \
+    do {                                                                                                               \
+        uint64_t want_ = test_redis_counter_on((r), (ns));                                                             \
+        WAIT_UNTIL(test_stats(c).last_seq >= want_, (ms));                                                             \
+        ck_assert_msg(test_stats(c).last_seq >= want_, "last_seq %llu, Redis' counter %llu",                           \
+                      (unsigned long long)test_stats(c).last_seq, (unsigned long long)want_);                          \
+    } while (0)
+#define TEST_WAIT_APPLIED(c, ns, ms) TEST_WAIT_APPLIED_ON(&g_redis, c, ns, ms)
+
 /* Asserts that got_expr, a malloc'd string such as test_get or
  * test_redis_value return, equals want, then frees it. A macro, so a failure
  * names the test's line; what says which value it was. */
