@@ -31,10 +31,17 @@
  *    the copy is served, as it would be while the message was in flight);
  *    when Redis answers that the hash still holds that version and those
  *    bytes, nothing happens; otherwise copies up to that version go;
- *  - anything else (no entry: a foreign write, a load's lock, a clear's
- *    unlinking; a delete; a digest-less invalidate): the copy goes,
- *    whatever its version, as for an invalidate. A failed confirm drops
- *    the stream instead (below).
+ *  - no entry (a foreign write, the pod's own load lock, a clear's
+ *    unlinking): a copy from up to the stream's position (last_seq) goes;
+ *    a newer copy, which only an own write whose event is still to come
+ *    can have made (a load installed before the lock's message was read),
+ *    goes to the confirm script with its own version and digest instead,
+ *    so a load keeps the copy it just made. Only a copy that goes counts
+ *    in tracking_invalidations: a lock on a key the pod does not hold is
+ *    not a foreign write it could tell;
+ *  - a delete or a digest-less invalidate: the copy goes, whatever its
+ *    version, as for an invalidate.
+ * A failed confirm drops the stream instead (below).
  * The pod's own write is confirmed like any other: its reply and the
  * stream race, so the copy sc_set installs may come after the message.
  * Proof that no foreign write is swallowed: a copy survives a message only
@@ -405,11 +412,41 @@ static int confirm_alloc(confirm_list *l, size_t n)
     return l->keys && l->lens && l->hash && l->version && l->sha1 && l->verdict ? 0 : -1;
 }
 
+/* Queues the copy c holds of key for a confirm of its own version and
+ * bytes (none held: nothing to prove). Out of memory: the copy goes. */
+static void confirm_held(sc_cache *c, const char *key, size_t klen, uint64_t hash)
+{
+    sc_value *v = NULL;
+    if (sc__local_peek(c->local, key, klen, hash, &v) != SC_OK)
+        return;
+    written *p = malloc(sizeof *p + klen + 1);
+    if (p) {
+        p->hash = hash;
+        p->version = sc_value_version(v);
+        p->klen = klen;
+        memcpy(p->key, key, klen);
+        p->key[klen] = '\0';
+        digest(sc_value_data(v), sc_value_size(v), p->sha1);
+        p->next = c->tracking->queued;
+        c->tracking->queued = p;
+    } else if (drop_key(c, key, klen, hash)) {
+        sc__atomic_inc(&c->invalidations);
+        sc__atomic_inc(&c->tracking_invalidations);
+    }
+    sc_value_release(v);
+}
+
+/* A write no event vouches for (the file's comment, "no entry"). */
 static void foreign(sc_cache *c, const char *key, size_t klen, uint64_t hash)
 {
-    if (drop_key(c, key, klen, hash))
+    atomic_fetch_add(stripe(c, hash), 1);
+    poison(c, hash, c->seq.last_seq);
+    if (sc__local_remove(c->local, key, klen, hash, c->seq.last_seq + 1, c->seq.last_seq)) {
         sc__atomic_inc(&c->invalidations);
-    sc__atomic_inc(&c->tracking_invalidations);
+        sc__atomic_inc(&c->tracking_invalidations);
+    } else {
+        confirm_held(c, key, klen, hash);
+    }
     sc__fetch_event(c, key, klen);
 }
 

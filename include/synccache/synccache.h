@@ -549,9 +549,10 @@ typedef struct sc_stats {
                                       0 when none */
     /* server-assisted invalidation (redis_tracking) */
     uint64_t tracking_active;      /* 1 while CLIENT TRACKING delivers to this pod */
-    uint64_t tracking_invalidations; /* keys another client wrote (or Redis
-                                      expired, evicted, flushed) applied: the
-                                      local copy went */
+    uint64_t tracking_invalidations; /* local copies that went because
+                                      another client wrote their key (or
+                                      Redis expired, evicted, flushed it); a
+                                      key the pod did not hold counts nothing */
     uint64_t tracking_confirmed;   /* local copies proven current by the
                                       confirm script: invalidations of
                                       synccache's own writes, and every copy
