@@ -33,9 +33,9 @@
  *    bytes, nothing happens; otherwise copies up to that version go;
  *  - no entry (a foreign write, the pod's own load lock, a clear's
  *    unlinking): a copy from up to the stream's position (last_seq) goes;
- *    a newer copy, which only an own write whose event is still to come
- *    can have made (a load installed before the lock's message was read),
- *    goes to the confirm script with its own version and digest instead,
+ *    a newer copy, whose write's event is still to come (an own write, a
+ *    load installed before the lock's message was read, a Redis read of
+ *    another pod's write), goes to the confirm script with its own version and digest instead,
  *    so a load keeps the copy it just made. Only a copy that goes counts
  *    in tracking_invalidations: a lock on a key the pod does not hold is
  *    not a foreign write it could tell;
