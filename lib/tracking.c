@@ -35,8 +35,8 @@
  *    unlinking): a copy from up to the stream's position (last_seq) goes;
  *    a newer copy, whose write's event is still to come (an own write, a
  *    load installed before the lock's message was read, a Redis read of
- *    another pod's write), goes to the confirm script with its own version and digest instead,
- *    so a load keeps the copy it just made. Only a copy that goes counts
+ *    another pod's write), goes to the confirm script with its own version
+ *    and digest instead, so a load keeps the copy it just made. Only a copy that goes counts
  *    in tracking_invalidations: a lock on a key the pod does not hold is
  *    not a foreign write it could tell;
  *  - a delete or a digest-less invalidate: the copy goes, whatever its
@@ -318,15 +318,15 @@ static void digest(const void *data, size_t len, char out[41])
     sc__sha1_hex(&s, out);
 }
 
-static written *entry_new(const sc__event *ev, uint64_t hash)
+static written *entry_new(const char *key, size_t klen, uint64_t hash)
 {
-    written *p = malloc(sizeof *p + ev->key_len + 1);
+    written *p = malloc(sizeof *p + klen + 1);
     if (!p)
         return NULL;
     p->hash = hash;
-    p->klen = ev->key_len;
-    memcpy(p->key, ev->key, ev->key_len);
-    p->key[ev->key_len] = '\0';
+    p->klen = klen;
+    memcpy(p->key, key, klen);
+    p->key[klen] = '\0';
     return p;
 }
 
@@ -355,7 +355,7 @@ void sc__tracking_event(sc_cache *c, const sc__event *ev, uint64_t hash, int rep
          * the catch-up (a failed allocation: the key's copy goes). */
         if (ev->action != SC__ACT_SET)
             return;
-        written *p = entry_new(ev, hash);
+        written *p = entry_new(ev->key, ev->key_len, hash);
         if (!p) {
             drop_key(c, ev->key, ev->key_len, hash);
             return;
@@ -370,7 +370,7 @@ void sc__tracking_event(sc_cache *c, const sc__event *ev, uint64_t hash, int rep
     while (p && !(p->hash == hash && p->klen == ev->key_len && memcmp(p->key, ev->key, p->klen) == 0))
         p = p->next;
     if (!p) {
-        p = entry_new(ev, hash);
+        p = entry_new(ev->key, ev->key_len, hash);
         if (!p)
             return; /* not pending: its invalidation drops the copy, a miss */
         p->next = *b;
@@ -419,13 +419,9 @@ static void confirm_held(sc_cache *c, const char *key, size_t klen, uint64_t has
     sc_value *v = NULL;
     if (sc__local_peek(c->local, key, klen, hash, &v) != SC_OK)
         return;
-    written *p = malloc(sizeof *p + klen + 1);
+    written *p = entry_new(key, klen, hash);
     if (p) {
-        p->hash = hash;
         p->version = sc_value_version(v);
-        p->klen = klen;
-        memcpy(p->key, key, klen);
-        p->key[klen] = '\0';
         digest(sc_value_data(v), sc_value_size(v), p->sha1);
         p->next = c->tracking->queued;
         c->tracking->queued = p;
