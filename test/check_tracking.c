@@ -365,6 +365,13 @@ static int copy_matches_redis(sc_cache *b, const char *key)
     return same;
 }
 
+/* Confirm verdicts so far: copies proven current or disproved. */
+static uint64_t verdicts(sc_cache *c)
+{
+    sc_stats st = test_stats(c);
+    return st.tracking_confirmed + st.tracking_invalidations;
+}
+
 START_TEST(test_write_raced_by_foreign_write)
 {
     sc_cache *a = test_pod("t10", "a");
@@ -373,6 +380,7 @@ START_TEST(test_write_raced_by_foreign_write)
     char key[16];
     for (int i = 0; i < 10; i++) {
         snprintf(key, sizeof key, "r%d", i);
+        uint64_t before[2] = {verdicts(a), verdicts(b)};
         plain_cmd("CLIENT PAUSE 300 WRITE");
         racing_write w[2] = {{a, key, SC_ERR_INVALID}, {NULL, key, SC_OK}};
         pthread_t th[2];
@@ -381,6 +389,12 @@ START_TEST(test_write_raced_by_foreign_write)
         for (int j = 0; j < 2; j++)
             pthread_join(th[j], NULL);
         ck_assert_int_eq(w[0].st, SC_OK);
+        /* Each pod has had a verdict on a's write (its event's message is
+         * confirmed or disproved): only then does a copy that matches
+         * Redis say something (no copy at all matches trivially). */
+        WAIT_UNTIL(verdicts(a) > before[0] && verdicts(b) > before[1], 3000);
+        ck_assert_uint_gt(verdicts(a), before[0]);
+        ck_assert_uint_gt(verdicts(b), before[1]);
         WAIT_UNTIL(copy_matches_redis(b, key) && copy_matches_redis(a, key), 3000);
         ck_assert_msg(copy_matches_redis(b, key), "b keeps a copy of %s Redis no longer holds", key);
         ck_assert_msg(copy_matches_redis(a, key), "a keeps a copy of %s Redis no longer holds", key);
