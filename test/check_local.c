@@ -11,12 +11,14 @@
  */
 #include <check.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "local/local.h"
+#include "local/shard.h" /* test_hit_takes_no_lock holds the shards' locks */
 
 static sc__local *mk(sc_local_policy p, size_t max_n, size_t max_b, uint64_t max_ttl, unsigned shards)
 {
@@ -69,6 +71,83 @@ static void sleep_ms(unsigned ms)
     while (nanosleep(&ts, &ts) != 0)
         ;
 }
+
+/* A hit takes no lock (issue 11): with every shard's lock held by this
+ * thread, a reader still gets every key, by reference and borrowed, and
+ * enough hits to fill its read buffers (their drains only try the lock).
+ * A hit that locked its shard would wait here until the locks go. */
+enum { NOLOCK_KEYS = 512, NOLOCK_ROUNDS = 200 };
+
+typedef struct nolock_reader {
+    sc__local *l;
+    atomic_int ready, go, done;
+    long hits;
+} nolock_reader;
+
+static void count_bytes(const void *data, size_t len, uint64_t version, void *ud)
+{
+    (void)data;
+    (void)version;
+    *(long *)ud += len > 0;
+}
+
+static void *nolock_reader_main(void *arg)
+{
+    nolock_reader *r = arg;
+    char k[16];
+    /* The thread's state in the store is made at its first hit, under the
+     * store's list lock: before the shards are locked. */
+    ck_assert(get(r->l, "n0"));
+    atomic_store(&r->ready, 1);
+    while (!atomic_load(&r->go))
+        sleep_ms(1);
+    for (int round = 0; round < NOLOCK_ROUNDS; round++)
+        for (int i = 0; i < NOLOCK_KEYS; i++) {
+            snprintf(k, sizeof k, "n%d", i);
+            uint64_t h = sc__local_hash(k, strlen(k));
+            sc_value *v = NULL;
+            if (sc__local_get(r->l, k, strlen(k), h, &v) == SC_OK) {
+                r->hits++;
+                sc_value_release(v);
+            }
+            long with = 0;
+            if (sc__local_get_with(r->l, k, strlen(k), h, count_bytes, &with) == SC_OK)
+                r->hits += with;
+        }
+    atomic_store(&r->done, 1);
+    return NULL;
+}
+
+START_TEST(test_hit_takes_no_lock)
+{
+    sc_local_policy policies[] = {SC_LOCAL_LRU, SC_LOCAL_LFU};
+    for (int p = 0; p < 2; p++) {
+        sc__local *l = mk(policies[p], 4 * NOLOCK_KEYS, 0, 0, 4);
+        char k[16];
+        for (int i = 0; i < NOLOCK_KEYS; i++) {
+            snprintf(k, sizeof k, "n%d", i);
+            ck_assert_int_eq(put(l, k, "value", (uint64_t)i + 1, 0, 0), SC_OK);
+        }
+        nolock_reader r = {.l = l};
+        pthread_t t;
+        pthread_create(&t, NULL, nolock_reader_main, &r);
+        while (!atomic_load(&r.ready))
+            sleep_ms(1);
+        for (unsigned s = 0; s < l->nshards; s++)
+            pthread_mutex_lock(&l->shards[s].mu);
+        atomic_store(&r.go, 1);
+        for (int waited = 0; waited < 10000 && !atomic_load(&r.done); waited++)
+            sleep_ms(1);
+        int done = atomic_load(&r.done);
+        for (unsigned s = 0; s < l->nshards; s++)
+            pthread_mutex_unlock(&l->shards[s].mu);
+        pthread_join(t, NULL);
+        ck_assert_msg(done, "policy %d: hits waited for a shard's lock", (int)policies[p]);
+        ck_assert_int_eq(r.hits, 2L * NOLOCK_ROUNDS * NOLOCK_KEYS);
+        sc__local_free(l);
+    }
+}
+END_TEST
 
 START_TEST(test_value)
 {
@@ -882,6 +961,7 @@ static Suite *local_suite(void)
     tcase_add_loop_test(tc, test_stress, 0, 2);
     tcase_add_loop_test(tc, test_value_outlives_entry, 0, 2);
     tcase_add_test(tc, test_get_with);
+    tcase_add_test(tc, test_hit_takes_no_lock);
     tcase_add_test(tc, test_get_with_str);
     tcase_add_test(tc, test_get_str);
     tcase_add_test(tc, test_prefetch_changes_nothing);
