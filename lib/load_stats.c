@@ -213,15 +213,6 @@ static void spill_add(sc__load_stats *s, const uint64_t n[SC__LOAD_OUTCOMES], ui
     pthread_mutex_unlock(&s->mu);
 }
 
-static void outcomes_add(sc__load_stats *s, const uint64_t n[SC__LOAD_OUTCOMES], uint64_t ns)
-{
-    record *r = mine(s);
-    if (__builtin_expect(r != NULL, 1))
-        record_add(s, r, n, ns);
-    else
-        spill_add(s, n, ns);
-}
-
 void sc__load_stats_add(sc__load_stats *s, const uint64_t n[SC__LOAD_OUTCOMES], uint64_t since_ns)
 {
     if (!s)
@@ -231,7 +222,11 @@ void sc__load_stats_add(sc__load_stats *s, const uint64_t n[SC__LOAD_OUTCOMES], 
         uint64_t now = sc__mono_ns();
         ns = now > since_ns ? now - since_ns : 0;
     }
-    outcomes_add(s, n, ns);
+    record *r = mine(s);
+    if (__builtin_expect(r != NULL, 1))
+        record_add(s, r, n, ns);
+    else
+        spill_add(s, n, ns);
 }
 
 uint64_t sc__load_stats_hit_begin(void)
@@ -256,7 +251,7 @@ void sc__load_stats_hit(sc__load_stats *s, uint64_t began_ns)
         return;
     }
     /* The common case, written out: one hit (82 instructions a hit, against
-     * 150 through outcomes_add and add; callgrind). */
+     * 150 through record_add and add; callgrind). */
     uint64_t seq = write_begin(s, r);
     bump(r->total, HITS, 1);
     bump(r->cur, HITS, 1);

@@ -36,9 +36,9 @@
  *    a newer copy, whose write's event is still to come (an own write, a
  *    load installed before the lock's message was read, a Redis read of
  *    another pod's write), goes to the confirm script with its own version
- *    and digest instead, so a load keeps the copy it just made. Only a copy that goes counts
- *    in tracking_invalidations: a lock on a key the pod does not hold is
- *    not a foreign write it could tell;
+ *    and digest instead, so a load keeps the copy it just made. Only a
+ *    copy that goes counts in tracking_invalidations: a lock on a key the
+ *    pod does not hold is not a foreign write it could tell;
  *  - a delete or a digest-less invalidate: the copy goes, whatever its
  *    version, as for an invalidate.
  * A failed confirm drops the stream instead (below).
@@ -299,15 +299,21 @@ static void clear_unproven(sc_cache *c, const char *why)
         sc__log(c, SC_LOG_INFO, "pod %s: local tier cleared (%zu entries): %s", c->opt.pod_id, n, why);
 }
 
-/* A key whose copy cannot be proven current goes; reads in flight for its
- * stripe do not install, nor do own writes whose event the pod has applied
- * (a later own write's event comes after this message: that write came
- * after the foreign one). */
-static int drop_key(sc_cache *c, const char *key, size_t klen, uint64_t hash)
+/* The key's copy goes if its version is below `below` (UINT64_MAX: any
+ * copy, one that cannot be proven current); either way reads in flight for
+ * its stripe do not install, nor do own writes whose event the pod has
+ * applied (a later own write's event comes after this message: that write
+ * came after the foreign one). */
+static int drop_below(sc_cache *c, const char *key, size_t klen, uint64_t hash, uint64_t below)
 {
     atomic_fetch_add(stripe(c, hash), 1);
     poison(c, hash, c->seq.last_seq);
-    return sc__local_remove(c->local, key, klen, hash, UINT64_MAX, c->seq.last_seq);
+    return sc__local_remove(c->local, key, klen, hash, below, c->seq.last_seq);
+}
+
+static int drop_key(sc_cache *c, const char *key, size_t klen, uint64_t hash)
+{
+    return drop_below(c, key, klen, hash, UINT64_MAX);
 }
 
 static void digest(const void *data, size_t len, char out[41])
@@ -435,9 +441,7 @@ static void confirm_held(sc_cache *c, const char *key, size_t klen, uint64_t has
 /* A write no event vouches for (the file's comment, "no entry"). */
 static void foreign(sc_cache *c, const char *key, size_t klen, uint64_t hash)
 {
-    atomic_fetch_add(stripe(c, hash), 1);
-    poison(c, hash, c->seq.last_seq);
-    if (sc__local_remove(c->local, key, klen, hash, c->seq.last_seq + 1, c->seq.last_seq)) {
+    if (drop_below(c, key, klen, hash, c->seq.last_seq + 1)) {
         sc__atomic_inc(&c->invalidations);
         sc__atomic_inc(&c->tracking_invalidations);
     } else {

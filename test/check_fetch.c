@@ -1178,7 +1178,7 @@ START_TEST(batch_failure_and_clear_revoke)
 
     source s;
     source_init(&s, "before-clear");
-    s.delay_ms = 500;
+    s.delay_ms = 2000; /* long enough for the clear and b's load on a loaded sanitizer build */
     fetcher f = {.pod = a, .key = "c", .src = &s};
     pthread_t t = start_fetcher(&f);
     ck_assert_int_eq(sc_clear(b), SC_OK);

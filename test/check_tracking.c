@@ -508,7 +508,8 @@ END_TEST
  * heartbeats still flow, only the invalidation path is broken. */
 typedef struct proxy {
     int listen_fd, port, redis_port;
-    atomic_int drop;
+    atomic_int drop;        /* drop invalidation messages */
+    atomic_int drop_events; /* drop the messages of every other channel */
 } proxy;
 
 /* Length of the complete RESP frame at b, or -1 when more bytes are needed. */
@@ -574,8 +575,10 @@ static void *proxy_conn(void *arg)
             size_t at = 0;
             long len;
             while (at < have && (len = frame_len(buf + at, have - at)) > 0) {
-                int drop = atomic_load(&pp.p->drop) && (size_t)len >= sizeof inval - 1 &&
-                           memcmp(buf + at, inval, sizeof inval - 1) == 0;
+                int invalidation = (size_t)len >= sizeof inval - 1 && memcmp(buf + at, inval, sizeof inval - 1) == 0;
+                /* Any channel's message: the prefix "*3 $7 message $" of inval. */
+                int message = (size_t)len >= sizeof inval - 1 && memcmp(buf + at, inval, 18) == 0;
+                int drop = invalidation ? atomic_load(&pp.p->drop) : message && atomic_load(&pp.p->drop_events);
                 if (!drop && write_all(pp.client, buf + at, (size_t)len) < 0)
                     goto out;
                 at += (size_t)len;
@@ -620,6 +623,7 @@ static void proxy_start(proxy *p, int redis_port)
 {
     p->redis_port = redis_port;
     atomic_init(&p->drop, 0);
+    atomic_init(&p->drop_events, 0);
     p->listen_fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = 0};
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -694,6 +698,51 @@ START_TEST(test_lost_invalidations_detected_by_canary)
     plain_cmd("HSET {t8}:k:k value foreign2");
     WAIT_UNTIL(!local_has(a, "k", "foreign"), 2000);
     ck_assert(value_is(a, "k", "foreign2"));
+    sc_close(a);
+    sc_close(b);
+}
+END_TEST
+
+/* A copy newer than the pod's stream is kept through an invalidation only
+ * if Redis still holds it. Here the event of b's write never reaches a (the
+ * proxy drops it, and heartbeats are too far apart to notice the gap), so
+ * a's copy read from Redis stays newer than a's last_seq; another client's
+ * write must still take it (a build that kept newer copies without the
+ * confirm served the old value until the next heartbeat). */
+START_TEST(test_newer_copy_confirmed_against_redis)
+{
+    static proxy px;
+    proxy_start(&px, g_redis.port);
+    sc_options o = test_options("t13", "a");
+    o.redis_port = px.port;
+    o.heartbeat_interval_ms = 30000;
+    o.heartbeat_timeout_ms = 60000;
+    sc_cache *a = test_open(&o);
+    sc_cache *b = test_pod("t13", "b");
+    WAIT_UNTIL(test_stats(a).synced == 1 && test_stats(a).tracking_active == 1, 3000);
+    ck_assert_uint_eq(test_stats(a).tracking_active, 1);
+
+    atomic_store(&px.drop_events, 1);
+    uint64_t confirmed = test_stats(a).tracking_confirmed;
+    ck_assert_int_eq(sc_set(b, "k", "v1", 2, 0), SC_OK);
+    /* a's Redis read installs v1, newer than anything a applied. */
+    WAIT_UNTIL(value_is(a, "k", "v1") && local_has(a, "k", "v1"), 3000);
+    ck_assert(local_has(a, "k", "v1"));
+    uint64_t version = 0;
+    ck_assert_int_eq(sc_version_of(a, "k", &version), SC_OK);
+    ck_assert_uint_gt(version, test_stats(a).last_seq);
+    /* b's own invalidation (no event vouches for it here) proves the copy. */
+    WAIT_UNTIL(test_stats(a).tracking_confirmed > confirmed, 3000);
+    ck_assert(local_has(a, "k", "v1"));
+    ck_assert_uint_eq(test_stats(a).tracking_invalidations, 0);
+
+    plain_cmd("HSET {t13}:k:k value foreign");
+    WAIT_UNTIL(!local_has(a, "k", "v1"), 3000);
+    ck_assert(!local_has(a, "k", "v1"));
+    ck_assert_uint_eq(test_stats(a).tracking_invalidations, 1);
+    ck_assert(value_is(a, "k", "foreign"));
+    ck_assert_uint_gt(version, test_stats(a).last_seq); /* no event arrived meanwhile */
+    atomic_store(&px.drop_events, 0);
     sc_close(a);
     sc_close(b);
 }
@@ -784,6 +833,7 @@ static Suite *tracking_suite(void)
     tcase_add_test(tc, test_refused_runs_without);
     tcase_add_test(tc, test_channel_refused_runs_without);
     tcase_add_test(tc, test_lost_invalidations_detected_by_canary);
+    tcase_add_test(tc, test_newer_copy_confirmed_against_redis);
     tcase_add_test(tc, test_partitions);
     tcase_add_test(tc, test_cluster);
     suite_add_tcase(s, tc);
