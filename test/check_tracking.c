@@ -661,15 +661,22 @@ static int tracking_settles(sc_cache *c, long hold_ms, long ms)
     return 0;
 }
 
+/* Pod id "a" of namespace ns, talking to Redis through proxy px (started
+ * here), with the given heartbeat interval and timeout. */
+static sc_cache *proxied_pod(proxy *px, const char *ns, unsigned heartbeat_ms, unsigned heartbeat_timeout_ms)
+{
+    proxy_start(px, g_redis.port);
+    sc_options o = test_options(ns, "a");
+    o.redis_port = px->port;
+    o.heartbeat_interval_ms = heartbeat_ms;
+    o.heartbeat_timeout_ms = heartbeat_timeout_ms;
+    return test_open(&o);
+}
+
 START_TEST(test_lost_invalidations_detected_by_canary)
 {
     static proxy px;
-    proxy_start(&px, g_redis.port);
-    sc_options o = test_options("t8", "a");
-    o.redis_port = px.port;
-    o.heartbeat_interval_ms = 50;
-    o.heartbeat_timeout_ms = 300;
-    sc_cache *a = test_open(&o);
+    sc_cache *a = proxied_pod(&px, "t8", 50, 300);
     sc_cache *b = test_pod("t8", "b");
     WAIT_UNTIL(test_stats(a).tracking_active == 1, 2000);
     ck_assert_int_eq(sc_set(b, "k", "v1", 2, 0), SC_OK);
@@ -712,12 +719,7 @@ END_TEST
 START_TEST(test_newer_copy_confirmed_against_redis)
 {
     static proxy px;
-    proxy_start(&px, g_redis.port);
-    sc_options o = test_options("t13", "a");
-    o.redis_port = px.port;
-    o.heartbeat_interval_ms = 30000;
-    o.heartbeat_timeout_ms = 60000;
-    sc_cache *a = test_open(&o);
+    sc_cache *a = proxied_pod(&px, "t13", 30000, 60000);
     sc_cache *b = test_pod("t13", "b");
     WAIT_UNTIL(test_stats(a).synced == 1 && test_stats(a).tracking_active == 1, 3000);
     ck_assert_uint_eq(test_stats(a).tracking_active, 1);
