@@ -137,22 +137,44 @@ static int rebuild(struct shard *s, uint32_t size)
     return 0;
 }
 
+/* How full a shard's table may get, by the number of entries it is to hold.
+ * A shard of up to SMALL_ENTRIES runs sparse: rebuilt at 1/3 load and
+ * rebuilt again past 1/2. Such a table (at most 4096 slots, 64 KiB of slots
+ * and links) sits in the CPU's caches, where a hit pays for every slot its
+ * probe reads (a third of an sc_get_with hit at 10k keys, bench/localhit;
+ * docs/benchmarks.md, issue 11, ninth pass), and running it sparse costs a
+ * shard at most 34 KiB. A larger one runs at 70% to 7/8: a hit there pays
+ * for cache misses, which a longer probe within the same line hardly adds
+ * to, and memory per entry is what counts (issue 11: <= 64 B per entry). */
+#define SMALL_ENTRIES 1365u
+
+static int over_load(uint64_t entries, uint64_t used, uint64_t size)
+{
+    return entries <= SMALL_ENTRIES ? used * 2 > size : used * 8 > size * 7;
+}
+
+static uint64_t size_for(uint64_t entries)
+{
+    return entries <= SMALL_ENTRIES ? entries * 3 + 2 : entries * 10 / 7 + 2;
+}
+
 /* Makes room for one more entry: live entries plus tombstones stay under
- * 7/8 of the slots. A rebuild sizes the table for 70% load (growing by
- * 1.25x steps as the shard fills), capped at 70% of the entry bound, so a
- * full shard that keeps evicting gathers a quarter of its bound in
- * tombstones between two rebuilds (a few slot moves per put). */
+ * the load above (at least one slot stays EMPTY, as readers need). A
+ * rebuild sizes the table at the low end of it (growing by 1.25x to 1.5x
+ * steps as the shard fills), capped at that size for the entry bound, so a
+ * full shard that keeps evicting gathers tombstones up to the high end
+ * between two rebuilds (a few slot moves per put). */
 int sc__reserve(struct shard *s)
 {
     uint64_t need = (uint64_t)s->count + 1;
-    if ((need + s->tombs) * 8 <= (uint64_t)s->t->size * 7)
+    if (!over_load(need, need + s->tombs, s->t->size))
         return 0;
-    uint64_t size = need * 10 / 7 + 2;
+    uint64_t size = size_for(need);
     if (size < 16)
         size = 16;
     if (s->max_n) {
-        uint64_t full = s->max_n * 10 / 7 + 16;
-        if (size > full && full * 7 >= (need + 1) * 8)
+        uint64_t full = size_for(s->max_n) + 14;
+        if (size > full && !over_load(need + 1, need + 1, full))
             size = full;
     }
     if (size > MAX_SLOTS)

@@ -804,6 +804,66 @@ START_TEST(test_growth_and_tombstones)
 }
 END_TEST
 
+/* The table's load follows its shard's size (local/index.c): sparse (at
+ * most 1/2) while the shard holds up to 1365 entries, where a hit pays for
+ * each slot it probes; dense (70% to 7/8) beyond, where memory per entry
+ * counts. Crossing the line either way must neither lose an entry nor
+ * rebuild the table on every put. */
+static double load_of(sc__local *l)
+{
+    struct shard *s = &l->shards[0];
+    return (double)(s->count + s->tombs) / (double)s->t->size;
+}
+
+START_TEST(test_load_follows_shard_size)
+{
+    sc__local *l = mk(_i ? SC_LOCAL_LFU : SC_LOCAL_LRU, 0, 0, 0, 1);
+    char k[32];
+    for (int i = 0; i < 1000; i++) {
+        snprintf(k, sizeof k, "s%d", i);
+        ck_assert_int_eq(put(l, k, k, 1, 0, 1), SC_OK);
+        ck_assert_msg(load_of(l) <= 0.5, "load %.3f with %d entries", load_of(l), i + 1);
+    }
+    for (int i = 1000; i < 20000; i++) {
+        snprintf(k, sizeof k, "s%d", i);
+        ck_assert_int_eq(put(l, k, k, 1, 0, 1), SC_OK);
+        ck_assert_msg(load_of(l) <= 0.875, "load %.3f with %d entries", load_of(l), i + 1);
+    }
+    /* Dense at 20000 entries: what keeps a large store under 64 B each. */
+    ck_assert_msg(load_of(l) >= 0.69, "load %.3f with 20000 entries", load_of(l));
+    /* Back down to 100 entries (tombstones), then put/remove churn: the
+     * table is rebuilt now and then, never on every put. */
+    for (int i = 100; i < 20000; i++) {
+        snprintf(k, sizeof k, "s%d", i);
+        ck_assert_int_eq(sc__local_remove(l, k, strlen(k), sc__local_hash(k, strlen(k)), UINT64_MAX, 0), 1);
+    }
+    const struct table *last = l->shards[0].t;
+    int rebuilds = 0;
+    for (int i = 0; i < 20000; i++) {
+        snprintf(k, sizeof k, "c%d", i % 500);
+        ck_assert_int_eq(put(l, k, k, 2 + (uint64_t)i, 0, 1), SC_OK);
+        if (i % 2)
+            ck_assert_int_eq(sc__local_remove(l, k, strlen(k), sc__local_hash(k, strlen(k)), UINT64_MAX, 0), 1);
+        if (l->shards[0].t != last) {
+            rebuilds++;
+            last = l->shards[0].t;
+        }
+        ck_assert_msg(load_of(l) <= 0.875, "load %.3f during churn", load_of(l));
+    }
+    ck_assert_int_le(rebuilds, 200);
+    ck_assert_msg(load_of(l) <= 0.5, "load %.3f with %u entries after churn", load_of(l), l->shards[0].count);
+    for (int i = 0; i < 100; i++) {
+        snprintf(k, sizeof k, "s%d", i);
+        ck_assert(has(l, k));
+    }
+    for (int i = 100; i < 20000; i += 997) {
+        snprintf(k, sizeof k, "s%d", i);
+        ck_assert(!has(l, k));
+    }
+    sc__local_free(l);
+}
+END_TEST
+
 /* A recency-skewed workload (most requests go to keys first seen a moment
  * ago): the static 1% window turns new keys away (about 12% hits where LRU
  * gets 65%); the hill climber grows the window and recovers most of the
@@ -966,6 +1026,7 @@ static Suite *local_suite(void)
     tcase_add_test(tc, test_get_str);
     tcase_add_test(tc, test_prefetch_changes_nothing);
     tcase_add_loop_test(tc, test_growth_and_tombstones, 0, 2);
+    tcase_add_loop_test(tc, test_load_follows_shard_size, 0, 2);
     tcase_add_test(tc, test_window_climbs);
     suite_add_tcase(s, tc);
     return s;
