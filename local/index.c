@@ -138,14 +138,17 @@ static int rebuild(struct shard *s, uint32_t size)
 }
 
 /* How full a shard's table may get, by the number of entries it is to hold.
- * A shard of up to SMALL_ENTRIES runs sparse: rebuilt at 1/3 load and
- * rebuilt again past 1/2. Such a table (at most 4096 slots, 64 KiB of slots
- * and links) sits in the CPU's caches, where a hit pays for every slot its
- * probe reads (a third of an sc_get_with hit at 10k keys, bench/localhit;
- * docs/benchmarks.md, issue 11, ninth pass), and running it sparse costs a
- * shard at most 34 KiB. A larger one runs at 70% to 7/8: a hit there pays
- * for cache misses, which a longer probe within the same line hardly adds
- * to, and memory per entry is what counts (issue 11: <= 64 B per entry). */
+ * A shard of up to SMALL_ENTRIES runs sparse: sized at 1/3 load when it is
+ * rebuilt, rebuilt again past 1/2. Such a table (at most 4097 slots, 64 KiB
+ * of slots and links) sits in the CPU's caches, where a hit pays for every
+ * slot its probe reads (a quarter of an sc_get_with hit at 10k keys,
+ * bench/localhit; docs/benchmarks.md, issue 11, ninth pass), and running it
+ * sparse costs a shard at most 34 KiB. A larger one runs at 70% to 7/8: a
+ * hit there pays for cache misses, which a longer probe within the same line
+ * hardly adds to, and memory per entry is what counts (issue 11: <= 64 B per
+ * entry). Chosen by the entries, not by the table's size: a table rebuilt
+ * dense just past the line would otherwise be judged sparse, and rebuilt at
+ * every put. */
 #define SMALL_ENTRIES 1365u
 
 static int over_load(uint64_t entries, uint64_t used, uint64_t size)
