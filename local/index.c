@@ -176,6 +176,8 @@ int sc__reserve(struct shard *s)
     if (size < 16)
         size = 16;
     if (s->max_n) {
+        /* The bound's size plus 16 slots (size_for's 2 and 14), so even a
+         * small bounded shard gathers a few tombstones between rebuilds. */
         uint64_t full = size_for(s->max_n) + 14;
         if (size > full && !over_load(need + 1, need + 1, full))
             size = full;

@@ -861,6 +861,31 @@ START_TEST(test_load_follows_shard_size)
         ck_assert(!has(l, k));
     }
     sc__local_free(l);
+
+    /* A bounded small shard that keeps evicting: its table is capped at the
+     * bound's sparse size and gathers tombstones up to half load between
+     * rebuilds; every entry it counts stays findable. */
+    l = mk(_i ? SC_LOCAL_LFU : SC_LOCAL_LRU, 1000, 0, 0, 1);
+    last = l->shards[0].t;
+    rebuilds = 0;
+    for (int i = 0; i < 20000; i++) {
+        snprintf(k, sizeof k, "b%d", i);
+        ck_assert_int_eq(put(l, k, k, 1, 0, 1), SC_OK);
+        ck_assert_msg(load_of(l) <= 0.5, "load %.3f after %d puts into a bound of 1000", load_of(l), i + 1);
+        ck_assert_uint_le(l->shards[0].count, 1000);
+        if (l->shards[0].t != last) {
+            rebuilds++;
+            last = l->shards[0].t;
+        }
+    }
+    ck_assert_int_le(rebuilds, 200);
+    int held = 0;
+    for (int i = 0; i < 20000; i++) {
+        snprintf(k, sizeof k, "b%d", i);
+        held += has(l, k);
+    }
+    ck_assert_int_eq(held, (int)l->shards[0].count);
+    sc__local_free(l);
 }
 END_TEST
 

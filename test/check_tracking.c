@@ -556,6 +556,7 @@ static void *proxy_conn(void *arg)
     pipe_pair pp = *(pipe_pair *)arg;
     free(arg);
     static const char inval[] = "*3\r\n$7\r\nmessage\r\n$20\r\n__redis__:invalidate\r\n";
+    static const char message[] = "*3\r\n$7\r\nmessage\r\n"; /* any channel's */
     size_t cap = 1 << 20, have = 0;
     char *buf = malloc(cap), tmp[65536];
     struct pollfd fds[2] = {{pp.client, POLLIN, 0}, {pp.server, POLLIN, 0}};
@@ -576,9 +577,8 @@ static void *proxy_conn(void *arg)
             long len;
             while (at < have && (len = frame_len(buf + at, have - at)) > 0) {
                 int invalidation = (size_t)len >= sizeof inval - 1 && memcmp(buf + at, inval, sizeof inval - 1) == 0;
-                /* Any channel's message: the prefix "*3 $7 message $" of inval. */
-                int message = (size_t)len >= sizeof inval - 1 && memcmp(buf + at, inval, 18) == 0;
-                int drop = invalidation ? atomic_load(&pp.p->drop) : message && atomic_load(&pp.p->drop_events);
+                int event = (size_t)len >= sizeof message - 1 && memcmp(buf + at, message, sizeof message - 1) == 0;
+                int drop = invalidation ? atomic_load(&pp.p->drop) : event && atomic_load(&pp.p->drop_events);
                 if (!drop && write_all(pp.client, buf + at, (size_t)len) < 0)
                     goto out;
                 at += (size_t)len;
@@ -637,10 +637,6 @@ static void proxy_start(proxy *p, int redis_port)
     pthread_detach(t);
 }
 
-/* The invalidations stop reaching the pod while its events still do: the
- * canary is missed, the pod counts a failure, resubscribes (a new client
- * id, tracking again) and confirms its copies; once the path works again a
- * foreign write is seen. */
 /* Whether c is synced with tracking active and stays so, with no tracking
  * failure, for hold_ms in a row, within ms. */
 static int tracking_settles(sc_cache *c, long hold_ms, long ms)
@@ -673,6 +669,10 @@ static sc_cache *proxied_pod(proxy *px, const char *ns, unsigned heartbeat_ms, u
     return test_open(&o);
 }
 
+/* The invalidations stop reaching the pod while its events still do: the
+ * canary is missed, the pod counts a failure, resubscribes (a new client
+ * id, tracking again) and confirms its copies; once the path works again a
+ * foreign write is seen. */
 START_TEST(test_lost_invalidations_detected_by_canary)
 {
     static proxy px;

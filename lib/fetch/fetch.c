@@ -903,11 +903,10 @@ typedef struct batch {
     size_t n;
 } batch;
 
-/* keys_checked: the caller checked every key already (a partition's share
- * of a routed batch); otherwise each is checked here as it is measured, so
- * a key is measured once. */
+/* Each key is checked as it is measured for its hash (an unrouted batch is
+ * measured once; a routed one's keys were checked before routing too). */
 static sc_status batch_open(sc_cache *c, const char *const *keys, size_t n, uint64_t ttl_ms, sc_load_batch_fn load,
-                            void *ud, int keys_checked, batch *b)
+                            void *ud, batch *b)
 {
     b->ks = NULL; /* not open (sc__fetch_batch_split closes only what opened) */
     /* Unique keys (an open-addressing map over the input), so a duplicate
@@ -925,14 +924,10 @@ static sc_status batch_open(sc_cache *c, const char *const *keys, size_t n, uint
     size_t m = 0;
     for (size_t i = 0; i < n; i++) {
         size_t kl = 0;
-        if (keys_checked) {
-            kl = strlen(keys[i]);
-        } else {
-            sc_status s = check_key(c, keys[i], &kl, "sc_fetch_batch");
-            if (s != SC_OK) {
-                free(ks);
-                return s;
-            }
+        sc_status s = check_key(c, keys[i], &kl, "sc_fetch_batch");
+        if (s != SC_OK) {
+            free(ks);
+            return s;
         }
         uint64_t h = sc__local_hash(keys[i], kl);
         size_t p = (size_t)(h & (cap - 1));
@@ -1017,7 +1012,7 @@ SC_EXPORT sc_status sc_fetch_batch(sc_cache *c, const char *const *keys, size_t 
         return sc__parts_fetch_batch(c, keys, n, ttl_ms, load, ud, out);
     }
     batch b;
-    if ((s = batch_open(c, keys, n, ttl_ms, load, ud, 0, &b)) != SC_OK)
+    if ((s = batch_open(c, keys, n, ttl_ms, load, ud, &b)) != SC_OK)
         return s;
     call *cl = &b.cl;
     run_all(&cl, 1);
@@ -1041,7 +1036,7 @@ sc_status sc__fetch_batch_split(sc_cache *const *part, unsigned nparts, const ch
         size_t m = start[p + 1] - start[p];
         if (!m)
             continue;
-        s = batch_open(part[p], keys + start[p], m, ttl_ms, load, ud, 1, &b[p]);
+        s = batch_open(part[p], keys + start[p], m, ttl_ms, load, ud, &b[p]);
         if (s != SC_OK)
             *at = p;
         else
