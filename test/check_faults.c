@@ -268,14 +268,17 @@ START_TEST(output_buffer_overflow)
     long long window = time_until_value(rd, "k0", want, 5000);
     free(want);
     printf("staleness window, subscriber dropped for output-buffer overflow: %lld ms after the burst\n", window);
-    WAIT_UNTIL(test_stats(rd).reconnects >= 1 && synced(rd), 8000);
+    /* Seen once, not held: Redis can condemn a connection rd has just
+     * caught up on (a later event of the burst overflows it). rd counts as
+     * synced until it reads the close, then reconnects (CI saw synced read
+     * 1 and then 0 a few lines on). */
+    int resynced = 0;
+    WAIT_UNTIL((resynced = test_stats(rd).reconnects >= 1 && synced(rd)), 8000);
+    ck_assert_msg(resynced, "rd did not resubscribe and catch up after the burst");
     /* Both pods applied every write (comparing one pod's last_seq with the
      * other's could pass while both still had the burst's tail in flight). */
     TEST_WAIT_APPLIED_ON(&r, w, NS("obuf"), 8000);
     TEST_WAIT_APPLIED_ON(&r, rd, NS("obuf"), 8000);
-    sc_stats st = test_stats(rd);
-    ck_assert_uint_ge(st.reconnects, 1);
-    ck_assert(synced(rd));
     sc_cache *pods[] = {w, rd};
     assert_converged(&r, NS("obuf"), pods, 2);
     sc_close(w);
