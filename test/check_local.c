@@ -815,6 +815,40 @@ static double load_of(sc__local *l)
     return (double)(s->count + s->tombs) / (double)s->t->size;
 }
 
+/* Puts 20,000 keys into one shard bounded at bound entries, which keeps
+ * evicting. After every put the shard holds at most bound entries, its
+ * table at most max_slots slots, at the load for its size (1/2 up to 1365
+ * entries, 7/8 beyond); it rebuilds now and then, never on every put, and
+ * every entry it counts is findable. */
+static void churn_bounded(int lfu, unsigned bound, uint32_t max_slots)
+{
+    sc__local *l = mk(lfu ? SC_LOCAL_LFU : SC_LOCAL_LRU, bound, 0, 0, 1);
+    const struct shard *s = &l->shards[0];
+    const struct table *last = s->t;
+    int rebuilds = 0;
+    char k[32];
+    for (int i = 0; i < 20000; i++) {
+        snprintf(k, sizeof k, "b%d", i);
+        ck_assert_int_eq(put(l, k, k, 1, 0, 1), SC_OK);
+        ck_assert_msg(s->t->size <= max_slots, "%u slots with %u entries, bound %u", s->t->size, s->count, bound);
+        ck_assert_msg(load_of(l) <= (s->count <= 1365 ? 0.5 : 0.875), "load %.3f with %u entries, bound %u", load_of(l),
+                      s->count, bound);
+        ck_assert_uint_le(s->count, bound);
+        if (s->t != last) {
+            rebuilds++;
+            last = s->t;
+        }
+    }
+    ck_assert_int_le(rebuilds, 200);
+    int held = 0;
+    for (int i = 0; i < 20000; i++) {
+        snprintf(k, sizeof k, "b%d", i);
+        held += has(l, k);
+    }
+    ck_assert_int_eq(held, (int)s->count);
+    sc__local_free(l);
+}
+
 START_TEST(test_load_follows_shard_size)
 {
     sc__local *l = mk(_i ? SC_LOCAL_LFU : SC_LOCAL_LRU, 0, 0, 0, 1);
@@ -862,30 +896,15 @@ START_TEST(test_load_follows_shard_size)
     }
     sc__local_free(l);
 
-    /* A bounded small shard that keeps evicting: its table is capped at the
-     * bound's sparse size and gathers tombstones up to half load between
-     * rebuilds; every entry it counts stays findable. */
-    l = mk(_i ? SC_LOCAL_LFU : SC_LOCAL_LRU, 1000, 0, 0, 1);
-    last = l->shards[0].t;
-    rebuilds = 0;
-    for (int i = 0; i < 20000; i++) {
-        snprintf(k, sizeof k, "b%d", i);
-        ck_assert_int_eq(put(l, k, k, 1, 0, 1), SC_OK);
-        ck_assert_msg(load_of(l) <= 0.5, "load %.3f after %d puts into a bound of 1000", load_of(l), i + 1);
-        ck_assert_uint_le(l->shards[0].count, 1000);
-        if (l->shards[0].t != last) {
-            rebuilds++;
-            last = l->shards[0].t;
-        }
-    }
-    ck_assert_int_le(rebuilds, 200);
-    int held = 0;
-    for (int i = 0; i < 20000; i++) {
-        snprintf(k, sizeof k, "b%d", i);
-        held += has(l, k);
-    }
-    ck_assert_int_eq(held, (int)l->shards[0].count);
-    sc__local_free(l);
+    /* A bounded small shard that keeps evicting: its table stays at the
+     * bound's sparse size (3 x 1000 + 16 slots) and gathers tombstones up
+     * to half load between rebuilds. */
+    churn_bounded(_i, 1000, 1000 * 3 + 16);
+    /* A bound just past the line (2000): on its way up the shard runs
+     * sparse, but its table never outgrows the bound's dense size (2000 *
+     * 10/7 + 16 slots), which the sparse size for 1365 entries (4097) would;
+     * then it keeps evicting at the dense load. */
+    churn_bounded(_i, 2000, 2000 * 10 / 7 + 16);
 }
 END_TEST
 
