@@ -273,12 +273,6 @@ SC_EXPORT void sc_close(sc_cache *c)
     cache_free(c);
 }
 
-SC_EXPORT sc_value *sc_value_ref(const sc_value *v)
-{
-    /* The reference count is the one mutable part of an immutable value. */
-    return v ? sc__value_ref((sc_value *)v) : NULL;
-}
-
 SC_EXPORT const char *sc_pod_id(const sc_cache *c)
 {
     return c ? c->opt.pod_id : "";

@@ -54,12 +54,12 @@ uint32_t sc__table_find(const struct table *t, const char *key, size_t klen, uin
     return UINT32_MAX;
 }
 
-void sc__free_retired(uintptr_t p)
+void sc__free_retired(uintptr_t p, const sc__pins *pins)
 {
     unsigned kind = (unsigned)(p & 3);
     void *o = (void *)(p & ~(uintptr_t)3);
     if (kind == R_VALUE) {
-        sc_value_release(o);
+        sc__value_unstore(o, pins);
         return;
     }
     struct table *t = o;
@@ -67,26 +67,30 @@ void sc__free_retired(uintptr_t p)
         for (uint32_t i = 0; i < t->size; i++) {
             uint64_t sl = atomic_load_explicit(&t->slots[i], memory_order_relaxed);
             if (sl > TOMB)
-                sc_value_release(entry_of(sl));
+                sc__value_unstore(entry_of(sl), pins);
         }
     free(t);
 }
 
-/* Frees what no reader can still see. While a reader keeps a section open
- * (a slow sc_get_with callback) the limbo grows; the next poll then waits
+/* Frees what no reader can still see (a value a reader pinned waits for
+ * its pins: sc__value_unstore). While a reader keeps a section open (a
+ * slow sc_get_with callback) the limbo grows; the next poll then waits
  * for twice as many objects, so writers never poll on every call. */
 static void reclaim(struct shard *s)
 {
-    uint64_t bound = sc__grace_bound();
+    sc__pins pins;
+    uint64_t bound = sc__grace_bound_pins(&pins);
     size_t k = 0;
     for (size_t i = 0; i < s->nlimbo; i++) {
         if (s->limbo[i].tag < bound)
-            sc__free_retired(s->limbo[i].p);
+            sc__free_retired(s->limbo[i].p, &pins);
         else
             s->limbo[k++] = s->limbo[i];
     }
     s->nlimbo = k;
     s->poll_at = k * 2 > LIMBO_MIN ? k * 2 : LIMBO_MIN;
+    sc__pins_sweep(&pins);
+    sc__pins_done(&pins);
 }
 
 void sc__retire(struct shard *s, void *p, unsigned kind)
@@ -97,8 +101,11 @@ void sc__retire(struct shard *s, void *p, unsigned kind)
         struct retired *r = realloc(s->limbo, cap * sizeof *r);
         if (!r) {
             /* No room to defer: wait out the grace period here. */
+            sc__pins pins;
             sc__synchronize(tag);
-            sc__free_retired((uintptr_t)p | kind);
+            sc__pins_collect(&pins);
+            sc__free_retired((uintptr_t)p | kind, &pins);
+            sc__pins_done(&pins);
             return;
         }
         s->limbo = r;

@@ -239,17 +239,31 @@ sc_value *sc__value_alloc(size_t len, size_t klen);
 
 /* ---- grace periods (reclaim.c) ---- */
 
+/* A pin: one hold on a store's value that writes nothing shared (see
+ * reclaim.c). v is the value (NULL: the pin is free); extra counts the
+ * holds beyond the first, taken by sc_value_ref on the pin's handle. */
+struct sc__pin {
+    _Atomic(sc_value *) v;
+    _Atomic int32_t extra;
+};
+
+#define SC__PINS 16
+
 /* Per-thread record: the epoch its read section started in (0 outside
- * one), the nesting depth, its place in the registry, and a small cache of
- * the thread's per-store state (store.c). */
+ * one), the nesting depth, its place in the registry, a small cache of the
+ * thread's per-store state (store.c), and the thread's pins, on lines of
+ * their own (another thread may release one). dead: the thread has
+ * exited, and the record stays until its last pin is released. */
 struct sc__thread {
     _Atomic uint64_t ctr;
     unsigned nest;
+    int dead;
     struct sc__thread *next, *prev;
     struct {
         uint64_t id;
         void *state;
     } stores[4];
+    _Alignas(64) struct sc__pin pins[SC__PINS];
 };
 
 extern __thread struct sc__thread *sc__self __attribute__((tls_model("initial-exec")));
@@ -289,6 +303,71 @@ static inline void sc__read_unlock(struct sc__thread *t)
     if (--t->nest == 0)
         atomic_store_explicit(&t->ctr, 0, memory_order_release);
 }
+
+/* A pinned value is handed out as its pin's address with the low bit set
+ * (pins are 8-byte aligned, values never odd), so the accessors tell the
+ * two apart with one test; sc__pin_of takes such a handle back to its pin. */
+static inline struct sc__pin *sc__pin_of(const sc_value *v)
+{
+    return (struct sc__pin *)((uintptr_t)v - 1);
+}
+
+/* Inside a read section, on a value found in a store's table: the value
+ * pinned in the thread's first free pin and that pin's handle, or NULL
+ * when all are held (the caller then takes a reference). A thread that
+ * releases each value before its next get always finds the first pin
+ * free. The pin is stored before the section ends, so a writer that
+ * retires the value sees it once the grace period is over (reclaim.c). */
+static inline sc_value *sc__pin(struct sc__thread *t, sc_value *v)
+{
+    for (struct sc__pin *p = t->pins; p < t->pins + SC__PINS; p++)
+        if (!atomic_load_explicit(&p->v, memory_order_acquire)) {
+            atomic_store_explicit(&p->v, v, memory_order_relaxed);
+            return (sc_value *)((uintptr_t)p | 1);
+        }
+    return NULL;
+}
+
+void sc__unpin_shared(struct sc__pin *p);
+
+/* Drops one hold of a pin; the last one frees the pin, after its reads of
+ * the value (release: a collection that loads the cleared pin may then
+ * free the value). extra == 0, read with acquire, means this is the only
+ * hold: any other was taken by sc_value_ref on a hold this thread saw, so
+ * its increment is visible here. */
+static inline void sc__unpin(struct sc__pin *p)
+{
+    if (__builtin_expect(atomic_load_explicit(&p->extra, memory_order_acquire) == 0, 1))
+        atomic_store_explicit(&p->v, NULL, memory_order_release);
+    else
+        sc__unpin_shared(p);
+}
+
+/* Pins seen by one walk of the registry, sorted (sc__grace_bound_pins). */
+typedef struct sc__pins {
+    size_t n, cap;
+    const sc_value **v;
+    const sc_value *inline_v[128];
+} sc__pins;
+
+/* sc__grace_bound that also collects every pin held, into *pins (release
+ * it with sc__pins_done). A value retired before the bound was seen by
+ * no reader since, so no pin of it can appear after this walk. */
+uint64_t sc__grace_bound_pins(sc__pins *pins);
+/* Collects the pins without a grace period (sc__local_free: no reader
+ * uses the store any more). */
+void sc__pins_collect(sc__pins *pins);
+void sc__pins_done(sc__pins *pins);
+/* Drops a store's reference to a value it no longer holds, once no reader
+ * can find it: now if no pin holds it, else when its pins are released
+ * (the value waits in a process-wide list that every later collection
+ * sweeps). */
+void sc__value_unstore(sc_value *v, const sc__pins *pins);
+/* Drops the store's reference of every waiting value that *pins shows
+ * unpinned (after a collection). */
+void sc__pins_sweep(const sc__pins *pins);
+/* The values that wait for their pins (for tests). */
+size_t sc__pins_waiting(void);
 
 /* ---- frequency sketch (sketch.c) ---- */
 

@@ -39,6 +39,9 @@
  * need the shape of the traffic, and a hit not recorded costs one TLS
  * increment), and every hit from there on.
  * Hit and miss counters are per thread too, summed by sc__local_stats.
+ * sc_get's hit (sc__local_get_str) pins its value in a pin of the thread's
+ * own instead of counting a reference in the entry (reclaim.c), so a hit
+ * of any kind writes nothing another thread reads.
  * Writes, evictions, expiry and floors stay exact: they happen under the
  * shard lock.
  *
@@ -250,12 +253,12 @@ static int shard_init(struct shard *s, const sc__local_config *cfg, unsigned nsh
     return 0;
 }
 
-static void shard_destroy(struct shard *s)
+static void shard_destroy(struct shard *s, const sc__pins *pins)
 {
     for (size_t i = 0; i < s->nlimbo; i++)
-        sc__free_retired(s->limbo[i].p);
+        sc__free_retired(s->limbo[i].p, pins);
     free(s->limbo);
-    sc__free_retired((uintptr_t)s->t | R_TABLE_ENTRIES);
+    sc__free_retired((uintptr_t)s->t | R_TABLE_ENTRIES, pins);
     sc__sketch_free(&s->sketch);
     pthread_mutex_destroy(&s->mu);
 }
@@ -293,8 +296,9 @@ sc__local *sc__local_new(const sc__local_config *cfg)
         atomic_init(&l->floors[i], 0);
     for (unsigned i = 0; i < n; i++) {
         if (shard_init(&l->shards[i], cfg, n, i) != 0) {
+            sc__pins none = {.cap = 1}; /* a new store's values were never pinned */
             while (i--)
-                shard_destroy(&l->shards[i]);
+                shard_destroy(&l->shards[i], &none);
             pthread_mutex_destroy(&l->ts_mu);
             free(l->shards);
             free(l);
@@ -311,9 +315,14 @@ void sc__local_free(sc__local *l)
         return;
     /* No thread uses the store any more (the caller's contract), so what
      * waits for a grace period can go now. Threads' caches still name this
-     * store's id, which no later store reuses. */
+     * store's id, which no later store reuses. A value pinned by sc_get
+     * outlives the store (sc__value_unstore). */
+    sc__pins pins;
+    sc__pins_collect(&pins);
     for (unsigned i = 0; i < l->nshards; i++)
-        shard_destroy(&l->shards[i]);
+        shard_destroy(&l->shards[i], &pins);
+    sc__pins_sweep(&pins);
+    sc__pins_done(&pins);
     struct sc__thread *th = sc__self;
     if (th)
         for (unsigned k = 0; k < 4; k++)
@@ -352,16 +361,17 @@ static inline int expired_now(const sc_value *v)
            expired_at(v, sc__now_ms());
 }
 
-enum { COUNT_HIT = 1, COUNT_MISS = 2, LEND = 4 };
+enum { COUNT_HIT = 1, COUNT_MISS = 2, LEND = 4, PIN = 8 };
 
 /* Every lookup the store makes for a reader, always inlined with a
  * constant how, so each caller keeps only its own branches. A hit lends the
  * bytes to fn inside the read section (how has LEND) or takes a reference
- * into *out; an expired entry is dropped (under the shard lock, after the
- * section) and is a miss. COUNT_HIT and COUNT_MISS say what is counted, a
- * counted hit being recorded for the policy too: a peek counts nothing, and
- * the public gets' first lookup counts only hits (the fallback it hands a
- * miss to counts the miss). */
+ * into *out (how has PIN: a pin, while the thread has one free); an
+ * expired entry is dropped (under the shard lock, after the section) and
+ * is a miss. COUNT_HIT and COUNT_MISS say what is counted, a counted hit
+ * being recorded for the policy too: a peek counts nothing, and the public
+ * gets' first lookup counts only hits (the fallback it hands a miss to
+ * counts the miss). */
 static inline __attribute__((always_inline)) sc_status find(sc__local *l, const char *key, size_t klen, uint64_t hash,
                                                             sc_read_fn fn, void *ud, sc_value **out, unsigned how)
 {
@@ -369,14 +379,14 @@ static inline __attribute__((always_inline)) sc_status find(sc__local *l, const 
     struct sc__thread *th = sc__read_lock();
     const struct table *t = atomic_load_explicit(&s->tab, memory_order_acquire);
     uint32_t pos;
-    sc_value *v = probe(t, key, klen, hash, &pos);
+    sc_value *v = probe(t, key, klen, hash, &pos), *handed = NULL;
     int stale = 0;
     if (v) {
         if (expired_now(v))
             stale = 1;
         else if (how & LEND)
             fn(sc__value_bytes(v), v->len, v->version, ud);
-        else
+        else if (!(how & PIN) || !(handed = sc__pin(th, v)))
             atomic_fetch_add_explicit(&v->refs, 1, memory_order_relaxed);
     }
     sc__read_unlock(th);
@@ -390,7 +400,7 @@ static inline __attribute__((always_inline)) sc_status find(sc__local *l, const 
         return SC_NOT_FOUND;
     }
     if (!(how & LEND))
-        *out = v;
+        *out = handed ? handed : v;
     if (how & COUNT_HIT) {
         struct tstate *st = state_of(l, th);
         record_hit(s, st, t, pos, hash, count_hit(l, st));
@@ -447,7 +457,8 @@ sc_status sc__local_get_with_str(sc__local *l, const char *key, sc_read_fn fn, v
 sc_status sc__local_get_str(sc__local *l, const char *key, sc_value **out, sc__local_get_miss_fn miss, void *ctx)
 {
     size_t klen;
-    if (str_key_ok(l, key, &klen) && find(l, key, klen, sc__local_hash(key, klen), NULL, NULL, out, COUNT_HIT) == SC_OK)
+    if (str_key_ok(l, key, &klen) &&
+        find(l, key, klen, sc__local_hash(key, klen), NULL, NULL, out, COUNT_HIT | PIN) == SC_OK)
         return SC_OK;
     return miss(ctx, key, out);
 }

@@ -2,10 +2,14 @@
  *
  * A value is one allocation: a small header, the key when the local store
  * created it (first, so a lookup's key compare reads the header's cache
- * line), the bytes, and a NUL so text values can be used as C strings. Keeping the key and the store's per-entry fields in
- * the value's own allocation is what keeps the local tier near one malloc per
- * entry (header 24 bytes: _Static_assert below); a value handed out by sc__local_get stays valid after the store drops
- * it because the allocation is only freed with its last reference.
+ * line), the bytes, and a NUL so text values can be used as C strings.
+ * Keeping the key and the store's per-entry fields in the value's own
+ * allocation is what keeps the local tier near one malloc per entry
+ * (header 24 bytes: _Static_assert below); a value handed out by
+ * sc__local_get stays valid after the store drops it because the
+ * allocation is only freed with its last reference. The accessors also
+ * take the pin handles sc_get's hits hand out (odd pointers to a thread's
+ * pin that holds the value: reclaim.c).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -61,25 +65,48 @@ sc_value *sc__value_ref(sc_value *v)
     return v;
 }
 
+/* The value a caller's pointer stands for: itself, or the value its pin
+ * holds (sc__pin). */
+static inline const sc_value *held(const sc_value *v)
+{
+    if ((uintptr_t)v & 1)
+        return atomic_load_explicit(&sc__pin_of(v)->v, memory_order_relaxed);
+    return v;
+}
+
 SC_EXPORT const void *sc_value_data(const sc_value *v)
 {
-    return v ? sc__value_bytes(v) : NULL;
+    return v ? sc__value_bytes(held(v)) : NULL;
 }
 
 SC_EXPORT size_t sc_value_size(const sc_value *v)
 {
-    return v ? v->len : 0;
+    return v ? held(v)->len : 0;
 }
 
 SC_EXPORT uint64_t sc_value_version(const sc_value *v)
 {
-    return v ? v->version : 0;
+    return v ? held(v)->version : 0;
+}
+
+SC_EXPORT sc_value *sc_value_ref(const sc_value *v)
+{
+    if ((uintptr_t)v & 1) {
+        /* A second hold of the pin, released through the same pointer. */
+        atomic_fetch_add_explicit(&sc__pin_of(v)->extra, 1, memory_order_relaxed);
+        return (sc_value *)v;
+    }
+    return v ? sc__value_ref((sc_value *)v) : NULL;
 }
 
 SC_EXPORT void sc_value_release(sc_value *v)
 {
     if (!v)
         return;
+    if ((uintptr_t)v & 1) {
+        sc__unpin(sc__pin_of(v));
+        return;
+    }
     /* acq_rel so every other holder's reads of the bytes happen before the
      * free. (A release decrement plus an acquire fence would do, but
      * ThreadSanitizer does not model fences; on x86 both are one locked

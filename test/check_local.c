@@ -732,6 +732,175 @@ START_TEST(test_get_str)
 }
 END_TEST
 
+/* ---- pins: sc_get's hits hold their value without writing it ---- */
+
+static int is_pin(const sc_value *v)
+{
+    return ((uintptr_t)v & 1) != 0;
+}
+
+static sc_value *get_pinned(sc__local *l, const char *k)
+{
+    struct missed m = {0};
+    sc_value *v = NULL;
+    ck_assert_int_eq(sc__local_get_str(l, k, &v, get_miss_fn, &m), SC_OK);
+    return v;
+}
+
+/* Enough puts of fresh keys that the store evicts and reclaims (polls its
+ * limbo and sweeps the values waiting for their pins) many times over. */
+static void churn(sc__local *l, const char *prefix, int n)
+{
+    char k[32];
+    for (int i = 0; i < n; i++) {
+        snprintf(k, sizeof k, "%s%d", prefix, i);
+        ck_assert_int_eq(put(l, k, "fill", 0, 0, 0), SC_OK);
+    }
+}
+
+static void assert_value(const sc_value *v, const char *data, uint64_t version)
+{
+    ck_assert_uint_eq(sc_value_size(v), strlen(data));
+    ck_assert_str_eq((const char *)sc_value_data(v), data);
+    ck_assert_uint_eq(sc_value_version(v), version);
+}
+
+/* A pinned value outlives its entry's replacement and eviction; its
+ * store's reference waits for the pin, through a second hold taken with
+ * sc_value_ref, and goes with the last release. */
+START_TEST(test_pin_outlives_entry)
+{
+    size_t waiting0 = sc__pins_waiting();
+    sc__local *l = mk(_i ? SC_LOCAL_LFU : SC_LOCAL_LRU, 16, 0, 0, 1);
+    ck_assert_int_eq(put(l, "k", "first", 1, 0, 1), SC_OK);
+    sc_value *v = get_pinned(l, "k");
+    ck_assert(is_pin(v));
+    assert_value(v, "first", 1);
+    ck_assert_int_eq(put(l, "k", "second", 2, 0, 1), SC_OK); /* replaced */
+    churn(l, "f", 5000);
+    ck_assert(!has(l, "k"));
+    ck_assert_uint_eq(sc__pins_waiting(), waiting0 + 1);
+    assert_value(v, "first", 1);
+    ck_assert_ptr_eq(sc_value_ref(v), v);
+    sc_value_release(v); /* one hold left */
+    churn(l, "g", 1000);
+    ck_assert_uint_eq(sc__pins_waiting(), waiting0 + 1);
+    assert_value(v, "first", 1);
+    sc_value_release(v);
+    churn(l, "h", 1000);
+    ck_assert_uint_eq(sc__pins_waiting(), waiting0);
+    sc__local_free(l);
+}
+END_TEST
+
+static void *release_value(void *arg)
+{
+    assert_value(arg, "shared", 3);
+    sc_value_release(arg);
+    return NULL;
+}
+
+static void *get_and_exit(void *arg)
+{
+    return get_pinned(arg, "mine");
+}
+
+/* A pin is released by whichever thread holds it: another thread than the
+ * one that took it, and after that thread has exited. */
+START_TEST(test_pin_released_elsewhere)
+{
+    size_t waiting0 = sc__pins_waiting();
+    sc__local *l = mk(SC_LOCAL_LRU, 16, 0, 0, 1);
+    ck_assert_int_eq(put(l, "k", "shared", 3, 0, 1), SC_OK);
+    ck_assert_int_eq(put(l, "mine", "theirs", 4, 0, 1), SC_OK);
+    sc_value *v = get_pinned(l, "k");
+    ck_assert(is_pin(v));
+    ck_assert_ptr_eq(sc_value_ref(v), v);
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, release_value, v), 0);
+    ck_assert_int_eq(pthread_join(t, NULL), 0);
+    ck_assert_int_eq(pthread_create(&t, NULL, get_and_exit, l), 0);
+    void *theirs = NULL;
+    ck_assert_int_eq(pthread_join(t, &theirs), 0);
+    ck_assert(is_pin(theirs));
+    churn(l, "f", 3000);
+    ck_assert(!has(l, "k") && !has(l, "mine"));
+    ck_assert_uint_eq(sc__pins_waiting(), waiting0 + 2);
+    assert_value(v, "shared", 3); /* this thread's hold */
+    assert_value(theirs, "theirs", 4);
+    sc_value_release(theirs);
+    sc_value_release(v);
+    churn(l, "h", 3000);
+    ck_assert_uint_eq(sc__pins_waiting(), waiting0);
+    sc__local_free(l);
+}
+END_TEST
+
+/* A thread has SC__PINS pins; the gets beyond them take references. All
+ * stay valid when a clear drops every entry at once (a whole table's
+ * entries in one retirement), and every value goes when released. */
+START_TEST(test_pins_run_out)
+{
+    size_t waiting0 = sc__pins_waiting();
+    sc__local *l = mk(SC_LOCAL_LFU, 0, 0, 0, 2);
+    enum { HELD = SC__PINS + 24 };
+    sc_value *v[HELD];
+    char k[32], val[32];
+    for (int i = 0; i < HELD; i++) {
+        snprintf(k, sizeof k, "k%d", i);
+        snprintf(val, sizeof val, "value %d", i);
+        ck_assert_int_eq(put(l, k, val, (uint64_t)i + 1, 0, 1), SC_OK);
+    }
+    int pins = 0;
+    for (int i = 0; i < HELD; i++) {
+        snprintf(k, sizeof k, "k%d", i);
+        v[i] = get_pinned(l, k);
+        pins += is_pin(v[i]);
+    }
+    ck_assert_int_eq(pins, SC__PINS);
+    ck_assert_uint_eq(sc__local_clear(l, 0), HELD);
+    churn(l, "f", 3000);
+    ck_assert_uint_eq(sc__pins_waiting(), waiting0 + SC__PINS);
+    for (int i = 0; i < HELD; i++) {
+        snprintf(val, sizeof val, "value %d", i);
+        assert_value(v[i], val, (uint64_t)i + 1);
+        sc_value_release(v[i]);
+    }
+    sc__local_clear(l, 0);
+    churn(l, "g", 3000);
+    ck_assert_uint_eq(sc__pins_waiting(), waiting0);
+    /* The pins are free again. */
+    ck_assert_int_eq(put(l, "again", "yes", 1, 0, 1), SC_OK);
+    for (int i = 0; i < SC__PINS; i++) {
+        sc_value *w = get_pinned(l, "again");
+        ck_assert(is_pin(w));
+        assert_value(w, "yes", 1);
+        sc_value_release(w);
+    }
+    sc__local_free(l);
+}
+END_TEST
+
+/* A pinned value outlives its store; the next store's reclaim (or free)
+ * drops it once released. */
+START_TEST(test_pin_outlives_store)
+{
+    size_t waiting0 = sc__pins_waiting();
+    sc__local *l = mk(SC_LOCAL_LRU, 16, 0, 0, 1);
+    ck_assert_int_eq(put(l, "k", "kept", 9, 0, 1), SC_OK);
+    sc_value *v = get_pinned(l, "k");
+    ck_assert(is_pin(v));
+    sc__local_free(l);
+    ck_assert_uint_eq(sc__pins_waiting(), waiting0 + 1);
+    assert_value(v, "kept", 9);
+    sc_value_release(v);
+    l = mk(SC_LOCAL_LRU, 16, 0, 0, 1);
+    churn(l, "f", 1000);
+    ck_assert_uint_eq(sc__pins_waiting(), waiting0);
+    sc__local_free(l);
+}
+END_TEST
+
 static uint64_t hash_of_key(const char *k)
 {
     return sc__local_hash(k, strlen(k));
@@ -1068,6 +1237,10 @@ static Suite *local_suite(void)
     tcase_add_test(tc, test_hit_takes_no_lock);
     tcase_add_test(tc, test_get_with_str);
     tcase_add_test(tc, test_get_str);
+    tcase_add_loop_test(tc, test_pin_outlives_entry, 0, 2);
+    tcase_add_test(tc, test_pin_released_elsewhere);
+    tcase_add_test(tc, test_pins_run_out);
+    tcase_add_test(tc, test_pin_outlives_store);
     tcase_add_test(tc, test_prefetch_changes_nothing);
     tcase_add_loop_test(tc, test_growth_and_tombstones, 0, 2);
     tcase_add_loop_test(tc, test_load_follows_shard_size, 0, 2);

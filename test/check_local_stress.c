@@ -5,8 +5,10 @@
  * padded with one byte, so a reader can tell a torn, misfiled or freed
  * value from a good one (ASan also sees any read of freed memory, and TSan
  * any unordered one). Readers:
- *  - use sc__local_get (and keep a few values for a while before checking
- *    and releasing them, so values outlive their entries), sc__local_get_with
+ *  - use sc__local_get and sc_get's sc__local_get_str, which pins (and keep
+ *    a few values for a while before checking and releasing them, so values
+ *    outlive their entries, and hand some to the other reader, which checks
+ *    and releases them: pins released on another thread), sc__local_get_with
  *    (checked inside the callback) and sc__local_peek, and now and then
  *    sc__local_prefetch (sc_get_many's: it reads slots too);
  *  - check that, per key, the versions they see never go down: writers only
@@ -33,11 +35,20 @@
 #define NWRITERS 2
 #define HOLD 8
 
+/* A value one reader hands to another, which checks and releases it (a
+ * pin released on another thread than the one that took it). */
+struct parcel {
+    sc_value *v;
+    char key[32];
+};
+
 struct shared {
     sc__local *l;
     int unbounded;
     atomic_int stop;
     atomic_ulong bad, reads, hits;
+    pthread_mutex_t mailbox_mu;
+    struct parcel mailbox;
 };
 
 static size_t key_of(char *k, size_t cap, unsigned i)
@@ -89,6 +100,26 @@ static void check_with(const void *data, size_t len, uint64_t version, void *ud)
     c->version = version;
 }
 
+static sc_status no_entry(void *ctx, const char *key, sc_value **out)
+{
+    (void)ctx;
+    (void)key;
+    *out = NULL;
+    return SC_NOT_FOUND;
+}
+
+/* Swaps the reader's held value for the one in the mailbox. */
+static void trade(struct shared *sh, sc_value **v, char *key)
+{
+    pthread_mutex_lock(&sh->mailbox_mu);
+    struct parcel in = sh->mailbox;
+    sh->mailbox.v = *v;
+    memcpy(sh->mailbox.key, key, sizeof sh->mailbox.key);
+    *v = in.v;
+    memcpy(key, in.key, sizeof in.key);
+    pthread_mutex_unlock(&sh->mailbox_mu);
+}
+
 static void *reader(void *arg)
 {
     struct shared *sh = arg;
@@ -114,7 +145,10 @@ static void *reader(void *arg)
         }
         if (op < 4) {
             sc_value *v;
-            if (sc__local_get(sh->l, k, kl, h, &v) == SC_OK) {
+            /* Half through sc_get's path, which pins the value. */
+            sc_status got =
+                (r >> 40) & 1 ? sc__local_get_str(sh->l, k, &v, no_entry, NULL) : sc__local_get(sh->l, k, kl, h, &v);
+            if (got == SC_OK) {
                 hits++;
                 seen = sc_value_version(v);
                 if (!value_ok(k, sc_value_data(v), sc_value_size(v), seen))
@@ -128,6 +162,8 @@ static void *reader(void *arg)
                 }
                 held[slot] = v;
                 memcpy(held_key[slot], k, kl + 1);
+                if (((r >> 44) & 15) == 0)
+                    trade(sh, &held[slot], held_key[slot]);
             }
         } else if (op < 7) {
             struct with_ctx c = {.key = k};
@@ -228,6 +264,8 @@ static void run(sc__local_config cfg, int unbounded, long iters)
     atomic_init(&sh.bad, 0);
     atomic_init(&sh.reads, 0);
     atomic_init(&sh.hits, 0);
+    pthread_mutex_init(&sh.mailbox_mu, NULL);
+    size_t waiting0 = sc__pins_waiting();
     pthread_t rt[NREADERS], wt[NWRITERS];
     struct writer_arg wa[NWRITERS];
     for (int i = 0; i < NREADERS; i++)
@@ -243,6 +281,12 @@ static void run(sc__local_config cfg, int unbounded, long iters)
     atomic_store(&sh.stop, 1);
     for (int i = 0; i < NREADERS; i++)
         ck_assert_int_eq(pthread_join(rt[i], NULL), 0);
+    if (sh.mailbox.v) {
+        ck_assert(value_ok(sh.mailbox.key, sc_value_data(sh.mailbox.v), sc_value_size(sh.mailbox.v),
+                           sc_value_version(sh.mailbox.v)));
+        sc_value_release(sh.mailbox.v);
+    }
+    pthread_mutex_destroy(&sh.mailbox_mu);
     ck_assert_uint_eq(atomic_load(&sh.bad), 0);
     ck_assert_uint_gt(atomic_load(&sh.reads), 0);
 
@@ -276,6 +320,8 @@ static void run(sc__local_config cfg, int unbounded, long iters)
         ck_assert_uint_le(st.bytes, cfg.max_bytes);
     ck_assert_uint_ge(st.hits, atomic_load(&sh.hits));
     sc__local_free(sh.l);
+    /* Every pin was released: no value still waits for one. */
+    ck_assert_uint_eq(sc__pins_waiting(), waiting0);
 }
 
 START_TEST(test_readers_during_evictions)
