@@ -112,6 +112,10 @@ static inline uint64_t sc__local_hash(const char *key, size_t klen)
 /* SC_OK with *out (a new reference) or SC_NOT_FOUND (also for an expired
  * entry, which is dropped). Counts a hit or a miss. */
 sc_status sc__local_get(sc__local *l, const char *key, size_t klen, uint64_t hash, sc_value **out);
+/* sc__local_get for a value handed straight to the library's caller: the
+ * reference is a pin while the thread has one free (reclaim.c), so *out
+ * may be a pin's handle, which only the sc_value_* calls may use. */
+sc_status sc__local_get_pinned(sc__local *l, const char *key, size_t klen, uint64_t hash, sc_value **out);
 
 /* A local hit without a reference: calls fn(data, len, version, ud) once
  * with the value's bytes, borrowed for the call only, inside a read section

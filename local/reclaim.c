@@ -27,10 +27,11 @@
  * every read of an object before its free, with no suppression file.
  */
 /*
- * Pins: sc_get's hits hold their value without writing it. A reference
+ * Pins: local hits that hold their value without writing it. A reference
  * count is a line every reader of the entry writes, which two threads
  * reading the same entries pull from each other (bench/localhit: two
- * threads did 0.8x the gets of one at 10k keys). So a hit of sc_get stores
+ * threads did 0.8x the gets of one at 10k keys). So a local hit of sc_get,
+ * sc_get_ex or sc_fetch (sc__local_get_str, sc__local_get_pinned) stores
  * the value in one of its thread's SC__PINS pins instead, and hands out
  * the pin's address with the low bit set; sc_value_data and the other
  * accessors follow it to the value, and sc_value_release clears the pin:
@@ -136,7 +137,7 @@ struct sc__thread *sc__thread_register(void)
     size_t size = (sizeof(struct sc__thread) + 63) / 64 * 64;
     struct sc__thread *t = aligned_alloc(64, size);
     if (!t)
-        abort(); /* a reader cannot run without its record; 128 bytes once per thread */
+        abort(); /* a reader cannot run without its record; 384 bytes once per thread */
     memset(t, 0, size);
     atomic_init(&t->ctr, 0);
     pthread_setspecific(exit_key, t);

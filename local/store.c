@@ -39,9 +39,10 @@
  * need the shape of the traffic, and a hit not recorded costs one TLS
  * increment), and every hit from there on.
  * Hit and miss counters are per thread too, summed by sc__local_stats.
- * sc_get's hit (sc__local_get_str) pins its value in a pin of the thread's
- * own instead of counting a reference in the entry (reclaim.c), so a hit
- * of any kind writes nothing another thread reads.
+ * The hits of sc_get, sc_get_ex and sc_fetch (sc__local_get_str,
+ * sc__local_get_pinned) pin their value in a pin of the thread's own
+ * instead of counting a reference in the entry (reclaim.c), so those hits
+ * and sc_get_with's write nothing another thread reads.
  * Writes, evictions, expiry and floors stay exact: they happen under the
  * shard lock.
  *
@@ -413,6 +414,13 @@ sc_status sc__local_get(sc__local *l, const char *key, size_t klen, uint64_t has
     if (!l || !out || (!key && klen))
         return SC_ERR_INVALID;
     return find(l, key, klen, hash, NULL, NULL, out, COUNT_HIT | COUNT_MISS);
+}
+
+sc_status sc__local_get_pinned(sc__local *l, const char *key, size_t klen, uint64_t hash, sc_value **out)
+{
+    if (!l || !out || (!key && klen))
+        return SC_ERR_INVALID;
+    return find(l, key, klen, hash, NULL, NULL, out, COUNT_HIT | COUNT_MISS | PIN);
 }
 
 sc_status sc__local_peek(sc__local *l, const char *key, size_t klen, uint64_t hash, sc_value **out)

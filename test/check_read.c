@@ -1,6 +1,7 @@
 /* test/check_read.c: sc_get_with and sc_get_copy against a private
  * redis-server: local hits lent without a reference, misses read through
- * Redis like sc_get, counters, and bad arguments. */
+ * Redis like sc_get, counters, and bad arguments; and the pins that
+ * sc_get, sc_get_ex and sc_fetch answer a local hit with. */
 #include <pthread.h>
 #include <stdatomic.h>
 
@@ -257,6 +258,76 @@ START_TEST(readers_while_writing)
 }
 END_TEST
 
+static sc_status load_fails(const char *key, sc_loaded *slot, void *ud)
+{
+    (void)key;
+    (void)slot;
+    (void)ud;
+    ck_abort_msg("the loader ran on a local hit");
+    return SC_ERR_INVALID;
+}
+
+static void expect(const sc_value *v, const char *data, uint64_t version)
+{
+    ck_assert_uint_eq(sc_value_size(v), strlen(data));
+    ck_assert_str_eq(sc_value_data(v), data);
+    ck_assert_uint_eq(sc_value_version(v), version);
+}
+
+static void *release_elsewhere(void *v)
+{
+    sc_value_release(v);
+    return NULL;
+}
+
+/* sc_get, sc_get_ex and sc_fetch answer a local hit with a pin (a handle
+ * to the value, not the value: lib/ops.c, local/reclaim.c). The values
+ * outlive their entries' replacement, eviction and the pod itself, and are
+ * released on any thread. */
+START_TEST(local_hits_pin_and_outlive)
+{
+    sc_options o = test_options(NS("pin"), NULL);
+    o.local_max_entries = 16;
+    sc_cache *c = test_open(&o);
+    ck_assert_int_eq(sc_set(c, "k", "one", 3, 0), SC_OK);
+    sc_value *got, *got_ex, *fetched;
+    sc_get_info info;
+    ck_assert_int_eq(sc_get(c, "k", &got), SC_OK);
+    ck_assert_int_eq(sc_get_ex(c, "k", &got_ex, &info), SC_OK);
+    ck_assert_int_eq(info.source, SC_SOURCE_LOCAL);
+    ck_assert_int_eq(sc_fetch(c, "k", 0, load_fails, NULL, &fetched), SC_OK);
+    ck_assert((uintptr_t)got & 1);
+    ck_assert((uintptr_t)got_ex & 1);
+    ck_assert((uintptr_t)fetched & 1);
+    uint64_t one = sc_value_version(got);
+    ck_assert_ptr_eq(sc_value_ref(got), got);
+
+    ck_assert_int_eq(sc_set(c, "k", "two", 3, 0), SC_OK);
+    char key[16];
+    for (int i = 0; i < 300; i++) { /* evicts and reclaims many times over */
+        snprintf(key, sizeof key, "f%d", i);
+        ck_assert_int_eq(sc_set(c, key, "fill", 4, 0), SC_OK);
+    }
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, release_elsewhere, got), 0);
+    ck_assert_int_eq(pthread_join(t, NULL), 0);
+    expect(got, "one", one); /* the hold sc_value_ref took */
+    expect(got_ex, "one", one);
+    expect(fetched, "one", one);
+    sc_value_release(got);
+    sc_value_release(got_ex);
+    sc_value_release(fetched);
+
+    sc_value *last;
+    ck_assert_int_eq(sc_get(c, "f299", &last), SC_OK);
+    ck_assert((uintptr_t)last & 1);
+    uint64_t version = sc_value_version(last);
+    sc_close(c);
+    expect(last, "fill", version);
+    sc_value_release(last);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("read");
@@ -267,6 +338,7 @@ int main(void)
     tcase_add_test(tc, get_with_reads_redis_on_a_local_miss);
     tcase_add_test(tc, get_copy);
     tcase_add_test(tc, readers_while_writing);
+    tcase_add_test(tc, local_hits_pin_and_outlive);
     suite_add_tcase(s, tc);
     return test_run_suite(s, NULL);
 }

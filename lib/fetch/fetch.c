@@ -799,9 +799,9 @@ SC_EXPORT sc_status sc_fetch_ex(sc_cache *c, const char *key, const sc_fetch_opt
         /* The hit path: the local tier (or a cached "not found") answers,
          * nothing else is set up. */
         uint64_t t0 = sc__load_stats_hit_begin(), nv;
-        sc_status hit = sc__local_get(c->local, key, klen, hash, out) == SC_OK ? SC_OK
-                        : sc__fetch_neg_get(c, key, klen, hash, &nv)           ? SC_NOT_FOUND
-                                                                               : SC_ERR_INVALID;
+        sc_status hit = sc__local_get_pinned(c->local, key, klen, hash, out) == SC_OK ? SC_OK
+                        : sc__fetch_neg_get(c, key, klen, hash, &nv)                  ? SC_NOT_FOUND
+                                                                                      : SC_ERR_INVALID;
         if (hit != SC_ERR_INVALID) {
             sc__load_stats_hit(c->fetch->stats, t0);
             free(tags);
