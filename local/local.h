@@ -349,6 +349,7 @@ static inline void sc__unpin(struct sc__pin *p)
 
 /* Pins seen by one walk of the registry, sorted (sc__grace_bound_pins). */
 typedef struct sc__pins {
+    uint64_t walk; /* the walk that collected them (numbered in order) */
     size_t n, cap;
     const sc_value **v;
     const sc_value *inline_v[128];
@@ -368,7 +369,7 @@ void sc__pins_done(sc__pins *pins);
  * sweeps). */
 void sc__value_unstore(sc_value *v, const sc__pins *pins);
 /* Drops the store's reference of every waiting value that *pins shows
- * unpinned (after a collection). */
+ * unpinned, if *pins was collected after the walk that found it pinned. */
 void sc__pins_sweep(const sc__pins *pins);
 /* The values that wait for their pins (for tests). */
 size_t sc__pins_waiting(void);

@@ -69,6 +69,7 @@ _Alignas(64) int sc__memb;
 
 static pthread_mutex_t reg_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct sc__thread *registry;
+static uint64_t walks; /* walks of the registry that collected pins (reg_mu) */
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 static pthread_key_t exit_key;
 
@@ -204,6 +205,8 @@ static uint64_t walk(sc__pins *pins, uint64_t min)
         pins->v = pins->inline_v;
     }
     pthread_mutex_lock(&reg_mu);
+    if (pins)
+        pins->walk = ++walks;
     for (struct sc__thread *t = registry, *next; t; t = next) {
         next = t->next;
         uint64_t c = atomic_load_explicit(&t->ctr, memory_order_acquire);
@@ -254,25 +257,19 @@ static int pinned(const sc__pins *pins, const sc_value *v)
 }
 
 /* Values a store let go of while a pin held them: each still has the
- * store's reference, dropped by the first collection that finds it
- * unpinned. */
-static pthread_mutex_t wait_mu = PTHREAD_MUTEX_INITIALIZER;
-static sc_value **waiting;
-static size_t nwaiting, cwaiting;
+ * store's reference, dropped by a later collection that finds it
+ * unpinned. Later: no pin of the value can appear after the walk that
+ * found it pinned (it was retired before that walk's bound), so a walk
+ * after it sees every pin still held; an earlier walk (a collection that
+ * a concurrent writer of another store overtook) may have missed one. */
+struct waiting {
+    sc_value *v;
+    uint64_t walk; /* the walk that found it pinned */
+};
 
-static void sweep(const sc__pins *pins)
-{
-    size_t k = 0;
-    pthread_mutex_lock(&wait_mu);
-    for (size_t i = 0; i < nwaiting; i++) {
-        if (pinned(pins, waiting[i]))
-            waiting[k++] = waiting[i];
-        else
-            sc_value_release(waiting[i]);
-    }
-    nwaiting = k;
-    pthread_mutex_unlock(&wait_mu);
-}
+static pthread_mutex_t wait_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct waiting *waiting;
+static size_t nwaiting, cwaiting;
 
 void sc__value_unstore(sc_value *v, const sc__pins *pins)
 {
@@ -283,7 +280,7 @@ void sc__value_unstore(sc_value *v, const sc__pins *pins)
     pthread_mutex_lock(&wait_mu);
     if (nwaiting == cwaiting) {
         size_t cap = cwaiting ? cwaiting * 2 : 16;
-        sc_value **w = realloc(waiting, cap * sizeof *w);
+        struct waiting *w = realloc(waiting, cap * sizeof *w);
         if (!w) {
             /* Nowhere to wait: the value stays allocated (a leak under
              * out of memory, never a free under a reader). */
@@ -293,17 +290,22 @@ void sc__value_unstore(sc_value *v, const sc__pins *pins)
         waiting = w;
         cwaiting = cap;
     }
-    waiting[nwaiting++] = v;
+    waiting[nwaiting++] = (struct waiting){v, pins->walk};
     pthread_mutex_unlock(&wait_mu);
 }
 
 void sc__pins_sweep(const sc__pins *pins)
 {
+    size_t k = 0;
     pthread_mutex_lock(&wait_mu);
-    size_t n = nwaiting;
+    for (size_t i = 0; i < nwaiting; i++) {
+        if (waiting[i].walk < pins->walk && !pinned(pins, waiting[i].v))
+            sc_value_release(waiting[i].v);
+        else
+            waiting[k++] = waiting[i];
+    }
+    nwaiting = k;
     pthread_mutex_unlock(&wait_mu);
-    if (n)
-        sweep(pins);
 }
 
 size_t sc__pins_waiting(void)

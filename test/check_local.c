@@ -881,6 +881,33 @@ START_TEST(test_pins_run_out)
 }
 END_TEST
 
+/* A sweep frees a waiting value only with pins collected after the walk
+ * that found it pinned: an older collection (one a writer of another store
+ * took before this value was even pinned) does not see its pin. */
+START_TEST(test_sweep_needs_a_later_walk)
+{
+    size_t waiting0 = sc__pins_waiting();
+    sc__local *l = mk(SC_LOCAL_LRU, 16, 0, 0, 1);
+    ck_assert_int_eq(put(l, "k", "held", 5, 0, 1), SC_OK);
+    sc__pins old;
+    sc__pins_collect(&old);
+    sc_value *v = get_pinned(l, "k");
+    ck_assert(is_pin(v));
+    churn(l, "f", 3000);
+    ck_assert_uint_eq(sc__pins_waiting(), waiting0 + 1);
+    sc__pins_sweep(&old); /* v is pinned, though old shows no pin of it */
+    ck_assert_uint_eq(sc__pins_waiting(), waiting0 + 1);
+    assert_value(v, "held", 5);
+    sc_value_release(v);
+    sc__pins_sweep(&old); /* unpinned now, but old still may not judge it */
+    ck_assert_uint_eq(sc__pins_waiting(), waiting0 + 1);
+    sc__pins_done(&old);
+    churn(l, "g", 1000);
+    ck_assert_uint_eq(sc__pins_waiting(), waiting0);
+    sc__local_free(l);
+}
+END_TEST
+
 /* A pinned value outlives its store; the next store's reclaim (or free)
  * drops it once released. */
 START_TEST(test_pin_outlives_store)
@@ -1241,6 +1268,7 @@ static Suite *local_suite(void)
     tcase_add_test(tc, test_pin_released_elsewhere);
     tcase_add_test(tc, test_pins_run_out);
     tcase_add_test(tc, test_pin_outlives_store);
+    tcase_add_test(tc, test_sweep_needs_a_later_walk);
     tcase_add_test(tc, test_prefetch_changes_nothing);
     tcase_add_loop_test(tc, test_growth_and_tombstones, 0, 2);
     tcase_add_loop_test(tc, test_load_follows_shard_size, 0, 2);
