@@ -8,8 +8,9 @@
  * (header 24 bytes: _Static_assert below); a value handed out by
  * sc__local_get stays valid after the store drops it because the
  * allocation is only freed with its last reference. The accessors also
- * take the pin handles sc_get's hits hand out (odd pointers to a thread's
- * pin that holds the value: reclaim.c).
+ * take the pin handles that the local hits of sc_get, sc_get_ex and
+ * sc_fetch hand out (odd pointers to a thread's pin that holds the value:
+ * reclaim.c).
  */
 #include <stdlib.h>
 #include <string.h>
