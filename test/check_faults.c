@@ -143,7 +143,9 @@ END_TEST
 
 /* SC_DISCONNECT_STALE serves local copies, flagged, while the last proof of
  * sync is young enough; then it reads Redis. SC_DISCONNECT_BYPASS never
- * serves local copies while unsynced. */
+ * serves local copies while unsynced. A stale answer is a pin (the low bit
+ * of the handle: local/reclaim.c) and stays valid after the pod resyncs and
+ * its copy is replaced and reclaimed many times over. */
 START_TEST(stale_and_bypass_reads_while_disconnected)
 {
     sc_options o = test_options(NS("stalepol"), "stale");
@@ -162,13 +164,14 @@ START_TEST(stale_and_bypass_reads_while_disconnected)
     kill_pubsub(&g_redis);
     WAIT_UNTIL(!synced(s) && !synced(b), 2000);
 
-    sc_value *v;
+    sc_value *v, *held;
     sc_get_info info;
-    ck_assert_int_eq(sc_get_ex(s, "k", &v, &info), SC_OK);
+    ck_assert_int_eq(sc_get_ex(s, "k", &held, &info), SC_OK);
     ck_assert_int_eq(info.source, SC_SOURCE_LOCAL);
     ck_assert_int_eq(info.stale, 1);
     ck_assert_uint_le(info.sync_age_ms, 600);
-    sc_value_release(v);
+    ck_assert((uintptr_t)held & 1);
+    uint64_t held_version = sc_value_version(held);
     ck_assert_uint_ge(test_stats(s).stale_served, 1);
 
     ck_assert_int_eq(sc_get_ex(b, "k", &v, &info), SC_OK);
@@ -185,6 +188,13 @@ START_TEST(stale_and_bypass_reads_while_disconnected)
     }
     WAIT_UNTIL(synced(s) && synced(b), 5000);
     ck_assert(synced(s) && synced(b));
+
+    for (int i = 0; i < 300; i++) /* replaces, reclaims and reuses the memory of one size */
+        ck_assert_int_eq(sc_set(s, "k", i % 2 ? "w" : "x", 1, 0), SC_OK);
+    ck_assert_uint_eq(sc_value_size(held), 1);
+    ck_assert_int_eq(*(const char *)sc_value_data(held), 'v');
+    ck_assert_uint_eq(sc_value_version(held), held_version);
+    sc_value_release(held);
     sc_close(s);
     sc_close(b);
 }
