@@ -928,6 +928,175 @@ START_TEST(test_pin_outlives_store)
 }
 END_TEST
 
+/* ---- out of memory where reclaiming allocates ----
+ * This executable is linked with -Wl,--wrap=malloc,--wrap=realloc
+ * (test/CMakeLists.txt): the library's calls come here, and a test makes
+ * the next call of one size on its own thread fail. */
+static __thread size_t fail_size; /* 0: none */
+static atomic_int alloc_failures;
+
+static int fail_now(size_t size)
+{
+    if (!fail_size || size != fail_size)
+        return 0;
+    fail_size = 0;
+    atomic_fetch_add(&alloc_failures, 1);
+    return 1;
+}
+
+void *__real_malloc(size_t size);
+void *__wrap_malloc(size_t size);
+void *__wrap_malloc(size_t size)
+{
+    return fail_now(size) ? NULL : __real_malloc(size);
+}
+
+void *__real_realloc(void *p, size_t size);
+void *__wrap_realloc(void *p, size_t size);
+void *__wrap_realloc(void *p, size_t size)
+{
+    return fail_now(size) ? NULL : __real_realloc(p, size);
+}
+
+/* 9 threads x 16 pins: more than a collection holds without allocating. */
+enum { PINNERS = 9, PINNED = PINNERS * SC__PINS };
+
+typedef struct pinner {
+    sc__local *l;
+    int first;
+    pthread_barrier_t *held, *release;
+} pinner;
+
+static void *pinner_main(void *arg)
+{
+    pinner *p = arg;
+    sc_value *v[SC__PINS];
+    char k[32], val[32];
+    for (int i = 0; i < SC__PINS; i++) {
+        snprintf(k, sizeof k, "p%d", p->first + i);
+        v[i] = get_pinned(p->l, k);
+        ck_assert(is_pin(v[i]));
+    }
+    pthread_barrier_wait(p->held);
+    pthread_barrier_wait(p->release);
+    for (int i = 0; i < SC__PINS; i++) {
+        snprintf(val, sizeof val, "value %d", p->first + i);
+        assert_value(v[i], val, (uint64_t)(p->first + i) + 1);
+        sc_value_release(v[i]);
+    }
+    return NULL;
+}
+
+/* A collection of pins that cannot grow past its 128 inline places counts
+ * every value as pinned: a clear then keeps every entry waiting (none is
+ * freed under its pin), and a later complete collection frees them all. */
+START_TEST(test_pin_collection_out_of_memory)
+{
+    size_t waiting0 = sc__pins_waiting();
+    sc__local *l = mk(SC_LOCAL_LRU, 0, 0, 0, 1);
+    enum { HELD = PINNED + 56 };
+    char k[32], val[32];
+    for (int i = 0; i < HELD; i++) {
+        snprintf(k, sizeof k, "p%d", i);
+        snprintf(val, sizeof val, "value %d", i);
+        ck_assert_int_eq(put(l, k, val, (uint64_t)i + 1, 0, 1), SC_OK);
+    }
+    pthread_barrier_t held, release;
+    pthread_barrier_init(&held, NULL, PINNERS + 1);
+    pthread_barrier_init(&release, NULL, PINNERS + 1);
+    pthread_t t[PINNERS];
+    pinner p[PINNERS];
+    for (int i = 0; i < PINNERS; i++) {
+        p[i] = (pinner){l, i * SC__PINS, &held, &release};
+        ck_assert_int_eq(pthread_create(&t[i], NULL, pinner_main, &p[i]), 0);
+    }
+    pthread_barrier_wait(&held);
+    fail_size = 256 * sizeof(void *); /* the collection's first growth */
+    ck_assert_uint_eq(sc__local_clear(l, 0), HELD);
+    int failures = atomic_load(&alloc_failures);
+    ck_assert_int_eq(failures, 1);
+    ck_assert_uint_eq(sc__pins_waiting(), waiting0 + HELD);
+    pthread_barrier_wait(&release); /* the pinners check their values and release them */
+    for (int i = 0; i < PINNERS; i++)
+        ck_assert_int_eq(pthread_join(t[i], NULL), 0);
+    ck_assert_int_eq(put(l, "again", "x", 1, 0, 1), SC_OK);
+    sc__local_clear(l, 0); /* collects in full, and sweeps */
+    ck_assert_uint_eq(sc__pins_waiting(), waiting0);
+    pthread_barrier_destroy(&held);
+    pthread_barrier_destroy(&release);
+    sc__local_free(l);
+}
+END_TEST
+
+typedef struct slow_reader {
+    sc__local *l;
+    atomic_int inside, left;
+} slow_reader;
+
+/* Reads the value again after the writer's limbo failed to grow, and a
+ * while after: a writer that freed it without waiting for this section to
+ * end would have handed its memory back by then. */
+static void read_slowly(const void *data, size_t len, uint64_t version, void *ud)
+{
+    slow_reader *r = ud;
+    atomic_store(&r->inside, 1);
+    while (!atomic_load(&alloc_failures))
+        sched_yield();
+    sleep_ms(50);
+    ck_assert_uint_eq(len, 4);
+    ck_assert(memcmp(data, "slow", 4) == 0);
+    ck_assert_uint_eq(version, 7);
+    atomic_store(&r->left, 1);
+}
+
+static void *slow_reader_main(void *arg)
+{
+    slow_reader *r = arg;
+    ck_assert_int_eq(sc__local_get_with(r->l, "last", 4, sc__local_hash("last", 4), read_slowly, r), SC_OK);
+    return NULL;
+}
+
+/* A limbo that cannot grow: the writer waits out the grace period itself
+ * (sc__retire), so the value it retires outlives the read section that
+ * still reads it; what waited in the limbo is freed later all the same. */
+START_TEST(test_limbo_out_of_memory)
+{
+    sc__local *l = mk(SC_LOCAL_LRU, 0, 0, 0, 1);
+    char k[32];
+    ck_assert_int_eq(put(l, "last", "slow", 7, 0, 1), SC_OK);
+    for (int i = 0; i < 128; i++) {
+        snprintf(k, sizeof k, "r%03d", i);
+        ck_assert_int_eq(put(l, k, "fill", 1, 0, 1), SC_OK);
+    }
+    slow_reader r = {.l = l};
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, slow_reader_main, &r), 0);
+    while (!atomic_load(&r.inside))
+        sched_yield();
+    /* 128 replaced values fill the limbo (the reader's section keeps them
+     * all there), so the next retirement must grow it. */
+    for (int i = 0; i < 128; i++) {
+        snprintf(k, sizeof k, "r%03d", i);
+        ck_assert_int_eq(put(l, k, "fill", 2, 0, 1), SC_OK);
+    }
+    fail_size = 256 * sizeof(struct retired);
+    ck_assert_int_eq(put(l, "last", "done", 8, 0, 1), SC_OK);
+    int failures = atomic_load(&alloc_failures), reader_left = atomic_load(&r.left);
+    ck_assert_int_eq(failures, 1);
+    ck_assert_int_eq(reader_left, 1); /* the put waited for the reader */
+    ck_assert_int_eq(pthread_join(t, NULL), 0);
+    for (int i = 0; i < 100; i++) { /* values of the retired one's size, which reuse its memory */
+        snprintf(k, sizeof k, "g%03d", i);
+        ck_assert_int_eq(put(l, k, "fill", 1, 0, 1), SC_OK);
+    }
+    sc_value *v = get_pinned(l, "last");
+    assert_value(v, "done", 8);
+    sc_value_release(v);
+    sc__local_clear(l, 0);
+    sc__local_free(l);
+}
+END_TEST
+
 static uint64_t hash_of_key(const char *k)
 {
     return sc__local_hash(k, strlen(k));
@@ -1269,6 +1438,8 @@ static Suite *local_suite(void)
     tcase_add_test(tc, test_pins_run_out);
     tcase_add_test(tc, test_pin_outlives_store);
     tcase_add_test(tc, test_sweep_needs_a_later_walk);
+    tcase_add_test(tc, test_pin_collection_out_of_memory);
+    tcase_add_test(tc, test_limbo_out_of_memory);
     tcase_add_test(tc, test_prefetch_changes_nothing);
     tcase_add_loop_test(tc, test_growth_and_tombstones, 0, 2);
     tcase_add_loop_test(tc, test_load_follows_shard_size, 0, 2);
