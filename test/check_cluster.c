@@ -562,8 +562,7 @@ START_TEST(own_write_lost_with_its_event)
     assert_converged(pods, 2, ns, "k", 5000); /* ...and no pod serves it */
     /* Writing goes on, and the next versions reach both pods. */
     ck_assert_int_eq(sc_set(b, "k", "new", 3, 0), SC_OK);
-    WAIT_UNTIL((v = test_peek(a, "k"), strcmp(v, "lost") != 0 ? 1 : (free(v), 0)), 3000);
-    free(v);
+    TEST_ASSERT_PEEK_LEAVES(a, "k", "lost", 3000);
     assert_converged(pods, 2, ns, "k", 5000);
     sc_close(a);
     sc_close(b);

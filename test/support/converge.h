@@ -40,6 +40,16 @@ static inline char *test_peek(sc_cache *c, const char *key)
         free(peek_);                                                                                                   \
     } while (0)
 
+/* Waits up to ms for c's local copy of key to be anything but old (also
+ * none), then asserts the last copy seen. */
+#define TEST_ASSERT_PEEK_LEAVES(c, key, old, ms)                                                                       \
+    do {                                                                                                               \
+        char *peek_ = NULL;                                                                                            \
+        WAIT_UNTIL((free(peek_), peek_ = test_peek((c), (key)), strcmp(peek_, (old)) != 0), (ms));                     \
+        ck_assert_msg(strcmp(peek_, (old)) != 0, "%s: still holds %s", (key), peek_);                                  \
+        free(peek_);                                                                                                   \
+    } while (0)
+
 /* Every pod's local copy of key (when it has one) and its sc_get equal
  * Redis'; waits up to ms for the pods to converge. */
 static inline void test_assert_converged(sc_cache **pods, int npods, const char *ns, const char *key, long ms,
