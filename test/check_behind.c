@@ -578,15 +578,19 @@ START_TEST(close_abandons_a_save_that_outlives_claim_ms)
     sc_cache *c = saver_pod(NS("hung"), "taker", &s2, 20, 300);
     flush_ok(a, 10000);
     expect_row(path, "k", "v");
-    sc_close(c);
+    set_behind_ok(a, "k", "v2");
+    flush_ok(a, 10000);
+    expect_row(path, "k", "v2");
 
     /* The hung call returns at last: its thread exits without touching the
-     * closed cache (its write is an older-or-equal version: no change). */
+     * closed cache (ASan would see it), and its save carries the version it
+     * was given, older than the row's, so the row keeps v2. */
     atomic_store(&s.hold, 0);
     WAIT_UNTIL(atomic_load(&s.returned) == 1, 5000);
     ck_assert_int_eq(atomic_load(&s.returned), 1);
     test_sleep_ms(100);
-    expect_row(path, "k", "v");
+    expect_row(path, "k", "v2");
+    sc_close(c);
     sc_close(a);
     store_close(&s);
     store_close(&s2);

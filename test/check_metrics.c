@@ -228,9 +228,23 @@ START_TEST(every_family_matches_stats)
     /* No family is printed twice, and every line is a comment or a sample
      * with both labels. */
     text = metrics(b);
+    struct {
+        const char *name;
+        size_t len;
+    } types[256];
+    size_t ntypes = 0;
     for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
         if (line[0] == '#') {
             ck_assert(strncmp(line, "# HELP synccache_", 17) == 0 || strncmp(line, "# TYPE synccache_", 17) == 0);
+            if (strncmp(line, "# TYPE ", 7) == 0) {
+                size_t len = strcspn(line + 7, " ");
+                for (size_t i = 0; i < ntypes; i++)
+                    ck_assert_msg(types[i].len != len || strncmp(types[i].name, line + 7, len) != 0,
+                                  "family printed twice: %s", line);
+                ck_assert_uint_lt(ntypes, sizeof types / sizeof types[0]);
+                types[ntypes].name = line + 7;
+                types[ntypes++].len = len;
+            }
             continue;
         }
         ck_assert_msg(strncmp(line, "synccache_", 10) == 0, "line %s", line);
