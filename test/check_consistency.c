@@ -870,12 +870,23 @@ START_TEST(get_of_large_value_across_reconnect)
     o.disconnect_policy = SC_DISCONNECT_FLUSH;
     o.reconnect_min_ms = 100; /* back 50..100 ms after the drop: before the get ends */
     o.reconnect_max_ms = 100;
+    o.local_max_bytes = (size_t)1 << 30; /* a shard's share holds the big value */
     sc_cache *rd = test_open(&o);
     sc_cache *pods[2] = {w, rd};
     size_t n = 16u << 20;
     char *big = malloc(n);
     ck_assert_ptr_nonnull(big);
     memset(big, 'o', n);
+    /* Undisturbed, the reader keeps the big value it reads: a copy held
+     * after a rewrite below is the race, not a value too big to keep. */
+    ck_assert_int_eq(sc_set(w, "big", big, n, 0), SC_OK);
+    WAIT_UNTIL(quiet_on(&g_redis, ns, pods, 2), 3000);
+    sc_value *held = NULL;
+    ck_assert_int_eq(sc_get(rd, "big", &held), SC_OK);
+    sc_value_release(held);
+    ck_assert_int_eq(sc_peek(rd, "big", &held), SC_OK);
+    ck_assert_uint_eq(sc_value_size(held), n);
+    sc_value_release(held);
     const long delays[] = {1, 1, 5, 5};
     for (int i = 0; i < 4; i++) {
         ck_assert_int_eq(sc_set(w, "big", big, n, 0), SC_OK);

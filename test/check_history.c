@@ -848,6 +848,10 @@ static void run_seed(uint64_t seed)
                   seed, mode_names[cf.mode]);
     ck_assert_msg(nv == 0, "seed %" PRIu64 " mode %s: %zu violation(s) (%s), first: %s -- reproduce: %s", seed,
                   mode_names[cf.mode], nv, kinds, first, repro);
+    /* A history with nothing compared would pass whatever the pods did. */
+    ck_assert_msg(so.mono_checked > 0 && so.ryw_checked > 0,
+                  "seed %" PRIu64 " mode %s: nothing compared (%zu reads for monotonicity, %zu read-your-writes)", seed,
+                  mode_names[cf.mode], so.mono_checked, so.ryw_checked);
 }
 
 START_TEST(history)

@@ -106,7 +106,7 @@ for cmd in stats tail get invalidate delete clear; do
     run "help $cmd" 0 "$CLI" "$cmd" --help
     has "help $cmd" "$OUT" "^usage: synccache-cli \[connection options\] $cmd "
     run "help $cmd (help command)" 0 "$CLI" help "$cmd"
-    has "help $cmd (help command)" "$OUT" "$cmd"
+    has "help $cmd (help command)" "$OUT" "^usage: synccache-cli \[connection options\] $cmd "
 done
 run "help -h" 0 "$CLI" -h
 has "help -h" "$OUT" '^commands:'

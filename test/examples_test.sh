@@ -6,6 +6,7 @@
 #
 # usage: examples_test.sh PATH/TO/profile_cache PATH/TO/event_loop
 set -u
+[ $# -gt 0 ] || { echo "usage: examples_test.sh EXAMPLE..." >&2; exit 2; }
 DIR=$(mktemp -d "${TMPDIR:-/tmp}/sc-examples-XXXXXX")
 REDIS_PID=
 cleanup() {

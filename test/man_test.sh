@@ -27,6 +27,7 @@ done
 # Types: typedef'd names and the enum type names.
 types=$(grep -oE '^typedef (struct|enum) sc_[a-z_]+|\} sc_[a-z_]+;|\(\*sc_[a-z_]+_fn\)' "$HDR" |
     grep -oE 'sc_[a-z_]+' | sort -u)
+[ -n "$types" ] || fail "no types found in $HDR"
 for t in $types; do
     grep -qE "(\\\\fB$t\\\\fR|^\.B $t\b|^\.B [^\"]*\b$t\b)" "$PAGE" || fail "type $t is not in the page"
 done

@@ -54,8 +54,8 @@ for i in $(seq 1 200); do
 done
 [ -n "$ok" ] || { echo "podsim_metrics_test: no 200 from /metrics" >&2; cat "$DIR/out" >&2; exit 1; }
 sleep 2
-http_get /metrics
 fails=0
+http_get /metrics || { echo "FAIL: GET /metrics" >&2; exit 1; }
 check() {
     grep -Eq -- "$1" "$DIR/resp" || { echo "FAIL: /metrics lacks /$1/" >&2; fails=$((fails + 1)); }
 }
@@ -67,11 +67,11 @@ check '^synccache_remote_set_duration_seconds_count\{ns="podsim",pod="pod-1"\} [
 check '^synccache_propagation_delay_seconds_bucket\{ns="podsim",pod="pod-1",le="\+Inf"\} '
 check '^synccache_remote_get_duration_seconds_sum\{ns="podsim",pod="pod-1"\} '
 [ "$(grep -c '^# TYPE ' "$DIR/resp")" = 48 ] || { echo "FAIL: want 48 families" >&2; fails=$((fails + 1)); }
-http_get /
+http_get / || { echo "FAIL: GET /" >&2; fails=$((fails + 1)); }
 head -1 "$DIR/resp" | grep -q '404' || { echo "FAIL: / is not 404" >&2; fails=$((fails + 1)); }
 # Every pod serves its own numbers, on the next port.
 PORT=$((PORT + 1))
-http_get /metrics
+http_get /metrics || { echo "FAIL: GET /metrics on pod 2" >&2; exit 1; }
 check '^synccache_synced\{ns="podsim",pod="pod-2"\} 1'
 grep -q 'pod="pod-1"' "$DIR/resp" && { echo "FAIL: pod-2's port shows pod-1" >&2; fails=$((fails + 1)); }
 

@@ -316,8 +316,10 @@ void hist_converge(const hctx *x, sc_cache **pods, const int *idx, int n, vlist 
                 char key[16];
                 key_name(key, sizeof key, k);
                 truth t;
-                if (truth_get(rc, ns, key, &t) != 0)
+                if (truth_get(rc, ns, key, &t) != 0) {
+                    viol(V, "checker: Redis did not answer the truth read of %s", key);
                     continue;
+                }
                 sc_value *v = NULL;
                 sc_status s = sc_get(pods[i], key, &v);
                 if (s == SC_NOT_FOUND && !t.present)
@@ -523,8 +525,8 @@ void hist_analyse(const hctx *x, hist *hs, int nh, vlist *V, hist_stats *so)
                 }
                 ia++;
             }
-            so->mono_checked++;
             int e = b[ib].era;
+            so->mono_checked += best_r[e] != NULL; /* an earlier read to compare with */
             if (best_r[e] && g2->version < best[e]) {
                 const hrec *g1 = best_r[e];
                 viol(V,
