@@ -78,7 +78,7 @@ static __attribute__((noinline)) sc_status get_slow(sc_cache *c, const char *key
     uint64_t age = 0;
     if (!synced && c->opt.disconnect_policy == SC_DISCONNECT_STALE) {
         age = sync_age_ms(c);
-        if (age <= c->opt.stale_max_ms && sc__local_get_pinned(c->local, key, klen, hash, out) == SC_OK) {
+        if (age <= c->opt.stale_max_ms && sc__local_get_pinned(c->local, key, klen, hash, out, NULL) == SC_OK) {
             if (info) {
                 info->source = SC_SOURCE_LOCAL;
                 info->stale = 1;
@@ -128,7 +128,7 @@ SC_EXPORT sc_status sc_get_ex(sc_cache *c, const char *key, sc_value **out, sc_g
 
     uint64_t hash = sc__local_hash(key, klen);
     int synced = is_synced(c);
-    if (synced && sc__local_get_pinned(c->local, key, klen, hash, out) == SC_OK) {
+    if (synced && sc__local_get_pinned(c->local, key, klen, hash, out, NULL) == SC_OK) {
         if (info) {
             info->source = SC_SOURCE_LOCAL;
             info->stale = 0;

@@ -91,6 +91,7 @@ sc_status sc__get_many_begin(sc_cache *c, const char *const *keys, size_t n, sc_
     g->n = n;
     g->call = call;
     g->synced = atomic_load_explicit(&c->synced, memory_order_acquire);
+    int pins_left = 1; /* local hits are pinned while the thread has pins free */
     /* In groups: the keys are checked and hashed, their lines prefetched
      * (their cache misses overlap), then looked up. */
     for (size_t base = 0; base < n; base += SC__PREFETCH_GROUP) {
@@ -110,7 +111,7 @@ sc_status sc__get_many_begin(sc_cache *c, const char *const *keys, size_t n, sc_
             sc__local_prefetch(c->local, hash, k);
         for (size_t j = 0; j < k; j++) {
             size_t i = base + j;
-            if (g->synced && sc__local_get(c->local, keys[i], klen[j], hash[j], &out[i]) == SC_OK)
+            if (g->synced && sc__local_get_pinned(c->local, keys[i], klen[j], hash[j], &out[i], &pins_left) == SC_OK)
                 continue;
             /* Made at the first miss: a batch served locally allocates nothing. */
             if (!g->m && !(g->m = malloc(n * sizeof *g->m))) {

@@ -114,8 +114,12 @@ static inline uint64_t sc__local_hash(const char *key, size_t klen)
 sc_status sc__local_get(sc__local *l, const char *key, size_t klen, uint64_t hash, sc_value **out);
 /* sc__local_get for a value handed straight to the library's caller: the
  * reference is a pin while the thread has one free (reclaim.c), so *out
- * may be a pin's handle, which only the sc_value_* calls may use. */
-sc_status sc__local_get_pinned(sc__local *l, const char *key, size_t klen, uint64_t hash, sc_value **out);
+ * may be a pin's handle, which only the sc_value_* calls (and
+ * sc__value_ref) may use. pins_left (NULL, or a batch's flag that starts
+ * at 1) turns 0 once the thread's pins are all held, and the rest of the
+ * batch then takes counted references without looking at the pins. */
+sc_status sc__local_get_pinned(sc__local *l, const char *key, size_t klen, uint64_t hash, sc_value **out,
+                               int *pins_left);
 
 /* A local hit without a reference: calls fn(data, len, version, ud) once
  * with the value's bytes, borrowed for the call only, inside a read section

@@ -31,15 +31,17 @@
  * count is a line every reader of the entry writes, which two threads
  * reading the same entries pull from each other (bench/localhit: two
  * threads did 0.8x the gets of one at 10k keys). So a local hit of sc_get,
- * sc_get_ex or sc_fetch (sc__local_get_str, sc__local_get_pinned) stores
- * the value in one of its thread's SC__PINS pins instead, and hands out
- * the pin's address with the low bit set; sc_value_data and the other
- * accessors follow it to the value, and sc_value_release clears the pin:
- * plain stores to lines of the thread's own record. A release on another
- * thread writes that pin just the same (the handle says which pin), and a
- * record whose pins are still held outlives its thread. sc_value_ref on a
- * pin counts in the pin's extra, which only threads that pass one pinned
- * value around ever write.
+ * sc_get_ex, sc_get_many, sc_fetch or sc_fetch_batch (sc__local_get_str,
+ * sc__local_get_pinned) stores the value in one of its thread's SC__PINS
+ * pins instead, and hands out the pin's address with the low bit set;
+ * sc_value_data and the other accessors follow it to the value, and
+ * sc_value_release clears the pin: plain stores to lines of the thread's
+ * own record. A release on another thread writes that pin just the same
+ * (the handle says which pin), and a record whose pins are still held
+ * outlives its thread. sc_value_ref (and sc__value_ref, which a batch uses
+ * for a key asked twice) on a pin counts in the pin's extra, which only
+ * threads that pass one pinned value around ever write. A batch pins
+ * while the thread has pins free and counts references after that.
  *
  * Pins add no work to a read section's writers but one: a value a store
  * retires is released (sc__value_unstore) only if no pin holds it. The

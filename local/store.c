@@ -39,10 +39,10 @@
  * need the shape of the traffic, and a hit not recorded costs one TLS
  * increment), and every hit from there on.
  * Hit and miss counters are per thread too, summed by sc__local_stats.
- * The hits of sc_get, sc_get_ex and sc_fetch (sc__local_get_str,
- * sc__local_get_pinned) pin their value in a pin of the thread's own
- * instead of counting a reference in the entry (reclaim.c), so those hits
- * and sc_get_with's write nothing another thread reads.
+ * The hits of sc_get, sc_get_ex, sc_get_many, sc_fetch and sc_fetch_batch
+ * (sc__local_get_str, sc__local_get_pinned) pin their value in a pin of the
+ * thread's own instead of counting a reference in the entry (reclaim.c),
+ * so those hits and sc_get_with's write nothing another thread reads.
  * Writes, evictions, expiry and floors stay exact: they happen under the
  * shard lock.
  *
@@ -416,11 +416,17 @@ sc_status sc__local_get(sc__local *l, const char *key, size_t klen, uint64_t has
     return find(l, key, klen, hash, NULL, NULL, out, COUNT_HIT | COUNT_MISS);
 }
 
-sc_status sc__local_get_pinned(sc__local *l, const char *key, size_t klen, uint64_t hash, sc_value **out)
+sc_status sc__local_get_pinned(sc__local *l, const char *key, size_t klen, uint64_t hash, sc_value **out,
+                               int *pins_left)
 {
     if (!l || !out || (!key && klen))
         return SC_ERR_INVALID;
-    return find(l, key, klen, hash, NULL, NULL, out, COUNT_HIT | COUNT_MISS | PIN);
+    if (pins_left && !*pins_left)
+        return find(l, key, klen, hash, NULL, NULL, out, COUNT_HIT | COUNT_MISS);
+    sc_status s = find(l, key, klen, hash, NULL, NULL, out, COUNT_HIT | COUNT_MISS | PIN);
+    if (pins_left && s == SC_OK && !((uintptr_t)*out & 1))
+        *pins_left = 0;
+    return s;
 }
 
 sc_status sc__local_peek(sc__local *l, const char *key, size_t klen, uint64_t hash, sc_value **out)
@@ -475,8 +481,9 @@ sc_status sc__local_get_str(sc__local *l, const char *key, sc_value **out, sc__l
  * overlap instead of coming one after another: the first starts loading
  * each key's home slot, the second (the slots are in flight by then)
  * starts loading the entry a slot with the key's tag points at, for
- * writing (a lookup takes a reference there). Inside a read section: a
- * table or entry being replaced stays readable. */
+ * reading (a pinned lookup writes nothing there, and a line fetched for
+ * writing would leave every other reader's cache). Inside a read section:
+ * a table or entry being replaced stays readable. */
 void sc__local_prefetch(sc__local *l, const uint64_t *hashes, size_t n)
 {
     if (!l || !hashes)
@@ -490,7 +497,7 @@ void sc__local_prefetch(sc__local *l, const uint64_t *hashes, size_t n)
         const struct table *t = atomic_load_explicit(&shard_of(l, hashes[i])->tab, memory_order_acquire);
         uint64_t sl = atomic_load_explicit(&t->slots[home(hashes[i], t->size)], memory_order_acquire);
         if (sl != EMPTY && sl != TOMB && (sl >> 48) == tag_of(hashes[i]))
-            __builtin_prefetch(entry_of(sl), 1);
+            __builtin_prefetch(entry_of(sl));
     }
     sc__read_unlock(th);
 }
@@ -524,7 +531,9 @@ sc_status sc__local_put(sc__local *l, const char *key, size_t klen, uint64_t has
                         uint64_t known, unsigned flags)
 {
     int force = (flags & SC__PUT_FORCE) != 0;
-    if (!l || !v || (!key && klen))
+    /* A pin's handle (an odd pointer) is the caller's, never a value to
+     * store. */
+    if (!l || !v || (!key && klen) || ((uintptr_t)v & 1))
         return SC_ERR_INVALID;
     struct shard *s = shard_of(l, hash);
     uint64_t w = (uint64_t)klen + v->len;

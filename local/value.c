@@ -8,9 +8,10 @@
  * (header 24 bytes: _Static_assert below); a value handed out by
  * sc__local_get stays valid after the store drops it because the
  * allocation is only freed with its last reference. The accessors also
- * take the pin handles that the local hits of sc_get, sc_get_ex and
- * sc_fetch hand out (odd pointers to a thread's pin that holds the value:
- * reclaim.c).
+ * take the pin handles that the local hits of sc_get, sc_get_ex,
+ * sc_get_many, sc_fetch and sc_fetch_batch hand out (odd pointers to a thread's pin that
+ * holds the value: reclaim.c), and so does sc__value_ref (a batch hands
+ * one value to several of its keys); the store refuses to hold one.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -60,6 +61,11 @@ sc_value *sc__value_new(const void *data, size_t len, uint64_t version)
 
 sc_value *sc__value_ref(sc_value *v)
 {
+    if ((uintptr_t)v & 1) {
+        /* A second hold of the pin, released through the same pointer. */
+        atomic_fetch_add_explicit(&sc__pin_of(v)->extra, 1, memory_order_relaxed);
+        return v;
+    }
     /* Taking a reference needs no ordering: the caller already holds one, so
      * the value cannot be freed concurrently. */
     atomic_fetch_add_explicit(&v->refs, 1, memory_order_relaxed);
@@ -92,11 +98,6 @@ SC_EXPORT uint64_t sc_value_version(const sc_value *v)
 
 SC_EXPORT sc_value *sc_value_ref(const sc_value *v)
 {
-    if ((uintptr_t)v & 1) {
-        /* A second hold of the pin, released through the same pointer. */
-        atomic_fetch_add_explicit(&sc__pin_of(v)->extra, 1, memory_order_relaxed);
-        return (sc_value *)v;
-    }
     return v ? sc__value_ref((sc_value *)v) : NULL;
 }
 

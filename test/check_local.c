@@ -528,6 +528,8 @@ START_TEST(test_bad_input)
     ck_assert_int_eq(sc__local_put(NULL, "k", 1, 0, v, 0, 0, 0), SC_ERR_INVALID);
     ck_assert_int_eq(sc__local_put(l, NULL, 1, 0, v, 0, 0, 0), SC_ERR_INVALID);
     ck_assert_int_eq(sc__local_put(l, "k", 1, 0, NULL, 0, 0, 0), SC_ERR_INVALID);
+    /* A pin's handle is never stored (it is not a value). */
+    ck_assert_int_eq(sc__local_put(l, "k", 1, 0, (sc_value *)((uintptr_t)v | 1), 0, 0, 0), SC_ERR_INVALID);
     ck_assert_int_ne(sc__local_get(NULL, "k", 1, 0, &out), SC_OK);
     ck_assert_int_ne(sc__local_get(l, "k", 1, 0, NULL), SC_OK);
     ck_assert_int_ne(sc__local_get(l, NULL, 1, 0, &out), SC_OK);

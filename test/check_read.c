@@ -331,6 +331,97 @@ START_TEST(local_hits_pin_and_outlive)
 }
 END_TEST
 
+/* sc_get_many's local hits are pins too, while the thread has pins free
+ * (16), and counted references after that; every value outlives its
+ * entry's replacement and eviction. */
+START_TEST(get_many_hits_pin_and_outlive)
+{
+    sc_options o = test_options(NS("pinmany"), NULL);
+    o.local_max_entries = 64;
+    sc_cache *c = test_open(&o);
+    enum { N = 20 };
+    char names[N][16], vals[N][16];
+    const char *keys[N];
+    for (int i = 0; i < N; i++) {
+        snprintf(names[i], sizeof names[i], "m%d", i);
+        snprintf(vals[i], sizeof vals[i], "value %d", i);
+        keys[i] = names[i];
+        ck_assert_int_eq(sc_set(c, keys[i], vals[i], strlen(vals[i]), 0), SC_OK);
+    }
+    uint64_t versions[N];
+    sc_value *out[N];
+    ck_assert_int_eq(sc_get_many(c, keys, N, out), SC_OK);
+    int pins = 0;
+    for (int i = 0; i < N; i++) {
+        pins += (int)((uintptr_t)out[i] & 1);
+        versions[i] = sc_value_version(out[i]);
+        expect(out[i], vals[i], versions[i]);
+    }
+    ck_assert_int_eq(pins, 16);
+    char key[16];
+    for (int i = 0; i < N; i++)
+        ck_assert_int_eq(sc_set(c, keys[i], "new", 3, 0), SC_OK);
+    for (int i = 0; i < 300; i++) { /* evicts and reclaims many times over */
+        snprintf(key, sizeof key, "f%d", i);
+        ck_assert_int_eq(sc_set(c, key, "fill", 4, 0), SC_OK);
+    }
+    for (int i = 0; i < N; i++) {
+        expect(out[i], vals[i], versions[i]);
+        if (i % 2) {
+            sc_value_release(out[i]);
+        } else {
+            pthread_t t;
+            ck_assert_int_eq(pthread_create(&t, NULL, release_elsewhere, out[i]), 0);
+            ck_assert_int_eq(pthread_join(t, NULL), 0);
+        }
+    }
+    sc_close(c);
+}
+END_TEST
+
+static sc_status load_batch_fails(const char *const *keys, size_t n, sc_loaded *const *slots, void *ud)
+{
+    (void)keys;
+    (void)n;
+    (void)slots;
+    (void)ud;
+    ck_abort_msg("the batch loader ran on local hits");
+    return SC_ERR_INVALID;
+}
+
+/* sc_fetch_batch's local hits are pins as well; a key asked twice gets the
+ * same pin twice (two holds), and each hold is released on its own. */
+START_TEST(fetch_batch_hits_pin_and_outlive)
+{
+    sc_options o = test_options(NS("pinbatch"), NULL);
+    o.local_max_entries = 64;
+    sc_cache *c = test_open(&o);
+    ck_assert_int_eq(sc_set(c, "a", "first", 5, 0), SC_OK);
+    ck_assert_int_eq(sc_set(c, "b", "second", 6, 0), SC_OK);
+    const char *keys[] = {"a", "b", "a"};
+    sc_value *out[3];
+    ck_assert_int_eq(sc_fetch_batch(c, keys, 3, 0, load_batch_fails, NULL, out), SC_OK);
+    for (int i = 0; i < 3; i++)
+        ck_assert((uintptr_t)out[i] & 1);
+    ck_assert_ptr_eq(out[0], out[2]);
+    uint64_t va = sc_value_version(out[0]), vb = sc_value_version(out[1]);
+    ck_assert_int_eq(sc_set(c, "a", "new", 3, 0), SC_OK);
+    ck_assert_int_eq(sc_set(c, "b", "new", 3, 0), SC_OK);
+    char key[16];
+    for (int i = 0; i < 300; i++) { /* evicts and reclaims many times over */
+        snprintf(key, sizeof key, "f%d", i);
+        ck_assert_int_eq(sc_set(c, key, "fill", 4, 0), SC_OK);
+    }
+    expect(out[0], "first", va);
+    expect(out[1], "second", vb);
+    sc_value_release(out[0]);
+    expect(out[2], "first", va); /* the other hold */
+    sc_value_release(out[2]);
+    sc_value_release(out[1]);
+    sc_close(c);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("read");
@@ -342,6 +433,8 @@ int main(void)
     tcase_add_test(tc, get_copy);
     tcase_add_test(tc, readers_while_writing);
     tcase_add_test(tc, local_hits_pin_and_outlive);
+    tcase_add_test(tc, get_many_hits_pin_and_outlive);
+    tcase_add_test(tc, fetch_batch_hits_pin_and_outlive);
     suite_add_tcase(s, tc);
     return test_run_suite(s, NULL);
 }

@@ -598,10 +598,13 @@ static void run_all(call **cls, size_t n)
     for (size_t j = 0; j < n; j++) {
         call *cl = cls[j];
         sc_cache *c = cl->c;
-        /* Eventual: the local tier answers without any flight or Redis. */
+        /* Eventual: the local tier answers without any flight or Redis,
+         * its hits pinned while the thread has pins free (they go only to
+         * the caller, duplicates by sc__value_ref). */
         if (cl->local_checked || c->opt.consistency != SC_EVENTUAL || !sc__fetch_synced(c))
             continue;
         cl->local_checked = 1;
+        int pins_left = 1;
         /* In groups whose lines are prefetched first, so their cache
          * misses overlap (as sc_get_many's). */
         for (size_t base = 0; base < cl->m; base += SC__PREFETCH_GROUP) {
@@ -614,7 +617,7 @@ static void run_all(call **cls, size_t n)
                 fkey *k = &cl->k[i];
                 sc_value *v;
                 uint64_t nv;
-                if (sc__local_get(c->local, k->key, k->klen, k->hash, &v) == SC_OK)
+                if (sc__local_get_pinned(c->local, k->key, k->klen, k->hash, &v, &pins_left) == SC_OK)
                     sc__fetch_key_done(k, SC_OK, v);
                 else if (sc__fetch_neg_get(c, k->key, k->klen, k->hash, &nv))
                     sc__fetch_key_done(k, SC_NOT_FOUND, NULL);
@@ -799,9 +802,9 @@ SC_EXPORT sc_status sc_fetch_ex(sc_cache *c, const char *key, const sc_fetch_opt
         /* The hit path: the local tier (or a cached "not found") answers,
          * nothing else is set up. */
         uint64_t t0 = sc__load_stats_hit_begin(), nv;
-        sc_status hit = sc__local_get_pinned(c->local, key, klen, hash, out) == SC_OK ? SC_OK
-                        : sc__fetch_neg_get(c, key, klen, hash, &nv)                  ? SC_NOT_FOUND
-                                                                                      : SC_ERR_INVALID;
+        sc_status hit = sc__local_get_pinned(c->local, key, klen, hash, out, NULL) == SC_OK ? SC_OK
+                        : sc__fetch_neg_get(c, key, klen, hash, &nv)                        ? SC_NOT_FOUND
+                                                                                            : SC_ERR_INVALID;
         if (hit != SC_ERR_INVALID) {
             sc__load_stats_hit(c->fetch->stats, t0);
             free(tags);
