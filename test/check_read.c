@@ -283,6 +283,17 @@ static void *release_elsewhere(void *v)
     return NULL;
 }
 
+/* 300 sets of fresh keys f0..f299: a local tier bounded well below that
+ * evicts and reclaims many times over. */
+static void fill(sc_cache *c)
+{
+    char key[16];
+    for (int i = 0; i < 300; i++) {
+        snprintf(key, sizeof key, "f%d", i);
+        ck_assert_int_eq(sc_set(c, key, "fill", 4, 0), SC_OK);
+    }
+}
+
 /* sc_get, sc_get_ex and sc_fetch answer a local hit with a pin (a handle
  * to the value, not the value: lib/ops.c, local/reclaim.c). The values
  * outlive their entries' replacement, eviction and the pod itself, and are
@@ -306,11 +317,7 @@ START_TEST(local_hits_pin_and_outlive)
     ck_assert_ptr_eq(sc_value_ref(got), got);
 
     ck_assert_int_eq(sc_set(c, "k", "two", 3, 0), SC_OK);
-    char key[16];
-    for (int i = 0; i < 300; i++) { /* evicts and reclaims many times over */
-        snprintf(key, sizeof key, "f%d", i);
-        ck_assert_int_eq(sc_set(c, key, "fill", 4, 0), SC_OK);
-    }
+    fill(c);
     pthread_t t;
     ck_assert_int_eq(pthread_create(&t, NULL, release_elsewhere, got), 0);
     ck_assert_int_eq(pthread_join(t, NULL), 0);
@@ -358,13 +365,9 @@ START_TEST(get_many_hits_pin_and_outlive)
         expect(out[i], vals[i], versions[i]);
     }
     ck_assert_int_eq(pins, 16);
-    char key[16];
     for (int i = 0; i < N; i++)
         ck_assert_int_eq(sc_set(c, keys[i], "new", 3, 0), SC_OK);
-    for (int i = 0; i < 300; i++) { /* evicts and reclaims many times over */
-        snprintf(key, sizeof key, "f%d", i);
-        ck_assert_int_eq(sc_set(c, key, "fill", 4, 0), SC_OK);
-    }
+    fill(c);
     for (int i = 0; i < N; i++) {
         expect(out[i], vals[i], versions[i]);
         if (i % 2) {
@@ -407,11 +410,7 @@ START_TEST(fetch_batch_hits_pin_and_outlive)
     uint64_t va = sc_value_version(out[0]), vb = sc_value_version(out[1]);
     ck_assert_int_eq(sc_set(c, "a", "new", 3, 0), SC_OK);
     ck_assert_int_eq(sc_set(c, "b", "new", 3, 0), SC_OK);
-    char key[16];
-    for (int i = 0; i < 300; i++) { /* evicts and reclaims many times over */
-        snprintf(key, sizeof key, "f%d", i);
-        ck_assert_int_eq(sc_set(c, key, "fill", 4, 0), SC_OK);
-    }
+    fill(c);
     expect(out[0], "first", va);
     expect(out[1], "second", vb);
     sc_value_release(out[0]);
