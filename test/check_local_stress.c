@@ -5,12 +5,14 @@
  * padded with one byte, so a reader can tell a torn, misfiled or freed
  * value from a good one (ASan also sees any read of freed memory, and TSan
  * any unordered one). Readers:
- *  - use sc__local_get and sc_get's sc__local_get_str, which pins (and keep
- *    a few values for a while before checking and releasing them, so values
- *    outlive their entries, and hand some to the other reader, which checks
- *    and releases them: pins released on another thread), sc__local_get_with
- *    (checked inside the callback) and sc__local_peek, and now and then
- *    sc__local_prefetch (sc_get_many's: it reads slots too);
+ *  - use sc__local_get, sc_get's sc__local_get_str, which pins, and the
+ *    batch reads' sc__local_get_pinned, which pins until the thread's pins
+ *    are all held (and keep a few values for a while before checking and
+ *    releasing them, so values outlive their entries, and hand some to the
+ *    other reader, which checks and releases them: pins released on another
+ *    thread), sc__local_get_with (checked inside the callback) and
+ *    sc__local_peek, and now and then sc__local_prefetch (sc_get_many's: it
+ *    reads slots too);
  *  - check that, per key, the versions they see never go down: writers only
  *    make ordered puts (known = version), and every way an entry leaves
  *    raises the key's floor to its version, so once a version was visible
@@ -34,7 +36,7 @@
 #define NKEYS 2048
 #define NREADERS 2
 #define NWRITERS 2
-#define HOLD 8
+#define HOLD 20 /* more than a thread's 16 pins: gets past them take counted references */
 
 /* The floor stripe of a key's hash (local/shard.h stripe_of). */
 static unsigned stripe(uint64_t hash)
@@ -133,13 +135,16 @@ static void *reader(void *arg)
     uint64_t *last = calloc(NKEYS, sizeof *last);
     sc_value *held[HOLD] = {0};
     char held_key[HOLD][32];
-    unsigned long r = (unsigned long)(uintptr_t)arg ^ 0x9e3779b97f4a7c15ul, bad = 0, hits = 0, hits_while_writing = 0;
+    unsigned long r = (unsigned long)(uintptr_t)arg ^ 0x9e3779b97f4a7c15ul, bad = 0, hits = 0, hits_while_writing = 0,
+                  reads = 0;
+    int pins_left = 1;
     char k[32];
     while (!atomic_load(&sh->stop)) {
         r = r * 6364136223846793005ul + 1442695040888963407ul;
         unsigned i = (unsigned)((r >> 33) % NKEYS), op = (unsigned)((r >> 20) % 8);
         size_t kl = key_of(k, sizeof k, i);
         uint64_t h = sc__local_hash(k, kl), seen = 0;
+        reads++;
         if ((r & 7) == 0) { /* sc_get_many's prefetch: reads slots while tables are replaced */
             uint64_t hs[4];
             char pk[32];
@@ -151,9 +156,15 @@ static void *reader(void *arg)
         }
         if (op < 4) {
             sc_value *v;
-            /* Half through sc_get's path, which pins the value. */
-            sc_status got =
-                (r >> 40) & 1 ? sc__local_get_str(sh->l, k, &v, no_entry, NULL) : sc__local_get(sh->l, k, kl, h, &v);
+            /* Half through sc_get's path, which pins the value, a quarter
+             * as a batch does (pinned while pins are free, then counted
+             * for the rest of a "batch" of 32 reads), a quarter counted. */
+            if (reads % 32 == 0)
+                pins_left = 1;
+            unsigned how = (unsigned)(r >> 40) & 3;
+            sc_status got = how < 2    ? sc__local_get_str(sh->l, k, &v, no_entry, NULL)
+                            : how == 2 ? sc__local_get_pinned(sh->l, k, kl, h, &v, &pins_left)
+                                       : sc__local_get(sh->l, k, kl, h, &v);
             if (got == SC_OK) {
                 hits++;
                 seen = sc_value_version(v);
