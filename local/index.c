@@ -54,22 +54,31 @@ uint32_t sc__table_find(const struct table *t, const char *key, size_t klen, uin
     return UINT32_MAX;
 }
 
-void sc__free_retired(uintptr_t p, const sc__pins *pins)
+int sc__free_retired(uintptr_t p, const sc__pins *pins)
 {
     unsigned kind = (unsigned)(p & 3);
     void *o = (void *)(p & ~(uintptr_t)3);
-    if (kind == R_VALUE) {
-        sc__value_unstore(o, pins);
-        return;
-    }
+    if (kind == R_VALUE)
+        return sc__value_unstore(o, pins);
     struct table *t = o;
-    if (kind == R_TABLE_ENTRIES)
+    if (kind == R_TABLE_ENTRIES) {
+        int kept = 0;
         for (uint32_t i = 0; i < t->size; i++) {
             uint64_t sl = atomic_load_explicit(&t->slots[i], memory_order_relaxed);
-            if (sl > TOMB)
-                sc__value_unstore(entry_of(sl), pins);
+            if (sl <= TOMB)
+                continue;
+            /* No reader has this table any more: an entry let go is
+             * cleared, so a later call lets go only of what is left. */
+            if (sc__value_unstore(entry_of(sl), pins) == 0)
+                atomic_store_explicit(&t->slots[i], EMPTY, memory_order_relaxed);
+            else
+                kept = 1;
         }
+        if (kept)
+            return -1;
+    }
     free(t);
+    return 0;
 }
 
 /* Frees what no reader can still see (a value a reader pinned waits for
@@ -81,12 +90,9 @@ static void reclaim(struct shard *s)
     sc__pins pins;
     uint64_t bound = sc__grace_bound_pins(&pins);
     size_t k = 0;
-    for (size_t i = 0; i < s->nlimbo; i++) {
-        if (s->limbo[i].tag < bound)
-            sc__free_retired(s->limbo[i].p, &pins);
-        else
-            s->limbo[k++] = s->limbo[i];
-    }
+    for (size_t i = 0; i < s->nlimbo; i++)
+        if (s->limbo[i].tag >= bound || sc__free_retired(s->limbo[i].p, &pins) != 0)
+            s->limbo[k++] = s->limbo[i]; /* still seen, or pinned with no room to wait */
     s->nlimbo = k;
     s->poll_at = k * 2 > LIMBO_MIN ? k * 2 : LIMBO_MIN;
     sc__pins_sweep(&pins);
@@ -100,11 +106,13 @@ void sc__retire(struct shard *s, void *p, unsigned kind)
         size_t cap = s->climbo ? s->climbo * 2 : LIMBO_MIN;
         struct retired *r = realloc(s->limbo, cap * sizeof *r);
         if (!r) {
-            /* No room to defer: wait out the grace period here. */
+            /* No room to defer: wait out the grace period here. A pinned
+             * value with no room to wait either stays allocated (a leak
+             * under out of memory, never a free under a reader). */
             sc__pins pins;
             sc__synchronize(tag);
             sc__pins_collect(&pins);
-            sc__free_retired((uintptr_t)p | kind, &pins);
+            (void)sc__free_retired((uintptr_t)p | kind, &pins);
             sc__pins_done(&pins);
             return;
         }

@@ -370,8 +370,9 @@ void sc__pins_done(sc__pins *pins);
 /* Drops a store's reference to a value it no longer holds, once no reader
  * can find it: now if no pin holds it, else when its pins are released
  * (the value waits in a process-wide list that every later collection
- * sweeps). */
-void sc__value_unstore(sc_value *v, const sc__pins *pins);
+ * sweeps). -1 when it is pinned and the list cannot grow (out of memory):
+ * the caller keeps the value and tries again later. */
+int sc__value_unstore(sc_value *v, const sc__pins *pins);
 /* Drops the store's reference of every waiting value that *pins shows
  * unpinned, if *pins was collected after the walk that found it pinned. */
 void sc__pins_sweep(const sc__pins *pins);

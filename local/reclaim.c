@@ -273,27 +273,26 @@ static pthread_mutex_t wait_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct waiting *waiting;
 static size_t nwaiting, cwaiting;
 
-void sc__value_unstore(sc_value *v, const sc__pins *pins)
+int sc__value_unstore(sc_value *v, const sc__pins *pins)
 {
     if (!pinned(pins, v)) {
         sc_value_release(v);
-        return;
+        return 0;
     }
     pthread_mutex_lock(&wait_mu);
     if (nwaiting == cwaiting) {
         size_t cap = cwaiting ? cwaiting * 2 : 16;
         struct waiting *w = realloc(waiting, cap * sizeof *w);
         if (!w) {
-            /* Nowhere to wait: the value stays allocated (a leak under
-             * out of memory, never a free under a reader). */
             pthread_mutex_unlock(&wait_mu);
-            return;
+            return -1; /* the caller keeps it */
         }
         waiting = w;
         cwaiting = cap;
     }
     waiting[nwaiting++] = (struct waiting){v, pins->walk};
     pthread_mutex_unlock(&wait_mu);
+    return 0;
 }
 
 void sc__pins_sweep(const sc__pins *pins)

@@ -238,8 +238,10 @@ static inline uint32_t home(uint64_t hash, uint32_t size)
 struct table *sc__table_new(uint32_t size);
 uint32_t sc__table_find(const struct table *t, const char *key, size_t klen, uint64_t hash, uint32_t *free_pos);
 /* Frees a retired object now (its kind in the low bits of p); the store's
- * reference of a value pinned in *pins waits for its pins. */
-void sc__free_retired(uintptr_t p, const sc__pins *pins);
+ * reference of a value pinned in *pins waits for its pins. -1 when a
+ * pinned value found no room to wait (out of memory): the caller keeps p
+ * and calls again later (a table keeps only the entries still held). */
+int sc__free_retired(uintptr_t p, const sc__pins *pins);
 /* Hands p to the shard's limbo, freed after a grace period. */
 void sc__retire(struct shard *s, void *p, unsigned kind);
 /* Makes room for one more entry (may rebuild the table); -1 on no memory. */

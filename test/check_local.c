@@ -1099,6 +1099,48 @@ START_TEST(test_limbo_out_of_memory)
 }
 END_TEST
 
+/* A pinned value whose store lets go of it while the waiting list cannot
+ * grow stays in the store's limbo (still the store's reference, still
+ * readable), and a later poll moves it to the list; nothing leaks (ASan's
+ * leak check) and nothing is freed under the pin or released twice. Loop
+ * 0: the value was replaced; 1: a clear retired its whole table, whose
+ * other entries go at once while the table waits with the pinned one.
+ * Each test runs in a process of its own (Check's fork mode), so the list
+ * starts empty and its first allocation is 16 places. */
+START_TEST(test_waiting_list_out_of_memory)
+{
+    size_t waiting0 = sc__pins_waiting();
+    sc__local *l = mk(SC_LOCAL_LRU, 16, 0, 0, 1);
+    ck_assert_int_eq(put(l, "k", "held", 5, 0, 1), SC_OK);
+    ck_assert_int_eq(put(l, "other", "free", 1, 0, 1), SC_OK);
+    sc_value *v = get_pinned(l, "k");
+    ck_assert(is_pin(v));
+    fail_size = 16 * (sizeof(void *) + sizeof(uint64_t)); /* the list's first places */
+    char k[32];
+    if (_i) {
+        ck_assert_uint_eq(sc__local_clear(l, 0), 2); /* polls at once: a table */
+    } else {
+        ck_assert_int_eq(put(l, "k", "newer", 6, 0, 1), SC_OK); /* v goes to the limbo */
+        for (int i = 0; i < 1000 && !atomic_load(&alloc_failures); i++) {
+            snprintf(k, sizeof k, "f%d", i);
+            ck_assert_int_eq(put(l, k, "fill", 0, 0, 0), SC_OK);
+        }
+    }
+    int failures = atomic_load(&alloc_failures);
+    ck_assert_int_eq(failures, 1);
+    ck_assert_uint_eq(sc__pins_waiting(), waiting0); /* not listed: kept in the limbo */
+    ck_assert_uint_ge(l->shards[0].nlimbo, 1);
+    assert_value(v, "held", 5);
+    churn(l, "g", 1000); /* the next polls list it */
+    ck_assert_uint_eq(sc__pins_waiting(), waiting0 + 1);
+    assert_value(v, "held", 5);
+    sc_value_release(v);
+    churn(l, "h", 1000);
+    ck_assert_uint_eq(sc__pins_waiting(), waiting0);
+    sc__local_free(l);
+}
+END_TEST
+
 static uint64_t hash_of_key(const char *k)
 {
     return sc__local_hash(k, strlen(k));
@@ -1442,6 +1484,7 @@ static Suite *local_suite(void)
     tcase_add_test(tc, test_sweep_needs_a_later_walk);
     tcase_add_test(tc, test_pin_collection_out_of_memory);
     tcase_add_test(tc, test_limbo_out_of_memory);
+    tcase_add_loop_test(tc, test_waiting_list_out_of_memory, 0, 2);
     tcase_add_test(tc, test_prefetch_changes_nothing);
     tcase_add_loop_test(tc, test_growth_and_tombstones, 0, 2);
     tcase_add_loop_test(tc, test_load_follows_shard_size, 0, 2);
