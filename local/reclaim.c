@@ -50,8 +50,9 @@
  * section's release store of ctr orders it), and a value retired before
  * the bound can no longer be pinned by anyone. A pinned one waits in a
  * process-wide list that every later collection sweeps (a writer's poll
- * of its limbo, a store's free), still holding the store's reference.
- * Values that never were in a store, and every get beyond a thread's
+ * of its limbo, a store's free), still holding the store's reference; when
+ * that list cannot grow (out of memory) it stays in its shard's limbo and
+ * a later poll tries again. Values that never were in a store, and every get beyond a thread's
  * SC__PINS held values, keep plain reference counts.
  */
 #include <linux/membarrier.h>
