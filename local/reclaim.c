@@ -52,8 +52,8 @@
  * process-wide list that every later collection sweeps (a writer's poll
  * of its limbo, a store's free), still holding the store's reference; when
  * that list cannot grow (out of memory) it stays in its shard's limbo and
- * a later poll tries again. Values that never were in a store, and every get beyond a thread's
- * SC__PINS held values, keep plain reference counts.
+ * a later poll tries again. Values that never were in a store, and every
+ * get beyond a thread's SC__PINS held values, keep plain reference counts.
  */
 #include <linux/membarrier.h>
 #include <pthread.h>
