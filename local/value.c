@@ -9,9 +9,10 @@
  * sc__local_get stays valid after the store drops it because the
  * allocation is only freed with its last reference. The accessors also
  * take the pin handles that the local hits of sc_get, sc_get_ex,
- * sc_get_many, sc_fetch and sc_fetch_batch hand out (odd pointers to a thread's pin that
- * holds the value: reclaim.c), and so does sc__value_ref (a batch hands
- * one value to several of its keys); the store refuses to hold one.
+ * sc_get_many, sc_fetch and sc_fetch_batch hand out (odd pointers to a
+ * thread's pin that holds the value: reclaim.c), and so does sc__value_ref
+ * (a batch hands one value to several of its keys); the store refuses to
+ * hold one.
  */
 #include <stdlib.h>
 #include <string.h>

@@ -73,7 +73,8 @@ static void sleep_ms(unsigned ms)
 }
 
 /* A hit takes no lock (issue 11): with every shard's lock held by this
- * thread, a reader still gets every key, by reference and borrowed, and
+ * thread, a reader still gets every key, by reference, pinned (after a
+ * batch's prefetch) and borrowed, and
  * enough hits to fill its read buffers (their drains only try the lock).
  * A hit that locked its shard would wait here until the locks go. */
 enum { NOLOCK_KEYS = 512, NOLOCK_ROUNDS = 200 };
@@ -113,6 +114,14 @@ static void *nolock_reader_main(void *arg)
             long with = 0;
             if (sc__local_get_with(r->l, k, strlen(k), h, count_bytes, &with) == SC_OK)
                 r->hits += with;
+            /* Pinned, as sc_get_ex's and a batch's hits are, after a
+             * batch's prefetch. */
+            int pins_left = 1;
+            sc__local_prefetch(r->l, &h, 1);
+            if (sc__local_get_pinned(r->l, k, strlen(k), h, &v, &pins_left) == SC_OK) {
+                r->hits++;
+                sc_value_release(v);
+            }
         }
     atomic_store(&r->done, 1);
     return NULL;
@@ -143,7 +152,7 @@ START_TEST(test_hit_takes_no_lock)
             pthread_mutex_unlock(&l->shards[s].mu);
         pthread_join(t, NULL);
         ck_assert_msg(done, "policy %d: hits waited for a shard's lock", (int)policies[p]);
-        ck_assert_int_eq(r.hits, 2L * NOLOCK_ROUNDS * NOLOCK_KEYS);
+        ck_assert_int_eq(r.hits, 3L * NOLOCK_ROUNDS * NOLOCK_KEYS);
         sc__local_free(l);
     }
 }
@@ -767,6 +776,31 @@ static void assert_value(const sc_value *v, const char *data, uint64_t version)
     ck_assert_uint_eq(sc_value_version(v), version);
 }
 
+/* Keys prefix0 .. prefix(n-1), key i holding "value i" at version i + 1. */
+static void put_numbered(sc__local *l, const char *prefix, int n)
+{
+    char k[32], val[32];
+    for (int i = 0; i < n; i++) {
+        snprintf(k, sizeof k, "%s%d", prefix, i);
+        snprintf(val, sizeof val, "value %d", i);
+        ck_assert_int_eq(put(l, k, val, (uint64_t)i + 1, 0, 1), SC_OK);
+    }
+}
+
+static sc_value *get_numbered(sc__local *l, const char *prefix, int i)
+{
+    char k[32];
+    snprintf(k, sizeof k, "%s%d", prefix, i);
+    return get_pinned(l, k);
+}
+
+static void assert_numbered(const sc_value *v, int i)
+{
+    char val[32];
+    snprintf(val, sizeof val, "value %d", i);
+    assert_value(v, val, (uint64_t)i + 1);
+}
+
 /* A pinned value outlives its entry's replacement and eviction; its
  * store's reference waits for the pin, through a second hold taken with
  * sc_value_ref, and goes with the last release. */
@@ -847,16 +881,10 @@ START_TEST(test_pins_run_out)
     sc__local *l = mk(SC_LOCAL_LFU, 0, 0, 0, 2);
     enum { HELD = SC__PINS + 24 };
     sc_value *v[HELD];
-    char k[32], val[32];
-    for (int i = 0; i < HELD; i++) {
-        snprintf(k, sizeof k, "k%d", i);
-        snprintf(val, sizeof val, "value %d", i);
-        ck_assert_int_eq(put(l, k, val, (uint64_t)i + 1, 0, 1), SC_OK);
-    }
+    put_numbered(l, "k", HELD);
     int pins = 0;
     for (int i = 0; i < HELD; i++) {
-        snprintf(k, sizeof k, "k%d", i);
-        v[i] = get_pinned(l, k);
+        v[i] = get_numbered(l, "k", i);
         pins += is_pin(v[i]);
     }
     ck_assert_int_eq(pins, SC__PINS);
@@ -864,8 +892,7 @@ START_TEST(test_pins_run_out)
     churn(l, "f", 3000);
     ck_assert_uint_eq(sc__pins_waiting(), waiting0 + SC__PINS);
     for (int i = 0; i < HELD; i++) {
-        snprintf(val, sizeof val, "value %d", i);
-        assert_value(v[i], val, (uint64_t)i + 1);
+        assert_numbered(v[i], i);
         sc_value_release(v[i]);
     }
     sc__local_clear(l, 0);
@@ -973,17 +1000,14 @@ static void *pinner_main(void *arg)
 {
     pinner *p = arg;
     sc_value *v[SC__PINS];
-    char k[32], val[32];
     for (int i = 0; i < SC__PINS; i++) {
-        snprintf(k, sizeof k, "p%d", p->first + i);
-        v[i] = get_pinned(p->l, k);
+        v[i] = get_numbered(p->l, "p", p->first + i);
         ck_assert(is_pin(v[i]));
     }
     pthread_barrier_wait(p->held);
     pthread_barrier_wait(p->release);
     for (int i = 0; i < SC__PINS; i++) {
-        snprintf(val, sizeof val, "value %d", p->first + i);
-        assert_value(v[i], val, (uint64_t)(p->first + i) + 1);
+        assert_numbered(v[i], p->first + i);
         sc_value_release(v[i]);
     }
     return NULL;
@@ -997,12 +1021,7 @@ START_TEST(test_pin_collection_out_of_memory)
     size_t waiting0 = sc__pins_waiting();
     sc__local *l = mk(SC_LOCAL_LRU, 0, 0, 0, 1);
     enum { HELD = PINNED + 56 };
-    char k[32], val[32];
-    for (int i = 0; i < HELD; i++) {
-        snprintf(k, sizeof k, "p%d", i);
-        snprintf(val, sizeof val, "value %d", i);
-        ck_assert_int_eq(put(l, k, val, (uint64_t)i + 1, 0, 1), SC_OK);
-    }
+    put_numbered(l, "p", HELD);
     pthread_barrier_t held, release;
     pthread_barrier_init(&held, NULL, PINNERS + 1);
     pthread_barrier_init(&release, NULL, PINNERS + 1);

@@ -14,9 +14,9 @@
  * reference-counted: the caller owns one reference and releases it, on any
  * thread. A pointer to one is an opaque handle, used only with the
  * sc_value_* calls: a local hit of sc_get, sc_get_ex, sc_get_many,
- * sc_fetch or sc_fetch_batch hands out a handle to a per-thread pin that
- * holds the value (so the hit writes nothing other threads read), and two
- * gets of one entry may return different pointers.
+ * sc_fetch or sc_fetch_batch (eventual consistency) may hand out a handle
+ * to a per-thread pin that holds the value (so the hit writes nothing other
+ * threads read), and two gets of one entry may return different pointers.
  */
 #ifndef SYNCCACHE_H
 #define SYNCCACHE_H
