@@ -238,6 +238,7 @@ static int replay_one(uint64_t seq, const char *data, size_t len, void *ud)
     sc__event_free(&ev);
     sc__atomic_inc(&c->events_replayed);
     sc__seq_record(&c->seq, seq, sc__seq_digest(data, len));
+    sc__remote_saw(c->remote, seq);
     r->expect = seq + 1;
     return 0;
 }
@@ -362,6 +363,7 @@ static void handle_event(sc_cache *c, const sc__event *ev, uint64_t digest)
      * applied with no round trip. */
     apply_event(c, ev, 0, own);
     sc__seq_record(&c->seq, ev->version, digest);
+    sc__remote_saw(c->remote, ev->version);
 }
 
 static void on_message(const char *data, size_t len, void *ud)

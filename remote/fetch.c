@@ -299,9 +299,9 @@ sc_status sc__remote_fetch_lock(sc__remote *r, sc__fetch_item *items, size_t n, 
     return st == SC_OK ? lock_reply(&l, reply, items, n, known, now_ms, err, errlen) : st;
 }
 
-/* KEYS: seq, meta, log, n value keys; ARGV: fmt, log_len, channel, token, 9 per key. */
+/* KEYS: seq, meta, log, n value keys; ARGV: fmt, log_len, channel, token, 9 per key, seen. */
 static sc_status store_cmd(const sc__remote_layout *l, sc__store_item *items, size_t n, const char *token,
-                           script_cmd *c, char *err, size_t errlen)
+                           uint64_t seen, script_cmd *c, char *err, size_t errlen)
 {
     if (n == 0 || n > 1000000) {
         sc__remote_errf(err, errlen, "fetch_store: bad key count %zu", n);
@@ -320,7 +320,7 @@ static sc_status store_cmd(const sc__remote_layout *l, sc__store_item *items, si
         items[i].stored = 0;
         memset(&items[i].res, 0, sizeof items[i].res);
     }
-    if (cmd_alloc(c, l, SC__SCRIPT_FETCH_STORE, (int)(3 + n), (int)(3 + n + 4 + 9 * n), 2 * n) != 0 ||
+    if (cmd_alloc(c, l, SC__SCRIPT_FETCH_STORE, (int)(3 + n), (int)(3 + n + 4 + 9 * n + 1), 2 * n + 1) != 0 ||
         !(c->block = value_keys(l, &items[0].key, sizeof items[0], &items[0].klen, sizeof items[0], n, c->argv + 6,
                                 c->lens + 6))) {
         cmd_free(c);
@@ -346,12 +346,15 @@ static sc_status store_cmd(const sc__remote_layout *l, sc__store_item *items, si
         put(c, &a, c->nums[2 * i + 1], CSTR);
         put(c, &a, items[i].tags_len ? items[i].tags : "", items[i].tags_len);
     }
+    /* Last, the highest version the remote has seen (remote.c, takes_version). */
+    sc__remote_u64_str(seen, c->nums[2 * n]);
+    put(c, &a, c->nums[2 * n], CSTR);
     return SC_OK;
 }
 
 /* Parses (and frees) fetch_store.lua's reply into items. */
-static sc_status store_reply(const sc__remote_layout *l, redisReply *reply, sc__store_item *items, size_t n,
-                             char *err, size_t errlen)
+static sc_status store_reply(sc__remote *r, const sc__remote_layout *l, redisReply *reply, sc__store_item *items,
+                             size_t n, char *err, size_t errlen)
 {
     if (reply->type != REDIS_REPLY_ARRAY || reply->elements != n)
         return bad(l, reply, "fetch_store", err, errlen);
@@ -364,6 +367,7 @@ static sc_status store_reply(const sc__remote_layout *l, redisReply *reply, sc__
             continue;
         items[i].stored = 1;
         items[i].res.version = v;
+        sc__remote_saw(r, v);
         const redisReply *pub = e->element[1];
         items[i].res.published = pub->type == REDIS_REPLY_INTEGER && pub->integer == 1;
         if (!items[i].res.published)
@@ -381,13 +385,13 @@ sc_status sc__remote_fetch_store(sc__remote *r, sc__store_item *items, size_t n,
     sc__remote_layout l;
     sc__remote_layout_get(r, &l);
     script_cmd c;
-    sc_status st = store_cmd(&l, items, n, token, &c, err, errlen);
+    sc_status st = store_cmd(&l, items, n, token, sc__remote_seen(r), &c, err, errlen);
     if (st != SC_OK)
         return st;
     redisReply *reply;
     st = cmd_run(r, SC__SCRIPT_FETCH_STORE, &c, &reply, err, errlen);
     cmd_free(&c);
-    return st == SC_OK ? store_reply(&l, reply, items, n, err, errlen) : st;
+    return st == SC_OK ? store_reply(r, &l, reply, items, n, err, errlen) : st;
 }
 
 /* ---- both scripts pipelined over many remotes (sc__remote_run_piped) ---- */
@@ -405,9 +409,10 @@ static sc_status piped_build(sc__remote_piped *p, struct sc__pool_cmd *cmd)
     sc__remote_layout l;
     sc__remote_layout_get(k->r, &l);
     char ignored[8]; /* the fallback says it again if it matters */
-    sc_status st = k->lock ? lock_cmd(&l, k->lock, k->n, k->token, k->lock_ttl_ms, k->serve_stale, &fp->cmd, ignored,
-                                      sizeof ignored)
-                           : store_cmd(&l, k->store, k->n, k->token, &fp->cmd, ignored, sizeof ignored);
+    sc_status st =
+        k->lock
+            ? lock_cmd(&l, k->lock, k->n, k->token, k->lock_ttl_ms, k->serve_stale, &fp->cmd, ignored, sizeof ignored)
+            : store_cmd(&l, k->store, k->n, k->token, sc__remote_seen(k->r), &fp->cmd, ignored, sizeof ignored);
     if (st == SC_OK)
         *cmd = (sc__pool_cmd){fp->cmd.argc, fp->cmd.argv, fp->cmd.lens};
     return st;
@@ -424,7 +429,7 @@ static sc_status piped_parse(sc__remote_piped *p, redisReply *reply)
     sc__remote_layout l;
     sc__remote_layout_get(k->r, &l);
     return k->lock ? lock_reply(&l, reply, k->lock, k->n, &k->known, &k->now_ms, p->err, sizeof p->err)
-                   : store_reply(&l, reply, k->store, k->n, p->err, sizeof p->err);
+                   : store_reply(k->r, &l, reply, k->store, k->n, p->err, sizeof p->err);
 }
 
 static sc_status piped_alone(sc__remote_piped *p)

@@ -45,6 +45,8 @@ struct sc__remote {
     char secret_candidate[33]; /* random: the namespace's signing secret if
                                   this process is the first to need one */
     char shas[SC__SCRIPT_COUNT][41];
+    _Atomic uint64_t seen; /* the highest version Redis has shown this remote
+                              (or the pod applied): see takes_version */
 };
 
 /* "{ns}" followed by suffix. */
@@ -209,14 +211,70 @@ static char *value_key(const sc__remote *r, const char *key, size_t klen, char *
 
 /* Runs one of the loaded scripts; the binary arguments carry their lengths,
  * the rest are CSTR. */
+/* The scripts that take a version (prelude.lua take()) get, as their last
+ * argument, the highest version this remote has seen: a counter found at
+ * or below it means Redis lost writes, and the script starts a new history
+ * past them instead of handing their versions out again (a compare-and-set
+ * against a lost write would match a new one). fetch_store's command is
+ * built whole in remote/fetch.c, which adds it there. */
+static int takes_version(sc__script_id id)
+{
+    switch (id) {
+    case SC__SCRIPT_SET:
+    case SC__SCRIPT_DELETE:
+    case SC__SCRIPT_CLEAR:
+    case SC__SCRIPT_SET_BEHIND:
+    case SC__SCRIPT_DELETE_BEHIND:
+    case SC__SCRIPT_TAG:
+    case SC__SCRIPT_TAG_INVALIDATE:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+#define MAX_TAKE_ARGS 16
+
 static sc_status script(sc__remote *r, sc__script_id id, int nkeys, int argc, const char **args, size_t *lens,
                         int64_t deadline, redisReply **reply, char *err, size_t errlen)
 {
+    const char *with_seen[MAX_TAKE_ARGS + 1];
+    size_t with_seen_lens[MAX_TAKE_ARGS + 1];
+    char seen[24];
+    if (takes_version(id)) {
+        if (argc > MAX_TAKE_ARGS) {
+            sc__remote_errf(err, errlen, "script %d: %d arguments, at most %d", (int)id, argc, MAX_TAKE_ARGS);
+            return SC_ERR_INVALID;
+        }
+        memcpy(with_seen, args, (size_t)argc * sizeof *args);
+        memcpy(with_seen_lens, lens, (size_t)argc * sizeof *lens);
+        sc__remote_u64_str(sc__remote_seen(r), seen);
+        with_seen[argc] = seen;
+        with_seen_lens[argc] = CSTR;
+        args = with_seen;
+        lens = with_seen_lens;
+        argc++;
+    }
     for (int i = 0; i < argc; i++)
         if (lens[i] == CSTR)
             lens[i] = strlen(args[i]);
     return sc__script_run(r->pool, (const char(*)[41])r->shas, id, nkeys, argc, args, lens, deadline, r->timeout_ms,
                           reply, err, errlen);
+}
+
+void sc__remote_saw(sc__remote *r, uint64_t version)
+{
+    if (!r)
+        return;
+    uint64_t cur = atomic_load_explicit(&r->seen, memory_order_relaxed);
+    while (version > cur &&
+           !atomic_compare_exchange_weak_explicit(&r->seen, &cur, version, memory_order_relaxed, memory_order_relaxed))
+        ;
+}
+
+uint64_t sc__remote_seen(sc__remote *r)
+{
+    return atomic_load_explicit(&r->seen, memory_order_relaxed);
 }
 
 static sc_status bad_reply(const sc__remote *r, redisReply *reply, const char *what, char *err, size_t errlen)
@@ -232,12 +290,13 @@ static int reply_u64(const redisReply *e, uint64_t *out)
 }
 
 /* A write script's reply {version, 1 | publish error}. */
-static sc_status write_reply(const sc__remote *r, redisReply *reply, const char *what, sc__remote_result *res,
-                             char *err, size_t errlen)
+static sc_status write_reply(sc__remote *r, redisReply *reply, const char *what, sc__remote_result *res, char *err,
+                             size_t errlen)
 {
     memset(res, 0, sizeof *res);
     if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 || !reply_u64(reply->element[0], &res->version))
         return bad_reply(r, reply, what, err, errlen);
+    sc__remote_saw(r, res->version);
     const redisReply *pub = reply->element[1];
     res->published = pub->type == REDIS_REPLY_INTEGER && pub->integer == 1;
     if (!res->published)
@@ -290,6 +349,7 @@ sc_status sc__remote_get(sc__remote *r, const char *key, size_t klen, sc__remote
     if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 4 || reply->elements > 5 ||
         !reply_u64(reply->element[3], &item->known))
         return bad_reply(r, reply, "get", err, errlen);
+    sc__remote_saw(r, item->known);
     redisReply *val = reply->element[0];
     if (val->type == REDIS_REPLY_NIL) {
         freeReplyObject(reply);
@@ -351,14 +411,18 @@ static sc_status set_script(sc__remote *r, const char *key, size_t klen, const v
     sc__remote_u64_str(ttl_ms, ttl);
     if (expected)
         sc__remote_u64_str(*expected, want);
-    const char *args[14] = {vk, r->seq_key, r->meta_key, r->log_key, len ? val : "", ttl, r->fmt, r->log_len,
-                            r->channel};
-    size_t lens[14] = {vklen, CSTR, CSTR, CSTR, len, CSTR, CSTR, CSTR, CSTR};
+    /* The tags ('' here: sc_set_tagged's path is remote/fetch.c) always
+     * come, so the script's last argument is the seen version (script). */
+    const char *args[15] = {vk,  r->seq_key, r->meta_key, r->log_key, len ? val : "",
+                            ttl, r->fmt,     r->log_len,  r->channel};
+    size_t lens[15] = {vklen, CSTR, CSTR, CSTR, len, CSTR, CSTR, CSTR, CSTR};
     event_parts(ev, args + 9, lens + 9);
     args[13] = want;
     lens[13] = CSTR;
+    args[14] = "";
+    lens[14] = 0;
     redisReply *reply;
-    sc_status st = script(r, SC__SCRIPT_SET, 4, 14, args, lens, deadline, &reply, err, errlen);
+    sc_status st = script(r, SC__SCRIPT_SET, 4, 15, args, lens, deadline, &reply, err, errlen);
     if (heap)
         free(vk);
     if (st != SC_OK)
@@ -411,6 +475,7 @@ sc_status sc__remote_version(sc__remote *r, const char *key, size_t klen, uint64
         return st;
     if (!reply_u64(reply, version))
         return bad_reply(r, reply, "version", err, errlen);
+    sc__remote_saw(r, *version);
     freeReplyObject(reply);
     return SC_OK;
 }
@@ -910,14 +975,15 @@ sc_status sc__remote_clear(sc__remote *r, const sc__remote_event *ev, sc__remote
 }
 
 /* {counter, epoch, time_ms, ...} shared by the sync and heartbeat replies. */
-static sc_status state_reply(const sc__remote *r, redisReply *reply, size_t n, const char *what,
-                             sc__remote_state *st, char *err, size_t errlen)
+static sc_status state_reply(sc__remote *r, redisReply *reply, size_t n, const char *what, sc__remote_state *st,
+                             char *err, size_t errlen)
 {
     memset(st, 0, sizeof *st);
     if (reply->type != REDIS_REPLY_ARRAY || reply->elements != n || !reply_u64(reply->element[0], &st->counter) ||
         reply->element[1]->type != REDIS_REPLY_STRING || reply->element[1]->len != 16 ||
         !reply_u64(reply->element[2], &st->time_ms))
         return bad_reply(r, reply, what, err, errlen);
+    sc__remote_saw(r, st->counter);
     memcpy(st->epoch, reply->element[1]->str, 16);
     st->epoch[16] = '\0';
     /* The secret comes last; a Redis that has none (cannot happen after the
@@ -1179,8 +1245,8 @@ sc_status sc__remote_script(sc__remote *r, sc__script_id id, int nkeys, int argc
     return script(r, id, nkeys, argc, args, lens, deadline, reply, err, errlen);
 }
 
-sc_status sc__remote_write_reply(const sc__remote *r, redisReply *reply, const char *what, sc__remote_result *res,
-                                 char *err, size_t errlen)
+sc_status sc__remote_write_reply(sc__remote *r, redisReply *reply, const char *what, sc__remote_result *res, char *err,
+                                 size_t errlen)
 {
     return write_reply(r, reply, what, res, err, errlen);
 }

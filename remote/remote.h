@@ -544,11 +544,17 @@ void sc__remote_layout_get(const sc__remote *r, sc__remote_layout *out);
 /* "{ns}:k:<key>" into buf when it fits, else malloc'd (*heap = 1). */
 char *sc__remote_value_key(const sc__remote *r, const char *key, size_t klen, char *buf, size_t cap, size_t *len,
                            int *heap);
+/* Raises the highest version Redis has shown this remote to version: the
+ * pod calls it for every event it applies. The scripts that take a version
+ * get it (remote.c, takes_version) and start a new history when Redis'
+ * counter is not past it. */
+void sc__remote_saw(sc__remote *r, uint64_t version);
+uint64_t sc__remote_seen(sc__remote *r);
 sc_status sc__remote_script(sc__remote *r, sc__script_id id, int nkeys, int argc, const char **args, size_t *lens,
                             int64_t deadline, struct redisReply **reply, char *err, size_t errlen);
 /* Parses (and frees) a write script's reply {version, 1 | publish error}. */
-sc_status sc__remote_write_reply(const sc__remote *r, struct redisReply *reply, const char *what,
-                                 sc__remote_result *res, char *err, size_t errlen);
+sc_status sc__remote_write_reply(sc__remote *r, struct redisReply *reply, const char *what, sc__remote_result *res,
+                                 char *err, size_t errlen);
 /* The four parts of an event template into args/lens; -1 if ev is malformed. */
 int sc__remote_event_split(const sc__remote_event *ev, const char **args, size_t *lens);
 

@@ -378,10 +378,20 @@ static void deliver_invalidation(sc__sub *s, const redisReply *keys)
 {
     if (!s->cb.on_invalidate)
         return;
-    if (keys->type != REDIS_REPLY_ARRAY) {
+    if (keys->type == REDIS_REPLY_NIL) {
         s->cb.on_invalidate(NULL, NULL, 0, 1, s->cb.ud);
         return;
     }
+    if (keys->type == REDIS_REPLY_STRING) {
+        /* Never Redis' own (its payload is an array or nil): someone's
+         * PUBLISH. It may drop the copy it names, not the whole tier. */
+        const char *k1 = keys->str;
+        size_t l1 = keys->len;
+        s->cb.on_invalidate(&k1, &l1, 1, 0, s->cb.ud);
+        return;
+    }
+    if (keys->type != REDIS_REPLY_ARRAY)
+        return;
     const char **k = malloc((keys->elements + 1) * sizeof *k);
     size_t *l = malloc((keys->elements + 1) * sizeof *l);
     size_t n = 0;

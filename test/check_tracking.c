@@ -209,6 +209,29 @@ START_TEST(test_foreign_del_expire_flushall)
 }
 END_TEST
 
+/* Anyone may PUBLISH to __redis__:invalidate, and such a message can only
+ * drop the copy it names: a string is never Redis' own payload (an array of
+ * keys, or nil for a flush), so it is not taken for a FLUSHALL. */
+START_TEST(test_published_string_drops_only_its_key)
+{
+    sc_cache *a = test_pod("tpub", "a");
+    sc_cache *b = test_pod("tpub", "b");
+    both_hold(a, b, "k1", "v1");
+    both_hold(a, b, "k2", "v2");
+    uint64_t flushes = test_stats(b).flushes;
+    plain_cmd("PUBLISH __redis__:invalidate unrelated-key");
+    plain_cmd("PUBLISH __redis__:invalidate {tpub}:k:k1");
+    WAIT_UNTIL(!local_has(a, "k1", "v1") && !local_has(b, "k1", "v1"), 2000);
+    ck_assert(!local_has(a, "k1", "v1") && !local_has(b, "k1", "v1"));
+    /* Both messages were handled in order: the first dropped nothing. */
+    ck_assert(local_has(a, "k2", "v2") && local_has(b, "k2", "v2"));
+    ck_assert_uint_eq(test_stats(b).flushes, flushes);
+    ck_assert(value_is(b, "k1", "v1"));
+    sc_close(a);
+    sc_close(b);
+}
+END_TEST
+
 /* Pod A's writes produce an invalidation on every pod; B proves it
  * belongs to A's write and keeps the copy the event gave it. */
 START_TEST(test_own_writes_keep_copies)
@@ -833,6 +856,7 @@ static Suite *tracking_suite(void)
     tcase_add_test(tc, test_on_by_default);
     tcase_add_test(tc, test_foreign_hset_drops_copies);
     tcase_add_test(tc, test_foreign_del_expire_flushall);
+    tcase_add_test(tc, test_published_string_drops_only_its_key);
     tcase_add_test(tc, test_write_raced_by_foreign_write);
     tcase_add_test(tc, test_own_writes_keep_copies);
     tcase_add_test(tc, test_burst_of_own_writes_counts_nothing_foreign);

@@ -147,19 +147,23 @@ static void *incrementer(void *p)
     incr_arg *a = p;
     for (int i = 0; i < INCREMENTS; i++) {
         for (;;) {
+            /* The README's loop: the number is read before the value, so
+             * an absent value is paired with a number it had (a deleted
+             * key keeps one; 0 would conflict for ever). Read after the
+             * value, it could be a later write's. */
             sc_value *v = NULL;
             long n = 0;
             uint64_t expected = 0;
+            if (sc_version_of(a->c, "counter", &expected) != SC_OK) {
+                a->errors++;
+                continue;
+            }
             sc_status s = sc_get(a->c, "counter", &v);
             if (s == SC_OK) {
                 n = strtol(sc_value_data(v), NULL, 10);
                 expected = sc_value_version(v);
                 sc_value_release(v);
-            } else if (s == SC_NOT_FOUND) {
-                /* Never written: its number is 0. (Asking sc_version_of
-                 * here would pair the absent value with a later version.) */
-                expected = 0;
-            } else {
+            } else if (s != SC_NOT_FOUND) {
                 a->errors++;
                 continue;
             }
@@ -180,6 +184,10 @@ static void *incrementer(void *p)
 START_TEST(lost_update_never_happens)
 {
     sc_cache *pods[2] = {test_pod(NS("lost"), "a"), test_pod(NS("lost"), "b")};
+    /* The counter starts deleted: absent, with a tombstone's number. */
+    ck_assert_int_eq(sc_set(pods[0], "counter", "41", 2, 0), SC_OK);
+    ck_assert_int_eq(sc_delete(pods[0], "counter"), SC_OK);
+    ck_assert_uint_gt(version_of(pods[1], "counter"), 0);
     pthread_t t[8];
     incr_arg args[8];
     for (int i = 0; i < 8; i++) {
@@ -365,6 +373,112 @@ START_TEST(bad_input)
 }
 END_TEST
 
+/* An invalidated tag makes its keys absent, as a delete does, and moves
+ * their number: a snapshot taken before the invalidation never matches. */
+START_TEST(tag_invalidation_moves_the_number)
+{
+    sc_cache *a = test_pod(NS("tag"), "a");
+    const char *tags[] = {"t"};
+    ck_assert_int_eq(sc_set_tagged(a, "k", "old", 3, 0, tags, 1), SC_OK);
+    uint64_t snap = version_of(a, "k");
+    ck_assert_uint_gt(snap, 0);
+    ck_assert_int_eq(sc_invalidate_tag(a, "t"), SC_OK);
+    char *s = test_get(a, "k");
+    ck_assert_str_eq(s, "<none>");
+    free(s);
+    uint64_t after = version_of(a, "k");
+    ck_assert_uint_gt(after, snap);
+    ck_assert_int_eq(sc_set_if_version(a, "k", "stale", 5, 0, snap), SC_ERR_CONFLICT);
+    sc_cache *b = test_pod(NS("tag"), "b"); /* reads Redis: still absent */
+    s = test_get(b, "k");
+    ck_assert_str_eq(s, "<none>");
+    free(s);
+    sc_close(b);
+    /* The number it has now is the one to write against. */
+    ck_assert_int_eq(sc_set_if_version(a, "k", "new", 3, 0, after), SC_OK);
+    s = test_get(a, "k");
+    ck_assert_str_eq(s, "new");
+    free(s);
+    sc_close(a);
+}
+END_TEST
+
+/* A pod of ns on Redis r (a test's own server, which it may crash). */
+static sc_cache *pod_on(const sc_test_redis *r, const char *ns, const char *id)
+{
+    sc_options o = test_options(ns, id);
+    o.redis_port = r->port;
+    return test_open(&o);
+}
+
+/* Crashes r after a SAVE and one more write, and brings it back from the
+ * snapshot: the write's version, which Redis no longer knows. */
+static uint64_t crash_after_save(sc_test_redis *r, sc_cache *writer, const char *ns)
+{
+    ck_assert_int_eq(sc_set(writer, "k", "base", 4, 0), SC_OK);
+    ck_assert_int_eq(sc_test_redis_cmd(r, "SAVE"), 0);
+    ck_assert_int_eq(sc_set(writer, "k", "lost", 4, 0), SC_OK);
+    uint64_t lost = version_of(writer, "k");
+    sc_test_redis_kill(r);
+    ck_assert_int_eq(sc_test_redis_start_again(r), 0);
+    char *s = test_redis_value_on(r, ns, "k");
+    ck_assert_str_eq(s, "base"); /* the rollback really happened */
+    free(s);
+    return lost;
+}
+
+/* Redis restarted from an older snapshot hands out no version twice: a
+ * compare-and-set made against a write Redis lost must not match a later
+ * write (ABA). Pod a saw the lost version (its own write), so its next
+ * write, or its resubscription, starts a new history; pod b's snapshot of
+ * the lost write conflicts. */
+START_TEST(no_aba_across_rollback)
+{
+    sc_test_redis r;
+    ck_assert_int_eq(sc_test_redis_start(&r, NULL), 0);
+    sc_cache *a = pod_on(&r, NS("rb"), "a");
+    sc_cache *b = pod_on(&r, NS("rb"), "b");
+    uint64_t lost = crash_after_save(&r, a, NS("rb"));
+    ck_assert_uint_eq(version_of(b, "k") > 0, 1);
+    sc_status st = SC_ERR_REMOTE;
+    for (int i = 0; i < 300 && st != SC_OK; i++)
+        if ((st = sc_set(a, "k", "new", 3, 0)) != SC_OK)
+            test_sleep_ms(10);
+    ck_assert_int_eq(st, SC_OK);
+    ck_assert_uint_gt(version_of(b, "k"), lost);
+    ck_assert_int_eq(sc_set_if_version(b, "k", "from-lost", 9, 0, lost), SC_ERR_CONFLICT);
+    char *s = test_redis_value_on(&r, NS("rb"), "k");
+    ck_assert_str_eq(s, "new");
+    free(s);
+    sc_close(a);
+    sc_close(b);
+    sc_test_redis_stop(&r);
+}
+END_TEST
+
+/* The same when no pod writes before one resubscribes: the pod that finds
+ * the counter behind its last sequence starts the new history (sync.lua),
+ * so even a pod that never saw the lost version (c, opened after the
+ * restart) writes past it. */
+START_TEST(no_aba_across_rollback_resync_first)
+{
+    sc_test_redis r;
+    ck_assert_int_eq(sc_test_redis_start(&r, NULL), 0);
+    sc_cache *a = pod_on(&r, NS("rb2"), "a");
+    uint64_t lost = crash_after_save(&r, a, NS("rb2"));
+    /* a resubscribes, finds the counter behind, flushes. */
+    WAIT_UNTIL(test_stats(a).synced && test_stats(a).flushes > 0, 5000);
+    ck_assert_uint_gt(test_stats(a).flushes, 0);
+    sc_cache *c = pod_on(&r, NS("rb2"), "c");
+    ck_assert_int_eq(sc_set(c, "k", "new", 3, 0), SC_OK);
+    ck_assert_uint_gt(version_of(c, "k"), lost);
+    ck_assert_int_eq(sc_set_if_version(a, "k", "from-lost", 9, 0, lost), SC_ERR_CONFLICT);
+    sc_close(c);
+    sc_close(a);
+    sc_test_redis_stop(&r);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("versions");
@@ -374,6 +488,9 @@ static Suite *suite(void)
     tcase_add_test(tc, no_aba_across_delete_and_clear);
     tcase_add_test(tc, tombstone_expires);
     tcase_add_test(tc, lost_update_never_happens);
+    tcase_add_test(tc, tag_invalidation_moves_the_number);
+    tcase_add_test(tc, no_aba_across_rollback);
+    tcase_add_test(tc, no_aba_across_rollback_resync_first);
     tcase_add_test(tc, get_many_mixed);
     tcase_add_test(tc, get_many_ten_thousand);
     tcase_add_test(tc, get_many_bad_key_after_local_hits);

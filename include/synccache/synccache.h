@@ -434,6 +434,8 @@ SC_EXPORT sc_status sc_clear(sc_cache *c);
  * any snapshot-to-write interval (cascache's GenRetention). */
 
 /* The key's number, read from Redis (one round trip, never the local tier).
+ * An absent key may have one (a tombstone, an invalidated tag, a clear
+ * floor): read it before the value to pair the two for sc_set_if_version.
  * SC_OK with *version, SC_ERR_INVALID / SC_ERR_TOO_LARGE for a bad key,
  * SC_ERR_REMOTE / SC_ERR_TIMEOUT. */
 SC_EXPORT sc_status sc_version_of(sc_cache *c, const char *key, uint64_t *version);

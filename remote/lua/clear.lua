@@ -6,9 +6,9 @@
 -- clear that dies half-way has already taken effect for every reader and
 -- every pod.
 -- KEYS: seq, meta, log
--- ARGV: fmt, log_len, channel, p0, p1, p2, p3
+-- ARGV: fmt, log_len, channel, p0, p1, p2, p3, seen (see take())
 -- Returns {version, 1 | publish error text}.
-local v = take(KEYS[1], KEYS[2], KEYS[3])
+local v = take(KEYS[1], KEYS[2], KEYS[3], ARGV[#ARGV])
 local e = new_epoch(v)
 local vs = string.format('%d', v)
 redis.call('HSET', KEYS[2], 'floor', vs, 'epoch', e)

@@ -3,11 +3,12 @@
 -- version (a hash with no value) that long, so a version read before the
 -- delete never matches again (compare-and-set without ABA).
 -- KEYS: value key, seq, meta, log
--- ARGV: tombstone_ttl_ms ('0': none), fmt, log_len, channel, p0, p1, p2, p3
+-- ARGV: tombstone_ttl_ms ('0': none), fmt, log_len, channel, p0, p1, p2, p3,
+--       seen (see take())
 -- Returns {version, 1 | publish error text}.
 local bad = check_hash(KEYS[1])
 if bad then return bad end
-local v, e = take(KEYS[2], KEYS[3], KEYS[4])
+local v, e = take(KEYS[2], KEYS[3], KEYS[4], ARGV[#ARGV])
 local vs = string.format('%d', v)
 delete_value(KEYS[1], vs, ARGV[1])
 return {vs, emit(ARGV[2], ARGV[5], ARGV[6], ARGV[7], ARGV[8], v, e, KEYS[4], ARGV[3], ARGV[4])}

@@ -10,7 +10,8 @@
 --       kind ('v' value | 'e' empty marker), value, ttl_ms ('0': none),
 --       event template p0, p1, p2, p3, grace_ms ('0': none), tags ("\n"
 --       between them; '': none). With a grace and a TTL, the value is kept
---       ttl + grace ms, and fresh_until (Redis ms) says when its TTL ended.
+--       ttl + grace ms, and fresh_until (Redis ms) says when its TTL ended;
+--       last, seen (see take()).
 -- Returns {r1, ..., rn}: ri = {version, 1 | publish error text}, or
 -- {'0', 1} when the lock was no longer the caller's (nothing written).
 local floor = tonumber(redis.call('HGET', KEYS[2], 'floor') or '0')
@@ -29,7 +30,7 @@ for i = 4, #KEYS do
     redis.call('HDEL', k, 'lock', 'lock_until', 'lock_seq')
     out[#out + 1] = {'0', 1}
   else
-    local v, e = take(KEYS[1], KEYS[2], KEYS[3])
+    local v, e = take(KEYS[1], KEYS[2], KEYS[3], ARGV[#ARGV])
     local vs = string.format('%d', v)
     redis.call('DEL', k)
     if ARGV[a + 1] == 'e' then

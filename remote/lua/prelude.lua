@@ -22,15 +22,17 @@ local function now_ms()
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
--- The counter's starting point when it is absent: the Redis clock in us, and
--- never below the log's last id (XADD needs ever-growing ids) nor the clear
--- floor (a version below it would be absent as soon as written). A counter
--- that starts again starts a new history, hence a new epoch.
-local function seed(seq, meta, log)
+-- The counter's starting point when it is absent or behind: the Redis clock
+-- in us, and never below the log's last id (XADD needs ever-growing ids),
+-- the clear floor (a version below it would be absent as soon as written)
+-- nor at_least. A counter that starts again starts a new history, hence a
+-- new epoch.
+local function seed(seq, meta, log, at_least)
   local t = redis.call('TIME')
   local s = tonumber(t[1]) * 1000000 + tonumber(t[2])
   local floor = tonumber(redis.call('HGET', meta, 'floor') or '0') or 0
   if floor > s then s = floor end
+  if at_least > s then s = at_least end
   local top = redis.call('XREVRANGE', log, '+', '-', 'COUNT', 1)
   if top[1] then
     local last = tonumber(string.match(top[1][1], '^(%d+)-'))
@@ -59,19 +61,28 @@ end
 local function current(seq, meta, log)
   local v = redis.call('GET', seq)
   if not v then
-    v = seed(seq, meta, log)
+    v = seed(seq, meta, log, 0)
   else
     v = tonumber(v)
   end
   return v, epoch_of(meta, v)
 end
 
--- Takes the next version: INCR, seeding only when INCR found no counter.
-local function take(seq, meta, log)
+-- Takes the next version: INCR, seeding only when INCR found no counter or
+-- found it at or below seen, the highest version the calling pod has seen
+-- (remote/remote.c passes it as the script's last argument). A counter
+-- behind what a pod saw means Redis lost writes (restarted from an older
+-- snapshot, a replica promoted without them): the versions after it were
+-- handed out once already, and taking them again would let a
+-- compare-and-set made against a lost write match a new one (ABA). The new
+-- history starts past them (at the clock, which a counter only passes at
+-- more than one write per us) with a new epoch, so pods flush as they do
+-- for any rollback.
+local function take(seq, meta, log, seen)
   local v = redis.call('INCR', seq)
-  if v == 1 then
-    redis.call('DEL', seq)
-    v = seed(seq, meta, log) + 1
+  seen = tonumber(seen) or 0
+  if v == 1 or v <= seen then
+    v = seed(seq, meta, log, seen) + 1
     redis.call('SET', seq, string.format('%d', v))
   end
   return v, epoch_of(meta, v)
@@ -118,16 +129,6 @@ local function check_hash(key)
     return redis.error_reply('WRONGTYPE ' .. key .. ' is a ' .. ty .. ', not a synccache hash')
   end
   return nil
-end
-
--- The number compare-and-set compares: the key's version (a tombstone's
--- too), never below the namespace's clear floor; 0 only for a key with no
--- remembered history. It changes on every write, delete, tag and clear.
-local function key_version(key, meta)
-  local v = tonumber(redis.call('HGET', key, 'version') or '0') or 0
-  local floor = tonumber(redis.call('HGET', meta, 'floor') or '0') or 0
-  if floor > v then return floor end
-  return v
 end
 
 -- Write-behind (remote/behind.c). The queue {ns}:wb is a stream read by one
@@ -227,4 +228,24 @@ local function tag_dead(ver, tags, meta)
     if iv > ver then return true end
   end
   return false
+end
+
+-- The number compare-and-set compares: the key's version (a tombstone's
+-- too), never below the namespace's clear floor nor below the invalidation
+-- version of a tag the key lists that was invalidated after its write (the
+-- key is absent since then, as after a delete); 0 only for a key with no
+-- remembered history. It changes on every write, delete, tag and clear.
+local function key_version(key, meta)
+  local h = redis.call('HMGET', key, 'version', 'tags')
+  local v = tonumber(h[1] or '0') or 0
+  if h[2] and h[2] ~= '' then
+    local tk = tags_key(meta)
+    for t in string.gmatch(h[2], '[^\n]+') do
+      local iv = tonumber(redis.call('HGET', tk, t) or '0') or 0
+      if iv > v then v = iv end
+    end
+  end
+  local floor = tonumber(redis.call('HGET', meta, 'floor') or '0') or 0
+  if floor > v then return floor end
+  return v
 end

@@ -5,7 +5,7 @@
 -- KEYS: value key, seq, meta, log
 -- ARGV: value, ttl_ms ('0': none), fmt ('m'|'j'), log_len, channel,
 --       event template p0, p1, p2, p3, expected version ('': write anyway),
---       tags ("\n" between them; absent or '': none, sc_set_tagged)
+--       tags ("\n" between them; '': none, sc_set_tagged), seen (see take())
 -- Returns {version, 1 | publish error text}, or {'conflict', current} when
 -- an expected version was given and the key's version (version.lua) differs:
 -- then nothing is written or published.
@@ -15,7 +15,7 @@ if ARGV[10] and ARGV[10] ~= '' then
   local cur = key_version(KEYS[1], KEYS[3])
   if cur ~= tonumber(ARGV[10]) then return {'conflict', string.format('%d', cur)} end
 end
-local v, e = take(KEYS[2], KEYS[3], KEYS[4])
+local v, e = take(KEYS[2], KEYS[3], KEYS[4], ARGV[#ARGV])
 local vs = string.format('%d', v)
 store_value(KEYS[1], vs, ARGV[1], ARGV[2], ARGV[11])
 return {vs, emit(ARGV[3], ARGV[6], ARGV[7], ARGV[8], ARGV[9], v, e, KEYS[4], ARGV[4], ARGV[5])}

@@ -4,11 +4,11 @@
 -- in Redis (remote/behind.c).
 -- KEYS: value key, seq, meta, log, wb
 -- ARGV: value, ttl_ms ('0': none), fmt ('m'|'j'), log_len, channel,
---       event template p0, p1, p2, p3, key
+--       event template p0, p1, p2, p3, key, seen (see take())
 -- Returns {version, 1 | publish error text}.
 local bad = check_hash(KEYS[1]) or check_stream(KEYS[5])
 if bad then return bad end
-local v, e = take(KEYS[2], KEYS[3], KEYS[4])
+local v, e = take(KEYS[2], KEYS[3], KEYS[4], ARGV[#ARGV])
 local vs = string.format('%d', v)
 store_value(KEYS[1], vs, ARGV[1], ARGV[2])
 queue(KEYS[5], ARGV[10], vs, ARGV[1])

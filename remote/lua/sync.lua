@@ -1,16 +1,25 @@
 #!lua flags=allow-oom
--- (allow-oom: it writes only when seeding a missing counter, and a pod must
--- be able to resynchronise and prove it is in sync while Redis is full.)
+-- (allow-oom: it writes only when seeding a missing or rolled-back counter,
+-- and a pod must be able to resynchronise and prove it is in sync while
+-- Redis is full.)
 -- What a pod needs to (re)join the stream: the counter and epoch (seeded when
 -- absent), the Redis clock, and the log's copy of the event at the pod's last
 -- sequence, so the pod can tell whether its history is still Redis' history
 -- (a restart from an older snapshot keeps the epoch but not the events).
+-- A counter behind the pod's last sequence lost writes: it starts a new
+-- history past them at once, as take() would at the next write, so that
+-- no write in between hands their versions out again.
 -- KEYS: seq, meta, log
 -- ARGV: last_seq ('0': the counter itself, for a first sync), a random
 --       candidate for the namespace's signing secret (kept if there is none)
 -- Returns {counter, epoch, time_ms, event at that sequence | false, secret}.
 redis.call('HSETNX', KEYS[2], 'secret', ARGV[2])
 local v, e = current(KEYS[1], KEYS[2], KEYS[3])
+local last = tonumber(ARGV[1]) or 0
+if v < last then
+  v = seed(KEYS[1], KEYS[2], KEYS[3], last)
+  e = epoch_of(KEYS[2], v)
+end
 local at = false
 local seq = ARGV[1]
 if seq == '0' then seq = string.format('%d', v) end

@@ -6,11 +6,11 @@
 -- value is deleted as by delete.lua (a tombstone when tombstone_ttl_ms).
 -- KEYS: value key, seq, meta, log
 -- ARGV: delay_ms ('0': delete now), tombstone_ttl_ms, fmt, log_len, channel,
---       p0, p1, p2, p3
+--       p0, p1, p2, p3, seen (see take())
 -- Returns {version, 1 | publish error text}.
 local bad = check_hash(KEYS[1])
 if bad then return bad end
-local v, e = take(KEYS[2], KEYS[3], KEYS[4])
+local v, e = take(KEYS[2], KEYS[3], KEYS[4], ARGV[#ARGV])
 local vs = string.format('%d', v)
 local h = redis.call('HMGET', KEYS[1], 'value', 'version')
 local floor = redis.call('HGET', KEYS[3], 'floor')

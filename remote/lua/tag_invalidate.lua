@@ -8,13 +8,13 @@
 -- its key field holding the tag) takes the sequence number and the log entry
 -- like any write, so a pod that lost it catches it up from the log.
 -- KEYS: tags hash, seq, meta, log
--- ARGV: tag, fmt, log_len, channel, p0, p1, p2, p3
+-- ARGV: tag, fmt, log_len, channel, p0, p1, p2, p3, seen (see take())
 -- Returns {version, 1 | publish error text}.
 local ty = redis.call('TYPE', KEYS[1]).ok
 if ty ~= 'none' and ty ~= 'hash' then
   return redis.error_reply('WRONGTYPE ' .. KEYS[1] .. ' is a ' .. ty .. ', not the synccache tag hash')
 end
-local v, e = take(KEYS[2], KEYS[3], KEYS[4])
+local v, e = take(KEYS[2], KEYS[3], KEYS[4], ARGV[#ARGV])
 local vs = string.format('%d', v)
 redis.call('HSET', KEYS[1], ARGV[1], vs)
 return {vs, emit(ARGV[2], ARGV[5], ARGV[6], ARGV[7], ARGV[8], v, e, KEYS[4], ARGV[3], ARGV[4])}
