@@ -13,6 +13,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -858,6 +859,492 @@ START_TEST(bad_input)
 }
 END_TEST
 
+/* ---------------------------------------------------------- faults -- */
+
+/* Maxmemory reached while the store was down: does the queue drain? */
+START_TEST(queue_drains_after_maxmemory)
+{
+    char path[512];
+    db_path("oom", path, sizeof path);
+    store s;
+    store_init(&s, path);
+    sc_test_redis own;
+    ck_assert_int_eq(sc_test_redis_start(&own, "--maxmemory 8mb --maxmemory-policy noeviction"), 0);
+    sc_options o = test_options(NS("oom"), "writer");
+    o.redis_port = own.port;
+    sc_cache *a = test_open(&o);
+    sc_cache *b = NULL;
+    o = saver_options(NS("oom"), "saver", &s, 20);
+    o.redis_port = own.port;
+    atomic_store(&s.fail_first, 1000000000); /* the database is down */
+    static char val[64 * 1024];
+    memset(val, 'x', sizeof val);
+    char key[32];
+    int acked = 0;
+    sc_status st = SC_OK;
+    for (int i = 0; i < 10000 && st == SC_OK; i++) {
+        snprintf(key, sizeof key, "k%d", i);
+        st = sc_set_behind(a, key, val, sizeof val, 0);
+        if (st == SC_OK)
+            acked++;
+    }
+    printf("oom: %d writes acknowledged, then %s: %s\n", acked, sc_strerror(st), sc_errmsg(a));
+    ck_assert_int_eq(st, SC_ERR_REMOTE);
+    /* Keep filling with small writes until Redis refuses for good. */
+    for (int i = 0, fails = 0; i < 200000 && fails < 50; i++) {
+        snprintf(key, sizeof key, "s%d", i);
+        st = sc_set_behind(a, key, val, 1024, 0);
+        if (st == SC_OK) {
+            acked++;
+            fails = 0;
+        } else {
+            fails++;
+            test_sleep_ms(10);
+        }
+    }
+    printf("oom: %d acknowledged in all; last: %s\n", acked, sc_errmsg(a));
+    /* A saver opened while Redis is full (its scripts run under allow-oom). */
+    sc_status so = sc_open(&o, &b);
+    ck_assert_msg(so == SC_OK, "sc_open of a saver: %s", sc_errmsg(NULL));
+    /* The database comes back. The documented promise: nothing queued is lost
+     * and the savers save it; the queue (the only thing using the memory) drains. */
+    atomic_store(&s.fail_first, 0);
+    st = sc_flush_behind(a, 15000);
+    printf("oom: flush after the database came back: %s: %s (saved %d items)\n", sc_strerror(st),
+           st == SC_OK ? "" : sc_errmsg(a), atomic_load(&s.saved_items));
+    ck_assert_msg(st == SC_OK, "queue never drained: %s", sc_errmsg(a));
+    ck_assert_int_eq(atomic_load(&s.saved_items) >= acked, 1);
+    st = sc_set_behind(a, "after", "1", 1, 0);
+    ck_assert_msg(st == SC_OK, "writes still refused after draining: %s", sc_errmsg(a));
+    sc_close(b);
+    sc_close(a);
+    store_close(&s);
+    sc_test_redis_stop(&own);
+}
+END_TEST
+
+/* Saver SIGKILLed after its COMMIT, before the ack */
+static volatile int g_die_after_commit;
+static sc_status commit_then_die(const sc_dirty *items, size_t n, void *ud)
+{
+    sc_status r = store_save(items, n, ud);
+    if (r == SC_OK && g_die_after_commit)
+        raise(SIGKILL);
+    return r;
+}
+
+START_TEST(saver_killed_after_commit_before_ack)
+{
+    char path[512];
+    db_path("commitkill", path, sizeof path);
+    {
+        store s0;
+        store_init(&s0, path);
+        store_close(&s0);
+    }
+    sc_cache *a = test_pod(NS("commitkill"), "writer");
+    for (int round = 0; round < 3; round++) {
+        char key[32], val[32];
+        for (int i = 0; i < 50; i++) {
+            snprintf(key, sizeof key, "k%d", i % 20);
+            snprintf(val, sizeof val, "r%d-%d", round, i);
+            set_behind_ok(a, key, val);
+        }
+        pid_t pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+            store s;
+            store_init(&s, path);
+            g_die_after_commit = 1;
+            sc_options o = saver_options(NS("commitkill"), "dier", &s, 20);
+            o.save_fn = commit_then_die;
+            o.writeback_claim_ms = 300;
+            sc_cache *c = NULL;
+            if (sc_open(&o, &c) != SC_OK)
+                _exit(3);
+            for (;;)
+                pause();
+        }
+        int status;
+        ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+        ck_assert_msg(WIFSIGNALED(status), "child status %d", status);
+    }
+    store s;
+    store_init(&s, path);
+    sc_cache *taker = saver_pod(NS("commitkill"), "taker", &s, 20, 300);
+    flush_ok(a, 15000);
+    for (int i = 0; i < 20; i++) {
+        char key[32];
+        snprintf(key, sizeof key, "k%d", i);
+        uint64_t dv;
+        char *got = db_get(path, key, &dv);
+        char *want = test_redis_value(NS("commitkill"), key);
+        ck_assert_msg(strcmp(got, want) == 0 && dv == redis_version(NS("commitkill"), key),
+                      "%s: db '%s' v%llu, redis '%s' v%llu", key, got, (unsigned long long)dv, want,
+                      (unsigned long long)redis_version(NS("commitkill"), key));
+        free(got);
+        free(want);
+    }
+    ck_assert_int_eq(queue_pending(NS("commitkill")), 0);
+    sc_close(taker);
+    sc_close(a);
+    store_close(&s);
+}
+END_TEST
+
+/* Writer SIGKILLed at a random point: every acknowledged write saved */
+START_TEST(writer_killed_every_acked_write_saved)
+{
+    char path[512];
+    db_path("writerkill", path, sizeof path);
+    {
+        store s0;
+        store_init(&s0, path);
+        store_close(&s0);
+    }
+    int *acked = mmap(NULL, sizeof(int), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    ck_assert_ptr_ne(acked, MAP_FAILED);
+    int total = 0;
+    for (int round = 0; round < 5; round++) {
+        *acked = 0;
+        pid_t pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+            store s;
+            store_init(&s, path);
+            sc_options o = saver_options(NS("writerkill"), NULL, &s, 5);
+            o.writeback_claim_ms = 300;
+            sc_cache *c = NULL;
+            if (sc_open(&o, &c) != SC_OK)
+                _exit(3);
+            char key[32], val[32];
+            for (int i = 0;; i++) {
+                snprintf(key, sizeof key, "r%d-%d", round, i);
+                snprintf(val, sizeof val, "v%d", i);
+                if (sc_set_behind(c, key, val, strlen(val), 0) == SC_OK)
+                    __atomic_store_n(acked, i + 1, __ATOMIC_SEQ_CST);
+            }
+        }
+        test_sleep_ms(300 + 137 * round);
+        kill(pid, SIGKILL);
+        int status;
+        waitpid(pid, &status, 0);
+        int n = __atomic_load_n(acked, __ATOMIC_SEQ_CST);
+        printf("writer kill round %d: %d acknowledged writes\n", round, n);
+        total += n;
+        store s;
+        store_init(&s, path);
+        sc_cache *taker = saver_pod(NS("writerkill"), "taker", &s, 20, 300);
+        flush_ok(taker, 15000);
+        char key[32], val[32];
+        for (int i = 0; i < n; i++) {
+            snprintf(key, sizeof key, "r%d-%d", round, i);
+            snprintf(val, sizeof val, "v%d", i);
+            expect_row(path, key, val);
+        }
+        sc_close(taker);
+        store_close(&s);
+    }
+    munmap(acked, sizeof(int));
+}
+END_TEST
+
+/* Huge values */
+START_TEST(huge_values_are_saved)
+{
+    char path[512];
+    db_path("huge", path, sizeof path);
+    store s;
+    store_init(&s, path);
+    sc_test_redis own;
+    ck_assert_int_eq(sc_test_redis_start(&own, NULL), 0);
+    sc_options o = test_options(NS("huge"), "writer");
+    o.redis_port = own.port;
+    sc_cache *a = test_open(&o);
+    int mb = 1, n = 300;
+    size_t len = (size_t)mb << 20;
+    char *val = malloc(len);
+    memset(val, 'h', len);
+    char key[32];
+    for (int i = 0; i < n; i++) {
+        snprintf(key, sizeof key, "big%d", i);
+        sc_status st = sc_set_behind(a, key, val, len, 0);
+        ck_assert_msg(st == SC_OK, "sc_set_behind %d: %s", i, sc_errmsg(a));
+    }
+    free(val);
+    o = saver_options(NS("huge"), "saver", &s, 50);
+    o.redis_port = own.port;
+    o.writeback_claim_ms = 2000;
+    sc_cache *b = test_open(&o);
+    long long t0 = test_now_ms();
+    sc_status st = SC_ERR_TIMEOUT;
+    while (st != SC_OK && test_now_ms() - t0 < 60000) {
+        st = sc_flush_behind(a, 2000);
+        if (st != SC_OK) {
+            printf("huge: +%lld ms flush: %s\n", test_now_ms() - t0, sc_errmsg(a));
+            test_sleep_ms(500);
+        }
+    }
+    printf("huge: %d x %d MiB: flush %s after %lld ms (save calls %d, items %d) %s\n", n, mb, sc_strerror(st),
+           test_now_ms() - t0, atomic_load(&s.calls), atomic_load(&s.saved_items), st == SC_OK ? "" : sc_errmsg(a));
+    ck_assert_msg(st == SC_OK, "huge values never saved: %s", sc_errmsg(a));
+    sc_close(b);
+    sc_close(a);
+    store_close(&s);
+    sc_test_redis_stop(&own);
+}
+END_TEST
+
+/* Redis SIGKILLed with AOF (appendfsync always) while writes pending */
+START_TEST(redis_crash_with_aof_loses_nothing)
+{
+    char path[512];
+    db_path("aof", path, sizeof path);
+    store s;
+    store_init(&s, path);
+    sc_test_redis own;
+    ck_assert_int_eq(sc_test_redis_start(&own, "--appendonly yes --appendfsync always"), 0);
+    sc_options o = test_options(NS("aof"), "writer");
+    o.redis_port = own.port;
+    sc_cache *a = test_open(&o);
+    o = saver_options(NS("aof"), "saver", &s, 20);
+    o.redis_port = own.port;
+    sc_cache *b = test_open(&o);
+    atomic_store(&s.fail_first, 1000000000);
+    set_behind_numbered(a, "k", "v", 300);
+    test_sleep_ms(200); /* the saver has taken a batch (pending) */
+    sc_test_redis_kill(&own);
+    ck_assert_int_eq(sc_test_redis_start_again(&own), 0);
+    atomic_store(&s.fail_first, 0);
+    flush_ok(a, 40000);
+    expect_numbered_rows(path, "k", "v", 300);
+    sc_close(b);
+    sc_close(a);
+    store_close(&s);
+    sc_test_redis_stop(&own);
+}
+END_TEST
+
+/* ---- 6. Redis restarted from an older snapshot: writes acknowledged AFTER
+ * the restart must still reach the store ---- */
+static int own_cmd(const sc_test_redis *r, const char *cmd)
+{
+    return sc_test_redis_cmd(r, "%s", cmd);
+}
+
+START_TEST(writes_after_restart_from_older_snapshot_are_saved)
+{
+    char path[512];
+    db_path("rollback", path, sizeof path);
+    store s;
+    store_init(&s, path);
+    sc_test_redis own;
+    /* RDB only, snapshots taken explicitly (SAVE): the README's
+     * "RDB snapshots only: everything since the last snapshot" case. */
+    ck_assert_int_eq(sc_test_redis_start(&own, NULL), 0);
+    sc_options o = test_options(NS("rollback"), "writer");
+    o.redis_port = own.port;
+    sc_cache *a = test_open(&o);
+    o = saver_options(NS("rollback"), "saver", &s, 20);
+    o.redis_port = own.port;
+    sc_cache *b = test_open(&o);
+    set_behind_ok(a, "k", "old-0");
+    flush_ok(a, 10000);
+    ck_assert_int_eq(own_cmd(&own, "SAVE"), 0); /* the snapshot */
+    char val[32];
+    for (int i = 1; i <= 20; i++) {
+        snprintf(val, sizeof val, "old-%d", i);
+        set_behind_ok(a, "k", val);
+    }
+    flush_ok(a, 10000);
+    uint64_t dbv;
+    free(db_get(path, "k", &dbv));
+    printf("rollback: before the crash the database holds k at version %llu\n", (unsigned long long)dbv);
+    /* Redis crashes and comes back from the snapshot (the documented loss:
+     * the 20 writes since it; they are in the database already). */
+    sc_test_redis_kill(&own);
+    ck_assert_int_eq(sc_test_redis_start_again(&own), 0);
+    /* New writes, acknowledged after the restart. */
+    sc_status st = SC_ERR_REMOTE;
+    for (int i = 0; i < 100 && st != SC_OK; i++) {
+        st = sc_set_behind(a, "k", "new", 3, 0);
+        if (st != SC_OK)
+            test_sleep_ms(50);
+    }
+    ck_assert_msg(st == SC_OK, "sc_set_behind after the restart: %s", sc_errmsg(a));
+    st = SC_ERR_REMOTE;
+    for (int i = 0; i < 100 && st != SC_OK; i++) {
+        st = sc_set_behind(a, "k2", "new2", 4, 0);
+        if (st != SC_OK)
+            test_sleep_ms(50);
+    }
+    flush_ok(a, 20000);
+    uint64_t rv = 0;
+    {
+        redisContext *rc = sc_test_redis_connect(&own);
+        redisReply *rep = redisCommand(rc, "HGET {%s}:k:k version", NS("rollback"));
+        rv = rep && rep->type == REDIS_REPLY_STRING ? strtoull(rep->str, NULL, 10) : 0;
+        freeReplyObject(rep);
+        redisFree(rc);
+    }
+    char *got = db_get(path, "k", &dbv);
+    printf("rollback: after the restart Redis holds k='new' at version %llu; the database holds '%s' at %llu\n",
+           (unsigned long long)rv, got, (unsigned long long)dbv);
+    ck_assert_msg(strcmp(got, "new") == 0,
+                  "acknowledged write after the restart never reached the store: db '%s' v%llu, Redis 'new' v%llu", got,
+                  (unsigned long long)dbv, (unsigned long long)rv);
+    free(got);
+    expect_row(path, "k2", "new2");
+    /* Both pods converge on Redis after the jump. */
+    WAIT_UNTIL(test_stats(a).synced && test_stats(b).synced, 10000);
+    TEST_ASSERT_STR_FREED(test_get(a, "k"), "new", "k on a");
+    TEST_ASSERT_STR_FREED(test_get(b, "k"), "new", "k on b");
+    set_behind_ok(a, "k", "newer");
+    flush_ok(a, 10000);
+    expect_row(path, "k", "newer");
+    WAIT_UNTIL(test_held(b, "k") == 0 || strcmp(test_get(b, "k"), "newer") == 0, 5000);
+    sc_close(b);
+    sc_close(a);
+    store_close(&s);
+    sc_test_redis_stop(&own);
+}
+END_TEST
+
+/* ---- 7. chaos: savers with random delays SIGKILLed and restarted while a
+ * writer sets and deletes 40 keys; at the end the database equals Redis ---- */
+static sc_status slow_random_save(const sc_dirty *items, size_t n, void *ud)
+{
+    store *st = ud;
+    int r = rand() % 10;
+    if (r < 3)
+        test_sleep_ms(rand() % 400); /* sometimes longer than claim_ms */
+    if (r == 9)
+        return SC_ERR_REMOTE; /* sometimes the database fails */
+    return store_save(items, n, st);
+}
+
+static pid_t chaos_saver(const char *path, int seed)
+{
+    pid_t pid = fork();
+    if (pid != 0)
+        return pid;
+    srand((unsigned)seed);
+    store s;
+    store_init(&s, path);
+    sqlite3_busy_timeout(s.db, 50);
+    sc_options o = saver_options(NS("chaos"), NULL, &s, 10);
+    o.save_fn = slow_random_save;
+    o.writeback_claim_ms = 150;
+    o.writeback_batch = 16;
+    sc_cache *c = NULL;
+    if (sc_open(&o, &c) != SC_OK)
+        _exit(3);
+    for (;;)
+        pause();
+}
+
+START_TEST(chaos_database_equals_redis)
+{
+    char path[512];
+    db_path("chaos", path, sizeof path);
+    {
+        store s0;
+        store_init(&s0, path);
+        store_close(&s0);
+    }
+    pid_t kids[2];
+    int seed = 1;
+    for (int i = 0; i < 2; i++)
+        kids[i] = chaos_saver(path, seed * 10 + i);
+    sc_cache *a = test_pod(NS("chaos"), "writer");
+    srand((unsigned)seed);
+    char key[32], val[32];
+    for (int i = 0; i < 3000; i++) {
+        snprintf(key, sizeof key, "c%d", rand() % 40);
+        if (rand() % 7 == 0) {
+            ck_assert_int_eq(sc_delete_behind(a, key), SC_OK);
+        } else {
+            snprintf(val, sizeof val, "w%d", i);
+            set_behind_ok(a, key, val);
+        }
+        if (i % 300 == 299) {
+            int k = rand() % 2;
+            kill(kids[k], SIGKILL);
+            waitpid(kids[k], NULL, 0);
+            kids[k] = chaos_saver(path, seed * 100 + i);
+        }
+    }
+    for (int i = 0; i < 2; i++) {
+        kill(kids[i], SIGKILL);
+        waitpid(kids[i], NULL, 0);
+    }
+    store s;
+    store_init(&s, path);
+    sqlite3_busy_timeout(s.db, 1000);
+    sc_cache *taker = saver_pod(NS("chaos"), "taker", &s, 10, 200);
+    flush_ok(a, 30000);
+    int bad = 0;
+    for (int i = 0; i < 40; i++) {
+        snprintf(key, sizeof key, "c%d", i);
+        uint64_t dv;
+        char *got = db_get(path, key, &dv);
+        char *want = test_redis_value(NS("chaos"), key);
+        uint64_t rv = redis_version(NS("chaos"), key);
+        int ok = (strcmp(want, "<none>") == 0 ? strcmp(got, "<deleted>") == 0 || strcmp(got, "<none>") == 0
+                                              : strcmp(got, want) == 0);
+        if (!ok || (rv && dv != rv)) {
+            printf("chaos: %s: db '%s' v%llu, redis '%s' v%llu\n", key, got, (unsigned long long)dv, want,
+                   (unsigned long long)rv);
+            bad++;
+        }
+        free(got);
+        free(want);
+    }
+    ck_assert_int_eq(bad, 0);
+    sc_close(taker);
+    sc_close(a);
+    store_close(&s);
+}
+END_TEST
+
+/* Many keys, empty values, deletes of never-set keys */
+START_TEST(many_keys_all_saved)
+{
+    char path[512];
+    db_path("many", path, sizeof path);
+    store s;
+    store_init(&s, path);
+    sc_cache *a = test_pod(NS("many"), "writer");
+    int n = 20000;
+    char key[32], val[32];
+    for (int i = 0; i < n; i++) {
+        snprintf(key, sizeof key, "m%d", i);
+        snprintf(val, sizeof val, "v%d", i);
+        set_behind_ok(a, key, i % 1000 == 0 ? "" : val);
+    }
+    ck_assert_int_eq(sc_delete_behind(a, "never-set"), SC_OK);
+    sc_cache *b = saver_pod(NS("many"), "saver", &s, 20, 30000);
+    flush_ok(a, 60000);
+    sqlite3_stmt *st;
+    ck_assert_int_eq(sqlite3_prepare_v2(s.db, "SELECT count(*) FROM kv", -1, &st, NULL), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+    int rows = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    ck_assert_int_eq(rows, n + 1);
+    expect_row(path, "m0", "");
+    expect_row(path, "m1", "v1");
+    expect_row(path, "never-set", "<deleted>");
+    char k2[32];
+    snprintf(k2, sizeof k2, "m%d", n - 1);
+    snprintf(val, sizeof val, "v%d", n - 1);
+    expect_row(path, k2, val);
+    ck_assert_int_eq(queue_len(NS("many")), 0);
+    sc_close(b);
+    sc_close(a);
+    store_close(&s);
+}
+END_TEST
+
 static Suite *behind_suite(void)
 {
     Suite *s = suite_create("behind");
@@ -876,6 +1363,14 @@ static Suite *behind_suite(void)
     tcase_add_test(tc, concurrent_writers_and_savers_database_equals_redis);
     tcase_add_test(tc, saver_rides_out_a_redis_restart);
     tcase_add_test(tc, bad_input);
+    tcase_add_test(tc, queue_drains_after_maxmemory);
+    tcase_add_test(tc, saver_killed_after_commit_before_ack);
+    tcase_add_test(tc, writer_killed_every_acked_write_saved);
+    tcase_add_test(tc, huge_values_are_saved);
+    tcase_add_test(tc, redis_crash_with_aof_loses_nothing);
+    tcase_add_test(tc, writes_after_restart_from_older_snapshot_are_saved);
+    tcase_add_test(tc, chaos_database_equals_redis);
+    tcase_add_test(tc, many_keys_all_saved);
     suite_add_tcase(s, tc);
     return s;
 }

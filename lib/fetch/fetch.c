@@ -183,6 +183,7 @@ void sc__fetch_call_fail(call *cl, sc_status s, const char *fmt, ...)
 void sc__fetch_key_gave_up(call *cl, fkey *k, sc_status st, const char *what, const char *when, const char *why)
 {
     k->waited = 1;
+    k->deadline_hit = 1;
     sc__fetch_key_done(k, st, NULL);
     sc__fetch_call_fail(cl, st, "%s: %s\"%.*s\"%s%llu%s", cl->name, what, (int)(k->klen > 64 ? 64 : k->klen), k->key,
                         when, (unsigned long long)(sc__fetch_mono_ms() - cl->t0_ns / 1000000u), why);
@@ -403,8 +404,21 @@ static int lead_locked(call *cl, const sc__remote_fetch_call *rc)
         fkey *k = cl->act[i];
         sc__fetch_item *it = &cl->items[i];
         k->read = it->kind;
-        if (it->graced)
+        if (it->graced) {
+            k->redis_ungraced = 0;
             note_graced(cl, k, it, known);
+        } else if (it->kind == SC__FETCH_LOCKED || it->kind == SC__FETCH_WAIT || it->kind == SC__FETCH_STALE) {
+            /* Redis answered and holds no graced value for the key: a copy
+             * this pod kept (the grace table, an earlier read) predates a
+             * write, delete, tag or invalidation it may not have applied
+             * yet, and is never answered stale; without one, the soft
+             * timeout does not apply. */
+            k->redis_ungraced = 1;
+            sc_value_release(k->graced);
+            k->graced = NULL;
+            if (cl->deadline_unsoft > cl->deadline_ms)
+                cl->deadline_ms = cl->deadline_unsoft;
+        }
         switch (it->kind) {
         case SC__FETCH_CONFIRMED:
             sc__atomic_inc(&c->remote_hits);
@@ -498,6 +512,7 @@ static void wait_all(call **cls, size_t n)
                 fkey *k = cl->act[i];
                 if (k->state != K_DONE && k->read == SC__FETCH_WAIT) {
                     k->waited = 1;
+                    k->deadline_hit = 1;
                     sc__fetch_key_done(k, SC_ERR_LOCKED, NULL);
                     sc__fetch_call_fail(cl, SC_ERR_LOCKED,
                                         "%s: another pod still held the load lock of \"%.*s\" after %llu ms", cl->name,
@@ -744,6 +759,8 @@ SC_EXPORT void sc_fetch_opts_init(sc_fetch_opts *o)
 static int serve_graced(call *cl, fkey *k, sc_status st, sc_value **out, uint64_t *age)
 {
     sc_cache *c = cl->c;
+    if (k->redis_ungraced)
+        return 0;
     int redis_away = (st == SC_ERR_REMOTE || st == SC_ERR_TIMEOUT) && !cl->left_running && !sc__fetch_synced(c);
     if (!cl->grace) {
         if (!redis_away || c->opt.disconnect_policy == SC_DISCONNECT_FLUSH)
@@ -826,6 +843,7 @@ SC_EXPORT sc_status sc_fetch_ex(sc_cache *c, const char *key, const sc_fetch_opt
         if (hard_end < cl.deadline_ms)
             cl.deadline_ms = hard_end;
     }
+    cl.deadline_unsoft = cl.deadline_ms;
     if (cl.soft && cl.grace) {
         /* A graced value already at hand bounds every wait by the soft
          * timeout (one read later does the same: note_graced). */

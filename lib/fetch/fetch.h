@@ -39,6 +39,10 @@ typedef struct flight {
     sc_status st;
     sc_value *val;
     sc__load_outcome outcome;
+    int redo;     /* the result is the leader's own only (a load a write
+                     fenced, or a timeout of the leader's call): followers
+                     start over */
+    int ungraced; /* the leader's last read: Redis held no graced value */
     char err[SC__ERRLEN];
     char key[];
 } flight;
@@ -120,6 +124,8 @@ typedef struct fkey {
     sc_value *val;
     sc__load_outcome outcome;
     int waited;           /* a wait or a load happened: a miss */
+    int fenced;           /* eventual: its value is a load a write fenced (for its own caller only) */
+    int deadline_hit;     /* it ended at its call's own deadline (a timeout of that call only) */
     /* leader loop */
     int active;           /* in this round trip */
     sc_value *local;      /* strong: the local copy being confirmed */
@@ -133,6 +139,10 @@ typedef struct fkey {
     sc_value *graced;
     uint64_t graced_fresh_end;  /* sc__now_ms() when its TTL ended */
     uint64_t graced_until;      /* sc__now_ms() when its grace ends */
+    /* The last fetch_lock read answered and Redis held no graced value for
+     * the key (deleted, tagged, invalidated, overwritten or gone): no copy
+     * this pod kept may be answered stale-if-error. */
+    int redis_ungraced;
 } fkey;
 
 typedef struct call {
@@ -146,6 +156,7 @@ typedef struct call {
     size_t m;
     uint64_t t0_ns;
     uint64_t deadline_ms; /* mono */
+    uint64_t deadline_unsoft; /* mono: deadline_ms before a soft timeout shortened it */
     int local_checked;    /* eventual: run() already asked the local tier */
     /* sc_fetch_ex */
     uint64_t grace;       /* stored with loaded values, and how stale an answer may be */

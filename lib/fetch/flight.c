@@ -124,6 +124,8 @@ void sc__fetch_finish_flights(call *cl)
         fl->st = k->st;
         fl->val = k->val ? sc__value_ref(k->val) : NULL;
         fl->outcome = k->outcome;
+        fl->redo = k->fenced || k->deadline_hit || cl->left_running;
+        fl->ungraced = k->redis_ungraced;
         if (k->st != SC_OK && k->st != SC_NOT_FOUND)
             snprintf(fl->err, sizeof fl->err, "%s", cl->err);
         k->fl = NULL;
@@ -157,11 +159,16 @@ size_t sc__fetch_follow_flights(call *cl)
             sc__fetch_call_fail(cl, SC_ERR_LOCKED,
                                 "%s: another fetch of this pod was still loading \"%.*s\" after the wait", cl->name,
                                 (int)(k->klen > 64 ? 64 : k->klen), k->key);
-        } else if (cl->c->opt.consistency == SC_STRONG && fl->result_rt <= k->joined_at) {
+        } else if ((cl->c->opt.consistency == SC_STRONG && fl->result_rt <= k->joined_at) || fl->redo) {
+            /* (a fenced load's value is its own caller's only: a follower
+             * may have begun after the write that fenced it; a leader's
+             * timeout or deadline is its own call's, not the follower's,
+             * which starts over under its own) */
             k->state = K_PENDING;
             redo++;
         } else {
             k->waited = fl->outcome == SC__LOAD_MISS;
+            k->redis_ungraced = fl->ungraced;
             sc__fetch_key_done(k, fl->st, fl->val ? sc__value_ref(fl->val) : NULL);
             if (fl->st != SC_OK && fl->st != SC_NOT_FOUND)
                 sc__fetch_call_fail(cl, fl->st, "%s", fl->err);

@@ -224,7 +224,7 @@ static int load_timed(call *cl, fkey *k, const char *token, sc_status *ls)
         limit = t0 + cl->hard;
     if (cl->soft && cl->grace &&
         ((k->graced && sc__now_ms() < k->graced_until) ||
-         sc__fetch_grace_get(c, k->key, k->klen, k->hash, cl->grace, &g, &past)))
+         (!k->redis_ungraced && sc__fetch_grace_get(c, k->key, k->klen, k->hash, cl->grace, &g, &past))))
         limit = t0 + cl->soft < limit ? t0 + cl->soft : limit;
     sc_value_release(g);
     bg_share *b = c->fetch->bg;
@@ -506,6 +506,7 @@ static void settle_end(call *cl, sc_status s, const char *err)
                 k->active = 1; /* load again */
             } else {
                 sc__fetch_key_done(k, v ? SC_OK : SC_NOT_FOUND, v);
+                k->fenced = 1;
             }
             continue;
         }

@@ -32,11 +32,14 @@ for i = 3, #KEYS do
   local k = KEYS[i]
   local have = ARGV[i + 1]
   local h = redis.call('HMGET', k, 'value', 'version', 'empty', 'outdated', 'lock', 'lock_until', 'fresh_until',
-                       'tags')
+                       'tags', 'grace_until')
   local ver = tonumber(h[2])
   local dead = ver and (ver < floor or tag_dead(ver, h[8], KEYS[2]))
   local fu = tonumber(h[7])
   local graced = fu and fu <= now
+  -- when its grace ends (Redis ms): a lock taken on the key may have
+  -- stretched the hash's TTL past it (keys stored without the field: PTTL)
+  local gu = tonumber(h[9])
   local r
   if ver and not dead and not h[4] and not graced and (h[1] or h[3]) then
     if have ~= '0' and tonumber(have) == ver then
@@ -54,7 +57,9 @@ for i = 3, #KEYS do
   else
     local lu = tonumber(h[6])
     if h[5] and not dead and lu and lu > now then
-      if ARGV[3] == '1' and h[1] and h[4] and ver then
+      -- (never a value past its fresh time: it is only kept for
+      -- stale-if-error answers)
+      if ARGV[3] == '1' and h[1] and h[4] and ver and not graced then
         r = {'s', h[1], h[2], h[6]}
       else
         r = {'w', h[6]}
@@ -65,10 +70,10 @@ for i = 3, #KEYS do
       if redis.call('PTTL', k) < ttl then redis.call('PEXPIRE', k, ARGV[2]) end
       r = {'l'}
     end
-    if graced and not dead and not h[4] and h[1] and ver then
+    if graced and not dead and not h[4] and h[1] and ver and not (gu and gu <= now) then
       r[#r + 1] = h[1]
       r[#r + 1] = h[2]
-      r[#r + 1] = redis.call('PTTL', k)
+      r[#r + 1] = gu and (gu - now) or redis.call('PTTL', k)
       r[#r + 1] = now - fu
       r[#r + 1] = h[8] or ''
     end

@@ -41,7 +41,9 @@ for i = 4, #KEYS do
     local ttl, grace = tonumber(ARGV[a + 3]), tonumber(ARGV[a + 8])
     if ARGV[a + 9] ~= '' and ARGV[a + 1] ~= 'e' then redis.call('HSET', k, 'tags', ARGV[a + 9]) end
     if ttl > 0 and grace > 0 and ARGV[a + 1] ~= 'e' then
-      redis.call('HSET', k, 'fresh_until', string.format('%d', now_ms() + ttl))
+      local t = now_ms()
+      redis.call('HSET', k, 'fresh_until', string.format('%d', t + ttl), 'grace_until',
+                 string.format('%d', t + ttl + grace))
       redis.call('PEXPIRE', k, string.format('%d', ttl + grace))
     elseif ttl > 0 then
       redis.call('PEXPIRE', k, ARGV[a + 3])

@@ -1,4 +1,4 @@
-#!lua
+#!lua flags=allow-oom
 -- Acknowledges saved entries of the write-behind queue and trims the queue
 -- of acknowledged entries only: everything below the oldest entry still
 -- pending (taken by some consumer and not acknowledged), or, when none is

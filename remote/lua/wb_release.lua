@@ -1,4 +1,4 @@
-#!lua
+#!lua flags=allow-oom
 -- Hands a closing consumer's unacknowledged entries back to the other
 -- pods: their idle time is set far beyond any writeback_claim_ms, so the
 -- next XAUTOCLAIM of any pod takes them at once. A consumer holding nothing
