@@ -165,7 +165,9 @@ static char *db_get(const char *path, const char *key, uint64_t *version)
         if (sqlite3_column_type(st, 0) == SQLITE_NULL)
             out = strdup("<deleted>");
         else
-            out = strndup((const char *)sqlite3_column_blob(st, 0), (size_t)sqlite3_column_bytes(st, 0));
+            out = sqlite3_column_bytes(st, 0)
+                      ? strndup((const char *)sqlite3_column_blob(st, 0), (size_t)sqlite3_column_bytes(st, 0))
+                      : strdup(""); /* an empty blob reads as NULL */
     } else {
         out = strdup("<none>");
     }
@@ -174,6 +176,15 @@ static char *db_get(const char *path, const char *key, uint64_t *version)
     if (version)
         *version = v;
     return out;
+}
+
+/* Whether c's sc_get of key answers want. */
+static int get_is(sc_cache *c, const char *key, const char *want)
+{
+    char *got = test_get(c, key);
+    int is = strcmp(got, want) == 0;
+    free(got);
+    return is;
 }
 
 static void expect_row(const char *path, const char *key, const char *want)
@@ -942,14 +953,17 @@ START_TEST(saver_killed_after_commit_before_ack)
         store_init(&s0, path);
         store_close(&s0);
     }
-    sc_cache *a = test_pod(NS("commitkill"), "writer");
     for (int round = 0; round < 3; round++) {
+        /* The writer is closed before the fork: a child of a process
+         * running threads may find a lock held for ever. */
+        sc_cache *w = test_pod(NS("commitkill"), "writer");
         char key[32], val[32];
         for (int i = 0; i < 50; i++) {
             snprintf(key, sizeof key, "k%d", i % 20);
             snprintf(val, sizeof val, "r%d-%d", round, i);
-            set_behind_ok(a, key, val);
+            set_behind_ok(w, key, val);
         }
+        sc_close(w);
         pid_t pid = fork();
         ck_assert_int_ge(pid, 0);
         if (pid == 0) {
@@ -972,7 +986,7 @@ START_TEST(saver_killed_after_commit_before_ack)
     store s;
     store_init(&s, path);
     sc_cache *taker = saver_pod(NS("commitkill"), "taker", &s, 20, 300);
-    flush_ok(a, 15000);
+    flush_ok(taker, 15000);
     for (int i = 0; i < 20; i++) {
         char key[32];
         snprintf(key, sizeof key, "k%d", i);
@@ -987,7 +1001,6 @@ START_TEST(saver_killed_after_commit_before_ack)
     }
     ck_assert_int_eq(queue_pending(NS("commitkill")), 0);
     sc_close(taker);
-    sc_close(a);
     store_close(&s);
 }
 END_TEST
@@ -1004,7 +1017,6 @@ START_TEST(writer_killed_every_acked_write_saved)
     }
     int *acked = mmap(NULL, sizeof(int), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     ck_assert_ptr_ne(acked, MAP_FAILED);
-    int total = 0;
     for (int round = 0; round < 5; round++) {
         *acked = 0;
         pid_t pid = fork();
@@ -1031,7 +1043,7 @@ START_TEST(writer_killed_every_acked_write_saved)
         waitpid(pid, &status, 0);
         int n = __atomic_load_n(acked, __ATOMIC_SEQ_CST);
         printf("writer kill round %d: %d acknowledged writes\n", round, n);
-        total += n;
+        ck_assert_int_gt(n, 0);
         store s;
         store_init(&s, path);
         sc_cache *taker = saver_pod(NS("writerkill"), "taker", &s, 20, 300);
@@ -1202,7 +1214,8 @@ START_TEST(writes_after_restart_from_older_snapshot_are_saved)
     set_behind_ok(a, "k", "newer");
     flush_ok(a, 10000);
     expect_row(path, "k", "newer");
-    WAIT_UNTIL(test_held(b, "k") == 0 || strcmp(test_get(b, "k"), "newer") == 0, 5000);
+    WAIT_UNTIL(get_is(b, "k", "newer"), 5000);
+    ck_assert(get_is(b, "k", "newer"));
     sc_close(b);
     sc_close(a);
     store_close(&s);
@@ -1369,7 +1382,8 @@ static Suite *behind_suite(void)
     tcase_add_test(tc, huge_values_are_saved);
     tcase_add_test(tc, redis_crash_with_aof_loses_nothing);
     tcase_add_test(tc, writes_after_restart_from_older_snapshot_are_saved);
-    tcase_add_test(tc, chaos_database_equals_redis);
+    if (!SC_TEST_SANITIZED) /* forks beside a live pod (support/pods.h) */
+        tcase_add_test(tc, chaos_database_equals_redis);
     tcase_add_test(tc, many_keys_all_saved);
     suite_add_tcase(s, tc);
     return s;

@@ -20,15 +20,17 @@
 
 sc_test_redis g_redis;
 
-/* A source shared across fork()ed pods (MAP_SHARED). */
+/* A source shared across fork()ed pods (MAP_SHARED). Every field the test
+ * changes while a loader may run is atomic; the value is one of the test's
+ * string literals (at the same address in a forked pod). */
 typedef struct source {
     atomic_int calls;
     atomic_int returned;
     atomic_int concurrent, max_concurrent;
-    int delay_ms;
-    int hang; /* never return */
-    int fail; /* SC_ERR_LOADER */
-    char value[64];
+    atomic_int delay_ms;
+    atomic_int hang; /* never return */
+    atomic_int fail; /* SC_ERR_LOADER */
+    _Atomic(const char *) value;
 } source;
 
 static source *source_new(const char *value)
@@ -36,7 +38,7 @@ static source *source_new(const char *value)
     source *s = mmap(NULL, sizeof *s, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     ck_assert(s != MAP_FAILED);
     memset(s, 0, sizeof *s);
-    snprintf(s->value, sizeof s->value, "%s", value);
+    atomic_store(&s->value, value);
     return s;
 }
 
@@ -50,7 +52,7 @@ static sc_status load_source(const char *key, sc_loaded *slot, void *ud)
     while (now > m && !atomic_compare_exchange_weak(&s->max_concurrent, &m, now))
         ;
     char val[64];
-    snprintf(val, sizeof val, "%s", s->value);
+    snprintf(val, sizeof val, "%s", atomic_load(&s->value));
     if (s->delay_ms)
         test_sleep_ms(s->delay_ms);
     while (s->hang)
@@ -404,7 +406,7 @@ static void write_vs_load(sc_consistency cons, write_kind w)
     pthread_create(&th, NULL, bgf_main, &f);
     WAIT_UNTIL(atomic_load(&s->calls) == 1, 2000);
     test_sleep_ms(50);
-    snprintf(s->value, sizeof s->value, "new");
+    atomic_store(&s->value, "new");
     do_write(b, w, "k");
     /* c3 asks while a still loads */
     pthread_join(th, NULL);
@@ -494,7 +496,7 @@ static void follower_after_delete(int same_pod)
     pthread_t th;
     pthread_create(&th, NULL, bgf_main, &f);
     WAIT_UNTIL(atomic_load(&s->calls) == 1, 2000);
-    snprintf(s->value, sizeof s->value, "new");
+    atomic_store(&s->value, "new");
     ck_assert_int_eq(sc_delete(same_pod ? a : b, "k"), SC_OK);
     TEST_WAIT_APPLIED(a, ns, 3000);
     /* the delete is done and applied on a: a fresh fetch on a */
@@ -890,7 +892,7 @@ START_TEST(redis_restart_mid_load)
     pthread_create(&th, NULL, bgf_main, &f);
     WAIT_UNTIL(atomic_load(&s->calls) == 1, 2000);
     ck_assert_int_eq(sc_test_redis_restart(&red), 0);
-    snprintf(s->value, sizeof s->value, "new");
+    atomic_store(&s->value, "new");
     long long t0 = test_now_ms();
     pthread_join(th, NULL);
     printf("restart mid-load: a's fetch %s (%s) after %lld ms\n", sc_strerror(f.r.st), f.r.got, test_now_ms() - t0);
@@ -1070,7 +1072,7 @@ START_TEST(soft_timeout_after_delete_unsynced)
     ck_assert_str_eq(r.got, "old");
     ck_assert_int_eq(sc_test_redis_cmd(&g_redis, "CLIENT KILL TYPE pubsub"), 0);
     WAIT_UNTIL(test_stats(a).synced == 0, 2000);
-    snprintf(s->value, sizeof s->value, "new");
+    atomic_store(&s->value, "new");
     ck_assert_int_eq(sc_delete(b, "k"), SC_OK);
     s->delay_ms = 400;
     fo.soft_timeout_ms = 100;
@@ -1098,7 +1100,7 @@ static void late_load_vs_write(write_kind w)
     fo.hard_timeout_ms = 100;
     res r = fetch_ex(a, "k", &fo, s);
     ck_assert_int_eq(r.st, SC_ERR_TIMEOUT);
-    snprintf(s->value, sizeof s->value, "new");
+    atomic_store(&s->value, "new");
     do_write(b, w, "k");
     test_sleep_ms(700);
     TEST_WAIT_APPLIED(a, ns, 3000);
@@ -1179,7 +1181,7 @@ START_TEST(expired_graced_value_served_fresh_after_tag)
     ck_assert_str_eq(r.got, "v1");
     test_sleep_ms(400); /* past its TTL: only graced */
     ck_assert_int_eq(sc_tag_deleted(b, "k"), SC_OK);
-    snprintf(s->value, sizeof s->value, "v2");
+    atomic_store(&s->value, "v2");
     s->delay_ms = 800;
     bgf f = {a, "k", &fo, s, {0}};
     pthread_t th;

@@ -14,6 +14,22 @@
 
 #include "redis_server.h"
 
+/* A child forked from a process that runs threads may find a lock another
+ * thread held at the fork held for ever: glibc guards its own (malloc),
+ * the sanitizers' runtimes do not always (ThreadSanitizer kills such a
+ * child, AddressSanitizer's allocator can hang it). Tests that must fork a
+ * pod beside live pods of the parent run only in builds without them. */
+#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
+#define SC_TEST_SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer) || __has_feature(address_sanitizer)
+#define SC_TEST_SANITIZED 1
+#endif
+#endif
+#ifndef SC_TEST_SANITIZED
+#define SC_TEST_SANITIZED 0
+#endif
+
 /* The server every test in the program shares (started in main). */
 extern sc_test_redis g_redis;
 
