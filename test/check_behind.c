@@ -758,6 +758,17 @@ START_TEST(concurrent_writers_and_savers_database_equals_redis)
 }
 END_TEST
 
+/* A writer pod and a pod saving into s (every 20 ms), on Redis r. */
+static void pods_on(const sc_test_redis *r, const char *ns, store *s, sc_cache **writer, sc_cache **saver)
+{
+    sc_options o = test_options(ns, "writer");
+    o.redis_port = r->port;
+    *writer = test_open(&o);
+    o = saver_options(ns, "saver", s, 20);
+    o.redis_port = r->port;
+    *saver = test_open(&o);
+}
+
 START_TEST(saver_rides_out_a_redis_restart)
 {
     char path[512];
@@ -767,12 +778,8 @@ START_TEST(saver_rides_out_a_redis_restart)
     /* A Redis of its own: the restart must not take the suite's server. */
     sc_test_redis own;
     ck_assert_int_eq(sc_test_redis_start(&own, NULL), 0);
-    sc_options o = test_options(NS("restart"), "writer");
-    o.redis_port = own.port;
-    sc_cache *a = test_open(&o);
-    o = saver_options(NS("restart"), "saver", &s, 20);
-    o.redis_port = own.port;
-    sc_cache *b = test_open(&o);
+    sc_cache *a, *b;
+    pods_on(&own, NS("restart"), &s, &a, &b);
     set_behind_ok(a, "before", "1");
     flush_ok(a, 10000);
     /* No persistence: the queue and its group are gone with everything else. */
@@ -1137,8 +1144,9 @@ START_TEST(redis_crash_with_aof_loses_nothing)
 }
 END_TEST
 
-/* ---- 6. Redis restarted from an older snapshot: writes acknowledged AFTER
- * the restart must still reach the store ---- */
+/* Redis restarted from an older snapshot: writes acknowledged after the
+ * restart still reach the store (their versions are above every saved
+ * row's: no version is handed out twice). */
 static int own_cmd(const sc_test_redis *r, const char *cmd)
 {
     return sc_test_redis_cmd(r, "%s", cmd);
@@ -1154,12 +1162,8 @@ START_TEST(writes_after_restart_from_older_snapshot_are_saved)
     /* RDB only, snapshots taken explicitly (SAVE): the README's
      * "RDB snapshots only: everything since the last snapshot" case. */
     ck_assert_int_eq(sc_test_redis_start(&own, NULL), 0);
-    sc_options o = test_options(NS("rollback"), "writer");
-    o.redis_port = own.port;
-    sc_cache *a = test_open(&o);
-    o = saver_options(NS("rollback"), "saver", &s, 20);
-    o.redis_port = own.port;
-    sc_cache *b = test_open(&o);
+    sc_cache *a, *b;
+    pods_on(&own, NS("rollback"), &s, &a, &b);
     set_behind_ok(a, "k", "old-0");
     flush_ok(a, 10000);
     ck_assert_int_eq(own_cmd(&own, "SAVE"), 0); /* the snapshot */
@@ -1223,8 +1227,8 @@ START_TEST(writes_after_restart_from_older_snapshot_are_saved)
 }
 END_TEST
 
-/* ---- 7. chaos: savers with random delays SIGKILLed and restarted while a
- * writer sets and deletes 40 keys; at the end the database equals Redis ---- */
+/* Chaos: savers with random delays SIGKILLed and restarted while a writer
+ * sets and deletes 40 keys; at the end the database equals Redis. */
 static sc_status slow_random_save(const sc_dirty *items, size_t n, void *ud)
 {
     store *st = ud;

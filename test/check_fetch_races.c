@@ -233,6 +233,42 @@ static void do_write(sc_cache *c, write_kind w, const char *key)
     }
 }
 
+/* Pod a (consistency cons, reconnecting after 2-3 s) loads k as "old"
+ * with a 60 s TTL and grace and the tag t, then loses its subscription:
+ * events from b (a second pod) do not reach it for a while. */
+typedef struct unsynced {
+    sc_cache *a, *b;
+    source *s;
+    sc_fetch_opts fo;
+} unsynced;
+
+static const char *const tag_t[] = {"t"};
+
+static unsynced unsynced_after_load(const char *ns, sc_consistency cons)
+{
+    unsynced u;
+    sc_options o = opts(ns, "a");
+    o.consistency = cons;
+    o.reconnect_min_ms = 2000;
+    o.reconnect_max_ms = 3000;
+    u.a = test_open(&o);
+    sc_options ob = opts(ns, "b");
+    ob.consistency = cons;
+    u.b = test_open(&ob);
+    u.s = source_new("old");
+    sc_fetch_opts_init(&u.fo);
+    u.fo.ttl_ms = 60000;
+    u.fo.grace_ms = 60000;
+    u.fo.tags = tag_t;
+    u.fo.ntags = 1;
+    res r = fetch_ex(u.a, "k", &u.fo, u.s);
+    ck_assert_str_eq(r.got, "old");
+    ck_assert_int_eq(sc_test_redis_cmd(&g_redis, "CLIENT KILL TYPE pubsub"), 0);
+    WAIT_UNTIL(test_stats(u.a).synced == 0, 2000);
+    ck_assert_uint_eq(test_stats(u.a).synced, 0);
+    return u;
+}
+
 /* Pod a loads k with a grace; its subscription drops (events from b do not
  * reach it for a while); b deletes / tags k; a's fetch with a failing
  * loader reads Redis (which says the value is gone) and must not answer the
@@ -241,36 +277,16 @@ static void grace_after_write_unsynced(sc_consistency cons, write_kind w)
 {
     char ns[64];
     snprintf(ns, sizeof ns, "fr_gu_%d_%d", (int)cons, (int)w);
-    sc_options o = opts(ns, "a");
-    o.consistency = cons;
-    o.reconnect_min_ms = 1500;
-    o.reconnect_max_ms = 3000;
-    sc_cache *a = test_open(&o);
-    sc_options ob = opts(ns, "b");
-    ob.consistency = cons;
-    sc_cache *b = test_open(&ob);
-    source *s = source_new("old");
-    sc_fetch_opts fo;
-    sc_fetch_opts_init(&fo);
-    fo.ttl_ms = 60000;
-    fo.grace_ms = 60000;
-    const char *tags[] = {"t"};
-    fo.tags = tags;
-    fo.ntags = 1;
-    res r = fetch_ex(a, "k", &fo, s);
-    ck_assert_str_eq(r.got, "old");
-    ck_assert_int_eq(sc_test_redis_cmd(&g_redis, "CLIENT KILL TYPE pubsub"), 0);
-    WAIT_UNTIL(test_stats(a).synced == 0, 2000);
-    ck_assert_uint_eq(test_stats(a).synced, 0);
-    do_write(b, w, "k");
-    s->fail = 1;
-    r = fetch_ex(a, "k", &fo, s);
+    unsynced u = unsynced_after_load(ns, cons);
+    do_write(u.b, w, "k");
+    u.s->fail = 1;
+    res r = fetch_ex(u.a, "k", &u.fo, u.s);
     if (w == W_SET)
         ck_assert_msg(strcmp(r.got, "new") == 0, "got %s stale=%d", r.got, r.stale);
     else
         ck_assert_msg(r.st == SC_ERR_LOADER, "after the write a served %s (stale=%d)", r.got, r.stale);
-    sc_close(a);
-    sc_close(b);
+    sc_close(u.a);
+    sc_close(u.b);
 }
 
 START_TEST(grace_after_delete_unsynced_eventual)
@@ -979,22 +995,11 @@ END_TEST
  * loader: neither may answer the deleted value. */
 START_TEST(grace_after_delete_unsynced_follower)
 {
-    const char *ns = "fr_gu_follow";
-    sc_options o = opts(ns, "a");
-    o.reconnect_min_ms = 2000;
-    o.reconnect_max_ms = 3000;
-    sc_cache *a = test_open(&o);
-    sc_options ob = opts(ns, "b");
-    sc_cache *b = test_open(&ob);
-    source *s = source_new("old");
-    sc_fetch_opts fo;
-    sc_fetch_opts_init(&fo);
-    fo.ttl_ms = 60000;
-    fo.grace_ms = 60000;
-    res r = fetch_ex(a, "k", &fo, s);
-    ck_assert_str_eq(r.got, "old");
-    ck_assert_int_eq(sc_test_redis_cmd(&g_redis, "CLIENT KILL TYPE pubsub"), 0);
-    WAIT_UNTIL(test_stats(a).synced == 0, 2000);
+    unsynced u = unsynced_after_load("fr_gu_follow", SC_EVENTUAL);
+    sc_cache *a = u.a, *b = u.b;
+    source *s = u.s;
+    sc_fetch_opts fo = u.fo;
+    res r;
     ck_assert_int_eq(sc_delete(b, "k"), SC_OK);
     s->fail = 1;
     s->delay_ms = 400;
@@ -1056,22 +1061,11 @@ END_TEST
  * never the deleted one. */
 START_TEST(soft_timeout_after_delete_unsynced)
 {
-    const char *ns = "fr_soft_u";
-    sc_options o = opts(ns, "a");
-    o.reconnect_min_ms = 2000;
-    o.reconnect_max_ms = 3000;
-    sc_cache *a = test_open(&o);
-    sc_options ob = opts(ns, "b");
-    sc_cache *b = test_open(&ob);
-    source *s = source_new("old");
-    sc_fetch_opts fo;
-    sc_fetch_opts_init(&fo);
-    fo.ttl_ms = 60000;
-    fo.grace_ms = 60000;
-    res r = fetch_ex(a, "k", &fo, s);
-    ck_assert_str_eq(r.got, "old");
-    ck_assert_int_eq(sc_test_redis_cmd(&g_redis, "CLIENT KILL TYPE pubsub"), 0);
-    WAIT_UNTIL(test_stats(a).synced == 0, 2000);
+    unsynced u = unsynced_after_load("fr_soft_u", SC_EVENTUAL);
+    sc_cache *a = u.a, *b = u.b;
+    source *s = u.s;
+    sc_fetch_opts fo = u.fo;
+    res r;
     atomic_store(&s->value, "new");
     ck_assert_int_eq(sc_delete(b, "k"), SC_OK);
     s->delay_ms = 400;
