@@ -209,8 +209,6 @@ static char *value_key(const sc__remote *r, const char *key, size_t klen, char *
 /* lens[i] for an argument that is a C string: script() measures it. */
 #define CSTR SIZE_MAX
 
-/* Runs one of the loaded scripts; the binary arguments carry their lengths,
- * the rest are CSTR. */
 /* The scripts that take a version (prelude.lua take()) get, as their last
  * argument, the highest version this remote has seen: a counter found at
  * or below it means Redis lost writes, and the script starts a new history
@@ -235,6 +233,8 @@ static int takes_version(sc__script_id id)
 
 #define MAX_TAKE_ARGS 16
 
+/* Runs one of the loaded scripts; the binary arguments carry their lengths,
+ * the rest are CSTR. */
 static sc_status script(sc__remote *r, sc__script_id id, int nkeys, int argc, const char **args, size_t *lens,
                         int64_t deadline, redisReply **reply, char *err, size_t errlen)
 {
