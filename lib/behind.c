@@ -347,6 +347,19 @@ static uint64_t backoff_ms(const sc_cache *c, unsigned failures)
     return ms > base ? ms : base;
 }
 
+/* A batch's bytes as wb_take.lua counts them against its bound: each
+ * entry's id and fields (k, the key, v, the version, x, the value). */
+static size_t batch_bytes(const sc__wb_batch *b)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < b->n; i++) {
+        char v[24];
+        n += strlen(b->e[i].idstr) + b->e[i].klen + b->e[i].len + 3 +
+             (size_t)snprintf(v, sizeof v, "%" PRIu64, b->e[i].version);
+    }
+    return n;
+}
+
 static void *saver_main(void *arg)
 {
     sc__behind *b = arg;
@@ -368,6 +381,10 @@ static void *saver_main(void *arg)
         sc_status s = sc__remote_wb_take(c->remote, b->consumer, c->opt.writeback_batch, c->opt.writeback_claim_ms,
                                          mine, b->cursor, &batch, err, sizeof err);
         if (s != SC_OK) {
+            /* A take whose answer was lost (a timeout) may have handed
+             * entries to this consumer: the next take asks for them first
+             * instead of leaving them until writeback_claim_ms. */
+            mine = 1;
             sc__atomic_inc(&c->remote_errors);
             wait = backoff_ms(c, ++failures);
             sc__log(c, SC_LOG_WARN, "pod %s: write-behind: cannot read the queue (retry in %" PRIu64 " ms): %s",
@@ -389,8 +406,8 @@ static void *saver_main(void *arg)
             if (r == SAVED && s == SC_OK) {
                 failures = 0;
                 mine = batch.source == SC__WB_MINE;
-                if (batch.n >= c->opt.writeback_batch)
-                    wait = 0;
+                if (batch.n >= c->opt.writeback_batch || batch_bytes(&batch) >= SC__WB_BATCH_BYTES)
+                    wait = 0; /* full: more is likely waiting */
             } else {
                 mine = 1;
                 wait = backoff_ms(c, ++failures);

@@ -31,10 +31,6 @@
  * writeback_claim_ms, so every pod's next take claims it. */
 #define HANDBACK_IDLE_MS "31536000000"
 
-/* Most bytes of queue entries one take returns (at least one entry): a
- * batch of large values must come back within redis_timeout_ms. */
-#define WB_BATCH_BYTES "4194304"
-
 /* "{ns}:wb" into buf (ns is at most 256 bytes, checked at open). */
 static void wb_key(const sc__remote_layout *p, char buf[300])
 {
@@ -203,7 +199,9 @@ sc_status sc__remote_wb_take(sc__remote *r, const char *consumer, unsigned count
     wb_key(&p, wb);
     snprintf(n, sizeof n, "%u", count);
     snprintf(idle, sizeof idle, "%u", min_idle_ms);
-    const char *args[8] = {wb, SC__WB_GROUP, consumer, n, idle, cursor, mine ? "1" : "0", WB_BATCH_BYTES};
+    char budget[24];
+    snprintf(budget, sizeof budget, "%u", SC__WB_BATCH_BYTES);
+    const char *args[8] = {wb, SC__WB_GROUP, consumer, n, idle, cursor, mine ? "1" : "0", budget};
     size_t lens[8] = {CSTR, CSTR, CSTR, CSTR, CSTR, CSTR, CSTR, CSTR};
     redisReply *reply;
     sc_status st = sc__remote_script(r, SC__SCRIPT_WB_TAKE, 1, 8, args, lens, sc__remote_now_ms() + p.timeout_ms,

@@ -295,10 +295,15 @@ typedef struct sc__wb_batch {
     struct redisReply *reply;
 } sc__wb_batch;
 
+/* Most bytes of queue entries one take returns (at least one entry): a
+ * batch of large values must come back within redis_timeout_ms. */
+#define SC__WB_BATCH_BYTES 4194304
+
 /* One take (one script, one round trip): with mine, the consumer's own
  * unacknowledged entries if it has any; else up to count entries idle for
  * min_idle_ms under other consumers (cursor: the XAUTOCLAIM cursor, "0-0" to
- * start, updated in place); else up to count new ones. Creates the group at
+ * start, updated in place); else up to count new ones; a batch stops
+ * growing at SC__WB_BATCH_BYTES. Creates the group at
  * the start of the queue when it is missing. SC_OK with *b (possibly empty;
  * free with sc__wb_batch_free) or an error. */
 sc_status sc__remote_wb_take(sc__remote *r, const char *consumer, unsigned count, unsigned min_idle_ms, int mine,
