@@ -738,8 +738,11 @@ START_TEST(counter_rollback_is_detected)
     /* Crash; come back from the snapshot (the same dir holds dump.rdb). */
     sc_test_redis_kill(&r);
     ck_assert_int_eq(sc_test_redis_start_again(&r), 0);
-    ck_assert_msg(redis_seq(&r, ns) < last_seq, "the snapshot was not loaded (counter %" PRIu64 ")",
-                  redis_seq(&r, ns));
+    /* (The counter cannot tell: a pod that resubscribes at once finds it
+     * behind its last sequence and starts a new history past it.) */
+    char *k3 = test_redis_value_on(&r, ns, "k3");
+    ck_assert_msg(strcmp(k3, "kept") == 0, "the snapshot was not loaded (k3 is %s)", k3);
+    free(k3);
     sc_cache *w = pod_on(&r, ns, "w");
     for (int i = 0; i < 30; i++) {
         char z[16];
