@@ -996,23 +996,19 @@ END_TEST
 START_TEST(grace_after_delete_unsynced_follower)
 {
     unsynced u = unsynced_after_load("fr_gu_follow", SC_EVENTUAL);
-    sc_cache *a = u.a, *b = u.b;
-    source *s = u.s;
-    sc_fetch_opts fo = u.fo;
-    res r;
-    ck_assert_int_eq(sc_delete(b, "k"), SC_OK);
-    s->fail = 1;
-    s->delay_ms = 400;
-    bgf f1 = {a, "k", &fo, s, {0}};
+    ck_assert_int_eq(sc_delete(u.b, "k"), SC_OK);
+    u.s->fail = 1;
+    u.s->delay_ms = 400;
+    bgf f1 = {u.a, "k", &u.fo, u.s, {0}};
     pthread_t t1;
     pthread_create(&t1, NULL, bgf_main, &f1);
-    WAIT_UNTIL(atomic_load(&s->calls) == 2, 2000);
-    r = fetch_ex(a, "k", &fo, s);
+    WAIT_UNTIL(atomic_load(&u.s->calls) == 2, 2000);
+    res r = fetch_ex(u.a, "k", &u.fo, u.s);
     pthread_join(t1, NULL);
     ck_assert_msg(f1.r.st == SC_ERR_LOADER, "leader served %s", f1.r.got);
     ck_assert_msg(r.st == SC_ERR_LOADER, "follower served %s (stale=%d)", r.got, r.stale);
-    sc_close(a);
-    sc_close(b);
+    sc_close(u.a);
+    sc_close(u.b);
 }
 END_TEST
 
@@ -1062,18 +1058,14 @@ END_TEST
 START_TEST(soft_timeout_after_delete_unsynced)
 {
     unsynced u = unsynced_after_load("fr_soft_u", SC_EVENTUAL);
-    sc_cache *a = u.a, *b = u.b;
-    source *s = u.s;
-    sc_fetch_opts fo = u.fo;
-    res r;
-    atomic_store(&s->value, "new");
-    ck_assert_int_eq(sc_delete(b, "k"), SC_OK);
-    s->delay_ms = 400;
-    fo.soft_timeout_ms = 100;
-    r = fetch_ex(a, "k", &fo, s);
+    atomic_store(&u.s->value, "new");
+    ck_assert_int_eq(sc_delete(u.b, "k"), SC_OK);
+    u.s->delay_ms = 400;
+    u.fo.soft_timeout_ms = 100;
+    res r = fetch_ex(u.a, "k", &u.fo, u.s);
     ck_assert_msg(r.st == SC_OK && strcmp(r.got, "new") == 0, "got %s (stale=%d)", r.got, r.stale);
-    sc_close(a);
-    sc_close(b);
+    sc_close(u.a);
+    sc_close(u.b);
 }
 END_TEST
 
