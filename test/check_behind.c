@@ -344,19 +344,22 @@ START_TEST(hot_key_is_coalesced)
     store s;
     store_init(&s, path);
     sc_cache *a = test_pod(NS("hot"), "writer");
-    sc_cache *b = saver_pod(NS("hot"), "saver", &s, 200, 30000);
     char val[32];
     for (int i = 0; i < 1000; i++) {
         snprintf(val, sizeof val, "v%d", i);
         set_behind_ok(a, "hot", val);
     }
+    /* The saver comes after the writes: one running beside them would take
+     * a batch (and save an item) every interval for as long as the writes
+     * last, which a slow build stretches without bound. */
+    sc_cache *b = saver_pod(NS("hot"), "saver", &s, 200, 30000);
     flush_ok(a, 20000);
     expect_row(path, "hot", "v999");
     uint64_t v;
     free(db_get(path, "hot", &v));
     ck_assert_uint_eq(v, redis_version(NS("hot"), "hot"));
-    /* 1,000 writes, at most 256 per batch and one item per key per batch:
-     * a handful of items, however the batches fell. */
+    /* 1,000 writes queued, at most 256 per batch and one item per key per
+     * batch: a handful of items. */
     int items = atomic_load(&s.hot_items);
     ck_assert_msg(items >= 1 && items <= 16, "the hot key was saved as %d items", items);
     printf("hot key: 1000 writes saved as %d items in %d save calls\n", items, atomic_load(&s.calls));
@@ -1044,7 +1047,11 @@ START_TEST(writer_killed_every_acked_write_saved)
                     __atomic_store_n(acked, i + 1, __ATOMIC_SEQ_CST);
             }
         }
-        test_sleep_ms(300 + 137 * round);
+        /* The kill lands a varying time after the first acknowledged write
+         * (a slow build may take longer than that to fork and open). */
+        for (int waited = 0; !__atomic_load_n(acked, __ATOMIC_SEQ_CST) && waited < 10000; waited += 10)
+            test_sleep_ms(10);
+        test_sleep_ms(100 + 137 * round);
         kill(pid, SIGKILL);
         int status;
         waitpid(pid, &status, 0);

@@ -96,7 +96,7 @@ static void kill_subscription_case(sc_disconnect_policy policy, const char *ns)
 {
     sc_cache *w = pod_on(&g_redis, ns, "writer", SC_DISCONNECT_FLUSH, 50);
     /* A long first backoff keeps r disconnected while w writes. */
-    sc_cache *r = pod_on(&g_redis, ns, "reader", policy, 400);
+    sc_cache *r = pod_on(&g_redis, ns, "reader", policy, 1500);
     write_all(w, "v1");
     WAIT_UNTIL(test_stats(r).local_entries == KEYS, 3000);
     ck_assert_uint_eq(test_stats(r).local_entries, KEYS);
