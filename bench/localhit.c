@@ -25,7 +25,8 @@
  * ops / CHUNKS gets, the calls taking turns in rotating order, so every
  * ratio is taken within one run and a burst of noise from a neighbour
  * lands on all calls alike; the scaling columns come from one long turn
- * per call on one thread and then on two. The tables show the median over
+ * per call on one thread and then on two. At 1M keys every turn starts
+ * with the caches wiped (wipe_caches). The tables show the median over
  * --runs runs of each figure and of each ratio.
  * Scaling: total gets per wall second with two threads / with one, and
  * the same from CPU time (2 x CPU ns per get on one thread / on two), which
