@@ -193,6 +193,8 @@ START_TEST(namespaces_across_masters)
         uint64_t applied = test_stats(b[i]).events_applied;
         ck_assert_int_eq(sc_set(a[i], "k", "v2", 2, 0), SC_OK);
         TEST_ASSERT_PEEK_SOON(b[i], "k", "v2", 3000);
+        /* The subscriber counts the event after it installed the value. */
+        WAIT_UNTIL(test_stats(b[i]).events_applied > applied, 3000);
         ck_assert_uint_gt(test_stats(b[i]).events_applied, applied);
         /* Delete and clear propagate too. */
         ck_assert_int_eq(sc_delete(a[i], "k"), SC_OK);
