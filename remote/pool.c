@@ -206,8 +206,13 @@ static sc_status acquire(sc__pool *p, int64_t deadline, unsigned timeout_ms, con
         }
         if (pthread_cond_timedwait(&p->cv, &p->mu, &ts) == ETIMEDOUT) {
             pthread_mutex_unlock(&p->mu);
-            sc__remote_errf(err, errlen, "redis %s: timeout after %u ms waiting for a free connection (%s)", p->addr,
-                     timeout_ms, what);
+            /* A routed pool's connections all talk to its namespace's
+             * node: name it, as a timed-out exchange with it would. */
+            char node[300] = "";
+            if (p->router && sc__pool_node(p, node + 1, sizeof node - 1) == SC_OK)
+                node[0] = ' ';
+            sc__remote_errf(err, errlen, "redis %s%s: timeout after %u ms waiting for a free connection (%s)", p->addr,
+                            node, timeout_ms, what);
             return SC_ERR_TIMEOUT;
         }
     }

@@ -159,6 +159,44 @@ START_TEST(wrong_cluster_address_fails_fast)
 }
 END_TEST
 
+/* A caller that times out waiting for a free connection of a cluster pool
+ * learns which node the pool's connections are stuck on: all of them talk
+ * to the namespace's master. The only connection is held by a begun
+ * exchange, so the wait runs out without any node misbehaving. */
+START_TEST(pool_wait_names_the_node)
+{
+    const char *ns = "c_poolwait";
+    sc__remote_config cfg = {.timeout_ms = 300, .pool_size = 1, .ns = ns, .cluster_nodes = g_cl.seeds};
+    char err[512] = "";
+    sc__router *rt = NULL;
+    sc__pool *p = NULL;
+    ck_assert_int_eq(sc__router_create(&cfg, &rt, err, sizeof err), SC_OK);
+    ck_assert_msg(sc__router_refresh(rt, sc__remote_now_ms() + 2000, err, sizeof err) == SC_OK, "%s", err);
+    ck_assert_int_eq(sc__pool_create(&cfg, &p, err, sizeof err), SC_OK);
+    sc__pool_set_router(p, rt);
+
+    const char *ping[] = {"PING"};
+    sc__pool_cmd cmd = {1, ping, NULL};
+    sc__pool_exchange x;
+    ck_assert_msg(sc__pool_begin(p, sc__remote_now_ms() + 2000, 2000, "PING", 1, &cmd, &x, err, sizeof err) == SC_OK,
+                  "%s", err);
+    redisReply *reply = NULL;
+    sc_status st = sc__pool_command(p, sc__remote_now_ms() + 200, 200, "PING", 1, ping, NULL, &reply, err, sizeof err);
+    ck_assert_int_eq(st, SC_ERR_TIMEOUT);
+    ck_assert_ptr_null(reply);
+    char port[16];
+    snprintf(port, sizeof port, ":%d", master_of_ns(ns));
+    ck_assert_msg(strstr(err, "waiting for a free connection") && strstr(err, port), "%s (master %s)", err, port);
+
+    redisReply *replies[1] = {NULL};
+    ck_assert_msg(sc__pool_end(&x, replies, err, sizeof err) == SC_OK, "%s", err);
+    ck_assert_str_eq(replies[0]->str, "PONG");
+    freeReplyObject(replies[0]);
+    sc__pool_destroy(p);
+    sc__router_destroy(rt);
+}
+END_TEST
+
 START_TEST(namespaces_across_masters)
 {
     /* One namespace on each master, two pods on each. */
@@ -593,6 +631,7 @@ int main(void)
     tcase_add_test(tc, keyslot_matches_redis);
     tcase_add_test(tc, options_are_checked);
     tcase_add_test(tc, wrong_cluster_address_fails_fast);
+    tcase_add_test(tc, pool_wait_names_the_node);
     tcase_add_test(tc, namespaces_across_masters);
     tcase_add_test(tc, ask_redirection_mid_migration);
     tcase_add_test(tc, slot_migration_while_running);
