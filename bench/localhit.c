@@ -358,8 +358,9 @@ static void *worker_run(void *arg)
     return NULL;
 }
 
-/* Larger than any last-level cache this runs on (32 MB a core complex on
- * these EPYCs), so a line left by the turn before is gone. */
+/* Far larger than the last-level cache a core reaches on these machines
+ * (under 8 MB measured by a pointer chase, docs/benchmarks.md, fourteenth
+ * pass), so a line left by the turn before is gone. */
 #define WIPE_BYTES ((size_t)128 << 20)
 static unsigned char *g_wipe;
 
