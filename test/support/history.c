@@ -230,8 +230,17 @@ void hist_converge(const hctx *x, sc_cache **pods, const int *idx, int n, vlist 
     for (int i = 0; i < n; i++) {
         while (!pod_synced(pods[i]) && mono_ms() - t0 < SYNC_WAIT_MS)
             sleep_ms(5);
-        if (!pod_synced(pods[i]))
-            viol(V, "sync: pod %d never reported synced within %d ms of quiescence", idx[i], SYNC_WAIT_MS);
+        if (!pod_synced(pods[i])) {
+            /* What the pod went through, for a failure seen only in CI. */
+            sc_stats st;
+            sc_stats_get(pods[i], &st);
+            viol(V,
+                 "sync: pod %d never reported synced within %d ms of quiescence (reconnects %llu, heartbeat misses "
+                 "%llu, Redis errors %llu, gaps %llu, flushes %llu, epoch changes %llu, last_seq %llu)",
+                 idx[i], SYNC_WAIT_MS, (unsigned long long)st.reconnects, (unsigned long long)st.heartbeat_misses,
+                 (unsigned long long)st.remote_errors, (unsigned long long)st.gaps, (unsigned long long)st.flushes,
+                 (unsigned long long)st.epoch_changes, (unsigned long long)st.last_seq);
+        }
     }
     sleep_ms(SETTLE_MS);
     /* One connection per namespace, to where its keys live now. */
