@@ -359,37 +359,27 @@ static inline __attribute__((always_inline)) void run_loop(worker *w, const mode
     w->sink = sink;
 }
 
+/* Each call's loop as a function of its own. */
+#define LOOP_OF(m)                                                                                                     \
+    static void loop_##m(worker *w)                                                                                    \
+    {                                                                                                                  \
+        run_loop(w, m);                                                                                                \
+    }
+LOOP_OF(M_RAW)
+LOOP_OF(M_RAWCALL)
+LOOP_OF(M_STORE)
+LOOP_OF(M_GET)
+LOOP_OF(M_WITH)
+LOOP_OF(M_MANY)
+LOOP_OF(M_FETCH)
+LOOP_OF(M_FETCH1)
+static void (*const loops[M_NMODES])(worker *) = {loop_M_RAW,  loop_M_RAWCALL, loop_M_STORE, loop_M_GET,
+                                                  loop_M_WITH, loop_M_MANY,    loop_M_FETCH, loop_M_FETCH1};
+
 static void *worker_run(void *arg)
 {
     worker *w = arg;
-    switch (w->m) {
-    case M_RAW:
-        run_loop(w, M_RAW);
-        break;
-    case M_RAWCALL:
-        run_loop(w, M_RAWCALL);
-        break;
-    case M_STORE:
-        run_loop(w, M_STORE);
-        break;
-    case M_GET:
-        run_loop(w, M_GET);
-        break;
-    case M_WITH:
-        run_loop(w, M_WITH);
-        break;
-    case M_MANY:
-        run_loop(w, M_MANY);
-        break;
-    case M_FETCH:
-        run_loop(w, M_FETCH);
-        break;
-    case M_FETCH1:
-        run_loop(w, M_FETCH1);
-        break;
-    default:
-        break;
-    }
+    loops[w->m](w);
     return NULL;
 }
 
