@@ -279,7 +279,7 @@ static sc_cache *fetcher_build(sc_local_policy policy, size_t nkeys)
     return c;
 }
 
-/* One call's loop, inlined with m a constant (worker_run), so every call
+/* One call's loop, inlined with m a constant (LOOP_OF), so every call
  * is measured in a loop of its own: a loop shared by all calls through a
  * switch would keep its counters in memory around the calls that need
  * their registers, which the inlined raw table's case does not pay. */

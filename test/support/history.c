@@ -231,7 +231,7 @@ void hist_converge(const hctx *x, sc_cache **pods, const int *idx, int n, vlist 
         while (!pod_synced(pods[i]) && mono_ms() - t0 < SYNC_WAIT_MS)
             sleep_ms(5);
         if (!pod_synced(pods[i])) {
-            /* What the pod went through, for a failure seen only in CI. */
+            /* What the pod went through, for a failure seen only under load. */
             sc_stats st;
             sc_stats_get(pods[i], &st);
             viol(V,
