@@ -280,9 +280,9 @@ static sc_cache *fetcher_build(sc_local_policy policy, size_t nkeys)
 }
 
 /* One call's loop, inlined with m a constant (LOOP_OF), so every call
- * is measured in a loop of its own: a loop shared by all calls through a
- * switch would keep its counters in memory around the calls that need
- * their registers, which the inlined raw table's case does not pay. */
+ * is measured in a loop of its own, as a caller would write it: one loop
+ * shared by all calls through a switch measured the inlined raw table at
+ * 1M keys 15% slower (docs/benchmarks.md, issue 11, fifteenth pass). */
 static inline __attribute__((always_inline)) void run_loop(worker *w, const mode m)
 {
     uint64_t rng = w->seed, sink = 0;
