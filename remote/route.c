@@ -238,6 +238,21 @@ static void add_reason(char *err, size_t errlen, const char *what)
         sc__remote_errf(err + used, errlen - used, "%s%s", used ? "; " : "", what);
 }
 
+/* The deadline for asking the i-th of n candidates: an even share of what
+ * is left (at least 50 ms, never past the call's deadline), so a candidate
+ * that accepts the connection and never answers (a hung host, a paused
+ * process) cannot spend the whole call and leave the others unasked. The
+ * last candidate gets all that is left. */
+static int64_t candidate_deadline(int64_t deadline, size_t i, size_t n)
+{
+    int64_t now = sc__remote_now_ms();
+    int64_t left = deadline - now;
+    if (i + 1 >= n || left <= 50)
+        return deadline;
+    int64_t share = left / (int64_t)(n - i);
+    return now + (share < 50 ? 50 : share);
+}
+
 /* Asks cluster nodes (the current one first, then the seeds) which master
  * owns slot. */
 static sc_status ask_cluster(sc__router *rt, unsigned slot, int64_t deadline, sc__addr *out, char *err,
@@ -258,7 +273,7 @@ static sc_status ask_cluster(sc__router *rt, unsigned slot, int64_t deadline, sc
             break;
         }
         char why[300];
-        redisContext *c = sc__router_connect(rt, &cands[i], 1, deadline, why, sizeof why);
+        redisContext *c = sc__router_connect(rt, &cands[i], 1, candidate_deadline(deadline, i, n), why, sizeof why);
         if (!c) {
             add_reason(reasons, sizeof reasons, why);
             continue;
@@ -271,6 +286,10 @@ static sc_status ask_cluster(sc__router *rt, unsigned slot, int64_t deadline, sc
         sc__remote_errf(both, sizeof both, "%s:%d: %s", cands[i].host, cands[i].port, why);
         add_reason(reasons, sizeof reasons, both);
     }
+    /* Every candidate had its share and the deadline is spent: a timeout,
+     * whichever candidates merely timed out on theirs. */
+    if (sc__remote_now_ms() >= deadline)
+        last = SC_ERR_TIMEOUT;
     sc__remote_errf(err, errlen, "no cluster node could name the master of slot %u: %s", slot, reasons);
     return last;
 }
@@ -286,7 +305,8 @@ static sc_status ask_sentinels(sc__router *rt, int64_t deadline, sc__addr *out, 
             break;
         }
         char why[300];
-        redisContext *c = sc__router_connect(rt, &rt->seeds[i], 0, deadline, why, sizeof why);
+        redisContext *c =
+            sc__router_connect(rt, &rt->seeds[i], 0, candidate_deadline(deadline, i, rt->nseeds), why, sizeof why);
         if (!c) {
             add_reason(reasons, sizeof reasons, why);
             continue;
@@ -299,6 +319,10 @@ static sc_status ask_sentinels(sc__router *rt, int64_t deadline, sc__addr *out, 
         sc__remote_errf(both, sizeof both, "sentinel %s:%d: %s", rt->seeds[i].host, rt->seeds[i].port, why);
         add_reason(reasons, sizeof reasons, both);
     }
+    /* Every candidate had its share and the deadline is spent: a timeout,
+     * whichever candidates merely timed out on theirs. */
+    if (sc__remote_now_ms() >= deadline)
+        last = SC_ERR_TIMEOUT;
     sc__remote_errf(err, errlen, "no sentinel could name master \"%s\": %s", rt->master, reasons);
     return last;
 }

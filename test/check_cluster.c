@@ -11,6 +11,9 @@
 #include <stdatomic.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 #include "converge.h"
 #include "history.h"
@@ -618,6 +621,33 @@ START_TEST(own_write_lost_with_its_event)
 }
 END_TEST
 
+
+/* A seed that accepts connections and never answers (a hung host, a paused
+ * process: the kernel completes the handshake) listed first: the pod must
+ * still learn the slot's master from the other seeds within its
+ * redis_timeout_ms ("any few nodes; the rest is learned"). */
+START_TEST(hung_seed_listed_first)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    ck_assert_int_ge(fd, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    ck_assert_int_eq(listen(fd, 16), 0);
+    ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    char seeds[512];
+    snprintf(seeds, sizeof seeds, "127.0.0.1:%d,%s", ntohs(a.sin_port), g_cl.seeds);
+    sc_options o = cluster_options("c_hung", "a");
+    o.redis_cluster_nodes = seeds;
+    sc_cache *c = NULL;
+    sc_status s = sc_open(&o, &c);
+    ck_assert_msg(s == SC_OK, "sc_open with a hung first seed: %s: %s", sc_strerror(s), sc_errmsg(NULL));
+    ck_assert_int_eq(sc_set(c, "k", "v", 1, 0), SC_OK);
+    sc_close(c);
+    close(fd);
+}
+END_TEST
+
 int main(void)
 {
     /* A failed start still stops every node already running. */
@@ -626,6 +656,10 @@ int main(void)
         return 1;
     }
     Suite *s = suite_create("cluster");
+    TCase *hung = tcase_create("hung_seed"); /* first: before a test leaves a node down */
+    tcase_set_timeout(hung, 30);
+    tcase_add_test(hung, hung_seed_listed_first);
+    suite_add_tcase(s, hung);
     TCase *tc = tcase_create("cluster");
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, keyslot_matches_redis);

@@ -8,6 +8,9 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 #include "converge.h"
 #include "history.h"
@@ -297,6 +300,75 @@ START_TEST(promotion_that_lost_writes_is_detected)
 }
 END_TEST
 
+
+/* A sentinel that accepts connections and never answers (a hung host, a
+ * paused process: the kernel completes the handshake) is listed first: the
+ * pod must still find the master through the other sentinels within its
+ * redis_timeout_ms, as "the pod asks the sentinels in turn" promises. */
+static int silent_listener(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    ck_assert_int_ge(fd, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    ck_assert_int_eq(listen(fd, 16), 0);
+    return fd;
+}
+
+static int listener_port(int fd)
+{
+    struct sockaddr_in a;
+    socklen_t len = sizeof a;
+    ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    return ntohs(a.sin_port);
+}
+
+START_TEST(hung_sentinel_listed_first)
+{
+    int fd = silent_listener();
+    char list[256];
+    snprintf(list, sizeof list, "127.0.0.1:%d,%s", listener_port(fd), g_set.list);
+    sc_options o = sentinel_options("s_hung", "a");
+    o.sentinel_nodes = list;
+    sc_cache *c = NULL;
+    sc_status s = sc_open(&o, &c);
+    ck_assert_msg(s == SC_OK, "sc_open with one hung sentinel of four: %s: %s", sc_strerror(s), sc_errmsg(NULL));
+    ck_assert_int_eq(sc_set(c, "k", "v", 1, 0), SC_OK);
+    sc_close(c);
+    close(fd);
+}
+END_TEST
+
+/* Every sentinel paused: pods already open go on with the master they know;
+ * a new pod's sc_open fails within about redis_timeout_ms with
+ * SC_ERR_TIMEOUT (each sentinel had its share of the deadline), and works
+ * once they are back. */
+START_TEST(all_sentinels_paused)
+{
+    sc_cache *a = sentinel_pod("s_paused", "a");
+    ck_assert_int_eq(sc_set(a, "k", "v1", 2, 0), SC_OK);
+    for (int i = 0; i < SC_TEST_SENTINELS; i++)
+        kill(g_set.sent[i].pid, SIGSTOP);
+    ck_assert_int_eq(sc_set(a, "k", "v2", 2, 0), SC_OK);
+    TEST_ASSERT_STR_FREED(test_get(a, "k"), "v2", "k");
+    sc_options o = sentinel_options("s_paused", "b");
+    sc_cache *b = NULL;
+    long long t0 = test_now_ms();
+    sc_status s = sc_open(&o, &b);
+    long long took = test_now_ms() - t0;
+    for (int i = 0; i < SC_TEST_SENTINELS; i++)
+        kill(g_set.sent[i].pid, SIGCONT);
+    ck_assert_msg(s == SC_ERR_TIMEOUT, "got %s", sc_strerror(s));
+    ck_assert_int_lt(took, 2500);
+    b = sentinel_pod("s_paused", "b");
+    TEST_ASSERT_STR_FREED(test_get(b, "k"), "v2", "k");
+    ck_assert_int_eq(sc_set(b, "k", "v3", 2, 0), SC_OK);
+    TEST_ASSERT_PEEK_SOON(a, "k", "v3", 3000);
+    sc_close(a);
+    sc_close(b);
+}
+END_TEST
+
 int main(void)
 {
     if (sc_test_sentinels_start(&g_set) != 0) {
@@ -313,6 +385,14 @@ int main(void)
     tcase_add_test(tc, sentinel_failover_while_running);
     tcase_add_test(tc, promotion_that_lost_writes_is_detected);
     suite_add_tcase(s, tc);
+    TCase *hung = tcase_create("hung_sentinel");
+    tcase_set_timeout(hung, 30);
+    tcase_add_test(hung, hung_sentinel_listed_first);
+    suite_add_tcase(s, hung);
+    TCase *paused = tcase_create("paused_sentinels");
+    tcase_set_timeout(paused, 30);
+    tcase_add_test(paused, all_sentinels_paused);
+    suite_add_tcase(s, paused);
     int rc = test_run_suite_on(s);
     sc_test_sentinels_stop(&g_set);
     return rc;
