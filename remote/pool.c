@@ -522,8 +522,8 @@ static sc_status setup_command(slot *s, int argc, const char **argv, const size_
  * failover the sentinels may still name the old one, now a replica, which
  * would answer reads from a history that is no longer the namespace's
  * (the sentinel client guidelines: check ROLE after connecting). */
-static sc_status check_master(slot *s, int64_t deadline, unsigned timeout_ms, char *err,
-                              size_t errlen)
+static sc_status check_master(sc__pool *p, slot *s, const char *host, int port, int64_t deadline,
+                              unsigned timeout_ms, char *err, size_t errlen)
 {
     const char *argv[1] = {"ROLE"};
     redisReply *reply;
@@ -542,6 +542,7 @@ static sc_status check_master(slot *s, int64_t deadline, unsigned timeout_ms, ch
         freeReplyObject(reply);
         redisFree(s->ctx);
         s->ctx = NULL;
+        sc__router_not_master(p->router, host, port);
         return SC_ERR_REMOTE;
     }
     freeReplyObject(reply);
@@ -611,7 +612,7 @@ static sc_status connect_to(sc__pool *p, slot *s, const sc__addr *to, int64_t de
             return st;
     }
     if (p->router && sc__router_kind(p->router) == SC__ROUTE_SENTINEL)
-        return check_master(s, deadline, timeout_ms, err, errlen);
+        return check_master(p, s, host, port, deadline, timeout_ms, err, errlen);
     return SC_OK;
 }
 

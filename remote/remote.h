@@ -457,6 +457,11 @@ sc_status sc__router_refresh(sc__router *rt, int64_t deadline, char *err, size_t
 /* A node answered MOVED for the namespace's slot (or a sentinel announced
  * +switch-master): the new address, effective at once. */
 void sc__router_moved(sc__router *rt, const char *host, int port);
+/* Behind Sentinel: the node at host:port, named by a sentinel, is not a
+ * master (ROLE). When it is the current address, the next refresh asks the
+ * sentinels from the one after the sentinel that named it, so one sentinel
+ * with a stale view cannot keep the pod from the master the others name. */
+void sc__router_not_master(sc__router *rt, const char *host, int port);
 /* Where a channel is served (see sc__remote_locate_channel). */
 sc_status sc__router_locate(sc__router *rt, const char *channel, int64_t deadline, sc__addr *a, unsigned *gen,
                             char *err, size_t errlen);

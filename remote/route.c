@@ -31,10 +31,12 @@ struct sc__router {
     char *username;
     char *password;
 
-    pthread_mutex_t mu; /* guards the three below */
+    pthread_mutex_t mu; /* guards the five below */
     sc__addr cur;
     int has_cur;
     unsigned gen;
+    size_t first;    /* sentinel: the one asked first (the last that answered) */
+    size_t cur_from; /* sentinel: the one that named cur */
 
     sc__sentinel_watch *watch;
 };
@@ -294,11 +296,29 @@ static sc_status ask_cluster(sc__router *rt, unsigned slot, int64_t deadline, sc
     return last;
 }
 
-static sc_status ask_sentinels(sc__router *rt, int64_t deadline, sc__addr *out, char *err, size_t errlen)
+void sc__router_not_master(sc__router *rt, const char *host, int port)
+{
+    if (rt->kind != SC__ROUTE_SENTINEL)
+        return;
+    pthread_mutex_lock(&rt->mu);
+    if (rt->has_cur && rt->cur.port == port && strcmp(rt->cur.host, host) == 0 && rt->first == rt->cur_from)
+        rt->first = (rt->cur_from + 1) % rt->nseeds;
+    pthread_mutex_unlock(&rt->mu);
+}
+
+/* Asks the sentinels in turn, from rt->first (the last one that answered,
+ * unless the master it named proved not to be one); *from is the one that
+ * answered. */
+static sc_status ask_sentinels(sc__router *rt, int64_t deadline, sc__addr *out, size_t *from, char *err,
+                               size_t errlen)
 {
     char reasons[512] = "";
     sc_status last = SC_ERR_REMOTE;
-    for (size_t i = 0; i < rt->nseeds; i++) {
+    pthread_mutex_lock(&rt->mu);
+    size_t first = rt->first;
+    pthread_mutex_unlock(&rt->mu);
+    for (size_t k = 0; k < rt->nseeds; k++) {
+        size_t i = (first + k) % rt->nseeds;
         if (sc__remote_now_ms() >= deadline) {
             last = SC_ERR_TIMEOUT;
             add_reason(reasons, sizeof reasons, "timeout");
@@ -306,15 +326,17 @@ static sc_status ask_sentinels(sc__router *rt, int64_t deadline, sc__addr *out, 
         }
         char why[300];
         redisContext *c =
-            sc__router_connect(rt, &rt->seeds[i], 0, candidate_deadline(deadline, i, rt->nseeds), why, sizeof why);
+            sc__router_connect(rt, &rt->seeds[i], 0, candidate_deadline(deadline, k, rt->nseeds), why, sizeof why);
         if (!c) {
             add_reason(reasons, sizeof reasons, why);
             continue;
         }
         sc_status st = sc__sentinel_master(c, rt->master, out, why, sizeof why);
         redisFree(c);
-        if (st == SC_OK)
+        if (st == SC_OK) {
+            *from = i;
             return SC_OK;
+        }
         char both[600];
         sc__remote_errf(both, sizeof both, "sentinel %s:%d: %s", rt->seeds[i].host, rt->seeds[i].port, why);
         add_reason(reasons, sizeof reasons, both);
@@ -330,10 +352,17 @@ static sc_status ask_sentinels(sc__router *rt, int64_t deadline, sc__addr *out, 
 sc_status sc__router_refresh(sc__router *rt, int64_t deadline, char *err, size_t errlen)
 {
     sc__addr a;
+    size_t from = 0;
     sc_status st = rt->kind == SC__ROUTE_CLUSTER ? ask_cluster(rt, rt->slot, deadline, &a, err, errlen)
-                                                 : ask_sentinels(rt, deadline, &a, err, errlen);
-    if (st == SC_OK)
-        sc__router_moved(rt, a.host, a.port);
+                                                 : ask_sentinels(rt, deadline, &a, &from, err, errlen);
+    if (st != SC_OK)
+        return st;
+    sc__router_moved(rt, a.host, a.port);
+    if (rt->kind == SC__ROUTE_SENTINEL) {
+        pthread_mutex_lock(&rt->mu);
+        rt->first = rt->cur_from = from;
+        pthread_mutex_unlock(&rt->mu);
+    }
     return st;
 }
 

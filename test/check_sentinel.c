@@ -369,6 +369,82 @@ START_TEST(all_sentinels_paused)
 }
 END_TEST
 
+/* A sentinel with a stale view (cut off from the others during a failover)
+ * keeps naming the old master, now a replica. Listed first, it must not
+ * keep the pod from the master the other sentinels name: the ROLE check
+ * refuses the replica, and the pod has to ask the next sentinel rather than
+ * the same one again. The stale sentinel is a thread answering every
+ * command with the replica's address. */
+typedef struct liar {
+    int fd;
+    int replica_port;
+    pthread_t thread;
+} liar;
+
+typedef struct liar_conn {
+    int fd;
+    const char *reply;
+    size_t n;
+} liar_conn;
+
+/* One connection: one answer per read (the few commands sent are small). */
+static void *liar_conn_main(void *arg)
+{
+    liar_conn *k = arg;
+    char buf[512];
+    while (read(k->fd, buf, sizeof buf) > 0)
+        if (send(k->fd, k->reply, k->n, MSG_NOSIGNAL) < 0)
+            break;
+    close(k->fd);
+    free(k);
+    return NULL;
+}
+
+static void *liar_main(void *arg)
+{
+    liar *l = arg;
+    static char reply[64];
+    char port[8];
+    snprintf(port, sizeof port, "%d", l->replica_port);
+    int n = snprintf(reply, sizeof reply, "*2\r\n$9\r\n127.0.0.1\r\n$%zu\r\n%s\r\n", strlen(port), port);
+    for (;;) {
+        int c = accept(l->fd, NULL, NULL);
+        if (c < 0)
+            return NULL; /* the listener was shut down */
+        liar_conn *k = malloc(sizeof *k);
+        ck_assert_ptr_nonnull(k);
+        *k = (liar_conn){c, reply, (size_t)n};
+        pthread_t t;
+        ck_assert_int_eq(pthread_create(&t, NULL, liar_conn_main, k), 0);
+        pthread_detach(t);
+    }
+}
+
+START_TEST(stale_sentinel_listed_first)
+{
+    int master = sentinel_master_port();
+    int replica = g_set.data[0].port == master ? g_set.data[1].port : g_set.data[0].port;
+    ck_assert_msg(sc_test_node_role_is(replica, "slave"), "port %d is not a replica", replica);
+    liar l = {.fd = silent_listener(), .replica_port = replica};
+    ck_assert_int_eq(pthread_create(&l.thread, NULL, liar_main, &l), 0);
+    char list[256];
+    snprintf(list, sizeof list, "127.0.0.1:%d,%s", listener_port(l.fd), g_set.list);
+    sc_options o = sentinel_options("s_stale", "a");
+    o.sentinel_nodes = list;
+    sc_cache *c = NULL;
+    sc_status s = sc_open(&o, &c);
+    if (s == SC_OK) {
+        s = sc_set(c, "k", "v", 1, 0);
+        sc_close(c);
+    }
+    shutdown(l.fd, SHUT_RDWR);
+    close(l.fd);
+    pthread_join(l.thread, NULL);
+    ck_assert_msg(s == SC_OK, "with a stale sentinel first: %s: %s", sc_strerror(s), sc_errmsg(NULL));
+    TEST_ASSERT_STR_FREED(master_value("s_stale", "k"), "v", "k");
+}
+END_TEST
+
 int main(void)
 {
     if (sc_test_sentinels_start(&g_set) != 0) {
@@ -376,6 +452,10 @@ int main(void)
         return 1;
     }
     Suite *s = suite_create("sentinel");
+    TCase *stale = tcase_create("stale_sentinel"); /* first: it needs the replica alive */
+    tcase_set_timeout(stale, 30);
+    tcase_add_test(stale, stale_sentinel_listed_first);
+    suite_add_tcase(s, stale);
     TCase *tc = tcase_create("sentinel");
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, wrong_sentinel_address_or_name);
