@@ -359,7 +359,8 @@ START_TEST(all_sentinels_paused)
     for (int i = 0; i < SC_TEST_SENTINELS; i++)
         kill(g_set.sent[i].pid, SIGCONT);
     ck_assert_msg(s == SC_ERR_TIMEOUT, "got %s", sc_strerror(s));
-    ck_assert_int_lt(took, 2500);
+    ck_assert_msg(took < 5000, "sc_open took %lld ms with every sentinel paused",
+                  took); /* no hang: about redis_timeout_ms */
     b = sentinel_pod("s_paused", "b");
     TEST_ASSERT_STR_FREED(test_get(b, "k"), "v2", "k");
     ck_assert_int_eq(sc_set(b, "k", "v3", 2, 0), SC_OK);
