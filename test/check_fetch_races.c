@@ -465,6 +465,61 @@ START_TEST(invalidate_vs_load_strong)
 }
 END_TEST
 
+/* A key written with a tag, then invalidated by the tag, is absent; a
+ * sc_tag_deleted of it afterwards must not bring its old value back. Found
+ * by the tag audit: tag.lua took the key for live (it checked the clear
+ * floor, not the tag), gave it a version above the invalidation and marked
+ * it outdated, so an eventual fetch on another pod served the value written
+ * before sc_invalidate_tag while a's load held the lock. */
+typedef struct hold_arg {
+    sc_cache *c;
+    source *s;
+    res r;
+} hold_arg;
+
+static void *hold_thread(void *p)
+{
+    hold_arg *h = p;
+    h->r = fetch_ex(h->c, "k", NULL, h->s);
+    return NULL;
+}
+
+START_TEST(tag_deleted_after_invalidate_tag_no_revival)
+{
+    const char *ns = "fr_tdit";
+    sc_options o = opts(ns, "a");
+    sc_cache *a = test_open(&o);
+    o.pod_id = "b";
+    sc_cache *b = test_open(&o);
+    const char *tags[] = {"t"};
+    ck_assert_int_eq(sc_set_tagged(a, "k", "old", 3, 0, tags, 1), SC_OK);
+    ck_assert_int_eq(sc_invalidate_tag(a, "t"), SC_OK);
+    sc_value *v = NULL;
+    ck_assert_int_eq(sc_get(b, "k", &v), SC_NOT_FOUND);
+    ck_assert_int_eq(sc_tag_deleted(a, "k"), SC_OK);
+    ck_assert_int_eq(sc_get(b, "k", &v), SC_NOT_FOUND);
+    TEST_WAIT_APPLIED(b, ns, 3000);
+
+    /* a loads the key slowly (its lock held meanwhile); b fetches then */
+    source *s = source_new("new");
+    s->delay_ms = 400;
+    hold_arg h = {a, s, {0}};
+    pthread_t th;
+    pthread_create(&th, NULL, hold_thread, &h);
+    WAIT_UNTIL(atomic_load(&s->calls) == 1, 3000);
+    ck_assert_int_eq(atomic_load(&s->calls), 1);
+    res r = fetch_ex(b, "k", NULL, s);
+    pthread_join(th, NULL);
+    ck_assert_int_eq(h.r.st, SC_OK);
+    ck_assert_str_eq(h.r.got, "new");
+    ck_assert_msg(r.st == SC_OK && strcmp(r.got, "new") == 0,
+                  "b's fetch answered %s: the value written before sc_invalidate_tag", r.got);
+    ck_assert_int_eq(atomic_load(&s->calls), 1);
+    sc_close(a);
+    sc_close(b);
+}
+END_TEST
+
 /* ---------------------------------------------------- not found -- */
 
 static sc_status load_nf(const char *key, sc_loaded *slot, void *ud)
@@ -1268,6 +1323,7 @@ static Suite *suite(void)
     ADD(delete_vs_load_strong);
     ADD(tag_deleted_vs_load_eventual);
     ADD(invalidate_vs_load_strong);
+    ADD(tag_deleted_after_invalidate_tag_no_revival);
     ADD(not_found_then_set_across_pods);
     ADD(eventual_follower_after_own_delete);
     ADD(eventual_follower_after_other_delete);

@@ -3,7 +3,9 @@
 -- value kept but marked outdated for delay_ms (eventual fetches may serve it
 -- while another pod reloads; gets and strong fetches never do), any load
 -- lock revoked, the log entry and an invalidate event. A key with no live
--- value is deleted as by delete.lua (a tombstone when tombstone_ttl_ms).
+-- value (none, below the clear floor, or written before an invalidation of
+-- one of its tags) is deleted as by delete.lua (a tombstone when
+-- tombstone_ttl_ms).
 -- KEYS: value key, seq, meta, log
 -- ARGV: delay_ms ('0': delete now), tombstone_ttl_ms, fmt, log_len, channel,
 --       p0, p1, p2, p3, seen (see take())
@@ -12,9 +14,12 @@ local bad = check_hash(KEYS[1])
 if bad then return bad end
 local v, e = take(KEYS[2], KEYS[3], KEYS[4], ARGV[#ARGV])
 local vs = string.format('%d', v)
-local h = redis.call('HMGET', KEYS[1], 'value', 'version')
+local h = redis.call('HMGET', KEYS[1], 'value', 'version', 'tags')
 local floor = redis.call('HGET', KEYS[3], 'floor')
-local live = h[1] and h[2] and not (floor and tonumber(h[2]) < tonumber(floor))
+-- (a value older than an invalidation of one of its tags is absent too: a
+-- fresh version must not make it live again)
+local live = h[1] and h[2] and not (floor and tonumber(h[2]) < tonumber(floor)) and
+             not tag_dead(tonumber(h[2]), h[3], KEYS[3])
 if live and ARGV[1] ~= '0' then
   redis.call('HDEL', KEYS[1], 'lock', 'lock_until', 'lock_seq', 'empty')
   redis.call('HSET', KEYS[1], 'version', vs, 'outdated', '1')
