@@ -734,6 +734,101 @@ START_TEST(transform_replayed_events)
 }
 END_TEST
 
+/* A loader for the stale answers below: sleeps delay_ms, then fails or
+ * sets "xyz". entered counts its calls. */
+typedef struct slow_src {
+    atomic_int entered;
+    int delay_ms;
+    int fail;
+} slow_src;
+
+static sc_status load_slow(const char *key, sc_loaded *slot, void *ud)
+{
+    (void)key;
+    slow_src *s = ud;
+    atomic_fetch_add(&s->entered, 1);
+    if (s->delay_ms)
+        test_sleep_ms(s->delay_ms);
+    if (s->fail) {
+        sc_loaded_error(slot, "source down");
+        return SC_ERR_LOADER;
+    }
+    sc_loaded_set(slot, "xyz", 3);
+    return SC_OK;
+}
+
+typedef struct fetch_arg {
+    sc_cache *c;
+    const char *key;
+    slow_src *s;
+    sc_status st;
+} fetch_arg;
+
+static void *fetch_thread(void *p)
+{
+    fetch_arg *f = p;
+    sc_value *v = NULL;
+    f->st = sc_fetch(f->c, f->key, 0, load_slow, f->s, &v);
+    sc_value_release(v);
+    return NULL;
+}
+
+/* Fetch answers that are not kept locally are Redis reads too: the hook
+ * runs on them, so they return what a hit returns. Found by the tag and
+ * transform audit: the outdated value of a tag-deleted key (served by an
+ * eventual fetch while another pod reloads it) and a graced value
+ * (stale-if-error) were answered as read, without the hook. */
+START_TEST(transform_stale_fetch_answers)
+{
+    sc_cache *a = hooked_pod(NS("tsf"), "a");
+    sc_cache *b = hooked_pod(NS("tsf"), "b");
+
+    /* The outdated value while a reloads the key. */
+    ck_assert_int_eq(sc_set(a, "t:o", "abc", 3, 0), SC_OK);
+    char *v = test_get(b, "t:o");
+    ck_assert_str_eq(v, "ABC!");
+    free(v);
+    ck_assert_int_eq(sc_tag_deleted(a, "t:o"), SC_OK);
+    WAIT_UNTIL(!local_has(b, "t:o"), 3000);
+    ck_assert(!local_has(b, "t:o"));
+    slow_src hold = {.delay_ms = 400};
+    fetch_arg fa = {a, "t:o", &hold, SC_OK};
+    pthread_t th;
+    pthread_create(&th, NULL, fetch_thread, &fa);
+    WAIT_UNTIL(atomic_load(&hold.entered) == 1, 3000);
+    slow_src quick = {0};
+    sc_value *got = NULL;
+    sc_status st = sc_fetch(b, "t:o", 0, load_slow, &quick, &got);
+    pthread_join(th, NULL);
+    ck_assert_int_eq(fa.st, SC_OK);
+    ck_assert_int_eq(st, SC_OK);
+    ck_assert_int_eq(atomic_load(&quick.entered), 0); /* the outdated value was served */
+    ck_assert_msg(strcmp(sc_value_data(got), "ABC!") == 0, "outdated answer %s, want ABC!",
+                  (const char *)sc_value_data(got));
+    sc_value_release(got);
+
+    /* A graced value (past its TTL) when the loader fails. */
+    sc_fetch_opts fo;
+    sc_fetch_opts_init(&fo);
+    fo.ttl_ms = 150;
+    fo.grace_ms = 60000;
+    slow_src ok = {0};
+    sc_get_info info;
+    ck_assert_int_eq(sc_fetch_ex(b, "t:g", &fo, load_slow, &ok, &got, &info), SC_OK);
+    ck_assert_str_eq(sc_value_data(got), "XYZ!");
+    sc_value_release(got);
+    test_sleep_ms(300); /* past its TTL, within its grace */
+    slow_src down = {.fail = 1};
+    ck_assert_int_eq(sc_fetch_ex(b, "t:g", &fo, load_slow, &down, &got, &info), SC_OK);
+    ck_assert_int_eq(info.stale, 1);
+    ck_assert_msg(strcmp(sc_value_data(got), "XYZ!") == 0, "graced answer %s, want XYZ!",
+                  (const char *)sc_value_data(got));
+    sc_value_release(got);
+    sc_close(a);
+    sc_close(b);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("metrics");
@@ -750,6 +845,7 @@ int main(void)
     tcase_add_test(tc, transform_redis_reads);
     tcase_add_test(tc, transform_replayed_events);
     tcase_add_test(tc, transform_loaded_values);
+    tcase_add_test(tc, transform_stale_fetch_answers);
     suite_add_tcase(s, tc);
     return test_run_suite(s, NULL);
 }
