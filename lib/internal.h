@@ -320,6 +320,9 @@ void sc__fetch_stop(sc_cache *c);
  * every event, own ones too): wakes fetches waiting for another load of the
  * key. klen 0 (a clear) wakes every waiter. */
 void sc__fetch_event(sc_cache *c, const char *key, size_t klen);
+/* 1 while the grace table (tables.c) holds a value of key whose grace has
+ * not ended (the tag index does not prune its links). */
+int sc__fetch_grace_holds(sc_cache *c, const char *key, size_t klen, uint64_t hash);
 
 /* tags.c: the local tag index (sc_set_tagged, sc_fetch_ex tags,
  * sc_invalidate_tag). */

@@ -24,10 +24,11 @@
  * announced with an invalidate event (no value carried): their next read
  * fetches value and tags together.
  *
- * The index is bounded loosely: links to keys that left the local tier are
- * pruned when the index has grown past twice the local tier's entry bound
- * since the last pruning (they are harmless meanwhile: dropping a key that
- * is not there changes nothing but its floor, which only costs a Redis read).
+ * The index is bounded loosely: links to keys that left the local tier (and
+ * whose value the grace table of sc_fetch_ex does not hold) are pruned when
+ * the index has grown past twice the local tier's entry bound since the
+ * last pruning (they are harmless meanwhile: dropping a key that is not
+ * there changes nothing but its floor, which only costs a Redis read).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -202,7 +203,9 @@ static size_t prune_threshold(const sc_cache *c, size_t left)
     return at > LINK_BUCKETS ? at : LINK_BUCKETS;
 }
 
-/* Drops the links to keys the local tier no longer holds. */
+/* Drops the links to keys the local tier no longer holds, and whose value
+ * the grace table of sc_fetch_ex does not keep either (a tag event must
+ * still retire that one: its floor rises with the event). */
 static void prune(sc_cache *c, sc__tags *t)
 {
     for (unsigned i = 0; t->links && i < LINK_BUCKETS; i++) {
@@ -210,7 +213,8 @@ static void prune(sc_cache *c, sc__tags *t)
         while (l) {
             link *n = l->hnext;
             sc_value *v = NULL;
-            int keep = sc__local_peek(c->local, l->key, l->klen, l->khash, &v) == SC_OK;
+            int keep = sc__local_peek(c->local, l->key, l->klen, l->khash, &v) == SC_OK ||
+                       sc__fetch_grace_holds(c, l->key, l->klen, l->khash);
             sc_value_release(v);
             if (!keep)
                 link_drop(t, l);

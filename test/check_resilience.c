@@ -595,6 +595,61 @@ START_TEST(tag_invalidation_fences_a_load_in_flight)
 }
 END_TEST
 
+/* A graced value whose local copy expired, then a tag invalidation applied
+ * after the pod's tag index was pruned (many tagged keys since): the
+ * invalidation must still retire the graced value, so a fetch while Redis
+ * is down does not answer the value written before it. Found by the tag
+ * audit: pruning dropped the index links of keys the local tier no longer
+ * held, though the grace table still held them, so the tag event raised
+ * no floor for them. */
+START_TEST(grace_after_invalidate_tag_pruned)
+{
+    sc_test_redis red;
+    ck_assert_int_eq(sc_test_redis_start(&red, "--save \"\" --appendonly no"), 0);
+    const char *ns = NS("grace_tag_pruned");
+    sc_options o = opts(ns, "a");
+    o.redis_port = red.port;
+    o.redis_timeout_ms = 300;
+    o.heartbeat_interval_ms = 50;
+    o.heartbeat_timeout_ms = 200;
+    o.local_max_entries = 2048; /* the index prunes past 65536 links */
+    sc_cache *a = test_open(&o);
+    source s;
+    source_init(&s, "old");
+    const char *tags[] = {"t"};
+    sc_fetch_opts fo = fetch_opts_ttl(200);
+    fo.grace_ms = 60000;
+    fo.tags = tags;
+    fo.ntags = 1;
+    ck_assert_int_eq(fetch_ex(a, "g", &fo, &s).st, SC_OK);
+    test_sleep_ms(300); /* past the TTL: the local copy is gone, the graced value stays */
+    ck_assert(!test_held(a, "g"));
+
+    /* More tagged links than the index keeps without pruning (65536 with
+     * this local_max_entries: 64 tags a key). */
+    const char *many[64];
+    char names[64][8];
+    for (int i = 0; i < 64; i++) {
+        snprintf(names[i], sizeof names[i], "x%d", i);
+        many[i] = names[i];
+    }
+    for (int i = 0; i < 1100; i++) {
+        char k[16];
+        snprintf(k, sizeof k, "f%d", i);
+        ck_assert_int_eq(sc_set_tagged(a, k, "v", 1, 0, many, 64), SC_OK);
+    }
+    ck_assert_int_eq(sc_invalidate_tag(a, "t"), SC_OK);
+
+    sc_test_redis_kill(&red);
+    WAIT_UNTIL(test_stats(a).synced == 0, 3000);
+    s.fail = SC_ERR_LOADER;
+    result r = fetch_ex(a, "g", &fo, &s);
+    ck_assert_msg(r.st != SC_OK, "after sc_invalidate_tag a served %s (stale %d)", r.got, r.info.stale);
+    sc_close(a);
+    sc_test_redis_stop(&red);
+}
+END_TEST
+
 /* A tag invalidation while a pod's subscription is down: the pod catches
  * the event up from the log and drops its copies. */
 START_TEST(tag_event_lost_while_disconnected)
@@ -766,6 +821,7 @@ static Suite *resilience_suite(void)
     tcase_add_test(tc, tags_on_fetch);
     tcase_add_test(tc, tag_invalidation_fences_a_load_in_flight);
     tcase_add_test(tc, tag_event_lost_while_disconnected);
+    tcase_add_test(tc, grace_after_invalidate_tag_pruned);
     tcase_add_test(tc, tag_event_codec);
     tcase_add_test(tc, tag_with_100k_keys);
     suite_add_tcase(s, tc);

@@ -133,3 +133,20 @@ int sc__fetch_grace_get(sc_cache *c, const char *key, size_t klen, uint64_t hash
     pthread_mutex_unlock(&f->grace_mu);
     return found;
 }
+
+/* 1 while the grace table holds a value of key and its grace has not ended:
+ * the tag index keeps such a key's links when it prunes (lib/tags.c), so a
+ * tag invalidation still retires the value. */
+int sc__fetch_grace_holds(sc_cache *c, const char *key, size_t klen, uint64_t hash)
+{
+    sc__fetch *f = c->fetch;
+    if (!f)
+        return 0;
+    int held = 0;
+    pthread_mutex_lock(&f->grace_mu);
+    grace_entry *e = f->grace ? &f->grace[hash % GRACE_SLOTS] : NULL;
+    if (e && e->key && e->hash == hash && e->klen == klen && memcmp(e->key, key, klen) == 0)
+        held = e->until > sc__now_ms();
+    pthread_mutex_unlock(&f->grace_mu);
+    return held;
+}
