@@ -595,6 +595,49 @@ START_TEST(tag_invalidation_fences_a_load_in_flight)
 }
 END_TEST
 
+/* The same for a load whose answer is "not found": it read its source
+ * before the invalidation, so its empty marker must not be stored either
+ * (else every pod answers "not found" for empty_ttl_ms though the tag was
+ * invalidated after the source changed). Found by the tag audit: the
+ * empty marker was stored without its tags, so fetch_store.lua never
+ * fenced it. */
+START_TEST(tag_invalidation_fences_a_not_found_load)
+{
+    const char *ns = NS("tags_fence_nf");
+    sc_options o = opts(ns, NULL);
+    sc_cache *a = test_open(&o), *b = test_open(&o);
+    source s;
+    source_init(&s, "unused");
+    s.delay_ms = 300;
+    s.fail = SC_NOT_FOUND; /* the source has no such entity yet */
+    const char *tags[] = {"t"};
+    sc_fetch_opts fo;
+    sc_fetch_opts_init(&fo);
+    fo.tags = tags;
+    fo.ntags = 1;
+    bg_fetch bf = {a, "k", &fo, &s, {0}};
+    pthread_t th;
+    ck_assert_int_eq(pthread_create(&th, NULL, bg_fetch_main, &bf), 0);
+    WAIT_UNTIL(atomic_load(&s.calls) == 1, 2000);
+    /* the entity appears in the source, then its tag is invalidated */
+    pthread_mutex_lock(&s.mu);
+    s.fail = SC_OK;
+    s.delay_ms = 0;
+    snprintf(s.value, sizeof s.value, "%s", "created");
+    pthread_mutex_unlock(&s.mu);
+    ck_assert_int_eq(sc_invalidate_tag(b, "t"), SC_OK);
+    pthread_join(th, NULL);
+    ck_assert_int_eq(bf.r.st, SC_NOT_FOUND); /* its caller gets what it loaded */
+    ASSERT_REDIS_FIELD(ns, "k", "empty", "<none>");
+    result r = fetch_ex(b, "k", &fo, &s);
+    ck_assert_msg(r.st == SC_OK && strcmp(r.got, "created") == 0, "b: %s after the invalidation", r.got);
+    r = fetch_ex(a, "k", &fo, &s);
+    ck_assert_msg(r.st == SC_OK && strcmp(r.got, "created") == 0, "a: %s after the invalidation", r.got);
+    sc_close(a);
+    sc_close(b);
+}
+END_TEST
+
 /* A graced value whose local copy expired, then a tag invalidation applied
  * after the pod's tag index was pruned (many tagged keys since): the
  * invalidation must still retire the graced value, so a fetch while Redis
@@ -820,6 +863,7 @@ static Suite *resilience_suite(void)
     tcase_add_test(tc, tags_across_pods_and_in_redis);
     tcase_add_test(tc, tags_on_fetch);
     tcase_add_test(tc, tag_invalidation_fences_a_load_in_flight);
+    tcase_add_test(tc, tag_invalidation_fences_a_not_found_load);
     tcase_add_test(tc, tag_event_lost_while_disconnected);
     tcase_add_test(tc, grace_after_invalidate_tag_pruned);
     tcase_add_test(tc, tag_event_codec);

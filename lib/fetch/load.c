@@ -421,6 +421,11 @@ static void settle_begin(call *cl, fkey **ks, size_t n, sc_status ls)
         } else {
             it->empty = 1;
             it->ttl_ms = c->opt.empty_ttl_ms;
+            /* Not stored with the marker, but fenced by them: a "not found"
+             * read from the source before an invalidation of one of its
+             * tags is as old as a value would be (fetch_store.lua). */
+            it->tags = cl->tags;
+            it->tags_len = cl->tags_len;
             es = sc__own_event(c, SC__ACT_INVALIDATE, k->key, k->klen, NULL, 0, 0, NULL, 0, &it->ev);
         }
         if (es != SC_OK) {

@@ -9,7 +9,8 @@
 -- ARGV: fmt, log_len, channel, token, then 9 per key:
 --       kind ('v' value | 'e' empty marker), value, ttl_ms ('0': none),
 --       event template p0, p1, p2, p3, grace_ms ('0': none), tags ("\n"
---       between them; '': none). With a grace and a TTL, the value is kept
+--       between them; '': none; an empty marker is fenced by them but does
+--       not keep them). With a grace and a TTL, the value is kept
 --       ttl + grace ms, and fresh_until (Redis ms) says when its TTL ended;
 --       last, seen (see take()).
 -- Returns {r1, ..., rn}: ri = {version, 1 | publish error text}, or
