@@ -268,7 +268,9 @@ sc_status sc__set_tagged(sc_cache *c, const char *key, const void *val, size_t l
     if (!writes_redis(c) && tags_len)
         return sc__fail(c, SC_ERR_INVALID, "sc_set_tagged: a reader pod cannot write Redis (set "
                                            "reader_can_set_to_redis)");
-    return set_common_tags(c, key, val, len, ttl_ms, 0, NULL, 0, tags, tags_len, "sc_set_tagged");
+    /* Announced as an invalidate with or without tags (ntags 0 too, as
+     * synccache.h says). */
+    return set_common_tags(c, key, val, len, ttl_ms, 1, NULL, 0, tags, tags_len, "sc_set_tagged");
 }
 
 SC_EXPORT sc_status sc_set(sc_cache *c, const char *key, const void *val, size_t len, uint64_t ttl_ms)

@@ -693,6 +693,40 @@ START_TEST(grace_after_invalidate_tag_pruned)
 }
 END_TEST
 
+/* sc_set_tagged with ntags 0 is "plain sc_set semantics with an invalidate
+ * event" (synccache.h): other pods see an invalidate, not a set. Found by
+ * the tag audit: the write published a set event carrying the value. */
+static atomic_int g_seen_set, g_seen_invalidate;
+
+static void count_actions(const sc_event_info *ev, void *ud)
+{
+    (void)ud;
+    if (strcmp(ev->key, "untagged") != 0)
+        return;
+    if (strcmp(ev->action, "set") == 0)
+        atomic_fetch_add(&g_seen_set, 1);
+    else if (strcmp(ev->action, "invalidate") == 0)
+        atomic_fetch_add(&g_seen_invalidate, 1);
+}
+
+START_TEST(set_tagged_without_tags_publishes_invalidate)
+{
+    const char *ns = NS("tags_none");
+    sc_options o = opts(ns, "a");
+    sc_cache *a = test_open(&o);
+    o.pod_id = "b";
+    o.on_event = count_actions;
+    sc_cache *b = test_open(&o);
+    ck_assert_int_eq(sc_set_tagged(a, "untagged", "v", 1, 0, NULL, 0), SC_OK);
+    WAIT_UNTIL(atomic_load(&g_seen_set) + atomic_load(&g_seen_invalidate) == 1, 3000);
+    int sets = atomic_load(&g_seen_set), invalidates = atomic_load(&g_seen_invalidate);
+    ck_assert_msg(sets == 0 && invalidates == 1, "b saw %d set and %d invalidate events", sets, invalidates);
+    ASSERT_VALUE(b, "untagged", "v");
+    sc_close(a);
+    sc_close(b);
+}
+END_TEST
+
 /* A tag invalidation while a pod's subscription is down: the pod catches
  * the event up from the log and drops its copies. */
 START_TEST(tag_event_lost_while_disconnected)
@@ -865,6 +899,7 @@ static Suite *resilience_suite(void)
     tcase_add_test(tc, tag_invalidation_fences_a_load_in_flight);
     tcase_add_test(tc, tag_invalidation_fences_a_not_found_load);
     tcase_add_test(tc, tag_event_lost_while_disconnected);
+    tcase_add_test(tc, set_tagged_without_tags_publishes_invalidate);
     tcase_add_test(tc, grace_after_invalidate_tag_pruned);
     tcase_add_test(tc, tag_event_codec);
     tcase_add_test(tc, tag_with_100k_keys);
