@@ -762,7 +762,15 @@ typedef struct fetch_arg {
     const char *key;
     slow_src *s;
     sc_status st;
+    sc_value *v; /* fetch_thread_keep: the answer */
 } fetch_arg;
+
+static void *fetch_thread_keep(void *p)
+{
+    fetch_arg *f = p;
+    f->st = sc_fetch(f->c, f->key, 0, load_slow, f->s, &f->v);
+    return NULL;
+}
 
 static void *fetch_thread(void *p)
 {
@@ -792,7 +800,7 @@ START_TEST(transform_stale_fetch_answers)
     WAIT_UNTIL(!local_has(b, "t:o"), 3000);
     ck_assert(!local_has(b, "t:o"));
     slow_src hold = {.delay_ms = 400};
-    fetch_arg fa = {a, "t:o", &hold, SC_OK};
+    fetch_arg fa = {a, "t:o", &hold, SC_OK, NULL};
     pthread_t th;
     pthread_create(&th, NULL, fetch_thread, &fa);
     WAIT_UNTIL(atomic_load(&hold.entered) == 1, 3000);
@@ -829,6 +837,35 @@ START_TEST(transform_stale_fetch_answers)
 }
 END_TEST
 
+/* A load fenced by a write (its lock revoked while the loader ran) answers
+ * its own caller under SC_EVENTUAL without caching: through the hook as
+ * well, as a stored load's answer is. Found by the tag and transform
+ * audit: the fenced answer was the loader's bytes as given. */
+START_TEST(transform_fenced_load_answer)
+{
+    sc_cache *a = hooked_pod(NS("tfl"), "a");
+    sc_cache *b = hooked_pod(NS("tfl"), "b");
+    slow_src slow = {.delay_ms = 300};
+    fetch_arg fa = {a, "t:f", &slow, SC_OK, NULL};
+    sc_value *got = NULL;
+    pthread_t th;
+    pthread_create(&th, NULL, fetch_thread_keep, &fa);
+    WAIT_UNTIL(atomic_load(&slow.entered) == 1, 3000);
+    ck_assert_int_eq(sc_set(b, "t:f", "other", 5, 0), SC_OK); /* revokes a's lock */
+    pthread_join(th, NULL);
+    ck_assert_int_eq(fa.st, SC_OK);
+    got = fa.v;
+    ck_assert_msg(strcmp(sc_value_data(got), "XYZ!") == 0, "fenced load answered %s, want XYZ!",
+                  (const char *)sc_value_data(got));
+    sc_value_release(got);
+    char *r = test_redis_value(NS("tfl"), "t:f");
+    ck_assert_str_eq(r, "other"); /* the load was fenced: not stored */
+    free(r);
+    sc_close(a);
+    sc_close(b);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("metrics");
@@ -846,6 +883,7 @@ int main(void)
     tcase_add_test(tc, transform_replayed_events);
     tcase_add_test(tc, transform_loaded_values);
     tcase_add_test(tc, transform_stale_fetch_answers);
+    tcase_add_test(tc, transform_fenced_load_answer);
     suite_add_tcase(s, tc);
     return test_run_suite(s, NULL);
 }

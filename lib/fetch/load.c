@@ -510,6 +510,13 @@ static void settle_end(call *cl, sc_status s, const char *err)
                 sc_value_release(v);
                 k->active = 1; /* load again */
             } else {
+                /* answered uncached, but as a stored load would be: through
+                 * the on_set_local hook */
+                sc_value *keep = NULL;
+                if (v) {
+                    transformed(c, k, v, &keep);
+                    v = handed_out(v, keep);
+                }
                 sc__fetch_key_done(k, v ? SC_OK : SC_NOT_FOUND, v);
                 k->fenced = 1;
             }
