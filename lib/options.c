@@ -211,6 +211,15 @@ sc_status sc__options_check(const sc_options *o, char *err, size_t errlen)
                    (unsigned long long)o->stats_window_ms);
     else if (o->empty_ttl_ms > (UINT64_C(1) << 53) || o->tag_delete_delay_ms > (UINT64_C(1) << 53))
         fail = bad(err, errlen, "option empty_ttl_ms/tag_delete_delay_ms: at most 2^53");
+    /* Redis takes these inside the write scripts (PEXPIRE, XADD MAXLEN ~): a
+     * value it refuses would fail each write after the script had already
+     * changed the key and taken a version. */
+    else if (o->tombstone_ttl_ms > (UINT64_C(1) << 53))
+        fail = bad(err, errlen, "option tombstone_ttl_ms: %llu is over 2^53", (unsigned long long)o->tombstone_ttl_ms);
+    else if ((uint64_t)o->event_log_len > (UINT64_C(1) << 53))
+        fail = bad(err, errlen, "option event_log_len: %zu is over 2^53", o->event_log_len);
+    else if (o->default_ttl_ms > (UINT64_C(1) << 53))
+        fail = bad(err, errlen, "option default_ttl_ms: %llu is over 2^53", (unsigned long long)o->default_ttl_ms);
     else if (o->grace_ms > (UINT64_C(1) << 40))
         fail = bad(err, errlen, "option grace_ms: %llu is over 2^40", (unsigned long long)o->grace_ms);
     if (!fail && sc__behind_options_check(o, err, errlen) != SC_OK)

@@ -72,6 +72,58 @@ START_TEST(bad_options_are_rejected)
 }
 END_TEST
 
+/* A numeric option Redis cannot take (a tombstone TTL or a log length past
+ * what PEXPIRE / XADD MAXLEN accept) must be refused by sc_open, naming the
+ * field. Accepted, it made every delete (log length: every write) fail with
+ * an opaque Redis error after the script had already changed the key and
+ * taken a version: a write reported as failed that half happened (no log
+ * entry, no event), so a pod without tracking kept serving the old value. */
+static void half_write_check(sc_options *o, const char *field, int via_set)
+{
+    sc_cache *c = NULL;
+    sc_status s = sc_open(o, &c);
+    if (s != SC_OK) {
+        ck_assert_int_eq(s, SC_ERR_INVALID);
+        ck_assert_msg(strstr(sc_errmsg(NULL), field) != NULL, "message %s does not name %s", sc_errmsg(NULL), field);
+        return;
+    }
+    /* Opened: then the writes it governs must work, or fail whole. */
+    redisContext *rc = sc_test_redis_connect(&g_redis);
+    ck_assert_ptr_nonnull(rc);
+    redisReply *r = redisCommand(rc, "HSET {%s}:k:hw value old version 1", o->ns);
+    freeReplyObject(r);
+    r = redisCommand(rc, "GET {%s}:seq", o->ns);
+    char before[64] = "";
+    if (r && r->type == REDIS_REPLY_STRING)
+        snprintf(before, sizeof before, "%s", r->str);
+    freeReplyObject(r);
+    s = via_set ? sc_set(c, "hw", "new", 3, 0) : sc_delete(c, "hw");
+    r = redisCommand(rc, "HGET {%s}:k:hw value", o->ns);
+    int value_old = r && r->type == REDIS_REPLY_STRING && strcmp(r->str, "old") == 0;
+    freeReplyObject(r);
+    r = redisCommand(rc, "GET {%s}:seq", o->ns);
+    int seq_same = r && r->type == REDIS_REPLY_STRING && strcmp(r->str, before) == 0;
+    freeReplyObject(r);
+    redisFree(rc);
+    ck_assert_msg(s == SC_OK || (value_old && seq_same),
+                  "%s = huge: the %s failed (%s: %s) but changed the key and took a version", field,
+                  via_set ? "set" : "delete", sc_strerror(s), sc_errmsg(c));
+    sc_close(c);
+}
+
+START_TEST(huge_numeric_options_never_half_write)
+{
+    sc_options o = test_options(NS("huge_tomb"), NULL);
+    o.redis_tracking = 0;
+    o.tombstone_ttl_ms = UINT64_MAX;
+    half_write_check(&o, "tombstone_ttl_ms", 0);
+    o = test_options(NS("huge_log"), NULL);
+    o.redis_tracking = 0;
+    o.event_log_len = SIZE_MAX;
+    half_write_check(&o, "event_log_len", 1);
+}
+END_TEST
+
 START_TEST(bad_keys_and_values)
 {
     sc_cache *a = test_pod(NS("badkeys"), "a");
@@ -722,6 +774,7 @@ static Suite *cache_suite(void)
     tcase_add_test(tc, open_close_and_pod_ids);
     tcase_add_test(tc, open_without_redis_fails_fast);
     tcase_add_test(tc, bad_options_are_rejected);
+    tcase_add_test(tc, huge_numeric_options_never_half_write);
     tcase_add_test(tc, bad_keys_and_values);
     tcase_add_test(tc, set_propagates_value_to_other_pods);
     tcase_add_test(tc, miss_reads_redis_and_fills_local);

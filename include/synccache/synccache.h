@@ -215,7 +215,8 @@ typedef struct sc_options {
                                       byte bound, on purpose. Both defaults keep
                                       a cache from growing with the key space. */
     uint64_t local_ttl_ms;         /* longest life of a local copy; 0 = none */
-    uint64_t default_ttl_ms;       /* Redis TTL when a set passes 0; 0 = none */
+    uint64_t default_ttl_ms;       /* Redis TTL when a set passes 0; 0 = none;
+                                      at most 2^53 */
     sc_role role;                  /* default SC_ROLE_WRITER */
     int reader_can_set_to_redis;   /* default 0 */
     sc_wire_format wire_format;    /* what this pod publishes; default msgpack */
@@ -245,10 +246,12 @@ typedef struct sc_options {
     unsigned reconnect_max_ms;     /* backoff cap; default 2000 */
     size_t event_log_len;          /* events kept in Redis for catch-up;
                                       default 10000, 0 disables the log (then
-                                      every lost event means a flush) */
+                                      every lost event means a flush); at
+                                      most 2^53 */
     uint64_t tombstone_ttl_ms;     /* how long a delete is remembered in Redis
                                       (a tombstone holding its version);
-                                      default 86400000 (1 day), 0: not at all */
+                                      default 86400000 (1 day), 0: not at all;
+                                      at most 2^53 */
     int redis_tracking;            /* default 1: server-assisted invalidation
                                       (Redis >= 6 CLIENT TRACKING, BCAST,
                                       redirected to the subscriber): writes
