@@ -23,6 +23,7 @@
  * floors (local/local.h); this file decides only which floor each event
  * raises.
  */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -522,8 +523,10 @@ static void on_tick(void *ud)
     char err[SC__ERRLEN];
     sc__remote_state st;
     const char *canary = sc__tracking_canary(c);
-    if (sc__remote_heartbeat(c->remote, &c->hb_event, canary, c->opt.heartbeat_timeout_ms * 2u, &st, err,
-                             sizeof err) != SC_OK) {
+    /* Twice the timeout, saturated: the timeout has no upper bound, and a
+     * wrapped product (0 at 2^31) is a TTL Redis refuses. */
+    unsigned canary_ttl = c->opt.heartbeat_timeout_ms > UINT_MAX / 2 ? UINT_MAX : c->opt.heartbeat_timeout_ms * 2u;
+    if (sc__remote_heartbeat(c->remote, &c->hb_event, canary, canary_ttl, &st, err, sizeof err) != SC_OK) {
         sc__atomic_inc(&c->heartbeat_misses);
         sc__atomic_inc(&c->remote_errors);
         drop_stream(c, err);

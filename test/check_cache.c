@@ -124,6 +124,28 @@ START_TEST(huge_numeric_options_never_half_write)
 }
 END_TEST
 
+/* heartbeat_timeout_ms has no upper bound; the canary's TTL (twice the
+ * timeout) was computed in unsigned int, so 2^31 made it 0: Redis refused
+ * every heartbeat script (PX 0) and the pod dropped its stream at every tick
+ * (heartbeat_misses and reconnects climbing, synced flapping). */
+START_TEST(huge_heartbeat_timeout_keeps_stream)
+{
+    sc_options o = test_options(NS("huge_hb"), NULL);
+    o.heartbeat_interval_ms = 20;
+    o.heartbeat_timeout_ms = 2147483648u;
+    sc_cache *c = test_open(&o);
+    sc_stats st = test_stats(c);
+    /* Some forty heartbeat ticks. */
+    for (long long end = test_now_ms() + 800; test_now_ms() < end && st.heartbeat_misses == 0;) {
+        usleep(20000);
+        st = test_stats(c);
+    }
+    ck_assert_msg(st.heartbeat_misses == 0 && st.reconnects == 0, "heartbeat misses %llu, reconnects %llu",
+                  (unsigned long long)st.heartbeat_misses, (unsigned long long)st.reconnects);
+    sc_close(c);
+}
+END_TEST
+
 START_TEST(bad_keys_and_values)
 {
     sc_cache *a = test_pod(NS("badkeys"), "a");
@@ -775,6 +797,7 @@ static Suite *cache_suite(void)
     tcase_add_test(tc, open_without_redis_fails_fast);
     tcase_add_test(tc, bad_options_are_rejected);
     tcase_add_test(tc, huge_numeric_options_never_half_write);
+    tcase_add_test(tc, huge_heartbeat_timeout_keeps_stream);
     tcase_add_test(tc, bad_keys_and_values);
     tcase_add_test(tc, set_propagates_value_to_other_pods);
     tcase_add_test(tc, miss_reads_redis_and_fills_local);
