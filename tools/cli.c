@@ -623,6 +623,8 @@ static sc_cache *open_or_die(const cli *o, const char *ns)
     opt.redis_timeout_ms = o->timeout_ms;
     opt.redis_pool_size = 1;
     opt.local_max_entries = 16;
+    /* Every key check_key accepts: pods may raise max_key_bytes that far. */
+    opt.max_key_bytes = 65535;
     opt.role = SC_ROLE_WRITER;
     sc_cache *c = NULL;
     sc_status s = sc_open(&opt, &c);
