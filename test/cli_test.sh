@@ -281,6 +281,13 @@ run "get long key" 0 "${C[@]}" get "$NS" "$LONG"
 run "delete long key" 0 "${C[@]}" delete "$NS" "$LONG"
 [ -z "$("${R[@]}" hget "{$NS}:k:$LONG" value)" ] || fail "delete long key left the value"
 
+# ---- --channel no pod can have (the library takes 1 to 256 bytes) ----
+# An invalidate there reaches no pod: bad usage, never "published".
+run "empty channel" 2 "${C[@]}" --channel '' invalidate "$NS" k
+lacks "empty channel" "$OUT" '^published'
+run "long channel" 2 "${C[@]}" --channel "$(head -c 400 /dev/zero | tr '\0' c)" invalidate "$NS" k
+lacks "long channel" "$OUT" '^published'
+
 if [ "$FAILS" -ne 0 ]; then
     echo "cli_test: $FAILS check(s) failed" >&2
     exit 1

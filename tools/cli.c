@@ -813,6 +813,10 @@ int main(int argc, char **argv)
             o.db = (int)v;
             break;
         case O_CHANNEL:
+            /* What a pod's channel option may be: anything else reaches no
+             * pod (and would not fit o.channel). */
+            if (!*optarg || strlen(optarg) > 256)
+                die(EXIT_USAGE, "bad --channel: a channel is 1 to 256 bytes");
             o.channel_opt = optarg;
             break;
         case O_TIMEOUT:
