@@ -94,20 +94,46 @@ static void putf(writer *w, const char *fmt, ...)
         put(w, tmp, (size_t)n < sizeof tmp ? (size_t)n : sizeof tmp - 1);
 }
 
+/* The length of the well-formed UTF-8 sequence at s (1..4), or 0 when the
+ * bytes there are not one (stray continuation, truncated, overlong,
+ * surrogate, past U+10FFFF). */
+static size_t utf8_seq(const unsigned char *s)
+{
+    unsigned char b = s[0];
+    if (b < 0x80)
+        return 1;
+    size_t n = (b & 0xe0) == 0xc0 ? 2 : (b & 0xf0) == 0xe0 ? 3 : (b & 0xf8) == 0xf0 ? 4 : 0;
+    if (n == 0 || (n == 2 && b < 0xc2) || (n == 4 && b > 0xf4))
+        return 0;
+    for (size_t i = 1; i < n; i++)
+        if ((s[i] & 0xc0) != 0x80) /* also stops at the NUL */
+            return 0;
+    if ((b == 0xe0 && s[1] < 0xa0) || (b == 0xed && s[1] > 0x9f) || (b == 0xf0 && s[1] < 0x90) ||
+        (b == 0xf4 && s[1] > 0x8f))
+        return 0;
+    return n;
+}
+
 /* A label value as the format wants it: backslash, double quote and line
- * feed escaped; every other byte as it is (pod ids and namespaces are
- * UTF-8 by convention, and Prometheus takes label values as UTF-8). */
+ * feed escaped, and UTF-8 (the format's label values are; Prometheus refuses
+ * a scrape that is not): a byte that does not start a well-formed sequence
+ * becomes U+FFFD. Pod ids and namespaces may hold any such byte. */
 static void put_label_value(writer *w, const char *s)
 {
-    for (; *s; s++) {
-        if (*s == '\\')
+    const unsigned char *p = (const unsigned char *)s;
+    while (*p) {
+        size_t n = utf8_seq(p);
+        if (*p == '\\')
             puts_(w, "\\\\");
-        else if (*s == '"')
+        else if (*p == '"')
             puts_(w, "\\\"");
-        else if (*s == '\n')
+        else if (*p == '\n')
             puts_(w, "\\n");
+        else if (n == 0)
+            puts_(w, "\xef\xbf\xbd");
         else
-            put(w, s, 1);
+            put(w, (const char *)p, n);
+        p += n ? n : 1;
     }
 }
 

@@ -339,6 +339,48 @@ START_TEST(label_values_are_escaped)
 }
 END_TEST
 
+/* Whether s is well-formed UTF-8 (no overlongs, surrogates or code points
+ * past U+10FFFF). */
+static int utf8_valid(const unsigned char *s)
+{
+    while (*s) {
+        unsigned char b = *s;
+        size_t n = b < 0x80 ? 0 : (b & 0xe0) == 0xc0 ? 1 : (b & 0xf0) == 0xe0 ? 2 : (b & 0xf8) == 0xf0 ? 3 : 9;
+        if (n == 9 || (n == 1 && b < 0xc2) || (n == 3 && b > 0xf4))
+            return 0;
+        for (size_t i = 1; i <= n; i++)
+            if ((s[i] & 0xc0) != 0x80)
+                return 0;
+        if ((b == 0xe0 && s[1] < 0xa0) || (b == 0xed && s[1] > 0x9f) || (b == 0xf0 && s[1] < 0x90) ||
+            (b == 0xf4 && s[1] > 0x8f))
+            return 0;
+        s += n + 1;
+    }
+    return 1;
+}
+
+/* The exposition format's label values are UTF-8 (Prometheus refuses a
+ * scrape with one that is not, losing every sample of the pod). sc_open takes
+ * pod ids and namespaces with any bytes but control characters, so bytes
+ * that are not UTF-8 must not reach the text as they are. */
+START_TEST(label_values_are_utf8)
+{
+    const char *id = "pod-\xff\xfe-\xc3";
+    const char *ns = NS("utf8\xe2\x82");
+    sc_cache *a = test_pod(ns, id);
+    char *text = metrics(a);
+    ck_assert_msg(utf8_valid((const unsigned char *)text), "the text is not UTF-8");
+    /* Valid UTF-8 passes unchanged. */
+    sc_close(a);
+    free(text);
+    a = test_pod(NS("utf8ok"), "p\xc3\xa9-\xe2\x82\xac");
+    text = metrics(a);
+    ck_assert_ptr_nonnull(strstr(text, "pod=\"p\xc3\xa9-\xe2\x82\xac\""));
+    free(text);
+    sc_close(a);
+}
+END_TEST
+
 /* ------------------------------------------------- the Prometheus parser -- */
 
 /* The interpreter that has prometheus_client: $SC_PYTHON, else Debian's
@@ -874,6 +916,7 @@ int main(void)
     tcase_add_test(tc, every_family_matches_stats);
     tcase_add_test(tc, snprintf_semantics);
     tcase_add_test(tc, label_values_are_escaped);
+    tcase_add_test(tc, label_values_are_utf8);
     tcase_add_test(tc, official_parser_accepts_it);
     suite_add_tcase(s, tc);
     tc = tcase_create("transform");
