@@ -288,6 +288,23 @@ lacks "empty channel" "$OUT" '^published'
 run "long channel" 2 "${C[@]}" --channel "$(head -c 400 /dev/zero | tr '\0' c)" invalidate "$NS" k
 lacks "long channel" "$OUT" '^published'
 
+# ---- a partitioned namespace: the key lives in {NS#p}, p from its hash ----
+run "pod partitioned" 0 env SC_TEST_PARTITIONS=4 "$POD" "$PORT" parted pod-p json 0 user:1 alice user:2 bob
+run "get partitioned" 0 "${C[@]}" get parted user:1
+has "get partitioned" "$OUT" '^value +"alice"$'
+run "delete partitioned" 0 "${C[@]}" delete parted user:1
+run "get partitioned deleted" 1 "${C[@]}" get parted user:1
+has "get partitioned deleted" "$OUT" 'tombstone'
+run "get partitioned other" 0 "${C[@]}" get parted user:2
+run "invalidate partitioned" 0 "${C[@]}" invalidate parted user:2
+has "invalidate partitioned" "$OUT" '"ns":"parted#[0-3]".* on \{parted#[0-3]\}:events:'
+run "stats partitioned" 0 "${C[@]}" stats parted
+has "stats partitioned" "$OUT" '^partitions +4'
+run "tail partitioned" 2 "${C[@]}" tail parted --seconds 0.2
+has "tail partitioned" "$ERR" 'parted#0 to parted#3'
+run "clear partitioned" 0 "${C[@]}" clear parted
+run "get partitioned cleared" 1 "${C[@]}" get parted user:2
+
 if [ "$FAILS" -ne 0 ]; then
     echo "cli_test: $FAILS check(s) failed" >&2
     exit 1

@@ -3,7 +3,8 @@
  * "-" deletes the key instead), prints "ready", and stays open (sending
  * heartbeats) for SECONDS before it closes.
  *
- * usage: cli_test_pod PORT NS POD_ID msgpack|json SECONDS [KEY VALUE]... */
+ * usage: cli_test_pod PORT NS POD_ID msgpack|json SECONDS [KEY VALUE]...
+ * ($SC_TEST_PARTITIONS: the partitions option) */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +25,9 @@ int main(int argc, char **argv)
     o.pod_id = argv[3];
     o.wire_format = strcmp(argv[4], "json") == 0 ? SC_WIRE_JSON : SC_WIRE_MSGPACK;
     o.heartbeat_interval_ms = 100;
+    /* A partitioned namespace: $SC_TEST_PARTITIONS partitions. */
+    if (getenv("SC_TEST_PARTITIONS"))
+        o.partitions = (unsigned)atoi(getenv("SC_TEST_PARTITIONS"));
     sc_cache *c = NULL;
     sc_status s = sc_open(&o, &c);
     if (s != SC_OK) {

@@ -28,6 +28,7 @@
 #include <hiredis/hiredis.h>
 #include <synccache/synccache.h>
 
+#include "lib/internal.h"
 #include "remote/remote.h"
 #include "sync/sync.h"
 
@@ -198,6 +199,20 @@ static void check_key(const char *key)
         die(EXIT_USAGE, "the key is longer than 65535 bytes");
 }
 
+/* The namespace's partition count, as its first sc_open recorded it in
+ * {ns}:meta (README, "Partitioned namespaces"); 1 when none is. */
+static unsigned partitions_of(redisContext *c, const cli *o, const char *ns);
+
+/* The namespace that holds key: ns itself, or with P > 1 partitions its
+ * partition "ns#p" (p from the key's hash, as every pod computes it). */
+static void key_namespace(char *out, size_t len, const char *ns, unsigned parts, const char *key)
+{
+    if (parts > 1)
+        snprintf(out, len, "%s#%u", ns, sc__partition_of(key, 65535, parts));
+    else
+        snprintf(out, len, "%s", ns);
+}
+
 static void set_channel(cli *o, const char *ns)
 {
     if (o->channel_opt)
@@ -224,6 +239,26 @@ static redisReply *command_or_die(redisContext *c, const cli *o, const char *fmt
         die(EXIT_REDIS, "Redis at %s refused a command: %s", o->addr, r->str);
     }
     return r;
+}
+
+static unsigned partitions_of(redisContext *c, const cli *o, const char *ns)
+{
+    redisReply *r = command_or_die(c, o, "HGET {%s}:meta partitions", ns);
+    unsigned long long p = 1;
+    if (r->type == REDIS_REPLY_STRING) {
+        char *end = NULL;
+        errno = 0;
+        p = strtoull(r->str, &end, 10);
+        if (errno || end == r->str || *end || p < 1 || p > 256)
+            die(EXIT_REDIS, "Redis at %s: {%s}:meta holds a bad partitions field: %s", o->addr, ns, r->str);
+    }
+    freeReplyObject(r);
+    if (p > 1 && o->channel_opt)
+        die(EXIT_USAGE,
+            "namespace %s has %llu partitions, each with its own channel {%s#p}:events: --channel does "
+            "not apply",
+            ns, p, ns);
+    return (unsigned)p;
 }
 
 /* A blocking connection: connected, logged in, database selected, PING
@@ -324,6 +359,14 @@ static int run_stats(cli *o, char **args)
     check_ns(ns);
     set_channel(o, ns);
     redisContext *c = connect_or_die(o);
+    unsigned parts = partitions_of(c, o, ns);
+    if (parts > 1) {
+        printf("namespace      %s\n", ns);
+        printf("partitions     %u: each is a namespace of its own, %s#0 to %s#%u (run stats on each)\n", parts, ns, ns,
+               parts - 1);
+        redisFree(c);
+        return 0;
+    }
     /* Subscribe first, so the listening window starts while the rest is
      * read. */
     redisContext *sub = subscribe_or_die(o);
@@ -462,6 +505,12 @@ static int run_tail(cli *o, char **args)
     const char *ns = args[0];
     check_ns(ns);
     set_channel(o, ns);
+    redisContext *pc = connect_or_die(o);
+    unsigned parts = partitions_of(pc, o, ns);
+    redisFree(pc);
+    if (parts > 1)
+        die(EXIT_USAGE, "namespace %s has %u partitions, each a namespace with its own channel: tail %s#0 to %s#%u", ns,
+            parts, ns, ns, parts - 1);
     redisContext *sub = subscribe_or_die(o);
     fprintf(stderr, "synccache-cli: listening on %s (Ctrl-C stops)\n", o->channel);
     long lines = 0;
@@ -530,13 +579,15 @@ static sc__remote *remote_or_die(const cli *o, const char *ns)
 
 static int run_get(cli *o, char **args)
 {
-    const char *ns = args[0], *key = args[1];
-    check_ns(ns);
+    const char *key = args[1];
+    check_ns(args[0]);
     check_key(key);
-    set_channel(o, ns);
     /* The plain connection proves the address and the login with clear
      * words before the library's read script runs. */
     redisContext *c = connect_or_die(o);
+    char ns[300];
+    key_namespace(ns, sizeof ns, args[0], partitions_of(c, o, args[0]), key);
+    set_channel(o, ns);
     sc__remote *r = remote_or_die(o, ns);
     sc__remote_item item;
     char err[512];
@@ -580,9 +631,12 @@ static int run_get(cli *o, char **args)
 
 static int run_invalidate(cli *o, char **args)
 {
-    const char *ns = args[0], *key = args[1];
-    check_ns(ns);
+    const char *key = args[1];
+    check_ns(args[0]);
     check_key(key);
+    redisContext *c = connect_or_die(o);
+    char ns[300];
+    key_namespace(ns, sizeof ns, args[0], partitions_of(c, o, args[0]), key);
     set_channel(o, ns);
     /* What any outside service may publish: no version, so pods order it
      * after everything they applied and only ever remove. */
@@ -594,7 +648,6 @@ static int run_invalidate(cli *o, char **args)
     cJSON_Delete(j);
     if (!text)
         die(EXIT_REDIS, "out of memory");
-    redisContext *c = connect_or_die(o);
     redisReply *r = command_or_die(c, o, "PUBLISH %s %s", o->channel, text);
     printf("published %s on %s: %lld subscriber%s received it\n", text, o->channel, r->integer,
            r->integer == 1 ? "" : "s");
@@ -607,13 +660,15 @@ static int run_invalidate(cli *o, char **args)
 
 /* ---------------------------------------------------- delete and clear -- */
 
-static sc_cache *open_or_die(const cli *o, const char *ns)
+static sc_cache *open_or_die(const cli *o, const char *ns, unsigned parts)
 {
     sc_options opt;
     sc_options_init(&opt);
     opt.pod_id = CLI_SENDER;
     opt.ns = ns;
     opt.channel = o->channel_opt;
+    /* Every pod of a namespace must use its partition count. */
+    opt.partitions = parts;
     opt.redis_host = o->host;
     opt.redis_port = o->port;
     opt.redis_unix_socket = o->sock;
@@ -640,8 +695,10 @@ static int run_delete(cli *o, char **args)
     check_ns(ns);
     check_key(key);
     set_channel(o, ns);
-    redisFree(connect_or_die(o));
-    sc_cache *c = open_or_die(o, ns);
+    redisContext *rc = connect_or_die(o);
+    unsigned parts = partitions_of(rc, o, ns);
+    redisFree(rc);
+    sc_cache *c = open_or_die(o, ns, parts);
     sc_status s = sc_delete(c, key);
     if (s != SC_OK)
         die(EXIT_REDIS, "delete failed: %s: %s", sc_strerror(s), sc_errmsg(c));
@@ -662,11 +719,17 @@ static int run_clear(cli *o, char **args)
     check_ns(ns);
     set_channel(o, ns);
     redisContext *rc = connect_or_die(o);
-    sc_cache *c = open_or_die(o, ns);
+    unsigned parts = partitions_of(rc, o, ns);
+    sc_cache *c = open_or_die(o, ns, parts);
     sc_status s = sc_clear(c);
     if (s != SC_OK)
         die(EXIT_REDIS, "clear failed: %s: %s", sc_strerror(s), sc_errmsg(c));
     sc_close(c);
+    if (parts > 1) {
+        printf("cleared namespace %s (all %u partitions; pods drop their local tiers)\n", ns, parts);
+        redisFree(rc);
+        return 0;
+    }
     redisReply *r = command_or_die(rc, o, "HGET {%s}:meta floor", ns);
     printf("cleared namespace %s (clear floor %s; pods drop their local tiers)\n", ns,
            r->type == REDIS_REPLY_STRING ? r->str : "?");
