@@ -305,6 +305,14 @@ has "tail partitioned" "$ERR" 'parted#0 to parted#3'
 run "clear partitioned" 0 "${C[@]}" clear parted
 run "get partitioned cleared" 1 "${C[@]}" get parted user:2
 
+# ---- --timeout: one range for every command (delete and clear open the
+# library, whose redis_timeout_ms is 1..600000) ----
+run "timeout 600000 delete" 0 "${C[@]}" --timeout 600000 delete "$NS" k
+run "timeout 600001 get" 2 "${C[@]}" --timeout 600001 get "$NS" k
+has "timeout 600001 get" "$ERR" 'bad timeout'
+run "timeout 600001 delete" 2 "${C[@]}" --timeout 600001 delete "$NS" k
+has "timeout 600001 delete" "$ERR" 'bad timeout'
+
 if [ "$FAILS" -ne 0 ]; then
     echo "cli_test: $FAILS check(s) failed" >&2
     exit 1

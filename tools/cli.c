@@ -883,8 +883,10 @@ int main(int argc, char **argv)
             o.channel_opt = optarg;
             break;
         case O_TIMEOUT:
-            if (parse_int(optarg, 1, 3600000, &v))
-                die(EXIT_USAGE, "bad timeout %s (1..3600000 ms)", optarg);
+            /* The library's bound (redis_timeout_ms), which delete and
+             * clear open it with. */
+            if (parse_int(optarg, 1, 600000, &v))
+                die(EXIT_USAGE, "bad timeout %s (1..600000 ms)", optarg);
             o.timeout_ms = (unsigned)v;
             break;
         case O_HELP:
