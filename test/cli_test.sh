@@ -313,6 +313,23 @@ has "timeout 600001 get" "$ERR" 'bad timeout'
 run "timeout 600001 delete" 2 "${C[@]}" --timeout 600001 delete "$NS" k
 has "timeout 600001 delete" "$ERR" 'bad timeout'
 
+# ---- tail: one line per event, whatever an outside publisher put in inst
+# and epoch (a line feed must not forge a second line, nor ESC reach the
+# terminal) ----
+"${C[@]}" tail hostile --count 1 --seconds 20 >"$DIR/tail3.out" 2>"$DIR/tail3.err" &
+TAIL_PID=$!
+BG_PIDS+=("$TAIL_PID")
+for i in $(seq 1 100); do
+    grep -q listening "$DIR/tail3.err" 2>/dev/null && break
+    sleep 0.05
+done
+"${R[@]}" publish "{hostile}:events" \
+    '{"action":"invalidate","ns":"hostile","key":"k","sender":"s","version":1,"time":1,"inst":"AB\nFORGED set","epoch":"e\u001b[31m"}' >/dev/null
+wait "$TAIL_PID"
+[ "$(wc -l <"$DIR/tail3.out")" = 1 ] || fail "tail hostile: not one line: $(cat -A "$DIR/tail3.out")"
+grep -q "$(printf '\033')" "$DIR/tail3.out" && fail "tail hostile: a raw ESC byte reached the output"
+lacks "tail hostile" "$(cat "$DIR/tail3.out")" '^FORGED'
+
 if [ "$FAILS" -ne 0 ]; then
     echo "cli_test: $FAILS check(s) failed" >&2
     exit 1

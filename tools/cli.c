@@ -154,6 +154,22 @@ static void print_quoted(FILE *f, const void *data, size_t n, size_t max)
         fputs("...", f);
 }
 
+/* An identifier (instance id, epoch) as it is when it is plain printable
+ * ASCII without spaces or quotes, as pods send them; anything else an
+ * outside publisher put there is quoted and escaped, so it can neither split
+ * the line nor reach the terminal as control bytes. */
+static void print_token(FILE *f, const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch <= 0x20 || ch >= 0x7f || ch == '"' || ch == '\\') {
+            print_quoted(f, s, n, 80);
+            return;
+        }
+    }
+    fwrite(s, 1, n, f);
+}
+
 static void print_utc_ms(FILE *f, uint64_t ms)
 {
     time_t s = (time_t)(ms / 1000);
@@ -458,8 +474,10 @@ static int run_stats(cli *o, char **args)
     for (size_t i = 0; i < npods; i++) {
         printf("  sender ");
         print_quoted(stdout, pods[i].sender, strlen(pods[i].sender), 80);
-        printf("  inst %s  at sequence %" PRIu64 "  %s  %u heartbeat%s\n", pods[i].inst, pods[i].version,
-               pods[i].encoding, pods[i].heartbeats, pods[i].heartbeats == 1 ? "" : "s");
+        printf("  inst ");
+        print_token(stdout, pods[i].inst, strlen(pods[i].inst));
+        printf("  at sequence %" PRIu64 "  %s  %u heartbeat%s\n", pods[i].version, pods[i].encoding, pods[i].heartbeats,
+               pods[i].heartbeats == 1 ? "" : "s");
     }
     printf("events seen    %u cache events, %u undecodable messages while listening\n", events, malformed);
     if (npods == 0)
@@ -485,10 +503,14 @@ static void print_event_line(const sc__event *ev, const char *encoding)
     printf(" version=%" PRIu64, ev->version);
     printf(" sender=");
     print_quoted(stdout, ev->sender, ev->sender_len, 80);
-    if (ev->inst_len)
-        printf(" inst=%s", ev->inst);
-    if (ev->epoch_len)
-        printf(" epoch=%s", ev->epoch);
+    if (ev->inst_len) {
+        printf(" inst=");
+        print_token(stdout, ev->inst, ev->inst_len);
+    }
+    if (ev->epoch_len) {
+        printf(" epoch=");
+        print_token(stdout, ev->epoch, ev->epoch_len);
+    }
     if (ev->ttl_ms)
         printf(" ttl=%" PRIu64 "ms", ev->ttl_ms);
     if (ev->has_value) {
