@@ -146,6 +146,62 @@ START_TEST(huge_heartbeat_timeout_keeps_stream)
 }
 END_TEST
 
+/* A user whose ACL refuses a command a write script needs after its first
+ * write (XADD to the event log; UNLINK of the tag hash in a clear) got a
+ * failed status for a write that half happened: the version taken, the
+ * value stored (or the clear floor raised), no log entry, no event. The
+ * write must fail whole, with Redis' NOPERM words. */
+static char *redis_str(redisContext *rc, const char *fmt, const char *a)
+{
+    redisReply *r = redisCommand(rc, fmt, a);
+    char *out = strdup(r && r->type == REDIS_REPLY_STRING ? r->str : "<nil>");
+    freeReplyObject(r);
+    return out;
+}
+
+START_TEST(acl_refusal_never_half_writes)
+{
+    ck_assert_int_eq(sc_test_redis_cmd(&g_redis, "ACL SETUSER hw_noxadd on >pw ~* &* +@all -xadd"), 0);
+    ck_assert_int_eq(sc_test_redis_cmd(&g_redis, "ACL SETUSER hw_nounlink on >pw ~* &* +@all -unlink"), 0);
+    redisContext *rc = sc_test_redis_connect(&g_redis);
+    ck_assert_ptr_nonnull(rc);
+
+    sc_options o = test_options(NS("acl_hw"), NULL);
+    sc_cache *admin = test_open(&o);
+    ck_assert_int_eq(sc_set(admin, "k", "old", 3, 0), SC_OK);
+    o.redis_username = "hw_noxadd";
+    o.redis_password = "pw";
+    sc_cache *c = test_open(&o);
+    char *seq0 = redis_str(rc, "GET {%s}:seq", NS("acl_hw"));
+    sc_status s = sc_set(c, "k", "new", 3, 0);
+    char *val = redis_str(rc, "HGET {%s}:k:k value", NS("acl_hw"));
+    char *seq1 = redis_str(rc, "GET {%s}:seq", NS("acl_hw"));
+    ck_assert_msg(s == SC_OK || (strcmp(val, "old") == 0 && strcmp(seq0, seq1) == 0),
+                  "set without XADD: %s (%s) but Redis holds %s, seq %s -> %s", sc_strerror(s), sc_errmsg(c), val, seq0,
+                  seq1);
+    ck_assert_ptr_nonnull(strstr(sc_errmsg(c), "NOPERM"));
+    free(seq0);
+    free(seq1);
+    free(val);
+    sc_close(c);
+
+    o.redis_username = "hw_nounlink";
+    c = test_open(&o);
+    char *floor0 = redis_str(rc, "HGET {%s}:meta floor", NS("acl_hw"));
+    s = sc_clear(c);
+    char *floor1 = redis_str(rc, "HGET {%s}:meta floor", NS("acl_hw"));
+    ck_assert_msg(s == SC_OK || strcmp(floor0, floor1) == 0,
+                  "clear without UNLINK: %s (%s) but the floor moved %s -> %s", sc_strerror(s), sc_errmsg(c), floor0,
+                  floor1);
+    ck_assert_ptr_nonnull(strstr(sc_errmsg(c), "NOPERM"));
+    free(floor0);
+    free(floor1);
+    sc_close(c);
+    sc_close(admin);
+    redisFree(rc);
+}
+END_TEST
+
 START_TEST(bad_keys_and_values)
 {
     sc_cache *a = test_pod(NS("badkeys"), "a");
@@ -798,6 +854,7 @@ static Suite *cache_suite(void)
     tcase_add_test(tc, bad_options_are_rejected);
     tcase_add_test(tc, huge_numeric_options_never_half_write);
     tcase_add_test(tc, huge_heartbeat_timeout_keeps_stream);
+    tcase_add_test(tc, acl_refusal_never_half_writes);
     tcase_add_test(tc, bad_keys_and_values);
     tcase_add_test(tc, set_propagates_value_to_other_pods);
     tcase_add_test(tc, miss_reads_redis_and_fills_local);

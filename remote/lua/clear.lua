@@ -8,13 +8,14 @@
 -- KEYS: seq, meta, log
 -- ARGV: fmt, log_len, channel, p0, p1, p2, p3, seen (see take())
 -- Returns {version, 1 | publish error text}.
-local v = take(KEYS[1], KEYS[2], KEYS[3], ARGV[#ARGV])
-local e = new_epoch(v)
-local vs = string.format('%d', v)
-redis.call('HSET', KEYS[2], 'floor', vs, 'epoch', e)
 -- Every tag invalidation is moot from here on: a key written before this
 -- is below the floor, one written after is above every invalidation
 -- version. So the tag hash goes, and grows only between clears (UNLINK:
 -- a hash of many tags is freed off Redis' main thread, like the keys).
+-- First, so that an ACL refusing UNLINK fails the clear before it writes.
 redis.call('UNLINK', tags_key(KEYS[2]))
+local v = take(KEYS[1], KEYS[2], KEYS[3], ARGV[#ARGV], ARGV[2])
+local e = new_epoch(v)
+local vs = string.format('%d', v)
+redis.call('HSET', KEYS[2], 'floor', vs, 'epoch', e)
 return {vs, emit(ARGV[1], ARGV[4], ARGV[5], ARGV[6], ARGV[7], v, e, KEYS[3], ARGV[2], ARGV[3])}

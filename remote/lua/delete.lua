@@ -8,7 +8,7 @@
 -- Returns {version, 1 | publish error text}.
 local bad = check_hash(KEYS[1])
 if bad then return bad end
-local v, e = take(KEYS[2], KEYS[3], KEYS[4], ARGV[#ARGV])
+local v, e = take(KEYS[2], KEYS[3], KEYS[4], ARGV[#ARGV], ARGV[3])
 local vs = string.format('%d', v)
 delete_value(KEYS[1], vs, ARGV[1])
 return {vs, emit(ARGV[2], ARGV[5], ARGV[6], ARGV[7], ARGV[8], v, e, KEYS[4], ARGV[3], ARGV[4])}

@@ -7,7 +7,7 @@
 -- Returns {version, 1 | publish error text}.
 local bad = check_hash(KEYS[1]) or check_stream(KEYS[5])
 if bad then return bad end
-local v, e = take(KEYS[2], KEYS[3], KEYS[4], ARGV[#ARGV])
+local v, e = take(KEYS[2], KEYS[3], KEYS[4], ARGV[#ARGV], ARGV[3])
 local vs = string.format('%d', v)
 delete_value(KEYS[1], vs, ARGV[1])
 queue(KEYS[5], ARGV[9], vs, nil)

@@ -31,7 +31,7 @@ for i = 4, #KEYS do
     redis.call('HDEL', k, 'lock', 'lock_until', 'lock_seq')
     out[#out + 1] = {'0', 1}
   else
-    local v, e = take(KEYS[1], KEYS[2], KEYS[3], ARGV[#ARGV])
+    local v, e = take(KEYS[1], KEYS[2], KEYS[3], ARGV[#ARGV], ARGV[2])
     local vs = string.format('%d', v)
     redis.call('DEL', k)
     if ARGV[a + 1] == 'e' then

@@ -78,7 +78,16 @@ end
 -- history starts past them (at the clock, which a counter only passes at
 -- more than one write per us) with a new epoch, so pods flush as they do
 -- for any rollback.
-local function take(seq, meta, log, seen)
+--
+-- A script's writes before an error stay, so a command the user's ACL
+-- refuses must fail before the first one: take() runs first in every
+-- writing script, and checks the XADD its emit() will make to the log
+-- (log_len, '0': no log). redis.acl_check_cmd: Redis >= 7.
+local function take(seq, meta, log, seen, log_len)
+  if log_len ~= '0' and redis.acl_check_cmd and
+      not redis.acl_check_cmd('XADD', log, 'MAXLEN', '~', '1', '1-0', 'e', 'x') then
+    error({err = 'NOPERM this user has no permissions to run the \'xadd\' command on the event log ' .. log})
+  end
   local v = redis.call('INCR', seq)
   seen = tonumber(seen) or 0
   if v == 1 or v <= seen then

@@ -15,7 +15,7 @@ if ARGV[10] and ARGV[10] ~= '' then
   local cur = key_version(KEYS[1], KEYS[3])
   if cur ~= tonumber(ARGV[10]) then return {'conflict', string.format('%d', cur)} end
 end
-local v, e = take(KEYS[2], KEYS[3], KEYS[4], ARGV[#ARGV])
+local v, e = take(KEYS[2], KEYS[3], KEYS[4], ARGV[#ARGV], ARGV[4])
 local vs = string.format('%d', v)
 store_value(KEYS[1], vs, ARGV[1], ARGV[2], ARGV[11])
 return {vs, emit(ARGV[3], ARGV[6], ARGV[7], ARGV[8], ARGV[9], v, e, KEYS[4], ARGV[4], ARGV[5])}

@@ -8,7 +8,7 @@
 -- Returns {version, 1 | publish error text}.
 local bad = check_hash(KEYS[1]) or check_stream(KEYS[5])
 if bad then return bad end
-local v, e = take(KEYS[2], KEYS[3], KEYS[4], ARGV[#ARGV])
+local v, e = take(KEYS[2], KEYS[3], KEYS[4], ARGV[#ARGV], ARGV[4])
 local vs = string.format('%d', v)
 store_value(KEYS[1], vs, ARGV[1], ARGV[2])
 queue(KEYS[5], ARGV[10], vs, ARGV[1])

@@ -12,7 +12,7 @@
 -- Returns {version, 1 | publish error text}.
 local bad = check_hash(KEYS[1])
 if bad then return bad end
-local v, e = take(KEYS[2], KEYS[3], KEYS[4], ARGV[#ARGV])
+local v, e = take(KEYS[2], KEYS[3], KEYS[4], ARGV[#ARGV], ARGV[4])
 local vs = string.format('%d', v)
 local h = redis.call('HMGET', KEYS[1], 'value', 'version', 'tags')
 local floor = redis.call('HGET', KEYS[3], 'floor')

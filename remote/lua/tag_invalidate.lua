@@ -14,7 +14,7 @@ local ty = redis.call('TYPE', KEYS[1]).ok
 if ty ~= 'none' and ty ~= 'hash' then
   return redis.error_reply('WRONGTYPE ' .. KEYS[1] .. ' is a ' .. ty .. ', not the synccache tag hash')
 end
-local v, e = take(KEYS[2], KEYS[3], KEYS[4], ARGV[#ARGV])
+local v, e = take(KEYS[2], KEYS[3], KEYS[4], ARGV[#ARGV], ARGV[3])
 local vs = string.format('%d', v)
 redis.call('HSET', KEYS[1], ARGV[1], vs)
 return {vs, emit(ARGV[2], ARGV[5], ARGV[6], ARGV[7], ARGV[8], v, e, KEYS[4], ARGV[3], ARGV[4])}
