@@ -55,7 +55,7 @@ typedef struct cli {
     int all_ns;     /* tail: every namespace on the channel */
     /* derived */
     char addr[300];
-    char channel[300];
+    char channel[320]; /* {ns#p}:events, ns up to 299 bytes in the buffers below */
 } cli;
 
 static volatile sig_atomic_t g_stop;
