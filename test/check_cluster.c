@@ -11,9 +11,6 @@
 #include <stdatomic.h>
 #include <sys/wait.h>
 #include <unistd.h>
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 
 #include "converge.h"
 #include "history.h"
@@ -628,15 +625,11 @@ END_TEST
  * redis_timeout_ms ("any few nodes; the rest is learned"). */
 START_TEST(hung_seed_listed_first)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    int port;
+    int fd = sc_test_black_hole(&port);
     ck_assert_int_ge(fd, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof a;
-    ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-    ck_assert_int_eq(listen(fd, 16), 0);
-    ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
     char seeds[512];
-    snprintf(seeds, sizeof seeds, "127.0.0.1:%d,%s", ntohs(a.sin_port), g_cl.seeds);
+    snprintf(seeds, sizeof seeds, "127.0.0.1:%d,%s", port, g_cl.seeds);
     sc_options o = cluster_options("c_hung", "a");
     o.redis_cluster_nodes = seeds;
     sc_cache *c = NULL;

@@ -8,8 +8,6 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <unistd.h>
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <sys/socket.h>
 
 #include "converge.h"
@@ -300,34 +298,25 @@ START_TEST(promotion_that_lost_writes_is_detected)
 }
 END_TEST
 
+/* A loopback listener (sc_test_black_hole: it never accepts unless the
+ * test does) and its port. */
+static int listener(int *port)
+{
+    int fd = sc_test_black_hole(port);
+    ck_assert_int_ge(fd, 0);
+    return fd;
+}
 
 /* A sentinel that accepts connections and never answers (a hung host, a
  * paused process: the kernel completes the handshake) is listed first: the
  * pod must still find the master through the other sentinels within its
  * redis_timeout_ms, as "the pod asks the sentinels in turn" promises. */
-static int silent_listener(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    ck_assert_int_ge(fd, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-    ck_assert_int_eq(listen(fd, 16), 0);
-    return fd;
-}
-
-static int listener_port(int fd)
-{
-    struct sockaddr_in a;
-    socklen_t len = sizeof a;
-    ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-    return ntohs(a.sin_port);
-}
-
 START_TEST(hung_sentinel_listed_first)
 {
-    int fd = silent_listener();
+    int port;
+    int fd = listener(&port);
     char list[256];
-    snprintf(list, sizeof list, "127.0.0.1:%d,%s", listener_port(fd), g_set.list);
+    snprintf(list, sizeof list, "127.0.0.1:%d,%s", port, g_set.list);
     sc_options o = sentinel_options("s_hung", "a");
     o.sentinel_nodes = list;
     sc_cache *c = NULL;
@@ -426,10 +415,11 @@ START_TEST(stale_sentinel_listed_first)
     int master = sentinel_master_port();
     int replica = g_set.data[0].port == master ? g_set.data[1].port : g_set.data[0].port;
     ck_assert_msg(sc_test_node_role_is(replica, "slave"), "port %d is not a replica", replica);
-    liar l = {.fd = silent_listener(), .replica_port = replica};
+    int port;
+    liar l = {.fd = listener(&port), .replica_port = replica};
     ck_assert_int_eq(pthread_create(&l.thread, NULL, liar_main, &l), 0);
     char list[256];
-    snprintf(list, sizeof list, "127.0.0.1:%d,%s", listener_port(l.fd), g_set.list);
+    snprintf(list, sizeof list, "127.0.0.1:%d,%s", port, g_set.list);
     sc_options o = sentinel_options("s_stale", "a");
     o.sentinel_nodes = list;
     sc_cache *c = NULL;

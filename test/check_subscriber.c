@@ -328,18 +328,11 @@ static int closed_port(void)
     return ntohs(a.sin_port);
 }
 
-/* A listener that never accepts: the kernel completes the handshake from
- * the backlog, so a client connects and then never hears back. */
+/* A listener that never accepts (sc_test_black_hole). */
 static int black_hole(int *port)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    int fd = sc_test_black_hole(port);
     ck_assert_int_ge(fd, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof a;
-    ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-    ck_assert_int_eq(listen(fd, 16), 0);
-    ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-    *port = ntohs(a.sin_port);
     return fd;
 }
 

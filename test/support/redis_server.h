@@ -47,4 +47,10 @@ redisContext *sc_test_redis_connect_addr(const char *host, int port);
  * without an error reply. */
 int sc_test_redis_cmd(const sc_test_redis *r, const char *fmt, ...);
 
+/* A loopback listener that never accepts: the kernel completes the
+ * handshake from the backlog, so a client connects and then never hears
+ * back (a hung host, a paused process). Its fd (close it when done) and
+ * *port, or -1. */
+int sc_test_black_hole(int *port);
+
 #endif
