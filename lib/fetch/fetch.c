@@ -208,19 +208,6 @@ void sc__fetch_key_fail(call *cl, fkey *k, sc_status st)
         sc__fetch_call_fail(cl, st, "%s: %s", cl->name, sc_strerror(st));
 }
 
-/* A value fetch_lock read that is answered without being kept locally (a
- * graced value, the outdated value of a tagged key): it passes the
- * on_set_local hook as every Redis read does, so the caller gets what a hit
- * would return (the value as read when the hook keeps nothing). Takes v. */
-static sc_value *hooked(sc_cache *c, const fkey *k, sc_value *v)
-{
-    sc_value *keep = NULL;
-    if (sc__transform(c, k->key, k->klen, v, &keep) != SC_OK || !keep)
-        return v;
-    sc_value_release(v);
-    return keep;
-}
-
 /* fetch_lock found a graced value for k (past its TTL, within its grace):
  * kept for this call's stale-if-error answer and in the grace table; with
  * a soft timeout, the call waits no longer than that from now on. */
@@ -234,7 +221,7 @@ static void note_graced(call *cl, fkey *k, sc__fetch_item *it, uint64_t known)
     it->graced = 0;
     if (!v)
         return;
-    v = hooked(c, k, v);
+    v = sc__fetch_hooked(c, k, v);
     uint64_t now = sc__now_ms();
     sc_value_release(k->graced);
     k->graced = v;
@@ -462,7 +449,7 @@ static int lead_locked(call *cl, const sc__remote_fetch_call *rc)
                 sc__tags_note(c, k->key, k->klen, k->hash, it->version, it->tags, it->tags_len);
             } else { /* outdated: served, never kept */
                 sc__local_remove(c->local, k->key, k->klen, k->hash, it->version, it->version);
-                v = hooked(c, k, v);
+                v = sc__fetch_hooked(c, k, v);
             }
             sc__fetch_key_done(k, SC_OK, v);
             break;

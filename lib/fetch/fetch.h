@@ -232,6 +232,10 @@ int sc__fetch_wait_wake(sc__fetch *f, call *cl, const uint64_t *snap, uint64_t m
 /* load.c: installs, the loader calls, settling and storing, and the
  * loads left running past a timeout. */
 sc_value *sc__fetch_install_read(sc_cache *c, fkey *k, sc_value *v, int64_t pttl, uint64_t known);
+/* v through the on_set_local hook, for a value answered without being kept
+ * locally (a graced value, an outdated tagged one, a fenced load's): what a
+ * hit would return, v itself when the hook keeps nothing. Takes v. */
+sc_value *sc__fetch_hooked(sc_cache *c, fkey *k, sc_value *v);
 void sc__fetch_load_one(call *cl);
 void sc__fetch_load_batch(call **cls, size_t n);
 void sc__fetch_store_all(call **cls, size_t n, sc__remote_fetch_call *rc, call **who);

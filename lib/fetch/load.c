@@ -70,6 +70,12 @@ static sc_value *handed_out(sc_value *v, sc_value *keep)
     return keep;
 }
 
+sc_value *sc__fetch_hooked(sc_cache *c, fkey *k, sc_value *v)
+{
+    sc_value *keep;
+    return handed_out(v, transformed(c, k, v, &keep));
+}
+
 /* A value fetch_lock read, known current up to `known`. */
 sc_value *sc__fetch_install_read(sc_cache *c, fkey *k, sc_value *v, int64_t pttl, uint64_t known)
 {
@@ -512,11 +518,8 @@ static void settle_end(call *cl, sc_status s, const char *err)
             } else {
                 /* answered uncached, but as a stored load would be: through
                  * the on_set_local hook */
-                sc_value *keep = NULL;
-                if (v) {
-                    transformed(c, k, v, &keep);
-                    v = handed_out(v, keep);
-                }
+                if (v)
+                    v = sc__fetch_hooked(c, k, v);
                 sc__fetch_key_done(k, v ? SC_OK : SC_NOT_FOUND, v);
                 k->fenced = 1;
             }

@@ -57,6 +57,15 @@ int sc__fetch_neg_get(sc_cache *c, const char *key, size_t klen, uint64_t hash, 
 
 /* ------------------------------------------------------ grace table -- */
 
+/* key's entry of the grace table, or NULL (under grace_mu). */
+static grace_entry *grace_of(sc__fetch *f, const char *key, size_t klen, uint64_t hash)
+{
+    grace_entry *e = f->grace ? &f->grace[hash % GRACE_SLOTS] : NULL;
+    if (e && e->key && e->hash == hash && e->klen == klen && memcmp(e->key, key, klen) == 0)
+        return e;
+    return NULL;
+}
+
 /* Keeps v (a new reference) as key's graced value: fresh for fresh_ms more
  * (0: its TTL already ended, past_ms ago), available until_ms from now.
  * Same belief rule as sc__fetch_neg_put. */
@@ -81,9 +90,8 @@ void sc__fetch_grace_put(sc_cache *c, const char *key, size_t klen, uint64_t has
         free(k);
         return; /* not kept: no grace for this key */
     }
-    grace_entry *e = &f->grace[hash % GRACE_SLOTS];
-    if (e->key && e->hash == hash && e->klen == klen && memcmp(e->key, key, klen) == 0 && e->v &&
-        sc_value_version(e->v) > sc_value_version(v)) {
+    grace_entry *same = grace_of(f, key, klen, hash), *e = &f->grace[hash % GRACE_SLOTS];
+    if (same && same->v && sc_value_version(same->v) > sc_value_version(v)) {
         pthread_mutex_unlock(&f->grace_mu);
         free(k);
         return; /* never older over newer */
@@ -115,8 +123,8 @@ int sc__fetch_grace_get(sc_cache *c, const char *key, size_t klen, uint64_t hash
     uint64_t floor = sc__local_floor(c->local, hash);
     uint64_t now = sc__now_ms();
     pthread_mutex_lock(&f->grace_mu);
-    grace_entry *e = f->grace ? &f->grace[hash % GRACE_SLOTS] : NULL;
-    if (e && e->key && e->hash == hash && e->klen == klen && memcmp(e->key, key, klen) == 0) {
+    grace_entry *e = grace_of(f, key, klen, hash);
+    if (e) {
         if (e->until > now && e->known >= floor) {
             if (now < e->fresh_end + grace) {
                 found = 1;
@@ -144,8 +152,8 @@ int sc__fetch_grace_holds(sc_cache *c, const char *key, size_t klen, uint64_t ha
         return 0;
     int held = 0;
     pthread_mutex_lock(&f->grace_mu);
-    grace_entry *e = f->grace ? &f->grace[hash % GRACE_SLOTS] : NULL;
-    if (e && e->key && e->hash == hash && e->klen == klen && memcmp(e->key, key, klen) == 0)
+    grace_entry *e = grace_of(f, key, klen, hash);
+    if (e)
         held = e->until > sc__now_ms();
     pthread_mutex_unlock(&f->grace_mu);
     return held;
