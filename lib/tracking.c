@@ -473,10 +473,13 @@ static sc_status confirm_apply(sc_cache *c, confirm_list *l)
          * is stale, but nothing says another client wrote the key. */
         atomic_fetch_add(stripe(c, l->hash[i]), 1);
         poison(c, l->hash[i], l->version[i]);
-        if (sc__local_remove(c->local, l->keys[i], l->lens[i], l->hash[i], l->version[i] + 1, l->version[i]))
+        /* Only a copy that went counts: two reports of one key can queue
+         * two confirms of the same copy, and the second finds it gone. */
+        if (sc__local_remove(c->local, l->keys[i], l->lens[i], l->hash[i], l->version[i] + 1, l->version[i])) {
             sc__atomic_inc(&c->invalidations);
-        if (l->verdict[i] != SC__CONFIRM_LATER)
-            sc__atomic_inc(&c->tracking_invalidations);
+            if (l->verdict[i] != SC__CONFIRM_LATER)
+                sc__atomic_inc(&c->tracking_invalidations);
+        }
         sc__fetch_event(c, l->keys[i], l->lens[i]);
     }
     return SC_OK;
