@@ -772,7 +772,9 @@ static void make_ctx(const hconf *cf, sc_test_redis *r, hctx *x)
     x->connect_ud = r;
 }
 
-static void run_seed(uint64_t seed)
+/* Runs one seed; returns whether the checks (b) and (c) compared anything
+ * (violations and infrastructure errors fail the test here). */
+static int run_seed(uint64_t seed)
 {
     hconf cf;
     make_conf(&cf, seed);
@@ -848,15 +850,22 @@ static void run_seed(uint64_t seed)
                   seed, mode_names[cf.mode]);
     ck_assert_msg(nv == 0, "seed %" PRIu64 " mode %s: %zu violation(s) (%s), first: %s -- reproduce: %s", seed,
                   mode_names[cf.mode], nv, kinds, first, repro);
-    /* A history with nothing compared would pass whatever the pods did. */
-    ck_assert_msg(so.mono_checked > 0 && so.ryw_checked > 0,
-                  "seed %" PRIu64 " mode %s: nothing compared (%zu reads for monotonicity, %zu read-your-writes)", seed,
-                  mode_names[cf.mode], so.mono_checked, so.ryw_checked);
+    if (so.mono_checked == 0 || so.ryw_checked == 0)
+        printf("seed %" PRIu64 " mode %s: nothing compared (%zu reads for monotonicity, %zu read-your-writes)\n", seed,
+               mode_names[cf.mode], so.mono_checked, so.ryw_checked);
+    return so.mono_checked > 0 && so.ryw_checked > 0;
 }
 
+/* A history with nothing compared would pass whatever the pods did, so it
+ * fails; but on a loaded machine a restart or rollback window (each read
+ * overlapping one, plus HIST_GRACE_NS, is left out) can cover the whole
+ * 3 s phase, so the seed gets two more runs before that counts. */
 START_TEST(history)
 {
-    run_seed(g_seeds[_i]);
+    int compared = 0;
+    for (int run = 0; run < 3 && !compared; run++)
+        compared = run_seed(g_seeds[_i]);
+    ck_assert_msg(compared, "seed %" PRIu64 ": nothing compared in 3 runs (see the lines above)", g_seeds[_i]);
 }
 END_TEST
 
@@ -1012,9 +1021,10 @@ int main(void)
     parse_env();
     Suite *s = suite_create("history");
     TCase *tc = tcase_create("history");
-    /* Per seed: the faulty phase, opening, quiescence and a failing
-     * convergence poll, with a wide margin for a loaded machine. */
-    tcase_set_timeout(tc, (double)g_run_ms / 1000.0 + 90);
+    /* Per seed (up to three runs of it): the faulty phase, opening,
+     * quiescence and a failing convergence poll, with a wide margin for a
+     * loaded machine. */
+    tcase_set_timeout(tc, 3 * ((double)g_run_ms / 1000.0 + 40));
     tcase_add_test(tc, checker_selftest);
     tcase_add_loop_test(tc, history, 0, g_nseeds);
     suite_add_tcase(s, tc);
