@@ -403,6 +403,44 @@ START_TEST(tag_invalidation_moves_the_number)
 }
 END_TEST
 
+static sc_status failing_load(const char *key, sc_loaded *slot, void *ud)
+{
+    (void)key;
+    (void)ud;
+    sc_loaded_error(slot, "source down");
+    return SC_ERR_REMOTE;
+}
+
+/* A fetch of a key that an invalidated tag made absent must not give the
+ * key its first number back: fetch_lock.lua used to delete the dead hash
+ * (and its number) before taking the lock, so a failed load left nothing,
+ * and a snapshot taken before "write, invalidate" (0) matched again. */
+START_TEST(tag_invalidation_number_survives_a_failed_fetch)
+{
+    sc_cache *a = test_pod(NS("tagf"), "a");
+    uint64_t before = version_of(a, "k"); /* no history yet */
+    ck_assert_uint_eq(before, 0);
+    const char *tags[] = {"t"};
+    ck_assert_int_eq(sc_set_tagged(a, "k", "old", 3, 0, tags, 1), SC_OK);
+    ck_assert_int_eq(sc_invalidate_tag(a, "t"), SC_OK);
+    uint64_t after = version_of(a, "k");
+    ck_assert_uint_gt(after, before);
+    sc_value *v = NULL;
+    ck_assert_int_eq(sc_fetch(a, "k", 0, failing_load, NULL, &v), SC_ERR_LOADER);
+    ck_assert_ptr_null(v);
+    uint64_t now = version_of(a, "k");
+    ck_assert_msg(now == after, "a failed fetch moved the number from %llu back to %llu", (unsigned long long)after,
+                  (unsigned long long)now);
+    ck_assert_int_eq(sc_set_if_version(a, "k", "stale", 5, 0, before), SC_ERR_CONFLICT);
+    /* The number it has is still the one to write against. */
+    ck_assert_int_eq(sc_set_if_version(a, "k", "new", 3, 0, after), SC_OK);
+    char *s = test_get(a, "k");
+    ck_assert_str_eq(s, "new");
+    free(s);
+    sc_close(a);
+}
+END_TEST
+
 /* A pod of ns on Redis r (a test's own server, which it may crash). */
 static sc_cache *pod_on(const sc_test_redis *r, const char *ns, const char *id)
 {
@@ -489,6 +527,7 @@ static Suite *suite(void)
     tcase_add_test(tc, tombstone_expires);
     tcase_add_test(tc, lost_update_never_happens);
     tcase_add_test(tc, tag_invalidation_moves_the_number);
+    tcase_add_test(tc, tag_invalidation_number_survives_a_failed_fetch);
     tcase_add_test(tc, no_aba_across_rollback);
     tcase_add_test(tc, no_aba_across_rollback_resync_first);
     tcase_add_test(tc, get_many_mixed);

@@ -65,9 +65,25 @@ for i = 3, #KEYS do
         r = {'w', h[6]}
       end
     else
-      if dead then redis.call('DEL', k) end
+      -- A dead value goes, but never the key's number (a tag's invalidation
+      -- version, the clear floor): a failed or lapsed load would otherwise
+      -- hand the key a number it had before the write that died, and a
+      -- compare-and-set made against that number would match again (ABA).
+      -- The number stays as a tombstone for as long as the value would have.
+      local kept = false
+      if dead then
+        local kv, pt = key_version(k, KEYS[2]), redis.call('PTTL', k)
+        redis.call('DEL', k)
+        if kv > floor then
+          redis.call('HSET', k, 'version', string.format('%d', kv))
+          if pt > 0 then redis.call('PEXPIRE', k, pt) end
+          kept = pt == -1
+        end
+      end
       redis.call('HSET', k, 'lock', ARGV[1], 'lock_until', string.format('%d', now + ttl), 'lock_seq', counter)
-      if redis.call('PTTL', k) < ttl then redis.call('PEXPIRE', k, ARGV[2]) end
+      -- (a lock only stretches a TTL; it gives none to a number kept for ever)
+      local pt = redis.call('PTTL', k)
+      if pt < ttl and not kept then redis.call('PEXPIRE', k, ARGV[2]) end
       r = {'l'}
     end
     if graced and not dead and not h[4] and h[1] and ver and not (gu and gu <= now) then
