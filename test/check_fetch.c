@@ -435,6 +435,37 @@ static sc_status load_batch_named(const char *const *keys, size_t n, sc_loaded *
     return SC_OK;
 }
 
+/* sc_fetch_batch refuses a TTL over 2^53 as sc_fetch_ex does, before its
+ * loader runs: it used to call the loader, and then the store refused the
+ * TTL or took it cut below 2^53 by the jitter, so the same call failed with
+ * SC_ERR_INVALID after its callback ran, or succeeded uncached, at random. */
+START_TEST(ttl_out_of_range_refused)
+{
+    sc_cache *a = test_pod(NS("bigttl"), "a");
+    const char *keys[] = {"b1", "b2"};
+    sc_value *out[2] = {NULL, NULL};
+    atomic_int calls = 0;
+    const uint64_t bad[] = {UINT64_MAX, (UINT64_C(1) << 53) + 1};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        sc_status st = sc_fetch_batch(a, keys, 2, bad[i], load_batch_named, &calls, out);
+        ck_assert_msg(st == SC_ERR_INVALID, "sc_fetch_batch, ttl %llu: %s (%s)", (unsigned long long)bad[i],
+                      sc_strerror(st), sc_errmsg(a));
+        ck_assert_ptr_null(out[0]);
+        ck_assert_ptr_null(out[1]);
+    }
+    ck_assert_int_eq(atomic_load(&calls), 0);
+    TEST_ASSERT_STR_FREED(test_redis_value(NS("bigttl"), "b1"), "<none>", "b1 in Redis");
+    TEST_ASSERT_STR_FREED(test_redis_value(NS("bigttl"), "b2"), "<none>", "b2 in Redis");
+    /* The largest TTL allowed works. */
+    ck_assert_int_eq(sc_fetch_batch(a, keys, 2, UINT64_C(1) << 53, load_batch_named, &calls, out), SC_OK);
+    ck_assert_str_eq(sc_value_data(out[0]), "b1");
+    ck_assert_str_eq(sc_value_data(out[1]), "b2");
+    sc_value_release(out[0]);
+    sc_value_release(out[1]);
+    sc_close(a);
+}
+END_TEST
+
 START_TEST(ttl_jitter_spreads_expiry_in_redis)
 {
     enum { N = 200 };
@@ -1322,6 +1353,7 @@ static Suite *fetch_suite(void)
     tcase_add_test(tc, load_stats_exact_under_threads_and_caches);
     tcase_add_test(tc, load_stats_more_caches_than_thread_slots);
     tcase_add_test(tc, bad_input);
+    tcase_add_test(tc, ttl_out_of_range_refused);
     tcase_add_test(tc, get_ignores_markers_locks_and_tags);
     tcase_add_test(tc, batch_failure_and_clear_revoke);
     tcase_add_test(tc, locked_past_the_wait);
