@@ -466,6 +466,32 @@ START_TEST(ttl_out_of_range_refused)
 }
 END_TEST
 
+/* A batch with a key Redis holds as another type fails, and leaves no load
+ * lock behind on the keys before it in the batch: fetch_lock.lua took their
+ * locks and then stopped at the foreign key, so locks nobody held made every
+ * pod wait lock_ttl_ms for those keys (a script's writes before an error
+ * stay: it must fail before its first write, as the write scripts do). */
+START_TEST(batch_with_a_foreign_key_leaves_no_lock)
+{
+    sc_cache *a = test_pod(NS("foreign"), "a");
+    ck_assert_int_eq(sc_test_redis_cmd(&g_redis, "SET {%s}:k:bad oops", NS("foreign")), 0);
+    const char *keys[] = {"good", "bad"};
+    sc_value *out[2] = {NULL, NULL};
+    atomic_int calls = 0;
+    sc_status st = sc_fetch_batch(a, keys, 2, 0, load_batch_named, &calls, out);
+    ck_assert_int_eq(st, SC_ERR_REMOTE);
+    ck_assert_msg(strstr(sc_errmsg(a), "WRONGTYPE"), "%s", sc_errmsg(a));
+    ck_assert_int_eq(atomic_load(&calls), 0);
+    TEST_ASSERT_STR_FREED(test_redis_field_on(&g_redis, NS("foreign"), "good", "lock"), "<none>",
+                          "the lock on good after the failed batch");
+    /* Alone, the good key loads at once. */
+    ck_assert_int_eq(sc_fetch_batch(a, keys, 1, 0, load_batch_named, &calls, out), SC_OK);
+    ck_assert_str_eq(sc_value_data(out[0]), "good");
+    sc_value_release(out[0]);
+    sc_close(a);
+}
+END_TEST
+
 START_TEST(ttl_jitter_spreads_expiry_in_redis)
 {
     enum { N = 200 };
@@ -1354,6 +1380,7 @@ static Suite *fetch_suite(void)
     tcase_add_test(tc, load_stats_more_caches_than_thread_slots);
     tcase_add_test(tc, bad_input);
     tcase_add_test(tc, ttl_out_of_range_refused);
+    tcase_add_test(tc, batch_with_a_foreign_key_leaves_no_lock);
     tcase_add_test(tc, get_ignores_markers_locks_and_tags);
     tcase_add_test(tc, batch_failure_and_clear_revoke);
     tcase_add_test(tc, locked_past_the_wait);

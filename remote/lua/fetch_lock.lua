@@ -28,13 +28,23 @@ local now = now_ms()
 local floor = tonumber(redis.call('HGET', KEYS[2], 'floor') or '0')
 local ttl = tonumber(ARGV[2])
 local out = {counter, string.format('%d', now)}
+-- Every key is read before any lock is written: a script's writes before an
+-- error stay, so a key Redis holds as another type (WRONGTYPE) must fail
+-- the batch before it has locked the keys ahead of it, locks nobody holds.
+local hs, deads = {}, {}
+for i = 3, #KEYS do
+  local h = redis.call('HMGET', KEYS[i], 'value', 'version', 'empty', 'outdated', 'lock', 'lock_until',
+                       'fresh_until', 'tags', 'grace_until')
+  local ver = tonumber(h[2])
+  hs[i] = h
+  deads[i] = ver and (ver < floor or tag_dead(ver, h[8], KEYS[2]))
+end
 for i = 3, #KEYS do
   local k = KEYS[i]
   local have = ARGV[i + 1]
-  local h = redis.call('HMGET', k, 'value', 'version', 'empty', 'outdated', 'lock', 'lock_until', 'fresh_until',
-                       'tags', 'grace_until')
+  local h = hs[i]
   local ver = tonumber(h[2])
-  local dead = ver and (ver < floor or tag_dead(ver, h[8], KEYS[2]))
+  local dead = deads[i]
   local fu = tonumber(h[7])
   local graced = fu and fu <= now
   -- when its grace ends (Redis ms): a lock taken on the key may have
