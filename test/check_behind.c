@@ -880,6 +880,34 @@ START_TEST(bad_input)
 }
 END_TEST
 
+/* An event log key of the wrong type: the write fails with nothing of it
+ * in Redis (no value, no queue entry, no version taken), as with a queue
+ * key of the wrong type. The log's XADD ran last, after the value and the
+ * queue entry were written, and a script's writes before an error stay: a
+ * failed sc_set_behind left its write queued and its value in Redis with
+ * no event, so other pods kept their old copy. */
+START_TEST(log_of_the_wrong_type_writes_nothing)
+{
+    sc_cache *t = test_pod(NS("badlog"), "t");
+    ck_assert_int_eq(sc_test_redis_cmd(&g_redis, "SET {%s}:log oops", NS("badlog")), 0);
+    uint64_t v0 = 0;
+    ck_assert_int_eq(sc_version_of(t, "k", &v0), SC_OK);
+    ck_assert_int_eq(sc_set_behind(t, "k", "v", 1, 0), SC_ERR_REMOTE);
+    ck_assert_ptr_nonnull(strstr(sc_errmsg(t), "WRONGTYPE"));
+    ASSERT_REDIS_VALUE(NS("badlog"), "k", "<none>");
+    ck_assert_int_eq(queue_len(NS("badlog")), 0);
+    ck_assert_int_eq(sc_delete_behind(t, "k"), SC_ERR_REMOTE);
+    ck_assert_int_eq(queue_len(NS("badlog")), 0);
+    ck_assert_int_eq(sc_set(t, "k2", "v", 1, 0), SC_ERR_REMOTE);
+    ASSERT_REDIS_VALUE(NS("badlog"), "k2", "<none>");
+    uint64_t v1 = 1;
+    ck_assert_int_eq(sc_version_of(t, "k", &v1), SC_OK);
+    ck_assert_uint_eq(v1, v0);
+    ck_assert_uint_eq(test_stats(t).behind_queued, 0);
+    sc_close(t);
+}
+END_TEST
+
 /* ---------------------------------------------------------- faults -- */
 
 /* Maxmemory reached while the store was down: does the queue drain? */
@@ -1387,6 +1415,7 @@ static Suite *behind_suite(void)
     tcase_add_test(tc, concurrent_writers_and_savers_database_equals_redis);
     tcase_add_test(tc, saver_rides_out_a_redis_restart);
     tcase_add_test(tc, bad_input);
+    tcase_add_test(tc, log_of_the_wrong_type_writes_nothing);
     tcase_add_test(tc, queue_drains_after_maxmemory);
     tcase_add_test(tc, saver_killed_after_commit_before_ack);
     tcase_add_test(tc, writer_killed_every_acked_write_saved);

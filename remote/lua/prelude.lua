@@ -88,6 +88,14 @@ local function take(seq, meta, log, seen, log_len)
       not redis.acl_check_cmd('XADD', log, 'MAXLEN', '~', '1', '1-0', 'e', 'x') then
     error({err = 'NOPERM this user has no permissions to run the \'xadd\' command on the event log ' .. log})
   end
+  -- (likewise a log key of another type, which that XADD would refuse
+  -- after the write: the value, and a queue entry, without their event)
+  if log_len ~= '0' then
+    local ty = redis.call('TYPE', log).ok
+    if ty ~= 'none' and ty ~= 'stream' then
+      error({err = 'WRONGTYPE ' .. log .. ' is a ' .. ty .. ', not the synccache event log'})
+    end
+  end
   local v = redis.call('INCR', seq)
   seen = tonumber(seen) or 0
   if v == 1 or v <= seen then
