@@ -31,20 +31,17 @@ local out = {counter, string.format('%d', now)}
 -- Every key is read before any lock is written: a script's writes before an
 -- error stay, so a key Redis holds as another type (WRONGTYPE) must fail
 -- the batch before it has locked the keys ahead of it, locks nobody holds.
-local hs, deads = {}, {}
+local hs = {}
 for i = 3, #KEYS do
-  local h = redis.call('HMGET', KEYS[i], 'value', 'version', 'empty', 'outdated', 'lock', 'lock_until',
-                       'fresh_until', 'tags', 'grace_until')
-  local ver = tonumber(h[2])
-  hs[i] = h
-  deads[i] = ver and (ver < floor or tag_dead(ver, h[8], KEYS[2]))
+  hs[i] = redis.call('HMGET', KEYS[i], 'value', 'version', 'empty', 'outdated', 'lock', 'lock_until',
+                     'fresh_until', 'tags', 'grace_until')
 end
 for i = 3, #KEYS do
   local k = KEYS[i]
   local have = ARGV[i + 1]
   local h = hs[i]
   local ver = tonumber(h[2])
-  local dead = deads[i]
+  local dead = ver and (ver < floor or tag_dead(ver, h[8], KEYS[2]))
   local fu = tonumber(h[7])
   local graced = fu and fu <= now
   -- when its grace ends (Redis ms): a lock taken on the key may have
@@ -82,12 +79,12 @@ for i = 3, #KEYS do
       -- The number stays as a tombstone for as long as the value would have.
       local kept = false
       if dead then
-        local kv, pt = key_version(k, KEYS[2]), redis.call('PTTL', k)
+        local kv, left = key_version(k, KEYS[2]), redis.call('PTTL', k)
         redis.call('DEL', k)
         if kv > floor then
           redis.call('HSET', k, 'version', string.format('%d', kv))
-          if pt > 0 then redis.call('PEXPIRE', k, pt) end
-          kept = pt == -1
+          if left > 0 then redis.call('PEXPIRE', k, left) end
+          kept = left == -1
         end
       end
       redis.call('HSET', k, 'lock', ARGV[1], 'lock_until', string.format('%d', now + ttl), 'lock_seq', counter)

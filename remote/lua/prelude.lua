@@ -68,6 +68,17 @@ local function current(seq, meta, log)
   return v, epoch_of(meta, v)
 end
 
+-- The WRONGTYPE text for a key Redis holds as another type than want
+-- ('none' passes: the script creates it), or nil. Scripts check before
+-- their first write: a script's writes before an error stay.
+local function wrong_type(key, want, what)
+  local ty = redis.call('TYPE', key).ok
+  if ty ~= 'none' and ty ~= want then
+    return 'WRONGTYPE ' .. key .. ' is a ' .. ty .. ', not ' .. what
+  end
+  return nil
+end
+
 -- Takes the next version: INCR, seeding only when INCR found no counter or
 -- found it at or below seen, the highest version the calling pod has seen
 -- (remote/remote.c passes it as the script's last argument). A counter
@@ -84,17 +95,13 @@ end
 -- writing script, and checks the XADD its emit() will make to the log
 -- (log_len, '0': no log). redis.acl_check_cmd: Redis >= 7.
 local function take(seq, meta, log, seen, log_len)
-  if log_len ~= '0' and redis.acl_check_cmd and
-      not redis.acl_check_cmd('XADD', log, 'MAXLEN', '~', '1', '1-0', 'e', 'x') then
-    error({err = 'NOPERM this user has no permissions to run the \'xadd\' command on the event log ' .. log})
-  end
-  -- (likewise a log key of another type, which that XADD would refuse
-  -- after the write: the value, and a queue entry, without their event)
   if log_len ~= '0' then
-    local ty = redis.call('TYPE', log).ok
-    if ty ~= 'none' and ty ~= 'stream' then
-      error({err = 'WRONGTYPE ' .. log .. ' is a ' .. ty .. ', not the synccache event log'})
+    if redis.acl_check_cmd and not redis.acl_check_cmd('XADD', log, 'MAXLEN', '~', '1', '1-0', 'e', 'x') then
+      error({err = 'NOPERM this user has no permissions to run the \'xadd\' command on the event log ' .. log})
     end
+    -- (likewise a log key of another type, which that XADD would refuse)
+    local bad = wrong_type(log, 'stream', 'the synccache event log')
+    if bad then error({err = bad}) end
   end
   local v = redis.call('INCR', seq)
   seen = tonumber(seen) or 0
@@ -141,11 +148,8 @@ local function emit(fmt, p0, p1, p2, p3, v, e, log, log_len, channel)
 end
 
 local function check_hash(key)
-  local ty = redis.call('TYPE', key).ok
-  if ty ~= 'none' and ty ~= 'hash' then
-    return redis.error_reply('WRONGTYPE ' .. key .. ' is a ' .. ty .. ', not a synccache hash')
-  end
-  return nil
+  local bad = wrong_type(key, 'hash', 'a synccache hash')
+  return bad and redis.error_reply(bad)
 end
 
 -- Write-behind (remote/behind.c). The queue {ns}:wb is a stream read by one
@@ -153,11 +157,8 @@ end
 
 -- Refuses a queue key that is not a stream before anything is written.
 local function check_stream(key)
-  local ty = redis.call('TYPE', key).ok
-  if ty ~= 'none' and ty ~= 'stream' then
-    return redis.error_reply('WRONGTYPE ' .. key .. ' is a ' .. ty .. ', not a synccache write-behind stream')
-  end
-  return nil
+  local bad = wrong_type(key, 'stream', 'a synccache write-behind stream')
+  return bad and redis.error_reply(bad)
 end
 
 -- Appends one write to the queue: k = the key, v = its version, x = the
