@@ -309,6 +309,16 @@ static int listener(int *port)
     return fd;
 }
 
+/* Pod "a" of ns opened with 127.0.0.1:port listed before the real
+ * sentinels. */
+static sc_status open_with_first_sentinel(int port, const char *ns, sc_cache **c)
+{
+    char list[256];
+    snprintf(list, sizeof list, "127.0.0.1:%d,%s", port, g_set.list);
+    sc_options o = sentinel_options(ns, "a");
+    o.sentinel_nodes = list;
+    return sc_open(&o, c);
+}
 /* A sentinel that accepts connections and never answers (a hung host, a
  * paused process: the kernel completes the handshake) is listed first: the
  * pod must still find the master through the other sentinels within its
@@ -317,12 +327,8 @@ START_TEST(hung_sentinel_listed_first)
 {
     int port;
     int fd = listener(&port);
-    char list[256];
-    snprintf(list, sizeof list, "127.0.0.1:%d,%s", port, g_set.list);
-    sc_options o = sentinel_options("s_hung", "a");
-    o.sentinel_nodes = list;
     sc_cache *c = NULL;
-    sc_status s = sc_open(&o, &c);
+    sc_status s = open_with_first_sentinel(port, "s_hung", &c);
     ck_assert_msg(s == SC_OK, "sc_open with one hung sentinel of four: %s: %s", sc_strerror(s), sc_errmsg(NULL));
     ck_assert_int_eq(sc_set(c, "k", "v", 1, 0), SC_OK);
     sc_close(c);
@@ -420,12 +426,8 @@ START_TEST(stale_sentinel_listed_first)
     int port;
     liar l = {.fd = listener(&port), .replica_port = replica};
     ck_assert_int_eq(pthread_create(&l.thread, NULL, liar_main, &l), 0);
-    char list[256];
-    snprintf(list, sizeof list, "127.0.0.1:%d,%s", port, g_set.list);
-    sc_options o = sentinel_options("s_stale", "a");
-    o.sentinel_nodes = list;
     sc_cache *c = NULL;
-    sc_status s = sc_open(&o, &c);
+    sc_status s = open_with_first_sentinel(port, "s_stale", &c);
     if (s == SC_OK) {
         s = sc_set(c, "k", "v", 1, 0);
         sc_close(c);
