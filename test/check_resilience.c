@@ -556,6 +556,19 @@ static void *bg_fetch_main(void *p)
     return NULL;
 }
 
+/* Starts a's sc_fetch_ex of "k", tagged "t", on thread th; returns once
+ * the source was called (the load is in flight). */
+static void tagged_load_in_flight(sc_cache *a, source *s, sc_fetch_opts *fo, bg_fetch *bf, pthread_t *th)
+{
+    static const char *const tags[] = {"t"};
+    sc_fetch_opts_init(fo);
+    fo->tags = tags;
+    fo->ntags = 1;
+    *bf = (bg_fetch){a, "k", fo, s, {0}};
+    ck_assert_int_eq(pthread_create(th, NULL, bg_fetch_main, bf), 0);
+    WAIT_UNTIL(atomic_load(&s->calls) == 1, 2000);
+}
+
 /* A load that took its lock before an invalidation of one of its tags read
  * its source before it: its result is not stored. */
 START_TEST(tag_invalidation_fences_a_load_in_flight)
@@ -566,15 +579,10 @@ START_TEST(tag_invalidation_fences_a_load_in_flight)
     source s;
     source_init(&s, "before");
     s.delay_ms = 300;
-    const char *tags[] = {"t"};
     sc_fetch_opts fo;
-    sc_fetch_opts_init(&fo);
-    fo.tags = tags;
-    fo.ntags = 1;
-    bg_fetch bf = {a, "k", &fo, &s, {0}};
+    bg_fetch bf;
     pthread_t th;
-    ck_assert_int_eq(pthread_create(&th, NULL, bg_fetch_main, &bf), 0);
-    WAIT_UNTIL(atomic_load(&s.calls) == 1, 2000);
+    tagged_load_in_flight(a, &s, &fo, &bf, &th);
     test_sleep_ms(50);
     ck_assert_int_eq(sc_invalidate_tag(b, "t"), SC_OK);
     pthread_join(th, NULL);
@@ -610,15 +618,10 @@ START_TEST(tag_invalidation_fences_a_not_found_load)
     source_init(&s, "unused");
     s.delay_ms = 300;
     s.fail = SC_NOT_FOUND; /* the source has no such entity yet */
-    const char *tags[] = {"t"};
     sc_fetch_opts fo;
-    sc_fetch_opts_init(&fo);
-    fo.tags = tags;
-    fo.ntags = 1;
-    bg_fetch bf = {a, "k", &fo, &s, {0}};
+    bg_fetch bf;
     pthread_t th;
-    ck_assert_int_eq(pthread_create(&th, NULL, bg_fetch_main, &bf), 0);
-    WAIT_UNTIL(atomic_load(&s.calls) == 1, 2000);
+    tagged_load_in_flight(a, &s, &fo, &bf, &th);
     /* the entity appears in the source, then its tag is invalidated */
     pthread_mutex_lock(&s.mu);
     s.fail = SC_OK;
