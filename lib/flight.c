@@ -87,7 +87,7 @@ sc_status sc__install_read(sc_cache *c, const char *key, size_t klen, uint64_t h
     if (!installed)
         sc__local_remove(c->local, key, klen, hash, item->version, item->version);
     else if (tags)
-        sc__tags_note(c, key, klen, hash, item->version, tags, tags_len);
+        sc__tags_note(c, key, klen, hash, item->version, item->known, tags, tags_len);
     free(tags);
     if (keep) {
         sc_value_release(v);

@@ -332,14 +332,18 @@ void sc__tags_free(sc_cache *c); /* a cache without one is fine */
  * *out_len 0 when ntags is 0); failures are recorded for sc_errmsg. */
 sc_status sc__tags_join(const sc_cache *c, const char *const *tags, size_t ntags, char **out, size_t *out_len,
                         const char *call);
-/* After key (version) entered the local tier with these tags: indexes it,
- * or drops it at once when one of them was invalidated above version. */
-void sc__tags_note(sc_cache *c, const char *key, size_t klen, uint64_t khash, uint64_t version, const char *tags,
-                   size_t tags_len);
+/* After key (version, read when Redis' counter was known) entered the local
+ * tier with these tags: indexes it, or drops it at once when one of them was
+ * invalidated above version (or the read ran before an invalidation the
+ * index has forgotten since). */
+void sc__tags_note(sc_cache *c, const char *key, size_t klen, uint64_t khash, uint64_t version, uint64_t known,
+                   const char *tags, size_t tags_len);
 /* A tag invalidation at version (0: an outside publisher's): drops every
  * indexed key of the tag below it, raising their floors to floor. Returns
  * how many local copies went. */
 size_t sc__tags_event(sc_cache *c, const char *tag, size_t tag_len, uint64_t version, uint64_t floor);
+/* How many tags the index keeps a record of (for tests). */
+size_t sc__tags_records(sc_cache *c);
 /* ops.c: sc_set with tags (joined), announced as an invalidate. */
 sc_status sc__set_tagged(sc_cache *c, const char *key, const void *val, size_t len, uint64_t ttl_ms,
                          const char *tags, size_t tags_len);

@@ -250,7 +250,7 @@ static sc_status set_common_tags(sc_cache *c, const char *key, const void *val, 
          * memory, too big for the local bound): no older copy may stay. */
         sc__local_remove(c->local, key, klen, hash, res.version, res.version);
     } else if (tags_len) {
-        sc__tags_note(c, key, klen, hash, res.version, tags, tags_len);
+        sc__tags_note(c, key, klen, hash, res.version, res.version, tags, tags_len);
     }
     sc_value_release(v);
     return SC_OK;

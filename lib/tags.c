@@ -29,6 +29,17 @@
  * the index has grown past twice the local tier's entry bound since the
  * last pruning (they are harmless meanwhile: dropping a key that is not
  * there changes nothing but its floor, which only costs a Redis read).
+ *
+ * Tag records are bounded too (a service that tags per entity invalidates a
+ * new tag every time): past FORGET_MIN, and past twice what is left since
+ * the last time, the records that index no key are forgotten. Their
+ * invalidation versions only matter to a read that ran on Redis before the
+ * invalidation and is installed after its event, and such a read's counter
+ * ("known") is below that version: so the index keeps the highest version
+ * it forgot, and a tagged install read below it is not kept (the next get
+ * reads Redis, which answers by the tag's real version). Reads issued after
+ * the forgetting see a counter at or above it, so only reads in flight at
+ * that moment pay.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,7 +47,8 @@
 
 #include "lib/internal.h"
 
-#define TAG_BUCKETS 1024u
+#define TAG_BUCKETS_MIN 1024u
+#define FORGET_MIN 4096u
 #define LINK_BUCKETS 65536u
 #define MAX_TAGS 64
 
@@ -62,7 +74,11 @@ struct link {
 
 struct sc__tags {
     pthread_mutex_t mu;
-    tag_rec *tags[TAG_BUCKETS];
+    tag_rec **tags; /* nbuckets chains, doubled past two records a chain */
+    size_t nbuckets;
+    size_t nrecs;
+    size_t forget_at;
+    uint64_t forgotten; /* the highest invalidation version forgotten */
     /* LINK_BUCKETS chains, made by the first key indexed: 512 KiB a cache
      * that never sees a tagged key does not pay. */
     link **links;
@@ -82,6 +98,12 @@ sc_status sc__tags_new(sc_cache *c)
     sc__tags *t = calloc(1, sizeof *t);
     if (!t)
         return SC_ERR_NOMEM;
+    if (!(t->tags = calloc(TAG_BUCKETS_MIN, sizeof *t->tags))) {
+        free(t);
+        return SC_ERR_NOMEM;
+    }
+    t->nbuckets = TAG_BUCKETS_MIN;
+    t->forget_at = FORGET_MIN;
     pthread_mutex_init(&t->mu, NULL);
     t->prune_at = prune_threshold(c, 0);
     c->tags = t;
@@ -99,11 +121,12 @@ void sc__tags_free(sc_cache *c)
             free(l);
         }
     free(t->links);
-    for (unsigned i = 0; i < TAG_BUCKETS; i++)
+    for (size_t i = 0; i < t->nbuckets; i++)
         for (tag_rec *r = t->tags[i], *n; r; r = n) {
             n = r->next;
             free(r);
         }
+    free(t->tags);
     pthread_mutex_destroy(&t->mu);
     free(t);
     c->tags = NULL;
@@ -151,11 +174,29 @@ sc_status sc__tags_join(const sc_cache *c, const char *const *tags, size_t ntags
 
 /* ------------------------------------------------------------ index -- */
 
+/* Doubles the bucket array (nothing changes when there is no memory: the
+ * chains only get longer). */
+static void tags_grow(sc__tags *t)
+{
+    size_t n = t->nbuckets * 2;
+    tag_rec **b = calloc(n, sizeof *b);
+    if (!b)
+        return;
+    for (size_t i = 0; i < t->nbuckets; i++)
+        for (tag_rec *r = t->tags[i], *next; r; r = next) {
+            next = r->next;
+            r->next = b[r->h % n];
+            b[r->h % n] = r;
+        }
+    free(t->tags);
+    t->tags = b;
+    t->nbuckets = n;
+}
+
 static tag_rec *tag_find(sc__tags *t, const char *name, size_t n, int create)
 {
     uint64_t h = name_hash(name, n);
-    tag_rec **b = &t->tags[h % TAG_BUCKETS];
-    for (tag_rec *r = *b; r; r = r->next)
+    for (tag_rec *r = t->tags[h % t->nbuckets]; r; r = r->next)
         if (r->h == h && r->len == n && memcmp(r->name, name, n) == 0)
             return r;
     if (!create)
@@ -166,9 +207,45 @@ static tag_rec *tag_find(sc__tags *t, const char *name, size_t n, int create)
     r->h = h;
     r->len = n;
     memcpy(r->name, name, n);
+    if (t->nrecs >= 2 * t->nbuckets)
+        tags_grow(t);
+    tag_rec **b = &t->tags[h % t->nbuckets];
     r->next = *b;
     *b = r;
+    t->nrecs++;
     return r;
+}
+
+/* Forgets the records that index no key (see the top of the file), once
+ * there are more than FORGET_MIN and twice as many as the last time left:
+ * a walk of every bucket paid for by at least as many new records. */
+static void forget_unindexed(sc__tags *t)
+{
+    if (t->nrecs <= t->forget_at)
+        return;
+    for (size_t i = 0; i < t->nbuckets; i++)
+        for (tag_rec **p = &t->tags[i]; *p;) {
+            tag_rec *r = *p;
+            if (r->head) {
+                p = &r->next;
+                continue;
+            }
+            if (r->inv > t->forgotten)
+                t->forgotten = r->inv;
+            *p = r->next;
+            free(r);
+            t->nrecs--;
+        }
+    t->forget_at = 2 * t->nrecs > FORGET_MIN ? 2 * t->nrecs : FORGET_MIN;
+}
+
+size_t sc__tags_records(sc_cache *c)
+{
+    sc__tags *t = c->tags;
+    pthread_mutex_lock(&t->mu);
+    size_t n = t->nrecs;
+    pthread_mutex_unlock(&t->mu);
+    return n;
 }
 
 static link **link_bucket(sc__tags *t, const tag_rec *r, uint64_t khash)
@@ -224,8 +301,8 @@ static void prune(sc_cache *c, sc__tags *t)
     t->prune_at = prune_threshold(c, t->nlinks);
 }
 
-void sc__tags_note(sc_cache *c, const char *key, size_t klen, uint64_t khash, uint64_t version, const char *tags,
-                   size_t tags_len)
+void sc__tags_note(sc_cache *c, const char *key, size_t klen, uint64_t khash, uint64_t version, uint64_t known,
+                   const char *tags, size_t tags_len)
 {
     sc__tags *t = c->tags;
     if (!t || !tags || !tags_len)
@@ -235,9 +312,11 @@ void sc__tags_note(sc_cache *c, const char *key, size_t klen, uint64_t khash, ui
      * event that should drop it: it goes instead. */
     int unindexed = 0;
     pthread_mutex_lock(&t->mu);
-    if (!t->links && !(t->links = calloc(LINK_BUCKETS, sizeof *t->links)))
+    if (known < t->forgotten)
+        dead_at = t->forgotten; /* read before an invalidation forgotten since */
+    else if (!t->links && !(t->links = calloc(LINK_BUCKETS, sizeof *t->links)))
         unindexed = 1;
-    const char *p = tags, *end = tags + tags_len;
+    const char *end = tags + tags_len, *p = dead_at ? end : tags; /* dropped below: nothing to index */
     while (!unindexed && p < end) {
         const char *nl = memchr(p, '\n', (size_t)(end - p));
         size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
@@ -285,6 +364,7 @@ void sc__tags_note(sc_cache *c, const char *key, size_t klen, uint64_t khash, ui
     }
     if (t->nlinks > t->prune_at)
         prune(c, t);
+    forget_unindexed(t);
     pthread_mutex_unlock(&t->mu);
     if (dead_at)
         sc__local_remove(c->local, key, klen, khash, dead_at, dead_at);
@@ -323,6 +403,7 @@ size_t sc__tags_event(sc_cache *c, const char *tag, size_t tag_len, uint64_t ver
             l = n;
         }
     }
+    forget_unindexed(t);
     pthread_mutex_unlock(&t->mu);
     return dropped;
 }

@@ -12,6 +12,7 @@
 #include <stdatomic.h>
 #include <unistd.h>
 
+#include "lib/internal.h"
 #include "pods.h"
 #include "sync/sync.h"
 
@@ -885,6 +886,121 @@ START_TEST(tag_with_100k_keys)
 }
 END_TEST
 
+/* A pod remembers each invalidated tag's version (to drop a copy read
+ * before the invalidation and installed after it); a service that tags per
+ * entity invalidates a new tag every time. Those records must not pile up:
+ * each one cost memory for the pod's whole life, and with a fixed bucket
+ * array every tag event walked longer chains under the index's lock. */
+enum { MANY_TAGS = 10000 };
+
+static void invalidate_many_tags(sc_cache *c, const char *prefix)
+{
+    char tag[32];
+    for (int i = 0; i < MANY_TAGS; i++) {
+        snprintf(tag, sizeof tag, "%s%d", prefix, i);
+        ck_assert_msg(sc_invalidate_tag(c, tag) == SC_OK, "%s: %s", tag, sc_errmsg(c));
+    }
+}
+
+START_TEST(tag_records_stay_bounded)
+{
+    const char *ns = NS("tags_records");
+    sc_options o = opts(ns, NULL);
+    sc_cache *a = test_open(&o), *b = test_open(&o);
+    set_tagged(a, "kept", "v", "live", NULL);
+    ASSERT_VALUE(b, "kept", "v");
+    invalidate_many_tags(a, "gone-");
+    TEST_WAIT_APPLIED(b, ns, 10000);
+    size_t on_a = sc__tags_records(a), on_b = sc__tags_records(b);
+    ck_assert_msg(on_a <= MANY_TAGS / 2 && on_b <= MANY_TAGS / 2, "tag records after %d invalidations: a %zu, b %zu",
+                  MANY_TAGS, on_a, on_b);
+    /* The tag of a key the pods hold is still indexed and still works. */
+    ck_assert(test_held(a, "kept") && test_held(b, "kept"));
+    ck_assert_int_eq(sc_invalidate_tag(a, "live"), SC_OK);
+    WAIT_UNTIL(!test_held(b, "kept"), 2000);
+    ck_assert(!test_held(a, "kept"));
+    ASSERT_VALUE(b, "kept", "<none>");
+    sc_close(a);
+    sc_close(b);
+}
+END_TEST
+
+/* The record of an invalidated tag is what drops a copy read from Redis
+ * before the invalidation and installed after its event: once the pod has
+ * forgotten the record (many other tags since), such a read still must not
+ * stay. The read is held in the on_set_local hook (it runs before the
+ * install) while the invalidation and the other tags go by. */
+static struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int holding, release;
+} g_hold = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0};
+
+static int hold_read_of_k(const char *key, const void *val, size_t len, uint64_t version, void **out, size_t *out_len,
+                          void *ud)
+{
+    (void)val, (void)len, (void)version, (void)out, (void)out_len, (void)ud;
+    if (strcmp(key, "k") != 0)
+        return 0;
+    pthread_mutex_lock(&g_hold.mu);
+    g_hold.holding = 1;
+    pthread_cond_broadcast(&g_hold.cv);
+    while (!g_hold.release)
+        pthread_cond_wait(&g_hold.cv, &g_hold.mu);
+    pthread_mutex_unlock(&g_hold.mu);
+    return 0;
+}
+
+typedef struct {
+    sc_cache *c;
+    char *got;
+} bg_get;
+
+static void *bg_get_main(void *p)
+{
+    bg_get *g = p;
+    g->got = test_get(g->c, "k");
+    return NULL;
+}
+
+START_TEST(forgotten_tag_still_fences_a_read_in_flight)
+{
+    const char *ns = NS("tags_forgotten");
+    sc_options o = opts(ns, "a");
+    sc_cache *a = test_open(&o);
+    o.pod_id = "b";
+    o.on_set_local = hold_read_of_k;
+    sc_cache *b = test_open(&o);
+    set_tagged(a, "k", "before", "t", NULL);
+    bg_get g = {b, NULL};
+    pthread_t th;
+    ck_assert_int_eq(pthread_create(&th, NULL, bg_get_main, &g), 0);
+    pthread_mutex_lock(&g_hold.mu);
+    while (!g_hold.holding)
+        pthread_cond_wait(&g_hold.cv, &g_hold.mu);
+    pthread_mutex_unlock(&g_hold.mu);
+    /* b read "before"; now the tag is invalidated, b applies the event, and
+     * enough other tags follow for b to forget "t"'s record. */
+    ck_assert_int_eq(sc_invalidate_tag(a, "t"), SC_OK);
+    invalidate_many_tags(a, "other-");
+    TEST_WAIT_APPLIED(b, ns, 10000);
+    ck_assert_uint_le(sc__tags_records(b), MANY_TAGS / 2);
+    pthread_mutex_lock(&g_hold.mu);
+    g_hold.release = 1;
+    pthread_cond_broadcast(&g_hold.cv);
+    pthread_mutex_unlock(&g_hold.mu);
+    pthread_join(th, NULL);
+    /* Nothing of the read may stay: dropping it raised the key's floor past
+     * the read, so the get itself read again and found the key tag-dead. */
+    ck_assert_str_eq(g.got, "<none>");
+    free(g.got);
+    ck_assert(!test_held(b, "k"));
+    ASSERT_VALUE(b, "k", "<none>");
+    sc_close(a);
+    sc_close(b);
+}
+END_TEST
+
 static Suite *resilience_suite(void)
 {
     Suite *s = suite_create("resilience");
@@ -906,6 +1022,8 @@ static Suite *resilience_suite(void)
     tcase_add_test(tc, grace_after_invalidate_tag_pruned);
     tcase_add_test(tc, tag_event_codec);
     tcase_add_test(tc, tag_with_100k_keys);
+    tcase_add_test(tc, tag_records_stay_bounded);
+    tcase_add_test(tc, forgotten_tag_still_fences_a_read_in_flight);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -229,7 +229,7 @@ static void note_graced(call *cl, fkey *k, sc__fetch_item *it, uint64_t known)
     k->graced_until = it->grace_pttl_ms >= 0 ? now + (uint64_t)it->grace_pttl_ms : UINT64_MAX;
     sc__fetch_grace_put(c, k->key, k->klen, k->hash, v, known, 0, it->past_ms,
                         it->grace_pttl_ms >= 0 ? (uint64_t)it->grace_pttl_ms : UINT64_MAX / 2);
-    sc__tags_note(c, k->key, k->klen, k->hash, it->version, it->tags, it->tags_len);
+    sc__tags_note(c, k->key, k->klen, k->hash, it->version, known, it->tags, it->tags_len);
     if (cl->soft && cl->grace) {
         uint64_t soft_end = cl->t0_ns / 1000000u + cl->soft;
         if (soft_end < cl->deadline_ms)
@@ -446,7 +446,7 @@ static int lead_locked(call *cl, const sc__remote_fetch_call *rc)
                 if (it->grace_pttl_ms >= 0)
                     sc__fetch_grace_put(c, k->key, k->klen, k->hash, v, known, it->pttl_ms, 0,
                                         (uint64_t)it->grace_pttl_ms);
-                sc__tags_note(c, k->key, k->klen, k->hash, it->version, it->tags, it->tags_len);
+                sc__tags_note(c, k->key, k->klen, k->hash, it->version, known, it->tags, it->tags_len);
             } else { /* outdated: served, never kept */
                 sc__local_remove(c->local, k->key, k->klen, k->hash, it->version, it->version);
                 v = sc__fetch_hooked(c, k, v);
