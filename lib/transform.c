@@ -26,21 +26,21 @@ sc_status sc__transform(sc_cache *c, const char *key, size_t klen, sc_value *in,
     size_t out_len = 0;
     int rc = c->opt.on_set_local(key, sc_value_data(in), sc_value_size(in), sc_value_version(in), &out, &out_len,
                                  c->opt.on_set_local_ud);
+    sc_status s = SC_OK;
     if (rc == 0) {
         *keep = sc__value_ref(in);
-        return SC_OK;
+    } else if (rc == 1 && (out || out_len == 0)) {
+        *keep = sc__value_new_keyed(key, klen, out, out_len, sc_value_version(in));
+        s = *keep ? SC_OK : SC_ERR_NOMEM;
+    } else if (rc != -1) {
+        /* An answer the contract does not know: keeping nothing is always
+         * safe (the next get reads Redis). */
+        sc__log(c, SC_LOG_WARN, "pod %s: on_set_local returned %d%s for key %s; nothing kept locally", c->opt.pod_id,
+                rc, rc == 1 ? " without a buffer" : "", key);
     }
-    if (rc != 1 || (!out && out_len > 0)) {
-        /* -1, or an answer the contract does not know: keeping nothing is
-         * always safe (the next get reads Redis). */
-        if (rc != -1)
-            sc__log(c, SC_LOG_WARN, "pod %s: on_set_local returned %d%s for key %s; nothing kept locally",
-                    c->opt.pod_id, rc, rc == 1 ? " without a buffer" : "", key);
-        if (rc == 1)
-            free(out);
-        return SC_OK;
-    }
-    *keep = sc__value_new_keyed(key, klen, out, out_len, sc_value_version(in));
+    /* Whatever the answer, a buffer the hook left in *out is the cache's
+     * (synccache.h): a hook that allocated and then answered 0 or -1 does
+     * not leak it. */
     free(out);
-    return *keep ? SC_OK : SC_ERR_NOMEM;
+    return s;
 }

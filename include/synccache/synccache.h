@@ -141,7 +141,8 @@ typedef void (*sc_event_fn)(const sc_event_info *ev, void *ud);
  * Return 1 with *out (malloc'd, out_len bytes; the cache frees it) to store
  * those bytes instead (same key and version), 0 to store the value as
  * received, -1 to keep nothing locally (the next get reads Redis again). Any
- * other return, or 1 with *out NULL and *out_len > 0, keeps nothing.
+ * other return, or 1 with *out NULL and *out_len > 0, keeps nothing. Whatever
+ * the return, a buffer left in *out is freed by the cache.
  * A Redis read hands its caller what the local tier stores: with 1 the first
  * sc_get already returns the transformed bytes (so a hit and a miss return
  * the same thing), with 0 or -1 the bytes as read. For that reason the hook
