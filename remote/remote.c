@@ -1008,17 +1008,24 @@ static sc_status state_reply(sc__remote *r, redisReply *reply, size_t n, const c
     return SC_OK;
 }
 
-sc_status sc__remote_sync_state(sc__remote *r, uint64_t at, sc__remote_state *st, char *err, size_t errlen)
+sc_status sc__remote_sync_state_past(sc__remote *r, uint64_t at, uint64_t least, sc__remote_state *st, char *err,
+                                     size_t errlen)
 {
-    char seq[24];
+    char seq[24], past[24];
     sc__remote_u64_str(at, seq);
-    const char *args[5] = {r->seq_key, r->meta_key, r->log_key, seq, r->secret_candidate};
-    size_t lens[5] = {CSTR, CSTR, CSTR, CSTR, CSTR};
+    sc__remote_u64_str(least, past);
+    const char *args[6] = {r->seq_key, r->meta_key, r->log_key, seq, r->secret_candidate, past};
+    size_t lens[6] = {CSTR, CSTR, CSTR, CSTR, CSTR, CSTR};
     redisReply *reply;
     memset(st, 0, sizeof *st);
-    sc_status s = script(r, SC__SCRIPT_SYNC, 3, 5, args, lens, sc__remote_now_ms() + r->timeout_ms, &reply, err,
+    sc_status s = script(r, SC__SCRIPT_SYNC, 3, 6, args, lens, sc__remote_now_ms() + r->timeout_ms, &reply, err,
                          errlen);
     return s != SC_OK ? s : state_reply(r, reply, 5, "sync", st, err, errlen);
+}
+
+sc_status sc__remote_sync_state(sc__remote *r, uint64_t at, sc__remote_state *st, char *err, size_t errlen)
+{
+    return sc__remote_sync_state_past(r, at, at, st, err, errlen);
 }
 
 sc_status sc__remote_heartbeat(sc__remote *r, const sc__remote_event *ev, const char *canary, unsigned canary_ttl_ms,

@@ -1278,6 +1278,59 @@ START_TEST(default_policy_keeps_cache_warm)
 }
 END_TEST
 
+/* 12. An own write whose event the pod never got back (its subscription was
+ * down), then lost by Redis (a restart from an older snapshot): the pod's
+ * resubscription finds the counter behind the version its write returned
+ * and flushes (rule 5), and must also move the counter past that version
+ * (README: "a counter behind a version the pod saw ... is first moved past
+ * it, with a new epoch: no version is handed out twice"). Otherwise the
+ * next write of a pod that never saw the lost version takes the very same
+ * number, and a compare-and-set against the lost write matches it (ABA). */
+START_TEST(own_lost_write_version_not_reused)
+{
+    const char *ns = "c12_lost_own";
+    sc_test_redis r;
+    ck_assert_int_eq(sc_test_redis_start(&r, NULL), 0);
+    sc_options o = opts_on(&r, ns, "a");
+    o.reconnect_min_ms = 1500; /* away long enough to write and crash */
+    o.reconnect_max_ms = 1500;
+    sc_cache *a = test_open(&o);
+    ck_assert_int_eq(sc_set(a, "k", "base", 4, 0), SC_OK);
+    sc_cache *pa[1] = {a};
+    WAIT_UNTIL(quiet_on(&r, ns, pa, 1), 3000);
+    ck_assert(quiet_on(&r, ns, pa, 1));
+    ck_assert_int_eq(sc_test_redis_cmd(&r, "SAVE"), 0);
+    uint64_t reconnects = test_stats(a).reconnects;
+    kill_pubsub(&r);
+    WAIT_UNTIL(!synced(a), 1000);
+    ck_assert(!synced(a));
+    /* Acknowledged; its event goes nowhere (a is not subscribed). */
+    ck_assert_int_eq(sc_set(a, "k", "lost", 4, 0), SC_OK);
+    uint64_t lost = 0;
+    ck_assert_int_eq(sc_version_of(a, "k", &lost), SC_OK);
+    sc_test_redis_kill(&r);
+    ck_assert_int_eq(sc_test_redis_start_again(&r), 0);
+    TEST_ASSERT_STR_FREED(test_redis_value_on(&r, ns, "k"), "base", "k after the rollback");
+    ck_assert_uint_eq(test_stats(a).reconnects, reconnects); /* still away: the case holds */
+
+    /* a comes back, finds the counter behind its write: a flush. */
+    WAIT_UNTIL(synced(a) && test_stats(a).reconnects > reconnects, 6000);
+    ck_assert(synced(a) && test_stats(a).reconnects > reconnects);
+    ck_assert_uint_gt(test_stats(a).flushes, 0);
+    /* A pod that never saw the lost version writes the key. */
+    sc_cache *c = pod_on(&r, ns, "c");
+    ck_assert_int_eq(sc_set(c, "k", "new", 3, 0), SC_OK);
+    uint64_t now = 0;
+    ck_assert_int_eq(sc_version_of(c, "k", &now), SC_OK);
+    ck_assert_msg(now > lost, "version %" PRIu64 " handed out again after a rollback a pod had noticed", lost);
+    ck_assert_int_eq(sc_set_if_version(a, "k", "from-lost", 9, 0, lost), SC_ERR_CONFLICT);
+    TEST_ASSERT_STR_FREED(test_redis_value_on(&r, ns, "k"), "new", "k");
+    sc_close(c);
+    sc_close(a);
+    sc_test_redis_stop(&r);
+}
+END_TEST
+
 /* One case per defect of issue 7, so that CK_RUN_CASE=d3 runs one. */
 static void add_case(Suite *s, const char *name, const TTest *t1, const TTest *t2, const TTest *t3)
 {
@@ -1306,6 +1359,7 @@ static Suite *consistency_suite(void)
     add_case(s, "d9", open_checks_permissions, set_without_publish_permission_is_atomic, oom_is_reported_as_oom);
     add_case(s, "d10", duplicate_pod_ids_see_each_other, NULL, NULL);
     add_case(s, "d11", default_policy_keeps_cache_warm, NULL, NULL);
+    add_case(s, "d12", own_lost_write_version_not_reused, NULL, NULL);
     return s;
 }
 

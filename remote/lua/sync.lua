@@ -9,15 +9,21 @@
 -- A counter behind the pod's last sequence lost writes: it starts a new
 -- history past them at once, as take() would at the next write, so that
 -- no write in between hands their versions out again.
+-- A counter behind a version the pod saw acknowledged whose event never came
+-- back (ARGV[3]: an own write, then the subscription dropped) lost writes
+-- too, and is moved past it the same way.
 -- KEYS: seq, meta, log
 -- ARGV: last_seq ('0': the counter itself, for a first sync), a random
---       candidate for the namespace's signing secret (kept if there is none)
+--       candidate for the namespace's signing secret (kept if there is none),
+--       optionally the highest version the pod saw (default: last_seq)
 -- Returns {counter, epoch, time_ms, event at that sequence | false, secret}.
 redis.call('HSETNX', KEYS[2], 'secret', ARGV[2])
 local v, e = current(KEYS[1], KEYS[2], KEYS[3])
 local last = tonumber(ARGV[1]) or 0
-if v < last then
-  v = seed(KEYS[1], KEYS[2], KEYS[3], last)
+local least = tonumber(ARGV[3] or '') or 0
+if least < last then least = last end
+if v < least then
+  v = seed(KEYS[1], KEYS[2], KEYS[3], least)
   e = epoch_of(KEYS[2], v)
 end
 local at = false
