@@ -37,6 +37,14 @@ SC_EXPORT sc_status sc_version_of(sc_cache *c, const char *key, uint64_t *versio
         sc__atomic_inc(&c->remote_errors);
         return sc__fail(c, s, "sc_version_of: %s", err);
     }
+    /* A get that follows must not answer older than this number: a read
+     * another thread has in flight (which the get may join) or a local copy
+     * may predate it, and the compare-and-set loop pairs an absent answer
+     * with this number (a lost update). The key's floor rises to it, as
+     * for a version the pod served: older copies go, and older reads are
+     * read again (docs/protocol.md, rule 6). */
+    if (*version)
+        sc__local_remove(c->local, key, klen, sc__local_hash(key, klen), *version, *version);
     return SC_OK;
 }
 
