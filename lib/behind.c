@@ -38,6 +38,7 @@ typedef struct sc__behind {
     int in_save;                /* save_fn is running */
     int exited;                 /* the thread is done with the cache */
     int abandoned;              /* sc_close stopped waiting: the thread frees this */
+    uint64_t stop_deadline;     /* monotonic ms: sc_close waits for save_fn until then */
     pthread_t thread;
     char consumer[300];         /* "<pod id>/<instance id>": unique per open */
     char cursor[64];            /* XAUTOCLAIM cursor */
@@ -474,20 +475,38 @@ sc_status sc__behind_start(sc_cache *c, char *err, size_t errlen)
     return SC_OK;
 }
 
+/* Tells the saver to take no more batches; the wait for its save_fn
+ * (writeback_claim_ms) counts from the first call. A partitioned pod calls
+ * this on every partition before closing any, so their savers stop
+ * together and sc_close keeps the one bound of the header. */
+void sc__behind_stop_begin(sc_cache *c)
+{
+    sc__behind *b = c->behind;
+    if (!b || !b->running)
+        return;
+    pthread_mutex_lock(&b->mu);
+    if (!b->stop) {
+        b->stop = 1;
+        b->stop_deadline = mono_ms() + c->opt.writeback_claim_ms;
+        pthread_cond_broadcast(&b->cv);
+    }
+    pthread_mutex_unlock(&b->mu);
+}
+
 void sc__behind_stop(sc_cache *c)
 {
     sc__behind *b = c->behind;
     if (!b)
         return;
-    c->behind = NULL;
     if (!b->running) {
+        c->behind = NULL;
         destroy(b);
         return;
     }
-    uint64_t deadline = mono_ms() + c->opt.writeback_claim_ms;
+    sc__behind_stop_begin(c);
+    c->behind = NULL;
     pthread_mutex_lock(&b->mu);
-    b->stop = 1;
-    pthread_cond_broadcast(&b->cv);
+    uint64_t deadline = b->stop_deadline;
     while (!b->exited) {
         uint64_t now = mono_ms();
         if (now >= deadline && b->in_save) {

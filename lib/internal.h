@@ -303,6 +303,7 @@ sc_status sc__delete_behind(sc_cache *c, const char *key);
  * stop (first thing in close; bounded as sc_close says); the stats. */
 sc_status sc__behind_options_check(const sc_options *o, char *err, size_t errlen);
 sc_status sc__behind_start(sc_cache *c, char *err, size_t errlen);
+void sc__behind_stop_begin(sc_cache *c);
 void sc__behind_stop(sc_cache *c);
 void sc__behind_stats(sc_cache *c, sc_stats *out);
 

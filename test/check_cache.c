@@ -807,6 +807,57 @@ START_TEST(values_outlive_close)
 }
 END_TEST
 
+/* sc_close's bound with write-behind (synccache.h): at most
+ * writeback_claim_ms + 3 x redis_timeout_ms, however long save_fn hangs.
+ * A partitioned pod has a saver per partition; closing the partitions one
+ * after another waited writeback_claim_ms for each hung save in turn. */
+static atomic_int hung_in_save, hung_release;
+
+static sc_status hung_save(const sc_dirty *items, size_t n, void *ud)
+{
+    (void)items;
+    (void)n;
+    (void)ud;
+    atomic_fetch_add(&hung_in_save, 1);
+    while (!atomic_load(&hung_release))
+        test_sleep_ms(5);
+    atomic_fetch_sub(&hung_in_save, 1);
+    return SC_OK;
+}
+
+START_TEST(partitioned_close_keeps_the_save_bound)
+{
+    sc_options o = test_options(NS("pclose"), NULL);
+    o.partitions = 4;
+    o.save_fn = hung_save;
+    o.writeback_interval_ms = 10;
+    o.writeback_claim_ms = 600;
+    o.redis_timeout_ms = 200;
+    sc_cache *c = test_open(&o);
+    char k[16];
+    for (int i = 0; i < 64; i++) { /* every partition gets some */
+        snprintf(k, sizeof k, "k%d", i);
+        ck_assert_int_eq(sc_set_behind(c, k, "v", 1, 0), SC_OK);
+    }
+    long long t0 = test_now_ms();
+    while (atomic_load(&hung_in_save) < 4 && test_now_ms() - t0 < 5000)
+        test_sleep_ms(5);
+    ck_assert_int_eq(atomic_load(&hung_in_save), 4);
+    t0 = test_now_ms();
+    sc_close(c);
+    long long took = test_now_ms() - t0;
+    /* The bound plus a margin; one partition after another takes 4 x 600. */
+    ck_assert_msg(took < 600 + 3 * 200 + 500, "sc_close took %lld ms (writeback_claim_ms 600, 4 hung saves)", took);
+    /* The abandoned calls return and their threads exit on their own. */
+    atomic_store(&hung_release, 1);
+    t0 = test_now_ms();
+    while (atomic_load(&hung_in_save) > 0 && test_now_ms() - t0 < 5000)
+        test_sleep_ms(5);
+    ck_assert_int_eq(atomic_load(&hung_in_save), 0);
+    test_sleep_ms(50);
+}
+END_TEST
+
 /* The application runs the loop: the pod starts unsynced, reads go to Redis,
  * and it syncs once the loop runs. */
 START_TEST(caller_event_base)
@@ -871,6 +922,7 @@ static Suite *cache_suite(void)
     tcase_add_test(tc, concurrent_misses_share_one_read);
     tcase_add_test(tc, get_racing_set_never_installs_old_value);
     tcase_add_test(tc, values_outlive_close);
+    tcase_add_test(tc, partitioned_close_keeps_the_save_bound);
     tcase_add_test(tc, caller_event_base);
     tcase_add_test(tc, strerror_covers_every_status);
     suite_add_tcase(s, tc);
