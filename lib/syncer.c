@@ -491,11 +491,12 @@ static void on_lost(const char *why, void *ud)
     sc__tracking_state(c, 0, NULL);
     syncer_lost(c, why);
     /* Until the first sync, sc_open waits: tell it why, and give up at once
-     * when Redis refused (a permission is missing; retrying cannot help). */
+     * when Redis refused (a permission is missing, or a key of the
+     * namespace holds another type; retrying cannot help). */
     pthread_mutex_lock(&c->open_mu);
     if (c->open_state == 0) {
         snprintf(c->open_why, sizeof c->open_why, "%s", why);
-        if (strstr(why, "NOPERM") || strstr(why, "no permissions")) {
+        if (strstr(why, "NOPERM") || strstr(why, "no permissions") || strstr(why, "WRONGTYPE")) {
             c->open_state = -1;
             pthread_cond_broadcast(&c->open_cv);
         }

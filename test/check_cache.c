@@ -202,6 +202,41 @@ START_TEST(acl_refusal_never_half_writes)
 }
 END_TEST
 
+/* An event log of another type than a stream: Redis answers at once, and no
+ * retry can help, so sc_open fails at once with SC_ERR_REMOTE and names the
+ * key; it used to retry the subscription for 3 x redis_timeout_ms and
+ * return SC_ERR_TIMEOUT ("no Redis") when the namespace's counter existed. */
+static void expect_log_refused(const char *ns)
+{
+    char cmd[128], key[64];
+    snprintf(key, sizeof key, "{%s}:log", ns);
+    snprintf(cmd, sizeof cmd, "SET %s x", key);
+    ck_assert_int_eq(sc_test_redis_cmd(&g_redis, cmd), 0);
+    sc_options o = test_options(ns, NULL);
+    sc_cache *c = (sc_cache *)&o;
+    long long t0 = test_now_ms();
+    sc_status s = sc_open(&o, &c);
+    long long took = test_now_ms() - t0;
+    ck_assert_ptr_null(c);
+    ck_assert_msg(s == SC_ERR_REMOTE, "%s: got %s after %lld ms: %s", ns, sc_strerror(s), took, sc_errmsg(NULL));
+    ck_assert_msg(took < 1000, "%s: sc_open took %lld ms", ns, took);
+    ck_assert_msg(strstr(sc_errmsg(NULL), key) && strstr(sc_errmsg(NULL), "WRONGTYPE"), "%s: %s", ns,
+                  sc_errmsg(NULL));
+}
+
+START_TEST(event_log_of_the_wrong_type_fails_open_at_once)
+{
+    /* The counter exists (a pod ran before): the first sync reads the log. */
+    sc_close(test_pod(NS("logtype"), NULL));
+    char cmd[64];
+    snprintf(cmd, sizeof cmd, "DEL {%s}:log", NS("logtype"));
+    ck_assert_int_eq(sc_test_redis_cmd(&g_redis, cmd), 0);
+    expect_log_refused(NS("logtype"));
+    /* A fresh namespace: seeding the counter reads the log. */
+    expect_log_refused(NS("logtype_new"));
+}
+END_TEST
+
 START_TEST(bad_keys_and_values)
 {
     sc_cache *a = test_pod(NS("badkeys"), "a");
@@ -906,6 +941,7 @@ static Suite *cache_suite(void)
     tcase_add_test(tc, huge_numeric_options_never_half_write);
     tcase_add_test(tc, huge_heartbeat_timeout_keeps_stream);
     tcase_add_test(tc, acl_refusal_never_half_writes);
+    tcase_add_test(tc, event_log_of_the_wrong_type_fails_open_at_once);
     tcase_add_test(tc, bad_keys_and_values);
     tcase_add_test(tc, set_propagates_value_to_other_pods);
     tcase_add_test(tc, miss_reads_redis_and_fills_local);

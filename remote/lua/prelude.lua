@@ -22,12 +22,27 @@ local function now_ms()
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
+-- The WRONGTYPE text for a key Redis holds as another type than want
+-- ('none' passes: the script creates it), or nil. Scripts check before
+-- their first write: a script's writes before an error stay.
+local function wrong_type(key, want, what)
+  local ty = redis.call('TYPE', key).ok
+  if ty ~= 'none' and ty ~= want then
+    return 'WRONGTYPE ' .. key .. ' is a ' .. ty .. ', not ' .. what
+  end
+  return nil
+end
+
 -- The counter's starting point when it is absent or behind: the Redis clock
 -- in us, and never below the log's last id (XADD needs ever-growing ids),
 -- the clear floor (a version below it would be absent as soon as written)
 -- nor at_least. A counter that starts again starts a new history, hence a
 -- new epoch.
 local function seed(seq, meta, log, at_least)
+  -- (it reads the log before its first write: a log of another type fails
+  -- here, named, and not as Redis' bare WRONGTYPE)
+  local bad = wrong_type(log, 'stream', 'the synccache event log')
+  if bad then error({err = bad}) end
   local t = redis.call('TIME')
   local s = tonumber(t[1]) * 1000000 + tonumber(t[2])
   local floor = tonumber(redis.call('HGET', meta, 'floor') or '0') or 0
@@ -66,17 +81,6 @@ local function current(seq, meta, log)
     v = tonumber(v)
   end
   return v, epoch_of(meta, v)
-end
-
--- The WRONGTYPE text for a key Redis holds as another type than want
--- ('none' passes: the script creates it), or nil. Scripts check before
--- their first write: a script's writes before an error stay.
-local function wrong_type(key, want, what)
-  local ty = redis.call('TYPE', key).ok
-  if ty ~= 'none' and ty ~= want then
-    return 'WRONGTYPE ' .. key .. ' is a ' .. ty .. ', not ' .. what
-  end
-  return nil
 end
 
 -- Takes the next version: INCR, seeding only when INCR found no counter or

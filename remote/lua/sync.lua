@@ -17,6 +17,9 @@
 --       candidate for the namespace's signing secret (kept if there is none),
 --       optionally the highest version the pod saw (default: last_seq)
 -- Returns {counter, epoch, time_ms, event at that sequence | false, secret}.
+-- A log of another type fails the sync with its name (no retry helps).
+local bad = wrong_type(KEYS[3], 'stream', 'the synccache event log')
+if bad then return redis.error_reply(bad) end
 redis.call('HSETNX', KEYS[2], 'secret', ARGV[2])
 local v, e = current(KEYS[1], KEYS[2], KEYS[3])
 local last = tonumber(ARGV[1]) or 0
