@@ -28,6 +28,7 @@
  */
 #include "sync.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -186,11 +187,33 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
     redisAsyncHandleRead(((sub_events *)arg)->ac);
 }
 
+/* hiredis 0.14 writes with write(2). On a caller's base that runs on the
+ * application's thread, where a write to a connection Redis has closed
+ * (maxclients, CLIENT KILL or a restart during the handshake) would raise
+ * SIGPIPE and, by default, end the process; the own loop thread blocks
+ * every signal already. So SIGPIPE is blocked around the write and one it
+ * raised is consumed (the write fails with EPIPE, which hiredis reports).
+ * Writes are rare: the handshake only. The context may be freed inside
+ * redisAsyncHandleWrite, so nothing of it is touched after. */
 static void on_writable(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
+    sigset_t sp, old, pending;
+    sigemptyset(&sp);
+    sigaddset(&sp, SIGPIPE);
+    sigpending(&pending);
+    int was_pending = sigismember(&pending, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &sp, &old);
     redisAsyncHandleWrite(((sub_events *)arg)->ac);
+    if (!was_pending && sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE)) {
+        int saved = errno;
+        struct timespec zero = {0, 0};
+        while (sigtimedwait(&sp, NULL, &zero) < 0 && errno == EINTR)
+            ;
+        errno = saved;
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
 }
 
 static void add_read(void *data)

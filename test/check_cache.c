@@ -922,6 +922,38 @@ START_TEST(caller_event_base)
 }
 END_TEST
 
+/* With a caller's event_base the subscription's hiredis context writes on
+ * the application's loop thread. Redis that drops the connection during the
+ * handshake (here: maxclients reached; also CLIENT KILL or a restart at the
+ * wrong moment) made the next write raise SIGPIPE there, which kills a
+ * process that does not ignore it; the pool and the own sync thread never
+ * let one reach the application. */
+START_TEST(caller_event_base_survives_a_dropped_handshake)
+{
+    sc_test_redis r;
+    ck_assert_int_eq(sc_test_redis_start(&r, "--maxclients 1"), 0);
+    struct event_base *base = event_base_new();
+    sc_options o = test_options(NS("sigpipe"), NULL);
+    o.redis_port = r.port;
+    o.event_base = base;
+    o.redis_timeout_ms = 300;
+    o.reconnect_min_ms = 5;
+    o.reconnect_max_ms = 20;
+    sc_cache *c = test_open(&o); /* its pool connection is Redis' only client */
+    /* Every subscription attempt is refused; a dozen of them or more. */
+    long long t0 = test_now_ms();
+    while (test_now_ms() - t0 < 500)
+        event_base_loop(base, EVLOOP_NONBLOCK);
+    sigset_t pending;
+    sigpending(&pending);
+    ck_assert_msg(!sigismember(&pending, SIGPIPE), "a SIGPIPE is left pending on the loop's thread");
+    ck_assert_uint_eq(test_stats(c).synced, 0);
+    sc_close(c);
+    event_base_free(base);
+    sc_test_redis_stop(&r);
+}
+END_TEST
+
 START_TEST(strerror_covers_every_status)
 {
     for (int s = SC_OK; s <= SC_ERR_CODEC; s++)
@@ -960,6 +992,7 @@ static Suite *cache_suite(void)
     tcase_add_test(tc, values_outlive_close);
     tcase_add_test(tc, partitioned_close_keeps_the_save_bound);
     tcase_add_test(tc, caller_event_base);
+    tcase_add_test(tc, caller_event_base_survives_a_dropped_handshake);
     tcase_add_test(tc, strerror_covers_every_status);
     suite_add_tcase(s, tc);
     return s;
