@@ -48,7 +48,8 @@ typedef struct sc__local_config {
     size_t max_entries;   /* 0 = unbounded */
     size_t max_bytes;     /* 0 = unbounded; counts key + value bytes */
     uint64_t max_ttl_ms;  /* cap on every entry's life; 0 = none */
-    unsigned shards;      /* 0 = automatic (1 for small bounds); else a power of two <= 256 */
+    unsigned shards;      /* 0 = automatic (1 for small bounds); else a power of two <= 256,
+                             halved while it exceeds max_entries or max_bytes */
     size_t max_key_bytes; /* the longest key sc__local_get_with_str looks up;
                              0 = 65535 (the most an entry holds) */
     /* Tuning for benchmarks and the hit-ratio tool; 0 picks the default. */

@@ -277,6 +277,11 @@ sc__local *sc__local_new(const sc__local_config *cfg)
         return NULL;
     if (!n)
         n = auto_shards(cfg);
+    /* Each shard keeps at least one entry and one byte of its share, so
+     * more shards than the bounds hold would let the store keep up to one
+     * entry (or byte) per shard, past the bounds: fewer shards then. */
+    while (n > 1 && ((cfg->max_entries && cfg->max_entries < n) || (cfg->max_bytes && cfg->max_bytes < n)))
+        n >>= 1;
     sc__reclaim_init();
     sc__local *l = aligned_alloc(64, (sizeof *l + 63) / 64 * 64);
     if (!l)

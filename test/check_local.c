@@ -279,6 +279,39 @@ START_TEST(test_entry_bound)
 }
 END_TEST
 
+/* More shards than the bounds can give each an entry (or a byte): the
+ * bounds still hold in total, not once per shard. */
+START_TEST(test_bound_below_shard_count)
+{
+    sc_local_policy p = _i ? SC_LOCAL_LFU : SC_LOCAL_LRU;
+    sc__local *l = mk(p, 4, 0, 0, 16);
+    char k[32];
+    for (int i = 0; i < 512; i++) {
+        snprintf(k, sizeof k, "k%d", i);
+        ck_assert_int_eq(put(l, k, "v", 0, 0, 0), SC_OK);
+    }
+    sc__local_stats st;
+    sc__local_stats(l, &st);
+    ck_assert_uint_le(st.entries, 4);
+    ck_assert_uint_eq(st.entries + st.evictions, 512);
+    sc__local_free(l);
+
+    l = mk(p, 0, 8, 0, 16);
+    for (int i = 0; i < 256; i++) {
+        k[0] = (char)(i ? i : 256 - 1);
+        k[1] = 0; /* 1-byte keys, empty values: 1 byte each */
+        sc_value *v = sc__value_new("", 0, 0);
+        sc_status s = sc__local_put(l, k, 1, sc__local_hash(k, 1), v, 0, 0, SC__PUT_FORCE);
+        sc_value_release(v);
+        ck_assert(s == SC_OK || s == SC_ERR_TOO_LARGE);
+    }
+    sc__local_stats(l, &st);
+    ck_assert_uint_le(st.bytes, 8);
+    ck_assert_uint_gt(st.entries, 0);
+    sc__local_free(l);
+}
+END_TEST
+
 START_TEST(test_byte_bound)
 {
     sc_local_policy p = _i ? SC_LOCAL_LFU : SC_LOCAL_LRU;
@@ -1481,6 +1514,7 @@ static Suite *local_suite(void)
     tcase_add_loop_test(tc, test_entry_bound, 0, 2);
     tcase_add_loop_test(tc, test_byte_bound, 0, 2);
     tcase_add_test(tc, test_too_large);
+    tcase_add_loop_test(tc, test_bound_below_shard_count, 0, 2);
     tcase_add_loop_test(tc, test_ttl, 0, 2);
     tcase_add_test(tc, test_max_ttl);
     tcase_add_test(tc, test_versions);
