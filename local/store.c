@@ -613,6 +613,11 @@ sc_status sc__local_put(sc__local *l, const char *key, size_t klen, uint64_t has
             }
             e = c;
         }
+        /* A forced put may replace a newer version (a reader's local-only
+         * write, version 0): the one replaced leaves the store, and may have
+         * been served, so the floor rises to it as for any entry leaving. */
+        if (old->version > e->version)
+            raise_to(stripe_of(l->floors, hash), old->version);
         unsigned q = queue_of(&t->links[pos]);
         s->qb[q] += w - weight_of(old);
         s->bytes += w - weight_of(old);

@@ -312,6 +312,27 @@ START_TEST(test_bound_below_shard_count)
 }
 END_TEST
 
+/* A forced put (a reader's local-only write, version 0) that replaces a
+ * versioned entry: that entry leaves the store, and may have been served,
+ * so nothing older than it may come back for the key afterwards (a Redis
+ * read that raced it, a late event). */
+START_TEST(test_forced_replacement_raises_floor)
+{
+    sc__local *l = mk(SC_LOCAL_LRU, 100, 0, 0, 1);
+    ck_assert_int_eq(put(l, "k", "five", 5, 0, 1), SC_OK);
+    ck_assert_int_eq(put(l, "k", "local", 0, 0, 0), SC_OK);
+    ck_assert_uint_ge(floor_of(l, "k"), 5);
+    ck_assert_int_eq(put(l, "k", "three", 3, 0, 1), SC_ERR_CONFLICT);
+    sc_value *v;
+    ck_assert_int_eq(sc__local_peek(l, "k", 1, sc__local_hash("k", 1), &v), SC_OK);
+    ck_assert_str_eq((const char *)sc_value_data(v), "local");
+    sc_value_release(v);
+    /* A value known current at 5 or later still replaces it. */
+    ck_assert_int_eq(put(l, "k", "six", 6, 0, 1), SC_OK);
+    sc__local_free(l);
+}
+END_TEST
+
 START_TEST(test_byte_bound)
 {
     sc_local_policy p = _i ? SC_LOCAL_LFU : SC_LOCAL_LRU;
@@ -1515,6 +1536,7 @@ static Suite *local_suite(void)
     tcase_add_loop_test(tc, test_byte_bound, 0, 2);
     tcase_add_test(tc, test_too_large);
     tcase_add_loop_test(tc, test_bound_below_shard_count, 0, 2);
+    tcase_add_test(tc, test_forced_replacement_raises_floor);
     tcase_add_loop_test(tc, test_ttl, 0, 2);
     tcase_add_test(tc, test_max_ttl);
     tcase_add_test(tc, test_versions);
