@@ -207,6 +207,10 @@ static sc_status set_common_tags(sc_cache *c, const char *key, const void *val, 
             return sc__fail(c, SC_ERR_NOMEM, "%s: out of memory", call);
         s = sc__local_put(c->local, key, klen, hash, v, ttl_ms, 0, SC__PUT_FORCE);
         sc_value_release(v);
+        /* Not stored (too big for local_max_bytes): like every failed set,
+         * it leaves the key out of the local tier, not its older value. */
+        if (s != SC_OK)
+            sc__local_remove(c->local, key, klen, hash, UINT64_MAX, 0);
         if (s == SC_ERR_TOO_LARGE)
             return sc__fail(c, s, "%s: value does not fit in local_max_bytes", call);
         return s == SC_OK ? SC_OK : sc__fail(c, s, "%s: %s", call, sc_strerror(s));

@@ -541,6 +541,33 @@ START_TEST(reader_policy)
 }
 END_TEST
 
+/* A plain reader's set that does not fit in local_max_bytes fails, and
+ * like every failed set leaves the key out of the local tier (synccache.h,
+ * sc_set): the reader's earlier value, which the caller just asked to
+ * replace, is not served afterwards. */
+START_TEST(reader_set_too_large_for_local_drops_key)
+{
+    sc_options o = test_options(NS("readerbig"), "reader");
+    o.role = SC_ROLE_READER;
+    o.local_max_bytes = 64;
+    sc_cache *r = test_open(&o);
+    ck_assert_int_eq(sc_set(r, "k", "small", 5, 0), SC_OK);
+    char *s = test_get(r, "k");
+    ck_assert_str_eq(s, "small");
+    free(s);
+    char big[100];
+    memset(big, 'b', sizeof big);
+    ck_assert_int_eq(sc_set(r, "k", big, sizeof big, 0), SC_ERR_TOO_LARGE);
+    sc_value *v = NULL;
+    ck_assert_int_eq(sc_peek(r, "k", &v), SC_NOT_FOUND);
+    ck_assert_ptr_null(v);
+    sc_stats st = test_stats(r);
+    ck_assert_uint_eq(st.local_entries, 0);
+    ck_assert_uint_eq(st.local_bytes, 0);
+    sc_close(r);
+}
+END_TEST
+
 static void publish_raw(const char *channel, const void *data, size_t len)
 {
     redisContext *rc = sc_test_redis_connect(&g_redis);
@@ -982,6 +1009,7 @@ static Suite *cache_suite(void)
     tcase_add_test(tc, binary_values_round_trip);
     tcase_add_test(tc, delete_and_clear);
     tcase_add_test(tc, reader_policy);
+    tcase_add_test(tc, reader_set_too_large_for_local_drops_key);
     tcase_add_test(tc, malformed_events_are_counted_and_dropped);
     tcase_add_test(tc, json_invalidate_from_any_publisher);
     tcase_add_test(tc, replayed_old_events_are_stale);
