@@ -37,6 +37,19 @@ static size_t share(size_t total, unsigned nparts)
     return total ? (total + nparts - 1) / nparts : 0;
 }
 
+/* Partition p's share of a local bound: the bound over the count, the
+ * first total % nparts partitions one more, so the shares add up to the
+ * bound (rounding every share up kept up to nparts - 1 more than it). At
+ * least 1, since 0 means no bound: a bound below the count keeps one per
+ * partition. 0 (no bound) stays 0. */
+static size_t bound_share(size_t total, unsigned nparts, unsigned p)
+{
+    if (!total)
+        return 0;
+    size_t n = total / nparts + (p < total % nparts);
+    return n ? n : 1;
+}
+
 void sc__parts_free(sc_cache *c)
 {
     /* Every saver stops at once: closed one after another, P hung save_fn
@@ -79,11 +92,11 @@ sc_status sc__parts_open(const sc_options *o, sc_cache **out)
     char ns[300];
     po.ns = ns;
     po.channel = NULL;
-    po.local_max_entries = share(o->local_max_entries, c->nparts);
-    po.local_max_bytes = share(o->local_max_bytes, c->nparts);
     po.redis_pool_size = (unsigned)share(o->redis_pool_size, c->nparts);
     for (unsigned p = 0; p < c->nparts; p++) {
         snprintf(ns, sizeof ns, "%s#%u", c->opt.ns, p);
+        po.local_max_entries = bound_share(o->local_max_entries, c->nparts, p);
+        po.local_max_bytes = bound_share(o->local_max_bytes, c->nparts, p);
         s = sc__cache_open(&po, c, &c->part[p]);
         if (s != SC_OK) {
             snprintf(err, sizeof err, "%s", sc_errmsg(NULL));

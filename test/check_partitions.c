@@ -1098,6 +1098,26 @@ START_TEST(stats_metrics_errmsg)
 }
 END_TEST
 
+/* local_max_entries is split over the partitions' local tiers so that the
+ * pod as a whole keeps it: 10 over 4 partitions is 3 + 3 + 2 + 2, not
+ * 4 x 3 = 12. */
+START_TEST(local_bound_split_exactly)
+{
+    sc_options o = part_options(NS("bound"), "a", 4);
+    o.local_max_entries = 10;
+    sc_cache *a = test_open(&o);
+    char key[16];
+    for (int i = 0; i < 200; i++) {
+        snprintf(key, sizeof key, "b%d", i);
+        ck_assert_int_eq(sc_set(a, key, "v", 1, 0), SC_OK);
+    }
+    sc_stats st = test_stats(a);
+    ck_assert_uint_le(st.local_entries, 10);
+    ck_assert_uint_ge(st.local_entries, 8);
+    sc_close(a);
+}
+END_TEST
+
 /* The application's loop carries every partition's subscription. */
 START_TEST(caller_event_base)
 {
@@ -1707,6 +1727,7 @@ static Suite *suite(void)
     tcase_add_test(tc, lost_event_in_one_partition);
     tcase_add_test(tc, subscribers_killed);
     tcase_add_test(tc, stats_metrics_errmsg);
+    tcase_add_test(tc, local_bound_split_exactly);
     tcase_add_test(tc, caller_event_base);
     suite_add_tcase(s, tc);
     TCase *cl = tcase_create("cluster");
