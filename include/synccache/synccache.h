@@ -439,7 +439,8 @@ SC_EXPORT sc_status sc_clear(sc_cache *c);
 
 /* The key's number, read from Redis (one round trip, never the local tier).
  * An absent key may have one (a tombstone, an invalidated tag, a clear
- * floor): read it before the value to pair the two for sc_set_if_version.
+ * floor): read it before the value to pair the two for sc_set_if_version
+ * (a get of the key on this pod afterwards never answers older than it).
  * SC_OK with *version, SC_ERR_INVALID / SC_ERR_TOO_LARGE for a bad key,
  * SC_ERR_REMOTE / SC_ERR_TIMEOUT. */
 SC_EXPORT sc_status sc_version_of(sc_cache *c, const char *key, uint64_t *version);
