@@ -267,6 +267,11 @@ static inline sc_status sc__check_key(const sc_cache *c, const char *key, size_t
     return SC_OK;
 }
 
+/* ops.c: refuses a TTL the Redis scripts cannot take (over 2^53, where a
+ * Lua number stops being exact) as a bad argument, before any Redis call,
+ * recorded for sc_errmsg under the name call. */
+sc_status sc__check_ttl(const sc_cache *c, uint64_t ttl_ms, const char *call);
+
 /* ops.c: the pod's own write reached Redis with this result: count it, note
  * a failed PUBLISH, and raise verified. */
 void sc__wrote(sc_cache *c, const sc__remote_result *res, const char *call);

@@ -62,6 +62,13 @@ void sc__wrote(sc_cache *c, const sc__remote_result *res, const char *call)
     }
 }
 
+sc_status sc__check_ttl(const sc_cache *c, uint64_t ttl_ms, const char *call)
+{
+    if (ttl_ms > (UINT64_C(1) << 53))
+        return sc__fail(c, SC_ERR_INVALID, "%s: ttl_ms %llu is over 2^53", call, (unsigned long long)ttl_ms);
+    return SC_OK;
+}
+
 static sc_status remote_failed(sc_cache *c, sc_status s, const char *call, const char *err)
 {
     sc__atomic_inc(&c->remote_errors);
@@ -217,6 +224,8 @@ static sc_status set_common_tags(sc_cache *c, const char *key, const void *val, 
     }
 
     uint64_t ttl = ttl_ms ? ttl_ms : c->opt.default_ttl_ms;
+    if ((s = sc__check_ttl(c, ttl, call)) != SC_OK)
+        return s;
     /* A tagged write is announced as an invalidate: other pods learn its
      * tags with their next Redis read (lib/tags.c). */
     int carry = !invalidate && !tags_len && len <= c->opt.event_value_max;

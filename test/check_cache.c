@@ -270,6 +270,15 @@ START_TEST(bad_keys_and_values)
     sc_value_release(v);
     sc_value_release(NULL);
 
+    /* A TTL over 2^53 (what Redis' scripts take) is a bad argument, refused
+     * before any Redis call: no remote error is counted, nothing stored. */
+    uint64_t errors = test_stats(a).remote_errors;
+    ck_assert_int_eq(sc_set(a, "far", "x", 1, (UINT64_C(1) << 53) + 1), SC_ERR_INVALID);
+    ck_assert_msg(strstr(sc_errmsg(a), "ttl_ms"), "%s", sc_errmsg(a));
+    ck_assert_uint_eq(test_stats(a).remote_errors, errors);
+    ck_assert_int_eq(sc_set(a, "far", "x", 1, UINT64_C(1) << 53), SC_OK);
+    TEST_ASSERT_STR_FREED(test_redis_value(NS("badkeys"), "far"), "x", "far");
+
     /* A value over max_value_bytes is refused and nothing is stored. */
     sc_close(a);
     sc_options o = test_options(NS("badkeys"), "a2");

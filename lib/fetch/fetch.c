@@ -744,17 +744,6 @@ static sc_status check_call(sc_cache *c, int has_loader, const char *name)
     return SC_OK;
 }
 
-/* A TTL the store scripts cannot take (they refuse one over 2^53, as every
- * write does) is refused before the loader runs: a call that fails never
- * calls its loader, and a TTL the jitter happened to cut below the bound
- * must not decide whether a load is cached. */
-static sc_status check_ttl(sc_cache *c, uint64_t ttl_ms, const char *name)
-{
-    if (ttl_ms > (UINT64_C(1) << 53))
-        return sc__fail(c, SC_ERR_INVALID, "%s: ttl_ms %llu is over 2^53", name, (unsigned long long)ttl_ms);
-    return SC_OK;
-}
-
 SC_EXPORT void sc_fetch_opts_init(sc_fetch_opts *o)
 {
     if (!o)
@@ -821,7 +810,10 @@ SC_EXPORT sc_status sc_fetch_ex(sc_cache *c, const char *key, const sc_fetch_opt
     if (o->grace_ms != UINT64_MAX && o->grace_ms > (UINT64_C(1) << 40))
         return sc__fail(c, SC_ERR_INVALID, "sc_fetch_ex: grace_ms %llu is over 2^40",
                         (unsigned long long)o->grace_ms);
-    if ((s = check_ttl(c, o->ttl_ms, "sc_fetch_ex")) != SC_OK)
+    /* Refused before the loader runs: a call that fails never calls its
+     * loader, and a TTL the jitter happened to cut below the bound must not
+     * decide whether a load is cached. */
+    if ((s = sc__check_ttl(c, o->ttl_ms, "sc_fetch_ex")) != SC_OK)
         return s;
     char *tags = NULL;
     size_t tags_len = 0;
@@ -1030,7 +1022,7 @@ SC_EXPORT sc_status sc_fetch_batch(sc_cache *c, const char *const *keys, size_t 
         memset(out, 0, n * sizeof *out);
     sc_status s = check_call(c, load != NULL, "sc_fetch_batch");
     if (s == SC_OK)
-        s = check_ttl(c, ttl_ms, "sc_fetch_batch");
+        s = sc__check_ttl(c, ttl_ms, "sc_fetch_batch");
     if (s != SC_OK)
         return s;
     if (n > SC_FETCH_BATCH_MAX)
