@@ -428,10 +428,7 @@ static void on_subscribed(void *ud)
     char err[SC__ERRLEN];
     /* Read before the counter: a write acknowledged later may be above it. */
     uint64_t seen = atomic_load_explicit(&c->verified, memory_order_acquire);
-    /* A counter behind seen lost writes the pod saw acknowledged: moved past
-     * them with a new epoch (no version is handed out twice, rule 5). */
-    sc_status s = c->ever_synced ? sc__remote_sync_state_past(c->remote, c->seq.last_seq, seen, &st, err, sizeof err)
-                                 : sc__remote_sync_state(c->remote, 0, &st, err, sizeof err);
+    sc_status s = sc__remote_sync_state(c->remote, c->ever_synced ? c->seq.last_seq : 0, &st, err, sizeof err);
     if (s != SC_OK) {
         sc__atomic_inc(&c->remote_errors);
         drop_stream(c, err);

@@ -213,8 +213,11 @@ static char *value_key(const sc__remote *r, const char *key, size_t klen, char *
  * argument, the highest version this remote has seen: a counter found at
  * or below it means Redis lost writes, and the script starts a new history
  * past them instead of handing their versions out again (a compare-and-set
- * against a lost write would match a new one). fetch_store's command is
- * built whole in remote/fetch.c, which adds it there. */
+ * against a lost write would match a new one). So does sync.lua, which a
+ * pod runs on every (re)subscription: a counter behind a version the pod
+ * saw acknowledged (an own write whose event never came back) moves past
+ * it there, before any pod's next write. fetch_store's command is built
+ * whole in remote/fetch.c, which adds it there. */
 static int takes_version(sc__script_id id)
 {
     switch (id) {
@@ -225,6 +228,7 @@ static int takes_version(sc__script_id id)
     case SC__SCRIPT_DELETE_BEHIND:
     case SC__SCRIPT_TAG:
     case SC__SCRIPT_TAG_INVALIDATE:
+    case SC__SCRIPT_SYNC:
         return 1;
     default:
         return 0;
@@ -1008,24 +1012,17 @@ static sc_status state_reply(sc__remote *r, redisReply *reply, size_t n, const c
     return SC_OK;
 }
 
-sc_status sc__remote_sync_state_past(sc__remote *r, uint64_t at, uint64_t least, sc__remote_state *st, char *err,
-                                     size_t errlen)
-{
-    char seq[24], past[24];
-    sc__remote_u64_str(at, seq);
-    sc__remote_u64_str(least, past);
-    const char *args[6] = {r->seq_key, r->meta_key, r->log_key, seq, r->secret_candidate, past};
-    size_t lens[6] = {CSTR, CSTR, CSTR, CSTR, CSTR, CSTR};
-    redisReply *reply;
-    memset(st, 0, sizeof *st);
-    sc_status s = script(r, SC__SCRIPT_SYNC, 3, 6, args, lens, sc__remote_now_ms() + r->timeout_ms, &reply, err,
-                         errlen);
-    return s != SC_OK ? s : state_reply(r, reply, 5, "sync", st, err, errlen);
-}
-
 sc_status sc__remote_sync_state(sc__remote *r, uint64_t at, sc__remote_state *st, char *err, size_t errlen)
 {
-    return sc__remote_sync_state_past(r, at, at, st, err, errlen);
+    char seq[24];
+    sc__remote_u64_str(at, seq);
+    const char *args[5] = {r->seq_key, r->meta_key, r->log_key, seq, r->secret_candidate};
+    size_t lens[5] = {CSTR, CSTR, CSTR, CSTR, CSTR};
+    redisReply *reply;
+    memset(st, 0, sizeof *st);
+    sc_status s =
+        script(r, SC__SCRIPT_SYNC, 3, 5, args, lens, sc__remote_now_ms() + r->timeout_ms, &reply, err, errlen);
+    return s != SC_OK ? s : state_reply(r, reply, 5, "sync", st, err, errlen);
 }
 
 sc_status sc__remote_heartbeat(sc__remote *r, const sc__remote_event *ev, const char *canary, unsigned canary_ttl_ms,

@@ -205,10 +205,6 @@ typedef struct sc__remote_state {
 /* Counter and epoch (seeded when absent), the Redis clock, and the log's
  * event at sequence `at` (0: none asked). */
 sc_status sc__remote_sync_state(sc__remote *r, uint64_t at, sc__remote_state *st, char *err, size_t errlen);
-/* The same, and a counter below least (a version the pod saw acknowledged,
- * whose event it never applied) is moved past it too, with a new epoch. */
-sc_status sc__remote_sync_state_past(sc__remote *r, uint64_t at, uint64_t least, sc__remote_state *st, char *err,
-                                     size_t errlen);
 
 /* Publishes a heartbeat from the template ev whose version, time and epoch
  * are the current counter, Redis clock and epoch (read in the same script, so

@@ -10,12 +10,12 @@
 -- history past them at once, as take() would at the next write, so that
 -- no write in between hands their versions out again.
 -- A counter behind a version the pod saw acknowledged whose event never came
--- back (ARGV[3]: an own write, then the subscription dropped) lost writes
--- too, and is moved past it the same way.
+-- back (an own write, then the subscription dropped) lost writes too, and
+-- is moved past it the same way.
 -- KEYS: seq, meta, log
 -- ARGV: last_seq ('0': the counter itself, for a first sync), a random
 --       candidate for the namespace's signing secret (kept if there is none),
---       optionally the highest version the pod saw (default: last_seq)
+--       the highest version the pod has seen (remote/remote.c adds it)
 -- Returns {counter, epoch, time_ms, event at that sequence | false, secret}.
 -- A log of another type fails the sync with its name (no retry helps).
 local bad = wrong_type(KEYS[3], 'stream', 'the synccache event log')
@@ -23,7 +23,7 @@ if bad then return redis.error_reply(bad) end
 redis.call('HSETNX', KEYS[2], 'secret', ARGV[2])
 local v, e = current(KEYS[1], KEYS[2], KEYS[3])
 local last = tonumber(ARGV[1]) or 0
-local least = tonumber(ARGV[3] or '') or 0
+local least = tonumber(ARGV[3]) or 0
 if least < last then least = last end
 if v < least then
   v = seed(KEYS[1], KEYS[2], KEYS[3], least)
