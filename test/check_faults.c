@@ -608,6 +608,77 @@ START_TEST(outage_longer_than_the_bound_fails)
 }
 END_TEST
 
+/* Redis under maxmemory with an allkeys-* policy may evict any key, the tag
+ * hash {ns}:tags included (here made the least frequently used, then memory
+ * filled until Redis evicted it). The value a tag invalidation made absent
+ * must stay absent on every pod: sc_invalidate_tag's promise does not end
+ * with one eviction. */
+START_TEST(tag_hash_evicted_keeps_invalidation)
+{
+    sc_test_redis r;
+    ck_assert_int_eq(sc_test_redis_start(&r, "--maxmemory 4mb --maxmemory-policy allkeys-lfu "
+                                             "--maxmemory-samples 64 --lfu-log-factor 1"),
+                     0);
+    const char *ns = NS("evtags");
+    sc_cache *a = pod_on(&r, ns, "a", SC_DISCONNECT_BYPASS, 50);
+    const char *tags[] = {"t"};
+    ck_assert_int_eq(sc_set_tagged(a, "k", "old", 3, 0, tags, 1), SC_OK);
+    ck_assert_int_eq(sc_invalidate_tag(a, "t"), SC_OK);
+    TEST_ASSERT_STR_FREED(test_get(a, "k"), "<none>", "after the invalidation");
+
+    redisContext *rc = sc_test_redis_connect(&r);
+    ck_assert_ptr_nonnull(rc);
+    /* {ns}:tags becomes the least frequently used key (same bytes, frequency
+     * 0), the value a hot one; the fillers start at Redis' initial
+     * frequency, between the two. */
+    redisReply *d = redisCommand(rc, "DUMP {%s}:tags", ns);
+    ck_assert_int_eq(d->type, REDIS_REPLY_STRING);
+    redisReply *x = redisCommand(rc, "RESTORE {%s}:tags 0 %b REPLACE FREQ 0", ns, d->str, d->len);
+    ck_assert_msg(x->type == REDIS_REPLY_STATUS, "RESTORE: %s", x->str);
+    freeReplyObject(x);
+    freeReplyObject(d);
+    for (int i = 0; i < 2000; i++)
+        redisAppendCommand(rc, "HGET {%s}:k:k value", ns);
+    for (int i = 0; i < 2000; i++) {
+        redisReply *h = NULL;
+        ck_assert_int_eq(redisGetReply(rc, (void **)&h), REDIS_OK);
+        freeReplyObject(h);
+    }
+    static char blob[8192];
+    memset(blob, 'x', sizeof blob);
+    int evicted = 0;
+    for (int i = 0; i < 2000 && !evicted; i++) {
+        freeReplyObject(redisCommand(rc, "SET filler:%d %b", i, blob, sizeof blob));
+        redisReply *e = redisCommand(rc, "EXISTS {%s}:tags", ns);
+        evicted = e->integer == 0;
+        freeReplyObject(e);
+    }
+    ck_assert_msg(evicted, "Redis never evicted the tag hash");
+    redisReply *v = redisCommand(rc, "HGET {%s}:k:k value", ns);
+    ck_assert_msg(v->type == REDIS_REPLY_STRING, "the value was evicted too: nothing to test");
+    freeReplyObject(v);
+    redisReply *m = redisCommand(rc, "EXISTS {%s}:meta", ns);
+    ck_assert_msg(m->integer == 1, "the meta hash was evicted too (a new history)");
+    freeReplyObject(m);
+    redisFree(rc);
+
+    sc_cache *b = pod_on(&r, ns, "b", SC_DISCONNECT_BYPASS, 50);
+    TEST_ASSERT_STR_FREED(test_get(b, "k"), "<none>", "a new pod, after the eviction");
+    TEST_ASSERT_STR_FREED(test_get(a, "k"), "<none>", "the invalidating pod, after the eviction");
+    /* Another invalidation makes the hash again: what was lost stays lost. */
+    ck_assert_int_eq(sc_invalidate_tag(a, "u"), SC_OK);
+    sc_cache *c = pod_on(&r, ns, "c", SC_DISCONNECT_BYPASS, 50);
+    TEST_ASSERT_STR_FREED(test_get(c, "k"), "<none>", "a new pod, after the hash was made again");
+    sc_close(c);
+    /* Writes after the invalidation are unaffected. */
+    ck_assert_int_eq(sc_set_tagged(a, "k", "new", 3, 0, tags, 1), SC_OK);
+    TEST_ASSERT_STR_FREED(test_get(b, "k"), "new", "a write after the eviction");
+    sc_close(b);
+    sc_close(a);
+    sc_test_redis_stop(&r);
+}
+END_TEST
+
 static Suite *faults_suite(void)
 {
     Suite *s = suite_create("faults");
@@ -629,6 +700,10 @@ static Suite *faults_suite(void)
     tcase_add_test(tc, short_redis_outage_served_from_local);
     tcase_add_test(tc, outage_longer_than_the_bound_fails);
     suite_add_tcase(s, tc);
+    TCase *tm = tcase_create("misbehaving");
+    tcase_set_timeout(tm, 60);
+    tcase_add_test(tm, tag_hash_evicted_keeps_invalidation);
+    suite_add_tcase(s, tm);
     return s;
 }
 

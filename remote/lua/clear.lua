@@ -18,4 +18,5 @@ local v = take(KEYS[1], KEYS[2], KEYS[3], ARGV[#ARGV], ARGV[2])
 local e = new_epoch(v)
 local vs = string.format('%d', v)
 redis.call('HSET', KEYS[2], 'floor', vs, 'epoch', e)
+redis.call('HDEL', KEYS[2], 'tags')
 return {vs, emit(ARGV[1], ARGV[4], ARGV[5], ARGV[6], ARGV[7], v, e, KEYS[3], ARGV[2], ARGV[3])}

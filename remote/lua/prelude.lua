@@ -242,6 +242,19 @@ local function tags_key(meta)
   return string.sub(meta, 1, -5) .. 'tags'
 end
 
+-- The tag hash can be lost while the values it makes absent stay (a
+-- maxmemory-policy allkeys-* evicts any key). {ns}:meta field 'tags' keeps
+-- the highest invalidation version: a tag hash missing while it is set was
+-- lost, and one made again after the loss (tag_invalidate.lua) keeps that
+-- version in its field '' (no tag is empty). A tagged key below it may have
+-- been invalidated by a tag Redis forgot: absent. 0 when nothing was lost.
+local function tags_lost(tk, meta)
+  if redis.call('EXISTS', tk) == 0 then
+    return tonumber(redis.call('HGET', meta, 'tags') or '0') or 0
+  end
+  return tonumber(redis.call('HGET', tk, '') or '0') or 0
+end
+
 local function tag_dead(ver, tags, meta)
   if not tags or tags == '' or not ver then return false end
   local tk = tags_key(meta)
@@ -249,7 +262,7 @@ local function tag_dead(ver, tags, meta)
     local iv = tonumber(redis.call('HGET', tk, t) or '0') or 0
     if iv > ver then return true end
   end
-  return false
+  return tags_lost(tk, meta) > ver
 end
 
 -- The number compare-and-set compares: the key's version (a tombstone's
@@ -266,6 +279,8 @@ local function key_version(key, meta)
       local iv = tonumber(redis.call('HGET', tk, t) or '0') or 0
       if iv > v then v = iv end
     end
+    local lost = tags_lost(tk, meta)
+    if lost > v then v = lost end
   end
   local floor = tonumber(redis.call('HGET', meta, 'floor') or '0') or 0
   if floor > v then return floor end

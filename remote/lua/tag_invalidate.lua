@@ -16,5 +16,12 @@ if ty ~= 'none' and ty ~= 'hash' then
 end
 local v, e = take(KEYS[2], KEYS[3], KEYS[4], ARGV[#ARGV], ARGV[3])
 local vs = string.format('%d', v)
+if ty == 'none' then
+  -- A tag hash evicted since the last invalidation (prelude.lua,
+  -- tags_lost): what it held stays forgotten, but not unaccounted for.
+  local top = redis.call('HGET', KEYS[3], 'tags')
+  if top then redis.call('HSET', KEYS[1], '', top) end
+end
 redis.call('HSET', KEYS[1], ARGV[1], vs)
+redis.call('HSET', KEYS[3], 'tags', vs)
 return {vs, emit(ARGV[2], ARGV[5], ARGV[6], ARGV[7], ARGV[8], v, e, KEYS[4], ARGV[3], ARGV[4])}
