@@ -524,8 +524,28 @@ static int send_subscribe(sc__sub *s, redisAsyncContext *ac, int tracking)
     return 0;
 }
 
+/* An error reply that says "not now" rather than "not allowed": Redis busy
+ * with a script, loading its data set, a replica without its master, a
+ * cluster not serving. Tracking is then not refused: the attempt is given
+ * up and the next one asks again (running without it until the next
+ * resubscription would miss every write that bypasses synccache). */
+static int transient_error(const char *err)
+{
+    static const char *const kinds[] = {"BUSY", "LOADING", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN"};
+    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
+        size_t n = strlen(kinds[i]);
+        if (strncmp(err, kinds[i], n) == 0 && (err[n] == ' ' || err[n] == '\0'))
+            return 1;
+    }
+    return 0;
+}
+
 static void tracking_refused(sc__sub *s, redisAsyncContext *ac, const char *what, const char *detail)
 {
+    if (transient_error(detail)) {
+        give_up(s, format_why(s, "%s at %s answered %s", what, s->where, detail));
+        return;
+    }
     if (s->cb.on_tracking)
         s->cb.on_tracking(0, format_why(s, "%s at %s refused: %s", what, s->where, detail), s->cb.ud);
     if (send_subscribe(s, ac, 0) != 0)

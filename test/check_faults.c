@@ -679,6 +679,66 @@ START_TEST(tag_hash_evicted_keeps_invalidation)
 }
 END_TEST
 
+/* Redis BUSY (a long script from another client, ending on its own) while
+ * a pod resubscribes: a CLIENT ID or CLIENT TRACKING answered BUSY is not a
+ * refusal. Once Redis answers again the pod must track again, so a write
+ * that bypasses synccache (server-assisted invalidation, on by default)
+ * still reaches it, instead of it serving the old value for good. */
+START_TEST(busy_redis_does_not_end_tracking)
+{
+    sc_test_redis r;
+    ck_assert_int_eq(sc_test_redis_start(&r, "--busy-reply-threshold 20"), 0);
+    const char *ns = NS("busy2");
+    sc_options o = test_options(ns, "b");
+    o.redis_port = r.port;
+    o.redis_timeout_ms = 400;
+    o.heartbeat_interval_ms = 20;
+    o.heartbeat_timeout_ms = 40;
+    o.reconnect_min_ms = 1;
+    o.reconnect_max_ms = 2;
+    sc_cache *b = test_open(&o);
+    ck_assert_int_eq(sc_set(b, "k", "old", 3, 0), SC_OK);
+    redisContext *rc = sc_test_redis_connect(&r);
+    ck_assert_ptr_nonnull(rc);
+    int cycle;
+    for (cycle = 0; cycle < 12; cycle++) {
+        /* 150-250 ms of BUSY: heartbeats fail, the pod resubscribes into it */
+        redisReply *x = redisCommand(rc, "EVAL %s 0 %d",
+                                     "local t = redis.call('TIME') local s = t[1] * 1000000 + t[2] "
+                                     "while true do local n = redis.call('TIME') "
+                                     "if n[1] * 1000000 + n[2] - s > tonumber(ARGV[1]) then return 1 end end",
+                                     150000 + (cycle * 7919) % 100000);
+        ck_assert_int_eq(x->type, REDIS_REPLY_INTEGER);
+        freeReplyObject(x);
+        WAIT_UNTIL(synced(b) && test_stats(b).tracking_active, 2000);
+        ck_assert_msg(synced(b), "cycle %d: never synced again", cycle);
+        if (!test_stats(b).tracking_active)
+            break;
+    }
+    /* The pod holds k (its own write, or read again after the resync). */
+    TEST_ASSERT_STR_FREED(test_get(b, "k"), "old", "before the foreign write");
+    ck_assert(test_held(b, "k"));
+    redisReply *h = redisCommand(rc, "HSET {%s}:k:k value foreign", ns);
+    freeReplyObject(h);
+    long long t0 = test_now_ms();
+    char *got = NULL;
+    for (;;) {
+        got = test_get(b, "k");
+        if (strcmp(got, "foreign") == 0 || test_now_ms() - t0 > 1500)
+            break;
+        free(got);
+        test_sleep_ms(5);
+    }
+    ck_assert_msg(strcmp(got, "foreign") == 0,
+                  "after %d BUSY cycle(s) the synced pod serves %s, Redis holds foreign (tracking_active %u)", cycle,
+                  got, (unsigned)test_stats(b).tracking_active);
+    free(got);
+    redisFree(rc);
+    sc_close(b);
+    sc_test_redis_stop(&r);
+}
+END_TEST
+
 static Suite *faults_suite(void)
 {
     Suite *s = suite_create("faults");
@@ -703,6 +763,7 @@ static Suite *faults_suite(void)
     TCase *tm = tcase_create("misbehaving");
     tcase_set_timeout(tm, 60);
     tcase_add_test(tm, tag_hash_evicted_keeps_invalidation);
+    tcase_add_test(tm, busy_redis_does_not_end_tracking);
     suite_add_tcase(s, tm);
     return s;
 }
