@@ -16,10 +16,12 @@
  * on its next use, and the answers that mean "not here" (MOVED, ASK,
  * TRYAGAIN, CLUSTERDOWN, READONLY, LOADING, MASTERDOWN, a node that refuses
  * or drops the connection) re-route and retry within the same deadline.
- * None of them means the command ran, except a connection dropped after the
- * command was sent, which is retried exactly as the stale-connection case
- * below (the scripts are idempotent in effect: a second run writes the same
- * value under a higher version).
+ * None of them means the command ran. A connection dropped after the
+ * command was sent may mean it did (Redis ran it, then the connection went
+ * before the reply): that is never retried, but reported (recv_pipeline),
+ * since a second run of a write is not the same call (a compare-and-set
+ * would report a conflict with its own first run). An idle connection that
+ * Redis closed is found before the command is sent (ensure_connected).
  */
 #include "remote/remote.h"
 
@@ -241,9 +243,9 @@ static int is_timeout(const redisContext *c, int saved_errno, int64_t deadline)
            sc__remote_now_ms() >= deadline;
 }
 
-/* Redis went away under an idle connection (restart, idle kill): the command
- * never reached the server that answers now, so one retry on a fresh
- * connection is safe for our idempotent-in-effect commands. */
+/* Redis went away under an idle connection (restart, idle kill) and the
+ * command could not be sent: it never reached the server that answers now,
+ * so one retry on a fresh connection is safe. */
 static int is_stale_connection(const redisContext *c, int saved_errno)
 {
     return c->err == REDIS_ERR_EOF ||
@@ -462,15 +464,20 @@ static sc_status send_pipeline(slot *s, size_t ncmd, const sc__pool_cmd *cmds, i
     return failed_io(s, saved_errno, deadline, timeout_ms, what, stale, err, errlen);
 }
 
-/* The reading half of run_pipeline. */
+/* The reading half of run_pipeline. A connection that drops once the
+ * commands were sent is never retried (*stale stays 0): Redis may have run
+ * them and dropped the connection before their replies left (CLIENT KILL,
+ * a crash right after), and a second run is no longer the same call (a
+ * compare-and-set would conflict with its own first run). An idle
+ * connection Redis closed is found before anything is sent (ensure_connected). */
 static sc_status recv_pipeline(slot *s, size_t ncmd, redisReply **replies, int64_t deadline, unsigned timeout_ms,
                                const char *what, int *stale, char *err, size_t errlen)
 {
     *stale = 0;
-    int saved_errno;
+    int saved_errno, ignored = 0;
     if (pipe_recv(s, ncmd, replies, &saved_errno) == 0)
         return SC_OK;
-    return failed_io(s, saved_errno, deadline, timeout_ms, what, stale, err, errlen);
+    return failed_io(s, saved_errno, deadline, timeout_ms, what, &ignored, err, errlen);
 }
 
 /* Runs the ncmd commands on s->ctx (pipelined: all sent in one write, then
@@ -710,13 +717,28 @@ static sc_status ask(sc__pool *p, const sc__addr *a, int argc, const char **argv
     return st;
 }
 
-/* Drops s's connection when the routing moved since it was made, and
- * connects s when it has none; *reused says whether it had one. */
+/* Whether Redis closed (or wrote to) an idle connection: its FIN or RST is
+ * already here (a restart, CLIENT KILL, the idle timeout), or bytes no
+ * command asked for. Looked at without blocking before a command is sent. */
+static int closed_while_idle(const redisContext *c)
+{
+    char b;
+    ssize_t n = recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+}
+
+/* Drops s's connection when the routing moved since it was made or Redis
+ * closed it while idle, and connects s when it has none; *reused says
+ * whether it had one. */
 static sc_status ensure_connected(sc__pool *p, slot *s, int64_t deadline, unsigned timeout_ms, int *reused,
                                   char *err, size_t errlen)
 {
     if (p->router && s->ctx && s->gen != sc__router_gen(p->router)) {
         /* The namespace moved since this connection was made. */
+        redisFree(s->ctx);
+        s->ctx = NULL;
+    }
+    if (s->ctx && closed_while_idle(s->ctx)) {
         redisFree(s->ctx);
         s->ctx = NULL;
     }

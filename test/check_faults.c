@@ -739,6 +739,85 @@ START_TEST(busy_redis_does_not_end_tracking)
 }
 END_TEST
 
+/* A compare-and-set whose reply Redis never sent: the script ran, then the
+ * connection was killed before the reply left (Redis asleep in DEBUG SLEEP
+ * reads the pod's command and then the CLIENT KILL in one turn of its event
+ * loop, and frees the pod's connection with the reply unsent). The pod must
+ * not run the script a second time and report SC_ERR_CONFLICT for a write
+ * it made: a caller would then retry a read-modify-write that already
+ * landed. The outcome is unknown to the pod: SC_ERR_REMOTE. */
+struct cas_arg {
+    sc_cache *c;
+    uint64_t expected;
+    sc_status st;
+};
+
+static void *cas_thread(void *p)
+{
+    struct cas_arg *a = p;
+    a->st = sc_set_if_version(a->c, "ctr", "2", 1, 0, a->expected);
+    return NULL;
+}
+
+START_TEST(cas_reply_lost_is_not_a_conflict)
+{
+    sc_test_redis rs;
+    ck_assert_int_eq(sc_test_redis_start(&rs, "--enable-debug-command yes"), 0);
+    sc_options o = test_options(NS("caslost"), "a");
+    o.redis_port = rs.port;
+    o.redis_timeout_ms = 4000;
+    o.redis_pool_size = 1;
+    o.redis_tracking = 0;
+    o.heartbeat_interval_ms = 0; /* nothing else on the one connection */
+    sc_cache *a = test_open(&o);
+    ck_assert_int_eq(sc_set(a, "ctr", "1", 1, 0), SC_OK);
+    struct cas_arg arg = {a, 0, SC_OK};
+    ck_assert_int_eq(sc_version_of(a, "ctr", &arg.expected), SC_OK);
+    uint64_t before = test_redis_counter_on(&rs, NS("caslost"));
+
+    /* Redis asleep: the pod's command and then the kill queue up behind it,
+     * and are read in that order when it wakes. */
+    redisContext *sleeper = sc_test_redis_connect(&rs);
+    redisContext *killer = sc_test_redis_connect(&rs);
+    ck_assert_ptr_nonnull(sleeper);
+    ck_assert_ptr_nonnull(killer);
+    redisAppendCommand(sleeper, "DEBUG SLEEP 1.5");
+    int done = 0;
+    while (!done)
+        ck_assert_int_eq(redisBufferWrite(sleeper, &done), REDIS_OK);
+    /* (Redis is asleep: there is nothing to poll, so margins stand in: the
+     * sleep has begun after 100 ms, the pod's command is in Redis' socket
+     * 400 ms later, well before the 1.5 s are over) */
+    test_sleep_ms(100);
+    pthread_t th;
+    pthread_create(&th, NULL, cas_thread, &arg);
+    test_sleep_ms(400);
+    redisAppendCommand(killer, "CLIENT KILL TYPE normal SKIPME yes");
+    done = 0;
+    while (!done)
+        ck_assert_int_eq(redisBufferWrite(killer, &done), REDIS_OK);
+    pthread_join(th, NULL);
+    redisReply *rep = NULL;
+    ck_assert_int_eq(redisGetReply(killer, (void **)&rep), REDIS_OK);
+    ck_assert_msg(rep->type == REDIS_REPLY_INTEGER && rep->integer == 2, "CLIENT KILL: %s", rep->str);
+    freeReplyObject(rep);
+    redisFree(killer);
+    redisFree(sleeper);
+
+    char *in_redis = test_redis_field_on(&rs, NS("caslost"), "ctr", "value");
+    /* The write landed (the command was read before the kill)... */
+    ck_assert_str_eq(in_redis, "2");
+    free(in_redis);
+    /* ...once... */
+    ck_assert_uint_eq(test_redis_counter_on(&rs, NS("caslost")) - before, 1);
+    /* ...so the caller must not be told it lost the race. */
+    ck_assert_msg(arg.st != SC_ERR_CONFLICT, "sc_set_if_version said CONFLICT for the write it made");
+    ck_assert_msg(arg.st == SC_OK || arg.st == SC_ERR_REMOTE, "got %s", sc_strerror(arg.st));
+    sc_close(a);
+    sc_test_redis_stop(&rs);
+}
+END_TEST
+
 static Suite *faults_suite(void)
 {
     Suite *s = suite_create("faults");
@@ -764,6 +843,7 @@ static Suite *faults_suite(void)
     tcase_set_timeout(tm, 60);
     tcase_add_test(tm, tag_hash_evicted_keeps_invalidation);
     tcase_add_test(tm, busy_redis_does_not_end_tracking);
+    tcase_add_test(tm, cas_reply_lost_is_not_a_conflict);
     suite_add_tcase(s, tm);
     return s;
 }

@@ -449,7 +449,10 @@ SC_EXPORT sc_status sc_version_of(sc_cache *c, const char *key, uint64_t *versio
  * equals expected; the check and the write are one script. SC_ERR_CONFLICT
  * when it does not: nothing written or published, and the pod's copy of the
  * key is dropped if it was older than the winning version. A plain reader
- * (no reader_can_set_to_redis) gets SC_ERR_INVALID: it cannot write Redis. */
+ * (no reader_can_set_to_redis) gets SC_ERR_INVALID: it cannot write Redis.
+ * SC_ERR_REMOTE / SC_ERR_TIMEOUT: the outcome is unknown (the connection
+ * went, or the time ran out, after the script was sent: it may have run);
+ * read the number again before deciding. The script is never sent twice. */
 SC_EXPORT sc_status sc_set_if_version(sc_cache *c, const char *key, const void *val, size_t len, uint64_t ttl_ms,
                                       uint64_t expected);
 
