@@ -1183,21 +1183,25 @@ sc_status sc__remote_log_range(sc__remote *r, uint64_t after, uint64_t upto, sc_
 }
 
 /* Atomic, so two pods opening a new namespace with different counts cannot
- * both record theirs. Not a loaded script: it runs once per open. */
+ * both record theirs. Not a loaded script: it runs once per open. ARGV[2]
+ * '1': the meta of a partition "ns#p", which only partitioned pods ever
+ * use; an epoch there without a count is a partition whose data was lost
+ * and seeded again by running pods, not a namespace used unpartitioned. */
 static const char partitions_lua[] =
     "local m = redis.call('HMGET', KEYS[1], 'partitions', 'epoch')\n"
     "if m[1] then return m[1] end\n"
-    "if m[2] and ARGV[1] ~= '1' then return '1' end\n"
+    "if m[2] and ARGV[1] ~= '1' and ARGV[2] ~= '1' then return '1' end\n"
     "redis.call('HSET', KEYS[1], 'partitions', ARGV[1])\n"
     "return ARGV[1]\n";
 
-sc_status sc__remote_partitions(sc__remote *r, unsigned want, unsigned *have, char *err, size_t errlen)
+sc_status sc__remote_partitions(sc__remote *r, unsigned want, int partition, unsigned *have, char *err,
+                                size_t errlen)
 {
     char w[16];
     snprintf(w, sizeof w, "%u", want);
-    const char *argv[5] = {"EVAL", partitions_lua, "1", r->meta_key, w};
+    const char *argv[6] = {"EVAL", partitions_lua, "1", r->meta_key, w, partition ? "1" : "0"};
     redisReply *reply = NULL;
-    sc_status st = sc__pool_command(r->pool, sc__remote_now_ms() + r->timeout_ms, r->timeout_ms, "EVAL", 5, argv,
+    sc_status st = sc__pool_command(r->pool, sc__remote_now_ms() + r->timeout_ms, r->timeout_ms, "EVAL", 6, argv,
                                     NULL, &reply, err, errlen);
     if (st != SC_OK)
         return st;

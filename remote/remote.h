@@ -230,9 +230,13 @@ sc_status sc__remote_confirm(sc__remote *r, const char *const *keys, const size_
 /* The namespace's partition count (docs/protocol.md, "Partitions"): the
  * field partitions of {ns}:meta. When it holds none, want is recorded,
  * except that a namespace with a history (an epoch) and no count was used
- * before counts were recorded, unpartitioned: it counts as 1. *have gets
- * the count that holds. One round trip (an atomic EVAL). */
-sc_status sc__remote_partitions(sc__remote *r, unsigned want, unsigned *have, char *err, size_t errlen);
+ * before counts were recorded, unpartitioned: it counts as 1. partition:
+ * r is one partition "ns#p" of a partitioned namespace, whose history
+ * without a count was seeded again by running pods after its data was
+ * lost: want is recorded there too. *have gets the count that holds. One
+ * round trip (an atomic EVAL). */
+sc_status sc__remote_partitions(sc__remote *r, unsigned want, int partition, unsigned *have, char *err,
+                                size_t errlen);
 
 /* Calls fn for each log entry with after < seq <= upto, in order, reading in
  * batches. fn returns 0 to go on, nonzero to stop. SC_OK when the walk ended

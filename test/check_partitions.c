@@ -978,6 +978,40 @@ START_TEST(count_agreement)
 }
 END_TEST
 
+/* One partition's data is lost while pods run (its master lost with its
+ * slot, a Redis restarted empty, an operator's DEL): the running pods
+ * resynchronise it, which seeds the partition's counter and epoch again.
+ * The namespace is still the same partitioned namespace: a pod (re)started
+ * afterwards with the same count must open, not be told the namespace is
+ * used unpartitioned. */
+START_TEST(partition_lost_then_pod_opens)
+{
+    sc_cache *a = part_pod(NS("lostpart"), "a");
+    ck_assert_int_eq(sc_set(a, "foo", "bar", 3, 0), SC_OK); /* partition 7 */
+    uint64_t changes = test_stats(a).epoch_changes;
+    redisReply *r = cmd("DEL {%s#7}:meta {%s#7}:seq {%s#7}:log {%s#7}:k:foo", NS("lostpart"), NS("lostpart"),
+                        NS("lostpart"), NS("lostpart"));
+    freeReplyObject(r);
+    /* a's heartbeat finds the partition gone and starts a new history. */
+    WAIT_UNTIL(cmd_int("HEXISTS {" NS("lostpart") "#7}:meta %s", "epoch") == 1 &&
+                   test_stats(a).epoch_changes > changes && test_stats(a).synced == 1,
+               5000);
+    ck_assert_int_eq(cmd_int("HEXISTS {" NS("lostpart") "#7}:meta %s", "epoch"), 1);
+    sc_options o = part_options(NS("lostpart"), "b", P);
+    sc_cache *b = NULL;
+    sc_status s = sc_open(&o, &b);
+    ck_assert_msg(s == SC_OK, "sc_open: %s: %s", sc_strerror(s), sc_errmsg(NULL));
+    ck_assert_int_eq(sc_set(b, "foo", "again", 5, 0), SC_OK);
+    ck_assert(get_is(a, "foo", "again"));
+    /* And the count stays enforced for that partition. */
+    o = part_options(NS("lostpart"), "c", 8);
+    const char *msg;
+    ck_assert_int_eq(open_status(&o, &msg), SC_ERR_INVALID);
+    sc_close(b);
+    sc_close(a);
+}
+END_TEST
+
 /* ---- one partition loses an event ---- */
 
 START_TEST(lost_event_in_one_partition)
@@ -1724,6 +1758,7 @@ static Suite *suite(void)
     tcase_add_test(tc, behind_and_tags);
     tcase_add_test(tc, clear_drops_tag_hash);
     tcase_add_test(tc, count_agreement);
+    tcase_add_test(tc, partition_lost_then_pod_opens);
     tcase_add_test(tc, lost_event_in_one_partition);
     tcase_add_test(tc, subscribers_killed);
     tcase_add_test(tc, stats_metrics_errmsg);
