@@ -527,6 +527,8 @@ static void on_tick(void *ud)
     /* Twice the timeout, saturated: the timeout has no upper bound, and a
      * wrapped product (0 at 2^31) is a TTL Redis refuses. */
     unsigned canary_ttl = c->opt.heartbeat_timeout_ms > UINT_MAX / 2 ? UINT_MAX : c->opt.heartbeat_timeout_ms * 2u;
+    /* Read before the counter: a write acknowledged later may be above it. */
+    uint64_t seen = atomic_load_explicit(&c->verified, memory_order_acquire);
     if (sc__remote_heartbeat(c->remote, &c->hb_event, canary, canary_ttl, &st, err, sizeof err) != SC_OK) {
         sc__atomic_inc(&c->heartbeat_misses);
         sc__atomic_inc(&c->remote_errors);
@@ -538,7 +540,14 @@ static void on_tick(void *ud)
     c->hb_next_ms = now + c->opt.heartbeat_interval_ms;
     if (canary && !c->canary_sent_ms)
         c->canary_sent_ms = now; /* the oldest canary still out counts */
-    state_seen(c, &st);
+    if (!state_seen(c, &st) && (st.counter < c->seq.last_seq || st.counter < seen))
+        /* Redis went back under a live subscription, its epoch unchanged
+         * (a snapshot reloaded with DEBUG RELOAD, keys restored): the
+         * counter is behind what this pod applied or saw. The
+         * resubscription's sync (rule 5) moves it past them with a new
+         * epoch and flushes, before a write hands those versions out
+         * again (ABA). */
+        drop_stream(c, "the namespace counter went back under the subscription (Redis lost writes)");
 }
 
 static void on_invalidate(const char *const *keys, const size_t *lens, size_t n, int all, void *ud)
