@@ -606,6 +606,42 @@ static void *slow_fetch_main(void *arg)
     return NULL;
 }
 
+/* A failing batch loader's message (sc_loaded_error) is what sc_errmsg
+ * says, whichever key's slot it was left on: the loader is called once with
+ * the keys of every partition, and the failure is reported for one of them
+ * (the first), not necessarily the one whose slot holds the message. */
+static sc_status fail_last_slot(const char *const *keys, size_t n, sc_loaded *const *slots, void *ud)
+{
+    (void)keys;
+    (void)ud;
+    sc_loaded_error(slots[n - 1], "the database is down (%zu keys)", n);
+    return SC_ERR_REMOTE;
+}
+
+START_TEST(batch_loader_message)
+{
+    sc_cache *a = part_pod(NS("loadmsg"), "a");
+    enum { N = 16 };
+    char keys[N][16];
+    const char *kp[N];
+    batch_keys(NULL, keys, kp, N, "m");
+    sc_value *out[N];
+    ck_assert_int_eq(sc_fetch_batch(a, kp, N, 0, fail_last_slot, NULL, out), SC_ERR_LOADER);
+    for (int i = 0; i < N; i++)
+        ck_assert_ptr_null(out[i]);
+    const char *msg = sc_errmsg(a);
+    ck_assert_msg(strstr(msg, "the database is down (16 keys)") != NULL, "sc_errmsg: %s", msg);
+    /* Unpartitioned, the same. */
+    sc_options o = part_options(NS("loadmsg1"), "b", 1);
+    sc_cache *b = test_open(&o);
+    ck_assert_int_eq(sc_fetch_batch(b, kp, N, 0, fail_last_slot, NULL, out), SC_ERR_LOADER);
+    msg = sc_errmsg(b);
+    ck_assert_msg(strstr(msg, "the database is down (16 keys)") != NULL, "sc_errmsg: %s", msg);
+    sc_close(b);
+    sc_close(a);
+}
+END_TEST
+
 START_TEST(fetch_batch_by_node)
 {
     const char *ns = NS("fbnode");
@@ -1833,6 +1869,7 @@ static Suite *suite(void)
     tcase_add_test(tc, batches_and_versions);
     tcase_add_test(tc, get_many_by_node);
     tcase_add_test(tc, fetch_batch_by_node);
+    tcase_add_test(tc, batch_loader_message);
     tcase_add_test(tc, get_many_timeout);
     tcase_add_test(tc, get_many_threads);
     tcase_add_test(tc, behind_and_tags);

@@ -349,6 +349,24 @@ void sc__fetch_load_batch(call **cls, size_t n)
     }
     free(keys);
     free(slots);
+    if (ls != SC_OK && ls != SC_NOT_FOUND && n > 1 && slots_made) {
+        /* The loader's message (sc_loaded_error) may sit on a slot of any
+         * call (partition); each call reports the failure with a message
+         * found among its own slots, so the first one goes to every call
+         * whose slots hold none. */
+        const char *msg = NULL;
+        for (size_t j = 0; j < n && !msg; j++)
+            for (size_t i = 0; i < cls[j]->ntl && !msg; i++)
+                if (cls[j]->tl[i]->slot->msg[0])
+                    msg = cls[j]->tl[i]->slot->msg;
+        for (size_t j = 0; msg && j < n; j++) {
+            int has = 0;
+            for (size_t i = 0; i < cls[j]->ntl && !has; i++)
+                has = cls[j]->tl[i]->slot->msg[0] != '\0';
+            if (!has && cls[j]->ntl)
+                snprintf(cls[j]->tl[0]->slot->msg, sizeof cls[j]->tl[0]->slot->msg, "%s", msg);
+        }
+    }
     for (size_t j = 0; j < n; j++)
         if (cls[j]->ntl)
             settle_begin(cls[j], cls[j]->tl, cls[j]->ntl, ls);
