@@ -2,6 +2,7 @@
  * tier, start the synchronizer and wait for the first sync), close, and the
  * stats snapshot. */
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -109,6 +110,30 @@ static void remote_config(const sc_options *opt, sc__remote_config *rc)
     };
 }
 
+/* A pod with partitions = 1 on a namespace that records no count and has
+ * no history of its own: whether the namespace is partitioned all the
+ * same, as its partition 0 (which every count > 1 has) shows. {ns}:meta of
+ * a partitioned namespace holds only the count, and nothing writes it
+ * again once it is lost (a Redis restarted empty or flushed while the pods
+ * run seed their partitions, not it). *have: the count found, UINT_MAX for
+ * a history without one, 0 for none. */
+static sc_status partition0_count(const sc_options *opt, unsigned *have, char *err, size_t errlen)
+{
+    char ns0[300];
+    snprintf(ns0, sizeof ns0, "%s#0", opt->ns);
+    sc__remote_config rc;
+    remote_config(opt, &rc);
+    rc.ns = ns0;
+    rc.channel = NULL;
+    rc.pool_size = 1;
+    sc__remote *r0 = NULL;
+    sc_status s = sc__remote_open(&rc, &r0, err, errlen);
+    if (s == SC_OK)
+        s = sc__remote_partitions(r0, 1, SC__PARTITIONS_LOOK, have, err, errlen);
+    sc__remote_close(r0);
+    return s;
+}
+
 sc_status sc__partitions_agree(const sc_options *opt, sc__remote *r, char *err, size_t errlen)
 {
     sc__remote *own = NULL;
@@ -123,7 +148,34 @@ sc_status sc__partitions_agree(const sc_options *opt, sc__remote *r, char *err, 
     }
     unsigned want = opt->partitions ? opt->partitions : 1, have = 0;
     /* A '#' is refused in the user's ns: only a partition's name has one. */
-    s = sc__remote_partitions(r, want, strchr(opt->ns, '#') != NULL, &have, err, errlen);
+    int partition = strchr(opt->ns, '#') != NULL;
+    if (want == 1 && !partition) {
+        /* Neither a count nor a history in {ns}:meta: a new namespace, or
+         * a partitioned one whose count was lost. */
+        s = sc__remote_partitions(r, want, SC__PARTITIONS_LOOK, &have, err, errlen);
+        if (s == SC_OK && have == 0) {
+            /* Best effort: a user whose ACL covers {ns}:... only cannot
+             * look, and opens as before. */
+            char ignored[SC__ERRLEN];
+            if (partition0_count(opt, &have, ignored, sizeof ignored) != SC_OK)
+                have = 0;
+            if (have == UINT_MAX) {
+                sc__remote_close(own);
+                snprintf(err, errlen,
+                         "namespace \"%s\" is used partitioned ({%s#0}:meta holds a history, its count is lost), "
+                         "this pod was opened with partitions = 1 (every pod of a namespace must use the same count)",
+                         opt->ns, opt->ns);
+                return SC_ERR_INVALID;
+            }
+        }
+        /* A count holds as it is; otherwise 1 is recorded as before (a
+         * history without a count counts as 1). */
+        if (s == SC_OK && (have == 0 || have == UINT_MAX))
+            s = sc__remote_partitions(r, want, SC__PARTITIONS_RECORD, &have, err, errlen);
+    } else {
+        s = sc__remote_partitions(r, want, partition ? SC__PARTITIONS_PART : SC__PARTITIONS_RECORD, &have, err,
+                                  errlen);
+    }
     sc__remote_close(own);
     if (s == SC_OK && have != want) {
         snprintf(err, errlen,

@@ -14,6 +14,7 @@
 #include <sys/random.h>
 #include <time.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1184,22 +1185,26 @@ sc_status sc__remote_log_range(sc__remote *r, uint64_t after, uint64_t upto, sc_
 
 /* Atomic, so two pods opening a new namespace with different counts cannot
  * both record theirs. Not a loaded script: it runs once per open. ARGV[2]
- * '1': the meta of a partition "ns#p", which only partitioned pods ever
+ * 'p': the meta of a partition "ns#p", which only partitioned pods ever
  * use; an epoch there without a count is a partition whose data was lost
- * and seeded again by running pods, not a namespace used unpartitioned. */
+ * and seeded again by running pods, not a namespace used unpartitioned.
+ * ARGV[2] 'l': only look (nothing recorded): the count, else 'e' for a
+ * history without one, else '0'. */
 static const char partitions_lua[] =
     "local m = redis.call('HMGET', KEYS[1], 'partitions', 'epoch')\n"
     "if m[1] then return m[1] end\n"
-    "if m[2] and ARGV[1] ~= '1' and ARGV[2] ~= '1' then return '1' end\n"
+    "if ARGV[2] == 'l' then if m[2] then return 'e' end return '0' end\n"
+    "if m[2] and ARGV[1] ~= '1' and ARGV[2] ~= 'p' then return '1' end\n"
     "redis.call('HSET', KEYS[1], 'partitions', ARGV[1])\n"
     "return ARGV[1]\n";
 
-sc_status sc__remote_partitions(sc__remote *r, unsigned want, int partition, unsigned *have, char *err,
+sc_status sc__remote_partitions(sc__remote *r, unsigned want, sc__partitions_mode mode, unsigned *have, char *err,
                                 size_t errlen)
 {
     char w[16];
     snprintf(w, sizeof w, "%u", want);
-    const char *argv[6] = {"EVAL", partitions_lua, "1", r->meta_key, w, partition ? "1" : "0"};
+    const char *argv[6] = {"EVAL", partitions_lua, "1", r->meta_key, w,
+                           mode == SC__PARTITIONS_PART ? "p" : mode == SC__PARTITIONS_LOOK ? "l" : "n"};
     redisReply *reply = NULL;
     sc_status st = sc__pool_command(r->pool, sc__remote_now_ms() + r->timeout_ms, r->timeout_ms, "EVAL", 6, argv,
                                     NULL, &reply, err, errlen);
@@ -1210,6 +1215,9 @@ sc_status sc__remote_partitions(sc__remote *r, unsigned want, int partition, uns
         sc__remote_errf(err, errlen, "redis %s: reading the partition count: %s%.*s", sc__pool_addr(r->pool),
                         sc__remote_explain(reply->str), (int)reply->len, reply->str);
         st = SC_ERR_REMOTE;
+    } else if (mode == SC__PARTITIONS_LOOK && reply->type == REDIS_REPLY_STRING && reply->len == 1 &&
+               (reply->str[0] == 'e' || reply->str[0] == '0')) {
+        v = reply->str[0] == 'e' ? UINT_MAX : 0;
     } else if (!reply_u64(reply, &v) || v == 0 || v > UINT32_MAX) {
         sc__remote_errf(err, errlen, "redis %s: %s holds a bad partitions field", sc__pool_addr(r->pool),
                         r->meta_key);

@@ -228,14 +228,17 @@ sc_status sc__remote_confirm(sc__remote *r, const char *const *keys, const size_
                              const char (*sha1)[41], size_t n, int *verdict, char *err, size_t errlen);
 
 /* The namespace's partition count (docs/protocol.md, "Partitions"): the
- * field partitions of {ns}:meta. When it holds none, want is recorded,
- * except that a namespace with a history (an epoch) and no count was used
- * before counts were recorded, unpartitioned: it counts as 1. partition:
- * r is one partition "ns#p" of a partitioned namespace, whose history
- * without a count was seeded again by running pods after its data was
- * lost: want is recorded there too. *have gets the count that holds. One
- * round trip (an atomic EVAL). */
-sc_status sc__remote_partitions(sc__remote *r, unsigned want, int partition, unsigned *have, char *err,
+ * field partitions of {ns}:meta. SC__PARTITIONS_RECORD: when it holds none,
+ * want is recorded, except that a namespace with a history (an epoch) and
+ * no count was used before counts were recorded, unpartitioned: it counts
+ * as 1. SC__PARTITIONS_PART: r is one partition "ns#p" of a partitioned
+ * namespace, whose history without a count was seeded again by running
+ * pods after its data was lost: want is recorded there too.
+ * SC__PARTITIONS_LOOK: nothing is recorded; *have is the count, UINT_MAX
+ * for a history without one, 0 for neither. *have gets the count that
+ * holds. One round trip (an atomic EVAL). */
+typedef enum sc__partitions_mode { SC__PARTITIONS_RECORD, SC__PARTITIONS_PART, SC__PARTITIONS_LOOK } sc__partitions_mode;
+sc_status sc__remote_partitions(sc__remote *r, unsigned want, sc__partitions_mode mode, unsigned *have, char *err,
                                 size_t errlen);
 
 /* Calls fn for each log entry with after < seq <= upto, in order, reading in

@@ -1048,6 +1048,47 @@ START_TEST(partition_lost_then_pod_opens)
 }
 END_TEST
 
+/* {ns}:meta of a partitioned namespace holds only the count, and nothing
+ * writes it again once it is lost (a Redis restarted empty or flushed while
+ * the pods run: they seed their partitions again, not {ns}:meta). A pod
+ * opened with partitions = 1 (or synccache-cli, which takes the count from
+ * {ns}:meta) must still be refused: the namespace's partitions are in use,
+ * and it would read and write {ns}:... that no partitioned pod sees. */
+START_TEST(count_lost_unpartitioned_refused)
+{
+    sc_cache *a = part_pod(NS("countlost"), "a");
+    ck_assert_int_eq(sc_set(a, "foo", "bar", 3, 0), SC_OK);
+    redisReply *r = cmd("DEL {%s}:meta", NS("countlost"));
+    freeReplyObject(r);
+    const char *msg;
+    sc_options o = part_options(NS("countlost"), "b", 1);
+    ck_assert_int_eq(open_status(&o, &msg), SC_ERR_INVALID);
+    ck_assert_ptr_nonnull(strstr(msg, "partitions = 16"));
+    ck_assert_ptr_nonnull(strstr(msg, "partitions = 1 "));
+    /* Nothing was recorded: a pod with the namespace's count still opens
+     * (and records it again). */
+    ck_assert_int_eq(cmd_int("EXISTS {%s}:meta", NS("countlost")), 0);
+    sc_cache *c = part_pod(NS("countlost"), "c");
+    ck_assert(get_is(c, "foo", "bar"));
+    sc_close(c);
+    r = cmd("HGET {%s}:meta partitions", NS("countlost"));
+    ck_assert_int_eq(r->type, REDIS_REPLY_STRING);
+    ck_assert_str_eq(r->str, "16");
+    freeReplyObject(r);
+    /* The same once only the partitions' seeded histories are left (their
+     * counts lost too): the namespace is still partitioned. */
+    for (int p = 0; p < P; p++) {
+        r = cmd("HDEL {%s#%d}:meta partitions", NS("countlost"), p);
+        freeReplyObject(r);
+    }
+    r = cmd("DEL {%s}:meta", NS("countlost"));
+    freeReplyObject(r);
+    ck_assert_int_eq(open_status(&o, &msg), SC_ERR_INVALID);
+    ck_assert_ptr_nonnull(strstr(msg, "partitioned"));
+    sc_close(a);
+}
+END_TEST
+
 /* ---- one partition loses an event ---- */
 
 START_TEST(lost_event_in_one_partition)
@@ -1876,6 +1917,7 @@ static Suite *suite(void)
     tcase_add_test(tc, clear_drops_tag_hash);
     tcase_add_test(tc, count_agreement);
     tcase_add_test(tc, partition_lost_then_pod_opens);
+    tcase_add_test(tc, count_lost_unpartitioned_refused);
     tcase_add_test(tc, lost_event_in_one_partition);
     tcase_add_test(tc, partition_rolled_back_under_subscription);
     tcase_add_test(tc, subscribers_killed);
