@@ -1001,6 +1001,62 @@ START_TEST(forgotten_tag_still_fences_a_read_in_flight)
 }
 END_TEST
 
+/* ------------------------------------------ sixth audit: interactions -- */
+
+/* A loader that, while it runs, has another pod overwrite the key, waits
+ * until the loading pod holds the new value (and reads it with sc_get),
+ * then fails. */
+typedef struct overwrite_then_fail {
+    sc_cache *a, *b;
+    char seen[64]; /* what sc_get on a answered inside the loader */
+} overwrite_then_fail;
+
+static sc_status load_overwrite_then_fail(const char *key, sc_loaded *slot, void *ud)
+{
+    overwrite_then_fail *x = ud;
+    ck_assert_int_eq(sc_set(x->b, key, "v2", 2, 0), SC_OK);
+    WAIT_UNTIL(test_held(x->a, key), 3000);
+    char *got = test_get(x->a, key);
+    snprintf(x->seen, sizeof x->seen, "%s", got);
+    free(got);
+    sc_loaded_error(slot, "the source is down");
+    return SC_ERR_LOADER;
+}
+
+/* A graced value is never answered once the pod holds (and served) a newer
+ * write of the key: another pod's sc_set applied while the failing load ran
+ * must not be followed by the older graced copy (monotonic reads). */
+START_TEST(grace_never_older_than_a_write_applied_during_the_load)
+{
+    const char *ns = NS("grace_write_during");
+    sc_options o = opts(ns, "a");
+    o.grace_ms = 10000;
+    sc_cache *a = test_open(&o);
+    sc_cache *b = test_open(&o);
+    source s;
+    source_init(&s, "v1");
+    sc_fetch_opts fo = fetch_opts_ttl(200);
+    ck_assert_int_eq(fetch_ex(a, "k", &fo, &s).st, SC_OK);
+    test_sleep_ms(300); /* past the TTL, within the grace */
+    overwrite_then_fail x = {a, b, ""};
+    sc_value *v = NULL;
+    sc_get_info info;
+    sc_status st = sc_fetch_ex(a, "k", &fo, load_overwrite_then_fail, &x, &v, &info);
+    ck_assert_str_eq(x.seen, "v2"); /* the pod already answered v2 */
+    if (st == SC_OK) {
+        ck_assert_msg(sc_value_size(v) == 2 && memcmp(sc_value_data(v), "v2", 2) == 0,
+                      "answered %.*s (stale %d) after the pod served v2", (int)sc_value_size(v),
+                      (const char *)sc_value_data(v), info.stale);
+        sc_value_release(v);
+    } else {
+        ck_assert_int_eq(st, SC_ERR_LOADER);
+    }
+    ASSERT_VALUE(a, "k", "v2");
+    sc_close(a);
+    sc_close(b);
+}
+END_TEST
+
 static Suite *resilience_suite(void)
 {
     Suite *s = suite_create("resilience");
@@ -1025,6 +1081,11 @@ static Suite *resilience_suite(void)
     tcase_add_test(tc, tag_records_stay_bounded);
     tcase_add_test(tc, forgotten_tag_still_fences_a_read_in_flight);
     suite_add_tcase(s, tc);
+    /* Interactions of loading with the other features (sixth audit). */
+    TCase *ti = tcase_create("interactions");
+    tcase_set_timeout(ti, 60);
+    tcase_add_test(ti, grace_never_older_than_a_write_applied_during_the_load);
+    suite_add_tcase(s, ti);
     return s;
 }
 

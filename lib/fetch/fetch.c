@@ -772,18 +772,36 @@ static int serve_graced(call *cl, fkey *k, sc_status st, sc_value **out, uint64_
         *age = now > proof ? now - proof : 0;
         return *age <= c->opt.stale_max_ms && sc__local_peek(c->local, k->key, k->klen, k->hash, out) == SC_OK;
     }
+    /* A copy in the local tier is a write the pod applied (and may have
+     * served) since: a graced value older than it is never answered, even
+     * though installing it raised no floor (an entry leaving does). The
+     * peek comes first: an expired copy it drops raises the floor. */
+    sc_value *held = NULL;
+    sc__local_peek(c->local, k->key, k->klen, k->hash, &held);
+    uint64_t held_version = held ? sc_value_version(held) : 0;
     uint64_t now = sc__now_ms();
     if (k->graced && now < k->graced_until && now < k->graced_fresh_end + cl->grace &&
-        k->graced->version >= sc__local_floor(c->local, k->hash)) {
+        k->graced->version >= sc__local_floor(c->local, k->hash) && k->graced->version >= held_version) {
+        sc_value_release(held);
         *out = sc__value_ref(k->graced);
         *age = now > k->graced_fresh_end ? now - k->graced_fresh_end : 0;
         return 1;
     }
-    if (redis_away && sc__local_peek(c->local, k->key, k->klen, k->hash, out) == SC_OK) {
+    if (redis_away && held) {
+        *out = held;
         *age = 0;
         return 1;
     }
-    return sc__fetch_grace_get(c, k->key, k->klen, k->hash, cl->grace, out, age);
+    sc_value_release(held);
+    sc_value *g = NULL;
+    if (!sc__fetch_grace_get(c, k->key, k->klen, k->hash, cl->grace, &g, age))
+        return 0;
+    if (sc_value_version(g) < held_version) {
+        sc_value_release(g);
+        return 0;
+    }
+    *out = g;
+    return 1;
 }
 
 SC_EXPORT sc_status sc_fetch_ex(sc_cache *c, const char *key, const sc_fetch_opts *o, sc_load_fn load, void *ud,
