@@ -1057,6 +1057,47 @@ START_TEST(grace_never_older_than_a_write_applied_during_the_load)
 }
 END_TEST
 
+/* SC_STRONG: once sc_tag_deleted returned, no fetch that starts afterwards
+ * returns the outdated value, and local copies are confirmed with Redis. A
+ * pod that missed the invalidate (its stream down) and then cannot read
+ * Redis has nothing to confirm its copy with: it must not answer it. */
+START_TEST(strong_never_serves_an_unconfirmed_copy_while_redis_is_away)
+{
+    sc_test_redis red;
+    ck_assert_int_eq(sc_test_redis_start(&red, "--save \"\" --appendonly no"), 0);
+    sc_options o = opts(NS("strong_down"), "a");
+    o.redis_port = red.port;
+    o.redis_timeout_ms = 300;
+    o.heartbeat_interval_ms = 50;
+    o.heartbeat_timeout_ms = 200;
+    o.consistency = SC_STRONG;
+    sc_options ao = o;
+    ao.reconnect_min_ms = 10000; /* stays away once its stream is dropped */
+    ao.reconnect_max_ms = 10000;
+    sc_cache *a = test_open(&ao);
+    sc_cache *b = test_open(&o);
+    source s;
+    source_init(&s, "v1");
+    sc_value *v = NULL;
+    ck_assert_int_eq(sc_fetch(a, "k", 60000, load_source, &s, &v), SC_OK);
+    sc_value_release(v);
+    ck_assert(test_held(a, "k"));
+    ck_assert_int_eq(sc_test_redis_cmd(&red, "CLIENT KILL TYPE pubsub"), 0);
+    WAIT_UNTIL(test_stats(a).synced == 0, 3000);
+    ck_assert_uint_eq(test_stats(a).synced, 0);
+    ck_assert_int_eq(sc_tag_deleted(b, "k"), SC_OK); /* the source changed */
+    sc_test_redis_kill(&red);
+    v = NULL;
+    sc_status st = sc_fetch(a, "k", 60000, load_source, &s, &v);
+    ck_assert_msg(st != SC_OK, "a strong fetch answered %.*s, the value tagged deleted, unconfirmed",
+                  v ? (int)sc_value_size(v) : 0, v ? (const char *)sc_value_data(v) : "");
+    ck_assert(st == SC_ERR_REMOTE || st == SC_ERR_TIMEOUT);
+    sc_close(a);
+    sc_close(b);
+    sc_test_redis_stop(&red);
+}
+END_TEST
+
 static Suite *resilience_suite(void)
 {
     Suite *s = suite_create("resilience");
@@ -1085,6 +1126,7 @@ static Suite *resilience_suite(void)
     TCase *ti = tcase_create("interactions");
     tcase_set_timeout(ti, 60);
     tcase_add_test(ti, grace_never_older_than_a_write_applied_during_the_load);
+    tcase_add_test(ti, strong_never_serves_an_unconfirmed_copy_while_redis_is_away);
     suite_add_tcase(s, ti);
     return s;
 }

@@ -685,7 +685,8 @@ SC_EXPORT void sc_fetch_opts_init(sc_fetch_opts *o);
  * graced value and info->stale = 1 (info->sync_age_ms: how long past its TTL
  * the value is), provided the value is at most the call's grace past its TTL.
  * Never a value past its grace. When Redis cannot be read while the pod is
- * unsynced, a local copy (not yet expired) is served the same way, flagged
+ * unsynced, a local copy (not yet expired; never under SC_STRONG, which
+ * answers no copy it cannot confirm) is served the same way, flagged
  * stale; without a grace only under sc_get's rule (disconnect_policy not
  * SC_DISCONNECT_FLUSH, last proof of sync at most stale_max_ms old; then
  * info->sync_age_ms is that age).

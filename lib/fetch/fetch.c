@@ -765,6 +765,11 @@ static int serve_graced(call *cl, fkey *k, sc_status st, sc_value **out, uint64_
     if (k->redis_ungraced)
         return 0;
     int redis_away = (st == SC_ERR_REMOTE || st == SC_ERR_TIMEOUT) && !cl->left_running && !sc__fetch_synced(c);
+    /* SC_STRONG confirms every local copy with Redis before answering it:
+     * with Redis away there is nothing to confirm it with (the pod may have
+     * missed a sc_tag_deleted), so no local copy is answered. */
+    if (c->opt.consistency == SC_STRONG)
+        redis_away = 0;
     if (!cl->grace) {
         if (!redis_away || c->opt.disconnect_policy == SC_DISCONNECT_FLUSH)
             return 0;
