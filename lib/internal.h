@@ -329,6 +329,11 @@ void sc__fetch_event(sc_cache *c, const char *key, size_t klen);
 /* 1 while the grace table (tables.c) holds a value of key whose grace has
  * not ended (the tag index does not prune its links). */
 int sc__fetch_grace_holds(sc_cache *c, const char *key, size_t klen, uint64_t hash);
+/* A write no event vouches for (lib/tracking.c) reached key: its cached
+ * "not found" goes when its marker's version is at most upto (the pod's
+ * last_seq: a newer marker is the pod's own store, whose event is still to
+ * come after the lock write being reported). */
+void sc__fetch_neg_forget(sc_cache *c, const char *key, size_t klen, uint64_t hash, uint64_t upto);
 
 /* tags.c: the local tag index (sc_set_tagged, sc_fetch_ex tags,
  * sc_invalidate_tag). */

@@ -447,6 +447,9 @@ static void foreign(sc_cache *c, const char *key, size_t klen, uint64_t hash)
     } else {
         confirm_held(c, key, klen, hash);
     }
+    /* A cached "not found" is a copy too (the floor just raised to last_seq
+     * does not retire one read at last_seq). */
+    sc__fetch_neg_forget(c, key, klen, hash, c->seq.last_seq);
     sc__fetch_event(c, key, klen);
 }
 

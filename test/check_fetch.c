@@ -1360,6 +1360,52 @@ START_TEST(get_ignores_markers_locks_and_tags)
 }
 END_TEST
 
+/* ------------------------------------------ sixth audit: interactions -- */
+
+/* Polls (up to 2 s) until sc_fetch of key on c answers want. */
+static int fetch_soon(sc_cache *c, const char *key, source *s, const char *want)
+{
+    long long end = test_now_ms() + 2000;
+    for (;;) {
+        char *got = fetch_str(c, key, 60000, s);
+        int same = strcmp(got, want) == 0;
+        free(got);
+        if (same || test_now_ms() >= end)
+            return same;
+        test_sleep_ms(5);
+    }
+}
+
+/* A cached "not found" is a copy like any other: with redis_tracking (the
+ * default) a write that bypasses synccache (here redis-cli DEL of the
+ * marker) drops it on every pod, and the next fetch loads again instead of
+ * answering "not found" until empty_ttl_ms ends. */
+START_TEST(foreign_write_drops_cached_not_found)
+{
+    const char *ns = NS("neg_foreign");
+    sc_cache *a = test_pod(ns, "a");
+    sc_cache *b = test_pod(ns, "b");
+    WAIT_UNTIL(test_stats(a).tracking_active && test_stats(b).tracking_active, 2000);
+    ck_assert(test_stats(a).tracking_active && test_stats(b).tracking_active);
+    source s;
+    source_init(&s, NULL); /* not in the database */
+    TEST_ASSERT_STR_FREED(fetch_str(a, "nf", 60000, &s), "<none>", "a");
+    TEST_ASSERT_STR_FREED(fetch_str(b, "nf", 60000, &s), "<none>", "b"); /* b read the marker */
+    ck_assert_int_eq(atomic_load(&s.calls), 1);
+    ASSERT_REDIS_FIELD(ns, "nf", "empty", "1");
+    TEST_WAIT_APPLIED(a, ns, 3000);
+    TEST_WAIT_APPLIED(b, ns, 3000);
+    /* The row appears; an operator drops the marker so that pods reload. */
+    source_put(&s, "row");
+    ck_assert_int_eq(sc_test_redis_cmd(&g_redis, "DEL {%s}:k:nf", ns), 0);
+    ck_assert_msg(fetch_soon(a, "nf", &s, "row"), "a still answers its cached not-found");
+    ck_assert_msg(fetch_soon(b, "nf", &s, "row"), "b still answers its cached not-found");
+
+    sc_close(a);
+    sc_close(b);
+}
+END_TEST
+
 static Suite *fetch_suite(void)
 {
     Suite *s = suite_create("fetch");
@@ -1386,6 +1432,11 @@ static Suite *fetch_suite(void)
     tcase_add_test(tc, locked_past_the_wait);
     tcase_add_test(tc, waiters_wake_on_the_set_event);
     suite_add_tcase(s, tc);
+    /* Interactions of loading with the other features (sixth audit). */
+    TCase *ti = tcase_create("interactions");
+    tcase_set_timeout(ti, 60);
+    tcase_add_test(ti, foreign_write_drops_cached_not_found);
+    suite_add_tcase(s, ti);
     return s;
 }
 

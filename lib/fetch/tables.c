@@ -55,6 +55,20 @@ int sc__fetch_neg_get(sc_cache *c, const char *key, size_t klen, uint64_t hash, 
     return found;
 }
 
+void sc__fetch_neg_forget(sc_cache *c, const char *key, size_t klen, uint64_t hash, uint64_t upto)
+{
+    sc__fetch *f = c->fetch;
+    if (!f)
+        return;
+    pthread_mutex_lock(&f->neg_mu);
+    neg_entry *e = f->neg ? &f->neg[hash % NEG_SLOTS] : NULL;
+    if (e && e->key && e->hash == hash && e->klen == klen && memcmp(e->key, key, klen) == 0 && e->version <= upto) {
+        free(e->key);
+        memset(e, 0, sizeof *e);
+    }
+    pthread_mutex_unlock(&f->neg_mu);
+}
+
 /* ------------------------------------------------------ grace table -- */
 
 /* key's entry of the grace table, or NULL (under grace_mu). */
