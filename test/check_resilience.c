@@ -1098,6 +1098,88 @@ START_TEST(strong_never_serves_an_unconfirmed_copy_while_redis_is_away)
 }
 END_TEST
 
+/* A slow loader that says when it began (its fetch_lock read is done). */
+typedef struct slow_load {
+    atomic_int started;
+    int delay_ms;
+} slow_load;
+
+static sc_status load_slowly(const char *key, sc_loaded *slot, void *ud)
+{
+    (void)key;
+    slow_load *x = ud;
+    atomic_store(&x->started, 1);
+    test_sleep_ms(x->delay_ms);
+    sc_loaded_set(slot, "v2", 2);
+    return SC_OK;
+}
+
+typedef struct fetch_thread {
+    sc_cache *c;
+    sc_fetch_opts fo;
+    slow_load *load;
+    result r;
+} fetch_thread;
+
+static void *fetch_thread_main(void *arg)
+{
+    fetch_thread *t = arg;
+    sc_value *v = NULL;
+    memset(&t->r, 0, sizeof t->r);
+    t->r.st = sc_fetch_ex(t->c, "k", &t->fo, load_slowly, t->load, &v, &t->r.info);
+    if (v)
+        snprintf(t->r.got, sizeof t->r.got, "%.*s", (int)sc_value_size(v), (const char *)sc_value_data(v));
+    sc_value_release(v);
+    return NULL;
+}
+
+/* A deleted key's graced copy is never answered stale, even by a pod that
+ * missed the delete's event: once a fetch of the pod read Redis and found no
+ * graced value, a fetch that shares its load (and gives up at its soft
+ * timeout) must not answer the pod's grace-table copy either. */
+START_TEST(follower_never_serves_a_graced_copy_redis_disowned)
+{
+    const char *ns = NS("grace_follower");
+    sc_options o = opts(ns, "a");
+    o.redis_timeout_ms = 400;
+    o.heartbeat_interval_ms = 100;
+    o.heartbeat_timeout_ms = 400;
+    sc_options ao = o;
+    ao.reconnect_min_ms = 10000; /* misses the delete's event */
+    ao.reconnect_max_ms = 10000;
+    sc_cache *a = test_open(&ao);
+    sc_cache *b = test_open(&o);
+    source s;
+    source_init(&s, "v1");
+    sc_fetch_opts fo = fetch_opts_ttl(200);
+    fo.grace_ms = 10000;
+    ck_assert_int_eq(fetch_ex(a, "k", &fo, &s).st, SC_OK); /* v1, in a's grace table */
+    ck_assert_int_eq(sc_test_redis_cmd(&g_redis, "CLIENT KILL TYPE pubsub"), 0);
+    WAIT_UNTIL(test_stats(a).synced == 0, 3000);
+    ck_assert_uint_eq(test_stats(a).synced, 0);
+    ck_assert_int_eq(sc_delete(b, "k"), SC_OK);
+    test_sleep_ms(300); /* past v1's TTL, within its grace */
+    /* The leader: reads Redis (no graced value: deleted), then loads slowly. */
+    slow_load sl = {0, 800};
+    fetch_thread lead = {a, fo, &sl, {0}};
+    pthread_t th;
+    ck_assert_int_eq(pthread_create(&th, NULL, fetch_thread_main, &lead), 0);
+    WAIT_UNTIL(atomic_load(&sl.started), 3000);
+    ck_assert(atomic_load(&sl.started));
+    /* A follower with a soft timeout gives up before the load ends. */
+    fetch_thread follow = {a, fo, &sl, {0}};
+    follow.fo.soft_timeout_ms = 100;
+    fetch_thread_main(&follow);
+    ck_assert_msg(!(follow.r.st == SC_OK && strcmp(follow.r.got, "v1") == 0),
+                  "the follower answered v1 (stale %d), which was deleted", follow.r.info.stale);
+    pthread_join(th, NULL);
+    ck_assert_int_eq(lead.r.st, SC_OK);
+    ck_assert_str_eq(lead.r.got, "v2");
+    sc_close(a);
+    sc_close(b);
+}
+END_TEST
+
 static Suite *resilience_suite(void)
 {
     Suite *s = suite_create("resilience");
@@ -1127,6 +1209,7 @@ static Suite *resilience_suite(void)
     tcase_set_timeout(ti, 60);
     tcase_add_test(ti, grace_never_older_than_a_write_applied_during_the_load);
     tcase_add_test(ti, strong_never_serves_an_unconfirmed_copy_while_redis_is_away);
+    tcase_add_test(ti, follower_never_serves_a_graced_copy_redis_disowned);
     suite_add_tcase(s, ti);
     return s;
 }

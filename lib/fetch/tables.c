@@ -156,6 +156,20 @@ int sc__fetch_grace_get(sc_cache *c, const char *key, size_t klen, uint64_t hash
     return found;
 }
 
+void sc__fetch_grace_forget(sc_cache *c, const char *key, size_t klen, uint64_t hash)
+{
+    sc__fetch *f = c->fetch;
+    pthread_mutex_lock(&f->grace_mu);
+    grace_entry *e = grace_of(f, key, klen, hash);
+    if (e) {
+        f->grace_bytes -= sc_value_size(e->v) + e->klen;
+        free(e->key);
+        sc_value_release(e->v);
+        memset(e, 0, sizeof *e);
+    }
+    pthread_mutex_unlock(&f->grace_mu);
+}
+
 /* 1 while the grace table holds a value of key and its grace has not ended:
  * the tag index keeps such a key's links when it prunes (lib/tags.c), so a
  * tag invalidation still retires the value. */
