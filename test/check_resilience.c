@@ -1180,6 +1180,64 @@ START_TEST(follower_never_serves_a_graced_copy_redis_disowned)
 }
 END_TEST
 
+/* A loader that fetches its own key (sc_load_fn: that fetch fails with
+ * SC_ERR_INVALID), recording how that inner fetch ended. */
+typedef struct reentrant {
+    sc_cache *c;
+    atomic_int done;
+    sc_status inner;
+    long long inner_ms;
+} reentrant;
+
+static sc_status load_inner(const char *key, sc_loaded *slot, void *ud)
+{
+    (void)key;
+    (void)ud;
+    sc_loaded_set(slot, "inner", 5);
+    return SC_OK;
+}
+
+static sc_status load_reentrant(const char *key, sc_loaded *slot, void *ud)
+{
+    reentrant *x = ud;
+    sc_value *v = NULL;
+    long long t0 = test_now_ms();
+    x->inner = sc_fetch(x->c, key, 60000, load_inner, NULL, &v);
+    x->inner_ms = test_now_ms() - t0;
+    sc_value_release(v);
+    sc_loaded_set(slot, "outer", 5);
+    atomic_store(&x->done, 1);
+    return SC_OK;
+}
+
+/* With a timeout the loader runs on a thread of its own; a fetch of its own
+ * key from there must not wait for the load it is part of (until the lock
+ * lapses, blocking the key on every pod) and then load the key a second
+ * time: it fails at once, as from any loader, and the load stores. */
+START_TEST(timed_loader_fetching_its_own_key)
+{
+    const char *ns = NS("reentrant_timed");
+    sc_options o = opts(ns, "a");
+    sc_cache *a = test_open(&o);
+    reentrant x = {a, 0, SC_OK, 0};
+    sc_fetch_opts fo = fetch_opts_ttl(60000);
+    fo.hard_timeout_ms = 2000; /* the loader runs on a thread of its own */
+    sc_value *v = NULL;
+    sc_status st = sc_fetch_ex(a, "k", &fo, load_reentrant, &x, &v, NULL);
+    WAIT_UNTIL(atomic_load(&x.done), 8000);
+    ck_assert(atomic_load(&x.done));
+    ck_assert_msg(x.inner == SC_ERR_INVALID, "the loader's fetch of its own key: %s after %lld ms",
+                  sc_strerror(x.inner), x.inner_ms);
+    ck_assert_int_lt(x.inner_ms, 1000);
+    ck_assert_int_eq(st, SC_OK);
+    ck_assert_int_eq(sc_value_size(v), 5);
+    ck_assert(memcmp(sc_value_data(v), "outer", 5) == 0);
+    sc_value_release(v);
+    ASSERT_REDIS_FIELD(ns, "k", "value", "outer");
+    sc_close(a);
+}
+END_TEST
+
 static Suite *resilience_suite(void)
 {
     Suite *s = suite_create("resilience");
@@ -1210,6 +1268,7 @@ static Suite *resilience_suite(void)
     tcase_add_test(ti, grace_never_older_than_a_write_applied_during_the_load);
     tcase_add_test(ti, strong_never_serves_an_unconfirmed_copy_while_redis_is_away);
     tcase_add_test(ti, follower_never_serves_a_graced_copy_redis_disowned);
+    tcase_add_test(ti, timed_loader_fetching_its_own_key);
     suite_add_tcase(s, ti);
     return s;
 }

@@ -700,7 +700,7 @@ SC_EXPORT void sc_fetch_opts_init(sc_fetch_opts *o);
  * write), and not at all once sc_close began. Such a loader may therefore
  * run after sc_fetch_ex returned and even after sc_close returned: load and
  * ud must stay valid until it returns. A loader that fetches its own key
- * from that thread waits for itself until the caller's timeout.
+ * from that thread gets SC_ERR_INVALID at once, as from any loader.
  *
  * Tags: the stored value carries o->tags (see sc_set_tagged).
  *

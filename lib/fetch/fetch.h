@@ -244,5 +244,9 @@ void sc__fetch_load_one(call *cl);
 void sc__fetch_load_batch(call **cls, size_t n);
 void sc__fetch_store_all(call **cls, size_t n, sc__remote_fetch_call *rc, call **who);
 void sc__fetch_bg_unref_locked(bg_share *b);
+/* 1 when the calling thread is a load left running past a timeout (its own
+ * thread) that loads key of c: a fetch of that key from its loader fails
+ * as from any loader (the flight it would follow is its caller's). */
+int sc__fetch_bg_loading(const sc_cache *c, const char *key, size_t klen);
 
 #endif

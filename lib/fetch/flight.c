@@ -57,7 +57,7 @@ void sc__fetch_join_flights(call *cl)
         flight *fl = *b;
         while (fl && !(fl->hash == k->hash && fl->klen == k->klen && memcmp(fl->key, k->key, k->klen) == 0))
             fl = fl->next;
-        if (fl && pthread_equal(fl->leader, self)) {
+        if ((fl && pthread_equal(fl->leader, self)) || sc__fetch_bg_loading(cl->c, k->key, k->klen)) {
             sc__fetch_key_done(k, SC_ERR_INVALID, NULL);
             sc__fetch_call_fail(cl, SC_ERR_INVALID,
                                 "%s: key \"%.*s\" is being loaded by this thread (a loader fetched its own key)",

@@ -195,10 +195,22 @@ static void bg_store(sc_cache *c, bg_job *j)
     free(slot.data);
 }
 
+/* The load a bg thread runs (for sc__fetch_bg_loading): set around its
+ * loader call only. */
+static _Thread_local const bg_job *bg_loading;
+
+int sc__fetch_bg_loading(const sc_cache *c, const char *key, size_t klen)
+{
+    const bg_job *j = bg_loading;
+    return j && j->sh->c == c && j->klen == klen && memcmp(j->key, key, klen) == 0;
+}
+
 static void *bg_main(void *arg)
 {
     bg_job *j = arg;
+    bg_loading = j;
     sc_status ls = j->load(j->key, &j->slot, j->ud);
+    bg_loading = NULL;
     bg_share *b = j->sh;
     pthread_mutex_lock(&b->mu);
     j->done = 1;
