@@ -1238,6 +1238,32 @@ START_TEST(timed_loader_fetching_its_own_key)
 }
 END_TEST
 
+/* The soft timeout applies only with a graced value this call may answer:
+ * one further past its TTL than the call's grace is not "at hand", so the
+ * fetch waits for its loader (no hard timeout: never SC_ERR_TIMEOUT). */
+START_TEST(soft_timeout_ignores_a_graced_value_past_the_calls_grace)
+{
+    const char *ns = NS("soft_past_grace");
+    sc_options o = opts(ns, "a");
+    sc_cache *a = test_open(&o);
+    source s;
+    source_init(&s, "v1");
+    sc_fetch_opts fo = fetch_opts_ttl(100);
+    fo.grace_ms = 10000;
+    ck_assert_int_eq(fetch_ex(a, "k", &fo, &s).st, SC_OK);
+    test_sleep_ms(400); /* 300 ms past its TTL, well within its stored grace */
+    source_put(&s, "v2");
+    s.delay_ms = 500;
+    sc_fetch_opts call = fo;
+    call.grace_ms = 50; /* this call answers nothing more than 50 ms past its TTL */
+    call.soft_timeout_ms = 100;
+    result r = fetch_ex(a, "k", &call, &s);
+    ck_assert_msg(r.st == SC_OK, "%s after %lld ms: %s", r.got, r.took_ms, sc_errmsg(a));
+    ASSERT_SERVED(a, r, "v2", 0);
+    sc_close(a);
+}
+END_TEST
+
 static Suite *resilience_suite(void)
 {
     Suite *s = suite_create("resilience");
@@ -1269,6 +1295,7 @@ static Suite *resilience_suite(void)
     tcase_add_test(ti, strong_never_serves_an_unconfirmed_copy_while_redis_is_away);
     tcase_add_test(ti, follower_never_serves_a_graced_copy_redis_disowned);
     tcase_add_test(ti, timed_loader_fetching_its_own_key);
+    tcase_add_test(ti, soft_timeout_ignores_a_graced_value_past_the_calls_grace);
     suite_add_tcase(s, ti);
     return s;
 }

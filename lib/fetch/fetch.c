@@ -230,7 +230,8 @@ static void note_graced(call *cl, fkey *k, sc__fetch_item *it, uint64_t known)
     sc__fetch_grace_put(c, k->key, k->klen, k->hash, v, known, 0, it->past_ms,
                         it->grace_pttl_ms >= 0 ? (uint64_t)it->grace_pttl_ms : UINT64_MAX / 2);
     sc__tags_note(c, k->key, k->klen, k->hash, it->version, known, it->tags, it->tags_len);
-    if (cl->soft && cl->grace) {
+    /* (only a value this call may answer: at most its grace past its TTL) */
+    if (cl->soft && cl->grace && now < k->graced_fresh_end + cl->grace) {
         uint64_t soft_end = cl->t0_ns / 1000000u + cl->soft;
         if (soft_end < cl->deadline_ms)
             cl->deadline_ms = soft_end;

@@ -240,8 +240,10 @@ static int load_timed(call *cl, fkey *k, const char *token, sc_status *ls)
     sc_value *g = NULL;
     if (cl->hard)
         limit = t0 + cl->hard;
+    uint64_t now = sc__now_ms();
+    /* (a graced value this call may answer: within its grace and the call's) */
     if (cl->soft && cl->grace &&
-        ((k->graced && sc__now_ms() < k->graced_until) ||
+        ((k->graced && now < k->graced_until && now < k->graced_fresh_end + cl->grace) ||
          (!k->redis_ungraced && sc__fetch_grace_get(c, k->key, k->klen, k->hash, cl->grace, &g, &past))))
         limit = t0 + cl->soft < limit ? t0 + cl->soft : limit;
     sc_value_release(g);
