@@ -1264,6 +1264,50 @@ START_TEST(soft_timeout_ignores_a_graced_value_past_the_calls_grace)
 }
 END_TEST
 
+/* A slow loader during which another pod deletes the key (and the loading
+ * pod applies the delete). */
+typedef struct delete_while_loading {
+    sc_cache *a, *b;
+    const char *ns;
+} delete_while_loading;
+
+static sc_status load_while_deleted(const char *key, sc_loaded *slot, void *ud)
+{
+    delete_while_loading *x = ud;
+    ck_assert_int_eq(sc_delete(x->b, key), SC_OK);
+    TEST_WAIT_APPLIED(x->a, x->ns, 3000);
+    test_sleep_ms(300); /* past the caller's soft timeout */
+    sc_loaded_set(slot, "v2", 2);
+    return SC_OK;
+}
+
+/* The graced value the soft timeout would answer is retired while the load
+ * runs (a delete reached the pod): the call has nothing to answer at the
+ * soft timeout, so it waits for its loader as without a graced value; it
+ * never fails with SC_ERR_TIMEOUT when it set no hard timeout. */
+START_TEST(soft_timeout_with_the_graced_value_retired_meanwhile)
+{
+    const char *ns = NS("soft_retired");
+    sc_options o = opts(ns, "a");
+    sc_cache *a = test_open(&o);
+    sc_cache *b = test_open(&o);
+    source s;
+    source_init(&s, "v1");
+    sc_fetch_opts fo = graced_past_ttl(a, &s, 100);
+    delete_while_loading x = {a, b, ns};
+    sc_value *v = NULL;
+    sc_get_info info;
+    sc_status st = sc_fetch_ex(a, "k", &fo, load_while_deleted, &x, &v, &info);
+    ck_assert_msg(st != SC_ERR_TIMEOUT, "SC_ERR_TIMEOUT without a hard timeout: %s", sc_errmsg(a));
+    if (st == SC_OK) {
+        ck_assert_msg(!(sc_value_size(v) == 2 && memcmp(sc_value_data(v), "v1", 2) == 0), "answered the deleted v1");
+        sc_value_release(v);
+    }
+    sc_close(a);
+    sc_close(b);
+}
+END_TEST
+
 static Suite *resilience_suite(void)
 {
     Suite *s = suite_create("resilience");
@@ -1296,6 +1340,7 @@ static Suite *resilience_suite(void)
     tcase_add_test(ti, follower_never_serves_a_graced_copy_redis_disowned);
     tcase_add_test(ti, timed_loader_fetching_its_own_key);
     tcase_add_test(ti, soft_timeout_ignores_a_graced_value_past_the_calls_grace);
+    tcase_add_test(ti, soft_timeout_with_the_graced_value_retired_meanwhile);
     suite_add_tcase(s, ti);
     return s;
 }

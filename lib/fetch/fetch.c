@@ -811,6 +811,16 @@ static int serve_graced(call *cl, fkey *k, sc_status st, sc_value **out, uint64_
     return 1;
 }
 
+int sc__fetch_graced_answerable(call *cl, fkey *k)
+{
+    sc_value *g = NULL;
+    uint64_t age;
+    /* (as after a loader left running: no local copy for Redis being away) */
+    int ok = serve_graced(cl, k, SC_ERR_LOADER, &g, &age);
+    sc_value_release(g);
+    return ok;
+}
+
 SC_EXPORT sc_status sc_fetch_ex(sc_cache *c, const char *key, const sc_fetch_opts *o, sc_load_fn load, void *ud,
                                 sc_value **out, sc_get_info *info)
 {

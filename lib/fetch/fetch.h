@@ -226,6 +226,10 @@ int sc__fetch_grace_get(sc_cache *c, const char *key, size_t klen, uint64_t hash
  * shares the load, or comes later, must not answer it stale). */
 void sc__fetch_grace_forget(sc_cache *c, const char *key, size_t klen, uint64_t hash);
 
+/* fetch.c: 1 when a failure of k's load would be answered with a graced
+ * value now (the soft timeout's condition, checked again when it passes). */
+int sc__fetch_graced_answerable(call *cl, fkey *k);
+
 /* flight.c: the in-pod flight table and the wait for a wake. */
 void sc__fetch_join_flights(call *cl);
 void sc__fetch_bump_rt(call *cl);

@@ -289,11 +289,26 @@ static int load_timed(call *cl, fkey *k, const char *token, sc_status *ls)
         *ls = cl->load1(k->key, k->slot, cl->ud);
         return 0;
     }
-    struct timespec dl;
-    sc__fetch_abs_deadline(&dl, limit);
+    uint64_t hard_limit = cl->hard ? t0 + cl->hard : UINT64_MAX;
     pthread_mutex_lock(&b->mu);
-    while (!j->done && pthread_cond_timedwait(&b->cv, &b->mu, &dl) == 0)
-        ;
+    for (;;) {
+        struct timespec dl;
+        sc__fetch_abs_deadline(&dl, limit);
+        while (!j->done && pthread_cond_timedwait(&b->cv, &b->mu, &dl) == 0)
+            ;
+        if (j->done || limit >= hard_limit)
+            break;
+        /* The soft timeout passed: it applies only while the call still has
+         * a graced value to answer (a write, delete, tag or flush that
+         * reached the pod meanwhile retires it); else the call waits on as
+         * without one, up to the hard timeout. */
+        pthread_mutex_unlock(&b->mu);
+        int answerable = sc__fetch_graced_answerable(cl, k);
+        pthread_mutex_lock(&b->mu);
+        if (answerable)
+            break;
+        limit = hard_limit;
+    }
     int left = !j->done;
     if (left) {
         j->abandoned = 1;
