@@ -1308,6 +1308,77 @@ START_TEST(soft_timeout_with_the_graced_value_retired_meanwhile)
 }
 END_TEST
 
+/* The leader's loader of the next test: once the follower began, another
+ * pod deletes the key and the loading pod applies the delete; then it loads
+ * past the follower's soft timeout. */
+typedef struct delete_under_follower {
+    sc_cache *a, *b;
+    const char *ns;
+    atomic_int started, follower_began;
+} delete_under_follower;
+
+static sc_status load_delete_under_follower(const char *key, sc_loaded *slot, void *ud)
+{
+    delete_under_follower *x = ud;
+    atomic_store(&x->started, 1);
+    WAIT_UNTIL(atomic_load(&x->follower_began), 3000);
+    ck_assert_int_eq(sc_delete(x->b, key), SC_OK);
+    TEST_WAIT_APPLIED(x->a, x->ns, 3000);
+    test_sleep_ms(300);
+    sc_loaded_set(slot, "v2", 2);
+    return SC_OK;
+}
+
+typedef struct lead_thread {
+    sc_cache *c;
+    sc_fetch_opts fo;
+    delete_under_follower *x;
+    sc_status st;
+} lead_thread;
+
+static void *lead_thread_main(void *arg)
+{
+    lead_thread *t = arg;
+    sc_value *v = NULL;
+    t->st = sc_fetch_ex(t->c, "k", &t->fo, load_delete_under_follower, t->x, &v, NULL);
+    sc_value_release(v);
+    return NULL;
+}
+
+/* A fetch that shares another thread's load, with a soft timeout and a
+ * graced value at hand when it began: the value is retired while it waits
+ * (a delete reached the pod), so at its soft timeout it has nothing to
+ * answer and waits on as without one; it never fails with SC_ERR_LOCKED
+ * (no other pod holds the lock) at the soft timeout. */
+START_TEST(follower_waits_on_when_its_graced_value_is_retired)
+{
+    const char *ns = NS("grace_follower_waits");
+    sc_options o = opts(ns, "a");
+    sc_cache *a = test_open(&o);
+    sc_cache *b = test_open(&o);
+    source s;
+    source_init(&s, "v1");
+    sc_fetch_opts fo = graced_past_ttl(a, &s, 0); /* v1 graced, past its TTL */
+    delete_under_follower x = {a, b, ns, 0, 0};
+    lead_thread lead = {a, fo, &x, SC_OK};
+    pthread_t th;
+    ck_assert_int_eq(pthread_create(&th, NULL, lead_thread_main, &lead), 0);
+    WAIT_UNTIL(atomic_load(&x.started), 3000);
+    ck_assert(atomic_load(&x.started));
+    sc_fetch_opts ff = fo;
+    ff.soft_timeout_ms = 100;
+    source_put(&s, "v3");
+    atomic_store(&x.follower_began, 1);
+    result r = fetch_ex(a, "k", &ff, &s);
+    pthread_join(th, NULL);
+    ck_assert_msg(r.st == SC_OK, "the follower: %s after %lld ms (%s)", r.got, r.took_ms, sc_errmsg(a));
+    ck_assert_str_ne(r.got, "v1");
+    ck_assert_int_eq(r.info.stale, 0);
+    sc_close(a);
+    sc_close(b);
+}
+END_TEST
+
 static Suite *resilience_suite(void)
 {
     Suite *s = suite_create("resilience");
@@ -1341,6 +1412,7 @@ static Suite *resilience_suite(void)
     tcase_add_test(ti, timed_loader_fetching_its_own_key);
     tcase_add_test(ti, soft_timeout_ignores_a_graced_value_past_the_calls_grace);
     tcase_add_test(ti, soft_timeout_with_the_graced_value_retired_meanwhile);
+    tcase_add_test(ti, follower_waits_on_when_its_graced_value_is_retired);
     suite_add_tcase(s, ti);
     return s;
 }

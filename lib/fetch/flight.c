@@ -152,6 +152,22 @@ size_t sc__fetch_follow_flights(call *cl)
         int rc = 0;
         while (!fl->done && rc == 0)
             rc = pthread_cond_timedwait(&f->done_cv, &f->mu, &dl);
+        if (!fl->done && cl->deadline_ms < cl->deadline_unsoft) {
+            /* The soft timeout passed: it applies only while the call still
+             * has a graced value to answer (a write, delete, tag or flush
+             * that reached the pod meanwhile retires it); else the call
+             * waits on as without one. */
+            pthread_mutex_unlock(&f->mu);
+            int answerable = sc__fetch_graced_answerable(cl, k);
+            pthread_mutex_lock(&f->mu);
+            if (!answerable) {
+                cl->deadline_ms = cl->deadline_unsoft;
+                sc__fetch_abs_deadline(&dl, cl->deadline_ms);
+                rc = 0;
+                while (!fl->done && rc == 0)
+                    rc = pthread_cond_timedwait(&f->done_cv, &f->mu, &dl);
+            }
+        }
         k->fl = NULL;
         if (!fl->done) {
             k->waited = 1;
