@@ -1379,6 +1379,64 @@ START_TEST(follower_waits_on_when_its_graced_value_is_retired)
 }
 END_TEST
 
+/* A loader of a 2,000-byte value ('a'..), or a failure once told to. */
+static atomic_int big_fails;
+
+static sc_status load_big(const char *key, sc_loaded *slot, void *ud)
+{
+    (void)key;
+    (void)ud;
+    if (atomic_load(&big_fails)) {
+        sc_loaded_error(slot, "the source is down");
+        return SC_ERR_LOADER;
+    }
+    char buf[2000];
+    memset(buf, 'a', sizeof buf);
+    sc_loaded_set(slot, buf, sizeof buf);
+    return SC_OK;
+}
+
+/* A graced value Redis still holds is answered stale-if-error after the pod
+ * flushed its local tier (here: disconnect_policy flush and a dropped
+ * stream): the fetch's own Redis read, after the flush, shows it current.
+ * The value is too large for the grace table (a sixteenth of a quarter of
+ * local_max_bytes), so only that read can answer it. */
+START_TEST(grace_survives_a_flush_before_the_read)
+{
+    const char *ns = NS("grace_after_flush");
+    sc_options o = opts(ns, "a");
+    o.grace_ms = 10000;
+    sc_options ao = o;
+    ao.disconnect_policy = SC_DISCONNECT_FLUSH;
+    ao.local_max_bytes = 64 << 10;
+    sc_cache *a = test_open(&ao);
+    sc_cache *b = test_open(&o);
+    atomic_store(&big_fails, 0);
+    sc_fetch_opts fo = fetch_opts_ttl(200);
+    sc_value *v = NULL;
+    ck_assert_int_eq(sc_fetch_ex(a, "k", &fo, load_big, NULL, &v, NULL), SC_OK);
+    sc_value_release(v);
+    ck_assert_int_eq(sc_set(b, "other", "x", 1, 0), SC_OK); /* the counter moves past k's version */
+    TEST_WAIT_APPLIED(a, ns, 3000);
+    uint64_t flushes = test_stats(a).flushes;
+    ck_assert_int_eq(sc_test_redis_cmd(&g_redis, "CLIENT KILL TYPE pubsub"), 0);
+    WAIT_UNTIL(test_stats(a).flushes > flushes && test_stats(a).synced == 1, 3000);
+    ck_assert_uint_gt(test_stats(a).flushes, flushes);
+    ck_assert_uint_eq(test_stats(a).synced, 1);
+    test_sleep_ms(300); /* past k's TTL, within its grace */
+    atomic_store(&big_fails, 1);
+    v = NULL;
+    sc_get_info info;
+    sc_status st = sc_fetch_ex(a, "k", &fo, load_big, NULL, &v, &info);
+    ck_assert_msg(st == SC_OK, "%s: %s", sc_strerror(st), sc_errmsg(a));
+    ck_assert_int_eq(sc_value_size(v), 2000);
+    ck_assert_int_eq(info.stale, 1);
+    sc_value_release(v);
+    sc_close(a);
+    sc_close(b);
+}
+END_TEST
+
 static Suite *resilience_suite(void)
 {
     Suite *s = suite_create("resilience");
@@ -1413,6 +1471,7 @@ static Suite *resilience_suite(void)
     tcase_add_test(ti, soft_timeout_ignores_a_graced_value_past_the_calls_grace);
     tcase_add_test(ti, soft_timeout_with_the_graced_value_retired_meanwhile);
     tcase_add_test(ti, follower_waits_on_when_its_graced_value_is_retired);
+    tcase_add_test(ti, grace_survives_a_flush_before_the_read);
     suite_add_tcase(s, ti);
     return s;
 }

@@ -227,6 +227,7 @@ static void note_graced(call *cl, fkey *k, sc__fetch_item *it, uint64_t known)
     k->graced = v;
     k->graced_fresh_end = now - (it->past_ms < now ? it->past_ms : 0);
     k->graced_until = it->grace_pttl_ms >= 0 ? now + (uint64_t)it->grace_pttl_ms : UINT64_MAX;
+    k->graced_known = known;
     sc__fetch_grace_put(c, k->key, k->klen, k->hash, v, known, 0, it->past_ms,
                         it->grace_pttl_ms >= 0 ? (uint64_t)it->grace_pttl_ms : UINT64_MAX / 2);
     sc__tags_note(c, k->key, k->klen, k->hash, it->version, known, it->tags, it->tags_len);
@@ -788,7 +789,7 @@ static int serve_graced(call *cl, fkey *k, sc_status st, sc_value **out, uint64_
     uint64_t held_version = held ? sc_value_version(held) : 0;
     uint64_t now = sc__now_ms();
     if (k->graced && now < k->graced_until && now < k->graced_fresh_end + cl->grace &&
-        k->graced->version >= sc__local_floor(c->local, k->hash) && k->graced->version >= held_version) {
+        k->graced_known >= sc__local_floor(c->local, k->hash) && k->graced->version >= held_version) {
         sc_value_release(held);
         *out = sc__value_ref(k->graced);
         *age = now > k->graced_fresh_end ? now - k->graced_fresh_end : 0;

@@ -139,6 +139,7 @@ typedef struct fkey {
     sc_value *graced;
     uint64_t graced_fresh_end;  /* sc__now_ms() when its TTL ended */
     uint64_t graced_until;      /* sc__now_ms() when its grace ends */
+    uint64_t graced_known;      /* the counter of the read that found it */
     /* The last fetch_lock read answered and Redis held no graced value for
      * the key (deleted, tagged, invalidated, overwritten or gone): no copy
      * this pod kept may be answered stale-if-error. */
