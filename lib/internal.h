@@ -332,7 +332,8 @@ int sc__fetch_grace_holds(sc_cache *c, const char *key, size_t klen, uint64_t ha
 /* A write no event vouches for (lib/tracking.c) reached key: its cached
  * "not found" goes when its marker's version is at most upto (the pod's
  * last_seq: a newer marker is the pod's own store, whose event is still to
- * come after the lock write being reported). */
+ * come after the lock write being reported). klen 0: every cached "not
+ * found" goes (a resubscription: writes made meanwhile were not reported). */
 void sc__fetch_neg_forget(sc_cache *c, const char *key, size_t klen, uint64_t hash, uint64_t upto);
 
 /* tags.c: the local tag index (sc_set_tagged, sc_fetch_ex tags,

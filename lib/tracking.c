@@ -712,6 +712,12 @@ void sc__tracking_state(sc_cache *c, int active, const char *why)
          * the copies are confirmed once the subscription has caught up
          * (sc__tracking_resynced). */
         bump_all(c);
+        /* A cached "not found" cannot be confirmed like a copy (it has no
+         * bytes): one whose marker a write made while nothing listened took
+         * away would answer for empty_ttl_ms, whatever the disconnect
+         * policy. They go (none is made while the pod is unsynced); the
+         * next fetch reads the marker again. */
+        sc__fetch_neg_forget(c, NULL, 0, 0, UINT64_MAX);
         sc__log(c, SC_LOG_INFO, "pod %s: CLIENT TRACKING active", c->opt.pod_id);
     } else if (why) {
         sc__atomic_inc(&c->tracking_failures);

@@ -1406,6 +1406,42 @@ START_TEST(foreign_write_drops_cached_not_found)
 }
 END_TEST
 
+/* The same for a write made while the pod's stream was down: a
+ * resubscription confirms every local copy with Redis (docs/protocol.md,
+ * "Canary and resubscription"), and a cached "not found" whose marker is
+ * gone is no exception, whatever the disconnect policy. */
+START_TEST(foreign_write_while_away_drops_cached_not_found)
+{
+    const sc_disconnect_policy policies[] = {SC_DISCONNECT_BYPASS, SC_DISCONNECT_FLUSH};
+    for (int p = 0; p < 2; p++) {
+        char ns[64];
+        snprintf(ns, sizeof ns, "%s%d", NS("neg_foreign_away"), p);
+        sc_options o = test_options(ns, "a");
+        o.disconnect_policy = policies[p];
+        o.reconnect_min_ms = 600; /* stays away while the marker goes */
+        o.reconnect_max_ms = 1200;
+        sc_cache *a = test_open(&o);
+        WAIT_UNTIL(test_stats(a).tracking_active, 2000);
+        ck_assert(test_stats(a).tracking_active);
+        source s;
+        source_init(&s, NULL);
+        TEST_ASSERT_STR_FREED(fetch_str(a, "nf", 60000, &s), "<none>", "a");
+        TEST_WAIT_APPLIED(a, ns, 3000);
+        ck_assert_int_eq(sc_test_redis_cmd(&g_redis, "CLIENT KILL TYPE pubsub"), 0);
+        WAIT_UNTIL(test_stats(a).synced == 0, 2000);
+        ck_assert_uint_eq(test_stats(a).synced, 0);
+        source_put(&s, "row");
+        ck_assert_int_eq(sc_test_redis_cmd(&g_redis, "DEL {%s}:k:nf", ns), 0);
+        WAIT_UNTIL(test_stats(a).synced == 1, 5000);
+        ck_assert_uint_eq(test_stats(a).synced, 1);
+        char *got = fetch_str(a, "nf", 60000, &s);
+        ck_assert_msg(strcmp(got, "row") == 0, "policy %d: a after resubscribing: got %s, want row", p, got);
+        free(got);
+        sc_close(a);
+    }
+}
+END_TEST
+
 static Suite *fetch_suite(void)
 {
     Suite *s = suite_create("fetch");
@@ -1436,6 +1472,7 @@ static Suite *fetch_suite(void)
     TCase *ti = tcase_create("interactions");
     tcase_set_timeout(ti, 60);
     tcase_add_test(ti, foreign_write_drops_cached_not_found);
+    tcase_add_test(ti, foreign_write_while_away_drops_cached_not_found);
     suite_add_tcase(s, ti);
     return s;
 }

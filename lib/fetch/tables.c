@@ -61,10 +61,15 @@ void sc__fetch_neg_forget(sc_cache *c, const char *key, size_t klen, uint64_t ha
     if (!f)
         return;
     pthread_mutex_lock(&f->neg_mu);
-    neg_entry *e = f->neg ? &f->neg[hash % NEG_SLOTS] : NULL;
-    if (e && e->key && e->hash == hash && e->klen == klen && memcmp(e->key, key, klen) == 0 && e->version <= upto) {
-        free(e->key);
-        memset(e, 0, sizeof *e);
+    for (unsigned i = 0; f->neg && i < NEG_SLOTS; i++) {
+        neg_entry *e = klen ? &f->neg[hash % NEG_SLOTS] : &f->neg[i];
+        if (e->key &&
+            (!klen || (e->hash == hash && e->klen == klen && memcmp(e->key, key, klen) == 0 && e->version <= upto))) {
+            free(e->key);
+            memset(e, 0, sizeof *e);
+        }
+        if (klen)
+            break; /* one key: its one slot */
     }
     pthread_mutex_unlock(&f->neg_mu);
 }
