@@ -335,6 +335,15 @@ int sc__fetch_grace_holds(sc_cache *c, const char *key, size_t klen, uint64_t ha
  * come after the lock write being reported). klen 0: every cached "not
  * found" goes (a resubscription: writes made meanwhile were not reported). */
 void sc__fetch_neg_forget(sc_cache *c, const char *key, size_t klen, uint64_t hash, uint64_t upto);
+/* The grace table's copy of key goes when its version is at most upto:
+ * Redis answered a fetch and holds no graced value for the key (UINT64_MAX:
+ * the copy predates a write, delete, tag or invalidation; a fetch that
+ * shares the load, or comes later, must not answer it stale), or a confirm
+ * (lib/tracking.c) found Redis no longer holding that version and bytes. */
+void sc__fetch_grace_forget(sc_cache *c, const char *key, size_t klen, uint64_t hash, uint64_t upto);
+/* 1 with *out (a new reference) while the grace table keeps a value of key
+ * (whatever its windows): what tracking confirms with Redis. */
+int sc__fetch_grace_peek(sc_cache *c, const char *key, size_t klen, uint64_t hash, sc_value **out);
 
 /* tags.c: the local tag index (sc_set_tagged, sc_fetch_ex tags,
  * sc_invalidate_tag). */

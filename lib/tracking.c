@@ -438,6 +438,26 @@ static void confirm_held(sc_cache *c, const char *key, size_t klen, uint64_t has
     sc_value_release(v);
 }
 
+/* Queues the graced copy c keeps of key (the grace table, lib/fetch) for a
+ * confirm of its version and bytes, like a local copy: confirm_apply drops
+ * it unless Redis still holds it. Out of memory: it goes. */
+static void confirm_graced(sc_cache *c, const char *key, size_t klen, uint64_t hash)
+{
+    sc_value *v = NULL;
+    if (!sc__fetch_grace_peek(c, key, klen, hash, &v))
+        return;
+    written *p = entry_new(key, klen, hash);
+    if (p) {
+        p->version = sc_value_version(v);
+        digest(sc_value_data(v), sc_value_size(v), p->sha1);
+        p->next = c->tracking->queued;
+        c->tracking->queued = p;
+    } else {
+        sc__fetch_grace_forget(c, key, klen, hash, UINT64_MAX);
+    }
+    sc_value_release(v);
+}
+
 /* A write no event vouches for (the file's comment, "no entry"). */
 static void foreign(sc_cache *c, const char *key, size_t klen, uint64_t hash)
 {
@@ -450,6 +470,10 @@ static void foreign(sc_cache *c, const char *key, size_t klen, uint64_t hash)
     /* A cached "not found" is a copy too (the floor just raised to last_seq
      * does not retire one read at last_seq). */
     sc__fetch_neg_forget(c, key, klen, hash, c->seq.last_seq);
+    /* So is a graced copy kept for stale-if-error answers, but the write
+     * may be a load's lock on the graced key (a synccache script that
+     * publishes no event): it goes only if Redis no longer holds it. */
+    confirm_graced(c, key, klen, hash);
     sc__fetch_event(c, key, klen);
 }
 
@@ -483,6 +507,8 @@ static sc_status confirm_apply(sc_cache *c, confirm_list *l)
             if (l->verdict[i] != SC__CONFIRM_LATER)
                 sc__atomic_inc(&c->tracking_invalidations);
         }
+        /* (a graced copy of that version or older goes as well) */
+        sc__fetch_grace_forget(c, l->keys[i], l->lens[i], l->hash[i], l->version[i]);
         sc__fetch_event(c, l->keys[i], l->lens[i]);
     }
     return SC_OK;

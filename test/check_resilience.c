@@ -1437,6 +1437,65 @@ START_TEST(grace_survives_a_flush_before_the_read)
 }
 END_TEST
 
+/* lib/fetch/fetch.h (not included: its internal names are common words). */
+int sc__fetch_grace_get(sc_cache *c, const char *key, size_t klen, uint64_t hash, uint64_t grace, sc_value **out,
+                        uint64_t *past);
+
+/* Whether c's grace table would answer key stale (lib/fetch/tables.c). */
+static int graced_kept(sc_cache *c, const char *key)
+{
+    sc_value *v = NULL;
+    uint64_t past;
+    size_t klen = strlen(key);
+    int kept = sc__fetch_grace_get(c, key, klen, sc__local_hash(key, klen), UINT64_C(1) << 40, &v, &past);
+    sc_value_release(v);
+    return kept;
+}
+
+/* A write that bypasses synccache and reaches the pod through redis_tracking
+ * (here redis-cli DEL) retires the pod's graced copy of the key like any
+ * write that reaches it: once Redis is away, the fetch does not answer the
+ * deleted value stale. A load's lock on the key (reported the same way)
+ * leaves it: Redis still holds that value. */
+START_TEST(foreign_write_retires_the_graced_copy)
+{
+    sc_test_redis red;
+    ck_assert_int_eq(sc_test_redis_start(&red, "--save \"\" --appendonly no"), 0);
+    const char *ns = NS("grace_foreign");
+    sc_options o = opts(ns, "a");
+    o.redis_port = red.port;
+    o.redis_timeout_ms = 300;
+    o.heartbeat_interval_ms = 50;
+    o.heartbeat_timeout_ms = 200;
+    sc_cache *a = test_open(&o);
+    WAIT_UNTIL(test_stats(a).tracking_active, 2000);
+    ck_assert(test_stats(a).tracking_active);
+    source s;
+    source_init(&s, "v1");
+    sc_fetch_opts fo = fetch_opts_ttl(200);
+    fo.grace_ms = 60000;
+    ck_assert_int_eq(fetch_ex(a, "k", &fo, &s).st, SC_OK);
+    TEST_WAIT_APPLIED_ON(&red, a, ns, 3000);
+    test_sleep_ms(300); /* past its TTL */
+    /* A failing load: its lock and unlock are writes no event vouches for. */
+    uint64_t confirmed = test_stats(a).tracking_confirmed;
+    s.fail = SC_ERR_LOADER;
+    ASSERT_SERVED(a, fetch_ex(a, "k", &fo, &s), "v1", 1);
+    WAIT_UNTIL(test_stats(a).tracking_confirmed > confirmed, 2000); /* Redis still holds v1 */
+    ck_assert(graced_kept(a, "k"));
+    /* An outside delete: the graced copy goes (once a confirm, on the pod's
+     * own thread, found Redis no longer holding it). */
+    ck_assert_int_eq(sc_test_redis_cmd(&red, "DEL {%s}:k:k", ns), 0);
+    WAIT_UNTIL(!graced_kept(a, "k"), 2000);
+    sc_test_redis_kill(&red);
+    WAIT_UNTIL(test_stats(a).synced == 0, 3000);
+    result r = fetch_ex(a, "k", &fo, &s);
+    ck_assert_msg(r.st != SC_OK, "answered %s (stale %d), deleted in Redis before it went away", r.got, r.info.stale);
+    sc_close(a);
+    sc_test_redis_stop(&red);
+}
+END_TEST
+
 static Suite *resilience_suite(void)
 {
     Suite *s = suite_create("resilience");
@@ -1472,6 +1531,7 @@ static Suite *resilience_suite(void)
     tcase_add_test(ti, soft_timeout_with_the_graced_value_retired_meanwhile);
     tcase_add_test(ti, follower_waits_on_when_its_graced_value_is_retired);
     tcase_add_test(ti, grace_survives_a_flush_before_the_read);
+    tcase_add_test(ti, foreign_write_retires_the_graced_copy);
     suite_add_tcase(s, ti);
     return s;
 }

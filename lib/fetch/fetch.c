@@ -419,7 +419,7 @@ static int lead_locked(call *cl, const sc__remote_fetch_call *rc)
             k->redis_ungraced = 1;
             sc_value_release(k->graced);
             k->graced = NULL;
-            sc__fetch_grace_forget(c, k->key, k->klen, k->hash);
+            sc__fetch_grace_forget(c, k->key, k->klen, k->hash, UINT64_MAX);
             if (cl->deadline_unsoft > cl->deadline_ms)
                 cl->deadline_ms = cl->deadline_unsoft;
         }

@@ -222,10 +222,6 @@ void sc__fetch_grace_put(sc_cache *c, const char *key, size_t klen, uint64_t has
                          int64_t fresh_ms, uint64_t past_ms, uint64_t until_ms);
 int sc__fetch_grace_get(sc_cache *c, const char *key, size_t klen, uint64_t hash, uint64_t grace, sc_value **out,
                         uint64_t *past);
-/* Redis answered and holds no graced value for key: the table's copy
- * predates a write, delete, tag or invalidation and goes (a fetch that
- * shares the load, or comes later, must not answer it stale). */
-void sc__fetch_grace_forget(sc_cache *c, const char *key, size_t klen, uint64_t hash);
 
 /* fetch.c: 1 when a failure of k's load would be answered with a graced
  * value now (the soft timeout's condition, checked again when it passes). */

@@ -161,18 +161,33 @@ int sc__fetch_grace_get(sc_cache *c, const char *key, size_t klen, uint64_t hash
     return found;
 }
 
-void sc__fetch_grace_forget(sc_cache *c, const char *key, size_t klen, uint64_t hash)
+void sc__fetch_grace_forget(sc_cache *c, const char *key, size_t klen, uint64_t hash, uint64_t upto)
 {
     sc__fetch *f = c->fetch;
+    if (!f)
+        return;
     pthread_mutex_lock(&f->grace_mu);
     grace_entry *e = grace_of(f, key, klen, hash);
-    if (e) {
+    if (e && sc_value_version(e->v) <= upto) {
         f->grace_bytes -= sc_value_size(e->v) + e->klen;
         free(e->key);
         sc_value_release(e->v);
         memset(e, 0, sizeof *e);
     }
     pthread_mutex_unlock(&f->grace_mu);
+}
+
+int sc__fetch_grace_peek(sc_cache *c, const char *key, size_t klen, uint64_t hash, sc_value **out)
+{
+    sc__fetch *f = c->fetch;
+    if (!f)
+        return 0;
+    pthread_mutex_lock(&f->grace_mu);
+    grace_entry *e = grace_of(f, key, klen, hash);
+    if (e)
+        *out = sc__value_ref(e->v);
+    pthread_mutex_unlock(&f->grace_mu);
+    return e != NULL;
 }
 
 /* 1 while the grace table holds a value of key and its grace has not ended:
