@@ -344,6 +344,9 @@ void sc__fetch_grace_forget(sc_cache *c, const char *key, size_t klen, uint64_t 
 /* 1 with *out (a new reference) while the grace table keeps a value of key
  * (whatever its windows): what tracking confirms with Redis. */
 int sc__fetch_grace_peek(sc_cache *c, const char *key, size_t klen, uint64_t hash, sc_value **out);
+/* Calls fn for every value the grace table keeps (under its lock; the
+ * values carry their keys): what a resubscription confirms with Redis. */
+void sc__fetch_grace_each(sc_cache *c, void (*fn)(sc_value *v, void *ud), void *ud);
 
 /* tags.c: the local tag index (sc_set_tagged, sc_fetch_ex tags,
  * sc_invalidate_tag). */

@@ -456,6 +456,13 @@ static void on_subscribed(void *ud)
                                   : 0;
             sc__local_clear(c->local, st.counter);
             sc__seq_reset(&c->seq, st.counter, digest, st.epoch);
+            /* The graced copies outlive the flush: with tracking they are
+             * confirmed (writes by other clients while nothing listened). */
+            if (sc__tracking_resynced(c) < 0) {
+                free(st.event_at);
+                drop_stream(c, "confirming the graced copies failed");
+                return;
+            }
         } else if (sc__tracking_resynced(c) < 0 || catch_up(c, st.counter) < 0) {
             /* With tracking, writes by other clients while nothing listened
              * are unknown: every local copy is confirmed with Redis first

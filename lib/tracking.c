@@ -604,6 +604,9 @@ static int reconfirm(sc_cache *c)
 {
     snapshot snap = {0};
     sc__local_each(c->local, take, &snap);
+    /* The graced copies too (sc_fetch_ex): a write made while nothing
+     * listened may have taken them away (confirm_apply drops them). */
+    sc__fetch_grace_each(c, take, &snap);
     confirm_list l = {0};
     int ok = !snap.nomem && confirm_alloc(&l, CONFIRM_BATCH) == 0;
     for (size_t at = 0; ok && at < snap.n; at += l.n) {

@@ -1496,6 +1496,56 @@ START_TEST(foreign_write_retires_the_graced_copy)
 }
 END_TEST
 
+/* The same for a write made while the pod's stream (and with it tracking)
+ * was down: the resubscription confirms the graced copies like the local
+ * ones (bypass), or drops them as the local tier was (flush), so once Redis
+ * is away the deleted value is not answered stale. */
+START_TEST(foreign_write_while_away_retires_the_graced_copy)
+{
+    const sc_disconnect_policy policies[] = {SC_DISCONNECT_BYPASS, SC_DISCONNECT_FLUSH};
+    for (int p = 0; p < 2; p++) {
+        sc_test_redis red;
+        ck_assert_int_eq(sc_test_redis_start(&red, "--save \"\" --appendonly no"), 0);
+        char ns[64];
+        snprintf(ns, sizeof ns, "%s%d", NS("grace_foreign_away"), p);
+        sc_options o = opts(ns, "a");
+        o.redis_port = red.port;
+        o.redis_timeout_ms = 300;
+        o.heartbeat_interval_ms = 50;
+        o.heartbeat_timeout_ms = 200;
+        o.disconnect_policy = policies[p];
+        o.reconnect_min_ms = 600; /* stays away while the key goes */
+        o.reconnect_max_ms = 1200;
+        sc_cache *a = test_open(&o);
+        WAIT_UNTIL(test_stats(a).tracking_active, 2000);
+        ck_assert(test_stats(a).tracking_active);
+        source s;
+        source_init(&s, "v1");
+        sc_fetch_opts fo = fetch_opts_ttl(200);
+        fo.grace_ms = 60000;
+        ck_assert_int_eq(fetch_ex(a, "k", &fo, &s).st, SC_OK);
+        TEST_WAIT_APPLIED_ON(&red, a, ns, 3000);
+        test_sleep_ms(300); /* past its TTL: only the graced copy is left */
+        ck_assert(!test_held(a, "k"));
+        ck_assert(graced_kept(a, "k"));
+        ck_assert_int_eq(sc_test_redis_cmd(&red, "CLIENT KILL TYPE pubsub"), 0);
+        WAIT_UNTIL(test_stats(a).synced == 0, 2000);
+        ck_assert_uint_eq(test_stats(a).synced, 0);
+        ck_assert_uint_eq(test_stats(a).tracking_active, 0);
+        ck_assert_int_eq(sc_test_redis_cmd(&red, "DEL {%s}:k:k", ns), 0);
+        WAIT_UNTIL(test_stats(a).synced == 1, 5000);
+        ck_assert_uint_eq(test_stats(a).synced, 1);
+        sc_test_redis_kill(&red);
+        WAIT_UNTIL(test_stats(a).synced == 0, 3000);
+        result r = fetch_ex(a, "k", &fo, &s);
+        ck_assert_msg(r.st != SC_OK, "policy %d: answered %s (stale %d), deleted in Redis before it went away", p,
+                      r.got, r.info.stale);
+        sc_close(a);
+        sc_test_redis_stop(&red);
+    }
+}
+END_TEST
+
 static Suite *resilience_suite(void)
 {
     Suite *s = suite_create("resilience");
@@ -1532,6 +1582,7 @@ static Suite *resilience_suite(void)
     tcase_add_test(ti, follower_waits_on_when_its_graced_value_is_retired);
     tcase_add_test(ti, grace_survives_a_flush_before_the_read);
     tcase_add_test(ti, foreign_write_retires_the_graced_copy);
+    tcase_add_test(ti, foreign_write_while_away_retires_the_graced_copy);
     suite_add_tcase(s, ti);
     return s;
 }

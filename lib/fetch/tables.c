@@ -190,6 +190,18 @@ int sc__fetch_grace_peek(sc_cache *c, const char *key, size_t klen, uint64_t has
     return e != NULL;
 }
 
+void sc__fetch_grace_each(sc_cache *c, void (*fn)(sc_value *v, void *ud), void *ud)
+{
+    sc__fetch *f = c->fetch;
+    if (!f)
+        return;
+    pthread_mutex_lock(&f->grace_mu);
+    for (unsigned i = 0; f->grace && i < GRACE_SLOTS; i++)
+        if (f->grace[i].key)
+            fn(f->grace[i].v, ud);
+    pthread_mutex_unlock(&f->grace_mu);
+}
+
 /* 1 while the grace table holds a value of key and its grace has not ended:
  * the tag index keeps such a key's links when it prunes (lib/tags.c), so a
  * tag invalidation still retires the value. */
