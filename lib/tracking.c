@@ -418,6 +418,20 @@ static int confirm_alloc(confirm_list *l, size_t n)
     return l->keys && l->lens && l->hash && l->version && l->sha1 && l->verdict ? 0 : -1;
 }
 
+/* Queues a confirm that Redis still holds v's version and bytes of key;
+ * -1 out of memory. */
+static int queue_confirm(sc_cache *c, const char *key, size_t klen, uint64_t hash, const sc_value *v)
+{
+    written *p = entry_new(key, klen, hash);
+    if (!p)
+        return -1;
+    p->version = sc_value_version(v);
+    digest(sc_value_data(v), sc_value_size(v), p->sha1);
+    p->next = c->tracking->queued;
+    c->tracking->queued = p;
+    return 0;
+}
+
 /* Queues the copy c holds of key for a confirm of its own version and
  * bytes (none held: nothing to prove). Out of memory: the copy goes. */
 static void confirm_held(sc_cache *c, const char *key, size_t klen, uint64_t hash)
@@ -425,13 +439,7 @@ static void confirm_held(sc_cache *c, const char *key, size_t klen, uint64_t has
     sc_value *v = NULL;
     if (sc__local_peek(c->local, key, klen, hash, &v) != SC_OK)
         return;
-    written *p = entry_new(key, klen, hash);
-    if (p) {
-        p->version = sc_value_version(v);
-        digest(sc_value_data(v), sc_value_size(v), p->sha1);
-        p->next = c->tracking->queued;
-        c->tracking->queued = p;
-    } else if (drop_key(c, key, klen, hash)) {
+    if (queue_confirm(c, key, klen, hash, v) != 0 && drop_key(c, key, klen, hash)) {
         sc__atomic_inc(&c->invalidations);
         sc__atomic_inc(&c->tracking_invalidations);
     }
@@ -446,15 +454,8 @@ static void confirm_graced(sc_cache *c, const char *key, size_t klen, uint64_t h
     sc_value *v = NULL;
     if (!sc__fetch_grace_peek(c, key, klen, hash, &v))
         return;
-    written *p = entry_new(key, klen, hash);
-    if (p) {
-        p->version = sc_value_version(v);
-        digest(sc_value_data(v), sc_value_size(v), p->sha1);
-        p->next = c->tracking->queued;
-        c->tracking->queued = p;
-    } else {
+    if (queue_confirm(c, key, klen, hash, v) != 0)
         sc__fetch_grace_forget(c, key, klen, hash, UINT64_MAX);
-    }
     sc_value_release(v);
 }
 
