@@ -173,8 +173,7 @@ sc_status sc__partitions_agree(const sc_options *opt, sc__remote *r, char *err, 
         if (s == SC_OK && (have == 0 || have == UINT_MAX))
             s = sc__remote_partitions(r, want, SC__PARTITIONS_RECORD, &have, err, errlen);
     } else {
-        s = sc__remote_partitions(r, want, partition ? SC__PARTITIONS_PART : SC__PARTITIONS_RECORD, &have, err,
-                                  errlen);
+        s = sc__remote_partitions(r, want, partition ? SC__PARTITIONS_PART : SC__PARTITIONS_RECORD, &have, err, errlen);
     }
     sc__remote_close(own);
     if (s == SC_OK && have != want) {
