@@ -368,7 +368,7 @@ SC_EXPORT void sc_stats_get(sc_cache *c, sc_stats *out)
     out->flushes = LOAD(flushes);
     out->heartbeat_misses = LOAD(heartbeat_misses);
     out->stale_served = LOAD(stale_served);
-    out->synced = (uint64_t)atomic_load(&c->synced);
+    out->synced = (uint64_t)sc__synced(c);
     out->last_seq = LOAD(last_seq);
     out->events_foreign = LOAD(events_foreign);
     out->events_forged = LOAD(events_forged);

@@ -81,7 +81,7 @@ sc_status sc__install_read(sc_cache *c, const char *key, size_t klen, uint64_t h
     /* Redis will expire the key; the local copy must not outlive it. A key
      * with 0 ms left is about to go, so it is not worth keeping. */
     int installed = keep && install && item->pttl_ms != 0 &&
-                    atomic_load_explicit(&c->synced, memory_order_acquire) &&
+                    sc__synced(c) &&
                     sc__tracking_put(c, key, klen, hash, keep, item->pttl_ms > 0 ? (uint64_t)item->pttl_ms : 0,
                                      item->known, mark) == SC_OK;
     if (!installed)

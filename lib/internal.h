@@ -122,6 +122,26 @@ struct sc_cache {
     atomic_uint_fast64_t tracking_invalidations, tracking_confirmed, tracking_failures;
 };
 
+/* Whether the local tier may answer: `synced`, and, on a caller's
+ * event_base, a proof of sync recent enough. Only the loop notices a
+ * stalled stream (on_tick: the own heartbeat not back within
+ * heartbeat_timeout_ms), and a caller's loop runs only when the
+ * application runs it: while it is not run, nothing applies events or
+ * clears `synced`, so past the point where the tick would have dropped the
+ * stream (one interval to the next heartbeat, the timeout, one interval of
+ * tick granularity, and one of slack) the pod counts as unsynced. */
+static inline int sc__synced(const sc_cache *c)
+{
+    if (!atomic_load_explicit(&c->synced, memory_order_acquire))
+        return 0;
+    if (!c->opt.event_base || !c->opt.heartbeat_interval_ms)
+        return 1;
+    uint64_t proof = atomic_load_explicit(&c->proof_ms, memory_order_relaxed);
+    uint64_t now = sc__now_ms();
+    return now <= proof ||
+           now - proof <= (uint64_t)c->opt.heartbeat_timeout_ms + 3 * (uint64_t)c->opt.heartbeat_interval_ms;
+}
+
 /* cache.c: opens one complete cache from checked options: a partition of
  * outer, or (outer NULL) a whole unpartitioned namespace. */
 sc_status sc__cache_open(const sc_options *o, sc_cache *outer, sc_cache **out);

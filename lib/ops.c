@@ -38,7 +38,7 @@ static int writes_redis(const sc_cache *c)
 
 static int is_synced(const sc_cache *c)
 {
-    return atomic_load_explicit(&c->synced, memory_order_acquire);
+    return sc__synced(c);
 }
 
 /* Milliseconds since the last proof that the pod had every event. */

@@ -48,7 +48,7 @@ static __attribute__((noinline)) sc_status read_routed(sc_cache *c, const char *
                                                       sc__local_miss_fn missed)
 {
     c = sc__route(c, key);
-    if (!c || !atomic_load_explicit(&c->synced, memory_order_acquire))
+    if (!c || !sc__synced(c))
         return missed(c, key, fn, ud);
     return sc__local_get_with_str(c->local, key, fn, ud, missed, c);
 }
@@ -59,7 +59,7 @@ static __attribute__((noinline)) sc_status read_routed(sc_cache *c, const char *
 static inline sc_status read_with(sc_cache *c, const char *key, sc_read_fn fn, void *ud,
                                   sc__local_miss_fn missed)
 {
-    if (!c || c->part || !atomic_load_explicit(&c->synced, memory_order_acquire))
+    if (!c || c->part || !sc__synced(c))
         return read_routed(c, key, fn, ud, missed);
     return sc__local_get_with_str(c->local, key, fn, ud, missed, c);
 }

@@ -98,7 +98,7 @@ sc_status sc__get_many_begin(sc_cache *c, const char *const *keys, size_t n, sc_
     g->out = out;
     g->n = n;
     g->call = call;
-    g->synced = atomic_load_explicit(&c->synced, memory_order_acquire);
+    g->synced = sc__synced(c);
     int pins_left = 1; /* local hits are pinned while the thread has pins free */
     /* In groups: the keys are checked and hashed, their lines prefetched
      * (their cache misses overlap), then looked up. */

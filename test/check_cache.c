@@ -958,6 +958,141 @@ START_TEST(caller_event_base)
 }
 END_TEST
 
+/* A pod on the caller's event_base whose loop is not run (the application is
+ * busy) cannot apply events, send heartbeats or notice that its stream
+ * stalled. It kept saying synced and serving its local copy of a key that
+ * another pod had overwritten seconds before, past any heartbeat bound
+ * (README, "Bounded staleness while synced": a stalled stream is noticed
+ * within heartbeat_timeout_ms, after which the pod reads Redis). */
+START_TEST(caller_event_base_not_run_stops_serving_local)
+{
+    struct event_base *base = event_base_new();
+    sc_options o = test_options(NS("idle_base"), "idle");
+    o.event_base = base;
+    o.heartbeat_interval_ms = 50;
+    o.heartbeat_timeout_ms = 200;
+    sc_cache *l = test_open(&o);
+    sc_cache *a = test_pod(NS("idle_base"), "a");
+    long long deadline = test_now_ms() + 3000;
+    while (!test_stats(l).synced && test_now_ms() < deadline)
+        event_base_loop(base, EVLOOP_NONBLOCK);
+    ck_assert_uint_eq(test_stats(l).synced, 1);
+    ck_assert_int_eq(sc_set(a, "k", "v1", 2, 0), SC_OK);
+    deadline = test_now_ms() + 3000;
+    while (test_stats(l).events_applied < 1 && test_now_ms() < deadline)
+        event_base_loop(base, EVLOOP_NONBLOCK);
+    /* Let the loop settle (tracking's confirm of v1 included). */
+    long long t0 = test_now_ms();
+    while (test_now_ms() - t0 < 200)
+        event_base_loop(base, EVLOOP_NONBLOCK);
+    sc_value *v = NULL;
+    sc_get_info info;
+    ck_assert_int_eq(sc_get_ex(l, "k", &v, &info), SC_OK);
+    ck_assert_int_eq(info.source, SC_SOURCE_LOCAL);
+    ck_assert_int_eq(memcmp(sc_value_data(v), "v1", 2), 0);
+    sc_value_release(v);
+    char *got;
+    /* The application stops running the loop; another pod writes. */
+    ck_assert_int_eq(sc_set(a, "k", "v2", 2, 0), SC_OK);
+    test_sleep_ms(4 * (o.heartbeat_interval_ms + o.heartbeat_timeout_ms));
+    got = test_get(l, "k");
+    sc_stats st = test_stats(l);
+    ck_assert_msg(strcmp(got, "v2") == 0,
+                  "loop idle for %u ms: served \"%s\" while synced = %llu (the key is v2 in Redis)",
+                  4 * (o.heartbeat_interval_ms + o.heartbeat_timeout_ms), got, (unsigned long long)st.synced);
+    free(got);
+    ck_assert_uint_eq(st.synced, 0);
+    char buf[8];
+    size_t len = 0;
+    ck_assert_int_eq(sc_get_copy(l, "k", buf, sizeof buf, &len, NULL), SC_OK);
+    ck_assert_uint_eq(len, 2);
+    ck_assert_int_eq(memcmp(buf, "v2", 2), 0);
+    /* Once the loop runs again the pod catches up and syncs. */
+    deadline = test_now_ms() + 3000;
+    while (!test_stats(l).synced && test_now_ms() < deadline)
+        event_base_loop(base, EVLOOP_NONBLOCK);
+    ck_assert_uint_eq(test_stats(l).synced, 1);
+    got = test_get(l, "k");
+    ck_assert_str_eq(got, "v2");
+    free(got);
+    sc_close(l);
+    sc_close(a);
+    event_base_free(base);
+}
+END_TEST
+
+/* Redis restarted (its data lost) while the application's loop is blocked:
+ * the pod must not serve its copy from the old history, and once the loop
+ * runs it resynchronises. */
+START_TEST(caller_event_base_redis_restarted_while_loop_blocked)
+{
+    sc_test_redis r;
+    ck_assert_int_eq(sc_test_redis_start(&r, NULL), 0);
+    struct event_base *base = event_base_new();
+    sc_options o = test_options(NS("idle_restart"), "idle");
+    o.redis_port = r.port;
+    o.event_base = base;
+    o.heartbeat_interval_ms = 50;
+    o.heartbeat_timeout_ms = 200;
+    o.reconnect_min_ms = 5;
+    o.reconnect_max_ms = 50;
+    sc_cache *l = test_open(&o);
+    sc_options ow = test_options(NS("idle_restart"), "w");
+    ow.redis_port = r.port;
+    ow.reconnect_min_ms = 5;
+    ow.reconnect_max_ms = 50;
+    sc_cache *w = test_open(&ow);
+    long long deadline = test_now_ms() + 3000;
+    while (!test_stats(l).synced && test_now_ms() < deadline)
+        event_base_loop(base, EVLOOP_NONBLOCK);
+    ck_assert_uint_eq(test_stats(l).synced, 1);
+    ck_assert_int_eq(sc_set(w, "k", "v1", 2, 0), SC_OK);
+    deadline = test_now_ms() + 3000;
+    while (test_stats(l).events_applied < 1 && test_now_ms() < deadline)
+        event_base_loop(base, EVLOOP_NONBLOCK);
+    long long t0 = test_now_ms();
+    while (test_now_ms() - t0 < 200)
+        event_base_loop(base, EVLOOP_NONBLOCK);
+    char *got = test_get(l, "k");
+    ck_assert_str_eq(got, "v1");
+    free(got);
+    /* The loop is blocked; Redis restarts empty; w writes again. */
+    ck_assert_int_eq(sc_test_redis_restart(&r), 0);
+    sc_status s = SC_ERR_REMOTE;
+    deadline = test_now_ms() + 5000;
+    while ((s = sc_set(w, "k", "v2", 2, 0)) != SC_OK && test_now_ms() < deadline)
+        test_sleep_ms(20);
+    ck_assert_int_eq(s, SC_OK);
+    test_sleep_ms(4 * (o.heartbeat_interval_ms + o.heartbeat_timeout_ms));
+    got = test_get(l, "k");
+    ck_assert_msg(strcmp(got, "v2") == 0, "served %s after the restart", got);
+    free(got);
+    deadline = test_now_ms() + 5000;
+    while (!test_stats(l).synced && test_now_ms() < deadline)
+        event_base_loop(base, EVLOOP_NONBLOCK);
+    ck_assert_uint_eq(test_stats(l).synced, 1);
+    got = test_get(l, "k");
+    ck_assert_str_eq(got, "v2");
+    free(got);
+    ck_assert_int_eq(sc_delete(w, "k"), SC_OK);
+    deadline = test_now_ms() + 3000;
+    while (test_now_ms() < deadline) {
+        event_base_loop(base, EVLOOP_NONBLOCK);
+        sc_value *pv = NULL;
+        if (sc_peek(l, "k", &pv) == SC_NOT_FOUND)
+            break;
+        sc_value_release(pv);
+    }
+    got = test_get(l, "k");
+    ck_assert_str_eq(got, "<none>");
+    free(got);
+    sc_close(l);
+    sc_close(w);
+    event_base_free(base);
+    sc_test_redis_stop(&r);
+}
+END_TEST
+
 /* With a caller's event_base the subscription's hiredis context writes on
  * the application's loop thread. Redis that drops the connection during the
  * handshake (here: maxclients reached; also CLIENT KILL or a restart at the
@@ -1030,6 +1165,8 @@ static Suite *cache_suite(void)
     tcase_add_test(tc, partitioned_close_keeps_the_save_bound);
     tcase_add_test(tc, caller_event_base);
     tcase_add_test(tc, caller_event_base_survives_a_dropped_handshake);
+    tcase_add_test(tc, caller_event_base_not_run_stops_serving_local);
+    tcase_add_test(tc, caller_event_base_redis_restarted_while_loop_blocked);
     tcase_add_test(tc, strerror_covers_every_status);
     suite_add_tcase(s, tc);
     return s;

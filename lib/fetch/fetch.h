@@ -192,7 +192,7 @@ _Static_assert(offsetof(call, err) + SC__ERRLEN == sizeof(call), "call_init clea
 
 static inline int sc__fetch_synced(const sc_cache *c)
 {
-    return atomic_load_explicit(&c->synced, memory_order_acquire);
+    return sc__synced(c);
 }
 
 static inline void sc__fetch_abs_deadline(struct timespec *ts, uint64_t mono_ms)
