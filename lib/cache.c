@@ -221,6 +221,7 @@ sc_status sc__cache_open(const sc_options *o, sc_cache *outer, sc_cache **out)
         return sc__fail(NULL, SC_ERR_NOMEM, "sc_open: out of memory");
     }
     const sc_options *opt = &c->opt;
+    c->routed = opt->event_base && opt->heartbeat_interval_ms;
     new_instance_id(c->inst);
     sc__seq_init(&c->seq, opt->ns, opt->pod_id, c->inst);
     /* After the instance id: it names the pod's canary key. */

@@ -58,6 +58,11 @@ struct sc_cache {
     sc_cache **part;
     unsigned nparts;
     const sc_cache *outer;
+    /* 1: a local hit of sc_get / sc_get_with takes the routed path, which
+     * checks sc__synced: a router (part set), or a pod on a caller's
+     * event_base with heartbeats (its sync needs a recent proof). The
+     * inline hit path reads this flag and synced only. */
+    int routed;
     struct sc__load_stats *part_stats;
 
     sc__local *local;

@@ -151,8 +151,9 @@ static sc_status get_missed(void *c, const char *key, sc_value **out)
     return sc_get_ex(c, key, out, NULL);
 }
 
-/* Routing (partitioned caches), an unsynced pod, NULL arguments: what the
- * hit path below leaves to a call of its own. */
+/* Routing (partitioned caches), a pod on a caller's event_base (c->routed),
+ * an unsynced pod, NULL arguments: what the hit path below leaves to a call
+ * of its own. */
 static __attribute__((noinline)) sc_status get_routed(sc_cache *c, const char *key, sc_value **out)
 {
     c = sc__route(c, key);
@@ -167,7 +168,7 @@ static __attribute__((noinline)) sc_status get_routed(sc_cache *c, const char *k
  * sc_get_with's does (lib/read.c). */
 SC_EXPORT sc_status sc_get(sc_cache *c, const char *key, sc_value **out)
 {
-    if (!c || c->part || !out || !is_synced(c))
+    if (!c || c->routed || !out || !atomic_load_explicit(&c->synced, memory_order_acquire))
         return get_routed(c, key, out);
     return sc__local_get_str(c->local, key, out, get_missed, c);
 }

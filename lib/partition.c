@@ -73,6 +73,7 @@ sc_status sc__parts_open(const sc_options *o, sc_cache **out)
         return sc__fail(NULL, SC_ERR_NOMEM, "sc_open: out of memory");
     c->nparts = o->partitions;
     c->part = calloc(c->nparts, sizeof *c->part);
+    c->routed = 1;
     if (!c->part || sc__options_copy(c, o) != SC_OK ||
         !(c->part_stats = sc__load_stats_new(c->opt.stats_window_ms))) {
         sc__parts_free(c);

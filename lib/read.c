@@ -41,7 +41,8 @@ static sc_status get_copy_missed(void *c, const char *key, sc_read_fn fn, void *
     return read_slow(c, key, fn, ud, "sc_get_copy");
 }
 
-/* Routing (partitioned caches), an unsynced pod and a NULL cache: what
+/* Routing (partitioned caches), a pod on a caller's event_base (its sync
+ * needs a recent proof, sc__synced), an unsynced pod and a NULL cache: what
  * the hit path below leaves to a call of its own (fn is never NULL here:
  * sc_get_with refuses that, sc_get_copy passes its own). */
 static __attribute__((noinline)) sc_status read_routed(sc_cache *c, const char *key, sc_read_fn fn, void *ud,
@@ -59,7 +60,7 @@ static __attribute__((noinline)) sc_status read_routed(sc_cache *c, const char *
 static inline sc_status read_with(sc_cache *c, const char *key, sc_read_fn fn, void *ud,
                                   sc__local_miss_fn missed)
 {
-    if (!c || c->part || !sc__synced(c))
+    if (!c || c->routed || !atomic_load_explicit(&c->synced, memory_order_acquire))
         return read_routed(c, key, fn, ud, missed);
     return sc__local_get_with_str(c->local, key, fn, ud, missed, c);
 }
