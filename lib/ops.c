@@ -120,18 +120,21 @@ static __attribute__((noinline)) sc_status get_slow(sc_cache *c, const char *key
 }
 
 /* A synced pod's local hit is the whole of this function; the rest is
- * get_slow, so the hit saves and restores almost no registers. */
-SC_EXPORT sc_status sc_get_ex(sc_cache *c, const char *key, sc_value **out, sc_get_info *info)
+ * get_slow, so the hit saves and restores almost no registers. call: the
+ * public call whose arguments are checked (sc_get or sc_get_ex), named by
+ * its messages. */
+static inline __attribute__((always_inline)) sc_status get_ex_as(sc_cache *c, const char *key, sc_value **out,
+                                                                 sc_get_info *info, const char *call)
 {
     c = sc__route(c, key);
     size_t klen = 0;
     if (out)
         *out = NULL;
-    sc_status s = sc__check_key(c, key, &klen, "sc_get");
+    sc_status s = sc__check_key(c, key, &klen, call);
     if (s != SC_OK)
         return s;
     if (!out)
-        return sc__fail(c, SC_ERR_INVALID, "sc_get: out is NULL");
+        return sc__fail(c, SC_ERR_INVALID, "%s: out is NULL", call);
 
     uint64_t hash = sc__local_hash(key, klen);
     int synced = is_synced(c);
@@ -146,9 +149,14 @@ SC_EXPORT sc_status sc_get_ex(sc_cache *c, const char *key, sc_value **out, sc_g
     return get_slow(c, key, klen, hash, out, info, synced);
 }
 
+SC_EXPORT sc_status sc_get_ex(sc_cache *c, const char *key, sc_value **out, sc_get_info *info)
+{
+    return get_ex_as(c, key, out, info, "sc_get_ex");
+}
+
 static sc_status get_missed(void *c, const char *key, sc_value **out)
 {
-    return sc_get_ex(c, key, out, NULL);
+    return get_ex_as(c, key, out, NULL, "sc_get");
 }
 
 /* Routing (partitioned caches), a pod on a caller's event_base (c->routed),
@@ -158,7 +166,7 @@ static __attribute__((noinline)) sc_status get_routed(sc_cache *c, const char *k
 {
     c = sc__route(c, key);
     if (!c || !out || !is_synced(c))
-        return sc_get_ex(c, key, out, NULL);
+        return get_ex_as(c, key, out, NULL, "sc_get");
     return sc__local_get_str(c->local, key, out, get_missed, c);
 }
 

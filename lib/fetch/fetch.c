@@ -822,38 +822,40 @@ int sc__fetch_graced_answerable(call *cl, fkey *k)
     return ok;
 }
 
-SC_EXPORT sc_status sc_fetch_ex(sc_cache *c, const char *key, const sc_fetch_opts *o, sc_load_fn load, void *ud,
-                                sc_value **out, sc_get_info *info)
+/* sc_fetch_ex as the public call name (sc_fetch or sc_fetch_ex), which its
+ * messages name. */
+static sc_status fetch_ex_as(sc_cache *c, const char *key, const sc_fetch_opts *o, sc_load_fn load, void *ud,
+                             sc_value **out, sc_get_info *info, const char *name)
 {
     c = sc__route(c, key);
     if (out)
         *out = NULL;
     if (info)
         memset(info, 0, sizeof *info);
-    sc_status s = check_call(c, load != NULL, "sc_fetch");
+    sc_status s = check_call(c, load != NULL, name);
     if (s != SC_OK)
         return s;
     size_t klen = 0;
-    if ((s = check_key(c, key, &klen, "sc_fetch")) != SC_OK)
+    if ((s = check_key(c, key, &klen, name)) != SC_OK)
         return s;
     if (!out)
-        return sc__fail(c, SC_ERR_INVALID, "sc_fetch: out is NULL");
+        return sc__fail(c, SC_ERR_INVALID, "%s: out is NULL", name);
     sc_fetch_opts def;
     if (!o) {
         sc_fetch_opts_init(&def);
         o = &def;
     }
     if (o->grace_ms != UINT64_MAX && o->grace_ms > (UINT64_C(1) << 40))
-        return sc__fail(c, SC_ERR_INVALID, "sc_fetch_ex: grace_ms %llu is over 2^40",
+        return sc__fail(c, SC_ERR_INVALID, "%s: grace_ms %llu is over 2^40", name,
                         (unsigned long long)o->grace_ms);
     /* Refused before the loader runs: a call that fails never calls its
      * loader, and a TTL the jitter happened to cut below the bound must not
      * decide whether a load is cached. */
-    if ((s = sc__check_ttl(c, o->ttl_ms, "sc_fetch_ex")) != SC_OK)
+    if ((s = sc__check_ttl(c, o->ttl_ms, name)) != SC_OK)
         return s;
     char *tags = NULL;
     size_t tags_len = 0;
-    if (o->ntags && (s = sc__tags_join(c, o->tags, o->ntags, &tags, &tags_len, "sc_fetch_ex")) != SC_OK)
+    if (o->ntags && (s = sc__tags_join(c, o->tags, o->ntags, &tags, &tags_len, name)) != SC_OK)
         return s;
     uint64_t hash = sc__local_hash(key, klen);
     int checked = 0;
@@ -872,7 +874,7 @@ SC_EXPORT sc_status sc_fetch_ex(sc_cache *c, const char *key, const sc_fetch_opt
         checked = 1;
     }
     call cl;
-    call_init(&cl, c, "sc_fetch", o->ttl_ms);
+    call_init(&cl, c, name, o->ttl_ms);
     cl.local_checked = checked;
     if (o->grace_ms != UINT64_MAX)
         cl.grace = o->grace_ms;
@@ -926,7 +928,7 @@ SC_EXPORT sc_status sc_fetch_ex(sc_cache *c, const char *key, const sc_fetch_opt
             st = SC_ERR_TIMEOUT;
             cl.fail = SC_OK;
             sc__fetch_call_fail(&cl, SC_ERR_TIMEOUT,
-                                "sc_fetch_ex: no answer for \"%.*s\" within the hard timeout (%u ms)%s",
+                                "%s: no answer for \"%.*s\" within the hard timeout (%u ms)%s", name,
                                 (int)(klen > 64 ? 64 : klen), key, cl.hard,
                                 cl.left_running ? "; the loader still runs and stores its result when it returns" : "");
         }
@@ -947,13 +949,19 @@ SC_EXPORT sc_status sc_fetch_ex(sc_cache *c, const char *key, const sc_fetch_opt
     return sc__fail(c, cl.fail != SC_OK ? cl.fail : st, "%s", cl.err[0] ? cl.err : sc_strerror(st));
 }
 
+SC_EXPORT sc_status sc_fetch_ex(sc_cache *c, const char *key, const sc_fetch_opts *o, sc_load_fn load, void *ud,
+                                sc_value **out, sc_get_info *info)
+{
+    return fetch_ex_as(c, key, o, load, ud, out, info, "sc_fetch_ex");
+}
+
 SC_EXPORT sc_status sc_fetch(sc_cache *c, const char *key, uint64_t ttl_ms, sc_load_fn load, void *ud,
                              sc_value **out)
 {
     sc_fetch_opts o;
     sc_fetch_opts_init(&o);
     o.ttl_ms = ttl_ms;
-    return sc_fetch_ex(c, key, &o, load, ud, out, NULL);
+    return fetch_ex_as(c, key, &o, load, ud, out, NULL, "sc_fetch");
 }
 
 /* A sc_fetch_batch call on one (unpartitioned) cache: its unique keys

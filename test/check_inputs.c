@@ -1,0 +1,306 @@
+/* Every public call with bad input: a table of calls swept over a NULL
+ * cache, NULL / empty / over-long keys, NULL out pointers, out-of-range
+ * lengths, TTLs and counts, on a writer, a plain reader and a partitioned
+ * pod. Each must return the documented status, leave a message in sc_errmsg
+ * naming the call and the argument, set its out parameters to NULL / 0, and
+ * write nothing to Redis or the local tier. */
+#include <limits.h>
+#include <pthread.h>
+
+#include "pods.h"
+
+sc_test_redis g_redis;
+
+#define NS(name) "t_" name
+
+static char g_fail[16384];
+
+#define SENT ((sc_value *)(uintptr_t)0x10)
+
+static void note(const char *fmt, ...) SC__PRINTF(1, 2);
+static void note(const char *fmt, ...)
+{
+    size_t l = strlen(g_fail);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(g_fail + l, sizeof g_fail - l, fmt, ap);
+    va_end(ap);
+    l = strlen(g_fail);
+    if (l + 1 < sizeof g_fail)
+        strcat(g_fail, "\n");
+}
+
+/* Failures are collected (all of them reported at once), not asserted one
+ * by one. */
+/* s must be want, and c's message (this thread) must name call and word. */
+static void expect(int line, const char *what, sc_status s, sc_status want, const sc_cache *c, const char *call,
+                   const char *word)
+{
+    const char *m = sc_errmsg(c);
+    if (s != want)
+        note("line %d %s: got %s, want %s (%s)", line, what, sc_strerror(s), sc_strerror(want), m);
+    else if (want != SC_OK && want != SC_NOT_FOUND &&
+             (!strstr(m, call) || (word && !strstr(m, word))))
+        note("line %d %s: message \"%s\" does not name %s / %s", line, what, m, call, word ? word : "");
+}
+#define EXPECT(stmt, want, c, call, word) expect(__LINE__, #stmt, (stmt), want, c, call, word)
+
+static sc_status load_one(const char *key, sc_loaded *slot, void *ud)
+{
+    (void)key;
+    (void)ud;
+    sc_loaded_set(slot, "L", 1);
+    return SC_OK;
+}
+
+static sc_status load_many(const char *const *keys, size_t n, sc_loaded *const *slots, void *ud)
+{
+    (void)keys;
+    (void)ud;
+    for (size_t i = 0; i < n; i++)
+        sc_loaded_set(slots[i], "L", 1);
+    return SC_OK;
+}
+
+static void read_fn(const void *d, size_t l, uint64_t v, void *ud)
+{
+    (void)d;
+    (void)l;
+    (void)v;
+    ++*(int *)ud;
+}
+
+/* Every keyed call with a bad key on c (its messages read through msgc). */
+static void sweep_keys(sc_cache *c, const sc_cache *msgc, const char *key, sc_status want, const char *word,
+                       int plain_reader)
+{
+    /* What a plain reader refuses before looking at the key. */
+    sc_status wwant = plain_reader ? SC_ERR_INVALID : want;
+    const char *wword = plain_reader ? "Redis" : word;
+    sc_value *v = SENT;
+    sc_get_info info;
+    uint64_t ver = 7;
+    size_t len = 9;
+    int called = 0;
+    char buf[4];
+    sc_fetch_opts fo;
+    sc_fetch_opts_init(&fo);
+    const char *tags[] = {"t"};
+    v = SENT;
+    EXPECT(sc_get(c, key, &v), want, msgc, "sc_get", word);
+    if (v)
+        note("sc_get: out not NULL");
+    v = SENT;
+    EXPECT(sc_get_ex(c, key, &v, &info), want, msgc, "sc_get_ex", word);
+    if (v)
+        note("sc_get_ex: out not NULL");
+    v = SENT;
+    EXPECT(sc_peek(c, key, &v), want, msgc, "sc_peek", word);
+    if (v)
+        note("sc_peek: out not NULL");
+    EXPECT(sc_get_with(c, key, read_fn, &called), want, msgc, "sc_get_with", word);
+    EXPECT(sc_get_copy(c, key, buf, sizeof buf, &len, &ver), want, msgc, "sc_get_copy", word);
+    EXPECT(sc_set(c, key, "x", 1, 0), want, msgc, "sc_set", word);
+    EXPECT(sc_set_invalidate(c, key, "x", 1, 0), want, msgc, "sc_set_invalidate", word);
+    EXPECT(sc_set_if_version(c, key, "x", 1, 0, 0), want, msgc, "sc_set_if_version", word);
+    EXPECT(sc_set_behind(c, key, "x", 1, 0), want, msgc, "sc_set_behind", word);
+    EXPECT(sc_set_tagged(c, key, "x", 1, 0, tags, 1), wwant, msgc, "sc_set_tagged", wword);
+    EXPECT(sc_delete(c, key), want, msgc, "sc_delete", word);
+    EXPECT(sc_delete_behind(c, key), want, msgc, "sc_delete_behind", word);
+    ver = 7;
+    EXPECT(sc_version_of(c, key, &ver), want, msgc, "sc_version_of", word);
+    if (ver)
+        note("sc_version_of: version not 0");
+    EXPECT(sc_tag_deleted(c, key), want, msgc, "sc_tag_deleted", word);
+    v = SENT;
+    EXPECT(sc_fetch(c, key, 0, load_one, NULL, &v), wwant, msgc, "sc_fetch", wword);
+    if (v)
+        note("sc_fetch: out not NULL");
+    v = SENT;
+    EXPECT(sc_fetch_ex(c, key, &fo, load_one, NULL, &v, &info), wwant, msgc, "sc_fetch_ex", wword);
+    if (v)
+        note("sc_fetch_ex: out not NULL");
+    const char *keys[3] = {"ok1", key, "ok1"};
+    sc_value *outs[3] = {SENT, SENT, SENT};
+    EXPECT(sc_get_many(c, keys, 3, outs), want, msgc, "sc_get_many", word);
+    for (int i = 0; i < 3; i++)
+        if (outs[i])
+            note("sc_get_many: out[%d] not NULL", i);
+    outs[0] = outs[1] = outs[2] = SENT;
+    EXPECT(sc_fetch_batch(c, keys, 3, 0, load_many, NULL, outs), wwant, msgc, "sc_fetch_batch", wword);
+    for (int i = 0; i < 3; i++)
+        if (outs[i])
+            note("sc_fetch_batch: out[%d] not NULL", i);
+    if (called)
+        note("sc_get_with: fn called");
+}
+
+static void sweep_args(sc_cache *c, const char *ns)
+{
+    sc_value *v = SENT;
+    size_t len = 9;
+    uint64_t ver = 7;
+    char buf[4];
+    sc_fetch_opts fo;
+    sc_fetch_opts_init(&fo);
+    sc_get_info info;
+    EXPECT(sc_get(c, "k", NULL), SC_ERR_INVALID, c, "sc_get", "out");
+    EXPECT(sc_get_ex(c, "k", NULL, &info), SC_ERR_INVALID, c, "sc_get_ex", "out");
+    EXPECT(sc_peek(c, "k", NULL), SC_ERR_INVALID, c, "sc_peek", "out");
+    EXPECT(sc_get_with(c, "k", NULL, NULL), SC_ERR_INVALID, c, "sc_get_with", "fn");
+    EXPECT(sc_get_copy(c, "k", buf, sizeof buf, NULL, &ver), SC_ERR_INVALID, c, "sc_get_copy", "len");
+    EXPECT(sc_get_copy(c, "k", NULL, 4, &len, &ver), SC_ERR_INVALID, c, "sc_get_copy", "buf");
+    EXPECT(sc_version_of(c, "k", NULL), SC_ERR_INVALID, c, "sc_version_of", "version");
+    EXPECT(sc_set(c, "k", NULL, 3, 0), SC_ERR_INVALID, c, "sc_set", "value");
+    EXPECT(sc_set(c, "k", "x", (size_t)512 << 20, 0), SC_ERR_TOO_LARGE, c, "sc_set", "max_value_bytes");
+    EXPECT(sc_set(c, "k", "x", SIZE_MAX, 0), SC_ERR_TOO_LARGE, c, "sc_set", "max_value_bytes");
+    EXPECT(sc_set(c, "k", "x", 1, UINT64_MAX), SC_ERR_INVALID, c, "sc_set", "ttl_ms");
+    EXPECT(sc_set_invalidate(c, "k", "x", 1, UINT64_MAX), SC_ERR_INVALID, c, "sc_set_invalidate", "ttl_ms");
+    EXPECT(sc_set_if_version(c, "k", "x", 1, UINT64_MAX, 0), SC_ERR_INVALID, c, "sc_set_if_version", "ttl_ms");
+    EXPECT(sc_set_behind(c, "k", "x", 1, UINT64_MAX), SC_ERR_INVALID, c, "sc_set_behind", "ttl_ms");
+    const char *tags[] = {"t"};
+    EXPECT(sc_set_tagged(c, "k", "x", 1, UINT64_MAX, tags, 1), SC_ERR_INVALID, c, "sc_set_tagged", "ttl_ms");
+    EXPECT(sc_set_tagged(c, "k", "x", 1, 0, NULL, 1), SC_ERR_INVALID, c, "sc_set_tagged", "tags");
+    const char *badtags[] = {"t", NULL};
+    EXPECT(sc_set_tagged(c, "k", "x", 1, 0, badtags, 2), SC_ERR_INVALID, c, "sc_set_tagged", "tag 1");
+    const char *nltags[] = {"a\nb"};
+    EXPECT(sc_set_tagged(c, "k", "x", 1, 0, nltags, 1), SC_ERR_INVALID, c, "sc_set_tagged", "newline");
+    EXPECT(sc_set_tagged(c, "k", "x", 1, 0, tags, 65), SC_ERR_INVALID, c, "sc_set_tagged", "tags");
+    EXPECT(sc_invalidate_tag(c, NULL), SC_ERR_INVALID, c, "sc_invalidate_tag", "tag");
+    EXPECT(sc_invalidate_tag(c, ""), SC_ERR_INVALID, c, "sc_invalidate_tag", "tag");
+    EXPECT(sc_invalidate_tag(c, "a\nb"), SC_ERR_INVALID, c, "sc_invalidate_tag", "newline");
+    v = SENT;
+    EXPECT(sc_fetch(c, "k", 0, NULL, NULL, &v), SC_ERR_INVALID, c, "sc_fetch", "loader");
+    if (v)
+        note("sc_fetch NULL loader: out not NULL");
+    EXPECT(sc_fetch(c, "k", 0, load_one, NULL, NULL), SC_ERR_INVALID, c, "sc_fetch", "out");
+    v = SENT;
+    EXPECT(sc_fetch(c, "k", UINT64_MAX, load_one, NULL, &v), SC_ERR_INVALID, c, "sc_fetch", "ttl_ms");
+    v = SENT;
+    fo.grace_ms = UINT64_MAX - 1;
+    EXPECT(sc_fetch_ex(c, "k", &fo, load_one, NULL, &v, &info), SC_ERR_INVALID, c, "sc_fetch_ex", "grace_ms");
+    sc_fetch_opts_init(&fo);
+    fo.ttl_ms = UINT64_MAX;
+    EXPECT(sc_fetch_ex(c, "k", &fo, load_one, NULL, &v, &info), SC_ERR_INVALID, c, "sc_fetch_ex", "ttl_ms");
+    sc_fetch_opts_init(&fo);
+    fo.ntags = 2;
+    EXPECT(sc_fetch_ex(c, "k", &fo, load_one, NULL, &v, &info), SC_ERR_INVALID, c, "sc_fetch_ex", "tags");
+    EXPECT(sc_fetch_ex(c, "k", NULL, NULL, NULL, &v, &info), SC_ERR_INVALID, c, "sc_fetch_ex", "loader");
+    EXPECT(sc_fetch_ex(c, "k", NULL, load_one, NULL, NULL, &info), SC_ERR_INVALID, c, "sc_fetch_ex", "out");
+
+    const char *keys[2] = {"a", "b"};
+    sc_value *outs[2] = {SENT, SENT};
+    EXPECT(sc_get_many(c, keys, 0, outs), SC_OK, c, "sc_get_many", NULL);
+    EXPECT(sc_get_many(c, NULL, 0, NULL), SC_OK, c, "sc_get_many", NULL);
+    EXPECT(sc_get_many(c, NULL, 2, outs), SC_ERR_INVALID, c, "sc_get_many", "keys");
+    EXPECT(sc_get_many(c, keys, 2, NULL), SC_ERR_INVALID, c, "sc_get_many", "out");
+    EXPECT(sc_fetch_batch(c, keys, 0, 0, load_many, NULL, outs), SC_OK, c, "sc_fetch_batch", NULL);
+    EXPECT(sc_fetch_batch(c, NULL, 2, 0, load_many, NULL, outs), SC_ERR_INVALID, c, "sc_fetch_batch", "keys");
+    EXPECT(sc_fetch_batch(c, keys, 2, 0, load_many, NULL, NULL), SC_ERR_INVALID, c, "sc_fetch_batch", "out");
+    EXPECT(sc_fetch_batch(c, keys, 2, 0, NULL, NULL, outs), SC_ERR_INVALID, c, "sc_fetch_batch", "loader");
+    EXPECT(sc_fetch_batch(c, keys, 2, UINT64_MAX, load_many, NULL, outs), SC_ERR_INVALID, c, "sc_fetch_batch",
+           "ttl_ms");
+    EXPECT(sc_fetch_batch(c, keys, SC_FETCH_BATCH_MAX + 1, 0, load_many, NULL, outs), SC_ERR_INVALID, c,
+           "sc_fetch_batch", "SC_FETCH_BATCH_MAX");
+    EXPECT(sc_get_many(c, keys, ((size_t)1 << 20) + 1, NULL), SC_ERR_INVALID, c, "sc_get_many", NULL);
+
+    /* nothing reached Redis or the local tier */
+    char *r = test_redis_value(ns, "k");
+    if (strcmp(r, "<none>"))
+        note("Redis holds k = %s", r);
+    free(r);
+    if (test_held(c, "k"))
+        note("local tier holds k");
+}
+
+static void sweep_null_cache(void)
+{
+    sc_value *v = SENT;
+    char buf[8] = "zzz";
+    EXPECT(sc_flush_behind(NULL, 0), SC_ERR_INVALID, NULL, "sc_flush_behind", "cache");
+    EXPECT(sc_clear(NULL), SC_ERR_INVALID, NULL, "sc_clear", "cache");
+    EXPECT(sc_invalidate_tag(NULL, "t"), SC_ERR_INVALID, NULL, "sc_invalidate_tag", "cache");
+    if (strcmp(sc_pod_id(NULL), ""))
+        note("sc_pod_id(NULL) not \"\"");
+    sc_stats st;
+    memset(&st, 0xff, sizeof st);
+    sc_stats_get(NULL, &st);
+    if (st.local_hits || st.synced)
+        note("sc_stats_get(NULL) not zeroed");
+    sc_stats_get(NULL, NULL);
+    if (sc_metrics_text(NULL, buf, sizeof buf) != 0 || buf[0])
+        note("sc_metrics_text(NULL) not \"\"");
+    if (sc_metrics_text(NULL, NULL, 0) != 0)
+        note("sc_metrics_text(NULL, NULL, 0) not 0");
+    sc_load_stats ls;
+    memset(&ls, 0xff, sizeof ls);
+    sc_load_stats_get(NULL, SC_WINDOW_TOTAL, &ls);
+    if (ls.hits || ls.hit_rate != 0)
+        note("sc_load_stats_get(NULL) not zeroed");
+    sc_load_stats_get(NULL, SC_WINDOW_TOTAL, NULL);
+    sc_fetch_opts_init(NULL);
+    sc_options_init(NULL);
+    sc_loaded_set(NULL, "x", 1);
+    sc_loaded_error(NULL, "x");
+    if (sc_value_data(NULL) || sc_value_size(NULL) || sc_value_version(NULL) || sc_value_ref(NULL))
+        note("sc_value_*(NULL) not NULL / 0");
+    sc_value_release(NULL);
+    sc_close(NULL);
+    if (!sc_strerror((sc_status)999) || !sc_strerror((sc_status)-1))
+        note("sc_strerror of unknown code is NULL");
+    v = SENT;
+    EXPECT(sc_open(NULL, (sc_cache **)&v), SC_ERR_INVALID, NULL, "options", NULL);
+    if (v)
+        note("sc_open(NULL, &out): out not NULL");
+    sc_options o = test_options(NS("nullopen"), NULL);
+    EXPECT(sc_open(&o, NULL), SC_ERR_INVALID, NULL, "sc_open", "out");
+}
+
+START_TEST(every_call_refuses_bad_input)
+{
+    g_fail[0] = '\0';
+    sc_cache *w = test_pod(NS("in_w"), "w");
+    sc_options o = test_options(NS("in_r"), "r");
+    o.role = SC_ROLE_READER;
+    sc_cache *rd = test_open(&o);
+    o = test_options(NS("in_p"), "p");
+    o.partitions = 4;
+    sc_cache *p = test_open(&o);
+
+    char *huge = malloc((1u << 20) + 1);
+    memset(huge, 'k', 1u << 20);
+    huge[1u << 20] = '\0';
+    sweep_keys(NULL, NULL, "k", SC_ERR_INVALID, "cache", 0);
+    sc_cache *pods[3] = {w, rd, p};
+    for (int i = 0; i < 3; i++) {
+        sc_cache *c = pods[i];
+        sweep_keys(c, c, NULL, SC_ERR_INVALID, "key", c == rd);
+        sweep_keys(c, c, "", SC_ERR_INVALID, "key", c == rd);
+        sweep_keys(c, c, huge, SC_ERR_TOO_LARGE, "max_key_bytes", c == rd);
+    }
+    sweep_args(w, NS("in_w"));
+    sweep_args(p, NS("in_p"));
+    sweep_null_cache();
+    free(huge);
+    sc_close(w);
+    sc_close(rd);
+    sc_close(p);
+    ck_assert_msg(g_fail[0] == '\0', "%s", g_fail);
+}
+END_TEST
+
+
+static Suite *inputs_suite(void)
+{
+    Suite *s = suite_create("inputs");
+    TCase *tc = tcase_create("inputs");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, every_call_refuses_bad_input);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    return test_run_suite(inputs_suite(), NULL);
+}
