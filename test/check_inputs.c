@@ -290,12 +290,66 @@ START_TEST(every_call_refuses_bad_input)
 END_TEST
 
 
+
+static sc_status load_null_value(const char *key, sc_loaded *slot, void *ud)
+{
+    (void)key;
+    (void)ud;
+    sc_loaded_set(slot, NULL, 5);
+    return SC_OK;
+}
+
+static sc_status load_null_values(const char *const *keys, size_t n, sc_loaded *const *slots, void *ud)
+{
+    (void)keys;
+    (void)ud;
+    for (size_t i = 0; i < n; i++)
+        sc_loaded_set(slots[i], NULL, 3);
+    return SC_OK;
+}
+
+/* A loader that hands sc_loaded_set a NULL value with a length passed a bad
+ * argument, as sc_set(c, k, NULL, 5, 0) does: SC_ERR_INVALID with a message
+ * saying so, nothing stored. It was reported as SC_ERR_TOO_LARGE, "the
+ * loader's value is 5 bytes, over max_value_bytes (67108864)". */
+START_TEST(loader_null_value_is_invalid)
+{
+    sc_cache *w = test_pod(NS("in_loadnull"), "w");
+    sc_value *v = SENT;
+    sc_status s = sc_fetch(w, "k", 0, load_null_value, NULL, &v);
+    ck_assert_msg(s == SC_ERR_INVALID, "sc_fetch: %s (%s)", sc_strerror(s), sc_errmsg(w));
+    ck_assert_ptr_null(v);
+    ck_assert_msg(strstr(sc_errmsg(w), "sc_fetch") && strstr(sc_errmsg(w), "NULL"), "%s", sc_errmsg(w));
+    const char *keys[3] = {"b1", "b2", "b1"};
+    sc_value *outs[3] = {SENT, SENT, SENT};
+    s = sc_fetch_batch(w, keys, 3, 0, load_null_values, NULL, outs);
+    ck_assert_msg(s == SC_ERR_INVALID, "sc_fetch_batch: %s (%s)", sc_strerror(s), sc_errmsg(w));
+    ck_assert_msg(strstr(sc_errmsg(w), "sc_fetch_batch") && strstr(sc_errmsg(w), "NULL"), "%s", sc_errmsg(w));
+    for (int i = 0; i < 3; i++)
+        ck_assert_ptr_null(outs[i]);
+    const char *stored[] = {"k", "b1", "b2"};
+    for (int i = 0; i < 3; i++) {
+        char *r = test_redis_value(NS("in_loadnull"), stored[i]);
+        ck_assert_msg(strcmp(r, "<none>") == 0, "%s: %s", stored[i], r);
+        free(r);
+        ck_assert(!test_held(w, stored[i]));
+    }
+    /* The locks went back at once: a good loader loads now. */
+    v = NULL;
+    ck_assert_int_eq(sc_fetch(w, "k", 0, load_one, NULL, &v), SC_OK);
+    ck_assert_str_eq(sc_value_data(v), "L");
+    sc_value_release(v);
+    sc_close(w);
+}
+END_TEST
+
 static Suite *inputs_suite(void)
 {
     Suite *s = suite_create("inputs");
     TCase *tc = tcase_create("inputs");
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, every_call_refuses_bad_input);
+    tcase_add_test(tc, loader_null_value_is_invalid);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -611,7 +611,8 @@ SC_EXPORT size_t sc_metrics_text(sc_cache *c, char *buf, size_t cap);
 typedef struct sc_loaded sc_loaded; /* a loader's result slot; opaque */
 
 /* Sets the slot's value (copied; a second call replaces it). A value longer
- * than max_value_bytes makes the fetch fail with SC_ERR_TOO_LARGE. */
+ * than max_value_bytes makes the fetch fail with SC_ERR_TOO_LARGE; a NULL val
+ * with len > 0, with SC_ERR_INVALID. */
 SC_EXPORT void sc_loaded_set(sc_loaded *slot, const void *val, size_t len);
 /* A message for a failing loader to leave: the fetch's sc_errmsg carries it
  * (truncated to 255 bytes). */

@@ -22,6 +22,7 @@ struct sc_loaded {
     size_t len;
     size_t max;          /* max_value_bytes */
     size_t refused_len;  /* a value over max was offered (0: none) */
+    size_t null_len;     /* a NULL value with this length was offered (0: none) */
     int set;
     int nomem;
     char msg[LOADED_MSG];

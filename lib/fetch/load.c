@@ -126,7 +126,7 @@ static sc_status load1_result(sc_cache *c, sc_loaded *slot, sc_status ls)
         return SC_ERR_NOMEM;
     if (ls == SC_NOT_FOUND) /* whatever it set: "not found" is the answer */
         slot_reset(slot, c->opt.max_value_bytes);
-    if (ls == SC_OK && !slot->set && !slot->refused_len && !slot->nomem) {
+    if (ls == SC_OK && !slot->set && !slot->refused_len && !slot->null_len && !slot->nomem) {
         ls = SC_ERR_LOADER;
         snprintf(slot->msg, sizeof slot->msg, "the loader returned SC_OK without sc_loaded_set");
     }
@@ -420,7 +420,13 @@ static void settle_begin(call *cl, fkey **ks, size_t n, sc_status ls)
                             sc_strerror(ls), *msg ? ": " : "", msg);
     }
     for (size_t i = 0; i < n && fail == SC_OK; i++) {
-        if (ks[i]->slot->refused_len) {
+        if (ks[i]->slot->null_len) {
+            fail = SC_ERR_INVALID;
+            sc__fetch_call_fail(cl, fail,
+                                "%s: the loader's sc_loaded_set for \"%.*s\" passed a NULL value with length %zu",
+                                cl->name, (int)(ks[i]->klen > 64 ? 64 : ks[i]->klen), ks[i]->key,
+                                ks[i]->slot->null_len);
+        } else if (ks[i]->slot->refused_len) {
             fail = SC_ERR_TOO_LARGE;
             sc__fetch_call_fail(cl, fail,
                                 "%s: the loader's value for \"%.*s\" is %zu bytes, over max_value_bytes (%zu)",
@@ -643,9 +649,14 @@ SC_EXPORT void sc_loaded_set(sc_loaded *slot, const void *val, size_t len)
     slot->len = 0;
     slot->set = 0;
     slot->refused_len = 0;
+    slot->null_len = 0;
     slot->nomem = 0;
-    if (len > slot->max || (!val && len)) {
-        slot->refused_len = len ? len : 1;
+    if (!val && len) {
+        slot->null_len = len;
+        return;
+    }
+    if (len > slot->max) {
+        slot->refused_len = len;
         return;
     }
     slot->data = malloc(len ? len : 1);
