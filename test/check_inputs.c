@@ -200,8 +200,14 @@ static void sweep_args(sc_cache *c, const char *ns)
     EXPECT(sc_fetch_batch(c, keys, 2, 0, NULL, NULL, outs), SC_ERR_INVALID, c, "sc_fetch_batch", "loader");
     EXPECT(sc_fetch_batch(c, keys, 2, UINT64_MAX, load_many, NULL, outs), SC_ERR_INVALID, c, "sc_fetch_batch",
            "ttl_ms");
-    EXPECT(sc_fetch_batch(c, keys, SC_FETCH_BATCH_MAX + 1, 0, load_many, NULL, outs), SC_ERR_INVALID, c,
+    /* (out has n slots, as the call's contract says; batch_over_limit_clears_out
+     * looks at them) */
+    const char **many = calloc(SC_FETCH_BATCH_MAX + 1, sizeof *many);
+    sc_value **mout = calloc(SC_FETCH_BATCH_MAX + 1, sizeof *mout);
+    EXPECT(sc_fetch_batch(c, many, SC_FETCH_BATCH_MAX + 1, 0, load_many, NULL, mout), SC_ERR_INVALID, c,
            "sc_fetch_batch", "SC_FETCH_BATCH_MAX");
+    free(many);
+    free(mout);
     EXPECT(sc_get_many(c, keys, ((size_t)1 << 20) + 1, NULL), SC_ERR_INVALID, c, "sc_get_many", NULL);
 
     /* nothing reached Redis or the local tier */
@@ -343,6 +349,49 @@ START_TEST(loader_null_value_is_invalid)
 }
 END_TEST
 
+
+/* A count over SC_FETCH_BATCH_MAX is refused, and the header's "else the
+ * first failure, with every out[i] NULL" holds for the slots it can vouch
+ * for, as sc_get_many does for its own limit: out was left as it was, so a
+ * caller that releases out[i] after any failure released garbage. */
+START_TEST(batch_over_limit_clears_out)
+{
+    sc_cache *w = test_pod(NS("in_batchmax"), "w");
+    size_t n = SC_FETCH_BATCH_MAX + 1;
+    const char **keys = calloc(n, sizeof *keys);
+    sc_value **out = malloc(n * sizeof *out);
+    for (size_t i = 0; i < n; i++) {
+        keys[i] = "k";
+        out[i] = SENT;
+    }
+    sc_status s = sc_fetch_batch(w, keys, n, 0, load_many, NULL, out);
+    ck_assert_int_eq(s, SC_ERR_INVALID);
+    ck_assert_msg(strstr(sc_errmsg(w), "sc_fetch_batch") && strstr(sc_errmsg(w), "SC_FETCH_BATCH_MAX"), "%s",
+                  sc_errmsg(w));
+    for (size_t i = 0; i < SC_FETCH_BATCH_MAX; i++)
+        ck_assert_msg(out[i] == NULL, "out[%zu] not NULL", i);
+    /* sc_get_many: the same at its limit (2^20). */
+    size_t gn = ((size_t)1 << 20) + 1;
+    const char **gkeys = malloc(gn * sizeof *gkeys);
+    sc_value **gout = malloc(gn * sizeof *gout);
+    for (size_t i = 0; i < gn; i++) {
+        gkeys[i] = "k";
+        gout[i] = SENT;
+    }
+    ck_assert_int_eq(sc_get_many(w, gkeys, gn, gout), SC_ERR_INVALID);
+    for (size_t i = 0; i < gn - 1; i++)
+        ck_assert_msg(gout[i] == NULL, "sc_get_many out[%zu] not NULL", i);
+    char *r = test_redis_value(NS("in_batchmax"), "k");
+    ck_assert_str_eq(r, "<none>");
+    free(r);
+    free(gkeys);
+    free(gout);
+    free(keys);
+    free(out);
+    sc_close(w);
+}
+END_TEST
+
 static Suite *inputs_suite(void)
 {
     Suite *s = suite_create("inputs");
@@ -350,6 +399,7 @@ static Suite *inputs_suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, every_call_refuses_bad_input);
     tcase_add_test(tc, loader_null_value_is_invalid);
+    tcase_add_test(tc, batch_over_limit_clears_out);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -462,8 +462,9 @@ SC_EXPORT sc_status sc_set_if_version(sc_cache *c, const char *key, const void *
  * before any node's read: about one round trip in all). out[i] gets a
  * reference (caller releases) or NULL for a key not found; values read from
  * Redis are installed under the same rules as sc_get. SC_OK, or an error with every
- * out[i] NULL: SC_ERR_INVALID (a NULL, empty or too long key; n above 2^20),
- * SC_ERR_REMOTE / SC_ERR_TIMEOUT, SC_ERR_NOMEM. */
+ * out[i] NULL: SC_ERR_INVALID (a NULL, empty or too long key; n above 2^20,
+ * then only the first 2^20 slots are set NULL), SC_ERR_REMOTE /
+ * SC_ERR_TIMEOUT, SC_ERR_NOMEM. */
 SC_EXPORT sc_status sc_get_many(sc_cache *c, const char *const *keys, size_t n, sc_value **out);
 
 /* ---- write-behind (lazywritercache, without its data loss) ----
@@ -723,7 +724,8 @@ SC_EXPORT sc_status sc_fetch_ex(sc_cache *c, const char *key, const sc_fetch_opt
  * n slots: out[i] is
  * the value of keys[i] (caller releases each) or NULL when not found.
  * Returns SC_OK when every key was answered (found or not), else the first
- * failure, with every out[i] NULL. */
+ * failure, with every out[i] NULL (with n over SC_FETCH_BATCH_MAX,
+ * SC_ERR_INVALID and the first SC_FETCH_BATCH_MAX slots NULL). */
 SC_EXPORT sc_status sc_fetch_batch(sc_cache *c, const char *const *keys, size_t n, uint64_t ttl_ms,
                                    sc_load_batch_fn load, void *ud, sc_value **out);
 

@@ -1062,8 +1062,10 @@ static sc_status batch_close(batch *b, sc_value **out, int ran)
 SC_EXPORT sc_status sc_fetch_batch(sc_cache *c, const char *const *keys, size_t n, uint64_t ttl_ms,
                                    sc_load_batch_fn load, void *ud, sc_value **out)
 {
-    if (out && n <= SC_FETCH_BATCH_MAX)
-        memset(out, 0, n * sizeof *out);
+    /* Over the limit, only the first SC_FETCH_BATCH_MAX slots: a count
+     * that large may not be the size of out (as sc_get_many). */
+    if (out)
+        memset(out, 0, (n < SC_FETCH_BATCH_MAX ? n : SC_FETCH_BATCH_MAX) * sizeof *out);
     sc_status s = check_call(c, load != NULL, "sc_fetch_batch");
     if (s == SC_OK)
         s = sc__check_ttl(c, ttl_ms, "sc_fetch_batch");
