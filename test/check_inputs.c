@@ -39,8 +39,7 @@ static void expect(int line, const char *what, sc_status s, sc_status want, cons
     const char *m = sc_errmsg(c);
     if (s != want)
         note("line %d %s: got %s, want %s (%s)", line, what, sc_strerror(s), sc_strerror(want), m);
-    else if (want != SC_OK && want != SC_NOT_FOUND &&
-             (!strstr(m, call) || (word && !strstr(m, word))))
+    else if (want != SC_OK && want != SC_NOT_FOUND && (!strstr(m, call) || (word && !strstr(m, word))))
         note("line %d %s: message \"%s\" does not name %s / %s", line, what, m, call, word ? word : "");
 }
 #define EXPECT(stmt, want, c, call, word) expect(__LINE__, #stmt, (stmt), want, c, call, word)
@@ -277,25 +276,34 @@ START_TEST(every_call_refuses_bad_input)
     memset(huge, 'k', 1u << 20);
     huge[1u << 20] = '\0';
     sweep_keys(NULL, NULL, "k", SC_ERR_INVALID, "cache", 0);
-    sc_cache *pods[3] = {w, rd, p};
-    for (int i = 0; i < 3; i++) {
+    o = test_options(NS("in_pr"), "pr");
+    o.partitions = 3;
+    o.role = SC_ROLE_READER;
+    sc_cache *pr = test_open(&o);
+    o = test_options(NS("in_rw"), "rw");
+    o.role = SC_ROLE_READER;
+    o.reader_can_set_to_redis = 1;
+    sc_cache *rw = test_open(&o);
+    sc_cache *pods[5] = {w, rd, p, pr, rw};
+    for (int i = 0; i < 5; i++) {
         sc_cache *c = pods[i];
-        sweep_keys(c, c, NULL, SC_ERR_INVALID, "key", c == rd);
-        sweep_keys(c, c, "", SC_ERR_INVALID, "key", c == rd);
-        sweep_keys(c, c, huge, SC_ERR_TOO_LARGE, "max_key_bytes", c == rd);
+        sweep_keys(c, c, NULL, SC_ERR_INVALID, "key", c == rd || c == pr);
+        sweep_keys(c, c, "", SC_ERR_INVALID, "key", c == rd || c == pr);
+        sweep_keys(c, c, huge, SC_ERR_TOO_LARGE, "max_key_bytes", c == rd || c == pr);
     }
     sweep_args(w, NS("in_w"));
     sweep_args(p, NS("in_p"));
+    sweep_args(rw, NS("in_rw"));
     sweep_null_cache();
     free(huge);
     sc_close(w);
     sc_close(rd);
     sc_close(p);
+    sc_close(pr);
+    sc_close(rw);
     ck_assert_msg(g_fail[0] == '\0', "%s", g_fail);
 }
 END_TEST
-
-
 
 static sc_status load_null_value(const char *key, sc_loaded *slot, void *ud)
 {
@@ -349,7 +357,6 @@ START_TEST(loader_null_value_is_invalid)
 }
 END_TEST
 
-
 /* A count over SC_FETCH_BATCH_MAX is refused, and the header's "else the
  * first failure, with every out[i] NULL" holds for the slots it can vouch
  * for, as sc_get_many does for its own limit: out was left as it was, so a
@@ -392,6 +399,55 @@ START_TEST(batch_over_limit_clears_out)
 }
 END_TEST
 
+struct failer {
+    sc_cache *c;
+    char msg[512];
+    char null_msg[512];
+};
+
+static void *fail_on_thread(void *arg)
+{
+    struct failer *f = arg;
+    sc_value *v;
+    sc_get(f->c, NULL, &v);
+    snprintf(f->msg, sizeof f->msg, "%s", sc_errmsg(f->c));
+    snprintf(f->null_msg, sizeof f->null_msg, "%s", sc_errmsg(NULL));
+    return NULL;
+}
+
+/* sc_errmsg is this thread's last failure on that cache (read, as the
+ * header says, before the thread's next call): another thread's failure on
+ * the same cache neither shows nor overwrites it; another cache, or NULL
+ * after a failure on a cache, has nothing to say. */
+START_TEST(errmsg_is_per_thread_and_per_cache)
+{
+    sc_options o = test_options(NS("in_errmsg"), NULL);
+    o.redis_port = 0;
+    sc_cache *bad = (sc_cache *)&o;
+    ck_assert_int_eq(sc_open(&o, &bad), SC_ERR_INVALID);
+    ck_assert_ptr_null(bad);
+    ck_assert_msg(strstr(sc_errmsg(NULL), "redis_port"), "%s", sc_errmsg(NULL));
+
+    sc_cache *a = test_pod(NS("in_errmsg"), "a");
+    sc_cache *b = test_pod(NS("in_errmsg"), "b");
+    sc_value *v;
+    ck_assert_int_eq(sc_get(a, "", &v), SC_ERR_INVALID);
+    ck_assert_str_eq(sc_errmsg(a), "sc_get: key is empty");
+    ck_assert_str_eq(sc_errmsg(b), "");
+    ck_assert_str_eq(sc_errmsg(NULL), "");
+
+    struct failer f = {.c = a};
+    pthread_t th;
+    ck_assert_int_eq(pthread_create(&th, NULL, fail_on_thread, &f), 0);
+    pthread_join(th, NULL);
+    ck_assert_str_eq(f.msg, "sc_get: key is NULL");
+    ck_assert_str_eq(f.null_msg, "");
+    ck_assert_str_eq(sc_errmsg(a), "sc_get: key is empty");
+    sc_close(a);
+    sc_close(b);
+}
+END_TEST
+
 static Suite *inputs_suite(void)
 {
     Suite *s = suite_create("inputs");
@@ -400,6 +456,7 @@ static Suite *inputs_suite(void)
     tcase_add_test(tc, every_call_refuses_bad_input);
     tcase_add_test(tc, loader_null_value_is_invalid);
     tcase_add_test(tc, batch_over_limit_clears_out);
+    tcase_add_test(tc, errmsg_is_per_thread_and_per_cache);
     suite_add_tcase(s, tc);
     return s;
 }
