@@ -60,9 +60,10 @@ SC_EXPORT void sc_options_init(sc_options *o)
     o->grace_ms = 0;
 }
 
-/* The most an event adds around its key and value (field names, numbers,
- * sender id): what event_value_max must leave free in max_event_bytes. */
-#define EVENT_OVERHEAD 512
+/* The longest sender id an event from another pod may carry (pod_id is at
+ * most 256 bytes), and what a partition adds to the namespace ("#255"). */
+#define EVENT_SENDER_MAX 256
+#define EVENT_NS_SUFFIX 4
 
 static int bad(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static int bad(char *err, size_t errlen, const char *fmt, ...)
@@ -183,13 +184,18 @@ sc_status sc__options_check(const sc_options *o, char *err, size_t errlen)
         fail = bad(err, errlen, "option max_value_bytes: %zu is not in 1..536870912", o->max_value_bytes);
     else if (o->max_event_bytes < 4 * KIB || o->max_event_bytes > 512 * MIB)
         fail = bad(err, errlen, "option max_event_bytes: %zu is not in 4096..536870912", o->max_event_bytes);
-    else if ((o->wire_format == SC_WIRE_JSON ? sc__base64_encoded_len(o->event_value_max) : o->event_value_max) +
-                 o->max_key_bytes + EVENT_OVERHEAD >
-             o->max_event_bytes)
+    /* Every event of a pod of the namespace must fit in every pod's
+     * max_event_bytes: the longest key and carried value, a sender id of
+     * any length a pod may have, and JSON's escapes. */
+    else if (sc__event_max_len(o->wire_format, o->max_key_bytes, o->event_value_max, EVENT_SENDER_MAX,
+                               strlen(o->ns) + EVENT_NS_SUFFIX) > o->max_event_bytes)
         fail = bad(err, errlen,
                    "option event_value_max: %zu does not fit in max_event_bytes %zu with a %zu-byte key "
-                   "(and base64 for JSON)",
-                   o->event_value_max, o->max_event_bytes, o->max_key_bytes);
+                   "(an event of this namespace may take %zu bytes%s)",
+                   o->event_value_max, o->max_event_bytes, o->max_key_bytes,
+                   sc__event_max_len(o->wire_format, o->max_key_bytes, o->event_value_max, EVENT_SENDER_MAX,
+                                     strlen(o->ns) + EVENT_NS_SUFFIX),
+                   o->wire_format == SC_WIRE_JSON ? ": JSON escapes and base64" : "");
     else if (o->local_shards > 256 || (o->local_shards & (o->local_shards - 1)) != 0)
         fail = bad(err, errlen, "option local_shards: %u is not 0 or a power of two <= 256", o->local_shards);
     else if (o->heartbeat_interval_ms && o->heartbeat_timeout_ms < o->heartbeat_interval_ms)

@@ -898,6 +898,19 @@ static sc_status encode_json(const sc__event *ev, char **out, size_t *out_len, c
     return SC_OK;
 }
 
+size_t sc__event_max_len(sc_wire_format fmt, size_t key_len, size_t value_len, size_t sender_len, size_t ns_len)
+{
+    /* The encoders' own up-front bounds (encode_msgpack, encode_json) for
+     * the largest event: a set carrying the value, with an instance id and
+     * an epoch of 16 bytes, a digest of 40, and the mac. */
+    const size_t inst = 16, epoch = 16, digest = 40;
+    if (fmt == SC_WIRE_JSON)
+        return 160 + 8 + SC__MAC_LEN + 3 * 22 + json_escaped_max(key_len) + json_escaped_max(sender_len) +
+               json_escaped_max(ns_len) + json_escaped_max(inst) + json_escaped_max(epoch) +
+               json_escaped_max(digest) + 12 + sc__base64_encoded_len(value_len) + 3;
+    return 256 + SC__MAC_LEN + key_len + sender_len + ns_len + inst + epoch + digest + value_len;
+}
+
 static sc_status encode(const sc__event *ev, sc_wire_format fmt, char **out, size_t *out_len, cuts *c, int with_mac,
                         char *scratch, size_t scratch_cap)
 {

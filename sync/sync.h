@@ -121,6 +121,12 @@ typedef struct sc__event_template {
 sc_status sc__event_encode_template(const sc__event *ev, sc_wire_format fmt, char *scratch, size_t scratch_cap,
                                     sc__event_template *t);
 
+/* The most bytes an event of this pod's encoding can take (its template
+ * with the mac filled in) for a key of key_len bytes, a carried value of
+ * value_len, a sender id of sender_len and a namespace of ns_len: in JSON
+ * every byte of a string may need 6 ("\u00XX"), the value 4/3 (base64). */
+size_t sc__event_max_len(sc_wire_format fmt, size_t key_len, size_t value_len, size_t sender_len, size_t ns_len);
+
 /* Event authentication. The write scripts end every event they publish
  * with a field "mac" (40 hex digits, always the last field) holding
  * sha1hex(secret .. sha1hex(secret .. event)), computed over the event with

@@ -448,6 +448,82 @@ START_TEST(errmsg_is_per_thread_and_per_cache)
 }
 END_TEST
 
+/* The pair of pods of tightest_event_options_carry_every_event: options
+ * with the smallest max_event_bytes sc_open accepts for this key and value
+ * bound, a pod id of 256 control bytes (6 bytes each in JSON). */
+static sc_options tight_options(const char *ns, sc_wire_format fmt, const char *pod_id, size_t meb)
+{
+    sc_options o = test_options(ns, pod_id);
+    o.wire_format = fmt;
+    o.max_key_bytes = 1024;
+    o.event_value_max = 8192;
+    o.max_event_bytes = meb;
+    o.redis_tracking = 0; /* the event stream alone keeps the copies */
+    return o;
+}
+
+/* sc_open checks that event_value_max leaves room for the event in
+ * max_event_bytes; the check budgeted the key's raw bytes and 512 bytes for
+ * the rest, but an event also carries the sender's pod id (up to 256
+ * bytes), the namespace, instance, epoch and mac, and JSON escapes a
+ * control byte of a key or pod id as 6. With the tightest options sc_open
+ * accepted, a write of a legal key was an event every other pod dropped as
+ * too large: a gap, and each of them flushed its whole local tier. */
+START_TEST(tightest_event_options_carry_every_event)
+{
+    const sc_wire_format fmts[2] = {SC_WIRE_MSGPACK, SC_WIRE_JSON};
+    char pod_id[257];
+    memset(pod_id, 1, 256);
+    pod_id[256] = '\0';
+    char *key = malloc(1025);
+    memset(key, 1, 1024);
+    key[1024] = '\0';
+    char *val = calloc(1, 8192);
+    for (int f = 0; f < 2; f++) {
+        /* A long namespace (at most 256 bytes): every event carries it. */
+        char ns[256];
+        snprintf(ns, sizeof ns, "%s", f ? NS("in_tight_json_") : NS("in_tight_mp_"));
+        memset(ns + strlen(ns), 'n', 200 - strlen(ns));
+        ns[200] = '\0';
+        /* The smallest max_event_bytes accepted (options are checked before
+         * any connection; an accepted one opens a pod, closed at once). */
+        size_t lo = 4096, hi = 1 << 20;
+        while (lo < hi) {
+            size_t mid = lo + (hi - lo) / 2;
+            sc_options o = tight_options(ns, fmts[f], pod_id, mid);
+            sc_cache *c = NULL;
+            sc_status s = sc_open(&o, &c);
+            ck_assert_msg(s == SC_OK || s == SC_ERR_INVALID, "%s", sc_errmsg(NULL));
+            if (s == SC_OK)
+                hi = mid;
+            else
+                lo = mid + 1;
+            sc_close(c);
+        }
+        sc_options o = tight_options(ns, fmts[f], pod_id, lo);
+        sc_cache *a = test_open(&o);
+        o = tight_options(ns, fmts[f], "b", lo);
+        sc_cache *b = test_open(&o);
+        ck_assert_int_eq(sc_set(b, "other", "o", 1, 0), SC_OK);
+        ck_assert_int_eq(sc_set(a, key, val, 8192, 0), SC_OK);
+        ck_assert_int_eq(sc_set_invalidate(a, key, val, 8192, 0), SC_OK);
+        ck_assert_int_eq(sc_invalidate_tag(a, key), SC_OK);
+        ck_assert_int_eq(sc_delete(a, key), SC_OK);
+        TEST_WAIT_APPLIED(b, ns, 3000);
+        sc_stats st = test_stats(b);
+        ck_assert_msg(st.events_malformed == 0 && st.flushes == 0,
+                      "%s, max_event_bytes %zu: pod b dropped %llu events, flushed %llu times",
+                      f ? "json" : "msgpack", lo, (unsigned long long)st.events_malformed,
+                      (unsigned long long)st.flushes);
+        ck_assert(test_held(b, "other"));
+        sc_close(a);
+        sc_close(b);
+    }
+    free(key);
+    free(val);
+}
+END_TEST
+
 static Suite *inputs_suite(void)
 {
     Suite *s = suite_create("inputs");
@@ -457,6 +533,7 @@ static Suite *inputs_suite(void)
     tcase_add_test(tc, loader_null_value_is_invalid);
     tcase_add_test(tc, batch_over_limit_clears_out);
     tcase_add_test(tc, errmsg_is_per_thread_and_per_cache);
+    tcase_add_test(tc, tightest_event_options_carry_every_event);
     suite_add_tcase(s, tc);
     return s;
 }

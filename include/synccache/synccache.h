@@ -231,7 +231,11 @@ typedef struct sc_options {
                                       default 1 MiB */
     size_t event_value_max;        /* a set whose value is larger publishes an
                                       invalidate instead; default 256 KiB, must
-                                      leave room for the event in max_event_bytes */
+                                      leave room for the event in max_event_bytes
+                                      (sc_open checks the largest one: a
+                                      max_key_bytes key, this value, a 256-byte
+                                      pod id, the namespace, and in JSON every
+                                      byte of them escaped) */
     unsigned local_shards;         /* 0 = automatic; else a power of two <= 256 */
 
     /* --- consistency under faults --- */
