@@ -1397,6 +1397,227 @@ START_TEST(many_keys_all_saved)
 }
 END_TEST
 
+/* ---- loading a key whose write is still queued ---- */
+
+/* A loader that reads the database file (ud: its path), like a cache-aside
+ * application reading the table write-behind saves into. */
+static atomic_int g_loads;
+static sc_status db_loader(const char *key, sc_loaded *slot, void *ud)
+{
+    atomic_fetch_add(&g_loads, 1);
+    char *row = db_get(ud, key, NULL);
+    sc_status st = SC_NOT_FOUND;
+    if (strcmp(row, "<none>") != 0 && strcmp(row, "<deleted>") != 0) {
+        sc_loaded_set(slot, row, strlen(row));
+        st = SC_OK;
+    }
+    free(row);
+    return st;
+}
+
+static void seed_row(const char *path, const char *key, const char *val)
+{
+    sqlite3 *db = db_open(path);
+    char sql[256];
+    snprintf(sql, sizeof sql, "INSERT INTO kv (key, value, version) VALUES ('%s', '%s', 1)", key, val);
+    ck_assert_int_eq(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+}
+
+/* What c's sc_fetch of key answers: the value, or "<not found>". */
+static char *fetch_str(sc_cache *c, const char *key, const char *path)
+{
+    sc_value *v = NULL;
+    sc_status st = sc_fetch(c, key, 0, db_loader, (void *)path, &v);
+    if (st == SC_NOT_FOUND)
+        return strdup("<not found>");
+    ck_assert_msg(st == SC_OK, "sc_fetch(%s): %s: %s", key, sc_strerror(st), sc_errmsg(c));
+    char *out = strndup(sc_value_data(v), sc_value_size(v));
+    sc_value_release(v);
+    return out;
+}
+
+static int redis_has_value(const char *ns, const char *key)
+{
+    redisReply *rep = redis_cmd("HEXISTS {%s}:k:%s value", ns, key);
+    int has = rep->type == REDIS_REPLY_INTEGER && rep->integer == 1;
+    freeReplyObject(rep);
+    return has;
+}
+
+/* A write the pod acknowledged and write-behind has not saved yet: a fetch
+ * must not load the database's older row in its place (a deleted value
+ * coming back, an overwritten one going back). Once saved, loading works as
+ * before. */
+START_TEST(fetch_never_loads_past_a_queued_write)
+{
+    const char *ns = NS("fetch_queued");
+    char path[512];
+    db_path("fetch_queued", path, sizeof path);
+    store s;
+    store_init(&s, path);
+    seed_row(path, "gone", "old-gone");
+    seed_row(path, "short", "old-short");
+    sc_cache *w = test_pod(ns, "w"); /* no pod saves yet */
+    sc_cache *r = test_pod(ns, "r");
+    ck_assert_int_eq(sc_delete_behind(w, "gone"), SC_OK);
+    ck_assert_int_eq(sc_set_behind(w, "short", "new-short", 9, 200), SC_OK);
+    WAIT_UNTIL(!redis_has_value(ns, "short"), 5000);
+    ck_assert(!redis_has_value(ns, "short"));
+    atomic_store(&g_loads, 0);
+    TEST_ASSERT_STR_FREED(fetch_str(r, "gone", path), "<not found>", "gone");
+    TEST_ASSERT_STR_FREED(fetch_str(r, "short", path), "new-short", "short");
+    TEST_ASSERT_STR_FREED(fetch_str(w, "short", path), "new-short", "short");
+    ck_assert_int_eq(atomic_load(&g_loads), 0);
+    /* saved: the database answers the newest write, and loads again */
+    sc_cache *sv = saver_pod(ns, "sv", &s, 20, 30000);
+    flush_ok(w, 5000);
+    expect_row(path, "gone", "<deleted>");
+    expect_row(path, "short", "new-short");
+    WAIT_UNTIL(!redis_has_value(ns, "short"), 5000);
+    ck_assert(!redis_has_value(ns, "short"));
+    sc_close(r);
+    r = test_pod(ns, "r2");
+    TEST_ASSERT_STR_FREED(fetch_str(r, "short", path), "new-short", "short");
+    ck_assert_int_eq(atomic_load(&g_loads), 1);
+    sc_close(sv);
+    sc_close(r);
+    sc_close(w);
+    store_close(&s);
+}
+END_TEST
+
+static sc_status db_batch_loader(const char *const *keys, size_t n, sc_loaded *const *slots, void *ud)
+{
+    for (size_t i = 0; i < n; i++)
+        db_loader(keys[i], slots[i], ud); /* a slot left unset: not found */
+    return SC_OK;
+}
+
+/* The same through sc_clear (documented to clear the cache, not the queue)
+ * and sc_fetch_batch: queued keys answer their queued write, a key with
+ * nothing queued is loaded. */
+START_TEST(fetch_batch_after_clear_answers_queued_writes)
+{
+    const char *ns = NS("fetch_queued_clear");
+    char path[512];
+    db_path("fetch_queued_clear", path, sizeof path);
+    seed_row(path, "a", "old-a");
+    seed_row(path, "b", "old-b");
+    seed_row(path, "c", "old-c");
+    sc_cache *w = test_pod(ns, "w");
+    ck_assert_int_eq(sc_set_behind(w, "a", "new-a", 5, 0), SC_OK);
+    ck_assert_int_eq(sc_delete_behind(w, "b"), SC_OK);
+    ck_assert_int_eq(sc_clear(w), SC_OK);
+    atomic_store(&g_loads, 0);
+    const char *keys[3] = {"a", "b", "c"};
+    sc_value *out[3] = {NULL, NULL, NULL};
+    sc_status st = sc_fetch_batch(w, keys, 3, 0, db_batch_loader, path, out);
+    ck_assert_msg(st == SC_OK, "sc_fetch_batch: %s: %s", sc_strerror(st), sc_errmsg(w));
+    ck_assert_ptr_nonnull(out[0]);
+    ck_assert_int_eq(sc_value_size(out[0]), 5);
+    ck_assert(memcmp(sc_value_data(out[0]), "new-a", 5) == 0);
+    ck_assert_ptr_null(out[1]);
+    ck_assert_ptr_nonnull(out[2]);
+    ck_assert(memcmp(sc_value_data(out[2]), "old-c", 5) == 0);
+    ck_assert_int_eq(atomic_load(&g_loads), 1);
+    for (int i = 0; i < 3; i++)
+        if (out[i])
+            sc_value_release(out[i]);
+    TEST_ASSERT_STR_FREED(fetch_str(w, "a", path), "new-a", "a");
+    TEST_ASSERT_STR_FREED(fetch_str(w, "b", path), "<not found>", "b");
+    sc_close(w);
+}
+END_TEST
+
+/* The README's read-modify-write loop with sc_fetch in place of sc_get, on
+ * a key whose queued write's TTL ended: the fetched value's number is the
+ * key's, so the compare-and-set goes through (no saver runs: waiting for a
+ * save would loop for ever). */
+START_TEST(compare_and_set_over_a_queued_write)
+{
+    const char *ns = NS("fetch_queued_cas");
+    char path[512];
+    db_path("fetch_queued_cas", path, sizeof path);
+    seed_row(path, "n", "0");
+    sc_cache *w = test_pod(ns, "w");
+    ck_assert_int_eq(sc_set_behind(w, "n", "1", 1, 100), SC_OK);
+    WAIT_UNTIL(!redis_has_value(ns, "n"), 5000);
+    ck_assert(!redis_has_value(ns, "n"));
+    sc_status s = SC_ERR_CONFLICT;
+    int tries = 0;
+    while (s == SC_ERR_CONFLICT && tries++ < 20) {
+        uint64_t expected;
+        ck_assert_int_eq(sc_version_of(w, "n", &expected), SC_OK);
+        sc_value *v = NULL;
+        long n = 0;
+        if (sc_fetch(w, "n", 0, db_loader, path, &v) == SC_OK) {
+            n = strtol(sc_value_data(v), NULL, 10);
+            expected = sc_value_version(v);
+            sc_value_release(v);
+        }
+        char buf[32];
+        int len = snprintf(buf, sizeof buf, "%ld", n + 1);
+        s = sc_set_if_version(w, "n", buf, (size_t)len, 0, expected);
+    }
+    ck_assert_msg(s == SC_OK, "sc_set_if_version: %s after %d tries", sc_strerror(s), tries);
+    ASSERT_REDIS_VALUE(ns, "n", "2");
+    sc_close(w);
+}
+END_TEST
+
+/* A saver killed in the middle of the batch holding a delete and a set:
+ * until another pod took the batch over and saved it, fetches answer the
+ * queued writes, never the rows they replaced; afterwards they load. */
+START_TEST(fetch_while_the_saver_of_the_batch_is_killed)
+{
+    const char *ns = NS("fetch_killed");
+    int fds[2];
+    ck_assert_int_eq(pipe(fds), 0);
+    pid_t pid = fork(); /* before this process has any threads */
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        close(fds[0]);
+        blocked_saver_child(ns, fds[1]);
+    }
+    close(fds[1]);
+    char path[512];
+    db_path("fetch_killed", path, sizeof path);
+    seed_row(path, "gone", "old-gone");
+    seed_row(path, "set", "old-set");
+    sc_cache *w = test_pod(ns, "w");
+    sc_cache *r = test_pod(ns, "r");
+    ck_assert_int_eq(sc_delete_behind(w, "gone"), SC_OK);
+    ck_assert_int_eq(sc_set_behind(w, "set", "new-set", 7, 100), SC_OK);
+    struct pollfd pfd = {fds[0], POLLIN, 0};
+    ck_assert_int_eq(poll(&pfd, 1, 10000), 1);
+    char b;
+    ck_assert_int_eq(read(fds[0], &b, 1), 1);
+    atomic_store(&g_loads, 0);
+    TEST_ASSERT_STR_FREED(fetch_str(r, "gone", path), "<not found>", "gone");
+    kill(pid, SIGKILL);
+    int status;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    close(fds[0]);
+    WAIT_UNTIL(!redis_has_value(ns, "set"), 5000);
+    TEST_ASSERT_STR_FREED(fetch_str(r, "set", path), "new-set", "set");
+    TEST_ASSERT_STR_FREED(fetch_str(r, "gone", path), "<not found>", "gone");
+    ck_assert_int_eq(atomic_load(&g_loads), 0);
+    store s;
+    store_init(&s, path);
+    sc_cache *taker = saver_pod(ns, "taker", &s, 20, 300);
+    flush_ok(w, 10000);
+    expect_row(path, "gone", "<deleted>");
+    expect_row(path, "set", "new-set");
+    TEST_ASSERT_STR_FREED(fetch_str(r, "set", path), "new-set", "set");
+    ck_assert_int_eq(atomic_load(&g_loads), 1);
+    sc_close(taker);
+    sc_close(r);
+    sc_close(w);
+    store_close(&s);
+}
+END_TEST
+
 static Suite *behind_suite(void)
 {
     Suite *s = suite_create("behind");
@@ -1426,6 +1647,14 @@ static Suite *behind_suite(void)
         tcase_add_test(tc, chaos_database_equals_redis);
     tcase_add_test(tc, many_keys_all_saved);
     suite_add_tcase(s, tc);
+    TCase *tl = tcase_create("loading");
+    tcase_set_timeout(tl, 60);
+    tcase_add_test(tl, fetch_never_loads_past_a_queued_write);
+    tcase_add_test(tl, fetch_batch_after_clear_answers_queued_writes);
+    tcase_add_test(tl, compare_and_set_over_a_queued_write);
+    if (!SC_TEST_SANITIZED) /* forks */
+        tcase_add_test(tl, fetch_while_the_saver_of_the_batch_is_killed);
+    suite_add_tcase(s, tl);
     return s;
 }
 

@@ -7,7 +7,7 @@
 -- (a clear after that revokes it). Every time is Redis' clock. A lock on a
 -- missing key leaves a hash holding only the lock, with a TTL of lock_ttl_ms,
 -- so no key without a TTL is left behind if the loader's pod dies.
--- KEYS: seq, meta, value key 1..n
+-- KEYS: seq, meta, value key 1..n (and, named from meta, {ns}:wb and {ns}:wbq)
 -- ARGV: token, lock_ttl_ms, serve_stale ('1': eventual), then one
 --       have_version per key ('0': none; else confirm the caller's copy)
 -- Returns {counter, now_ms, r1, ..., rn} with each ri one of
@@ -22,7 +22,8 @@
 --   graced value: past its fresh time (fresh_until, Redis ms) by past_ms,
 --   kept until its grace ends (gpttl); sc_fetch_ex serves it on failure
 --   {'s', value, version, lock_until}  the outdated value of a tagged key
---                                (serve_stale) while another load holds the lock
+--                                (serve_stale) while another load holds the lock,
+--                                or the newest queued write-behind value (see below)
 local counter = redis.call('GET', KEYS[1]) or '0'
 local now = now_ms()
 local floor = tonumber(redis.call('HGET', KEYS[2], 'floor') or '0')
@@ -31,10 +32,37 @@ local out = {counter, string.format('%d', now)}
 -- Every key is read before any lock is written: a script's writes before an
 -- error stay, so a key Redis holds as another type (WRONGTYPE) must fail
 -- the batch before it has locked the keys ahead of it, locks nobody holds.
-local hs = {}
+-- A key with a write-behind write still queued (not yet saved) is never
+-- loaded: the store does not hold that write yet, and a load would cache
+-- and answer what the write replaced (a deleted value back, an overwritten
+-- one). Where a load would start, the fetch answers the newest queued write
+-- instead, what the store will hold: its value as {'s', ...} (served, never
+-- kept: the next fetch asks again), a delete as "not found" (pttl 1 ms),
+-- each with the key's number (key_version).
+local ns = string.sub(KEYS[2], 1, -5)
+local wb, wbq = ns .. 'wb', ns .. 'wbq'
+local function queued(k)
+  local id = redis.call('HGET', wbq, k)
+  if not id then return nil end
+  local e = redis.call('XRANGE', wb, id, id)
+  if not e[1] then
+    -- the queue lost it (deleted, evicted): nothing to wait for
+    redis.call('HDEL', wbq, k)
+    return nil
+  end
+  local x = field(e[1][2], 'x')
+  -- (with the key's number, not the write's: the value was not stored
+  -- again, and a compare-and-set made against what the fetch answered
+  -- must match what sc_version_of reads)
+  local kv = string.format('%d', key_version(k, KEYS[2]))
+  if x then return {'s', x, kv, string.format('%d', now)} end
+  return {'e', kv, 1}
+end
+local hs, qs = {}, {}
 for i = 3, #KEYS do
   hs[i] = redis.call('HMGET', KEYS[i], 'value', 'version', 'empty', 'outdated', 'lock', 'lock_until',
                      'fresh_until', 'tags', 'grace_until')
+  qs[i] = queued(KEYS[i])
 end
 for i = 3, #KEYS do
   local k = KEYS[i]
@@ -61,6 +89,8 @@ for i = 3, #KEYS do
     else
       r = {'e', h[2], redis.call('PTTL', k)}
     end
+  elseif qs[i] then
+    r = qs[i]
   else
     local lu = tonumber(h[6])
     if h[5] and not dead and lu and lu > now then

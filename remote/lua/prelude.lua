@@ -165,15 +165,26 @@ local function check_stream(key)
   return bad and redis.error_reply(bad)
 end
 
+-- {ns}:wbq, named from the queue {ns}:wb: value key -> the id of the newest
+-- queued entry of that key, until a save of it is acknowledged (wb_ack.lua).
+-- A fetch reads it before it loads (fetch_lock.lua): the store does not hold
+-- a queued write yet, so loading it would go back past that write.
+local function wbq_key(wb)
+  return string.sub(wb, 1, -3) .. 'wbq'
+end
+
 -- Appends one write to the queue: k = the key, v = its version, x = the
--- value (absent for a delete). The id is Redis' own ('*'), so it always
--- grows even if the counter was ever seeded again.
-local function queue(wb, key, vs, value)
+-- value (absent for a delete), and notes it in {ns}:wbq under the key's
+-- value key vk. The id is Redis' own ('*'), so it always grows even if the
+-- counter was ever seeded again.
+local function queue(wb, key, vs, value, vk)
+  local id
   if value then
-    redis.call('XADD', wb, '*', 'k', key, 'v', vs, 'x', value)
+    id = redis.call('XADD', wb, '*', 'k', key, 'v', vs, 'x', value)
   else
-    redis.call('XADD', wb, '*', 'k', key, 'v', vs)
+    id = redis.call('XADD', wb, '*', 'k', key, 'v', vs)
   end
+  redis.call('HSET', wbq_key(wb), vk, id)
 end
 
 -- The value after name in a flat {name, value, ...} reply (XINFO).

@@ -8,6 +8,16 @@
 -- Returns the number of entries acknowledged.
 local g = ARGV[1]
 local n = 0
+-- Saved: a key whose newest queued write is among them has nothing queued
+-- any more ({ns}:wbq, see queue()); a fetch may load it again.
+local wbq, prefix = wbq_key(KEYS[1]), string.sub(KEYS[1], 1, -3) .. 'k:'
+for i = 2, #ARGV do
+  local e = redis.call('XRANGE', KEYS[1], ARGV[i], ARGV[i])
+  local k = e[1] and field(e[1][2], 'k')
+  if k and redis.call('HGET', wbq, prefix .. k) == ARGV[i] then
+    redis.call('HDEL', wbq, prefix .. k)
+  end
+end
 local ids = {}
 for i = 2, #ARGV do
   ids[#ids + 1] = ARGV[i]
