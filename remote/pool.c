@@ -18,10 +18,13 @@
  * or drops the connection) re-route and retry within the same deadline.
  * None of them means the command ran. A connection dropped after the
  * command was sent may mean it did (Redis ran it, then the connection went
- * before the reply): that is never retried, but reported (recv_pipeline),
- * since a second run of a write is not the same call (a compare-and-set
- * would report a conflict with its own first run). An idle connection that
- * Redis closed is found before the command is sent (ensure_connected).
+ * before the reply): a write is then never retried, but reported
+ * (recv_pipeline), since a second run of a write is not the same call (a
+ * compare-and-set would report a conflict with its own first run); a
+ * command the caller says writes nothing (SC__POOL_READ) is retried as a
+ * stale connection is, since running it again changes nothing. An idle
+ * connection that Redis closed is found before the command is sent
+ * (ensure_connected).
  */
 #include "remote/remote.h"
 
@@ -465,19 +468,21 @@ static sc_status send_pipeline(slot *s, size_t ncmd, const sc__pool_cmd *cmds, i
 }
 
 /* The reading half of run_pipeline. A connection that drops once the
- * commands were sent is never retried (*stale stays 0): Redis may have run
- * them and dropped the connection before their replies left (CLIENT KILL,
- * a crash right after), and a second run is no longer the same call (a
- * compare-and-set would conflict with its own first run). An idle
- * connection Redis closed is found before anything is sent (ensure_connected). */
+ * commands were sent is never retried when they write (*stale stays 0):
+ * Redis may have run them and dropped the connection before their replies
+ * left (CLIENT KILL, a crash right after), and a second run is no longer the
+ * same call (a compare-and-set would conflict with its own first run). An
+ * idle connection Redis closed is found before anything is sent
+ * (ensure_connected). Commands that write nothing (writes ==
+ * SC__POOL_READ) may be run again, as after a failed send. */
 static sc_status recv_pipeline(slot *s, size_t ncmd, redisReply **replies, int64_t deadline, unsigned timeout_ms,
-                               const char *what, int *stale, char *err, size_t errlen)
+                               const char *what, int writes, int *stale, char *err, size_t errlen)
 {
     *stale = 0;
     int saved_errno, ignored = 0;
     if (pipe_recv(s, ncmd, replies, &saved_errno) == 0)
         return SC_OK;
-    return failed_io(s, saved_errno, deadline, timeout_ms, what, &ignored, err, errlen);
+    return failed_io(s, saved_errno, deadline, timeout_ms, what, writes ? &ignored : stale, err, errlen);
 }
 
 /* Runs the ncmd commands on s->ctx (pipelined: all sent in one write, then
@@ -485,22 +490,23 @@ static sc_status recv_pipeline(slot *s, size_t ncmd, redisReply **replies, int64
  * context is freed (it is dead) and the error is mapped; *stale tells
  * whether a retry may help. */
 static sc_status run_pipeline(slot *s, size_t ncmd, const sc__pool_cmd *cmds, int64_t deadline, unsigned timeout_ms,
-                              const char *what, redisReply **replies, int *stale, char *err, size_t errlen)
+                              const char *what, int writes, redisReply **replies, int *stale, char *err,
+                              size_t errlen)
 {
     sc_status st = send_pipeline(s, ncmd, cmds, deadline, timeout_ms, what, stale, err, errlen);
     if (st != SC_OK)
         return st;
-    return recv_pipeline(s, ncmd, replies, deadline, timeout_ms, what, stale, err, errlen);
+    return recv_pipeline(s, ncmd, replies, deadline, timeout_ms, what, writes, stale, err, errlen);
 }
 
 /* Runs one command on s->ctx (see run_pipeline). */
 static sc_status run(slot *s, int argc, const char **argv, const size_t *lens, int64_t deadline,
-                     unsigned timeout_ms, const char *what, redisReply **reply, int *stale, char *err,
+                     unsigned timeout_ms, const char *what, int writes, redisReply **reply, int *stale, char *err,
                      size_t errlen)
 {
     sc__pool_cmd one = {argc, argv, lens};
     *reply = NULL;
-    return run_pipeline(s, 1, &one, deadline, timeout_ms, what, reply, stale, err, errlen);
+    return run_pipeline(s, 1, &one, deadline, timeout_ms, what, writes, reply, stale, err, errlen);
 }
 
 /* A command during connection setup whose error reply fails the connect. */
@@ -509,7 +515,7 @@ static sc_status setup_command(slot *s, int argc, const char **argv, const size_
 {
     redisReply *reply;
     int stale;
-    sc_status st = run(s, argc, argv, lens, deadline, timeout_ms, argv[0], &reply, &stale, err, errlen);
+    sc_status st = run(s, argc, argv, lens, deadline, timeout_ms, argv[0], SC__POOL_WRITE, &reply, &stale, err, errlen);
     if (st != SC_OK)
         return st;
     if (reply->type == REDIS_REPLY_ERROR) {
@@ -535,7 +541,7 @@ static sc_status check_master(sc__pool *p, slot *s, const char *host, int port, 
     const char *argv[1] = {"ROLE"};
     redisReply *reply;
     int stale;
-    sc_status st = run(s, 1, argv, NULL, deadline, timeout_ms, "ROLE", &reply, &stale, err, errlen);
+    sc_status st = run(s, 1, argv, NULL, deadline, timeout_ms, "ROLE", SC__POOL_READ, &reply, &stale, err, errlen);
     if (st != SC_OK)
         return st;
     int master = reply->type == REDIS_REPLY_ARRAY && reply->elements > 0 &&
@@ -697,8 +703,8 @@ static int reroute(sc__pool *p, int64_t deadline, int *tries)
 /* ASK: the slot is being migrated and this key already lives at a; one
  * command there, after ASKING, on a connection of its own. */
 static sc_status ask(sc__pool *p, const sc__addr *a, int argc, const char **argv, const size_t *lens,
-                     int64_t deadline, unsigned timeout_ms, const char *what, redisReply **reply, char *err,
-                     size_t errlen)
+                     int64_t deadline, unsigned timeout_ms, const char *what, int writes, redisReply **reply,
+                     char *err, size_t errlen)
 {
     slot tmp;
     memset(&tmp, 0, sizeof tmp);
@@ -709,7 +715,7 @@ static sc_status ask(sc__pool *p, const sc__addr *a, int argc, const char **argv
     }
     if (st == SC_OK) {
         int stale;
-        st = run(&tmp, argc, argv, lens, deadline, timeout_ms, what, reply, &stale, err, errlen);
+        st = run(&tmp, argc, argv, lens, deadline, timeout_ms, what, writes, reply, &stale, err, errlen);
     }
     if (tmp.ctx)
         redisFree(tmp.ctx);
@@ -746,8 +752,9 @@ static sc_status ensure_connected(sc__pool *p, slot *s, int64_t deadline, unsign
     return *reused ? SC_OK : connect_to(p, s, NULL, deadline, timeout_ms, err, errlen);
 }
 
-sc_status sc__pool_command(sc__pool *p, int64_t deadline, unsigned timeout_ms, const char *what, int argc,
-                           const char **argv, const size_t *lens, redisReply **reply, char *err, size_t errlen)
+sc_status sc__pool_command(sc__pool *p, int64_t deadline, unsigned timeout_ms, const char *what, int writes,
+                           int argc, const char **argv, const size_t *lens, redisReply **reply, char *err,
+                           size_t errlen)
 {
     *reply = NULL;
     slot *s;
@@ -763,7 +770,7 @@ sc_status sc__pool_command(sc__pool *p, int64_t deadline, unsigned timeout_ms, c
         if (st != SC_OK)
             break;
         int stale;
-        st = run(s, argc, argv, lens, deadline, timeout_ms, what, reply, &stale, err, errlen);
+        st = run(s, argc, argv, lens, deadline, timeout_ms, what, writes, reply, &stale, err, errlen);
         if (st == SC_OK && p->router && (*reply)->type == REDIS_REPLY_ERROR && hops < MAX_HOPS) {
             sc__addr to;
             int moved = strncmp((*reply)->str, "MOVED ", 6) == 0;
@@ -775,7 +782,7 @@ sc_status sc__pool_command(sc__pool *p, int64_t deadline, unsigned timeout_ms, c
                     sc__router_moved(p->router, to.host, to.port);
                     continue;
                 }
-                st = ask(p, &to, argc, argv, lens, deadline, timeout_ms, what, reply, err, errlen);
+                st = ask(p, &to, argc, argv, lens, deadline, timeout_ms, what, writes, reply, err, errlen);
                 if (st != SC_OK || (*reply)->type != REDIS_REPLY_ERROR || !is_transient(*reply))
                     break;
             }
@@ -832,7 +839,8 @@ sc_status sc__pool_end(sc__pool_exchange *x, redisReply **replies, char *err, si
     sc__pool *p = x->pool;
     slot *s = x->slot;
     int stale;
-    sc_status st = recv_pipeline(s, x->ncmd, replies, x->deadline, x->timeout_ms, x->what, &stale, err, errlen);
+    sc_status st =
+        recv_pipeline(s, x->ncmd, replies, x->deadline, x->timeout_ms, x->what, SC__POOL_WRITE, &stale, err, errlen);
     if (st != SC_OK && x->may_retry && stale) {
         /* The reused connection was found closed only when its replies were
          * read (the write went into the socket of a connection Redis had
@@ -841,8 +849,8 @@ sc_status sc__pool_end(sc__pool_exchange *x, redisReply **replies, char *err, si
         int reused;
         st = ensure_connected(p, s, x->deadline, x->timeout_ms, &reused, err, errlen);
         if (st == SC_OK)
-            st = run_pipeline(s, x->ncmd, x->cmds, x->deadline, x->timeout_ms, x->what, replies, &stale, err,
-                              errlen);
+            st = run_pipeline(s, x->ncmd, x->cmds, x->deadline, x->timeout_ms, x->what, SC__POOL_WRITE, replies,
+                              &stale, err, errlen);
     }
     release(p, s);
     x->slot = NULL;

@@ -908,7 +908,8 @@ static sc_status clear_batch(sc__remote *r, char cursor[32], const char *floor, 
 {
     const char *scan[6] = {"SCAN", cursor, "MATCH", r->scan_pattern, "COUNT", BATCH_STR};
     redisReply *reply;
-    sc_status st = sc__pool_command(r->pool, sc__remote_now_ms() + r->timeout_ms, r->timeout_ms, "SCAN", 6, scan, NULL,
+    sc_status st = sc__pool_command(r->pool, sc__remote_now_ms() + r->timeout_ms, r->timeout_ms, "SCAN", SC__POOL_READ, 6, scan,
+                                    NULL,
                                     &reply, err, errlen);
     if (st != SC_OK)
         return st;
@@ -1146,8 +1147,8 @@ sc_status sc__remote_log_range(sc__remote *r, uint64_t after, uint64_t upto, sc_
         redisReply *reply;
         /* The connection goes back to the pool before fn runs, so fn may use
          * the Redis tier itself. */
-        sc_status st = sc__pool_command(r->pool, sc__remote_now_ms() + r->timeout_ms, r->timeout_ms, "XRANGE", 6, argv,
-                                        NULL, &reply, err, errlen);
+        sc_status st = sc__pool_command(r->pool, sc__remote_now_ms() + r->timeout_ms, r->timeout_ms, "XRANGE",
+                                        SC__POOL_READ, 6, argv, NULL, &reply, err, errlen);
         if (st != SC_OK)
             return st;
         if (reply->type != REDIS_REPLY_ARRAY) {
@@ -1206,8 +1207,8 @@ sc_status sc__remote_partitions(sc__remote *r, unsigned want, sc__partitions_mod
     const char *argv[6] = {"EVAL", partitions_lua, "1", r->meta_key, w,
                            mode == SC__PARTITIONS_PART ? "p" : mode == SC__PARTITIONS_LOOK ? "l" : "n"};
     redisReply *reply = NULL;
-    sc_status st = sc__pool_command(r->pool, sc__remote_now_ms() + r->timeout_ms, r->timeout_ms, "EVAL", 6, argv,
-                                    NULL, &reply, err, errlen);
+    sc_status st = sc__pool_command(r->pool, sc__remote_now_ms() + r->timeout_ms, r->timeout_ms, "EVAL", SC__POOL_WRITE, 6,
+                                    argv, NULL, &reply, err, errlen);
     if (st != SC_OK)
         return st;
     uint64_t v = 0;

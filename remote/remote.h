@@ -382,9 +382,14 @@ const char *sc__pool_addr(const sc__pool *p); /* "host:port" or the socket path 
  * SC_OK with *reply (caller frees; it may be an error reply), or
  * SC_ERR_TIMEOUT / SC_ERR_REMOTE / SC_ERR_NOMEM with *reply NULL. A pooled
  * connection found dead (Redis restarted) is replaced and the command
- * retried once within the same deadline. */
-sc_status sc__pool_command(sc__pool *p, int64_t deadline, unsigned timeout_ms, const char *what, int argc,
-                           const char **argv, const size_t *lens, struct redisReply **reply, char *err,
+ * retried once within the same deadline. writes says whether the command
+ * may change anything in Redis: a write (SC__POOL_WRITE) whose connection
+ * drops after it was sent is never sent again (SC_ERR_REMOTE, outcome
+ * unknown); a read (SC__POOL_READ: a no-writes script, SCAN, XRANGE...) is,
+ * as after a failed send. */
+enum { SC__POOL_READ = 0, SC__POOL_WRITE = 1 };
+sc_status sc__pool_command(sc__pool *p, int64_t deadline, unsigned timeout_ms, const char *what, int writes,
+                           int argc, const char **argv, const size_t *lens, struct redisReply **reply, char *err,
                            size_t errlen);
 
 /* One command of a pipeline: argv[0..argc-1] (lens NULL: C strings). */

@@ -146,7 +146,8 @@ sc_status sc__scripts_load(sc__pool *p, unsigned timeout_ms, char shas[SC__SCRIP
         const char *argv[3] = {"SCRIPT", "LOAD", script_src(p, i, &src_len)};
         size_t lens[3] = {6, 4, src_len};
         redisReply *reply;
-        sc_status st = sc__pool_command(p, sc__remote_now_ms() + timeout_ms, timeout_ms, "SCRIPT LOAD", 3, argv, lens,
+        sc_status st = sc__pool_command(p, sc__remote_now_ms() + timeout_ms, timeout_ms, "SCRIPT LOAD", SC__POOL_READ, 3,
+                                        argv, lens,
                                         &reply, err, errlen);
         if (st != SC_OK)
             return st;
@@ -188,6 +189,10 @@ sc_status sc__script_run(sc__pool *p, const char shas[SC__SCRIPT_COUNT][41], sc_
             return SC_ERR_NOMEM;
         }
     }
+    /* A script Redis runs with flags=no-writes cannot write (Redis refuses
+     * its writes): the pool may run it again after a lost reply. */
+    static const char no_writes[] = "#!lua flags=no-writes";
+    int writes = strncmp(scripts[id].src, no_writes, sizeof no_writes - 1) == 0 ? SC__POOL_READ : SC__POOL_WRITE;
     char numkeys[24];
     argv[0] = "EVALSHA";
     argl[0] = 7;
@@ -199,14 +204,15 @@ sc_status sc__script_run(sc__pool *p, const char shas[SC__SCRIPT_COUNT][41], sc_
     memcpy(argl + 3, lens, (size_t)nargs * sizeof *argl);
 
     sc_status st =
-        sc__pool_command(p, deadline, timeout_ms, scripts[id].evalsha_what, argc, argv, argl, reply, err, errlen);
+        sc__pool_command(p, deadline, timeout_ms, scripts[id].evalsha_what, writes, argc, argv, argl, reply, err, errlen);
     if (st == SC_OK && (*reply)->type == REDIS_REPLY_ERROR && strncmp((*reply)->str, "NOSCRIPT", 8) == 0) {
         freeReplyObject(*reply);
         *reply = NULL;
         argv[0] = "EVAL";
         argl[0] = 4;
         argv[1] = script_src(p, id, &argl[1]);
-        st = sc__pool_command(p, deadline, timeout_ms, scripts[id].eval_what, argc, argv, argl, reply, err, errlen);
+        st = sc__pool_command(p, deadline, timeout_ms, scripts[id].eval_what, writes, argc, argv, argl, reply, err,
+                              errlen);
     }
     if (argv != argv_stack) {
         free(argv);

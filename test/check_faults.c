@@ -818,6 +818,79 @@ START_TEST(cas_reply_lost_is_not_a_conflict)
 }
 END_TEST
 
+struct get_arg {
+    sc_cache *c;
+    sc_status st;
+    char value[16];
+};
+
+static void *get_thread(void *p)
+{
+    struct get_arg *a = p;
+    sc_value *v = NULL;
+    a->st = sc_get(a->c, "rkey", &v);
+    if (a->st == SC_OK && v) {
+        snprintf(a->value, sizeof a->value, "%.*s", (int)sc_value_size(v), (const char *)sc_value_data(v));
+        sc_value_release(v);
+    }
+    return NULL;
+}
+
+/* A read whose connection Redis drops after it was sent wrote nothing: the
+ * pool may run it again, and the caller gets its answer, not SC_ERR_REMOTE
+ * (the never-twice rule of cas_reply_lost_is_not_a_conflict is for writes). */
+START_TEST(read_reply_lost_is_retried)
+{
+    sc_test_redis rs;
+    ck_assert_int_eq(sc_test_redis_start(&rs, "--enable-debug-command yes"), 0);
+    sc_options o = test_options(NS("readlost"), "b");
+    o.redis_port = rs.port;
+    o.redis_timeout_ms = 4000;
+    o.redis_pool_size = 1;
+    o.redis_tracking = 0;
+    o.heartbeat_interval_ms = 0; /* nothing else on the one connection */
+    sc_cache *b = test_open(&o);
+    ck_assert_int_eq(sc_set(b, "rkey", "v1", 2, 0), SC_OK);
+    sc_close(b);
+    o.pod_id = "a";
+    sc_cache *a = test_open(&o);
+    uint64_t ver;
+    ck_assert_int_eq(sc_version_of(a, "other", &ver), SC_OK); /* the pool's connection is made and idle */
+    struct get_arg arg = {a, SC_OK, ""};
+
+    redisContext *sleeper = sc_test_redis_connect(&rs);
+    redisContext *killer = sc_test_redis_connect(&rs);
+    ck_assert_ptr_nonnull(sleeper);
+    ck_assert_ptr_nonnull(killer);
+    redisAppendCommand(sleeper, "DEBUG SLEEP 1.5");
+    int done = 0;
+    while (!done)
+        ck_assert_int_eq(redisBufferWrite(sleeper, &done), REDIS_OK);
+    /* (as in cas_reply_lost_is_not_a_conflict: Redis is asleep, margins
+     * stand in for a condition to poll) */
+    test_sleep_ms(100);
+    pthread_t th;
+    pthread_create(&th, NULL, get_thread, &arg);
+    test_sleep_ms(400);
+    redisAppendCommand(killer, "CLIENT KILL TYPE normal SKIPME yes");
+    done = 0;
+    while (!done)
+        ck_assert_int_eq(redisBufferWrite(killer, &done), REDIS_OK);
+    pthread_join(th, NULL);
+    redisReply *rep = NULL;
+    ck_assert_int_eq(redisGetReply(killer, (void **)&rep), REDIS_OK);
+    ck_assert_msg(rep->type == REDIS_REPLY_INTEGER && rep->integer == 2, "CLIENT KILL: %s", rep->str);
+    freeReplyObject(rep);
+    redisFree(killer);
+    redisFree(sleeper);
+
+    ck_assert_msg(arg.st == SC_OK, "sc_get of a key in Redis: %s (%s)", sc_strerror(arg.st), sc_errmsg(a));
+    ck_assert_str_eq(arg.value, "v1");
+    sc_close(a);
+    sc_test_redis_stop(&rs);
+}
+END_TEST
+
 static Suite *faults_suite(void)
 {
     Suite *s = suite_create("faults");
@@ -844,6 +917,7 @@ static Suite *faults_suite(void)
     tcase_add_test(tm, tag_hash_evicted_keeps_invalidation);
     tcase_add_test(tm, busy_redis_does_not_end_tracking);
     tcase_add_test(tm, cas_reply_lost_is_not_a_conflict);
+    tcase_add_test(tm, read_reply_lost_is_retried);
     suite_add_tcase(s, tm);
     return s;
 }
