@@ -449,6 +449,7 @@ void sc__remote_fetch_pipelined(sc__remote_fetch_call *calls, size_t n)
             lock_items_clear(calls[i].lock, calls[i].n);
         if (fp && run) {
             fp[i].base = (sc__remote_piped){.r = calls[i].r,
+                                            .writes = 1,
                                             .what = calls[i].lock ? "EVALSHA (fetch_lock script, pipelined)"
                                                                   : "EVALSHA (fetch_store script, pipelined)",
                                             .build = piped_build,

@@ -661,10 +661,12 @@ static void piped_begin(piped_group *g)
  * call its answer. A call whose reply is no answer keeps status
  * SC_ERR_REMOTE with no message, for the caller's fallback; so does every
  * call of the group when the connection failed (its own path may reach the
- * node that serves it now). A timeout (the deadline is spent: a retry would
- * only double it) or out of memory is every call's answer. */
+ * node that serves it now), except a write whose exchange was sent (see
+ * below). A timeout (the deadline is spent: a retry would only double it) or
+ * out of memory is every call's answer. */
 static void piped_end(piped_group *g)
 {
+    int sent = g->begun;
     if (g->begun) {
         g->st = sc__pool_end(&g->x, g->replies, g->err, sizeof g->err);
         g->begun = 0;
@@ -675,6 +677,15 @@ static void piped_end(piped_group *g)
             k->status = g->st;
             snprintf(k->err, sizeof k->err, "%s", g->err);
         } else if (g->st != SC_OK) {
+            /* Sent (sc__pool_begin succeeded), the commands may have run
+             * in Redis before the connection dropped. A write's
+             * outcome is unknown, and running it again alone is a second
+             * run (fetch_lock would find the caller's own lock and wait for
+             * it to lapse); a read may run again. */
+            if (sent && k->writes) {
+                k->status = g->st;
+                snprintf(k->err, sizeof k->err, "%.200s (outcome unknown)", g->err[0] ? g->err : "connection lost");
+            }
             continue;
         } else if (g->replies[i]->type == REDIS_REPLY_ERROR) {
             /* MOVED, ASK, NOSCRIPT, TRYAGAIN...: the call's own path knows

@@ -131,6 +131,10 @@ typedef struct sc__remote_piped sc__remote_piped;
 struct sc__remote_piped {
     sc__remote *r;             /* in: whose pool reaches the call's node */
     const char *what;          /* in: names the exchange in messages */
+    int writes;                /* in: the script writes: once its exchange
+                                  was sent, a dropped connection is its
+                                  answer (SC_ERR_REMOTE, outcome unknown),
+                                  and it is never run again alone */
     /* The whole command (EVALSHA, SHA, key count, ...) into *cmd; on a
      * failure nothing is held and the call runs alone. */
     sc_status (*build)(sc__remote_piped *p, struct sc__pool_cmd *cmd);

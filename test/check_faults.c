@@ -891,6 +891,94 @@ START_TEST(read_reply_lost_is_retried)
 }
 END_TEST
 
+static atomic_int batch_loads;
+
+static sc_status count_batch_loader(const char *const *keys, size_t n, sc_loaded *const *slots, void *ud)
+{
+    (void)ud;
+    atomic_fetch_add(&batch_loads, 1);
+    for (size_t i = 0; i < n; i++)
+        sc_loaded_set(slots[i], keys[i], strlen(keys[i]));
+    return SC_OK;
+}
+
+struct batch_arg {
+    sc_cache *c;
+    sc_status st;
+    int64_t ms;
+};
+
+static const char *const batch_keys[8] = {"k0", "k1", "k2", "k3", "k4", "k5", "k6", "k7"};
+
+static void *batch_thread(void *p)
+{
+    struct batch_arg *a = p;
+    sc_value *out[8] = {0};
+    int64_t t0 = test_now_ms();
+    a->st = sc_fetch_batch(a->c, batch_keys, 8, 0, count_batch_loader, NULL, out);
+    a->ms = test_now_ms() - t0;
+    for (int i = 0; i < 8; i++)
+        sc_value_release(out[i]);
+    return NULL;
+}
+
+/* A partitioned sc_fetch_batch sends the partitions' fetch_lock scripts
+ * (writes: they take the load locks) in one pipelined exchange. When the
+ * connection drops after the exchange was sent, Redis may have run them:
+ * they must not be run a second time, each alone (the second run finds the
+ * caller's own lock and waits lock_ttl_ms for it to lapse). */
+START_TEST(piped_write_reply_lost_is_not_rerun)
+{
+    sc_test_redis rs;
+    ck_assert_int_eq(sc_test_redis_start(&rs, "--enable-debug-command yes"), 0);
+    sc_options o = test_options(NS("pipedlost"), "a");
+    o.redis_port = rs.port;
+    o.redis_timeout_ms = 4000;
+    o.redis_pool_size = 1;
+    o.redis_tracking = 0;
+    o.heartbeat_interval_ms = 0;
+    o.partitions = 2;
+    o.lock_ttl_ms = 20000;
+    sc_cache *a = test_open(&o);
+    uint64_t ver;
+    ck_assert_int_eq(sc_version_of(a, "other", &ver), SC_OK);
+    atomic_store(&batch_loads, 0);
+    struct batch_arg arg = {a, SC_OK, 0};
+
+    redisContext *sleeper = sc_test_redis_connect(&rs);
+    redisContext *killer = sc_test_redis_connect(&rs);
+    ck_assert_ptr_nonnull(sleeper);
+    ck_assert_ptr_nonnull(killer);
+    redisAppendCommand(sleeper, "DEBUG SLEEP 1.5");
+    int done = 0;
+    while (!done)
+        ck_assert_int_eq(redisBufferWrite(sleeper, &done), REDIS_OK);
+    /* (as in cas_reply_lost_is_not_a_conflict: margins, Redis is asleep) */
+    test_sleep_ms(100);
+    pthread_t th;
+    pthread_create(&th, NULL, batch_thread, &arg);
+    test_sleep_ms(400);
+    redisAppendCommand(killer, "CLIENT KILL TYPE normal SKIPME yes");
+    done = 0;
+    while (!done)
+        ck_assert_int_eq(redisBufferWrite(killer, &done), REDIS_OK);
+    pthread_join(th, NULL);
+    redisReply *rep = NULL;
+    ck_assert_int_eq(redisGetReply(killer, (void **)&rep), REDIS_OK);
+    freeReplyObject(rep);
+    redisFree(killer);
+    redisFree(sleeper);
+
+    /* Outcome unknown is the answer (SC_ERR_REMOTE), not a wait of
+     * lock_ttl_ms on locks the call took itself. */
+    ck_assert_msg(arg.ms < 10000, "sc_fetch_batch took %lld ms (%s, %d loads): it waited for its own locks",
+                  (long long)arg.ms, sc_strerror(arg.st), atomic_load(&batch_loads));
+    ck_assert_msg(arg.st == SC_OK || arg.st == SC_ERR_REMOTE, "got %s", sc_strerror(arg.st));
+    sc_close(a);
+    sc_test_redis_stop(&rs);
+}
+END_TEST
+
 static Suite *faults_suite(void)
 {
     Suite *s = suite_create("faults");
@@ -918,6 +1006,7 @@ static Suite *faults_suite(void)
     tcase_add_test(tm, busy_redis_does_not_end_tracking);
     tcase_add_test(tm, cas_reply_lost_is_not_a_conflict);
     tcase_add_test(tm, read_reply_lost_is_retried);
+    tcase_add_test(tm, piped_write_reply_lost_is_not_rerun);
     suite_add_tcase(s, tm);
     return s;
 }
