@@ -822,7 +822,7 @@ sc_status sc__pool_begin(sc__pool *p, int64_t deadline, unsigned timeout_ms, con
             break;
         st = send_pipeline(s, ncmd, cmds, deadline, timeout_ms, what, &stale, err, errlen);
         if (st == SC_OK) {
-            *x = (sc__pool_exchange){p, s, deadline, timeout_ms, what, ncmd, cmds, reused && attempt == 0};
+            *x = (sc__pool_exchange){p, s, deadline, timeout_ms, what, ncmd, cmds};
             return SC_OK;
         }
         /* As in sc__pool_command: a connection Redis closed while it sat
@@ -839,19 +839,10 @@ sc_status sc__pool_end(sc__pool_exchange *x, redisReply **replies, char *err, si
     sc__pool *p = x->pool;
     slot *s = x->slot;
     int stale;
+    /* Never retried here: the commands were sent, and a caller whose
+     * commands only read runs them again on its own (remote.c, piped_end). */
     sc_status st =
         recv_pipeline(s, x->ncmd, replies, x->deadline, x->timeout_ms, x->what, SC__POOL_WRITE, &stale, err, errlen);
-    if (st != SC_OK && x->may_retry && stale) {
-        /* The reused connection was found closed only when its replies were
-         * read (the write went into the socket of a connection Redis had
-         * already dropped): the one retry, synchronous now, on a fresh
-         * connection of the same slot. */
-        int reused;
-        st = ensure_connected(p, s, x->deadline, x->timeout_ms, &reused, err, errlen);
-        if (st == SC_OK)
-            st = run_pipeline(s, x->ncmd, x->cmds, x->deadline, x->timeout_ms, x->what, SC__POOL_WRITE, replies,
-                              &stale, err, errlen);
-    }
     release(p, s);
     x->slot = NULL;
     return st;

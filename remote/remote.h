@@ -423,9 +423,10 @@ size_t sc__decimal(char *buf, size_t n);
  * replies and gives the connection back. cmds must stay valid until the
  * end. On SC_OK from begin the caller must call end exactly once (on an
  * error nothing is held and end is not called); end returns what
- * sc__pool_pipeline would, with the same retry: an idle connection found
- * closed on the write is replaced at once, one found closed on the read is
- * replaced and the whole exchange run again inside end. Holding a begun
+ * sc__pool_pipeline would: an idle connection found closed before or on
+ * the write is replaced at once; one that drops once the commands were sent
+ * is reported, never run again (they may have run; a caller whose commands
+ * only read runs them again itself). Holding a begun
  * exchange holds one of p's redis_pool_size connections: a caller that
  * begins several must never wait for a second connection of a pool while
  * holding one of it, and must take pools in one fixed order (see
@@ -438,7 +439,6 @@ typedef struct sc__pool_exchange {
     const char *what;
     size_t ncmd;
     const sc__pool_cmd *cmds;
-    int may_retry;             /* the connection was reused: stale is possible */
 } sc__pool_exchange;
 sc_status sc__pool_begin(sc__pool *p, int64_t deadline, unsigned timeout_ms, const char *what, size_t ncmd,
                          const sc__pool_cmd *cmds, sc__pool_exchange *x, char *err, size_t errlen);
