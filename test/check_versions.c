@@ -444,6 +444,59 @@ END_TEST
 
 /* An invalidated tag makes its keys absent, as a delete does, and moves
  * their number: a snapshot taken before the invalidation never matches. */
+/* A delete's number is kept for tombstone_ttl_ms: a fetch that loads "not
+ * found" in that time replaces the tombstone with an empty marker that
+ * lives only empty_ttl_ms, and once the marker went the key's number was 0
+ * again, so a snapshot taken before "write, delete" (0) matched (ABA)
+ * long before tombstone_ttl_ms. */
+static sc_status none_load(const char *key, sc_loaded *slot, void *ud)
+{
+    (void)key;
+    (void)slot;
+    (void)ud;
+    return SC_NOT_FOUND;
+}
+
+static sc_status counting_none_load(const char *key, sc_loaded *slot, void *ud)
+{
+    (void)key;
+    (void)slot;
+    ++*(int *)ud;
+    return SC_NOT_FOUND;
+}
+
+START_TEST(tombstone_number_survives_a_not_found_fetch)
+{
+    sc_options o = test_options(NS("tombneg"), "a");
+    o.empty_ttl_ms = 150;
+    sc_cache *a = test_open(&o);
+    uint64_t before = version_of(a, "k");
+    ck_assert_uint_eq(before, 0);
+    ck_assert_int_eq(sc_set(a, "k", "x", 1, 0), SC_OK);
+    ck_assert_int_eq(sc_delete(a, "k"), SC_OK);
+    uint64_t tomb = version_of(a, "k");
+    ck_assert_uint_gt(tomb, before);
+    sc_value *v = NULL;
+    ck_assert_int_eq(sc_fetch(a, "k", 0, none_load, NULL, &v), SC_NOT_FOUND);
+    uint64_t marker = version_of(a, "k");
+    ck_assert_uint_ge(marker, tomb);
+    /* The marker's empty_ttl_ms passes (a time, nothing to poll): no fetch
+     * believes it any more, and the key is absent throughout. */
+    test_sleep_ms(300);
+    ck_assert_int_eq(sc_get(a, "k", &v), SC_NOT_FOUND);
+    uint64_t now = version_of(a, "k");
+    ck_assert_msg(now >= marker, "the key's number fell from %llu back to %llu within tombstone_ttl_ms",
+                  (unsigned long long)marker, (unsigned long long)now);
+    ck_assert_int_eq(sc_set_if_version(a, "k", "stale", 5, 0, before), SC_ERR_CONFLICT);
+    /* and the marker is no longer believed: the next fetch loads */
+    int loads = 0;
+    ck_assert_int_eq(sc_fetch(a, "k", 0, counting_none_load, &loads, &v), SC_NOT_FOUND);
+    ck_assert_int_eq(loads, 1);
+    ck_assert_uint_gt(version_of(a, "k"), now);
+    sc_close(a);
+}
+END_TEST
+
 START_TEST(tag_invalidation_moves_the_number)
 {
     sc_cache *a = test_pod(NS("tag"), "a");
@@ -597,6 +650,7 @@ static Suite *suite(void)
     tcase_add_test(tc, lost_update_never_happens);
     tcase_add_test(tc, get_after_version_of_never_older);
     tcase_add_test(tc, tag_invalidation_moves_the_number);
+    tcase_add_test(tc, tombstone_number_survives_a_not_found_fetch);
     tcase_add_test(tc, tag_invalidation_number_survives_a_failed_fetch);
     tcase_add_test(tc, no_aba_across_rollback);
     tcase_add_test(tc, no_aba_across_rollback_resync_first);

@@ -75,8 +75,12 @@ for i = 3, #KEYS do
   -- when its grace ends (Redis ms): a lock taken on the key may have
   -- stretched the hash's TTL past it (keys stored without the field: PTTL)
   local gu = tonumber(h[9])
+  -- a marker is believed until empty = Redis ms (fetch_store.lua keeps the
+  -- hash longer when it holds a tombstone's number); '1': its whole TTL
+  local eu = h[3] and h[3] ~= '1' and tonumber(h[3]) or nil
+  local empty = h[3] and (not eu or eu > now)
   local r
-  if ver and not dead and not h[4] and not graced and (h[1] or h[3]) then
+  if ver and not dead and not h[4] and not graced and (h[1] or empty) then
     if have ~= '0' and tonumber(have) == ver then
       r = {'c'}
     elseif h[1] then
@@ -87,7 +91,7 @@ for i = 3, #KEYS do
         r = {'v', h[1], h[2], pt, -2, h[8] or ''}
       end
     else
-      r = {'e', h[2], redis.call('PTTL', k)}
+      r = {'e', h[2], eu and (eu - now) or redis.call('PTTL', k)}
     end
   elseif qs[i] then
     r = qs[i]

@@ -33,9 +33,26 @@ for i = 4, #KEYS do
   else
     local v, e = take(KEYS[1], KEYS[2], KEYS[3], ARGV[#ARGV], ARGV[2])
     local vs = string.format('%d', v)
+    -- A marker over a key that keeps a number (a delete's tombstone, a
+    -- dead value's number) keeps that number as long as it would have
+    -- lived: a marker expiring sooner would give the key 0 (or the clear
+    -- floor) again, a number it had before the delete, and a snapshot of
+    -- that number would match again (ABA). The marker itself is believed
+    -- only until empty_until (Redis ms); past it the hash is a tombstone.
+    local keep = nil
+    if ARGV[a + 1] == 'e' and redis.call('HEXISTS', k, 'version') == 1 then
+      keep = redis.call('PTTL', k)
+    end
     redis.call('DEL', k)
     if ARGV[a + 1] == 'e' then
-      redis.call('HSET', k, 'version', vs, 'empty', '1')
+      local ttl = tonumber(ARGV[a + 3])
+      if keep and ttl > 0 and (keep == -1 or keep > ttl) then
+        redis.call('HSET', k, 'version', vs, 'empty', string.format('%d', now_ms() + ttl))
+        if keep > 0 then redis.call('PEXPIRE', k, keep) end
+      else
+        redis.call('HSET', k, 'version', vs, 'empty', '1')
+        keep = nil
+      end
     else
       redis.call('HSET', k, 'value', ARGV[a + 2], 'version', vs)
     end
@@ -46,7 +63,7 @@ for i = 4, #KEYS do
       redis.call('HSET', k, 'fresh_until', string.format('%d', t + ttl), 'grace_until',
                  string.format('%d', t + ttl + grace))
       redis.call('PEXPIRE', k, string.format('%d', ttl + grace))
-    elseif ttl > 0 then
+    elseif ttl > 0 and not keep then
       redis.call('PEXPIRE', k, ARGV[a + 3])
     end
     out[#out + 1] = {vs, emit(ARGV[1], ARGV[a + 4], ARGV[a + 5], ARGV[a + 6], ARGV[a + 7], v, e, KEYS[3], ARGV[2],
