@@ -958,6 +958,27 @@ START_TEST(caller_event_base)
 }
 END_TEST
 
+/* Runs a caller's loop until pod l on it is synced. */
+static void loop_until_synced(struct event_base *base, sc_cache *l)
+{
+    long long deadline = test_now_ms() + 3000;
+    while (!test_stats(l).synced && test_now_ms() < deadline)
+        event_base_loop(base, EVLOOP_NONBLOCK);
+    ck_assert_uint_eq(test_stats(l).synced, 1);
+}
+
+/* Runs a caller's loop until pod l applied an event, then 200 ms more for
+ * the loop to settle (tracking's confirm of the value included). */
+static void loop_until_applied(struct event_base *base, sc_cache *l)
+{
+    long long deadline = test_now_ms() + 3000;
+    while (test_stats(l).events_applied < 1 && test_now_ms() < deadline)
+        event_base_loop(base, EVLOOP_NONBLOCK);
+    long long t0 = test_now_ms();
+    while (test_now_ms() - t0 < 200)
+        event_base_loop(base, EVLOOP_NONBLOCK);
+}
+
 /* A pod on the caller's event_base whose loop is not run (the application is
  * busy) cannot apply events, send heartbeats or notice that its stream
  * stalled. It kept saying synced and serving its local copy of a key that
@@ -973,18 +994,9 @@ START_TEST(caller_event_base_not_run_stops_serving_local)
     o.heartbeat_timeout_ms = 200;
     sc_cache *l = test_open(&o);
     sc_cache *a = test_pod(NS("idle_base"), "a");
-    long long deadline = test_now_ms() + 3000;
-    while (!test_stats(l).synced && test_now_ms() < deadline)
-        event_base_loop(base, EVLOOP_NONBLOCK);
-    ck_assert_uint_eq(test_stats(l).synced, 1);
+    loop_until_synced(base, l);
     ck_assert_int_eq(sc_set(a, "k", "v1", 2, 0), SC_OK);
-    deadline = test_now_ms() + 3000;
-    while (test_stats(l).events_applied < 1 && test_now_ms() < deadline)
-        event_base_loop(base, EVLOOP_NONBLOCK);
-    /* Let the loop settle (tracking's confirm of v1 included). */
-    long long t0 = test_now_ms();
-    while (test_now_ms() - t0 < 200)
-        event_base_loop(base, EVLOOP_NONBLOCK);
+    loop_until_applied(base, l);
     sc_value *v = NULL;
     sc_get_info info;
     ck_assert_int_eq(sc_get_ex(l, "k", &v, &info), SC_OK);
@@ -1008,10 +1020,7 @@ START_TEST(caller_event_base_not_run_stops_serving_local)
     ck_assert_uint_eq(len, 2);
     ck_assert_int_eq(memcmp(buf, "v2", 2), 0);
     /* Once the loop runs again the pod catches up and syncs. */
-    deadline = test_now_ms() + 3000;
-    while (!test_stats(l).synced && test_now_ms() < deadline)
-        event_base_loop(base, EVLOOP_NONBLOCK);
-    ck_assert_uint_eq(test_stats(l).synced, 1);
+    loop_until_synced(base, l);
     got = test_get(l, "k");
     ck_assert_str_eq(got, "v2");
     free(got);
@@ -1042,24 +1051,16 @@ START_TEST(caller_event_base_redis_restarted_while_loop_blocked)
     ow.reconnect_min_ms = 5;
     ow.reconnect_max_ms = 50;
     sc_cache *w = test_open(&ow);
-    long long deadline = test_now_ms() + 3000;
-    while (!test_stats(l).synced && test_now_ms() < deadline)
-        event_base_loop(base, EVLOOP_NONBLOCK);
-    ck_assert_uint_eq(test_stats(l).synced, 1);
+    loop_until_synced(base, l);
     ck_assert_int_eq(sc_set(w, "k", "v1", 2, 0), SC_OK);
-    deadline = test_now_ms() + 3000;
-    while (test_stats(l).events_applied < 1 && test_now_ms() < deadline)
-        event_base_loop(base, EVLOOP_NONBLOCK);
-    long long t0 = test_now_ms();
-    while (test_now_ms() - t0 < 200)
-        event_base_loop(base, EVLOOP_NONBLOCK);
+    loop_until_applied(base, l);
     char *got = test_get(l, "k");
     ck_assert_str_eq(got, "v1");
     free(got);
     /* The loop is blocked; Redis restarts empty; w writes again. */
     ck_assert_int_eq(sc_test_redis_restart(&r), 0);
     sc_status s = SC_ERR_REMOTE;
-    deadline = test_now_ms() + 5000;
+    long long deadline = test_now_ms() + 5000;
     while ((s = sc_set(w, "k", "v2", 2, 0)) != SC_OK && test_now_ms() < deadline)
         test_sleep_ms(20);
     ck_assert_int_eq(s, SC_OK);

@@ -739,6 +739,42 @@ START_TEST(busy_redis_does_not_end_tracking)
 }
 END_TEST
 
+/* Runs call(arg) on a thread of its own so that Redis reads its command
+ * and then a CLIENT KILL of every normal connection in one turn of its
+ * event loop (both queue up behind a DEBUG SLEEP), so the command runs and
+ * its connection is freed with the reply unsent. Returns how many
+ * connections the kill closed (-1: no integer reply). Redis is asleep:
+ * there is nothing to poll, so margins stand in: the sleep has begun after
+ * 100 ms, the command is in Redis' socket 400 ms later, well before the
+ * 1.5 s are over. */
+static long long lose_reply_of(sc_test_redis *rs, void *(*call)(void *), void *arg)
+{
+    redisContext *sleeper = sc_test_redis_connect(rs);
+    redisContext *killer = sc_test_redis_connect(rs);
+    ck_assert_ptr_nonnull(sleeper);
+    ck_assert_ptr_nonnull(killer);
+    redisAppendCommand(sleeper, "DEBUG SLEEP 1.5");
+    int done = 0;
+    while (!done)
+        ck_assert_int_eq(redisBufferWrite(sleeper, &done), REDIS_OK);
+    test_sleep_ms(100);
+    pthread_t th;
+    pthread_create(&th, NULL, call, arg);
+    test_sleep_ms(400);
+    redisAppendCommand(killer, "CLIENT KILL TYPE normal SKIPME yes");
+    done = 0;
+    while (!done)
+        ck_assert_int_eq(redisBufferWrite(killer, &done), REDIS_OK);
+    pthread_join(th, NULL);
+    redisReply *rep = NULL;
+    ck_assert_int_eq(redisGetReply(killer, (void **)&rep), REDIS_OK);
+    long long killed = rep->type == REDIS_REPLY_INTEGER ? rep->integer : -1;
+    freeReplyObject(rep);
+    redisFree(killer);
+    redisFree(sleeper);
+    return killed;
+}
+
 /* A compare-and-set whose reply Redis never sent: the script ran, then the
  * connection was killed before the reply left (Redis asleep in DEBUG SLEEP
  * reads the pod's command and then the CLIENT KILL in one turn of its event
@@ -775,34 +811,8 @@ START_TEST(cas_reply_lost_is_not_a_conflict)
     ck_assert_int_eq(sc_version_of(a, "ctr", &arg.expected), SC_OK);
     uint64_t before = test_redis_counter_on(&rs, NS("caslost"));
 
-    /* Redis asleep: the pod's command and then the kill queue up behind it,
-     * and are read in that order when it wakes. */
-    redisContext *sleeper = sc_test_redis_connect(&rs);
-    redisContext *killer = sc_test_redis_connect(&rs);
-    ck_assert_ptr_nonnull(sleeper);
-    ck_assert_ptr_nonnull(killer);
-    redisAppendCommand(sleeper, "DEBUG SLEEP 1.5");
-    int done = 0;
-    while (!done)
-        ck_assert_int_eq(redisBufferWrite(sleeper, &done), REDIS_OK);
-    /* (Redis is asleep: there is nothing to poll, so margins stand in: the
-     * sleep has begun after 100 ms, the pod's command is in Redis' socket
-     * 400 ms later, well before the 1.5 s are over) */
-    test_sleep_ms(100);
-    pthread_t th;
-    pthread_create(&th, NULL, cas_thread, &arg);
-    test_sleep_ms(400);
-    redisAppendCommand(killer, "CLIENT KILL TYPE normal SKIPME yes");
-    done = 0;
-    while (!done)
-        ck_assert_int_eq(redisBufferWrite(killer, &done), REDIS_OK);
-    pthread_join(th, NULL);
-    redisReply *rep = NULL;
-    ck_assert_int_eq(redisGetReply(killer, (void **)&rep), REDIS_OK);
-    ck_assert_msg(rep->type == REDIS_REPLY_INTEGER && rep->integer == 2, "CLIENT KILL: %s", rep->str);
-    freeReplyObject(rep);
-    redisFree(killer);
-    redisFree(sleeper);
+    /* (the pod's command and then the kill queue up behind a sleeping Redis) */
+    ck_assert_int_eq(lose_reply_of(&rs, cas_thread, &arg), 2);
 
     char *in_redis = test_redis_field_on(&rs, NS("caslost"), "ctr", "value");
     /* The write landed (the command was read before the kill)... */
@@ -858,31 +868,7 @@ START_TEST(read_reply_lost_is_retried)
     ck_assert_int_eq(sc_version_of(a, "other", &ver), SC_OK); /* the pool's connection is made and idle */
     struct get_arg arg = {a, SC_OK, ""};
 
-    redisContext *sleeper = sc_test_redis_connect(&rs);
-    redisContext *killer = sc_test_redis_connect(&rs);
-    ck_assert_ptr_nonnull(sleeper);
-    ck_assert_ptr_nonnull(killer);
-    redisAppendCommand(sleeper, "DEBUG SLEEP 1.5");
-    int done = 0;
-    while (!done)
-        ck_assert_int_eq(redisBufferWrite(sleeper, &done), REDIS_OK);
-    /* (as in cas_reply_lost_is_not_a_conflict: Redis is asleep, margins
-     * stand in for a condition to poll) */
-    test_sleep_ms(100);
-    pthread_t th;
-    pthread_create(&th, NULL, get_thread, &arg);
-    test_sleep_ms(400);
-    redisAppendCommand(killer, "CLIENT KILL TYPE normal SKIPME yes");
-    done = 0;
-    while (!done)
-        ck_assert_int_eq(redisBufferWrite(killer, &done), REDIS_OK);
-    pthread_join(th, NULL);
-    redisReply *rep = NULL;
-    ck_assert_int_eq(redisGetReply(killer, (void **)&rep), REDIS_OK);
-    ck_assert_msg(rep->type == REDIS_REPLY_INTEGER && rep->integer == 2, "CLIENT KILL: %s", rep->str);
-    freeReplyObject(rep);
-    redisFree(killer);
-    redisFree(sleeper);
+    ck_assert_int_eq(lose_reply_of(&rs, get_thread, &arg), 2);
 
     ck_assert_msg(arg.st == SC_OK, "sc_get of a key in Redis: %s (%s)", sc_strerror(arg.st), sc_errmsg(a));
     ck_assert_str_eq(arg.value, "v1");
@@ -945,29 +931,7 @@ START_TEST(piped_write_reply_lost_is_not_rerun)
     atomic_store(&batch_loads, 0);
     struct batch_arg arg = {a, SC_OK, 0};
 
-    redisContext *sleeper = sc_test_redis_connect(&rs);
-    redisContext *killer = sc_test_redis_connect(&rs);
-    ck_assert_ptr_nonnull(sleeper);
-    ck_assert_ptr_nonnull(killer);
-    redisAppendCommand(sleeper, "DEBUG SLEEP 1.5");
-    int done = 0;
-    while (!done)
-        ck_assert_int_eq(redisBufferWrite(sleeper, &done), REDIS_OK);
-    /* (as in cas_reply_lost_is_not_a_conflict: margins, Redis is asleep) */
-    test_sleep_ms(100);
-    pthread_t th;
-    pthread_create(&th, NULL, batch_thread, &arg);
-    test_sleep_ms(400);
-    redisAppendCommand(killer, "CLIENT KILL TYPE normal SKIPME yes");
-    done = 0;
-    while (!done)
-        ck_assert_int_eq(redisBufferWrite(killer, &done), REDIS_OK);
-    pthread_join(th, NULL);
-    redisReply *rep = NULL;
-    ck_assert_int_eq(redisGetReply(killer, (void **)&rep), REDIS_OK);
-    freeReplyObject(rep);
-    redisFree(killer);
-    redisFree(sleeper);
+    lose_reply_of(&rs, batch_thread, &arg);
 
     /* Outcome unknown is the answer (SC_ERR_REMOTE), not a wait of
      * lock_ttl_ms on locks the call took itself. */
