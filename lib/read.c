@@ -96,8 +96,11 @@ SC_EXPORT sc_status sc_get_copy(sc_cache *c, const char *key, void *buf, size_t 
         return sc__fail(c, SC_ERR_INVALID, "sc_get_copy: buf is NULL with cap %zu", cap);
     struct copy_out o = {.buf = buf, .cap = cap};
     sc_status s = read_with(c, key, copy_fn, &o, get_copy_missed);
-    if (s != SC_OK)
+    if (s != SC_OK) {
+        if (len)
+            *len = 0;
         return s;
+    }
     *len = o.len;
     if (version)
         *version = o.version;

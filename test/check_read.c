@@ -185,7 +185,12 @@ START_TEST(get_copy)
     longkey[1500] = '\0'; /* max_key_bytes is 1024 by default */
     ck_assert_int_eq(sc_get_copy(a, longkey, buf, sizeof buf, &len, NULL), SC_ERR_TOO_LARGE);
     ck_assert_ptr_nonnull(strstr(sc_errmsg(a), "max_key_bytes"));
+    len = 99; /* a failed read leaves no size from an earlier call behind */
     ck_assert_int_eq(sc_get_copy(a, "absent", buf, sizeof buf, &len, NULL), SC_NOT_FOUND);
+    ck_assert_uint_eq(len, 0);
+    len = 99;
+    ck_assert_int_eq(sc_get_copy(a, longkey, buf, sizeof buf, &len, NULL), SC_ERR_TOO_LARGE);
+    ck_assert_uint_eq(len, 0);
     ck_assert_int_eq(sc_get_copy(a, "k", buf, sizeof buf, NULL, NULL), SC_ERR_INVALID);
     ck_assert_int_eq(sc_get_copy(a, "k", NULL, 4, &len, NULL), SC_ERR_INVALID);
     sc_close(a);

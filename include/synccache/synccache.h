@@ -400,8 +400,9 @@ SC_EXPORT sc_status sc_get_with(sc_cache *c, const char *key, sc_read_fn fn, voi
 /* Copies the value of key into buf (cap bytes; no NUL is added). SC_OK with
  * *len = its size and, when version is not NULL, *version = its version;
  * SC_ERR_TOO_LARGE when cap is smaller (buf untouched, *len = the size
- * needed, *version set); SC_NOT_FOUND; or an error as sc_get. buf may be
- * NULL when cap is 0; len must not be NULL. Thread-safe. */
+ * needed, *version set); SC_NOT_FOUND or an error as sc_get (*len = 0,
+ * buf and *version untouched). buf may be NULL when cap is 0; len must
+ * not be NULL. Thread-safe. */
 SC_EXPORT sc_status sc_get_copy(sc_cache *c, const char *key, void *buf, size_t cap, size_t *len,
                                 uint64_t *version);
 
