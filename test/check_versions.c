@@ -639,6 +639,67 @@ START_TEST(no_aba_across_rollback_resync_first)
 }
 END_TEST
 
+
+/* A namespace counter near 2^53 (set by hand, or seeded there from a
+ * version a pod saw): Lua numbers are doubles, so a version above 2^53 - 1
+ * is not exact in the scripts. No two writes may share a version (a
+ * compare-and-set made against one would match the other: ABA), and a
+ * write refused at the limit must change nothing in Redis. */
+static void counter_set_on(const char *ns, const char *value)
+{
+    redisContext *rc = sc_test_redis_connect(&g_redis);
+    ck_assert_ptr_nonnull(rc);
+    redisReply *r = redisCommand(rc, "SET {%s}:seq %s", ns, value);
+    ck_assert_ptr_nonnull(r);
+    freeReplyObject(r);
+    redisFree(rc);
+}
+
+START_TEST(counter_at_2_53_hands_out_no_version_twice)
+{
+    counter_set_on(NS("big"), "9007199254740988"); /* 2^53 - 4 */
+    sc_cache *a = test_pod(NS("big"), "a");
+    /* Every write that succeeds takes a version above the one before; one
+     * that fails leaves Redis' value as it was; the limit is named. */
+    uint64_t prev = 0;
+    char held[8] = "<none>";
+    int refused = 0;
+    for (int i = 0; i < 6; i++) {
+        char val[8];
+        snprintf(val, sizeof val, "v%d", i);
+        if (sc_set(a, "k", val, strlen(val), 0) == SC_OK) {
+            uint64_t v = version_of(a, "k");
+            ck_assert_msg(v > prev, "write %d took version %llu after %llu", i, (unsigned long long)v,
+                          (unsigned long long)prev);
+            prev = v;
+            strcpy(held, val);
+        } else {
+            ck_assert_msg(strstr(sc_errmsg(a), "2^53"), "write %d: %s", i, sc_errmsg(a));
+            refused++;
+        }
+        TEST_ASSERT_STR_FREED(test_redis_value(NS("big"), "k"), held, "Redis' value");
+    }
+    ck_assert_int_gt(refused, 0);
+    ck_assert_uint_lt(prev, UINT64_C(1) << 53);
+    sc_close(a);
+
+    /* Without the event log (no XADD to trip over), a compare-and-set
+     * against a version a later write replaced never matches. */
+    counter_set_on(NS("big0"), "9007199254740991"); /* 2^53 - 1 */
+    sc_options o = test_options(NS("big0"), "b");
+    o.event_log_len = 0;
+    sc_cache *b = test_open(&o);
+    sc_status one = sc_set(b, "k", "one", 3, 0);
+    uint64_t snap = version_of(b, "k");
+    sc_status two = sc_set(b, "k", "two", 3, 0);
+    if (one == SC_OK && two == SC_OK)
+        ck_assert_uint_gt(version_of(b, "k"), snap);
+    if (two == SC_OK)
+        ck_assert_int_ne(sc_set_if_version(b, "k", "aba", 3, 0, snap), SC_OK);
+    sc_close(b);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("versions");
@@ -658,6 +719,7 @@ static Suite *suite(void)
     tcase_add_test(tc, get_many_ten_thousand);
     tcase_add_test(tc, get_many_bad_key_after_local_hits);
     tcase_add_test(tc, bad_input);
+    tcase_add_test(tc, counter_at_2_53_hands_out_no_version_twice);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -83,6 +83,15 @@ local function current(seq, meta, log)
   return v, epoch_of(meta, v)
 end
 
+-- The last version: Lua numbers are doubles, exact up to 2^53 (INCR past
+-- it returns a rounded number: 2^53 + 1 reads as 2^53).
+local LAST_VERSION = 9007199254740991 -- 2^53 - 1
+
+local function past_last_version(seq)
+  error({err = 'ERR synccache: the namespace counter ' .. seq .. ' would pass 2^53 - 1, the last version a Lua ' ..
+               'number holds exactly: the write is refused'})
+end
+
 -- Takes the next version: INCR, seeding only when INCR found no counter or
 -- found it at or below seen, the highest version the calling pod has seen
 -- (remote/remote.c passes it as the script's last argument). A counter
@@ -109,8 +118,17 @@ local function take(seq, meta, log, seen, log_len)
   end
   local v = redis.call('INCR', seq)
   seen = tonumber(seen) or 0
+  -- Past LAST_VERSION a version would be handed out twice (ABA): the write
+  -- is refused before it changes anything (the INCR is undone).
+  if v > LAST_VERSION or ((v == 1 or v <= seen) and seen >= LAST_VERSION) then
+    if v == 1 then redis.call('DEL', seq) else redis.call('DECR', seq) end
+    past_last_version(seq)
+  end
   if v == 1 or v <= seen then
     v = seed(seq, meta, log, seen) + 1
+    -- (a clear floor or log at the last version: the seeded counter stays
+    -- there, and nothing is written past it)
+    if v > LAST_VERSION then past_last_version(seq) end
     redis.call('SET', seq, string.format('%d', v))
   end
   return v, epoch_of(meta, v)
