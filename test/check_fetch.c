@@ -387,6 +387,53 @@ START_TEST(not_found_is_cached_then_expires)
 }
 END_TEST
 
+
+/* A cached "not found" read from Redis in the last millisecond of its
+ * marker (PTTL 0: Redis still holds the key, with nothing left) was kept
+ * by the reading pod for its own empty_ttl_ms, since a PTTL of 0 was taken
+ * as "no TTL": that pod answered "not found" long after the marker was
+ * gone (here up to ten minutes, for a marker another pod stored for 1 ms).
+ * The marker's end must bound every pod's copy, as it bounds a value's.
+ * Without redis_tracking (off, refused, or an older Redis) nothing else
+ * drops that copy when the marker expires. */
+START_TEST(not_found_read_at_its_last_ms_is_not_kept_longer)
+{
+    sc_options o = test_options(NS("nflast"), "a");
+    o.empty_ttl_ms = 1;
+    sc_cache *a = test_open(&o);
+    o.pod_id = "b";
+    o.empty_ttl_ms = 600000;
+    o.redis_tracking = 0;
+    sc_cache *b = test_open(&o);
+    /* About one read in five of a 1 ms marker lands in its last
+     * millisecond (PTTL 0): a hundred reads, each of a fresh key. */
+    int boundary = 0;
+    for (int i = 0; i < 300 && boundary < 100; i++) {
+        char key[32];
+        snprintf(key, sizeof key, "g%d", i);
+        source sa, sb;
+        source_init(&sa, NULL);
+        source_init(&sb, NULL);
+        ASSERT_FETCH(a, key, 0, &sa, "<none>");
+        ASSERT_FETCH(b, key, 0, &sb, "<none>");
+        if (atomic_load(&sb.calls) != 0)
+            continue; /* the marker was gone: b loaded (and stored its own) */
+        /* b read the marker; now it lapses in Redis, and the coarse clock
+         * (a scheduler tick) passes its end too. */
+        WAIT_UNTIL(redis_int("EXISTS {%s}:k:%s", NS("nflast"), key) == 0, 1000);
+        ck_assert_int_eq(redis_int("EXISTS {%s}:k:%s", NS("nflast"), key), 0);
+        test_sleep_ms(15);
+        boundary++;
+        source_put(&sb, "born");
+        ASSERT_FETCH(b, key, 0, &sb, "born");
+        ck_assert_int_eq(atomic_load(&sb.calls), 1);
+    }
+    ck_assert_int_eq(boundary, 100);
+    sc_close(a);
+    sc_close(b);
+}
+END_TEST
+
 /* ------------------------------------------------------ loader failure -- */
 
 START_TEST(loader_failure_caches_nothing_and_retries_at_once)
@@ -1449,6 +1496,7 @@ static Suite *fetch_suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, one_load_across_pods_and_threads);
     tcase_add_test(tc, not_found_is_cached_then_expires);
+    tcase_add_test(tc, not_found_read_at_its_last_ms_is_not_kept_longer);
     tcase_add_test(tc, loader_failure_caches_nothing_and_retries_at_once);
     tcase_add_test(tc, ttl_jitter_spreads_expiry_in_redis);
     tcase_add_test(tc, batch_mixes_cached_loading_elsewhere_and_missing);

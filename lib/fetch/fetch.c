@@ -461,8 +461,11 @@ static int lead_locked(call *cl, const sc__remote_fetch_call *rc)
             sc__atomic_inc(&c->remote_misses);
             /* Absent at `known`: no copy up to it may stay (as a get's miss). */
             sc__local_remove(c->local, k->key, k->klen, k->hash, known + 1, known);
-            sc__fetch_neg_put(c, k->key, k->klen, k->hash, it->version, known,
-                              it->pttl_ms > 0 ? (uint64_t)it->pttl_ms : c->opt.empty_ttl_ms);
+            /* Kept no longer than Redis keeps the marker; one with 0 ms left
+             * is about to go (as a value read then is not kept either). */
+            if (it->pttl_ms != 0)
+                sc__fetch_neg_put(c, k->key, k->klen, k->hash, it->version, known,
+                                  it->pttl_ms > 0 ? (uint64_t)it->pttl_ms : c->opt.empty_ttl_ms);
             sc__fetch_key_done(k, SC_NOT_FOUND, NULL);
             break;
         case SC__FETCH_LOCKED:
