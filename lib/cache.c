@@ -20,9 +20,12 @@ static void cache_free(sc_cache *c)
         sc__parts_free(c);
         return;
     }
+    /* Loads left running past a timeout store nothing once sc_close began
+     * (synccache.h), also while it waits for the saver below. */
+    sc__fetch_stop_begin(c);
     /* The saver first: it uses the Redis tier until it stops. */
     sc__behind_stop(c);
-    /* Loads left running past a timeout store nothing from now on. */
+    /* ... and the stores already under way end. */
     sc__fetch_stop(c);
     /* The subscriber first: after it stops no callback touches the rest. */
     sc__sub_stop(c->sub);

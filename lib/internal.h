@@ -345,7 +345,10 @@ void sc__behind_stats(sc_cache *c, sc_stats *out);
 sc_status sc__fetch_new(sc_cache *c);
 void sc__fetch_free(sc_cache *c);
 /* Before the Redis tier closes: loads left running past a caller's timeout
- * (sc_fetch_ex) store nothing from now on; waits for the stores under way. */
+ * (sc_fetch_ex) store nothing from now on; waits for the stores under way.
+ * _begin only says so (no wait): the first thing sc_close does, so that a
+ * load returning while close waits for the saver stores nothing either. */
+void sc__fetch_stop_begin(sc_cache *c);
 void sc__fetch_stop(sc_cache *c);
 /* An event for key was applied (any thread; the sync thread calls it for
  * every event, own ones too): wakes fetches waiting for another load of the

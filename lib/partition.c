@@ -55,8 +55,10 @@ void sc__parts_free(sc_cache *c)
     /* Every saver stops at once: closed one after another, P hung save_fn
      * calls would each be waited for writeback_claim_ms in turn. */
     for (unsigned p = 0; c->part && p < c->nparts; p++)
-        if (c->part[p])
+        if (c->part[p]) {
+            sc__fetch_stop_begin(c->part[p]);
             sc__behind_stop_begin(c->part[p]);
+        }
     for (unsigned p = 0; c->part && p < c->nparts; p++)
         sc_close(c->part[p]);
     sc__load_stats_free(c->part_stats);

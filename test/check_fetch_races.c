@@ -1303,6 +1303,123 @@ START_TEST(stampede_with_hard_timeouts)
 }
 END_TEST
 
+
+/* ---------------------------------------------- sc_close and loads -- */
+
+/* A save_fn that blocks until released: sc_close waits for it (up to
+ * writeback_claim_ms) before it does anything else. */
+static atomic_int slow_save_in, slow_save_release;
+
+static sc_status slow_save(const sc_dirty *items, size_t n, void *ud)
+{
+    (void)items;
+    (void)n;
+    (void)ud;
+    atomic_store(&slow_save_in, 1);
+    while (!atomic_load(&slow_save_release))
+        test_sleep_ms(5);
+    return SC_OK;
+}
+
+typedef struct closer {
+    sc_cache *c;
+    atomic_int began;
+} closer;
+
+static void *closer_main(void *p)
+{
+    closer *cl = p;
+    atomic_store(&cl->began, 1);
+    sc_close(cl->c);
+    return NULL;
+}
+
+/* synccache.h, sc_fetch_ex: a load left running past a timeout stores its
+ * result "not at all once sc_close began". sc_close first waited for the
+ * write-behind saver (up to writeback_claim_ms) and only then told the
+ * loads left running to drop their results: a loader returning during
+ * that wait stored its value (a new version, an event to every pod) from a
+ * pod being closed. */
+/* The partition of key among p (README: FNV-1a 32 of the key, mod P). */
+static unsigned partition_of(const char *key, unsigned p)
+{
+    uint32_t h = 2166136261u;
+    for (const unsigned char *c = (const unsigned char *)key; *c; c++)
+        h = (h ^ *c) * 16777619u;
+    return h % p;
+}
+
+static void late_load_vs_close(unsigned parts)
+{
+    char ns[32];
+    snprintf(ns, sizeof ns, "fr_close_late%u", parts);
+    atomic_store(&slow_save_in, 0);
+    atomic_store(&slow_save_release, 0);
+    sc_options o = opts(ns, NULL);
+    o.partitions = parts;
+    o.save_fn = slow_save;
+    o.writeback_interval_ms = 5;
+    o.writeback_claim_ms = 1500;
+    sc_cache *a = test_open(&o);
+    /* a write queued in partition 0, whose saver then blocks: with
+     * partitions, partition 0 is closed first */
+    char q[16], k[16];
+    for (int i = 0;; i++) {
+        snprintf(q, sizeof q, "q%d", i);
+        if (partition_of(q, parts) == 0)
+            break;
+    }
+    for (int i = 0;; i++) {
+        snprintf(k, sizeof k, "k%d", i);
+        if (partition_of(k, parts) == parts - 1)
+            break;
+    }
+    ck_assert_int_eq(sc_set_behind(a, q, "v", 1, 0), SC_OK);
+    WAIT_UNTIL(atomic_load(&slow_save_in), 3000);
+    ck_assert_int_eq(atomic_load(&slow_save_in), 1);
+    source *s = source_new("late");
+    s->hang = 1;
+    sc_fetch_opts fo;
+    sc_fetch_opts_init(&fo);
+    fo.hard_timeout_ms = 50;
+    res r = fetch_ex(a, k, &fo, s);
+    ck_assert_int_eq(r.st, SC_ERR_TIMEOUT);
+    char rns[64]; /* where k lives in Redis */
+    if (parts > 1)
+        snprintf(rns, sizeof rns, "%s#%u", ns, parts - 1);
+    else
+        snprintf(rns, sizeof rns, "%s", ns);
+    /* sc_close begins (it waits for the save), then the loader returns */
+    closer cl = {a, 0};
+    pthread_t t;
+    pthread_create(&t, NULL, closer_main, &cl);
+    WAIT_UNTIL(atomic_load(&cl.began), 2000);
+    test_sleep_ms(100);
+    long long t0 = test_now_ms();
+    s->hang = 0;
+    WAIT_UNTIL(atomic_load(&s->returned) == 1, 3000);
+    ck_assert_int_eq(atomic_load(&s->returned), 1);
+    /* a store takes one round trip: give it that long, polling */
+    while (test_now_ms() - t0 < 300) {
+        char *v = test_redis_value(rns, k);
+        int stored = strcmp(v, "<none>") != 0;
+        free(v);
+        if (stored)
+            break;
+        test_sleep_ms(5);
+    }
+    TEST_ASSERT_STR_FREED(test_redis_value(rns, k), "<none>", "the late load's value in Redis after sc_close began");
+    atomic_store(&slow_save_release, 1);
+    pthread_join(t, NULL);
+}
+
+START_TEST(late_load_not_stored_once_close_began)
+{
+    late_load_vs_close(1);
+    late_load_vs_close(2);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("fetch_races");
@@ -1348,6 +1465,10 @@ static Suite *suite(void)
     ADD(expired_graced_value_served_fresh_after_tag);
     ADD(stampede_with_hard_timeouts);
     suite_add_tcase(s, tc);
+    TCase *tl = tcase_create("close");
+    tcase_set_timeout(tl, 60);
+    tcase_add_test(tl, late_load_not_stored_once_close_began);
+    suite_add_tcase(s, tl);
     return s;
 }
 

@@ -126,6 +126,16 @@ sc_status sc__fetch_new(sc_cache *c)
     return SC_OK;
 }
 
+void sc__fetch_stop_begin(sc_cache *c)
+{
+    sc__fetch *f = c->fetch;
+    if (!f || !f->bg)
+        return;
+    pthread_mutex_lock(&f->bg->mu);
+    f->bg->closing = 1;
+    pthread_mutex_unlock(&f->bg->mu);
+}
+
 void sc__fetch_stop(sc_cache *c)
 {
     sc__fetch *f = c->fetch;
