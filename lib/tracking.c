@@ -393,6 +393,8 @@ typedef struct confirm_list {
     uint64_t *hash, *version;
     char (*sha1)[41];
     int *verdict;
+    char **vals;   /* SC__CONFIRM_BYTES: Redis' bytes (on_set_local only) */
+    size_t *vlens;
     size_t n;
 } confirm_list;
 
@@ -404,6 +406,8 @@ static void confirm_free(confirm_list *l)
     free(l->version);
     free(l->sha1);
     free(l->verdict);
+    free(l->vals);
+    free(l->vlens);
 }
 
 static int confirm_alloc(confirm_list *l, size_t n)
@@ -415,7 +419,37 @@ static int confirm_alloc(confirm_list *l, size_t n)
     l->version = malloc(n * sizeof *l->version);
     l->sha1 = malloc(n * sizeof *l->sha1);
     l->verdict = malloc(n * sizeof *l->verdict);
-    return l->keys && l->lens && l->hash && l->version && l->sha1 && l->verdict ? 0 : -1;
+    l->vals = malloc(n * sizeof *l->vals);
+    l->vlens = malloc(n * sizeof *l->vlens);
+    return l->keys && l->lens && l->hash && l->version && l->sha1 && l->verdict && l->vals && l->vlens ? 0 : -1;
+}
+
+/* A copy of key at that version whose bytes are not Redis' (val): the
+ * on_set_local hook may have stored other bytes for it. The copy is
+ * current when the hook makes of Redis' bytes exactly the copy's (sha1). */
+static int transformed_same(sc_cache *c, const char *key, size_t klen, uint64_t version, const char *val,
+                            size_t vlen, const char sha1[41])
+{
+    /* (the hook gets the key NUL-terminated: a confirm list's keys may
+     * point into a value's block) */
+    char *k = malloc(klen + 1);
+    sc_value *raw = k ? sc__value_new_keyed(key, klen, val, vlen, version) : NULL, *keep = NULL;
+    if (!raw) {
+        free(k);
+        return 0;
+    }
+    memcpy(k, key, klen);
+    k[klen] = '\0';
+    int same = 0;
+    if (sc__transform(c, k, klen, raw, &keep) == SC_OK && keep) {
+        char d[41];
+        digest(sc_value_data(keep), sc_value_size(keep), d);
+        same = strcmp(d, sha1) == 0;
+    }
+    sc_value_release(keep);
+    sc_value_release(raw);
+    free(k);
+    return same;
 }
 
 /* Queues a confirm that Redis still holds v's version and bytes of key;
@@ -484,12 +518,25 @@ static void foreign(sc_cache *c, const char *key, size_t klen, uint64_t hash)
 static sc_status confirm_apply(sc_cache *c, confirm_list *l)
 {
     char err[SC__ERRLEN];
-    sc_status s = sc__remote_confirm(c->remote, l->keys, l->lens, l->version, (const char(*)[41])l->sha1, l->n,
-                                     l->verdict, err, sizeof err);
+    /* With an on_set_local hook a copy holds what the hook made of Redis'
+     * bytes: one at the same version with other bytes is asked for them. */
+    int hooked = c->opt.on_set_local != NULL;
+    sc_status s = sc__remote_confirm_values(c->remote, l->keys, l->lens, l->version, (const char(*)[41])l->sha1,
+                                            l->n, l->verdict, hooked ? l->vals : NULL, hooked ? l->vlens : NULL, err,
+                                            sizeof err);
     if (s != SC_OK) {
         sc__atomic_inc(&c->remote_errors);
         sc__log(c, SC_LOG_WARN, "pod %s: cannot confirm %zu local copies with Redis: %s", c->opt.pod_id, l->n, err);
         return s;
+    }
+    for (size_t i = 0; hooked && i < l->n; i++) {
+        if (l->verdict[i] != SC__CONFIRM_BYTES)
+            continue;
+        l->verdict[i] = transformed_same(c, l->keys[i], l->lens[i], l->version[i], l->vals[i], l->vlens[i], l->sha1[i])
+                            ? SC__CONFIRM_SAME
+                            : SC__CONFIRM_CHANGED;
+        free(l->vals[i]);
+        l->vals[i] = NULL;
     }
     for (size_t i = 0; i < l->n; i++) {
         if (l->verdict[i] == SC__CONFIRM_SAME) {

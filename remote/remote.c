@@ -1072,10 +1072,21 @@ sc_status sc__remote_heartbeat(sc__remote *r, const sc__remote_event *ev, const 
 sc_status sc__remote_confirm(sc__remote *r, const char *const *keys, const size_t *klens, const uint64_t *version,
                              const char (*sha1)[41], size_t n, int *verdict, char *err, size_t errlen)
 {
+    return sc__remote_confirm_values(r, keys, klens, version, sha1, n, verdict, NULL, NULL, err, errlen);
+}
+
+sc_status sc__remote_confirm_values(sc__remote *r, const char *const *keys, const size_t *klens,
+                                    const uint64_t *version, const char (*sha1)[41], size_t n, int *verdict,
+                                    char **vals, size_t *vlens, char *err, size_t errlen)
+{
+    for (size_t i = 0; vals && i < n; i++) {
+        vals[i] = NULL;
+        vlens[i] = 0;
+    }
     if (n == 0)
         return SC_OK;
-    const char **args = calloc(2 * n, sizeof *args);
-    size_t *lens = calloc(2 * n, sizeof *lens);
+    const char **args = calloc(2 * n + 1, sizeof *args);
+    size_t *lens = calloc(2 * n + 1, sizeof *lens);
     char *expect = malloc(n * 64);
     int *heap = calloc(n, sizeof *heap);
     sc_status s = SC_ERR_NOMEM;
@@ -1096,9 +1107,13 @@ sc_status sc__remote_confirm(sc__remote *r, const char *const *keys, const size_
         args[n + built] = e;
         lens[n + built] = CSTR;
     }
+    if (vals) {
+        args[2 * n] = "1";
+        lens[2 * n] = CSTR;
+    }
     redisReply *reply;
-    s = script(r, SC__SCRIPT_CONFIRM, (int)n, (int)(2 * n), args, lens, sc__remote_now_ms() + r->timeout_ms, &reply,
-               err, errlen);
+    s = script(r, SC__SCRIPT_CONFIRM, (int)n, (int)(2 * n + (vals ? 1 : 0)), args, lens,
+               sc__remote_now_ms() + r->timeout_ms, &reply, err, errlen);
     if (s != SC_OK)
         goto out;
     if (reply->type != REDIS_REPLY_ARRAY || reply->elements != n) {
@@ -1110,6 +1125,14 @@ sc_status sc__remote_confirm(sc__remote *r, const char *const *keys, const size_
         int known =
             e->type == REDIS_REPLY_INTEGER && (e->integer == SC__CONFIRM_SAME || e->integer == SC__CONFIRM_LATER);
         verdict[i] = known ? (int)e->integer : SC__CONFIRM_CHANGED;
+        if (vals && e->type == REDIS_REPLY_ARRAY && e->elements == 2 &&
+            e->element[0]->type == REDIS_REPLY_INTEGER && e->element[0]->integer == SC__CONFIRM_BYTES &&
+            e->element[1]->type == REDIS_REPLY_STRING && (vals[i] = malloc(e->element[1]->len + 1)) != NULL) {
+            memcpy(vals[i], e->element[1]->str, e->element[1]->len);
+            vals[i][e->element[1]->len] = '\0';
+            vlens[i] = e->element[1]->len;
+            verdict[i] = SC__CONFIRM_BYTES;
+        }
     }
     freeReplyObject(reply);
 out:

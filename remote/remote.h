@@ -222,7 +222,9 @@ sc_status sc__remote_heartbeat(sc__remote *r, const sc__remote_event *ev, const 
 enum {
     SC__CONFIRM_CHANGED, /* other bytes at that version, or gone */
     SC__CONFIRM_SAME,    /* exactly that version and those bytes */
-    SC__CONFIRM_LATER    /* a later version: a later synccache write */
+    SC__CONFIRM_LATER,   /* a later version: a later synccache write */
+    SC__CONFIRM_BYTES    /* (sc__remote_confirm_values only) that version
+                            with other bytes: vals[i] holds them */
 };
 
 /* What each of n keys' value hash holds against version[i] and the SHA-1
@@ -230,6 +232,13 @@ enum {
  * only. */
 sc_status sc__remote_confirm(sc__remote *r, const char *const *keys, const size_t *klens, const uint64_t *version,
                              const char (*sha1)[41], size_t n, int *verdict, char *err, size_t errlen);
+/* sc__remote_confirm for copies whose bytes may differ from Redis' (an
+ * on_set_local hook transformed them): a key that holds version[i] with
+ * other bytes gets SC__CONFIRM_BYTES and those bytes in vals[i] / vlens[i]
+ * (malloc'd, the caller frees; NULL for every other verdict). */
+sc_status sc__remote_confirm_values(sc__remote *r, const char *const *keys, const size_t *klens,
+                                    const uint64_t *version, const char (*sha1)[41], size_t n, int *verdict,
+                                    char **vals, size_t *vlens, char *err, size_t errlen);
 
 /* The namespace's partition count (docs/protocol.md, "Partitions"): the
  * field partitions of {ns}:meta. SC__PARTITIONS_RECORD: when it holds none,

@@ -923,6 +923,76 @@ START_TEST(test_cluster)
 }
 END_TEST
 
+
+/* on_set_local (README, "Transform hook") makes the local tier hold other
+ * bytes than Redis. The confirm script compares a copy's version and bytes
+ * with Redis: a resubscription confirms every copy, and a transformed one
+ * never matched, so every copy the hook had changed went at each
+ * reconnection (the cache did not "stay warm"), each counted in
+ * tracking_invalidations as if another client had written its key. */
+static int upper_hook(const char *key, const void *val, size_t len, uint64_t version, void **out, size_t *out_len,
+                      void *ud)
+{
+    (void)key;
+    (void)version;
+    (void)ud;
+    char *b = malloc(len ? len : 1);
+    if (!b)
+        return -1;
+    for (size_t i = 0; i < len; i++)
+        b[i] = (char)(((const char *)val)[i] >= 'a' && ((const char *)val)[i] <= 'z' ? ((const char *)val)[i] - 32
+                                                                                    : ((const char *)val)[i]);
+    *out = b;
+    *out_len = len;
+    return 1;
+}
+
+START_TEST(test_transformed_copies_survive_a_resubscription)
+{
+    sc_options oa = test_options("t_xf", "a");
+    oa.redis_tracking = 0; /* only b's connection tracks */
+    sc_cache *a = test_open(&oa);
+    sc_options ob = test_options("t_xf", "b");
+    ob.on_set_local = upper_hook;
+    sc_cache *b = test_open(&ob);
+    WAIT_UNTIL(test_stats(b).tracking_active == 1, 2000);
+    ck_assert_int_eq(sc_set(a, "ev", "abc", 3, 0), SC_OK);   /* b gets it from the event */
+    ck_assert_int_eq(sc_set(a, "rd", "def", 3, 0), SC_OK);
+    WAIT_UNTIL(local_has(b, "ev", "ABC"), 2000);
+    ck_assert(local_has(b, "ev", "ABC"));
+    sc_value *v = NULL;
+    ck_assert_int_eq(sc_get(b, "rd", &v), SC_OK);          /* b reads it from Redis */
+    sc_value_release(v);
+    ck_assert(local_has(b, "rd", "DEF"));
+    long long id = tracking_client_id(&g_redis);
+    ck_assert_int_ge(id, 1);
+    uint64_t reconnects = test_stats(b).reconnects, inv = test_stats(b).tracking_invalidations;
+    plain_cmd("CLIENT KILL ID %lld", id);
+    WAIT_UNTIL(test_stats(b).reconnects > reconnects && test_stats(b).tracking_active == 1 && test_stats(b).synced,
+               5000);
+    ck_assert_uint_eq(test_stats(b).tracking_active, 1);
+    test_sleep_ms(200);
+    ck_assert_msg(local_has(b, "ev", "ABC") && local_has(b, "rd", "DEF"),
+                  "the transformed copies went at the resubscription (ev %d, rd %d)", local_has(b, "ev", "ABC"),
+                  local_has(b, "rd", "DEF"));
+    ck_assert_uint_eq(test_stats(b).tracking_invalidations, inv);
+    /* A foreign write that keeps the version still takes a copy away: at
+     * the next resubscription (made while nothing listened) or at once. */
+    id = tracking_client_id(&g_redis);
+    reconnects = test_stats(b).reconnects;
+    plain_cmd("CLIENT KILL ID %lld", id);
+    plain_cmd("HSET {t_xf}:k:ev value foreign");
+    WAIT_UNTIL(test_stats(b).reconnects > reconnects && test_stats(b).tracking_active == 1 && test_stats(b).synced,
+               5000);
+    WAIT_UNTIL(!local_has(b, "ev", "ABC"), 2000);
+    ck_assert(!local_has(b, "ev", "ABC"));
+    ck_assert(value_is(b, "ev", "FOREIGN"));
+    ck_assert(local_has(b, "rd", "DEF"));
+    sc_close(a);
+    sc_close(b);
+}
+END_TEST
+
 static Suite *tracking_suite(void)
 {
     Suite *s = suite_create("tracking");
@@ -945,6 +1015,7 @@ static Suite *tracking_suite(void)
     tcase_add_test(tc, test_two_reports_drop_a_copy_once);
     tcase_add_test(tc, test_partitions);
     tcase_add_test(tc, test_cluster);
+    tcase_add_test(tc, test_transformed_copies_survive_a_resubscription);
     suite_add_tcase(s, tc);
     return s;
 }

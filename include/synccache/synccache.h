@@ -148,8 +148,11 @@ typedef void (*sc_event_fn)(const sc_event_info *ev, void *ud);
  * the same thing), with 0 or -1 the bytes as read. For that reason the hook
  * also runs on reads that are not kept (the pod is not synced, the key is
  * about to expire). Event hooks (on_event) still see the value as carried.
- * Runs on the sync thread (events) or on the thread whose get read Redis;
- * must be thread-safe, quick, and must not call back into the cache. */
+ * Runs on the sync thread (events) or on the thread whose get read Redis
+ * (with redis_tracking also on the pod's confirm thread, to tell whether a
+ * copy it transformed is still what it makes of Redis' bytes: so the same
+ * input must give the same output); must be thread-safe, quick, and must
+ * not call back into the cache. */
 typedef int (*sc_transform_fn)(const char *key, const void *val, size_t len, uint64_t version, void **out,
                                size_t *out_len, void *ud);
 

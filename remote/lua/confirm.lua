@@ -5,10 +5,14 @@
 -- another client's write right after the script (which Redis merges into
 -- the same invalidation) cannot hide behind it.
 -- KEYS: value keys
--- ARGV: per key, "<version>:<sha1hex of the value>"
+-- ARGV: per key, "<version>:<sha1hex of the value>", then optionally '1':
+--       the caller's copies may hold other bytes than Redis at the same
+--       version (its on_set_local hook transformed them)
 -- Returns one integer per key: 1 = the same value and version; 2 = a later
 -- version (a later synccache write: the copy is stale, but no other client
--- needs to have written the key); 0 = anything else.
+-- needs to have written the key); 0 = anything else; with the '1', a key
+-- that holds that version with other bytes answers {3, value} instead of 0
+-- (the caller compares its hook's output for those bytes with its copy).
 -- Versions are compared as decimal strings: a Lua number holds 53 bits.
 local function later(have, want)
   if #have ~= #want then
@@ -26,6 +30,8 @@ for i, k in ipairs(KEYS) do
       verdict = 1
     elseif want and string.match(h[1], '^[1-9]%d*$') and later(h[1], want) then
       verdict = 2
+    elseif want and h[1] == want and ARGV[#KEYS + 1] == '1' then
+      verdict = {3, h[2]}
     end
   end
   out[i] = verdict
