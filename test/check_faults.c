@@ -943,6 +943,122 @@ START_TEST(piped_write_reply_lost_is_not_rerun)
 }
 END_TEST
 
+/* Fills r (noeviction) until a plain SET is refused with OOM, then puts the
+ * limit a little below what is used so that it stays full. */
+static void fill_redis(const sc_test_redis *r)
+{
+    redisContext *rc = sc_test_redis_connect(r);
+    ck_assert_ptr_nonnull(rc);
+    redisReply *rep = redisCommand(rc, "INFO memory");
+    const char *um = strstr(rep->str, "used_memory:");
+    ck_assert_ptr_nonnull(um);
+    unsigned long long used = strtoull(um + strlen("used_memory:"), NULL, 10);
+    freeReplyObject(rep);
+    unsigned long long limit = used + 256 * 1024;
+    freeReplyObject(redisCommand(rc, "CONFIG SET maxmemory-policy noeviction"));
+    freeReplyObject(redisCommand(rc, "CONFIG SET maxmemory %llu", limit));
+    static char fill[8192];
+    memset(fill, 'f', sizeof fill);
+    int full = 0;
+    for (int i = 0; i < 100000 && !full; i++) {
+        rep = redisCommand(rc, "SET fill:%d %b", i, fill, sizeof fill);
+        full = rep->type == REDIS_REPLY_ERROR && strstr(rep->str, "OOM");
+        freeReplyObject(rep);
+    }
+    ck_assert_msg(full, "could not fill Redis up to maxmemory");
+    rep = redisCommand(rc, "INFO memory");
+    um = strstr(rep->str, "used_memory:");
+    used = strtoull(um + strlen("used_memory:"), NULL, 10);
+    freeReplyObject(rep);
+    freeReplyObject(redisCommand(rc, "CONFIG SET maxmemory %llu", used - 128 * 1024));
+    redisFree(rc);
+}
+
+static sc_status never_called_batch(const char *const *keys, size_t n, sc_loaded *const *slots, void *ud)
+{
+    (void)keys;
+    (void)n;
+    (void)slots;
+    (*(int *)ud)++;
+    return SC_NOT_FOUND;
+}
+
+static sc_status never_called(const char *key, sc_loaded *slot, void *ud)
+{
+    (void)key;
+    (void)slot;
+    (*(int *)ud)++;
+    return SC_NOT_FOUND;
+}
+
+/* A full Redis (maxmemory reached, noeviction) refuses writes, not reads:
+ * sc_get still answers what Redis holds, and so must sc_fetch, whose first
+ * step (fetch_lock.lua, which may write a lock) Redis refuses outright.
+ * A key Redis does not hold cannot be loaded and stored: that fetch fails
+ * with the refusal's words, and no loader runs. */
+START_TEST(fetch_reads_a_full_redis)
+{
+    sc_test_redis r;
+    ck_assert_int_eq(sc_test_redis_start(&r, NULL), 0);
+    const char *ns = NS("full");
+    sc_cache *a = pod_on(&r, ns, "a", SC_DISCONNECT_BYPASS, 50);
+    sc_options o = test_options(ns, "strong");
+    o.redis_port = r.port;
+    o.redis_timeout_ms = 400;
+    o.consistency = SC_STRONG;
+    sc_cache *st = test_open(&o);
+    ck_assert_int_eq(sc_set(a, "k", "v", 1, 0), SC_OK);
+    /* Announced as an invalidate: no pod but a holds it locally. */
+    ck_assert_int_eq(sc_set_invalidate(a, "k2", "v2", 2, 0), SC_OK);
+    /* The strong pod holds k (its fetches confirm it with fetch_lock). */
+    WAIT_UNTIL(test_held(st, "k"), 3000);
+    ck_assert(test_held(st, "k"));
+    sc_cache *b = pod_on(&r, ns, "b", SC_DISCONNECT_BYPASS, 50);
+    fill_redis(&r);
+
+    int calls = 0;
+    sc_value *v = NULL;
+    sc_status s = sc_fetch(b, "k2", 0, never_called, &calls, &v);
+    ck_assert_msg(s == SC_OK, "sc_fetch of a key a full Redis holds: %s (%s)", sc_strerror(s), sc_errmsg(b));
+    ck_assert_str_eq(sc_value_data(v), "v2");
+    sc_value_release(v);
+    v = NULL;
+    s = sc_fetch(st, "k", 0, never_called, &calls, &v);
+    ck_assert_msg(s == SC_OK, "SC_STRONG sc_fetch of a key a full Redis holds: %s (%s)", sc_strerror(s),
+                  sc_errmsg(st));
+    ck_assert_str_eq(sc_value_data(v), "v");
+    sc_value_release(v);
+    v = NULL;
+    s = sc_fetch(b, "absent", 0, never_called, &calls, &v);
+    ck_assert_int_eq(s, SC_ERR_REMOTE);
+    ck_assert_ptr_null(v);
+    ck_assert_msg(strstr(sc_errmsg(b), "out of memory") != NULL, "%s", sc_errmsg(b));
+    ck_assert_int_eq(calls, 0);
+    /* A batch: answered when Redis holds every key, else the refusal. */
+    sc_cache *b2 = pod_on(&r, ns, "b2", SC_DISCONNECT_BYPASS, 50);
+    const char *keys[] = {"k2", "k", "absent"};
+    sc_value *out[3] = {NULL, NULL, NULL};
+    s = sc_fetch_batch(b2, keys, 2, 0, never_called_batch, &calls, out);
+    ck_assert_msg(s == SC_OK, "sc_fetch_batch of keys a full Redis holds: %s (%s)", sc_strerror(s), sc_errmsg(b2));
+    ck_assert_str_eq(sc_value_data(out[0]), "v2");
+    ck_assert_str_eq(sc_value_data(out[1]), "v");
+    sc_value_release(out[0]);
+    sc_value_release(out[1]);
+    out[0] = out[1] = NULL;
+    s = sc_fetch_batch(b2, keys, 3, 0, never_called_batch, &calls, out);
+    ck_assert_int_eq(s, SC_ERR_REMOTE);
+    ck_assert(!out[0] && !out[1] && !out[2]);
+    ck_assert_int_eq(calls, 0);
+    sc_close(b2);
+    TEST_ASSERT_STR_FREED(test_get(b, "k2"), "v2", "k2 on b");
+    TEST_ASSERT_STR_FREED(test_get(b, "absent"), "<none>", "absent on b");
+    sc_close(b);
+    sc_close(st);
+    sc_close(a);
+    sc_test_redis_stop(&r);
+}
+END_TEST
+
 static Suite *faults_suite(void)
 {
     Suite *s = suite_create("faults");
@@ -971,6 +1087,7 @@ static Suite *faults_suite(void)
     tcase_add_test(tm, cas_reply_lost_is_not_a_conflict);
     tcase_add_test(tm, read_reply_lost_is_retried);
     tcase_add_test(tm, piped_write_reply_lost_is_not_rerun);
+    tcase_add_test(tm, fetch_reads_a_full_redis);
     suite_add_tcase(s, tm);
     return s;
 }

@@ -388,6 +388,29 @@ static void lock_all(call **cls, size_t n, sc__remote_fetch_call *rc)
         sc__remote_fetch_pipelined(rc, n);
 }
 
+/* A full Redis (maxmemory, noeviction) refuses fetch_lock.lua before it
+ * runs, since the script may write a lock; but what Redis holds can still
+ * be read, and is answered as sc_get answers it (the read-only script, the
+ * same install rules). A key Redis does not hold cannot be loaded (its
+ * value could not be stored): it fails with the refusal. */
+static void lead_read_full(call *cl, const sc__remote_fetch_call *rc)
+{
+    sc_cache *c = cl->c;
+    int synced = sc__fetch_synced(c);
+    for (size_t i = 0; i < cl->na; i++) {
+        fkey *k = cl->act[i];
+        sc_value *v = NULL;
+        sc_status s = sc__load(c, k->key, k->klen, k->hash, synced, &v);
+        if (s == SC_OK) {
+            sc__fetch_key_done(k, SC_OK, v);
+            continue;
+        }
+        sc_status st = s == SC_NOT_FOUND ? rc->status : s;
+        sc__fetch_key_done(k, st, NULL);
+        sc__fetch_call_fail(cl, st, "%s: %s", cl->name, s == SC_NOT_FOUND ? rc->err : sc_errmsg(c));
+    }
+}
+
 /* The pass's fetch_lock answer, key by key: the keys it locked go to
  * cl->tl for the loader, the keys another pod locked wait. 0: the read
  * failed and the loop is over. */
@@ -398,6 +421,10 @@ static int lead_locked(call *cl, const sc__remote_fetch_call *rc)
     if (rc->status != SC_OK) {
         atomic_fetch_sub(&f->waiters, 1);
         sc__atomic_inc(&c->remote_errors);
+        if (rc->status == SC_ERR_REMOTE && strstr(rc->err, "OOM command not allowed")) {
+            lead_read_full(cl, rc);
+            return 0;
+        }
         sc__fetch_call_fail(cl, rc->status, "%s: %s", cl->name, rc->err);
         for (size_t i = 0; i < cl->na; i++)
             sc__fetch_key_done(cl->act[i], rc->status, NULL);
