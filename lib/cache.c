@@ -273,6 +273,16 @@ sc_status sc__cache_open(const sc_options *o, sc_cache *outer, sc_cache **out)
     }
     sc__redis_clock_seen(c, st.time_ms);
     memcpy(c->secret, st.secret, sizeof c->secret);
+    /* A pod that writes: every command of the writing scripts too (a
+     * refusal after a script's first write would leave that write half
+     * done). */
+    if (opt->role == SC_ROLE_WRITER || opt->reader_can_set_to_redis) {
+        s = sc__remote_check_perms(c->remote, opt->save_fn != NULL, err, sizeof err);
+        if (s != SC_OK) {
+            cache_free(c);
+            return sc__fail(NULL, s, "sc_open: %s", err);
+        }
+    }
 
     sc__sub_config sub = {
         .host = opt->redis_host,

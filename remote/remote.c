@@ -1069,6 +1069,18 @@ sc_status sc__remote_heartbeat(sc__remote *r, const sc__remote_event *ev, const 
     return s != SC_OK ? s : state_reply(r, reply, 4, "heartbeat", st, err, errlen);
 }
 
+sc_status sc__remote_check_perms(sc__remote *r, int saver, char *err, size_t errlen)
+{
+    const char *args[5] = {r->prefix, r->seq_key, r->meta_key, r->log_key, saver ? "1" : "0"};
+    size_t lens[5] = {CSTR, CSTR, CSTR, CSTR, CSTR};
+    redisReply *reply;
+    sc_status s =
+        script(r, SC__SCRIPT_PERMS, 4, 5, args, lens, sc__remote_now_ms() + r->timeout_ms, &reply, err, errlen);
+    if (s == SC_OK)
+        freeReplyObject(reply);
+    return s;
+}
+
 sc_status sc__remote_confirm(sc__remote *r, const char *const *keys, const size_t *klens, const uint64_t *version,
                              const char (*sha1)[41], size_t n, int *verdict, char *err, size_t errlen)
 {

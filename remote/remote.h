@@ -218,6 +218,12 @@ sc_status sc__remote_sync_state(sc__remote *r, uint64_t at, sc__remote_state *st
 sc_status sc__remote_heartbeat(sc__remote *r, const sc__remote_event *ev, const char *canary, unsigned canary_ttl_ms,
                                sc__remote_state *st, char *err, size_t errlen);
 
+/* Checks (remote/lua/perms.lua, Redis >= 7) that the user may run every
+ * command the writing scripts run, and with saver the write-behind saver's
+ * too, so a refusal fails sc_open instead of leaving a write half done.
+ * SC_ERR_REMOTE with Redis' NOPERM words when one is refused. */
+sc_status sc__remote_check_perms(sc__remote *r, int saver, char *err, size_t errlen);
+
 /* What a confirm found in a key's value hash. */
 enum {
     SC__CONFIRM_CHANGED, /* other bytes at that version, or gone */
@@ -544,6 +550,7 @@ typedef enum sc__script_id {
     SC__SCRIPT_TAG,
     SC__SCRIPT_TAG_INVALIDATE, /* remote/fetch.c: sc_invalidate_tag */
     SC__SCRIPT_CONFIRM,        /* sc__remote_confirm */
+    SC__SCRIPT_PERMS,          /* sc__remote_check_perms */
     SC__SCRIPT_COUNT
 } sc__script_id;
 

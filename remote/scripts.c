@@ -48,6 +48,7 @@ LUA(fetch_unlock)
 LUA(tag)
 LUA(tag_invalidate)
 LUA(confirm)
+LUA(perms)
 #undef LUA
 
 /* The names a command is given in messages are spelled out here, so a
@@ -81,6 +82,7 @@ static const struct {
     [SC__SCRIPT_TAG] = SCRIPT(tag),
     [SC__SCRIPT_TAG_INVALIDATE] = SCRIPT(tag_invalidate),
     [SC__SCRIPT_CONFIRM] = SCRIPT(confirm),
+    [SC__SCRIPT_PERMS] = SCRIPT(perms),
 };
 #undef SCRIPT
 

@@ -150,7 +150,9 @@ END_TEST
  * write (XADD to the event log; UNLINK of the tag hash in a clear) got a
  * failed status for a write that half happened: the version taken, the
  * value stored (or the clear floor raised), no log entry, no event. The
- * write must fail whole, with Redis' NOPERM words. */
+ * write must fail whole, with Redis' NOPERM words. (sc_open refuses such a
+ * user, acl_each_missing_permission_refused_at_open; here the permission is
+ * revoked after the open.) */
 static char *redis_str(redisContext *rc, const char *fmt, const char *a)
 {
     redisReply *r = redisCommand(rc, fmt, a);
@@ -161,8 +163,8 @@ static char *redis_str(redisContext *rc, const char *fmt, const char *a)
 
 START_TEST(acl_refusal_never_half_writes)
 {
-    ck_assert_int_eq(sc_test_redis_cmd(&g_redis, "ACL SETUSER hw_noxadd on >pw ~* &* +@all -xadd"), 0);
-    ck_assert_int_eq(sc_test_redis_cmd(&g_redis, "ACL SETUSER hw_nounlink on >pw ~* &* +@all -unlink"), 0);
+    ck_assert_int_eq(sc_test_redis_cmd(&g_redis, "ACL SETUSER hw_noxadd on >pw ~* &* +@all"), 0);
+    ck_assert_int_eq(sc_test_redis_cmd(&g_redis, "ACL SETUSER hw_nounlink on >pw ~* &* +@all"), 0);
     redisContext *rc = sc_test_redis_connect(&g_redis);
     ck_assert_ptr_nonnull(rc);
 
@@ -172,6 +174,7 @@ START_TEST(acl_refusal_never_half_writes)
     o.redis_username = "hw_noxadd";
     o.redis_password = "pw";
     sc_cache *c = test_open(&o);
+    ck_assert_int_eq(sc_test_redis_cmd(&g_redis, "ACL SETUSER hw_noxadd -xadd"), 0);
     char *seq0 = redis_str(rc, "GET {%s}:seq", NS("acl_hw"));
     sc_status s = sc_set(c, "k", "new", 3, 0);
     char *val = redis_str(rc, "HGET {%s}:k:k value", NS("acl_hw"));
@@ -187,6 +190,7 @@ START_TEST(acl_refusal_never_half_writes)
 
     o.redis_username = "hw_nounlink";
     c = test_open(&o);
+    ck_assert_int_eq(sc_test_redis_cmd(&g_redis, "ACL SETUSER hw_nounlink -unlink"), 0);
     char *floor0 = redis_str(rc, "HGET {%s}:meta floor", NS("acl_hw"));
     s = sc_clear(c);
     char *floor1 = redis_str(rc, "HGET {%s}:meta floor", NS("acl_hw"));
@@ -1134,6 +1138,62 @@ START_TEST(strerror_covers_every_status)
 }
 END_TEST
 
+
+/* "Permissions are checked at sc_open": a user missing any one command the
+ * writing scripts run after their first write (the counter's INCR) opened
+ * fine, then every sc_set, sc_delete, sc_set_tagged, sc_tag_deleted or
+ * sc_clear failed with NOPERM after the script had taken a version and
+ * replaced or deleted the value: no log entry, no event, and a status that
+ * says nothing was done. With -hset an sc_set deleted the key; with
+ * -pexpire an sc_delete removed it without a tombstone. Such a user must be
+ * refused by sc_open, naming the command; Redis must be left as it was. */
+START_TEST(acl_each_missing_permission_refused_at_open)
+{
+    static const char *const cmds[] = {"pexpire", "del", "hset", "hdel", "hget", "pttl", "incr", "xadd", "unlink"};
+    redisContext *rc = sc_test_redis_connect(&g_redis);
+    ck_assert_ptr_nonnull(rc);
+    sc_options o = test_options(NS("acl_each"), "admin");
+    sc_cache *admin = test_open(&o);
+    const char *tags[] = {"t"};
+    ck_assert_int_eq(sc_set_tagged(admin, "k", "old", 3, 0, tags, 1), SC_OK);
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
+        char user[32], acl[128];
+        snprintf(user, sizeof user, "each_%s", cmds[i]);
+        snprintf(acl, sizeof acl, "ACL SETUSER %s on >pw ~* &* +@all -%s", user, cmds[i]);
+        ck_assert_int_eq(sc_test_redis_cmd(&g_redis, acl), 0);
+        o = test_options(NS("acl_each"), user);
+        o.redis_username = user;
+        o.redis_password = "pw";
+        char *seq0 = redis_str(rc, "GET {%s}:seq", NS("acl_each"));
+        sc_cache *c = NULL;
+        sc_status s = sc_open(&o, &c);
+        if (s == SC_OK) {
+            /* Opened: then every write must succeed or leave Redis as it was. */
+            sc_status w[4] = {sc_set(c, "k", "new", 3, 60000), sc_set_tagged(c, "k", "new", 3, 60000, tags, 1),
+                              sc_tag_deleted(c, "k"), sc_delete(c, "k")};
+            char *seq1 = redis_str(rc, "GET {%s}:seq", NS("acl_each"));
+            char *val = redis_str(rc, "HGET {%s}:k:k value", NS("acl_each"));
+            for (int j = 0; j < 4; j++)
+                ck_assert_msg(w[j] == SC_OK || (strcmp(seq0, seq1) == 0 && strcmp(val, "old") == 0),
+                              "without %s: sc_open succeeded, write %d failed (%s: %s) but Redis changed: seq %s -> "
+                              "%s, k = %s",
+                              cmds[i], j, sc_strerror(w[j]), sc_errmsg(c), seq0, seq1, val);
+            free(seq1);
+            free(val);
+            sc_close(c);
+        } else {
+            ck_assert_msg(strstr(sc_errmsg(NULL), "NOPERM") && strstr(sc_errmsg(NULL), cmds[i]),
+                          "without %s: sc_open %s, message '%s' does not name NOPERM and the command", cmds[i],
+                          sc_strerror(s), sc_errmsg(NULL));
+        }
+        free(seq0);
+    }
+    TEST_ASSERT_STR_FREED(test_get(admin, "k"), "old", "k after the refused users");
+    sc_close(admin);
+    redisFree(rc);
+}
+END_TEST
+
 static Suite *cache_suite(void)
 {
     Suite *s = suite_create("cache");
@@ -1145,6 +1205,7 @@ static Suite *cache_suite(void)
     tcase_add_test(tc, huge_numeric_options_never_half_write);
     tcase_add_test(tc, huge_heartbeat_timeout_keeps_stream);
     tcase_add_test(tc, acl_refusal_never_half_writes);
+    tcase_add_test(tc, acl_each_missing_permission_refused_at_open);
     tcase_add_test(tc, event_log_of_the_wrong_type_fails_open_at_once);
     tcase_add_test(tc, bad_keys_and_values);
     tcase_add_test(tc, set_propagates_value_to_other_pods);
