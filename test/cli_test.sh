@@ -224,6 +224,19 @@ run "get cleared" 1 "${C[@]}" get "$NS" user:2
 "${R[@]}" hset "{$NS}:k:old" value stale version 5 >/dev/null
 run "get below floor" 1 "${C[@]}" get "$NS" old
 has "get below floor" "$OUT" "^not found \(cleared: version 5 is below the clear floor $FLOOR\)$"
+# Absent for another reason, at a version above the floor: a value written
+# after the clear whose tag was invalidated since (README "Redis key layout":
+# the tags field and {ns}:tags), and sc_fetch's cached "not found" (a hash
+# with version and empty, no value). Neither was cleared, nor deleted.
+"${R[@]}" hset "{$NS}:k:tagged" value v version $((FLOOR + 10)) tags t >/dev/null
+"${R[@]}" hset "{$NS}:tags" t $((FLOOR + 20)) >/dev/null
+run "get tag-invalidated" 1 "${C[@]}" get "$NS" tagged
+lacks "get tag-invalidated" "$OUT" 'cleared|below the clear floor|deleted'
+has "get tag-invalidated" "$OUT" '^not found'
+"${R[@]}" hset "{$NS}:k:loadedabsent" version $((FLOOR + 30)) empty 1 >/dev/null
+run "get cached not-found" 1 "${C[@]}" get "$NS" loadedabsent
+lacks "get cached not-found" "$OUT" 'cleared|below the clear floor|deleted|tombstone'
+has "get cached not-found" "$OUT" '^not found'
 run "stats after clear" 0 "${C[@]}" stats "$NS" --seconds 0.3
 has "stats after clear" "$OUT" "^clear floor +$FLOOR "
 

@@ -633,13 +633,19 @@ static int run_get(cli *o, char **args)
     }
     if (s != SC_NOT_FOUND)
         die(EXIT_REDIS, "Redis at %s: %s", o->addr, err);
-    /* Say why: the library treats all three alike. */
-    redisReply *h = command_or_die(c, o, "HMGET {%s}:k:%b value version", ns, key, strlen(key));
+    /* Say why when it is one of these two (the library treats every reason
+     * alike; a tag invalidation, a value past its fresh time or an
+     * sc_tag_deleted value also read as "not found", at any version). */
+    redisReply *h = command_or_die(c, o, "HMGET {%s}:k:%b value version empty", ns, key, strlen(key));
     redisReply *f = command_or_die(c, o, "HGET {%s}:meta floor", ns);
-    const redisReply *val = h->element[0], *ver = h->element[1];
-    if (ver->type == REDIS_REPLY_STRING && val->type != REDIS_REPLY_STRING)
+    const redisReply *val = h->element[0], *ver = h->element[1], *empty = h->element[2];
+    unsigned long long v = ver->type == REDIS_REPLY_STRING ? strtoull(ver->str, NULL, 10) : 0;
+    unsigned long long fl = f->type == REDIS_REPLY_STRING ? strtoull(f->str, NULL, 10) : 0;
+    if (ver->type == REDIS_REPLY_STRING && val->type != REDIS_REPLY_STRING && empty->type == REDIS_REPLY_STRING)
+        printf("not found (a \"not found\" sc_fetch loaded and cached, version %s)\n", ver->str);
+    else if (ver->type == REDIS_REPLY_STRING && val->type != REDIS_REPLY_STRING)
         printf("not found (deleted: a tombstone holds version %s)\n", ver->str);
-    else if (ver->type == REDIS_REPLY_STRING && f->type == REDIS_REPLY_STRING)
+    else if (ver->type == REDIS_REPLY_STRING && f->type == REDIS_REPLY_STRING && v < fl)
         printf("not found (cleared: version %s is below the clear floor %s)\n", ver->str, f->str);
     else
         printf("not found\n");
