@@ -1059,6 +1059,77 @@ START_TEST(fetch_reads_a_full_redis)
 }
 END_TEST
 
+/* The loader of a fetch during which Redis became full (maxmemory below
+ * what is used, noeviction): it fails (or returns a value Redis then
+ * refuses to store). */
+typedef struct full_load {
+    const sc_test_redis *r;
+    int fail;
+    int calls;
+} full_load;
+
+static sc_status fill_then_load(const char *key, sc_loaded *slot, void *ud)
+{
+    (void)key;
+    full_load *fl = ud;
+    fl->calls++;
+    ck_assert_int_eq(sc_test_redis_cmd(fl->r, "CONFIG SET maxmemory-policy noeviction"), 0);
+    ck_assert_int_eq(sc_test_redis_cmd(fl->r, "CONFIG SET maxmemory 1"), 0);
+    if (fl->fail) {
+        sc_loaded_error(slot, "the database is down");
+        return SC_ERR_LOADER;
+    }
+    sc_loaded_set(slot, "loaded", 6);
+    return SC_OK;
+}
+
+static sc_status load_fresh(const char *key, sc_loaded *slot, void *ud)
+{
+    (void)key;
+    (*(int *)ud)++;
+    sc_loaded_set(slot, "fresh", 5);
+    return SC_OK;
+}
+
+/* A load that fails gives its lock back at once, so the next fetch on any
+ * pod loads without waiting for it to lapse (README, "When things fail").
+ * Redis filling up while the loader ran must not change that: neither a
+ * failed loader's unlock nor a refused store may leave the lock behind. */
+START_TEST(full_redis_during_a_load_leaves_no_lock)
+{
+    sc_test_redis r;
+    ck_assert_int_eq(sc_test_redis_start(&r, NULL), 0);
+    const char *ns = NS("fulllock");
+    sc_cache *a = pod_on(&r, ns, "a", SC_DISCONNECT_BYPASS, 50);
+    sc_cache *b = pod_on(&r, ns, "b", SC_DISCONNECT_BYPASS, 50);
+    for (int fail = 1; fail >= 0; fail--) {
+        const char *key = fail ? "k_failed_loader" : "k_refused_store";
+        full_load fl = {&r, fail, 0};
+        sc_value *v = NULL;
+        sc_status s = sc_fetch(a, key, 0, fill_then_load, &fl, &v);
+        ck_assert_int_eq(fl.calls, 1);
+        ck_assert_msg(s != SC_OK, "%s: the fetch succeeded on a full Redis", key);
+        sc_value_release(v);
+        v = NULL;
+        ck_assert_int_eq(sc_test_redis_cmd(&r, "CONFIG SET maxmemory 0"), 0);
+        char *lock = test_redis_field_on(&r, ns, key, "lock");
+        ck_assert_msg(strcmp(lock, "<none>") == 0, "%s: the failed load left its lock %s in Redis", key, lock);
+        free(lock);
+        int loads = 0;
+        long long t0 = test_now_ms();
+        s = sc_fetch(b, key, 0, load_fresh, &loads, &v);
+        long long took = test_now_ms() - t0;
+        ck_assert_msg(s == SC_OK && loads == 1, "%s: next fetch %s, %d loads", key, sc_strerror(s), loads);
+        ck_assert_str_eq(sc_value_data(v), "fresh");
+        sc_value_release(v);
+        ck_assert_msg(took < 1000, "%s: the next fetch waited %lld ms for a lock nobody held", key, took);
+    }
+    sc_close(b);
+    sc_close(a);
+    sc_test_redis_stop(&r);
+}
+END_TEST
+
 static Suite *faults_suite(void)
 {
     Suite *s = suite_create("faults");
@@ -1088,6 +1159,7 @@ static Suite *faults_suite(void)
     tcase_add_test(tm, read_reply_lost_is_retried);
     tcase_add_test(tm, piped_write_reply_lost_is_not_rerun);
     tcase_add_test(tm, fetch_reads_a_full_redis);
+    tcase_add_test(tm, full_redis_during_a_load_leaves_no_lock);
     suite_add_tcase(s, tm);
     return s;
 }

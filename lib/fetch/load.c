@@ -547,6 +547,25 @@ static void settle_end(call *cl, sc_status s, const char *err)
     size_t nst = cl->st_nst, n = cl->st_n;
     if (!items)
         return;
+    if (s != SC_OK && nst) {
+        /* The store failed (refused, or its answer lost): the locks go back
+         * at once, as after a failed loader. The token is still ours only
+         * where nothing was stored, so a store that did happen is left as
+         * it is. */
+        const char **rel = malloc(nst * sizeof *rel);
+        size_t *rell = malloc(nst * sizeof *rell);
+        char uerr[SC__ERRLEN];
+        if (rel && rell) {
+            for (size_t i = 0; i < nst; i++) {
+                rel[i] = sk[i]->key;
+                rell[i] = sk[i]->klen;
+            }
+            if (sc__remote_fetch_unlock(c->remote, rel, rell, nst, cl->token, uerr, sizeof uerr) != SC_OK)
+                sc__atomic_inc(&c->remote_errors);
+        }
+        free(rel);
+        free(rell);
+    }
     for (size_t i = 0; i < nst; i++) {
         fkey *k = sk[i];
         sc__store_item *it = &items[i];

@@ -1,6 +1,8 @@
-#!lua
--- Releases load locks the caller still holds (a failed loader), so the next
--- fetch loads at once. A hash that held only the lock disappears with it.
+#!lua flags=allow-oom
+-- Releases load locks the caller still holds (a failed loader, a store
+-- Redis refused), so the next fetch loads at once. A hash that held only
+-- the lock disappears with it. (allow-oom: it only deletes, and a full
+-- Redis, which refuses the store, must not keep the lock until it lapses.)
 -- KEYS: value keys
 -- ARGV: token
 -- Returns the number of locks released.
