@@ -1194,6 +1194,37 @@ START_TEST(acl_each_missing_permission_refused_at_open)
 }
 END_TEST
 
+
+/* sc_clear "takes effect at once through the namespace floor, then collects
+ * {ns}:k:* in batches (SCAN + a script)". A user whose ACL refuses SCAN
+ * opened fine and every sc_clear returned SC_OK while collecting nothing,
+ * silently: the cleared values (absent to every reader) stayed in Redis for
+ * good. Such a user must be refused by sc_open, or its clear must collect. */
+START_TEST(acl_without_scan_refused_at_open)
+{
+    ck_assert_int_eq(sc_test_redis_cmd(&g_redis, "ACL SETUSER noscan on >pw ~* &* +@all -scan"), 0);
+    sc_options o = test_options(NS("acl_scan"), "u");
+    o.redis_username = "noscan";
+    o.redis_password = "pw";
+    sc_cache *c = NULL;
+    sc_status s = sc_open(&o, &c);
+    if (s != SC_OK) {
+        ck_assert_msg(strstr(sc_errmsg(NULL), "NOPERM") && strstr(sc_errmsg(NULL), "scan"),
+                      "sc_open %s, message '%s' does not name NOPERM and scan", sc_strerror(s), sc_errmsg(NULL));
+        return;
+    }
+    ck_assert_int_eq(sc_set(c, "k", "v", 1, 0), SC_OK);
+    s = sc_clear(c);
+    redisContext *rc = sc_test_redis_connect(&g_redis);
+    redisReply *e = redisCommand(rc, "EXISTS {%s}:k:k", NS("acl_scan"));
+    long long left = e->integer;
+    freeReplyObject(e);
+    redisFree(rc);
+    ck_assert_msg(s != SC_OK || left == 0, "sc_clear returned SC_OK without SCAN, and the cleared key is still in Redis");
+    sc_close(c);
+}
+END_TEST
+
 static Suite *cache_suite(void)
 {
     Suite *s = suite_create("cache");
@@ -1206,6 +1237,7 @@ static Suite *cache_suite(void)
     tcase_add_test(tc, huge_heartbeat_timeout_keeps_stream);
     tcase_add_test(tc, acl_refusal_never_half_writes);
     tcase_add_test(tc, acl_each_missing_permission_refused_at_open);
+    tcase_add_test(tc, acl_without_scan_refused_at_open);
     tcase_add_test(tc, event_log_of_the_wrong_type_fails_open_at_once);
     tcase_add_test(tc, bad_keys_and_values);
     tcase_add_test(tc, set_propagates_value_to_other_pods);

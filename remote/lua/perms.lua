@@ -4,8 +4,10 @@
 -- write-behind). A script's writes before an error stay, so a command the
 -- ACL refuses after a script's first write (INCR of the counter) would
 -- leave that write half done: the version taken, the value replaced or
--- deleted, no log entry, no event. PUBLISH is not checked here (the
--- heartbeat at sc_open proves it, and the scripts run it last, under pcall).
+-- deleted, no log entry, no event. SCAN too: sc_clear collects the keys it
+-- made absent with SCAN and a script, and without it would collect nothing,
+-- silently. PUBLISH is not checked here (the heartbeat at sc_open proves
+-- it, and the scripts run it last, under pcall).
 -- redis.acl_check_cmd: Redis >= 7 (older servers skip the check).
 -- KEYS: the value key prefix {ns}:k:, seq, meta, log
 -- ARGV: '1' when the pod saves write-behind entries (save_fn), else '0'
@@ -16,7 +18,7 @@ local base = string.sub(meta, 1, -5)
 local tags, wb, wbq = base .. 'tags', base .. 'wb', base .. 'wbq'
 -- {the key named in the message, the command and its arguments}
 local checks = {
-  {'', 'TIME'},
+  {'', 'TIME'}, {'', 'SCAN', '0', 'MATCH', vk .. '*'},
   {vk, 'TYPE', vk}, {vk, 'EXISTS', vk}, {vk, 'DEL', vk}, {vk, 'UNLINK', vk}, {vk, 'HSET', vk, 'f', 'v'},
   {vk, 'HDEL', vk, 'f'}, {vk, 'HGET', vk, 'f'}, {vk, 'HMGET', vk, 'f'}, {vk, 'HEXISTS', vk, 'f'},
   {vk, 'PEXPIRE', vk, '1'}, {vk, 'PTTL', vk},
