@@ -112,16 +112,20 @@ for i = 3, #KEYS do
       -- compare-and-set made against that number would match again (ABA).
       -- The number stays as a tombstone for as long as the value would have.
       local kept = false
+      local lock = {'lock', ARGV[1], 'lock_until', string.format('%d', now + ttl), 'lock_seq', counter}
       if dead then
+        -- (the hash replaced, never deleted first: replace_hash)
         local kv, left = key_version(k, KEYS[2]), redis.call('PTTL', k)
-        redis.call('DEL', k)
         if kv > floor then
-          redis.call('HSET', k, 'version', string.format('%d', kv))
+          replace_hash(k, {'version', string.format('%d', kv), unpack(lock)})
           if left > 0 then redis.call('PEXPIRE', k, left) end
           kept = left == -1
+        else
+          replace_hash(k, lock)
         end
+      else
+        redis.call('HSET', k, unpack(lock))
       end
-      redis.call('HSET', k, 'lock', ARGV[1], 'lock_until', string.format('%d', now + ttl), 'lock_seq', counter)
       -- (a lock only stretches a TTL; it gives none to a number kept for ever)
       local pt = redis.call('PTTL', k)
       if pt < ttl and not kept then redis.call('PEXPIRE', k, ARGV[2]) end

@@ -43,18 +43,18 @@ for i = 4, #KEYS do
     if ARGV[a + 1] == 'e' and redis.call('HEXISTS', k, 'version') == 1 then
       keep = redis.call('PTTL', k)
     end
-    redis.call('DEL', k)
+    -- (the hash replaced, never deleted first: replace_hash)
     if ARGV[a + 1] == 'e' then
       local ttl = tonumber(ARGV[a + 3])
       if keep and ttl > 0 and (keep == -1 or keep > ttl) then
-        redis.call('HSET', k, 'version', vs, 'empty', string.format('%d', now_ms() + ttl))
+        replace_hash(k, {'version', vs, 'empty', string.format('%d', now_ms() + ttl)})
         if keep > 0 then redis.call('PEXPIRE', k, keep) end
       else
-        redis.call('HSET', k, 'version', vs, 'empty', '1')
+        replace_hash(k, {'version', vs, 'empty', '1'})
         keep = nil
       end
     else
-      redis.call('HSET', k, 'value', ARGV[a + 2], 'version', vs)
+      replace_hash(k, {'value', ARGV[a + 2], 'version', vs})
     end
     local ttl, grace = tonumber(ARGV[a + 3]), tonumber(ARGV[a + 8])
     if ARGV[a + 9] ~= '' and ARGV[a + 1] ~= 'e' then redis.call('HSET', k, 'tags', ARGV[a + 9]) end

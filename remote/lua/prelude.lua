@@ -234,18 +234,34 @@ local function id_lt(a, b)
   return am < bm or (am == bm and as < bs)
 end
 
+-- Replaces the fields of the hash at key with fv (a flat {field, value,
+-- ...} list) and drops its TTL, without the key being absent in between:
+-- on a Redis Cluster node whose slot is migrating, a command on a key the
+-- node does not hold (a DEL just removed it) is answered ASK, which stops a
+-- script half-way with its writes so far kept (a DEL then an HSET lost the
+-- key's value, its version already taken and no event out). So the new
+-- fields are written first and the others removed after them.
+local function replace_hash(key, fv)
+  redis.call('HSET', key, unpack(fv))
+  local keep, stale = {}, {}
+  for i = 1, #fv, 2 do keep[fv[i]] = true end
+  for _, f in ipairs(redis.call('HKEYS', key)) do
+    if not keep[f] then stale[#stale + 1] = f end
+  end
+  if #stale > 0 then redis.call('HDEL', key, unpack(stale)) end
+  redis.call('PERSIST', key)
+end
+
 -- Stores a value at version vs with its TTL ('0': none). A write revokes any
 -- load lock (a load begun before it must not store afterwards) and ends a
--- tag or a not-found marker: the hash is replaced whole, which drops those
--- fields (lock, lock_until, lock_seq, outdated, empty, fresh_until, tags)
--- and the old TTL in one call, where deleting the fields one by one and
--- then PERSIST took two (the script's cost is mostly its redis.call count).
+-- tag or a not-found marker: the hash is replaced whole (replace_hash),
+-- which drops those fields (lock, lock_until, lock_seq, outdated, empty,
+-- fresh_until, tags) and the old TTL.
 local function store_value(key, vs, value, ttl, tags)
-  redis.call('DEL', key)
   if tags and tags ~= '' then
-    redis.call('HSET', key, 'value', value, 'version', vs, 'tags', tags)
+    replace_hash(key, {'value', value, 'version', vs, 'tags', tags})
   else
-    redis.call('HSET', key, 'value', value, 'version', vs)
+    replace_hash(key, {'value', value, 'version', vs})
   end
   if ttl ~= '0' then redis.call('PEXPIRE', key, ttl) end
 end
@@ -254,10 +270,11 @@ end
 -- its version (a hash with no value) that long, so a version read before the
 -- delete never matches again.
 local function delete_value(key, vs, tombstone_ttl)
-  redis.call('DEL', key)
   if tombstone_ttl ~= '0' then
-    redis.call('HSET', key, 'version', vs)
+    replace_hash(key, {'version', vs})
     redis.call('PEXPIRE', key, tombstone_ttl)
+  else
+    redis.call('DEL', key)
   end
 end
 

@@ -26,10 +26,6 @@ if live and ARGV[1] ~= '0' then
   local pt = redis.call('PTTL', KEYS[1])
   if pt < 0 or pt > tonumber(ARGV[1]) then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
 else
-  redis.call('DEL', KEYS[1])
-  if ARGV[2] ~= '0' then
-    redis.call('HSET', KEYS[1], 'version', vs)
-    redis.call('PEXPIRE', KEYS[1], ARGV[2])
-  end
+  delete_value(KEYS[1], vs, ARGV[2])
 end
 return {vs, emit(ARGV[3], ARGV[6], ARGV[7], ARGV[8], ARGV[9], v, e, KEYS[4], ARGV[4], ARGV[5])}
