@@ -251,12 +251,16 @@ static void lock_items_clear(sc__fetch_item *items, size_t n)
 }
 
 /* Parses (and frees) fetch_lock.lua's reply. On failure no item holds data. */
-static sc_status lock_reply(const sc__remote_layout *l, redisReply *reply, sc__fetch_item *items, size_t n,
-                            uint64_t *known, uint64_t *now_ms, char *err, size_t errlen)
+static sc_status lock_reply(sc__remote *r, const sc__remote_layout *l, redisReply *reply, sc__fetch_item *items,
+                            size_t n, uint64_t *known, uint64_t *now_ms, char *err, size_t errlen)
 {
     if (reply->type != REDIS_REPLY_ARRAY || reply->elements != n + 2 || !u64_of(reply->element[0], known) ||
         !u64_of(reply->element[1], now_ms))
         return bad(l, reply, "fetch_lock", err, errlen);
+    /* The counter the values were read at counts as seen (remote.c,
+     * takes_version): a value handed out here whose write Redis later loses
+     * must never have its number handed out again. */
+    sc__remote_saw(r, *known);
     for (size_t i = 0; i < n; i++) {
         int rc = parse_lock_result(reply->element[i + 2], &items[i]);
         if (rc != 0) {
@@ -296,7 +300,7 @@ sc_status sc__remote_fetch_lock(sc__remote *r, sc__fetch_item *items, size_t n, 
     redisReply *reply;
     st = cmd_run(r, SC__SCRIPT_FETCH_LOCK, &c, &reply, err, errlen);
     cmd_free(&c);
-    return st == SC_OK ? lock_reply(&l, reply, items, n, known, now_ms, err, errlen) : st;
+    return st == SC_OK ? lock_reply(r, &l, reply, items, n, known, now_ms, err, errlen) : st;
 }
 
 /* KEYS: seq, meta, log, n value keys; ARGV: fmt, log_len, channel, token, 9 per key, seen. */
@@ -428,7 +432,7 @@ static sc_status piped_parse(sc__remote_piped *p, redisReply *reply)
     sc__remote_fetch_call *k = ((fetch_piped *)p)->call;
     sc__remote_layout l;
     sc__remote_layout_get(k->r, &l);
-    return k->lock ? lock_reply(&l, reply, k->lock, k->n, &k->known, &k->now_ms, p->err, sizeof p->err)
+    return k->lock ? lock_reply(k->r, &l, reply, k->lock, k->n, &k->known, &k->now_ms, p->err, sizeof p->err)
                    : store_reply(k->r, &l, reply, k->store, k->n, p->err, sizeof p->err);
 }
 

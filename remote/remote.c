@@ -546,11 +546,15 @@ static sc_status get_many_cmd_build(sc__remote *r, const char *const *keys, cons
 
 /* Parses (and frees) get_many.lua's reply for n keys into items and *known.
  * On failure no item holds data. */
-static sc_status get_many_reply(const sc__remote *r, redisReply *reply, size_t n, sc__remote_item *items,
-                                uint64_t *known, char *err, size_t errlen)
+static sc_status get_many_reply(sc__remote *r, redisReply *reply, size_t n, sc__remote_item *items, uint64_t *known,
+                                char *err, size_t errlen)
 {
     if (reply->type != REDIS_REPLY_ARRAY || reply->elements != n + 1 || !reply_u64(reply->element[0], known))
         return bad_reply(r, reply, "get_many", err, errlen);
+    /* The counter the values were read at, as sc__remote_get notes it: a
+     * value handed out here whose write Redis later loses (a rollback, a
+     * failover) must never have its number handed out again (take()). */
+    sc__remote_saw(r, *known);
     sc_status st = SC_OK;
     for (size_t i = 0; i < n && st == SC_OK; i++) {
         const redisReply *e = reply->element[i + 1];

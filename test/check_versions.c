@@ -700,6 +700,104 @@ START_TEST(counter_at_2_53_hands_out_no_version_twice)
 }
 END_TEST
 
+/* A pod's sync thread held in its on_event hook on key "x" while g_stall. */
+static atomic_int g_stall, g_stalled;
+
+static void stall_on_x(const sc_event_info *ev, void *ud)
+{
+    (void)ud;
+    if (strcmp(ev->key, "x") != 0)
+        return;
+    atomic_store(&g_stalled, 1);
+    long long until = test_now_ms() + 10000;
+    while (atomic_load(&g_stall) && test_now_ms() < until)
+        test_sleep_ms(5);
+    atomic_store(&g_stalled, 0);
+}
+
+static sc_status load_nothing(const char *key, sc_loaded *slot, void *ud)
+{
+    (void)key;
+    (void)slot;
+    (void)ud;
+    return SC_ERR_LOADER; /* k is in Redis: the fetch never loads */
+}
+
+/* A version a pod read through sc_get_many or sc_fetch counts as seen, as
+ * one read by sc_get does: b read the lost write (its number V) from
+ * Redis, not from the channel (its subscription was gone and its sync
+ * thread busy), and the writer is gone. After the rollback (a replica
+ * promoted without the last write, here a restart from the older
+ * snapshot) b's resubscription must start a new history past V, or the
+ * next write hands V out again: b's compare-and-set against the lost write
+ * matches it (ABA). b reads k with sc_get_many (fetch 0) or sc_fetch
+ * (fetch 1). */
+static void no_aba_after_a_read_of_a_lost_write(const char *ns, int fetch)
+{
+    sc_test_redis r;
+    ck_assert_int_eq(sc_test_redis_start(&r, NULL), 0);
+    sc_cache *a = pod_on(&r, ns, "a");
+    sc_options o = test_options(ns, "b");
+    o.redis_port = r.port;
+    o.on_event = stall_on_x;
+    sc_cache *b = test_open(&o);
+    atomic_store(&g_stall, 1);
+    ck_assert_int_eq(sc_set(a, "x", "1", 1, 0), SC_OK);
+    WAIT_UNTIL(atomic_load(&g_stalled), 3000);
+    ck_assert_int_eq(atomic_load(&g_stalled), 1);
+    ck_assert_int_eq(sc_test_redis_cmd(&r, "CLIENT KILL TYPE pubsub"), 0);
+    ck_assert_int_eq(sc_set(a, "k", "base", 4, 0), SC_OK);
+    ck_assert_int_eq(sc_test_redis_cmd(&r, "SAVE"), 0);
+    ck_assert_int_eq(sc_set(a, "k", "lost", 4, 0), SC_OK);
+    uint64_t lost = version_of(a, "k");
+    sc_close(a);
+    const char *keys[1] = {"k"};
+    sc_value *out[1] = {NULL};
+    if (fetch)
+        ck_assert_int_eq(sc_fetch(b, "k", 0, load_nothing, NULL, &out[0]), SC_OK);
+    else
+        ck_assert_int_eq(sc_get_many(b, keys, 1, out), SC_OK);
+    ck_assert_ptr_nonnull(out[0]);
+    ck_assert_uint_eq(sc_value_version(out[0]), lost);
+    sc_value_release(out[0]);
+    sc_test_redis_kill(&r);
+    ck_assert_int_eq(sc_test_redis_start_again(&r), 0);
+    TEST_ASSERT_STR_FREED(test_redis_value_on(&r, ns, "k"), "base", "k");
+    uint64_t reconnects = test_stats(b).reconnects;
+    atomic_store(&g_stall, 0);
+    WAIT_UNTIL(test_stats(b).synced && test_stats(b).reconnects > reconnects, 5000);
+    ck_assert(test_stats(b).synced && test_stats(b).reconnects > reconnects);
+    sc_cache *c = pod_on(&r, ns, "c");
+    ck_assert_int_eq(sc_set(c, "k", "new", 3, 0), SC_OK);
+    ck_assert_uint_gt(version_of(c, "k"), lost);
+    ck_assert_int_eq(sc_set_if_version(b, "k", "from-lost", 9, 0, lost), SC_ERR_CONFLICT);
+    char *v = NULL;
+    for (int i = 0; i < 100; i++) {
+        free(v);
+        v = test_get(b, "k");
+        if (strcmp(v, "new") == 0)
+            break;
+        test_sleep_ms(20);
+    }
+    ck_assert_str_eq(v, "new");
+    free(v);
+    sc_close(c);
+    sc_close(b);
+    sc_test_redis_stop(&r);
+}
+
+START_TEST(no_aba_after_a_get_many_of_a_lost_write)
+{
+    no_aba_after_a_read_of_a_lost_write(NS("rbm"), 0);
+}
+END_TEST
+
+START_TEST(no_aba_after_a_fetch_of_a_lost_write)
+{
+    no_aba_after_a_read_of_a_lost_write(NS("rbf"), 1);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("versions");
@@ -715,6 +813,8 @@ static Suite *suite(void)
     tcase_add_test(tc, tag_invalidation_number_survives_a_failed_fetch);
     tcase_add_test(tc, no_aba_across_rollback);
     tcase_add_test(tc, no_aba_across_rollback_resync_first);
+    tcase_add_test(tc, no_aba_after_a_get_many_of_a_lost_write);
+    tcase_add_test(tc, no_aba_after_a_fetch_of_a_lost_write);
     tcase_add_test(tc, get_many_mixed);
     tcase_add_test(tc, get_many_ten_thousand);
     tcase_add_test(tc, get_many_bad_key_after_local_hits);
