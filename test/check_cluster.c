@@ -429,6 +429,58 @@ START_TEST(writes_while_the_slot_is_migrating)
 }
 END_TEST
 
+/* {ns}:seq on the node at port (0 when absent or redirected). */
+static uint64_t counter_on(int port, const char *ns)
+{
+    redisReply *r = sc_test_node_cmd(port, "GET {%s}:seq", ns);
+    uint64_t v = r && r->type == REDIS_REPLY_STRING ? strtoull(r->str, NULL, 10) : 0;
+    if (r)
+        freeReplyObject(r);
+    return v;
+}
+
+/* On the migrating slot's old owner, {ns}:tags does not exist (no tag was
+ * ever invalidated), so a script that reads it is stopped by ASK there. A
+ * write that fails that way must fail whole: a counter moved without a log
+ * entry or an event makes every pod find a gap the log cannot close and
+ * flush its local tier. */
+START_TEST(failed_write_while_migrating_moves_no_counter)
+{
+    char ns[32];
+    int src, dst;
+    unsigned slot = ns_to_migrate(9000, "c_midt", ns, &src, &dst);
+    sc_cache *a = cluster_pod(ns, "a");
+    sc_cache *b = cluster_pod(ns, "b");
+    const char *tags[1] = {"tg"};
+    ck_assert_int_eq(sc_set_tagged(a, "t", "v", 1, 0, tags, 1), SC_OK);
+    ck_assert_int_eq(sc_set(a, "k", "v", 1, 0), SC_OK);
+    TEST_ASSERT_STR_FREED(test_get(b, "k"), "v", "k");
+    WAIT_UNTIL(test_stats(b).last_seq == counter_on(src, ns), 3000);
+    ck_assert_uint_eq(test_stats(b).last_seq, counter_on(src, ns));
+    uint64_t flushes = test_stats(b).flushes;
+
+    migrate_begin(slot, src, dst); /* no key has moved */
+    uint64_t before = counter_on(src, ns);
+    ck_assert_uint_gt(before, 0);
+    sc_status s = sc_tag_deleted(a, "t");
+    uint64_t after = counter_on(src, ns);
+    if (s != SC_OK)
+        ck_assert_msg(after == before, "sc_tag_deleted failed (%s) but moved the counter from %llu to %llu",
+                      sc_errmsg(a), (unsigned long long)before, (unsigned long long)after);
+    else
+        ck_assert_uint_eq(after, before + 1);
+
+    migrate_keys(slot, src, dst);
+    migrate_finish(slot, src, dst);
+    ck_assert_int_eq(sc_set(a, "after", "x", 1, 0), SC_OK);
+    WAIT_UNTIL(test_stats(b).synced && test_stats(b).last_seq == counter_on(dst, ns), 5000);
+    if (s != SC_OK) /* nothing happened: b keeps its copies */
+        ck_assert_uint_eq(test_stats(b).flushes, flushes);
+    sc_close(a);
+    sc_close(b);
+}
+END_TEST
+
 START_TEST(slot_migration_while_running)
 {
     char ns[32];
@@ -708,6 +760,7 @@ int main(void)
     TCase *mig = tcase_create("migrating"); /* its own case: CK_RUN_CASE=migrating */
     tcase_set_timeout(mig, 30);
     tcase_add_test(mig, writes_while_the_slot_is_migrating);
+    tcase_add_test(mig, failed_write_while_migrating_moves_no_counter);
     suite_add_tcase(s, mig);
     TCase *tc = tcase_create("cluster");
     tcase_set_timeout(tc, 60);

@@ -12,14 +12,17 @@
 -- Returns {version, 1 | publish error text}.
 local bad = check_hash(KEYS[1])
 if bad then return bad end
-local v, e = take(KEYS[2], KEYS[3], KEYS[4], ARGV[#ARGV], ARGV[4])
-local vs = string.format('%d', v)
+-- (read before take(): tag_dead reads {ns}:tags, which the script does
+-- not declare, and a cluster node migrating the slot without that key
+-- stops the script there with ASK; its writes so far would stay)
 local h = redis.call('HMGET', KEYS[1], 'value', 'version', 'tags')
 local floor = redis.call('HGET', KEYS[3], 'floor')
 -- (a value older than an invalidation of one of its tags is absent too: a
 -- fresh version must not make it live again)
 local live = h[1] and h[2] and not (floor and tonumber(h[2]) < tonumber(floor)) and
              not tag_dead(tonumber(h[2]), h[3], KEYS[3])
+local v, e = take(KEYS[2], KEYS[3], KEYS[4], ARGV[#ARGV], ARGV[4])
+local vs = string.format('%d', v)
 if live and ARGV[1] ~= '0' then
   redis.call('HDEL', KEYS[1], 'lock', 'lock_until', 'lock_seq', 'empty')
   redis.call('HSET', KEYS[1], 'version', vs, 'outdated', '1')
