@@ -232,6 +232,12 @@ sc_status sc__remote_wb_take(sc__remote *r, const char *consumer, unsigned count
             b->n = 0;
             return bad_reply(&p, reply, "wb_take", err, errlen);
         }
+        /* A version handed to save_fn counts as seen (remote.c,
+         * takes_version): once in the store, a write Redis then loses must
+         * never have its number handed out again, or the store's "only if
+         * newer" rule would refuse the next write of that number. */
+        if (b->e[b->n].key)
+            sc__remote_saw(r, b->e[b->n].version);
         b->n++;
     }
     b->reply = reply;
