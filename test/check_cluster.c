@@ -481,6 +481,39 @@ START_TEST(failed_write_while_migrating_moves_no_counter)
 }
 END_TEST
 
+static sc_status load_fails(const char *key, sc_loaded *slot, void *ud)
+{
+    (void)key;
+    (void)ud;
+    sc_loaded_error(slot, "the loader ran");
+    return SC_ERR_LOADER;
+}
+
+/* While the slot is MIGRATING and its keys are still on the old owner, an
+ * sc_fetch of a value Redis holds is answered there, as an sc_get is: the
+ * fetch does not fail on the namespace's write-behind table ({ns}:wbq),
+ * which the old owner does not hold when nothing is queued. */
+START_TEST(fetch_while_the_slot_is_migrating)
+{
+    char ns[32];
+    int src, dst;
+    unsigned slot = ns_to_migrate(9000, "c_midf", ns, &src, &dst);
+    sc_cache *a = cluster_pod(ns, "a");
+    ck_assert_int_eq(sc_set(a, "k", "v1", 2, 0), SC_OK);
+    migrate_begin(slot, src, dst); /* no key has moved */
+    sc_cache *b = cluster_pod(ns, "b");
+    sc_value *v = NULL;
+    sc_status s = sc_fetch(b, "k", 0, load_fails, NULL, &v);
+    ck_assert_msg(s == SC_OK, "sc_fetch while the slot migrates: %s: %s", sc_strerror(s), sc_errmsg(b));
+    ck_assert_str_eq(sc_value_data(v), "v1");
+    sc_value_release(v);
+    migrate_keys(slot, src, dst);
+    migrate_finish(slot, src, dst);
+    sc_close(a);
+    sc_close(b);
+}
+END_TEST
+
 START_TEST(slot_migration_while_running)
 {
     char ns[32];
@@ -761,6 +794,7 @@ int main(void)
     tcase_set_timeout(mig, 30);
     tcase_add_test(mig, writes_while_the_slot_is_migrating);
     tcase_add_test(mig, failed_write_while_migrating_moves_no_counter);
+    tcase_add_test(mig, fetch_while_the_slot_is_migrating);
     suite_add_tcase(s, mig);
     TCase *tc = tcase_create("cluster");
     tcase_set_timeout(tc, 60);

@@ -58,18 +58,33 @@ local function queued(k)
   if x then return {'s', x, kv, string.format('%d', now)} end
   return {'e', kv, 1}
 end
-local hs, qs = {}, {}
+-- Whether a key's hash h (as read below) answers the fetch by itself: a
+-- live value or a believed not-found marker, not outdated, not past its
+-- fresh time.
+local function current(h, dead)
+  local fu, eu = tonumber(h[7]), h[3] and h[3] ~= '1' and tonumber(h[3]) or nil
+  return tonumber(h[2]) and not dead and not h[4] and not (fu and fu <= now) and
+         (h[1] or (h[3] and (not eu or eu > now)))
+end
+-- The queue is read only for a key its hash does not answer: {ns}:wbq, like
+-- {ns}:tags (tag_dead), is a key the script does not declare, and a Redis
+-- Cluster node migrating the slot answers ASK for one it does not hold (no
+-- write queued), which fails the script; a fetch of a current value must
+-- not depend on it. Both are read here, before any lock is written.
+local hs, ds, qs = {}, {}, {}
 for i = 3, #KEYS do
-  hs[i] = redis.call('HMGET', KEYS[i], 'value', 'version', 'empty', 'outdated', 'lock', 'lock_until',
-                     'fresh_until', 'tags', 'grace_until')
-  qs[i] = queued(KEYS[i])
+  local h = redis.call('HMGET', KEYS[i], 'value', 'version', 'empty', 'outdated', 'lock', 'lock_until',
+                       'fresh_until', 'tags', 'grace_until')
+  local ver = tonumber(h[2])
+  hs[i], ds[i] = h, ver and (ver < floor or tag_dead(ver, h[8], KEYS[2]))
+  if not current(h, ds[i]) then qs[i] = queued(KEYS[i]) end
 end
 for i = 3, #KEYS do
   local k = KEYS[i]
   local have = ARGV[i + 1]
   local h = hs[i]
   local ver = tonumber(h[2])
-  local dead = ver and (ver < floor or tag_dead(ver, h[8], KEYS[2]))
+  local dead = ds[i]
   local fu = tonumber(h[7])
   local graced = fu and fu <= now
   -- when its grace ends (Redis ms): a lock taken on the key may have
