@@ -514,6 +514,45 @@ START_TEST(fetch_while_the_slot_is_migrating)
 }
 END_TEST
 
+/* Tagged keys and clears while the slot is MIGRATING, its keys still on
+ * the old owner: a namespace that never invalidated a tag has no tag hash
+ * ({ns}:tags), which the old owner answers ASK for inside a script. Reads
+ * of a tagged key and a clear must not depend on it. */
+START_TEST(tags_while_the_slot_is_migrating)
+{
+    char ns[32];
+    int src, dst;
+    unsigned slot = ns_to_migrate(9000, "c_midg", ns, &src, &dst);
+    sc_cache *a = cluster_pod(ns, "a");
+    const char *tags[1] = {"tg"};
+    ck_assert_int_eq(sc_set_tagged(a, "t", "v", 1, 0, tags, 1), SC_OK);
+    migrate_begin(slot, src, dst); /* no key has moved */
+    sc_cache *b = cluster_pod(ns, "b");
+    sc_value *v = NULL;
+    sc_status s = sc_get(b, "t", &v);
+    ck_assert_msg(s == SC_OK, "sc_get of a tagged key while the slot migrates: %s: %s", sc_strerror(s),
+                  sc_errmsg(b));
+    ck_assert_str_eq(sc_value_data(v), "v");
+    sc_value_release(v);
+    uint64_t ver = 0;
+    s = sc_version_of(b, "t", &ver);
+    ck_assert_msg(s == SC_OK, "sc_version_of while the slot migrates: %s: %s", sc_strerror(s), sc_errmsg(b));
+    s = sc_clear(a);
+    ck_assert_msg(s == SC_OK, "sc_clear while the slot migrates: %s: %s", sc_strerror(s), sc_errmsg(a));
+    migrate_keys(slot, src, dst);
+    migrate_finish(slot, src, dst);
+    TEST_ASSERT_PEEK_SOON(b, "t", "<none>", 3000);
+    TEST_ASSERT_STR_FREED(test_get(b, "t"), "<none>", "t");
+    /* Tags still work after the move. */
+    ck_assert_int_eq(sc_set_tagged(a, "t", "w", 1, 0, tags, 1), SC_OK);
+    TEST_ASSERT_STR_FREED(test_get(b, "t"), "w", "t");
+    ck_assert_int_eq(sc_invalidate_tag(a, "tg"), SC_OK);
+    TEST_ASSERT_STR_FREED(test_get(b, "t"), "<none>", "t");
+    sc_close(a);
+    sc_close(b);
+}
+END_TEST
+
 START_TEST(slot_migration_while_running)
 {
     char ns[32];
@@ -795,6 +834,7 @@ int main(void)
     tcase_add_test(mig, writes_while_the_slot_is_migrating);
     tcase_add_test(mig, failed_write_while_migrating_moves_no_counter);
     tcase_add_test(mig, fetch_while_the_slot_is_migrating);
+    tcase_add_test(mig, tags_while_the_slot_is_migrating);
     suite_add_tcase(s, mig);
     TCase *tc = tcase_create("cluster");
     tcase_set_timeout(tc, 60);

@@ -13,7 +13,14 @@
 -- version. So the tag hash goes, and grows only between clears (UNLINK:
 -- a hash of many tags is freed off Redis' main thread, like the keys).
 -- First, so that an ACL refusing UNLINK fails the clear before it writes.
-redis.call('UNLINK', tags_key(KEYS[2]))
+-- There is a tag hash only when the meta names an invalidation (tags_top);
+-- without one it is not touched: a Redis Cluster node migrating the slot
+-- answers ASK for a key it does not hold, which fails the script.
+local tk = tags_key(KEYS[2])
+if redis.acl_check_cmd and not redis.acl_check_cmd('UNLINK', tk) then
+  error({err = 'NOPERM this user has no permissions to run the \'unlink\' command on the tag hash ' .. tk})
+end
+if tags_top(KEYS[2]) > 0 then redis.call('UNLINK', tk) end
 local v = take(KEYS[1], KEYS[2], KEYS[3], ARGV[#ARGV], ARGV[2])
 local e = new_epoch(v)
 local vs = string.format('%d', v)

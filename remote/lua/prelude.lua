@@ -301,8 +301,18 @@ local function tags_lost(tk, meta)
   return tonumber(redis.call('HGET', tk, '') or '0') or 0
 end
 
+-- The highest invalidation version since the last clear ({ns}:meta field
+-- 'tags'; 0: none), which no entry of the tag hash exceeds. A key at or
+-- above it cannot be dead by a tag, and the tag hash is then not read: it is
+-- a key the scripts do not declare, and a Redis Cluster node migrating the
+-- slot answers ASK for one it does not hold (none was ever made), which
+-- fails the script.
+local function tags_top(meta)
+  return tonumber(redis.call('HGET', meta, 'tags') or '0') or 0
+end
+
 local function tag_dead(ver, tags, meta)
-  if not tags or tags == '' or not ver then return false end
+  if not tags or tags == '' or not ver or tags_top(meta) <= ver then return false end
   local tk = tags_key(meta)
   for t in string.gmatch(tags, '[^\n]+') do
     local iv = tonumber(redis.call('HGET', tk, t) or '0') or 0
@@ -319,7 +329,7 @@ end
 local function key_version(key, meta)
   local h = redis.call('HMGET', key, 'version', 'tags')
   local v = tonumber(h[1] or '0') or 0
-  if h[2] and h[2] ~= '' then
+  if h[2] and h[2] ~= '' and tags_top(meta) > v then
     local tk = tags_key(meta)
     for t in string.gmatch(h[2], '[^\n]+') do
       local iv = tonumber(redis.call('HGET', tk, t) or '0') or 0
