@@ -1075,11 +1075,11 @@ sc_status sc__remote_heartbeat(sc__remote *r, const sc__remote_event *ev, const 
 
 sc_status sc__remote_check_perms(sc__remote *r, int saver, char *err, size_t errlen)
 {
-    const char *args[5] = {r->prefix, r->seq_key, r->meta_key, r->log_key, saver ? "1" : "0"};
+    const char *args[5] = {r->meta_key, r->prefix, r->seq_key, r->log_key, saver ? "1" : "0"};
     size_t lens[5] = {CSTR, CSTR, CSTR, CSTR, CSTR};
     redisReply *reply;
     sc_status s =
-        script(r, SC__SCRIPT_PERMS, 4, 5, args, lens, sc__remote_now_ms() + r->timeout_ms, &reply, err, errlen);
+        script(r, SC__SCRIPT_PERMS, 1, 5, args, lens, sc__remote_now_ms() + r->timeout_ms, &reply, err, errlen);
     if (s == SC_OK)
         freeReplyObject(reply);
     return s;

@@ -1149,7 +1149,8 @@ END_TEST
  * refused by sc_open, naming the command; Redis must be left as it was. */
 START_TEST(acl_each_missing_permission_refused_at_open)
 {
-    static const char *const cmds[] = {"pexpire", "del", "hset", "hdel", "hget", "pttl", "incr", "xadd", "unlink"};
+    static const char *const cmds[] = {"pexpire", "persist", "hkeys", "del",  "hset",  "hdel",
+                                       "hget",    "pttl",    "incr",  "xadd", "unlink"};
     redisContext *rc = sc_test_redis_connect(&g_redis);
     ck_assert_ptr_nonnull(rc);
     sc_options o = test_options(NS("acl_each"), "admin");

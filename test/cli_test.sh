@@ -230,6 +230,7 @@ has "get below floor" "$OUT" "^not found \(cleared: version 5 is below the clear
 # with version and empty, no value). Neither was cleared, nor deleted.
 "${R[@]}" hset "{$NS}:k:tagged" value v version $((FLOOR + 10)) tags t >/dev/null
 "${R[@]}" hset "{$NS}:tags" t $((FLOOR + 20)) >/dev/null
+"${R[@]}" hset "{$NS}:meta" tags $((FLOOR + 20)) >/dev/null # as sc_invalidate_tag keeps it
 run "get tag-invalidated" 1 "${C[@]}" get "$NS" tagged
 lacks "get tag-invalidated" "$OUT" 'cleared|below the clear floor|deleted'
 has "get tag-invalidated" "$OUT" '^not found'

@@ -9,11 +9,14 @@
 -- silently. PUBLISH is not checked here (the heartbeat at sc_open proves
 -- it, and the scripts run it last, under pcall).
 -- redis.acl_check_cmd: Redis >= 7 (older servers skip the check).
--- KEYS: the value key prefix {ns}:k:, seq, meta, log
--- ARGV: '1' when the pod saves write-behind entries (save_fn), else '0'
+-- KEYS: meta, the one key declared (on a Redis Cluster node whose slot is
+--   migrating, several declared keys not all on the node get TRYAGAIN; the
+--   check reads no key, the others only name commands' keys)
+-- ARGV: the value key prefix {ns}:k:, seq, log, and '1' when the pod saves
+--   write-behind entries (save_fn), else '0'
 -- Returns 1, or a NOPERM error naming the command and the key.
 if not redis.acl_check_cmd then return 1 end
-local vk, seq, meta, log = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local meta, vk, seq, log = KEYS[1], ARGV[1], ARGV[2], ARGV[3]
 local base = string.sub(meta, 1, -5)
 local tags, wb, wbq = base .. 'tags', base .. 'wb', base .. 'wbq'
 -- {the key named in the message, the command and its arguments}
@@ -21,8 +24,8 @@ local checks = {
   {'', 'TIME'}, {'', 'SCAN', '0', 'MATCH', vk .. '*'},
   {vk, 'TYPE', vk}, {vk, 'EXISTS', vk}, {vk, 'DEL', vk}, {vk, 'UNLINK', vk}, {vk, 'HSET', vk, 'f', 'v'},
   {vk, 'HDEL', vk, 'f'}, {vk, 'HGET', vk, 'f'}, {vk, 'HMGET', vk, 'f'}, {vk, 'HEXISTS', vk, 'f'},
-  {vk, 'PEXPIRE', vk, '1'}, {vk, 'PTTL', vk},
-  {seq, 'GET', seq}, {seq, 'SET', seq, '1'}, {seq, 'INCR', seq},
+  {vk, 'HKEYS', vk}, {vk, 'PERSIST', vk}, {vk, 'PEXPIRE', vk, '1'}, {vk, 'PTTL', vk},
+  {seq, 'GET', seq}, {seq, 'SET', seq, '1'}, {seq, 'INCR', seq}, {seq, 'DECR', seq},
   {meta, 'TYPE', meta}, {meta, 'HGET', meta, 'f'}, {meta, 'HMGET', meta, 'f'}, {meta, 'HSET', meta, 'f', 'v'},
   {meta, 'HSETNX', meta, 'f', 'v'},
   {log, 'TYPE', log}, {log, 'XADD', log, 'MAXLEN', '~', '1', '1-0', 'e', 'x'}, {log, 'XRANGE', log, '-', '+'},
@@ -31,7 +34,7 @@ local checks = {
   {wb, 'TYPE', wb}, {wb, 'EXISTS', wb}, {wb, 'XADD', wb, '*', 'k', 'x'}, {wb, 'XINFO', 'GROUPS', wb},
   {wbq, 'HGET', wbq, 'f'}, {wbq, 'HSET', wbq, 'f', 'v'}, {wbq, 'HDEL', wbq, 'f'},
 }
-if ARGV[1] == '1' then
+if ARGV[4] == '1' then
   local saver = {
     {wb, 'XGROUP', 'CREATE', wb, 'g', '0'}, {wb, 'XGROUP', 'DELCONSUMER', wb, 'g', 'c'},
     {wb, 'XREADGROUP', 'GROUP', 'g', 'c', 'STREAMS', wb, '>'}, {wb, 'XAUTOCLAIM', wb, 'g', 'c', '0', '0'},

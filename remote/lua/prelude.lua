@@ -235,13 +235,14 @@ local function id_lt(a, b)
 end
 
 -- Replaces the fields of the hash at key with fv (a flat {field, value,
--- ...} list) and drops its TTL, without the key being absent in between:
+-- ...} list) and gives it the TTL ttl (ms; nil or '0': none, so the old
+-- one is dropped), without the key being absent in between:
 -- on a Redis Cluster node whose slot is migrating, a command on a key the
 -- node does not hold (a DEL just removed it) is answered ASK, which stops a
 -- script half-way with its writes so far kept (a DEL then an HSET lost the
 -- key's value, its version already taken and no event out). So the new
 -- fields are written first and the others removed after them.
-local function replace_hash(key, fv)
+local function replace_hash(key, fv, ttl)
   redis.call('HSET', key, unpack(fv))
   local keep, stale = {}, {}
   for i = 1, #fv, 2 do keep[fv[i]] = true end
@@ -249,7 +250,11 @@ local function replace_hash(key, fv)
     if not keep[f] then stale[#stale + 1] = f end
   end
   if #stale > 0 then redis.call('HDEL', key, unpack(stale)) end
-  redis.call('PERSIST', key)
+  if ttl and ttl ~= '0' then
+    redis.call('PEXPIRE', key, ttl)
+  else
+    redis.call('PERSIST', key)
+  end
 end
 
 -- Stores a value at version vs with its TTL ('0': none). A write revokes any
@@ -259,11 +264,10 @@ end
 -- fresh_until, tags) and the old TTL.
 local function store_value(key, vs, value, ttl, tags)
   if tags and tags ~= '' then
-    replace_hash(key, {'value', value, 'version', vs, 'tags', tags})
+    replace_hash(key, {'value', value, 'version', vs, 'tags', tags}, ttl)
   else
-    replace_hash(key, {'value', value, 'version', vs})
+    replace_hash(key, {'value', value, 'version', vs}, ttl)
   end
-  if ttl ~= '0' then redis.call('PEXPIRE', key, ttl) end
 end
 
 -- Deletes a key at version vs; with a tombstone TTL ('0': none) the key keeps
@@ -271,8 +275,7 @@ end
 -- delete never matches again.
 local function delete_value(key, vs, tombstone_ttl)
   if tombstone_ttl ~= '0' then
-    replace_hash(key, {'version', vs})
-    redis.call('PEXPIRE', key, tombstone_ttl)
+    replace_hash(key, {'version', vs}, tombstone_ttl)
   else
     redis.call('DEL', key)
   end
