@@ -393,7 +393,7 @@ typedef struct confirm_list {
     uint64_t *hash, *version;
     char (*sha1)[41];
     int *verdict;
-    char **vals;   /* SC__CONFIRM_BYTES: Redis' bytes (on_set_local only) */
+    char **vals; /* SC__CONFIRM_BYTES: Redis' bytes (on_set_local only) */
     size_t *vlens;
     size_t n;
 } confirm_list;
@@ -427,8 +427,8 @@ static int confirm_alloc(confirm_list *l, size_t n)
 /* A copy of key at that version whose bytes are not Redis' (val): the
  * on_set_local hook may have stored other bytes for it. The copy is
  * current when the hook makes of Redis' bytes exactly the copy's (sha1). */
-static int transformed_same(sc_cache *c, const char *key, size_t klen, uint64_t version, const char *val,
-                            size_t vlen, const char sha1[41])
+static int transformed_same(sc_cache *c, const char *key, size_t klen, uint64_t version, const char *val, size_t vlen,
+                            const char sha1[41])
 {
     /* (the hook gets the key NUL-terminated: a confirm list's keys may
      * point into a value's block) */
@@ -521,9 +521,8 @@ static sc_status confirm_apply(sc_cache *c, confirm_list *l)
     /* With an on_set_local hook a copy holds what the hook made of Redis'
      * bytes: one at the same version with other bytes is asked for them. */
     int hooked = c->opt.on_set_local != NULL;
-    sc_status s = sc__remote_confirm_values(c->remote, l->keys, l->lens, l->version, (const char(*)[41])l->sha1,
-                                            l->n, l->verdict, hooked ? l->vals : NULL, hooked ? l->vlens : NULL, err,
-                                            sizeof err);
+    sc_status s = sc__remote_confirm(c->remote, l->keys, l->lens, l->version, (const char(*)[41])l->sha1, l->n,
+                                     l->verdict, hooked ? l->vals : NULL, hooked ? l->vlens : NULL, err, sizeof err);
     if (s != SC_OK) {
         sc__atomic_inc(&c->remote_errors);
         sc__log(c, SC_LOG_WARN, "pod %s: cannot confirm %zu local copies with Redis: %s", c->opt.pod_id, l->n, err);

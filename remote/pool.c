@@ -490,8 +490,7 @@ static sc_status recv_pipeline(slot *s, size_t ncmd, redisReply **replies, int64
  * context is freed (it is dead) and the error is mapped; *stale tells
  * whether a retry may help. */
 static sc_status run_pipeline(slot *s, size_t ncmd, const sc__pool_cmd *cmds, int64_t deadline, unsigned timeout_ms,
-                              const char *what, int writes, redisReply **replies, int *stale, char *err,
-                              size_t errlen)
+                              const char *what, int writes, redisReply **replies, int *stale, char *err, size_t errlen)
 {
     sc_status st = send_pipeline(s, ncmd, cmds, deadline, timeout_ms, what, stale, err, errlen);
     if (st != SC_OK)
@@ -500,9 +499,8 @@ static sc_status run_pipeline(slot *s, size_t ncmd, const sc__pool_cmd *cmds, in
 }
 
 /* Runs one command on s->ctx (see run_pipeline). */
-static sc_status run(slot *s, int argc, const char **argv, const size_t *lens, int64_t deadline,
-                     unsigned timeout_ms, const char *what, int writes, redisReply **reply, int *stale, char *err,
-                     size_t errlen)
+static sc_status run(slot *s, int argc, const char **argv, const size_t *lens, int64_t deadline, unsigned timeout_ms,
+                     const char *what, int writes, redisReply **reply, int *stale, char *err, size_t errlen)
 {
     sc__pool_cmd one = {argc, argv, lens};
     *reply = NULL;
@@ -702,9 +700,8 @@ static int reroute(sc__pool *p, int64_t deadline, int *tries)
 
 /* ASK: the slot is being migrated and this key already lives at a; one
  * command there, after ASKING, on a connection of its own. */
-static sc_status ask(sc__pool *p, const sc__addr *a, int argc, const char **argv, const size_t *lens,
-                     int64_t deadline, unsigned timeout_ms, const char *what, int writes, redisReply **reply,
-                     char *err, size_t errlen)
+static sc_status ask(sc__pool *p, const sc__addr *a, int argc, const char **argv, const size_t *lens, int64_t deadline,
+                     unsigned timeout_ms, const char *what, int writes, redisReply **reply, char *err, size_t errlen)
 {
     slot tmp;
     memset(&tmp, 0, sizeof tmp);
@@ -752,9 +749,8 @@ static sc_status ensure_connected(sc__pool *p, slot *s, int64_t deadline, unsign
     return *reused ? SC_OK : connect_to(p, s, NULL, deadline, timeout_ms, err, errlen);
 }
 
-sc_status sc__pool_command(sc__pool *p, int64_t deadline, unsigned timeout_ms, const char *what, int writes,
-                           int argc, const char **argv, const size_t *lens, redisReply **reply, char *err,
-                           size_t errlen)
+sc_status sc__pool_command(sc__pool *p, int64_t deadline, unsigned timeout_ms, const char *what, int writes, int argc,
+                           const char **argv, const size_t *lens, redisReply **reply, char *err, size_t errlen)
 {
     *reply = NULL;
     slot *s;

@@ -923,9 +923,8 @@ static sc_status clear_batch(sc__remote *r, char cursor[32], const char *floor, 
 {
     const char *scan[6] = {"SCAN", cursor, "MATCH", r->scan_pattern, "COUNT", BATCH_STR};
     redisReply *reply;
-    sc_status st = sc__pool_command(r->pool, sc__remote_now_ms() + r->timeout_ms, r->timeout_ms, "SCAN", SC__POOL_READ, 6, scan,
-                                    NULL,
-                                    &reply, err, errlen);
+    sc_status st = sc__pool_command(r->pool, sc__remote_now_ms() + r->timeout_ms, r->timeout_ms, "SCAN", SC__POOL_READ,
+                                    6, scan, NULL, &reply, err, errlen);
     if (st != SC_OK)
         return st;
     if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 || reply->element[0]->type != REDIS_REPLY_STRING ||
@@ -1086,14 +1085,8 @@ sc_status sc__remote_check_perms(sc__remote *r, int saver, char *err, size_t err
 }
 
 sc_status sc__remote_confirm(sc__remote *r, const char *const *keys, const size_t *klens, const uint64_t *version,
-                             const char (*sha1)[41], size_t n, int *verdict, char *err, size_t errlen)
-{
-    return sc__remote_confirm_values(r, keys, klens, version, sha1, n, verdict, NULL, NULL, err, errlen);
-}
-
-sc_status sc__remote_confirm_values(sc__remote *r, const char *const *keys, const size_t *klens,
-                                    const uint64_t *version, const char (*sha1)[41], size_t n, int *verdict,
-                                    char **vals, size_t *vlens, char *err, size_t errlen)
+                             const char (*sha1)[41], size_t n, int *verdict, char **vals, size_t *vlens, char *err,
+                             size_t errlen)
 {
     for (size_t i = 0; vals && i < n; i++) {
         vals[i] = NULL;
@@ -1141,9 +1134,9 @@ sc_status sc__remote_confirm_values(sc__remote *r, const char *const *keys, cons
         int known =
             e->type == REDIS_REPLY_INTEGER && (e->integer == SC__CONFIRM_SAME || e->integer == SC__CONFIRM_LATER);
         verdict[i] = known ? (int)e->integer : SC__CONFIRM_CHANGED;
-        if (vals && e->type == REDIS_REPLY_ARRAY && e->elements == 2 &&
-            e->element[0]->type == REDIS_REPLY_INTEGER && e->element[0]->integer == SC__CONFIRM_BYTES &&
-            e->element[1]->type == REDIS_REPLY_STRING && (vals[i] = malloc(e->element[1]->len + 1)) != NULL) {
+        if (vals && e->type == REDIS_REPLY_ARRAY && e->elements == 2 && e->element[0]->type == REDIS_REPLY_INTEGER &&
+            e->element[0]->integer == SC__CONFIRM_BYTES && e->element[1]->type == REDIS_REPLY_STRING &&
+            (vals[i] = malloc(e->element[1]->len + 1)) != NULL) {
             memcpy(vals[i], e->element[1]->str, e->element[1]->len);
             vals[i][e->element[1]->len] = '\0';
             vlens[i] = e->element[1]->len;
@@ -1257,8 +1250,8 @@ sc_status sc__remote_partitions(sc__remote *r, unsigned want, sc__partitions_mod
     const char *argv[6] = {"EVAL", partitions_lua, "1", r->meta_key, w,
                            mode == SC__PARTITIONS_PART ? "p" : mode == SC__PARTITIONS_LOOK ? "l" : "n"};
     redisReply *reply = NULL;
-    sc_status st = sc__pool_command(r->pool, sc__remote_now_ms() + r->timeout_ms, r->timeout_ms, "EVAL", SC__POOL_WRITE, 6,
-                                    argv, NULL, &reply, err, errlen);
+    sc_status st = sc__pool_command(r->pool, sc__remote_now_ms() + r->timeout_ms, r->timeout_ms, "EVAL", SC__POOL_WRITE,
+                                    6, argv, NULL, &reply, err, errlen);
     if (st != SC_OK)
         return st;
     uint64_t v = 0;

@@ -229,22 +229,20 @@ enum {
     SC__CONFIRM_CHANGED, /* other bytes at that version, or gone */
     SC__CONFIRM_SAME,    /* exactly that version and those bytes */
     SC__CONFIRM_LATER,   /* a later version: a later synccache write */
-    SC__CONFIRM_BYTES    /* (sc__remote_confirm_values only) that version
+    SC__CONFIRM_BYTES    /* (sc__remote_confirm with vals only) that version
                             with other bytes: vals[i] holds them */
 };
 
 /* What each of n keys' value hash holds against version[i] and the SHA-1
  * (hex) sha1[i] of a value: verdict[i] = SC__CONFIRM_*. One script, reads
- * only. */
-sc_status sc__remote_confirm(sc__remote *r, const char *const *keys, const size_t *klens, const uint64_t *version,
-                             const char (*sha1)[41], size_t n, int *verdict, char *err, size_t errlen);
-/* sc__remote_confirm for copies whose bytes may differ from Redis' (an
- * on_set_local hook transformed them): a key that holds version[i] with
+ * only. With vals (copies whose bytes may differ from Redis': an
+ * on_set_local hook transformed them), a key that holds version[i] with
  * other bytes gets SC__CONFIRM_BYTES and those bytes in vals[i] / vlens[i]
- * (malloc'd, the caller frees; NULL for every other verdict). */
-sc_status sc__remote_confirm_values(sc__remote *r, const char *const *keys, const size_t *klens,
-                                    const uint64_t *version, const char (*sha1)[41], size_t n, int *verdict,
-                                    char **vals, size_t *vlens, char *err, size_t errlen);
+ * (malloc'd, the caller frees; NULL for every other verdict); vals and
+ * vlens NULL: such a key is SC__CONFIRM_CHANGED. */
+sc_status sc__remote_confirm(sc__remote *r, const char *const *keys, const size_t *klens, const uint64_t *version,
+                             const char (*sha1)[41], size_t n, int *verdict, char **vals, size_t *vlens, char *err,
+                             size_t errlen);
 
 /* The namespace's partition count (docs/protocol.md, "Partitions"): the
  * field partitions of {ns}:meta. SC__PARTITIONS_RECORD: when it holds none,
@@ -407,9 +405,8 @@ const char *sc__pool_addr(const sc__pool *p); /* "host:port" or the socket path 
  * unknown); a read (SC__POOL_READ: a no-writes script, SCAN, XRANGE...) is,
  * as after a failed send. */
 enum { SC__POOL_READ = 0, SC__POOL_WRITE = 1 };
-sc_status sc__pool_command(sc__pool *p, int64_t deadline, unsigned timeout_ms, const char *what, int writes,
-                           int argc, const char **argv, const size_t *lens, struct redisReply **reply, char *err,
-                           size_t errlen);
+sc_status sc__pool_command(sc__pool *p, int64_t deadline, unsigned timeout_ms, const char *what, int writes, int argc,
+                           const char **argv, const size_t *lens, struct redisReply **reply, char *err, size_t errlen);
 
 /* One command of a pipeline: argv[0..argc-1] (lens NULL: C strings). */
 typedef struct sc__pool_cmd {
@@ -544,7 +541,7 @@ typedef enum sc__script_id {
     SC__SCRIPT_WB_ACK,
     SC__SCRIPT_WB_STATE,
     SC__SCRIPT_WB_RELEASE,
-    SC__SCRIPT_FETCH_LOCK,   /* remote/fetch.c */
+    SC__SCRIPT_FETCH_LOCK, /* remote/fetch.c */
     SC__SCRIPT_FETCH_STORE,
     SC__SCRIPT_FETCH_UNLOCK,
     SC__SCRIPT_TAG,
@@ -557,6 +554,9 @@ typedef enum sc__script_id {
 /* "Redis is out of memory ...: " for an OOM error reply, "permission denied
  * by the Redis ACL: " for NOPERM, ... or "" (a prefix for messages). */
 const char *sc__remote_explain(const char *reply);
+/* 1 when an error reply (or a message quoting one) is Redis refusing a
+ * write for maxmemory (OOM): a script that may write was not run at all. */
+int sc__remote_is_oom(const char *reply);
 
 /* SCRIPT LOAD of every script; shas[i] gets the hex SHA1 of script i. */
 sc_status sc__scripts_load(sc__pool *p, unsigned timeout_ms, char shas[SC__SCRIPT_COUNT][41], char *err,

@@ -125,11 +125,16 @@ static const char *script_src(const sc__pool *p, int id, size_t *len)
     return scripts[id].src;
 }
 
+int sc__remote_is_oom(const char *reply)
+{
+    return strncmp(reply, "OOM", 3) == 0 || strstr(reply, "OOM command not allowed") != NULL;
+}
+
 /* A plain-words reading of an error reply, so a full Redis or a missing
  * permission is not mistaken for a network problem. */
 const char *sc__remote_explain(const char *reply)
 {
-    if (strncmp(reply, "OOM", 3) == 0 || strstr(reply, "OOM command not allowed"))
+    if (sc__remote_is_oom(reply))
         return "Redis is out of memory (maxmemory reached; nothing was written): ";
     /* Outside a script Redis says NOPERM; inside one, "The user executing
      * the script can't ...". */
@@ -148,9 +153,8 @@ sc_status sc__scripts_load(sc__pool *p, unsigned timeout_ms, char shas[SC__SCRIP
         const char *argv[3] = {"SCRIPT", "LOAD", script_src(p, i, &src_len)};
         size_t lens[3] = {6, 4, src_len};
         redisReply *reply;
-        sc_status st = sc__pool_command(p, sc__remote_now_ms() + timeout_ms, timeout_ms, "SCRIPT LOAD", SC__POOL_READ, 3,
-                                        argv, lens,
-                                        &reply, err, errlen);
+        sc_status st = sc__pool_command(p, sc__remote_now_ms() + timeout_ms, timeout_ms, "SCRIPT LOAD", SC__POOL_READ,
+                                        3, argv, lens, &reply, err, errlen);
         if (st != SC_OK)
             return st;
         if (reply->type != REDIS_REPLY_STRING || reply->len != 40) {
@@ -205,8 +209,8 @@ sc_status sc__script_run(sc__pool *p, const char shas[SC__SCRIPT_COUNT][41], sc_
     memcpy(argv + 3, args, (size_t)nargs * sizeof *argv);
     memcpy(argl + 3, lens, (size_t)nargs * sizeof *argl);
 
-    sc_status st =
-        sc__pool_command(p, deadline, timeout_ms, scripts[id].evalsha_what, writes, argc, argv, argl, reply, err, errlen);
+    sc_status st = sc__pool_command(p, deadline, timeout_ms, scripts[id].evalsha_what, writes, argc, argv, argl, reply,
+                                    err, errlen);
     if (st == SC_OK && (*reply)->type == REDIS_REPLY_ERROR && strncmp((*reply)->str, "NOSCRIPT", 8) == 0) {
         freeReplyObject(*reply);
         *reply = NULL;

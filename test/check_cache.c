@@ -1138,7 +1138,6 @@ START_TEST(strerror_covers_every_status)
 }
 END_TEST
 
-
 /* "Permissions are checked at sc_open": a user missing any one command the
  * writing scripts run after their first write (the counter's INCR) opened
  * fine, then every sc_set, sc_delete, sc_set_tagged, sc_tag_deleted or
@@ -1195,7 +1194,6 @@ START_TEST(acl_each_missing_permission_refused_at_open)
 }
 END_TEST
 
-
 /* sc_clear "takes effect at once through the namespace floor, then collects
  * {ns}:k:* in batches (SCAN + a script)". A user whose ACL refuses SCAN
  * opened fine and every sc_clear returned SC_OK while collecting nothing,
@@ -1221,7 +1219,8 @@ START_TEST(acl_without_scan_refused_at_open)
     long long left = e->integer;
     freeReplyObject(e);
     redisFree(rc);
-    ck_assert_msg(s != SC_OK || left == 0, "sc_clear returned SC_OK without SCAN, and the cleared key is still in Redis");
+    ck_assert_msg(s != SC_OK || left == 0,
+                  "sc_clear returned SC_OK without SCAN, and the cleared key is still in Redis");
     sc_close(c);
 }
 END_TEST

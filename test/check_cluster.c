@@ -181,7 +181,8 @@ START_TEST(pool_wait_names_the_node)
     ck_assert_msg(sc__pool_begin(p, sc__remote_now_ms() + 2000, 2000, "PING", 1, &cmd, &x, err, sizeof err) == SC_OK,
                   "%s", err);
     redisReply *reply = NULL;
-    sc_status st = sc__pool_command(p, sc__remote_now_ms() + 200, 200, "PING", SC__POOL_READ, 1, ping, NULL, &reply, err, sizeof err);
+    sc_status st = sc__pool_command(p, sc__remote_now_ms() + 200, 200, "PING", SC__POOL_READ, 1, ping, NULL, &reply,
+                                    err, sizeof err);
     ck_assert_int_eq(st, SC_ERR_TIMEOUT);
     ck_assert_ptr_null(reply);
     char port[16];
@@ -530,8 +531,7 @@ START_TEST(tags_while_the_slot_is_migrating)
     sc_cache *b = cluster_pod(ns, "b");
     sc_value *v = NULL;
     sc_status s = sc_get(b, "t", &v);
-    ck_assert_msg(s == SC_OK, "sc_get of a tagged key while the slot migrates: %s: %s", sc_strerror(s),
-                  sc_errmsg(b));
+    ck_assert_msg(s == SC_OK, "sc_get of a tagged key while the slot migrates: %s: %s", sc_strerror(s), sc_errmsg(b));
     ck_assert_str_eq(sc_value_data(v), "v");
     sc_value_release(v);
     uint64_t ver = 0;

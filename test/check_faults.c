@@ -1024,8 +1024,7 @@ START_TEST(fetch_reads_a_full_redis)
     sc_value_release(v);
     v = NULL;
     s = sc_fetch(st, "k", 0, never_called, &calls, &v);
-    ck_assert_msg(s == SC_OK, "SC_STRONG sc_fetch of a key a full Redis holds: %s (%s)", sc_strerror(s),
-                  sc_errmsg(st));
+    ck_assert_msg(s == SC_OK, "SC_STRONG sc_fetch of a key a full Redis holds: %s (%s)", sc_strerror(s), sc_errmsg(st));
     ck_assert_str_eq(sc_value_data(v), "v");
     sc_value_release(v);
     v = NULL;

@@ -387,7 +387,6 @@ START_TEST(not_found_is_cached_then_expires)
 }
 END_TEST
 
-
 /* A cached "not found" read from Redis in the last millisecond of its
  * marker (PTTL 0: Redis still holds the key, with nothing left) was kept
  * by the reading pod for its own empty_ttl_ms, since a PTTL of 0 was taken

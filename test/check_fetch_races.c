@@ -1303,7 +1303,6 @@ START_TEST(stampede_with_hard_timeouts)
 }
 END_TEST
 
-
 /* ---------------------------------------------- sc_close and loads -- */
 
 /* A save_fn that blocks until released: sc_close waits for it (up to

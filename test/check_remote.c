@@ -733,8 +733,9 @@ START_TEST(test_confirm_verdicts)
         verdict[i] = -1;
     }
     char err[256] = "";
-    ck_assert_int_eq(sc__remote_confirm(r, keys, lens, versions, (const char(*)[41])sha1, N, verdict, err, sizeof err),
-                     SC_OK);
+    ck_assert_int_eq(
+        sc__remote_confirm(r, keys, lens, versions, (const char(*)[41])sha1, N, verdict, NULL, NULL, err, sizeof err),
+        SC_OK);
     for (size_t i = 0; i < N; i++)
         ck_assert_msg(verdict[i] == cases[i].want, "%s at %" PRIu64 ": verdict %d, want %d", cases[i].key,
                       cases[i].version, verdict[i], cases[i].want);

@@ -923,7 +923,6 @@ START_TEST(test_cluster)
 }
 END_TEST
 
-
 /* on_set_local (README, "Transform hook") makes the local tier hold other
  * bytes than Redis. The confirm script compares a copy's version and bytes
  * with Redis: a resubscription confirms every copy, and a transformed one
@@ -941,7 +940,7 @@ static int upper_hook(const char *key, const void *val, size_t len, uint64_t ver
         return -1;
     for (size_t i = 0; i < len; i++)
         b[i] = (char)(((const char *)val)[i] >= 'a' && ((const char *)val)[i] <= 'z' ? ((const char *)val)[i] - 32
-                                                                                    : ((const char *)val)[i]);
+                                                                                     : ((const char *)val)[i]);
     *out = b;
     *out_len = len;
     return 1;
@@ -956,12 +955,12 @@ START_TEST(test_transformed_copies_survive_a_resubscription)
     ob.on_set_local = upper_hook;
     sc_cache *b = test_open(&ob);
     WAIT_UNTIL(test_stats(b).tracking_active == 1, 2000);
-    ck_assert_int_eq(sc_set(a, "ev", "abc", 3, 0), SC_OK);   /* b gets it from the event */
+    ck_assert_int_eq(sc_set(a, "ev", "abc", 3, 0), SC_OK); /* b gets it from the event */
     ck_assert_int_eq(sc_set(a, "rd", "def", 3, 0), SC_OK);
     WAIT_UNTIL(local_has(b, "ev", "ABC"), 2000);
     ck_assert(local_has(b, "ev", "ABC"));
     sc_value *v = NULL;
-    ck_assert_int_eq(sc_get(b, "rd", &v), SC_OK);          /* b reads it from Redis */
+    ck_assert_int_eq(sc_get(b, "rd", &v), SC_OK); /* b reads it from Redis */
     sc_value_release(v);
     ck_assert(local_has(b, "rd", "DEF"));
     long long id = tracking_client_id(&g_redis);

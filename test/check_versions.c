@@ -639,7 +639,6 @@ START_TEST(no_aba_across_rollback_resync_first)
 }
 END_TEST
 
-
 /* A namespace counter near 2^53 (set by hand, or seeded there from a
  * version a pod saw): Lua numbers are doubles, so a version above 2^53 - 1
  * is not exact in the scripts. No two writes may share a version (a

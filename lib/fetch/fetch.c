@@ -421,7 +421,7 @@ static int lead_locked(call *cl, const sc__remote_fetch_call *rc)
     if (rc->status != SC_OK) {
         atomic_fetch_sub(&f->waiters, 1);
         sc__atomic_inc(&c->remote_errors);
-        if (rc->status == SC_ERR_REMOTE && strstr(rc->err, "OOM command not allowed")) {
+        if (rc->status == SC_ERR_REMOTE && sc__remote_is_oom(rc->err)) {
             lead_read_full(cl, rc);
             return 0;
         }
