@@ -629,8 +629,9 @@ START_TEST(batch_mixes_cached_loading_elsewhere_and_missing)
     fetcher fb = {.pod = b, .key = "l1", .src = &sl};
     pthread_t tb = start_fetcher(&fb);
     ASSERT_REDIS_LOCKED(NS("batch"), "l1");
-    /* A lock on a missing key never leaves a key without a TTL. */
-    ASSERT_PTTL_WITHIN(NS("batch"), "l1", 0, 3000);
+    /* A lock on a missing key never leaves a key without a TTL (10 x
+     * lock_ttl_ms: fetch_lock.lua). */
+    ASSERT_PTTL_WITHIN(NS("batch"), "l1", 0, 30000);
 
     const char *keys[] = {"m1", "c1", "n1", "l1", "m2", "c2", "m1", "n2", "c1"};
     enum { N = sizeof keys / sizeof keys[0] };
@@ -855,8 +856,10 @@ START_TEST(lock_of_a_dead_pod_lapses)
     int status;
     waitpid(child, &status, 0);
     long long lock_killed = test_now_ms();
-    /* The lock-only hash expires on its own (no key without a TTL). */
-    ASSERT_PTTL_WITHIN(NS("dead"), "k", 0, 800);
+    /* The lock-only hash expires on its own (no key without a TTL), kept
+     * 10 x lock_ttl_ms for a slow load nobody took over; the lock itself
+     * lapses after lock_ttl_ms (the survivor below does not wait longer). */
+    ASSERT_PTTL_WITHIN(NS("dead"), "k", 0, 8000);
 
     sc_cache *a = test_pod(NS("dead"), "survivor");
     source s;
@@ -895,6 +898,44 @@ START_TEST(stuck_loader_is_taken_over)
     ASSERT_REDIS_FIELD(NS("stuck"), "k", "value", "quick-value");
     sc_close(a);
     sc_close(b);
+}
+END_TEST
+
+/* A loader slower than lock_ttl_ms that no other pod displaced still holds
+ * the only claim on the key: its result is stored (every pod gets it), and
+ * SC_STRONG does not call the loader again. The lapse lets a waiter take
+ * over (stuck_loader_is_taken_over); with no waiter it must not throw the
+ * load away. */
+static void slow_loader_with_no_rival(sc_consistency mode, const char *ns)
+{
+    sc_options o = test_options(ns, "a");
+    o.lock_ttl_ms = 200;
+    o.consistency = mode;
+    sc_cache *a, *b;
+    open_a_and_b(&o, &a, &b);
+    source slow;
+    source_init(&slow, "slow-but-alone");
+    slow.delay_ms = 700;
+    ASSERT_FETCH(a, "k", 0, &slow, "slow-but-alone");
+    ck_assert_int_eq(atomic_load(&slow.calls), 1);
+    ASSERT_REDIS_FIELD(ns, "k", "value", "slow-but-alone");
+    source none;
+    source_init(&none, "must-not-load");
+    ASSERT_FETCH(b, "k", 0, &none, "slow-but-alone");
+    ck_assert_int_eq(atomic_load(&none.calls), 0);
+    sc_close(a);
+    sc_close(b);
+}
+
+START_TEST(slow_loader_alone_stores_eventual)
+{
+    slow_loader_with_no_rival(SC_EVENTUAL, NS("slow_ev"));
+}
+END_TEST
+
+START_TEST(slow_loader_alone_stores_strong)
+{
+    slow_loader_with_no_rival(SC_STRONG, NS("slow_st"));
 }
 END_TEST
 
@@ -1521,6 +1562,12 @@ static Suite *fetch_suite(void)
     tcase_add_test(ti, foreign_write_drops_cached_not_found);
     tcase_add_test(ti, foreign_write_while_away_drops_cached_not_found);
     suite_add_tcase(s, ti);
+    /* A lapsed lock nobody took over (a slow loader alone). */
+    TCase *tl = tcase_create("lapse");
+    tcase_set_timeout(tl, 60);
+    tcase_add_test(tl, slow_loader_alone_stores_eventual);
+    tcase_add_test(tl, slow_loader_alone_stores_strong);
+    suite_add_tcase(s, tl);
     return s;
 }
 

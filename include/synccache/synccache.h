@@ -302,7 +302,10 @@ typedef struct sc_options {
     unsigned ttl_jitter_pct;       /* loaded TTLs shortened by a random 0..pct %;
                                       default 10; at most 100 */
     uint64_t lock_ttl_ms;          /* a pod's load lock on a key lapses after
-                                      this (Redis clock); default 3000 */
+                                      this (Redis clock): another pod may then
+                                      take the load over. A slower loader's
+                                      result is still stored when none did
+                                      (within 10 x this); default 3000 */
     uint64_t tag_delete_delay_ms;  /* a tagged value stays readable (to eventual
                                       fetches) this long; default 10000 */
     uint64_t stats_window_ms;      /* length of a load-stats window; default 60000 */

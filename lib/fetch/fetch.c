@@ -42,7 +42,9 @@
  *  - a fetch (leader or follower) gives up with SC_ERR_LOCKED after
  *    2 x lock_ttl_ms + 2 x redis_timeout_ms without a result;
  *  - a loader slower than lock_ttl_ms loses its lock to a waiter (that is
- *    what the lapse is for); its own result is then fenced;
+ *    what the lapse is for); its own result is then fenced. With no waiter
+ *    the lapsed lock is still the key's only claim and the result is stored
+ *    (the lock's hash lives 10 x lock_ttl_ms: fetch_lock.lua);
  *  - a plain reader pod (no Redis writes) cannot fetch: SC_ERR_INVALID;
  *  - with a caller's event_base, a fetch made on the loop's own thread that
  *    waits for another pod's load cannot be woken by the event (the loop is

@@ -5,8 +5,13 @@
 -- fencing token: fetch_store.lua stores only while it is still there),
 -- lock_until = Redis ms when it lapses, lock_seq = the counter when taken
 -- (a clear after that revokes it). Every time is Redis' clock. A lock on a
--- missing key leaves a hash holding only the lock, with a TTL of lock_ttl_ms,
--- so no key without a TTL is left behind if the loader's pod dies.
+-- missing key leaves a hash holding only the lock, so no key without a TTL
+-- is left behind if the loader's pod dies. The hash outlives lock_until
+-- (KEEP_LOCKS x lock_ttl_ms): past lock_until another pod may take the lock
+-- over (a new token fences the old load), but while none has, the token is
+-- still the key's only claim and a slow loader's result is stored; a hash
+-- lapsing with lock_until threw such a load away with nobody to replace it
+-- (SC_STRONG then loaded again and again until SC_ERR_LOCKED).
 -- KEYS: seq, meta, value key 1..n (and, named from meta, {ns}:wb and {ns}:wbq)
 -- ARGV: token, lock_ttl_ms, serve_stale ('1': eventual), then one
 --       have_version per key ('0': none; else confirm the caller's copy)
@@ -28,6 +33,8 @@ local counter = redis.call('GET', KEYS[1]) or '0'
 local now = now_ms()
 local floor = tonumber(redis.call('HGET', KEYS[2], 'floor') or '0')
 local ttl = tonumber(ARGV[2])
+local KEEP_LOCKS = 10
+local keep = ttl * KEEP_LOCKS
 local out = {counter, string.format('%d', now)}
 -- Every key is read before any lock is written: a script's writes before an
 -- error stay, so a key Redis holds as another type (WRONGTYPE) must fail
@@ -143,7 +150,7 @@ for i = 3, #KEYS do
       end
       -- (a lock only stretches a TTL; it gives none to a number kept for ever)
       local pt = redis.call('PTTL', k)
-      if pt < ttl and not kept then redis.call('PEXPIRE', k, ARGV[2]) end
+      if pt < keep and not kept then redis.call('PEXPIRE', k, string.format('%d', keep)) end
       r = {'l'}
     end
     if graced and not dead and not h[4] and h[1] and ver and not (gu and gu <= now) then
