@@ -344,6 +344,22 @@ wait "$TAIL_PID"
 grep -q "$(printf '\033')" "$DIR/tail3.out" && fail "tail hostile: a raw ESC byte reached the output"
 lacks "tail hostile" "$(cat "$DIR/tail3.out")" '^FORGED'
 
+# ---- stats and get: the same for what anyone with Redis access wrote in
+# the namespace's keys (counter, epoch, clear floor, a tombstone's version):
+# each stays on its line, and no ESC reaches the terminal ----
+ESC=$(printf '\033')
+"${R[@]}" set "{hostile2}:seq" "$(printf '9\nFORGED counter\033[31m')" >/dev/null
+"${R[@]}" hset "{hostile2}:meta" epoch "$(printf 'e\nFORGED epoch\033[31m')" \
+    floor "$(printf '3\nFORGED floor\033[31m')" >/dev/null
+run "stats hostile" 0 "${C[@]}" stats hostile2 --seconds 0.2
+lacks "stats hostile" "$OUT" '^FORGED'
+grep -q "$ESC" <<<"$OUT" && fail "stats hostile: a raw ESC byte reached the output"
+has "stats hostile" "$OUT" '^epoch +"e\\nFORGED epoch\\x1b\[31m"$'
+"${R[@]}" hset "{hostile3}:k:gone" version "$(printf '7\nFORGED version\033[31m')" >/dev/null
+run "get hostile" 1 "${C[@]}" get hostile3 gone
+lacks "get hostile" "$OUT" '^FORGED'
+grep -q "$ESC" <<<"$OUT" && fail "get hostile: a raw ESC byte reached the output"
+
 if [ "$FAILS" -ne 0 ]; then
     echo "cli_test: $FAILS check(s) failed" >&2
     exit 1

@@ -154,10 +154,12 @@ static void print_quoted(FILE *f, const void *data, size_t n, size_t max)
         fputs("...", f);
 }
 
-/* An identifier (instance id, epoch) as it is when it is plain printable
- * ASCII without spaces or quotes, as pods send them; anything else an
- * outside publisher put there is quoted and escaped, so it can neither split
- * the line nor reach the terminal as control bytes. */
+/* An identifier (instance id, epoch, a version or counter read from Redis)
+ * as it is when it is plain printable ASCII without spaces or quotes, as
+ * pods send and write them; anything else an outside publisher (or anyone
+ * with Redis access) put there is quoted and escaped, so it can neither
+ * split the line nor reach the terminal as control bytes. Every such text
+ * the tool prints goes through here. */
 static void print_token(FILE *f, const char *s, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
@@ -265,8 +267,12 @@ static unsigned partitions_of(redisContext *c, const cli *o, const char *ns)
         char *end = NULL;
         errno = 0;
         p = strtoull(r->str, &end, 10);
-        if (errno || end == r->str || *end || p < 1 || p > 256)
-            die(EXIT_REDIS, "Redis at %s: {%s}:meta holds a bad partitions field: %s", o->addr, ns, r->str);
+        if (errno || end == r->str || *end || p < 1 || p > 256) {
+            fprintf(stderr, "synccache-cli: Redis at %s: {%s}:meta holds a bad partitions field: ", o->addr, ns);
+            print_token(stderr, r->str, r->len);
+            fputc('\n', stderr);
+            exit(EXIT_REDIS);
+        }
     }
     freeReplyObject(r);
     if (p > 1 && o->channel_opt)
@@ -389,19 +395,28 @@ static int run_stats(cli *o, char **args)
 
     printf("namespace      %s\n", ns);
     redisReply *r = command_or_die(c, o, "GET {%s}:seq", ns);
-    if (r->type == REDIS_REPLY_STRING)
-        printf("counter        %s (the last version handed out)\n", r->str);
-    else
+    if (r->type == REDIS_REPLY_STRING) {
+        printf("counter        ");
+        print_token(stdout, r->str, r->len);
+        printf(" (the last version handed out)\n");
+    } else
         printf("counter        none (no pod has opened this namespace on this Redis)\n");
     freeReplyObject(r);
 
     r = command_or_die(c, o, "HMGET {%s}:meta epoch floor", ns);
-    const char *epoch = r->element[0]->type == REDIS_REPLY_STRING ? r->element[0]->str : NULL;
-    const char *floor = r->element[1]->type == REDIS_REPLY_STRING ? r->element[1]->str : NULL;
-    printf("epoch          %s\n", epoch ? epoch : "none");
-    if (floor)
-        printf("clear floor    %s (keys with a lower version are absent)\n", floor);
+    const redisReply *epoch = r->element[0]->type == REDIS_REPLY_STRING ? r->element[0] : NULL;
+    const redisReply *floor = r->element[1]->type == REDIS_REPLY_STRING ? r->element[1] : NULL;
+    printf("epoch          ");
+    if (epoch)
+        print_token(stdout, epoch->str, epoch->len);
     else
+        printf("none");
+    putchar('\n');
+    if (floor) {
+        printf("clear floor    ");
+        print_token(stdout, floor->str, floor->len);
+        printf(" (keys with a lower version are absent)\n");
+    } else
         printf("clear floor    none (never cleared)\n");
     freeReplyObject(r);
 
@@ -641,14 +656,23 @@ static int run_get(cli *o, char **args)
     const redisReply *val = h->element[0], *ver = h->element[1], *empty = h->element[2];
     unsigned long long v = ver->type == REDIS_REPLY_STRING ? strtoull(ver->str, NULL, 10) : 0;
     unsigned long long fl = f->type == REDIS_REPLY_STRING ? strtoull(f->str, NULL, 10) : 0;
-    if (ver->type == REDIS_REPLY_STRING && val->type != REDIS_REPLY_STRING && empty->type == REDIS_REPLY_STRING)
-        printf("not found (a \"not found\" sc_fetch loaded and cached, version %s)\n", ver->str);
-    else if (ver->type == REDIS_REPLY_STRING && val->type != REDIS_REPLY_STRING)
-        printf("not found (deleted: a tombstone holds version %s)\n", ver->str);
-    else if (ver->type == REDIS_REPLY_STRING && f->type == REDIS_REPLY_STRING && v < fl)
-        printf("not found (cleared: version %s is below the clear floor %s)\n", ver->str, f->str);
-    else
+    if (ver->type == REDIS_REPLY_STRING && val->type != REDIS_REPLY_STRING && empty->type == REDIS_REPLY_STRING) {
+        printf("not found (a \"not found\" sc_fetch loaded and cached, version ");
+        print_token(stdout, ver->str, ver->len);
+        printf(")\n");
+    } else if (ver->type == REDIS_REPLY_STRING && val->type != REDIS_REPLY_STRING) {
+        printf("not found (deleted: a tombstone holds version ");
+        print_token(stdout, ver->str, ver->len);
+        printf(")\n");
+    } else if (ver->type == REDIS_REPLY_STRING && f->type == REDIS_REPLY_STRING && v < fl) {
+        printf("not found (cleared: version ");
+        print_token(stdout, ver->str, ver->len);
+        printf(" is below the clear floor ");
+        print_token(stdout, f->str, f->len);
+        printf(")\n");
+    } else {
         printf("not found\n");
+    }
     freeReplyObject(h);
     freeReplyObject(f);
     redisFree(c);
@@ -759,8 +783,12 @@ static int run_clear(cli *o, char **args)
         return 0;
     }
     redisReply *r = command_or_die(rc, o, "HGET {%s}:meta floor", ns);
-    printf("cleared namespace %s (clear floor %s; pods drop their local tiers)\n", ns,
-           r->type == REDIS_REPLY_STRING ? r->str : "?");
+    printf("cleared namespace %s (clear floor ", ns);
+    if (r->type == REDIS_REPLY_STRING)
+        print_token(stdout, r->str, r->len);
+    else
+        putchar('?');
+    printf("; pods drop their local tiers)\n");
     freeReplyObject(r);
     redisFree(rc);
     return 0;
