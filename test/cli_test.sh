@@ -360,6 +360,22 @@ run "get hostile" 1 "${C[@]}" get hostile3 gone
 lacks "get hostile" "$OUT" '^FORGED'
 grep -q "$ESC" <<<"$OUT" && fail "get hostile: a raw ESC byte reached the output"
 
+# ---- delete and clear keep the event log the namespace's pods keep: its
+# pods set event_log_len 30000, the tool's writes must not trim the log to
+# the library's default (10000), or a pod that lost its stream for more
+# than that flushes instead of catching up ----
+ARGS=()
+for i in $(seq 1 12000); do ARGS+=("k$i" v); done
+run "pod long log" 0 env SC_TEST_LOG_LEN=30000 "$POD" "$PORT" longlog pod-l msgpack 0 "${ARGS[@]}"
+BEFORE=$("${R[@]}" xlen "{longlog}:log")
+[ "$BEFORE" -ge 12000 ] || fail "pod long log: the log holds $BEFORE entries"
+run "delete long log" 0 "${C[@]}" delete longlog k1
+AFTER=$("${R[@]}" xlen "{longlog}:log")
+[ "$AFTER" -gt "$BEFORE" ] || fail "delete long log: the event log went from $BEFORE to $AFTER entries"
+run "clear long log" 0 "${C[@]}" clear longlog
+CLEARED=$("${R[@]}" xlen "{longlog}:log")
+[ "$CLEARED" -gt "$AFTER" ] || fail "clear long log: the event log went from $AFTER to $CLEARED entries"
+
 if [ "$FAILS" -ne 0 ]; then
     echo "cli_test: $FAILS check(s) failed" >&2
     exit 1

@@ -4,7 +4,7 @@
  * heartbeats) for SECONDS before it closes.
  *
  * usage: cli_test_pod PORT NS POD_ID msgpack|json SECONDS [KEY VALUE]...
- * ($SC_TEST_PARTITIONS: the partitions option) */
+ * ($SC_TEST_PARTITIONS: the partitions option; $SC_TEST_LOG_LEN: event_log_len) */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +28,9 @@ int main(int argc, char **argv)
     /* A partitioned namespace: $SC_TEST_PARTITIONS partitions. */
     if (getenv("SC_TEST_PARTITIONS"))
         o.partitions = (unsigned)atoi(getenv("SC_TEST_PARTITIONS"));
+    /* A namespace whose pods keep a longer event log than the default. */
+    if (getenv("SC_TEST_LOG_LEN"))
+        o.event_log_len = (size_t)strtoull(getenv("SC_TEST_LOG_LEN"), NULL, 10);
     sc_cache *c = NULL;
     sc_status s = sc_open(&o, &c);
     if (s != SC_OK) {

@@ -712,7 +712,25 @@ static int run_invalidate(cli *o, char **args)
 
 /* ---------------------------------------------------- delete and clear -- */
 
-static sc_cache *open_or_die(const cli *o, const char *ns, unsigned parts)
+/* The most entries one of the namespace's event logs holds (each
+ * partition has its own). Every write trims the log to its pod's
+ * event_log_len, which pods of the namespace may have raised: the tool does
+ * not know theirs, so its writes keep at least what the logs hold now, and
+ * room for what pods add meanwhile. */
+static size_t longest_log(redisContext *c, const cli *o, const char *ns, unsigned parts)
+{
+    long long most = 0;
+    for (unsigned p = 0; p < parts; p++) {
+        redisReply *r =
+            parts > 1 ? command_or_die(c, o, "XLEN {%s#%u}:log", ns, p) : command_or_die(c, o, "XLEN {%s}:log", ns);
+        if (r->type == REDIS_REPLY_INTEGER && r->integer > most)
+            most = r->integer;
+        freeReplyObject(r);
+    }
+    return (size_t)most;
+}
+
+static sc_cache *open_or_die(const cli *o, const char *ns, unsigned parts, size_t log_len)
 {
     sc_options opt;
     sc_options_init(&opt);
@@ -733,6 +751,8 @@ static sc_cache *open_or_die(const cli *o, const char *ns, unsigned parts)
     /* Every key check_key accepts: pods may raise max_key_bytes that far. */
     opt.max_key_bytes = 65535;
     opt.role = SC_ROLE_WRITER;
+    /* Never shorter than the log is (longest_log), plus the default's room. */
+    opt.event_log_len += log_len;
     sc_cache *c = NULL;
     sc_status s = sc_open(&opt, &c);
     if (s != SC_OK)
@@ -749,8 +769,9 @@ static int run_delete(cli *o, char **args)
     set_channel(o, ns);
     redisContext *rc = connect_or_die(o);
     unsigned parts = partitions_of(rc, o, ns);
+    size_t log_len = longest_log(rc, o, ns, parts);
     redisFree(rc);
-    sc_cache *c = open_or_die(o, ns, parts);
+    sc_cache *c = open_or_die(o, ns, parts, log_len);
     sc_status s = sc_delete(c, key);
     if (s != SC_OK)
         die(EXIT_REDIS, "delete failed: %s: %s", sc_strerror(s), sc_errmsg(c));
@@ -772,7 +793,7 @@ static int run_clear(cli *o, char **args)
     set_channel(o, ns);
     redisContext *rc = connect_or_die(o);
     unsigned parts = partitions_of(rc, o, ns);
-    sc_cache *c = open_or_die(o, ns, parts);
+    sc_cache *c = open_or_die(o, ns, parts, longest_log(rc, o, ns, parts));
     sc_status s = sc_clear(c);
     if (s != SC_OK)
         die(EXIT_REDIS, "clear failed: %s: %s", sc_strerror(s), sc_errmsg(c));
