@@ -979,7 +979,7 @@ int main(int argc, char **argv)
     int failed = 0;
     for (int i = 0; i < cfg->pods; i++) {
         const ps_pod_summary *p = &s.run.pod[i];
-        if (!p->final_seen || p->final.end_stale || !p->final.quiesced)
+        if (!p->final_seen || p->final.end_stale || p->final.end_unreadable || !p->final.quiesced)
             failed = 1;
         if (p->exit_status != 0)
             failed = 1;

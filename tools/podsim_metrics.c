@@ -1,9 +1,10 @@
-/* podsim --metrics-port: pod 1 serves its sc_metrics_text over HTTP on
- * 127.0.0.1, the way a service exposes synccache's metrics to Prometheus.
+/* podsim --metrics-port N: pod i serves its sc_metrics_text over HTTP on
+ * 127.0.0.1 port N + i - 1, the way a service exposes synccache's metrics to
+ * Prometheus.
  *
- * The parent binds the socket before it forks (so a port in use is an
- * error at start, not a silent pod), pod 1 serves it from one thread of its
- * own process, the other pods close it. The server is deliberately tiny:
+ * The parent binds the sockets before it forks (so a port in use is an
+ * error at start, not a silent pod); each pod serves its own from one thread
+ * of its own process and closes the others'. The server is deliberately tiny:
  * one connection at a time, GET /metrics only, "Connection: close". A real
  * service would hang the same two sc_metrics_text calls (measure, then
  * fill) off the HTTP server it already has.

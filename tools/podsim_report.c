@@ -20,7 +20,7 @@ typedef struct row {
     const char *role;
     uint64_t ops, errors, local_hits, local_misses, remote_hits, applied, verified, stale_reads;
     uint64_t reconnects, gaps, flushes, replayed;
-    uint64_t end_checked, end_stale, entries, quiesce_ms;
+    uint64_t end_checked, end_stale, end_unreadable, entries, quiesce_ms;
     int quiesced;              /* 1 yes, 0 no, -1 unknown (no final record) */
     double p50, p99, p999;
     const char *note;          /* first stale key, exit trouble; "" if none */
@@ -76,10 +76,15 @@ static void pod_row(const ps_run *run, int i, row *r)
     if (p->final_seen) {
         r->end_checked = p->final.end_checked;
         r->end_stale = p->final.end_stale;
+        r->end_unreadable = p->final.end_unreadable;
         r->entries = p->final.entries_before_check;
         r->quiesce_ms = p->final.quiesce_ms;
         if (p->final.end_stale) {
             snprintf(r->note_buf, sizeof r->note_buf, "first stale entry %s", p->final.msg);
+            r->note = r->note_buf;
+        } else if (p->final.end_unreadable) {
+            snprintf(r->note_buf, sizeof r->note_buf, "end check incomplete: %" PRIu32 " keys unreadable in Redis",
+                     p->final.end_unreadable);
             r->note = r->note_buf;
         } else if (!p->final.quiesced) {
             snprintf(r->note_buf, sizeof r->note_buf, "did not catch up with Redis' sequence");
@@ -119,6 +124,7 @@ static void total_row(const ps_run *run, row *t)
         t->replayed += r.replayed;
         t->end_checked += r.end_checked;
         t->end_stale += r.end_stale;
+        t->end_unreadable += r.end_unreadable;
         t->entries += r.entries;
         if (r.quiesce_ms > t->quiesce_ms)
             t->quiesce_ms = r.quiesce_ms;
@@ -132,10 +138,11 @@ static void total_row(const ps_run *run, row *t)
     t->p999 = ps_hist_quantile(hist, 0.999);
 }
 
-/* 1: every pod quiesced, checked and held nothing stale. */
+/* 1: every pod quiesced, checked every entry it held and held nothing
+ * stale (an entry Redis could not be read for was not checked: no pass). */
 static int verdict_ok(const ps_run *run, const row *t)
 {
-    if (run->interrupted || t->end_stale || t->quiesced != 1)
+    if (run->interrupted || t->end_stale || t->end_unreadable || t->quiesced != 1)
         return 0;
     if (run->cfg->write_behind_db && (!run->wb_checked || run->wb_mismatch || !run->wb_flushed))
         return 0;
@@ -329,8 +336,9 @@ void ps_print_summary(const ps_run *run)
                " stale reads seen during the run)\n",
                t.stale_reads);
     else
-        printf("RESULT: FAIL: %" PRIu64 " stale entries after quiescing%s\n", t.end_stale,
-               t.quiesced != 1 ? "; not every pod caught up with Redis" : "");
+        printf("RESULT: FAIL: %" PRIu64 " stale entries after quiescing%s%s\n", t.end_stale,
+               t.quiesced != 1 ? "; not every pod caught up with Redis" : "",
+               t.end_unreadable ? "; the end check could not read every entry's key in Redis" : "");
 }
 
 /* ---- HTML ---- */

@@ -593,8 +593,8 @@ typedef struct sc_stats {
 SC_EXPORT void sc_stats_get(sc_cache *c, sc_stats *out);
 
 /* Prometheus text exposition format 0.0.4 of every field of sc_stats
- * (counters as "synccache_<field>_total"; local_entries, local_bytes, synced
- * and last_seq as gauges), with # HELP and # TYPE for each family and the
+ * (counters as "synccache_<field>_total"; local_entries, local_bytes, synced,
+ * last_seq, behind_pending, behind_oldest_ms and tracking_active as gauges), with # HELP and # TYPE for each family and the
  * labels ns and pod (values escaped; a byte that is not UTF-8 there becomes
  * U+FFFD), plus three histograms in seconds:
  *   synccache_remote_get_duration_seconds  the Redis read of a get;
@@ -605,8 +605,9 @@ SC_EXPORT void sc_stats_get(sc_cache *c, sc_stats *out);
  * Like snprintf: writes at most cap bytes including the terminating NUL
  * (buf may be NULL when cap is 0) and returns the length the whole text
  * needs, without the NUL; a return >= cap means it was cut. Nothing to free.
- * Thread-safe and lock-free; each number is read atomically (the text is not
- * one snapshot). A NULL cache gives "" (returns 0). */
+ * Thread-safe, not lock-free: it takes each local shard's lock and the
+ * statistics' locks briefly, as writers do (never a hit's path); each
+ * number is read atomically (the text is not one snapshot). A NULL cache gives "" (returns 0). */
 SC_EXPORT size_t sc_metrics_text(sc_cache *c, char *buf, size_t cap);
 
 /* ------------------------------------------------ cache-aside loading --
