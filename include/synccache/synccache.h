@@ -779,8 +779,8 @@ SC_EXPORT sc_status sc_invalidate_tag(sc_cache *c, const char *tag);
 
 typedef enum sc_window { SC_WINDOW_TOTAL, SC_WINDOW_CURRENT, SC_WINDOW_LAST } sc_window;
 
-/* Load statistics of sc_fetch / sc_fetch_batch (each key of a batch counts
- * as one fetch). Windows are stats_window_ms long counted from sc_open
+/* Load statistics of sc_fetch / sc_fetch_batch (each distinct key of a
+ * batch counts as one fetch; a key given twice counts once). Windows are stats_window_ms long counted from sc_open
  * (dated with the coarse monotonic clock: to the scheduler tick, 1-4 ms);
  * CURRENT is the one in progress, LAST the previous complete one (zero
  * before the first ends, and zero when nothing happened in it). */

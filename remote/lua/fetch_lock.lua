@@ -100,9 +100,8 @@ for i = 3, #KEYS do
   -- a marker is believed until empty = Redis ms (fetch_store.lua keeps the
   -- hash longer when it holds a tombstone's number); '1': its whole TTL
   local eu = h[3] and h[3] ~= '1' and tonumber(h[3]) or nil
-  local empty = h[3] and (not eu or eu > now)
   local r
-  if ver and not dead and not h[4] and not graced and (h[1] or empty) then
+  if current(h, dead) then
     if have ~= '0' and tonumber(have) == ver then
       r = {'c'}
     elseif h[1] then
