@@ -311,7 +311,8 @@ static int lead_prepare(call *cl)
         for (size_t i = 0; i < cl->m; i++)
             if (cl->k[i].active && cl->k[i].state != K_DONE) {
                 sc__fetch_key_gave_up(cl, &cl->k[i], SC_ERR_LOCKED, "no result for ", " within ",
-                                      " ms (another pod's load lock still held, or every load revoked by a write)");
+                                      " ms (another pod's load lock still held, or every load revoked by a write or "
+                                      "outlived by its lock, 10 x lock_ttl_ms)");
             }
         return 0;
     }
