@@ -511,10 +511,11 @@ void sc__behind_stop(sc_cache *c)
         uint64_t now = mono_ms();
         if (now >= deadline && b->in_save) {
             /* save_fn outlived writeback_claim_ms: leave it running. The
-             * thread sees this when it returns, frees b, and exits. */
+             * thread sees this when it returns, frees b, and exits: b is
+             * its own from the unlock on, so it is detached before. */
             b->abandoned = 1;
-            pthread_mutex_unlock(&b->mu);
             pthread_detach(b->thread);
+            pthread_mutex_unlock(&b->mu);
             sc__log(c, SC_LOG_WARN,
                     "pod %s: write-behind: sc_close stopped waiting for save_fn after writeback_claim_ms (%u ms); "
                     "its batch will be taken over by another pod",

@@ -612,6 +612,42 @@ START_TEST(close_abandons_a_save_that_outlives_claim_ms)
 }
 END_TEST
 
+/* A save_fn that outlives writeback_claim_ms and then returns by itself,
+ * with nothing from the closing thread telling it to. sc_close has handed
+ * the saver's state over to the saver thread, which frees it as soon as
+ * save_fn returns: sc_close must not touch it after the hand-over (under
+ * ThreadSanitizer, and under AddressSanitizer whenever the free wins, a
+ * read of the thread handle after it is a use of freed memory). */
+START_TEST(close_touches_nothing_after_abandoning_a_save)
+{
+    char path[512];
+    db_path("abandoned", path, sizeof path);
+    store s;
+    store_init(&s, path);
+    atomic_store(&s.delay_ms, 1000); /* far past writeback_claim_ms */
+    sc_cache *a = test_pod(NS("abandoned"), "writer");
+    sc_cache *b = saver_pod(NS("abandoned"), "slow", &s, 20, 100);
+    set_behind_ok(a, "k", "v");
+    WAIT_UNTIL(atomic_load(&s.in_save), 5000);
+    ck_assert(atomic_load(&s.in_save));
+    sc_close(b); /* abandons the save after writeback_claim_ms */
+    WAIT_UNTIL(atomic_load(&s.returned) == 1, 10000);
+    ck_assert_int_eq(atomic_load(&s.returned), 1);
+    test_sleep_ms(100); /* the saver thread frees its state and exits */
+
+    /* Nothing is lost: the batch is the next saver's (or already saved). */
+    store s2;
+    store_init(&s2, path);
+    sc_cache *c = saver_pod(NS("abandoned"), "taker", &s2, 20, 100);
+    flush_ok(a, 10000);
+    expect_row(path, "k", "v");
+    sc_close(c);
+    sc_close(a);
+    store_close(&s);
+    store_close(&s2);
+}
+END_TEST
+
 START_TEST(close_hands_back_unsaved_entries)
 {
     char path[512];
@@ -1631,6 +1667,7 @@ static Suite *behind_suite(void)
     tcase_add_test(tc, queued_while_no_pod_saves);
     tcase_add_test(tc, close_during_save);
     tcase_add_test(tc, close_abandons_a_save_that_outlives_claim_ms);
+    tcase_add_test(tc, close_touches_nothing_after_abandoning_a_save);
     tcase_add_test(tc, close_hands_back_unsaved_entries);
     tcase_add_test(tc, delete_after_set_ends_deleted);
     tcase_add_test(tc, concurrent_writers_and_savers_database_equals_redis);
