@@ -260,7 +260,8 @@ sc_status sc__remote_partitions(sc__remote *r, unsigned want, sc__partitions_mod
 
 /* Calls fn for each log entry with after < seq <= upto, in order, reading in
  * batches. fn returns 0 to go on, nonzero to stop. SC_OK when the walk ended
- * (the caller checks that the sequence numbers were contiguous). Each
+ * (the caller checks that the sequence numbers were contiguous); it ends
+ * before an entry that holds no event (no field e). Each
  * XRANGE page gets its own timeout_ms; fn runs with no connection held, so
  * it may call into the Redis tier. */
 typedef int (*sc__remote_log_fn)(uint64_t seq, const char *event, size_t len, void *ud);

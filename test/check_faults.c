@@ -361,6 +361,39 @@ START_TEST(heartbeat_exposes_silent_gap)
 }
 END_TEST
 
+/* A log entry that holds no event (no field e: written by hand, or by
+ * another program) covers nothing, like a trimmed log: the pod flushes and
+ * syncs again (docs/protocol.md rule 4), rather than resubscribing for
+ * ever on a catch-up that can never succeed. */
+START_TEST(log_entry_without_event_flushes)
+{
+    sc_cache *a = pod_on(&g_redis, NS("noe"), "a", SC_DISCONNECT_BYPASS, 50);
+    write_all(a, "v1");
+    ck_assert_uint_eq(test_stats(a).local_entries, KEYS);
+    redisContext *rc = sc_test_redis_connect(&g_redis);
+    redisReply *rep = redisCommand(rc, "INCR {%s}:seq", NS("noe"));
+    ck_assert_int_eq(rep->type, REDIS_REPLY_INTEGER);
+    long long next = rep->integer;
+    freeReplyObject(rep);
+    redisFree(rc);
+    ck_assert_int_eq(sc_test_redis_cmd(&g_redis, "XADD {%s}:log %lld-0 x silent", NS("noe"), next), 0);
+    ck_assert_int_eq(sc_test_redis_cmd(&g_redis, "HSET {%s}:k:k3 value silent version %lld", NS("noe"), next), 0);
+    WAIT_UNTIL(test_stats(a).flushes >= 1 && synced(a) && test_stats(a).last_seq >= (uint64_t)next, 3000);
+    sc_stats st = test_stats(a);
+    ck_assert_msg(st.flushes >= 1 && st.synced == 1 && st.last_seq >= (uint64_t)next,
+                  "a log entry without an event kept the pod from syncing: flushes %llu, synced %llu, last_seq "
+                  "%llu of %lld, reconnects %llu",
+                  (unsigned long long)st.flushes, (unsigned long long)st.synced, (unsigned long long)st.last_seq, next,
+                  (unsigned long long)st.reconnects);
+    char *s = test_get(a, "k3");
+    ck_assert_str_eq(s, "silent");
+    free(s);
+    sc_cache *pods[] = {a};
+    assert_converged(&g_redis, NS("noe"), pods, 1);
+    sc_close(a);
+}
+END_TEST
+
 /* 1 when c's local tier holds key with exactly the text want. */
 static int peek_is(sc_cache *c, const char *key, const char *want)
 {
@@ -1143,6 +1176,7 @@ static Suite *faults_suite(void)
     tcase_add_test(tc, output_buffer_overflow);
     tcase_add_test(tc, client_pause_longer_than_timeout);
     tcase_add_test(tc, heartbeat_exposes_silent_gap);
+    tcase_add_test(tc, log_entry_without_event_flushes);
     tcase_add_test(tc, event_gap_is_detected);
     tcase_add_test(tc, oversized_event_rejected_and_recovered);
     tcase_add_test(tc, late_set_never_resurrects_deleted_key);
