@@ -436,6 +436,14 @@ void sc__tracking_stop(sc_cache *c);
  * (why); the tick (non-NULL: why the caller must resubscribe: the canary is
  * late, or the confirm thread could not ask Redis). */
 void sc__tracking_event(sc_cache *c, const sc__event *ev, uint64_t hash, int replayed);
+/* Loop thread (syncer.c): an outside publisher's event (no version) that
+ * removes key (NULL: every key, a clear). It reports a write that bypassed
+ * the scripts, which the counter cannot order (a read that ran before it
+ * carries the same counter as one after it), so it is applied as an
+ * invalidation message is: the copy goes, and neither a read in flight for
+ * the key's stripe nor an own write already applied installs afterwards,
+ * with tracking on or off. Returns how many copies went. */
+size_t sc__tracking_outside(sc_cache *c, const char *key, size_t klen, uint64_t hash);
 int sc__tracking_invalidate(sc_cache *c, const char *const *keys, const size_t *lens, size_t n, int all);
 void sc__tracking_state(sc_cache *c, int active, const char *why);
 const char *sc__tracking_tick(sc_cache *c, uint64_t now);

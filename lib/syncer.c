@@ -67,7 +67,8 @@ static int apply_event(sc_cache *c, const sc__event *ev, int replayed, int own)
     uint64_t hash = ev->key_len ? sc__local_hash(ev->key, ev->key_len) : 0;
     int external = ev->version == 0;
     /* An outside publisher's event has no version: it is ordered after
-     * everything the pod has applied so far. */
+     * everything the pod has applied so far, and after every read and own
+     * write in flight (sc__tracking_outside). */
     uint64_t floor = external ? c->seq.last_seq : ev->version;
     uint64_t below = external ? UINT64_MAX : ev->version;
     sc_value *v = NULL;
@@ -107,12 +108,13 @@ static int apply_event(sc_cache *c, const sc__event *ev, int replayed, int own)
         /* fall through */
     case SC__ACT_INVALIDATE:
     case SC__ACT_DELETE:
-        changed = sc__local_remove(c->local, ev->key, ev->key_len, hash, below, floor);
+        changed = external ? sc__tracking_outside(c, ev->key, ev->key_len, hash) > 0
+                           : sc__local_remove(c->local, ev->key, ev->key_len, hash, below, floor);
         if (changed)
             sc__atomic_inc(&c->invalidations);
         break;
     case SC__ACT_CLEAR:
-        changed = sc__local_clear(c->local, floor) > 0;
+        changed = (external ? sc__tracking_outside(c, NULL, 0, 0) : sc__local_clear(c->local, floor)) > 0;
         /* A clear starts a new epoch (remote/lua/clear.lua): follow it. */
         if (!external && ev->epoch_len == sizeof c->seq.epoch - 1)
             memcpy(c->seq.epoch, ev->epoch, sizeof c->seq.epoch);

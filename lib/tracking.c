@@ -316,6 +316,15 @@ static int drop_key(sc_cache *c, const char *key, size_t klen, uint64_t hash)
     return drop_below(c, key, klen, hash, UINT64_MAX);
 }
 
+size_t sc__tracking_outside(sc_cache *c, const char *key, size_t klen, uint64_t hash)
+{
+    if (!key) {
+        bump_all(c);
+        return sc__local_clear(c->local, c->seq.last_seq);
+    }
+    return drop_key(c, key, klen, hash) > 0;
+}
+
 static void digest(const void *data, size_t len, char out[41])
 {
     sc__sha1 s;

@@ -1332,6 +1332,71 @@ START_TEST(own_lost_write_version_not_reused)
 END_TEST
 
 /* One case per defect of issue 7, so that CK_RUN_CASE=d3 runs one. */
+/* 13. An outside publisher's invalidate (no version) is how a pod learns
+ * of a write that bypassed the scripts when tracking is off (README,
+ * "What is not guaranteed"). A get whose Redis read ran before that write
+ * and whose install comes after the event was applied must not keep the
+ * old value: nothing would ever remove it. The pod's on_set_local hook runs
+ * between the read and the install: it makes the outside write, publishes
+ * the invalidate and waits until the pod has handled it. */
+static atomic_int outside_handled;
+static atomic_int outside_armed;
+
+static void outside_event(const sc_event_info *e, void *ud)
+{
+    (void)ud;
+    if (e->version == 0 && strcmp(e->action, "invalidate") == 0 && strcmp(e->key, "k") == 0)
+        atomic_store(&outside_handled, 1);
+}
+
+static int outside_write_during_read(const char *key, const void *val, size_t len, uint64_t version, void **out,
+                                     size_t *out_len, void *ud)
+{
+    (void)val, (void)len, (void)version, (void)out, (void)out_len;
+    const char *ns = ud;
+    if (strcmp(key, "k") != 0 || !atomic_exchange(&outside_armed, 0))
+        return 0;
+    redisContext *rc = sc_test_redis_connect(&g_redis);
+    if (!rc)
+        return 0;
+    freeReplyObject(redisCommand(rc, "HSET %s value new", rk(ns, "k", "k").s));
+    char ev[256];
+    snprintf(ev, sizeof ev, "{\"action\":\"invalidate\",\"ns\":\"%s\",\"key\":\"k\"}", ns);
+    freeReplyObject(redisCommand(rc, "PUBLISH %s %s", rk(ns, "events", NULL).s, ev));
+    redisFree(rc);
+    for (int i = 0; i < 5000 && !atomic_load(&outside_handled); i++)
+        test_sleep_ms(1);
+    return 0;
+}
+
+START_TEST(outside_invalidate_fences_a_read_in_flight)
+{
+    const char *ns = "c13_outside";
+    sc_cache *w = test_pod(ns, "w");
+    ck_assert_int_eq(sc_set(w, "k", "old", 3, 0), SC_OK);
+    sc_options o = test_options(ns, "r");
+    o.redis_tracking = 0;
+    o.on_event = outside_event;
+    o.on_set_local = outside_write_during_read;
+    o.on_set_local_ud = (void *)ns;
+    sc_cache *r = test_open(&o);
+    atomic_store(&outside_handled, 0);
+    atomic_store(&outside_armed, 1);
+    free(test_get(r, "k")); /* read "old"; the outside write and its event come before the install */
+    ck_assert_msg(atomic_load(&outside_handled), "the pod never handled the outside invalidate");
+    TEST_ASSERT_STR_FREED(truth(ns, "k"), "new", "k in Redis");
+    char *held = peek_str(r, "k");
+    ck_assert_msg(strcmp(held, "old") != 0,
+                  "a read from before an outside write was installed after the outside invalidate: the pod "
+                  "holds k=%s, Redis new",
+                  held);
+    free(held);
+    TEST_ASSERT_STR_FREED(test_get(r, "k"), "new", "k");
+    sc_close(r);
+    sc_close(w);
+}
+END_TEST
+
 static void add_case(Suite *s, const char *name, const TTest *t1, const TTest *t2, const TTest *t3)
 {
     TCase *tc = tcase_create(name);
@@ -1360,6 +1425,7 @@ static Suite *consistency_suite(void)
     add_case(s, "d10", duplicate_pod_ids_see_each_other, NULL, NULL);
     add_case(s, "d11", default_policy_keeps_cache_warm, NULL, NULL);
     add_case(s, "d12", own_lost_write_version_not_reused, NULL, NULL);
+    add_case(s, "d13", outside_invalidate_fences_a_read_in_flight, NULL, NULL);
     return s;
 }
 
