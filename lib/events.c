@@ -107,6 +107,19 @@ int sc__ttl_left(const sc_cache *c, uint64_t ttl_ms, uint64_t write_ms, uint64_t
     return 1;
 }
 
+int sc__ttl_since(uint64_t ttl_ms, uint64_t since_ms, uint64_t *left)
+{
+    *left = ttl_ms;
+    if (!ttl_ms)
+        return 1;
+    uint64_t now = sc__now_ms();
+    uint64_t spent = now > since_ms ? now - since_ms : 0;
+    if (spent >= ttl_ms)
+        return 0;
+    *left = ttl_ms - spent;
+    return 1;
+}
+
 void sc__verified(sc_cache *c, uint64_t v)
 {
     sc__atomic_max(&c->verified, v);

@@ -43,8 +43,8 @@ void sc__flights_destroy(sc__flights *f)
     pthread_mutex_destroy(&f->mu);
 }
 
-sc_status sc__install_read(sc_cache *c, const char *key, size_t klen, uint64_t hash, sc__remote_item *item,
-                           int found, int install, uint64_t mark, sc_value **out)
+sc_status sc__install_read(sc_cache *c, const char *key, size_t klen, uint64_t hash, sc__remote_item *item, int found,
+                           int install, uint64_t mark, uint64_t since_ms, sc_value **out)
 {
     sc__verified(c, item->known);
     if (!found) {
@@ -80,10 +80,9 @@ sc_status sc__install_read(sc_cache *c, const char *key, size_t klen, uint64_t h
     }
     /* Redis will expire the key; the local copy must not outlive it. A key
      * with 0 ms left is about to go, so it is not worth keeping. */
-    int installed = keep && install && item->pttl_ms != 0 &&
-                    sc__synced(c) &&
+    int installed = keep && install && item->pttl_ms != 0 && sc__synced(c) &&
                     sc__tracking_put(c, key, klen, hash, keep, item->pttl_ms > 0 ? (uint64_t)item->pttl_ms : 0,
-                                     item->known, mark) == SC_OK;
+                                     since_ms, item->known, mark) == SC_OK;
     if (!installed)
         sc__local_remove(c->local, key, klen, hash, item->version, item->version);
     else if (tags)
@@ -103,6 +102,7 @@ static sc_status read_remote(sc_cache *c, const char *key, size_t klen, uint64_t
 {
     sc__remote_item item;
     uint64_t mark = sc__tracking_mark(c, hash);
+    uint64_t since_ms = sc__now_ms();
     uint64_t t0 = sc__mono_ns();
     sc_status s = sc__remote_get(c->remote, key, klen, &item, err, errlen);
     sc__hist_since(&c->hist_get, t0);
@@ -111,7 +111,7 @@ static sc_status read_remote(sc_cache *c, const char *key, size_t klen, uint64_t
         return s;
     }
     *known = item.known;
-    s = sc__install_read(c, key, klen, hash, &item, s == SC_OK, install, mark, out);
+    s = sc__install_read(c, key, klen, hash, &item, s == SC_OK, install, mark, since_ms, out);
     if (s == SC_ERR_NOMEM)
         snprintf(err, errlen, "out of memory");
     return s;

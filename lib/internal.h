@@ -194,6 +194,7 @@ typedef struct sc__get_many {
     sc_value **out;
     size_t n;
     int synced;
+    uint64_t since_ms; /* sc__now_ms before the Redis read */
     struct sc__miss *m;
     size_t nm;
     const char **uk;
@@ -245,6 +246,13 @@ void sc__redis_clock_seen(sc_cache *c, uint64_t redis_ms);
  * ttl_ms when either is 0 (no TTL, or an outside publisher's event), 0 when
  * it has expired, else the rest. The caller treats "expired" separately. */
 int sc__ttl_left(const sc_cache *c, uint64_t ttl_ms, uint64_t write_ms, uint64_t *left);
+/* What is left now of a TTL measured at since_ms (sc__now_ms taken before
+ * the Redis call, or at the event, that reported it): a local copy's life
+ * counts from there, never from its install, so however long the install
+ * took (an on_set_local hook, a descheduled thread) the copy does not
+ * outlive the key in Redis. 1 with *left (0 for ttl_ms 0: none), 0 when it
+ * has run out (nothing to install). */
+int sc__ttl_since(uint64_t ttl_ms, uint64_t since_ms, uint64_t *left);
 /* Raises verified to v. */
 void sc__verified(sc_cache *c, uint64_t v);
 
@@ -260,10 +268,11 @@ sc_status sc__load(sc_cache *c, const char *key, size_t klen, uint64_t hash, int
  * set, the pod is synced and no floor is above known; otherwise older copies
  * go and the floor rises to what the caller is about to see (the value read
  * is known current up to item->known, which is what orders it against
- * events). mark: sc__tracking_mark before the read. Takes item->data. SC_OK
+ * events). mark: sc__tracking_mark before the read; since_ms: sc__now_ms
+ * before it (the key's TTL counts from there). Takes item->data. SC_OK
  * with *out, SC_NOT_FOUND, SC_ERR_NOMEM. */
-sc_status sc__install_read(sc_cache *c, const char *key, size_t klen, uint64_t hash, sc__remote_item *item,
-                           int found, int install, uint64_t mark, sc_value **out);
+sc_status sc__install_read(sc_cache *c, const char *key, size_t klen, uint64_t hash, sc__remote_item *item, int found,
+                           int install, uint64_t mark, uint64_t since_ms, sc_value **out);
 
 /* Before a value (or NULL: not found) read from Redis with the counter
  * `known` is served: -1 when the key's floor has risen above known (the
@@ -411,14 +420,16 @@ const char *sc__tracking_canary(const sc_cache *c);
 /* Any thread: the key stripe's generation before a Redis read or write... */
 uint64_t sc__tracking_mark(sc_cache *c, uint64_t hash);
 /* ...and sc__local_put of what it returned, undone (SC_ERR_CONFLICT) when an
- * invalidation of the stripe was applied since the mark. */
+ * invalidation of the stripe was applied since the mark. ttl_ms counts
+ * from since_ms (sc__ttl_since): SC_NOT_FOUND, nothing installed, once it
+ * has run out. */
 sc_status sc__tracking_put(sc_cache *c, const char *key, size_t klen, uint64_t hash, sc_value *v, uint64_t ttl_ms,
-                           uint64_t known, uint64_t mark);
+                           uint64_t since_ms, uint64_t known, uint64_t mark);
 /* sc__local_put of the pod's own write (v's version is the one the write
  * took), undone (SC_ERR_CONFLICT) when an invalidation applied to the
- * stripe covers that version. */
-sc_status sc__tracking_put_own(sc_cache *c, const char *key, size_t klen, uint64_t hash, sc_value *v,
-                               uint64_t ttl_ms);
+ * stripe covers that version. ttl_ms counts from since_ms, as above. */
+sc_status sc__tracking_put_own(sc_cache *c, const char *key, size_t klen, uint64_t hash, sc_value *v, uint64_t ttl_ms,
+                               uint64_t since_ms);
 /* Loop thread: after a catch-up, the replayed values installed are
  * confirmed with Redis; on a resubscription, before its catch-up, every
  * local copy is (a copy the on_set_local hook transformed cannot match

@@ -245,6 +245,7 @@ static sc_status set_common_tags(sc_cache *c, const char *key, const void *val, 
         return sc__fail(c, s, "%s: cannot encode the event: %s", call, sc_strerror(s));
     sc__remote_result res;
     char err[SC__ERRLEN];
+    uint64_t since_ms = sc__now_ms();
     uint64_t t0 = sc__mono_ns();
     s = tags_len ? sc__remote_set_tagged(c->remote, key, klen, val, len, ttl, tags, tags_len, &ev, &res, err,
                                          sizeof err)
@@ -267,7 +268,7 @@ static sc_status set_common_tags(sc_cache *c, const char *key, const void *val, 
     sc__wrote(c, &res, call);
 
     sc_value *v = is_synced(c) ? sc__value_new_keyed(key, klen, val, len, res.version) : NULL;
-    if (!v || sc__tracking_put_own(c, key, klen, hash, v, ttl) != SC_OK) {
+    if (!v || sc__tracking_put_own(c, key, klen, hash, v, ttl, since_ms) != SC_OK) {
         /* Not installed (unsynced, a newer version or floor is there, no
          * memory, too big for the local bound): no older copy may stay. */
         sc__local_remove(c->local, key, klen, hash, res.version, res.version);

@@ -76,7 +76,7 @@ static int apply_event(sc_cache *c, const sc__event *ev, int replayed, int own)
     switch (ev->action) {
     case SC__ACT_SET:
         if (!own && !external) {
-            uint64_t left;
+            uint64_t left, since_ms = sc__now_ms();
             if (!sc__ttl_left(c, ev->ttl_ms, ev->time_ms, &left)) {
                 /* Expired in Redis already (a late or replayed event). */
                 changed = sc__local_remove(c->local, ev->key, ev->key_len, hash, ev->version + 1, floor);
@@ -88,9 +88,11 @@ static int apply_event(sc_cache *c, const sc__event *ev, int replayed, int own)
              * carried, for the event hook. */
             sc_value *keep = NULL;
             sc_status s = v ? sc__transform(c, ev->key, ev->key_len, v, &keep) : SC_ERR_NOMEM;
+            /* What is left counts from here, not from after the hook. */
             if (s == SC_OK)
-                s = keep ? sc__local_put(c->local, ev->key, ev->key_len, hash, keep, left, ev->version, 0)
-                         : SC_NOT_FOUND;
+                s = keep && sc__ttl_since(left, since_ms, &left)
+                        ? sc__local_put(c->local, ev->key, ev->key_len, hash, keep, left, ev->version, 0)
+                        : SC_NOT_FOUND;
             sc_value_release(keep);
             if (s == SC_OK) {
                 changed = 1;

@@ -244,8 +244,10 @@ uint64_t sc__tracking_mark(sc_cache *c, uint64_t hash)
 }
 
 sc_status sc__tracking_put(sc_cache *c, const char *key, size_t klen, uint64_t hash, sc_value *v, uint64_t ttl_ms,
-                           uint64_t known, uint64_t mark)
+                           uint64_t since_ms, uint64_t known, uint64_t mark)
 {
+    if (!sc__ttl_since(ttl_ms, since_ms, &ttl_ms))
+        return SC_NOT_FOUND;
     sc_status s = sc__local_put(c->local, key, klen, hash, v, ttl_ms, known, 0);
     /* seq_cst with the bump in drop_key: if this load misses the bump, the
      * removal that follows the bump sees this install. */
@@ -257,9 +259,11 @@ sc_status sc__tracking_put(sc_cache *c, const char *key, size_t klen, uint64_t h
     return s;
 }
 
-sc_status sc__tracking_put_own(sc_cache *c, const char *key, size_t klen, uint64_t hash, sc_value *v,
-                               uint64_t ttl_ms)
+sc_status sc__tracking_put_own(sc_cache *c, const char *key, size_t klen, uint64_t hash, sc_value *v, uint64_t ttl_ms,
+                               uint64_t since_ms)
 {
+    if (!sc__ttl_since(ttl_ms, since_ms, &ttl_ms))
+        return SC_NOT_FOUND;
     uint64_t version = sc_value_version(v);
     sc_status s = sc__local_put(c->local, key, klen, hash, v, ttl_ms, version, 0);
     if (s == SC_OK && atomic_load(&c->tracking_poison[hash % SC__TRACKING_STRIPES]) >= version) {

@@ -99,6 +99,7 @@ sc_status sc__get_many_begin(sc_cache *c, const char *const *keys, size_t n, sc_
     g->n = n;
     g->call = call;
     g->synced = sc__synced(c);
+    g->since_ms = sc__now_ms();
     int pins_left = 1; /* local hits are pinned while the thread has pins free */
     /* In groups: the keys are checked and hashed, their lines prefetched
      * (their cache misses overlap), then looked up. */
@@ -181,8 +182,8 @@ sc_status sc__get_many_finish(sc__get_many *g)
         size_t at = g->first[u];
         size_t end = u + 1 < nu ? g->first[u + 1] : nm;
         sc_value *v = NULL;
-        sc_status r = sc__install_read(c, g->uk[u], g->ul[u], m[at].hash, &call->items[u],
-                                       call->items[u].data != NULL, g->synced, m[at].mark, &v);
+        sc_status r = sc__install_read(c, g->uk[u], g->ul[u], m[at].hash, &call->items[u], call->items[u].data != NULL,
+                                       g->synced, m[at].mark, g->since_ms, &v);
         /* As for sc_get: never serve a read older than what the pod already
          * served or wrote (a rare second read, one key at a time). */
         if (r != SC_ERR_NOMEM && sc__settle_read(c, g->uk[u], g->ul[u], m[at].hash, call->known, &v) < 0) {

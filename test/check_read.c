@@ -426,6 +426,83 @@ START_TEST(fetch_batch_hits_pin_and_outlive)
 }
 END_TEST
 
+/* A hook slower than the key's TTL: every call counts, and keys named
+ * "slow*" take 300 ms (the thread descheduled between Redis' answer and the
+ * install, made certain). */
+static atomic_int slow_hook_calls;
+
+static int slow_hook(const char *key, const void *val, size_t len, uint64_t version, void **out, size_t *out_len,
+                     void *ud)
+{
+    (void)val;
+    (void)len;
+    (void)version;
+    (void)out;
+    (void)out_len;
+    (void)ud;
+    if (strncmp(key, "slow", 4) == 0)
+        test_sleep_ms(300);
+    atomic_fetch_add(&slow_hook_calls, 1);
+    return 0;
+}
+
+/* A local copy never outlives its key in Redis: its TTL counts from the
+ * Redis read (or the event) that reported it, not from its install, so
+ * time spent in between (here an on_set_local hook slower than the TTL)
+ * comes off it. Tracking is off, so only the copy's own TTL can end it. */
+START_TEST(local_copy_never_outlives_its_redis_ttl)
+{
+    sc_options o = test_options(NS("ttlfrom"), NULL);
+    o.redis_tracking = 0;
+    o.on_set_local = slow_hook;
+    sc_cache *a = test_open(&o);
+    sc_options ob = test_options(NS("ttlfrom"), NULL);
+    ob.redis_tracking = 0;
+    sc_cache *b = test_open(&ob);
+
+    /* A Redis read: b's invalidate makes a read Redis, 100 ms left. */
+    ck_assert_int_eq(sc_set_invalidate(b, "slow-read", "v", 1, 100), SC_OK);
+    sc_value *v = NULL;
+    ck_assert_int_eq(sc_get(a, "slow-read", &v), SC_OK); /* read in time */
+    sc_value_release(v);
+    char *in_redis = test_redis_value(NS("ttlfrom"), "slow-read");
+    ck_assert_str_eq(in_redis, "<none>"); /* its TTL ended in the hook */
+    free(in_redis);
+    v = NULL;
+    sc_status s = sc_get(a, "slow-read", &v);
+    sc_value_release(v);
+    ck_assert_msg(s == SC_NOT_FOUND, "a Redis read's copy outlived the key: sc_get answered %s", sc_strerror(s));
+
+    /* An event: b's set, 100 ms left, installed after the hook. */
+    int calls = atomic_load(&slow_hook_calls);
+    ck_assert_int_eq(sc_set(b, "slow-event", "w", 1, 100), SC_OK);
+    while (atomic_load(&slow_hook_calls) == calls)
+        test_sleep_ms(5);
+    in_redis = test_redis_value(NS("ttlfrom"), "slow-event");
+    ck_assert_str_eq(in_redis, "<none>");
+    free(in_redis);
+    v = NULL;
+    s = sc_get(a, "slow-event", &v);
+    sc_value_release(v);
+    ck_assert_msg(s == SC_NOT_FOUND, "an event's copy outlived the key: sc_get answered %s", sc_strerror(s));
+
+    /* sc_fetch's read of a value Redis holds. */
+    ck_assert_int_eq(sc_set_invalidate(b, "slow-fetch", "x", 1, 100), SC_OK);
+    v = NULL;
+    ck_assert_int_eq(sc_fetch(a, "slow-fetch", 0, load_fails, NULL, &v), SC_OK);
+    sc_value_release(v);
+    in_redis = test_redis_value(NS("ttlfrom"), "slow-fetch");
+    ck_assert_str_eq(in_redis, "<none>");
+    free(in_redis);
+    v = NULL;
+    s = sc_get(a, "slow-fetch", &v);
+    sc_value_release(v);
+    ck_assert_msg(s == SC_NOT_FOUND, "a fetch's copy outlived the key: sc_get answered %s", sc_strerror(s));
+    sc_close(a);
+    sc_close(b);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("read");
@@ -439,6 +516,7 @@ int main(void)
     tcase_add_test(tc, local_hits_pin_and_outlive);
     tcase_add_test(tc, get_many_hits_pin_and_outlive);
     tcase_add_test(tc, fetch_batch_hits_pin_and_outlive);
+    tcase_add_test(tc, local_copy_never_outlives_its_redis_ttl);
     suite_add_tcase(s, tc);
     return test_run_suite(s, NULL);
 }

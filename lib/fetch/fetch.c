@@ -376,6 +376,7 @@ static void lock_all(call **cls, size_t n, sc__remote_fetch_call *rc)
 {
     for (size_t j = 0; j < n; j++) {
         call *cl = cls[j];
+        cl->sent_ms = sc__now_ms(); /* the TTLs read count from here */
         rc[j] = (sc__remote_fetch_call){.r = cl->c->remote,
                                         .lock = cl->items,
                                         .n = cl->na,
@@ -485,7 +486,7 @@ static int lead_locked(call *cl, const sc__remote_fetch_call *rc)
                 break;
             }
             if (it->kind == SC__FETCH_VALUE) {
-                v = sc__fetch_install_read(c, k, v, it->pttl_ms, known);
+                v = sc__fetch_install_read(c, k, v, it->pttl_ms, cl->sent_ms, known);
                 if (it->grace_pttl_ms >= 0)
                     sc__fetch_grace_put(c, k->key, k->klen, k->hash, v, known, it->pttl_ms, 0,
                                         (uint64_t)it->grace_pttl_ms);

@@ -178,6 +178,8 @@ typedef struct call {
     fkey **tl;            /* the keys locked for the loader (ntl) */
     size_t na, ntl, nwait;
     uint64_t wait_ms;
+    uint64_t sent_ms; /* sc__now_ms before the last Redis call: the TTLs it
+                         reported count from there */
     char token[48];
     /* settle: the loaded values on their way to Redis (st_nst of st_n) */
     sc__store_item *st_items;
@@ -237,7 +239,7 @@ int sc__fetch_wait_wake(sc__fetch *f, call *cl, const uint64_t *snap, uint64_t m
 
 /* load.c: installs, the loader calls, settling and storing, and the
  * loads left running past a timeout. */
-sc_value *sc__fetch_install_read(sc_cache *c, fkey *k, sc_value *v, int64_t pttl, uint64_t known);
+sc_value *sc__fetch_install_read(sc_cache *c, fkey *k, sc_value *v, int64_t pttl, uint64_t since_ms, uint64_t known);
 /* v through the on_set_local hook, for a value answered without being kept
  * locally (a graced value, an outdated tagged one, a fenced load's): what a
  * hit would return, v itself when the hook keeps nothing. Takes v. */

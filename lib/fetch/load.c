@@ -77,23 +77,23 @@ sc_value *sc__fetch_hooked(sc_cache *c, fkey *k, sc_value *v)
 }
 
 /* A value fetch_lock read, known current up to `known`. */
-sc_value *sc__fetch_install_read(sc_cache *c, fkey *k, sc_value *v, int64_t pttl, uint64_t known)
+sc_value *sc__fetch_install_read(sc_cache *c, fkey *k, sc_value *v, int64_t pttl, uint64_t since_ms, uint64_t known)
 {
     sc_value *keep;
-    int ok =
-        transformed(c, k, v, &keep) && pttl != 0 && sc__fetch_synced(c) &&
-        sc__tracking_put(c, k->key, k->klen, k->hash, keep, pttl > 0 ? (uint64_t)pttl : 0, known, k->mark) == SC_OK;
+    int ok = transformed(c, k, v, &keep) && pttl != 0 && sc__fetch_synced(c) &&
+             sc__tracking_put(c, k->key, k->klen, k->hash, keep, pttl > 0 ? (uint64_t)pttl : 0, since_ms, known,
+                              k->mark) == SC_OK;
     if (!ok)
         sc__local_remove(c->local, k->key, k->klen, k->hash, sc_value_version(v), sc_value_version(v));
     return handed_out(v, keep);
 }
 
 /* A value this pod stored with version `version` (its own write). */
-static sc_value *install_stored(sc_cache *c, fkey *k, sc_value *v, uint64_t ttl, uint64_t version)
+static sc_value *install_stored(sc_cache *c, fkey *k, sc_value *v, uint64_t ttl, uint64_t since_ms, uint64_t version)
 {
     sc_value *keep;
     if (!transformed(c, k, v, &keep) || !sc__fetch_synced(c) ||
-        sc__tracking_put_own(c, k->key, k->klen, k->hash, keep, ttl) != SC_OK)
+        sc__tracking_put_own(c, k->key, k->klen, k->hash, keep, ttl, since_ms) != SC_OK)
         sc__local_remove(c->local, k->key, k->klen, k->hash, version, version);
     return handed_out(v, keep);
 }
@@ -599,7 +599,7 @@ static void settle_end(call *cl, sc_status s, const char *err)
         }
         sc__wrote(c, &it->res, cl->name);
         if (v) {
-            v = install_stored(c, k, v, it->ttl_ms, it->res.version);
+            v = install_stored(c, k, v, it->ttl_ms, cl->sent_ms, it->res.version);
             if (it->grace_ms)
                 sc__fetch_grace_put(c, k->key, k->klen, k->hash, v, it->res.version, (int64_t)it->ttl_ms, 0,
                                     it->ttl_ms + it->grace_ms);
@@ -627,6 +627,7 @@ static void store_one(call *cl)
     sc_status s = SC_OK;
     if (cl->st_nst) {
         sc__fetch_bump_rt(cl);
+        cl->sent_ms = sc__now_ms();
         s = sc__remote_fetch_store(cl->c->remote, cl->st_items, cl->st_nst, cl->token, err, sizeof err);
     }
     settle_end(cl, s, err);
@@ -647,6 +648,7 @@ void sc__fetch_store_all(call **cls, size_t n, sc__remote_fetch_call *rc, call *
     }
     for (size_t j = 0; j < nr; j++) {
         sc__fetch_bump_rt(who[j]);
+        who[j]->sent_ms = sc__now_ms();
         rc[j] = (sc__remote_fetch_call){
             .r = who[j]->c->remote, .store = who[j]->st_items, .n = who[j]->st_nst, .token = who[j]->token};
     }
