@@ -228,7 +228,11 @@ static sc_status set_common_tags(sc_cache *c, const char *key, const void *val, 
         if (s != SC_OK)
             sc__local_remove(c->local, key, klen, hash, UINT64_MAX, 0);
         if (s == SC_ERR_TOO_LARGE)
-            return sc__fail(c, s, "%s: value does not fit in local_max_bytes", call);
+            return sc__fail(c, s,
+                            "%s: key and value (%zu bytes) exceed a local shard's share of local_max_bytes (%zu bytes: "
+                            "%zu over %u shards; fewer local_shards hold larger items)",
+                            call, klen + len, sc__local_item_limit(c->local), (size_t)c->opt.local_max_bytes,
+                            sc__local_shard_count(c->local));
         return s == SC_OK ? SC_OK : sc__fail(c, s, "%s: %s", call, sc_strerror(s));
     }
 

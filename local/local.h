@@ -188,6 +188,13 @@ int sc__local_remove(sc__local *l, const char *key, size_t klen, uint64_t hash, 
  * dropped version). Returns how many were dropped. */
 size_t sc__local_clear(sc__local *l, uint64_t floor);
 
+/* The largest item (key + value bytes) a shard holds: each bounds its own
+ * share of max_bytes (max_bytes / shards), and refuses a larger item with
+ * SC_ERR_TOO_LARGE. 0: no byte bound. */
+size_t sc__local_item_limit(const sc__local *l);
+/* How many shards the store has (the config's, or what it was halved to). */
+unsigned sc__local_shard_count(const sc__local *l);
+
 /* Calls fn(v, ud) for every entry, shard by shard under the shard's lock:
  * v (whose key is the first v->klen bytes of v->data) is borrowed for the
  * call; fn may take a reference (sc__value_ref) but must not call into the

@@ -698,6 +698,16 @@ void sc__local_each(sc__local *l, void (*fn)(sc_value *v, void *ud), void *ud)
     }
 }
 
+size_t sc__local_item_limit(const sc__local *l)
+{
+    return l->shards[0].max_b;
+}
+
+unsigned sc__local_shard_count(const sc__local *l)
+{
+    return l->nshards;
+}
+
 size_t sc__local_clear(sc__local *l, uint64_t floor)
 {
     if (!l)

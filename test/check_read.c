@@ -503,6 +503,42 @@ START_TEST(local_copy_never_outlives_its_redis_ttl)
 }
 END_TEST
 
+/* Each local shard bounds its share of local_max_bytes (here 1 MiB: 4 MiB
+ * over four shards). An item within the share is kept and hit; a larger
+ * one is not kept, and a plain reader's sc_set of it says why, naming the
+ * share (it said "does not fit in local_max_bytes", which it did). */
+START_TEST(item_above_a_shard_share_is_refused_with_the_share_named)
+{
+    enum { SMALL = 900 << 10, BIG = 2 << 20 };
+    char *big = calloc(1, BIG);
+    ck_assert_ptr_nonnull(big);
+    sc_options o = test_options(NS("share"), NULL);
+    o.local_shards = 4;
+    o.local_max_bytes = 4 << 20;
+    sc_cache *w = test_open(&o);
+    ck_assert_int_eq(sc_set(w, "small", big, SMALL, 0), SC_OK);
+    ck_assert_msg(test_held(w, "small"), "a 900 KiB value under a 1 MiB shard share was not kept locally");
+    ck_assert_int_eq(sc_set(w, "big", big, BIG, 0), SC_OK);
+    ck_assert(!test_held(w, "big"));
+    sc_value *v = NULL;
+    ck_assert_int_eq(sc_get(w, "big", &v), SC_OK);
+    ck_assert_uint_eq(sc_value_size(v), BIG);
+    sc_value_release(v);
+
+    o.role = SC_ROLE_READER;
+    sc_cache *r = test_open(&o);
+    ck_assert_int_eq(sc_set(r, "mine", big, BIG, 0), SC_ERR_TOO_LARGE);
+    ck_assert_msg(strstr(sc_errmsg(r), "share of local_max_bytes (1048576 bytes") != NULL, "message: %s",
+                  sc_errmsg(r));
+    ck_assert(!test_held(r, "mine"));
+    ck_assert_int_eq(sc_set(r, "mine", big, SMALL, 0), SC_OK);
+    ck_assert(test_held(r, "mine"));
+    free(big);
+    sc_close(w);
+    sc_close(r);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("read");
@@ -517,6 +553,7 @@ int main(void)
     tcase_add_test(tc, get_many_hits_pin_and_outlive);
     tcase_add_test(tc, fetch_batch_hits_pin_and_outlive);
     tcase_add_test(tc, local_copy_never_outlives_its_redis_ttl);
+    tcase_add_test(tc, item_above_a_shard_share_is_refused_with_the_share_named);
     suite_add_tcase(s, tc);
     return test_run_suite(s, NULL);
 }

@@ -239,7 +239,13 @@ typedef struct sc_options {
                                       max_key_bytes key, this value, a 256-byte
                                       pod id, the namespace, and in JSON every
                                       byte of them escaped) */
-    unsigned local_shards;         /* 0 = automatic; else a power of two <= 256 */
+    unsigned local_shards;         /* 0 = automatic; else a power of two <= 256.
+                                      Each shard bounds its share of
+                                      local_max_bytes, and an item (key +
+                                      value) above the share is not kept
+                                      locally (gets read it from Redis; a
+                                      plain reader's sc_set: SC_ERR_TOO_LARGE).
+                                      Automatic keeps a share >= 4 MiB */
 
     /* --- consistency under faults --- */
     sc_disconnect_policy disconnect_policy; /* default SC_DISCONNECT_BYPASS */
