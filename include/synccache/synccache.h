@@ -478,7 +478,11 @@ SC_EXPORT sc_status sc_set_if_version(sc_cache *c, const char *key, const void *
  * exchange per Redis node holding some of the keys, every node's written
  * before any node's read: about one round trip in all). out[i] gets a
  * reference (caller releases) or NULL for a key not found; values read from
- * Redis are installed under the same rules as sc_get. SC_OK, or an error with every
+ * Redis are installed under the same rules as sc_get. While the pod is
+ * unsynced every key is read from Redis: sc_get_many has no way to flag a
+ * local copy stale, so it never serves one (with Redis down it fails where
+ * sc_get_ex may answer a stale copy under disconnect_policy).
+ * SC_OK, or an error with every
  * out[i] NULL: SC_ERR_INVALID (a NULL, empty or too long key; n above 2^20,
  * then only the first 2^20 slots are set NULL), SC_ERR_REMOTE /
  * SC_ERR_TIMEOUT, SC_ERR_NOMEM. */
