@@ -712,6 +712,59 @@ START_TEST(tag_hash_evicted_keeps_invalidation)
 }
 END_TEST
 
+/* {ns}:meta evicted alone (an allkeys-* policy picks any key; a DEL does
+ * what eviction does), the tag hash and the values kept: the clear floor and
+ * the highest tag invalidation it held are gone. A key invalidated by its
+ * tag, or below a clear, must not come back, on a new pod nor on the pod
+ * that invalidated it, and its compare-and-set number must not match
+ * again. */
+START_TEST(meta_evicted_keeps_tag_invalidation)
+{
+    sc_test_redis r;
+    ck_assert_int_eq(sc_test_redis_start(&r, NULL), 0);
+    const char *ns = NS("evmeta");
+    sc_cache *a = pod_on(&r, ns, "a", SC_DISCONNECT_BYPASS, 50);
+    redisContext *rc = sc_test_redis_connect(&r);
+    ck_assert_ptr_nonnull(rc);
+    /* A clear whose collection has not reached key c yet (it collects
+     * after the clear took effect, in SCAN batches): c stays in Redis,
+     * absent by the clear floor alone. */
+    ck_assert_int_eq(sc_set(a, "c", "before clear", 12, 0), SC_OK);
+    redisReply *dump = redisCommand(rc, "DUMP {%s}:k:c", ns);
+    ck_assert_int_eq(dump->type, REDIS_REPLY_STRING);
+    ck_assert_int_eq(sc_clear(a), SC_OK);
+    redisReply *x = redisCommand(rc, "RESTORE {%s}:k:c 0 %b", ns, dump->str, dump->len);
+    ck_assert_msg(x->type == REDIS_REPLY_STATUS, "RESTORE: %s", x->str);
+    freeReplyObject(x);
+    freeReplyObject(dump);
+    TEST_ASSERT_STR_FREED(test_get(a, "c"), "<none>", "after the clear");
+    /* Then a tag invalidation, after the clear. */
+    const char *tags[] = {"t"};
+    ck_assert_int_eq(sc_set_tagged(a, "k", "old", 3, 0, tags, 1), SC_OK);
+    uint64_t before = 0;
+    ck_assert_int_eq(sc_version_of(a, "k", &before), SC_OK);
+    ck_assert_int_eq(sc_invalidate_tag(a, "t"), SC_OK);
+    TEST_ASSERT_STR_FREED(test_get(a, "k"), "<none>", "after the invalidation");
+    redisReply *d = redisCommand(rc, "DEL {%s}:meta", ns);
+    ck_assert_int_eq(d->integer, 1);
+    freeReplyObject(d);
+    redisFree(rc);
+
+    /* (before or after a's heartbeat makes the meta again) */
+    TEST_ASSERT_STR_FREED(test_get(a, "k"), "<none>", "the invalidating pod, after {ns}:meta was evicted");
+    sc_cache *b = pod_on(&r, ns, "b", SC_DISCONNECT_BYPASS, 50);
+    TEST_ASSERT_STR_FREED(test_get(b, "k"), "<none>", "a new pod, after {ns}:meta was evicted");
+    TEST_ASSERT_STR_FREED(test_get(b, "c"), "<none>", "a key below the clear floor, after {ns}:meta was evicted");
+    ck_assert_int_eq(sc_set_if_version(a, "k", "aba", 3, 0, before), SC_ERR_CONFLICT);
+    /* Writes after the loss are unaffected. */
+    ck_assert_int_eq(sc_set_tagged(a, "k", "new", 3, 0, tags, 1), SC_OK);
+    TEST_ASSERT_STR_FREED(test_get(b, "k"), "new", "a write after the eviction");
+    sc_close(b);
+    sc_close(a);
+    sc_test_redis_stop(&r);
+}
+END_TEST
+
 /* Redis BUSY (a long script from another client, ending on its own) while
  * a pod resubscribes: a CLIENT ID or CLIENT TRACKING answered BUSY is not a
  * refusal. Once Redis answers again the pod must track again, so a write
@@ -1194,6 +1247,10 @@ static Suite *faults_suite(void)
     tcase_add_test(tm, fetch_reads_a_full_redis);
     tcase_add_test(tm, full_redis_during_a_load_leaves_no_lock);
     suite_add_tcase(s, tm);
+    TCase *te = tcase_create("evicted");
+    tcase_set_timeout(te, 60);
+    tcase_add_test(te, meta_evicted_keeps_tag_invalidation);
+    suite_add_tcase(s, te);
     return s;
 }
 

@@ -1347,6 +1347,37 @@ START_TEST(batch_failure_and_clear_revoke)
 }
 END_TEST
 
+/* {ns}:meta evicted while a load is in flight (allkeys-*; a DEL does what
+ * eviction does): the namespace counts as cleared at its counter, so the
+ * load, locked before, is fenced like one a clear revoked; its lock goes
+ * with it, and the next fetch loads at once instead of waiting for the
+ * lock to lapse. */
+START_TEST(meta_evicted_during_a_load_frees_its_lock)
+{
+    const char *ns = NS("metaload");
+    sc_cache *a = test_pod(ns, "a");
+    sc_cache *b = test_pod(ns, "b");
+    source s;
+    source_init(&s, "before-loss");
+    s.delay_ms = 1000;
+    fetcher f = {.pod = a, .key = "m", .src = &s};
+    pthread_t t = start_fetcher(&f);
+    ck_assert_int_eq(sc_set(b, "o1", "1", 1, 0), SC_OK);
+    ck_assert_int_eq(redis_int("DEL {%s}:meta", ns), 1);
+    ck_assert_int_eq(sc_set(b, "o2", "2", 1, 0), SC_OK); /* makes the meta again */
+    pthread_join(t, NULL);
+    ck_assert_int_eq(f.st, SC_OK);
+    ck_assert_msg(redis_int("HEXISTS {%s}:k:m lock", ns) == 0,
+                  "the fenced load's lock is still held after its store was refused");
+    ck_assert_msg(redis_int("HEXISTS {%s}:k:m value", ns) == 0, "a load begun before the loss stored");
+    source s2;
+    source_init(&s2, "after-loss");
+    ASSERT_FETCH(b, "m", 0, &s2, "after-loss");
+    sc_close(a);
+    sc_close(b);
+}
+END_TEST
+
 /* A lock that does not lapse within the wait (here: one planted far in the
  * future): SC_ERR_LOCKED after about 2 x lock_ttl_ms + 2 x redis_timeout_ms,
  * and the loader is never called. */
@@ -1553,6 +1584,7 @@ static Suite *fetch_suite(void)
     tcase_add_test(tc, batch_with_a_foreign_key_leaves_no_lock);
     tcase_add_test(tc, get_ignores_markers_locks_and_tags);
     tcase_add_test(tc, batch_failure_and_clear_revoke);
+    tcase_add_test(tc, meta_evicted_during_a_load_frees_its_lock);
     tcase_add_test(tc, locked_past_the_wait);
     tcase_add_test(tc, waiters_wake_on_the_set_event);
     suite_add_tcase(s, tc);

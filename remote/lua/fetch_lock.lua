@@ -31,7 +31,7 @@
 --                                or the newest queued write-behind value (see below)
 local counter = redis.call('GET', KEYS[1]) or '0'
 local now = now_ms()
-local floor = tonumber(redis.call('HGET', KEYS[2], 'floor') or '0')
+local floor = floor_of(KEYS[2])
 local ttl = tonumber(ARGV[2])
 local KEEP_LOCKS = 10
 local keep = ttl * KEEP_LOCKS

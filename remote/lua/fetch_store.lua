@@ -15,7 +15,7 @@
 --       last, seen (see take()).
 -- Returns {r1, ..., rn}: ri = {version, 1 | publish error text}, or
 -- {'0', 1} when the lock was no longer the caller's (nothing written).
-local floor = tonumber(redis.call('HGET', KEYS[2], 'floor') or '0')
+local floor = floor_of(KEYS[2])
 local out = {}
 for i = 4, #KEYS do
   local k = KEYS[i]
@@ -23,11 +23,12 @@ for i = 4, #KEYS do
   local a = 4 + (i - 4) * 9
   -- (a load whose lock predates an invalidation of one of the tags it
   -- stores read its source before that invalidation: fenced as well)
-  if h[1] ~= ARGV[4] or tonumber(h[2] or '0') < floor then
+  if h[1] ~= ARGV[4] then
     out[#out + 1] = {'0', 1}
-  elseif tag_dead(tonumber(h[2] or '0'), ARGV[a + 9], KEYS[2]) then
-    -- still ours, but fenced by a tag invalidation: free the lock at once
-    -- so the next fetch loads without waiting for it to lapse
+  elseif tonumber(h[2] or '0') < floor or tag_dead(tonumber(h[2] or '0'), ARGV[a + 9], KEYS[2]) then
+    -- still ours, but fenced by a clear (or a lost {ns}:meta, which counts
+    -- as one: floor_of) or a tag invalidation: free the lock at once so the
+    -- next fetch loads without waiting for it to lapse
     redis.call('HDEL', k, 'lock', 'lock_until', 'lock_seq')
     out[#out + 1] = {'0', 1}
   else

@@ -14,8 +14,8 @@ local counter = redis.call('GET', KEYS[2]) or '0'
 local h = redis.call('HMGET', KEYS[1], 'value', 'version', 'outdated', 'fresh_until', 'tags')
 if not h[1] or not h[2] or h[3] then return {false, '', 0, counter} end
 local ver = tonumber(h[2])
-local floor = redis.call('HGET', KEYS[3], 'floor')
-if floor and ver and ver < tonumber(floor) then return {false, '', 0, counter} end
+local floor = floor_of(KEYS[3])
+if ver and ver < floor then return {false, '', 0, counter} end
 if tag_dead(ver, h[5], KEYS[3]) then return {false, '', 0, counter} end
 local pt = redis.call('PTTL', KEYS[1])
 if h[4] then

@@ -8,7 +8,7 @@
 -- Returns {counter, {value | false, version, pttl[, tags]}...} in the order
 -- of KEYS (tags as get.lua).
 local counter = redis.call('GET', KEYS[1]) or '0'
-local floor = tonumber(redis.call('HGET', KEYS[2], 'floor') or '0') or 0
+local floor = floor_of(KEYS[2])
 local now = nil
 local out = {counter}
 for i = 3, #KEYS do

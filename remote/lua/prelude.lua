@@ -53,6 +53,11 @@ local function seed(seq, meta, log, at_least)
     local last = tonumber(string.match(top[1][1], '^(%d+)-'))
     if last and last > s then s = last end
   end
+  -- (a lost meta beside a log that outlived it: the namespace had a
+  -- history, and its clear floor went with the meta, see epoch_of)
+  if top[1] and redis.call('HEXISTS', meta, 'epoch') == 0 then
+    redis.call('HSET', meta, 'floor', string.format('%d', s))
+  end
   redis.call('SET', seq, string.format('%d', s))
   redis.call('HSET', meta, 'epoch', new_epoch(s))
   return s
@@ -62,14 +67,31 @@ end
 local SECRET = false
 
 -- The namespace's epoch (made when missing: a history nobody recorded is a
--- new one) and, into SECRET, its signing secret.
-local function epoch_of(meta, v)
+-- new one) and, into SECRET, its signing secret. The epoch is in {ns}:meta
+-- from the first script on, so a meta without one beside a counter was lost
+-- (an allkeys-* maxmemory-policy evicts any key) and its clear floor and
+-- highest tag invalidation with it: the namespace counts as cleared at the
+-- counter before this script's write (at), the newest version anything
+-- could have been written at, so nothing a lost clear or tag invalidation
+-- made absent comes back (floor_of is what readers see until then).
+local function epoch_of(meta, v, at)
   local m = redis.call('HMGET', meta, 'epoch', 'secret')
   SECRET = m[2]
   if m[1] then return m[1] end
   local e = new_epoch(v)
-  redis.call('HSET', meta, 'epoch', e)
+  redis.call('HSET', meta, 'epoch', e, 'floor', string.format('%d', at))
   return e
+end
+
+-- The clear floor: a key whose version is below it is absent. A meta that
+-- was lost (no epoch, see epoch_of) has the counter as its floor, as the
+-- first script writing the meta again will record; with no counter either
+-- there is nothing to go by (a new namespace, or the next seed decides).
+-- {ns}:seq is named from {ns}:meta, same slot.
+local function floor_of(meta)
+  local m = redis.call('HMGET', meta, 'floor', 'epoch')
+  if m[2] then return tonumber(m[1] or '0') or 0 end
+  return tonumber(redis.call('GET', string.sub(meta, 1, -5) .. 'seq') or '0') or 0
 end
 
 -- The current counter and epoch, seeding them when absent.
@@ -80,7 +102,7 @@ local function current(seq, meta, log)
   else
     v = tonumber(v)
   end
-  return v, epoch_of(meta, v)
+  return v, epoch_of(meta, v, v)
 end
 
 -- The last version: Lua numbers are doubles, exact up to 2^53 (INCR past
@@ -131,7 +153,7 @@ local function take(seq, meta, log, seen, log_len)
     if v > LAST_VERSION then past_last_version(seq) end
     redis.call('SET', seq, string.format('%d', v))
   end
-  return v, epoch_of(meta, v)
+  return v, epoch_of(meta, v, v - 1)
 end
 
 -- Signs an event the caller's template built with a mac field of 40 '0's
@@ -341,7 +363,7 @@ local function key_version(key, meta)
     local lost = tags_lost(tk, meta)
     if lost > v then v = lost end
   end
-  local floor = tonumber(redis.call('HGET', meta, 'floor') or '0') or 0
+  local floor = floor_of(meta)
   if floor > v then return floor end
   return v
 end

@@ -27,7 +27,7 @@ local least = tonumber(ARGV[3]) or 0
 if least < last then least = last end
 if v < least then
   v = seed(KEYS[1], KEYS[2], KEYS[3], least)
-  e = epoch_of(KEYS[2], v)
+  e = epoch_of(KEYS[2], v, v)
 end
 local at = false
 local seq = ARGV[1]

@@ -16,10 +16,10 @@ if bad then return bad end
 -- not declare, and a cluster node migrating the slot without that key
 -- stops the script there with ASK; its writes so far would stay)
 local h = redis.call('HMGET', KEYS[1], 'value', 'version', 'tags')
-local floor = redis.call('HGET', KEYS[3], 'floor')
+local floor = floor_of(KEYS[3])
 -- (a value older than an invalidation of one of its tags is absent too: a
 -- fresh version must not make it live again)
-local live = h[1] and h[2] and not (floor and tonumber(h[2]) < tonumber(floor)) and
+local live = h[1] and h[2] and not (tonumber(h[2]) < floor) and
              not tag_dead(tonumber(h[2]), h[3], KEYS[3])
 local v, e = take(KEYS[2], KEYS[3], KEYS[4], ARGV[#ARGV], ARGV[4])
 local vs = string.format('%d', v)
