@@ -1530,6 +1530,46 @@ static sc_status db_batch_loader(const char *const *keys, size_t n, sc_loaded *c
     return SC_OK;
 }
 
+/* {ns}:wbq evicted (maxmemory-policy allkeys-*: any key may go; a DEL does
+ * what eviction does) while the queue {ns}:wb keeps an unsaved write whose
+ * value's TTL has ended: a fetch must still answer the queued write, not
+ * load (and cache) the database row it replaced; and the index must come
+ * back whole, whether a fetch or another queued write notices first. */
+START_TEST(fetch_after_the_queue_index_was_evicted)
+{
+    const char *ns = NS("fetch_wbq_lost");
+    char path[512];
+    db_path("fetch_wbq_lost", path, sizeof path);
+    store s;
+    store_init(&s, path);
+    seed_row(path, "k", "old-k");
+    seed_row(path, "j", "old-j");
+    sc_cache *w = test_pod(ns, "w"); /* no pod saves yet */
+    ck_assert_int_eq(sc_set_behind(w, "k", "new-k", 5, 200), SC_OK);
+    ck_assert_int_eq(sc_set_behind(w, "j", "new-j", 5, 200), SC_OK);
+    WAIT_UNTIL(!redis_has_value(ns, "k") && !redis_has_value(ns, "j"), 5000);
+    ck_assert(!redis_has_value(ns, "k"));
+    freeReplyObject(redis_cmd("DEL {%s}:wbq", ns));
+    /* another write queued first, then the fetches */
+    ck_assert_int_eq(sc_set_behind(w, "x", "new-x", 5, 0), SC_OK);
+    atomic_store(&g_loads, 0);
+    TEST_ASSERT_STR_FREED(fetch_str(w, "k", path), "new-k", "k, after {ns}:wbq was evicted");
+    TEST_ASSERT_STR_FREED(fetch_str(w, "j", path), "new-j", "j, after {ns}:wbq was evicted");
+    /* evicted again, a fetch noticing first */
+    freeReplyObject(redis_cmd("DEL {%s}:wbq", ns));
+    TEST_ASSERT_STR_FREED(fetch_str(w, "j", path), "new-j", "j, after {ns}:wbq was evicted again");
+    TEST_ASSERT_STR_FREED(fetch_str(w, "k", path), "new-k", "k, after {ns}:wbq was evicted again");
+    ck_assert_int_eq(atomic_load(&g_loads), 0);
+    /* saved: loading works as before */
+    sc_cache *sv = saver_pod(ns, "sv", &s, 20, 30000);
+    flush_ok(w, 5000);
+    expect_row(path, "k", "new-k");
+    sc_close(sv);
+    sc_close(w);
+    store_close(&s);
+}
+END_TEST
+
 /* The same through sc_clear (documented to clear the cache, not the queue)
  * and sc_fetch_batch: queued keys answer their queued write, a key with
  * nothing queued is loaded. */
@@ -1688,6 +1728,7 @@ static Suite *behind_suite(void)
     tcase_set_timeout(tl, 60);
     tcase_add_test(tl, fetch_never_loads_past_a_queued_write);
     tcase_add_test(tl, fetch_batch_after_clear_answers_queued_writes);
+    tcase_add_test(tl, fetch_after_the_queue_index_was_evicted);
     tcase_add_test(tl, compare_and_set_over_a_queued_write);
     if (!SC_TEST_SANITIZED) /* forks */
         tcase_add_test(tl, fetch_while_the_saver_of_the_batch_is_killed);

@@ -48,7 +48,13 @@ local out = {counter, string.format('%d', now)}
 -- each with the key's number (key_version).
 local ns = string.sub(KEYS[2], 1, -5)
 local wb, wbq = ns .. 'wb', ns .. 'wbq'
+-- (the index is made again first if Redis lost it: wbq_restore)
+local restored = false
 local function queued(k)
+  if not restored then
+    wbq_restore(wb)
+    restored = true
+  end
   local id = redis.call('HGET', wbq, k)
   if not id then return nil end
   local e = redis.call('XRANGE', wb, id, id)

@@ -32,7 +32,9 @@ local checks = {
   {log, 'XREVRANGE', log, '+', '-'},
   {tags, 'TYPE', tags}, {tags, 'HGET', tags, 'f'}, {tags, 'HSET', tags, 'f', 'v'}, {tags, 'UNLINK', tags},
   {wb, 'TYPE', wb}, {wb, 'EXISTS', wb}, {wb, 'XADD', wb, '*', 'k', 'x'}, {wb, 'XINFO', 'GROUPS', wb},
-  {wbq, 'HGET', wbq, 'f'}, {wbq, 'HSET', wbq, 'f', 'v'}, {wbq, 'HDEL', wbq, 'f'},
+  {wbq, 'HGET', wbq, 'f'}, {wbq, 'HSET', wbq, 'f', 'v'}, {wbq, 'HDEL', wbq, 'f'}, {wbq, 'HEXISTS', wbq, 'f'},
+  -- (an index Redis lost is made again from the queue: wbq_restore)
+  {wb, 'XPENDING', wb, 'g'}, {wb, 'XRANGE', wb, '-', '+'},
 }
 if ARGV[4] == '1' then
   local saver = {

@@ -213,20 +213,6 @@ local function wbq_key(wb)
   return string.sub(wb, 1, -3) .. 'wbq'
 end
 
--- Appends one write to the queue: k = the key, v = its version, x = the
--- value (absent for a delete), and notes it in {ns}:wbq under the key's
--- value key vk. The id is Redis' own ('*'), so it always grows even if the
--- counter was ever seeded again.
-local function queue(wb, key, vs, value, vk)
-  local id
-  if value then
-    id = redis.call('XADD', wb, '*', 'k', key, 'v', vs, 'x', value)
-  else
-    id = redis.call('XADD', wb, '*', 'k', key, 'v', vs)
-  end
-  redis.call('HSET', wbq_key(wb), vk, id)
-end
-
 -- The value after name in a flat {name, value, ...} reply (XINFO).
 local function field(t, name)
   for i = 1, #t - 1, 2 do
@@ -254,6 +240,62 @@ local function id_lt(a, b)
   local am, as = id_parts(a)
   local bm, bs = id_parts(b)
   return am < bm or (am == bm and as < bs)
+end
+
+-- The consumer group of the queue (SC__WB_GROUP in remote/remote.h).
+local WB_GROUP = 'synccache'
+
+-- {ns}:wbq keeps the field '' from the first queued write on (no value key
+-- is empty), so it is never emptied away. Without it beside a queue, Redis
+-- lost it (an allkeys-* maxmemory-policy evicts any key): a fetch would load
+-- keys whose queued writes the store does not hold yet. It is made again
+-- from the queue: each key's newest entry, if not acknowledged (pending, or
+-- not yet delivered to the group). Once per loss, reading the whole queue.
+local function wbq_restore(wb)
+  local wbq = wbq_key(wb)
+  if redis.call('HEXISTS', wbq, '') == 1 or redis.call('EXISTS', wb) == 0 then return end
+  local grp = find_group(wb, WB_GROUP)
+  local delivered = grp and field(grp, 'last-delivered-id') or '0-0'
+  local pending = {}
+  if grp then
+    local n = redis.call('XPENDING', wb, WB_GROUP)[1]
+    if n > 0 then
+      for _, p in ipairs(redis.call('XPENDING', wb, WB_GROUP, '-', '+', n)) do pending[p[1]] = true end
+    end
+  end
+  local newest = {}
+  for _, e in ipairs(redis.call('XRANGE', wb, '-', '+')) do
+    local k = field(e[2], 'k')
+    if k then newest[k] = e[1] end
+  end
+  local prefix = string.sub(wb, 1, -3) .. 'k:'
+  local fv = {'', '1'}
+  for k, id in pairs(newest) do
+    if pending[id] or id_lt(delivered, id) then
+      fv[#fv + 1] = prefix .. k
+      fv[#fv + 1] = id
+    end
+    if #fv >= 1000 then
+      redis.call('HSET', wbq, unpack(fv))
+      fv = {}
+    end
+  end
+  if #fv > 0 then redis.call('HSET', wbq, unpack(fv)) end
+end
+
+-- Appends one write to the queue: k = the key, v = its version, x = the
+-- value (absent for a delete), and notes it in {ns}:wbq under the key's
+-- value key vk. The id is Redis' own ('*'), so it always grows even if the
+-- counter was ever seeded again.
+local function queue(wb, key, vs, value, vk)
+  wbq_restore(wb)
+  local id
+  if value then
+    id = redis.call('XADD', wb, '*', 'k', key, 'v', vs, 'x', value)
+  else
+    id = redis.call('XADD', wb, '*', 'k', key, 'v', vs)
+  end
+  redis.call('HSET', wbq_key(wb), vk, id, '', '1')
 end
 
 -- Replaces the fields of the hash at key with fv (a flat {field, value,
