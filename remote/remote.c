@@ -1084,6 +1084,22 @@ sc_status sc__remote_check_perms(sc__remote *r, int saver, char *err, size_t err
     return s;
 }
 
+int sc__remote_eviction_policy(sc__remote *r, char *buf, size_t cap)
+{
+    const char *argv[3] = {"CONFIG", "GET", "maxmemory-policy"};
+    redisReply *reply;
+    char ignored[256];
+    if (sc__pool_command(r->pool, sc__remote_now_ms() + r->timeout_ms, r->timeout_ms, "CONFIG GET", SC__POOL_READ, 3,
+                         argv, NULL, &reply, ignored, sizeof ignored) != SC_OK)
+        return -1;
+    int ok = reply->type == REDIS_REPLY_ARRAY && reply->elements == 2 &&
+             reply->element[1]->type == REDIS_REPLY_STRING && cap > 0;
+    if (ok)
+        snprintf(buf, cap, "%s", reply->element[1]->str);
+    freeReplyObject(reply);
+    return ok ? 0 : -1;
+}
+
 sc_status sc__remote_confirm(sc__remote *r, const char *const *keys, const size_t *klens, const uint64_t *version,
                              const char (*sha1)[41], size_t n, int *verdict, char **vals, size_t *vlens, char *err,
                              size_t errlen)

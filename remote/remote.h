@@ -224,6 +224,11 @@ sc_status sc__remote_heartbeat(sc__remote *r, const sc__remote_event *ev, const 
  * SC_ERR_REMOTE with Redis' NOPERM words when one is refused. */
 sc_status sc__remote_check_perms(sc__remote *r, int saver, char *err, size_t errlen);
 
+/* Redis' maxmemory-policy (CONFIG GET) into buf, for sc_open's warning about
+ * policies that evict synccache's own keys. Best effort: 0 with buf, or -1
+ * (CONFIG refused by an ACL, renamed away, Redis down): nothing to say. */
+int sc__remote_eviction_policy(sc__remote *r, char *buf, size_t cap);
+
 /* What a confirm found in a key's value hash. */
 enum {
     SC__CONFIRM_CHANGED, /* other bytes at that version, or gone */

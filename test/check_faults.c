@@ -1215,6 +1215,44 @@ START_TEST(full_redis_during_a_load_leaves_no_lock)
 }
 END_TEST
 
+/* A Redis that may evict any key (allkeys-*) costs what the README lists;
+ * sc_open says so once in a WARN line, and says nothing under noeviction. */
+typedef struct warn_log {
+    pthread_mutex_t mu;
+    int policy_warnings;
+} warn_log;
+
+static void count_policy_warnings(sc_log_level level, const char *msg, void *ud)
+{
+    warn_log *w = ud;
+    if (level == SC_LOG_WARN && strstr(msg, "maxmemory-policy is allkeys-lru")) {
+        pthread_mutex_lock(&w->mu);
+        w->policy_warnings++;
+        pthread_mutex_unlock(&w->mu);
+    }
+}
+
+static int policy_warnings_at_open(const char *policy)
+{
+    ck_assert_int_eq(sc_test_redis_cmd(&g_redis, "CONFIG SET maxmemory-policy %s", policy), 0);
+    warn_log w = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    sc_options o = test_options(NS("policy"), NULL);
+    o.log_fn = count_policy_warnings;
+    o.log_ud = &w;
+    sc_cache *c = test_open(&o);
+    sc_close(c);
+    ck_assert_int_eq(sc_test_redis_cmd(&g_redis, "CONFIG SET maxmemory-policy noeviction"), 0);
+    return w.policy_warnings;
+}
+
+START_TEST(allkeys_policy_warned_at_open)
+{
+    ck_assert_int_eq(policy_warnings_at_open("allkeys-lru"), 1);
+    ck_assert_int_eq(policy_warnings_at_open("volatile-lru"), 0);
+    ck_assert_int_eq(policy_warnings_at_open("noeviction"), 0);
+}
+END_TEST
+
 static Suite *faults_suite(void)
 {
     Suite *s = suite_create("faults");
@@ -1250,6 +1288,7 @@ static Suite *faults_suite(void)
     TCase *te = tcase_create("evicted");
     tcase_set_timeout(te, 60);
     tcase_add_test(te, meta_evicted_keeps_tag_invalidation);
+    tcase_add_test(te, allkeys_policy_warned_at_open);
     suite_add_tcase(s, te);
     return s;
 }

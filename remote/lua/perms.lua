@@ -27,7 +27,7 @@ local checks = {
   {vk, 'HKEYS', vk}, {vk, 'PERSIST', vk}, {vk, 'PEXPIRE', vk, '1'}, {vk, 'PTTL', vk},
   {seq, 'GET', seq}, {seq, 'SET', seq, '1'}, {seq, 'INCR', seq}, {seq, 'DECR', seq},
   {meta, 'TYPE', meta}, {meta, 'HGET', meta, 'f'}, {meta, 'HMGET', meta, 'f'}, {meta, 'HSET', meta, 'f', 'v'},
-  {meta, 'HSETNX', meta, 'f', 'v'},
+  {meta, 'HSETNX', meta, 'f', 'v'}, {meta, 'HEXISTS', meta, 'f'},
   {log, 'TYPE', log}, {log, 'XADD', log, 'MAXLEN', '~', '1', '1-0', 'e', 'x'}, {log, 'XRANGE', log, '-', '+'},
   {log, 'XREVRANGE', log, '+', '-'},
   {tags, 'TYPE', tags}, {tags, 'HGET', tags, 'f'}, {tags, 'HSET', tags, 'f', 'v'}, {tags, 'UNLINK', tags},
