@@ -307,6 +307,66 @@ START_TEST(grace_with_redis_stopped)
 }
 END_TEST
 
+/* The hook of grace_copy_never_outlives_its_redis_grace: the install of
+ * "late" (after its load stored it) waits until Redis no longer holds the
+ * key, so every ms of its grace is spent between the store and the install. */
+static sc_test_redis *g_late_redis;
+static atomic_int g_late_armed;
+
+static int wait_for_redis_expiry(const char *key, const void *val, size_t len, uint64_t version, void **out,
+                                 size_t *out_len, void *ud)
+{
+    (void)val, (void)len, (void)version, (void)out, (void)out_len, (void)ud;
+    if (strcmp(key, "late") != 0 || !atomic_exchange(&g_late_armed, 0))
+        return 0;
+    for (int i = 0; i < 1000; i++) {
+        char *v = test_redis_value_on(g_late_redis, NS("grace_late"), "late");
+        int gone = strcmp(v, "<none>") == 0;
+        free(v);
+        if (gone)
+            break;
+        test_sleep_ms(10);
+    }
+    return 0;
+}
+
+/* A graced copy never outlives the grace Redis gave the key: like a local
+ * copy's TTL, its fresh time and grace count from before the Redis call
+ * that reported them, not from its install. Here the install (held in the
+ * on_set_local hook) comes after Redis expired the key: with Redis then
+ * down, the fetch must not answer the grace table's copy. */
+START_TEST(grace_copy_never_outlives_its_redis_grace)
+{
+    sc_test_redis red;
+    ck_assert_int_eq(sc_test_redis_start(&red, "--save \"\" --appendonly no"), 0);
+    g_late_redis = &red;
+    sc_options o = opts(NS("grace_late"), "a");
+    o.redis_port = red.port;
+    o.redis_timeout_ms = 300;
+    o.heartbeat_interval_ms = 50;
+    o.heartbeat_timeout_ms = 200;
+    o.on_set_local = wait_for_redis_expiry;
+    sc_cache *a = test_open(&o);
+    source s;
+    source_init(&s, "v1");
+    sc_fetch_opts fo = fetch_opts_ttl(200);
+    fo.grace_ms = 3000;
+    atomic_store(&g_late_armed, 1);
+    ck_assert_int_eq(fetch_ex(a, "late", &fo, &s).st, SC_OK);
+    char *in_redis = test_redis_value_on(&red, NS("grace_late"), "late");
+    ck_assert_str_eq(in_redis, "<none>"); /* its grace ended in the hook */
+    free(in_redis);
+    sc_test_redis_kill(&red);
+    WAIT_UNTIL(test_stats(a).synced == 0, 3000);
+    ck_assert_uint_eq(test_stats(a).synced, 0);
+    result r = fetch_ex(a, "late", &fo, &s);
+    ck_assert_msg(r.st == SC_ERR_REMOTE || r.st == SC_ERR_TIMEOUT,
+                  "a graced copy outlived its grace in Redis: the fetch answered %s", r.got);
+    sc_close(a);
+    sc_test_redis_stop(&red);
+}
+END_TEST
+
 /* ----------------------------------------------------------- timeouts -- */
 
 /* Where the soft-timeout tests start: k loaded on a with a 200 ms TTL and a
@@ -1555,6 +1615,7 @@ static Suite *resilience_suite(void)
     tcase_add_test(tc, grace_with_failing_loader);
     tcase_add_test(tc, grace_never_older_than_a_write);
     tcase_add_test(tc, grace_with_redis_stopped);
+    tcase_add_test(tc, grace_copy_never_outlives_its_redis_grace);
     tcase_add_test(tc, soft_timeout_serves_graced_and_stores_later);
     tcase_add_test(tc, soft_timeout_background_load_never_over_newer_write);
     tcase_add_test(tc, hard_timeout);

@@ -234,14 +234,15 @@ static void note_graced(call *cl, fkey *k, sc__fetch_item *it, uint64_t known)
     if (!v)
         return;
     v = sc__fetch_hooked(c, k, v);
-    uint64_t now = sc__now_ms();
+    /* (its grace counts from the read, not from after the hook) */
+    uint64_t since = cl->sent_ms, now = sc__now_ms();
     sc_value_release(k->graced);
     k->graced = v;
-    k->graced_fresh_end = now - (it->past_ms < now ? it->past_ms : 0);
-    k->graced_until = it->grace_pttl_ms >= 0 ? now + (uint64_t)it->grace_pttl_ms : UINT64_MAX;
+    k->graced_fresh_end = since - (it->past_ms < since ? it->past_ms : 0);
+    k->graced_until = it->grace_pttl_ms >= 0 ? since + (uint64_t)it->grace_pttl_ms : UINT64_MAX;
     k->graced_known = known;
     sc__fetch_grace_put(c, k->key, k->klen, k->hash, v, known, 0, it->past_ms,
-                        it->grace_pttl_ms >= 0 ? (uint64_t)it->grace_pttl_ms : UINT64_MAX / 2);
+                        it->grace_pttl_ms >= 0 ? (uint64_t)it->grace_pttl_ms : UINT64_MAX / 2, since);
     sc__tags_note(c, k->key, k->klen, k->hash, it->version, known, it->tags, it->tags_len);
     /* (only a value this call may answer: at most its grace past its TTL) */
     if (cl->soft && cl->grace && now < k->graced_fresh_end + cl->grace) {
@@ -489,7 +490,7 @@ static int lead_locked(call *cl, const sc__remote_fetch_call *rc)
                 v = sc__fetch_install_read(c, k, v, it->pttl_ms, cl->sent_ms, known);
                 if (it->grace_pttl_ms >= 0)
                     sc__fetch_grace_put(c, k->key, k->klen, k->hash, v, known, it->pttl_ms, 0,
-                                        (uint64_t)it->grace_pttl_ms);
+                                        (uint64_t)it->grace_pttl_ms, cl->sent_ms);
                 sc__tags_note(c, k->key, k->klen, k->hash, it->version, known, it->tags, it->tags_len);
             } else { /* outdated: served, never kept */
                 sc__local_remove(c->local, k->key, k->klen, k->hash, it->version, it->version);

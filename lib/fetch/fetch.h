@@ -222,7 +222,7 @@ void sc__fetch_neg_put(sc_cache *c, const char *key, size_t klen, uint64_t hash,
                        uint64_t ttl_ms);
 int sc__fetch_neg_get(sc_cache *c, const char *key, size_t klen, uint64_t hash, uint64_t *version);
 void sc__fetch_grace_put(sc_cache *c, const char *key, size_t klen, uint64_t hash, sc_value *v, uint64_t known,
-                         int64_t fresh_ms, uint64_t past_ms, uint64_t until_ms);
+                         int64_t fresh_ms, uint64_t past_ms, uint64_t until_ms, uint64_t since_ms);
 int sc__fetch_grace_get(sc_cache *c, const char *key, size_t klen, uint64_t hash, uint64_t grace, sc_value **out,
                         uint64_t *past);
 

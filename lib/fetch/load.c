@@ -602,7 +602,7 @@ static void settle_end(call *cl, sc_status s, const char *err)
             v = install_stored(c, k, v, it->ttl_ms, cl->sent_ms, it->res.version);
             if (it->grace_ms)
                 sc__fetch_grace_put(c, k->key, k->klen, k->hash, v, it->res.version, (int64_t)it->ttl_ms, 0,
-                                    it->ttl_ms + it->grace_ms);
+                                    it->ttl_ms + it->grace_ms, cl->sent_ms);
             sc__tags_note(c, k->key, k->klen, k->hash, it->res.version, it->res.version, cl->tags, cl->tags_len);
         } else {
             sc__local_remove(c->local, k->key, k->klen, k->hash, it->res.version, it->res.version);

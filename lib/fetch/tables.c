@@ -86,14 +86,17 @@ static grace_entry *grace_of(sc__fetch *f, const char *key, size_t klen, uint64_
 }
 
 /* Keeps v (a new reference) as key's graced value: fresh for fresh_ms more
- * (0: its TTL already ended, past_ms ago), available until_ms from now.
- * Same belief rule as sc__fetch_neg_put. */
+ * (0: its TTL already ended, past_ms ago), available until_ms more, both
+ * counted from since_ms (sc__now_ms before the Redis call that reported
+ * them: like a local copy's TTL, sc__ttl_since, the time the install took
+ * never adds to the grace). Same belief rule as sc__fetch_neg_put. */
 void sc__fetch_grace_put(sc_cache *c, const char *key, size_t klen, uint64_t hash, sc_value *v, uint64_t known,
-                         int64_t fresh_ms, uint64_t past_ms, uint64_t until_ms)
+                         int64_t fresh_ms, uint64_t past_ms, uint64_t until_ms, uint64_t since_ms)
 {
     sc__fetch *f = c->fetch;
-    if (!v || !until_ms || !sc__fetch_synced(c) || known < sc__local_floor(c->local, hash))
-        return;
+    if (!v || !until_ms || since_ms + until_ms <= sc__now_ms() || !sc__fetch_synced(c) ||
+        known < sc__local_floor(c->local, hash))
+        return; /* (or its grace ended already) */
     size_t sz = sc_value_size(v) + klen;
     if (f->grace_max_bytes && sz > f->grace_max_bytes / 16)
         return; /* one value may take a sixteenth of the table's bytes */
@@ -102,7 +105,6 @@ void sc__fetch_grace_put(sc_cache *c, const char *key, size_t klen, uint64_t has
         return;
     memcpy(k, key, klen);
     k[klen] = '\0';
-    uint64_t now = sc__now_ms();
     pthread_mutex_lock(&f->grace_mu);
     if (!f->grace && !(f->grace = calloc(GRACE_SLOTS, sizeof *f->grace))) {
         pthread_mutex_unlock(&f->grace_mu);
@@ -126,8 +128,8 @@ void sc__fetch_grace_put(sc_cache *c, const char *key, size_t klen, uint64_t has
         free(k);
         return;
     }
-    uint64_t fresh_end = fresh_ms > 0 ? now + (uint64_t)fresh_ms : now - (past_ms < now ? past_ms : 0);
-    *e = (grace_entry){k, klen, hash, sc__value_ref(v), known, fresh_end, now + until_ms};
+    uint64_t fresh_end = fresh_ms > 0 ? since_ms + (uint64_t)fresh_ms : since_ms - (past_ms < since_ms ? past_ms : 0);
+    *e = (grace_entry){k, klen, hash, sc__value_ref(v), known, fresh_end, since_ms + until_ms};
     f->grace_bytes += sz;
     pthread_mutex_unlock(&f->grace_mu);
 }
