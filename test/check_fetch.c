@@ -939,6 +939,63 @@ START_TEST(slow_loader_alone_stores_strong)
 }
 END_TEST
 
+/* A value marked outdated by sc_tag_deleted is readable to eventual fetches
+ * for tag_delete_delay_ms, then removed: a load lock taken on it (a load
+ * that outlived lock_ttl_ms, then another pod's after the lapse) must not
+ * keep it answerable past that. lock_ttl_ms < tag_delete_delay_ms <
+ * 10 x lock_ttl_ms: the lock-only hash's longer life must not become the
+ * outdated value's. */
+START_TEST(outdated_value_not_served_past_its_delay)
+{
+    const char *ns = NS("outdated_delay");
+    sc_options o = test_options(ns, "a");
+    o.lock_ttl_ms = 400;
+    o.tag_delete_delay_ms = 1000;
+    o.consistency = SC_EVENTUAL;
+    sc_cache *a = test_open(&o);
+    o.pod_id = "b";
+    sc_cache *b = test_open(&o);
+    o.pod_id = "d";
+    sc_cache *d = test_open(&o);
+    ck_assert_int_eq(sc_set(a, "k", "old", 3, 0), SC_OK);
+    ck_assert_int_eq(sc_tag_deleted(a, "k"), SC_OK);
+    long long tagged = test_now_ms();
+    /* b's load takes the lock on the outdated value and outlives it. */
+    source sb;
+    source_init(&sb, "from-b");
+    sb.delay_ms = 2500;
+    fetcher fb = {.pod = b, .key = "k", .src = &sb};
+    pthread_t tb = start_fetcher(&fb);
+    while (test_now_ms() < tagged + 1200)
+        test_sleep_ms(10); /* past tag_delete_delay_ms and b's lock */
+    /* d takes the lapsed lock: a load in flight again. */
+    source sd;
+    source_init(&sd, "from-d");
+    sd.delay_ms = 1500;
+    fetcher fd = {.pod = d, .key = "k", .src = &sd};
+    pthread_t td = start_fetcher(&fd);
+    sc_fetch_opts fo;
+    sc_fetch_opts_init(&fo);
+    fo.hard_timeout_ms = 200;
+    source sa;
+    source_init(&sa, "from-a");
+    sc_value *v = NULL;
+    sc_status st = sc_fetch_ex(a, "k", &fo, load_source, &sa, &v, NULL);
+    char got[64] = "";
+    if (v)
+        snprintf(got, sizeof got, "%.*s", (int)sc_value_size(v), (const char *)sc_value_data(v));
+    sc_value_release(v);
+    ck_assert_msg(!(st == SC_OK && strcmp(got, "old") == 0),
+                  "the outdated value was served %lld ms after sc_tag_deleted (tag_delete_delay_ms 1000)",
+                  test_now_ms() - tagged);
+    pthread_join(tb, NULL);
+    pthread_join(td, NULL);
+    sc_close(a);
+    sc_close(b);
+    sc_close(d);
+}
+END_TEST
+
 /* ------------------------------------------------------- window stats -- */
 
 static sc_status load_fail(const char *key, sc_loaded *slot, void *ud)
@@ -1599,6 +1656,7 @@ static Suite *fetch_suite(void)
     tcase_set_timeout(tl, 60);
     tcase_add_test(tl, slow_loader_alone_stores_eventual);
     tcase_add_test(tl, slow_loader_alone_stores_strong);
+    tcase_add_test(tl, outdated_value_not_served_past_its_delay);
     suite_add_tcase(s, tl);
     return s;
 }

@@ -127,7 +127,7 @@ for i = 3, #KEYS do
     if h[5] and not dead and lu and lu > now then
       -- (never a value past its fresh time: it is only kept for
       -- stale-if-error answers)
-      if ARGV[3] == '1' and h[1] and h[4] and ver and not graced then
+      if ARGV[3] == '1' and h[1] and h[4] and ver and not graced and (h[4] == '1' or tonumber(h[4]) > now) then
         r = {'s', h[1], h[2], h[6]}
       else
         r = {'w', h[6]}
@@ -154,8 +154,16 @@ for i = 3, #KEYS do
         redis.call('HSET', k, unpack(lock))
       end
       -- (a lock only stretches a TTL; it gives none to a number kept for ever)
+      -- An outdated value stays answerable only for what was left of its
+      -- tag_delete_delay_ms: stretched for the lock, its hash notes when
+      -- that ends (outdated = Redis ms), as grace_until does for a grace.
       local pt = redis.call('PTTL', k)
-      if pt < keep and not kept then redis.call('PEXPIRE', k, string.format('%d', keep)) end
+      if pt < keep and not kept then
+        if not dead and h[1] and h[4] == '1' and pt > 0 then
+          redis.call('HSET', k, 'outdated', string.format('%d', now + pt))
+        end
+        redis.call('PEXPIRE', k, string.format('%d', keep))
+      end
       r = {'l'}
     end
     if graced and not dead and not h[4] and h[1] and ver and not (gu and gu <= now) then
