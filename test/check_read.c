@@ -528,8 +528,7 @@ START_TEST(item_above_a_shard_share_is_refused_with_the_share_named)
     o.role = SC_ROLE_READER;
     sc_cache *r = test_open(&o);
     ck_assert_int_eq(sc_set(r, "mine", big, BIG, 0), SC_ERR_TOO_LARGE);
-    ck_assert_msg(strstr(sc_errmsg(r), "share of local_max_bytes (1048576 bytes") != NULL, "message: %s",
-                  sc_errmsg(r));
+    ck_assert_msg(strstr(sc_errmsg(r), "share of local_max_bytes (1048576 bytes") != NULL, "message: %s", sc_errmsg(r));
     ck_assert(!test_held(r, "mine"));
     ck_assert_int_eq(sc_set(r, "mine", big, SMALL, 0), SC_OK);
     ck_assert(test_held(r, "mine"));

@@ -604,9 +604,10 @@ SC_EXPORT void sc_stats_get(sc_cache *c, sc_stats *out);
 
 /* Prometheus text exposition format 0.0.4 of every field of sc_stats
  * (counters as "synccache_<field>_total"; local_entries, local_bytes, synced,
- * last_seq, behind_pending, behind_oldest_ms and tracking_active as gauges), with # HELP and # TYPE for each family and the
- * labels ns and pod (values escaped; a byte that is not UTF-8 there becomes
- * U+FFFD), plus three histograms in seconds:
+ * last_seq, behind_pending, behind_oldest_ms and tracking_active as
+ * gauges), with # HELP and # TYPE for each family and the labels ns and pod
+ * (values escaped; a byte that is not UTF-8 there becomes U+FFFD), plus
+ * three histograms in seconds:
  *   synccache_remote_get_duration_seconds  the Redis read of a get;
  *   synccache_remote_set_duration_seconds  the write script of a set;
  *   synccache_propagation_delay_seconds    an event's Redis publish time to
