@@ -446,6 +446,19 @@ static int slow_hook(const char *key, const void *val, size_t len, uint64_t vers
     return 0;
 }
 
+/* key is gone from Redis (its TTL ended) and pod c does not answer it from
+ * a local copy either; what names the path that installed the copy. */
+static void assert_expired_on(sc_cache *c, const char *key, const char *what)
+{
+    char *in_redis = test_redis_value(NS("ttlfrom"), key);
+    ck_assert_str_eq(in_redis, "<none>");
+    free(in_redis);
+    sc_value *v = NULL;
+    sc_status s = sc_get(c, key, &v);
+    sc_value_release(v);
+    ck_assert_msg(s == SC_NOT_FOUND, "%s's copy outlived the key: sc_get answered %s", what, sc_strerror(s));
+}
+
 /* A local copy never outlives its key in Redis: its TTL counts from the
  * Redis read (or the event) that reported it, not from its install, so
  * time spent in between (here an on_set_local hook slower than the TTL)
@@ -465,39 +478,21 @@ START_TEST(local_copy_never_outlives_its_redis_ttl)
     sc_value *v = NULL;
     ck_assert_int_eq(sc_get(a, "slow-read", &v), SC_OK); /* read in time */
     sc_value_release(v);
-    char *in_redis = test_redis_value(NS("ttlfrom"), "slow-read");
-    ck_assert_str_eq(in_redis, "<none>"); /* its TTL ended in the hook */
-    free(in_redis);
-    v = NULL;
-    sc_status s = sc_get(a, "slow-read", &v);
-    sc_value_release(v);
-    ck_assert_msg(s == SC_NOT_FOUND, "a Redis read's copy outlived the key: sc_get answered %s", sc_strerror(s));
+    assert_expired_on(a, "slow-read", "a Redis read"); /* its TTL ended in the hook */
 
     /* An event: b's set, 100 ms left, installed after the hook. */
     int calls = atomic_load(&slow_hook_calls);
     ck_assert_int_eq(sc_set(b, "slow-event", "w", 1, 100), SC_OK);
     while (atomic_load(&slow_hook_calls) == calls)
         test_sleep_ms(5);
-    in_redis = test_redis_value(NS("ttlfrom"), "slow-event");
-    ck_assert_str_eq(in_redis, "<none>");
-    free(in_redis);
-    v = NULL;
-    s = sc_get(a, "slow-event", &v);
-    sc_value_release(v);
-    ck_assert_msg(s == SC_NOT_FOUND, "an event's copy outlived the key: sc_get answered %s", sc_strerror(s));
+    assert_expired_on(a, "slow-event", "an event");
 
     /* sc_fetch's read of a value Redis holds. */
     ck_assert_int_eq(sc_set_invalidate(b, "slow-fetch", "x", 1, 100), SC_OK);
     v = NULL;
     ck_assert_int_eq(sc_fetch(a, "slow-fetch", 0, load_fails, NULL, &v), SC_OK);
     sc_value_release(v);
-    in_redis = test_redis_value(NS("ttlfrom"), "slow-fetch");
-    ck_assert_str_eq(in_redis, "<none>");
-    free(in_redis);
-    v = NULL;
-    s = sc_get(a, "slow-fetch", &v);
-    sc_value_release(v);
-    ck_assert_msg(s == SC_NOT_FOUND, "a fetch's copy outlived the key: sc_get answered %s", sc_strerror(s));
+    assert_expired_on(a, "slow-fetch", "a fetch");
     sc_close(a);
     sc_close(b);
 }
