@@ -202,6 +202,19 @@ SC_EXPORT sc_status sc_open(const sc_options *o, sc_cache **out)
     return sc__cache_open(o, NULL, out);
 }
 
+/* Nothing refuses a Redis that may evict any key, but what it costs
+ * (README, "Redis' eviction policy") is worth one line at open. */
+void sc__warn_eviction_policy(sc_cache *c)
+{
+    char policy[64];
+    if (sc__remote_eviction_policy(c->remote, policy, sizeof policy) == 0 && strncmp(policy, "allkeys-", 8) == 0)
+        sc__log(c, SC_LOG_WARN,
+                "pod %s: Redis maxmemory-policy is %s: Redis may evict synccache's own keys and values without a "
+                "TTL (compare-and-set numbers fall back, write-behind writes are lost); use noeviction or "
+                "volatile-* (README, \"Redis' eviction policy\")",
+                c->opt.pod_id, policy);
+}
+
 sc_status sc__cache_open(const sc_options *o, sc_cache *outer, sc_cache **out)
 {
     char err[SC__ERRLEN];
@@ -330,15 +343,8 @@ sc_status sc__cache_open(const sc_options *o, sc_cache *outer, sc_cache **out)
         return sc__fail(NULL, s, "sc_open: write-behind: %s", err);
     }
     sc__log(c, SC_LOG_INFO, "pod %s open on namespace %s", opt->pod_id, opt->ns);
-    /* Nothing refuses a Redis that may evict any key, but what it costs
-     * (README, "Redis' eviction policy") is worth one line at open. */
-    char policy[64];
-    if (sc__remote_eviction_policy(c->remote, policy, sizeof policy) == 0 && strncmp(policy, "allkeys-", 8) == 0)
-        sc__log(c, SC_LOG_WARN,
-                "pod %s: Redis maxmemory-policy is %s: Redis may evict synccache's own keys and values without a "
-                "TTL (compare-and-set numbers fall back, write-behind writes are lost); use noeviction or "
-                "volatile-* (README, \"Redis' eviction policy\")",
-                opt->pod_id, policy);
+    if (!outer)
+        sc__warn_eviction_policy(c);
     *out = c;
     return SC_OK;
 }

@@ -211,6 +211,9 @@ void sc__parts_stats(sc_cache *c, sc_stats *out);
 /* errors.c: record a failure for sc_errmsg and return s. */
 sc_status sc__fail(const sc_cache *c, sc_status s, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 void sc__log(const sc_cache *c, sc_log_level level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* sc_open's one WARN line when Redis' maxmemory-policy is allkeys-* (once
+ * per pod: cache.c for an unpartitioned one, partition.c on partition 0). */
+void sc__warn_eviction_policy(sc_cache *c);
 
 /* options.c */
 sc_status sc__options_check(const sc_options *o, char *err, size_t errlen);

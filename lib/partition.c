@@ -107,6 +107,7 @@ sc_status sc__parts_open(const sc_options *o, sc_cache **out)
             return sc__fail(NULL, s, "%s (partition %u of %u)", err, p, o->partitions);
         }
     }
+    sc__warn_eviction_policy(c->part[0]);
     *out = c;
     return SC_OK;
 }

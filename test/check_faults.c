@@ -1029,37 +1029,6 @@ START_TEST(piped_write_reply_lost_is_not_rerun)
 }
 END_TEST
 
-/* Fills r (noeviction) until a plain SET is refused with OOM, then puts the
- * limit a little below what is used so that it stays full. */
-static void fill_redis(const sc_test_redis *r)
-{
-    redisContext *rc = sc_test_redis_connect(r);
-    ck_assert_ptr_nonnull(rc);
-    redisReply *rep = redisCommand(rc, "INFO memory");
-    const char *um = strstr(rep->str, "used_memory:");
-    ck_assert_ptr_nonnull(um);
-    unsigned long long used = strtoull(um + strlen("used_memory:"), NULL, 10);
-    freeReplyObject(rep);
-    unsigned long long limit = used + 256 * 1024;
-    freeReplyObject(redisCommand(rc, "CONFIG SET maxmemory-policy noeviction"));
-    freeReplyObject(redisCommand(rc, "CONFIG SET maxmemory %llu", limit));
-    static char fill[8192];
-    memset(fill, 'f', sizeof fill);
-    int full = 0;
-    for (int i = 0; i < 100000 && !full; i++) {
-        rep = redisCommand(rc, "SET fill:%d %b", i, fill, sizeof fill);
-        full = rep->type == REDIS_REPLY_ERROR && strstr(rep->str, "OOM");
-        freeReplyObject(rep);
-    }
-    ck_assert_msg(full, "could not fill Redis up to maxmemory");
-    rep = redisCommand(rc, "INFO memory");
-    um = strstr(rep->str, "used_memory:");
-    used = strtoull(um + strlen("used_memory:"), NULL, 10);
-    freeReplyObject(rep);
-    freeReplyObject(redisCommand(rc, "CONFIG SET maxmemory %llu", used - 128 * 1024));
-    redisFree(rc);
-}
-
 static sc_status never_called_batch(const char *const *keys, size_t n, sc_loaded *const *slots, void *ud)
 {
     (void)keys;
@@ -1100,7 +1069,7 @@ START_TEST(fetch_reads_a_full_redis)
     WAIT_UNTIL(test_held(st, "k"), 3000);
     ck_assert(test_held(st, "k"));
     sc_cache *b = pod_on(&r, ns, "b", SC_DISCONNECT_BYPASS, 50);
-    fill_redis(&r);
+    ck_assert_int_eq(sc_test_redis_fill(&r), 0);
 
     int calls = 0;
     sc_value *v = NULL;
@@ -1216,7 +1185,8 @@ START_TEST(full_redis_during_a_load_leaves_no_lock)
 END_TEST
 
 /* A Redis that may evict any key (allkeys-*) costs what the README lists;
- * sc_open says so once in a WARN line, and says nothing under noeviction. */
+ * sc_open says so once in a WARN line (a partitioned pod too, not once per
+ * partition), and says nothing under noeviction. */
 typedef struct warn_log {
     pthread_mutex_t mu;
     int policy_warnings;
@@ -1232,11 +1202,12 @@ static void count_policy_warnings(sc_log_level level, const char *msg, void *ud)
     }
 }
 
-static int policy_warnings_at_open(const char *policy)
+static int policy_warnings_at_open(const char *policy, unsigned partitions)
 {
     ck_assert_int_eq(sc_test_redis_cmd(&g_redis, "CONFIG SET maxmemory-policy %s", policy), 0);
     warn_log w = {.mu = PTHREAD_MUTEX_INITIALIZER};
-    sc_options o = test_options(NS("policy"), NULL);
+    sc_options o = test_options(partitions > 1 ? NS("policy_parts") : NS("policy"), NULL);
+    o.partitions = partitions;
     o.log_fn = count_policy_warnings;
     o.log_ud = &w;
     sc_cache *c = test_open(&o);
@@ -1247,9 +1218,10 @@ static int policy_warnings_at_open(const char *policy)
 
 START_TEST(allkeys_policy_warned_at_open)
 {
-    ck_assert_int_eq(policy_warnings_at_open("allkeys-lru"), 1);
-    ck_assert_int_eq(policy_warnings_at_open("volatile-lru"), 0);
-    ck_assert_int_eq(policy_warnings_at_open("noeviction"), 0);
+    ck_assert_int_eq(policy_warnings_at_open("allkeys-lru", 1), 1);
+    ck_assert_int_eq(policy_warnings_at_open("allkeys-lru", 4), 1);
+    ck_assert_int_eq(policy_warnings_at_open("volatile-lru", 1), 0);
+    ck_assert_int_eq(policy_warnings_at_open("noeviction", 1), 0);
 }
 END_TEST
 

@@ -714,6 +714,30 @@ static void stall_on_x(const sc_event_info *ev, void *ud)
     atomic_store(&g_stalled, 0);
 }
 
+/* b's sync thread held in stall_on_x (a's write of "x" delivered to it) and
+ * every subscription on r dropped: b misses what is published from now on. */
+static void stall_subscriber(sc_test_redis *r, sc_cache *a)
+{
+    atomic_store(&g_stall, 1);
+    ck_assert_int_eq(sc_set(a, "x", "1", 1, 0), SC_OK);
+    WAIT_UNTIL(atomic_load(&g_stalled), 3000);
+    ck_assert_int_eq(atomic_load(&g_stalled), 1);
+    ck_assert_int_eq(sc_test_redis_cmd(r, "CLIENT KILL TYPE pubsub"), 0);
+}
+
+/* The rollback: r restarted from its last SAVE (k back to "base"), then b's
+ * sync thread let go, and b resubscribed. */
+static void roll_back_and_resync(sc_test_redis *r, const char *ns, sc_cache *b)
+{
+    sc_test_redis_kill(r);
+    ck_assert_int_eq(sc_test_redis_start_again(r), 0);
+    TEST_ASSERT_STR_FREED(test_redis_value_on(r, ns, "k"), "base", "k");
+    uint64_t reconnects = test_stats(b).reconnects;
+    atomic_store(&g_stall, 0);
+    WAIT_UNTIL(test_stats(b).synced && test_stats(b).reconnects > reconnects, 5000);
+    ck_assert(test_stats(b).synced && test_stats(b).reconnects > reconnects);
+}
+
 static sc_status load_nothing(const char *key, sc_loaded *slot, void *ud)
 {
     (void)key;
@@ -740,11 +764,7 @@ static void no_aba_after_a_read_of_a_lost_write(const char *ns, int fetch)
     o.redis_port = r.port;
     o.on_event = stall_on_x;
     sc_cache *b = test_open(&o);
-    atomic_store(&g_stall, 1);
-    ck_assert_int_eq(sc_set(a, "x", "1", 1, 0), SC_OK);
-    WAIT_UNTIL(atomic_load(&g_stalled), 3000);
-    ck_assert_int_eq(atomic_load(&g_stalled), 1);
-    ck_assert_int_eq(sc_test_redis_cmd(&r, "CLIENT KILL TYPE pubsub"), 0);
+    stall_subscriber(&r, a);
     ck_assert_int_eq(sc_set(a, "k", "base", 4, 0), SC_OK);
     ck_assert_int_eq(sc_test_redis_cmd(&r, "SAVE"), 0);
     ck_assert_int_eq(sc_set(a, "k", "lost", 4, 0), SC_OK);
@@ -759,13 +779,7 @@ static void no_aba_after_a_read_of_a_lost_write(const char *ns, int fetch)
     ck_assert_ptr_nonnull(out[0]);
     ck_assert_uint_eq(sc_value_version(out[0]), lost);
     sc_value_release(out[0]);
-    sc_test_redis_kill(&r);
-    ck_assert_int_eq(sc_test_redis_start_again(&r), 0);
-    TEST_ASSERT_STR_FREED(test_redis_value_on(&r, ns, "k"), "base", "k");
-    uint64_t reconnects = test_stats(b).reconnects;
-    atomic_store(&g_stall, 0);
-    WAIT_UNTIL(test_stats(b).synced && test_stats(b).reconnects > reconnects, 5000);
-    ck_assert(test_stats(b).synced && test_stats(b).reconnects > reconnects);
+    roll_back_and_resync(&r, ns, b);
     sc_cache *c = pod_on(&r, ns, "c");
     ck_assert_int_eq(sc_set(c, "k", "new", 3, 0), SC_OK);
     ck_assert_uint_gt(version_of(c, "k"), lost);
@@ -844,11 +858,7 @@ START_TEST(no_aba_after_a_save_of_a_lost_write)
     o.save_fn = save_row;
     o.writeback_interval_ms = 20;
     sc_cache *b = test_open(&o);
-    atomic_store(&g_stall, 1);
-    ck_assert_int_eq(sc_set(a, "x", "1", 1, 0), SC_OK);
-    WAIT_UNTIL(atomic_load(&g_stalled), 3000);
-    ck_assert_int_eq(atomic_load(&g_stalled), 1);
-    ck_assert_int_eq(sc_test_redis_cmd(&r, "CLIENT KILL TYPE pubsub"), 0);
+    stall_subscriber(&r, a);
     ck_assert_int_eq(sc_set_behind(a, "k", "base", 4, 0), SC_OK);
     uint64_t base = version_of(a, "k");
     WAIT_UNTIL(row_version(NULL) == base, 3000);
@@ -858,13 +868,7 @@ START_TEST(no_aba_after_a_save_of_a_lost_write)
     sc_close(a);
     WAIT_UNTIL(row_version(NULL) == lost, 3000); /* saved by b */
     ck_assert_uint_eq(row_version(NULL), lost);
-    sc_test_redis_kill(&r);
-    ck_assert_int_eq(sc_test_redis_start_again(&r), 0);
-    TEST_ASSERT_STR_FREED(test_redis_value_on(&r, ns, "k"), "base", "k");
-    uint64_t reconnects = test_stats(b).reconnects;
-    atomic_store(&g_stall, 0);
-    WAIT_UNTIL(test_stats(b).synced && test_stats(b).reconnects > reconnects, 5000);
-    ck_assert(test_stats(b).synced && test_stats(b).reconnects > reconnects);
+    roll_back_and_resync(&r, ns, b);
     sc_cache *c = pod_on(&r, ns, "c");
     ck_assert_int_eq(sc_set_behind(c, "k", "new", 3, 0), SC_OK);
     ck_assert_uint_gt(version_of(c, "k"), lost);

@@ -235,6 +235,48 @@ int sc_test_redis_cmd(const sc_test_redis *r, const char *fmt, ...)
     return rc;
 }
 
+static unsigned long long used_memory(redisContext *c)
+{
+    redisReply *rep = redisCommand(c, "INFO memory");
+    const char *um = rep && rep->type == REDIS_REPLY_STRING ? strstr(rep->str, "used_memory:") : NULL;
+    unsigned long long used = um ? strtoull(um + strlen("used_memory:"), NULL, 10) : 0;
+    if (rep)
+        freeReplyObject(rep);
+    return used;
+}
+
+int sc_test_redis_fill(const sc_test_redis *r)
+{
+    redisContext *c = sc_test_redis_connect(r);
+    if (!c)
+        return -1;
+    unsigned long long limit = used_memory(c) + 256 * 1024;
+    if (limit < 1024 * 1024)
+        limit = 1024 * 1024;
+    static const char fill[8192] = {'f'};
+    int full = 0;
+    redisReply *rep = redisCommand(c, "CONFIG SET maxmemory-policy noeviction");
+    int ok = rep && rep->type != REDIS_REPLY_ERROR;
+    if (rep)
+        freeReplyObject(rep);
+    rep = ok ? redisCommand(c, "CONFIG SET maxmemory %llu", limit) : NULL;
+    ok = rep && rep->type != REDIS_REPLY_ERROR;
+    if (rep)
+        freeReplyObject(rep);
+    for (int i = 0; ok && i < 100000 && !full; i++) {
+        rep = redisCommand(c, "SET fill:%d %b", i, fill, sizeof fill);
+        if (!rep)
+            break;
+        full = rep->type == REDIS_REPLY_ERROR && strstr(rep->str, "OOM");
+        freeReplyObject(rep);
+    }
+    unsigned long long used = full ? used_memory(c) : 0;
+    if (used > 128 * 1024)
+        freeReplyObject(redisCommand(c, "CONFIG SET maxmemory %llu", used - 128 * 1024));
+    redisFree(c);
+    return full && used > 128 * 1024 ? 0 : -1;
+}
+
 int sc_test_black_hole(int *port)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);

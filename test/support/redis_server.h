@@ -47,6 +47,13 @@ redisContext *sc_test_redis_connect_addr(const char *host, int port);
  * without an error reply. */
 int sc_test_redis_cmd(const sc_test_redis *r, const char *fmt, ...);
 
+/* Makes r full: maxmemory a little above what it uses (at least 1 MB),
+ * policy noeviction, filled with plain SETs until one is refused with OOM,
+ * then the limit put a little below the filled level (what is used moves
+ * with every client's buffers) so that it stays full. 0, or -1 when Redis
+ * could not be filled. */
+int sc_test_redis_fill(const sc_test_redis *r);
+
 /* A loopback listener that never accepts: the kernel completes the
  * handshake from the backlog, so a client connects and then never hears
  * back (a hung host, a paused process). Its fd (close it when done) and
